@@ -1,0 +1,74 @@
+/* lzmalloc: a fast, lean and hardened malloc for Linux servers.
+ *
+ * This is the whole public interface. Loading liblzmalloc (LD_PRELOAD or by
+ * linking) also replaces the standard malloc family; the lz_ names below are
+ * always available, with the same semantics as their standard counterparts
+ * (glibc's, including errno and edge cases).
+ */
+#ifndef LZMALLOC_H
+#define LZMALLOC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define LZMALLOC_VERSION_MAJOR 0
+#define LZMALLOC_VERSION_MINOR 1
+#define LZMALLOC_VERSION_PATCH 0
+#define LZMALLOC_VERSION "0.1.0"
+
+#if defined(__GNUC__)
+#define LZ_ATTR_MALLOC __attribute__((malloc))
+#define LZ_ATTR_ALLOC_SIZE(...) __attribute__((alloc_size(__VA_ARGS__)))
+#define LZ_ATTR_NOTHROW __attribute__((nothrow))
+#else
+#define LZ_ATTR_MALLOC
+#define LZ_ATTR_ALLOC_SIZE(...)
+#define LZ_ATTR_NOTHROW
+#endif
+
+/* The allocation API (same contracts as malloc(3) and friends). */
+void *lz_malloc(size_t size) LZ_ATTR_NOTHROW LZ_ATTR_MALLOC LZ_ATTR_ALLOC_SIZE(1);
+void *lz_calloc(size_t n, size_t size) LZ_ATTR_NOTHROW LZ_ATTR_MALLOC LZ_ATTR_ALLOC_SIZE(1, 2);
+void *lz_realloc(void *p, size_t size) LZ_ATTR_NOTHROW LZ_ATTR_ALLOC_SIZE(2);
+void *lz_reallocarray(void *p, size_t n, size_t size) LZ_ATTR_NOTHROW LZ_ATTR_ALLOC_SIZE(2, 3);
+void lz_free(void *p) LZ_ATTR_NOTHROW;
+void lz_free_sized(void *p, size_t size) LZ_ATTR_NOTHROW;
+void lz_free_aligned_sized(void *p, size_t alignment, size_t size) LZ_ATTR_NOTHROW;
+void *lz_aligned_alloc(size_t alignment, size_t size) LZ_ATTR_NOTHROW LZ_ATTR_MALLOC LZ_ATTR_ALLOC_SIZE(2);
+void *lz_memalign(size_t alignment, size_t size) LZ_ATTR_NOTHROW LZ_ATTR_MALLOC LZ_ATTR_ALLOC_SIZE(2);
+int lz_posix_memalign(void **out, size_t alignment, size_t size) LZ_ATTR_NOTHROW;
+void *lz_valloc(size_t size) LZ_ATTR_NOTHROW LZ_ATTR_MALLOC LZ_ATTR_ALLOC_SIZE(1);
+void *lz_pvalloc(size_t size) LZ_ATTR_NOTHROW LZ_ATTR_MALLOC;
+size_t lz_usable_size(const void *p) LZ_ATTR_NOTHROW;
+
+/* Returns idle memory to the kernel; 1 if any was released, as malloc_trim. */
+int lz_trim(size_t pad) LZ_ATTR_NOTHROW;
+
+/* Process-wide statistics, summed over all heaps when read. */
+typedef struct lz_stats_s {
+  size_t in_use;        /* bytes in live blocks (usable sizes) */
+  size_t allocated;     /* total bytes handed out since start */
+  size_t mapped;        /* bytes of address space mapped from the kernel */
+  size_t committed;     /* mapped bytes not known to be decommitted */
+  size_t resident;      /* resident set size of the process, from the kernel */
+  size_t large_in_use;  /* bytes in live blocks > 1 MiB */
+  uint64_t mallocs;     /* allocation calls served */
+  uint64_t frees;       /* free calls served */
+  uint64_t remote_frees;/* frees of blocks owned by another thread's heap */
+  uint64_t pages_purged;/* 4 KiB pages given back with madvise */
+  uint64_t chunks;      /* 2 MiB chunks currently mapped */
+  uint64_t heaps;       /* thread heaps created (live + pooled) */
+} lz_stats_t;
+
+void lz_stats_get(lz_stats_t *out) LZ_ATTR_NOTHROW;
+/* Writes a human-readable report to a file descriptor (no allocation). */
+void lz_stats_print(int fd) LZ_ATTR_NOTHROW;
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* LZMALLOC_H */
