@@ -1,0 +1,67 @@
+/* alloc.h: the inlined fast paths of malloc and free.
+ *
+ * malloc(size <= 1 KiB), budget ~12 instructions: one TLS load, one table
+ *   index, pop the head of the current span's free list. Anything else
+ *   (empty list, larger size, uninitialised thread) calls the slow path.
+ * free(p), budget ~25 instructions at LZ_SECURE 1: chunk map byte, page ->
+ *   span, owner check, block-boundary and double-free screens, push on
+ *   local_free. Foreign, remote, full-span and last-block frees go slow.
+ */
+#ifndef LZ_ALLOC_H
+#define LZ_ALLOC_H
+
+#include "internal.h"
+#include "security.h"
+#include "sizeclass.h"
+
+#define LZ_EXPORT __attribute__((visibility("default")))
+
+lz_inline void *span_pop(heap_t *heap, span_t *s) {
+  lz_block_t *b = s->free;
+  s->free = block_next(b);
+  s->used++;
+  if (LZ_SECURE) b->enc_next = 0;
+  if (LZ_STATS) { heap->stats.alloc_bytes += s->block_size; heap->stats.mallocs++; }
+  return b;
+}
+
+lz_inline void *malloc_fast(size_t size) {
+  heap_t *heap = lz_heap_tls;
+  if (lz_likely(size <= LZ_DIRECT_MAX)) {
+    span_t *s = heap->direct[(size + 15) >> 4];
+    if (lz_likely(s->free != NULL)) return span_pop(heap, s);
+  } else if (size <= LZ_SMALL_MAX) {
+    span_t *s = heap->queues[size_to_class(size)].first;
+    if (lz_likely(s != NULL && s->free != NULL)) return span_pop(heap, s);
+  }
+  return heap_malloc_slow(heap, size, false);
+}
+
+lz_inline void free_fast(void *p) {
+  uintptr_t a = (uintptr_t)p;
+  if (lz_likely(chunkmap_kind(a) == CHUNK_SPANS)) {
+    chunk_t *c = (chunk_t *)(a & ~LZ_CHUNK_MASK);
+    size_t first = c->pagemap[(a >> LZ_PAGE_SHIFT) & (LZ_CHUNK_PAGES - 1)];
+    span_t *s = &c->spans[first];
+    heap_t *heap = lz_heap_tls;
+    if (lz_likely(s->heap == heap && s->flags == 0)) {
+      lz_block_t *b = (lz_block_t *)p;
+      uint8_t *start = (uint8_t *)c + (first << LZ_PAGE_SHIFT);
+      size_t off = (size_t)(a - (uintptr_t)start);
+      if (LZ_SECURE &&
+          lz_unlikely(((off * s->magic) >> LZ_MAGIC_SHIFT) * s->block_size != off ||
+                      block_maybe_free(b, start, (size_t)s->npages << LZ_PAGE_SHIFT))) {
+        heap_free_slow(p);
+        return;
+      }
+      block_set_next(b, s->local_free);
+      s->local_free = b;
+      if (LZ_STATS) { heap->stats.free_bytes += s->block_size; heap->stats.frees++; }
+      if (lz_unlikely(--s->used == 0)) slab_retire(heap, s);
+      return;
+    }
+  }
+  heap_free_slow(p);
+}
+
+#endif /* LZ_ALLOC_H */

@@ -1,0 +1,125 @@
+/* api.c: the lz_ API (include/lzmalloc.h), with glibc's semantics.
+ *
+ * Edge cases, as glibc has them: malloc(0) returns a unique block;
+ * realloc(p, 0) frees p and returns NULL; realloc(NULL, n) is malloc(n);
+ * calloc and reallocarray overflow give NULL with ENOMEM; a failing call
+ * sets ENOMEM (EINVAL for a bad alignment) and a successful one leaves
+ * errno alone; posix_memalign returns its error and never sets errno;
+ * memalign rounds an alignment that is not a power of two up to one.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "alloc.h"
+
+LZ_EXPORT void *lz_malloc(size_t size) { return malloc_fast(size); }
+
+LZ_EXPORT void lz_free(void *p) { free_fast(p); }
+
+LZ_EXPORT void *lz_calloc(size_t n, size_t size) {
+  size_t total;
+  if (lz_unlikely(__builtin_mul_overflow(n, size, &total))) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  if (lz_likely(total <= LZ_DIRECT_MAX)) {
+    heap_t *heap = lz_heap_tls;
+    span_t *s = heap->direct[(total + 15) >> 4];
+    if (lz_likely(s->free != NULL)) {
+      void *p = span_pop(heap, s);
+      memset(p, 0, total);
+      return p;
+    }
+  }
+  return heap_malloc_slow(lz_heap_tls, total, true);
+}
+
+LZ_EXPORT void *lz_realloc(void *p, size_t size) {
+  if (p == NULL) return malloc_fast(size);
+  if (size == 0) {
+    free_fast(p);
+    return NULL;
+  }
+  return heap_realloc(p, size);
+}
+
+LZ_EXPORT void *lz_reallocarray(void *p, size_t n, size_t size) {
+  size_t total;
+  if (__builtin_mul_overflow(n, size, &total)) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  return lz_realloc(p, total);
+}
+
+LZ_EXPORT void lz_free_sized(void *p, size_t size) {
+  (void)size;
+  free_fast(p);
+}
+
+LZ_EXPORT void lz_free_aligned_sized(void *p, size_t alignment, size_t size) {
+  (void)alignment;
+  (void)size;
+  free_fast(p);
+}
+
+static inline bool is_pow2(size_t x) { return x != 0 && (x & (x - 1)) == 0; }
+
+/* alignment: a power of two. */
+static void *aligned_impl(size_t alignment, size_t size) {
+  if (alignment <= LZ_ALIGN) return malloc_fast(size);
+  return heap_malloc_aligned(lz_heap_tls, size, alignment, false);
+}
+
+LZ_EXPORT void *lz_memalign(size_t alignment, size_t size) {
+  if (alignment > SIZE_MAX / 2 + 1) {
+    errno = EINVAL;
+    return NULL;
+  }
+  if (!is_pow2(alignment)) {
+    size_t a = LZ_ALIGN;
+    while (a < alignment) a <<= 1;
+    alignment = a;
+  }
+  return aligned_impl(alignment, size);
+}
+
+LZ_EXPORT void *lz_aligned_alloc(size_t alignment, size_t size) {
+  if (!is_pow2(alignment)) {
+    errno = EINVAL;
+    return NULL;
+  }
+  return aligned_impl(alignment, size);
+}
+
+LZ_EXPORT int lz_posix_memalign(void **out, size_t alignment, size_t size) {
+  if (alignment % sizeof(void *) != 0 || !is_pow2(alignment)) return EINVAL;
+  int saved = errno;
+  void *p = aligned_impl(alignment, size);
+  if (p == NULL) {
+    errno = saved;
+    return ENOMEM;
+  }
+  *out = p;
+  return 0;
+}
+
+LZ_EXPORT void *lz_valloc(size_t size) { return aligned_impl(LZ_PAGE_SIZE, size); }
+
+LZ_EXPORT void *lz_pvalloc(size_t size) {
+  size_t rounded = (size + LZ_PAGE_SIZE - 1) & ~(LZ_PAGE_SIZE - 1);
+  if (rounded < size) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  if (rounded == 0) rounded = LZ_PAGE_SIZE;
+  return aligned_impl(LZ_PAGE_SIZE, rounded);
+}
+
+LZ_EXPORT size_t lz_usable_size(const void *p) { return heap_usable_size(p, "malloc_usable_size"); }
+
+LZ_EXPORT int lz_trim(size_t pad) {
+  (void)pad;
+  process_init();
+  return purge_all(true) > 0 ? 1 : 0;
+}

@@ -1,0 +1,64 @@
+/* Compile-time configuration: every knob of lzmalloc in one place.
+ * Each can be set from CMake (-DLZ_...=value) or the compiler command line.
+ * Runtime options (LZMALLOC_* environment variables) live in options.c.
+ */
+#ifndef LZ_CONFIG_H
+#define LZ_CONFIG_H
+
+/* Hardening level.
+ *   0  no checks beyond what correctness needs;
+ *   1  (default) encoded free-list pointers, every freed pointer validated
+ *      against the chunk map and its block boundary, double frees caught
+ *      where a block is already on its span's free lists;
+ *   2  level 1 plus zero-on-free of small blocks and guard pages between
+ *      large blocks. */
+#ifndef LZ_SECURE
+#define LZ_SECURE 1
+#endif
+
+/* Internal assertions (debug builds). */
+#ifndef LZ_DEBUG
+#define LZ_DEBUG 0
+#endif
+
+/* Per-heap statistics counters on the fast path. */
+#ifndef LZ_STATS
+#define LZ_STATS 1
+#endif
+
+/* Large-block cache: at most this many mappings and this many bytes kept
+ * for reuse after free (per process). */
+#ifndef LZ_LARGE_CACHE_ENTRIES
+#define LZ_LARGE_CACHE_ENTRIES 16
+#endif
+#ifndef LZ_LARGE_CACHE_BYTES
+#define LZ_LARGE_CACHE_BYTES (64u << 20)
+#endif
+
+/* Empty chunks kept in the global pool (per NUMA node) before unmapping. */
+#ifndef LZ_CHUNK_POOL_MAX
+#define LZ_CHUNK_POOL_MAX 8
+#endif
+
+/* Delay before idle free pages are given back with madvise (milliseconds). */
+#ifndef LZ_PURGE_DELAY_MS
+#define LZ_PURGE_DELAY_MS 10
+#endif
+
+/* Override the standard malloc family (set by the build: 0 for the
+ * lz_-prefixed test library). */
+#ifndef LZ_OVERRIDE
+#define LZ_OVERRIDE 1
+#endif
+
+#if LZ_SECURE < 0 || LZ_SECURE > 2
+#error "LZ_SECURE must be 0, 1 or 2"
+#endif
+#if LZ_LARGE_CACHE_ENTRIES < 0 || LZ_LARGE_CACHE_ENTRIES > 1024
+#error "LZ_LARGE_CACHE_ENTRIES must be in 0..1024"
+#endif
+#if LZ_PURGE_DELAY_MS < 0
+#error "LZ_PURGE_DELAY_MS must be >= 0"
+#endif
+
+#endif /* LZ_CONFIG_H */

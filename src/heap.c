@@ -1,0 +1,340 @@
+/* heap.c: thread heaps, the allocation and free slow paths, pointer
+ * validation, realloc, and the life of heaps across threads and fork.
+ *
+ * Life of a heap: made on a thread's first allocation (or an orphan is
+ * adopted whole), ACTIVE while its thread lives; when the thread exits the
+ * heap is collected and becomes an ORPHAN that still owns its chunks, so
+ * every block it handed out stays valid and can be freed from anywhere
+ * (those frees queue on its xremote list). Live threads collect orphans
+ * (state BUSY while they do) when they need memory or trim, and the next
+ * thread to start adopts an orphan instead of making a new heap. Heaps are
+ * never unmapped: a heap pointer read from a span is always safe to use.
+ *
+ * Locks: heaps_lock guards the meta arena (heap memory); the list of all
+ * heaps is lock-free (push-only, readers follow next_all).
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "alloc.h"
+
+__thread heap_t *lz_heap_tls __attribute__((tls_model("initial-exec"))) = &lz_heap_empty;
+
+span_t lz_span_empty; /* free == NULL: sends the fast path to the slow path */
+
+heap_t lz_heap_empty = {
+  .direct = {[0 ... LZ_DIRECT_SLOTS - 1] = &lz_span_empty},
+};
+
+static lz_lock_t heaps_lock = LZ_LOCK_INIT;
+static _Atomic(heap_t *) heaps_all;         /* every heap ever made */
+static _Atomic(long) orphan_count;
+static uint8_t *meta_cur, *meta_end;        /* under heaps_lock */
+
+heap_t *heaps_first(void) { return atomic_load_explicit(&heaps_all, memory_order_acquire); }
+
+/* ---------------------------------------------------------------------------
+ * Heap creation, adoption, abandonment
+ * ------------------------------------------------------------------------- */
+static heap_t *heap_new(void) {
+  size_t size = (sizeof(heap_t) + 63) & ~(size_t)63;
+  lz_lock(&heaps_lock);
+  if (meta_cur == NULL || (size_t)(meta_end - meta_cur) < size) {
+    size_t region = 64 * KiB;
+    uint8_t *m = os_map(region);
+    if (m == NULL) {
+      lz_unlock(&heaps_lock);
+      return NULL;
+    }
+    meta_cur = m;
+    meta_end = m + region;
+  }
+  heap_t *h = (heap_t *)meta_cur;
+  meta_cur += size;
+  lz_unlock(&heaps_lock);
+  for (size_t i = 0; i < LZ_DIRECT_SLOTS; i++) h->direct[i] = &lz_span_empty;
+  atomic_store_explicit(&h->xstate, HEAP_ACTIVE, memory_order_relaxed);
+  heap_t *head = atomic_load_explicit(&heaps_all, memory_order_relaxed);
+  do {
+    h->next_all = head;
+  } while (!atomic_compare_exchange_weak_explicit(&heaps_all, &head, h, memory_order_release,
+                                                  memory_order_relaxed));
+  return h;
+}
+
+static heap_t *heap_adopt_orphan(void) {
+  if (atomic_load_explicit(&orphan_count, memory_order_relaxed) <= 0) return NULL;
+  for (heap_t *h = heaps_first(); h != NULL; h = h->next_all) {
+    int expect = HEAP_ORPHAN;
+    if (atomic_compare_exchange_strong_explicit(&h->xstate, &expect, HEAP_ACTIVE, memory_order_acquire,
+                                                memory_order_relaxed)) {
+      atomic_fetch_sub_explicit(&orphan_count, 1, memory_order_relaxed);
+      return h;
+    }
+  }
+  return NULL;
+}
+
+heap_t *heap_get_slow(void) {
+  heap_t *h = lz_heap_tls;
+  if (h != &lz_heap_empty) return h;
+  process_init();
+  h = heap_adopt_orphan();
+  if (h == NULL) h = heap_new();
+  if (h == NULL) return NULL;
+  lz_heap_tls = h;
+  thread_register(h);
+  return h;
+}
+
+/* Frees every empty slab (force: even the current ones) and purges. */
+void heap_collect(heap_t *heap, bool force) {
+  remote_collect(heap);
+  for (unsigned cls = 1; cls < LZ_CLASSES; cls++) {
+    span_queue_t *q = &heap->queues[cls];
+    for (span_t *s = q->first; s != NULL;) {
+      span_t *next = s->next;
+      if (s->used == 0 && (force || s != q->first)) {
+        queue_remove(heap, q, s);
+        span_free(heap, s);
+      }
+      s = next;
+    }
+  }
+  uint64_t now = os_now_ms();
+  for (chunk_t *c = heap->chunks; c != NULL;) {
+    chunk_t *next = c->next; /* purge never releases the chunk */
+    purge_chunk(c, force, now);
+    c = next;
+  }
+}
+
+/* The owning thread is exiting. */
+void heap_abandon(heap_t *heap) {
+  if (heap == NULL || heap == &lz_heap_empty) return;
+  heap_collect(heap, true);
+  if (lz_heap_tls == heap) lz_heap_tls = &lz_heap_empty;
+  atomic_fetch_add_explicit(&orphan_count, 1, memory_order_relaxed);
+  atomic_store_explicit(&heap->xstate, HEAP_ORPHAN, memory_order_release);
+}
+
+/* Collects the remote frees and empty spans of every orphan heap nobody
+ * holds. Returns how many orphans were collected. */
+size_t heaps_collect_orphans(bool force) {
+  if (atomic_load_explicit(&orphan_count, memory_order_relaxed) <= 0) return 0;
+  size_t n = 0;
+  for (heap_t *h = heaps_first(); h != NULL; h = h->next_all) {
+    int expect = HEAP_ORPHAN;
+    if (atomic_load_explicit(&h->xstate, memory_order_relaxed) != HEAP_ORPHAN) continue;
+    if (!atomic_compare_exchange_strong_explicit(&h->xstate, &expect, HEAP_BUSY, memory_order_acquire,
+                                                 memory_order_relaxed))
+      continue;
+    heap_collect(h, force);
+    atomic_store_explicit(&h->xstate, HEAP_ORPHAN, memory_order_release);
+    n++;
+  }
+  return n;
+}
+
+/* In the child after fork: only the forking thread survives, so every
+ * other active heap is an orphan now. */
+void heaps_fork_child(heap_t *self) {
+  for (heap_t *h = heaps_first(); h != NULL; h = h->next_all) {
+    if (h == self) continue;
+    if (atomic_load_explicit(&h->xstate, memory_order_relaxed) == HEAP_ACTIVE) {
+      atomic_store_explicit(&h->xstate, HEAP_ORPHAN, memory_order_relaxed);
+      atomic_fetch_add_explicit(&orphan_count, 1, memory_order_relaxed);
+    }
+  }
+  lz_lock_reset(&heaps_lock);
+}
+
+void heaps_fork_prepare(void) { lz_lock(&heaps_lock); }
+void heaps_fork_parent(void) { lz_unlock(&heaps_lock); }
+
+/* ---------------------------------------------------------------------------
+ * Allocation slow paths
+ * ------------------------------------------------------------------------- */
+static void *medium_malloc(heap_t *heap, size_t size, size_t align_pages, bool zero) {
+  size_t npages = (size + LZ_PAGE_SIZE - 1) >> LZ_PAGE_SHIFT;
+  span_t *s = span_alloc(heap, npages, align_pages, SPAN_MEDIUM);
+  if (s == NULL) return NULL;
+  s->block_size = (uint32_t)(npages << LZ_PAGE_SHIFT);
+  s->magic = 0;
+  s->reserved = 1;
+  s->capacity = 1;
+  s->used = 1;
+  s->flags = SPAN_MEDIUM_FLAG;
+  uint8_t *p = span_start(s);
+  if (zero && !s->is_zero) memset(p, 0, size);
+  if (LZ_STATS) { heap->stats.alloc_bytes += s->block_size; heap->stats.mallocs++; }
+  return p;
+}
+
+void medium_free(heap_t *heap, span_t *s) {
+  if (LZ_STATS) { heap->stats.free_bytes += s->block_size; heap->stats.frees++; }
+  s->used = 0;
+  span_free(heap, s);
+}
+
+static void slow_enter(heap_t *heap) {
+  remote_collect(heap);
+  if ((++heap->slow_count & 63) == 0) purge_tick(heap);
+}
+
+static void *small_malloc(heap_t *heap, unsigned cls, bool zero) {
+  span_t *s = heap->queues[cls].first;
+  void *p = (s != NULL && s->free != NULL) ? span_pop(heap, s) : slab_malloc_slow(heap, cls);
+  if (p != NULL && zero) memset(p, 0, lz_class_size[cls]);
+  return p;
+}
+
+/* Memory ran short: collect orphans and idle caches, then let the caller
+ * try once more. */
+static bool reclaim_for_retry(heap_t *heap) {
+  size_t got = heaps_collect_orphans(true);
+  got += large_cache_trim(true);
+  heap_collect(heap, false);
+  return got > 0;
+}
+
+void *heap_malloc_slow(heap_t *heap, size_t size, bool zero) {
+  if (lz_unlikely(heap == &lz_heap_empty)) {
+    heap = heap_get_slow();
+    if (heap == NULL) {
+      errno = ENOMEM;
+      return NULL;
+    }
+  }
+  slow_enter(heap);
+  void *p;
+  for (int attempt = 0;; attempt++) {
+    if (size <= LZ_SMALL_MAX) p = small_malloc(heap, size_to_class(size), zero);
+    else if (size <= LZ_MEDIUM_MAX) p = medium_malloc(heap, size, 1, zero);
+    else if (size > LZ_MAX_ALLOC) p = NULL;
+    else p = large_malloc(size, LZ_PAGE_SIZE, zero);
+    if (p != NULL || attempt > 0 || size > LZ_MAX_ALLOC || !reclaim_for_retry(heap)) break;
+  }
+  if (p == NULL) errno = ENOMEM;
+  return p;
+}
+
+/* align is a power of two > 16. */
+void *heap_malloc_aligned(heap_t *heap, size_t size, size_t align, bool zero) {
+  if (lz_unlikely(heap == &lz_heap_empty)) {
+    heap = heap_get_slow();
+    if (heap == NULL) {
+      errno = ENOMEM;
+      return NULL;
+    }
+  }
+  slow_enter(heap);
+  if (size == 0) size = 1;
+  void *p = NULL;
+  for (int attempt = 0;; attempt++) {
+    if (size <= LZ_SMALL_MAX && align <= LZ_PAGE_SIZE) {
+      /* The first class at least as big whose blocks are all aligned. */
+      unsigned cls = size_to_class(size);
+      while (lz_class_size[cls] % align != 0) cls++;
+      p = small_malloc(heap, cls, zero);
+    } else if (size <= LZ_MEDIUM_MAX && align <= LZ_MEDIUM_MAX / 2 && size + align <= LZ_MEDIUM_MAX + LZ_PAGE_SIZE) {
+      p = medium_malloc(heap, size, align > LZ_PAGE_SIZE ? align >> LZ_PAGE_SHIFT : 1, zero);
+    } else if (size <= LZ_MAX_ALLOC && align <= LZ_MAX_ALLOC / 4) {
+      p = large_malloc(size, align, zero);
+    }
+    if (p != NULL || attempt > 0 || size > LZ_MAX_ALLOC || !reclaim_for_retry(heap)) break;
+  }
+  if (p == NULL) errno = ENOMEM;
+  return p;
+}
+
+/* ---------------------------------------------------------------------------
+ * Pointer validation and free slow path
+ * ------------------------------------------------------------------------- */
+typedef struct ptr_info_s {
+  span_t *span;   /* block of a span, or */
+  large_t *large; /* a large block */
+} ptr_info_t;
+
+/* Finds what p is, or reports it (naming `func`) and aborts. */
+static ptr_info_t ptr_resolve(const void *p, const char *func) {
+  uintptr_t a = (uintptr_t)p;
+  ptr_info_t info = {NULL, NULL};
+  uint8_t kind = chunkmap_kind(a);
+  if (kind == CHUNK_SPANS) {
+    chunk_t *c = (chunk_t *)(a & ~LZ_CHUNK_MASK);
+    size_t first = c->pagemap[(a >> LZ_PAGE_SHIFT) & (LZ_CHUNK_PAGES - 1)];
+    span_t *s = &c->spans[first];
+    if (first == 0 || s->kind == SPAN_NONE) lz_fatal_pointer("invalid pointer", func, p);
+    size_t off = a - ((uintptr_t)c + (first << LZ_PAGE_SHIFT));
+    if (s->kind == SPAN_MEDIUM ? off != 0 : (off % s->block_size != 0 || off / s->block_size >= s->capacity))
+      lz_fatal_pointer("invalid pointer", func, p);
+    info.span = s;
+    return info;
+  }
+  if (a != 0 && chunkmap_kind(a - 1) == CHUNK_LARGE) {
+    large_t *l = (large_t *)((a - 1) & ~LZ_CHUNK_MASK);
+    if (l->check == (lz_key ^ a)) {
+      info.large = l;
+      return info;
+    }
+    if (l->check == (lz_key ^ a ^ 1)) lz_fatal_pointer("double free", func, p);
+  }
+  lz_fatal_pointer("invalid pointer", func, p);
+}
+
+/* The owner frees a block of one of its spans. */
+void heap_free_local(heap_t *heap, span_t *s, lz_block_t *b) {
+  if (s->kind == SPAN_MEDIUM) {
+    medium_free(heap, s);
+    return;
+  }
+  if (LZ_SECURE && block_maybe_free(b, span_start(s), (size_t)s->npages << LZ_PAGE_SHIFT) &&
+      slab_contains_free(s, b))
+    lz_fatal_pointer("double free", "free", b);
+  slab_free_slow(heap, s, b);
+}
+
+void heap_free_slow(void *p) {
+  if (p == NULL) return;
+  ptr_info_t info = ptr_resolve(p, "free");
+  if (info.large != NULL) {
+    large_free(info.large, p);
+    return;
+  }
+  span_t *s = info.span;
+  heap_t *heap = lz_heap_tls;
+  if (s->heap == heap) heap_free_local(heap, s, (lz_block_t *)p);
+  else remote_free(s, (lz_block_t *)p);
+}
+
+size_t heap_usable_size(const void *p, const char *func) {
+  if (p == NULL) return 0;
+  ptr_info_t info = ptr_resolve(p, func);
+  if (info.large != NULL) return large_usable(info.large);
+  return info.span->block_size;
+}
+
+void *heap_realloc(void *p, size_t size) {
+  ptr_info_t info = ptr_resolve(p, "realloc");
+  size_t usable;
+  if (info.large != NULL) {
+    if (size > LZ_MEDIUM_MAX) {
+      void *r = large_realloc(info.large, p, size);
+      if (r != NULL) return r;
+      if (size > LZ_MAX_ALLOC) {
+        errno = ENOMEM;
+        return NULL;
+      }
+    }
+    usable = large_usable(info.large);
+  } else {
+    usable = info.span->block_size;
+    if (size <= usable && size >= usable / 2) return p;
+  }
+  void *n = malloc_fast(size);
+  if (n == NULL) return NULL;
+  memcpy(n, p, usable < size ? usable : size);
+  free_fast(p);
+  return n;
+}

@@ -1,0 +1,84 @@
+/* init.c: process start-up, thread exit, fork, and the spin lock.
+ *
+ * process_init runs once, from our constructor or from the first
+ * allocation, whichever comes first (allocations can arrive before main,
+ * from other libraries' constructors). It reads options, draws the secret
+ * key, and registers the thread-exit key and the fork handlers; none of
+ * that allocates. Other threads arriving meanwhile wait for it.
+ *
+ * Thread exit: a pthread key whose destructor abandons the thread's heap
+ * (heap.c). A destructor of another key that allocates after ours ran gets
+ * a heap again and registers it again; glibc then calls ours once more.
+ *
+ * Fork: every global lock is taken before fork (order: heaps_lock,
+ * pool_lock, large_lock) and released in both processes after; the child
+ * turns every heap of the threads that did not survive into an orphan.
+ */
+#include <pthread.h>
+
+#include "internal.h"
+
+_Atomic(int) lz_initialized; /* 0: not yet, 1: in progress, 2: done */
+static pthread_key_t thread_key;
+static __thread bool init_running __attribute__((tls_model("initial-exec")));
+
+void lz_lock(lz_lock_t *l) {
+  for (unsigned spins = 0;; spins++) {
+    int expect = 0;
+    if (atomic_load_explicit(&l->x, memory_order_relaxed) == 0 &&
+        atomic_compare_exchange_weak_explicit(&l->x, &expect, 1, memory_order_acquire, memory_order_relaxed))
+      return;
+    if (spins < 64) __builtin_ia32_pause();
+    else os_yield();
+  }
+}
+
+static void thread_done(void *value) { heap_abandon((heap_t *)value); }
+
+static void fork_prepare(void) {
+  heaps_fork_prepare();
+  chunk_pool_fork_prepare();
+  large_fork_prepare();
+}
+
+static void fork_parent(void) {
+  large_fork_parent();
+  chunk_pool_fork_parent();
+  heaps_fork_parent();
+}
+
+static void fork_child(void) {
+  large_fork_child();
+  chunk_pool_fork_child();
+  heap_t *self = lz_heap_tls;
+  heaps_fork_child(self == &lz_heap_empty ? NULL : self);
+}
+
+void process_init(void) {
+  int state = atomic_load_explicit(&lz_initialized, memory_order_acquire);
+  if (lz_likely(state == 2)) return;
+  if (init_running) return; /* an allocation made by our own set-up */
+  int expect = 0;
+  if (!atomic_compare_exchange_strong_explicit(&lz_initialized, &expect, 1, memory_order_acq_rel,
+                                               memory_order_acquire)) {
+    while (atomic_load_explicit(&lz_initialized, memory_order_acquire) != 2) os_yield();
+    return;
+  }
+  init_running = true;
+  options_init();
+  security_init();
+  pthread_key_create(&thread_key, thread_done);
+  pthread_atfork(fork_prepare, fork_parent, fork_child);
+  atomic_store_explicit(&lz_initialized, 2, memory_order_release);
+  init_running = false;
+}
+
+void thread_register(heap_t *heap) {
+  if (atomic_load_explicit(&lz_initialized, memory_order_acquire) == 2) pthread_setspecific(thread_key, heap);
+}
+
+__attribute__((constructor(101))) static void lz_constructor(void) { process_init(); }
+
+__attribute__((destructor(101))) static void lz_destructor(void) {
+  if (opt_get(OPT_SHOW_STATS)) lz_stats_print(2);
+}

@@ -1,0 +1,380 @@
+/* internal.h: lzmalloc's types and every cross-file declaration.
+ *
+ * Glossary
+ *   chunk    2 MiB of address space, 2 MiB aligned, owned by one heap. Its
+ *            first pages hold the chunk header (chunk_t); the rest are 4 KiB
+ *            pages handed out as spans.
+ *   page     4 KiB unit of a chunk; free pages are tracked in a bitmap.
+ *   span     a run of pages inside a chunk with one descriptor (span_t):
+ *              slab   carved into blocks of one small size class (<= 32 KiB);
+ *              medium one block of whole pages (<= 1 MiB).
+ *   large    a block > 1 MiB in its own mapping (large_t header), cached.
+ *   heap     per-thread allocation state (heap_t): class queues of slabs,
+ *            the chunks it owns, and an atomic list of blocks other threads
+ *            freed back to it.
+ *   chunk map  one byte per 2 MiB of address space: which chunks are ours.
+ *
+ * Ownership: a heap (and everything reachable from it: its chunks, spans
+ * and their free lists) is touched only by the thread that owns the heap,
+ * or by a thread that holds the heap while it is an orphan (state BUSY).
+ * The only fields other threads write are heap->xremote (lock-free push)
+ * and the chunk map bytes. Atomic fields are prefixed with x.
+ */
+#ifndef LZ_INTERNAL_H
+#define LZ_INTERNAL_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "lzmalloc.h"
+
+/* ---------------------------------------------------------------------------
+ * Compiler helpers
+ * ------------------------------------------------------------------------- */
+#define lz_likely(x) __builtin_expect(!!(x), 1)
+#define lz_unlikely(x) __builtin_expect(!!(x), 0)
+#define lz_noinline __attribute__((noinline))
+#define lz_cold __attribute__((cold, noinline))
+#define lz_inline static inline __attribute__((always_inline))
+#define lz_hidden __attribute__((visibility("hidden")))
+#define lz_noreturn __attribute__((noreturn))
+
+#if LZ_DEBUG
+#define lz_assert(c) ((c) ? (void)0 : lz_assert_fail(#c, __FILE__, __LINE__))
+#else
+#define lz_assert(c) ((void)0)
+#endif
+
+#define KiB ((size_t)1 << 10)
+#define MiB ((size_t)1 << 20)
+
+/* ---------------------------------------------------------------------------
+ * Layout constants
+ * ------------------------------------------------------------------------- */
+#define LZ_PAGE_SHIFT 12
+#define LZ_PAGE_SIZE ((size_t)1 << LZ_PAGE_SHIFT)
+#define LZ_CHUNK_SHIFT 21
+#define LZ_CHUNK_SIZE ((size_t)1 << LZ_CHUNK_SHIFT)
+#define LZ_CHUNK_MASK (LZ_CHUNK_SIZE - 1)
+#define LZ_CHUNK_PAGES (LZ_CHUNK_SIZE / LZ_PAGE_SIZE) /* 512 */
+#define LZ_BITMAP_WORDS (LZ_CHUNK_PAGES / 64)          /* 8 */
+
+#define LZ_ALIGN 16                        /* every block is 16-byte aligned */
+#define LZ_SMALL_MAX ((size_t)32 * KiB)    /* largest slab block */
+#define LZ_MEDIUM_MAX ((size_t)1 * MiB)    /* largest medium span */
+#define LZ_DIRECT_MAX ((size_t)1024)       /* sizes served by heap->direct */
+#define LZ_DIRECT_SLOTS (LZ_DIRECT_MAX / 16 + 1)
+#define LZ_CLASSES 41                      /* class 0 unused; 1..40 */
+#define LZ_SLAB_MAX_BYTES ((size_t)256 * KiB)
+#define LZ_MAX_ALLOC ((size_t)PTRDIFF_MAX - 2 * LZ_CHUNK_SIZE)
+#define LZ_USER_ADDR_BITS 47
+#define LZ_CHUNKMAP_SIZE ((size_t)1 << (LZ_USER_ADDR_BITS - LZ_CHUNK_SHIFT))
+
+/* Chunk map kinds. */
+enum { CHUNK_NONE = 0, CHUNK_SPANS = 1, CHUNK_LARGE = 2 };
+
+/* ---------------------------------------------------------------------------
+ * Blocks and free-list encoding (security.h holds the inline pair).
+ * A free block's first word is the encoded address of the next free block.
+ * ------------------------------------------------------------------------- */
+typedef struct lz_block_s {
+  uintptr_t enc_next;
+} lz_block_t;
+
+struct heap_s;
+struct chunk_s;
+
+/* ---------------------------------------------------------------------------
+ * Spans (64 bytes, one per possible first page, inside the chunk header).
+ *
+ * Invariants (slab):
+ *   used + |free| + |local_free| + (blocks in the owner's xremote list)
+ *        == capacity <= reserved;
+ *   blocks at index >= capacity have never been handed out (bump region);
+ *   flags & SPAN_FULL  <=> the span is not linked in its class queue,
+ *        and then free == local_free == NULL and capacity == reserved.
+ * Medium spans: flags == SPAN_MEDIUM_FLAG, reserved == 1, used == 1 while
+ *   live (freed spans return their pages at once), never in a queue.
+ * A span's heap, block_size and magic are written only while it has no
+ * live block, so any thread holding a live block may read them.
+ * ------------------------------------------------------------------------- */
+enum { SPAN_NONE = 0, SPAN_SLAB = 1, SPAN_MEDIUM = 2 };
+enum { SPAN_FULL = 1, SPAN_MEDIUM_FLAG = 2 }; /* any flag sends free to the slow path */
+
+typedef struct span_s {
+  lz_block_t *free;         /* owner: blocks ready to hand out */
+  lz_block_t *local_free;   /* owner: blocks the owner freed */
+  struct heap_s *heap;      /* owning heap */
+  struct span_s *next;      /* owner: class queue links */
+  struct span_s *prev;
+  uint32_t block_size;      /* bytes per block (medium: the span's bytes) */
+  uint32_t magic;           /* ceil(2^33 / block_size); 0 for medium spans */
+  uint16_t used;            /* blocks handed out and not returned */
+  uint16_t capacity;        /* blocks carved out so far */
+  uint16_t reserved;        /* blocks that fit */
+  uint16_t npages;          /* pages in the span */
+  uint8_t cls;              /* size class (slab), 0 for medium */
+  uint8_t flags;            /* SPAN_FULL | SPAN_MEDIUM_FLAG */
+  uint8_t kind;             /* SPAN_NONE / SPAN_SLAB / SPAN_MEDIUM */
+  uint8_t is_zero;          /* medium: memory known to be zero */
+  uint8_t pad[4];
+} span_t;
+_Static_assert(sizeof(span_t) == 64, "span_t must be one cache line");
+
+#define LZ_MAGIC_SHIFT 33
+
+/* ---------------------------------------------------------------------------
+ * Chunks
+ *
+ *   +-----------------------------+ chunk (2 MiB aligned)
+ *   | chunk_t header (9 pages)    |  links, bitmaps, pagemap, spans[512]
+ *   +-----------------------------+ page LZ_HEADER_PAGES
+ *   | spans: runs of 4 KiB pages  |
+ *   |  ...                        |
+ *   +-----------------------------+ page 511
+ *
+ * Invariants:
+ *   free_map bit i set  <=> page i belongs to no span (header pages never);
+ *   free_pages == popcount(free_map);
+ *   pagemap[i] == first page of the span holding page i, or 0 if none;
+ *   dirty_map bit i set => page i may be resident (touched since its last
+ *     purge); free and dirty pages are what purge gives back.
+ * All fields belong to the owning heap (see Ownership above).
+ * ------------------------------------------------------------------------- */
+typedef struct chunk_s {
+  struct heap_s *heap;          /* owner, NULL while pooled */
+  struct chunk_s *next, *prev;  /* owner's chunk list or the pool */
+  uint32_t free_pages;
+  uint32_t max_run_hint;        /* >= longest free run */
+  uint32_t node;                /* NUMA node the chunk was taken for */
+  uint32_t pad0;
+  uint64_t purge_at;            /* when free dirty pages may be purged; 0: none */
+  uint64_t free_map[LZ_BITMAP_WORDS];
+  uint64_t dirty_map[LZ_BITMAP_WORDS];
+  uint8_t pad1[80];             /* pagemap at 256, spans at 1280 */
+  uint16_t pagemap[LZ_CHUNK_PAGES];
+  span_t spans[LZ_CHUNK_PAGES];
+} chunk_t;
+
+#define LZ_HEADER_PAGES ((sizeof(chunk_t) + LZ_PAGE_SIZE - 1) / LZ_PAGE_SIZE)
+#define LZ_USABLE_PAGES (LZ_CHUNK_PAGES - LZ_HEADER_PAGES)
+_Static_assert(LZ_HEADER_PAGES == 9, "chunk header layout changed");
+_Static_assert(offsetof(chunk_t, spans) % 64 == 0, "spans must be cache aligned");
+
+/* ---------------------------------------------------------------------------
+ * Large blocks: one mapping each, header at the 2 MiB-aligned base.
+ *
+ *   base (2 MiB aligned)                 base + offset        base + map_size
+ *   | large_t ... |  (alignment padding) | user block ...     |
+ *
+ * The chunk map marks base's 2 MiB unit CHUNK_LARGE; a pointer p is a large
+ * block iff map[(p-1) >> 21] == CHUNK_LARGE and the header there says
+ * base + offset == p (and its check word matches).
+ * ------------------------------------------------------------------------- */
+typedef struct large_s {
+  uintptr_t check;     /* lz_key ^ user pointer */
+  size_t map_size;     /* bytes mapped from base */
+  size_t offset;       /* user pointer - base (>= one page) */
+  size_t guard;        /* guard bytes at the end (LZ_SECURE >= 2) */
+} large_t;
+
+/* ---------------------------------------------------------------------------
+ * Heaps
+ * ------------------------------------------------------------------------- */
+typedef struct span_queue_s {
+  span_t *first;
+  span_t *last;
+} span_queue_t;
+
+enum { HEAP_ACTIVE = 0, HEAP_ORPHAN = 1, HEAP_BUSY = 2 };
+
+typedef struct heap_stats_s {
+  size_t alloc_bytes;   /* usable bytes handed out (small + medium) */
+  size_t free_bytes;    /* usable bytes returned (small + medium) */
+  uint64_t mallocs;
+  uint64_t frees;
+  uint64_t remote_frees;/* frees this thread sent to other heaps */
+} heap_stats_t;
+
+/* Invariants:
+ *   direct[(s + 15) >> 4] is the first span of class size_to_class(s) for
+ *     every s <= LZ_DIRECT_MAX, or &lz_span_empty when that queue is empty;
+ *   every span in queues[c] is a slab of class c with flags == 0;
+ *   chunks lists every chunk owned (heap->chunks, doubly linked).
+ */
+typedef struct heap_s {
+  span_t *direct[LZ_DIRECT_SLOTS];     /* fast path: size/16 -> span */
+  span_queue_t queues[LZ_CLASSES];
+  heap_stats_t stats;
+  _Atomic(lz_block_t *) xremote;       /* blocks freed by other threads */
+  _Atomic(int) xstate;                 /* HEAP_ACTIVE / ORPHAN / BUSY */
+  uint32_t node;                       /* NUMA node the heap takes chunks from */
+  chunk_t *chunks;                     /* chunks owned */
+  uint64_t slow_count;                 /* slow-path entries (purge ticks) */
+  uint64_t purge_next;                 /* time of the next purge check */
+  struct heap_s *next_all;             /* global list of every heap ever made */
+} heap_t;
+
+/* ---------------------------------------------------------------------------
+ * A minimal spinning lock (slow paths only); never held across a call that
+ * may take another lock except in the order written in init.c.
+ * ------------------------------------------------------------------------- */
+typedef struct lz_lock_s {
+  _Atomic(int) x;
+} lz_lock_t;
+#define LZ_LOCK_INIT {0}
+void lz_lock(lz_lock_t *l);
+lz_inline void lz_unlock(lz_lock_t *l) { atomic_store_explicit(&l->x, 0, memory_order_release); }
+lz_inline void lz_lock_reset(lz_lock_t *l) { atomic_store_explicit(&l->x, 0, memory_order_relaxed); }
+
+/* ===========================================================================
+ * Cross-file declarations, grouped by the file that defines them.
+ * =========================================================================*/
+
+/* os.c: the only door to the kernel. Functions return 0 or an errno value
+ * (or NULL) and leave the caller's errno unchanged. */
+void *os_map(size_t size);                      /* read-write, zeroed, NULL on failure */
+void *os_map_aligned(size_t size, size_t align);/* as os_map, base aligned */
+void *os_reserve(size_t size);                  /* PROT_NONE, NULL on failure */
+int os_unmap(void *p, size_t size);
+int os_decommit(void *p, size_t size);          /* contents become zero */
+int os_protect_none(void *p, size_t size);
+void *os_remap(void *p, size_t old_size, size_t new_size, void *fixed_to); /* NULL if not possible */
+int os_remap_inplace(void *p, size_t old_size, size_t new_size);
+uint64_t os_now_ms(void);
+void os_write(int fd, const char *s, size_t n);
+size_t os_random_bytes(void *buf, size_t n);
+int os_current_cpu_node(unsigned *cpu, unsigned *node);
+int os_mbind_node(void *p, size_t size, unsigned node);
+void os_yield(void);
+size_t os_resident_bytes(void);
+int os_getpid(void);
+long os_read_file(const char *path, char *buf, size_t n); /* bytes read or -1 */
+lz_noreturn void os_abort(void);
+/* Fault injection (tests): the next `after` calls succeed, then calls fail
+ * (every call when every == 1, or one in `every`); after = -1 disables. */
+void os_fault_set(long after, long every);
+extern long lz_os_maps, lz_os_unmaps;           /* counters for tests */
+
+/* options.c: runtime options read once from LZMALLOC_* variables. */
+typedef enum {
+  OPT_VERBOSE = 0,
+  OPT_SHOW_STATS,
+  OPT_PURGE_DELAY,
+  OPT_LARGE_CACHE,
+  OPT_COUNT_
+} lz_option_t;
+void options_init(void);
+extern long lz_opt_values[OPT_COUNT_];
+lz_inline long opt_get(lz_option_t o) { return lz_opt_values[o]; }
+
+/* security.c */
+extern uintptr_t lz_key;
+void security_init(void);
+lz_cold lz_noreturn void lz_fatal_pointer(const char *what, const char *func, const void *p);
+lz_cold lz_noreturn void lz_assert_fail(const char *cond, const char *file, int line);
+void lz_message(const char *a, const char *b, uintptr_t hex, int with_hex);
+size_t fmt_u64(char *buf, uint64_t v);
+size_t fmt_hex(char *buf, uint64_t v);
+
+/* sizeclass.c */
+extern const uint32_t lz_class_size[LZ_CLASSES];
+extern const uint8_t lz_direct_class[LZ_DIRECT_SLOTS];
+uint32_t class_slab_pages(unsigned cls);
+
+/* chunkmap.c */
+extern _Atomic(uint8_t) lz_chunkmap[LZ_CHUNKMAP_SIZE];
+void chunkmap_set(uintptr_t chunk_base, uint8_t kind);
+lz_inline uint8_t chunkmap_kind(uintptr_t a) {
+  uintptr_t i = a >> LZ_CHUNK_SHIFT;
+  if (lz_unlikely(i >= LZ_CHUNKMAP_SIZE)) return CHUNK_NONE;
+  return atomic_load_explicit(&lz_chunkmap[i], memory_order_relaxed);
+}
+
+/* chunk.c: chunks and the global per-node pool. */
+chunk_t *chunk_alloc(heap_t *heap);
+void chunk_release(heap_t *heap, chunk_t *c);
+size_t chunk_pool_trim(bool force);
+void chunk_pool_fork_prepare(void);
+void chunk_pool_fork_parent(void);
+void chunk_pool_fork_child(void);
+extern _Atomic(size_t) lz_chunks_mapped;
+extern _Atomic(uint64_t) lz_pages_purged;
+extern _Atomic(size_t) lz_bytes_decommitted;
+
+/* span.c: runs of pages inside a heap's chunks. */
+span_t *span_alloc(heap_t *heap, size_t npages, size_t align_pages, uint8_t kind);
+void span_free(heap_t *heap, span_t *s);
+chunk_t *span_chunk(const span_t *s);
+lz_inline uint8_t *span_start(const span_t *s) {
+  uintptr_t c = (uintptr_t)s & ~LZ_CHUNK_MASK;
+  size_t idx = (size_t)((uintptr_t)s - (c + offsetof(chunk_t, spans))) / sizeof(span_t);
+  return (uint8_t *)(c + (idx << LZ_PAGE_SHIFT));
+}
+
+/* slab.c: small blocks inside slab spans. */
+void *slab_malloc_slow(heap_t *heap, unsigned cls);
+void slab_free_slow(heap_t *heap, span_t *s, lz_block_t *b);
+void slab_extend(span_t *s);
+void slab_retire(heap_t *heap, span_t *s);
+void queue_remove(heap_t *heap, span_queue_t *q, span_t *s);
+void queue_push_front(heap_t *heap, span_queue_t *q, span_t *s);
+void heap_direct_update(heap_t *heap, unsigned cls);
+bool slab_contains_free(span_t *s, lz_block_t *b);
+
+/* large.c */
+void *large_malloc(size_t size, size_t align, bool zero);
+void large_free(large_t *l, void *p);
+void *large_realloc(large_t *l, void *p, size_t size);
+size_t large_usable(const large_t *l);
+size_t large_cache_trim(bool force);
+void large_fork_prepare(void);
+void large_fork_parent(void);
+void large_fork_child(void);
+extern _Atomic(size_t) lz_large_mapped;
+extern _Atomic(size_t) lz_large_in_use;
+
+/* remote.c: frees that cross threads. */
+void remote_free(span_t *s, lz_block_t *b);
+size_t remote_collect(heap_t *heap);
+
+/* heap.c */
+extern __thread heap_t *lz_heap_tls;
+extern heap_t lz_heap_empty;
+extern span_t lz_span_empty;
+heap_t *heap_get_slow(void);
+void *heap_malloc_slow(heap_t *heap, size_t size, bool zero);
+void *heap_malloc_aligned(heap_t *heap, size_t size, size_t align, bool zero);
+void heap_free_slow(void *p);
+void heap_free_local(heap_t *heap, span_t *s, lz_block_t *b);
+size_t heap_usable_size(const void *p, const char *func);
+void *heap_realloc(void *p, size_t size);
+void heap_collect(heap_t *heap, bool force);
+void heap_abandon(heap_t *heap);
+size_t heaps_collect_orphans(bool force);
+void heaps_fork_child(heap_t *self);
+void heaps_fork_prepare(void);
+void heaps_fork_parent(void);
+heap_t *heaps_first(void);
+void medium_free(heap_t *heap, span_t *s);
+
+/* purge.c */
+void purge_chunk(chunk_t *c, bool force, uint64_t now);
+void purge_mark(chunk_t *c, size_t first, size_t npages);
+void purge_tick(heap_t *heap);
+size_t purge_all(bool force);
+
+/* stats.c */
+void stats_collect(lz_stats_t *out);
+
+/* init.c */
+void process_init(void);
+extern _Atomic(int) lz_initialized;
+void thread_register(heap_t *heap);
+
+/* api.c entry points used by override.c are the public lz_ functions. */
+
+#endif /* LZ_INTERNAL_H */

@@ -1,0 +1,100 @@
+/* options.c: runtime options, one table, read once from the environment.
+ *
+ * Each option is LZMALLOC_<NAME>=<value>. Values are integers with an
+ * optional K/M/G suffix (powers of 1024) where the option is a size. A bad
+ * value is reported once on stderr and the default kept. Reading never
+ * allocates (the environment is scanned directly).
+ */
+#include "internal.h"
+
+extern char **environ;
+
+typedef struct option_desc_s {
+  const char *name;   /* after the LZMALLOC_ prefix */
+  long def;
+  long min, max;
+  bool is_size;
+} option_desc_t;
+
+static const option_desc_t option_table[OPT_COUNT_] = {
+  [OPT_VERBOSE]     = {"VERBOSE", 0, 0, 2, false},
+  [OPT_SHOW_STATS]  = {"SHOW_STATS", 0, 0, 1, false},
+  [OPT_PURGE_DELAY] = {"PURGE_DELAY", LZ_PURGE_DELAY_MS, -1, 3600000, false},
+  [OPT_LARGE_CACHE] = {"LARGE_CACHE", LZ_LARGE_CACHE_BYTES, 0, 64L << 30, true},
+};
+
+long lz_opt_values[OPT_COUNT_] = {
+  [OPT_VERBOSE] = 0,
+  [OPT_SHOW_STATS] = 0,
+  [OPT_PURGE_DELAY] = LZ_PURGE_DELAY_MS,
+  [OPT_LARGE_CACHE] = LZ_LARGE_CACHE_BYTES,
+};
+
+static bool parse_value(const char *s, bool is_size, long *out) {
+  bool neg = false;
+  if (*s == '-') { neg = true; s++; }
+  if (*s < '0' || *s > '9') return false;
+  unsigned long v = 0;
+  while (*s >= '0' && *s <= '9') {
+    unsigned long d = (unsigned long)(*s++ - '0');
+    if (v > (0x7ffffffffffffffful - d) / 10) return false;
+    v = v * 10 + d;
+  }
+  if (is_size && *s) {
+    unsigned shift = 0;
+    switch (*s) {
+      case 'k': case 'K': shift = 10; break;
+      case 'm': case 'M': shift = 20; break;
+      case 'g': case 'G': shift = 30; break;
+      default: return false;
+    }
+    s++;
+    if (*s == 'i') s++;
+    if (*s == 'b' || *s == 'B') s++;
+    if (v > (0x7ffffffffffffffful >> shift)) return false;
+    v <<= shift;
+  }
+  if (*s) return false;
+  *out = neg ? -(long)v : (long)v;
+  return true;
+}
+
+static const char *env_lookup(const char *name) {
+  static const char prefix[] = "LZMALLOC_";
+  if (environ == NULL) return NULL;
+  for (char **e = environ; *e; e++) {
+    const char *s = *e;
+    size_t i = 0;
+    while (prefix[i] && s[i] == prefix[i]) i++;
+    if (prefix[i]) continue;
+    s += i;
+    const char *n = name;
+    while (*n && *s == *n) { s++; n++; }
+    if (*n == 0 && *s == '=') return s + 1;
+  }
+  return NULL;
+}
+
+void options_init(void) {
+  for (int i = 0; i < OPT_COUNT_; i++) {
+    const option_desc_t *d = &option_table[i];
+    lz_opt_values[i] = d->def;
+    const char *v = env_lookup(d->name);
+    if (v == NULL) continue;
+    long x;
+    if (parse_value(v, d->is_size, &x) && x >= d->min && x <= d->max) {
+      lz_opt_values[i] = x;
+    } else {
+      char buf[256];
+      size_t n = 0;
+      const char *parts[] = {"lzmalloc: warning: ignoring LZMALLOC_", d->name, "=", v,
+                             " (invalid value); using the default ", NULL};
+      for (int k = 0; parts[k]; k++)
+        for (const char *p = parts[k]; *p && n < sizeof buf - 32; p++) buf[n++] = *p;
+      if (d->def < 0) { buf[n++] = '-'; n += fmt_u64(buf + n, (uint64_t)-d->def); }
+      else n += fmt_u64(buf + n, (uint64_t)d->def);
+      buf[n++] = '\n';
+      os_write(2, buf, n);
+    }
+  }
+}

@@ -1,0 +1,199 @@
+/* os.c: the only door to the kernel (Linux). Every other file reaches
+ * mmap, madvise, clocks, randomness and I/O through these primitives.
+ *
+ * Contract of every primitive: it never allocates, it leaves the caller's
+ * errno as it found it, and it reports failure by its return value
+ * (NULL, or an errno value, as documented in internal.h).
+ *
+ * Fault injection: os_fault_set(after, every) makes the mapping primitives
+ * (os_map, os_map_aligned, os_remap, os_remap_inplace) fail as if the kernel
+ * were out of memory, so tests can prove that every entry point returns
+ * NULL with ENOMEM and recovers when the kernel does.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#ifndef MAP_NORESERVE
+#define MAP_NORESERVE 0
+#endif
+
+long lz_os_maps, lz_os_unmaps;
+
+static _Atomic(long) fault_after = -1; /* calls left before failing; -1: off */
+static _Atomic(long) fault_every = 0;  /* once failing: fail 1 in `every` (1: all) */
+static _Atomic(long) fault_counter = 0;
+
+void os_fault_set(long after, long every) {
+  atomic_store(&fault_counter, 0);
+  atomic_store(&fault_every, every < 1 ? 1 : every);
+  atomic_store(&fault_after, after);
+}
+
+static bool fault_now(void) {
+  long after = atomic_load_explicit(&fault_after, memory_order_relaxed);
+  if (lz_likely(after < 0)) return false;
+  long n = atomic_fetch_add_explicit(&fault_counter, 1, memory_order_relaxed);
+  if (n < after) return false;
+  long every = atomic_load_explicit(&fault_every, memory_order_relaxed);
+  return ((n - after) % every) == 0;
+}
+
+void *os_map(size_t size) {
+  if (fault_now()) return NULL;
+  int e = errno;
+  void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  errno = e;
+  if (p == MAP_FAILED) return NULL;
+  __atomic_fetch_add(&lz_os_maps, 1, __ATOMIC_RELAXED);
+  return p;
+}
+
+void *os_map_aligned(size_t size, size_t align) {
+  if (align <= LZ_PAGE_SIZE) return os_map(size);
+  if (size + align < size) return NULL;
+  uint8_t *p = os_map(size + align);
+  if (p == NULL) return NULL;
+  uintptr_t a = ((uintptr_t)p + align - 1) & ~(uintptr_t)(align - 1);
+  size_t head = a - (uintptr_t)p;
+  size_t tail = align - head;
+  if (head) os_unmap(p, head);
+  if (tail) os_unmap((uint8_t *)a + size, tail);
+  return (void *)a;
+}
+
+void *os_reserve(size_t size) {
+  int e = errno;
+  void *p = mmap(NULL, size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  errno = e;
+  return p == MAP_FAILED ? NULL : p;
+}
+
+int os_unmap(void *p, size_t size) {
+  int e = errno;
+  int r = munmap(p, size) == 0 ? 0 : errno;
+  errno = e;
+  if (r == 0) __atomic_fetch_add(&lz_os_unmaps, 1, __ATOMIC_RELAXED);
+  return r;
+}
+
+int os_decommit(void *p, size_t size) {
+  int e = errno;
+  int r = madvise(p, size, MADV_DONTNEED) == 0 ? 0 : errno;
+  errno = e;
+  return r;
+}
+
+int os_protect_none(void *p, size_t size) {
+  int e = errno;
+  int r = mprotect(p, size, PROT_NONE) == 0 ? 0 : errno;
+  errno = e;
+  return r;
+}
+
+void *os_remap(void *p, size_t old_size, size_t new_size, void *fixed_to) {
+  if (fault_now()) return NULL;
+  int e = errno;
+  void *r = fixed_to ? mremap(p, old_size, new_size, MREMAP_MAYMOVE | MREMAP_FIXED, fixed_to)
+                     : mremap(p, old_size, new_size, MREMAP_MAYMOVE);
+  errno = e;
+  return r == MAP_FAILED ? NULL : r;
+}
+
+int os_remap_inplace(void *p, size_t old_size, size_t new_size) {
+  if (new_size > old_size && fault_now()) return ENOMEM;
+  int e = errno;
+  void *r = mremap(p, old_size, new_size, 0);
+  int rc = r == MAP_FAILED ? errno : 0;
+  errno = e;
+  return rc;
+}
+
+uint64_t os_now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+void os_write(int fd, const char *s, size_t n) {
+  int e = errno;
+  while (n > 0) {
+    ssize_t w = write(fd, s, n);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
+    s += w;
+    n -= (size_t)w;
+  }
+  errno = e;
+}
+
+size_t os_random_bytes(void *buf, size_t n) {
+  int e = errno;
+  long r = syscall(SYS_getrandom, buf, n, 1 /* GRND_NONBLOCK */);
+  errno = e;
+  return r < 0 ? 0 : (size_t)r;
+}
+
+int os_current_cpu_node(unsigned *cpu, unsigned *node) {
+  int e = errno;
+  int r = getcpu(cpu, node);
+  errno = e;
+  return r == 0 ? 0 : -1;
+}
+
+int os_mbind_node(void *p, size_t size, unsigned node) {
+  if (node >= 64) return EINVAL;
+  unsigned long mask = 1ul << node;
+  int e = errno;
+  long r = syscall(SYS_mbind, p, size, 1 /* MPOL_PREFERRED */, &mask, 64ul, 0u);
+  int rc = r == 0 ? 0 : errno;
+  errno = e;
+  return rc;
+}
+
+void os_yield(void) { sched_yield(); }
+
+long os_read_file(const char *path, char *buf, size_t n) {
+  int e = errno;
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  long total = -1;
+  if (fd >= 0) {
+    total = 0;
+    while ((size_t)total < n) {
+      ssize_t r = read(fd, buf + total, n - (size_t)total);
+      if (r < 0 && errno == EINTR) continue;
+      if (r <= 0) break;
+      total += r;
+    }
+    close(fd);
+  }
+  errno = e;
+  return total;
+}
+
+size_t os_resident_bytes(void) {
+  char buf[128];
+  long n = os_read_file("/proc/self/statm", buf, sizeof buf - 1);
+  if (n <= 0) return 0;
+  buf[n] = 0;
+  const char *s = buf;
+  while (*s && *s != ' ') s++; /* skip total size */
+  while (*s == ' ') s++;
+  size_t pages = 0;
+  while (*s >= '0' && *s <= '9') pages = pages * 10 + (size_t)(*s++ - '0');
+  return pages * LZ_PAGE_SIZE;
+}
+
+int os_getpid(void) { return (int)getpid(); }
+
+void os_abort(void) { abort(); }

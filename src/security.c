@@ -1,0 +1,78 @@
+/* security.c: the per-process secret, and fatal reports of misuse.
+ *
+ * Reports go to stderr through os_write with our own formatter: nothing
+ * here allocates, so a report works even when the heap is corrupted.
+ */
+#include "internal.h"
+
+uintptr_t lz_key;
+
+void security_init(void) {
+  uintptr_t k = 0;
+  if (os_random_bytes(&k, sizeof k) != sizeof k) {
+    /* No getrandom: mix the clock, a stack address and our own address. */
+    uintptr_t local = (uintptr_t)&k;
+    k = (uintptr_t)os_now_ms() * 0x9e3779b97f4a7c15ull ^ (local << 17) ^ (uintptr_t)&lz_key;
+    uint32_t lo, hi;
+    __asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));
+    k ^= ((uint64_t)hi << 32 | lo) * 0xbf58476d1ce4e5b9ull;
+  }
+  k |= 1; /* never zero, so an encoded NULL is never NULL */
+  lz_key = k;
+}
+
+size_t fmt_u64(char *buf, uint64_t v) {
+  char tmp[24];
+  size_t n = 0;
+  do { tmp[n++] = (char)('0' + v % 10); v /= 10; } while (v);
+  for (size_t i = 0; i < n; i++) buf[i] = tmp[n - 1 - i];
+  return n;
+}
+
+size_t fmt_hex(char *buf, uint64_t v) {
+  static const char digits[] = "0123456789abcdef";
+  char tmp[20];
+  size_t n = 0;
+  do { tmp[n++] = digits[v & 15]; v >>= 4; } while (v);
+  buf[0] = '0';
+  buf[1] = 'x';
+  for (size_t i = 0; i < n; i++) buf[2 + i] = tmp[n - 1 - i];
+  return n + 2;
+}
+
+static size_t append(char *buf, size_t n, size_t cap, const char *s) {
+  while (s && *s && n < cap) buf[n++] = *s++;
+  return n;
+}
+
+/* "lzmalloc: <a><b>[ 0x<hex>]\n" */
+void lz_message(const char *a, const char *b, uintptr_t hex, int with_hex) {
+  char buf[256];
+  size_t n = append(buf, 0, sizeof buf - 24, "lzmalloc: ");
+  n = append(buf, n, sizeof buf - 24, a);
+  n = append(buf, n, sizeof buf - 24, b);
+  if (with_hex) {
+    buf[n++] = ' ';
+    n += fmt_hex(buf + n, hex);
+  }
+  buf[n++] = '\n';
+  os_write(2, buf, n);
+}
+
+void lz_fatal_pointer(const char *what, const char *func, const void *p) {
+  char fn[64];
+  size_t n = append(fn, 0, sizeof fn - 4, func);
+  n = append(fn, n, sizeof fn, "(): ");
+  fn[n] = 0;
+  lz_message(fn, what, (uintptr_t)p, 1);
+  os_abort();
+}
+
+void lz_assert_fail(const char *cond, const char *file, int line) {
+  char buf[32];
+  size_t n = fmt_u64(buf, (uint64_t)line);
+  buf[n] = 0;
+  lz_message("assertion failed: ", cond, 0, 0);
+  lz_message(file, ":", (uintptr_t)line, 1);
+  os_abort();
+}

@@ -1,0 +1,38 @@
+/* security.h: the one inline encode/decode pair every free list uses, and
+ * the cheap always-on pointer checks. The hardening level is LZ_SECURE
+ * (config.h); at level 0 the pair is the identity.
+ *
+ * Encoding (safe linking with a secret): a link stored at address pos is
+ *   enc = next ^ (pos >> 12) ^ lz_key
+ * so a leaked or overwritten link does not reveal or forge an address
+ * without the per-process random key.
+ */
+#ifndef LZ_SECURITY_H
+#define LZ_SECURITY_H
+
+#include "internal.h"
+
+lz_inline uintptr_t block_encode(const lz_block_t *pos, const lz_block_t *next) {
+  if (LZ_SECURE == 0) return (uintptr_t)next;
+  return (uintptr_t)next ^ ((uintptr_t)pos >> 12) ^ lz_key;
+}
+
+lz_inline lz_block_t *block_decode(const lz_block_t *pos, uintptr_t enc) {
+  if (LZ_SECURE == 0) return (lz_block_t *)enc;
+  return (lz_block_t *)(enc ^ ((uintptr_t)pos >> 12) ^ lz_key);
+}
+
+lz_inline lz_block_t *block_next(const lz_block_t *b) { return block_decode(b, b->enc_next); }
+lz_inline void block_set_next(lz_block_t *b, const lz_block_t *next) { b->enc_next = block_encode(b, next); }
+
+/* A block whose first word decodes to NULL or to an address inside its own
+ * span is probably on a free list already (a fresh block has its first word
+ * cleared when handed out, user data rarely decodes so). The caller then
+ * confirms with a walk of the span's lists. */
+lz_inline bool block_maybe_free(const lz_block_t *b, const uint8_t *start, size_t span_bytes) {
+  if (LZ_SECURE == 0) return false;
+  uintptr_t d = (uintptr_t)block_next(b);
+  return d == 0 || d - (uintptr_t)start < span_bytes;
+}
+
+#endif /* LZ_SECURITY_H */

@@ -1,0 +1,143 @@
+/* slab.c: small blocks (<= 32 KiB) in slab spans, and the heap's class
+ * queues of slabs.
+ *
+ * Allocation pops span->free (inline, api.c). When it is empty the slow
+ * path here walks the class queue: for each span it takes local_free as the
+ * new free list, else carves the next blocks of the untouched tail (lazy
+ * bump-pointer initialisation, at most a page of blocks at a time), else
+ * marks the span FULL and unlinks it. A FULL span rejoins the queue when
+ * one of its blocks is freed. A span whose last block is freed is retired
+ * (its pages go back to the chunk) unless it is the queue's current span.
+ * Only the heap's owner runs this code (see internal.h, Ownership).
+ */
+#include "alloc.h"
+
+void queue_remove(heap_t *heap, span_queue_t *q, span_t *s) {
+  bool was_first = q->first == s;
+  if (s->prev) s->prev->next = s->next; else q->first = s->next;
+  if (s->next) s->next->prev = s->prev; else q->last = s->prev;
+  s->next = s->prev = NULL;
+  if (was_first) heap_direct_update(heap, s->cls);
+}
+
+void queue_push_front(heap_t *heap, span_queue_t *q, span_t *s) {
+  s->prev = NULL;
+  s->next = q->first;
+  if (q->first) q->first->prev = s; else q->last = s;
+  q->first = s;
+  heap_direct_update(heap, s->cls);
+}
+
+static void queue_push_back(heap_t *heap, span_queue_t *q, span_t *s) {
+  if (q->first == NULL) { queue_push_front(heap, q, s); return; }
+  s->next = NULL;
+  s->prev = q->last;
+  q->last->next = s;
+  q->last = s;
+}
+
+void heap_direct_update(heap_t *heap, unsigned cls) {
+  uint32_t size = lz_class_size[cls];
+  if (size > LZ_DIRECT_MAX) return;
+  span_t *s = heap->queues[cls].first;
+  if (s == NULL) s = &lz_span_empty;
+  size_t lo = cls == 1 ? 0 : lz_class_size[cls - 1] / 16 + 1;
+  for (size_t i = lo; i <= size / 16; i++) heap->direct[i] = s;
+}
+
+/* Carves the next blocks of the untouched tail into the (empty) free list. */
+void slab_extend(span_t *s) {
+  lz_assert(s->free == NULL && s->capacity < s->reserved);
+  size_t bs = s->block_size;
+  size_t n = LZ_PAGE_SIZE / bs;
+  if (n == 0) n = 1;
+  if (n > (size_t)(s->reserved - s->capacity)) n = s->reserved - s->capacity;
+  uint8_t *start = span_start(s) + (size_t)s->capacity * bs;
+  lz_block_t *b = (lz_block_t *)start;
+  for (size_t i = 0; i + 1 < n; i++) {
+    lz_block_t *next = (lz_block_t *)((uint8_t *)b + bs);
+    block_set_next(b, next);
+    b = next;
+  }
+  block_set_next(b, NULL);
+  s->free = (lz_block_t *)start;
+  s->capacity = (uint16_t)(s->capacity + n);
+}
+
+static span_t *slab_new(heap_t *heap, unsigned cls) {
+  size_t pages = class_slab_pages(cls);
+  span_t *s = span_alloc(heap, pages, 1, SPAN_SLAB);
+  if (s == NULL) return NULL;
+  uint32_t bs = lz_class_size[cls];
+  s->block_size = bs;
+  s->magic = class_magic(bs);
+  s->reserved = (uint16_t)((pages << LZ_PAGE_SHIFT) / bs);
+  s->cls = (uint8_t)cls;
+  return s;
+}
+
+void *slab_malloc_slow(heap_t *heap, unsigned cls) {
+  span_queue_t *q = &heap->queues[cls];
+  span_t *s = q->first;
+  while (s != NULL) {
+    span_t *next = s->next;
+    if (s->free == NULL && s->local_free != NULL) {
+      s->free = s->local_free;
+      s->local_free = NULL;
+    }
+    if (s->free == NULL && s->capacity < s->reserved) slab_extend(s);
+    if (s->free != NULL) {
+      if (s != q->first) {
+        queue_remove(heap, q, s);
+        queue_push_front(heap, q, s);
+      }
+      return span_pop(heap, s);
+    }
+    /* Nothing left: park it until one of its blocks comes back. */
+    queue_remove(heap, q, s);
+    s->flags |= SPAN_FULL;
+    s = next;
+  }
+  s = slab_new(heap, cls);
+  if (s == NULL) return NULL;
+  slab_extend(s);
+  queue_push_front(heap, q, s);
+  return span_pop(heap, s);
+}
+
+/* The span is empty: give its pages back unless it is the current span
+ * of its class (kept to avoid churn when one block is allocated and freed
+ * over and over). */
+void slab_retire(heap_t *heap, span_t *s) {
+  lz_assert(s->used == 0);
+  span_queue_t *q = &heap->queues[s->cls];
+  if (q->first == s) return;
+  if (s->flags & SPAN_FULL) s->flags &= (uint8_t)~SPAN_FULL;
+  else queue_remove(heap, q, s);
+  span_free(heap, s);
+}
+
+/* Owner frees a block of a slab that may be FULL. */
+void slab_free_slow(heap_t *heap, span_t *s, lz_block_t *b) {
+  block_set_next(b, s->local_free);
+  s->local_free = b;
+  if (LZ_STATS) { heap->stats.free_bytes += s->block_size; heap->stats.frees++; }
+  if (s->flags & SPAN_FULL) {
+    s->flags &= (uint8_t)~SPAN_FULL;
+    queue_push_back(heap, &heap->queues[s->cls], s);
+  }
+  if (--s->used == 0) slab_retire(heap, s);
+}
+
+/* Is b on the span's free or local_free list? (double-free confirmation) */
+bool slab_contains_free(span_t *s, lz_block_t *b) {
+  lz_block_t *lists[2] = {s->free, s->local_free};
+  for (int l = 0; l < 2; l++) {
+    size_t limit = s->capacity;
+    for (lz_block_t *x = lists[l]; x != NULL && limit > 0; x = block_next(x), limit--) {
+      if (x == b) return true;
+      if ((uintptr_t)x - (uintptr_t)span_start(s) >= ((size_t)s->npages << LZ_PAGE_SHIFT)) break;
+    }
+  }
+  return false;
+}

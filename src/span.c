@@ -1,0 +1,123 @@
+/* span.c: runs of 4 KiB pages inside a heap's chunks, found by bitmap.
+ *
+ * A span is a run of free pages taken from one chunk's free_map (first fit,
+ * word at a time with ctz), optionally starting at a multiple of
+ * align_pages. Freed spans go straight back to the bitmap, where they merge
+ * with free neighbours by construction; their pages stay dirty (resident)
+ * until purge.c gives them back after the purge delay.
+ * Only the owner of the chunk's heap calls these functions.
+ */
+#include "internal.h"
+
+chunk_t *span_chunk(const span_t *s) { return (chunk_t *)((uintptr_t)s & ~LZ_CHUNK_MASK); }
+
+/* First index >= from whose bit equals `set`, or LZ_CHUNK_PAGES. */
+static size_t bitmap_next(const uint64_t *map, size_t from, bool set) {
+  if (from >= LZ_CHUNK_PAGES) return LZ_CHUNK_PAGES;
+  size_t w = from >> 6;
+  uint64_t bits = (set ? map[w] : ~map[w]) & (~0ull << (from & 63));
+  while (bits == 0) {
+    if (++w == LZ_BITMAP_WORDS) return LZ_CHUNK_PAGES;
+    bits = set ? map[w] : ~map[w];
+  }
+  return (w << 6) + (size_t)__builtin_ctzll(bits);
+}
+
+static void bitmap_assign(uint64_t *map, size_t first, size_t n, bool set) {
+  while (n > 0) {
+    size_t bit = first & 63;
+    size_t take = 64 - bit < n ? 64 - bit : n;
+    uint64_t mask = (take == 64 ? ~0ull : ((1ull << take) - 1)) << bit;
+    if (set) map[first >> 6] |= mask; else map[first >> 6] &= ~mask;
+    first += take;
+    n -= take;
+  }
+}
+
+static bool bitmap_any(const uint64_t *map, size_t first, size_t n) {
+  while (n > 0) {
+    size_t bit = first & 63;
+    size_t take = 64 - bit < n ? 64 - bit : n;
+    uint64_t mask = (take == 64 ? ~0ull : ((1ull << take) - 1)) << bit;
+    if (map[first >> 6] & mask) return true;
+    first += take;
+    n -= take;
+  }
+  return false;
+}
+
+/* Finds n free pages starting at a multiple of align; returns the first
+ * page or 0 (page 0 is the header, never free). Updates the run hint. */
+static size_t chunk_find_run(chunk_t *c, size_t n, size_t align) {
+  size_t longest = 0;
+  size_t i = bitmap_next(c->free_map, LZ_HEADER_PAGES, true);
+  while (i < LZ_CHUNK_PAGES) {
+    size_t end = bitmap_next(c->free_map, i, false);
+    size_t start = (i + align - 1) & ~(align - 1);
+    if (end - i > longest) longest = end - i;
+    if (start + n <= end) return start;
+    i = bitmap_next(c->free_map, end, true);
+  }
+  if (align == 1) c->max_run_hint = (uint32_t)longest;
+  return 0;
+}
+
+span_t *span_alloc(heap_t *heap, size_t npages, size_t align_pages, uint8_t kind) {
+  lz_assert(npages > 0 && npages <= LZ_USABLE_PAGES);
+  chunk_t *c;
+  size_t first = 0;
+  for (c = heap->chunks; c != NULL; c = c->next) {
+    if (c->free_pages < npages || c->max_run_hint < npages) continue;
+    first = chunk_find_run(c, npages, align_pages);
+    if (first) break;
+  }
+  if (c == NULL) {
+    c = chunk_alloc(heap);
+    if (c == NULL) return NULL;
+    first = chunk_find_run(c, npages, align_pages);
+    if (first == 0) return NULL;
+  }
+  bitmap_assign(c->free_map, first, npages, false);
+  c->free_pages -= (uint32_t)npages;
+  for (size_t i = first; i < first + npages; i++) c->pagemap[i] = (uint16_t)first;
+  span_t *s = &c->spans[first];
+  bool zero = !bitmap_any(c->dirty_map, first, npages);
+  /* Pages that were clean become committed as soon as they are used. */
+  size_t clean = 0;
+  for (size_t i = first; i < first + npages; i++)
+    if (!(c->dirty_map[i >> 6] & (1ull << (i & 63)))) clean++;
+  if (clean)
+    atomic_fetch_sub_explicit(&lz_bytes_decommitted, clean * LZ_PAGE_SIZE, memory_order_relaxed);
+  bitmap_assign(c->dirty_map, first, npages, true);
+  s->free = NULL;
+  s->local_free = NULL;
+  s->heap = heap;
+  s->next = s->prev = NULL;
+  s->used = 0;
+  s->capacity = 0;
+  s->reserved = 0;
+  s->npages = (uint16_t)npages;
+  s->cls = 0;
+  s->flags = 0;
+  s->kind = kind;
+  s->is_zero = zero;
+  return s;
+}
+
+void span_free(heap_t *heap, span_t *s) {
+  chunk_t *c = span_chunk(s);
+  size_t first = (size_t)(s - c->spans);
+  size_t n = s->npages;
+  s->kind = SPAN_NONE;
+  s->heap = NULL;
+  s->flags = 0;
+  for (size_t i = first; i < first + n; i++) c->pagemap[i] = 0;
+  bitmap_assign(c->free_map, first, n, true);
+  c->free_pages += (uint32_t)n;
+  c->max_run_hint = LZ_CHUNK_PAGES; /* unknown again: recomputed on the next miss */
+  if (c->free_pages == LZ_USABLE_PAGES) {
+    chunk_release(heap, c);
+    return;
+  }
+  purge_mark(c, first, n);
+}

@@ -1,0 +1,75 @@
+/* stats.c: statistics, summed over all heaps when read.
+ *
+ * Each heap counts its own allocations in plain fields written only by its
+ * owner (no shared writes on the fast path); global counters (chunks,
+ * large mappings, purges) are atomics touched only on slow paths. A reader
+ * sums the heaps while their owners run, so totals are a consistent-enough
+ * snapshot, not an instant; the word-sized reads are tolerated races
+ * (hidden from TSan by no_sanitize).
+ */
+#include "internal.h"
+
+#if defined(__clang__) || (defined(__GNUC__) && __GNUC__ >= 8)
+#define LZ_NO_TSAN __attribute__((no_sanitize("thread")))
+#else
+#define LZ_NO_TSAN
+#endif
+
+static inline size_t racy_read(const size_t *p) { return *(const volatile size_t *)p; }
+
+LZ_NO_TSAN void stats_collect(lz_stats_t *out) {
+  lz_stats_t st = {0};
+  size_t alloc = 0, freed = 0;
+  for (heap_t *h = heaps_first(); h != NULL; h = h->next_all) {
+    alloc += racy_read(&h->stats.alloc_bytes);
+    freed += racy_read(&h->stats.free_bytes);
+    st.mallocs += racy_read((const size_t *)&h->stats.mallocs);
+    st.frees += racy_read((const size_t *)&h->stats.frees);
+    st.remote_frees += racy_read((const size_t *)&h->stats.remote_frees);
+    st.heaps++;
+  }
+  size_t large_in_use = atomic_load_explicit(&lz_large_in_use, memory_order_relaxed);
+  size_t chunks = atomic_load_explicit(&lz_chunks_mapped, memory_order_relaxed);
+  size_t large_mapped = atomic_load_explicit(&lz_large_mapped, memory_order_relaxed);
+  size_t clean = atomic_load_explicit(&lz_bytes_decommitted, memory_order_relaxed);
+  st.large_in_use = large_in_use;
+  st.in_use = (alloc > freed ? alloc - freed : 0) + large_in_use;
+  st.allocated = alloc;
+  st.mapped = chunks * LZ_CHUNK_SIZE + large_mapped;
+  st.committed = st.mapped > clean ? st.mapped - clean : 0;
+  st.resident = os_resident_bytes();
+  st.pages_purged = atomic_load_explicit(&lz_pages_purged, memory_order_relaxed);
+  st.chunks = chunks;
+  *out = st;
+}
+
+__attribute__((visibility("default"))) void lz_stats_get(lz_stats_t *out) {
+  if (out != NULL) stats_collect(out);
+}
+
+static size_t put(char *buf, size_t n, const char *label, uint64_t v) {
+  while (*label && n < 200) buf[n++] = *label++;
+  n += fmt_u64(buf + n, v);
+  buf[n++] = '\n';
+  return n;
+}
+
+__attribute__((visibility("default"))) void lz_stats_print(int fd) {
+  lz_stats_t st;
+  stats_collect(&st);
+  char buf[1024];
+  size_t n = 0;
+  n = put(buf, n, "lzmalloc " LZMALLOC_VERSION " statistics\n  in use bytes:      ", st.in_use);
+  n = put(buf, n, "  allocated bytes:   ", st.allocated);
+  n = put(buf, n, "  mapped bytes:      ", st.mapped);
+  n = put(buf, n, "  committed bytes:   ", st.committed);
+  n = put(buf, n, "  resident bytes:    ", st.resident);
+  n = put(buf, n, "  large in use:      ", st.large_in_use);
+  n = put(buf, n, "  mallocs:           ", st.mallocs);
+  n = put(buf, n, "  frees:             ", st.frees);
+  n = put(buf, n, "  remote frees:      ", st.remote_frees);
+  n = put(buf, n, "  pages purged:      ", st.pages_purged);
+  n = put(buf, n, "  chunks:            ", st.chunks);
+  n = put(buf, n, "  heaps:             ", st.heaps);
+  os_write(fd, buf, n);
+}
