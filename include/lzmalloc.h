@@ -51,13 +51,11 @@ int lz_trim(size_t pad) LZ_ATTR_NOTHROW;
 /* Process-wide statistics, summed over all heaps when read. */
 typedef struct lz_stats_s {
   size_t in_use;        /* bytes in live blocks (usable sizes) */
-  size_t allocated;     /* total bytes handed out since start */
   size_t mapped;        /* bytes of address space mapped from the kernel */
   size_t committed;     /* mapped bytes not known to be decommitted */
   size_t resident;      /* resident set size of the process, from the kernel */
   size_t large_in_use;  /* bytes in live blocks > 1 MiB */
-  uint64_t mallocs;     /* allocation calls served */
-  uint64_t frees;       /* free calls served */
+  uint64_t slow_allocs; /* allocations that took the slow path */
   uint64_t remote_frees;/* frees of blocks owned by another thread's heap */
   uint64_t pages_purged;/* 4 KiB pages given back with madvise */
   uint64_t chunks;      /* 2 MiB chunks currently mapped */

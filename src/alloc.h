@@ -21,7 +21,7 @@ lz_inline void *span_pop(heap_t *heap, span_t *s) {
   s->free = block_next(b);
   s->used++;
   if (LZ_SECURE) b->enc_next = 0;
-  if (LZ_STATS) { heap->stats.alloc_bytes += s->block_size; heap->stats.mallocs++; }
+  if (LZ_STATS) heap->stats.in_use += s->block_size;
   return b;
 }
 
@@ -44,7 +44,7 @@ lz_inline void free_fast(void *p) {
     size_t first = c->pagemap[(a >> LZ_PAGE_SHIFT) & (LZ_CHUNK_PAGES - 1)];
     span_t *s = &c->spans[first];
     heap_t *heap = lz_heap_tls;
-    if (lz_likely(s->heap == heap && s->flags == 0)) {
+    if (lz_likely(atomic_load_explicit(&s->xfast_owner, memory_order_relaxed) == heap)) {
       lz_block_t *b = (lz_block_t *)p;
       uint8_t *start = (uint8_t *)c + (first << LZ_PAGE_SHIFT);
       size_t off = (size_t)(a - (uintptr_t)start);
@@ -56,8 +56,8 @@ lz_inline void free_fast(void *p) {
       }
       block_set_next(b, s->local_free);
       s->local_free = b;
-      if (LZ_STATS) { heap->stats.free_bytes += s->block_size; heap->stats.frees++; }
-      if (lz_unlikely(--s->used == 0)) slab_retire(heap, s);
+      if (LZ_STATS) heap->stats.in_use -= s->block_size;
+      if (lz_unlikely(--s->used == 0) && heap->queues[s->cls].first != s) slab_retire(heap, s);
       return;
     }
   }

@@ -96,6 +96,7 @@ void heap_collect(heap_t *heap, bool force) {
       span_t *next = s->next;
       if (s->used == 0 && (force || s != q->first)) {
         queue_remove(heap, q, s);
+        atomic_store_explicit(&s->xfast_owner, NULL, memory_order_relaxed);
         span_free(heap, s);
       }
       s = next;
@@ -167,17 +168,18 @@ static void *medium_malloc(heap_t *heap, size_t size, size_t align_pages, bool z
   s->flags = SPAN_MEDIUM_FLAG;
   uint8_t *p = span_start(s);
   if (zero && !s->is_zero) memset(p, 0, size);
-  if (LZ_STATS) { heap->stats.alloc_bytes += s->block_size; heap->stats.mallocs++; }
+  if (LZ_STATS) heap->stats.in_use += s->block_size;
   return p;
 }
 
 void medium_free(heap_t *heap, span_t *s) {
-  if (LZ_STATS) { heap->stats.free_bytes += s->block_size; heap->stats.frees++; }
+  if (LZ_STATS) heap->stats.in_use -= s->block_size;
   s->used = 0;
   span_free(heap, s);
 }
 
 static void slow_enter(heap_t *heap) {
+  if (LZ_STATS) heap->stats.slow_allocs++;
   remote_collect(heap);
   if ((++heap->slow_count & 63) == 0) purge_tick(heap);
 }
@@ -304,7 +306,7 @@ void heap_free_slow(void *p) {
   }
   span_t *s = info.span;
   heap_t *heap = lz_heap_tls;
-  if (s->heap == heap) heap_free_local(heap, s, (lz_block_t *)p);
+  if (span_chunk(s)->heap == heap) heap_free_local(heap, s, (lz_block_t *)p);
   else remote_free(s, (lz_block_t *)p);
 }
 

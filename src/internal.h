@@ -98,8 +98,9 @@ struct chunk_s;
  *        and then free == local_free == NULL and capacity == reserved.
  * Medium spans: flags == SPAN_MEDIUM_FLAG, reserved == 1, used == 1 while
  *   live (freed spans return their pages at once), never in a queue.
- * A span's heap, block_size and magic are written only while it has no
- * live block, so any thread holding a live block may read them.
+ * A span's block_size and magic (and its chunk's heap, the owner of every
+ * span in the chunk) are written only while it has no live block, so any
+ * thread holding a live block may read them.
  * ------------------------------------------------------------------------- */
 enum { SPAN_NONE = 0, SPAN_SLAB = 1, SPAN_MEDIUM = 2 };
 enum { SPAN_FULL = 1, SPAN_MEDIUM_FLAG = 2 }; /* any flag sends free to the slow path */
@@ -107,7 +108,8 @@ enum { SPAN_FULL = 1, SPAN_MEDIUM_FLAG = 2 }; /* any flag sends free to the slow
 typedef struct span_s {
   lz_block_t *free;         /* owner: blocks ready to hand out */
   lz_block_t *local_free;   /* owner: blocks the owner freed */
-  struct heap_s *heap;      /* owning heap */
+  _Atomic(struct heap_s *) xfast_owner; /* heap while flags == 0, else NULL:
+                               the free fast path's one owner check */
   struct span_s *next;      /* owner: class queue links */
   struct span_s *prev;
   uint32_t block_size;      /* bytes per block (medium: the span's bytes) */
@@ -120,7 +122,6 @@ typedef struct span_s {
   uint8_t flags;            /* SPAN_FULL | SPAN_MEDIUM_FLAG */
   uint8_t kind;             /* SPAN_NONE / SPAN_SLAB / SPAN_MEDIUM */
   uint8_t is_zero;          /* medium: memory known to be zero */
-  uint8_t pad[4];
 } span_t;
 _Static_assert(sizeof(span_t) == 64, "span_t must be one cache line");
 
@@ -145,7 +146,7 @@ _Static_assert(sizeof(span_t) == 64, "span_t must be one cache line");
  * All fields belong to the owning heap (see Ownership above).
  * ------------------------------------------------------------------------- */
 typedef struct chunk_s {
-  struct heap_s *heap;          /* owner, NULL while pooled */
+  struct heap_s *heap;          /* owner of every span here; NULL while pooled */
   struct chunk_s *next, *prev;  /* owner's chunk list or the pool */
   uint32_t free_pages;
   uint32_t max_run_hint;        /* >= longest free run */
@@ -191,12 +192,13 @@ typedef struct span_queue_s {
 
 enum { HEAP_ACTIVE = 0, HEAP_ORPHAN = 1, HEAP_BUSY = 2 };
 
+/* Written by the owner only; other threads read them racily (stats.c).
+ * in_use goes up on malloc and down when the owner frees (remote frees
+ * are applied by the owner too), so each heap's figure is exact. */
 typedef struct heap_stats_s {
-  size_t alloc_bytes;   /* usable bytes handed out (small + medium) */
-  size_t free_bytes;    /* usable bytes returned (small + medium) */
-  uint64_t mallocs;
-  uint64_t frees;
+  int64_t in_use;       /* usable bytes of live small and medium blocks */
   uint64_t remote_frees;/* frees this thread sent to other heaps */
+  uint64_t slow_allocs; /* allocations that took the slow path */
 } heap_stats_t;
 
 /* Invariants:

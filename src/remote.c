@@ -12,7 +12,7 @@
 #include "security.h"
 
 void remote_free(span_t *s, lz_block_t *b) {
-  heap_t *owner = s->heap;
+  heap_t *owner = span_chunk(s)->heap;
   lz_block_t *head = atomic_load_explicit(&owner->xremote, memory_order_relaxed);
   do {
     if (lz_unlikely(head == b)) lz_fatal_pointer("double free", "free", b);
@@ -31,7 +31,7 @@ size_t remote_collect(heap_t *heap) {
     lz_block_t *next = block_next(b);
     chunk_t *c = (chunk_t *)((uintptr_t)b & ~LZ_CHUNK_MASK);
     span_t *s = &c->spans[c->pagemap[((uintptr_t)b >> LZ_PAGE_SHIFT) & (LZ_CHUNK_PAGES - 1)]];
-    lz_assert(s->heap == heap);
+    lz_assert(c->heap == heap);
     heap_free_local(heap, s, b);
     b = next;
     n++;

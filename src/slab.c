@@ -73,6 +73,7 @@ static span_t *slab_new(heap_t *heap, unsigned cls) {
   s->magic = class_magic(bs);
   s->reserved = (uint16_t)((pages << LZ_PAGE_SHIFT) / bs);
   s->cls = (uint8_t)cls;
+  atomic_store_explicit(&s->xfast_owner, heap, memory_order_relaxed);
   return s;
 }
 
@@ -96,6 +97,7 @@ void *slab_malloc_slow(heap_t *heap, unsigned cls) {
     /* Nothing left: park it until one of its blocks comes back. */
     queue_remove(heap, q, s);
     s->flags |= SPAN_FULL;
+    atomic_store_explicit(&s->xfast_owner, NULL, memory_order_relaxed);
     s = next;
   }
   s = slab_new(heap, cls);
@@ -114,6 +116,7 @@ void slab_retire(heap_t *heap, span_t *s) {
   if (q->first == s) return;
   if (s->flags & SPAN_FULL) s->flags &= (uint8_t)~SPAN_FULL;
   else queue_remove(heap, q, s);
+  atomic_store_explicit(&s->xfast_owner, NULL, memory_order_relaxed);
   span_free(heap, s);
 }
 
@@ -121,9 +124,10 @@ void slab_retire(heap_t *heap, span_t *s) {
 void slab_free_slow(heap_t *heap, span_t *s, lz_block_t *b) {
   block_set_next(b, s->local_free);
   s->local_free = b;
-  if (LZ_STATS) { heap->stats.free_bytes += s->block_size; heap->stats.frees++; }
+  if (LZ_STATS) heap->stats.in_use -= s->block_size;
   if (s->flags & SPAN_FULL) {
     s->flags &= (uint8_t)~SPAN_FULL;
+    atomic_store_explicit(&s->xfast_owner, heap, memory_order_relaxed);
     queue_push_back(heap, &heap->queues[s->cls], s);
   }
   if (--s->used == 0) slab_retire(heap, s);

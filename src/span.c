@@ -91,7 +91,7 @@ span_t *span_alloc(heap_t *heap, size_t npages, size_t align_pages, uint8_t kind
   bitmap_assign(c->dirty_map, first, npages, true);
   s->free = NULL;
   s->local_free = NULL;
-  s->heap = heap;
+  atomic_store_explicit(&s->xfast_owner, NULL, memory_order_relaxed);
   s->next = s->prev = NULL;
   s->used = 0;
   s->capacity = 0;
@@ -109,7 +109,7 @@ void span_free(heap_t *heap, span_t *s) {
   size_t first = (size_t)(s - c->spans);
   size_t n = s->npages;
   s->kind = SPAN_NONE;
-  s->heap = NULL;
+  atomic_store_explicit(&s->xfast_owner, NULL, memory_order_relaxed);
   s->flags = 0;
   for (size_t i = first; i < first + n; i++) c->pagemap[i] = 0;
   bitmap_assign(c->free_map, first, n, true);

@@ -19,12 +19,10 @@ static inline size_t racy_read(const size_t *p) { return *(const volatile size_t
 
 LZ_NO_TSAN void stats_collect(lz_stats_t *out) {
   lz_stats_t st = {0};
-  size_t alloc = 0, freed = 0;
+  int64_t in_use = 0;
   for (heap_t *h = heaps_first(); h != NULL; h = h->next_all) {
-    alloc += racy_read(&h->stats.alloc_bytes);
-    freed += racy_read(&h->stats.free_bytes);
-    st.mallocs += racy_read((const size_t *)&h->stats.mallocs);
-    st.frees += racy_read((const size_t *)&h->stats.frees);
+    in_use += (int64_t)racy_read((const size_t *)&h->stats.in_use);
+    st.slow_allocs += racy_read((const size_t *)&h->stats.slow_allocs);
     st.remote_frees += racy_read((const size_t *)&h->stats.remote_frees);
     st.heaps++;
   }
@@ -33,8 +31,7 @@ LZ_NO_TSAN void stats_collect(lz_stats_t *out) {
   size_t large_mapped = atomic_load_explicit(&lz_large_mapped, memory_order_relaxed);
   size_t clean = atomic_load_explicit(&lz_bytes_decommitted, memory_order_relaxed);
   st.large_in_use = large_in_use;
-  st.in_use = (alloc > freed ? alloc - freed : 0) + large_in_use;
-  st.allocated = alloc;
+  st.in_use = (in_use > 0 ? (size_t)in_use : 0) + large_in_use;
   st.mapped = chunks * LZ_CHUNK_SIZE + large_mapped;
   st.committed = st.mapped > clean ? st.mapped - clean : 0;
   st.resident = os_resident_bytes();
@@ -60,13 +57,11 @@ __attribute__((visibility("default"))) void lz_stats_print(int fd) {
   char buf[1024];
   size_t n = 0;
   n = put(buf, n, "lzmalloc " LZMALLOC_VERSION " statistics\n  in use bytes:      ", st.in_use);
-  n = put(buf, n, "  allocated bytes:   ", st.allocated);
   n = put(buf, n, "  mapped bytes:      ", st.mapped);
   n = put(buf, n, "  committed bytes:   ", st.committed);
   n = put(buf, n, "  resident bytes:    ", st.resident);
   n = put(buf, n, "  large in use:      ", st.large_in_use);
-  n = put(buf, n, "  mallocs:           ", st.mallocs);
-  n = put(buf, n, "  frees:             ", st.frees);
+  n = put(buf, n, "  slow-path allocs:  ", st.slow_allocs);
   n = put(buf, n, "  remote frees:      ", st.remote_frees);
   n = put(buf, n, "  pages purged:      ", st.pages_purged);
   n = put(buf, n, "  chunks:            ", st.chunks);
