@@ -269,7 +269,7 @@ static ptr_info_t ptr_resolve(const void *p, const char *func) {
     span_t *s = &c->spans[first];
     if (first == 0 || s->kind == SPAN_NONE) lz_fatal_pointer("invalid pointer", func, p);
     size_t off = a - ((uintptr_t)c + (first << LZ_PAGE_SHIFT));
-    if (s->kind == SPAN_MEDIUM ? off != 0 : (off % s->block_size != 0 || off / s->block_size >= s->capacity))
+    if (s->kind == SPAN_MEDIUM ? off != 0 : (off % s->block_size != 0 || off / s->block_size >= s->reserved))
       lz_fatal_pointer("invalid pointer", func, p);
     info.span = s;
     return info;

@@ -8,7 +8,7 @@
  * grows the mapping with mremap, never copying.
  *
  * The cache keeps up to LZ_LARGE_CACHE_ENTRIES freed mappings (at most
- * LZMALLOC_LARGE_CACHE bytes); an entry unused for the purge delay is
+ * LZMALLOC_LARGE_CACHE bytes); an entry unused for ten purge delays is
  * unmapped by large_cache_trim. Guarded by large_lock.
  */
 #include <string.h>
@@ -29,6 +29,9 @@ static cache_entry_t cache[LZ_LARGE_CACHE_ENTRIES > 0 ? LZ_LARGE_CACHE_ENTRIES :
 static size_t cache_count, cache_bytes;                                               /* under large_lock */
 
 #define LARGE_FREED_TAG ((uintptr_t)1)
+/* A cached mapping is dearer to rebuild (mmap plus a fault per page) than a
+ * chunk page, so it waits ten purge delays before it is unmapped. */
+#define LARGE_DELAY_FACTOR 10
 
 static size_t page_round(size_t n) { return (n + LZ_PAGE_SIZE - 1) & ~(LZ_PAGE_SIZE - 1); }
 
@@ -114,7 +117,7 @@ void large_free(large_t *l, void *p) {
   long limit = opt_get(OPT_LARGE_CACHE);
   if (LZ_LARGE_CACHE_ENTRIES > 0 && l->offset == LZ_PAGE_SIZE && map_size <= (size_t)limit) {
     long delay = opt_get(OPT_PURGE_DELAY);
-    uint64_t expire = delay < 0 ? UINT64_MAX : os_now_ms() + (uint64_t)delay;
+    uint64_t expire = delay < 0 ? UINT64_MAX : os_now_ms() + (uint64_t)delay * LARGE_DELAY_FACTOR;
     large_t *evict[2] = {NULL, NULL};
     size_t evict_size[2] = {0, 0};
     int nevict = 0;

@@ -1,10 +1,12 @@
 /* purge.c: giving idle memory back to the kernel, with hysteresis.
  *
  * Pages freed inside a chunk stay resident ("dirty") so a heap that
- * allocates again soon reuses them for free. The first free of a quiet
- * chunk arms chunk->purge_at = now + LZMALLOC_PURGE_DELAY; once that time
- * has passed, the owner's next purge tick decommits every free dirty run
- * with madvise(MADV_DONTNEED) (later reads see zeros). A delay of 0 purges
+ * allocates again soon reuses them for free. Every span freed in a chunk
+ * re-arms chunk->purge_at = now + LZMALLOC_PURGE_DELAY, so only a chunk
+ * that has been quiet for the whole delay is purged (hysteresis: memory
+ * being churned is never given back just to be faulted in again); the
+ * owner's next purge tick then decommits every free dirty run with
+ * madvise(MADV_DONTNEED) (later reads see zeros). A delay of 0 purges
  * at once, -1 never (except malloc_trim). Empty chunks and cached large
  * mappings age the same way in their pools. Ticks come from the owner's
  * slow path (every 64th entry reads the coarse clock), and malloc_trim
@@ -47,7 +49,7 @@ void purge_mark(chunk_t *c, size_t first, size_t n) {
     purge_run(c, first, n);
     return;
   }
-  if (delay > 0 && c->purge_at == 0) c->purge_at = os_now_ms() + (uint64_t)delay;
+  if (delay > 0) c->purge_at = os_now_ms() + (uint64_t)delay;
 }
 
 void purge_tick(heap_t *heap) {
