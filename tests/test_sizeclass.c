@@ -1,0 +1,39 @@
+/* Size classes, slab geometry and the block-index multiplication, checked
+ * exhaustively against plain arithmetic. */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "internal.h"
+#include "sizeclass.h"
+
+#define CHECK(c) do { if (!(c)) { fprintf(stderr, "%s:%d: CHECK(%s) failed\n", __FILE__, __LINE__, #c); exit(1); } } while (0)
+
+int main(void) {
+  /* Every size maps to the smallest class that holds it. */
+  for (size_t s = 0; s <= LZ_SMALL_MAX; s++) {
+    unsigned c = size_to_class(s);
+    CHECK(c >= 1 && c < LZ_CLASSES);
+    CHECK(lz_class_size[c] >= (s ? s : 1));
+    CHECK(c == 1 || lz_class_size[c - 1] < s);
+    if (s <= LZ_DIRECT_MAX) CHECK(lz_direct_class[(s + 15) >> 4] == c);
+  }
+  for (unsigned c = 1; c < LZ_CLASSES; c++) {
+    uint32_t bs = lz_class_size[c];
+    CHECK(bs % 16 == 0);
+    CHECK(c == 1 || bs > lz_class_size[c - 1]);
+    /* Waste within a class is at most 25 % above 128 bytes. */
+    if (c > 8) CHECK((bs - lz_class_size[c - 1] - 1) * 4 <= lz_class_size[c - 1] + 1);
+    size_t slab = (size_t)class_slab_pages(c) << LZ_PAGE_SHIFT;
+    CHECK(slab <= LZ_SLAB_MAX_BYTES);
+    CHECK(slab / bs >= 8 && slab / bs <= 0xffff);
+    CHECK((slab % bs) * 16 <= slab); /* tail waste <= 1/16 */
+    /* The fast path's interior-pointer check is exact for every offset. */
+    uint32_t magic = class_magic(bs);
+    for (size_t off = 0; off < slab; off++) {
+      size_t q = (size_t)(((uint64_t)off * magic) >> LZ_MAGIC_SHIFT);
+      CHECK(q == off / bs);
+    }
+  }
+  printf("size classes: %d classes, all sizes and offsets checked\n", LZ_CLASSES - 1);
+  return 0;
+}
