@@ -71,6 +71,12 @@ void process_init(void) {
   pthread_atfork(fork_prepare, fork_parent, fork_child);
   atomic_store_explicit(&lz_initialized, 2, memory_order_release);
   init_running = false;
+  if (opt_get(OPT_VERBOSE)) {
+    lz_message("version " LZMALLOC_VERSION ", hardening level ", "", (uintptr_t)LZ_SECURE, 2);
+    if (opt_get(OPT_PURGE_DELAY) < 0) lz_message("purge delay: never", "", 0, 0);
+    else lz_message("purge delay (ms): ", "", (uintptr_t)opt_get(OPT_PURGE_DELAY), 2);
+    lz_message("large cache (bytes): ", "", (uintptr_t)opt_get(OPT_LARGE_CACHE), 2);
+  }
 }
 
 void thread_register(heap_t *heap) {

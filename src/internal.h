@@ -278,7 +278,7 @@ extern uintptr_t lz_key;
 void security_init(void);
 lz_cold lz_noreturn void lz_fatal_pointer(const char *what, const char *func, const void *p);
 lz_cold lz_noreturn void lz_assert_fail(const char *cond, const char *file, int line);
-void lz_message(const char *a, const char *b, uintptr_t hex, int with_hex);
+void lz_message(const char *a, const char *b, uintptr_t value, int number); /* number: 0 none, 1 hex, 2 decimal */
 size_t fmt_u64(char *buf, uint64_t v);
 size_t fmt_hex(char *buf, uint64_t v);
 

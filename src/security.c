@@ -45,15 +45,17 @@ static size_t append(char *buf, size_t n, size_t cap, const char *s) {
   return n;
 }
 
-/* "lzmalloc: <a><b>[ 0x<hex>]\n" */
-void lz_message(const char *a, const char *b, uintptr_t hex, int with_hex) {
+/* "lzmalloc: <a><b>[ 0x<hex> | <decimal>]\n"; number: 0 none, 1 hex, 2 decimal */
+void lz_message(const char *a, const char *b, uintptr_t value, int number) {
   char buf[256];
   size_t n = append(buf, 0, sizeof buf - 24, "lzmalloc: ");
   n = append(buf, n, sizeof buf - 24, a);
   n = append(buf, n, sizeof buf - 24, b);
-  if (with_hex) {
+  if (number == 1) {
     buf[n++] = ' ';
-    n += fmt_hex(buf + n, hex);
+    n += fmt_hex(buf + n, value);
+  } else if (number == 2) {
+    n += fmt_u64(buf + n, value);
   }
   buf[n++] = '\n';
   os_write(2, buf, n);
@@ -69,10 +71,7 @@ void lz_fatal_pointer(const char *what, const char *func, const void *p) {
 }
 
 void lz_assert_fail(const char *cond, const char *file, int line) {
-  char buf[32];
-  size_t n = fmt_u64(buf, (uint64_t)line);
-  buf[n] = 0;
   lz_message("assertion failed: ", cond, 0, 0);
-  lz_message(file, ":", (uintptr_t)line, 1);
+  lz_message(file, ":", (uintptr_t)line, 2);
   os_abort();
 }

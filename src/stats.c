@@ -44,8 +44,9 @@ __attribute__((visibility("default"))) void lz_stats_get(lz_stats_t *out) {
   if (out != NULL) stats_collect(out);
 }
 
+/* buf has room for 1024 bytes: a dozen lines of < 64 characters. */
 static size_t put(char *buf, size_t n, const char *label, uint64_t v) {
-  while (*label && n < 200) buf[n++] = *label++;
+  while (*label && n < 1000) buf[n++] = *label++;
   n += fmt_u64(buf + n, v);
   buf[n++] = '\n';
   return n;
