@@ -46,11 +46,8 @@ lz_inline void free_fast(void *p) {
     heap_t *heap = lz_heap_tls;
     if (lz_likely(atomic_load_explicit(&s->xfast_owner, memory_order_relaxed) == heap)) {
       lz_block_t *b = (lz_block_t *)p;
-      uint8_t *start = (uint8_t *)c + (first << LZ_PAGE_SHIFT);
-      size_t off = (size_t)(a - (uintptr_t)start);
-      if (LZ_SECURE &&
-          lz_unlikely(((off * s->magic) >> LZ_MAGIC_SHIFT) * s->block_size != off ||
-                      block_maybe_free(b, start, (size_t)s->npages << LZ_PAGE_SHIFT))) {
+      uint64_t off = (a & LZ_CHUNK_MASK) - (first << LZ_PAGE_SHIFT);
+      if (LZ_SECURE && lz_unlikely(!divcheck_multiple(off, s->divcheck) || block_maybe_free(b))) {
         heap_free_slow(p);
         return;
       }

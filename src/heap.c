@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "sizeclass.h"
 
 __thread heap_t *lz_heap_tls __attribute__((tls_model("initial-exec"))) = &lz_heap_empty;
 
@@ -161,7 +162,7 @@ static void *medium_malloc(heap_t *heap, size_t size, size_t align_pages, bool z
   span_t *s = span_alloc(heap, npages, align_pages, SPAN_MEDIUM);
   if (s == NULL) return NULL;
   s->block_size = (uint32_t)(npages << LZ_PAGE_SHIFT);
-  s->magic = 0;
+  s->divcheck = divcheck_of(s->block_size);
   s->reserved = 1;
   s->capacity = 1;
   s->used = 1;
@@ -291,7 +292,7 @@ void heap_free_local(heap_t *heap, span_t *s, lz_block_t *b) {
     medium_free(heap, s);
     return;
   }
-  if (LZ_SECURE && block_maybe_free(b, span_start(s), (size_t)s->npages << LZ_PAGE_SHIFT) &&
+  if (LZ_SECURE && block_maybe_free(b) &&
       slab_contains_free(s, b))
     lz_fatal_pointer("double free", "free", b);
   slab_free_slow(heap, s, b);

@@ -98,7 +98,7 @@ struct chunk_s;
  *        and then free == local_free == NULL and capacity == reserved.
  * Medium spans: flags == SPAN_MEDIUM_FLAG, reserved == 1, used == 1 while
  *   live (freed spans return their pages at once), never in a queue.
- * A span's block_size and magic (and its chunk's heap, the owner of every
+ * A span's block_size and divcheck (and its chunk's heap, the owner of every
  * span in the chunk) are written only while it has no live block, so any
  * thread holding a live block may read them.
  * ------------------------------------------------------------------------- */
@@ -112,8 +112,9 @@ typedef struct span_s {
                                the free fast path's one owner check */
   struct span_s *next;      /* owner: class queue links */
   struct span_s *prev;
+  uint64_t divcheck;        /* UINT64_MAX / block_size + 1: offset n < 2^32 is
+                               a multiple of block_size iff n * divcheck < divcheck */
   uint32_t block_size;      /* bytes per block (medium: the span's bytes) */
-  uint32_t magic;           /* ceil(2^33 / block_size); 0 for medium spans */
   uint16_t used;            /* blocks handed out and not returned */
   uint16_t capacity;        /* blocks carved out so far */
   uint16_t reserved;        /* blocks that fit */
@@ -125,7 +126,6 @@ typedef struct span_s {
 } span_t;
 _Static_assert(sizeof(span_t) == 64, "span_t must be one cache line");
 
-#define LZ_MAGIC_SHIFT 33
 
 /* ---------------------------------------------------------------------------
  * Chunks

@@ -25,14 +25,14 @@ lz_inline lz_block_t *block_decode(const lz_block_t *pos, uintptr_t enc) {
 lz_inline lz_block_t *block_next(const lz_block_t *b) { return block_decode(b, b->enc_next); }
 lz_inline void block_set_next(lz_block_t *b, const lz_block_t *next) { b->enc_next = block_encode(b, next); }
 
-/* A block whose first word decodes to NULL or to an address inside its own
- * span is probably on a free list already (a fresh block has its first word
- * cleared when handed out, user data rarely decodes so). The caller then
- * confirms with a walk of the span's lists. */
-lz_inline bool block_maybe_free(const lz_block_t *b, const uint8_t *start, size_t span_bytes) {
+/* A block whose first word decodes to NULL or to an address in its own
+ * chunk is probably on a free list already (a block has its first word
+ * cleared when handed out, and user data decodes so with probability
+ * ~2^-40). The caller then confirms with a walk of the span's lists. */
+lz_inline bool block_maybe_free(const lz_block_t *b) {
   if (LZ_SECURE == 0) return false;
-  uintptr_t d = (uintptr_t)block_next(b);
-  return d == 0 || d - (uintptr_t)start < span_bytes;
+  uintptr_t d = (uintptr_t)block_next(b) >> LZ_CHUNK_SHIFT;
+  return d == 0 || d == ((uintptr_t)b >> LZ_CHUNK_SHIFT);
 }
 
 #endif /* LZ_SECURITY_H */

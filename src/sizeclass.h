@@ -11,11 +11,11 @@ lz_inline unsigned size_to_class(size_t size) {
   return 9u + (b - 7u) * 4u + (unsigned)(((size - 1) >> (b - 2)) & 3u);
 }
 
-lz_inline uint32_t class_magic(uint32_t block_size) {
-  return (uint32_t)((((uint64_t)1 << LZ_MAGIC_SHIFT) + block_size - 1) / block_size);
-}
+/* Lemire's divisibility test: for n < 2^32, n % d == 0 iff
+ * n * (UINT64_MAX / d + 1) (mod 2^64) < UINT64_MAX / d + 1. */
+lz_inline uint64_t divcheck_of(uint32_t d) { return UINT64_MAX / d + 1; }
+lz_inline bool divcheck_multiple(uint64_t n, uint64_t divcheck) { return n * divcheck < divcheck; }
 
 _Static_assert(LZ_CLASSES == 41, "class table size");
-_Static_assert(LZ_SLAB_MAX_BYTES * (uint64_t)LZ_SMALL_MAX <= ((uint64_t)1 << LZ_MAGIC_SHIFT),
-               "block index by multiplication must stay exact");
+_Static_assert(LZ_CHUNK_SIZE <= ((uint64_t)1 << 32), "divcheck needs offsets below 2^32");
 #endif

@@ -70,7 +70,7 @@ static span_t *slab_new(heap_t *heap, unsigned cls) {
   if (s == NULL) return NULL;
   uint32_t bs = lz_class_size[cls];
   s->block_size = bs;
-  s->magic = class_magic(bs);
+  s->divcheck = divcheck_of(bs);
   s->reserved = (uint16_t)((pages << LZ_PAGE_SHIFT) / bs);
   s->cls = (uint8_t)cls;
   atomic_store_explicit(&s->xfast_owner, heap, memory_order_relaxed);

@@ -27,12 +27,9 @@ int main(void) {
     CHECK(slab <= LZ_SLAB_MAX_BYTES);
     CHECK(slab / bs >= 8 && slab / bs <= 0xffff);
     CHECK((slab % bs) * 16 <= slab); /* tail waste <= 1/16 */
-    /* The fast path's interior-pointer check is exact for every offset. */
-    uint32_t magic = class_magic(bs);
-    for (size_t off = 0; off < slab; off++) {
-      size_t q = (size_t)(((uint64_t)off * magic) >> LZ_MAGIC_SHIFT);
-      CHECK(q == off / bs);
-    }
+    /* The fast path's block-boundary test is exact for every offset. */
+    uint64_t dc = divcheck_of(bs);
+    for (size_t off = 0; off < LZ_CHUNK_SIZE; off++) CHECK(divcheck_multiple(off, dc) == (off % bs == 0));
   }
   printf("size classes: %d classes, all sizes and offsets checked\n", LZ_CLASSES - 1);
   return 0;
