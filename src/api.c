@@ -5,7 +5,8 @@
  * calloc and reallocarray overflow give NULL with ENOMEM; a failing call
  * sets ENOMEM (EINVAL for a bad alignment) and a successful one leaves
  * errno alone; posix_memalign returns its error and never sets errno;
- * memalign rounds an alignment that is not a power of two up to one.
+ * memalign and aligned_alloc round an alignment that is not a power of two
+ * up to one and fail with EINVAL only above SIZE_MAX / 2 + 1 (glibc 2.36).
  */
 #include <errno.h>
 #include <string.h>
@@ -84,13 +85,9 @@ LZ_EXPORT void *lz_memalign(size_t alignment, size_t size) {
   return aligned_impl(alignment, size);
 }
 
-LZ_EXPORT void *lz_aligned_alloc(size_t alignment, size_t size) {
-  if (!is_pow2(alignment)) {
-    errno = EINVAL;
-    return NULL;
-  }
-  return aligned_impl(alignment, size);
-}
+/* As in glibc 2.36, aligned_alloc is memalign: an alignment that is not a
+ * power of two is rounded up, and only one above SIZE_MAX / 2 + 1 fails. */
+LZ_EXPORT void *lz_aligned_alloc(size_t alignment, size_t size) { return lz_memalign(alignment, size); }
 
 LZ_EXPORT int lz_posix_memalign(void **out, size_t alignment, size_t size) {
   if (alignment % sizeof(void *) != 0 || !is_pow2(alignment)) return EINVAL;
