@@ -90,6 +90,7 @@ heap_t *heap_get_slow(void) {
 
 /* Frees every empty slab (force: even the current ones) and purges. */
 void heap_collect(heap_t *heap, bool force) {
+  if (force) remote_flush_all(heap);
   remote_collect(heap);
   for (unsigned cls = 1; cls < LZ_CLASSES; cls++) {
     span_queue_t *q = &heap->queues[cls];
@@ -114,6 +115,7 @@ void heap_collect(heap_t *heap, bool force) {
 /* The owning thread is exiting. */
 void heap_abandon(heap_t *heap) {
   if (heap == NULL || heap == &lz_heap_empty) return;
+  remote_flush_all(heap);
   heap_collect(heap, true);
   if (lz_heap_tls == heap) lz_heap_tls = &lz_heap_empty;
   atomic_fetch_add_explicit(&orphan_count, 1, memory_order_relaxed);
@@ -181,6 +183,7 @@ void medium_free(heap_t *heap, span_t *s) {
 
 static void slow_enter(heap_t *heap) {
   if (LZ_STATS) heap->stats.slow_allocs++;
+  remote_flush_all(heap);
   remote_collect(heap);
   if ((++heap->slow_count & 63) == 0) purge_tick(heap);
 }
@@ -269,8 +272,8 @@ static ptr_info_t ptr_resolve(const void *p, const char *func) {
     size_t first = c->pagemap[(a >> LZ_PAGE_SHIFT) & (LZ_CHUNK_PAGES - 1)];
     span_t *s = &c->spans[first];
     if (first == 0 || s->kind == SPAN_NONE) lz_fatal_pointer("invalid pointer", func, p);
-    size_t off = a - ((uintptr_t)c + (first << LZ_PAGE_SHIFT));
-    if (s->kind == SPAN_MEDIUM ? off != 0 : (off % s->block_size != 0 || off / s->block_size >= s->reserved))
+    size_t off = (a & LZ_CHUNK_MASK) - (first << LZ_PAGE_SHIFT);
+    if (!divcheck_multiple(off, s->divcheck) || off >= (size_t)s->reserved * s->block_size)
       lz_fatal_pointer("invalid pointer", func, p);
     info.span = s;
     return info;
@@ -286,16 +289,10 @@ static ptr_info_t ptr_resolve(const void *p, const char *func) {
   lz_fatal_pointer("invalid pointer", func, p);
 }
 
-/* The owner frees a block of one of its spans. */
+/* The owner frees a block of one of its spans (already validated). */
 void heap_free_local(heap_t *heap, span_t *s, lz_block_t *b) {
-  if (s->kind == SPAN_MEDIUM) {
-    medium_free(heap, s);
-    return;
-  }
-  if (LZ_SECURE && block_maybe_free(b) &&
-      slab_contains_free(s, b))
-    lz_fatal_pointer("double free", "free", b);
-  slab_free_slow(heap, s, b);
+  if (s->kind == SPAN_MEDIUM) medium_free(heap, s);
+  else slab_free_slow(heap, s, b);
 }
 
 void heap_free_slow(void *p) {
@@ -307,8 +304,15 @@ void heap_free_slow(void *p) {
   }
   span_t *s = info.span;
   heap_t *heap = lz_heap_tls;
-  if (span_chunk(s)->heap == heap) heap_free_local(heap, s, (lz_block_t *)p);
-  else remote_free(s, (lz_block_t *)p);
+  lz_block_t *b = (lz_block_t *)p;
+  if (span_chunk(s)->heap == heap) {
+    /* Only the owner can read the span's lists to confirm a double free. */
+    if (LZ_SECURE && s->kind == SPAN_SLAB && block_maybe_free(b) && slab_contains_free(s, b))
+      lz_fatal_pointer("double free", "free", p);
+    heap_free_local(heap, s, b);
+  } else {
+    remote_free(heap, s, b);
+  }
 }
 
 size_t heap_usable_size(const void *p, const char *func) {

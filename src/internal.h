@@ -185,6 +185,18 @@ typedef struct large_s {
 /* ---------------------------------------------------------------------------
  * Heaps
  * ------------------------------------------------------------------------- */
+/* Remote frees waiting in the freeing heap, one chain per destination heap
+ * (direct-mapped by the destination's address), sent with one CAS when the
+ * chain is long enough, when another destination needs the slot, or when
+ * the freeing thread's slow path runs. */
+#define LZ_REMOTE_SLOTS 8
+#define LZ_REMOTE_BATCH 32
+typedef struct remote_batch_s {
+  struct heap_s *dest;
+  lz_block_t *head, *tail;
+  uint32_t count;
+} remote_batch_t;
+
 typedef struct span_queue_s {
   span_t *first;
   span_t *last;
@@ -212,6 +224,7 @@ typedef struct heap_s {
   span_queue_t queues[LZ_CLASSES];
   heap_stats_t stats;
   _Atomic(lz_block_t *) xremote;       /* blocks freed by other threads */
+  remote_batch_t rbatch[LZ_REMOTE_SLOTS]; /* our frees of other heaps' blocks */
   _Atomic(int) xstate;                 /* HEAP_ACTIVE / ORPHAN / BUSY */
   uint32_t node;                       /* NUMA node the heap takes chunks from */
   chunk_t *chunks;                     /* chunks owned */
@@ -340,7 +353,8 @@ extern _Atomic(size_t) lz_large_mapped;
 extern _Atomic(size_t) lz_large_in_use;
 
 /* remote.c: frees that cross threads. */
-void remote_free(span_t *s, lz_block_t *b);
+void remote_free(heap_t *self, span_t *s, lz_block_t *b);
+void remote_flush_all(heap_t *self);
 size_t remote_collect(heap_t *heap);
 
 /* heap.c */

@@ -1,26 +1,60 @@
 /* remote.c: frees that cross threads.
  *
- * A block freed by a thread that does not own its span is pushed on the
- * owning heap's xremote list (lock-free, many producers). The owner takes
- * the whole list with one atomic exchange (single consumer, so no ABA) and
- * frees each block locally, in a batch, on its slow path. Heaps are never
- * unmapped, so a heap pointer read from a live block's span is always safe
- * to push to, even if that heap's thread has exited (the heap is then an
- * orphan and whoever holds it collects the list).
+ * A block freed by a thread that does not own its span goes back to the
+ * owning heap (its chunk's heap). The freeing thread first gathers such
+ * blocks in short chains per destination (heap->rbatch) and sends a chain
+ * with one CAS onto the destination's xremote list: lock-free, many
+ * producers. The owner takes the whole list with one atomic exchange
+ * (single consumer, so no ABA) and frees each block locally, on its slow
+ * path. Heaps are never unmapped, so a heap pointer read from a live
+ * block's chunk is always safe to push to, even if that heap's thread has
+ * exited (the heap is then an orphan and whoever holds it collects).
+ * A thread without a heap of its own sends each block at once.
  */
 #include "internal.h"
 #include "security.h"
 
-void remote_free(span_t *s, lz_block_t *b) {
-  heap_t *owner = span_chunk(s)->heap;
-  lz_block_t *head = atomic_load_explicit(&owner->xremote, memory_order_relaxed);
+/* Pushes the chain head..tail (linked, encoded) onto dest->xremote. */
+static void remote_send(heap_t *dest, lz_block_t *head, lz_block_t *tail) {
+  lz_block_t *old = atomic_load_explicit(&dest->xremote, memory_order_relaxed);
   do {
-    if (lz_unlikely(head == b)) lz_fatal_pointer("double free", "free", b);
-    block_set_next(b, head);
-  } while (!atomic_compare_exchange_weak_explicit(&owner->xremote, &head, b, memory_order_release,
+    if (lz_unlikely(old == head || old == tail)) lz_fatal_pointer("double free", "free", old);
+    block_set_next(tail, old);
+  } while (!atomic_compare_exchange_weak_explicit(&dest->xremote, &old, head, memory_order_release,
                                                   memory_order_relaxed));
-  heap_t *self = lz_heap_tls;
-  if (LZ_STATS && self != &lz_heap_empty) self->stats.remote_frees++;
+}
+
+static void batch_flush(remote_batch_t *rb) {
+  if (rb->count == 0) return;
+  remote_send(rb->dest, rb->head, rb->tail);
+  rb->dest = NULL;
+  rb->head = rb->tail = NULL;
+  rb->count = 0;
+}
+
+void remote_free(heap_t *self, span_t *s, lz_block_t *b) {
+  heap_t *owner = span_chunk(s)->heap;
+  if (self == &lz_heap_empty) {
+    remote_send(owner, b, b);
+    return;
+  }
+  if (LZ_STATS) self->stats.remote_frees++;
+  remote_batch_t *rb = &self->rbatch[((uintptr_t)owner >> 6) % LZ_REMOTE_SLOTS];
+  if (rb->dest != owner) {
+    batch_flush(rb);
+    rb->dest = owner;
+  }
+  if (lz_unlikely(b == rb->head)) lz_fatal_pointer("double free", "free", b);
+  if (rb->count == 0) {
+    rb->tail = b;
+  }
+  block_set_next(b, rb->head);
+  rb->head = b;
+  if (++rb->count >= LZ_REMOTE_BATCH) batch_flush(rb);
+}
+
+void remote_flush_all(heap_t *self) {
+  for (int i = 0; i < LZ_REMOTE_SLOTS; i++) batch_flush(&self->rbatch[i]);
 }
 
 size_t remote_collect(heap_t *heap) {
