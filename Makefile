@@ -3,7 +3,9 @@ JOBS ?= 2
 CMAKE ?= cmake
 GEN_FLAGS ?=
 
-.PHONY: all release debug asan tsan test test-release test-asan test-tsan bench clean
+.PHONY: all release debug asan tsan test test-release test-asan test-tsan bench fuzz install clean
+PREFIX ?= /usr/local
+FUZZ_SECONDS ?= 60
 
 all: release
 
@@ -41,6 +43,13 @@ test: test-release test-debug test-asan test-tsan
 
 bench: release
 	bench/run
+
+# Coverage-guided fuzzing of the lz_ API (clang libFuzzer + ASan + UBSan).
+fuzz:
+	bash fuzz/run.sh $(FUZZ_SECONDS)
+
+install: release
+	$(CMAKE) --install build/release --prefix $(PREFIX)
 
 clean:
 	rm -rf build
