@@ -54,7 +54,7 @@ lz_inline void free_fast(void *p) {
       block_set_next(b, s->local_free);
       s->local_free = b;
       if (LZ_STATS) heap->stats.in_use -= s->block_size;
-      if (lz_unlikely(--s->used == 0) && heap->queues[s->cls].first != s) slab_retire(heap, s);
+      if (lz_unlikely(--s->used == 0)) slab_retire(heap, s);
       return;
     }
   }

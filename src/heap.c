@@ -94,14 +94,12 @@ void heap_collect(heap_t *heap, bool force) {
   remote_collect(heap);
   for (unsigned cls = 1; cls < LZ_CLASSES; cls++) {
     span_queue_t *q = &heap->queues[cls];
-    for (span_t *s = q->first; s != NULL;) {
-      span_t *next = s->next;
-      if (s->used == 0 && (force || s != q->first)) {
-        queue_remove(heap, q, s);
-        atomic_store_explicit(&s->xfast_owner, NULL, memory_order_relaxed);
-        span_free(heap, s);
-      }
-      s = next;
+    /* Only the first span can be empty and still linked (its pin). */
+    span_t *s = q->first;
+    if (force && s != NULL && s->used == 1) {
+      queue_remove(heap, q, s);
+      atomic_store_explicit(&s->xfast_owner, NULL, memory_order_relaxed);
+      span_free(heap, s);
     }
   }
   uint64_t now = os_now_ms();

@@ -31,6 +31,10 @@
 #include "config.h"
 #include "lzmalloc.h"
 
+/* Everything declared below is internal to the library: hidden, so calls
+ * and data references bind locally (no GOT or PLT indirection). */
+#pragma GCC visibility push(hidden)
+
 /* ---------------------------------------------------------------------------
  * Compiler helpers
  * ------------------------------------------------------------------------- */
@@ -334,7 +338,7 @@ lz_inline uint8_t *span_start(const span_t *s) {
 void *slab_malloc_slow(heap_t *heap, unsigned cls);
 void slab_free_slow(heap_t *heap, span_t *s, lz_block_t *b);
 void slab_extend(span_t *s);
-void slab_retire(heap_t *heap, span_t *s);
+lz_cold void slab_retire(heap_t *heap, span_t *s);
 void queue_remove(heap_t *heap, span_queue_t *q, span_t *s);
 void queue_push_front(heap_t *heap, span_queue_t *q, span_t *s);
 void heap_direct_update(heap_t *heap, unsigned cls);
@@ -362,9 +366,9 @@ extern __thread heap_t *lz_heap_tls;
 extern heap_t lz_heap_empty;
 extern span_t lz_span_empty;
 heap_t *heap_get_slow(void);
-void *heap_malloc_slow(heap_t *heap, size_t size, bool zero);
+lz_noinline void *heap_malloc_slow(heap_t *heap, size_t size, bool zero);
 void *heap_malloc_aligned(heap_t *heap, size_t size, size_t align, bool zero);
-void heap_free_slow(void *p);
+lz_noinline void heap_free_slow(void *p);
 void heap_free_local(heap_t *heap, span_t *s, lz_block_t *b);
 size_t heap_usable_size(const void *p, const char *func);
 void *heap_realloc(void *p, size_t size);
@@ -393,4 +397,5 @@ void thread_register(heap_t *heap);
 
 /* api.c entry points used by override.c are the public lz_ functions. */
 
+#pragma GCC visibility pop
 #endif /* LZ_INTERNAL_H */

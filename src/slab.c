@@ -12,20 +12,31 @@
  */
 #include "alloc.h"
 
+/* The first span of a queue holds one extra count in `used` (its pin), so
+ * frees never retire the span malloc is carving from, and the free fast
+ * path needs no "is it current?" test: a span whose count reaches zero is
+ * never a queue's first. */
 void queue_remove(heap_t *heap, span_queue_t *q, span_t *s) {
   bool was_first = q->first == s;
   if (s->prev) s->prev->next = s->next; else q->first = s->next;
   if (s->next) s->next->prev = s->prev; else q->last = s->prev;
   s->next = s->prev = NULL;
-  if (was_first) heap_direct_update(heap, s->cls);
+  if (was_first) {
+    s->used--;                         /* s loses the pin */
+    if (q->first) q->first->used++;    /* its successor gains it */
+    heap_direct_update(heap, s->cls);
+  }
 }
 
 void queue_push_front(heap_t *heap, span_queue_t *q, span_t *s) {
+  span_t *old = q->first;
   s->prev = NULL;
-  s->next = q->first;
-  if (q->first) q->first->prev = s; else q->last = s;
+  s->next = old;
+  if (old) old->prev = s; else q->last = s;
   q->first = s;
+  s->used++;
   heap_direct_update(heap, s->cls);
+  if (old && --old->used == 0) slab_retire(heap, old);
 }
 
 static void queue_push_back(heap_t *heap, span_queue_t *q, span_t *s) {
@@ -107,13 +118,12 @@ void *slab_malloc_slow(heap_t *heap, unsigned cls) {
   return span_pop(heap, s);
 }
 
-/* The span is empty: give its pages back unless it is the current span
- * of its class (kept to avoid churn when one block is allocated and freed
- * over and over). */
+/* The span is empty (so not the current span of its queue, see the pin
+ * above): give its pages back. */
 void slab_retire(heap_t *heap, span_t *s) {
   lz_assert(s->used == 0);
   span_queue_t *q = &heap->queues[s->cls];
-  if (q->first == s) return;
+  lz_assert(q->first != s);
   if (s->flags & SPAN_FULL) s->flags &= (uint8_t)~SPAN_FULL;
   else queue_remove(heap, q, s);
   atomic_store_explicit(&s->xfast_owner, NULL, memory_order_relaxed);

@@ -1,0 +1,53 @@
+# Core unit, conformance and stress tests (included by tests/CMakeLists.txt).
+#
+# All tests honour LZ_TEST_SCALE (default 1; e.g. 0.1 for a smoke run, 10 for
+# a soak) and share tests/testutil.h. Kinds: see tests/CMakeLists.txt.
+#
+#   api_conformance  standard names with glibc 2.36's exact semantics (API)
+#   api_cxx          C++ new/delete (all forms) and containers in threads (API)
+#   sweep            size / alignment / realloc sweeps over the lz_ API
+#   stress_mt        multithreaded handoff, remote frees, realloc migration,
+#                    thread churn, pattern checks
+#   fork_test        fork() while other threads allocate; children allocate
+#                    and free parent blocks; deadlocks fail via alarm
+#   thread_exit      10,000 short-lived threads; RSS / in_use / heap bounds
+#   misuse           death tests: double / invalid / interior free (API)
+#   misuse_extra     harder death tests (same binary source, --extra)
+
+set(_lz_t ${CMAKE_CURRENT_SOURCE_DIR})
+
+# ---- standard API (liblzmalloc.so; release/debug builds only) -------------
+lz_test(NAME api_conformance KIND API LABELS unit TIMEOUT 120
+        SOURCES ${_lz_t}/api_conformance.c)
+lz_test(NAME api_cxx KIND API LABELS unit TIMEOUT 120
+        SOURCES ${_lz_t}/api_cxx.cpp)
+lz_test(NAME misuse KIND API LABELS unit TIMEOUT 120
+        SOURCES ${_lz_t}/misuse.c)
+lz_test(NAME misuse_extra KIND API LABELS unit TIMEOUT 120
+        SOURCES ${_lz_t}/misuse.c ARGS --extra)
+
+# Linked with lzmalloc, the API tests additionally require that the calls are
+# really served by lzmalloc and that free_sized/free_aligned_sized exist (the
+# same sources pass against plain glibc without this definition).
+foreach(_t api_conformance api_cxx)
+  if(TARGET ${_t})
+    target_compile_definitions(${_t} PRIVATE LZ_TEST_EXPECT_LZMALLOC=1)
+  endif()
+endforeach()
+if(TARGET api_cxx AND CMAKE_CXX_COMPILER_ID MATCHES "Clang")
+  # clang 14 does not enable C++14 sized deallocation by default.
+  target_compile_options(api_cxx PRIVATE -fsized-deallocation)
+endif()
+
+# ---- lz_ API (lzmalloc-prefixed; every variant incl. ASan/UBSan and TSan) --
+lz_test(NAME sweep KIND PREFIXED LABELS unit TIMEOUT 200
+        SOURCES ${_lz_t}/sweep.c)
+lz_test(NAME stress_mt KIND PREFIXED LABELS stress TIMEOUT 240
+        SOURCES ${_lz_t}/stress_mt.c)
+# fork_test arms alarm(280) itself; keep the ctest timeout above it.
+lz_test(NAME fork_test KIND PREFIXED LABELS stress TIMEOUT 300
+        SOURCES ${_lz_t}/fork_test.c)
+lz_test(NAME thread_exit KIND PREFIXED LABELS stress TIMEOUT 240
+        SOURCES ${_lz_t}/thread_exit.c)
+
+unset(_lz_t)
