@@ -61,4 +61,37 @@ lz_inline void free_fast(void *p) {
   heap_free_slow(p);
 }
 
+/* Entry and exit of every public function. Per-thread heaps (LZ_HEAPS 0):
+ * nothing. Shared heaps: the calling thread's heap (assigned on first use)
+ * is locked for the whole call, so the code inside runs as its owner. */
+lz_inline heap_t *api_enter(void) {
+  if (LZ_HEAPS == 0) return NULL;
+  heap_t *h = lz_heap_tls;
+  if (lz_unlikely(h == &lz_heap_empty)) h = heap_get_slow();
+  if (h != NULL) lz_lock(&h->lock);
+  return h;
+}
+
+lz_inline void api_leave(heap_t *h) {
+  if (LZ_HEAPS != 0 && h != NULL) lz_unlock(&h->lock);
+}
+
+lz_inline void *api_malloc(size_t size) {
+  if (LZ_HEAPS == 0) return malloc_fast(size);
+  heap_t *h = api_enter();
+  void *p = malloc_fast(size);
+  api_leave(h);
+  return p;
+}
+
+lz_inline void api_free(void *p) {
+  if (LZ_HEAPS == 0) {
+    free_fast(p);
+    return;
+  }
+  heap_t *h = api_enter();
+  free_fast(p);
+  api_leave(h);
+}
+
 #endif /* LZ_ALLOC_H */

@@ -1,23 +1,23 @@
 /* api.c: the lz_ API (include/lzmalloc.h), with glibc's semantics.
  *
- * Edge cases, as glibc has them: malloc(0) returns a unique block;
+ * Edge cases, as glibc 2.36 has them: malloc(0) returns a unique block;
  * realloc(p, 0) frees p and returns NULL; realloc(NULL, n) is malloc(n);
  * calloc and reallocarray overflow give NULL with ENOMEM; a failing call
  * sets ENOMEM (EINVAL for a bad alignment) and a successful one leaves
  * errno alone; posix_memalign returns its error and never sets errno;
  * memalign and aligned_alloc round an alignment that is not a power of two
- * up to one and fail with EINVAL only above SIZE_MAX / 2 + 1 (glibc 2.36).
+ * up to one and fail with EINVAL only above SIZE_MAX / 2 + 1.
+ *
+ * Each exported function is api_enter / body / api_leave (alloc.h): no-ops
+ * with per-thread heaps, the heap's lock with LZ_HEAPS > 0. Bodies call
+ * each other only through the static *_body functions.
  */
 #include <errno.h>
 #include <string.h>
 
 #include "alloc.h"
 
-LZ_EXPORT void *lz_malloc(size_t size) { return malloc_fast(size); }
-
-LZ_EXPORT void lz_free(void *p) { free_fast(p); }
-
-LZ_EXPORT void *lz_calloc(size_t n, size_t size) {
+static void *calloc_body(size_t n, size_t size) {
   size_t total;
   if (lz_unlikely(__builtin_mul_overflow(n, size, &total))) {
     errno = ENOMEM;
@@ -35,7 +35,7 @@ LZ_EXPORT void *lz_calloc(size_t n, size_t size) {
   return heap_malloc_slow(lz_heap_tls, total, true);
 }
 
-LZ_EXPORT void *lz_realloc(void *p, size_t size) {
+static void *realloc_body(void *p, size_t size) {
   if (p == NULL) return malloc_fast(size);
   if (size == 0) {
     free_fast(p);
@@ -44,35 +44,15 @@ LZ_EXPORT void *lz_realloc(void *p, size_t size) {
   return heap_realloc(p, size);
 }
 
-LZ_EXPORT void *lz_reallocarray(void *p, size_t n, size_t size) {
-  size_t total;
-  if (__builtin_mul_overflow(n, size, &total)) {
-    errno = ENOMEM;
-    return NULL;
-  }
-  return lz_realloc(p, total);
-}
-
-LZ_EXPORT void lz_free_sized(void *p, size_t size) {
-  (void)size;
-  free_fast(p);
-}
-
-LZ_EXPORT void lz_free_aligned_sized(void *p, size_t alignment, size_t size) {
-  (void)alignment;
-  (void)size;
-  free_fast(p);
-}
-
 static inline bool is_pow2(size_t x) { return x != 0 && (x & (x - 1)) == 0; }
 
 /* alignment: a power of two. */
-static void *aligned_impl(size_t alignment, size_t size) {
+static void *aligned_body(size_t alignment, size_t size) {
   if (alignment <= LZ_ALIGN) return malloc_fast(size);
   return heap_malloc_aligned(lz_heap_tls, size, alignment, false);
 }
 
-LZ_EXPORT void *lz_memalign(size_t alignment, size_t size) {
+static void *memalign_body(size_t alignment, size_t size) {
   if (alignment > SIZE_MAX / 2 + 1) {
     errno = EINVAL;
     return NULL;
@@ -82,17 +62,56 @@ LZ_EXPORT void *lz_memalign(size_t alignment, size_t size) {
     while (a < alignment) a <<= 1;
     alignment = a;
   }
-  return aligned_impl(alignment, size);
+  return aligned_body(alignment, size);
 }
 
-/* As in glibc 2.36, aligned_alloc is memalign: an alignment that is not a
- * power of two is rounded up, and only one above SIZE_MAX / 2 + 1 fails. */
-LZ_EXPORT void *lz_aligned_alloc(size_t alignment, size_t size) { return lz_memalign(alignment, size); }
+#define API_CALL(expr)            \
+  do {                            \
+    heap_t *h_ = api_enter();     \
+    __typeof__(expr) r_ = (expr); \
+    api_leave(h_);                \
+    return r_;                    \
+  } while (0)
+
+LZ_EXPORT void *lz_malloc(size_t size) { return api_malloc(size); }
+
+LZ_EXPORT void lz_free(void *p) { api_free(p); }
+
+LZ_EXPORT void *lz_calloc(size_t n, size_t size) { API_CALL(calloc_body(n, size)); }
+
+LZ_EXPORT void *lz_realloc(void *p, size_t size) { API_CALL(realloc_body(p, size)); }
+
+LZ_EXPORT void *lz_reallocarray(void *p, size_t n, size_t size) {
+  size_t total;
+  if (__builtin_mul_overflow(n, size, &total)) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  API_CALL(realloc_body(p, total));
+}
+
+LZ_EXPORT void lz_free_sized(void *p, size_t size) {
+  (void)size;
+  api_free(p);
+}
+
+LZ_EXPORT void lz_free_aligned_sized(void *p, size_t alignment, size_t size) {
+  (void)alignment;
+  (void)size;
+  api_free(p);
+}
+
+/* As in glibc 2.36, aligned_alloc is memalign. */
+LZ_EXPORT void *lz_aligned_alloc(size_t alignment, size_t size) { API_CALL(memalign_body(alignment, size)); }
+
+LZ_EXPORT void *lz_memalign(size_t alignment, size_t size) { API_CALL(memalign_body(alignment, size)); }
 
 LZ_EXPORT int lz_posix_memalign(void **out, size_t alignment, size_t size) {
   if (alignment % sizeof(void *) != 0 || !is_pow2(alignment)) return EINVAL;
   int saved = errno;
-  void *p = aligned_impl(alignment, size);
+  heap_t *h = api_enter();
+  void *p = aligned_body(alignment, size);
+  api_leave(h);
   if (p == NULL) {
     errno = saved;
     return ENOMEM;
@@ -101,7 +120,7 @@ LZ_EXPORT int lz_posix_memalign(void **out, size_t alignment, size_t size) {
   return 0;
 }
 
-LZ_EXPORT void *lz_valloc(size_t size) { return aligned_impl(LZ_PAGE_SIZE, size); }
+LZ_EXPORT void *lz_valloc(size_t size) { API_CALL(aligned_body(LZ_PAGE_SIZE, size)); }
 
 LZ_EXPORT void *lz_pvalloc(size_t size) {
   size_t rounded = (size + LZ_PAGE_SIZE - 1) & ~(LZ_PAGE_SIZE - 1);
@@ -110,13 +129,13 @@ LZ_EXPORT void *lz_pvalloc(size_t size) {
     return NULL;
   }
   if (rounded == 0) rounded = LZ_PAGE_SIZE;
-  return aligned_impl(LZ_PAGE_SIZE, rounded);
+  API_CALL(aligned_body(LZ_PAGE_SIZE, rounded));
 }
 
-LZ_EXPORT size_t lz_usable_size(const void *p) { return heap_usable_size(p, "malloc_usable_size"); }
+LZ_EXPORT size_t lz_usable_size(const void *p) { API_CALL(heap_usable_size(p, "malloc_usable_size")); }
 
 LZ_EXPORT int lz_trim(size_t pad) {
   (void)pad;
   process_init();
-  return purge_all(true) > 0 ? 1 : 0;
+  API_CALL(purge_all(true) > 0 ? 1 : 0);
 }

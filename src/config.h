@@ -35,6 +35,13 @@
 #define LZ_LARGE_CACHE_BYTES (64u << 20)
 #endif
 
+/* Small-object cache of remote frees: blocks of other threads' heaps that
+ * a thread keeps per destination before sending them back in one atomic
+ * operation (1 = send each at once). */
+#ifndef LZ_REMOTE_BATCH
+#define LZ_REMOTE_BATCH 32
+#endif
+
 /* Empty chunks kept in the global pool (per NUMA node) before unmapping. */
 #ifndef LZ_CHUNK_POOL_MAX
 #define LZ_CHUNK_POOL_MAX 8
@@ -45,6 +52,15 @@
 #define LZ_PURGE_DELAY_MS 10
 #endif
 
+/* Heaps: 0 = one heap per thread (default, lock-free fast path);
+ * N > 0 = a fixed pool of N heaps shared by all threads, assigned
+ * round-robin on a thread's first call, each guarded by a lock that every
+ * entry point holds (lite-malloc's "engines": bounded memory per process
+ * whatever the thread count, for programs with thousands of threads). */
+#ifndef LZ_HEAPS
+#define LZ_HEAPS 0
+#endif
+
 /* Override the standard malloc family (set by the build: 0 for the
  * lz_-prefixed test library). */
 #ifndef LZ_OVERRIDE
@@ -53,6 +69,12 @@
 
 #if LZ_SECURE < 0 || LZ_SECURE > 2
 #error "LZ_SECURE must be 0, 1 or 2"
+#endif
+#if LZ_REMOTE_BATCH < 1 || LZ_REMOTE_BATCH > 4096
+#error "LZ_REMOTE_BATCH must be in 1..4096"
+#endif
+#if LZ_HEAPS < 0 || LZ_HEAPS > 1024
+#error "LZ_HEAPS must be in 0..1024"
 #endif
 #if LZ_LARGE_CACHE_ENTRIES < 0 || LZ_LARGE_CACHE_ENTRIES > 1024
 #error "LZ_LARGE_CACHE_ENTRIES must be in 0..1024"

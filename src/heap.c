@@ -32,6 +32,11 @@ static _Atomic(heap_t *) heaps_all;         /* every heap ever made */
 static _Atomic(long) orphan_count;
 static uint8_t *meta_cur, *meta_end;        /* under heaps_lock */
 
+/* LZ_HEAPS > 0: the shared heaps, made on first use. */
+static _Atomic(heap_t *) shared_heaps[LZ_HEAPS > 0 ? LZ_HEAPS : 1];
+static _Atomic(unsigned) shared_next;
+static lz_lock_t shared_lock = LZ_LOCK_INIT;
+
 heap_t *heaps_first(void) { return atomic_load_explicit(&heaps_all, memory_order_acquire); }
 
 /* ---------------------------------------------------------------------------
@@ -76,10 +81,30 @@ static heap_t *heap_adopt_orphan(void) {
   return NULL;
 }
 
+static heap_t *shared_heap_assign(void) {
+  unsigned i = atomic_fetch_add_explicit(&shared_next, 1, memory_order_relaxed) % (LZ_HEAPS > 0 ? LZ_HEAPS : 1);
+  heap_t *h = atomic_load_explicit(&shared_heaps[i], memory_order_acquire);
+  if (h == NULL) {
+    lz_lock(&shared_lock);
+    h = atomic_load_explicit(&shared_heaps[i], memory_order_relaxed);
+    if (h == NULL) {
+      h = heap_new();
+      atomic_store_explicit(&shared_heaps[i], h, memory_order_release);
+    }
+    lz_unlock(&shared_lock);
+  }
+  return h;
+}
+
 heap_t *heap_get_slow(void) {
   heap_t *h = lz_heap_tls;
   if (h != &lz_heap_empty) return h;
   process_init();
+  if (LZ_HEAPS > 0) {
+    h = shared_heap_assign();
+    if (h != NULL) lz_heap_tls = h;
+    return h;
+  }
   h = heap_adopt_orphan();
   if (h == NULL) h = heap_new();
   if (h == NULL) return NULL;
@@ -123,6 +148,18 @@ void heap_abandon(heap_t *heap) {
 /* Collects the remote frees and empty spans of every orphan heap nobody
  * holds. Returns how many orphans were collected. */
 size_t heaps_collect_orphans(bool force) {
+  if (LZ_HEAPS > 0) {
+    /* Shared heaps have no orphans; collect the ones nobody holds now. */
+    size_t n = 0;
+    for (int i = 0; i < LZ_HEAPS; i++) {
+      heap_t *h = atomic_load_explicit(&shared_heaps[i], memory_order_acquire);
+      if (h == NULL || h == lz_heap_tls || !lz_trylock(&h->lock)) continue;
+      heap_collect(h, force);
+      lz_unlock(&h->lock);
+      n++;
+    }
+    return n;
+  }
   if (atomic_load_explicit(&orphan_count, memory_order_relaxed) <= 0) return 0;
   size_t n = 0;
   for (heap_t *h = heaps_first(); h != NULL; h = h->next_all) {
@@ -151,8 +188,39 @@ void heaps_fork_child(heap_t *self) {
   lz_lock_reset(&heaps_lock);
 }
 
-void heaps_fork_prepare(void) { lz_lock(&heaps_lock); }
-void heaps_fork_parent(void) { lz_unlock(&heaps_lock); }
+/* Lock order: shared_lock, the shared heaps by index, heaps_lock. */
+void heaps_fork_prepare(void) {
+  if (LZ_HEAPS > 0) {
+    lz_lock(&shared_lock);
+    for (int i = 0; i < LZ_HEAPS; i++) {
+      heap_t *h = atomic_load_explicit(&shared_heaps[i], memory_order_acquire);
+      if (h) lz_lock(&h->lock);
+    }
+  }
+  lz_lock(&heaps_lock);
+}
+
+void heaps_fork_parent(void) {
+  lz_unlock(&heaps_lock);
+  if (LZ_HEAPS > 0) {
+    for (int i = 0; i < LZ_HEAPS; i++) {
+      heap_t *h = atomic_load_explicit(&shared_heaps[i], memory_order_acquire);
+      if (h) lz_unlock(&h->lock);
+    }
+    lz_unlock(&shared_lock);
+  }
+}
+
+/* Shared heaps survive fork as they are (every thread of the child uses
+ * them); only their locks, held by the forking thread, are released. */
+void heaps_fork_child_shared(void) {
+  for (int i = 0; i < LZ_HEAPS; i++) {
+    heap_t *h = atomic_load_explicit(&shared_heaps[i], memory_order_acquire);
+    if (h) lz_lock_reset(&h->lock);
+  }
+  lz_lock_reset(&shared_lock);
+  lz_lock_reset(&heaps_lock);
+}
 
 /* ---------------------------------------------------------------------------
  * Allocation slow paths

@@ -50,6 +50,10 @@ static void fork_parent(void) {
 static void fork_child(void) {
   large_fork_child();
   chunk_pool_fork_child();
+  if (LZ_HEAPS > 0) {
+    heaps_fork_child_shared();
+    return;
+  }
   heap_t *self = lz_heap_tls;
   heaps_fork_child(self == &lz_heap_empty ? NULL : self);
 }

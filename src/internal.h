@@ -187,6 +187,23 @@ typedef struct large_s {
 } large_t;
 
 /* ---------------------------------------------------------------------------
+ * A minimal spinning lock (slow paths only); never held across a call that
+ * may take another lock except in the order written in init.c.
+ * ------------------------------------------------------------------------- */
+typedef struct lz_lock_s {
+  _Atomic(int) x;
+} lz_lock_t;
+#define LZ_LOCK_INIT {0}
+void lz_lock(lz_lock_t *l);
+lz_inline bool lz_trylock(lz_lock_t *l) {
+  int expect = 0;
+  return atomic_load_explicit(&l->x, memory_order_relaxed) == 0 &&
+         atomic_compare_exchange_strong_explicit(&l->x, &expect, 1, memory_order_acquire, memory_order_relaxed);
+}
+lz_inline void lz_unlock(lz_lock_t *l) { atomic_store_explicit(&l->x, 0, memory_order_release); }
+lz_inline void lz_lock_reset(lz_lock_t *l) { atomic_store_explicit(&l->x, 0, memory_order_relaxed); }
+
+/* ---------------------------------------------------------------------------
  * Heaps
  * ------------------------------------------------------------------------- */
 /* Remote frees waiting in the freeing heap, one chain per destination heap
@@ -194,7 +211,6 @@ typedef struct large_s {
  * chain is long enough, when another destination needs the slot, or when
  * the freeing thread's slow path runs. */
 #define LZ_REMOTE_SLOTS 8
-#define LZ_REMOTE_BATCH 32
 typedef struct remote_batch_s {
   struct heap_s *dest;
   lz_block_t *head, *tail;
@@ -235,19 +251,8 @@ typedef struct heap_s {
   uint64_t slow_count;                 /* slow-path entries (purge ticks) */
   uint64_t purge_next;                 /* time of the next purge check */
   struct heap_s *next_all;             /* global list of every heap ever made */
+  lz_lock_t lock;                      /* LZ_HEAPS > 0 only: held by every entry point */
 } heap_t;
-
-/* ---------------------------------------------------------------------------
- * A minimal spinning lock (slow paths only); never held across a call that
- * may take another lock except in the order written in init.c.
- * ------------------------------------------------------------------------- */
-typedef struct lz_lock_s {
-  _Atomic(int) x;
-} lz_lock_t;
-#define LZ_LOCK_INIT {0}
-void lz_lock(lz_lock_t *l);
-lz_inline void lz_unlock(lz_lock_t *l) { atomic_store_explicit(&l->x, 0, memory_order_release); }
-lz_inline void lz_lock_reset(lz_lock_t *l) { atomic_store_explicit(&l->x, 0, memory_order_relaxed); }
 
 /* ===========================================================================
  * Cross-file declarations, grouped by the file that defines them.
@@ -378,6 +383,7 @@ size_t heaps_collect_orphans(bool force);
 void heaps_fork_child(heap_t *self);
 void heaps_fork_prepare(void);
 void heaps_fork_parent(void);
+void heaps_fork_child_shared(void);
 heap_t *heaps_first(void);
 void medium_free(heap_t *heap, span_t *s);
 

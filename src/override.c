@@ -11,8 +11,8 @@
 
 #include "alloc.h"
 
-LZ_EXPORT void *malloc(size_t size) { return malloc_fast(size); }
-LZ_EXPORT void free(void *p) { free_fast(p); }
+LZ_EXPORT void *malloc(size_t size) { return api_malloc(size); }
+LZ_EXPORT void free(void *p) { api_free(p); }
 LZ_EXPORT void *calloc(size_t n, size_t size) { return lz_calloc(n, size); }
 LZ_EXPORT void *realloc(void *p, size_t size) { return lz_realloc(p, size); }
 LZ_EXPORT void *reallocarray(void *p, size_t n, size_t size) { return lz_reallocarray(p, n, size); }
@@ -29,11 +29,11 @@ LZ_EXPORT void free_sized(void *p, size_t size) { lz_free_sized(p, size); }
 LZ_EXPORT void free_aligned_sized(void *p, size_t alignment, size_t size) {
   lz_free_aligned_sized(p, alignment, size);
 }
-LZ_EXPORT void cfree(void *p) { free_fast(p); }
+LZ_EXPORT void cfree(void *p) { api_free(p); }
 
 /* glibc's internal names. */
-LZ_EXPORT void *__libc_malloc(size_t size) { return malloc_fast(size); }
-LZ_EXPORT void __libc_free(void *p) { free_fast(p); }
+LZ_EXPORT void *__libc_malloc(size_t size) { return api_malloc(size); }
+LZ_EXPORT void __libc_free(void *p) { api_free(p); }
 LZ_EXPORT void *__libc_calloc(size_t n, size_t size) { return lz_calloc(n, size); }
 LZ_EXPORT void *__libc_realloc(void *p, size_t size) { return lz_realloc(p, size); }
 LZ_EXPORT void *__libc_memalign(size_t alignment, size_t size) { return lz_memalign(alignment, size); }
