@@ -3,7 +3,7 @@ JOBS ?= 2
 CMAKE ?= cmake
 GEN_FLAGS ?=
 
-.PHONY: all release debug asan tsan test test-release test-asan test-tsan bench fuzz install clean
+.PHONY: all release debug asan tsan test test-release test-debug test-asan test-tsan test-configs bench fuzz install clean
 PREFIX ?= /usr/local
 FUZZ_SECONDS ?= 60
 
@@ -29,7 +29,7 @@ test-release: release
 	cd build/release && ctest --output-on-failure -j$(JOBS)
 
 test-debug: debug
-	cd build/debug && ctest --output-on-failure -j$(JOBS)
+	cd build/debug && ctest --output-on-failure -j$(JOBS) -LE "realprog|fuzz"
 
 test-asan: asan
 	cd build/asan && ctest --output-on-failure -j$(JOBS)
@@ -37,9 +37,26 @@ test-asan: asan
 test-tsan: tsan
 	cd build/tsan && ctest --output-on-failure -j$(JOBS)
 
-# The whole suite: release (all tests, real programs), then the sanitizer
-# builds of the unit and stress tests.
-test: test-release test-debug test-asan test-tsan
+# Non-default compile-time configurations (src/config.h), each built and
+# run on the unit and stress tests: shared heaps with the highest hardening
+# and no remote-free batching; and a lean build without hardening, stats,
+# caches or purge delay (tests of statistics and of misuse detection
+# excluded there).
+CONFIG_shared = LZ_HEAPS=4;LZ_SECURE=2;LZ_REMOTE_BATCH=1
+CONFIG_lean = LZ_SECURE=0;LZ_STATS=0;LZ_LARGE_CACHE_ENTRIES=0;LZ_CHUNK_POOL_MAX=0;LZ_PURGE_DELAY_MS=0
+CONFIG_EXCLUDE_shared = realprog|linkmodes|fuzz
+CONFIG_EXCLUDE_lean = realprog|linkmodes|fuzz|stats|hardening
+
+test-config-%:
+	$(CMAKE) -S . -B build/config-$* -DCMAKE_BUILD_TYPE=Release "-DLZ_CONFIG_DEFS=$(CONFIG_$*)" $(GEN_FLAGS)
+	$(CMAKE) --build build/config-$* -j$(JOBS)
+	cd build/config-$* && ctest --output-on-failure -j$(JOBS) -LE "$(CONFIG_EXCLUDE_$*)"
+
+test-configs: test-config-shared test-config-lean
+
+# The whole suite: release (all tests, real programs), debug, the sanitizer
+# builds of the unit and stress tests, and the non-default configurations.
+test: test-release test-debug test-asan test-tsan test-configs
 
 bench: release
 	bench/run

@@ -27,6 +27,7 @@ typedef struct cache_entry_s {
 static lz_lock_t large_lock = LZ_LOCK_INIT;
 static cache_entry_t cache[LZ_LARGE_CACHE_ENTRIES > 0 ? LZ_LARGE_CACHE_ENTRIES : 1]; /* under large_lock */
 static size_t cache_count, cache_bytes;                                               /* under large_lock */
+static const size_t cache_entries = LZ_LARGE_CACHE_ENTRIES; /* a variable: no always-false warnings at 0 */
 
 #define LARGE_FREED_TAG ((uintptr_t)1)
 /* A cached mapping is dearer to rebuild (mmap plus a fault per page) than a
@@ -124,7 +125,7 @@ void large_free(large_t *l, void *p) {
     lz_lock(&large_lock);
     /* Make room: evict the oldest entries (at most two per insert). */
     while (nevict < 2 && cache_count > 0 &&
-           (cache_count == LZ_LARGE_CACHE_ENTRIES || cache_bytes + map_size > (size_t)limit)) {
+           (cache_count == cache_entries || cache_bytes + map_size > (size_t)limit)) {
       size_t oldest = 0;
       for (size_t i = 1; i < cache_count; i++)
         if (cache[i].expire < cache[oldest].expire) oldest = i;
@@ -134,7 +135,7 @@ void large_free(large_t *l, void *p) {
       cache[oldest] = cache[--cache_count];
     }
     bool stored = false;
-    if (cache_count < LZ_LARGE_CACHE_ENTRIES && cache_bytes + map_size <= (size_t)limit) {
+    if (cache_count < cache_entries && cache_bytes + map_size <= (size_t)limit) {
       cache[cache_count].base = l;
       cache[cache_count].map_size = map_size;
       cache[cache_count].expire = expire;

@@ -17,13 +17,13 @@
 set(_lz_t ${CMAKE_CURRENT_SOURCE_DIR})
 
 # ---- standard API (liblzmalloc.so; release/debug builds only) -------------
-lz_test(NAME api_conformance KIND API LABELS unit TIMEOUT 120
+lz_test(NAME api_conformance KIND API LABELS unit stats TIMEOUT 120
         SOURCES ${_lz_t}/api_conformance.c)
 lz_test(NAME api_cxx KIND API LABELS unit TIMEOUT 120
         SOURCES ${_lz_t}/api_cxx.cpp)
-lz_test(NAME misuse KIND API LABELS unit TIMEOUT 120
+lz_test(NAME misuse KIND API LABELS unit hardening TIMEOUT 120
         SOURCES ${_lz_t}/misuse.c)
-lz_test(NAME misuse_extra KIND API LABELS unit TIMEOUT 120
+lz_test(NAME misuse_extra KIND API LABELS unit hardening TIMEOUT 120
         SOURCES ${_lz_t}/misuse.c ARGS --extra)
 
 # Linked with lzmalloc, the API tests additionally require that the calls are
@@ -42,12 +42,12 @@ endif()
 # ---- lz_ API (lzmalloc-prefixed; every variant incl. ASan/UBSan and TSan) --
 lz_test(NAME sweep KIND PREFIXED LABELS unit TIMEOUT 200
         SOURCES ${_lz_t}/sweep.c)
-lz_test(NAME stress_mt KIND PREFIXED LABELS stress TIMEOUT 240
+lz_test(NAME stress_mt KIND PREFIXED LABELS stress stats TIMEOUT 240
         SOURCES ${_lz_t}/stress_mt.c)
 # fork_test arms alarm(280) itself; keep the ctest timeout above it.
 lz_test(NAME fork_test KIND PREFIXED LABELS stress TIMEOUT 300
         SOURCES ${_lz_t}/fork_test.c)
-lz_test(NAME thread_exit KIND PREFIXED LABELS stress TIMEOUT 240
+lz_test(NAME thread_exit KIND PREFIXED LABELS stress stats TIMEOUT 240
         SOURCES ${_lz_t}/thread_exit.c)
 
 unset(_lz_t)
