@@ -10,8 +10,8 @@
  *   1  (default) encoded free-list pointers, every freed pointer validated
  *      against the chunk map and its block boundary, double frees caught
  *      where a block is already on its span's free lists;
- *   2  level 1 plus zero-on-free of small blocks and guard pages between
- *      large blocks. */
+ *   2  level 1 plus a PROT_NONE guard page after every large block (an
+ *      overrun faults at once). */
 #ifndef LZ_SECURE
 #define LZ_SECURE 1
 #endif
