@@ -48,6 +48,15 @@ size_t lz_usable_size(const void *p) LZ_ATTR_NOTHROW;
 /* Returns idle memory to the kernel; 1 if any was released, as malloc_trim. */
 int lz_trim(size_t pad) LZ_ATTR_NOTHROW;
 
+/* Size classes of small blocks (<= 32 KiB), for lz_stats_t.classes. */
+#define LZ_STATS_CLASSES 41
+
+typedef struct lz_class_stats_s {
+  size_t block_size;    /* bytes per block of this class (0: unused slot) */
+  size_t slabs;         /* slab spans of this class held by all heaps */
+  size_t slab_bytes;    /* bytes of those slabs (blocks plus tail) */
+} lz_class_stats_t;
+
 /* Process-wide statistics, summed over all heaps when read. */
 typedef struct lz_stats_s {
   size_t in_use;        /* bytes in live blocks (usable sizes) */
@@ -60,6 +69,7 @@ typedef struct lz_stats_s {
   uint64_t pages_purged;/* 4 KiB pages given back with madvise */
   uint64_t chunks;      /* 2 MiB chunks currently mapped */
   uint64_t heaps;       /* thread heaps created (live + pooled) */
+  lz_class_stats_t classes[LZ_STATS_CLASSES]; /* per small size class */
 } lz_stats_t;
 
 void lz_stats_get(lz_stats_t *out) LZ_ATTR_NOTHROW;

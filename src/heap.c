@@ -124,6 +124,7 @@ void heap_collect(heap_t *heap, bool force) {
     if (force && s != NULL && s->used == 1) {
       queue_remove(heap, q, s);
       atomic_store_explicit(&s->xfast_owner, NULL, memory_order_relaxed);
+      if (LZ_STATS) heap->stats.class_slabs[cls]--;
       span_free(heap, s);
     }
   }

@@ -72,6 +72,7 @@
 #define LZ_DIRECT_MAX ((size_t)1024)       /* sizes served by heap->direct */
 #define LZ_DIRECT_SLOTS (LZ_DIRECT_MAX / 16 + 1)
 #define LZ_CLASSES 41                      /* class 0 unused; 1..40 */
+_Static_assert(LZ_CLASSES == LZ_STATS_CLASSES, "public class count");
 #define LZ_SLAB_MAX_BYTES ((size_t)256 * KiB)
 #define LZ_MAX_ALLOC ((size_t)PTRDIFF_MAX - 2 * LZ_CHUNK_SIZE)
 #define LZ_USER_ADDR_BITS 47
@@ -231,6 +232,7 @@ typedef struct heap_stats_s {
   int64_t in_use;       /* usable bytes of live small and medium blocks */
   uint64_t remote_frees;/* frees this thread sent to other heaps */
   uint64_t slow_allocs; /* allocations that took the slow path */
+  uint32_t class_slabs[LZ_CLASSES]; /* slab spans held, per class */
 } heap_stats_t;
 
 /* Invariants:

@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <malloc.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "alloc.h"
@@ -97,6 +98,69 @@ LZ_EXPORT void malloc_stats(void) {
   const char *l5 = "\n";
   while (*l5) buf[n++] = *l5++;
   os_write(2, buf, n);
+}
+
+/* malloc_info: glibc's XML layout, one <size> element per small size class
+ * holding slabs, and lzmalloc's totals. Formatted without allocating; the
+ * one stdio call (fwrite to the caller's stream) runs outside every
+ * allocator lock, so a stream that allocates its buffer is fine. */
+static size_t xml_put(char *buf, size_t n, const char *s) {
+  while (*s) buf[n++] = *s++;
+  return n;
+}
+
+static size_t xml_num(char *buf, size_t n, const char *before, uint64_t v) {
+  n = xml_put(buf, n, before);
+  buf[n++] = '"';
+  n += fmt_u64(buf + n, v);
+  buf[n++] = '"';
+  return n;
+}
+
+LZ_EXPORT int malloc_info(int options, FILE *fp) {
+  if (options != 0) return EINVAL;
+  if (fp == NULL) return EINVAL;
+  lz_stats_t st;
+  lz_stats_get(&st);
+  char buf[8192];
+  size_t n = xml_put(buf, 0, "<malloc version=\"1\">\n<heap nr=\"0\">\n<sizes>\n");
+  size_t slabs = 0, slab_bytes = 0;
+  for (int c = 1; c < LZ_STATS_CLASSES; c++) {
+    const lz_class_stats_t *k = &st.classes[c];
+    if (k->slabs == 0) continue;
+    slabs += k->slabs;
+    slab_bytes += k->slab_bytes;
+    n = xml_num(buf, n, "<size from=", c == 1 ? 1 : st.classes[c - 1].block_size + 1);
+    n = xml_num(buf, n, " to=", k->block_size);
+    n = xml_num(buf, n, " total=", k->slab_bytes);
+    n = xml_num(buf, n, " count=", k->slabs);
+    n = xml_put(buf, n, "/>\n");
+  }
+  n = xml_put(buf, n, "</sizes>\n");
+  n = xml_num(buf, n, "<total type=\"fast\" count=\"0\" size=", 0);
+  n = xml_put(buf, n, "/>\n");
+  n = xml_num(buf, n, "<total type=\"rest\" count=", slabs);
+  n = xml_num(buf, n, " size=", slab_bytes);
+  n = xml_put(buf, n, "/>\n");
+  n = xml_num(buf, n, "<system type=\"current\" size=", st.committed);
+  n = xml_put(buf, n, "/>\n");
+  n = xml_num(buf, n, "<aspace type=\"total\" size=", st.mapped);
+  n = xml_put(buf, n, "/>\n</heap>\n");
+  n = xml_num(buf, n, "<total type=\"mmap\" count=", st.large_in_use ? 1 : 0);
+  n = xml_num(buf, n, " size=", st.large_in_use);
+  n = xml_put(buf, n, "/>\n");
+  n = xml_num(buf, n, "<system type=\"current\" size=", st.committed);
+  n = xml_put(buf, n, "/>\n");
+  n = xml_num(buf, n, "<aspace type=\"total\" size=", st.mapped);
+  n = xml_put(buf, n, "/>\n");
+  n = xml_num(buf, n, "<lzmalloc in_use=", st.in_use);
+  n = xml_num(buf, n, " resident=", st.resident);
+  n = xml_num(buf, n, " remote_frees=", st.remote_frees);
+  n = xml_num(buf, n, " pages_purged=", st.pages_purged);
+  n = xml_num(buf, n, " heaps=", st.heaps);
+  n = xml_put(buf, n, "/>\n</malloc>\n");
+  fwrite(buf, 1, n, fp);
+  return 0;
 }
 
 /* mallopt: glibc's tuning parameters belong to glibc's allocator; lzmalloc

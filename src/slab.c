@@ -85,6 +85,7 @@ static span_t *slab_new(heap_t *heap, unsigned cls) {
   s->reserved = (uint16_t)((pages << LZ_PAGE_SHIFT) / bs);
   s->cls = (uint8_t)cls;
   atomic_store_explicit(&s->xfast_owner, heap, memory_order_relaxed);
+  if (LZ_STATS) heap->stats.class_slabs[cls]++;
   return s;
 }
 
@@ -127,6 +128,7 @@ void slab_retire(heap_t *heap, span_t *s) {
   if (s->flags & SPAN_FULL) s->flags &= (uint8_t)~SPAN_FULL;
   else queue_remove(heap, q, s);
   atomic_store_explicit(&s->xfast_owner, NULL, memory_order_relaxed);
+  if (LZ_STATS) heap->stats.class_slabs[s->cls]--;
   span_free(heap, s);
 }
 

@@ -24,7 +24,13 @@ LZ_NO_TSAN void stats_collect(lz_stats_t *out) {
     in_use += (int64_t)racy_read((const size_t *)&h->stats.in_use);
     st.slow_allocs += racy_read((const size_t *)&h->stats.slow_allocs);
     st.remote_frees += racy_read((const size_t *)&h->stats.remote_frees);
+    for (unsigned c = 1; c < LZ_CLASSES; c++)
+      st.classes[c].slabs += *(const volatile uint32_t *)&h->stats.class_slabs[c];
     st.heaps++;
+  }
+  for (unsigned c = 1; c < LZ_CLASSES; c++) {
+    st.classes[c].block_size = lz_class_size[c];
+    st.classes[c].slab_bytes = st.classes[c].slabs * ((size_t)class_slab_pages(c) << LZ_PAGE_SHIFT);
   }
   size_t large_in_use = atomic_load_explicit(&lz_large_in_use, memory_order_relaxed);
   size_t chunks = atomic_load_explicit(&lz_chunks_mapped, memory_order_relaxed);
@@ -68,4 +74,13 @@ __attribute__((visibility("default"))) void lz_stats_print(int fd) {
   n = put(buf, n, "  chunks:            ", st.chunks);
   n = put(buf, n, "  heaps:             ", st.heaps);
   os_write(fd, buf, n);
+  /* One line per size class that holds slabs: "  class <size>: <slabs> slabs, <bytes> bytes" */
+  for (unsigned c = 1; c < LZ_CLASSES; c++) {
+    if (st.classes[c].slabs == 0) continue;
+    n = 0;
+    n = put(buf, n, "  class ", st.classes[c].block_size) - 1;
+    n = put(buf, n, ": slabs ", st.classes[c].slabs) - 1;
+    n = put(buf, n, ", bytes ", st.classes[c].slab_bytes);
+    os_write(fd, buf, n);
+  }
 }
