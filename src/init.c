@@ -76,7 +76,7 @@ void process_init(void) {
   atomic_store_explicit(&lz_initialized, 2, memory_order_release);
   init_running = false;
   if (opt_get(OPT_VERBOSE)) {
-    lz_message("version " LZMALLOC_VERSION ", hardening level ", "", (uintptr_t)LZ_SECURE, 2);
+    lz_message("version " LZMALLOC_VERSION ", hardening level ", "", (uintptr_t)opt_get(OPT_SECURE), 2);
     if (opt_get(OPT_PURGE_DELAY) < 0) lz_message("purge delay: never", "", 0, 0);
     else lz_message("purge delay (ms): ", "", (uintptr_t)opt_get(OPT_PURGE_DELAY), 2);
     lz_message("large cache (bytes): ", "", (uintptr_t)opt_get(OPT_LARGE_CACHE), 2);

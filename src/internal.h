@@ -291,6 +291,7 @@ typedef enum {
   OPT_SHOW_STATS,
   OPT_PURGE_DELAY,
   OPT_LARGE_CACHE,
+  OPT_SECURE,
   OPT_COUNT_
 } lz_option_t;
 void options_init(void);

@@ -36,7 +36,7 @@ static const size_t cache_entries = LZ_LARGE_CACHE_ENTRIES; /* a variable: no al
 
 static size_t page_round(size_t n) { return (n + LZ_PAGE_SIZE - 1) & ~(LZ_PAGE_SIZE - 1); }
 
-static size_t guard_bytes(void) { return LZ_SECURE >= 2 ? LZ_PAGE_SIZE : 0; }
+static size_t guard_bytes(void) { return opt_get(OPT_SECURE) >= 2 ? LZ_PAGE_SIZE : 0; }
 
 size_t large_usable(const large_t *l) { return l->map_size - l->offset - l->guard; }
 

@@ -21,6 +21,10 @@ static const option_desc_t option_table[OPT_COUNT_] = {
   [OPT_SHOW_STATS]  = {"SHOW_STATS", 0, 0, 1, false},
   [OPT_PURGE_DELAY] = {"PURGE_DELAY", LZ_PURGE_DELAY_MS, -1, 3600000, false},
   [OPT_LARGE_CACHE] = {"LARGE_CACHE", LZ_LARGE_CACHE_BYTES, 0, 64L << 30, true},
+  /* Raising the hardening level at run time adds what needs no compiled
+   * code (level 2: guard pages after large blocks); the compiled level's
+   * checks cannot be removed, so a lower value is refused. */
+  [OPT_SECURE]      = {"SECURE", LZ_SECURE, LZ_SECURE, 2, false},
 };
 
 long lz_opt_values[OPT_COUNT_] = {
@@ -28,6 +32,7 @@ long lz_opt_values[OPT_COUNT_] = {
   [OPT_SHOW_STATS] = 0,
   [OPT_PURGE_DELAY] = LZ_PURGE_DELAY_MS,
   [OPT_LARGE_CACHE] = LZ_LARGE_CACHE_BYTES,
+  [OPT_SECURE] = LZ_SECURE,
 };
 
 static bool parse_value(const char *s, bool is_size, long *out) {
@@ -59,6 +64,12 @@ static bool parse_value(const char *s, bool is_size, long *out) {
   return true;
 }
 
+static size_t fmt_signed(char *buf, long v) {
+  if (v >= 0) return fmt_u64(buf, (uint64_t)v);
+  buf[0] = '-';
+  return 1 + fmt_u64(buf + 1, (uint64_t)-v);
+}
+
 static const char *env_lookup(const char *name) {
   static const char prefix[] = "LZMALLOC_";
   if (environ == NULL) return NULL;
@@ -85,14 +96,19 @@ void options_init(void) {
     if (parse_value(v, d->is_size, &x) && x >= d->min && x <= d->max) {
       lz_opt_values[i] = x;
     } else {
-      char buf[256];
+      /* "lzmalloc: warning: ignoring LZMALLOC_X=v (accepted: min..max); using the default d" */
+      char buf[320];
       size_t n = 0;
-      const char *parts[] = {"lzmalloc: warning: ignoring LZMALLOC_", d->name, "=", v,
-                             " (invalid value); using the default ", NULL};
+      const char *parts[] = {"lzmalloc: warning: ignoring LZMALLOC_", d->name, "=", v, " (accepted: ", NULL};
       for (int k = 0; parts[k]; k++)
-        for (const char *p = parts[k]; *p && n < sizeof buf - 32; p++) buf[n++] = *p;
-      if (d->def < 0) { buf[n++] = '-'; n += fmt_u64(buf + n, (uint64_t)-d->def); }
-      else n += fmt_u64(buf + n, (uint64_t)d->def);
+        for (const char *p = parts[k]; *p && n < 200; p++) buf[n++] = *p;
+      n += fmt_signed(buf + n, d->min);
+      buf[n++] = '.';
+      buf[n++] = '.';
+      n += fmt_signed(buf + n, d->max);
+      const char *tail = "); using the default ";
+      while (*tail) buf[n++] = *tail++;
+      n += fmt_signed(buf + n, d->def);
       buf[n++] = '\n';
       os_write(2, buf, n);
     }

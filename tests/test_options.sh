@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Runtime options (LZMALLOC_*): each one changes what it documents, and a
+# bad value gives exactly one warning while the program runs on.
+set -euo pipefail
+app="$LZ_BUILD/tests/options_app"
+fail() { echo "FAIL: $*" >&2; exit 1; }
+run() { env "$@" LD_PRELOAD="$LZ_LIB" "$app" "${ARGS[@]}"; }
+
+ARGS=(plain)
+# Bad values: one warning each, naming the variable, default kept.
+for bad in LZMALLOC_PURGE_DELAY=abc LZMALLOC_LARGE_CACHE=12Q LZMALLOC_SHOW_STATS=7 LZMALLOC_VERBOSE=-1 LZMALLOC_SECURE=9; do
+  out=$(run "$bad" 2>err.txt) || fail "$bad: program failed"
+  [ "$out" = "options ok" ] || fail "$bad: output '$out'"
+  n=$(grep -c "lzmalloc: warning: ignoring ${bad%%=*}=" err.txt || true)
+  [ "$n" = 1 ] || { cat err.txt >&2; fail "$bad: expected one warning, got $n"; }
+  echo "ok: $bad -> $(cat err.txt)"
+done
+rm -f err.txt
+
+# VERBOSE reports the configuration; SHOW_STATS prints statistics at exit.
+run LZMALLOC_VERBOSE=1 2>&1 >/dev/null | grep -q "lzmalloc: version" || fail "VERBOSE=1 printed no version line"
+run LZMALLOC_VERBOSE=1 LZMALLOC_PURGE_DELAY=-1 2>&1 >/dev/null | grep -q "purge delay: never" || fail "VERBOSE did not show PURGE_DELAY=-1"
+run LZMALLOC_SHOW_STATS=1 2>&1 >/dev/null | grep -q "lzmalloc .* statistics" || fail "SHOW_STATS=1 printed no statistics"
+echo "ok: VERBOSE and SHOW_STATS"
+
+# PURGE_DELAY=0 gives freed pages back at once; -1 never.
+ARGS=(purge)
+p0=$(run LZMALLOC_PURGE_DELAY=0 | awk '{print $2}')
+pn=$(run LZMALLOC_PURGE_DELAY=-1 | awk '{print $2}')
+[ "$p0" -gt 0 ] || fail "PURGE_DELAY=0: no pages purged"
+[ "$pn" = 0 ] || fail "PURGE_DELAY=-1: $pn pages purged"
+echo "ok: PURGE_DELAY=0 purged $p0 pages, -1 purged none"
+
+# LARGE_CACHE=0 unmaps a freed large block at once; the default keeps it.
+ARGS=(largecache)
+[ "$(run LZMALLOC_LARGE_CACHE=0)" = "mapped_dropped 1" ] || fail "LARGE_CACHE=0 kept the mapping"
+[ "$(run LZMALLOC_LARGE_CACHE=64M)" = "mapped_dropped 0" ] || fail "LARGE_CACHE=64M did not cache"
+echo "ok: LARGE_CACHE"
+
+# SECURE=2 puts a guard page after large blocks: a one-byte overrun faults.
+ARGS=(overrun)
+set +e
+out=$(run LZMALLOC_SECURE=2 2>/dev/null)
+rc=$?
+set -e
+[ "$rc" -ge 128 ] && [ $((rc - 128)) = 11 ] || fail "SECURE=2: overrun not caught (exit $rc, output '$out')"
+echo "ok: SECURE=2 guard page caught the overrun (signal 11)"
+echo "options: all checks passed"
