@@ -117,6 +117,7 @@ heap_t *heap_get_slow(void) {
 void heap_collect(heap_t *heap, bool force) {
   if (force) remote_flush_all(heap);
   remote_collect(heap);
+  medium_cache_flush(heap, force, os_now_ms());
   for (unsigned cls = 1; cls < LZ_CLASSES; cls++) {
     span_queue_t *q = &heap->queues[cls];
     /* Only the first span can be empty and still linked (its pin). */
@@ -226,9 +227,34 @@ void heaps_fork_child_shared(void) {
 /* ---------------------------------------------------------------------------
  * Allocation slow paths
  * ------------------------------------------------------------------------- */
+/* A cached span of npages .. npages + npages/4 pages, or NULL. */
+static span_t *medium_cache_take(heap_t *heap, size_t npages) {
+  for (uint32_t i = 0; i < heap->mcache_count; i++) {
+    span_t *s = heap->mcache[i];
+    if (s->npages >= npages && s->npages <= npages + npages / 4) {
+      heap->mcache[i] = heap->mcache[--heap->mcache_count];
+      heap->mcache_bytes -= (size_t)s->npages << LZ_PAGE_SHIFT;
+      return s;
+    }
+  }
+  return NULL;
+}
+
+/* Gives cached spans back to their chunks: all if force, else if the cache
+ * has been idle for the purge delay. */
+void medium_cache_flush(heap_t *heap, bool force, uint64_t now) {
+  if (heap->mcache_count == 0) return;
+  long delay = opt_get(OPT_PURGE_DELAY);
+  if (!force && (delay < 0 || now < heap->mcache_used_at + (uint64_t)delay)) return;
+  while (heap->mcache_count > 0) span_free(heap, heap->mcache[--heap->mcache_count]);
+  heap->mcache_bytes = 0;
+}
+
 static void *medium_malloc(heap_t *heap, size_t size, size_t align_pages, bool zero) {
   size_t npages = (size + LZ_PAGE_SIZE - 1) >> LZ_PAGE_SHIFT;
-  span_t *s = span_alloc(heap, npages, align_pages, SPAN_MEDIUM);
+  span_t *s = align_pages == 1 ? medium_cache_take(heap, npages) : NULL;
+  if (s != NULL) npages = s->npages;
+  else s = span_alloc(heap, npages, align_pages, SPAN_MEDIUM);
   if (s == NULL) return NULL;
   s->block_size = (uint32_t)(npages << LZ_PAGE_SHIFT);
   s->divcheck = divcheck_of(s->block_size);
@@ -243,8 +269,25 @@ static void *medium_malloc(heap_t *heap, size_t size, size_t align_pages, bool z
 }
 
 void medium_free(heap_t *heap, span_t *s) {
+  if (lz_unlikely(s->used == 0)) lz_fatal_pointer("double free", "free", span_start(s));
   if (LZ_STATS) heap->stats.in_use -= s->block_size;
   s->used = 0;
+  size_t bytes = (size_t)s->npages << LZ_PAGE_SHIFT;
+  if (opt_get(OPT_PURGE_DELAY) != 0 && bytes <= LZ_MEDIUM_CACHE_BYTES / 2) {
+    if (heap->mcache_count == LZ_MEDIUM_CACHE || heap->mcache_bytes + bytes > LZ_MEDIUM_CACHE_BYTES) {
+      span_t *old = heap->mcache[0]; /* make room: drop the oldest */
+      heap->mcache[0] = heap->mcache[--heap->mcache_count];
+      heap->mcache_bytes -= (size_t)old->npages << LZ_PAGE_SHIFT;
+      span_free(heap, old);
+    }
+    if (heap->mcache_count < LZ_MEDIUM_CACHE && heap->mcache_bytes + bytes <= LZ_MEDIUM_CACHE_BYTES) {
+      s->is_zero = 0;
+      heap->mcache[heap->mcache_count++] = s;
+      heap->mcache_bytes += bytes;
+      heap->mcache_used_at = heap->slow_clock;
+      return;
+    }
+  }
   span_free(heap, s);
 }
 

@@ -145,7 +145,8 @@ _Static_assert(sizeof(span_t) == 64, "span_t must be one cache line");
  * Invariants:
  *   free_map bit i set  <=> page i belongs to no span (header pages never);
  *   free_pages == popcount(free_map);
- *   pagemap[i] == first page of the span holding page i, or 0 if none;
+ *   pagemap[i] == first page of the slab span holding page i, or of the
+ *     medium span starting at page i, else 0;
  *   dirty_map bit i set => page i may be resident (touched since its last
  *     purge); free and dirty pages are what purge gives back.
  * All fields belong to the owning heap (see Ownership above).
@@ -212,6 +213,8 @@ lz_inline void lz_lock_reset(lz_lock_t *l) { atomic_store_explicit(&l->x, 0, mem
  * chain is long enough, when another destination needs the slot, or when
  * the freeing thread's slow path runs. */
 #define LZ_REMOTE_SLOTS 8
+#define LZ_MEDIUM_CACHE 8
+#define LZ_MEDIUM_CACHE_BYTES ((size_t)4 * MiB)
 typedef struct remote_batch_s {
   struct heap_s *dest;
   lz_block_t *head, *tail;
@@ -247,11 +250,20 @@ typedef struct heap_s {
   heap_stats_t stats;
   _Atomic(lz_block_t *) xremote;       /* blocks freed by other threads */
   remote_batch_t rbatch[LZ_REMOTE_SLOTS]; /* our frees of other heaps' blocks */
+  uint32_t rbatch_pending;             /* bit i set: rbatch[i] holds blocks */
+  /* Recently freed medium spans kept whole for reuse (used == 0, pages
+   * still in the span): at most LZ_MEDIUM_CACHE of them and
+   * LZ_MEDIUM_CACHE_BYTES in all, given back when idle for the purge delay. */
+  span_t *mcache[LZ_MEDIUM_CACHE];
+  uint32_t mcache_count;
+  size_t mcache_bytes;
+  uint64_t mcache_used_at;             /* last hit or insert (ms) */
   _Atomic(int) xstate;                 /* HEAP_ACTIVE / ORPHAN / BUSY */
   uint32_t node;                       /* NUMA node the heap takes chunks from */
   chunk_t *chunks;                     /* chunks owned */
   uint64_t slow_count;                 /* slow-path entries (purge ticks) */
   uint64_t purge_next;                 /* time of the next purge check */
+  uint64_t slow_clock;                 /* coarse time (ms) read at the last purge tick */
   struct heap_s *next_all;             /* global list of every heap ever made */
   lz_lock_t lock;                      /* LZ_HEAPS > 0 only: held by every entry point */
 } heap_t;
@@ -389,6 +401,7 @@ void heaps_fork_parent(void);
 void heaps_fork_child_shared(void);
 heap_t *heaps_first(void);
 void medium_free(heap_t *heap, span_t *s);
+void medium_cache_flush(heap_t *heap, bool force, uint64_t now);
 
 /* purge.c */
 void purge_chunk(chunk_t *c, bool force, uint64_t now);

@@ -54,10 +54,12 @@ void purge_mark(chunk_t *c, size_t first, size_t n) {
 
 void purge_tick(heap_t *heap) {
   uint64_t now = os_now_ms();
+  heap->slow_clock = now;
   if (now < heap->purge_next) return;
   long delay = opt_get(OPT_PURGE_DELAY);
   heap->purge_next = now + (uint64_t)(delay > 1 ? delay / 2 : 1);
   if (delay < 0) return;
+  medium_cache_flush(heap, false, now);
   for (chunk_t *c = heap->chunks; c != NULL; c = c->next) purge_chunk(c, false, now);
   chunk_pool_trim(false);
   large_cache_trim(false);

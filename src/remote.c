@@ -24,12 +24,13 @@ static void remote_send(heap_t *dest, lz_block_t *head, lz_block_t *tail) {
                                                   memory_order_relaxed));
 }
 
-static void batch_flush(remote_batch_t *rb) {
-  if (rb->count == 0) return;
-  remote_send(rb->dest, rb->head, rb->tail);
+static void batch_flush(heap_t *self, unsigned i) {
+  remote_batch_t *rb = &self->rbatch[i];
+  if (rb->count != 0) remote_send(rb->dest, rb->head, rb->tail);
   rb->dest = NULL;
   rb->head = rb->tail = NULL;
   rb->count = 0;
+  self->rbatch_pending &= ~(1u << i);
 }
 
 void remote_free(heap_t *self, span_t *s, lz_block_t *b) {
@@ -39,9 +40,10 @@ void remote_free(heap_t *self, span_t *s, lz_block_t *b) {
     return;
   }
   if (LZ_STATS) self->stats.remote_frees++;
-  remote_batch_t *rb = &self->rbatch[((uintptr_t)owner >> 6) % LZ_REMOTE_SLOTS];
+  unsigned slot = (unsigned)(((uintptr_t)owner >> 6) % LZ_REMOTE_SLOTS);
+  remote_batch_t *rb = &self->rbatch[slot];
   if (rb->dest != owner) {
-    batch_flush(rb);
+    if (rb->count != 0) batch_flush(self, slot);
     rb->dest = owner;
   }
   if (lz_unlikely(b == rb->head)) lz_fatal_pointer("double free", "free", b);
@@ -50,11 +52,12 @@ void remote_free(heap_t *self, span_t *s, lz_block_t *b) {
   }
   block_set_next(b, rb->head);
   rb->head = b;
-  if (++rb->count >= LZ_REMOTE_BATCH) batch_flush(rb);
+  self->rbatch_pending |= 1u << slot;
+  if (++rb->count >= LZ_REMOTE_BATCH) batch_flush(self, slot);
 }
 
 void remote_flush_all(heap_t *self) {
-  for (int i = 0; i < LZ_REMOTE_SLOTS; i++) batch_flush(&self->rbatch[i]);
+  while (self->rbatch_pending != 0) batch_flush(self, (unsigned)__builtin_ctz(self->rbatch_pending));
 }
 
 size_t remote_collect(heap_t *heap) {

@@ -34,16 +34,18 @@ static void bitmap_assign(uint64_t *map, size_t first, size_t n, bool set) {
   }
 }
 
-static bool bitmap_any(const uint64_t *map, size_t first, size_t n) {
+/* Set bits in [first, first + n). */
+static size_t bitmap_count(const uint64_t *map, size_t first, size_t n) {
+  size_t count = 0;
   while (n > 0) {
     size_t bit = first & 63;
     size_t take = 64 - bit < n ? 64 - bit : n;
     uint64_t mask = (take == 64 ? ~0ull : ((1ull << take) - 1)) << bit;
-    if (map[first >> 6] & mask) return true;
+    count += (size_t)__builtin_popcountll(map[first >> 6] & mask);
     first += take;
     n -= take;
   }
-  return false;
+  return count;
 }
 
 /* Finds n free pages starting at a multiple of align; returns the first
@@ -79,13 +81,17 @@ span_t *span_alloc(heap_t *heap, size_t npages, size_t align_pages, uint8_t kind
   }
   bitmap_assign(c->free_map, first, npages, false);
   c->free_pages -= (uint32_t)npages;
-  for (size_t i = first; i < first + npages; i++) c->pagemap[i] = (uint16_t)first;
+  /* Slab blocks lie on every page of the span; a medium block is only ever
+   * freed by its first page, so its other pages stay unmapped (0) and a
+   * pointer into them is reported as invalid. */
+  if (kind == SPAN_SLAB)
+    for (size_t i = first; i < first + npages; i++) c->pagemap[i] = (uint16_t)first;
+  else
+    c->pagemap[first] = (uint16_t)first;
   span_t *s = &c->spans[first];
-  bool zero = !bitmap_any(c->dirty_map, first, npages);
   /* Pages that were clean become committed as soon as they are used. */
-  size_t clean = 0;
-  for (size_t i = first; i < first + npages; i++)
-    if (!(c->dirty_map[i >> 6] & (1ull << (i & 63)))) clean++;
+  size_t clean = npages - bitmap_count(c->dirty_map, first, npages);
+  bool zero = clean == npages;
   if (clean)
     atomic_fetch_sub_explicit(&lz_bytes_decommitted, clean * LZ_PAGE_SIZE, memory_order_relaxed);
   bitmap_assign(c->dirty_map, first, npages, true);
@@ -108,10 +114,14 @@ void span_free(heap_t *heap, span_t *s) {
   chunk_t *c = span_chunk(s);
   size_t first = (size_t)(s - c->spans);
   size_t n = s->npages;
+  uint8_t kind = s->kind;
   s->kind = SPAN_NONE;
   atomic_store_explicit(&s->xfast_owner, NULL, memory_order_relaxed);
   s->flags = 0;
-  for (size_t i = first; i < first + n; i++) c->pagemap[i] = 0;
+  if (kind == SPAN_SLAB)
+    for (size_t i = first; i < first + n; i++) c->pagemap[i] = 0;
+  else
+    c->pagemap[first] = 0;
   bitmap_assign(c->free_map, first, n, true);
   c->free_pages += (uint32_t)n;
   c->max_run_hint = LZ_CHUNK_PAGES; /* unknown again: recomputed on the next miss */

@@ -18,9 +18,14 @@ done
 rm -f err.txt
 
 # VERBOSE reports the configuration; SHOW_STATS prints statistics at exit.
-run LZMALLOC_VERBOSE=1 2>&1 >/dev/null | grep -q "lzmalloc: version" || fail "VERBOSE=1 printed no version line"
-run LZMALLOC_VERBOSE=1 LZMALLOC_PURGE_DELAY=-1 2>&1 >/dev/null | grep -q "purge delay: never" || fail "VERBOSE did not show PURGE_DELAY=-1"
-run LZMALLOC_SHOW_STATS=1 2>&1 >/dev/null | grep -q "lzmalloc .* statistics" || fail "SHOW_STATS=1 printed no statistics"
+# (Captured first: grep -q closing a pipe early would kill the writer.)
+err=$(run LZMALLOC_VERBOSE=1 2>&1 >/dev/null)
+grep -q "lzmalloc: version" <<<"$err" || fail "VERBOSE=1 printed no version line"
+err=$(run LZMALLOC_VERBOSE=1 LZMALLOC_PURGE_DELAY=-1 2>&1 >/dev/null)
+grep -q "purge delay: never" <<<"$err" || fail "VERBOSE did not show PURGE_DELAY=-1"
+err=$(run LZMALLOC_SHOW_STATS=1 2>&1 >/dev/null)
+grep -q "lzmalloc .* statistics" <<<"$err" || fail "SHOW_STATS=1 printed no statistics"
+
 echo "ok: VERBOSE and SHOW_STATS"
 
 # PURGE_DELAY=0 gives freed pages back at once; -1 never.
