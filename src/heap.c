@@ -75,6 +75,7 @@ static heap_t *heap_adopt_orphan(void) {
     if (atomic_compare_exchange_strong_explicit(&h->xstate, &expect, HEAP_ACTIVE, memory_order_acquire,
                                                 memory_order_relaxed)) {
       atomic_fetch_sub_explicit(&orphan_count, 1, memory_order_relaxed);
+      h->purge_next = 0;
       return h;
     }
   }
@@ -137,18 +138,23 @@ void heap_collect(heap_t *heap, bool force) {
   }
 }
 
-/* The owning thread is exiting. */
+/* The owning thread is exiting. Its memory is not purged here: a thread
+ * starting soon adopts the heap with its pages still warm (thread churn
+ * costs no system call), and live threads purge orphans left idle for the
+ * purge delay (heaps_collect_orphans from their purge ticks). */
 void heap_abandon(heap_t *heap) {
   if (heap == NULL || heap == &lz_heap_empty) return;
   remote_flush_all(heap);
-  heap_collect(heap, true);
+  heap_collect(heap, false);
+  heap->abandoned_at = os_now_ms();
   if (lz_heap_tls == heap) lz_heap_tls = &lz_heap_empty;
   atomic_fetch_add_explicit(&orphan_count, 1, memory_order_relaxed);
   atomic_store_explicit(&heap->xstate, HEAP_ORPHAN, memory_order_release);
 }
 
 /* Collects the remote frees and empty spans of every orphan heap nobody
- * holds. Returns how many orphans were collected. */
+ * holds; orphans idle for the purge delay (or all, if force) are purged
+ * completely. Returns how many orphans were collected. */
 size_t heaps_collect_orphans(bool force) {
   if (LZ_HEAPS > 0) {
     /* Shared heaps have no orphans; collect the ones nobody holds now. */
@@ -170,7 +176,9 @@ size_t heaps_collect_orphans(bool force) {
     if (!atomic_compare_exchange_strong_explicit(&h->xstate, &expect, HEAP_BUSY, memory_order_acquire,
                                                  memory_order_relaxed))
       continue;
-    heap_collect(h, force);
+    long delay = opt_get(OPT_PURGE_DELAY);
+    bool idle = delay >= 0 && os_now_ms() >= h->abandoned_at + (uint64_t)delay;
+    heap_collect(h, force || idle);
     atomic_store_explicit(&h->xstate, HEAP_ORPHAN, memory_order_release);
     n++;
   }

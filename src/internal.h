@@ -264,6 +264,7 @@ typedef struct heap_s {
   uint64_t slow_count;                 /* slow-path entries (purge ticks) */
   uint64_t purge_next;                 /* time of the next purge check */
   uint64_t slow_clock;                 /* coarse time (ms) read at the last purge tick */
+  uint64_t abandoned_at;               /* when it last became an orphan (ms) */
   struct heap_s *next_all;             /* global list of every heap ever made */
   lz_lock_t lock;                      /* LZ_HEAPS > 0 only: held by every entry point */
 } heap_t;

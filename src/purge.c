@@ -63,6 +63,7 @@ void purge_tick(heap_t *heap) {
   for (chunk_t *c = heap->chunks; c != NULL; c = c->next) purge_chunk(c, false, now);
   chunk_pool_trim(false);
   large_cache_trim(false);
+  heaps_collect_orphans(false);
 }
 
 /* malloc_trim: everything idle that this thread may touch goes back. */
