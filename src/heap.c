@@ -415,6 +415,9 @@ void heap_free_local(heap_t *heap, span_t *s, lz_block_t *b) {
 
 void heap_free_slow(void *p) {
   if (p == NULL) return;
+  heap_t *self = lz_heap_tls;
+  /* A thread that only frees must still give memory back. */
+  if (self != &lz_heap_empty && (++self->slow_count & 63) == 0) purge_tick(self);
   ptr_info_t info = ptr_resolve(p, "free");
   if (info.large != NULL) {
     large_free(info.large, p);

@@ -157,7 +157,7 @@ typedef struct chunk_s {
   uint32_t free_pages;
   uint32_t max_run_hint;        /* >= longest free run */
   uint32_t node;                /* NUMA node the chunk was taken for */
-  uint32_t pad0;
+  uint32_t hot;                 /* a span was allocated here since purge_at was armed */
   uint64_t purge_at;            /* when free dirty pages may be purged; 0: none */
   uint64_t free_map[LZ_BITMAP_WORDS];
   uint64_t dirty_map[LZ_BITMAP_WORDS];

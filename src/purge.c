@@ -1,16 +1,17 @@
 /* purge.c: giving idle memory back to the kernel, with hysteresis.
  *
  * Pages freed inside a chunk stay resident ("dirty") so a heap that
- * allocates again soon reuses them for free. Every span freed in a chunk
- * re-arms chunk->purge_at = now + LZMALLOC_PURGE_DELAY, so only a chunk
- * that has been quiet for the whole delay is purged (hysteresis: memory
- * being churned is never given back just to be faulted in again); the
- * owner's next purge tick then decommits every free dirty run with
- * madvise(MADV_DONTNEED) (later reads see zeros). A delay of 0 purges
- * at once, -1 never (except malloc_trim). Empty chunks and cached large
- * mappings age the same way in their pools. Ticks come from the owner's
- * slow path (every 64th entry reads the coarse clock), and malloc_trim
- * forces everything.
+ * allocates again soon reuses them for free. The first span freed in a
+ * quiet chunk arms chunk->purge_at = now + LZMALLOC_PURGE_DELAY. When that
+ * time comes, a chunk that also allocated spans meanwhile (hot: its free
+ * pages are being reused) is re-armed instead of purged (hysteresis: memory
+ * being churned is not given back just to be faulted in again); a chunk
+ * that only freed has every free dirty run decommitted with
+ * madvise(MADV_DONTNEED) (later reads see zeros). A delay of 0 purges at
+ * once, -1 never (except malloc_trim). Empty chunks, cached medium spans
+ * and cached large mappings age the same way in their caches. Ticks come
+ * from the owner's slow paths, allocation and free (every 64th entry reads
+ * the coarse clock), and malloc_trim forces everything.
  */
 #include "internal.h"
 
@@ -37,8 +38,15 @@ static void purge_free_dirty(chunk_t *c) {
 }
 
 void purge_chunk(chunk_t *c, bool force, uint64_t now) {
-  if (c->purge_at == 0 && !force) return;
-  if (!force && (now < c->purge_at || opt_get(OPT_PURGE_DELAY) < 0)) return;
+  if (!force) {
+    long delay = opt_get(OPT_PURGE_DELAY);
+    if (c->purge_at == 0 || now < c->purge_at || delay < 0) return;
+    if (c->hot) { /* still being reused: look again after another delay */
+      c->hot = 0;
+      c->purge_at = now + (uint64_t)delay;
+      return;
+    }
+  }
   purge_free_dirty(c);
 }
 
@@ -49,7 +57,10 @@ void purge_mark(chunk_t *c, size_t first, size_t n) {
     purge_run(c, first, n);
     return;
   }
-  if (delay > 0) c->purge_at = os_now_ms() + (uint64_t)delay;
+  if (delay > 0 && c->purge_at == 0) {
+    c->purge_at = os_now_ms() + (uint64_t)delay;
+    c->hot = 0;
+  }
 }
 
 void purge_tick(heap_t *heap) {
