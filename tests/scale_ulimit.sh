@@ -1,0 +1,135 @@
+#!/usr/bin/env bash
+# scale_ulimit: a program preloaded with lzmalloc under `ulimit -v 262144`
+# (256 MiB of address space) allocates mixed sizes until malloc returns NULL
+# and checks errno == ENOMEM, then small blocks until that fails too; frees
+# half of everything, allocates the same sizes again (must all succeed),
+# checks every block's contents, frees all and allocates once more. The
+# script asserts exit status 0 and that the program reported hitting ENOMEM.
+#
+# Environment (set by ctest): LZ_LIB = the preloadable liblzmalloc.so.
+set -u
+lib=${LZ_LIB:-}
+if [ -z "$lib" ] || [ ! -f "$lib" ]; then
+  echo "scale_ulimit: LZ_LIB must name liblzmalloc.so (got '${lib}')" >&2
+  exit 1
+fi
+cc=${CC:-cc}
+command -v "$cc" >/dev/null 2>&1 || { echo "SKIP: no C compiler"; exit 77; }
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/lzulimit.XXXXXX") || exit 1
+trap 'rm -rf "$tmp"' EXIT
+
+cat >"$tmp/prog.c" <<'PROG'
+#define _GNU_SOURCE
+#include <errno.h>
+#include <malloc.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define CHECK(c) do { if (!(c)) { fprintf(stderr, "prog: line %d: CHECK(%s) failed\n", __LINE__, #c); fflush(stderr); _exit(1); } } while (0)
+enum { MAXB = 1 << 17 };
+static unsigned char *blk[MAXB];
+static size_t sz[MAXB];
+static unsigned gen[MAXB];
+
+static unsigned char pat(size_t i, unsigned g, size_t k) { return (unsigned char)(i * 31 + g * 7 + (k >> 9)); }
+static void fill(size_t i) {
+  for (size_t k = 0; k < sz[i]; k += 512) blk[i][k] = pat(i, gen[i], k);
+  if (sz[i]) blk[i][sz[i] - 1] = pat(i, gen[i], sz[i] - 1);
+}
+static int ok(size_t i) {
+  for (size_t k = 0; k < sz[i]; k += 512) if (blk[i][k] != pat(i, gen[i], k)) return 0;
+  return sz[i] == 0 || blk[i][sz[i] - 1] == pat(i, gen[i], sz[i] - 1);
+}
+
+int main(void) {
+  static const size_t mix[] = {48, 3000, 100 * 1024, 1536 * 1024, 5 * 1024 * 1024, 700};
+  size_t n = 0, bytes = 0;
+  /* Phase 1: mixed sizes until the first failure. */
+  for (;;) {
+    CHECK(n < MAXB);
+    size_t s = mix[n % (sizeof mix / sizeof mix[0])];
+    errno = 0;
+    unsigned char *p = malloc(s);
+    if (p == NULL) {
+      CHECK(errno == ENOMEM);
+      printf("hit ENOMEM (mixed) after %zu blocks, %zu MiB, failing size %zu\n", n, bytes >> 20, s);
+      break;
+    }
+    CHECK(errno == 0);
+    blk[n] = p; sz[n] = s; gen[n] = 1; fill(n); n++; bytes += s;
+  }
+  /* Phase 2: small blocks until they fail too (chunks run out). */
+  size_t n_small = 0;
+  for (;;) {
+    CHECK(n < MAXB);
+    errno = 0;
+    unsigned char *p = malloc(4000);
+    if (p == NULL) {
+      CHECK(errno == ENOMEM);
+      printf("hit ENOMEM (small) after %zu more blocks of 4000 bytes\n", n_small);
+      break;
+    }
+    blk[n] = p; sz[n] = 4000; gen[n] = 1; fill(n); n++; n_small++; bytes += 4000;
+  }
+  /* calloc, realloc and posix_memalign fail cleanly too. */
+  errno = 0;
+  CHECK(calloc(1, 8u << 20) == NULL && errno == ENOMEM);
+  void *out = &out;
+  errno = 0;
+  CHECK(posix_memalign(&out, 4096, 8u << 20) == ENOMEM && errno == 0 && out == &out);
+  for (size_t i = 0; i < n; i++) CHECK(ok(i));
+  /* Free every other block, then allocate the same sizes again. */
+  size_t freed = 0;
+  for (size_t i = 0; i < n; i += 2) { free(blk[i]); blk[i] = NULL; freed += sz[i]; }
+  size_t again = 0;
+  for (size_t i = 0; i < n; i += 2) {
+    errno = 0;
+    blk[i] = malloc(sz[i]);
+    if (blk[i] == NULL) {
+      fprintf(stderr, "prog: re-allocation %zu of %zu bytes failed (errno %d) after freeing %zu MiB\n", i, sz[i], errno, freed >> 20);
+      return 1;
+    }
+    gen[i] = 2; fill(i); again++;
+  }
+  for (size_t i = 0; i < n; i++) CHECK(ok(i));
+  printf("freed %zu blocks (%zu MiB) and allocated them again; all %zu blocks intact\n", again, freed >> 20, n);
+  for (size_t i = 0; i < n; i++) free(blk[i]);
+  malloc_trim(0);
+  unsigned char *big = malloc(64u << 20);
+  CHECK(big != NULL);
+  memset(big, 1, 64u << 20);
+  free(big);
+  printf("after freeing everything: a 64 MiB block works\n");
+  return 0;
+}
+PROG
+
+if ! "$cc" -O2 -Wall -o "$tmp/prog" "$tmp/prog.c" 2>"$tmp/cc.log"; then
+  cat "$tmp/cc.log"
+  echo "scale_ulimit: could not compile the test program" >&2
+  exit 1
+fi
+
+start=$(date +%s.%N)
+( ulimit -v 262144 && LD_PRELOAD="$lib" "$tmp/prog" ) >"$tmp/out" 2>&1
+rc=$?
+end=$(date +%s.%N)
+cat "$tmp/out"
+if [ "$rc" -ne 0 ]; then
+  echo "scale_ulimit: FAILED: the program exited with status $rc" >&2
+  exit 1
+fi
+if ! grep -q '^hit ENOMEM (mixed)' "$tmp/out" || ! grep -q '^hit ENOMEM (small)' "$tmp/out"; then
+  echo "scale_ulimit: FAILED: the program did not report hitting ENOMEM" >&2
+  exit 1
+fi
+if ! grep -q 'all [0-9]* blocks intact' "$tmp/out"; then
+  echo "scale_ulimit: FAILED: no content check reported" >&2
+  exit 1
+fi
+printf 'scale_ulimit: passed under ulimit -v 262144 in %.2f s\n' "$(echo "$end - $start" | bc 2>/dev/null || echo 0)"
+exit 0
