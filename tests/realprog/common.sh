@@ -13,6 +13,10 @@
 
 set -euo pipefail
 
+# Run from `make test`, the outer make's variables would reach the programs
+# under test (make prints "Entering directory", jobserver flags): drop them.
+unset MAKEFLAGS MFLAGS MAKELEVEL MAKEOVERRIDES
+
 LZ_TEST_NAME=$(basename "${BASH_SOURCE[1]:-$0}" .sh)
 
 lz_log()  { printf '[%s] %s\n' "$LZ_TEST_NAME" "$*"; }
