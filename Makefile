@@ -29,7 +29,7 @@ test-release: release
 	cd build/release && ctest --output-on-failure -j$(JOBS)
 
 test-debug: debug
-	cd build/debug && ctest --output-on-failure -j$(JOBS) -LE "realprog|fuzz"
+	cd build/debug && ctest --output-on-failure -j$(JOBS) -LE "realprog|fuzz|valgrind"
 
 test-asan: asan
 	cd build/asan && ctest --output-on-failure -j$(JOBS)
@@ -44,8 +44,8 @@ test-tsan: tsan
 # excluded there).
 CONFIG_shared = LZ_HEAPS=4;LZ_SECURE=2;LZ_REMOTE_BATCH=1
 CONFIG_lean = LZ_SECURE=0;LZ_STATS=0;LZ_LARGE_CACHE_ENTRIES=0;LZ_CHUNK_POOL_MAX=0;LZ_PURGE_DELAY_MS=0
-CONFIG_EXCLUDE_shared = realprog|linkmodes|fuzz
-CONFIG_EXCLUDE_lean = realprog|linkmodes|fuzz|stats|hardening
+CONFIG_EXCLUDE_shared = realprog|linkmodes|fuzz|valgrind
+CONFIG_EXCLUDE_lean = realprog|linkmodes|fuzz|stats|hardening|valgrind
 
 test-config-%:
 	$(CMAKE) -S . -B build/config-$* -DCMAKE_BUILD_TYPE=Release "-DLZ_CONFIG_DEFS=$(CONFIG_$*)" $(GEN_FLAGS)

@@ -19,3 +19,8 @@ if(NOT LZ_SANITIZED)
   lz_test(NAME test_options KIND SCRIPT SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_options.sh LABELS stats)
 endif()
 include(${CMAKE_CURRENT_SOURCE_DIR}/scale.cmake)
+if(NOT LZ_SANITIZED)
+  lz_test(NAME valgrind_memcheck KIND SCRIPT SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/valgrind_memcheck.sh
+          LABELS valgrind TIMEOUT 600)
+  set_tests_properties(valgrind_memcheck PROPERTIES SKIP_RETURN_CODE 77)
+endif()
