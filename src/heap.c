@@ -299,11 +299,22 @@ void medium_free(heap_t *heap, span_t *s) {
   span_free(heap, s);
 }
 
-static void slow_enter(heap_t *heap) {
+/* Every allocation slow path starts here: the thread's heap (made on its
+ * first call), then pending remote work and, now and then, a purge tick.
+ * NULL (errno ENOMEM) if no heap can be had. */
+static heap_t *slow_enter(heap_t *heap) {
+  if (lz_unlikely(heap == &lz_heap_empty)) {
+    heap = heap_get_slow();
+    if (heap == NULL) {
+      errno = ENOMEM;
+      return NULL;
+    }
+  }
   if (LZ_STATS) heap->stats.slow_allocs++;
   remote_flush_all(heap);
   remote_collect(heap);
   if ((++heap->slow_count & 63) == 0) purge_tick(heap);
+  return heap;
 }
 
 static void *small_malloc(heap_t *heap, unsigned cls, bool zero) {
@@ -323,14 +334,8 @@ static bool reclaim_for_retry(heap_t *heap) {
 }
 
 void *heap_malloc_slow(heap_t *heap, size_t size, bool zero) {
-  if (lz_unlikely(heap == &lz_heap_empty)) {
-    heap = heap_get_slow();
-    if (heap == NULL) {
-      errno = ENOMEM;
-      return NULL;
-    }
-  }
-  slow_enter(heap);
+  heap = slow_enter(heap);
+  if (heap == NULL) return NULL;
   void *p;
   for (int attempt = 0;; attempt++) {
     if (size <= LZ_SMALL_MAX) p = small_malloc(heap, size_to_class(size), zero);
@@ -345,14 +350,8 @@ void *heap_malloc_slow(heap_t *heap, size_t size, bool zero) {
 
 /* align is a power of two > 16. */
 void *heap_malloc_aligned(heap_t *heap, size_t size, size_t align, bool zero) {
-  if (lz_unlikely(heap == &lz_heap_empty)) {
-    heap = heap_get_slow();
-    if (heap == NULL) {
-      errno = ENOMEM;
-      return NULL;
-    }
-  }
-  slow_enter(heap);
+  heap = slow_enter(heap);
+  if (heap == NULL) return NULL;
   if (size == 0) size = 1;
   void *p = NULL;
   for (int attempt = 0;; attempt++) {

@@ -66,6 +66,7 @@ size_t remote_collect(heap_t *heap) {
   size_t n = 0;
   while (b != NULL) {
     lz_block_t *next = block_next(b);
+    __builtin_prefetch(next, 1); /* blocks come from another core's cache */
     chunk_t *c = (chunk_t *)((uintptr_t)b & ~LZ_CHUNK_MASK);
     span_t *s = &c->spans[c->pagemap[((uintptr_t)b >> LZ_PAGE_SHIFT) & (LZ_CHUNK_PAGES - 1)]];
     lz_assert(c->heap == heap);

@@ -9,59 +9,7 @@
  *
  * LZ_TEST_SCALE multiplies TOTAL (at least 256 MiB); the live cap stays.
  */
-#define _GNU_SOURCE
-#include <errno.h>
-#include <pthread.h>
-#include <stdatomic.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <time.h>
-#include <unistd.h>
-
-#include "lzmalloc.h"
-
-#define CHECK(c)                                                                              \
-  do {                                                                                        \
-    if (!(c)) {                                                                               \
-      fprintf(stderr, "%s:%d: CHECK(%s) failed\n", __FILE__, __LINE__, #c);                   \
-      fflush(stderr);                                                                         \
-      _exit(1);                                                                               \
-    }                                                                                         \
-  } while (0)
-
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define SANITIZED 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-#define SANITIZED 1
-#endif
-#endif
-#ifndef SANITIZED
-#define SANITIZED 0
-#endif
-
-static double test_scale(void) {
-  const char *e = getenv("LZ_TEST_SCALE");
-  double s = e && *e ? strtod(e, NULL) : 1.0;
-  return s > 0.001 ? s : (e && *e ? 0.001 : 1.0);
-}
-
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static uint64_t rng_next(uint64_t *s) {
-  uint64_t x = *s;
-  x ^= x >> 12;
-  x ^= x << 25;
-  x ^= x >> 27;
-  *s = x;
-  return x * 0x2545f4914f6cdd1dull;
-}
+#include "scale_common.h"
 
 /* ---- the test ------------------------------------------------------------ */
 #define MiB ((size_t)1 << 20)
