@@ -35,11 +35,12 @@
 #define LZ_LARGE_CACHE_BYTES (64u << 20)
 #endif
 
-/* Small-object cache of remote frees: blocks of other threads' heaps that
- * a thread keeps per destination before sending them back in one atomic
- * operation (1 = send each at once). */
+/* Small-object cache of remote frees: blocks of other threads' spans that
+ * a thread keeps per span before sending them back in one atomic operation
+ * (1 = send each at once; at most 16, the count is kept in a pointer's
+ * alignment bits). */
 #ifndef LZ_REMOTE_BATCH
-#define LZ_REMOTE_BATCH 32
+#define LZ_REMOTE_BATCH 16
 #endif
 
 /* Empty chunks kept in the global pool (per NUMA node) before unmapping. */
@@ -70,8 +71,8 @@
 #if LZ_SECURE < 0 || LZ_SECURE > 2
 #error "LZ_SECURE must be 0, 1 or 2"
 #endif
-#if LZ_REMOTE_BATCH < 1 || LZ_REMOTE_BATCH > 4096
-#error "LZ_REMOTE_BATCH must be in 1..4096"
+#if LZ_REMOTE_BATCH < 1 || LZ_REMOTE_BATCH > 16
+#error "LZ_REMOTE_BATCH must be in 1..16"
 #endif
 #if LZ_HEAPS < 0 || LZ_HEAPS > 1024
 #error "LZ_HEAPS must be in 0..1024"

@@ -409,7 +409,7 @@ static ptr_info_t ptr_resolve(const void *p, const char *func) {
 /* The owner frees a block of one of its spans (already validated). */
 void heap_free_local(heap_t *heap, span_t *s, lz_block_t *b) {
   if (s->kind == SPAN_MEDIUM) medium_free(heap, s);
-  else slab_free_slow(heap, s, b);
+  else slab_free_chain(heap, s, b, b, 1);
 }
 
 void heap_free_slow(void *p) {

@@ -208,15 +208,18 @@ lz_inline void lz_lock_reset(lz_lock_t *l) { atomic_store_explicit(&l->x, 0, mem
 /* ---------------------------------------------------------------------------
  * Heaps
  * ------------------------------------------------------------------------- */
-/* Remote frees waiting in the freeing heap, one chain per destination heap
- * (direct-mapped by the destination's address), sent with one CAS when the
- * chain is long enough, when another destination needs the slot, or when
- * the freeing thread's slow path runs. */
-#define LZ_REMOTE_SLOTS 8
+/* Remote frees waiting in the freeing heap: one chain per destination
+ * span (direct-mapped by the span's address), sent to the span's heap with
+ * one CAS when it reaches LZ_REMOTE_BATCH blocks, when another span needs
+ * the slot, or when the freeing thread's slow path runs. A chain is one
+ * span's blocks, so the owner splices it into the span's local_free list
+ * in O(1) without touching the blocks in between (see remote.c). */
+#define LZ_REMOTE_SLOT_BITS 3
+#define LZ_REMOTE_SLOTS (1 << LZ_REMOTE_SLOT_BITS)
 #define LZ_MEDIUM_CACHE 8
 #define LZ_MEDIUM_CACHE_BYTES ((size_t)4 * MiB)
 typedef struct remote_batch_s {
-  struct heap_s *dest;
+  span_t *span;
   lz_block_t *head, *tail;
   uint32_t count;
 } remote_batch_t;
@@ -357,7 +360,7 @@ lz_inline uint8_t *span_start(const span_t *s) {
 
 /* slab.c: small blocks inside slab spans. */
 void *slab_malloc_slow(heap_t *heap, unsigned cls);
-void slab_free_slow(heap_t *heap, span_t *s, lz_block_t *b);
+void slab_free_chain(heap_t *heap, span_t *s, lz_block_t *head, lz_block_t *tail, uint32_t count);
 void slab_extend(span_t *s);
 lz_cold void slab_retire(heap_t *heap, span_t *s);
 void queue_remove(heap_t *heap, span_queue_t *q, span_t *s);

@@ -132,17 +132,20 @@ void slab_retire(heap_t *heap, span_t *s) {
   span_free(heap, s);
 }
 
-/* Owner frees a block of a slab that may be FULL. */
-void slab_free_slow(heap_t *heap, span_t *s, lz_block_t *b) {
-  block_set_next(b, s->local_free);
-  s->local_free = b;
-  if (LZ_STATS) heap->stats.in_use -= s->block_size;
+/* Owner frees the chain head..tail of `count` blocks of a slab that may be
+ * FULL (one block: head == tail, count 1). */
+void slab_free_chain(heap_t *heap, span_t *s, lz_block_t *head, lz_block_t *tail, uint32_t count) {
+  if (lz_unlikely(count > s->used)) lz_fatal_pointer("double free", "free", head);
+  block_set_next(tail, s->local_free);
+  s->local_free = head;
+  if (LZ_STATS) heap->stats.in_use -= (int64_t)count * s->block_size;
   if (s->flags & SPAN_FULL) {
     s->flags &= (uint8_t)~SPAN_FULL;
     atomic_store_explicit(&s->xfast_owner, heap, memory_order_relaxed);
     queue_push_back(heap, &heap->queues[s->cls], s);
   }
-  if (--s->used == 0) slab_retire(heap, s);
+  s->used = (uint16_t)(s->used - count);
+  if (s->used == 0) slab_retire(heap, s);
 }
 
 /* Is b on the span's free or local_free list? (double-free confirmation) */
