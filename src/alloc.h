@@ -1,11 +1,13 @@
 /* alloc.h: the inlined fast paths of malloc and free.
  *
- * malloc(size <= 1 KiB), budget ~12 instructions: one TLS load, one table
- *   index, pop the head of the current span's free list. Anything else
- *   (empty list, larger size, uninitialised thread) calls the slow path.
- * free(p), budget ~25 instructions at LZ_SECURE 1: chunk map byte, page ->
- *   span, owner check, block-boundary and double-free screens, push on
- *   local_free. Foreign, remote, full-span and last-block frees go slow.
+ * malloc(size <= 1 KiB), 18 instructions (objdump of the release build):
+ *   one TLS load, one table index, pop the head of the current span's free
+ *   list (decode, clear the link, count). Anything else (empty list, larger
+ *   size, uninitialised thread) calls the slow path.
+ * free(p), 49 instructions at LZ_SECURE 1, about 30 at LZ_SECURE 0 without stats:
+ *   chunk map byte (8), page -> span (9), owner check (5), block-boundary
+ *   test (7) and double-free screen (8), push on local_free and count (8).
+ *   Foreign, remote, full-span, medium and last-block frees go slow.
  */
 #ifndef LZ_ALLOC_H
 #define LZ_ALLOC_H

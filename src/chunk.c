@@ -59,7 +59,6 @@ chunk_t *chunk_alloc(heap_t *heap) {
   }
   lz_assert(c->free_pages == LZ_USABLE_PAGES);
   c->max_run_hint = LZ_USABLE_PAGES;
-  c->node = heap->node;
   c->heap = heap;
   c->prev = NULL;
   c->next = heap->chunks;

@@ -43,7 +43,7 @@
 #define LZ_REMOTE_BATCH 16
 #endif
 
-/* Empty chunks kept in the global pool (per NUMA node) before unmapping. */
+/* Empty chunks kept in the global pool before unmapping. */
 #ifndef LZ_CHUNK_POOL_MAX
 #define LZ_CHUNK_POOL_MAX 8
 #endif

@@ -156,7 +156,7 @@ typedef struct chunk_s {
   struct chunk_s *next, *prev;  /* owner's chunk list or the pool */
   uint32_t free_pages;
   uint32_t max_run_hint;        /* >= longest free run */
-  uint32_t node;                /* NUMA node the chunk was taken for */
+  uint32_t pad0;
   uint32_t hot;                 /* a span was allocated here since purge_at was armed */
   uint64_t purge_at;            /* when free dirty pages may be purged; 0: none */
   uint64_t free_map[LZ_BITMAP_WORDS];
@@ -262,7 +262,6 @@ typedef struct heap_s {
   size_t mcache_bytes;
   uint64_t mcache_used_at;             /* last hit or insert (ms) */
   _Atomic(int) xstate;                 /* HEAP_ACTIVE / ORPHAN / BUSY */
-  uint32_t node;                       /* NUMA node the heap takes chunks from */
   chunk_t *chunks;                     /* chunks owned */
   uint64_t slow_count;                 /* slow-path entries (purge ticks) */
   uint64_t purge_next;                 /* time of the next purge check */
@@ -289,11 +288,8 @@ int os_remap_inplace(void *p, size_t old_size, size_t new_size);
 uint64_t os_now_ms(void);
 void os_write(int fd, const char *s, size_t n);
 size_t os_random_bytes(void *buf, size_t n);
-int os_current_cpu_node(unsigned *cpu, unsigned *node);
-int os_mbind_node(void *p, size_t size, unsigned node);
 void os_yield(void);
 size_t os_resident_bytes(void);
-int os_getpid(void);
 long os_read_file(const char *path, char *buf, size_t n); /* bytes read or -1 */
 lz_noreturn void os_abort(void);
 /* Fault injection (tests): the next `after` calls succeed, then calls fail
@@ -337,7 +333,7 @@ lz_inline uint8_t chunkmap_kind(uintptr_t a) {
   return atomic_load_explicit(&lz_chunkmap[i], memory_order_relaxed);
 }
 
-/* chunk.c: chunks and the global per-node pool. */
+/* chunk.c: chunks and the global pool of empty ones. */
 chunk_t *chunk_alloc(heap_t *heap);
 void chunk_release(heap_t *heap, chunk_t *c);
 size_t chunk_pool_trim(bool force);

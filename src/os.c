@@ -144,23 +144,6 @@ size_t os_random_bytes(void *buf, size_t n) {
   return r < 0 ? 0 : (size_t)r;
 }
 
-int os_current_cpu_node(unsigned *cpu, unsigned *node) {
-  int e = errno;
-  int r = getcpu(cpu, node);
-  errno = e;
-  return r == 0 ? 0 : -1;
-}
-
-int os_mbind_node(void *p, size_t size, unsigned node) {
-  if (node >= 64) return EINVAL;
-  unsigned long mask = 1ul << node;
-  int e = errno;
-  long r = syscall(SYS_mbind, p, size, 1 /* MPOL_PREFERRED */, &mask, 64ul, 0u);
-  int rc = r == 0 ? 0 : errno;
-  errno = e;
-  return rc;
-}
-
 void os_yield(void) { sched_yield(); }
 
 long os_read_file(const char *path, char *buf, size_t n) {
@@ -193,7 +176,5 @@ size_t os_resident_bytes(void) {
   while (*s >= '0' && *s <= '9') pages = pages * 10 + (size_t)(*s++ - '0');
   return pages * LZ_PAGE_SIZE;
 }
-
-int os_getpid(void) { return (int)getpid(); }
 
 void os_abort(void) { abort(); }
