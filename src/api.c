@@ -49,7 +49,7 @@ static inline bool is_pow2(size_t x) { return x != 0 && (x & (x - 1)) == 0; }
 /* alignment: a power of two. */
 static void *aligned_body(size_t alignment, size_t size) {
   if (alignment <= LZ_ALIGN) return malloc_fast(size);
-  return heap_malloc_aligned(lz_heap_tls, size, alignment, false);
+  return heap_malloc_aligned(lz_heap_tls, size, alignment);
 }
 
 static void *memalign_body(size_t alignment, size_t size) {

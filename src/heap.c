@@ -114,7 +114,9 @@ heap_t *heap_get_slow(void) {
   return h;
 }
 
-/* Frees every empty slab (force: even the current ones) and purges. */
+/* Collects remote frees, gives idle medium spans back, and purges chunks
+ * whose delay has passed; with force, also flushes our own remote batches,
+ * frees the (empty) current slab of each class and purges everything. */
 void heap_collect(heap_t *heap, bool force) {
   if (force) remote_flush_all(heap);
   remote_collect(heap);
@@ -124,10 +126,8 @@ void heap_collect(heap_t *heap, bool force) {
     /* Only the first span can be empty and still linked (its pin). */
     span_t *s = q->first;
     if (force && s != NULL && s->used == 1) {
-      queue_remove(heap, q, s);
-      atomic_store_explicit(&s->xfast_owner, NULL, memory_order_relaxed);
-      if (LZ_STATS) heap->stats.class_slabs[cls]--;
-      span_free(heap, s);
+      queue_remove(heap, q, s); /* drops the pin: used == 0 */
+      slab_release(heap, s);
     }
   }
   uint64_t now = os_now_ms();
@@ -283,7 +283,7 @@ void medium_free(heap_t *heap, span_t *s) {
   size_t bytes = (size_t)s->npages << LZ_PAGE_SHIFT;
   if (opt_get(OPT_PURGE_DELAY) != 0 && bytes <= LZ_MEDIUM_CACHE_BYTES / 2) {
     if (heap->mcache_count == LZ_MEDIUM_CACHE || heap->mcache_bytes + bytes > LZ_MEDIUM_CACHE_BYTES) {
-      span_t *old = heap->mcache[0]; /* make room: drop the oldest */
+      span_t *old = heap->mcache[0]; /* make room: give one back */
       heap->mcache[0] = heap->mcache[--heap->mcache_count];
       heap->mcache_bytes -= (size_t)old->npages << LZ_PAGE_SHIFT;
       span_free(heap, old);
@@ -349,7 +349,7 @@ void *heap_malloc_slow(heap_t *heap, size_t size, bool zero) {
 }
 
 /* align is a power of two > 16. */
-void *heap_malloc_aligned(heap_t *heap, size_t size, size_t align, bool zero) {
+void *heap_malloc_aligned(heap_t *heap, size_t size, size_t align) {
   heap = slow_enter(heap);
   if (heap == NULL) return NULL;
   if (size == 0) size = 1;
@@ -359,11 +359,11 @@ void *heap_malloc_aligned(heap_t *heap, size_t size, size_t align, bool zero) {
       /* The first class at least as big whose blocks are all aligned. */
       unsigned cls = size_to_class(size);
       while (lz_class_size[cls] % align != 0) cls++;
-      p = small_malloc(heap, cls, zero);
+      p = small_malloc(heap, cls, false);
     } else if (size <= LZ_MEDIUM_MAX && align <= LZ_MEDIUM_MAX / 2 && size + align <= LZ_MEDIUM_MAX + LZ_PAGE_SIZE) {
-      p = medium_malloc(heap, size, align > LZ_PAGE_SIZE ? align >> LZ_PAGE_SHIFT : 1, zero);
+      p = medium_malloc(heap, size, align > LZ_PAGE_SIZE ? align >> LZ_PAGE_SHIFT : 1, false);
     } else if (size <= LZ_MAX_ALLOC && align <= LZ_MAX_ALLOC / 4) {
-      p = large_malloc(size, align, zero);
+      p = large_malloc(size, align, false);
     }
     if (p != NULL || attempt > 0 || size > LZ_MAX_ALLOC || !reclaim_for_retry(heap)) break;
   }

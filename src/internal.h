@@ -295,7 +295,6 @@ lz_noreturn void os_abort(void);
 /* Fault injection (tests): the next `after` calls succeed, then calls fail
  * (every call when every == 1, or one in `every`); after = -1 disables. */
 void os_fault_set(long after, long every);
-extern long lz_os_maps, lz_os_unmaps;           /* counters for tests */
 
 /* options.c: runtime options read once from LZMALLOC_* variables. */
 typedef enum {
@@ -359,6 +358,7 @@ void *slab_malloc_slow(heap_t *heap, unsigned cls);
 void slab_free_chain(heap_t *heap, span_t *s, lz_block_t *head, lz_block_t *tail, uint32_t count);
 void slab_extend(span_t *s);
 lz_cold void slab_retire(heap_t *heap, span_t *s);
+void slab_release(heap_t *heap, span_t *s);
 void queue_remove(heap_t *heap, span_queue_t *q, span_t *s);
 void queue_push_front(heap_t *heap, span_queue_t *q, span_t *s);
 void heap_direct_update(heap_t *heap, unsigned cls);
@@ -387,7 +387,7 @@ extern heap_t lz_heap_empty;
 extern span_t lz_span_empty;
 heap_t *heap_get_slow(void);
 lz_noinline void *heap_malloc_slow(heap_t *heap, size_t size, bool zero);
-void *heap_malloc_aligned(heap_t *heap, size_t size, size_t align, bool zero);
+void *heap_malloc_aligned(heap_t *heap, size_t size, size_t align);
 lz_noinline void heap_free_slow(void *p);
 void heap_free_local(heap_t *heap, span_t *s, lz_block_t *b);
 size_t heap_usable_size(const void *p, const char *func);

@@ -26,8 +26,6 @@
 #define MAP_NORESERVE 0
 #endif
 
-long lz_os_maps, lz_os_unmaps;
-
 static _Atomic(long) fault_after = -1; /* calls left before failing; -1: off */
 static _Atomic(long) fault_every = 0;  /* once failing: fail 1 in `every` (1: all) */
 static _Atomic(long) fault_counter = 0;
@@ -53,7 +51,6 @@ void *os_map(size_t size) {
   void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   errno = e;
   if (p == MAP_FAILED) return NULL;
-  __atomic_fetch_add(&lz_os_maps, 1, __ATOMIC_RELAXED);
   return p;
 }
 
@@ -81,7 +78,6 @@ int os_unmap(void *p, size_t size) {
   int e = errno;
   int r = munmap(p, size) == 0 ? 0 : errno;
   errno = e;
-  if (r == 0) __atomic_fetch_add(&lz_os_unmaps, 1, __ATOMIC_RELAXED);
   return r;
 }
 

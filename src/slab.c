@@ -122,12 +122,14 @@ void *slab_malloc_slow(heap_t *heap, unsigned cls) {
 /* The span is empty (so not the current span of its queue, see the pin
  * above): give its pages back. */
 void slab_retire(heap_t *heap, span_t *s) {
-  lz_assert(s->used == 0);
-  span_queue_t *q = &heap->queues[s->cls];
-  lz_assert(q->first != s);
-  if (s->flags & SPAN_FULL) s->flags &= (uint8_t)~SPAN_FULL;
-  else queue_remove(heap, q, s);
-  atomic_store_explicit(&s->xfast_owner, NULL, memory_order_relaxed);
+  lz_assert(s->used == 0 && !(s->flags & SPAN_FULL)); /* FULL spans have every block out */
+  lz_assert(heap->queues[s->cls].first != s);
+  queue_remove(heap, &heap->queues[s->cls], s);
+  slab_release(heap, s);
+}
+
+/* An empty slab already out of its queue goes back to its chunk. */
+void slab_release(heap_t *heap, span_t *s) {
   if (LZ_STATS) heap->stats.class_slabs[s->cls]--;
   span_free(heap, s);
 }
