@@ -4,7 +4,8 @@
  * realloc(p, 0) frees p and returns NULL; realloc(NULL, n) is malloc(n);
  * calloc and reallocarray overflow give NULL with ENOMEM; a failing call
  * sets ENOMEM (EINVAL for a bad alignment) and a successful one leaves
- * errno alone; posix_memalign returns its error and never sets errno;
+ * errno alone; posix_memalign returns its error, leaves errno alone for
+ * EINVAL and sets it to ENOMEM as well when out of memory;
  * memalign and aligned_alloc round an alignment that is not a power of two
  * up to one and fail with EINVAL only above SIZE_MAX / 2 + 1.
  *
@@ -108,14 +109,10 @@ LZ_EXPORT void *lz_memalign(size_t alignment, size_t size) { API_CALL(memalign_b
 
 LZ_EXPORT int lz_posix_memalign(void **out, size_t alignment, size_t size) {
   if (alignment % sizeof(void *) != 0 || !is_pow2(alignment)) return EINVAL;
-  int saved = errno;
   heap_t *h = api_enter();
-  void *p = aligned_body(alignment, size);
+  void *p = aligned_body(alignment, size); /* errno = ENOMEM on failure, as glibc */
   api_leave(h);
-  if (p == NULL) {
-    errno = saved;
-    return ENOMEM;
-  }
+  if (p == NULL) return ENOMEM;
   *out = p;
   return 0;
 }

@@ -25,7 +25,11 @@
  *  - posix_memalign: alignment 0, or not a multiple of sizeof(void*), or
  *    alignment/sizeof(void*) not a power of two -> returns EINVAL, errno and
  *    *out untouched; on ENOMEM it returns ENOMEM, leaves *out untouched and
- *    (glibc side effect, not asserted) sets errno to ENOMEM.
+ *    sets errno to ENOMEM too.
+ *  - Out of address space (RLIMIT_AS), not just impossible sizes: every
+ *    function fails with errno = ENOMEM (posix_memalign: returns ENOMEM and
+ *    sets errno), for small, medium and large sizes, and a free afterwards
+ *    leaves errno alone.
  *  - pvalloc(n), n > 0: page-aligned, usable size >= n rounded up to a page.
  *    pvalloc(0) is page-aligned but glibc's usable size is only 24 (not a
  *    page) — so only non-NULL + page alignment is asserted for it.
@@ -43,6 +47,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "testutil.h"
@@ -314,11 +320,13 @@ static void test_huge(void) {
     FAILS(aligned_alloc(16, n), ENOMEM);
     FAILS(aligned_alloc(4096, n), ENOMEM);
     FAILS(__libc_malloc(n), ENOMEM);
-    /* posix_memalign reports ENOMEM by return value and leaves *out alone
-     * (glibc also sets errno = ENOMEM as a side effect; not asserted). */
+    /* posix_memalign reports ENOMEM by return value and in errno, and
+     * leaves *out alone. */
     void *out = (void *)0x1234;
+    errno = SENTINEL;
     int rc = posix_memalign(&out, 64, n);
     CHECKF(rc == ENOMEM, "posix_memalign(64, %zu) = %d", n, rc);
+    CHECKF(errno == ENOMEM, "posix_memalign(64, %zu): errno %d, expected ENOMEM", n, errno);
     CHECK(out == (void *)0x1234);
 
     /* realloc to a huge size fails and leaves the old block intact. */
@@ -540,10 +548,13 @@ static void test_posix_memalign(void) {
     CHECKF(errno == SENTINEL, "posix_memalign(align %zu) changed errno to %d", bad[i], errno);
     CHECKF(p == (void *)0x1234, "posix_memalign(align %zu) failed but wrote *out", bad[i]);
   }
-  /* Valid alignment that cannot be satisfied: ENOMEM, *out untouched. */
+  /* Valid alignment that cannot be satisfied: ENOMEM returned and in
+   * errno, *out untouched. */
   void *p = (void *)0x1234;
+  errno = SENTINEL;
   int rc = posix_memalign(&p, tu_opaque((size_t)1 << 63), 10);
   CHECKF(rc == ENOMEM, "posix_memalign(2^63) = %d", rc);
+  CHECKF(errno == ENOMEM, "posix_memalign(2^63): errno %d, expected ENOMEM", errno);
   CHECK(p == (void *)0x1234);
 }
 
@@ -689,6 +700,116 @@ static void test_libc_aliases(void) {
   FAILS(__libc_calloc(tu_opaque(SIZE_MAX / 2 + 1), 2), ENOMEM);
 }
 
+/* Out of memory for real: in a child process limited by RLIMIT_AS to a
+ * little more than it uses now, every allocating function fails with
+ * ENOMEM in errno (posix_memalign returns it too) once the address space is
+ * used up, for each size range, and frees then leave errno alone. The
+ * child reports through its exit status. */
+typedef enum { F_MALLOC, F_CALLOC, F_REALLOC, F_MEMALIGN, F_ALIGNED, F_VALLOC, F_PVALLOC, F_POSIX, F_COUNT } oom_fn_t;
+static const char *const k_oom_names[F_COUNT] = {"malloc",        "calloc", "realloc", "memalign",
+                                                 "aligned_alloc", "valloc", "pvalloc", "posix_memalign"};
+
+static void *oom_call(oom_fn_t f, size_t n, int *rc) {
+  void *p = NULL;
+  *rc = 0;
+  switch (f) {
+    case F_MALLOC: return malloc(n);
+    case F_CALLOC: return calloc(1, n);
+    case F_REALLOC: return realloc(NULL, n);
+    case F_MEMALIGN: return memalign(256, n);
+    case F_ALIGNED: return aligned_alloc(4096, n);
+    case F_VALLOC: return valloc(n);
+    case F_PVALLOC: return pvalloc(n);
+    case F_POSIX:
+      p = (void *)0x1234;
+      *rc = posix_memalign(&p, 64, n);
+      if (*rc != 0) {
+        if (p != (void *)0x1234) *rc = -1;
+        return NULL;
+      }
+      return p;
+    default: return NULL;
+  }
+}
+
+/* Allocates blocks of `size` with f until it fails (kept in a list
+ * threaded through the blocks); returns 0 if the failure had the expected
+ * errno (and return value), else a code. */
+static int oom_exhaust(oom_fn_t f, size_t size) {
+  void *held = NULL;
+  size_t n = 0;
+  int bad = 0;
+  for (;;) {
+    int rc;
+    errno = SENTINEL;
+    void *p = oom_call(f, tu_opaque(size), &rc);
+    if (p != NULL) {
+      if (errno != SENTINEL) { bad = 3; break; }
+      *(void **)p = held;
+      held = p;
+      if (++n > ((size_t)1 << 24)) { bad = 4; break; } /* the limit did not bite */
+      continue;
+    }
+    if (errno != ENOMEM) bad = 1;
+    if (f == F_POSIX && rc != ENOMEM) bad = 2;
+    break;
+  }
+  /* A second failing call right away behaves the same. */
+  if (!bad) {
+    int rc;
+    errno = SENTINEL;
+    void *p = oom_call(f, tu_opaque(size), &rc);
+    if (p == NULL && errno != ENOMEM) bad = 5;
+    if (p != NULL) {
+      *(void **)p = held;
+      held = p;
+    }
+  }
+  while (held != NULL) {
+    void *next = *(void **)held;
+    errno = SENTINEL;
+    free(held);
+    if (errno != SENTINEL && !bad) bad = 6;
+    held = next;
+  }
+  return bad;
+}
+
+static void test_oom_errno(void) {
+  static const size_t sizes[] = {48, 20000, 300000, 3 << 20};
+  for (int f = 0; f < F_COUNT; f++) {
+    for (size_t si = 0; si < sizeof(sizes) / sizeof(sizes[0]); si++) {
+      fflush(stdout);
+      pid_t pid = fork();
+      CHECK(pid >= 0);
+      if (pid == 0) {
+        alarm(60);
+        struct rlimit rl;
+        getrlimit(RLIMIT_AS, &rl);
+        /* Current size plus 64 MiB. */
+        size_t vm = 0;
+        char buf[256];
+        FILE *fp = fopen("/proc/self/statm", "r");
+        if (fp != NULL) {
+          if (fgets(buf, sizeof buf, fp)) vm = (size_t)strtoull(buf, NULL, 10) * PAGE;
+          fclose(fp);
+        }
+        if (vm == 0) _exit(0); /* no /proc: nothing to limit against */
+        rl.rlim_cur = vm + ((size_t)64 << 20);
+        if (setrlimit(RLIMIT_AS, &rl) != 0) _exit(0);
+        _exit(oom_exhaust((oom_fn_t)f, sizes[si]));
+      }
+      int st;
+      CHECK(waitpid(pid, &st, 0) == pid);
+      CHECKF(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+             "%s(%zu) under RLIMIT_AS: status 0x%x (exit 1: errno not ENOMEM, 2: posix_memalign did not "
+             "return ENOMEM, 3: success changed errno, 4: limit did not bite, 5: repeat failure errno, "
+             "6: free changed errno)",
+             k_oom_names[f], sizes[si], st);
+    }
+  }
+}
+
 /* When linked with lzmalloc, prove that the standard names (and glibc's
  * __libc_ aliases) are served by lzmalloc: lz_usable_size() only accepts
  * lzmalloc's blocks and agrees with malloc_usable_size(). */
@@ -726,6 +847,7 @@ int main(void) {
       {"realloc", test_realloc},
       {"reallocarray", test_reallocarray},
       {"posix_memalign", test_posix_memalign},
+      {"oom_errno", test_oom_errno},
       {"valloc_pvalloc", test_valloc_pvalloc},
       {"trim_mallinfo", test_trim_mallinfo},
       {"free_sized", test_free_sized},

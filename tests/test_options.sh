@@ -17,6 +17,31 @@ for bad in LZMALLOC_PURGE_DELAY=abc LZMALLOC_LARGE_CACHE=12Q LZMALLOC_SHOW_STATS
 done
 rm -f err.txt
 
+# Once per process, whatever the program does at start-up: a real python
+# interpreter (not a wrapper script such as a pyenv shim, which runs dozens
+# of processes that each warn once) that starts threads, allocates and forks
+# prints exactly one warning (the forked child inherits the parsed options).
+PY=/usr/bin/python3
+[ -x "$PY" ] || PY=$(python3 -c 'import sys; print(sys.executable)' 2>/dev/null || true)
+if [ -n "$PY" ] && [ -x "$PY" ]; then
+  env LZMALLOC_VERBOSE=banana LD_PRELOAD="$LZ_LIB" "$PY" -c '
+import os, threading
+def work():
+    x = [bytearray(n) for n in range(1, 3000)]
+ts = [threading.Thread(target=work) for _ in range(4)]
+for t in ts: t.start()
+for t in ts: t.join()
+pid = os.fork()
+if pid == 0:
+    work(); os._exit(0)
+os.waitpid(pid, 0)
+' 2>err.txt || fail "python under a bad option failed"
+  n=$(grep -c "lzmalloc: warning: ignoring LZMALLOC_VERBOSE=banana" err.txt || true)
+  [ "$n" = 1 ] || { cat err.txt >&2; fail "python: expected one warning, got $n"; }
+  echo "ok: python ($PY) with LZMALLOC_VERBOSE=banana -> one warning"
+  rm -f err.txt
+fi
+
 # VERBOSE reports the configuration; SHOW_STATS prints statistics at exit.
 # (Captured first: grep -q closing a pipe early would kill the writer.)
 err=$(run LZMALLOC_VERBOSE=1 2>&1 >/dev/null)

@@ -4,6 +4,8 @@
 # a soak) and share tests/testutil.h. Kinds: see tests/CMakeLists.txt.
 #
 #   api_conformance  standard names with glibc 2.36's exact semantics (API)
+#   api_conformance_glibc  the same source without lzmalloc: every assertion
+#                    checked against the system's glibc in the same run
 #   api_cxx          C++ new/delete (all forms) and containers in threads (API)
 #   sweep            size / alignment / realloc sweeps over the lz_ API
 #   stress_mt        multithreaded handoff, remote frees, realloc migration,
@@ -34,6 +36,14 @@ foreach(_t api_conformance api_cxx)
     target_compile_definitions(${_t} PRIVATE LZ_TEST_EXPECT_LZMALLOC=1)
   endif()
 endforeach()
+# The reference: the same conformance source linked with nothing but glibc.
+if(NOT LZ_SANITIZED)
+  add_executable(api_conformance_glibc ${_lz_t}/api_conformance.c)
+  target_include_directories(api_conformance_glibc PRIVATE ${_lz_t})
+  target_compile_options(api_conformance_glibc PRIVATE -Wall -Wextra -Werror -Wno-unused-parameter -fno-builtin)
+  add_test(NAME api_conformance_glibc COMMAND api_conformance_glibc)
+  set_tests_properties(api_conformance_glibc PROPERTIES TIMEOUT 120 LABELS "API;unit")
+endif()
 if(TARGET api_cxx AND CMAKE_CXX_COMPILER_ID MATCHES "Clang")
   # clang 14 does not enable C++14 sized deallocation by default.
   target_compile_options(api_cxx PRIVATE -fsized-deallocation)
