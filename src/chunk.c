@@ -1,19 +1,63 @@
-/* chunk.c: 2 MiB chunks, their headers, and the global pool of empty ones.
+/* chunk.c: 2 MiB chunks, their headers, and the pool of empty ones.
  *
  * A chunk belongs to one heap from chunk_alloc until chunk_release hands it
- * back empty. Empty chunks wait in the pool (LIFO, at most
- * LZ_CHUNK_POOL_MAX) so a heap that grows again soon needs no system call;
- * pooled chunks idle longer than the purge delay are unmapped by
- * chunk_pool_trim. The pool is the only shared structure here: guarded by
- * pool_lock (lock order: heaps_lock, then pool_lock, then large_lock).
+ * back empty. Empty chunks wait in a chunk pool so a heap that grows again
+ * soon needs no system call; pooled chunks idle longer than the purge delay
+ * are unmapped by chunk_pool_trim.
+ *
+ * The pool (chunk_pool_t) is lock-free: a fixed array of slots, each NULL
+ * or one empty chunk. Its three operations each take effect at one atomic
+ * step on one slot:
+ *   chunk_pool_push(pool, c)   CAS a NULL slot to c      (false: pool full)
+ *   chunk_pool_pop(pool)       exchange a full slot with NULL (NULL: empty)
+ *   chunk_pool_trim(force)     pop the chunks whose delay has passed (or
+ *                              all) and unmap them
+ * so a chunk is at every instant either in exactly one slot or owned by one
+ * thread; fork at any instant leaves the child a consistent pool (a chunk a
+ * vanished thread was moving is leaked, never shared). Nothing reads a
+ * chunk it has not taken out of a slot (a chunk may be unmapped as soon as
+ * another thread takes it), so there is no ABA and no use after unmap;
+ * xdue[i] mirrors slot i's chunk's purge_at for trim's look before it takes.
+ * Slots are scanned from 0, so the lowest ones (the most recently used
+ * chunks) are reused first. A pool is self-contained: one could be made
+ * per NUMA node. No lock anywhere, so fork needs no handler here.
  */
 #include <string.h>
 
 #include "internal.h"
 
-static lz_lock_t pool_lock = LZ_LOCK_INIT;
-static chunk_t *pool_first, *pool_last;    /* under pool_lock */
-static size_t pool_count;                  /* under pool_lock */
+#define LZ_POOL_SLOTS (LZ_CHUNK_POOL_MAX > 0 ? LZ_CHUNK_POOL_MAX : 1)
+typedef struct chunk_pool_s {
+  _Atomic(chunk_t *) xslot[LZ_POOL_SLOTS];
+  _Atomic(uint64_t) xdue[LZ_POOL_SLOTS]; /* purge_at of the chunk in slot i (a hint) */
+} chunk_pool_t;
+
+static chunk_pool_t lz_chunk_pool;
+
+static bool chunk_pool_push(chunk_pool_t *pool, chunk_t *c) {
+  if (LZ_CHUNK_POOL_MAX == 0) return false;
+  for (size_t i = 0; i < LZ_POOL_SLOTS; i++) {
+    if (atomic_load_explicit(&pool->xslot[i], memory_order_relaxed) != NULL) continue;
+    chunk_t *expect = NULL;
+    if (atomic_compare_exchange_strong_explicit(&pool->xslot[i], &expect, c, memory_order_release,
+                                                memory_order_relaxed)) {
+      /* Written after the chunk is visible: a racing trim may see the
+       * previous chunk's (earlier) time and look too early, never too late. */
+      atomic_store_explicit(&pool->xdue[i], c->purge_at, memory_order_relaxed);
+      return true;
+    }
+  }
+  return false;
+}
+
+static chunk_t *chunk_pool_pop(chunk_pool_t *pool) {
+  for (size_t i = 0; i < LZ_POOL_SLOTS; i++) {
+    if (atomic_load_explicit(&pool->xslot[i], memory_order_relaxed) == NULL) continue;
+    chunk_t *c = atomic_exchange_explicit(&pool->xslot[i], NULL, memory_order_acquire);
+    if (c != NULL) return c;
+  }
+  return NULL;
+}
 
 _Atomic(size_t) lz_chunks_mapped;
 _Atomic(uint64_t) lz_pages_purged;
@@ -33,20 +77,8 @@ static void chunk_unmap(chunk_t *c) {
   atomic_fetch_sub_explicit(&lz_chunks_mapped, 1, memory_order_relaxed);
 }
 
-static chunk_t *pool_pop(void) {
-  lz_lock(&pool_lock);
-  chunk_t *c = pool_first;
-  if (c) {
-    pool_first = c->next;
-    if (pool_first) pool_first->prev = NULL; else pool_last = NULL;
-    pool_count--;
-  }
-  lz_unlock(&pool_lock);
-  return c;
-}
-
 chunk_t *chunk_alloc(heap_t *heap) {
-  chunk_t *c = pool_pop();
+  chunk_t *c = chunk_pool_pop(&lz_chunk_pool);
   if (c == NULL) {
     c = os_map_aligned(LZ_CHUNK_SIZE, LZ_CHUNK_SIZE);
     if (c == NULL) return NULL;
@@ -75,20 +107,8 @@ void chunk_release(heap_t *heap, chunk_t *c) {
   c->heap = NULL;
   long delay = opt_get(OPT_PURGE_DELAY);
   c->purge_at = os_now_ms() + (uint64_t)(delay < 0 ? 0 : delay);
-  chunk_t *victim = NULL;
-  lz_lock(&pool_lock);
-  c->prev = NULL;
-  c->next = pool_first;
-  if (pool_first) pool_first->prev = c; else pool_last = c;
-  pool_first = c;
-  if (++pool_count > LZ_CHUNK_POOL_MAX || delay == 0) {
-    victim = pool_last;
-    pool_last = victim->prev;
-    if (pool_last) pool_last->next = NULL; else pool_first = NULL;
-    pool_count--;
-  }
-  lz_unlock(&pool_lock);
-  if (victim) chunk_unmap(victim);
+  c->prev = c->next = NULL;
+  if (delay == 0 || !chunk_pool_push(&lz_chunk_pool, c)) chunk_unmap(c);
 }
 
 /* Unmap pooled chunks idle past the purge delay (all of them if force).
@@ -97,25 +117,17 @@ size_t chunk_pool_trim(bool force) {
   uint64_t now = os_now_ms();
   long delay = opt_get(OPT_PURGE_DELAY);
   if (!force && delay < 0) return 0;
+  chunk_pool_t *pool = &lz_chunk_pool;
   size_t freed = 0;
-  for (;;) {
-    chunk_t *victim = NULL;
-    lz_lock(&pool_lock);
-    /* The oldest chunks are at the tail. */
-    if (pool_last && (force || pool_last->purge_at <= now)) {
-      victim = pool_last;
-      pool_last = victim->prev;
-      if (pool_last) pool_last->next = NULL; else pool_first = NULL;
-      pool_count--;
-    }
-    lz_unlock(&pool_lock);
-    if (victim == NULL) break;
-    chunk_unmap(victim);
+  for (size_t i = 0; i < LZ_POOL_SLOTS; i++) {
+    if (atomic_load_explicit(&pool->xslot[i], memory_order_relaxed) == NULL) continue;
+    if (!force && atomic_load_explicit(&pool->xdue[i], memory_order_relaxed) > now) continue;
+    chunk_t *c = atomic_exchange_explicit(&pool->xslot[i], NULL, memory_order_acquire);
+    if (c == NULL) continue;
+    /* Ours now: the hint may have belonged to an earlier chunk. */
+    if (!force && c->purge_at > now && chunk_pool_push(pool, c)) continue;
+    chunk_unmap(c);
     freed += LZ_CHUNK_SIZE;
   }
   return freed;
 }
-
-void chunk_pool_fork_prepare(void) { lz_lock(&pool_lock); }
-void chunk_pool_fork_parent(void) { lz_unlock(&pool_lock); }
-void chunk_pool_fork_child(void) { lz_lock_reset(&pool_lock); }

@@ -11,7 +11,7 @@
  * a heap again and registers it again; glibc then calls ours once more.
  *
  * Fork: every global lock is taken before fork (order: heaps_lock,
- * pool_lock, large_lock) and released in both processes after; the child
+ * large_lock; the chunk pool is lock-free) and released in both processes after; the child
  * turns every heap of the threads that did not survive into an orphan.
  */
 #include <pthread.h>
@@ -37,19 +37,16 @@ static void thread_done(void *value) { heap_abandon((heap_t *)value); }
 
 static void fork_prepare(void) {
   heaps_fork_prepare();
-  chunk_pool_fork_prepare();
   large_fork_prepare();
 }
 
 static void fork_parent(void) {
   large_fork_parent();
-  chunk_pool_fork_parent();
   heaps_fork_parent();
 }
 
 static void fork_child(void) {
   large_fork_child();
-  chunk_pool_fork_child();
   if (LZ_HEAPS > 0) {
     heaps_fork_child_shared();
     return;

@@ -332,13 +332,10 @@ lz_inline uint8_t chunkmap_kind(uintptr_t a) {
   return atomic_load_explicit(&lz_chunkmap[i], memory_order_relaxed);
 }
 
-/* chunk.c: chunks and the global pool of empty ones. */
+/* chunk.c: chunks and the lock-free pool of empty ones. */
 chunk_t *chunk_alloc(heap_t *heap);
 void chunk_release(heap_t *heap, chunk_t *c);
 size_t chunk_pool_trim(bool force);
-void chunk_pool_fork_prepare(void);
-void chunk_pool_fork_parent(void);
-void chunk_pool_fork_child(void);
 extern _Atomic(size_t) lz_chunks_mapped;
 extern _Atomic(uint64_t) lz_pages_purged;
 extern _Atomic(size_t) lz_bytes_decommitted;
