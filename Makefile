@@ -3,7 +3,7 @@ JOBS ?= 2
 CMAKE ?= cmake
 GEN_FLAGS ?=
 
-.PHONY: all release debug asan tsan test test-release test-debug test-asan test-tsan test-configs bench fuzz install clean
+.PHONY: all release debug asan tsan test test-numa test-release test-debug test-asan test-tsan test-configs bench fuzz install clean
 PREFIX ?= /usr/local
 FUZZ_SECONDS ?= 60
 
@@ -27,6 +27,10 @@ tsan:
 
 test-release: release
 	cd build/release && ctest --output-on-failure -j$(JOBS)
+
+# Only the two-node NUMA tests (tests/numa: a QEMU guest; part of test-release).
+test-numa: release
+	cd build/release && ctest --output-on-failure -L numa
 
 test-debug: debug
 	cd build/debug && ctest --output-on-failure -j$(JOBS) -LE "realprog|fuzz|valgrind"
