@@ -319,7 +319,7 @@ static heap_t *slow_enter(heap_t *heap) {
 
 static void *small_malloc(heap_t *heap, unsigned cls, bool zero) {
   span_t *s = heap->queues[cls].first;
-  void *p = (s != NULL && s->free != NULL) ? span_pop(heap, s) : slab_malloc_slow(heap, cls);
+  void *p = (s != NULL && s->free != NULL) ? slab_pop_checked(heap, s) : slab_malloc_slow(heap, cls);
   if (p != NULL && zero) memset(p, 0, lz_class_size[cls]);
   return p;
 }
@@ -389,9 +389,8 @@ static ptr_info_t ptr_resolve(const void *p, const char *func) {
     size_t first = c->pagemap[(a >> LZ_PAGE_SHIFT) & (LZ_CHUNK_PAGES - 1)];
     span_t *s = &c->spans[first];
     if (first == 0 || s->kind == SPAN_NONE) lz_fatal_pointer("invalid pointer", func, p);
-    size_t off = (a & LZ_CHUNK_MASK) - (first << LZ_PAGE_SHIFT);
-    if (!divcheck_multiple(off, s->divcheck) || off >= (size_t)s->reserved * s->block_size)
-      lz_fatal_pointer("invalid pointer", func, p);
+    /* Below the carved limit: a slot never handed out is not a block. */
+    if (!slab_holds(s, p)) lz_fatal_pointer("invalid pointer", func, p);
     info.span = s;
     return info;
   }
@@ -426,8 +425,10 @@ void heap_free_slow(void *p) {
   heap_t *heap = lz_heap_tls;
   lz_block_t *b = (lz_block_t *)p;
   if (span_chunk(s)->heap == heap) {
-    /* Only the owner can read the span's lists to confirm a double free. */
-    if (LZ_SECURE && s->kind == SPAN_SLAB && block_maybe_free(b) && slab_contains_free(s, b))
+    /* Only the owner can read the span's lists to confirm a double free;
+     * a block in another thread's chain is known by its two words. */
+    if (LZ_SECURE && block_maybe_free(b) &&
+        ((s->kind == SPAN_SLAB && slab_contains_free(s, b)) || remote_in_flight(b)))
       lz_fatal_pointer("double free", "free", p);
     heap_free_local(heap, s, b);
   } else {

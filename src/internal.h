@@ -222,6 +222,7 @@ typedef struct remote_batch_s {
   span_t *span;
   lz_block_t *head, *tail;
   uint32_t count;
+  bool suspect;             /* a block's first word looked free: owner confirms */
 } remote_batch_t;
 
 typedef struct span_queue_s {
@@ -360,6 +361,8 @@ void queue_remove(heap_t *heap, span_queue_t *q, span_t *s);
 void queue_push_front(heap_t *heap, span_queue_t *q, span_t *s);
 void heap_direct_update(heap_t *heap, unsigned cls);
 bool slab_contains_free(span_t *s, lz_block_t *b);
+bool slab_holds(const span_t *s, const void *p);
+void *slab_pop_checked(heap_t *heap, span_t *s);
 
 /* large.c */
 void *large_malloc(size_t size, size_t align, bool zero);
@@ -377,6 +380,7 @@ extern _Atomic(size_t) lz_large_in_use;
 void remote_free(heap_t *self, span_t *s, lz_block_t *b);
 void remote_flush_all(heap_t *self);
 size_t remote_collect(heap_t *heap);
+bool remote_in_flight(const lz_block_t *b);
 
 /* heap.c */
 extern __thread heap_t *lz_heap_tls;

@@ -20,6 +20,26 @@
  * if that heap's thread has exited (the heap is then an orphan and whoever
  * holds it collects). A thread that only frees gets a heap of its own for
  * its batches (it is abandoned at thread exit like any other).
+ *
+ * Double frees across threads (LZ_SECURE >= 1). A block in flight (in a
+ * batch or on an xremote list) has both of its first two words encoded as
+ * links into its own chunk: word 0 is the chain link, word 1 a link to
+ * itself (the head's word 1 is the batch's meta word, which points at the
+ * tail). A live block has word 0 cleared at allocation or user data, which
+ * decodes into its chunk with probability ~2^-43 (the key is secret), so:
+ *   - the freeing thread screens the block before linking it: both words
+ *     in flight => it is in some chain already: "double free" at once;
+ *     word 0 alone => it may sit on the owner's free lists, which only the
+ *     owner may read: the batch is sent flagged REMOTE_SUSPECT;
+ *   - the owner, collecting a flagged chain, confirms: it walks the chain
+ *     (O(count), every link must stay in the span and reach the tail) and
+ *     looks each block up in the span's lists (slab_contains_free) and in
+ *     the rest of the chain: any hit is a "double free". Unflagged chains
+ *     are spliced in O(1) as above;
+ *   - the owner freeing a block itself (heap.c) finds a block in flight by
+ *     the same two-word screen.
+ * Every check reads words of the block being freed, so a correct program
+ * pays one extra load and store per remote free (same cache line).
  */
 #include "internal.h"
 #include "security.h"
@@ -28,10 +48,20 @@ _Static_assert(LZ_REMOTE_BATCH <= LZ_ALIGN, "batch count lives in the tail point
 
 lz_inline lz_block_t *batch_meta_slot(lz_block_t *head) { return head + 1; }
 
+/* In the meta word, above every user address: the chain needs confirming. */
+#define REMOTE_SUSPECT ((uintptr_t)1 << 62)
+
+bool remote_in_flight(const lz_block_t *b) {
+  if (!block_maybe_free(b)) return false;
+  uintptr_t d = ((uintptr_t)block_next(b + 1) & ~REMOTE_SUSPECT) >> LZ_CHUNK_SHIFT;
+  return d == ((uintptr_t)b >> LZ_CHUNK_SHIFT);
+}
+
 /* Pushes the chain head..tail (linked, encoded) of `count` blocks of one
  * span onto dest->xremote. */
-static void remote_send(heap_t *dest, lz_block_t *head, lz_block_t *tail, uint32_t count) {
-  block_set_next(batch_meta_slot(head), (lz_block_t *)((uintptr_t)tail | (count - 1)));
+static void remote_send(heap_t *dest, lz_block_t *head, lz_block_t *tail, uint32_t count, bool suspect) {
+  uintptr_t meta = (uintptr_t)tail | (count - 1) | (suspect ? REMOTE_SUSPECT : 0);
+  block_set_next(batch_meta_slot(head), (lz_block_t *)meta);
   lz_block_t *old = atomic_load_explicit(&dest->xremote, memory_order_relaxed);
   do {
     if (lz_unlikely(old == head || old == tail)) lz_fatal_pointer("double free", "free", old);
@@ -42,19 +72,26 @@ static void remote_send(heap_t *dest, lz_block_t *head, lz_block_t *tail, uint32
 
 static void batch_flush(heap_t *self, unsigned i) {
   remote_batch_t *rb = &self->rbatch[i];
-  if (rb->count != 0) remote_send(span_chunk(rb->span)->heap, rb->head, rb->tail, rb->count);
+  if (rb->count != 0) remote_send(span_chunk(rb->span)->heap, rb->head, rb->tail, rb->count, rb->suspect);
   rb->span = NULL;
   rb->head = rb->tail = NULL;
   rb->count = 0;
+  rb->suspect = false;
   self->rbatch_pending &= ~(1u << i);
 }
 
 void remote_free(heap_t *self, span_t *s, lz_block_t *b) {
+  bool suspect = false;
+  if (LZ_SECURE && lz_unlikely(block_maybe_free(b))) {
+    if (remote_in_flight(b)) lz_fatal_pointer("double free", "free", b);
+    suspect = true;
+  }
+  if (LZ_SECURE) block_set_next(b + 1, b); /* word 1: in flight */
   if (lz_unlikely(self == &lz_heap_empty)) {
     /* A thread that only frees still batches: give it a heap. */
     self = heap_get_slow();
     if (self == NULL) {
-      remote_send(span_chunk(s)->heap, b, b, 1);
+      remote_send(span_chunk(s)->heap, b, b, 1, suspect);
       return;
     }
   }
@@ -68,6 +105,7 @@ void remote_free(heap_t *self, span_t *s, lz_block_t *b) {
     rb->span = s;
   }
   if (lz_unlikely(b == rb->head)) lz_fatal_pointer("double free", "free", b);
+  rb->suspect |= suspect;
   if (rb->count == 0) rb->tail = b;
   block_set_next(b, rb->head);
   rb->head = b;
@@ -79,23 +117,48 @@ void remote_flush_all(heap_t *self) {
   while (self->rbatch_pending != 0) batch_flush(self, (unsigned)__builtin_ctz(self->rbatch_pending));
 }
 
+/* A flagged chain: every block must be reached by the links from head
+ * within the span, none twice, and none may already be free in the span. */
+static lz_cold void chain_confirm(span_t *s, lz_block_t *head, lz_block_t *tail, uint32_t count) {
+  lz_block_t *seen[LZ_REMOTE_BATCH];
+  lz_block_t *b = head;
+  for (uint32_t i = 0; i < count; i++) {
+    for (uint32_t j = 0; j < i; j++)
+      if (seen[j] == b) lz_fatal_pointer("double free", "free", b);
+    if (slab_contains_free(s, b)) lz_fatal_pointer("double free", "free", b);
+    seen[i] = b;
+    if (i + 1 == count) break;
+    lz_block_t *next = block_next(b);
+    /* A link that left the span: b was handed out again and its link
+     * cleared or overwritten, i.e. b was freed twice. */
+    if (!slab_holds(s, next)) lz_fatal_pointer("double free", "free", b);
+    b = next;
+  }
+  if (b != tail) lz_fatal_pointer("corrupted free list", "free", head);
+}
+
 size_t remote_collect(heap_t *heap) {
   if (atomic_load_explicit(&heap->xremote, memory_order_relaxed) == NULL) return 0;
   lz_block_t *head = atomic_exchange_explicit(&heap->xremote, NULL, memory_order_acquire);
   size_t n = 0;
   while (head != NULL) {
+    chunk_t *c = (chunk_t *)((uintptr_t)head & ~LZ_CHUNK_MASK);
+    if (LZ_SECURE && lz_unlikely(chunkmap_kind((uintptr_t)head) != CHUNK_SPANS || c->heap != heap))
+      lz_fatal_pointer("corrupted free list", "free", head);
+    span_t *s = &c->spans[c->pagemap[((uintptr_t)head >> LZ_PAGE_SHIFT) & (LZ_CHUNK_PAGES - 1)]];
     uintptr_t meta = (uintptr_t)block_next(batch_meta_slot(head));
-    lz_block_t *tail = (lz_block_t *)(meta & ~(uintptr_t)(LZ_ALIGN - 1));
+    lz_block_t *tail = (lz_block_t *)(meta & ~(REMOTE_SUSPECT | (uintptr_t)(LZ_ALIGN - 1)));
     uint32_t count = (uint32_t)(meta & (LZ_ALIGN - 1)) + 1;
+    if (LZ_SECURE && lz_unlikely(s->kind == SPAN_NONE)) lz_fatal_pointer("double free", "free", head);
+    if (LZ_SECURE && lz_unlikely(!slab_holds(s, tail) || count > LZ_REMOTE_BATCH))
+      lz_fatal_pointer("corrupted free list", "free", head);
     lz_block_t *next = block_next(tail);
     __builtin_prefetch(next, 1);
-    chunk_t *c = (chunk_t *)((uintptr_t)head & ~LZ_CHUNK_MASK);
-    span_t *s = &c->spans[c->pagemap[((uintptr_t)head >> LZ_PAGE_SHIFT) & (LZ_CHUNK_PAGES - 1)]];
-    lz_assert(c->heap == heap);
     if (s->kind == SPAN_MEDIUM) {
       if (lz_unlikely(count != 1)) lz_fatal_pointer("double free", "free", head);
       medium_free(heap, s);
     } else {
+      if (LZ_SECURE && lz_unlikely(meta & REMOTE_SUSPECT)) chain_confirm(s, head, tail, count);
       slab_free_chain(heap, s, head, tail, count);
     }
     head = next;

@@ -72,7 +72,28 @@ void slab_extend(span_t *s) {
   }
   block_set_next(b, NULL);
   s->free = (lz_block_t *)start;
-  s->capacity = (uint16_t)(s->capacity + n);
+  /* Other threads read capacity to validate pointers (heap.c): atomic. */
+  __atomic_store_n(&s->capacity, (uint16_t)(s->capacity + n), __ATOMIC_RELAXED);
+}
+
+/* p is a block boundary below the carved limit of s (slab or medium). */
+bool slab_holds(const span_t *s, const void *p) {
+  uintptr_t off = (uintptr_t)p - (uintptr_t)span_start(s);
+  return off < (size_t)__atomic_load_n(&s->capacity, __ATOMIC_RELAXED) * s->block_size &&
+         divcheck_multiple(off, s->divcheck);
+}
+
+/* span_pop for the slow paths: the block and the link it holds must lie in
+ * the span, else the list was overwritten (a write after free): reported,
+ * where following the link would crash. */
+void *slab_pop_checked(heap_t *heap, span_t *s) {
+  lz_block_t *b = s->free;
+  if (LZ_SECURE) {
+    lz_block_t *next = block_next(b);
+    if (lz_unlikely(!slab_holds(s, b) || (next != NULL && !slab_holds(s, next))))
+      lz_fatal_pointer("corrupted free list", "malloc", b);
+  }
+  return span_pop(heap, s);
 }
 
 static span_t *slab_new(heap_t *heap, unsigned cls) {
@@ -104,7 +125,7 @@ void *slab_malloc_slow(heap_t *heap, unsigned cls) {
         queue_remove(heap, q, s);
         queue_push_front(heap, q, s);
       }
-      return span_pop(heap, s);
+      return slab_pop_checked(heap, s);
     }
     /* Nothing left: park it until one of its blocks comes back. */
     queue_remove(heap, q, s);
@@ -150,14 +171,16 @@ void slab_free_chain(heap_t *heap, span_t *s, lz_block_t *head, lz_block_t *tail
   if (s->used == 0) slab_retire(heap, s);
 }
 
-/* Is b on the span's free or local_free list? (double-free confirmation) */
+/* Is b on the span's free or local_free list? (double-free confirmation)
+ * A link out of the span, or a list longer than the span's blocks (a
+ * cycle), is reported as a corrupted list. */
 bool slab_contains_free(span_t *s, lz_block_t *b) {
   lz_block_t *lists[2] = {s->free, s->local_free};
   for (int l = 0; l < 2; l++) {
     size_t limit = s->capacity;
-    for (lz_block_t *x = lists[l]; x != NULL && limit > 0; x = block_next(x), limit--) {
+    for (lz_block_t *x = lists[l]; x != NULL; x = block_next(x)) {
+      if (!slab_holds(s, x) || limit-- == 0) lz_fatal_pointer("corrupted free list", "free", x);
       if (x == b) return true;
-      if ((uintptr_t)x - (uintptr_t)span_start(s) >= ((size_t)s->npages << LZ_PAGE_SHIFT)) break;
     }
   }
   return false;

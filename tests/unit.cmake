@@ -15,6 +15,8 @@
 #   thread_exit      10,000 short-lived threads; RSS / in_use / heap bounds
 #   misuse           death tests: double / invalid / interior free (API)
 #   misuse_extra     harder death tests (same binary source, --extra)
+#   misuse_sized     every level-1 catch at 8 B, 4 KiB, 256 KiB, across
+#                    threads too (same binary source, --sized)
 
 set(_lz_t ${CMAKE_CURRENT_SOURCE_DIR})
 
@@ -27,6 +29,8 @@ lz_test(NAME misuse KIND API LABELS unit hardening TIMEOUT 120
         SOURCES ${_lz_t}/misuse.c)
 lz_test(NAME misuse_extra KIND API LABELS unit hardening TIMEOUT 120
         SOURCES ${_lz_t}/misuse.c ARGS --extra)
+lz_test(NAME misuse_sized KIND API LABELS unit hardening TIMEOUT 120
+        SOURCES ${_lz_t}/misuse.c ARGS --sized)
 
 # Linked with lzmalloc, the API tests additionally require that the calls are
 # really served by lzmalloc and that free_sized/free_aligned_sized exist (the
