@@ -18,12 +18,13 @@
 
 #define LZ_EXPORT __attribute__((visibility("default")))
 
-lz_inline void *span_pop(heap_t *heap, span_t *s) {
+/* Pops the head of a non-empty free list. Nothing is counted: the slow
+ * path charged the whole list to span->used and the heap's statistics when
+ * it installed it (internal.h, span invariants). */
+lz_inline void *span_pop(span_t *s) {
   lz_block_t *b = s->free;
   s->free = block_next(b);
-  s->used++;
   if (LZ_SECURE) b->enc_next = 0;
-  if (LZ_STATS) heap->stats.in_use += s->block_size;
   return b;
 }
 
@@ -31,10 +32,10 @@ lz_inline void *malloc_fast(size_t size) {
   heap_t *heap = lz_heap_tls;
   if (lz_likely(size <= LZ_DIRECT_MAX)) {
     span_t *s = heap->direct[(size + 15) >> 4];
-    if (lz_likely(s->free != NULL)) return span_pop(heap, s);
+    if (lz_likely(s->free != NULL)) return span_pop(s);
   } else if (size <= LZ_SMALL_MAX) {
     span_t *s = heap->queues[size_to_class(size)].first;
-    if (lz_likely(s != NULL && s->free != NULL)) return span_pop(heap, s);
+    if (lz_likely(s != NULL && s->free != NULL)) return span_pop(s);
   }
   return heap_malloc_slow(heap, size, false);
 }
@@ -48,10 +49,13 @@ lz_inline void free_fast(void *p) {
     heap_t *heap = lz_heap_tls;
     if (lz_likely(atomic_load_explicit(&s->xfast_owner, memory_order_relaxed) == heap)) {
       lz_block_t *b = (lz_block_t *)p;
-      uint64_t off = (a & LZ_CHUNK_MASK) - (first << LZ_PAGE_SHIFT);
-      if (LZ_SECURE && lz_unlikely(!divcheck_multiple(off, s->divcheck) || block_maybe_free(b))) {
-        heap_free_slow(p);
-        return;
+      if (LZ_SECURE) {
+        /* A block boundary of a block carved already, not a free block. */
+        uint64_t off = (a & LZ_CHUNK_MASK) - (first << LZ_PAGE_SHIFT);
+        if (lz_unlikely(block_index(off, s->inv, s->shift) >= s->capacity || block_maybe_free(b))) {
+          heap_free_slow(p);
+          return;
+        }
       }
       block_set_next(b, s->local_free);
       s->local_free = b;

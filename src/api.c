@@ -28,7 +28,7 @@ static void *calloc_body(size_t n, size_t size) {
     heap_t *heap = lz_heap_tls;
     span_t *s = heap->direct[(total + 15) >> 4];
     if (lz_likely(s->free != NULL)) {
-      void *p = span_pop(heap, s);
+      void *p = span_pop(s);
       memset(p, 0, total);
       return p;
     }

@@ -125,7 +125,8 @@ void heap_collect(heap_t *heap, bool force) {
     span_queue_t *q = &heap->queues[cls];
     /* Only the first span can be empty and still linked (its pin). */
     span_t *s = q->first;
-    if (force && s != NULL && s->used == 1) {
+    if (force && s != NULL && s->used == 1 + slab_cached(s)) {
+      slab_uncache(heap, s);
       queue_remove(heap, q, s); /* drops the pin: used == 0 */
       slab_release(heap, s);
     }
@@ -144,6 +145,9 @@ void heap_collect(heap_t *heap, bool force) {
  * purge delay (heaps_collect_orphans from their purge ticks). */
 void heap_abandon(heap_t *heap) {
   if (heap == NULL || heap == &lz_heap_empty) return;
+  /* Free lists back to local_free: an orphan's counts are exact. */
+  for (unsigned cls = 1; cls < LZ_CLASSES; cls++)
+    if (heap->queues[cls].first != NULL) slab_uncache(heap, heap->queues[cls].first);
   remote_flush_all(heap);
   heap_collect(heap, false);
   heap->abandoned_at = os_now_ms();
@@ -265,13 +269,13 @@ static void *medium_malloc(heap_t *heap, size_t size, size_t align_pages, bool z
   else s = span_alloc(heap, npages, align_pages, SPAN_MEDIUM);
   if (s == NULL) return NULL;
   s->block_size = (uint32_t)(npages << LZ_PAGE_SHIFT);
-  s->divcheck = divcheck_of(s->block_size);
+  s->inv = block_inv_of(s->block_size);
+  s->shift = block_shift_of(s->block_size);
   s->reserved = 1;
   s->capacity = 1;
   s->used = 1;
-  s->flags = SPAN_MEDIUM_FLAG;
   uint8_t *p = span_start(s);
-  if (zero && !s->is_zero) memset(p, 0, size);
+  if (zero && !(s->flags & SPAN_ZERO)) memset(p, 0, size);
   if (LZ_STATS) heap->stats.in_use += s->block_size;
   return p;
 }
@@ -289,7 +293,7 @@ void medium_free(heap_t *heap, span_t *s) {
       span_free(heap, old);
     }
     if (heap->mcache_count < LZ_MEDIUM_CACHE && heap->mcache_bytes + bytes <= LZ_MEDIUM_CACHE_BYTES) {
-      s->is_zero = 0;
+      s->flags &= (uint8_t)~SPAN_ZERO;
       heap->mcache[heap->mcache_count++] = s;
       heap->mcache_bytes += bytes;
       heap->mcache_used_at = heap->slow_clock;

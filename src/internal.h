@@ -95,39 +95,47 @@ struct chunk_s;
 /* ---------------------------------------------------------------------------
  * Spans (64 bytes, one per possible first page, inside the chunk header).
  *
- * Invariants (slab):
- *   used + |free| + |local_free| + (blocks in the owner's xremote list)
- *        == capacity <= reserved;
+ * Invariants (slab), with pin = 1 for the first span of its class queue
+ * (see slab.c) and 0 otherwise:
+ *   out + |free| + |local_free| == capacity <= reserved, where out counts
+ *        the blocks handed out, including those freed by other threads and
+ *        still in transit (batched or in the owner's xremote list);
+ *   used == out + |free| + pin: malloc's fast path pops `free` without
+ *        counting, because the slow path charged every block of a list to
+ *        `used` when it installed the list; each free subtracts one;
+ *   free != NULL only for the first span of its queue (a span leaves the
+ *        front only with an empty free list), so for every other span
+ *        used == out, and it is empty exactly when used reaches 0;
  *   blocks at index >= capacity have never been handed out (bump region);
  *   flags & SPAN_FULL  <=> the span is not linked in its class queue,
- *        and then free == local_free == NULL and capacity == reserved.
- * Medium spans: flags == SPAN_MEDIUM_FLAG, reserved == 1, used == 1 while
- *   live (freed spans return their pages at once), never in a queue.
- * A span's block_size and divcheck (and its chunk's heap, the owner of every
- * span in the chunk) are written only while it has no live block, so any
- * thread holding a live block may read them.
+ *        and then free == local_free == NULL and capacity == reserved;
+ *   xfast_owner == the owning heap  <=> kind == SPAN_SLAB and not FULL.
+ * Medium spans: kind == SPAN_MEDIUM, reserved == capacity == 1, used == 1
+ *   while live, 0 while cached by the heap; never in a queue.
+ * A span's block_size, inv and shift (and its chunk's heap, the owner of
+ * every span in the chunk) are written only while it has no live block, so
+ * any thread holding a live block may read them.
  * ------------------------------------------------------------------------- */
 enum { SPAN_NONE = 0, SPAN_SLAB = 1, SPAN_MEDIUM = 2 };
-enum { SPAN_FULL = 1, SPAN_MEDIUM_FLAG = 2 }; /* any flag sends free to the slow path */
+enum { SPAN_FULL = 1, SPAN_ZERO = 2 }; /* flags */
 
 typedef struct span_s {
   lz_block_t *free;         /* owner: blocks ready to hand out */
   lz_block_t *local_free;   /* owner: blocks the owner freed */
-  _Atomic(struct heap_s *) xfast_owner; /* heap while flags == 0, else NULL:
-                               the free fast path's one owner check */
+  _Atomic(struct heap_s *) xfast_owner; /* heap for a non-full slab, else
+                               NULL: the free fast path's one owner check */
   struct span_s *next;      /* owner: class queue links */
   struct span_s *prev;
-  uint64_t divcheck;        /* UINT64_MAX / block_size + 1: offset n < 2^32 is
-                               a multiple of block_size iff n * divcheck < divcheck */
+  uint64_t inv;             /* block index check, see block_index() */
   uint32_t block_size;      /* bytes per block (medium: the span's bytes) */
-  uint16_t used;            /* blocks handed out and not returned */
+  uint16_t used;            /* see the invariants above */
   uint16_t capacity;        /* blocks carved out so far */
   uint16_t reserved;        /* blocks that fit */
   uint16_t npages;          /* pages in the span */
   uint8_t cls;              /* size class (slab), 0 for medium */
-  uint8_t flags;            /* SPAN_FULL | SPAN_MEDIUM_FLAG */
+  uint8_t flags;            /* SPAN_FULL (slab), SPAN_ZERO (medium: memory known zero) */
   uint8_t kind;             /* SPAN_NONE / SPAN_SLAB / SPAN_MEDIUM */
-  uint8_t is_zero;          /* medium: memory known to be zero */
+  uint8_t shift;            /* block index check, see block_index() */
 } span_t;
 _Static_assert(sizeof(span_t) == 64, "span_t must be one cache line");
 
@@ -233,10 +241,14 @@ typedef struct span_queue_s {
 enum { HEAP_ACTIVE = 0, HEAP_ORPHAN = 1, HEAP_BUSY = 2 };
 
 /* Written by the owner only; other threads read them racily (stats.c).
- * in_use goes up on malloc and down when the owner frees (remote frees
- * are applied by the owner too), so each heap's figure is exact. */
+ * in_use counts the usable bytes of blocks handed out plus those waiting in
+ * the free lists of the class queues' first spans: the slow path charges a
+ * whole list when it installs it (malloc's fast path counts nothing) and
+ * each free subtracts its block (remote frees are applied by the owner).
+ * heap_cached_bytes() is the part in those lists; a thread's own figure and
+ * an orphan's are exact (heap_abandon gives the lists back). */
 typedef struct heap_stats_s {
-  int64_t in_use;       /* usable bytes of live small and medium blocks */
+  int64_t in_use;       /* see above */
   uint64_t remote_frees;/* frees this thread sent to other heaps */
   uint64_t slow_allocs; /* allocations that took the slow path */
   uint32_t class_slabs[LZ_CLASSES]; /* slab spans held, per class */
@@ -354,7 +366,10 @@ lz_inline uint8_t *span_start(const span_t *s) {
 /* slab.c: small blocks inside slab spans. */
 void *slab_malloc_slow(heap_t *heap, unsigned cls);
 void slab_free_chain(heap_t *heap, span_t *s, lz_block_t *head, lz_block_t *tail, uint32_t count);
-void slab_extend(span_t *s);
+void slab_extend(heap_t *heap, span_t *s);
+uint32_t slab_cached(const span_t *s);
+void slab_uncache(heap_t *heap, span_t *s);
+size_t heap_cached_bytes(const heap_t *heap);
 lz_cold void slab_retire(heap_t *heap, span_t *s);
 void slab_release(heap_t *heap, span_t *s);
 void queue_remove(heap_t *heap, span_queue_t *q, span_t *s);

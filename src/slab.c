@@ -1,11 +1,13 @@
 /* slab.c: small blocks (<= 32 KiB) in slab spans, and the heap's class
  * queues of slabs.
  *
- * Allocation pops span->free (inline, api.c). When it is empty the slow
+ * Allocation pops span->free (inline, alloc.h). When it is empty the slow
  * path here walks the class queue: for each span it takes local_free as the
  * new free list, else carves the next blocks of the untouched tail (lazy
  * bump-pointer initialisation, at most a page of blocks at a time), else
- * marks the span FULL and unlinks it. A FULL span rejoins the queue when
+ * marks the span FULL and unlinks it. Installing a list charges all its
+ * blocks to span->used and the heap's in_use at once, so the fast path
+ * counts nothing (internal.h, span invariants). A FULL span rejoins the queue when
  * one of its blocks is freed. A span whose last block is freed is retired
  * (its pages go back to the chunk) unless it is the queue's current span.
  * Only the heap's owner runs this code (see internal.h, Ownership).
@@ -30,6 +32,7 @@ void queue_remove(heap_t *heap, span_queue_t *q, span_t *s) {
 
 void queue_push_front(heap_t *heap, span_queue_t *q, span_t *s) {
   span_t *old = q->first;
+  lz_assert(old == NULL || old->free == NULL); /* a span leaves the front only empty-handed */
   s->prev = NULL;
   s->next = old;
   if (old) old->prev = s; else q->last = s;
@@ -56,8 +59,14 @@ void heap_direct_update(heap_t *heap, unsigned cls) {
   for (size_t i = lo; i <= size / 16; i++) heap->direct[i] = s;
 }
 
+/* Installs `n` blocks as the free list: they count as used until freed. */
+static void slab_charge(heap_t *heap, span_t *s, uint32_t n) {
+  s->used = (uint16_t)(s->used + n);
+  if (LZ_STATS) heap->stats.in_use += (int64_t)n * s->block_size;
+}
+
 /* Carves the next blocks of the untouched tail into the (empty) free list. */
-void slab_extend(span_t *s) {
+void slab_extend(heap_t *heap, span_t *s) {
   lz_assert(s->free == NULL && s->capacity < s->reserved);
   size_t bs = s->block_size;
   size_t n = LZ_PAGE_SIZE / bs;
@@ -74,26 +83,59 @@ void slab_extend(span_t *s) {
   s->free = (lz_block_t *)start;
   /* Other threads read capacity to validate pointers (heap.c): atomic. */
   __atomic_store_n(&s->capacity, (uint16_t)(s->capacity + n), __ATOMIC_RELAXED);
+  slab_charge(heap, s, (uint32_t)n);
 }
 
 /* p is a block boundary below the carved limit of s (slab or medium). */
 bool slab_holds(const span_t *s, const void *p) {
   uintptr_t off = (uintptr_t)p - (uintptr_t)span_start(s);
-  return off < (size_t)__atomic_load_n(&s->capacity, __ATOMIC_RELAXED) * s->block_size &&
-         divcheck_multiple(off, s->divcheck);
+  return block_index(off, s->inv, s->shift) < __atomic_load_n(&s->capacity, __ATOMIC_RELAXED);
 }
 
 /* span_pop for the slow paths: the block and the link it holds must lie in
  * the span, else the list was overwritten (a write after free): reported,
  * where following the link would crash. */
 void *slab_pop_checked(heap_t *heap, span_t *s) {
+  (void)heap;
   lz_block_t *b = s->free;
   if (LZ_SECURE) {
     lz_block_t *next = block_next(b);
     if (lz_unlikely(!slab_holds(s, b) || (next != NULL && !slab_holds(s, next))))
       lz_fatal_pointer("corrupted free list", "malloc", b);
   }
-  return span_pop(heap, s);
+  return span_pop(s);
+}
+
+/* Blocks waiting in the span's free list (walked: slow paths only). */
+uint32_t slab_cached(const span_t *s) {
+  uint32_t n = 0;
+  for (lz_block_t *b = s->free; b != NULL && n <= s->capacity; b = block_next(b)) n++;
+  return n;
+}
+
+/* Gives the span's free list back: its blocks join local_free and stop
+ * counting as used (so an orphan's counts are exact, and a span may leave
+ * the front of its queue). */
+void slab_uncache(heap_t *heap, span_t *s) {
+  if (s->free == NULL) return;
+  uint32_t n = 1;
+  lz_block_t *tail = s->free;
+  for (lz_block_t *next; (next = block_next(tail)) != NULL; tail = next) n++;
+  block_set_next(tail, s->local_free);
+  s->local_free = s->free;
+  s->free = NULL;
+  s->used = (uint16_t)(s->used - n);
+  if (LZ_STATS) heap->stats.in_use -= (int64_t)n * s->block_size;
+}
+
+/* Bytes in the free lists of the heap's current spans (owner only). */
+size_t heap_cached_bytes(const heap_t *heap) {
+  size_t bytes = 0;
+  for (unsigned cls = 1; cls < LZ_CLASSES; cls++) {
+    const span_t *s = heap->queues[cls].first;
+    if (s != NULL) bytes += (size_t)slab_cached(s) * s->block_size;
+  }
+  return bytes;
 }
 
 static span_t *slab_new(heap_t *heap, unsigned cls) {
@@ -102,7 +144,8 @@ static span_t *slab_new(heap_t *heap, unsigned cls) {
   if (s == NULL) return NULL;
   uint32_t bs = lz_class_size[cls];
   s->block_size = bs;
-  s->divcheck = divcheck_of(bs);
+  s->inv = block_inv_of(bs);
+  s->shift = block_shift_of(bs);
   s->reserved = (uint16_t)((pages << LZ_PAGE_SHIFT) / bs);
   s->cls = (uint8_t)cls;
   atomic_store_explicit(&s->xfast_owner, heap, memory_order_relaxed);
@@ -115,11 +158,16 @@ void *slab_malloc_slow(heap_t *heap, unsigned cls) {
   span_t *s = q->first;
   while (s != NULL) {
     span_t *next = s->next;
-    if (s->free == NULL && s->local_free != NULL) {
+    lz_assert(s->free == NULL); /* the first span's list ran out; others have none */
+    if (s->local_free != NULL) {
+      /* free is empty, so local_free holds every carved block not out. */
+      uint32_t out = (uint32_t)s->used - (s == q->first);
       s->free = s->local_free;
       s->local_free = NULL;
+      slab_charge(heap, s, s->capacity - out);
+    } else if (s->capacity < s->reserved) {
+      slab_extend(heap, s);
     }
-    if (s->free == NULL && s->capacity < s->reserved) slab_extend(s);
     if (s->free != NULL) {
       if (s != q->first) {
         queue_remove(heap, q, s);
@@ -135,9 +183,9 @@ void *slab_malloc_slow(heap_t *heap, unsigned cls) {
   }
   s = slab_new(heap, cls);
   if (s == NULL) return NULL;
-  slab_extend(s);
+  slab_extend(heap, s);
   queue_push_front(heap, q, s);
-  return span_pop(heap, s);
+  return span_pop(s);
 }
 
 /* The span is empty (so not the current span of its queue, see the pin

@@ -105,9 +105,8 @@ span_t *span_alloc(heap_t *heap, size_t npages, size_t align_pages, uint8_t kind
   s->reserved = 0;
   s->npages = (uint16_t)npages;
   s->cls = 0;
-  s->flags = 0;
+  s->flags = zero ? SPAN_ZERO : 0;
   s->kind = kind;
-  s->is_zero = zero;
   return s;
 }
 

@@ -27,9 +27,25 @@ int main(void) {
     CHECK(slab <= LZ_SLAB_MAX_BYTES);
     CHECK(slab / bs >= 8 && slab / bs <= 0xffff);
     CHECK((slab % bs) * 16 <= slab); /* tail waste <= 1/16 */
-    /* The fast path's block-boundary test is exact for every offset. */
-    uint64_t dc = divcheck_of(bs);
-    for (size_t off = 0; off < LZ_CHUNK_SIZE; off++) CHECK(divcheck_multiple(off, dc) == (off % bs == 0));
+    /* The fast path's block index is exact for every offset in a chunk:
+     * the block number at a boundary, and beyond any slab's capacity
+     * elsewhere. */
+    uint64_t inv = block_inv_of(bs);
+    unsigned shift = block_shift_of(bs);
+    for (size_t off = 0; off < LZ_CHUNK_SIZE; off++) {
+      uint64_t q = block_index(off, inv, shift);
+      if (off % bs == 0) CHECK(q == off / bs);
+      else CHECK(q > 0xffff);
+    }
+  }
+  /* Medium spans: one block of n pages, n = 1 .. 511; offsets inside the
+   * chunk other than 0 must never index block 0. */
+  for (uint32_t n = 1; n < LZ_CHUNK_PAGES; n++) {
+    uint32_t bs = n << LZ_PAGE_SHIFT;
+    uint64_t inv = block_inv_of(bs);
+    unsigned shift = block_shift_of(bs);
+    CHECK(block_index(0, inv, shift) == 0);
+    for (size_t off = 16; off < LZ_CHUNK_SIZE; off += 16) CHECK(block_index(off, inv, shift) != 0);
   }
   printf("size classes: %d classes, all sizes and offsets checked\n", LZ_CLASSES - 1);
   return 0;
