@@ -1,18 +1,21 @@
-// api_cxx: C++ allocation through lzmalloc (KIND API). lzmalloc is C only:
-// libstdc++'s operator new/delete call malloc/free (aligned ones
-// aligned_alloc/free), so this checks that path end to end: plain, array,
-// sized, aligned (alignas and std::align_val_t), nothrow, bad_alloc, and
-// standard containers built, handed over and destroyed across threads.
+// api_cxx: C++ allocation through lzmalloc (KIND API). lzmalloc provides
+// every form of operator new/delete (src/cxx.c); this checks them end to
+// end: plain, array, sized, aligned (alignas and std::align_val_t), nothrow,
+// bad_alloc for impossible sizes, the new_handler loop, and standard
+// containers built, handed over and destroyed across threads.
 //
 // Passes against plain glibc too (g++ tests/api_cxx.cpp -pthread). Linked
 // with liblzmalloc, unit.cmake defines LZ_TEST_EXPECT_LZMALLOC=1 and the test
-// also checks that the blocks are lzmalloc's (lz_usable_size accepts them).
+// also checks that the blocks are lzmalloc's (lz_usable_size accepts them)
+// and that every operator is lzmalloc's own (dladdr names the library).
+#include <dlfcn.h>
 #include <malloc.h>
 
 #include <atomic>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <deque>
 #include <map>
 #include <memory>
@@ -227,6 +230,66 @@ void test_failure() {
   ::operator delete(p);
 }
 
+// The new_handler loop: called while memory cannot be had, until it
+// uninstalls itself (then bad_alloc, or nullptr for nothrow).
+int g_handler_calls;
+void handler_gives_up() {
+  if (++g_handler_calls == 3) std::set_new_handler(nullptr);
+}
+
+void test_new_handler() {
+  const size_t huge = tu_opaque(size_t(1) << 60);
+  g_handler_calls = 0;
+  std::set_new_handler(handler_gives_up);
+  bool thrown = false;
+  try {
+    escape(::operator new(huge));
+  } catch (const std::bad_alloc &) {
+    thrown = true;
+  }
+  CHECKF(thrown && g_handler_calls == 3, "thrown %d, handler calls %d", thrown, g_handler_calls);
+  g_handler_calls = 0;
+  std::set_new_handler(handler_gives_up);
+  CHECK(escape(::operator new(huge, std::nothrow)) == nullptr);
+  CHECKF(g_handler_calls == 3, "nothrow: handler calls %d", g_handler_calls);
+  g_handler_calls = 0;
+  std::set_new_handler(handler_gives_up);
+  thrown = false;
+  try {
+    escape(::operator new[](huge, std::align_val_t(256)));
+  } catch (const std::bad_alloc &) {
+    thrown = true;
+  }
+  CHECKF(thrown && g_handler_calls == 3, "aligned: thrown %d, handler calls %d", thrown, g_handler_calls);
+  // A handler that throws bad_alloc itself.
+  std::set_new_handler([] { throw std::bad_alloc(); });
+  thrown = false;
+  try {
+    escape(::operator new(huge));
+  } catch (const std::bad_alloc &) {
+    thrown = true;
+  }
+  CHECK(thrown);
+  std::set_new_handler(nullptr);
+}
+
+// Every form of the operators resolves to lzmalloc's definition.
+void test_operators_are_lzmalloc() {
+  if (!LZ_TEST_EXPECT_LZMALLOC) return;
+  const char *names[] = {
+      "_Znwm", "_Znam", "_ZnwmRKSt9nothrow_t", "_ZnamRKSt9nothrow_t", "_ZnwmSt11align_val_t",
+      "_ZnamSt11align_val_t", "_ZnwmSt11align_val_tRKSt9nothrow_t", "_ZnamSt11align_val_tRKSt9nothrow_t",
+      "_ZdlPv", "_ZdaPv", "_ZdlPvm", "_ZdaPvm", "_ZdlPvRKSt9nothrow_t", "_ZdaPvRKSt9nothrow_t",
+      "_ZdlPvSt11align_val_t", "_ZdaPvSt11align_val_t", "_ZdlPvmSt11align_val_t", "_ZdaPvmSt11align_val_t",
+      "_ZdlPvSt11align_val_tRKSt9nothrow_t", "_ZdaPvSt11align_val_tRKSt9nothrow_t"};
+  for (const char *n : names) {
+    void *f = dlsym(RTLD_DEFAULT, n);
+    Dl_info info;
+    CHECKF(f != nullptr && dladdr(f, &info) != 0 && info.dli_fname != nullptr, "%s not found", n);
+    CHECKF(std::strstr(info.dli_fname, "lzmalloc") != nullptr, "%s comes from %s", n, info.dli_fname);
+  }
+}
+
 // ---- containers across threads ----------------------------------------
 
 struct Bundle {
@@ -338,6 +401,8 @@ int main() {
       {"plain", test_plain},
       {"aligned", test_aligned},
       {"failure", test_failure},
+      {"new_handler", test_new_handler},
+      {"operators", test_operators_are_lzmalloc},
       {"containers_mt", test_containers_mt},
   };
   for (auto &t : tests) {
