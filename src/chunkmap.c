@@ -1,8 +1,8 @@
 /* chunkmap.c: which 2 MiB units of the address space are ours.
  *
- * One byte per 2 MiB of the 47-bit user address space (64 MiB of zero-fill
- * address space in .bss; only the pages covering units we use ever become
- * resident). Lookup is one load, lock-free; any thread may read at any
+ * One byte per 2 MiB of the user address space (LZ_ARCH_VA_BITS bits,
+ * arch.h: 64 MiB of zero-fill address space in .bss for 47 bits, 128 MiB
+ * for 48; only the pages covering units we use ever become resident). Lookup is one load, lock-free; any thread may read at any
  * time. A byte is written only by the thread that maps or unmaps the unit:
  *   CHUNK_SPANS  a chunk of spans (header at the unit's base);
  *   CHUNK_LARGE  the base of a large block's mapping;
@@ -15,5 +15,12 @@ lz_hidden _Atomic(uint8_t) lz_chunkmap[LZ_CHUNKMAP_SIZE];
 void chunkmap_set(uintptr_t chunk_base, uint8_t kind) {
   lz_assert((chunk_base & LZ_CHUNK_MASK) == 0);
   uintptr_t i = chunk_base >> LZ_CHUNK_SHIFT;
-  if (i < LZ_CHUNKMAP_SIZE) atomic_store_explicit(&lz_chunkmap[i], kind, memory_order_release);
+  if (lz_unlikely(i >= LZ_CHUNKMAP_SIZE)) {
+    /* The kernel handed out an address beyond LZ_ARCH_VA_BITS: arch.h is
+     * wrong for this system. Refuse loudly rather than lose track. */
+    if (kind != CHUNK_NONE) lz_fatal_pointer("mapping beyond the chunk map's address range", "chunkmap_set",
+                                             (void *)chunk_base);
+    return;
+  }
+  atomic_store_explicit(&lz_chunkmap[i], kind, memory_order_release);
 }

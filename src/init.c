@@ -28,9 +28,18 @@ void lz_lock(lz_lock_t *l) {
     if (atomic_load_explicit(&l->x, memory_order_relaxed) == 0 &&
         atomic_compare_exchange_weak_explicit(&l->x, &expect, 1, memory_order_acquire, memory_order_relaxed))
       return;
-    if (spins < 64) __builtin_ia32_pause();
+    if (spins < 64) arch_pause();
     else os_yield();
   }
+}
+
+/* Spans, purge and guard pages work in LZ_PAGE_SIZE units, which must be
+ * the kernel's page (arch.h): refuse other kernels before any mapping. */
+void check_page_size(size_t kernel_page) {
+  if (lz_likely(kernel_page == LZ_PAGE_SIZE)) return;
+  lz_message("unsupported kernel page size (bytes): ", "", kernel_page, 2);
+  lz_message("built for 4 KiB pages on " LZ_ARCH_NAME "; refusing to run", "", 0, 0);
+  os_abort();
 }
 
 static void thread_done(void *value) { heap_abandon((heap_t *)value); }
@@ -66,6 +75,7 @@ void process_init(void) {
     return;
   }
   init_running = true;
+  check_page_size(os_page_size());
   options_init();
   security_init();
   pthread_key_create(&thread_key, thread_done);

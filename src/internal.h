@@ -28,6 +28,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "arch.h"
 #include "config.h"
 #include "lzmalloc.h"
 
@@ -75,7 +76,7 @@
 _Static_assert(LZ_CLASSES == LZ_STATS_CLASSES, "public class count");
 #define LZ_SLAB_MAX_BYTES ((size_t)256 * KiB)
 #define LZ_MAX_ALLOC ((size_t)PTRDIFF_MAX - 2 * LZ_CHUNK_SIZE)
-#define LZ_USER_ADDR_BITS 47
+#define LZ_USER_ADDR_BITS LZ_ARCH_VA_BITS /* chunk map range (arch.h) */
 #define LZ_CHUNKMAP_SIZE ((size_t)1 << (LZ_USER_ADDR_BITS - LZ_CHUNK_SHIFT))
 
 /* Chunk map kinds. */
@@ -137,7 +138,7 @@ typedef struct span_s {
   uint8_t kind;             /* SPAN_NONE / SPAN_SLAB / SPAN_MEDIUM */
   uint8_t shift;            /* block index check, see block_index() */
 } span_t;
-_Static_assert(sizeof(span_t) == 64, "span_t must be one cache line");
+_Static_assert(sizeof(span_t) == 64 && LZ_CACHE_LINE % 64 == 0, "span_t must fill cache lines exactly");
 
 
 /* ---------------------------------------------------------------------------
@@ -177,7 +178,7 @@ typedef struct chunk_s {
 #define LZ_HEADER_PAGES ((sizeof(chunk_t) + LZ_PAGE_SIZE - 1) / LZ_PAGE_SIZE)
 #define LZ_USABLE_PAGES (LZ_CHUNK_PAGES - LZ_HEADER_PAGES)
 _Static_assert(LZ_HEADER_PAGES == 9, "chunk header layout changed");
-_Static_assert(offsetof(chunk_t, spans) % 64 == 0, "spans must be cache aligned");
+_Static_assert(offsetof(chunk_t, spans) % LZ_CACHE_LINE == 0, "spans must be cache aligned");
 
 /* ---------------------------------------------------------------------------
  * Large blocks: one mapping each, header at the 2 MiB-aligned base.
@@ -298,6 +299,7 @@ int os_decommit(void *p, size_t size);          /* contents become zero */
 int os_protect_none(void *p, size_t size);
 void *os_remap(void *p, size_t old_size, size_t new_size, void *fixed_to); /* NULL if not possible */
 int os_remap_inplace(void *p, size_t old_size, size_t new_size);
+size_t os_page_size(void);                     /* the kernel's page size */
 uint64_t os_now_ms(void);
 void os_write(int fd, const char *s, size_t n);
 size_t os_random_bytes(void *buf, size_t n);
@@ -430,6 +432,7 @@ void stats_collect(lz_stats_t *out);
 
 /* init.c */
 void process_init(void);
+void check_page_size(size_t kernel_page); /* aborts unless LZ_PAGE_SIZE */
 extern _Atomic(int) lz_initialized;
 void thread_register(heap_t *heap);
 

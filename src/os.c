@@ -113,6 +113,13 @@ int os_remap_inplace(void *p, size_t old_size, size_t new_size) {
   return rc;
 }
 
+size_t os_page_size(void) {
+  int e = errno;
+  long r = sysconf(_SC_PAGESIZE);
+  errno = e;
+  return r > 0 ? (size_t)r : 0;
+}
+
 uint64_t os_now_ms(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);

@@ -13,9 +13,7 @@ void security_init(void) {
     /* No getrandom: mix the clock, a stack address and our own address. */
     uintptr_t local = (uintptr_t)&k;
     k = (uintptr_t)os_now_ms() * 0x9e3779b97f4a7c15ull ^ (local << 17) ^ (uintptr_t)&lz_key;
-    uint32_t lo, hi;
-    __asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));
-    k ^= ((uint64_t)hi << 32 | lo) * 0xbf58476d1ce4e5b9ull;
+    k ^= arch_cycles() * 0xbf58476d1ce4e5b9ull;
   }
   k |= 1; /* never zero, so an encoded NULL is never NULL */
   lz_key = k;

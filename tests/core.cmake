@@ -1,7 +1,8 @@
 # Module tests against internal headers, life-cycle tests (thread-exit
 # destructors, dlopen, pre-main calls) and fault injection.
-lz_test(NAME test_sizeclass KIND PREFIXED SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_sizeclass.c)
-lz_test(NAME test_faults KIND PREFIXED SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_faults.c)
+lz_test(NAME test_sizeclass KIND PREFIXED LABELS unit SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_sizeclass.c)
+lz_test(NAME test_faults KIND PREFIXED LABELS unit SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_faults.c)
+lz_test(NAME test_arch KIND PREFIXED LABELS unit SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_arch.c)
 lz_test(NAME test_tls_dtor KIND API LABELS stats SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_tls_dtor.c)
 lz_test(NAME test_premain KIND API SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_premain.c)
 if(NOT LZ_SANITIZED)
