@@ -364,22 +364,20 @@ int main(int argc, char **argv) {
     struct {
       const char *name;
       void (*fn)(void);
-      int slab_only, medium_only;
+      int slab_only;
     } kinds[] = {
-        {"double_free", case_sized_double_free, 0, 0},
-        /* Slabs: needs the carved-limit bound on the free fast path. */
-        {"invalid_free_plus_4096", case_sized_invalid_plus_page, 0, 1},
-        {"xthread_two_others", case_xthread_two_others, 0, 0},
-        {"xthread_same_thread_twice", case_xthread_same_thread_twice, 0, 0},
-        {"xthread_owner_then_other", case_xthread_owner_then_other, 0, 0},
-        {"xthread_other_then_owner", case_xthread_other_then_owner, 0, 0},
-        {"corrupted_free_list", case_corrupted_list, 1, 0},
+        {"double_free", case_sized_double_free, 0},
+        {"invalid_free_plus_4096", case_sized_invalid_plus_page, 0},
+        {"xthread_two_others", case_xthread_two_others, 0},
+        {"xthread_same_thread_twice", case_xthread_same_thread_twice, 0},
+        {"xthread_owner_then_other", case_xthread_owner_then_other, 0},
+        {"xthread_other_then_owner", case_xthread_other_then_owner, 0},
+        {"corrupted_free_list", case_corrupted_list, 1},
     };
     int failed = 0;
     for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
       for (size_t i = 0; i < 3; i++) {
         if (kinds[k].slab_only && sizes[i] > 32768) continue;
-        if (kinds[k].medium_only && sizes[i] <= 32768) continue;
         g_size = sizes[i];
         char name[64];
         snprintf(name, sizeof name, "%s_%zu", kinds[k].name, sizes[i]);
