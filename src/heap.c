@@ -383,19 +383,26 @@ typedef struct ptr_info_s {
   large_t *large; /* a large block */
 } ptr_info_t;
 
+/* The span of p, a pointer into one of our chunks, after checking that p is
+ * a block of it below its carved limit (a slot never handed out is not a
+ * block); else reports p (naming `func`) and aborts. */
+static span_t *span_resolve(const void *p, const char *func) {
+  uintptr_t a = (uintptr_t)p;
+  chunk_t *c = (chunk_t *)(a & ~LZ_CHUNK_MASK);
+  span_t *s = &c->spans[c->pagemap[(a >> LZ_PAGE_SHIFT) & (LZ_CHUNK_PAGES - 1)]];
+  /* Pages of no span map to spans[0], the header's, which is never used
+   * (kind SPAN_NONE). */
+  if (s->kind == SPAN_NONE || !slab_holds(s, p)) lz_fatal_pointer("invalid pointer", func, p);
+  return s;
+}
+
 /* Finds what p is, or reports it (naming `func`) and aborts. */
 static ptr_info_t ptr_resolve(const void *p, const char *func) {
   uintptr_t a = (uintptr_t)p;
   ptr_info_t info = {NULL, NULL};
   uint8_t kind = chunkmap_kind(a);
   if (kind == CHUNK_SPANS) {
-    chunk_t *c = (chunk_t *)(a & ~LZ_CHUNK_MASK);
-    size_t first = c->pagemap[(a >> LZ_PAGE_SHIFT) & (LZ_CHUNK_PAGES - 1)];
-    span_t *s = &c->spans[first];
-    if (first == 0 || s->kind == SPAN_NONE) lz_fatal_pointer("invalid pointer", func, p);
-    /* Below the carved limit: a slot never handed out is not a block. */
-    if (!slab_holds(s, p)) lz_fatal_pointer("invalid pointer", func, p);
-    info.span = s;
+    info.span = span_resolve(p, func);
     return info;
   }
   if (a != 0 && chunkmap_kind(a - 1) == CHUNK_LARGE) {
@@ -415,18 +422,27 @@ void heap_free_local(heap_t *heap, span_t *s, lz_block_t *b) {
   else slab_free_chain(heap, s, b, b, 1);
 }
 
+/* Frees of pointers outside our chunks: large blocks, NULL, invalid. */
 void heap_free_slow(void *p) {
   if (p == NULL) return;
   heap_t *self = lz_heap_tls;
   /* A thread that only frees must still give memory back. */
   if (self != &lz_heap_empty && (++self->slow_count & 63) == 0) purge_tick(self);
   ptr_info_t info = ptr_resolve(p, "free");
-  if (info.large != NULL) {
-    large_free(info.large, p);
-    return;
-  }
-  span_t *s = info.span;
+  if (info.large != NULL) large_free(info.large, p);
+  else heap_free_span(p, info.span, true);
+}
+
+/* Frees of pointers into our chunks that the fast path did not finish:
+ * another heap's block (a remote free), a full or medium span, or a failed
+ * fast check. s is the span of p's page as the fast path read it; checked
+ * unless `checked`. */
+void heap_free_span(void *p, span_t *s, bool checked) {
   heap_t *heap = lz_heap_tls;
+  if (!checked) {
+    if (heap != &lz_heap_empty && (++heap->slow_count & 63) == 0) purge_tick(heap);
+    if (s->kind == SPAN_NONE || !slab_holds(s, p)) lz_fatal_pointer("invalid pointer", "free", p);
+  }
   lz_block_t *b = (lz_block_t *)p;
   if (span_chunk(s)->heap == heap) {
     /* Only the owner can read the span's lists to confirm a double free;
