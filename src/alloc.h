@@ -53,7 +53,7 @@ lz_inline void free_fast(void *p) {
         /* A block boundary of a block carved already, not a free block. */
         uint64_t off = (a & LZ_CHUNK_MASK) - (first << LZ_PAGE_SHIFT);
         if (lz_unlikely(block_index(off, s->inv, s->shift) >= s->capacity || block_maybe_free(b))) {
-          heap_free_span(p, s, false);
+          heap_free_page(p);
           return;
         }
       }
@@ -63,7 +63,7 @@ lz_inline void free_fast(void *p) {
       if (lz_unlikely(--s->used == 0)) slab_retire(heap, s);
       return;
     }
-    heap_free_span(p, s, false);
+    heap_free_page(p);
     return;
   }
   heap_free_slow(p);

@@ -422,6 +422,8 @@ void heap_free_local(heap_t *heap, span_t *s, lz_block_t *b) {
   else slab_free_chain(heap, s, b, b, 1);
 }
 
+static void heap_free_span(void *p, span_t *s);
+
 /* Frees of pointers outside our chunks: large blocks, NULL, invalid. */
 void heap_free_slow(void *p) {
   if (p == NULL) return;
@@ -430,19 +432,21 @@ void heap_free_slow(void *p) {
   if (self != &lz_heap_empty && (++self->slow_count & 63) == 0) purge_tick(self);
   ptr_info_t info = ptr_resolve(p, "free");
   if (info.large != NULL) large_free(info.large, p);
-  else heap_free_span(p, info.span, true);
+  else heap_free_span(p, info.span);
 }
 
 /* Frees of pointers into our chunks that the fast path did not finish:
  * another heap's block (a remote free), a full or medium span, or a failed
- * fast check. s is the span of p's page as the fast path read it; checked
- * unless `checked`. */
-void heap_free_span(void *p, span_t *s, bool checked) {
+ * fast check. The fast path found p in the chunk map already. */
+void heap_free_page(void *p) {
   heap_t *heap = lz_heap_tls;
-  if (!checked) {
-    if (heap != &lz_heap_empty && (++heap->slow_count & 63) == 0) purge_tick(heap);
-    if (s->kind == SPAN_NONE || !slab_holds(s, p)) lz_fatal_pointer("invalid pointer", "free", p);
-  }
+  if (heap != &lz_heap_empty && (++heap->slow_count & 63) == 0) purge_tick(heap);
+  heap_free_span(p, span_resolve(p, "free"));
+}
+
+/* Frees block p of span s (validated). */
+static void heap_free_span(void *p, span_t *s) {
+  heap_t *heap = lz_heap_tls;
   lz_block_t *b = (lz_block_t *)p;
   if (span_chunk(s)->heap == heap) {
     /* Only the owner can read the span's lists to confirm a double free;

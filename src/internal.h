@@ -407,7 +407,7 @@ heap_t *heap_get_slow(void);
 lz_noinline void *heap_malloc_slow(heap_t *heap, size_t size, bool zero);
 void *heap_malloc_aligned(heap_t *heap, size_t size, size_t align);
 lz_noinline void heap_free_slow(void *p);
-lz_noinline void heap_free_span(void *p, span_t *s, bool checked);
+lz_noinline void heap_free_page(void *p);
 void heap_free_local(heap_t *heap, span_t *s, lz_block_t *b);
 size_t heap_usable_size(const void *p, const char *func);
 void *heap_realloc(void *p, size_t size);
