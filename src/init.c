@@ -6,7 +6,7 @@
  * key, and registers the thread-exit key and the fork handlers; none of
  * that allocates. Other threads arriving meanwhile wait for it.
  *
- * Thread exit: a pthread key whose destructor abandons the thread's heap
+ * Thread exit: a pthread key (os.c) whose destructor abandons the thread's heap
  * (heap.c). A destructor of another key that allocates after ours ran gets
  * a heap again and registers it again; glibc then calls ours once more.
  *
@@ -14,12 +14,9 @@
  * large_lock; the chunk pool is lock-free) and released in both processes after; the child
  * turns every heap of the threads that did not survive into an orphan.
  */
-#include <pthread.h>
-
 #include "internal.h"
 
 _Atomic(int) lz_initialized; /* 0: not yet, 1: in progress, 2: done */
-static pthread_key_t thread_key;
 static __thread bool init_running __attribute__((tls_model("initial-exec")));
 
 void lz_lock(lz_lock_t *l) {
@@ -78,8 +75,15 @@ void process_init(void) {
   check_page_size(os_page_size());
   options_init();
   security_init();
-  pthread_key_create(&thread_key, thread_done);
-  pthread_atfork(fork_prepare, fork_parent, fork_child);
+  /* Neither failure stops the allocator; each degrades it, so say so. */
+  int rc = os_thread_exit_hook(thread_done);
+  if (rc != 0)
+    lz_message("warning: no thread-exit hook (pthread_key_create failed), heaps of exited threads are not reused; "
+               "error ", "", (uintptr_t)rc, 2);
+  rc = os_atfork(fork_prepare, fork_parent, fork_child);
+  if (rc != 0)
+    lz_message("warning: no fork handlers (pthread_atfork failed), a fork while other threads allocate may "
+               "deadlock the child; error ", "", (uintptr_t)rc, 2);
   atomic_store_explicit(&lz_initialized, 2, memory_order_release);
   init_running = false;
   if (opt_get(OPT_VERBOSE)) {
@@ -91,7 +95,7 @@ void process_init(void) {
 }
 
 void thread_register(heap_t *heap) {
-  if (atomic_load_explicit(&lz_initialized, memory_order_acquire) == 2) pthread_setspecific(thread_key, heap);
+  if (atomic_load_explicit(&lz_initialized, memory_order_acquire) == 2) os_thread_exit_arm(heap);
 }
 
 __attribute__((constructor(101))) static void lz_constructor(void) { process_init(); }

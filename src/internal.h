@@ -307,9 +307,18 @@ void os_yield(void);
 size_t os_resident_bytes(void);
 long os_read_file(const char *path, char *buf, size_t n); /* bytes read or -1 */
 lz_noreturn void os_abort(void);
+/* Thread exit and fork (pthread keys and handlers, owned by os.c): the
+ * hook fn(value) runs at the exit of a thread that armed it with a non-NULL
+ * value; arming fails (EINVAL) when the hook could not be created. */
+int os_thread_exit_hook(void (*fn)(void *));
+int os_thread_exit_arm(void *value);
+int os_atfork(void (*prepare)(void), void (*parent)(void), void (*child)(void));
 /* Fault injection (tests): the next `after` calls succeed, then calls fail
- * (every call when every == 1, or one in `every`); after = -1 disables. */
+ * (every call when every == 1, or one in `every`); after = -1 disables.
+ * Only primitives of the kinds set by os_fault_kinds fail (default: map). */
+enum { OS_FAULT_MAP = 1, OS_FAULT_DECOMMIT = 2, OS_FAULT_PROTECT = 4, OS_FAULT_THREAD = 8 };
 void os_fault_set(long after, long every);
+void os_fault_kinds(unsigned kinds);
 
 /* options.c: runtime options read once from LZMALLOC_* variables. */
 typedef enum {

@@ -78,7 +78,10 @@ void *large_malloc(size_t size, size_t align, bool zero) {
     l = cache_take(map_size);
     if (l != NULL) {
       map_size = l->map_size;
-      if (guard) os_protect_none((uint8_t *)l + map_size - guard, guard);
+      if (guard && os_protect_none((uint8_t *)l + map_size - guard, guard) != 0) {
+        large_unmap(l, map_size); /* no guard, no block: see below */
+        return NULL;
+      }
       if (zero) memset((uint8_t *)l + offset, 0, map_size - offset - guard);
     }
   }
@@ -98,7 +101,12 @@ void *large_malloc(size_t size, size_t align, bool zero) {
       l = (large_t *)base;
     }
     if (l == NULL) return NULL;
-    if (guard) os_protect_none((uint8_t *)l + map_size - guard, guard);
+    /* A guard the kernel refuses (out of mappings at vm.max_map_count) is
+     * out of memory: the block is not handed out unguarded. */
+    if (guard && os_protect_none((uint8_t *)l + map_size - guard, guard) != 0) {
+      os_unmap(l, map_size);
+      return NULL;
+    }
     atomic_fetch_add_explicit(&lz_large_mapped, map_size, memory_order_relaxed);
     chunkmap_set((uintptr_t)l, CHUNK_LARGE);
   }

@@ -5,14 +5,18 @@
  * errno as it found it, and it reports failure by its return value
  * (NULL, or an errno value, as documented in internal.h).
  *
- * Fault injection: os_fault_set(after, every) makes the mapping primitives
- * (os_map, os_map_aligned, os_remap, os_remap_inplace) fail as if the kernel
- * were out of memory, so tests can prove that every entry point returns
- * NULL with ENOMEM and recovers when the kernel does.
+ * Fault injection: os_fault_set(after, every) makes the primitives of the
+ * kinds chosen with os_fault_kinds fail as the kernel or libc would, so
+ * tests can prove that every caller checks: OS_FAULT_MAP (os_map,
+ * os_map_aligned, os_remap, os_remap_inplace: out of memory, the default
+ * kind), OS_FAULT_DECOMMIT (os_decommit: madvise refused),
+ * OS_FAULT_PROTECT (os_protect_none: mprotect out of mappings, as at
+ * vm.max_map_count), OS_FAULT_THREAD (os_thread_exit_hook, os_atfork).
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <sched.h>
 #include <stdlib.h>
 #include <sys/mman.h>
@@ -29,6 +33,7 @@
 static _Atomic(long) fault_after = -1; /* calls left before failing; -1: off */
 static _Atomic(long) fault_every = 0;  /* once failing: fail 1 in `every` (1: all) */
 static _Atomic(long) fault_counter = 0;
+static _Atomic(unsigned) fault_kinds = OS_FAULT_MAP; /* which primitives fail */
 
 void os_fault_set(long after, long every) {
   atomic_store(&fault_counter, 0);
@@ -36,9 +41,12 @@ void os_fault_set(long after, long every) {
   atomic_store(&fault_after, after);
 }
 
-static bool fault_now(void) {
+void os_fault_kinds(unsigned kinds) { atomic_store(&fault_kinds, kinds); }
+
+static bool fault_now(unsigned kind) {
   long after = atomic_load_explicit(&fault_after, memory_order_relaxed);
   if (lz_likely(after < 0)) return false;
+  if ((atomic_load_explicit(&fault_kinds, memory_order_relaxed) & kind) == 0) return false;
   long n = atomic_fetch_add_explicit(&fault_counter, 1, memory_order_relaxed);
   if (n < after) return false;
   long every = atomic_load_explicit(&fault_every, memory_order_relaxed);
@@ -46,7 +54,7 @@ static bool fault_now(void) {
 }
 
 void *os_map(size_t size) {
-  if (fault_now()) return NULL;
+  if (fault_now(OS_FAULT_MAP)) return NULL;
   int e = errno;
   void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   errno = e;
@@ -82,6 +90,7 @@ int os_unmap(void *p, size_t size) {
 }
 
 int os_decommit(void *p, size_t size) {
+  if (fault_now(OS_FAULT_DECOMMIT)) return EAGAIN;
   int e = errno;
   int r = madvise(p, size, MADV_DONTNEED) == 0 ? 0 : errno;
   errno = e;
@@ -89,6 +98,7 @@ int os_decommit(void *p, size_t size) {
 }
 
 int os_protect_none(void *p, size_t size) {
+  if (fault_now(OS_FAULT_PROTECT)) return ENOMEM;
   int e = errno;
   int r = mprotect(p, size, PROT_NONE) == 0 ? 0 : errno;
   errno = e;
@@ -96,7 +106,7 @@ int os_protect_none(void *p, size_t size) {
 }
 
 void *os_remap(void *p, size_t old_size, size_t new_size, void *fixed_to) {
-  if (fault_now()) return NULL;
+  if (fault_now(OS_FAULT_MAP)) return NULL;
   int e = errno;
   void *r = fixed_to ? mremap(p, old_size, new_size, MREMAP_MAYMOVE | MREMAP_FIXED, fixed_to)
                      : mremap(p, old_size, new_size, MREMAP_MAYMOVE);
@@ -105,12 +115,42 @@ void *os_remap(void *p, size_t old_size, size_t new_size, void *fixed_to) {
 }
 
 int os_remap_inplace(void *p, size_t old_size, size_t new_size) {
-  if (new_size > old_size && fault_now()) return ENOMEM;
+  if (new_size > old_size && fault_now(OS_FAULT_MAP)) return ENOMEM;
   int e = errno;
   void *r = mremap(p, old_size, new_size, 0);
   int rc = r == MAP_FAILED ? errno : 0;
   errno = e;
   return rc;
+}
+
+/* The thread-exit hook: one pthread key, valid only once created, so a
+ * failed creation never leaves another library's key in use. */
+static pthread_key_t exit_key;
+static _Atomic(bool) exit_key_ok;
+
+int os_thread_exit_hook(void (*fn)(void *)) {
+  if (fault_now(OS_FAULT_THREAD)) return EAGAIN;
+  int e = errno;
+  int r = pthread_key_create(&exit_key, fn);
+  errno = e;
+  if (r == 0) atomic_store_explicit(&exit_key_ok, true, memory_order_release);
+  return r;
+}
+
+int os_thread_exit_arm(void *value) {
+  if (!atomic_load_explicit(&exit_key_ok, memory_order_acquire)) return EINVAL;
+  int e = errno;
+  int r = pthread_setspecific(exit_key, value);
+  errno = e;
+  return r;
+}
+
+int os_atfork(void (*prepare)(void), void (*parent)(void), void (*child)(void)) {
+  if (fault_now(OS_FAULT_THREAD)) return ENOMEM;
+  int e = errno;
+  int r = pthread_atfork(prepare, parent, child);
+  errno = e;
+  return r;
 }
 
 size_t os_page_size(void) {

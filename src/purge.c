@@ -16,7 +16,8 @@
 #include "internal.h"
 
 static void purge_run(chunk_t *c, size_t first, size_t n) {
-  os_decommit((uint8_t *)c + (first << LZ_PAGE_SHIFT), n << LZ_PAGE_SHIFT);
+  /* Refused by the kernel: the pages stay dirty and uncounted. */
+  if (os_decommit((uint8_t *)c + (first << LZ_PAGE_SHIFT), n << LZ_PAGE_SHIFT) != 0) return;
   for (size_t i = first; i < first + n; i++) c->dirty_map[i >> 6] &= ~(1ull << (i & 63));
   atomic_fetch_add_explicit(&lz_pages_purged, n, memory_order_relaxed);
   atomic_fetch_add_explicit(&lz_bytes_decommitted, n << LZ_PAGE_SHIFT, memory_order_relaxed);

@@ -3,6 +3,7 @@
 lz_test(NAME test_sizeclass KIND PREFIXED LABELS unit SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_sizeclass.c)
 lz_test(NAME test_faults KIND PREFIXED LABELS unit SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_faults.c)
 lz_test(NAME test_arch KIND PREFIXED LABELS unit SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_arch.c)
+lz_test(NAME test_os_results KIND PREFIXED LABELS unit SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_os_results.c)
 lz_test(NAME test_tls_dtor KIND API LABELS stats SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_tls_dtor.c)
 lz_test(NAME test_premain KIND API SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_premain.c)
 if(NOT LZ_SANITIZED)

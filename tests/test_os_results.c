@@ -1,0 +1,160 @@
+/* Every result the OS layer returns is checked (fault injection, os.c):
+ *   - pthread_key_create failing at start-up: a warning, and no thread ever
+ *     writes the value of a key it does not own (key 0 is someone else's);
+ *   - pthread_atfork failing: a warning;
+ *   - mprotect refusing a guard page (as at vm.max_map_count) at hardening
+ *     level 2: the large allocation fails with ENOMEM and nothing leaks,
+ *     fresh mapping or cached one; with the kernel back, the guard faults;
+ *   - madvise refusing a purge: the pages stay dirty and are not counted as
+ *     purged; a later purge that works counts them once. */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/wait.h>
+
+#include "internal.h"
+#include "testutil.h"
+
+static char log_path[] = "/tmp/lz_test_os_results.XXXXXX";
+static int saved_stderr = -1;
+
+/* Before lzmalloc's constructor (priority 101): thread hooks fail, and its
+ * warnings go to a file. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wpragmas"
+#pragma GCC diagnostic ignored "-Wprio-ctor-dtor"
+__attribute__((constructor(100))) static void before_lzmalloc(void) {
+  int fd = mkstemp(log_path);
+  if (fd < 0) abort();
+  saved_stderr = dup(2);
+  dup2(fd, 2);
+  close(fd);
+  os_fault_kinds(OS_FAULT_THREAD);
+  os_fault_set(0, 1);
+}
+#pragma GCC diagnostic pop
+
+static pthread_key_t their_key;
+static _Atomic(void *) dtor_value;
+static void their_dtor(void *v) { atomic_store(&dtor_value, v); }
+static char sentinel;
+
+static void *thread_body(void *arg) {
+  CHECK(pthread_setspecific(their_key, &sentinel) == 0);
+  void *p = lz_malloc(100); /* a new heap: lzmalloc would arm its exit hook */
+  CHECK(p != NULL);
+  lz_free(p);
+  CHECK(pthread_getspecific(their_key) == &sentinel);
+  return NULL;
+}
+
+static void check_thread_hooks(void) {
+  dup2(saved_stderr, 2);
+  close(saved_stderr);
+  os_fault_set(-1, 1);
+  os_fault_kinds(OS_FAULT_MAP);
+  char buf[2048] = {0};
+  int fd = open(log_path, O_RDONLY);
+  CHECK(fd >= 0);
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  CHECK(n > 0);
+  close(fd);
+  unlink(log_path);
+  CHECKF(strstr(buf, "warning: no thread-exit hook (pthread_key_create failed)") != NULL, "log: %s", buf);
+  CHECKF(strstr(buf, "warning: no fork handlers (pthread_atfork failed)") != NULL, "log: %s", buf);
+
+  /* lzmalloc holds no key: ours is probably key 0, which lzmalloc's would
+   * be had it ignored the failure. */
+  CHECK(pthread_key_create(&their_key, their_dtor) == 0);
+  pthread_t t;
+  CHECK(pthread_create(&t, NULL, thread_body, NULL) == 0);
+  CHECK(pthread_join(t, NULL) == 0);
+  CHECK(atomic_load(&dtor_value) == &sentinel);
+}
+
+static size_t mapped(void) {
+  lz_stats_t st;
+  lz_stats_get(&st);
+  return st.mapped;
+}
+
+static void check_guard_pages(void) {
+  lz_opt_values[OPT_SECURE] = 2; /* guard pages after large blocks */
+  const size_t size = 3 * MiB;
+  size_t mapped0 = mapped();
+
+  os_fault_kinds(OS_FAULT_PROTECT);
+  os_fault_set(0, 1);
+  errno = 0;
+  CHECK(lz_malloc(size) == NULL && errno == ENOMEM);
+  CHECK(mapped() == mapped0);
+  os_fault_set(-1, 1);
+
+  char *p = lz_malloc(size);
+  CHECK(p != NULL);
+  size_t usable = lz_usable_size(p);
+  CHECK(usable >= size);
+  memset(p, 1, usable);
+  pid_t pid = fork();
+  CHECK(pid >= 0);
+  if (pid == 0) {
+    volatile char *q = (volatile char *)p + tu_opaque(usable);
+    *q = 1; /* the guard page */
+    _exit(0);
+  }
+  int st;
+  CHECK(waitpid(pid, &st, 0) == pid);
+  CHECKF(WIFSIGNALED(st) && WTERMSIG(st) == SIGSEGV, "status %#x", st);
+
+  lz_free(p);
+  if (mapped() > mapped0) { /* the mapping went to the large cache */
+    os_fault_set(0, 1);
+    errno = 0;
+    CHECK(lz_malloc(size) == NULL && errno == ENOMEM);
+    CHECK(mapped() == mapped0); /* the cached mapping was given back */
+    os_fault_set(-1, 1);
+  }
+  os_fault_kinds(OS_FAULT_MAP);
+  lz_opt_values[OPT_SECURE] = LZ_SECURE;
+}
+
+static uint64_t purged(void) {
+  lz_stats_t st;
+  lz_stats_get(&st);
+  return st.pages_purged;
+}
+
+static void check_purge(void) {
+  enum { N = 4 };
+  const size_t size = 256 * KiB;
+  void *keep = lz_malloc(size); /* keeps the chunk owned, not pooled */
+  CHECK(keep != NULL);
+  void *b[N];
+  for (int i = 0; i < N; i++) {
+    b[i] = lz_malloc(size);
+    CHECK(b[i] != NULL);
+    memset(b[i], 2, size);
+  }
+  lz_trim(0);
+  uint64_t before = purged();
+  os_fault_kinds(OS_FAULT_DECOMMIT);
+  os_fault_set(0, 1);
+  for (int i = 0; i < N; i++) lz_free(b[i]); /* a purge delay of 0 purges here */
+  lz_trim(0);
+  CHECK(purged() == before);
+  os_fault_set(-1, 1);
+  os_fault_kinds(OS_FAULT_MAP);
+  lz_trim(0);
+  uint64_t got = purged() - before;
+  CHECKF(got >= N * size / LZ_PAGE_SIZE, "%llu pages purged", (unsigned long long)got);
+  lz_free(keep);
+  lz_trim(0);
+}
+
+int main(void) {
+  check_thread_hooks();
+  check_guard_pages();
+  check_purge();
+  printf("os results: thread hooks, guard pages and purge failures handled\n");
+  return 0;
+}
