@@ -21,8 +21,11 @@ static int saved_stderr = -1;
 /* Before lzmalloc's constructor (priority 101): thread hooks fail, and its
  * warnings go to a file. */
 #pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wpragmas"
+#if defined(__clang__)
+#pragma GCC diagnostic ignored "-Wunknown-warning-option"
+#else
 #pragma GCC diagnostic ignored "-Wprio-ctor-dtor"
+#endif
 __attribute__((constructor(100))) static void before_lzmalloc(void) {
   int fd = mkstemp(log_path);
   if (fd < 0) abort();
