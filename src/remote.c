@@ -120,7 +120,7 @@ void remote_flush_all(heap_t *self) {
 /* A flagged chain: every block must be reached by the links from head
  * within the span, none twice, and none may already be free in the span. */
 static lz_cold void chain_confirm(span_t *s, lz_block_t *head, lz_block_t *tail, uint32_t count) {
-  lz_block_t *seen[LZ_REMOTE_BATCH];
+  lz_block_t *seen[LZ_REMOTE_BATCH] = {0};
   lz_block_t *b = head;
   for (uint32_t i = 0; i < count; i++) {
     for (uint32_t j = 0; j < i; j++)
