@@ -346,8 +346,32 @@ static void test_lz_edges(void) {
     CHECKF(lz_posix_memalign(&out, tu_opaque(bad[i]), 10) == EINVAL, "align %zu", bad[i]);
     CHECK(errno == SENTINEL && out == (void *)0x1234);
   }
+  /* lz_trim returns 1 exactly when it gave memory back (malloc_trim): a
+   * freed 3 MiB block and freed medium blocks, still cached (default
+   * configuration) or already returned (no caches, no purge delay), go
+   * back with the first call, and then there is nothing left. */
+  void *big = lz_malloc(3u << 20);
+  void *med[8];
+  for (int i = 0; i < 8; i++) {
+    med[i] = lz_malloc(200000);
+    CHECK(med[i] != NULL);
+    memset(med[i], 1, 200000);
+  }
+  CHECK(big != NULL);
+  memset(big, 1, 3u << 20);
+  lz_free(big);
+  for (int i = 0; i < 8; i++) lz_free(med[i]);
+  lz_stats_t before, after;
+  lz_stats_get(&before);
   int t = lz_trim(0);
-  CHECK(t == 0 || t == 1);
+  lz_stats_get(&after);
+  int released = after.committed < before.committed || after.mapped < before.mapped;
+  CHECKF(t == (released ? 1 : 0), "lz_trim = %d, committed %zu -> %zu, mapped %zu -> %zu", t, before.committed,
+         after.committed, before.mapped, after.mapped);
+  CHECK(lz_trim(0) == 0);
+  lz_stats_t again;
+  lz_stats_get(&again);
+  CHECK(again.committed == after.committed && again.mapped == after.mapped);
 }
 
 int main(void) {

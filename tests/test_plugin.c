@@ -1,5 +1,6 @@
 /* A plugin for test_dlopen: allocates in its constructor, hands blocks to
  * the program, frees in its destructor. */
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -14,6 +15,13 @@ __attribute__((constructor)) static void plugin_init(void) {
 
 __attribute__((destructor)) static void plugin_fini(void) {
   for (int i = 0; i < 32; i++) free(held[i]);
+}
+
+/* Usable bytes of the blocks the constructor holds, as malloc sees them. */
+size_t plugin_held_bytes(void) {
+  size_t n = 0;
+  for (int i = 0; i < 32; i++) n += held[i] ? malloc_usable_size(held[i]) : 0;
+  return n;
 }
 
 void *plugin_make(size_t n, int fill) {

@@ -56,8 +56,8 @@ static int cache_main(int argc, char **argv, int passive, const char *name) {
   }
   pthread_t th[1024];
   double t0 = now_sec();
-  for (int i = 0; i < threads; i++) pthread_create(&th[i], NULL, worker, (void *)(uintptr_t)i);
-  for (int i = 0; i < threads; i++) pthread_join(th[i], NULL);
+  for (int i = 0; i < threads; i++) bench_thread_start(&th[i], worker, (void *)(uintptr_t)i);
+  for (int i = 0; i < threads; i++) bench_thread_join(th[i]);
   double t = now_sec() - t0;
   free(handed);
   printf("%s: %d threads x %" PRIu64 " objects x %d writes in %.3f s\n", name, threads, iterations,

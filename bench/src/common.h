@@ -16,6 +16,7 @@
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stddef.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -177,6 +178,42 @@ static inline int check_pattern(const void *p, size_t n, uint64_t tag) {
   return 0;
 }
 
+/* Threads: a benchmark whose threads did not start or join measured
+ * nothing, so both fail loudly. */
+static inline void bench_thread_start(pthread_t *t, void *(*fn)(void *), void *arg) {
+  int rc = pthread_create(t, NULL, fn, arg);
+  if (rc != 0) bench_fail("pthread_create: error %d", rc);
+}
+static inline void bench_thread_join(pthread_t t) {
+  int rc = pthread_join(t, NULL);
+  if (rc != 0) bench_fail("pthread_join: error %d", rc);
+}
+
+/* Checks the first `keep` bytes of a block of n bytes that fill_pattern(p,
+ * n, tag) wrote: every pattern word inside them, and the last byte when it
+ * is kept. 0 if intact. */
+static inline int check_pattern_prefix(const void *p, size_t n, size_t keep, uint64_t tag) {
+  if (keep >= n) return check_pattern(p, n, tag);
+  const unsigned char *b = (const unsigned char *)p;
+  if (n < 8) {
+    for (size_t i = 0; i < keep; i++)
+      if (b[i] != (unsigned char)(tag + i * 31)) return -1;
+    return 0;
+  }
+  size_t head = n < PAT_HEAD ? n : PAT_HEAD;
+  for (size_t off = 0; off + 8 <= head && off + 8 <= keep; off += 8) {
+    uint64_t w;
+    memcpy(&w, b + off, 8);
+    if (w != pat_word(tag, off)) return -1;
+  }
+  for (size_t pg = 4096; pg + 8 <= n - 1 && pg + 8 <= keep; pg += 4096) {
+    uint64_t w;
+    memcpy(&w, b + pg, 8);
+    if (w != pat_word(tag, pg)) return -1;
+  }
+  return 0;
+}
+
 /* Self-describing blocks (size >= 8): word 0 holds the size (low 32 bits)
  * and a 32-bit tag; the rest carries the pattern of that tag. Used where
  * blocks travel between threads without a side record. */
@@ -217,8 +254,8 @@ static inline void blk_free(void *p, const char *where) {
   free(p);
 }
 
-/* Reallocate a self-describing block, checking that the kept prefix survived,
- * then refill it for its new size. */
+/* Reallocate a self-describing block, checking that all of the kept prefix
+ * survived, then refill it for its new size. */
 static inline void *blk_realloc(void *p, size_t newsize, uint32_t tag, const char *where) {
   if (newsize < 8) newsize = 8;
   blk_check(p, where);
@@ -226,17 +263,14 @@ static inline void *blk_realloc(void *p, size_t newsize, uint32_t tag, const cha
   memcpy(&h, p, 8);
   size_t old = (size_t)(uint32_t)h;
   size_t keep = old < newsize ? old : newsize;
-  size_t kh = keep < PAT_HEAD + 8 ? keep : PAT_HEAD + 8; /* header + head words */
   unsigned char *q = (unsigned char *)realloc(p, newsize);
   if (!q) bench_fail("realloc(%zu) returned NULL", newsize);
   uint64_t h2;
   memcpy(&h2, q, 8);
   if (h2 != h) bench_fail("%s: realloc lost the header", where);
-  for (size_t off = 8; off + 8 <= kh; off += 8) {
-    uint64_t w;
-    memcpy(&w, q + off, 8);
-    if (w != pat_word(h, off - 8)) bench_fail("%s: realloc lost contents at %zu", where, off);
-  }
+  /* Every pattern word of the kept part (head, one per page, last byte). */
+  if (check_pattern_prefix(q + 8, old - 8, keep - 8, h) != 0)
+    bench_fail("%s: realloc %zu -> %zu lost contents", where, old, newsize);
   uint64_t nh = (uint64_t)(uint32_t)newsize | ((uint64_t)tag << 32);
   memcpy(q, &nh, 8);
   fill_pattern(q + 8, newsize - 8, nh);

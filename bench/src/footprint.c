@@ -72,7 +72,7 @@ int main(int argc, char **argv) {
   rng_seed(&r, 0xf00d);
   t_start = now_sec();
   pthread_t th;
-  pthread_create(&th, NULL, sampler, NULL);
+  bench_thread_start(&th, sampler, NULL);
   pause_ms(20);
 
   /* phase 1: grow */
@@ -150,7 +150,7 @@ int main(int argc, char **argv) {
   pause_ms(200);
   size_t rss_idle = rss_bytes();
   atomic_store(&stop, 1);
-  pthread_join(th, NULL);
+  bench_thread_join(th);
 
   if (out) {
     FILE *f = fopen(out, "w");

@@ -52,8 +52,8 @@ int main(int argc, char **argv) {
   iters = scaled(20000000, scale, 1000) / (uint64_t)threads;
   pthread_t th[1024];
   double t0 = now_sec();
-  for (int i = 0; i < threads; i++) pthread_create(&th[i], NULL, worker, (void *)(uintptr_t)i);
-  for (int i = 0; i < threads; i++) pthread_join(th[i], NULL);
+  for (int i = 0; i < threads; i++) bench_thread_start(&th[i], worker, (void *)(uintptr_t)i);
+  for (int i = 0; i < threads; i++) bench_thread_join(th[i]);
   double t = now_sec() - t0;
   double pairs = (double)iters * threads;
   printf("glibc-thread: %d threads, %.0f pairs in %.3f s\n", threads, pairs, t);

@@ -41,8 +41,8 @@ int main(int argc, char **argv) {
     atomic_store(&slots[i], blk_new((size_t)rng_range(&r, MIN_SZ, MAX_SZ), (uint32_t)i));
   pthread_t th[1024];
   double t0 = now_sec();
-  for (int i = 0; i < threads; i++) pthread_create(&th[i], NULL, worker, (void *)(uintptr_t)i);
-  for (int i = 0; i < threads; i++) pthread_join(th[i], NULL);
+  for (int i = 0; i < threads; i++) bench_thread_start(&th[i], worker, (void *)(uintptr_t)i);
+  for (int i = 0; i < threads; i++) bench_thread_join(th[i]);
   double t = now_sec() - t0;
   for (size_t i = 0; i < nslots; i++) blk_free(atomic_load(&slots[i]), "larson-final");
   free((void *)slots);

@@ -92,7 +92,7 @@ static void loop_xt_ring(size_t size, uint64_t n) {
   atomic_store(&r_head, 0);
   atomic_store(&r_tail, 0);
   pthread_t th;
-  pthread_create(&th, NULL, consumer_ring, NULL);
+  bench_thread_start(&th, consumer_ring, NULL);
   alloc_fn a = A;
   uint64_t head = 0;
   for (uint64_t i = 0; i < n; i++) {
@@ -107,7 +107,7 @@ static void loop_xt_ring(size_t size, uint64_t n) {
     if ((i + 1) % PUB == 0 || i + 1 == n)
       atomic_store_explicit(&r_tail, i + 1, memory_order_release);
   }
-  pthread_join(th, NULL);
+  bench_thread_join(th);
 }
 
 /* ---- cross-thread: batches handed over at a barrier (instruction counts:
@@ -132,7 +132,7 @@ static void loop_xt_batch(size_t size, uint64_t n) {
   if (xb_batches == 0) return;
   pthread_barrier_init(&xb_bar, NULL, 2);
   pthread_t th;
-  pthread_create(&th, NULL, consumer_batch, NULL);
+  bench_thread_start(&th, consumer_batch, NULL);
   alloc_fn a = A;
   for (uint64_t b = 0; b < xb_batches; b++) {
     for (int k = 0; k < XB; k++) {
@@ -144,7 +144,7 @@ static void loop_xt_batch(size_t size, uint64_t n) {
      * barrier of batch b-1 only after finishing batch b-2 */
     pthread_barrier_wait(&xb_bar);
   }
-  pthread_join(th, NULL);
+  bench_thread_join(th);
   pthread_barrier_destroy(&xb_bar);
 }
 

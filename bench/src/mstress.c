@@ -62,8 +62,8 @@ int main(int argc, char **argv) {
   pthread_t th[1024];
   double t0 = now_sec();
   for (round_no = 0; round_no < rounds; round_no++) {
-    for (int i = 0; i < threads; i++) pthread_create(&th[i], NULL, worker, (void *)(uintptr_t)i);
-    for (int i = 0; i < threads; i++) pthread_join(th[i], NULL);
+    for (int i = 0; i < threads; i++) bench_thread_start(&th[i], worker, (void *)(uintptr_t)i);
+    for (int i = 0; i < threads; i++) bench_thread_join(th[i]);
   }
   double t = now_sec() - t0;
   for (size_t g = 0; g < GLOBAL; g++) blk_free(atomic_load(&global[g]), "mstress final");

@@ -82,8 +82,8 @@ int main(int argc, char **argv) {
   pthread_t th[1024];
   double t0 = now_sec();
   for (cycle_no = 0; cycle_no < cycles; cycle_no++) {
-    for (int i = 0; i < nthreads; i++) pthread_create(&th[i], NULL, worker, (void *)(uintptr_t)i);
-    for (int i = 0; i < nthreads; i++) pthread_join(th[i], NULL);
+    for (int i = 0; i < nthreads; i++) bench_thread_start(&th[i], worker, (void *)(uintptr_t)i);
+    for (int i = 0; i < nthreads; i++) bench_thread_join(th[i]);
   }
   double t = now_sec() - t0;
   for (int t2 = 0; t2 < nthreads; t2++) {

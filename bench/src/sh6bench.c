@@ -32,8 +32,8 @@ int main(int argc, char **argv) {
   rounds = scaled(1200, scale, 2) / (uint64_t)threads;
   pthread_t th[1024];
   double t0 = now_sec();
-  for (int i = 0; i < threads; i++) pthread_create(&th[i], NULL, worker, (void *)(uintptr_t)i);
-  for (int i = 0; i < threads; i++) pthread_join(th[i], NULL);
+  for (int i = 0; i < threads; i++) bench_thread_start(&th[i], worker, (void *)(uintptr_t)i);
+  for (int i = 0; i < threads; i++) bench_thread_join(th[i]);
   double t = now_sec() - t0;
   double pairs = (double)rounds * threads * 3 * BATCH;
   printf("sh6bench: %d threads, %.0f pairs in %.3f s\n", threads, pairs, t);

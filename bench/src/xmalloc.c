@@ -85,9 +85,9 @@ int main(int argc, char **argv) {
   batches_per_producer = scaled(40000, scale, 10) / (uint64_t)producers;
   pthread_t th[1024];
   double t0 = now_sec();
-  for (int i = 0; i < producers; i++) pthread_create(&th[i], NULL, producer, (void *)(uintptr_t)i);
-  for (int i = 0; i < consumers; i++) pthread_create(&th[producers + i], NULL, consumer, NULL);
-  for (int i = 0; i < threads; i++) pthread_join(th[i], NULL);
+  for (int i = 0; i < producers; i++) bench_thread_start(&th[i], producer, (void *)(uintptr_t)i);
+  for (int i = 0; i < consumers; i++) bench_thread_start(&th[producers + i], consumer, NULL);
+  for (int i = 0; i < threads; i++) bench_thread_join(th[i]);
   double t = now_sec() - t0;
   uint64_t expect = batches_per_producer * (uint64_t)producers * BATCH;
   if (atomic_load(&freed) != expect)
