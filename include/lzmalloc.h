@@ -57,6 +57,14 @@ typedef struct lz_class_stats_s {
   size_t slab_bytes;    /* bytes of those slabs (blocks plus tail) */
 } lz_class_stats_t;
 
+/* NUMA nodes reported one by one in lz_stats_t.nodes. */
+#define LZ_STATS_NODES 8
+
+typedef struct lz_node_stats_s {
+  size_t mapped;        /* bytes of chunks and large blocks bound to the node */
+  size_t resident;      /* bytes of lzmalloc's mappings resident on the node */
+} lz_node_stats_t;
+
 /* Process-wide statistics, summed over all heaps when read. */
 typedef struct lz_stats_s {
   size_t in_use;        /* bytes in live blocks (usable sizes) */
@@ -70,6 +78,9 @@ typedef struct lz_stats_s {
   uint64_t chunks;      /* 2 MiB chunks currently mapped */
   uint64_t heaps;       /* thread heaps created (live + pooled) */
   lz_class_stats_t classes[LZ_STATS_CLASSES]; /* per small size class */
+  uint64_t numa_nodes;  /* nodes placed on: 0 when NUMA placement is off
+                           (one node, no sysfs, or LZMALLOC_NUMA=off) */
+  lz_node_stats_t nodes[LZ_STATS_NODES]; /* per node (the first LZ_STATS_NODES) */
 } lz_stats_t;
 
 void lz_stats_get(lz_stats_t *out) LZ_ATTR_NOTHROW;

@@ -19,8 +19,11 @@
  * another thread takes it), so there is no ABA and no use after unmap;
  * xdue[i] mirrors slot i's chunk's purge_at for trim's look before it takes.
  * Slots are scanned from 0, so the lowest ones (the most recently used
- * chunks) are reused first. A pool is self-contained: one could be made
- * per NUMA node. No lock anywhere, so fork needs no handler here.
+ * chunks) are reused first. There is one pool per NUMA node (only pool 0
+ * without NUMA): a chunk is bound to its node when it is mapped, keeps it
+ * (chunk_t.node) and always goes back to that node's pool; a heap takes
+ * chunks from its home node's pool (numa.c). No lock anywhere, so fork
+ * needs no handler here.
  */
 #include <string.h>
 
@@ -32,7 +35,9 @@ typedef struct chunk_pool_s {
   _Atomic(uint64_t) xdue[LZ_POOL_SLOTS]; /* purge_at of the chunk in slot i (a hint) */
 } chunk_pool_t;
 
-static chunk_pool_t lz_chunk_pool;
+static chunk_pool_t lz_chunk_pools[LZ_MAX_NODES]; /* [node] */
+
+static size_t pool_count(void) { return lz_numa_on ? (size_t)lz_numa_nodes : 1; }
 
 static bool chunk_pool_push(chunk_pool_t *pool, chunk_t *c) {
   if (LZ_CHUNK_POOL_MAX == 0) return false;
@@ -73,15 +78,19 @@ static void chunk_unmap(chunk_t *c) {
   atomic_fetch_sub_explicit(&lz_bytes_decommitted, bitmap_popcount_clean(c) * LZ_PAGE_SIZE,
                             memory_order_relaxed);
   chunkmap_set((uintptr_t)c, CHUNK_NONE);
+  if (lz_unlikely(lz_numa_on)) numa_account(c->node, -(ptrdiff_t)LZ_CHUNK_SIZE);
   os_unmap(c, LZ_CHUNK_SIZE);
   atomic_fetch_sub_explicit(&lz_chunks_mapped, 1, memory_order_relaxed);
 }
 
 chunk_t *chunk_alloc(heap_t *heap) {
-  chunk_t *c = chunk_pool_pop(&lz_chunk_pool);
+  unsigned node = lz_unlikely(lz_numa_on) ? heap->numa_home : 0;
+  chunk_t *c = chunk_pool_pop(&lz_chunk_pools[node]);
   if (c == NULL) {
     c = os_map_aligned(LZ_CHUNK_SIZE, LZ_CHUNK_SIZE);
     if (c == NULL) return NULL;
+    if (lz_unlikely(lz_numa_on)) numa_bind_chunk(c, node); /* before the header is written */
+    c->node = node;
     /* Fresh memory is zero: pagemap, spans and dirty_map start cleared. */
     for (size_t i = LZ_HEADER_PAGES; i < LZ_CHUNK_PAGES; i++) c->free_map[i >> 6] |= 1ull << (i & 63);
     c->free_pages = LZ_USABLE_PAGES;
@@ -108,16 +117,10 @@ void chunk_release(heap_t *heap, chunk_t *c) {
   long delay = opt_get(OPT_PURGE_DELAY);
   c->purge_at = os_now_ms() + (uint64_t)(delay < 0 ? 0 : delay);
   c->prev = c->next = NULL;
-  if (delay == 0 || !chunk_pool_push(&lz_chunk_pool, c)) chunk_unmap(c);
+  if (delay == 0 || !chunk_pool_push(&lz_chunk_pools[c->node], c)) chunk_unmap(c);
 }
 
-/* Unmap pooled chunks idle past the purge delay (all of them if force).
- * Returns the bytes given back. */
-size_t chunk_pool_trim(bool force) {
-  uint64_t now = os_now_ms();
-  long delay = opt_get(OPT_PURGE_DELAY);
-  if (!force && delay < 0) return 0;
-  chunk_pool_t *pool = &lz_chunk_pool;
+static size_t pool_trim(chunk_pool_t *pool, bool force, uint64_t now) {
   size_t freed = 0;
   for (size_t i = 0; i < LZ_POOL_SLOTS; i++) {
     if (atomic_load_explicit(&pool->xslot[i], memory_order_relaxed) == NULL) continue;
@@ -129,5 +132,16 @@ size_t chunk_pool_trim(bool force) {
     chunk_unmap(c);
     freed += LZ_CHUNK_SIZE;
   }
+  return freed;
+}
+
+/* Unmap pooled chunks idle past the purge delay (all of them if force),
+ * from every node's pool. Returns the bytes given back. */
+size_t chunk_pool_trim(bool force) {
+  uint64_t now = os_now_ms();
+  long delay = opt_get(OPT_PURGE_DELAY);
+  if (!force && delay < 0) return 0;
+  size_t freed = 0;
+  for (size_t node = 0; node < pool_count(); node++) freed += pool_trim(&lz_chunk_pools[node], force, now);
   return freed;
 }

@@ -53,6 +53,15 @@
 #define LZ_PURGE_DELAY_MS 10
 #endif
 
+/* NUMA home moves (numa.c): a heap's home node follows its thread after
+ * this many consecutive observations on another node spanning this long. */
+#ifndef LZ_NUMA_MOVE_SAMPLES
+#define LZ_NUMA_MOVE_SAMPLES 4
+#endif
+#ifndef LZ_NUMA_MOVE_MS
+#define LZ_NUMA_MOVE_MS 20
+#endif
+
 /* Heaps: 0 = one heap per thread (default, lock-free fast path);
  * N > 0 = a fixed pool of N heaps shared by all threads, assigned
  * round-robin on a thread's first call, each guarded by a lock that every

@@ -68,9 +68,13 @@ static heap_t *heap_new(void) {
   return h;
 }
 
+/* With NUMA, only an orphan at home on the caller's node: its chunks are
+ * there. */
 static heap_t *heap_adopt_orphan(void) {
   if (atomic_load_explicit(&orphan_count, memory_order_relaxed) <= 0) return NULL;
+  unsigned node = lz_unlikely(lz_numa_on) ? numa_current_node() : 0;
   for (heap_t *h = heaps_first(); h != NULL; h = h->next_all) {
+    if (lz_unlikely(lz_numa_on) && h->numa_home != node) continue;
     int expect = HEAP_ORPHAN;
     if (atomic_compare_exchange_strong_explicit(&h->xstate, &expect, HEAP_ACTIVE, memory_order_acquire,
                                                 memory_order_relaxed)) {
@@ -90,6 +94,7 @@ static heap_t *shared_heap_assign(void) {
     h = atomic_load_explicit(&shared_heaps[i], memory_order_relaxed);
     if (h == NULL) {
       h = heap_new();
+      if (h != NULL && lz_unlikely(lz_numa_on)) numa_heap_start(h);
       atomic_store_explicit(&shared_heaps[i], h, memory_order_release);
     }
     lz_unlock(&shared_lock);
@@ -107,8 +112,11 @@ heap_t *heap_get_slow(void) {
     return h;
   }
   h = heap_adopt_orphan();
-  if (h == NULL) h = heap_new();
-  if (h == NULL) return NULL;
+  if (h == NULL) {
+    h = heap_new();
+    if (h == NULL) return NULL;
+    if (lz_unlikely(lz_numa_on)) numa_heap_start(h);
+  }
   lz_heap_tls = h;
   thread_register(h);
   return h;
@@ -285,7 +293,9 @@ void medium_free(heap_t *heap, span_t *s) {
   if (LZ_STATS) heap->stats.in_use -= s->block_size;
   s->used = 0;
   size_t bytes = (size_t)s->npages << LZ_PAGE_SHIFT;
-  if (opt_get(OPT_PURGE_DELAY) != 0 && bytes <= LZ_MEDIUM_CACHE_BYTES / 2) {
+  /* With NUMA, spans off the heap's home node are not kept for reuse. */
+  if (opt_get(OPT_PURGE_DELAY) != 0 && bytes <= LZ_MEDIUM_CACHE_BYTES / 2 &&
+      !(lz_unlikely(lz_numa_on) && span_chunk(s)->node != heap->numa_home)) {
     if (heap->mcache_count == LZ_MEDIUM_CACHE || heap->mcache_bytes + bytes > LZ_MEDIUM_CACHE_BYTES) {
       span_t *old = heap->mcache[0]; /* make room: give one back */
       heap->mcache[0] = heap->mcache[--heap->mcache_count];
@@ -303,6 +313,14 @@ void medium_free(heap_t *heap, span_t *s) {
   span_free(heap, s);
 }
 
+/* One in 64 slow-path entries (allocation or free): where does the thread
+ * run? A heap that moved to another node gives back what it kept for reuse
+ * there (cached medium spans, empty current slabs); span_alloc skips its
+ * chunks on the old node from now on. */
+static lz_noinline void numa_tick(heap_t *heap) {
+  if (numa_observe(heap)) heap_collect(heap, true);
+}
+
 /* Every allocation slow path starts here: the thread's heap (made on its
  * first call), then pending remote work and, now and then, a purge tick.
  * NULL (errno ENOMEM) if no heap can be had. */
@@ -317,7 +335,10 @@ static heap_t *slow_enter(heap_t *heap) {
   if (LZ_STATS) heap->stats.slow_allocs++;
   remote_flush_all(heap);
   remote_collect(heap);
-  if ((++heap->slow_count & 63) == 0) purge_tick(heap);
+  if ((++heap->slow_count & 63) == 0) {
+    purge_tick(heap);
+    if (lz_unlikely(lz_numa_on)) numa_tick(heap);
+  }
   return heap;
 }
 
@@ -429,7 +450,10 @@ void heap_free_slow(void *p) {
   if (p == NULL) return;
   heap_t *self = lz_heap_tls;
   /* A thread that only frees must still give memory back. */
-  if (self != &lz_heap_empty && (++self->slow_count & 63) == 0) purge_tick(self);
+  if (self != &lz_heap_empty && (++self->slow_count & 63) == 0) {
+    purge_tick(self);
+    if (lz_unlikely(lz_numa_on)) numa_tick(self);
+  }
   ptr_info_t info = ptr_resolve(p, "free");
   if (info.large != NULL) large_free(info.large, p);
   else heap_free_span(p, info.span);

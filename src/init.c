@@ -74,6 +74,7 @@ void process_init(void) {
   init_running = true;
   check_page_size(os_page_size());
   options_init();
+  numa_init();
   security_init();
   /* Neither failure stops the allocator; each degrades it, so say so. */
   int rc = os_thread_exit_hook(thread_done);

@@ -165,7 +165,7 @@ typedef struct chunk_s {
   struct chunk_s *next, *prev;  /* owner's chunk list or the pool */
   uint32_t free_pages;
   uint32_t max_run_hint;        /* >= longest free run */
-  uint32_t pad0;
+  uint32_t node;                /* NUMA node (0 without NUMA); never changes */
   uint32_t hot;                 /* a span was allocated here since purge_at was armed */
   uint64_t purge_at;            /* when free dirty pages may be purged; 0: none */
   uint64_t free_map[LZ_BITMAP_WORDS];
@@ -195,6 +195,7 @@ typedef struct large_s {
   size_t map_size;     /* bytes mapped from base */
   size_t offset;       /* user pointer - base (>= one page) */
   size_t guard;        /* guard bytes at the end (LZ_SECURE >= 2) */
+  size_t node;         /* NUMA node the mapping is bound to (numa.c) */
 } large_t;
 
 /* ---------------------------------------------------------------------------
@@ -283,6 +284,12 @@ typedef struct heap_s {
   uint64_t abandoned_at;               /* when it last became an orphan (ms) */
   struct heap_s *next_all;             /* global list of every heap ever made */
   lz_lock_t lock;                      /* LZ_HEAPS > 0 only: held by every entry point */
+  /* NUMA (numa.c; only with lz_numa_on): new chunks come from numa_home;
+   * numa_seen/numa_streak/numa_seen_at track observations elsewhere. */
+  uint32_t numa_home;
+  uint32_t numa_seen;
+  uint32_t numa_streak;
+  uint64_t numa_seen_at;
 } heap_t;
 
 /* ===========================================================================
@@ -319,6 +326,32 @@ int os_atfork(void (*prepare)(void), void (*parent)(void), void (*child)(void));
 enum { OS_FAULT_MAP = 1, OS_FAULT_DECOMMIT = 2, OS_FAULT_PROTECT = 4, OS_FAULT_THREAD = 8 };
 void os_fault_set(long after, long every);
 void os_fault_kinds(unsigned kinds);
+/* NUMA. Node ids below LZ_MAX_NODES, CPU ids below LZ_MAX_CPUS (others
+ * count as node 0). */
+#define LZ_MAX_NODES 64
+#define LZ_MAX_CPUS 1024
+enum { OS_MPOL_PREFERRED = 1, OS_MPOL_BIND = 2, OS_MPOL_INTERLEAVE = 3 }; /* mbind(2) modes */
+/* Fills cpu_node[0..max_cpus) from sysfs; returns the highest online node
+ * id + 1 (0: no NUMA information). Never allocates. */
+int os_numa_topology(uint8_t *cpu_node, size_t max_cpus);
+int os_current_cpu(void);                       /* -1 if unknown */
+int os_mbind(void *p, size_t size, int policy, uint64_t nodemask);
+/* Calls fn for each line of a file (without its newline; lines longer
+ * than 4 KiB are skipped); returns the lines read, -1 if it cannot open. */
+long os_read_lines(const char *path, void (*fn)(void *ctx, const char *line, size_t n), void *ctx);
+/* Test hooks (never used by the library itself): a fake topology of
+ * nnodes nodes; then os_current_cpu returns the CPU set for the calling
+ * thread and os_mbind records its calls (the last 64) instead of making
+ * them. */
+typedef struct lz_os_bind_s {
+  void *p;
+  size_t size;
+  int policy;
+  uint64_t mask;
+} lz_os_bind_t;
+void lz_os_numa_inject(int nnodes, const uint8_t *cpu_node, size_t ncpus);
+void lz_os_numa_inject_cpu(int cpu);
+size_t lz_os_numa_binds(lz_os_bind_t *out, size_t max); /* returns how many were made in all */
 
 /* options.c: runtime options read once from LZMALLOC_* variables. */
 typedef enum {
@@ -327,8 +360,10 @@ typedef enum {
   OPT_PURGE_DELAY,
   OPT_LARGE_CACHE,
   OPT_SECURE,
+  OPT_NUMA,       /* LZMALLOC_NUMA: off | auto | interleave | strict (numa.c) */
   OPT_COUNT_
 } lz_option_t;
+enum { NUMA_OFF = 0, NUMA_AUTO = 1, NUMA_INTERLEAVE = 2, NUMA_STRICT = 3 };
 void options_init(void);
 extern long lz_opt_values[OPT_COUNT_];
 lz_inline long opt_get(lz_option_t o) { return lz_opt_values[o]; }
@@ -436,6 +471,22 @@ void purge_chunk(chunk_t *c, bool force, uint64_t now);
 void purge_mark(chunk_t *c, size_t first, size_t npages);
 void purge_tick(heap_t *heap);
 size_t purge_all(bool force);
+
+/* numa.c: NUMA placement; everything but numa_init runs only when
+ * lz_numa_on (more than one node and LZMALLOC_NUMA not off). */
+#define NUMA_NODE_INTERLEAVED 0xffffu
+extern bool lz_numa_on;
+extern int lz_numa_nodes;                       /* highest node id + 1 (0: unknown) */
+extern _Atomic(size_t) lz_numa_mapped[LZ_MAX_NODES]; /* bytes mapped per node */
+void numa_init(void);
+unsigned numa_current_node(void);
+void numa_heap_start(heap_t *h);                /* home = the calling thread's node */
+bool numa_observe(heap_t *h);                   /* true if the home moved (see numa.c) */
+void numa_bind_chunk(chunk_t *c, unsigned node);/* before the chunk's first touch */
+unsigned numa_bind_large(void *p, size_t size); /* returns the node (or NUMA_NODE_INTERLEAVED) */
+void numa_account(unsigned node, ptrdiff_t bytes);
+void numa_resident(size_t *out, unsigned max);  /* resident bytes of our mappings per node */
+void lz_numa_reinit(void);                      /* tests: after lz_os_numa_inject */
 
 /* stats.c */
 void stats_collect(lz_stats_t *out);

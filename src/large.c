@@ -10,6 +10,10 @@
  * The cache keeps up to LZ_LARGE_CACHE_ENTRIES freed mappings (at most
  * LZMALLOC_LARGE_CACHE bytes); an entry unused for ten purge delays is
  * unmapped by large_cache_trim. Guarded by large_lock.
+ *
+ * NUMA (numa.c): a new mapping is bound to the caller's node (or
+ * interleaved) before its first touch; the cache hands a mapping only to a
+ * caller on the node it is bound to (large_t.node).
  */
 #include <string.h>
 
@@ -42,6 +46,7 @@ size_t large_usable(const large_t *l) { return l->map_size - l->offset - l->guar
 
 static void large_unmap(large_t *l, size_t map_size) {
   chunkmap_set((uintptr_t)l, CHUNK_NONE);
+  if (lz_unlikely(lz_numa_on)) numa_account((unsigned)l->node, -(ptrdiff_t)map_size);
   os_unmap(l, map_size);
   atomic_fetch_sub_explicit(&lz_large_mapped, map_size, memory_order_relaxed);
 }
@@ -49,11 +54,15 @@ static void large_unmap(large_t *l, size_t map_size) {
 /* Takes a cached mapping of at least `need` bytes and not much more. */
 static large_t *cache_take(size_t need) {
   large_t *found = NULL;
+  size_t node = 0;
+  if (lz_unlikely(lz_numa_on))
+    node = opt_get(OPT_NUMA) == NUMA_INTERLEAVE ? NUMA_NODE_INTERLEAVED : numa_current_node();
   lz_lock(&large_lock);
   size_t best = SIZE_MAX;
   size_t best_i = 0;
   for (size_t i = 0; i < cache_count; i++) {
     size_t sz = cache[i].map_size;
+    if (lz_unlikely(lz_numa_on) && cache[i].base->node != node) continue;
     if (sz >= need && sz - need <= need / 4 + LZ_CHUNK_SIZE && sz < best) {
       best = sz;
       best_i = i;
@@ -107,6 +116,7 @@ void *large_malloc(size_t size, size_t align, bool zero) {
       os_unmap(l, map_size);
       return NULL;
     }
+    if (lz_unlikely(lz_numa_on)) l->node = numa_bind_large(l, map_size); /* before the first touch */
     atomic_fetch_add_explicit(&lz_large_mapped, map_size, memory_order_relaxed);
     chunkmap_set((uintptr_t)l, CHUNK_LARGE);
   }
@@ -191,6 +201,7 @@ void *large_realloc(large_t *l, void *p, size_t size) {
     chunkmap_set((uintptr_t)l, CHUNK_LARGE);
     result = (uint8_t *)l + l->offset;
   }
+  if (lz_unlikely(lz_numa_on)) numa_account((unsigned)l->node, (ptrdiff_t)new_map - (ptrdiff_t)old_map);
   if (new_map > old_map)
     atomic_fetch_add_explicit(&lz_large_mapped, new_map - old_map, memory_order_relaxed);
   else

@@ -3,7 +3,8 @@
  * Each option is LZMALLOC_<NAME>=<value>. Values are integers with an
  * optional K/M/G suffix (powers of 1024) where the option is a size. A bad
  * value is reported once on stderr and the default kept. Reading never
- * allocates (the environment is scanned directly).
+ * allocates (the environment is scanned directly). An option may also
+ * take words (LZMALLOC_NUMA=off): word i stands for the value i.
  */
 #include "internal.h"
 
@@ -14,7 +15,10 @@ typedef struct option_desc_s {
   long def;
   long min, max;
   bool is_size;
+  const char *const *words; /* NULL, or names of the values 0, 1, ... */
 } option_desc_t;
+
+static const char *const numa_words[] = {"off", "auto", "interleave", "strict", NULL};
 
 static const option_desc_t option_table[OPT_COUNT_] = {
   [OPT_VERBOSE]     = {"VERBOSE", 0, 0, 2, false},
@@ -25,6 +29,7 @@ static const option_desc_t option_table[OPT_COUNT_] = {
    * code (level 2: guard pages after large blocks); the compiled level's
    * checks cannot be removed, so a lower value is refused. */
   [OPT_SECURE]      = {"SECURE", LZ_SECURE, LZ_SECURE, 2, false},
+  [OPT_NUMA]        = {"NUMA", NUMA_AUTO, NUMA_OFF, NUMA_STRICT, false, numa_words},
 };
 
 long lz_opt_values[OPT_COUNT_] = {
@@ -33,7 +38,20 @@ long lz_opt_values[OPT_COUNT_] = {
   [OPT_PURGE_DELAY] = LZ_PURGE_DELAY_MS,
   [OPT_LARGE_CACHE] = LZ_LARGE_CACHE_BYTES,
   [OPT_SECURE] = LZ_SECURE,
+  [OPT_NUMA] = NUMA_AUTO,
 };
+
+static bool parse_word(const char *s, const char *const *words, long *out) {
+  for (long i = 0; words != NULL && words[i] != NULL; i++) {
+    const char *w = words[i], *v = s;
+    while (*w && *v == *w) { w++; v++; }
+    if (*w == 0 && *v == 0) {
+      *out = i;
+      return true;
+    }
+  }
+  return false;
+}
 
 static bool parse_value(const char *s, bool is_size, long *out) {
   bool neg = false;
@@ -93,22 +111,34 @@ void options_init(void) {
     const char *v = env_lookup(d->name);
     if (v == NULL) continue;
     long x;
-    if (parse_value(v, d->is_size, &x) && x >= d->min && x <= d->max) {
+    if (parse_word(v, d->words, &x) || (parse_value(v, d->is_size, &x) && x >= d->min && x <= d->max)) {
       lz_opt_values[i] = x;
     } else {
-      /* "lzmalloc: warning: ignoring LZMALLOC_X=v (accepted: min..max); using the default d" */
+      /* "lzmalloc: warning: ignoring LZMALLOC_X=v (accepted: min..max); using the default d"
+       * (words: "accepted: w0|w1|...", "the default <word>") */
       char buf[320];
       size_t n = 0;
       const char *parts[] = {"lzmalloc: warning: ignoring LZMALLOC_", d->name, "=", v, " (accepted: ", NULL};
       for (int k = 0; parts[k]; k++)
         for (const char *p = parts[k]; *p && n < 200; p++) buf[n++] = *p;
-      n += fmt_signed(buf + n, d->min);
-      buf[n++] = '.';
-      buf[n++] = '.';
-      n += fmt_signed(buf + n, d->max);
+      if (d->words) {
+        for (int k = 0; d->words[k]; k++) {
+          if (k) buf[n++] = '|';
+          for (const char *p = d->words[k]; *p; p++) buf[n++] = *p;
+        }
+      } else {
+        n += fmt_signed(buf + n, d->min);
+        buf[n++] = '.';
+        buf[n++] = '.';
+        n += fmt_signed(buf + n, d->max);
+      }
       const char *tail = "); using the default ";
       while (*tail) buf[n++] = *tail++;
-      n += fmt_signed(buf + n, d->def);
+      if (d->words) {
+        for (const char *p = d->words[d->def]; *p; p++) buf[n++] = *p;
+      } else {
+        n += fmt_signed(buf + n, d->def);
+      }
       buf[n++] = '\n';
       os_write(2, buf, n);
     }

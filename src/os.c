@@ -12,6 +12,12 @@
  * kind), OS_FAULT_DECOMMIT (os_decommit: madvise refused),
  * OS_FAULT_PROTECT (os_protect_none: mprotect out of mappings, as at
  * vm.max_map_count), OS_FAULT_THREAD (os_thread_exit_hook, os_atfork).
+ *
+ * NUMA: the topology comes from sysfs (no libnuma), the calling thread's
+ * CPU from the rseq area glibc registers (a load through the thread
+ * pointer) or else getcpu, and placement from mbind. Tests inject a
+ * topology (lz_os_numa_inject): then the CPU is the one the test set for
+ * the thread and os_mbind records its calls instead of making them.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -19,6 +25,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -221,3 +228,177 @@ size_t os_resident_bytes(void) {
 }
 
 void os_abort(void) { abort(); }
+
+/* ---------------------------------------------------------------------------
+ * NUMA
+ * ------------------------------------------------------------------------- */
+static struct {
+  _Atomic(int) active;
+  int nnodes;
+  size_t ncpus;
+  uint8_t cpu_node[LZ_MAX_CPUS];
+  _Atomic(size_t) nbinds;
+  lz_os_bind_t binds[64];
+} inject;
+static __thread int inject_cpu = -1;
+
+void lz_os_numa_inject(int nnodes, const uint8_t *cpu_node, size_t ncpus) {
+  if (ncpus > LZ_MAX_CPUS) ncpus = LZ_MAX_CPUS;
+  inject.nnodes = nnodes;
+  inject.ncpus = ncpus;
+  for (size_t i = 0; i < ncpus; i++) inject.cpu_node[i] = cpu_node[i];
+  atomic_store(&inject.nbinds, 0);
+  atomic_store(&inject.active, nnodes > 0);
+}
+
+void lz_os_numa_inject_cpu(int cpu) { inject_cpu = cpu; }
+
+size_t lz_os_numa_binds(lz_os_bind_t *out, size_t max) {
+  size_t n = atomic_load(&inject.nbinds);
+  size_t first = n > 64 ? n - 64 : 0;
+  for (size_t i = first, k = 0; i < n && k < max; i++, k++) out[k] = inject.binds[i % 64];
+  return n;
+}
+
+/* Parses a sysfs list ("0-3,8,10-11") into a bitmap of `bits` bits;
+ * returns the highest member + 1 (0 for an empty list, -1 if malformed). */
+static int parse_list(const char *s, uint64_t *map, size_t bits) {
+  int top = 0;
+  while (*s && *s != '\n') {
+    if (*s < '0' || *s > '9') return -1;
+    size_t a = 0, b;
+    while (*s >= '0' && *s <= '9') a = a * 10 + (size_t)(*s++ - '0');
+    b = a;
+    if (*s == '-') {
+      s++;
+      if (*s < '0' || *s > '9') return -1;
+      b = 0;
+      while (*s >= '0' && *s <= '9') b = b * 10 + (size_t)(*s++ - '0');
+    }
+    if (*s == ',') s++;
+    for (size_t i = a; i <= b && i < bits; i++) {
+      map[i >> 6] |= 1ull << (i & 63);
+      if ((int)i + 1 > top) top = (int)i + 1;
+    }
+  }
+  return top;
+}
+
+int os_numa_topology(uint8_t *cpu_node, size_t max_cpus) {
+  if (atomic_load(&inject.active)) {
+    for (size_t i = 0; i < max_cpus; i++) cpu_node[i] = i < inject.ncpus ? inject.cpu_node[i] : 0;
+    return inject.nnodes;
+  }
+  static const char dir[] = "/sys/devices/system/node/";
+  char path[96], buf[4096];
+  size_t d = sizeof dir - 1;
+  for (size_t i = 0; i < d; i++) path[i] = dir[i];
+  const char online[] = "online";
+  for (size_t i = 0; i < sizeof online; i++) path[d + i] = online[i];
+  long n = os_read_file(path, buf, sizeof buf - 1);
+  if (n <= 0) return 0;
+  buf[n] = 0;
+  uint64_t nodes[LZ_MAX_NODES / 64] = {0};
+  int nnodes = parse_list(buf, nodes, LZ_MAX_NODES);
+  if (nnodes <= 0) return 0;
+  for (size_t i = 0; i < max_cpus; i++) cpu_node[i] = 0;
+  for (int node = 0; node < nnodes; node++) {
+    if (!(nodes[node >> 6] & (1ull << (node & 63)))) continue;
+    /* path = dir + "node<N>/cpulist" */
+    size_t k = d;
+    const char pre[] = "node";
+    for (size_t i = 0; i < sizeof pre - 1; i++) path[k++] = pre[i];
+    k += fmt_u64(path + k, (uint64_t)node);
+    const char post[] = "/cpulist";
+    for (size_t i = 0; i < sizeof post; i++) path[k + i] = post[i];
+    n = os_read_file(path, buf, sizeof buf - 1);
+    if (n <= 0) continue;
+    buf[n] = 0;
+    uint64_t cpus[LZ_MAX_CPUS / 64] = {0};
+    if (parse_list(buf, cpus, max_cpus < LZ_MAX_CPUS ? max_cpus : LZ_MAX_CPUS) < 0) return 0;
+    for (size_t c = 0; c < max_cpus && c < LZ_MAX_CPUS; c++)
+      if (cpus[c >> 6] & (1ull << (c & 63))) cpu_node[c] = (uint8_t)node;
+  }
+  return nnodes;
+}
+
+/* glibc (2.35 and later) exports where it registered the thread's rseq
+ * area; weak, so an older glibc leaves them unresolved (NULL). */
+extern const ptrdiff_t __rseq_offset __attribute__((weak));
+extern const unsigned int __rseq_size __attribute__((weak));
+
+int os_current_cpu(void) {
+  if (lz_unlikely(atomic_load_explicit(&inject.active, memory_order_relaxed))) return inject_cpu;
+#if defined(__x86_64__)
+  /* struct rseq { u32 cpu_id_start; u32 cpu_id; ... } at tp + __rseq_offset;
+   * the kernel keeps cpu_id current on every return to user space. */
+  if (&__rseq_size != NULL && __rseq_size >= 8) {
+    uintptr_t tp;
+    __asm__("mov %%fs:0, %0" : "=r"(tp));
+    int32_t cpu = *(volatile const int32_t *)(tp + (uintptr_t)__rseq_offset + 4);
+    if (cpu >= 0) return cpu;
+  }
+#endif
+  unsigned cpu = 0;
+  int e = errno;
+  long r = syscall(SYS_getcpu, &cpu, NULL, NULL);
+  errno = e;
+  return r == 0 ? (int)cpu : -1;
+}
+
+int os_mbind(void *p, size_t size, int policy, uint64_t nodemask) {
+  if (atomic_load_explicit(&inject.active, memory_order_relaxed)) {
+    size_t i = atomic_fetch_add(&inject.nbinds, 1);
+    inject.binds[i % 64] = (lz_os_bind_t){p, size, policy, nodemask};
+    return 0;
+  }
+  int e = errno;
+  /* maxnode counts the bits the kernel may read, plus one (mbind(2)). */
+  long r = syscall(SYS_mbind, p, size, policy, &nodemask, (unsigned long)LZ_MAX_NODES + 1, 0u);
+  int rc = r == 0 ? 0 : errno;
+  errno = e;
+  return rc;
+}
+
+long os_read_lines(const char *path, void (*fn)(void *ctx, const char *line, size_t n), void *ctx) {
+  int e = errno;
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    errno = e;
+    return -1;
+  }
+  char buf[4096];
+  size_t have = 0;
+  long lines = 0;
+  bool skipping = false; /* inside a line longer than buf: dropped */
+  for (;;) {
+    ssize_t r = read(fd, buf + have, sizeof buf - have);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) break;
+    have += (size_t)r;
+    size_t start = 0;
+    for (size_t i = 0; i < have; i++) {
+      if (buf[i] != '\n') continue;
+      if (!skipping) {
+        fn(ctx, buf + start, i - start);
+        lines++;
+      }
+      skipping = false;
+      start = i + 1;
+    }
+    if (start == 0 && have == sizeof buf) {
+      skipping = true;
+      have = 0;
+    } else {
+      memmove(buf, buf + start, have - start);
+      have -= start;
+    }
+  }
+  if (have > 0 && !skipping) {
+    fn(ctx, buf, have);
+    lines++;
+  }
+  close(fd);
+  errno = e;
+  return lines;
+}

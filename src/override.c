@@ -158,7 +158,14 @@ LZ_EXPORT int malloc_info(int options, FILE *fp) {
   n = xml_num(buf, n, " remote_frees=", st.remote_frees);
   n = xml_num(buf, n, " pages_purged=", st.pages_purged);
   n = xml_num(buf, n, " heaps=", st.heaps);
-  n = xml_put(buf, n, "/>\n</malloc>\n");
+  n = xml_put(buf, n, "/>\n");
+  for (unsigned i = 0; i < st.numa_nodes && i < LZ_STATS_NODES; i++) {
+    n = xml_num(buf, n, "<node id=", i);
+    n = xml_num(buf, n, " mapped=", st.nodes[i].mapped);
+    n = xml_num(buf, n, " resident=", st.nodes[i].resident);
+    n = xml_put(buf, n, "/>\n");
+  }
+  n = xml_put(buf, n, "</malloc>\n");
   fwrite(buf, 1, n, fp);
   return 0;
 }

@@ -70,6 +70,7 @@ span_t *span_alloc(heap_t *heap, size_t npages, size_t align_pages, uint8_t kind
   size_t first = 0;
   for (c = heap->chunks; c != NULL; c = c->next) {
     if (c->free_pages < npages || c->max_run_hint < npages) continue;
+    if (lz_unlikely(lz_numa_on) && c->node != heap->numa_home) continue; /* see numa.c */
     first = chunk_find_run(c, npages, align_pages);
     if (first) break;
   }

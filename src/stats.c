@@ -45,6 +45,15 @@ LZ_NO_TSAN void stats_collect(lz_stats_t *out) {
   st.resident = os_resident_bytes();
   st.pages_purged = atomic_load_explicit(&lz_pages_purged, memory_order_relaxed);
   st.chunks = chunks;
+  if (lz_numa_on) {
+    st.numa_nodes = (uint64_t)lz_numa_nodes;
+    size_t resident[LZ_STATS_NODES];
+    numa_resident(resident, LZ_STATS_NODES);
+    for (unsigned i = 0; i < LZ_STATS_NODES && i < (unsigned)lz_numa_nodes; i++) {
+      st.nodes[i].mapped = atomic_load_explicit(&lz_numa_mapped[i], memory_order_relaxed);
+      st.nodes[i].resident = resident[i];
+    }
+  }
   *out = st;
 }
 
@@ -76,6 +85,14 @@ __attribute__((visibility("default"))) void lz_stats_print(int fd) {
   n = put(buf, n, "  chunks:            ", st.chunks);
   n = put(buf, n, "  heaps:             ", st.heaps);
   os_write(fd, buf, n);
+  /* One line per NUMA node: "  node <i>: mapped <bytes>, resident <bytes>" */
+  for (unsigned i = 0; i < st.numa_nodes && i < LZ_STATS_NODES; i++) {
+    n = 0;
+    n = put(buf, n, "  node ", i) - 1;
+    n = put(buf, n, ": mapped ", st.nodes[i].mapped) - 1;
+    n = put(buf, n, ", resident ", st.nodes[i].resident);
+    os_write(fd, buf, n);
+  }
   /* One line per size class that holds slabs: "  class <size>: <slabs> slabs, <bytes> bytes" */
   for (unsigned c = 1; c < LZ_CLASSES; c++) {
     if (st.classes[c].slabs == 0) continue;

@@ -4,6 +4,11 @@ lz_test(NAME test_sizeclass KIND PREFIXED LABELS unit SOURCES ${CMAKE_CURRENT_SO
 lz_test(NAME test_faults KIND PREFIXED LABELS unit SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_faults.c)
 lz_test(NAME test_arch KIND PREFIXED LABELS unit SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_arch.c)
 lz_test(NAME test_os_results KIND PREFIXED LABELS unit SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_os_results.c)
+# NUMA placement on an injected two-node topology, in each LZMALLOC_NUMA mode.
+foreach(_m auto off interleave strict)
+  lz_test(NAME test_numa_${_m} KIND PREFIXED LABELS unit stats SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_numa.c ARGS ${_m})
+  set_tests_properties(test_numa_${_m} PROPERTIES SKIP_RETURN_CODE 77)
+endforeach()
 lz_test(NAME test_tls_dtor KIND API LABELS stats SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_tls_dtor.c)
 lz_test(NAME test_premain KIND API LABELS stats SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_premain.c)
 if(NOT LZ_SANITIZED)

@@ -8,7 +8,7 @@ run() { env "$@" LD_PRELOAD="$LZ_LIB" "$app" "${ARGS[@]}"; }
 
 ARGS=(plain)
 # Bad values: one warning each, naming the variable, default kept.
-for bad in LZMALLOC_PURGE_DELAY=abc LZMALLOC_LARGE_CACHE=12Q LZMALLOC_SHOW_STATS=7 LZMALLOC_VERBOSE=-1 LZMALLOC_SECURE=9; do
+for bad in LZMALLOC_PURGE_DELAY=abc LZMALLOC_LARGE_CACHE=12Q LZMALLOC_SHOW_STATS=7 LZMALLOC_VERBOSE=-1 LZMALLOC_SECURE=9 LZMALLOC_NUMA=sometimes; do
   out=$(run "$bad" 2>err.txt) || fail "$bad: program failed"
   [ "$out" = "options ok" ] || fail "$bad: output '$out'"
   n=$(grep -c "lzmalloc: warning: ignoring ${bad%%=*}=" err.txt || true)

@@ -16,13 +16,18 @@
  *   migrate  one thread allocates on CPU 0, frees, moves to CPU 1, keeps
  *            allocating a while, then allocates blocks that a thread on
  *            CPU 0 touches first: they should be on node 1.
+ *   interleave  as place, for LZMALLOC_NUMA=interleave: large blocks are
+ *            spread over both nodes (35..65 % on each), the others local.
  * For each thread and kind of block the program prints the fraction of its
  * pages (move_pages(2)) on the thread's node. --expect local requires
- * >= 99 % everywhere; --expect wrong requires < 10 % for the medium and
+ * >= 99 % everywhere; --expect wrong requires < 50 % for the medium and
  * large blocks (pages the allocator itself never writes) and for the
- * recycled ones; any only reports.
+ * recycled ones; any only reports. Under lzmalloc (lz_stats_get found),
+ * place with --expect local also checks the per-node statistics: two
+ * nodes, each with at least the thread's pages resident.
  */
 #define _GNU_SOURCE
+#include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
@@ -34,6 +39,8 @@
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "lzmalloc.h"
 
 #define PAGE 4096u
 
@@ -50,7 +57,7 @@ typedef struct set_s {
   size_t n[K_COUNT];
 } set_t;
 
-static int expect_local = -1; /* 1 local, 0 wrong, -1 any */
+static int expect_local = -1; /* 1 local, 0 wrong, -1 any, 2 interleave */
 static int failures;
 static pthread_barrier_t barrier;
 
@@ -113,6 +120,14 @@ static void set_free(set_t *s) {
   }
 }
 
+static void set_destroy(set_t *s) {
+  set_free(s);
+  for (int k = 0; k < K_COUNT; k++) {
+    free(s->b[k]);
+    s->b[k] = NULL;
+  }
+}
+
 /* Fraction of the pages of one kind of block that are on `node`. */
 static double local_fraction(const set_t *s, int k, int node, size_t *npages) {
   size_t cap = 0;
@@ -162,8 +177,10 @@ static void report(const char *scenario, int thread, const set_t *s, int node, b
     if (s->n[k] == 0) continue;
     size_t np;
     double f = local_fraction(s, k, node, &np);
-    bool counts = expect_local == 0 ? (k != K_SMALL || strict_small) : expect_local == 1;
-    bool ok = !counts || (expect_local ? f >= 0.99 : f < 0.10);
+    bool ok = true;
+    if (expect_local == 1) ok = f >= 0.99;
+    else if (expect_local == 0 && (k != K_SMALL || strict_small)) ok = f < 0.50;
+    else if (expect_local == 2) ok = k == K_LARGE ? f >= 0.35 && f <= 0.65 : f >= 0.99;
     printf("%-8s thread %d %-6s pages %6zu  on its node %6.2f %%%s\n", scenario, thread, kind_name[k], np,
            100.0 * f, ok ? "" : "  <-- FAIL");
     if (!ok) failures++;
@@ -195,6 +212,29 @@ static void storm(int self) {
   }
 }
 
+/* lzmalloc's per-node statistics while both sets are live. */
+static void check_stats(void) {
+  void (*get)(lz_stats_t *) = (void (*)(lz_stats_t *))dlsym(RTLD_DEFAULT, "lz_stats_get");
+  if (get == NULL) return;
+  lz_stats_t st;
+  get(&st);
+  printf("lz_stats: numa_nodes %llu", (unsigned long long)st.numa_nodes);
+  for (unsigned i = 0; i < st.numa_nodes && i < LZ_STATS_NODES; i++)
+    printf(", node %u mapped %zu resident %zu", i, st.nodes[i].mapped, st.nodes[i].resident);
+  printf("\n");
+  if (expect_local != 1) return;
+  size_t need[2] = {0, 0};
+  for (int t = 0; t < 2; t++)
+    for (int k = 0; k < K_COUNT; k++)
+      for (size_t i = 0; i < sets[t].n[k]; i++) need[t] += sets[t].b[k][i].size;
+  bool ok = st.numa_nodes == 2;
+  for (int t = 0; t < 2 && ok; t++) ok = st.nodes[t].resident >= need[t] && st.nodes[t].mapped >= st.nodes[t].resident;
+  if (!ok) {
+    printf("lz_stats: FAIL (expected two nodes, each with >= %zu / %zu bytes resident and mapped)\n", need[0], need[1]);
+    failures++;
+  }
+}
+
 static void *place_thread(void *arg) {
   int self = (int)(intptr_t)arg;
   pin(self);
@@ -204,6 +244,8 @@ static void *place_thread(void *arg) {
   set_touch(&sets[!self]);           /* first touch of the other's blocks */
   pthread_barrier_wait(&barrier);
   report(scenario, self, &sets[self], self, false);
+  pthread_barrier_wait(&barrier);
+  if (self == 0 && strcmp(scenario, "place") == 0) check_stats();
   pthread_barrier_wait(&barrier);
   set_free(&sets[self]);
   return NULL;
@@ -217,7 +259,7 @@ static void *recycle_thread(void *arg) {
     set_t warm = {0};
     set_alloc(&warm, 1.0);
     set_touch(&warm);
-    set_free(&warm);
+    set_destroy(&warm);
   }
   pthread_barrier_wait(&barrier);
   if (self == 1) {
@@ -239,20 +281,22 @@ static void *migrate_thread(void *arg) {
     set_t first = {0};
     set_alloc(&first, 0.5);
     set_touch(&first);
-    set_free(&first);
+    set_destroy(&first);
     pin(1);
-    /* Keep allocating on the new node for a while (about 200 ms). */
+    /* Keep allocating on the new node for a while (at least 200 ms and
+     * 100 rounds of 4096 blocks of several sizes, enough to leave the
+     * allocator's fast paths now and then); sizes not measured below: a
+     * slab carved before the allocator noticed the move may stay on the old
+     * node. */
     struct timespec t0, t;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    void *keep[64] = {0};
-    for (unsigned i = 0;; i++) {
-      size_t sz = 16 + (i * 37) % 4000;
-      free(keep[i % 64]);
-      keep[i % 64] = malloc(sz);
+    static void *keep[4096];
+    for (unsigned round = 0;; round++) {
+      for (int i = 0; i < 4096; i++) keep[i] = malloc(400 + (size_t)(i % 38) * 16);
+      for (int i = 0; i < 4096; i++) free(keep[i]);
       clock_gettime(CLOCK_MONOTONIC, &t);
-      if ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000 >= 200 && i > 20000) break;
+      if ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000 >= 200 && round >= 100) break;
     }
-    for (int i = 0; i < 64; i++) free(keep[i]);
     set_alloc(&sets[1], 1.0);
   }
   pthread_barrier_wait(&barrier);
@@ -271,12 +315,13 @@ int main(int argc, char **argv) {
   for (int i = 2; i + 1 < argc; i++)
     if (strcmp(argv[i], "--expect") == 0) {
       const char *e = argv[++i];
-      expect_local = strcmp(e, "local") == 0 ? 1 : strcmp(e, "wrong") == 0 ? 0 : -1;
+      expect_local = strcmp(e, "local") == 0 ? 1 : strcmp(e, "wrong") == 0 ? 0 : strcmp(e, "interleave") == 0 ? 2 : -1;
     }
   if (sysconf(_SC_NPROCESSORS_ONLN) < 2 || access("/sys/devices/system/node/node1", F_OK) != 0) {
     puts("FAIL: needs two CPUs on two NUMA nodes");
     return 1;
   }
+  if (strcmp(scenario, "interleave") == 0) scenario = "place";
   void *(*fn)(void *) = strcmp(scenario, "recycle") == 0   ? recycle_thread
                         : strcmp(scenario, "migrate") == 0 ? migrate_thread
                                                            : place_thread;
