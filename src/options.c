@@ -21,14 +21,14 @@ typedef struct option_desc_s {
 static const char *const numa_words[] = {"off", "auto", "interleave", "strict", NULL};
 
 static const option_desc_t option_table[OPT_COUNT_] = {
-  [OPT_VERBOSE]     = {"VERBOSE", 0, 0, 2, false},
-  [OPT_SHOW_STATS]  = {"SHOW_STATS", 0, 0, 1, false},
-  [OPT_PURGE_DELAY] = {"PURGE_DELAY", LZ_PURGE_DELAY_MS, -1, 3600000, false},
-  [OPT_LARGE_CACHE] = {"LARGE_CACHE", LZ_LARGE_CACHE_BYTES, 0, 64L << 30, true},
+  [OPT_VERBOSE]     = {"VERBOSE", 0, 0, 2, false, NULL},
+  [OPT_SHOW_STATS]  = {"SHOW_STATS", 0, 0, 1, false, NULL},
+  [OPT_PURGE_DELAY] = {"PURGE_DELAY", LZ_PURGE_DELAY_MS, -1, 3600000, false, NULL},
+  [OPT_LARGE_CACHE] = {"LARGE_CACHE", LZ_LARGE_CACHE_BYTES, 0, 64L << 30, true, NULL},
   /* Raising the hardening level at run time adds what needs no compiled
    * code (level 2: guard pages after large blocks); the compiled level's
    * checks cannot be removed, so a lower value is refused. */
-  [OPT_SECURE]      = {"SECURE", LZ_SECURE, LZ_SECURE, 2, false},
+  [OPT_SECURE]      = {"SECURE", LZ_SECURE, LZ_SECURE, 2, false, NULL},
   [OPT_NUMA]        = {"NUMA", NUMA_AUTO, NUMA_OFF, NUMA_STRICT, false, numa_words},
 };
 
