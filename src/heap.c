@@ -59,6 +59,10 @@ static heap_t *heap_new(void) {
   meta_cur += size;
   lz_unlock(&heaps_lock);
   for (size_t i = 0; i < LZ_DIRECT_SLOTS; i++) h->direct[i] = &lz_span_empty;
+  for (unsigned c = 1; c < LZ_CLASSES; c++) {
+    h->foreign[c].block_size = lz_class_size[c];
+    h->foreign[c].cls = (uint8_t)c;
+  }
   atomic_store_explicit(&h->xstate, HEAP_ACTIVE, memory_order_relaxed);
   heap_t *head = atomic_load_explicit(&heaps_all, memory_order_relaxed);
   do {
@@ -126,7 +130,10 @@ heap_t *heap_get_slow(void) {
  * whose delay has passed; with force, also flushes our own remote batches,
  * frees the (empty) current slab of each class and purges everything. */
 void heap_collect(heap_t *heap, bool force) {
-  if (force) remote_flush_all(heap);
+  if (force) {
+    foreign_flush(heap);
+    remote_flush_all(heap);
+  }
   remote_collect(heap);
   medium_cache_flush(heap, force, os_now_ms());
   for (unsigned cls = 1; cls < LZ_CLASSES; cls++) {
@@ -153,7 +160,9 @@ void heap_collect(heap_t *heap, bool force) {
  * purge delay (heaps_collect_orphans from their purge ticks). */
 void heap_abandon(heap_t *heap) {
   if (heap == NULL || heap == &lz_heap_empty) return;
-  /* Free lists back to local_free: an orphan's counts are exact. */
+  /* Free lists back to local_free and foreign blocks home: an orphan's
+   * counts are exact. */
+  foreign_flush(heap);
   for (unsigned cls = 1; cls < LZ_CLASSES; cls++)
     if (heap->queues[cls].first != NULL) slab_uncache(heap, heap->queues[cls].first);
   remote_flush_all(heap);
@@ -343,8 +352,9 @@ static heap_t *slow_enter(heap_t *heap) {
 }
 
 static void *small_malloc(heap_t *heap, unsigned cls, bool zero) {
+  void *p = foreign_alloc(heap, cls);
   span_t *s = heap->queues[cls].first;
-  void *p = (s != NULL && s->free != NULL) ? slab_pop_checked(heap, s) : slab_malloc_slow(heap, cls);
+  if (p == NULL) p = (s != NULL && s->free != NULL) ? slab_pop_checked(heap, s) : slab_malloc_slow(heap, cls);
   if (p != NULL && zero) memset(p, 0, lz_class_size[cls]);
   return p;
 }
@@ -479,7 +489,7 @@ static void heap_free_span(void *p, span_t *s) {
         ((s->kind == SPAN_SLAB && slab_contains_free(s, b)) || remote_in_flight(b)))
       lz_fatal_pointer("double free", "free", p);
     heap_free_local(heap, s, b);
-  } else {
+  } else if (!foreign_push(heap, s, b)) {
     remote_free(heap, s, b);
   }
 }

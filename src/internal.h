@@ -269,6 +269,13 @@ typedef struct heap_s {
   _Atomic(lz_block_t *) xremote;       /* blocks freed by other threads */
   remote_batch_t rbatch[LZ_REMOTE_SLOTS]; /* our frees of other heaps' blocks */
   uint32_t rbatch_pending;             /* bit i set: rbatch[i] holds blocks */
+  /* Blocks of other heaps' slabs that this thread freed, kept per class to
+   * be handed out again here instead of travelling back to their owners
+   * (remote.c, "foreign blocks"). Only `free`, `used` (the count while not
+   * installed), `block_size`, `cls` and `flags` (FOREIGN_INSTALLED) are
+   * used: while installed, direct[] points at it and malloc's fast path
+   * pops its list like a span's. */
+  span_t foreign[LZ_CLASSES];
   /* Recently freed medium spans kept whole for reuse (used == 0, pages
    * still in the span): at most LZ_MEDIUM_CACHE of them and
    * LZ_MEDIUM_CACHE_BYTES in all, given back when idle for the purge delay. */
@@ -438,6 +445,10 @@ extern _Atomic(size_t) lz_large_mapped;
 extern _Atomic(size_t) lz_large_in_use;
 
 /* remote.c: frees that cross threads. */
+enum { FOREIGN_INSTALLED = 4 }; /* span flag of heap->foreign[c] */
+bool foreign_push(heap_t *self, span_t *s, lz_block_t *b);
+void *foreign_alloc(heap_t *heap, unsigned cls);
+void foreign_flush(heap_t *heap);
 void remote_free(heap_t *self, span_t *s, lz_block_t *b);
 void remote_flush_all(heap_t *self);
 size_t remote_collect(heap_t *heap);

@@ -166,3 +166,115 @@ size_t remote_collect(heap_t *heap) {
   }
   return n;
 }
+
+/* ---------------------------------------------------------------------------
+ * Foreign blocks: reuse here before sending back.
+ *
+ * A thread that frees blocks of other heaps' slabs usually allocates blocks
+ * of the same sizes soon (servers hand buffers between threads both ways,
+ * as larson and the shbench family do). Sending each block home costs the
+ * owner a cache miss per chain and the sender an atomic per chain; keeping
+ * it costs nothing. So a freed block of another heap's slab first goes to
+ * heap->foreign[cls], a list of at most foreign_cap(cls) blocks, and
+ * malloc hands those out again (the owner still counts them as out: for
+ * its span nothing happened). Only when the list is full does a block
+ * travel home through the batches above; the lists go home whole when the
+ * thread exits or trims.
+ *
+ * Installed lists: for classes served by direct[] (<= LZ_DIRECT_MAX) the
+ * slow path points direct[] at heap->foreign[cls] when its list is not
+ * empty, so the fast path pops foreign blocks like a span's (uncounted:
+ * the list was charged to in_use at installation). While installed, `used`
+ * counts the blocks pushed since (bounding the list); otherwise it counts
+ * the list. When the list runs dry, the next malloc of the class takes the
+ * slow path, which uninstalls it. Larger classes pop it in the slow path.
+ *
+ * Double frees (LZ_SECURE >= 1): a foreign-listed block has word 1 marked
+ * in flight (a link to itself, as in the batches). A block freed with that
+ * mark whose word 0 decodes to NULL or into one of our chunks is looked up
+ * in the list (a block handed out again has word 0 cleared, or user data
+ * that decodes so with probability ~2^-40, so the walk runs only for real
+ * double frees); found there: "double free".
+ * ------------------------------------------------------------------------- */
+#define FOREIGN_BYTES ((size_t)32 * KiB) /* per class and heap: bounds what a thread keeps */
+
+static uint32_t foreign_cap(unsigned cls) {
+  uint32_t n = (uint32_t)(FOREIGN_BYTES / lz_class_size[cls]);
+  return n < 8 ? 8 : n;
+}
+
+static bool foreign_listed(const span_t *f, const lz_block_t *b) {
+  uint32_t limit = 2 * foreign_cap(f->cls) + 1;
+  for (const lz_block_t *x = f->free; x != NULL && limit > 0; x = block_next(x), limit--)
+    if (x == b) return true;
+  return false;
+}
+
+bool foreign_push(heap_t *self, span_t *s, lz_block_t *b) {
+  if (LZ_HEAPS > 0 || self == &lz_heap_empty || s->kind != SPAN_SLAB || opt_get(OPT_SECURE) >= 2) return false;
+  span_t *f = &self->foreign[s->cls];
+  if (f->used >= foreign_cap(s->cls)) return false;
+  if (LZ_SECURE) {
+    if (block_next(b + 1) == b) {
+      lz_block_t *n = block_next(b);
+      if ((n == NULL || chunkmap_kind((uintptr_t)n) == CHUNK_SPANS) && foreign_listed(f, b))
+        lz_fatal_pointer("double free", "free", b);
+    }
+    if (block_maybe_free(b)) return false; /* the batches screen it */
+    block_set_next(b + 1, b);
+  }
+  block_set_next(b, f->free);
+  f->free = b;
+  f->used++;
+  /* An installed list counts as in use (its pops are not counted). */
+  if (LZ_STATS && !(f->flags & FOREIGN_INSTALLED)) self->stats.in_use -= f->block_size;
+  return true;
+}
+
+void *foreign_alloc(heap_t *heap, unsigned cls) {
+  span_t *f = &heap->foreign[cls];
+  if (f->flags & FOREIGN_INSTALLED) {
+    if (f->free != NULL) return NULL; /* the caller pops the installed list */
+    f->flags &= (uint8_t)~FOREIGN_INSTALLED;
+    f->used = 0;
+    heap_direct_update(heap, cls);
+    return NULL;
+  }
+  if (f->free == NULL) return NULL;
+  if (lz_class_size[cls] <= LZ_DIRECT_MAX && opt_get(OPT_SECURE) < 2) {
+    /* Install: charge the list, let the fast path pop the rest. */
+    if (LZ_STATS) heap->stats.in_use += (int64_t)f->used * f->block_size;
+    f->used = 0;
+    f->flags |= FOREIGN_INSTALLED;
+    heap_direct_update(heap, cls);
+  } else {
+    f->used--;
+    if (LZ_STATS) heap->stats.in_use += f->block_size;
+  }
+  lz_block_t *b = f->free;
+  f->free = block_next(b);
+  if (LZ_SECURE) b->enc_next = 0;
+  return b;
+}
+
+/* Sends every foreign block home (thread exit, trim). */
+void foreign_flush(heap_t *heap) {
+  for (unsigned cls = 1; cls < LZ_CLASSES; cls++) {
+    span_t *f = &heap->foreign[cls];
+    bool installed = (f->flags & FOREIGN_INSTALLED) != 0;
+    lz_block_t *b = f->free;
+    f->free = NULL;
+    f->used = 0;
+    f->flags &= (uint8_t)~FOREIGN_INSTALLED;
+    if (installed) heap_direct_update(heap, cls);
+    while (b != NULL) {
+      lz_block_t *next = block_next(b);
+      if (LZ_STATS && installed) heap->stats.in_use -= f->block_size; /* it was charged */
+      b->enc_next = 0; /* not in flight: remote_free screens it afresh */
+      b[1].enc_next = 0;
+      chunk_t *c = (chunk_t *)((uintptr_t)b & ~LZ_CHUNK_MASK);
+      remote_free(heap, &c->spans[c->pagemap[((uintptr_t)b >> LZ_PAGE_SHIFT) & (LZ_CHUNK_PAGES - 1)]], b);
+      b = next;
+    }
+  }
+}
