@@ -489,8 +489,14 @@ static void heap_free_span(void *p, span_t *s) {
         ((s->kind == SPAN_SLAB && slab_contains_free(s, b)) || remote_in_flight(b)))
       lz_fatal_pointer("double free", "free", p);
     heap_free_local(heap, s, b);
-  } else if (!foreign_push(heap, s, b)) {
-    remote_free(heap, s, b);
+  } else {
+    /* A thread that only frees gets a heap too, for its foreign lists and
+     * batches (it is abandoned at thread exit like any other). */
+    if (LZ_HEAPS == 0 && heap == &lz_heap_empty) {
+      heap_t *h = heap_get_slow();
+      if (h != NULL) heap = h;
+    }
+    if (!foreign_push(heap, s, b)) remote_free(heap, s, b);
   }
 }
 

@@ -64,4 +64,9 @@ lz_test(NAME fork_test KIND PREFIXED LABELS stress TIMEOUT 300
 lz_test(NAME thread_exit KIND PREFIXED LABELS stress stats TIMEOUT 240
         SOURCES ${_lz_t}/thread_exit.c)
 
+# Frees across threads: foreign-block reuse, blocks coming home, double free
+# of a foreign-listed block (src/remote.c).
+lz_test(NAME test_remote KIND PREFIXED LABELS unit stats TIMEOUT 120
+        SOURCES ${_lz_t}/test_remote.c)
+
 unset(_lz_t)

@@ -1,0 +1,148 @@
+/* test_remote: frees that cross threads (src/remote.c).
+ *
+ *   1. reuse: blocks a thread frees for another heap are handed out again
+ *      by the freeing thread (its foreign lists), every one of them, and
+ *      the statistics stay exact: in use back to the byte after all is
+ *      freed and both threads are gone;
+ *   2. overflow: beyond a class's foreign list the blocks travel home, and
+ *      the owner gets them back (it allocates them again after collecting);
+ *   3. double free of a block sitting in a foreign list is caught, with
+ *      the message naming the pointer (in a forked child).
+ */
+#include <pthread.h>
+#include <signal.h>
+#include <sys/wait.h>
+
+#include "lzmalloc.h"
+#include "testutil.h"
+
+#define N 200
+#define SIZE 48 /* class 48: a foreign list holds 32 KiB / 48 = 682 blocks */
+
+static void *blocks[4096];
+
+static int in_set(void *p, void **set, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    if (set[i] == p) return 1;
+  return 0;
+}
+
+static void *alloc_n(void *arg) {
+  size_t n = (size_t)arg;
+  for (size_t i = 0; i < n; i++) {
+    blocks[i] = lz_malloc(SIZE);
+    CHECK(blocks[i] != NULL);
+    memset(blocks[i], 0x5a, SIZE);
+  }
+  return NULL;
+}
+
+/* Frees the owner's blocks, then allocates as many: all come back. */
+static void *free_then_alloc(void *arg) {
+  (void)arg;
+  for (size_t i = 0; i < N; i++) lz_free(blocks[i]);
+  void *again[N];
+  size_t reused = 0;
+  for (size_t i = 0; i < N; i++) {
+    again[i] = lz_malloc(SIZE);
+    CHECK(again[i] != NULL);
+    reused += (size_t)in_set(again[i], blocks, N);
+  }
+  CHECKF(reused == N, "%zu of %d blocks freed for another heap were reused here", reused, N);
+  for (size_t i = 0; i < N; i++) lz_free(again[i]);
+  return NULL;
+}
+
+static void run(void *(*fn)(void *), void *arg) {
+  pthread_t t;
+  CHECK(pthread_create(&t, NULL, fn, arg) == 0);
+  CHECK(pthread_join(t, NULL) == 0);
+}
+
+/* The owner stays alive while the other thread works, so the other thread
+ * cannot adopt the owner's heap (an exited thread's heap is adopted whole
+ * by the next new thread). */
+static pthread_barrier_t bar;
+
+static void *owner(void *arg) {
+  alloc_n(arg);
+  pthread_barrier_wait(&bar); /* blocks ready */
+  pthread_barrier_wait(&bar); /* the other thread is done */
+  return NULL;
+}
+
+static void test_reuse(void) {
+  lz_stats_t st0, st1;
+  lz_stats_get(&st0);
+  CHECK(pthread_barrier_init(&bar, NULL, 2) == 0);
+  pthread_t t;
+  CHECK(pthread_create(&t, NULL, owner, (void *)(size_t)N) == 0);
+  pthread_barrier_wait(&bar);
+  run(free_then_alloc, NULL);
+  pthread_barrier_wait(&bar);
+  CHECK(pthread_join(t, NULL) == 0);
+  pthread_barrier_destroy(&bar);
+  lz_stats_get(&st1);
+  CHECKF(st1.in_use == st0.in_use, "in use %zu before, %zu after", st0.in_use, st1.in_use);
+  printf("reuse: %d blocks freed for another heap all reused; in use back to %zu bytes\n", N, st1.in_use);
+}
+
+/* The owner is this (main) thread: a helper frees 4096 of its blocks, more
+ * than a foreign list keeps, and exits. Every block must come home: the
+ * owner counts its blocks as in use until they do, so after it collects
+ * (lz_trim) its bytes in use are back to the byte. */
+static void *free_all(void *arg) {
+  size_t n = (size_t)arg;
+  for (size_t i = 0; i < n; i++) lz_free(blocks[i]);
+  return NULL;
+}
+
+static void test_overflow(void) {
+  size_t n = 4096;
+  lz_stats_t st0, st1;
+  lz_stats_get(&st0);
+  alloc_n((void *)n);
+  run(free_all, (void *)n);
+  lz_trim(0);
+  lz_stats_get(&st1);
+  CHECKF(st1.in_use == st0.in_use, "in use %zu before, %zu after: %zd bytes did not come home", st0.in_use,
+         st1.in_use, (ssize_t)(st1.in_use - st0.in_use));
+  printf("overflow: %zu blocks freed by another thread all came home\n", n);
+}
+
+static void *double_free_foreign(void *arg) {
+  (void)arg;
+  lz_free(blocks[0]);
+  lz_free(blocks[1]);
+  lz_free(blocks[0]); /* blocks[0] sits in this thread's foreign list */
+  return NULL;
+}
+
+static void test_double_free(void) {
+  int pipefd[2];
+  CHECK(pipe(pipefd) == 0);
+  pid_t pid = fork();
+  CHECK(pid >= 0);
+  if (pid == 0) {
+    dup2(pipefd[1], 2);
+    alloc_n((void *)(size_t)2);
+    run(double_free_foreign, NULL);
+    _exit(0);
+  }
+  close(pipefd[1]);
+  char buf[512] = {0};
+  ssize_t got = 0, r;
+  while ((r = read(pipefd[0], buf + got, sizeof buf - 1 - (size_t)got)) > 0) got += r;
+  int st;
+  CHECK(waitpid(pid, &st, 0) == pid);
+  CHECKF(WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT, "status %#x, stderr: %s", st, buf);
+  CHECKF(strstr(buf, "double free") != NULL, "stderr: %s", buf);
+  printf("double free of a foreign-listed block: %s", buf);
+}
+
+int main(void) {
+  test_reuse();
+  test_overflow();
+  if (!TU_SANITIZED) test_double_free(); /* sanitizers intercept the abort */
+  return 0;
+}
