@@ -59,10 +59,6 @@ static heap_t *heap_new(void) {
   meta_cur += size;
   lz_unlock(&heaps_lock);
   for (size_t i = 0; i < LZ_DIRECT_SLOTS; i++) h->direct[i] = &lz_span_empty;
-  for (unsigned c = 1; c < LZ_CLASSES; c++) {
-    h->foreign[c].block_size = lz_class_size[c];
-    h->foreign[c].cls = (uint8_t)c;
-  }
   atomic_store_explicit(&h->xstate, HEAP_ACTIVE, memory_order_relaxed);
   heap_t *head = atomic_load_explicit(&heaps_all, memory_order_relaxed);
   do {

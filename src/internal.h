@@ -274,8 +274,11 @@ typedef struct heap_s {
    * (remote.c, "foreign blocks"). Only `free`, `used` (the count while not
    * installed), `block_size`, `cls` and `flags` (FOREIGN_INSTALLED) are
    * used: while installed, direct[] points at it and malloc's fast path
-   * pops its list like a span's. */
-  span_t foreign[LZ_CLASSES];
+   * pops its list like a span's. An array of LZ_CLASSES, mapped when the
+   * heap first keeps a foreign block (so a thread that never frees another
+   * thread's blocks, and the static empty heap, carry none); never unmapped,
+   * like the heap. */
+  span_t *foreign;
   /* Recently freed medium spans kept whole for reuse (used == 0, pages
    * still in the span): at most LZ_MEDIUM_CACHE of them and
    * LZ_MEDIUM_CACHE_BYTES in all, given back when idle for the purge delay. */

@@ -210,8 +210,21 @@ static bool foreign_listed(const span_t *f, const lz_block_t *b) {
   return false;
 }
 
+/* Maps the heap's foreign lists on first use. */
+static lz_noinline bool foreign_init(heap_t *heap) {
+  span_t *f = os_map(sizeof(span_t) * LZ_CLASSES);
+  if (f == NULL) return false;
+  for (unsigned c = 1; c < LZ_CLASSES; c++) {
+    f[c].block_size = lz_class_size[c];
+    f[c].cls = (uint8_t)c;
+  }
+  heap->foreign = f;
+  return true;
+}
+
 bool foreign_push(heap_t *self, span_t *s, lz_block_t *b) {
   if (LZ_HEAPS > 0 || self == &lz_heap_empty || s->kind != SPAN_SLAB || opt_get(OPT_SECURE) >= 2) return false;
+  if (lz_unlikely(self->foreign == NULL) && !foreign_init(self)) return false;
   span_t *f = &self->foreign[s->cls];
   if (f->used >= foreign_cap(s->cls)) return false;
   if (LZ_SECURE) {
@@ -232,6 +245,7 @@ bool foreign_push(heap_t *self, span_t *s, lz_block_t *b) {
 }
 
 void *foreign_alloc(heap_t *heap, unsigned cls) {
+  if (heap->foreign == NULL) return NULL;
   span_t *f = &heap->foreign[cls];
   if (f->flags & FOREIGN_INSTALLED) {
     if (f->free != NULL) return NULL; /* the caller pops the installed list */
@@ -259,6 +273,7 @@ void *foreign_alloc(heap_t *heap, unsigned cls) {
 
 /* Sends every foreign block home (thread exit, trim). */
 void foreign_flush(heap_t *heap) {
+  if (heap->foreign == NULL) return;
   for (unsigned cls = 1; cls < LZ_CLASSES; cls++) {
     span_t *f = &heap->foreign[cls];
     bool installed = (f->flags & FOREIGN_INSTALLED) != 0;

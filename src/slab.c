@@ -54,7 +54,7 @@ void heap_direct_update(heap_t *heap, unsigned cls) {
   uint32_t size = lz_class_size[cls];
   if (size > LZ_DIRECT_MAX) return;
   span_t *s = heap->queues[cls].first;
-  if (heap->foreign[cls].flags & FOREIGN_INSTALLED) s = &heap->foreign[cls];
+  if (heap->foreign != NULL && (heap->foreign[cls].flags & FOREIGN_INSTALLED)) s = &heap->foreign[cls];
   else if (s == NULL) s = &lz_span_empty;
   size_t lo = cls == 1 ? 0 : lz_class_size[cls - 1] / 16 + 1;
   for (size_t i = lo; i <= size / 16; i++) heap->direct[i] = s;
@@ -135,8 +135,8 @@ size_t heap_cached_bytes(const heap_t *heap) {
   for (unsigned cls = 1; cls < LZ_CLASSES; cls++) {
     const span_t *s = heap->queues[cls].first;
     if (s != NULL) bytes += (size_t)slab_cached(s) * s->block_size;
-    s = &heap->foreign[cls];
-    if (s->flags & FOREIGN_INSTALLED) /* charged when installed (remote.c) */
+    s = heap->foreign != NULL ? &heap->foreign[cls] : NULL;
+    if (s != NULL && (s->flags & FOREIGN_INSTALLED)) /* charged when installed (remote.c) */
       for (lz_block_t *b = s->free; b != NULL; b = block_next(b)) bytes += s->block_size;
   }
   return bytes;
