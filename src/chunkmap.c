@@ -3,9 +3,10 @@
  * One byte per 2 MiB of the user address space (LZ_ARCH_VA_BITS bits,
  * arch.h: 64 MiB of zero-fill address space in .bss for 47 bits, 128 MiB
  * for 48; only the pages covering units we use ever become resident). Lookup is one load, lock-free; any thread may read at any
- * time. A byte is written only by the thread that maps or unmaps the unit:
+ * time. A byte is written only by the thread that holds the unit's memory:
  *   CHUNK_SPANS  a chunk of spans (header at the unit's base);
- *   CHUNK_LARGE  the base of a large block's mapping;
+ *   CHUNK_LARGE  the first unit of a large block (or a unit inside a cached
+ *                large range where a block once started; see large.c);
  *   CHUNK_NONE   anything else (foreign memory, freed units).
  */
 #include "internal.h"

@@ -26,10 +26,13 @@
 #define LZ_STATS 1
 #endif
 
-/* Large-block cache: at most this many mappings and this many bytes kept
- * for reuse after free (per process). */
+/* Large-block cache (large.c): slots for freed large ranges (neighbours
+ * merge into one slot; 0 disables the cache), and the default of
+ * LZMALLOC_LARGE_CACHE, the bytes it may hold even when few large blocks
+ * are live (it may always hold as much as the live large blocks). Ranges
+ * idle for ten purge delays go back to the kernel. */
 #ifndef LZ_LARGE_CACHE_ENTRIES
-#define LZ_LARGE_CACHE_ENTRIES 16
+#define LZ_LARGE_CACHE_ENTRIES 64
 #endif
 #ifndef LZ_LARGE_CACHE_BYTES
 #define LZ_LARGE_CACHE_BYTES (64u << 20)

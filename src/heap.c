@@ -432,13 +432,11 @@ static ptr_info_t ptr_resolve(const void *p, const char *func) {
     info.span = span_resolve(p, func);
     return info;
   }
-  if (a != 0 && chunkmap_kind(a - 1) == CHUNK_LARGE) {
-    large_t *l = (large_t *)((a - 1) & ~LZ_CHUNK_MASK);
-    if (l->check == (lz_key ^ a)) {
-      info.large = l;
-      return info;
-    }
-    if (l->check == (lz_key ^ a ^ 1)) lz_fatal_pointer("double free", func, p);
+  if (kind == CHUNK_LARGE) {
+    bool freed;
+    info.large = large_lookup(a, &freed);
+    if (info.large != NULL) return info;
+    if (freed) lz_fatal_pointer("double free", func, p);
   }
   lz_fatal_pointer("invalid pointer", func, p);
 }
@@ -507,13 +505,13 @@ void *heap_realloc(void *p, size_t size) {
   ptr_info_t info = ptr_resolve(p, "realloc");
   size_t usable;
   if (info.large != NULL) {
+    /* A large block is resized by its pages, never copied; only a shrink
+     * below the large threshold copies (at most 1 MiB) into a smaller block,
+     * which gives the whole range back rather than keeping 2 MiB of it. */
     if (size > LZ_MEDIUM_MAX) {
       void *r = large_realloc(info.large, p, size);
-      if (r != NULL) return r;
-      if (size > LZ_MAX_ALLOC) {
-        errno = ENOMEM;
-        return NULL;
-      }
+      if (r == NULL) errno = ENOMEM;
+      return r;
     }
     usable = large_usable(info.large);
   } else {

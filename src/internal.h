@@ -8,7 +8,8 @@
  *   span     a run of pages inside a chunk with one descriptor (span_t):
  *              slab   carved into blocks of one small size class (<= 32 KiB);
  *              medium one block of whole pages (<= 1 MiB).
- *   large    a block > 1 MiB in its own mapping (large_t header), cached.
+ *   large    a block > 1 MiB in its own page range, 2 MiB aligned, its
+ *            descriptor (large_t) out of band; freed ranges are cached.
  *   heap     per-thread allocation state (heap_t): class queues of slabs,
  *            the chunks it owns, and an atomic list of blocks other threads
  *            freed back to it.
@@ -181,21 +182,25 @@ _Static_assert(LZ_HEADER_PAGES == 9, "chunk header layout changed");
 _Static_assert(offsetof(chunk_t, spans) % LZ_CACHE_LINE == 0, "spans must be cache aligned");
 
 /* ---------------------------------------------------------------------------
- * Large blocks: one mapping each, header at the 2 MiB-aligned base.
+ * Large blocks: each a range of whole pages starting on a 2 MiB boundary,
+ * with no metadata in or near the user's pages. The descriptor lives in a
+ * side table (large.c) indexed by the 2 MiB unit of the block's address:
  *
- *   base (2 MiB aligned)                 base + offset        base + map_size
- *   | large_t ... |  (alignment padding) | user block ...     |
+ *   p (2 MiB aligned)                                   p + size
+ *   | user block ...                          [guard]  |
+ *   chunk map[p >> 21] == CHUNK_LARGE  ->  large_t in the side table
  *
- * The chunk map marks base's 2 MiB unit CHUNK_LARGE; a pointer p is a large
- * block iff map[(p-1) >> 21] == CHUNK_LARGE and the header there says
- * base + offset == p (and its check word matches).
+ * p is a live large block iff p is 2 MiB aligned, its chunk map byte is
+ * CHUNK_LARGE and xcheck == lz_key ^ p (lz_key ^ p ^ 1: freed). Fields are
+ * atomics (relaxed): a bogus free may read a descriptor another thread is
+ * writing, and must see a mismatch, not a data race.
  * ------------------------------------------------------------------------- */
 typedef struct large_s {
-  uintptr_t check;     /* lz_key ^ user pointer */
-  size_t map_size;     /* bytes mapped from base */
-  size_t offset;       /* user pointer - base (>= one page) */
-  size_t guard;        /* guard bytes at the end (LZ_SECURE >= 2) */
-  size_t node;         /* NUMA node the mapping is bound to (numa.c) */
+  _Atomic(uintptr_t) xcheck;  /* lz_key ^ p (live), lz_key ^ p ^ 1 (freed), 0 */
+  _Atomic(size_t) xsize;      /* live: bytes of the block's range (guard included) */
+  _Atomic(uint64_t) xexpire;  /* a cached range starting here: when it may go back */
+  _Atomic(uint32_t) xnode;    /* NUMA node of the range starting here (numa.c) */
+  _Atomic(uint32_t) xguard;   /* live: guard bytes at the end (LZMALLOC_SECURE=2) */
 } large_t;
 
 /* ---------------------------------------------------------------------------
@@ -310,12 +315,13 @@ typedef struct heap_s {
  * (or NULL) and leave the caller's errno unchanged. */
 void *os_map(size_t size);                      /* read-write, zeroed, NULL on failure */
 void *os_map_aligned(size_t size, size_t align);/* as os_map, base aligned */
-void *os_reserve(size_t size);                  /* PROT_NONE, NULL on failure */
+int os_map_at(void *p, size_t size);            /* as os_map at p, if nothing is mapped there */
 int os_unmap(void *p, size_t size);
 int os_decommit(void *p, size_t size);          /* contents become zero */
 int os_protect_none(void *p, size_t size);
-void *os_remap(void *p, size_t old_size, size_t new_size, void *fixed_to); /* NULL if not possible */
-int os_remap_inplace(void *p, size_t old_size, size_t new_size);
+int os_protect_rw(void *p, size_t size);
+int os_move(void *from, size_t size, void *to); /* the pages (not a copy) of [from, +size) to
+                                                   `to`, replacing what is mapped there */
 size_t os_page_size(void);                     /* the kernel's page size */
 uint64_t os_now_ms(void);
 void os_write(int fd, const char *s, size_t n);
@@ -437,13 +443,11 @@ void *slab_pop_checked(heap_t *heap, span_t *s);
 
 /* large.c */
 void *large_malloc(size_t size, size_t align, bool zero);
+large_t *large_lookup(uintptr_t a, bool *freed);
 void large_free(large_t *l, void *p);
 void *large_realloc(large_t *l, void *p, size_t size);
 size_t large_usable(const large_t *l);
-size_t large_cache_trim(bool force);
-void large_fork_prepare(void);
-void large_fork_parent(void);
-void large_fork_child(void);
+size_t large_cache_trim(bool force);   /* any thread, any time */
 extern _Atomic(size_t) lz_large_mapped;
 extern _Atomic(size_t) lz_large_in_use;
 
@@ -498,6 +502,7 @@ void numa_heap_start(heap_t *h);                /* home = the calling thread's n
 bool numa_observe(heap_t *h);                   /* true if the home moved (see numa.c) */
 void numa_bind_chunk(chunk_t *c, unsigned node);/* before the chunk's first touch */
 unsigned numa_bind_large(void *p, size_t size); /* returns the node (or NUMA_NODE_INTERLEAVED) */
+void numa_bind_range(void *p, size_t size, unsigned node); /* pages added to a large range of node */
 void numa_account(unsigned node, ptrdiff_t bytes);
 void numa_resident(size_t *out, unsigned max);  /* resident bytes of our mappings per node */
 void lz_numa_reinit(void);                      /* tests: after lz_os_numa_inject */

@@ -1,19 +1,55 @@
 /* large.c: blocks > 1 MiB (and over-aligned blocks that do not fit a
- * chunk), each in its own mapping, with a small cache of freed mappings.
+ * chunk), and the lock-free cache of freed large ranges.
  *
- * Layout (see large_t in internal.h): the mapping's base is 2 MiB aligned
- * and holds the header; the user block starts `offset` bytes later
- * (one page, the alignment, or exactly 2 MiB for alignments >= 2 MiB), so
- * (p - 1) rounded down to 2 MiB is always the header. realloc moves or
- * grows the mapping with mremap, never copying.
+ * Layout. A block is a range of whole pages [p, p + size) starting on a
+ * 2 MiB boundary (on its alignment, if larger); with LZMALLOC_SECURE=2 its
+ * last page is a PROT_NONE guard. Its descriptor (large_t) is out of band,
+ * in a side table indexed by p's 2 MiB unit and found through the chunk map
+ * (internal.h): nothing in or next to the user's pages belongs to us, so a
+ * program may underflow, mprotect or remap the pages around its block.
+ * The table has two levels (2^14 pointers in .bss, leaves of 4096
+ * descriptors mapped on first use and never unmapped), so a lookup is two
+ * loads and no lock.
  *
- * The cache keeps up to LZ_LARGE_CACHE_ENTRIES freed mappings (at most
- * LZMALLOC_LARGE_CACHE bytes); an entry unused for ten purge delays is
- * unmapped by large_cache_trim. Guarded by large_lock.
+ * Ranges. Every byte we map for large blocks is at every instant in exactly
+ * one of: a live block, a cache slot, or the hands of one thread between
+ * two atomic steps. lz_large_mapped is the sum of them all;
+ * lz_large_in_use the sum of the live blocks' usable sizes.
+ * Chunk map bytes: CHUNK_LARGE at the unit of every live block's base, and
+ * at units inside cached ranges where a block once started (so a double
+ * free is named as one); never at another unit of a live block. A unit's
+ * byte is cleared before its pages are unmapped or moved away.
  *
- * NUMA (numa.c): a new mapping is bound to the caller's node (or
- * interleaved) before its first touch; the cache hands a mapping only to a
- * caller on the node it is bound to (large_t.node).
+ * Reuse. A freed range joins the cache, merged with cached ranges that
+ * touch it. An allocation takes the smallest cached range that fits and
+ * splits it at the first 2 MiB boundary after the request (the rest goes
+ * back); if none fits, it takes the largest and grows it: by a cached range
+ * that follows it, by mapping the pages after it, or by moving its pages
+ * (mremap, no copy) into a fresh mapping of the new size. Pages once
+ * faulted in are thus reused by later blocks of any size. calloc zeroes
+ * only the part that may hold old data, never fresh pages. realloc uses the
+ * same growth (and splits to shrink): it never copies.
+ *
+ * The cache: LZ_LARGE_CACHE_ENTRIES atomic slots, each 0 or one range
+ * encoded as (unit | pages << 26). Every operation takes effect at one CAS
+ * on one slot: put (0 -> range), take (range -> 0). A slot's value names its
+ * range completely, so a CAS that succeeds took exactly the range it read
+ * (no ABA); nothing of a cached range is touched before it is taken, except
+ * its descriptor's expiry time, read as a hint. No lock: fork at any instant
+ * leaves the child every slot as it was (a range another thread was moving
+ * is leaked there, never shared), and any thread may trim at any time.
+ * Ranges go back to the kernel by age: a range idle for ten purge delays is
+ * unmapped by large_cache_trim (purge ticks, malloc_trim). The cache holds
+ * at most max(LZMALLOC_LARGE_CACHE, the live large bytes) (so a program
+ * that keeps a working set of large blocks alive keeps the pages it cycles
+ * through); a range put beyond that gives back its part above the limit; LZMALLOC_LARGE_CACHE=0 or a purge delay of 0
+ * disables it.
+ *
+ * NUMA (numa.c): a new range is bound to the caller's node (or
+ * interleaved) before its first touch, and its node is kept in the
+ * descriptor of its first unit; ranges merge only with ranges of their
+ * node, pages added to a range are bound to its node, and the cache hands
+ * a range only to a caller on its node.
  */
 #include <string.h>
 
@@ -22,221 +58,429 @@
 _Atomic(size_t) lz_large_mapped;
 _Atomic(size_t) lz_large_in_use;
 
-typedef struct cache_entry_s {
-  large_t *base;
-  size_t map_size;
-  uint64_t expire;
-} cache_entry_t;
+/* ---------------------------------------------------------------------------
+ * Descriptor table
+ * ------------------------------------------------------------------------- */
+#define DESC_LEAF_BITS 12
+#define DESC_LEAF_SIZE ((size_t)1 << DESC_LEAF_BITS)
+#define DESC_LEAVES (LZ_CHUNKMAP_SIZE >> DESC_LEAF_BITS)
+_Static_assert(sizeof(large_t) == 32, "large_t size");
+_Static_assert((DESC_LEAF_SIZE * sizeof(large_t)) % LZ_PAGE_SIZE == 0, "leaf of whole pages");
 
-static lz_lock_t large_lock = LZ_LOCK_INIT;
-static cache_entry_t cache[LZ_LARGE_CACHE_ENTRIES > 0 ? LZ_LARGE_CACHE_ENTRIES : 1]; /* under large_lock */
-static size_t cache_count, cache_bytes;                                               /* under large_lock */
-static const size_t cache_entries = LZ_LARGE_CACHE_ENTRIES; /* a variable: no always-false warnings at 0 */
+static _Atomic(large_t *) desc_leaves[DESC_LEAVES];
 
-#define LARGE_FREED_TAG ((uintptr_t)1)
-/* A cached mapping is dearer to rebuild (mmap plus a fault per page) than a
- * chunk page, so it waits ten purge delays before it is unmapped. */
+static uintptr_t unit_of(uintptr_t a) { return a >> LZ_CHUNK_SHIFT; }
+
+/* The descriptor of unit u, or NULL if its leaf was never made. */
+static large_t *desc_get(uintptr_t u) {
+  if (u >= LZ_CHUNKMAP_SIZE) return NULL;
+  large_t *leaf = atomic_load_explicit(&desc_leaves[u >> DESC_LEAF_BITS], memory_order_acquire);
+  return leaf == NULL ? NULL : &leaf[u & (DESC_LEAF_SIZE - 1)];
+}
+
+/* As desc_get, making the leaf if needed (NULL if out of memory). */
+static large_t *desc_make(uintptr_t u) {
+  if (u >= LZ_CHUNKMAP_SIZE) return NULL;
+  large_t *d = desc_get(u);
+  if (d != NULL) return d;
+  size_t bytes = DESC_LEAF_SIZE * sizeof(large_t);
+  large_t *leaf = os_map(bytes);
+  if (leaf == NULL) return NULL;
+  large_t *expect = NULL;
+  if (!atomic_compare_exchange_strong_explicit(&desc_leaves[u >> DESC_LEAF_BITS], &expect, leaf,
+                                               memory_order_acq_rel, memory_order_acquire)) {
+    os_unmap(leaf, bytes); /* another thread made it first */
+    leaf = expect;
+  }
+  return &leaf[u & (DESC_LEAF_SIZE - 1)];
+}
+
+large_t *large_lookup(uintptr_t a, bool *freed) {
+  *freed = false;
+  if ((a & LZ_CHUNK_MASK) != 0 || chunkmap_kind(a) != CHUNK_LARGE) return NULL;
+  large_t *l = desc_get(unit_of(a));
+  if (l == NULL) return NULL;
+  uintptr_t check = atomic_load_explicit(&l->xcheck, memory_order_relaxed);
+  if (check == (lz_key ^ a)) return l;
+  *freed = check == (lz_key ^ a ^ 1);
+  return NULL;
+}
+
+/* ---------------------------------------------------------------------------
+ * Ranges
+ * ------------------------------------------------------------------------- */
+#define LARGE_SLOTS (LZ_LARGE_CACHE_ENTRIES > 0 ? LZ_LARGE_CACHE_ENTRIES : 1)
+#define SLOT_UNIT_BITS (LZ_USER_ADDR_BITS - LZ_CHUNK_SHIFT)
+_Static_assert(((size_t)1 << SLOT_UNIT_BITS) == LZ_CHUNKMAP_SIZE, "slot encoding covers the chunk map");
+
+static _Atomic(uint64_t) slots[LARGE_SLOTS];
+static _Atomic(size_t) cache_bytes; /* sum of the cached ranges (updated beside each slot step) */
+
+/* A cached range waits ten purge delays: it is dearer to rebuild (mmap
+ * plus a fault per page) than a chunk page. */
 #define LARGE_DELAY_FACTOR 10
 
 static size_t page_round(size_t n) { return (n + LZ_PAGE_SIZE - 1) & ~(LZ_PAGE_SIZE - 1); }
-
+static size_t chunk_round(size_t n) { return (n + LZ_CHUNK_MASK) & ~LZ_CHUNK_MASK; }
 static size_t guard_bytes(void) { return opt_get(OPT_SECURE) >= 2 ? LZ_PAGE_SIZE : 0; }
 
-size_t large_usable(const large_t *l) { return l->map_size - l->offset - l->guard; }
+static uint64_t slot_encode(uintptr_t base, size_t size) {
+  return (uint64_t)unit_of(base) | ((uint64_t)(size >> LZ_PAGE_SHIFT) << SLOT_UNIT_BITS);
+}
+static uintptr_t slot_base(uint64_t v) { return (uintptr_t)(v & (LZ_CHUNKMAP_SIZE - 1)) << LZ_CHUNK_SHIFT; }
+static size_t slot_size(uint64_t v) { return (size_t)(v >> SLOT_UNIT_BITS) << LZ_PAGE_SHIFT; }
 
-static void large_unmap(large_t *l, size_t map_size) {
-  chunkmap_set((uintptr_t)l, CHUNK_NONE);
-  if (lz_unlikely(lz_numa_on)) numa_account((unsigned)l->node, -(ptrdiff_t)map_size);
-  os_unmap(l, map_size);
-  atomic_fetch_sub_explicit(&lz_large_mapped, map_size, memory_order_relaxed);
+/* What the descriptor of a cached range's first unit says (hints until
+ * the range is taken: written before it was put, read without owning it). */
+static uint64_t slot_expire(uint64_t v) {
+  large_t *d = desc_get(unit_of(slot_base(v)));
+  return d == NULL ? 0 : atomic_load_explicit(&d->xexpire, memory_order_relaxed);
+}
+static unsigned slot_node(uint64_t v) {
+  large_t *d = desc_get(unit_of(slot_base(v)));
+  return d == NULL ? 0 : atomic_load_explicit(&d->xnode, memory_order_relaxed);
 }
 
-/* Takes a cached mapping of at least `need` bytes and not much more. */
-static large_t *cache_take(size_t need) {
-  large_t *found = NULL;
-  size_t node = 0;
-  if (lz_unlikely(lz_numa_on))
-    node = opt_get(OPT_NUMA) == NUMA_INTERLEAVE ? NUMA_NODE_INTERLEAVED : numa_current_node();
-  lz_lock(&large_lock);
-  size_t best = SIZE_MAX;
-  size_t best_i = 0;
-  for (size_t i = 0; i < cache_count; i++) {
-    size_t sz = cache[i].map_size;
-    if (lz_unlikely(lz_numa_on) && cache[i].base->node != node) continue;
-    if (sz >= need && sz - need <= need / 4 + LZ_CHUNK_SIZE && sz < best) {
-      best = sz;
-      best_i = i;
+static bool slot_take(size_t i, uint64_t v) {
+  if (!atomic_compare_exchange_strong_explicit(&slots[i], &v, 0, memory_order_acquire, memory_order_relaxed))
+    return false;
+  atomic_fetch_sub_explicit(&cache_bytes, slot_size(v), memory_order_relaxed);
+  return true;
+}
+
+/* The node new large memory of the calling thread belongs to. */
+static unsigned caller_node(void) {
+  if (!lz_numa_on) return 0;
+  return opt_get(OPT_NUMA) == NUMA_INTERLEAVE ? NUMA_NODE_INTERLEAVED : numa_current_node();
+}
+
+/* Clears the chunk map bytes of every unit of [base, base + size). */
+static void units_clear(uintptr_t base, size_t size) {
+  for (uintptr_t a = base; a < base + size; a += LZ_CHUNK_SIZE)
+    if (chunkmap_kind(a) != CHUNK_NONE) chunkmap_set(a, CHUNK_NONE);
+}
+
+static void range_unmap(uintptr_t base, size_t size, unsigned node) {
+  units_clear(base, size); /* before: the address may be mapped again at once */
+  if (lz_unlikely(lz_numa_on)) numa_account(node, -(ptrdiff_t)size);
+  os_unmap((void *)base, size);
+  atomic_fetch_sub_explicit(&lz_large_mapped, size, memory_order_relaxed);
+}
+
+/* Pages just mapped for a range of `node`: bound there before their first
+ * touch, and counted. */
+static void range_added(void *p, size_t size, unsigned node) {
+  if (lz_unlikely(lz_numa_on)) numa_bind_range(p, size, node);
+  atomic_fetch_add_explicit(&lz_large_mapped, size, memory_order_relaxed);
+}
+
+static size_t cache_limit(void) {
+  long opt = opt_get(OPT_LARGE_CACHE);
+  if (LZ_LARGE_CACHE_ENTRIES == 0 || opt <= 0 || opt_get(OPT_PURGE_DELAY) == 0) return 0;
+  size_t live = atomic_load_explicit(&lz_large_in_use, memory_order_relaxed);
+  return live > (size_t)opt ? live : (size_t)opt;
+}
+
+/* Unmaps the cached range that expires first (every slot is full). False
+ * if there is none. */
+static bool cache_evict_oldest(void) {
+  for (int attempt = 0; attempt < 4; attempt++) {
+    uint64_t best = 0, best_exp = UINT64_MAX;
+    size_t best_i = 0;
+    for (size_t i = 0; i < LARGE_SLOTS; i++) {
+      uint64_t v = atomic_load_explicit(&slots[i], memory_order_relaxed);
+      if (v == 0) continue;
+      uint64_t e = slot_expire(v);
+      if (best == 0 || e < best_exp) {
+        best = v;
+        best_exp = e;
+        best_i = i;
+      }
+    }
+    if (best == 0) return false;
+    if (slot_take(best_i, best)) {
+      range_unmap(slot_base(best), slot_size(best), slot_node(best));
+      return true;
     }
   }
-  if (best != SIZE_MAX) {
-    found = cache[best_i].base;
-    cache_bytes -= cache[best_i].map_size;
-    cache[best_i] = cache[--cache_count];
+  return true; /* others are busy with the cache: let the caller go on */
+}
+
+/* Gives the range [base, base + size) of `node` that the caller holds to
+ * the cache, merged with cached ranges of its node that touch it, or back
+ * to the kernel. */
+static void cache_put(uintptr_t base, size_t size, unsigned node) {
+  size_t limit = cache_limit();
+  if (limit == 0) {
+    range_unmap(base, size, node);
+    return;
   }
-  lz_unlock(&large_lock);
-  return found;
+  for (size_t i = 0; i < LARGE_SLOTS; i++) {
+    uint64_t v = atomic_load_explicit(&slots[i], memory_order_relaxed);
+    if (v == 0 || (lz_numa_on && slot_node(v) != node)) continue;
+    uintptr_t b = slot_base(v);
+    size_t s = slot_size(v);
+    if ((b + s == base || base + size == b) && slot_take(i, v)) {
+      if (lz_unlikely(lz_numa_on) && slot_node(v) != node) { /* changed before we took it */
+        cache_put(b, s, slot_node(v));
+        continue;
+      }
+      if (b < base) base = b;
+      size += s;
+    }
+  }
+  /* Over the limit: the pages above it go back (the upper part of this
+   * range, whole 2 MiB units; the cached ranges stay, to age out). */
+  size_t held = atomic_load_explicit(&cache_bytes, memory_order_relaxed);
+  if (held + size > limit) {
+    size_t keep = held >= limit ? 0 : (limit - held) & ~LZ_CHUNK_MASK;
+    if (keep == 0) {
+      range_unmap(base, size, node);
+      return;
+    }
+    if (keep < size) {
+      range_unmap(base + keep, size - keep, node);
+      size = keep;
+    }
+  }
+  large_t *d = desc_make(unit_of(base));
+  if (d == NULL) {
+    range_unmap(base, size, node);
+    return;
+  }
+  long delay = opt_get(OPT_PURGE_DELAY);
+  uint64_t expire = delay < 0 ? UINT64_MAX : os_now_ms() + (uint64_t)delay * LARGE_DELAY_FACTOR;
+  atomic_store_explicit(&d->xexpire, expire, memory_order_relaxed);
+  atomic_store_explicit(&d->xnode, node, memory_order_relaxed);
+  uint64_t v = slot_encode(base, size);
+  for (int attempt = 0; attempt < 2; attempt++) {
+    for (size_t i = 0; i < LARGE_SLOTS; i++) {
+      uint64_t expect = 0;
+      if (atomic_load_explicit(&slots[i], memory_order_relaxed) == 0 &&
+          atomic_compare_exchange_strong_explicit(&slots[i], &expect, v, memory_order_release,
+                                                  memory_order_relaxed)) {
+        atomic_fetch_add_explicit(&cache_bytes, size, memory_order_relaxed);
+        return;
+      }
+    }
+    if (!cache_evict_oldest()) break; /* every slot full: make room */
+  }
+  range_unmap(base, size, node);
+}
+
+/* Takes a cached range of `node` for a request of `need` bytes: the
+ * smallest that fits, else the largest. False if there is none. */
+static bool cache_take(size_t need, unsigned node, uintptr_t *base, size_t *size) {
+  if (LZ_LARGE_CACHE_ENTRIES == 0) return false;
+  for (int attempt = 0; attempt < 4; attempt++) {
+    uint64_t fit = 0, big = 0;
+    size_t fit_i = 0, big_i = 0;
+    for (size_t i = 0; i < LARGE_SLOTS; i++) {
+      uint64_t v = atomic_load_explicit(&slots[i], memory_order_relaxed);
+      if (v == 0 || (lz_numa_on && slot_node(v) != node)) continue;
+      size_t s = slot_size(v);
+      if (s >= need && (fit == 0 || s < slot_size(fit))) {
+        fit = v;
+        fit_i = i;
+      }
+      if (big == 0 || s > slot_size(big)) {
+        big = v;
+        big_i = i;
+      }
+    }
+    uint64_t v = fit ? fit : big;
+    size_t i = fit ? fit_i : big_i;
+    if (v == 0) return false;
+    if (!slot_take(i, v)) continue;
+    if (lz_unlikely(lz_numa_on) && slot_node(v) != node) { /* changed before we took it */
+      cache_put(slot_base(v), slot_size(v), slot_node(v));
+      continue;
+    }
+    *base = slot_base(v);
+    *size = slot_size(v);
+    return true;
+  }
+  return false;
+}
+
+/* The caller holds [base, base + *size) with *size >= need: keeps the pages
+ * up to the first 2 MiB boundary at or after `need` and caches the rest. */
+static void range_trim(uintptr_t base, size_t *size, size_t need, unsigned node) {
+  size_t keep = chunk_round(need);
+  if (keep >= *size) return;
+  cache_put(base + keep, *size - keep, node);
+  *size = keep;
+}
+
+/* Grows the range [base, base + *size) of `node` that the caller holds to
+ * at least `need` bytes: by the cached ranges that follow it, else by
+ * mapping the pages after it, else by moving its pages into a fresh
+ * mapping. Returns the new base and updates *size and *dirty (the bytes
+ * from the base that may hold old data: pages added by mapping are zero);
+ * 0 if the kernel refuses, the range unchanged. The chunk map bytes of the
+ * range's other units are left as they were (the caller clears them). */
+static uintptr_t range_grow(uintptr_t base, size_t *size, size_t need, unsigned node, size_t *dirty) {
+  size_t orig = *size;
+  for (size_t i = 0; i < LARGE_SLOTS && *size < need && LZ_LARGE_CACHE_ENTRIES > 0; i++) {
+    uint64_t v = atomic_load_explicit(&slots[i], memory_order_relaxed);
+    if (v == 0 || slot_base(v) != base + *size || (lz_numa_on && slot_node(v) != node)) continue;
+    if (!slot_take(i, v)) continue;
+    if (lz_unlikely(lz_numa_on) && slot_node(v) != node) {
+      cache_put(slot_base(v), slot_size(v), slot_node(v));
+      continue;
+    }
+    *size += slot_size(v);
+    *dirty = *size;
+    i = (size_t)-1; /* look again after the new end */
+  }
+  if (*size >= need) {
+    range_trim(base, size, need, node);
+    if (*dirty > *size) *dirty = *size;
+    return base;
+  }
+  size_t want = chunk_round(need);
+  if (os_map_at((void *)(base + *size), want - *size) == 0) {
+    range_added((void *)(base + *size), want - *size, node);
+    *size = want;
+    return base;
+  }
+  uint8_t *to = os_map_aligned(want, LZ_CHUNK_SIZE);
+  if (to != NULL && desc_make(unit_of((uintptr_t)to)) != NULL) {
+    uint8_t mark = chunkmap_kind(base);
+    units_clear(base, *size); /* before the move: the old addresses become free */
+    if (os_move((void *)base, *size, to) == 0) {
+      range_added(to + *size, want - *size, node); /* the moved pages were counted */
+      *size = want;
+      return (uintptr_t)to;
+    }
+    if (mark != CHUNK_NONE) chunkmap_set(base, mark);
+  }
+  if (to != NULL) os_unmap(to, want);
+  if (*size > orig) cache_put(base + orig, *size - orig, node); /* what was absorbed goes back */
+  *size = orig;
+  return 0;
+}
+
+/* ---------------------------------------------------------------------------
+ * Blocks
+ * ------------------------------------------------------------------------- */
+size_t large_usable(const large_t *l) {
+  return atomic_load_explicit(&l->xsize, memory_order_relaxed) - atomic_load_explicit(&l->xguard, memory_order_relaxed);
+}
+
+static unsigned large_node(const large_t *l) { return atomic_load_explicit(&l->xnode, memory_order_relaxed); }
+
+/* Makes [base, base + size) of `node` (held by the caller) the live block
+ * described by d. If the kernel refuses its guard page: NULL when `strict`
+ * (a new block is never handed out unguarded; the range is then the
+ * caller's), else the block has no guard (realloc: the user's data was
+ * already moved, and losing it is worse). */
+static void *block_make(uintptr_t base, size_t size, unsigned node, large_t *d, bool strict) {
+  size_t guard = guard_bytes();
+  if (guard && os_protect_none((void *)(base + size - guard), guard) != 0) {
+    if (strict) return NULL;
+    guard = 0;
+  }
+  if (size > LZ_CHUNK_SIZE) units_clear(base + LZ_CHUNK_SIZE, size - LZ_CHUNK_SIZE);
+  atomic_store_explicit(&d->xsize, size, memory_order_relaxed);
+  atomic_store_explicit(&d->xguard, (uint32_t)guard, memory_order_relaxed);
+  atomic_store_explicit(&d->xnode, node, memory_order_relaxed);
+  atomic_store_explicit(&d->xcheck, lz_key ^ base, memory_order_relaxed);
+  chunkmap_set(base, CHUNK_LARGE);
+  atomic_fetch_add_explicit(&lz_large_in_use, size - guard, memory_order_relaxed);
+  return (void *)base;
+}
+
+/* A range of `node` for `need` bytes from the cache (split or grown), or 0. */
+static uintptr_t range_from_cache(size_t need, unsigned node, size_t *size, size_t *dirty) {
+  uintptr_t base;
+  if (!cache_take(need, node, &base, size)) return 0;
+  *dirty = *size;
+  if (*size >= need) {
+    range_trim(base, size, need, node);
+    *dirty = *size;
+    return base;
+  }
+  uintptr_t grown = range_grow(base, size, need, node, dirty);
+  if (grown == 0) cache_put(base, *size, node);
+  return grown;
 }
 
 void *large_malloc(size_t size, size_t align, bool zero) {
   if (size > LZ_MAX_ALLOC || align > LZ_MAX_ALLOC / 4) return NULL;
-  size_t offset = align <= LZ_PAGE_SIZE ? LZ_PAGE_SIZE : (align < LZ_CHUNK_SIZE ? align : LZ_CHUNK_SIZE);
-  size_t guard = guard_bytes();
-  size_t map_size = page_round(offset + size) + guard;
-  large_t *l = NULL;
-  if (offset == LZ_PAGE_SIZE && LZ_LARGE_CACHE_ENTRIES > 0) {
-    l = cache_take(map_size);
-    if (l != NULL) {
-      map_size = l->map_size;
-      if (guard && os_protect_none((uint8_t *)l + map_size - guard, guard) != 0) {
-        large_unmap(l, map_size); /* no guard, no block: see below */
-        return NULL;
-      }
-      if (zero) memset((uint8_t *)l + offset, 0, map_size - offset - guard);
-    }
+  size_t need = page_round(size) + guard_bytes();
+  size_t got = 0, dirty = 0;
+  unsigned node = caller_node();
+  uintptr_t base = align <= LZ_CHUNK_SIZE ? range_from_cache(need, node, &got, &dirty) : 0;
+  if (base == 0) {
+    got = chunk_round(need);
+    base = (uintptr_t)os_map_aligned(got, align > LZ_CHUNK_SIZE ? align : LZ_CHUNK_SIZE);
+    if (base == 0) return NULL;
+    if (lz_unlikely(lz_numa_on)) node = numa_bind_large((void *)base, got); /* before the first touch */
+    atomic_fetch_add_explicit(&lz_large_mapped, got, memory_order_relaxed);
+    dirty = 0;
   }
-  if (l == NULL) {
-    if (align < LZ_CHUNK_SIZE) {
-      l = os_map_aligned(map_size, LZ_CHUNK_SIZE);
-    } else {
-      /* Header at base, user block at base + 2 MiB aligned to `align`. */
-      uint8_t *raw = os_map(map_size + align);
-      if (raw == NULL) return NULL;
-      uintptr_t user = ((uintptr_t)raw + LZ_CHUNK_SIZE + align - 1) & ~(uintptr_t)(align - 1);
-      uint8_t *base = (uint8_t *)(user - LZ_CHUNK_SIZE);
-      size_t head = (size_t)(base - raw);
-      size_t tail = map_size + align - head - map_size;
-      if (head) os_unmap(raw, head);
-      if (tail) os_unmap(base + map_size, tail);
-      l = (large_t *)base;
-    }
-    if (l == NULL) return NULL;
-    /* A guard the kernel refuses (out of mappings at vm.max_map_count) is
-     * out of memory: the block is not handed out unguarded. */
-    if (guard && os_protect_none((uint8_t *)l + map_size - guard, guard) != 0) {
-      os_unmap(l, map_size);
-      return NULL;
-    }
-    if (lz_unlikely(lz_numa_on)) l->node = numa_bind_large(l, map_size); /* before the first touch */
-    atomic_fetch_add_explicit(&lz_large_mapped, map_size, memory_order_relaxed);
-    chunkmap_set((uintptr_t)l, CHUNK_LARGE);
+  large_t *d = desc_make(unit_of(base));
+  void *p = d != NULL ? block_make(base, got, node, d, true) : NULL;
+  if (p == NULL) {
+    range_unmap(base, got, node);
+    return NULL;
   }
-  uint8_t *p = (uint8_t *)l + offset;
-  l->map_size = map_size;
-  l->offset = offset;
-  l->guard = guard;
-  l->check = lz_key ^ (uintptr_t)p;
-  atomic_fetch_add_explicit(&lz_large_in_use, large_usable(l), memory_order_relaxed);
+  if (zero && dirty) memset(p, 0, dirty < size ? dirty : size);
   return p;
 }
 
 void large_free(large_t *l, void *p) {
-  size_t map_size = l->map_size;
-  atomic_fetch_sub_explicit(&lz_large_in_use, large_usable(l), memory_order_relaxed);
-  l->check = lz_key ^ (uintptr_t)p ^ LARGE_FREED_TAG;
-  long limit = opt_get(OPT_LARGE_CACHE);
-  if (LZ_LARGE_CACHE_ENTRIES > 0 && l->offset == LZ_PAGE_SIZE && map_size <= (size_t)limit) {
-    long delay = opt_get(OPT_PURGE_DELAY);
-    uint64_t expire = delay < 0 ? UINT64_MAX : os_now_ms() + (uint64_t)delay * LARGE_DELAY_FACTOR;
-    large_t *evict[2] = {NULL, NULL};
-    size_t evict_size[2] = {0, 0};
-    int nevict = 0;
-    lz_lock(&large_lock);
-    /* Make room: evict the oldest entries (at most two per insert). */
-    while (nevict < 2 && cache_count > 0 &&
-           (cache_count == cache_entries || cache_bytes + map_size > (size_t)limit)) {
-      size_t oldest = 0;
-      for (size_t i = 1; i < cache_count; i++)
-        if (cache[i].expire < cache[oldest].expire) oldest = i;
-      evict[nevict] = cache[oldest].base;
-      evict_size[nevict++] = cache[oldest].map_size;
-      cache_bytes -= cache[oldest].map_size;
-      cache[oldest] = cache[--cache_count];
-    }
-    bool stored = false;
-    if (cache_count < cache_entries && cache_bytes + map_size <= (size_t)limit) {
-      cache[cache_count].base = l;
-      cache[cache_count].map_size = map_size;
-      cache[cache_count].expire = expire;
-      cache_count++;
-      cache_bytes += map_size;
-      stored = true;
-    }
-    lz_unlock(&large_lock);
-    for (int i = 0; i < nevict; i++) large_unmap(evict[i], evict_size[i]);
-    if (stored) return;
-  }
-  large_unmap(l, map_size);
+  size_t size = atomic_load_explicit(&l->xsize, memory_order_relaxed);
+  size_t guard = atomic_load_explicit(&l->xguard, memory_order_relaxed);
+  atomic_fetch_sub_explicit(&lz_large_in_use, size - guard, memory_order_relaxed);
+  atomic_store_explicit(&l->xcheck, lz_key ^ (uintptr_t)p ^ 1, memory_order_relaxed);
+  if (guard) os_protect_rw((uint8_t *)p + size - guard, guard);
+  cache_put((uintptr_t)p, size, large_node(l));
 }
 
-/* Resizes a large block in place or by moving its mapping (no copy).
- * Returns NULL when that is not possible (guard pages, or the kernel said
- * no); the caller then falls back to malloc + copy + free. */
+/* Resizes a large block in place, by splitting or growing its range, or by
+ * moving its pages (never a copy). NULL if the kernel refuses the memory
+ * (or the new guard page): the block is then unchanged. */
 void *large_realloc(large_t *l, void *p, size_t size) {
-  if (size > LZ_MAX_ALLOC || l->guard) return NULL;
-  size_t old_map = l->map_size;
-  size_t new_map = page_round(l->offset + size);
-  size_t old_usable = large_usable(l);
-  if (new_map == old_map) return p;
-  uint8_t *result = NULL;
-  if (new_map < old_map) {
-    if (os_remap_inplace(l, old_map, new_map) != 0) return p; /* keep the bigger mapping */
-    result = p;
-  } else if (os_remap_inplace(l, old_map, new_map) == 0) {
-    result = p;
+  if (size > LZ_MAX_ALLOC) return NULL;
+  uintptr_t base = (uintptr_t)p;
+  size_t old = atomic_load_explicit(&l->xsize, memory_order_relaxed);
+  size_t old_guard = atomic_load_explicit(&l->xguard, memory_order_relaxed);
+  size_t need = page_round(size) + guard_bytes();
+  if (need <= old && chunk_round(need) >= old && old_guard == guard_bytes()) return p;
+  unsigned node = large_node(l);
+  if (old_guard) os_protect_rw((uint8_t *)p + old - old_guard, old_guard);
+  size_t got = old, dirty = old;
+  uintptr_t nb = base;
+  if (need <= old) {
+    range_trim(base, &got, need, node);
   } else {
-    /* Move: reserve a 2 MiB-aligned range, then mremap onto it. */
-    uint8_t *r = os_reserve(new_map + LZ_CHUNK_SIZE);
-    if (r == NULL) return NULL;
-    uintptr_t a = ((uintptr_t)r + LZ_CHUNK_MASK) & ~LZ_CHUNK_MASK;
-    size_t head = a - (uintptr_t)r;
-    if (head) os_unmap(r, head);
-    if (LZ_CHUNK_SIZE - head) os_unmap((uint8_t *)a + new_map, LZ_CHUNK_SIZE - head);
-    large_t *moved = os_remap(l, old_map, new_map, (void *)a);
-    if (moved == NULL) {
-      os_unmap((void *)a, new_map);
+    nb = range_grow(base, &got, need, node, &dirty);
+    if (nb == 0) {
+      if (old_guard) os_protect_none((uint8_t *)p + old - old_guard, old_guard);
       return NULL;
     }
-    chunkmap_set((uintptr_t)l, CHUNK_NONE);
-    l = moved;
-    chunkmap_set((uintptr_t)l, CHUNK_LARGE);
-    result = (uint8_t *)l + l->offset;
   }
-  if (lz_unlikely(lz_numa_on)) numa_account((unsigned)l->node, (ptrdiff_t)new_map - (ptrdiff_t)old_map);
-  if (new_map > old_map)
-    atomic_fetch_add_explicit(&lz_large_mapped, new_map - old_map, memory_order_relaxed);
-  else
-    atomic_fetch_sub_explicit(&lz_large_mapped, old_map - new_map, memory_order_relaxed);
-  l->map_size = new_map;
-  l->check = lz_key ^ (uintptr_t)result;
-  atomic_fetch_sub_explicit(&lz_large_in_use, old_usable, memory_order_relaxed);
-  atomic_fetch_add_explicit(&lz_large_in_use, large_usable(l), memory_order_relaxed);
-  return result;
+  atomic_fetch_sub_explicit(&lz_large_in_use, old - old_guard, memory_order_relaxed);
+  large_t *d = l;
+  if (nb != base) {
+    atomic_store_explicit(&l->xcheck, 0, memory_order_relaxed);
+    d = desc_get(unit_of(nb)); /* made by range_grow */
+  }
+  return block_make(nb, got, node, d, false);
 }
 
 size_t large_cache_trim(bool force) {
+  if (LZ_LARGE_CACHE_ENTRIES == 0) return 0;
   uint64_t now = os_now_ms();
   size_t freed = 0;
-  for (;;) {
-    large_t *victim = NULL;
-    size_t size = 0;
-    lz_lock(&large_lock);
-    for (size_t i = 0; i < cache_count; i++) {
-      if (force || cache[i].expire <= now) {
-        victim = cache[i].base;
-        size = cache[i].map_size;
-        cache_bytes -= size;
-        cache[i] = cache[--cache_count];
-        break;
-      }
-    }
-    lz_unlock(&large_lock);
-    if (victim == NULL) break;
-    large_unmap(victim, size);
-    freed += size;
+  for (size_t i = 0; i < LARGE_SLOTS; i++) {
+    uint64_t v = atomic_load_explicit(&slots[i], memory_order_relaxed);
+    if (v == 0 || (!force && slot_expire(v) > now)) continue;
+    if (!slot_take(i, v)) continue;
+    range_unmap(slot_base(v), slot_size(v), slot_node(v));
+    freed += slot_size(v);
   }
   return freed;
 }
-
-void large_fork_prepare(void) { lz_lock(&large_lock); }
-void large_fork_parent(void) { lz_unlock(&large_lock); }
-void large_fork_child(void) { lz_lock_reset(&large_lock); }

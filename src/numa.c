@@ -99,6 +99,12 @@ unsigned numa_bind_large(void *p, size_t size) {
   return node;
 }
 
+void numa_bind_range(void *p, size_t size, unsigned node) {
+  if (node == NUMA_NODE_INTERLEAVED) os_mbind(p, size, OS_MPOL_INTERLEAVE, all_nodes_mask);
+  else os_mbind(p, size, bind_policy(), 1ull << node);
+  numa_account(node, (ptrdiff_t)size);
+}
+
 void numa_account(unsigned node, ptrdiff_t bytes) {
   if (node == NUMA_NODE_INTERLEAVED) {
     ptrdiff_t share = bytes / lz_numa_nodes;

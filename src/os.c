@@ -8,8 +8,7 @@
  * Fault injection: os_fault_set(after, every) makes the primitives of the
  * kinds chosen with os_fault_kinds fail as the kernel or libc would, so
  * tests can prove that every caller checks: OS_FAULT_MAP (os_map,
- * os_map_aligned, os_remap, os_remap_inplace: out of memory, the default
- * kind), OS_FAULT_DECOMMIT (os_decommit: madvise refused),
+ * os_map_aligned, os_map_at, os_move: out of memory, the default kind), OS_FAULT_DECOMMIT (os_decommit: madvise refused),
  * OS_FAULT_PROTECT (os_protect_none: mprotect out of mappings, as at
  * vm.max_map_count), OS_FAULT_THREAD (os_thread_exit_hook, os_atfork).
  *
@@ -69,9 +68,18 @@ void *os_map(size_t size) {
   return p;
 }
 
+/* A size that is a multiple of the alignment is first mapped as it is:
+ * Linux (6.7 and later) places such anonymous mappings on 2 MiB boundaries,
+ * so one system call usually does; otherwise map more and trim. */
 void *os_map_aligned(size_t size, size_t align) {
   if (align <= LZ_PAGE_SIZE) return os_map(size);
   if (size + align < size) return NULL;
+  if (size % align == 0) {
+    uint8_t *p = os_map(size);
+    if (p == NULL) return NULL;
+    if (((uintptr_t)p & (align - 1)) == 0) return p;
+    os_unmap(p, size);
+  }
   uint8_t *p = os_map(size + align);
   if (p == NULL) return NULL;
   uintptr_t a = ((uintptr_t)p + align - 1) & ~(uintptr_t)(align - 1);
@@ -82,11 +90,17 @@ void *os_map_aligned(size_t size, size_t align) {
   return (void *)a;
 }
 
-void *os_reserve(size_t size) {
+int os_map_at(void *p, size_t size) {
+  if (fault_now(OS_FAULT_MAP)) return ENOMEM;
   int e = errno;
-  void *p = mmap(NULL, size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  void *r = mmap(p, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+  int rc = r == MAP_FAILED ? errno : 0;
+  if (rc == 0 && r != p) { /* a kernel without MAP_FIXED_NOREPLACE took it as a hint */
+    munmap(r, size);
+    rc = EEXIST;
+  }
   errno = e;
-  return p == MAP_FAILED ? NULL : p;
+  return rc;
 }
 
 int os_unmap(void *p, size_t size) {
@@ -112,20 +126,34 @@ int os_protect_none(void *p, size_t size) {
   return r;
 }
 
-void *os_remap(void *p, size_t old_size, size_t new_size, void *fixed_to) {
-  if (fault_now(OS_FAULT_MAP)) return NULL;
+int os_protect_rw(void *p, size_t size) {
   int e = errno;
-  void *r = fixed_to ? mremap(p, old_size, new_size, MREMAP_MAYMOVE | MREMAP_FIXED, fixed_to)
-                     : mremap(p, old_size, new_size, MREMAP_MAYMOVE);
+  int r = mprotect(p, size, PROT_READ | PROT_WRITE) == 0 ? 0 : errno;
   errno = e;
-  return r == MAP_FAILED ? NULL : r;
+  return r;
 }
 
-int os_remap_inplace(void *p, size_t old_size, size_t new_size) {
-  if (new_size > old_size && fault_now(OS_FAULT_MAP)) return ENOMEM;
+/* mremap moves one mapping (VMA) at a time on kernels before 6.17: a range
+ * that spans several (pieces mapped separately, or split by mprotect) fails
+ * with EFAULT and is moved in halves. If a second half fails, the first is
+ * put back. */
+static int move_pieces(uint8_t *from, size_t size, uint8_t *to) {
+  void *r = mremap(from, size, size, MREMAP_MAYMOVE | MREMAP_FIXED, to);
+  if (r != MAP_FAILED) return 0;
+  int rc = errno;
+  if (rc != EFAULT || size <= LZ_PAGE_SIZE) return rc;
+  size_t half = (size / 2) & ~(LZ_PAGE_SIZE - 1);
+  rc = move_pieces(from, half, to);
+  if (rc != 0) return rc;
+  rc = move_pieces(from + half, size - half, to + half);
+  if (rc != 0 && move_pieces(to, half, from) != 0) os_abort(); /* those pages were just moved */
+  return rc;
+}
+
+int os_move(void *from, size_t size, void *to) {
+  if (fault_now(OS_FAULT_MAP)) return ENOMEM;
   int e = errno;
-  void *r = mremap(p, old_size, new_size, 0);
-  int rc = r == MAP_FAILED ? errno : 0;
+  int rc = move_pieces(from, size, to);
   errno = e;
   return rc;
 }

@@ -29,7 +29,14 @@ static int mode; /* NUMA_OFF / NUMA_AUTO / NUMA_INTERLEAVE / NUMA_STRICT */
 static const uint8_t topo[4] = {0, 1, 0, 1};
 
 static chunk_t *chunk_of(const void *p) { return (chunk_t *)((uintptr_t)p & ~LZ_CHUNK_MASK); }
-static large_t *large_of(const void *p) { return (large_t *)(((uintptr_t)p - 1) & ~LZ_CHUNK_MASK); }
+static large_t *large_of(const void *p) {
+  bool freed;
+  large_t *l = large_lookup((uintptr_t)p, &freed);
+  CHECK(l != NULL);
+  return l;
+}
+static unsigned large_node(const large_t *l) { return atomic_load(&l->xnode); }
+static size_t large_size(const large_t *l) { return atomic_load(&l->xsize); }
 
 /* The last mbind recorded for exactly [p, p + size), or NULL. */
 static lz_os_bind_t rec;
@@ -98,12 +105,12 @@ static void large_block(job_t *j) {
   if (mode == NUMA_OFF) {
     CHECK(binds_made() == before);
   } else if (mode == NUMA_INTERLEAVE) {
-    CHECK(j->large->node == NUMA_NODE_INTERLEAVED);
-    const lz_os_bind_t *b = bind_of(j->large, j->large->map_size);
+    CHECK(large_node(j->large) == NUMA_NODE_INTERLEAVED);
+    const lz_os_bind_t *b = bind_of(j->p, large_size(j->large));
     CHECK(binds_made() == before || (b != NULL && b->policy == OS_MPOL_INTERLEAVE && b->mask == 3));
   } else {
-    CHECKF(j->large->node == want_node(j->cpu), "cpu %d: large on node %zu", j->cpu, j->large->node);
-    const lz_os_bind_t *b = bind_of(j->large, j->large->map_size);
+    CHECKF(large_node(j->large) == want_node(j->cpu), "cpu %d: large on node %u", j->cpu, large_node(j->large));
+    const lz_os_bind_t *b = bind_of(j->p, large_size(j->large));
     CHECK(binds_made() == before || (b != NULL && b->policy == want_policy() && b->mask == 1ull << want_node(j->cpu)));
   }
   memset(j->p, 2, 5 * MiB);
@@ -264,7 +271,7 @@ int main(int argc, char **argv) {
   size_t mapped1 = node_mapped(1);
   job_t l1 = {.cpu = 1, .fn = large_block};
   run(&l1);
-  if (mode == NUMA_AUTO || mode == NUMA_STRICT) check_stats_node(1, mapped1 + l1.large->map_size);
+  if (mode == NUMA_AUTO || mode == NUMA_STRICT) check_stats_node(1, mapped1 + large_size(l1.large));
   if (mode == NUMA_OFF) check_stats_node(1, 0);
   l1.fn = free_p;
   run(&l1); /* into the large cache */

@@ -17,6 +17,14 @@
 #   misuse_extra     harder death tests (same binary source, --extra)
 #   misuse_sized     every level-1 catch at 8 B, 4 KiB, 256 KiB, across
 #                    threads too (same binary source, --sized)
+#   large_remap      pages around a large block remapped; free, realloc and
+#                    malloc_usable_size unaffected
+#   large_reuse      freed large memory reused across sizes (mapped bytes
+#                    flat), calloc of reused memory zero, exact statistics
+#   large_xthread    large blocks freed by other threads reused; threads
+#                    swapping large blocks through the lock-free cache
+#   large_fork       fork while a thread allocates large blocks under a FILE
+#                    lock and another flushes every FILE (glibc bug 19431)
 
 set(_lz_t ${CMAKE_CURRENT_SOURCE_DIR})
 
@@ -63,6 +71,20 @@ lz_test(NAME fork_test KIND PREFIXED LABELS stress TIMEOUT 300
         SOURCES ${_lz_t}/fork_test.c)
 lz_test(NAME thread_exit KIND PREFIXED LABELS stress stats TIMEOUT 240
         SOURCES ${_lz_t}/thread_exit.c)
+lz_test(NAME large_remap KIND PREFIXED LABELS unit TIMEOUT 120
+        SOURCES ${_lz_t}/large_remap.c)
+lz_test(NAME large_reuse KIND PREFIXED LABELS unit stats TIMEOUT 120
+        SOURCES ${_lz_t}/large_reuse.c)
+lz_test(NAME large_xthread KIND PREFIXED LABELS stress stats TIMEOUT 240
+        SOURCES ${_lz_t}/large_xthread.c)
+# large_fork arms alarm(60) itself. Not under TSan: its runtime holds its
+# own locks across fork and deadlocks in exactly this pattern. Not with
+# shared heaps (LZ_HEAPS > 0) while heaps_fork_prepare holds their locks
+# across fork: every call, large ones too, takes its heap's lock there.
+if(NOT LZ_SANITIZE MATCHES "thread" AND NOT "${LZ_CONFIG_DEFS}" MATCHES "LZ_HEAPS=[1-9]")
+  lz_test(NAME large_fork KIND PREFIXED LABELS stress TIMEOUT 120
+          SOURCES ${_lz_t}/large_fork.c)
+endif()
 
 # Frees across threads: foreign-block reuse, blocks coming home, double free
 # of a foreign-listed block (src/remote.c).
