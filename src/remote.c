@@ -179,7 +179,9 @@ size_t remote_collect(heap_t *heap) {
  * malloc hands those out again (the owner still counts them as out: for
  * its span nothing happened). Only when the list is full does a block
  * travel home through the batches above; the lists go home whole when the
- * thread exits or trims.
+ * thread exits or trims. With NUMA on, a block on another node than the
+ * heap's home goes home at once: reusing it would place this thread's data
+ * remotely.
  *
  * Installed lists: for classes served by direct[] (<= LZ_DIRECT_MAX) the
  * slow path points direct[] at heap->foreign[cls] when its list is not
@@ -224,6 +226,8 @@ static lz_noinline bool foreign_init(heap_t *heap) {
 
 bool foreign_push(heap_t *self, span_t *s, lz_block_t *b) {
   if (LZ_HEAPS > 0 || self == &lz_heap_empty || s->kind != SPAN_SLAB || opt_get(OPT_SECURE) >= 2) return false;
+  /* With NUMA, only blocks of our home node are worth keeping (numa.c). */
+  if (lz_unlikely(lz_numa_on) && span_chunk(s)->node != self->numa_home) return false;
   if (lz_unlikely(self->foreign == NULL) && !foreign_init(self)) return false;
   span_t *f = &self->foreign[s->cls];
   if (f->used >= foreign_cap(s->cls)) return false;

@@ -7,7 +7,8 @@
  *
  * auto: routing of chunks and large blocks to the caller's node, per-node
  * chunk pools (a freed chunk comes back only to its node), orphan heaps
- * adopted only on their node, the large cache per node, home moves after
+ * adopted only on their node, the large cache per node, blocks freed
+ * across nodes not reused on the freeing node, home moves after
  * a stay on another node but not for excursions or flapping, per-node
  * statistics. off: nothing bound, everything node 0. interleave: large
  * blocks interleaved over both nodes. strict: MPOL_BIND instead of
@@ -117,6 +118,27 @@ static void large_block(job_t *j) {
 }
 
 static void free_p(job_t *j) { lz_free(j->p); }
+
+/* Cross-node frees: blocks of node 0 freed on node 1 are not handed out
+ * again on node 1. */
+enum { NCROSS = 256 };
+static void *cross[NCROSS];
+static void cross_alloc(job_t *j) {
+  for (int i = 0; i < NCROSS; i++) {
+    cross[i] = lz_malloc(48);
+    CHECK(cross[i] != NULL && chunk_of(cross[i])->node == want_node(j->cpu));
+  }
+}
+static void cross_free_then_alloc(job_t *j) {
+  lz_free(lz_malloc(16)); /* this thread's heap first */
+  for (int i = 0; i < NCROSS; i++) lz_free(cross[i]);
+  for (int i = 0; i < NCROSS; i++) {
+    cross[i] = lz_malloc(48);
+    CHECKF(cross[i] != NULL && chunk_of(cross[i])->node == want_node(j->cpu), "block %d on node %u", i,
+           chunk_of(cross[i])->node);
+  }
+  for (int i = 0; i < NCROSS; i++) lz_free(cross[i]);
+}
 
 static void home_of(job_t *j) {
   lz_free(lz_malloc(16)); /* the thread's heap: made, or an orphan adopted */
@@ -286,6 +308,11 @@ int main(int argc, char **argv) {
   run(&l3);
   lz_trim(0);
   if (mode != NUMA_INTERLEAVE) check_stats_node(1, mode == NUMA_OFF ? 0 : mapped1);
+
+  job_t x0 = {.cpu = 0, .fn = cross_alloc};
+  run(&x0);
+  job_t x1 = {.cpu = 1, .fn = cross_free_then_alloc};
+  run(&x1);
 
   /* Orphans: a thread on node 1 does not adopt a heap at home on node 0. */
   job_t h0 = {.cpu = 0, .fn = home_of};

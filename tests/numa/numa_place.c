@@ -197,11 +197,11 @@ static void storm(int self) {
   /* Each round: allocate a batch, hand it over, free the other's batch. */
   enum { ROUNDS = 40, BATCH = 2000 };
   static void *handoff[2][BATCH];
-  static const size_t sizes[] = {16, 64, 200, 1024, 5000, 40000, 200000};
+  static const size_t sizes[] = {16, 48, 256, 1024, 3000, 40000, 200000}; /* 48, 256, 3000: as measured */
   for (int r = 0; r < ROUNDS; r++) {
     for (int i = 0; i < BATCH; i++) {
       size_t sz = sizes[(size_t)(i * 7 + r) % (sizeof sizes / sizeof sizes[0])];
-      if (sz > 10000 && i % 16) sz = 100;
+      if (sz > 10000 && i % 16) sz = 48;
       handoff[self][i] = malloc(sz);
       if (handoff[self][i] == NULL) { puts("FAIL: malloc returned NULL"); exit(1); }
       memset(handoff[self][i], r, sz < 256 ? sz : 256);
