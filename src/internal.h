@@ -259,6 +259,7 @@ typedef struct heap_stats_s {
   uint64_t remote_frees;/* frees this thread sent to other heaps */
   uint64_t slow_allocs; /* allocations that took the slow path */
   uint32_t class_slabs[LZ_CLASSES]; /* slab spans held, per class */
+  uint32_t class_pages[LZ_CLASSES]; /* their pages */
 } heap_stats_t;
 
 /* Invariants:
@@ -284,6 +285,7 @@ typedef struct heap_s {
    * thread's blocks, and the static empty heap, carry none); never unmapped,
    * like the heap. */
   span_t *foreign;
+  uint8_t slabs_made[LZ_CLASSES];      /* slabs made per class (saturating): their size grows */
   /* Recently freed medium spans kept whole for reuse (used == 0, pages
    * still in the span): at most LZ_MEDIUM_CACHE of them and
    * LZ_MEDIUM_CACHE_BYTES in all, given back when idle for the purge delay. */
@@ -397,6 +399,7 @@ size_t fmt_hex(char *buf, uint64_t v);
 extern const uint32_t lz_class_size[LZ_CLASSES];
 extern const uint8_t lz_direct_class[LZ_DIRECT_SLOTS];
 uint32_t class_slab_pages(unsigned cls);
+uint32_t class_first_slab_pages(unsigned cls);
 
 /* chunkmap.c */
 extern _Atomic(uint8_t) lz_chunkmap[LZ_CHUNKMAP_SIZE];

@@ -19,3 +19,14 @@ static const uint8_t slab_pages[LZ_CLASSES] = {
     0, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 17, 16, 16, 16, 19, 18, 16, 16, 20, 24, 28, 32, 40, 48, 56, 64};
 
 uint32_t class_slab_pages(unsigned cls) { return slab_pages[cls]; }
+
+/* The first slab of a class in a heap: just enough pages for 8 blocks.
+ * A heap's later slabs of the class double from there up to
+ * class_slab_pages (slab.c), so a class used a little costs a page or two
+ * (and its span descriptor sits among the first few of the chunk header,
+ * so a small process or a forked child touches few header pages), while a
+ * class in heavy use gets the full slab. */
+uint32_t class_first_slab_pages(unsigned cls) {
+  uint32_t need = (uint32_t)((8 * (size_t)lz_class_size[cls] + LZ_PAGE_SIZE - 1) >> LZ_PAGE_SHIFT);
+  return need < slab_pages[cls] ? need : slab_pages[cls];
+}

@@ -143,7 +143,10 @@ size_t heap_cached_bytes(const heap_t *heap) {
 }
 
 static span_t *slab_new(heap_t *heap, unsigned cls) {
-  size_t pages = class_slab_pages(cls);
+  /* First slab small, then doubling up to the class's full slab. */
+  size_t pages = (size_t)class_first_slab_pages(cls) << (heap->slabs_made[cls] < 7 ? heap->slabs_made[cls] : 7);
+  if (pages > class_slab_pages(cls)) pages = class_slab_pages(cls);
+  if (heap->slabs_made[cls] < UINT8_MAX) heap->slabs_made[cls]++;
   span_t *s = span_alloc(heap, pages, 1, SPAN_SLAB);
   if (s == NULL) return NULL;
   uint32_t bs = lz_class_size[cls];
@@ -153,7 +156,10 @@ static span_t *slab_new(heap_t *heap, unsigned cls) {
   s->reserved = (uint16_t)((pages << LZ_PAGE_SHIFT) / bs);
   s->cls = (uint8_t)cls;
   atomic_store_explicit(&s->xfast_owner, heap, memory_order_relaxed);
-  if (LZ_STATS) heap->stats.class_slabs[cls]++;
+  if (LZ_STATS) {
+    heap->stats.class_slabs[cls]++;
+    heap->stats.class_pages[cls] += (uint32_t)pages;
+  }
   return s;
 }
 
@@ -203,7 +209,10 @@ void slab_retire(heap_t *heap, span_t *s) {
 
 /* An empty slab already out of its queue goes back to its chunk. */
 void slab_release(heap_t *heap, span_t *s) {
-  if (LZ_STATS) heap->stats.class_slabs[s->cls]--;
+  if (LZ_STATS) {
+    heap->stats.class_slabs[s->cls]--;
+    heap->stats.class_pages[s->cls] -= s->npages;
+  }
   span_free(heap, s);
 }
 

@@ -26,14 +26,13 @@ LZ_NO_TSAN void stats_collect(lz_stats_t *out) {
     if (LZ_HEAPS == 0 && h == lz_heap_tls) in_use -= (int64_t)heap_cached_bytes(h);
     st.slow_allocs += racy_read((const size_t *)&h->stats.slow_allocs);
     st.remote_frees += racy_read((const size_t *)&h->stats.remote_frees);
-    for (unsigned c = 1; c < LZ_CLASSES; c++)
+    for (unsigned c = 1; c < LZ_CLASSES; c++) {
       st.classes[c].slabs += *(const volatile uint32_t *)&h->stats.class_slabs[c];
+      st.classes[c].slab_bytes += (size_t)*(const volatile uint32_t *)&h->stats.class_pages[c] << LZ_PAGE_SHIFT;
+    }
     st.heaps++;
   }
-  for (unsigned c = 1; c < LZ_CLASSES; c++) {
-    st.classes[c].block_size = lz_class_size[c];
-    st.classes[c].slab_bytes = st.classes[c].slabs * ((size_t)class_slab_pages(c) << LZ_PAGE_SHIFT);
-  }
+  for (unsigned c = 1; c < LZ_CLASSES; c++) st.classes[c].block_size = lz_class_size[c];
   size_t large_in_use = atomic_load_explicit(&lz_large_in_use, memory_order_relaxed);
   size_t chunks = atomic_load_explicit(&lz_chunks_mapped, memory_order_relaxed);
   size_t large_mapped = atomic_load_explicit(&lz_large_mapped, memory_order_relaxed);

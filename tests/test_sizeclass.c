@@ -27,6 +27,9 @@ int main(void) {
     CHECK(slab <= LZ_SLAB_MAX_BYTES);
     CHECK(slab / bs >= 8 && slab / bs <= 0xffff);
     CHECK((slab % bs) * 16 <= slab); /* tail waste <= 1/16 */
+    /* A heap's first slab of the class: at least 8 blocks, at most the full slab. */
+    size_t first = (size_t)class_first_slab_pages(c) << LZ_PAGE_SHIFT;
+    CHECK(first >= LZ_PAGE_SIZE && first <= slab && first / bs >= 8);
     /* The fast path's block index is exact for every offset in a chunk:
      * the block number at a boundary, and beyond any slab's capacity
      * elsewhere. */
