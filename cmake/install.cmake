@@ -3,12 +3,15 @@
 # `cmake --install build/release --prefix /usr/local` installs:
 #
 #   lib/liblzmalloc.so.0.1.0, .so.0, .so   the shared library (Runtime: .so.*)
+#   lib/liblzmalloc-secure.so.0.1.0, ...    the same at hardening level 2, with
+#                                          bounds-checked memcpy/memmove/memset
 #   lib/liblzmalloc.a                      static library (standard names + __wrap_*)
 #   lib/liblzmalloc-prefixed.a             lz_ names only
 #   include/lzmalloc.h
 #   lib/pkgconfig/lzmalloc.pc              pkg-config (written at install time)
 #   lib/cmake/lzmalloc/                    find_package(lzmalloc): imported targets
 #                                          lzmalloc::lzmalloc (shared),
+#                                          lzmalloc::lzmalloc-secure,
 #                                          lzmalloc::lzmalloc-static,
 #                                          lzmalloc::lzmalloc-prefixed
 #   share/man/man3/lzmalloc.3
@@ -30,7 +33,7 @@ set(LZ_CMAKE_DIR ${CMAKE_INSTALL_LIBDIR}/cmake/lzmalloc)
 set(LZ_PC_DIR ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
 
 # ---- Libraries and header ----
-install(TARGETS lzmalloc lzmalloc-static lzmalloc-prefixed
+install(TARGETS lzmalloc lzmalloc-secure lzmalloc-static lzmalloc-prefixed
   EXPORT lzmallocTargets
   LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
     COMPONENT Runtime NAMELINK_COMPONENT Development

@@ -10,10 +10,23 @@
  *   1  (default) encoded free-list pointers, every freed pointer validated
  *      against the chunk map and its block boundary, double frees caught
  *      where a block is already on its span's free lists;
- *   2  level 1 plus a PROT_NONE guard page after every large block (an
- *      overrun faults at once). */
+ *   2  level 1 plus, in the slow paths only (secure.c): keyed headers and
+ *      canaries checked at free and realloc, the usable size equal to the
+ *      requested size, freed blocks filled and checked on reuse after a
+ *      quarantine, random slot order, guard pages after every slab and
+ *      around every medium block and after every large block. Also
+ *      selected at run time by LZMALLOC_SECURE=2. */
 #ifndef LZ_SECURE
 #define LZ_SECURE 1
+#endif
+
+/* Level 2: freed small and medium blocks wait in their freeing thread's
+ * quarantine (at most this many blocks and bytes) before reuse. */
+#ifndef LZ_QUARANTINE_ENTRIES
+#define LZ_QUARANTINE_ENTRIES 256
+#endif
+#ifndef LZ_QUARANTINE_BYTES
+#define LZ_QUARANTINE_BYTES (1u << 20)
 #endif
 
 /* Internal assertions (debug builds). */
@@ -82,6 +95,9 @@
 
 #if LZ_SECURE < 0 || LZ_SECURE > 2
 #error "LZ_SECURE must be 0, 1 or 2"
+#endif
+#if LZ_QUARANTINE_ENTRIES < 1 || LZ_QUARANTINE_BYTES < 1
+#error "the quarantine needs room for one block"
 #endif
 #if LZ_REMOTE_BATCH < 1 || LZ_REMOTE_BATCH > 16
 #error "LZ_REMOTE_BATCH must be in 1..16"

@@ -27,7 +27,9 @@
  *
  * Sized delete: at hardening level 1 the size is not needed (the free
  * path finds the span from the pointer in any case), so sized forms are
- * plain frees.
+ * plain frees; at level 2 the size must be the one the block was allocated
+ * with (secure.c keeps it), else the delete aborts with a message
+ * ("operator delete(): size mismatch"). Large blocks are not checked.
  */
 #include "alloc.h"
 
@@ -78,7 +80,7 @@ lz_inline void *cxx_new_nothrow(size_t size) {
 }
 
 lz_inline void cxx_delete_sized(void *p, size_t size) {
-  (void)size;
+  if (lz_unlikely(lz_secure2) && p != NULL) secure_check_size(p, size, "operator delete");
   api_free(p);
 }
 

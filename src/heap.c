@@ -130,6 +130,7 @@ void heap_collect(heap_t *heap, bool force) {
     foreign_flush(heap);
     remote_flush_all(heap);
   }
+  secure_collect(heap, force);
   remote_collect(heap);
   medium_cache_flush(heap, force, os_now_ms());
   for (unsigned cls = 1; cls < LZ_CLASSES; cls++) {
@@ -162,6 +163,7 @@ void heap_abandon(heap_t *heap) {
   for (unsigned cls = 1; cls < LZ_CLASSES; cls++)
     if (heap->queues[cls].first != NULL) slab_uncache(heap, heap->queues[cls].first);
   remote_flush_all(heap);
+  secure_collect(heap, true); /* the quarantine is the thread's */
   heap_collect(heap, false);
   heap->abandoned_at = os_now_ms();
   if (lz_heap_tls == heap) lz_heap_tls = &lz_heap_empty;
@@ -369,7 +371,8 @@ void *heap_malloc_slow(heap_t *heap, size_t size, bool zero) {
   if (heap == NULL) return NULL;
   void *p;
   for (int attempt = 0;; attempt++) {
-    if (size <= LZ_SMALL_MAX) p = small_malloc(heap, size_to_class(size), zero);
+    if (lz_secure2 && size <= LZ_MEDIUM_MAX) p = secure_malloc(heap, size, LZ_ALIGN, zero);
+    else if (size <= LZ_SMALL_MAX) p = small_malloc(heap, size_to_class(size), zero);
     else if (size <= LZ_MEDIUM_MAX) p = medium_malloc(heap, size, 1, zero);
     else if (size > LZ_MAX_ALLOC) p = NULL;
     else p = large_malloc(size, LZ_PAGE_SIZE, zero);
@@ -386,7 +389,9 @@ void *heap_malloc_aligned(heap_t *heap, size_t size, size_t align) {
   if (size == 0) size = 1;
   void *p = NULL;
   for (int attempt = 0;; attempt++) {
-    if (size <= LZ_SMALL_MAX && align <= LZ_PAGE_SIZE) {
+    if (lz_secure2 && size <= LZ_MEDIUM_MAX && align <= LZ_MEDIUM_MAX / 2) {
+      p = secure_malloc(heap, size, align, false);
+    } else if (size <= LZ_SMALL_MAX && align <= LZ_PAGE_SIZE) {
       /* The first class at least as big whose blocks are all aligned. */
       unsigned cls = size_to_class(size);
       while (lz_class_size[cls] % align != 0) cls++;
@@ -452,6 +457,10 @@ static void heap_free_span(void *p, span_t *s);
 /* Frees of pointers outside our chunks: large blocks, NULL, invalid. */
 void heap_free_slow(void *p) {
   if (p == NULL) return;
+  if (lz_secure2 && chunkmap_kind((uintptr_t)p) == CHUNK_SPANS) {
+    secure_free(p, "free");
+    return;
+  }
   heap_t *self = lz_heap_tls;
   /* A thread that only frees must still give memory back. */
   if (self != &lz_heap_empty && (++self->slow_count & 63) == 0) {
@@ -496,12 +505,14 @@ static void heap_free_span(void *p, span_t *s) {
 
 size_t heap_usable_size(const void *p, const char *func) {
   if (p == NULL) return 0;
+  if (lz_secure2 && chunkmap_kind((uintptr_t)p) == CHUNK_SPANS) return secure_usable(p, func);
   ptr_info_t info = ptr_resolve(p, func);
   if (info.large != NULL) return large_usable(info.large);
   return info.span->block_size;
 }
 
 void *heap_realloc(void *p, size_t size) {
+  if (lz_secure2 && chunkmap_kind((uintptr_t)p) == CHUNK_SPANS) return secure_realloc(p, size);
   ptr_info_t info = ptr_resolve(p, "realloc");
   size_t usable;
   if (info.large != NULL) {

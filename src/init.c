@@ -10,8 +10,9 @@
  * (heap.c). A destructor of another key that allocates after ours ran gets
  * a heap again and registers it again; glibc then calls ours once more.
  *
- * Fork: every global lock is taken before fork (heaps_lock; the chunk pool
- * and the large cache are lock-free) and released in both processes after; the child
+ * Fork: every global lock is taken before fork (order: heaps_lock, every
+ * heap's level-2 lock; the chunk pool and the large cache are lock-free)
+ * and released in both processes after; the child
  * turns every heap of the threads that did not survive into an orphan.
  */
 #include "internal.h"
@@ -43,13 +44,16 @@ static void thread_done(void *value) { heap_abandon((heap_t *)value); }
 
 static void fork_prepare(void) {
   heaps_fork_prepare();
+  secure_fork_prepare();
 }
 
 static void fork_parent(void) {
+  secure_fork_parent();
   heaps_fork_parent();
 }
 
 static void fork_child(void) {
+  secure_fork_child();
   if (LZ_HEAPS > 0) {
     heaps_fork_child_shared();
     return;

@@ -300,6 +300,7 @@ typedef struct heap_s {
   uint64_t slow_clock;                 /* coarse time (ms) read at the last purge tick */
   uint64_t abandoned_at;               /* when it last became an orphan (ms) */
   struct heap_s *next_all;             /* global list of every heap ever made */
+  struct secure_heap_s *secure;        /* level-2 state (secure.c), NULL below level 2 */
   lz_lock_t lock;                      /* LZ_HEAPS > 0 only: held by every entry point */
   /* NUMA (numa.c; only with lz_numa_on): new chunks come from numa_home;
    * numa_seen/numa_streak/numa_seen_at track observations elsewhere. */
@@ -486,6 +487,20 @@ void heaps_fork_child_shared(void);
 heap_t *heaps_first(void);
 void medium_free(heap_t *heap, span_t *s);
 void medium_cache_flush(heap_t *heap, bool force, uint64_t now);
+
+/* secure.c: hardening level 2 (every small and medium block, slow paths). */
+extern bool lz_secure2;
+void secure_init(void);
+void *secure_malloc(heap_t *heap, size_t size, size_t align, bool zero);
+void secure_free(void *p, const char *func);
+size_t secure_usable(const void *p, const char *func);
+void *secure_realloc(void *p, size_t size);
+void secure_check_size(const void *p, size_t size, const char *func);
+void secure_collect(heap_t *heap, bool force);
+bool secure_block_bounds(const void *a, const uint8_t **lo, const uint8_t **hi);
+void secure_fork_prepare(void);
+void secure_fork_parent(void);
+void secure_fork_child(void);
 
 /* purge.c */
 void purge_chunk(chunk_t *c, bool force, uint64_t now);

@@ -17,6 +17,7 @@ void security_init(void) {
   }
   k |= 1; /* never zero, so an encoded NULL is never NULL */
   lz_key = k;
+  secure_init();
 }
 
 size_t fmt_u64(char *buf, uint64_t v) {

@@ -27,6 +27,7 @@
 #define _GNU_SOURCE
 #endif
 #include <errno.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
@@ -43,6 +44,16 @@
 #define MSG_INVALID "lzmalloc: free(): invalid pointer"
 #define MSG_DOUBLE "lzmalloc: free(): double free"
 #define MSG_CORRUPT "lzmalloc: malloc(): corrupted free list"
+#define MSG_UAF "lzmalloc: malloc(): write after free"
+
+/* Hardening level 2 (no free lists to corrupt: freed blocks are filled and
+ * checked instead) reports the requested size as the usable size. */
+static int secure_level2(void) {
+  void *p = malloc(1);
+  size_t u = malloc_usable_size(p);
+  free(p);
+  return u == 1;
+}
 
 static int g_expfd = -1;
 
@@ -247,13 +258,146 @@ static void case_xthread_same_thread_twice(void) {
 static void case_corrupted_list(void) {
   char *keep = sized_block(); /* the span stays live */
   char *p = sized_block();
-  expect(MSG_CORRUPT, p, NULL);
+  expect(secure_level2() ? MSG_UAF : MSG_CORRUPT, p, NULL);
   free(p);
   /* Write after free over the block's free-list link. */
   volatile uint64_t *w = (volatile uint64_t *)tu_opaque_ptr(p);
   w[0] = 0x4141414141414141ull;
   for (int i = 0; i < 100000; i++) (void)tu_opaque_ptr(malloc(g_size));
   (void)keep;
+}
+
+/* ---- level-2 catches at a given size (LZMALLOC_SECURE=2 or the secure
+ * library; `--memcpy`: the secure library's checked memcpy & co) --------- */
+
+#define MSG_OVERFLOW "lzmalloc: free(): buffer overflow"
+#define MSG_UNDERFLOW "lzmalloc: free(): buffer underflow"
+
+/* libstdc++'s names, called from C. */
+extern void *_Znwm(size_t size);
+extern void _ZdlPvm(void *p, size_t size);
+extern void _ZdaPvm(void *p, size_t size);
+extern void *_Znam(size_t size);
+
+static unsigned char g_buf[1100 * 1024];
+
+/* Plain stores the compiler cannot turn into a memset call. */
+static void poke(char *from, size_t n, int c) { tu_fill_byte(tu_opaque_ptr(from), c, n); }
+
+static void case_overflow_1(void) {
+  char *p = sized_block();
+  expect(MSG_OVERFLOW, p, NULL);
+  p[g_size] = (char)~p[g_size];
+  free(p);
+}
+
+static void case_overflow_32(void) {
+  char *p = sized_block();
+  expect(MSG_OVERFLOW, p, NULL);
+  poke(p + g_size, 32, 0x41);
+  free(p);
+}
+
+static void case_underflow_1(void) {
+  char *p = sized_block();
+  expect(MSG_UNDERFLOW, p, NULL);
+  p[-1] = (char)~p[-1];
+  free(p);
+}
+
+static void case_underflow_32(void) {
+  char *p = sized_block();
+  expect(MSG_UNDERFLOW, p, NULL);
+  poke(p - 32, 32, 0x41);
+  free(p);
+}
+
+static void case_write_after_free(void) {
+  char *p = sized_block();
+  expect(MSG_UAF, p, NULL);
+  free(p);
+  volatile char *q = tu_opaque_ptr(p);
+  q[g_size / 2] = (char)~q[g_size / 2];
+  (void)tu_opaque_ptr(malloc(g_size));
+}
+
+static void case_realloc_overflow(void) {
+  char *p = sized_block();
+  expect("lzmalloc: realloc(): buffer overflow", p, NULL);
+  p[g_size] = (char)~p[g_size];
+  (void)tu_opaque_ptr(realloc(p, g_size * 2));
+}
+
+static void case_sized_delete_mismatch(void) {
+  char *p = tu_opaque_ptr(_Znwm(g_size));
+  expect("lzmalloc: operator delete(): size mismatch", p, NULL);
+  _ZdlPvm(p, g_size + 16);
+}
+
+static void case_sized_delete_array_mismatch(void) {
+  char *p = tu_opaque_ptr(_Znam(g_size));
+  expect("lzmalloc: operator delete(): size mismatch", p, NULL);
+  _ZdaPvm(p, g_size - 1);
+}
+
+static void case_memcpy_overflow(void) {
+  char *p = sized_block();
+  expect("lzmalloc: memcpy(): buffer overflow", p, NULL);
+  memcpy(p, g_buf, tu_opaque(g_size + 1));
+}
+
+static void case_memcpy_overread(void) {
+  char *p = sized_block();
+  expect("lzmalloc: memcpy(): buffer over-read", p, NULL);
+  memcpy(g_buf, p + 1, tu_opaque(g_size));
+}
+
+static void case_memmove_overflow(void) {
+  char *p = sized_block();
+  expect("lzmalloc: memmove(): buffer overflow", p, NULL);
+  memmove(p + g_size / 2, g_buf, tu_opaque(g_size / 2 + 1));
+}
+
+static void case_memset_overflow(void) {
+  char *p = sized_block();
+  expect("lzmalloc: memset(): buffer overflow", p, NULL);
+  memset(p, 0, tu_opaque(g_size + 32));
+}
+
+/* Not a death test: what level 2 promises to a correct program. */
+static int level2_behaviour(int with_memcpy) {
+  static const size_t sizes[] = {0, 1, 8, 15, 16, 17, 100, 4096, 5000, 40000, 262144, 1000000};
+  for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+    size_t n = sizes[i];
+    char *p = malloc(n);
+    CHECK(p != NULL && ((uintptr_t)p & 15) == 0);
+    CHECKF(malloc_usable_size(p) == n, "usable %zu for %zu", malloc_usable_size(p), n);
+    tu_fill_byte(p, 0x33, n);
+    if (with_memcpy) {
+      memset(p, 0x44, n);  /* exactly the block: allowed */
+      memcpy(g_buf, p, n);
+      memmove(p, g_buf, n);
+    }
+    p = realloc(p, n + 10);
+    CHECK(p != NULL && malloc_usable_size(p) == n + 10);
+    for (size_t j = 0; j < n; j++) CHECK(p[j] == (with_memcpy ? 0x44 : 0x33));
+    free(p);
+    for (size_t al = 32; al <= 65536; al *= 4) {
+      void *q = NULL;
+      CHECK(posix_memalign(&q, al, n + 1) == 0 && ((uintptr_t)q & (al - 1)) == 0);
+      CHECK(malloc_usable_size(q) == n + 1);
+      tu_fill_byte(q, 0x55, n + 1);
+      free(q);
+    }
+  }
+  /* Quarantine: a freed block is not handed out again at once. */
+  char *a = malloc(64);
+  free(a);
+  char *b = malloc(64);
+  CHECK(a != b);
+  free(b);
+  printf("ok   level2_behaviour\n");
+  return 1;
 }
 
 /* ---- harness ------------------------------------------------------------ */
@@ -389,6 +533,45 @@ int main(int argc, char **argv) {
       return 1;
     }
     printf("misuse --sized: all passed\n");
+    return 0;
+  }
+  if (argc > 1 && strcmp(argv[1], "--level2") == 0) {
+    int with_memcpy = argc > 2 && strcmp(argv[2], "--memcpy") == 0;
+    CHECKF(secure_level2(), "not running at hardening level 2");
+    static const size_t sizes[] = {8, 4096, 256 * 1024};
+    struct {
+      const char *name;
+      void (*fn)(void);
+      int needs_memcpy;
+    } kinds[] = {
+        {"overflow_1", case_overflow_1, 0},
+        {"overflow_32", case_overflow_32, 0},
+        {"underflow_1", case_underflow_1, 0},
+        {"underflow_32", case_underflow_32, 0},
+        {"write_after_free", case_write_after_free, 0},
+        {"realloc_overflow", case_realloc_overflow, 0},
+        {"sized_delete_mismatch", case_sized_delete_mismatch, 0},
+        {"sized_delete_array_mismatch", case_sized_delete_array_mismatch, 0},
+        {"memcpy_overflow", case_memcpy_overflow, 1},
+        {"memcpy_overread", case_memcpy_overread, 1},
+        {"memmove_overflow", case_memmove_overflow, 1},
+        {"memset_overflow", case_memset_overflow, 1},
+    };
+    int failed = level2_behaviour(with_memcpy) ? 0 : 1;
+    for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
+      if (kinds[k].needs_memcpy && !with_memcpy) continue;
+      for (size_t i = 0; i < 3; i++) {
+        g_size = sizes[i];
+        char name[64];
+        snprintf(name, sizeof name, "%s_%zu", kinds[k].name, sizes[i]);
+        if (!run_case(name, kinds[k].fn)) failed++;
+      }
+    }
+    if (failed) {
+      fprintf(stderr, "misuse --level2: %d case(s) failed\n", failed);
+      return 1;
+    }
+    printf("misuse --level2%s: all passed\n", with_memcpy ? " --memcpy" : "");
     return 0;
   }
   int use_extra = argc > 1 && strcmp(argv[1], "--extra") == 0;

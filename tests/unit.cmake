@@ -25,6 +25,11 @@
 #                    swapping large blocks through the lock-free cache
 #   large_fork       fork while a thread allocates large blocks under a FILE
 #                    lock and another flushes every FILE (glibc bug 19431)
+#   misuse_level2    every level-2 catch (canaries, write after free, sized
+#                    delete) at the same sizes, LZMALLOC_SECURE=2 (--level2)
+#   misuse_secure    the same linked with liblzmalloc-secure, plus its
+#                    checked memcpy/memmove/memset (--level2 --memcpy)
+#   misuse_sized_secure  the level-1 catches in the secure library
 
 set(_lz_t ${CMAKE_CURRENT_SOURCE_DIR})
 
@@ -39,6 +44,21 @@ lz_test(NAME misuse_extra KIND API LABELS unit hardening TIMEOUT 120
         SOURCES ${_lz_t}/misuse.c ARGS --extra)
 lz_test(NAME misuse_sized KIND API LABELS unit hardening TIMEOUT 120
         SOURCES ${_lz_t}/misuse.c ARGS --sized)
+# Hardening level 2: chosen at run time, and the secure library (also the
+# level-1 catches, which must hold there too).
+lz_test(NAME misuse_level2 KIND API LABELS unit hardening TIMEOUT 120
+        SOURCES ${_lz_t}/misuse.c ARGS --level2 ENV LZMALLOC_SECURE=2)
+if(TARGET lzmalloc-secure AND NOT LZ_SANITIZED)
+  foreach(_m secure sized_secure)
+    add_executable(misuse_${_m} ${_lz_t}/misuse.c)
+    target_link_libraries(misuse_${_m} PRIVATE lzmalloc-secure Threads::Threads)
+    target_include_directories(misuse_${_m} PRIVATE ${_lz_t})
+    target_compile_options(misuse_${_m} PRIVATE -Wall -Wextra -Werror -Wno-unused-parameter -fno-builtin)
+  endforeach()
+  add_test(NAME misuse_secure COMMAND misuse_secure --level2 --memcpy)
+  add_test(NAME misuse_sized_secure COMMAND misuse_sized_secure --sized)
+  set_tests_properties(misuse_secure misuse_sized_secure PROPERTIES TIMEOUT 120 LABELS "API;unit;hardening")
+endif()
 
 # Linked with lzmalloc, the API tests additionally require that the calls are
 # really served by lzmalloc and that free_sized/free_aligned_sized exist (the

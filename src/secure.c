@@ -1,0 +1,573 @@
+/* secure.c: hardening level 2 (LZMALLOC_SECURE=2, or a build with
+ * LZ_SECURE=2 such as liblzmalloc-secure.so): every small and medium block
+ * is served here, in the slow paths; large blocks keep large.c's layout
+ * (with its guard page after the block).
+ *
+ * Level 2 never uses the inlined fast paths (alloc.h). Their contract:
+ * malloc's fast path pops only from spans reachable through heap->direct[]
+ * or heap->queues[c].first with a non-NULL `free` list, and free's fast
+ * path only handles spans whose xfast_owner is the calling heap. Level-2
+ * spans are never put in a heap's queues (heap->direct[] stays at
+ * &lz_span_empty, queues stay empty), their `free` is NULL and their
+ * xfast_owner NULL, so every call lands here through the slow paths.
+ *
+ * A slot (one block of a slab span; a medium span's pages between its two
+ * guard pages) holds one block:
+ *
+ *   slot                 p - 16     p                p + size        slot end
+ *   | canary (alignment) | header   | user bytes ... | tail canary ... |
+ *
+ *   header word 0: size ^ K_size ^ mix(p)     the requested size, encoded
+ *   header word 1: K_head ^ p                 head canary and authenticator
+ *   canary bytes:  byte i of the secret word C at address i (mod 8)
+ *
+ * p is slot + 16 in a slab, slot + 64 in a medium span, for alignments
+ * <= 16 (the canonical position), else the first aligned address leaving
+ * room for the header. A slab's slots start 64 bytes into the span (canary
+ * bytes there too), so a small underflow of its first slot stays inside. The header is inside
+ * the slot but keyed: an overflow or underflow that reaches it cannot forge
+ * it, and any change is reported at free or realloc ("buffer underflow"
+ * when word 1 is wrong at the canonical position); the tail canary is
+ * checked at free and realloc ("buffer overflow"). malloc_usable_size is
+ * the requested size, so the whole tail is canary.
+ *
+ * Freed blocks: the whole slot is filled with the secret word F (header
+ * included: a header that reads F F is a freed block, "double free"; slots
+ * never handed out hold another word, N, "invalid pointer"), then
+ * the block waits in the freeing thread's quarantine (FIFO, at most
+ * LZ_QUARANTINE_BYTES and LZ_QUARANTINE_ENTRIES) before its slot can be
+ * reused. The fill is checked ("write after free") on the newest entry at
+ * the thread's next level-2 call, when a medium block leaves quarantine,
+ * and when a slab slot is handed out again.
+ *
+ * Out-of-band state: which slots of a slab are free is a bitmap in a
+ * separate mapping (secure_heap_t's meta area), pointed to by the span's
+ * `local_free` field (unused otherwise at level 2); slots are picked at
+ * random from it. Every slab span ends with a PROT_NONE guard page and
+ * every medium span has one before and one after its block.
+ *
+ * Locking: a heap's level-2 spans and bitmaps are guarded by its
+ * secure_heap_t lock, taken by the owner to allocate and by any thread
+ * whose quarantine releases a block of that heap. Only the owner allocates
+ * or releases spans (chunk state is the owner's): a slab emptied by another
+ * thread is released by its owner later, a medium span is queued on
+ * `pending`. The quarantine belongs to its heap's owner (no lock). Lock
+ * order: the LZ_HEAPS heap lock, then secure locks (one at a time), then
+ * the chunk pool lock.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "sizeclass.h"
+
+bool lz_secure2;
+
+#define SLAB_BITMAP_WORDS 32 /* 2048 slots: the most a 64 KiB slab of 32-byte slots holds */
+#define HEADER 16
+#define SLAB_LEAD 64         /* canary bytes before a slab's first slot */
+#define MEDIUM_PAD 64        /* a medium block starts this far into its pages */
+
+typedef struct q_entry_s {
+  uint8_t *p;      /* the user pointer freed */
+  uint8_t *slot;
+  uint8_t *end;    /* slot end (fill checked over [slot, end)) */
+} q_entry_t;
+
+typedef struct secure_heap_s {
+  lz_lock_t lock;
+  span_t *avail[LZ_CLASSES];   /* slabs with a free slot (linked by next/prev) */
+  span_t *pending;             /* medium spans released by other threads */
+  uint64_t *bitmap_pool;       /* recycled bitmaps (first word: next) */
+  uint8_t *meta_cur, *meta_end;
+  uint64_t rng;
+  /* Owner only: */
+  q_entry_t q[LZ_QUARANTINE_ENTRIES];
+  uint32_t q_first, q_count;
+  bool q_newest_checked;
+  size_t q_bytes;
+} secure_heap_t;
+
+static uint64_t k_size, k_head, w_canary, w_free, w_fresh;
+
+void secure_init(void) {
+  lz_secure2 = opt_get(OPT_SECURE) >= 2;
+  uint64_t x = lz_key;
+  uint64_t *outs[5] = {&k_size, &k_head, &w_canary, &w_free, &w_fresh};
+  for (int i = 0; i < 5; i++) {
+    x += 0x9e3779b97f4a7c15ull;
+    uint64_t z = x;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    *outs[i] = z ^ (z >> 31);
+  }
+  if (w_free == w_canary) w_free ^= 1;
+  if (w_fresh == w_free || w_fresh == w_canary) w_fresh ^= 2;
+}
+
+lz_inline uint64_t mix(uintptr_t p) { return (uint64_t)p * 0xd6e8feb86659fd93ull; }
+
+/* ---------------------------------------------------------------------------
+ * Patterns: byte at address a is byte (a & 7) of the word.
+ * ------------------------------------------------------------------------- */
+lz_inline uint8_t pat_byte(uint64_t w, uintptr_t a) { return (uint8_t)(w >> ((a & 7) * 8)); }
+
+static void pat_fill(uint8_t *from, uint8_t *to, uint64_t w) {
+  while (from < to && ((uintptr_t)from & 7)) { *from = pat_byte(w, (uintptr_t)from); from++; }
+  for (; from + 8 <= to; from += 8) *(uint64_t *)(void *)from = w;
+  for (; from < to; from++) *from = pat_byte(w, (uintptr_t)from);
+}
+
+/* First address in [from, to) not holding the pattern, or NULL. */
+static uint8_t *pat_check(uint8_t *from, uint8_t *to, uint64_t w) {
+  while (from < to && ((uintptr_t)from & 7)) {
+    if (*from != pat_byte(w, (uintptr_t)from)) return from;
+    from++;
+  }
+  for (; from + 8 <= to; from += 8)
+    if (*(uint64_t *)(void *)from != w) break;
+  for (; from < to; from++)
+    if (*from != pat_byte(w, (uintptr_t)from)) return from;
+  return NULL;
+}
+
+/* ---------------------------------------------------------------------------
+ * Per-heap state
+ * ------------------------------------------------------------------------- */
+static secure_heap_t *secure_of(heap_t *heap) {
+  if (heap->secure == NULL) {
+    size_t size = (sizeof(secure_heap_t) + LZ_PAGE_SIZE - 1) & ~(LZ_PAGE_SIZE - 1);
+    secure_heap_t *sh = os_map(size);
+    if (sh == NULL) return NULL;
+    sh->rng = lz_key ^ mix((uintptr_t)heap);
+    heap->secure = sh;
+  }
+  return heap->secure;
+}
+
+static uint64_t rng_next(secure_heap_t *sh) {
+  uint64_t x = sh->rng;
+  x ^= x << 13;
+  x ^= x >> 7;
+  x ^= x << 17;
+  return sh->rng = x;
+}
+
+static uint64_t *bitmap_alloc(secure_heap_t *sh) {
+  uint64_t *b = sh->bitmap_pool;
+  if (b != NULL) {
+    sh->bitmap_pool = (uint64_t *)b[0];
+    return b;
+  }
+  size_t bytes = SLAB_BITMAP_WORDS * 8;
+  if (sh->meta_cur == NULL || (size_t)(sh->meta_end - sh->meta_cur) < bytes) {
+    uint8_t *m = os_map(64 * KiB);
+    if (m == NULL) return NULL;
+    sh->meta_cur = m;
+    sh->meta_end = m + 64 * KiB;
+  }
+  b = (uint64_t *)(void *)sh->meta_cur;
+  sh->meta_cur += bytes;
+  return b;
+}
+
+lz_inline uint64_t *span_bitmap(const span_t *s) { return (uint64_t *)(void *)s->local_free; }
+
+/* ---------------------------------------------------------------------------
+ * Slabs
+ * ------------------------------------------------------------------------- */
+static void avail_push(secure_heap_t *sh, span_t *s) {
+  s->prev = NULL;
+  s->next = sh->avail[s->cls];
+  if (s->next) s->next->prev = s;
+  sh->avail[s->cls] = s;
+}
+
+static void avail_remove(secure_heap_t *sh, span_t *s) {
+  if (s->prev) s->prev->next = s->next; else sh->avail[s->cls] = s->next;
+  if (s->next) s->next->prev = s->prev;
+  s->next = s->prev = NULL;
+}
+
+static span_t *slab_new_secure(heap_t *heap, secure_heap_t *sh, unsigned cls) {
+  size_t pages = class_slab_pages(cls);
+  uint32_t bs = lz_class_size[cls];
+  uint64_t *bits = bitmap_alloc(sh);
+  if (bits == NULL) return NULL;
+  span_t *s = span_alloc(heap, pages, 1, SPAN_SLAB);
+  if (s == NULL) {
+    bits[0] = (uint64_t)sh->bitmap_pool;
+    sh->bitmap_pool = bits;
+    return NULL;
+  }
+  uint8_t *start = span_start(s);
+  size_t usable = (pages - 1) << LZ_PAGE_SHIFT; /* last page: guard */
+  os_protect_none(start + usable, LZ_PAGE_SIZE);
+  uint32_t n = (uint32_t)((usable - SLAB_LEAD) / bs);
+  pat_fill(start, start + SLAB_LEAD, w_canary);
+  lz_assert(n <= SLAB_BITMAP_WORDS * 64);
+  s->block_size = bs;
+  s->inv = block_inv_of(bs);
+  s->shift = block_shift_of(bs);
+  s->reserved = s->capacity = (uint16_t)n;
+  s->cls = (uint8_t)cls;
+  s->used = 0;
+  for (uint32_t w = 0; w < SLAB_BITMAP_WORDS; w++) {
+    uint32_t lo = w * 64;
+    bits[w] = lo >= n ? 0 : (n - lo >= 64 ? ~0ull : (1ull << (n - lo)) - 1);
+  }
+  s->local_free = (lz_block_t *)(void *)bits;
+  pat_fill(start + SLAB_LEAD, start + SLAB_LEAD + (size_t)n * bs, w_fresh); /* free slots hold F or N */
+  if (LZ_STATS) heap->stats.class_slabs[cls]++;
+  avail_push(sh, s);
+  return s;
+}
+
+static void slab_release_secure(heap_t *heap, secure_heap_t *sh, span_t *s) {
+  avail_remove(sh, s);
+  uint64_t *bits = span_bitmap(s);
+  bits[0] = (uint64_t)sh->bitmap_pool;
+  sh->bitmap_pool = bits;
+  s->local_free = NULL;
+  size_t usable = ((size_t)s->npages - 1) << LZ_PAGE_SHIFT;
+  os_protect_rw(span_start(s) + usable, LZ_PAGE_SIZE);
+  if (LZ_STATS) heap->stats.class_slabs[s->cls]--;
+  span_free(heap, s);
+}
+
+/* A random free slot of the class (owner, under sh->lock). */
+static uint8_t *slot_take(heap_t *heap, secure_heap_t *sh, unsigned cls) {
+  span_t *s = sh->avail[cls];
+  if (s == NULL) s = slab_new_secure(heap, sh, cls);
+  if (s == NULL) return NULL;
+  uint64_t *bits = span_bitmap(s);
+  uint32_t nwords = ((uint32_t)s->reserved + 63) / 64;
+  uint64_t r = rng_next(sh);
+  uint32_t w = (uint32_t)(r % nwords);
+  while (bits[w] == 0) w = (w + 1 == nwords) ? 0 : w + 1;
+  unsigned rot = (unsigned)(r >> 32) & 63;
+  uint64_t word = bits[w];
+  uint64_t rotated = rot ? (word >> rot) | (word << (64 - rot)) : word;
+  unsigned bit = ((unsigned)__builtin_ctzll(rotated) + rot) & 63;
+  bits[w] &= ~(1ull << bit);
+  s->used++;
+  if (s->used == s->reserved) {
+    avail_remove(sh, s);
+    s->flags |= SPAN_FULL;
+  }
+  return span_start(s) + SLAB_LEAD + (size_t)(w * 64 + bit) * s->block_size;
+}
+
+/* Gives a slot back (any thread, under the owner's sh->lock). */
+static void slot_put(heap_t *self, heap_t *owner, secure_heap_t *sh, span_t *s, uint8_t *slot) {
+  size_t idx = (size_t)(slot - span_start(s) - SLAB_LEAD) / s->block_size;
+  span_bitmap(s)[idx / 64] |= 1ull << (idx % 64);
+  if (s->flags & SPAN_FULL) {
+    s->flags &= (uint8_t)~SPAN_FULL;
+    avail_push(sh, s);
+  }
+  s->used--;
+  /* Keep one slab per class; the owner gives the others back. */
+  if (s->used == 0 && self == owner && (sh->avail[s->cls] != s || s->next != NULL))
+    slab_release_secure(owner, sh, s);
+}
+
+/* ---------------------------------------------------------------------------
+ * Medium spans: [guard page][header + block + tail canary ...][guard page]
+ * ------------------------------------------------------------------------- */
+static size_t medium_offset(size_t align) {
+  if (align <= LZ_ALIGN) return LZ_PAGE_SIZE + MEDIUM_PAD;
+  if (align <= LZ_PAGE_SIZE) return LZ_PAGE_SIZE + align;
+  return align;
+}
+
+static uint8_t *medium_take(heap_t *heap, size_t size, size_t align, uint8_t **slot, uint8_t **end) {
+  size_t off = medium_offset(align);
+  size_t npages = (off + size + 1 + LZ_PAGE_SIZE - 1) / LZ_PAGE_SIZE + 1;
+  if (npages > LZ_USABLE_PAGES) return NULL;
+  span_t *s = span_alloc(heap, npages, align > LZ_PAGE_SIZE ? align >> LZ_PAGE_SHIFT : 1, SPAN_MEDIUM);
+  if (s == NULL) return NULL;
+  uint8_t *start = span_start(s);
+  os_protect_none(start, LZ_PAGE_SIZE);
+  os_protect_none(start + (npages - 1) * LZ_PAGE_SIZE, LZ_PAGE_SIZE);
+  s->reserved = s->capacity = s->used = 1;
+  s->block_size = (uint32_t)((npages - 2) << LZ_PAGE_SHIFT);
+  uint8_t *p = start + off;
+  chunk_t *c = span_chunk(s);
+  size_t first = (size_t)(s - c->spans);
+  /* Every page finds the span (free, and the bounds of memcpy & co). */
+  for (size_t i = first + 1; i < first + npages; i++) c->pagemap[i] = (uint16_t)first;
+  *slot = start + LZ_PAGE_SIZE;
+  *end = start + (npages - 1) * LZ_PAGE_SIZE;
+  return p;
+}
+
+static void medium_release(heap_t *heap, span_t *s) {
+  uint8_t *start = span_start(s);
+  chunk_t *c = span_chunk(s);
+  size_t first = (size_t)(s - c->spans);
+  for (size_t i = first + 1; i < first + s->npages; i++) c->pagemap[i] = 0;
+  os_protect_rw(start, LZ_PAGE_SIZE);
+  os_protect_rw(start + ((size_t)s->npages - 1) * LZ_PAGE_SIZE, LZ_PAGE_SIZE);
+  s->used = 0;
+  span_free(heap, s);
+}
+
+/* ---------------------------------------------------------------------------
+ * Finding a block from a pointer
+ * ------------------------------------------------------------------------- */
+typedef struct block_info_s {
+  span_t *span;
+  uint8_t *slot, *end;  /* the slot holding p */
+  size_t size;          /* requested size */
+} block_info_t;
+
+/* The slot holding address a of a span chunk, or false. */
+static bool slot_find(uintptr_t a, block_info_t *bi) {
+  chunk_t *c = (chunk_t *)(a & ~LZ_CHUNK_MASK);
+  size_t first = c->pagemap[(a >> LZ_PAGE_SHIFT) & (LZ_CHUNK_PAGES - 1)];
+  span_t *s = &c->spans[first];
+  if (first == 0 || s->kind == SPAN_NONE) return false;
+  uint8_t *start = span_start(s);
+  bi->span = s;
+  if (s->kind == SPAN_SLAB) {
+    if (a < (uintptr_t)start + SLAB_LEAD) return false;
+    size_t idx = (size_t)(a - (uintptr_t)start - SLAB_LEAD) / s->block_size;
+    if (idx >= s->reserved) return false;
+    bi->slot = start + SLAB_LEAD + idx * s->block_size;
+    bi->end = bi->slot + s->block_size;
+  } else {
+    bi->slot = start + LZ_PAGE_SIZE;
+    bi->end = bi->slot + s->block_size;
+  }
+  return a >= (uintptr_t)bi->slot && a < (uintptr_t)bi->end;
+}
+
+/* Where a block of alignment <= 16 starts in its slot. */
+lz_inline uint8_t *slot_canonical(const block_info_t *bi) {
+  return bi->slot + (bi->span->kind == SPAN_SLAB ? HEADER : MEDIUM_PAD);
+}
+
+/* Validates the live block p (header and, if `tail`, the tail canary);
+ * reports and aborts naming `func` otherwise. */
+static void block_resolve(const void *ptr, const char *func, bool tail, block_info_t *bi) {
+  uint8_t *p = (uint8_t *)ptr;
+  if (((uintptr_t)p & (LZ_ALIGN - 1)) != 0 || !slot_find((uintptr_t)p, bi) || p < bi->slot + HEADER)
+    lz_fatal_pointer("invalid pointer", func, p);
+  uint64_t *h = (uint64_t *)(void *)(p - HEADER);
+  if (lz_unlikely(h[1] != (k_head ^ (uintptr_t)p))) {
+    if (p != slot_canonical(bi)) lz_fatal_pointer("invalid pointer", func, p);
+    if (h[0] == w_free && h[1] == w_free) lz_fatal_pointer("double free", func, p);
+    if (h[0] == w_fresh && h[1] == w_fresh) lz_fatal_pointer("invalid pointer", func, p);
+    lz_fatal_pointer("buffer underflow", func, p);
+  }
+  bi->size = h[0] ^ k_size ^ mix((uintptr_t)p);
+  if (lz_unlikely(bi->size >= (size_t)(bi->end - p))) lz_fatal_pointer("buffer underflow", func, p);
+  if (tail && lz_unlikely(pat_check(p + bi->size, bi->end, w_canary) != NULL))
+    lz_fatal_pointer("buffer overflow", func, p);
+}
+
+/* ---------------------------------------------------------------------------
+ * Quarantine (owner of `sh` only)
+ * ------------------------------------------------------------------------- */
+static void fill_check(const q_entry_t *e, const char *func) {
+  if (pat_check(e->slot, e->end, w_free) != NULL) lz_fatal_pointer("write after free", func, e->p);
+}
+
+/* The oldest entry leaves: its slot becomes free (checked again on reuse). */
+static void quarantine_evict(heap_t *self, secure_heap_t *sh, const char *func) {
+  q_entry_t e = sh->q[sh->q_first];
+  sh->q_first = (sh->q_first + 1) % LZ_QUARANTINE_ENTRIES;
+  sh->q_count--;
+  sh->q_bytes -= (size_t)(e.end - e.slot);
+  if (sh->q_count == 0) sh->q_newest_checked = true;
+  block_info_t bi;
+  slot_find((uintptr_t)e.p, &bi);
+  span_t *s = bi.span;
+  heap_t *owner = span_chunk(s)->heap;
+  secure_heap_t *osh = owner->secure;
+  if (s->kind == SPAN_MEDIUM) {
+    fill_check(&e, func);
+    if (owner == self) {
+      medium_release(self, s);
+    } else {
+      lz_lock(&osh->lock);
+      s->next = osh->pending;
+      osh->pending = s;
+      lz_unlock(&osh->lock);
+    }
+    return;
+  }
+  lz_lock(&osh->lock);
+  slot_put(self, owner, osh, s, e.slot);
+  lz_unlock(&osh->lock);
+}
+
+static void quarantine_check_newest(secure_heap_t *sh, const char *func) {
+  if (sh->q_newest_checked || sh->q_count == 0) return;
+  sh->q_newest_checked = true;
+  fill_check(&sh->q[(sh->q_first + sh->q_count - 1) % LZ_QUARANTINE_ENTRIES], func);
+}
+
+static void quarantine_push(heap_t *self, secure_heap_t *sh, uint8_t *p, uint8_t *slot, uint8_t *end) {
+  quarantine_check_newest(sh, "free");
+  size_t bytes = (size_t)(end - slot);
+  while (sh->q_count > 0 && (sh->q_count == LZ_QUARANTINE_ENTRIES || sh->q_bytes + bytes > LZ_QUARANTINE_BYTES))
+    quarantine_evict(self, sh, "free");
+  q_entry_t *e = &sh->q[(sh->q_first + sh->q_count) % LZ_QUARANTINE_ENTRIES];
+  e->p = p;
+  e->slot = slot;
+  e->end = end;
+  sh->q_count++;
+  sh->q_bytes += bytes;
+  sh->q_newest_checked = false;
+}
+
+/* ---------------------------------------------------------------------------
+ * Entry points (called from heap.c's slow paths)
+ * ------------------------------------------------------------------------- */
+/* Medium spans other threads released (owner). */
+static void collect_pending(heap_t *heap, secure_heap_t *sh) {
+  if (sh->pending == NULL) return;
+  lz_lock(&sh->lock);
+  span_t *s = sh->pending;
+  sh->pending = NULL;
+  lz_unlock(&sh->lock);
+  while (s != NULL) {
+    span_t *next = s->next;
+    s->next = NULL;
+    medium_release(heap, s);
+    s = next;
+  }
+}
+
+/* Slabs other threads emptied, but the first of each class (owner). */
+static void collect_empty_slabs(heap_t *heap, secure_heap_t *sh) {
+  lz_lock(&sh->lock);
+  for (unsigned cls = 1; cls < LZ_CLASSES; cls++) {
+    span_t *s = sh->avail[cls];
+    while (s != NULL) {
+      span_t *next = s->next;
+      if (s->used == 0 && s != sh->avail[cls]) slab_release_secure(heap, sh, s);
+      s = next;
+    }
+  }
+  lz_unlock(&sh->lock);
+}
+
+void *secure_malloc(heap_t *heap, size_t size, size_t align, bool zero) {
+  secure_heap_t *sh = secure_of(heap);
+  if (sh == NULL) return NULL;
+  quarantine_check_newest(sh, "malloc");
+  collect_pending(heap, sh);
+  if (align < LZ_ALIGN) align = LZ_ALIGN;
+  size_t need = size + HEADER + 1 + (align > LZ_ALIGN ? align - LZ_ALIGN : 0);
+  uint8_t *slot, *end, *p;
+  if (need <= LZ_SMALL_MAX && align <= LZ_PAGE_SIZE) {
+    unsigned cls = size_to_class(need); /* room for p rounded up to align, and a canary byte */
+    lz_lock(&sh->lock);
+    slot = slot_take(heap, sh, cls);
+    lz_unlock(&sh->lock);
+    if (slot == NULL) return NULL;
+    end = slot + lz_class_size[cls];
+    uint64_t w = *(uint64_t *)(void *)slot == w_fresh ? w_fresh : w_free;
+    if (pat_check(slot, end, w) != NULL) lz_fatal_pointer("write after free", "malloc", slot + HEADER);
+    p = (uint8_t *)(((uintptr_t)slot + HEADER + align - 1) & ~(uintptr_t)(align - 1));
+    lz_assert(p + size < end);
+  } else {
+    p = medium_take(heap, size, align, &slot, &end);
+    if (p == NULL) return NULL;
+  }
+  pat_fill(slot, p - HEADER, w_canary);
+  uint64_t *h = (uint64_t *)(void *)(p - HEADER);
+  h[0] = size ^ k_size ^ mix((uintptr_t)p);
+  h[1] = k_head ^ (uintptr_t)p;
+  if (zero) memset(p, 0, size);
+  pat_fill(p + size, end, w_canary);
+  if (LZ_STATS) heap->stats.in_use += (int64_t)size;
+  return p;
+}
+
+void secure_free(void *ptr, const char *func) {
+  heap_t *self = lz_heap_tls;
+  if (self == &lz_heap_empty) self = heap_get_slow();
+  block_info_t bi;
+  block_resolve(ptr, func, true, &bi);
+  uint8_t *p = (uint8_t *)ptr;
+  pat_fill(bi.slot, bi.end, w_free);
+  if (self == NULL) return; /* no heap for a quarantine: the block stays out */
+  if (LZ_STATS) self->stats.in_use -= (int64_t)bi.size;
+  secure_heap_t *sh = secure_of(self);
+  if (sh == NULL) return;
+  quarantine_push(self, sh, p, bi.slot, bi.end);
+}
+
+size_t secure_usable(const void *p, const char *func) {
+  block_info_t bi;
+  block_resolve(p, func, false, &bi);
+  return bi.size;
+}
+
+void *secure_realloc(void *p, size_t size) {
+  block_info_t bi;
+  block_resolve(p, "realloc", true, &bi);
+  void *n = malloc_fast(size);
+  if (n == NULL) return NULL;
+  memcpy(n, p, bi.size < size ? bi.size : size);
+  secure_free(p, "realloc");
+  return n;
+}
+
+void secure_check_size(const void *p, size_t size, const char *func) {
+  if (chunkmap_kind((uintptr_t)p) != CHUNK_SPANS) return; /* large: size not kept */
+  block_info_t bi;
+  block_resolve(p, func, false, &bi);
+  if (bi.size != size) lz_fatal_pointer("size mismatch", func, p);
+}
+
+/* The heap of an exiting thread (or a forced collect): its quarantine is
+ * emptied, pending spans released. */
+void secure_collect(heap_t *heap, bool force) {
+  secure_heap_t *sh = heap->secure;
+  if (sh == NULL) return;
+  if (force)
+    while (sh->q_count > 0) quarantine_evict(heap, sh, "free");
+  collect_pending(heap, sh);
+  collect_empty_slabs(heap, sh);
+}
+
+/* Bounds of the heap block holding address a: [*lo, *hi), or false if a
+ * is not in a live level-2 block (one chunk-map lookup, then the header). */
+bool secure_block_bounds(const void *a, const uint8_t **lo, const uint8_t **hi) {
+  if (chunkmap_kind((uintptr_t)a) != CHUNK_SPANS) return false;
+  block_info_t bi;
+  if (!slot_find((uintptr_t)a, &bi)) return false;
+  uint8_t *p = slot_canonical(&bi);
+  uint64_t *h = (uint64_t *)(void *)(p - HEADER);
+  if (h[1] == (k_head ^ (uintptr_t)p)) {
+    size_t size = h[0] ^ k_size ^ mix((uintptr_t)p);
+    if (size < (size_t)(bi.end - p)) {
+      *lo = p;
+      *hi = p + size;
+      return true;
+    }
+  }
+  *lo = bi.slot; /* an aligned block: its slot bounds it */
+  *hi = bi.end;
+  return true;
+}
+
+void secure_fork_prepare(void) {
+  for (heap_t *h = heaps_first(); h != NULL; h = h->next_all)
+    if (h->secure) lz_lock(&h->secure->lock);
+}
+
+void secure_fork_parent(void) {
+  for (heap_t *h = heaps_first(); h != NULL; h = h->next_all)
+    if (h->secure) lz_unlock(&h->secure->lock);
+}
+
+void secure_fork_child(void) {
+  for (heap_t *h = heaps_first(); h != NULL; h = h->next_all)
+    if (h->secure) lz_lock_reset(&h->secure->lock);
+}
