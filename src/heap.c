@@ -362,6 +362,7 @@ static void *small_malloc(heap_t *heap, unsigned cls, bool zero) {
 static bool reclaim_for_retry(heap_t *heap) {
   size_t got = heaps_collect_orphans(true);
   got += large_cache_trim(true);
+  got += secure_collect(heap, true); /* level 2: the quarantine */
   heap_collect(heap, false);
   return got > 0;
 }

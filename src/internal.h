@@ -496,7 +496,7 @@ void secure_free(void *p, const char *func);
 size_t secure_usable(const void *p, const char *func);
 void *secure_realloc(void *p, size_t size);
 void secure_check_size(const void *p, size_t size, const char *func);
-void secure_collect(heap_t *heap, bool force);
+size_t secure_collect(heap_t *heap, bool force); /* blocks released */
 bool secure_block_bounds(const void *a, const uint8_t **lo, const uint8_t **hi);
 void secure_fork_prepare(void);
 void secure_fork_parent(void);

@@ -527,13 +527,15 @@ void secure_check_size(const void *p, size_t size, const char *func) {
 
 /* The heap of an exiting thread (or a forced collect): its quarantine is
  * emptied, pending spans released. */
-void secure_collect(heap_t *heap, bool force) {
+size_t secure_collect(heap_t *heap, bool force) {
   secure_heap_t *sh = heap->secure;
-  if (sh == NULL) return;
+  if (sh == NULL) return 0;
+  size_t n = 0;
   if (force)
-    while (sh->q_count > 0) quarantine_evict(heap, sh, "free");
+    for (; sh->q_count > 0; n++) quarantine_evict(heap, sh, "free");
   collect_pending(heap, sh);
   collect_empty_slabs(heap, sh);
+  return n;
 }
 
 /* Bounds of the heap block holding address a: [*lo, *hi), or false if a
