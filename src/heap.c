@@ -458,10 +458,6 @@ static void heap_free_span(void *p, span_t *s);
 /* Frees of pointers outside our chunks: large blocks, NULL, invalid. */
 void heap_free_slow(void *p) {
   if (p == NULL) return;
-  if (lz_secure2 && chunkmap_kind((uintptr_t)p) == CHUNK_SPANS) {
-    secure_free(p, "free");
-    return;
-  }
   heap_t *self = lz_heap_tls;
   /* A thread that only frees must still give memory back. */
   if (self != &lz_heap_empty && (++self->slow_count & 63) == 0) {
@@ -477,6 +473,10 @@ void heap_free_slow(void *p) {
  * another heap's block (a remote free), a full or medium span, or a failed
  * fast check. The fast path found p in the chunk map already. */
 void heap_free_page(void *p) {
+  if (lz_secure2) {
+    secure_free(p, "free"); /* level 2: every small and medium block */
+    return;
+  }
   heap_t *heap = lz_heap_tls;
   if (heap != &lz_heap_empty && (++heap->slow_count & 63) == 0) purge_tick(heap);
   heap_free_span(p, span_resolve(p, "free"));
