@@ -218,7 +218,10 @@ static span_t *slab_new_secure(heap_t *heap, secure_heap_t *sh, unsigned cls) {
   }
   s->local_free = (lz_block_t *)(void *)bits;
   pat_fill(start + SLAB_LEAD, start + SLAB_LEAD + (size_t)n * bs, w_fresh); /* free slots hold F or N */
-  if (LZ_STATS) heap->stats.class_slabs[cls]++;
+  if (LZ_STATS) {
+    heap->stats.class_slabs[cls]++;
+    heap->stats.class_pages[cls] += (uint32_t)pages;
+  }
   avail_push(sh, s);
   return s;
 }
@@ -231,7 +234,10 @@ static void slab_release_secure(heap_t *heap, secure_heap_t *sh, span_t *s) {
   s->local_free = NULL;
   size_t usable = ((size_t)s->npages - 1) << LZ_PAGE_SHIFT;
   os_protect_rw(span_start(s) + usable, LZ_PAGE_SIZE);
-  if (LZ_STATS) heap->stats.class_slabs[s->cls]--;
+  if (LZ_STATS) {
+    heap->stats.class_slabs[s->cls]--;
+    heap->stats.class_pages[s->cls] -= s->npages;
+  }
   span_free(heap, s);
 }
 
