@@ -10,8 +10,25 @@
  * thread to start adopts an orphan instead of making a new heap. Heaps are
  * never unmapped: a heap pointer read from a span is always safe to use.
  *
- * Locks: heaps_lock guards the meta arena (heap memory); the list of all
- * heaps is lock-free (push-only, readers follow next_all).
+ *   ACTIVE --thread exits--> ORPHAN --adopted--> ACTIVE
+ *                            ORPHAN <--collected-- BUSY  (CAS ORPHAN->BUSY)
+ *   ACTIVE or BUSY in a child after fork (not the forking thread's) --> DEAD
+ *
+ * A DEAD heap may have been in the middle of an update when fork copied it
+ * (its thread does not exist in the child), so nothing ever adopts or
+ * collects it: it is leaked, and frees of its blocks only queue on its
+ * xremote list. Only the forking thread's heap and heaps that were ORPHAN
+ * (consistent: every change to an orphan is made while it is BUSY) live on.
+ *
+ * After the thread's own teardown (our key's destructor ran), the thread
+ * never gets a heap of its own again: a free sends the block straight to
+ * its owner, an allocation takes a heap (adopted or new) for the one call
+ * and abandons it before returning, so late destructors and
+ * __libc_thread_freeres leave nothing behind.
+ *
+ * No locks (LZ_HEAPS == 0): heaps are carved from the meta arena with one
+ * CAS, the list of all heaps is push-only (readers follow next_all), states
+ * change by CAS or by their holder's store.
  */
 #include <errno.h>
 #include <string.h>
@@ -27,10 +44,20 @@ heap_t lz_heap_empty = {
   .direct = {[0 ... LZ_DIRECT_SLOTS - 1] = &lz_span_empty},
 };
 
-static lz_lock_t heaps_lock = LZ_LOCK_INIT;
 static _Atomic(heap_t *) heaps_all;         /* every heap ever made */
-static _Atomic(long) orphan_count;
-static uint8_t *meta_cur, *meta_end;        /* under heaps_lock */
+static _Atomic(long) orphan_count;          /* a hint: heaps that are ORPHAN or BUSY */
+static __thread bool thread_done __attribute__((tls_model("initial-exec")));
+
+/* The meta arena: heaps are carved from 64 KiB regions that are never
+ * unmapped. xmeta packs the current region's base (64 KiB aligned) with the
+ * number of heaps carved from it (low bits): carving is one CAS on xmeta;
+ * a thread that maps a new region installs it with one CAS and, losing a
+ * race, unmaps it and carves from the winner's. */
+#define META_REGION ((size_t)64 * KiB)
+#define HEAP_STRIDE ((sizeof(heap_t) + 63) & ~(size_t)63)
+#define META_HEAPS (META_REGION / HEAP_STRIDE)
+_Static_assert(META_HEAPS >= 1 && META_HEAPS < META_REGION, "heap count fits below the region alignment");
+static _Atomic(uintptr_t) xmeta;
 
 /* LZ_HEAPS > 0: the shared heaps, made on first use. */
 static _Atomic(heap_t *) shared_heaps[LZ_HEAPS > 0 ? LZ_HEAPS : 1];
@@ -42,22 +69,27 @@ heap_t *heaps_first(void) { return atomic_load_explicit(&heaps_all, memory_order
 /* ---------------------------------------------------------------------------
  * Heap creation, adoption, abandonment
  * ------------------------------------------------------------------------- */
-static heap_t *heap_new(void) {
-  size_t size = (sizeof(heap_t) + 63) & ~(size_t)63;
-  lz_lock(&heaps_lock);
-  if (meta_cur == NULL || (size_t)(meta_end - meta_cur) < size) {
-    size_t region = 64 * KiB;
-    uint8_t *m = os_map(region);
-    if (m == NULL) {
-      lz_unlock(&heaps_lock);
-      return NULL;
+static heap_t *meta_heap_alloc(void) {
+  uintptr_t w = atomic_load_explicit(&xmeta, memory_order_acquire);
+  for (;;) {
+    uintptr_t base = w & ~(uintptr_t)(META_REGION - 1), used = w & (META_REGION - 1);
+    if (base != 0 && used < META_HEAPS) {
+      if (atomic_compare_exchange_weak_explicit(&xmeta, &w, w + 1, memory_order_acq_rel, memory_order_acquire))
+        return (heap_t *)(base + used * HEAP_STRIDE);
+      continue;
     }
-    meta_cur = m;
-    meta_end = m + region;
+    uint8_t *m = os_map_aligned(META_REGION, META_REGION);
+    if (m == NULL) return NULL;
+    if (atomic_compare_exchange_strong_explicit(&xmeta, &w, (uintptr_t)m | 1, memory_order_acq_rel,
+                                                memory_order_acquire))
+      return (heap_t *)m; /* fresh memory: every field zero */
+    os_unmap(m, META_REGION);
   }
-  heap_t *h = (heap_t *)meta_cur;
-  meta_cur += size;
-  lz_unlock(&heaps_lock);
+}
+
+static heap_t *heap_new(void) {
+  heap_t *h = meta_heap_alloc();
+  if (h == NULL) return NULL;
   for (size_t i = 0; i < LZ_DIRECT_SLOTS; i++) h->direct[i] = &lz_span_empty;
   atomic_store_explicit(&h->xstate, HEAP_ACTIVE, memory_order_relaxed);
   heap_t *head = atomic_load_explicit(&heaps_all, memory_order_relaxed);
@@ -102,15 +134,22 @@ static heap_t *shared_heap_assign(void) {
   return h;
 }
 
+/* The calling thread's heap, made or adopted on its first call; NULL if
+ * none can be had (out of memory) or the thread is past its teardown. */
 heap_t *heap_get_slow(void) {
   heap_t *h = lz_heap_tls;
   if (h != &lz_heap_empty) return h;
   process_init();
+  /* Our own set-up may allocate (pthread_atfork can): that nested call
+   * made this thread's heap already. */
+  h = lz_heap_tls;
+  if (h != &lz_heap_empty) return h;
   if (LZ_HEAPS > 0) {
     h = shared_heap_assign();
     if (h != NULL) lz_heap_tls = h;
     return h;
   }
+  if (thread_done) return NULL;
   h = heap_adopt_orphan();
   if (h == NULL) {
     h = heap_new();
@@ -119,6 +158,18 @@ heap_t *heap_get_slow(void) {
   }
   lz_heap_tls = h;
   thread_register(h);
+  return h;
+}
+
+/* A heap for one allocation by a thread past its teardown (abandoned again
+ * by slow_leave). */
+static heap_t *heap_take_temporary(void) {
+  if (LZ_HEAPS > 0 || !thread_done) return NULL;
+  heap_t *h = heap_adopt_orphan();
+  if (h == NULL) {
+    h = heap_new();
+    if (h != NULL && lz_unlikely(lz_numa_on)) numa_heap_start(h);
+  }
   return h;
 }
 
@@ -157,6 +208,7 @@ void heap_collect(heap_t *heap, bool force) {
  * purge delay (heaps_collect_orphans from their purge ticks). */
 void heap_abandon(heap_t *heap) {
   if (heap == NULL || heap == &lz_heap_empty) return;
+  lz_assert(atomic_load_explicit(&heap->xstate, memory_order_relaxed) != HEAP_ORPHAN);
   /* Free lists back to local_free and foreign blocks home: an orphan's
    * counts are exact. */
   foreign_flush(heap);
@@ -169,6 +221,13 @@ void heap_abandon(heap_t *heap) {
   if (lz_heap_tls == heap) lz_heap_tls = &lz_heap_empty;
   atomic_fetch_add_explicit(&orphan_count, 1, memory_order_relaxed);
   atomic_store_explicit(&heap->xstate, HEAP_ORPHAN, memory_order_release);
+}
+
+/* Our thread key's destructor: from now on this thread makes no heap of
+ * its own (see the top of the file). */
+void heap_thread_exit(heap_t *heap) {
+  thread_done = true;
+  heap_abandon(heap);
 }
 
 /* Collects the remote frees and empty spans of every orphan heap nobody
@@ -204,51 +263,43 @@ size_t heaps_collect_orphans(bool force) {
   return n;
 }
 
-/* In the child after fork: only the forking thread survives, so every
- * other active heap is an orphan now. */
+/* In the child after fork: only the forking thread survives. Every other
+ * heap that was ACTIVE or BUSY may have been mid-update at the instant of
+ * fork: it becomes DEAD (leaked). Orphans were consistent and stay
+ * adoptable. Runs without locks, so it may run in the child of a fork made
+ * by a signal handler that interrupted this thread anywhere in lzmalloc:
+ * self's own state is completed by the interrupted call when the handler
+ * returns (a heap this thread was adopting or collecting at that instant is
+ * marked DEAD here and then finished and used or released by it). */
 void heaps_fork_child(heap_t *self) {
+  long orphans = 0;
   for (heap_t *h = heaps_first(); h != NULL; h = h->next_all) {
-    if (h == self) continue;
-    if (atomic_load_explicit(&h->xstate, memory_order_relaxed) == HEAP_ACTIVE) {
-      atomic_store_explicit(&h->xstate, HEAP_ORPHAN, memory_order_relaxed);
-      atomic_fetch_add_explicit(&orphan_count, 1, memory_order_relaxed);
-    }
+    int st = atomic_load_explicit(&h->xstate, memory_order_relaxed);
+    if (h != self && (st == HEAP_ACTIVE || st == HEAP_BUSY))
+      atomic_store_explicit(&h->xstate, HEAP_DEAD, memory_order_relaxed);
+    else if (st == HEAP_ORPHAN)
+      orphans++;
   }
-  lz_lock_reset(&heaps_lock);
+  atomic_store_explicit(&orphan_count, orphans, memory_order_relaxed);
 }
 
-/* Lock order: shared_lock, the shared heaps by index, heaps_lock. */
-void heaps_fork_prepare(void) {
-  if (LZ_HEAPS > 0) {
-    lz_lock(&shared_lock);
-    for (int i = 0; i < LZ_HEAPS; i++) {
-      heap_t *h = atomic_load_explicit(&shared_heaps[i], memory_order_acquire);
-      if (h) lz_lock(&h->lock);
-    }
-  }
-  lz_lock(&heaps_lock);
-}
-
-void heaps_fork_parent(void) {
-  lz_unlock(&heaps_lock);
-  if (LZ_HEAPS > 0) {
-    for (int i = 0; i < LZ_HEAPS; i++) {
-      heap_t *h = atomic_load_explicit(&shared_heaps[i], memory_order_acquire);
-      if (h) lz_unlock(&h->lock);
-    }
-    lz_unlock(&shared_lock);
-  }
-}
-
-/* Shared heaps survive fork as they are (every thread of the child uses
- * them); only their locks, held by the forking thread, are released. */
+/* Shared heaps (LZ_HEAPS > 0) in the child after fork. No lock is held
+ * across fork, so a shared heap whose lock is taken in the child was being
+ * changed by some thread at the instant of fork (a vanished one, or this
+ * one from inside a signal handler): it is retired (DEAD, leaked; its slot
+ * gets a fresh heap on next use) rather than unlocked, and this thread is
+ * reassigned if it used it. A heap whose lock is free is consistent (every
+ * change to it is made under its lock) and is kept. shared_lock only
+ * orders the making of heaps, which takes effect at one store: reset. */
 void heaps_fork_child_shared(void) {
   for (int i = 0; i < LZ_HEAPS; i++) {
     heap_t *h = atomic_load_explicit(&shared_heaps[i], memory_order_acquire);
-    if (h) lz_lock_reset(&h->lock);
+    if (h == NULL || atomic_load_explicit(&h->lock.x, memory_order_relaxed) == 0) continue;
+    atomic_store_explicit(&shared_heaps[i], NULL, memory_order_release);
+    atomic_store_explicit(&h->xstate, HEAP_DEAD, memory_order_relaxed);
+    if (lz_heap_tls == h) lz_heap_tls = &lz_heap_empty;
   }
   lz_lock_reset(&shared_lock);
-  lz_lock_reset(&heaps_lock);
 }
 
 /* ---------------------------------------------------------------------------
@@ -291,6 +342,9 @@ static void *medium_malloc(heap_t *heap, size_t size, size_t align_pages, bool z
   s->used = 1;
   uint8_t *p = span_start(s);
   if (zero && !(s->flags & SPAN_ZERO)) memset(p, 0, size);
+  /* A live block's first word must not look like a free link (remote.c's
+   * in-flight screen): the span's last remote free may have left one. */
+  else if (LZ_SECURE && !(s->flags & SPAN_ZERO)) ((lz_block_t *)p)->enc_next = 0;
   if (LZ_STATS) heap->stats.in_use += s->block_size;
   return p;
 }
@@ -329,11 +383,13 @@ static lz_noinline void numa_tick(heap_t *heap) {
 }
 
 /* Every allocation slow path starts here: the thread's heap (made on its
- * first call), then pending remote work and, now and then, a purge tick.
- * NULL (errno ENOMEM) if no heap can be had. */
+ * first call; a temporary one past the thread's teardown), then pending
+ * remote work and, now and then, a purge tick. NULL (errno ENOMEM) if no
+ * heap can be had. Paired with slow_leave. */
 static heap_t *slow_enter(heap_t *heap) {
   if (lz_unlikely(heap == &lz_heap_empty)) {
     heap = heap_get_slow();
+    if (heap == NULL) heap = heap_take_temporary();
     if (heap == NULL) {
       errno = ENOMEM;
       return NULL;
@@ -347,6 +403,13 @@ static heap_t *slow_enter(heap_t *heap) {
     if (lz_unlikely(lz_numa_on)) numa_tick(heap);
   }
   return heap;
+}
+
+/* A temporary heap (never the thread's lz_heap_tls) is abandoned again. */
+static void *slow_leave(heap_t *heap, void *p) {
+  if (lz_unlikely(heap != lz_heap_tls)) heap_abandon(heap);
+  if (p == NULL) errno = ENOMEM;
+  return p;
 }
 
 static void *small_malloc(heap_t *heap, unsigned cls, bool zero) {
@@ -379,8 +442,7 @@ void *heap_malloc_slow(heap_t *heap, size_t size, bool zero) {
     else p = large_malloc(size, LZ_PAGE_SIZE, zero);
     if (p != NULL || attempt > 0 || size > LZ_MAX_ALLOC || !reclaim_for_retry(heap)) break;
   }
-  if (p == NULL) errno = ENOMEM;
-  return p;
+  return slow_leave(heap, p);
 }
 
 /* align is a power of two > 16. */
@@ -404,8 +466,7 @@ void *heap_malloc_aligned(heap_t *heap, size_t size, size_t align) {
     }
     if (p != NULL || attempt > 0 || size > LZ_MAX_ALLOC || !reclaim_for_retry(heap)) break;
   }
-  if (p == NULL) errno = ENOMEM;
-  return p;
+  return slow_leave(heap, p);
 }
 
 /* ---------------------------------------------------------------------------
@@ -478,7 +539,13 @@ void heap_free_page(void *p) {
     return;
   }
   heap_t *heap = lz_heap_tls;
-  if (heap != &lz_heap_empty && (++heap->slow_count & 63) == 0) purge_tick(heap);
+  /* Every remote free comes this way: the 64th call at the latest sends
+   * the batches (allocation slow paths send them every time), so a thread
+   * that frees other heaps' blocks keeps them from their owners briefly. */
+  if (heap != &lz_heap_empty && (++heap->slow_count & 63) == 0) {
+    remote_flush_all(heap);
+    purge_tick(heap);
+  }
   heap_free_span(p, span_resolve(p, "free"));
 }
 

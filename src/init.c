@@ -6,14 +6,20 @@
  * key, and registers the thread-exit key and the fork handlers; none of
  * that allocates. Other threads arriving meanwhile wait for it.
  *
- * Thread exit: a pthread key (os.c) whose destructor abandons the thread's heap
- * (heap.c). A destructor of another key that allocates after ours ran gets
- * a heap again and registers it again; glibc then calls ours once more.
+ * Thread exit: a pthread key (os.c) whose destructor abandons the thread's
+ * heap (heap.c, heap_thread_exit). Allocations and frees that come later
+ * (other keys' destructors, __libc_thread_freeres) get no heap of their own
+ * again (heap.c says how they are served), so nothing is left behind.
  *
- * Fork: every global lock is taken before fork (order: heaps_lock, every
- * heap's level-2 lock; the chunk pool and the large cache are lock-free)
- * and released in both processes after; the child
- * turns every heap of the threads that did not survive into an orphan.
+ * Fork: lzmalloc holds no lock of its own across fork (an interposed
+ * allocator's prepare handler runs before glibc takes its stdio locks, so a
+ * lock held there can deadlock against a thread allocating under a FILE
+ * lock, and a fork from a signal handler would wait for the interrupted
+ * thread). Shared structures are lock-free, every operation taking effect
+ * at one atomic step, so the child sees each one before or after it; the
+ * child then leaks (never adopts) any heap that may have been mid-update.
+ * The one exception left is level-2 hardening (secure.c): its per-heap
+ * locks are taken before fork and released after.
  */
 #include "internal.h"
 
@@ -40,17 +46,11 @@ void check_page_size(size_t kernel_page) {
   os_abort();
 }
 
-static void thread_done(void *value) { heap_abandon((heap_t *)value); }
+static void thread_done(void *value) { heap_thread_exit((heap_t *)value); }
 
-static void fork_prepare(void) {
-  heaps_fork_prepare();
-  secure_fork_prepare();
-}
+static void fork_prepare(void) { secure_fork_prepare(); }
 
-static void fork_parent(void) {
-  secure_fork_parent();
-  heaps_fork_parent();
-}
+static void fork_parent(void) { secure_fork_parent(); }
 
 static void fork_child(void) {
   secure_fork_child();

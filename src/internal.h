@@ -226,7 +226,9 @@ lz_inline void lz_lock_reset(lz_lock_t *l) { atomic_store_explicit(&l->x, 0, mem
 /* Remote frees waiting in the freeing heap: one chain per destination
  * span (direct-mapped by the span's address), sent to the span's heap with
  * one CAS when it reaches LZ_REMOTE_BATCH blocks, when another span needs
- * the slot, or when the freeing thread's slow path runs. A chain is one
+ * the slot, on the freeing thread's next allocation slow path, on its 64th
+ * free slow-path call at the latest (every remote free is one), and when
+ * it exits. A chain is one
  * span's blocks, so the owner splices it into the span's local_free list
  * in O(1) without touching the blocks in between (see remote.c). */
 #define LZ_REMOTE_SLOT_BITS 3
@@ -245,7 +247,7 @@ typedef struct span_queue_s {
   span_t *last;
 } span_queue_t;
 
-enum { HEAP_ACTIVE = 0, HEAP_ORPHAN = 1, HEAP_BUSY = 2 };
+enum { HEAP_ACTIVE = 0, HEAP_ORPHAN = 1, HEAP_BUSY = 2, HEAP_DEAD = 3 }; /* heap.c: life of a heap */
 
 /* Written by the owner only; other threads read them racily (stats.c).
  * in_use counts the usable bytes of blocks handed out plus those waiting in
@@ -293,7 +295,7 @@ typedef struct heap_s {
   uint32_t mcache_count;
   size_t mcache_bytes;
   uint64_t mcache_used_at;             /* last hit or insert (ms) */
-  _Atomic(int) xstate;                 /* HEAP_ACTIVE / ORPHAN / BUSY */
+  _Atomic(int) xstate;                 /* HEAP_ACTIVE / ORPHAN / BUSY / DEAD */
   chunk_t *chunks;                     /* chunks owned */
   uint64_t slow_count;                 /* slow-path entries (purge ticks) */
   uint64_t purge_next;                 /* time of the next purge check */
@@ -479,10 +481,9 @@ size_t heap_usable_size(const void *p, const char *func);
 void *heap_realloc(void *p, size_t size);
 void heap_collect(heap_t *heap, bool force);
 void heap_abandon(heap_t *heap);
+void heap_thread_exit(heap_t *heap);
 size_t heaps_collect_orphans(bool force);
 void heaps_fork_child(heap_t *self);
-void heaps_fork_prepare(void);
-void heaps_fork_parent(void);
 void heaps_fork_child_shared(void);
 heap_t *heaps_first(void);
 void medium_free(heap_t *heap, span_t *s);

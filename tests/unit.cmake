@@ -13,6 +13,10 @@
 #   fork_test        fork() while other threads allocate; children allocate
 #                    and free parent blocks; deadlocks fail via alarm
 #   thread_exit      10,000 short-lived threads; RSS / in_use / heap bounds
+#   thread_late_free 100,000 threads allocating and freeing in destructors
+#                    that run after lzmalloc's: heaps and RSS flat
+#   fork_hammer      fork while threads use every path; the child's threads
+#                    allocate and free, never adopting a half-updated heap
 #   misuse           death tests: double / invalid / interior free (API)
 #   misuse_extra     harder death tests (same binary source, --extra)
 #   misuse_sized     every level-1 catch at 8 B, 4 KiB, 256 KiB, across
@@ -110,5 +114,11 @@ endif()
 # of a foreign-listed block (src/remote.c).
 lz_test(NAME test_remote KIND PREFIXED LABELS unit stats TIMEOUT 120
         SOURCES ${_lz_t}/test_remote.c)
+lz_test(NAME thread_late_free KIND PREFIXED LABELS stress stats TIMEOUT 300
+        SOURCES ${_lz_t}/thread_late_free.c)
+lz_test(NAME fork_hammer KIND PREFIXED LABELS stress TIMEOUT 300
+        SOURCES ${_lz_t}/fork_hammer.c)
+set_tests_properties(thread_late_free fork_hammer PROPERTIES SKIP_RETURN_CODE 77) # TSan: see the sources
+target_compile_definitions(fork_hammer PRIVATE ${LZ_DEFS}) # reads LZ_HEAPS
 
 unset(_lz_t)
