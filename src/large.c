@@ -40,9 +40,10 @@
  * is leaked there, never shared), and any thread may trim at any time.
  * Ranges go back to the kernel by age: a range idle for ten purge delays is
  * unmapped by large_cache_trim (purge ticks, malloc_trim). The cache holds
- * at most max(LZMALLOC_LARGE_CACHE, the live large bytes) (so a program
- * that keeps a working set of large blocks alive keeps the pages it cycles
- * through); a range put beyond that gives back its part above the limit; LZMALLOC_LARGE_CACHE=0 or a purge delay of 0
+ * at most max(LZMALLOC_LARGE_CACHE, the most large bytes live within the
+ * last ten purge delays) (so a program that cycles through a working set
+ * of large blocks keeps its pages); a range put beyond that gives back its
+ * part above the limit; LZMALLOC_LARGE_CACHE=0 or a purge delay of 0
  * disables it.
  *
  * NUMA (numa.c): a new range is bound to the caller's node (or
@@ -114,7 +115,12 @@ large_t *large_lookup(uintptr_t a, bool *freed) {
 _Static_assert(((size_t)1 << SLOT_UNIT_BITS) == LZ_CHUNKMAP_SIZE, "slot encoding covers the chunk map");
 
 static _Atomic(uint64_t) slots[LARGE_SLOTS];
-static _Atomic(size_t) cache_bytes; /* sum of the cached ranges (updated beside each slot step) */
+/* Slots at and above xslots_seen have never held a range: scans stop
+ * there (puts fill the lowest empty slot, so a few ranges scan a few
+ * slots). Raised before a slot is first filled, never lowered. */
+static _Atomic(size_t) xslots_seen;
+
+static size_t slots_seen(void) { return atomic_load_explicit(&xslots_seen, memory_order_relaxed); }
 
 /* A cached range waits ten purge delays: it is dearer to rebuild (mmap
  * plus a fault per page) than a chunk page. */
@@ -144,7 +150,6 @@ static unsigned slot_node(uint64_t v) {
 static bool slot_take(size_t i, uint64_t v) {
   if (!atomic_compare_exchange_strong_explicit(&slots[i], &v, 0, memory_order_acquire, memory_order_relaxed))
     return false;
-  atomic_fetch_sub_explicit(&cache_bytes, slot_size(v), memory_order_relaxed);
   return true;
 }
 
@@ -174,11 +179,37 @@ static void range_added(void *p, size_t size, unsigned node) {
   atomic_fetch_add_explicit(&lz_large_mapped, size, memory_order_relaxed);
 }
 
-static size_t cache_limit(void) {
+/* The most live large bytes seen since xpeak_at (hints: racy updates can
+ * only make the limit a little off for one decay period). */
+static _Atomic(size_t) xpeak;
+static _Atomic(uint64_t) xpeak_at;
+
+static void peak_note(size_t live) {
+  if (live > atomic_load_explicit(&xpeak, memory_order_relaxed)) {
+    atomic_store_explicit(&xpeak, live, memory_order_relaxed);
+    atomic_store_explicit(&xpeak_at, os_now_ms(), memory_order_relaxed);
+  }
+}
+
+static uint64_t decay_ms(void) { return (uint64_t)opt_get(OPT_PURGE_DELAY) * LARGE_DELAY_FACTOR; }
+
+/* How much the cache may hold: LZMALLOC_LARGE_CACHE, or the most large
+ * bytes live within the last decay period if more (a program whose live
+ * set shrinks for a moment keeps its pages; one that stays smaller gives
+ * them back). 0: no cache. */
+static size_t cache_limit(uint64_t now) {
   long opt = opt_get(OPT_LARGE_CACHE);
-  if (LZ_LARGE_CACHE_ENTRIES == 0 || opt <= 0 || opt_get(OPT_PURGE_DELAY) == 0) return 0;
+  long delay = opt_get(OPT_PURGE_DELAY);
+  if (LZ_LARGE_CACHE_ENTRIES == 0 || opt <= 0 || delay == 0) return 0;
   size_t live = atomic_load_explicit(&lz_large_in_use, memory_order_relaxed);
-  return live > (size_t)opt ? live : (size_t)opt;
+  size_t peak = atomic_load_explicit(&xpeak, memory_order_relaxed);
+  if (delay > 0 && now - atomic_load_explicit(&xpeak_at, memory_order_relaxed) > decay_ms()) {
+    atomic_store_explicit(&xpeak, live, memory_order_relaxed); /* a new period */
+    atomic_store_explicit(&xpeak_at, now, memory_order_relaxed);
+    peak = live;
+  }
+  if (live > peak) peak = live;
+  return peak > (size_t)opt ? peak : (size_t)opt;
 }
 
 /* Unmaps the cached range that expires first (every slot is full). False
@@ -187,7 +218,7 @@ static bool cache_evict_oldest(void) {
   for (int attempt = 0; attempt < 4; attempt++) {
     uint64_t best = 0, best_exp = UINT64_MAX;
     size_t best_i = 0;
-    for (size_t i = 0; i < LARGE_SLOTS; i++) {
+    for (size_t i = 0, n = slots_seen(); i < n; i++) {
       uint64_t v = atomic_load_explicit(&slots[i], memory_order_relaxed);
       if (v == 0) continue;
       uint64_t e = slot_expire(v);
@@ -210,17 +241,22 @@ static bool cache_evict_oldest(void) {
  * the cache, merged with cached ranges of its node that touch it, or back
  * to the kernel. */
 static void cache_put(uintptr_t base, size_t size, unsigned node) {
-  size_t limit = cache_limit();
+  uint64_t now = os_now_ms();
+  size_t limit = cache_limit(now);
   if (limit == 0) {
     range_unmap(base, size, node);
     return;
   }
-  for (size_t i = 0; i < LARGE_SLOTS; i++) {
+  size_t held = 0; /* what the other slots hold (as this scan saw it) */
+  for (size_t i = 0, n = slots_seen(); i < n; i++) {
     uint64_t v = atomic_load_explicit(&slots[i], memory_order_relaxed);
-    if (v == 0 || (lz_numa_on && slot_node(v) != node)) continue;
+    if (v == 0) continue;
     uintptr_t b = slot_base(v);
     size_t s = slot_size(v);
+    held += s;
+    if (lz_numa_on && slot_node(v) != node) continue;
     if ((b + s == base || base + size == b) && slot_take(i, v)) {
+      held -= s;
       if (lz_unlikely(lz_numa_on) && slot_node(v) != node) { /* changed before we took it */
         cache_put(b, s, slot_node(v));
         continue;
@@ -231,7 +267,6 @@ static void cache_put(uintptr_t base, size_t size, unsigned node) {
   }
   /* Over the limit: the pages above it go back (the upper part of this
    * range, whole 2 MiB units; the cached ranges stay, to age out). */
-  size_t held = atomic_load_explicit(&cache_bytes, memory_order_relaxed);
   if (held + size > limit) {
     size_t keep = held >= limit ? 0 : (limit - held) & ~LZ_CHUNK_MASK;
     if (keep == 0) {
@@ -249,17 +284,20 @@ static void cache_put(uintptr_t base, size_t size, unsigned node) {
     return;
   }
   long delay = opt_get(OPT_PURGE_DELAY);
-  uint64_t expire = delay < 0 ? UINT64_MAX : os_now_ms() + (uint64_t)delay * LARGE_DELAY_FACTOR;
+  uint64_t expire = delay < 0 ? UINT64_MAX : now + decay_ms();
   atomic_store_explicit(&d->xexpire, expire, memory_order_relaxed);
   atomic_store_explicit(&d->xnode, node, memory_order_relaxed);
   uint64_t v = slot_encode(base, size);
   for (int attempt = 0; attempt < 2; attempt++) {
     for (size_t i = 0; i < LARGE_SLOTS; i++) {
       uint64_t expect = 0;
-      if (atomic_load_explicit(&slots[i], memory_order_relaxed) == 0 &&
-          atomic_compare_exchange_strong_explicit(&slots[i], &expect, v, memory_order_release,
+      if (atomic_load_explicit(&slots[i], memory_order_relaxed) != 0) continue;
+      size_t seen = slots_seen();
+      while (seen <= i && !atomic_compare_exchange_weak_explicit(&xslots_seen, &seen, i + 1, memory_order_relaxed,
+                                                                 memory_order_relaxed)) {
+      }
+      if (atomic_compare_exchange_strong_explicit(&slots[i], &expect, v, memory_order_release,
                                                   memory_order_relaxed)) {
-        atomic_fetch_add_explicit(&cache_bytes, size, memory_order_relaxed);
         return;
       }
     }
@@ -275,7 +313,7 @@ static bool cache_take(size_t need, unsigned node, uintptr_t *base, size_t *size
   for (int attempt = 0; attempt < 4; attempt++) {
     uint64_t fit = 0, big = 0;
     size_t fit_i = 0, big_i = 0;
-    for (size_t i = 0; i < LARGE_SLOTS; i++) {
+    for (size_t i = 0, n = slots_seen(); i < n; i++) {
       uint64_t v = atomic_load_explicit(&slots[i], memory_order_relaxed);
       if (v == 0 || (lz_numa_on && slot_node(v) != node)) continue;
       size_t s = slot_size(v);
@@ -321,7 +359,7 @@ static void range_trim(uintptr_t base, size_t *size, size_t need, unsigned node)
  * range's other units are left as they were (the caller clears them). */
 static uintptr_t range_grow(uintptr_t base, size_t *size, size_t need, unsigned node, size_t *dirty) {
   size_t orig = *size;
-  for (size_t i = 0; i < LARGE_SLOTS && *size < need && LZ_LARGE_CACHE_ENTRIES > 0; i++) {
+  for (size_t i = 0, n = slots_seen(); i < n && *size < need; i++) {
     uint64_t v = atomic_load_explicit(&slots[i], memory_order_relaxed);
     if (v == 0 || slot_base(v) != base + *size || (lz_numa_on && slot_node(v) != node)) continue;
     if (!slot_take(i, v)) continue;
@@ -387,7 +425,7 @@ static void *block_make(uintptr_t base, size_t size, unsigned node, large_t *d, 
   atomic_store_explicit(&d->xnode, node, memory_order_relaxed);
   atomic_store_explicit(&d->xcheck, lz_key ^ base, memory_order_relaxed);
   chunkmap_set(base, CHUNK_LARGE);
-  atomic_fetch_add_explicit(&lz_large_in_use, size - guard, memory_order_relaxed);
+  peak_note(atomic_fetch_add_explicit(&lz_large_in_use, size - guard, memory_order_relaxed) + size - guard);
   return (void *)base;
 }
 
@@ -475,7 +513,7 @@ size_t large_cache_trim(bool force) {
   if (LZ_LARGE_CACHE_ENTRIES == 0) return 0;
   uint64_t now = os_now_ms();
   size_t freed = 0;
-  for (size_t i = 0; i < LARGE_SLOTS; i++) {
+  for (size_t i = 0, n = slots_seen(); i < n; i++) {
     uint64_t v = atomic_load_explicit(&slots[i], memory_order_relaxed);
     if (v == 0 || (!force && slot_expire(v) > now)) continue;
     if (!slot_take(i, v)) continue;
