@@ -1,7 +1,7 @@
 /* chunk.c: 2 MiB chunks, their headers, and the pool of empty ones.
  *
  * A chunk belongs to one heap from chunk_alloc until chunk_release hands it
- * back empty. Empty chunks wait in a chunk pool so a heap that grows again
+ * back empty (when purge.c decides). Empty chunks wait in a chunk pool so a heap that grows again
  * soon needs no system call; pooled chunks idle longer than the purge delay
  * are unmapped by chunk_pool_trim.
  *
@@ -144,4 +144,12 @@ size_t chunk_pool_trim(bool force) {
   size_t freed = 0;
   for (size_t node = 0; node < pool_count(); node++) freed += pool_trim(&lz_chunk_pools[node], force, now);
   return freed;
+}
+
+/* Is every node's pool empty? (a racy look: the janitor's schedule) */
+bool chunk_pool_empty(void) {
+  for (size_t node = 0; node < pool_count(); node++)
+    for (size_t i = 0; i < LZ_POOL_SLOTS; i++)
+      if (atomic_load_explicit(&lz_chunk_pools[node].xslot[i], memory_order_relaxed) != NULL) return false;
+  return true;
 }

@@ -93,6 +93,20 @@
 #define LZ_OVERRIDE 1
 #endif
 
+/* Built with ThreadSanitizer (set by the compiler, not a knob): it cannot
+ * start threads in the child of a multithreaded fork, so there the child
+ * gets no janitor (janitor.c). */
+#if defined(__SANITIZE_THREAD__)
+#define LZ_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define LZ_TSAN 1
+#endif
+#endif
+#ifndef LZ_TSAN
+#define LZ_TSAN 0
+#endif
+
 #if LZ_SECURE < 0 || LZ_SECURE > 2
 #error "LZ_SECURE must be 0, 1 or 2"
 #endif

@@ -177,13 +177,13 @@ static heap_t *heap_take_temporary(void) {
  * whose delay has passed; with force, also flushes our own remote batches,
  * frees the (empty) current slab of each class and purges everything. */
 void heap_collect(heap_t *heap, bool force) {
+  heap_enter(heap);
   if (force) {
     foreign_flush(heap);
     remote_flush_all(heap);
   }
   secure_collect(heap, force);
   remote_collect(heap);
-  medium_cache_flush(heap, force, os_now_ms());
   for (unsigned cls = 1; cls < LZ_CLASSES; cls++) {
     span_queue_t *q = &heap->queues[cls];
     /* Only the first span can be empty and still linked (its pin). */
@@ -194,12 +194,8 @@ void heap_collect(heap_t *heap, bool force) {
       slab_release(heap, s);
     }
   }
-  uint64_t now = os_now_ms();
-  for (chunk_t *c = heap->chunks; c != NULL;) {
-    chunk_t *next = c->next; /* purge never releases the chunk */
-    purge_chunk(c, force, now);
-    c = next;
-  }
+  purge_heap(heap, force, os_now_ms());
+  heap_leave(heap);
 }
 
 /* The owning thread is exiting. Its memory is not purged here: a thread
@@ -261,6 +257,42 @@ size_t heaps_collect_orphans(bool force) {
     n++;
   }
   return n;
+}
+
+/* The janitor's visit of every heap (purge.c's policy): a live heap whose
+ * lock it can take has what is due purged (see the janitor protocol in
+ * internal.h); an orphan nobody holds is collected like
+ * heaps_collect_orphans does. Returns when something next falls due
+ * (UINT64_MAX: nothing pending). */
+uint64_t heaps_purge_background(uint64_t now) {
+  long delay = opt_get(OPT_PURGE_DELAY);
+  uint64_t next = UINT64_MAX;
+  for (heap_t *h = heaps_first(); h != NULL; h = h->next_all) {
+    uint64_t due = UINT64_MAX;
+    int state = atomic_load_explicit(&h->xstate, memory_order_acquire);
+    if (state == HEAP_ACTIVE) {
+      /* Level 2: other threads change a live heap's spans under its secure
+       * lock (secure.c); the janitor leaves live heaps to their owners. */
+      if (lz_secure2) continue;
+      if (!lz_trylock(&h->lock)) {
+        due = now; /* its owner is in a slow path: next pass */
+      } else {
+        due = purge_heap(h, false, now);
+        lz_unlock(&h->lock);
+      }
+    } else if (state == HEAP_ORPHAN) {
+      int expect = HEAP_ORPHAN;
+      if (!atomic_compare_exchange_strong_explicit(&h->xstate, &expect, HEAP_BUSY, memory_order_acquire,
+                                                   memory_order_relaxed))
+        continue;
+      bool idle = delay >= 0 && now >= h->abandoned_at + (uint64_t)delay;
+      heap_collect(h, idle);
+      if (!idle) due = h->abandoned_at + (uint64_t)delay;
+      atomic_store_explicit(&h->xstate, HEAP_ORPHAN, memory_order_release);
+    }
+    if (due < next) next = due;
+  }
+  return next;
 }
 
 /* In the child after fork: only the forking thread survives. Every other
@@ -368,6 +400,7 @@ void medium_free(heap_t *heap, span_t *s) {
       heap->mcache[heap->mcache_count++] = s;
       heap->mcache_bytes += bytes;
       heap->mcache_used_at = heap->slow_clock;
+      if (heap->mcache_count == 1) janitor_notify();
       return;
     }
   }
@@ -383,9 +416,9 @@ static lz_noinline void numa_tick(heap_t *heap) {
 }
 
 /* Every allocation slow path starts here: the thread's heap (made on its
- * first call; a temporary one past the thread's teardown), then pending
- * remote work and, now and then, a purge tick. NULL (errno ENOMEM) if no
- * heap can be had. Paired with slow_leave. */
+ * first call; a temporary one past the thread's teardown), its lock, then
+ * pending remote work and, now and then, a purge tick. NULL (errno ENOMEM)
+ * if no heap can be had. Paired with slow_leave. */
 static heap_t *slow_enter(heap_t *heap) {
   if (lz_unlikely(heap == &lz_heap_empty)) {
     heap = heap_get_slow();
@@ -395,6 +428,7 @@ static heap_t *slow_enter(heap_t *heap) {
       return NULL;
     }
   }
+  heap_enter(heap);
   if (LZ_STATS) heap->stats.slow_allocs++;
   remote_flush_all(heap);
   remote_collect(heap);
@@ -407,8 +441,11 @@ static heap_t *slow_enter(heap_t *heap) {
 
 /* A temporary heap (never the thread's lz_heap_tls) is abandoned again. */
 static void *slow_leave(heap_t *heap, void *p) {
-  if (lz_unlikely(heap != lz_heap_tls)) heap_abandon(heap);
+  heap_leave(heap);
+  bool temporary = heap != lz_heap_tls;
+  if (lz_unlikely(temporary)) heap_abandon(heap);
   if (p == NULL) errno = ENOMEM;
+  janitor_poll(temporary ? NULL : heap); /* after errno: starting a thread leaves it alone */
   return p;
 }
 
@@ -421,13 +458,16 @@ static void *small_malloc(heap_t *heap, unsigned cls, bool zero) {
 }
 
 /* Memory ran short: collect orphans and idle caches, then let the caller
- * try once more. */
+ * try once more (not for the janitor's own start: its thread is not worth
+ * emptying every cache for; it is tried again later). */
 static bool reclaim_for_retry(heap_t *heap) {
+  size_t chunks = atomic_load_explicit(&lz_chunks_mapped, memory_order_relaxed);
   size_t got = heaps_collect_orphans(true);
   got += large_cache_trim(true);
   got += secure_collect(heap, true); /* level 2: the quarantine */
-  heap_collect(heap, false);
-  return got > 0;
+  heap_collect(heap, true); /* our empty chunks too */
+  got += chunk_pool_trim(true);
+  return got > 0 || atomic_load_explicit(&lz_chunks_mapped, memory_order_relaxed) < chunks;
 }
 
 void *heap_malloc_slow(heap_t *heap, size_t size, bool zero) {
@@ -440,7 +480,7 @@ void *heap_malloc_slow(heap_t *heap, size_t size, bool zero) {
     else if (size <= LZ_MEDIUM_MAX) p = medium_malloc(heap, size, 1, zero);
     else if (size > LZ_MAX_ALLOC) p = NULL;
     else p = large_malloc(size, LZ_PAGE_SIZE, zero);
-    if (p != NULL || attempt > 0 || size > LZ_MAX_ALLOC || !reclaim_for_retry(heap)) break;
+    if (p != NULL || attempt > 0 || size > LZ_MAX_ALLOC || lz_janitor_starting || !reclaim_for_retry(heap)) break;
   }
   return slow_leave(heap, p);
 }
@@ -464,7 +504,7 @@ void *heap_malloc_aligned(heap_t *heap, size_t size, size_t align) {
     } else if (size <= LZ_MAX_ALLOC && align <= LZ_MAX_ALLOC / 4) {
       p = large_malloc(size, align, false);
     }
-    if (p != NULL || attempt > 0 || size > LZ_MAX_ALLOC || !reclaim_for_retry(heap)) break;
+    if (p != NULL || attempt > 0 || size > LZ_MAX_ALLOC || lz_janitor_starting || !reclaim_for_retry(heap)) break;
   }
   return slow_leave(heap, p);
 }
@@ -522,12 +562,15 @@ void heap_free_slow(void *p) {
   heap_t *self = lz_heap_tls;
   /* A thread that only frees must still give memory back. */
   if (self != &lz_heap_empty && (++self->slow_count & 63) == 0) {
+    heap_enter(self);
     purge_tick(self);
     if (lz_unlikely(lz_numa_on)) numa_tick(self);
+    heap_leave(self);
   }
   ptr_info_t info = ptr_resolve(p, "free");
   if (info.large != NULL) large_free(info.large, p);
   else heap_free_span(p, info.span);
+  janitor_poll(self == &lz_heap_empty ? NULL : self);
 }
 
 /* Frees of pointers into our chunks that the fast path did not finish:
@@ -543,10 +586,13 @@ void heap_free_page(void *p) {
    * the batches (allocation slow paths send them every time), so a thread
    * that frees other heaps' blocks keeps them from their owners briefly. */
   if (heap != &lz_heap_empty && (++heap->slow_count & 63) == 0) {
+    heap_enter(heap);
     remote_flush_all(heap);
     purge_tick(heap);
+    heap_leave(heap);
   }
   heap_free_span(p, span_resolve(p, "free"));
+  janitor_poll(heap == &lz_heap_empty ? NULL : heap);
 }
 
 /* Frees block p of span s (validated). */
@@ -556,10 +602,12 @@ static void heap_free_span(void *p, span_t *s) {
   if (span_chunk(s)->heap == heap) {
     /* Only the owner can read the span's lists to confirm a double free;
      * a block in another thread's chain is known by its two words. */
+    heap_enter(heap);
     if (LZ_SECURE && block_maybe_free(b) &&
         ((s->kind == SPAN_SLAB && slab_contains_free(s, b)) || remote_in_flight(b)))
       lz_fatal_pointer("double free", "free", p);
     heap_free_local(heap, s, b);
+    heap_leave(heap);
   } else {
     /* A thread that only frees gets a heap too, for its foreign lists and
      * batches (it is abandoned at thread exit like any other). */

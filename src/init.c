@@ -18,8 +18,11 @@
  * thread). Shared structures are lock-free, every operation taking effect
  * at one atomic step, so the child sees each one before or after it; the
  * child then leaks (never adopts) any heap that may have been mid-update.
- * The one exception left is level-2 hardening (secure.c): its per-heap
- * locks are taken before fork and released after.
+ * Two exceptions: level-2 hardening (secure.c), whose per-heap locks are
+ * taken before fork and released after; and the janitor's pass_lock
+ * (janitor.c), taken first, so that no pass is half done in the child: it
+ * is held only by the janitor, whose passes never wait for another thread
+ * and which runs with every signal blocked, so fork waits one pass at most.
  */
 #include "internal.h"
 
@@ -48,11 +51,18 @@ void check_page_size(size_t kernel_page) {
 
 static void thread_done(void *value) { heap_thread_exit((heap_t *)value); }
 
-static void fork_prepare(void) { secure_fork_prepare(); }
+static void fork_prepare(void) {
+  janitor_fork_prepare();
+  secure_fork_prepare();
+}
 
-static void fork_parent(void) { secure_fork_parent(); }
+static void fork_parent(void) {
+  secure_fork_parent();
+  janitor_fork_parent();
+}
 
 static void fork_child(void) {
+  janitor_fork_child();
   secure_fork_child();
   if (LZ_HEAPS > 0) {
     heaps_fork_child_shared();

@@ -268,7 +268,24 @@ typedef struct heap_stats_s {
  *   direct[(s + 15) >> 4] is the first span of class size_to_class(s) for
  *     every s <= LZ_DIRECT_MAX, or &lz_span_empty when that queue is empty;
  *   every span in queues[c] is a slab of class c with flags == 0;
- *   chunks lists every chunk owned (heap->chunks, doubly linked).
+ *   chunks lists every chunk owned (heap->chunks, doubly linked), empty
+ *     ones included until purge.c gives them back.
+ *
+ * The janitor protocol (janitor.c reaches a live thread's idle pages):
+ *   The heap lock guards the state that the fast paths never touch and the
+ *   janitor may: the chunk list, every chunk header field but spans[] and
+ *   pagemap (free_map, dirty_map, free_pages, max_run_hint, hot, purge_at,
+ *   links), and the medium cache (mcache*, whose spans hold no live block).
+ *   The owner holds it (heap_enter/heap_leave, nesting counted in
+ *   lock_depth) on every allocation slow path, on the local branch of
+ *   free's slow path and its purge tick, in slab_retire (the one slow call
+ *   the inline free makes) and in heap_collect; the fast paths take nothing
+ *   and touch only what the janitor never does: direct, queues, the lists
+ *   and counters of live spans, stats. The janitor only try-locks (a heap
+ *   whose owner is inside a slow path is looked at on its next pass) and
+ *   then only purges what is due (purge_heap): free dirty pages, empty
+ *   chunks, cached medium spans. Orphans are taken whole (state BUSY).
+ *   With LZ_HEAPS > 0 the same lock is the one every entry point holds.
  */
 typedef struct heap_s {
   span_t *direct[LZ_DIRECT_SLOTS];     /* fast path: size/16 -> span */
@@ -301,9 +318,16 @@ typedef struct heap_s {
   uint64_t purge_next;                 /* time of the next purge check */
   uint64_t slow_clock;                 /* coarse time (ms) read at the last purge tick */
   uint64_t abandoned_at;               /* when it last became an orphan (ms) */
+  /* Empty chunks kept mapped and resident (purge.c): empty_count of the
+   * chunks listed are empty, at most empty_keep (grown by churn, halved
+   * when idle) unless the purge delay is -1. */
+  uint32_t empty_keep, empty_count;
+  uint64_t empty_used_at;              /* an empty chunk last kept or reused (ms) */
+  uint64_t empty_released_at;          /* an empty chunk last given back (ms) */
   struct heap_s *next_all;             /* global list of every heap ever made */
   struct secure_heap_s *secure;        /* level-2 state (secure.c), NULL below level 2 */
-  lz_lock_t lock;                      /* LZ_HEAPS > 0 only: held by every entry point */
+  lz_lock_t lock;                      /* the heap lock (protocol above) */
+  uint32_t lock_depth;                 /* holder: heap_enter nesting (LZ_HEAPS == 0) */
   /* NUMA (numa.c; only with lz_numa_on): new chunks come from numa_home;
    * numa_seen/numa_streak/numa_seen_at track observations elsewhere. */
   uint32_t numa_home;
@@ -311,6 +335,15 @@ typedef struct heap_s {
   uint32_t numa_streak;
   uint64_t numa_seen_at;
 } heap_t;
+
+/* The owner's side of the janitor protocol (per-thread heaps; with shared
+ * heaps every entry point holds the lock already). */
+lz_inline void heap_enter(heap_t *h) {
+  if (LZ_HEAPS == 0 && h->lock_depth++ == 0) lz_lock(&h->lock);
+}
+lz_inline void heap_leave(heap_t *h) {
+  if (LZ_HEAPS == 0 && --h->lock_depth == 0) lz_unlock(&h->lock);
+}
 
 /* ===========================================================================
  * Cross-file declarations, grouped by the file that defines them.
@@ -332,6 +365,11 @@ uint64_t os_now_ms(void);
 void os_write(int fd, const char *s, size_t n);
 size_t os_random_bytes(void *buf, size_t n);
 void os_yield(void);
+void os_sleep_ms(uint64_t ms);
+void os_futex_wait(_Atomic(uint32_t) *word, uint32_t expect); /* returns at once unless *word == expect */
+void os_futex_wake(_Atomic(uint32_t) *word);                  /* wakes one waiter */
+int os_thread_start(void *(*fn)(void *), void *stack, size_t size); /* 0 or an errno value */
+void os_thread_name(const char *name);                        /* the calling thread's, <= 15 chars */
 size_t os_resident_bytes(void);
 long os_read_file(const char *path, char *buf, size_t n); /* bytes read or -1 */
 lz_noreturn void os_abort(void);
@@ -382,6 +420,7 @@ typedef enum {
   OPT_LARGE_CACHE,
   OPT_SECURE,
   OPT_NUMA,       /* LZMALLOC_NUMA: off | auto | interleave | strict (numa.c) */
+  OPT_BACKGROUND,
   OPT_COUNT_
 } lz_option_t;
 enum { NUMA_OFF = 0, NUMA_AUTO = 1, NUMA_INTERLEAVE = 2, NUMA_STRICT = 3 };
@@ -417,6 +456,7 @@ lz_inline uint8_t chunkmap_kind(uintptr_t a) {
 chunk_t *chunk_alloc(heap_t *heap);
 void chunk_release(heap_t *heap, chunk_t *c);
 size_t chunk_pool_trim(bool force);
+bool chunk_pool_empty(void);
 extern _Atomic(size_t) lz_chunks_mapped;
 extern _Atomic(uint64_t) lz_pages_purged;
 extern _Atomic(size_t) lz_bytes_decommitted;
@@ -454,6 +494,7 @@ void large_free(large_t *l, void *p);
 void *large_realloc(large_t *l, void *p, size_t size);
 size_t large_usable(const large_t *l);
 size_t large_cache_trim(bool force);   /* any thread, any time */
+bool large_cache_empty(void);
 extern _Atomic(size_t) lz_large_mapped;
 extern _Atomic(size_t) lz_large_in_use;
 
@@ -483,6 +524,7 @@ void heap_collect(heap_t *heap, bool force);
 void heap_abandon(heap_t *heap);
 void heap_thread_exit(heap_t *heap);
 size_t heaps_collect_orphans(bool force);
+uint64_t heaps_purge_background(uint64_t now);
 void heaps_fork_child(heap_t *self);
 void heaps_fork_child_shared(void);
 heap_t *heaps_first(void);
@@ -504,10 +546,31 @@ void secure_fork_parent(void);
 void secure_fork_child(void);
 
 /* purge.c */
-void purge_chunk(chunk_t *c, bool force, uint64_t now);
+uint64_t purge_heap(heap_t *heap, bool force, uint64_t now);
 void purge_mark(chunk_t *c, size_t first, size_t npages);
+void purge_chunk_taken(heap_t *heap, chunk_t *c, bool fresh);
 void purge_tick(heap_t *heap);
 size_t purge_all(bool force);
+uint64_t purge_background(void);
+
+/* janitor.c: the background purging thread. */
+enum { JANITOR_OFF = 0, JANITOR_WANTED, JANITOR_STARTING, JANITOR_RUNNING, JANITOR_FAILED };
+extern _Atomic(int) lz_janitor_xstate;
+extern __thread bool lz_janitor_starting; /* this thread is starting it */
+void janitor_notify(void);
+void janitor_poll_slow(void);
+bool janitor_running(void);
+void janitor_fork_prepare(void);
+void janitor_fork_parent(void);
+void janitor_fork_child(void);
+/* Called where an entry point finishes: no heap lock held (per-thread heaps)
+ * or `held`'s lock released around the start (shared heaps; NULL: none). */
+lz_inline void janitor_poll(heap_t *held) {
+  if (lz_likely(atomic_load_explicit(&lz_janitor_xstate, memory_order_relaxed) != JANITOR_WANTED)) return;
+  if (LZ_HEAPS > 0 && held != NULL) lz_unlock(&held->lock);
+  janitor_poll_slow();
+  if (LZ_HEAPS > 0 && held != NULL) lz_lock(&held->lock);
+}
 
 /* numa.c: NUMA placement; everything but numa_init runs only when
  * lz_numa_on (more than one node and LZMALLOC_NUMA not off). */

@@ -475,6 +475,7 @@ void large_free(large_t *l, void *p) {
   atomic_store_explicit(&l->xcheck, lz_key ^ (uintptr_t)p ^ 1, memory_order_relaxed);
   if (guard) os_protect_rw((uint8_t *)p + size - guard, guard);
   cache_put((uintptr_t)p, size, large_node(l));
+  janitor_notify(); /* cached ranges expire even if nobody calls again */
 }
 
 /* Resizes a large block in place, by splitting or growing its range, or by
@@ -521,4 +522,11 @@ size_t large_cache_trim(bool force) {
     freed += slot_size(v);
   }
   return freed;
+}
+
+/* Is the cache empty? (a racy look: the janitor's schedule) */
+bool large_cache_empty(void) {
+  for (size_t i = 0; i < LARGE_SLOTS; i++)
+    if (atomic_load_explicit(&slots[i], memory_order_relaxed) != 0) return false;
+  return true;
 }

@@ -30,6 +30,9 @@ static const option_desc_t option_table[OPT_COUNT_] = {
    * checks cannot be removed, so a lower value is refused. */
   [OPT_SECURE]      = {"SECURE", LZ_SECURE, LZ_SECURE, 2, false, NULL},
   [OPT_NUMA]        = {"NUMA", NUMA_AUTO, NUMA_OFF, NUMA_STRICT, false, numa_words},
+  /* 1: a background thread (janitor.c) gives idle memory back, started the
+   * first time there is some; 0: only the allocating threads purge. */
+  [OPT_BACKGROUND]  = {"BACKGROUND", 1, 0, 1, false, NULL},
 };
 
 long lz_opt_values[OPT_COUNT_] = {
@@ -39,6 +42,7 @@ long lz_opt_values[OPT_COUNT_] = {
   [OPT_LARGE_CACHE] = LZ_LARGE_CACHE_BYTES,
   [OPT_SECURE] = LZ_SECURE,
   [OPT_NUMA] = NUMA_AUTO,
+  [OPT_BACKGROUND] = 1,
 };
 
 static bool parse_word(const char *s, const char *const *words, long *out) {

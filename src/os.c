@@ -21,11 +21,14 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/futex.h>
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -223,6 +226,61 @@ size_t os_random_bytes(void *buf, size_t n) {
 }
 
 void os_yield(void) { sched_yield(); }
+
+void os_sleep_ms(uint64_t ms) {
+  int e = errno;
+  struct timespec ts = {(time_t)(ms / 1000u), (long)(ms % 1000u) * 1000000L};
+  while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+  }
+  errno = e;
+}
+
+void os_futex_wait(_Atomic(uint32_t) *word, uint32_t expect) {
+  int e = errno;
+  syscall(SYS_futex, (uint32_t *)word, FUTEX_WAIT_PRIVATE, expect, NULL, NULL, 0);
+  errno = e;
+}
+
+void os_futex_wake(_Atomic(uint32_t) *word) {
+  int e = errno;
+  syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+  errno = e;
+}
+
+void os_thread_name(const char *name) {
+  int e = errno;
+  prctl(PR_SET_NAME, (unsigned long)name, 0, 0, 0);
+  errno = e;
+}
+
+/* pthread_create, not a raw clone(): the thread runs C code that uses TLS
+ * (errno inside libc's syscall wrappers, the stack protector's canary,
+ * lz_heap_tls), which a clone() without a TLS block of its own would share
+ * with its creator. pthread_create with a stack of ours allocates only the
+ * thread's DTV (calloc: our malloc when we are the process's malloc), so
+ * callers start it where a nested allocation is safe. Every signal is
+ * blocked in the new thread (it inherits the mask set around the call;
+ * glibc keeps its internal SIGCANCEL/SIGSETXID unblockable, so setuid
+ * across threads still works). Detached: nothing ever joins it. */
+int os_thread_start(void *(*fn)(void *), void *stack, size_t size) {
+  int e = errno;
+  pthread_attr_t attr;
+  int rc = pthread_attr_init(&attr);
+  if (rc != 0) return rc;
+  rc = pthread_attr_setstack(&attr, stack, size);
+  if (rc == 0) rc = pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  if (rc == 0) {
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    pthread_t t;
+    rc = pthread_create(&t, &attr, fn, NULL);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+  }
+  pthread_attr_destroy(&attr);
+  errno = e;
+  return rc;
+}
 
 long os_read_file(const char *path, char *buf, size_t n) {
   int e = errno;

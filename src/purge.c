@@ -1,4 +1,5 @@
-/* purge.c: giving idle memory back to the kernel, with hysteresis.
+/* purge.c: when idle memory goes back to the kernel (the policy), with
+ * hysteresis.
  *
  * Pages freed inside a chunk stay resident ("dirty") so a heap that
  * allocates again soon reuses them for free. The first span freed in a
@@ -7,11 +8,19 @@
  * pages are being reused) is re-armed instead of purged (hysteresis: memory
  * being churned is not given back just to be faulted in again); a chunk
  * that only freed has every free dirty run decommitted with
- * madvise(MADV_DONTNEED) (later reads see zeros). A delay of 0 purges at
- * once, -1 never (except malloc_trim). Empty chunks, cached medium spans
- * and cached large mappings age the same way in their caches. Ticks come
- * from the owner's slow paths, allocation and free (every 64th entry reads
- * the coarse clock), and malloc_trim forces everything.
+ * madvise(MADV_DONTNEED) (later reads see zeros), and a chunk that only
+ * freed and is empty goes back whole to the chunk pool. Empty chunks stay
+ * with their heap until then, so a program that frees everything and
+ * allocates it again (a burst, a loop) finds its chunks mapped and its
+ * pages resident instead of faulting them in every round. A delay of 0
+ * purges at once (and gives empty chunks back at once), -1 never (except
+ * malloc_trim and orphans collected whole). Cached medium spans, pooled
+ * chunks and cached large mappings age the same way in their caches.
+ *
+ * Who looks: the owner on its slow paths, allocation and free (every 64th
+ * entry reads the coarse clock: purge_tick); the janitor thread for every
+ * heap, orphan and cache on a schedule (purge_background, janitor.c); and
+ * malloc_trim forces everything.
  */
 #include "internal.h"
 
@@ -38,22 +47,98 @@ static void purge_free_dirty(chunk_t *c) {
   c->purge_at = 0;
 }
 
-void purge_chunk(chunk_t *c, bool force, uint64_t now) {
+/* Empty chunks. A heap that needs a chunk again soon after it gave one
+ * back is churning (a burst freed and allocated again, round after round):
+ * it may keep one more empty chunk, mapped and resident, so the next round
+ * costs neither a system call nor a page fault. Kept chunks go back (and
+ * the allowance is halved) when the heap has left them unused for
+ * PURGE_KEEP_MS; a heap that frees everything once keeps nothing. */
+#define PURGE_CHURN_MS 1000
+#define PURGE_KEEP_MS 1000
+#define PURGE_KEEP_MAX 1024
+
+static void chunk_give_back(heap_t *heap, chunk_t *c, uint64_t now) {
+  heap->empty_released_at = now;
+  chunk_release(heap, c);
+  janitor_notify(); /* the pool trims it later */
+}
+
+/* span_alloc takes pages of c: a chunk just mapped or popped for the heap
+ * (fresh), or one of its kept empty chunks. */
+void purge_chunk_taken(heap_t *heap, chunk_t *c, bool fresh) {
+  uint64_t now = os_now_ms();
+  if (!fresh) {
+    heap->empty_count--;
+    heap->empty_used_at = now;
+  } else if (heap->empty_released_at != 0 && now < heap->empty_released_at + PURGE_CHURN_MS &&
+             heap->empty_keep < PURGE_KEEP_MAX) {
+    heap->empty_keep++;
+  }
+  (void)c;
+}
+
+/* One chunk that holds spans, if due (or force): its free dirty pages are
+ * decommitted, unless it allocated spans since it was armed (hot): then it
+ * is re-armed. Returns when it next falls due, UINT64_MAX if never. */
+static uint64_t purge_chunk(chunk_t *c, bool force, uint64_t now) {
   if (!force) {
     long delay = opt_get(OPT_PURGE_DELAY);
-    if (c->purge_at == 0 || now < c->purge_at || delay < 0) return;
+    if (c->purge_at == 0 || delay < 0) return UINT64_MAX;
+    if (now < c->purge_at) return c->purge_at;
     if (c->hot) { /* still being reused: look again after another delay */
       c->hot = 0;
       c->purge_at = now + (uint64_t)delay;
-      return;
+      return c->purge_at;
     }
   }
   purge_free_dirty(c);
+  return UINT64_MAX;
+}
+
+/* Everything of the heap that is due (all of it if force): cached medium
+ * spans, kept empty chunks, then every chunk's free pages. The caller holds
+ * the heap (lock or BUSY). Returns when something next falls due,
+ * UINT64_MAX if nothing will. */
+uint64_t purge_heap(heap_t *heap, bool force, uint64_t now) {
+  long delay = opt_get(OPT_PURGE_DELAY);
+  medium_cache_flush(heap, force, now);
+  uint64_t next = UINT64_MAX;
+  if (heap->mcache_count > 0 && delay >= 0) next = heap->mcache_used_at + (uint64_t)delay;
+  bool drop_empty = force || (heap->empty_count > 0 && delay >= 0 && now >= heap->empty_used_at + PURGE_KEEP_MS);
+  if (drop_empty) heap->empty_keep = force ? 0 : heap->empty_keep / 2;
+  for (chunk_t *c = heap->chunks; c != NULL;) {
+    chunk_t *following = c->next; /* c may be given back */
+    if (c->free_pages == LZ_USABLE_PAGES) {
+      if (drop_empty) {
+        heap->empty_count--;
+        chunk_give_back(heap, c, now);
+      }
+    } else {
+      uint64_t due = purge_chunk(c, force, now);
+      if (due < next) next = due;
+    }
+    c = following;
+  }
+  if (heap->empty_count > 0 && delay >= 0 && heap->empty_used_at + PURGE_KEEP_MS < next)
+    next = heap->empty_used_at + PURGE_KEEP_MS;
+  return next;
 }
 
 /* Pages [first, first + n) of c were just freed. */
 void purge_mark(chunk_t *c, size_t first, size_t n) {
+  heap_t *heap = c->heap;
   long delay = opt_get(OPT_PURGE_DELAY);
+  if (c->free_pages == LZ_USABLE_PAGES) {
+    uint64_t now = os_now_ms();
+    if (delay != 0 && (delay < 0 || heap->empty_count < heap->empty_keep)) {
+      heap->empty_count++;
+      heap->empty_used_at = now;
+      janitor_notify(); /* it goes back if left unused */
+    } else {
+      chunk_give_back(heap, c, now);
+    }
+    return;
+  }
   if (delay == 0) {
     purge_run(c, first, n);
     return;
@@ -61,9 +146,11 @@ void purge_mark(chunk_t *c, size_t first, size_t n) {
   if (delay > 0 && c->purge_at == 0) {
     c->purge_at = os_now_ms() + (uint64_t)delay;
     c->hot = 0;
+    janitor_notify();
   }
 }
 
+/* The owner's tick (its heap lock held). */
 void purge_tick(heap_t *heap) {
   uint64_t now = os_now_ms();
   heap->slow_clock = now;
@@ -71,8 +158,7 @@ void purge_tick(heap_t *heap) {
   long delay = opt_get(OPT_PURGE_DELAY);
   heap->purge_next = now + (uint64_t)(delay > 1 ? delay / 2 : 1);
   if (delay < 0) return;
-  medium_cache_flush(heap, false, now);
-  for (chunk_t *c = heap->chunks; c != NULL; c = c->next) purge_chunk(c, false, now);
+  purge_heap(heap, false, now);
   chunk_pool_trim(false);
   large_cache_trim(false);
   heaps_collect_orphans(false);
@@ -86,4 +172,18 @@ size_t purge_all(bool force) {
   heaps_collect_orphans(force);
   size_t freed = chunk_pool_trim(force) + large_cache_trim(force);
   return freed + ((size_t)atomic_load(&lz_pages_purged) - before) * LZ_PAGE_SIZE;
+}
+
+/* The janitor's pass (janitor.c): every heap it can take, then the pool and
+ * the large cache. Returns when to look again, UINT64_MAX if nothing is
+ * pending anywhere. */
+uint64_t purge_background(void) {
+  long delay = opt_get(OPT_PURGE_DELAY);
+  if (delay < 0) return UINT64_MAX;
+  uint64_t now = os_now_ms();
+  uint64_t next = heaps_purge_background(now);
+  chunk_pool_trim(false);
+  large_cache_trim(false);
+  if ((!chunk_pool_empty() || !large_cache_empty()) && now + (uint64_t)delay < next) next = now + (uint64_t)delay;
+  return next;
 }

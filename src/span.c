@@ -4,8 +4,10 @@
  * word at a time with ctz), optionally starting at a multiple of
  * align_pages. Freed spans go straight back to the bitmap, where they merge
  * with free neighbours by construction; their pages stay dirty (resident)
- * until purge.c gives them back after the purge delay.
- * Only the owner of the chunk's heap calls these functions.
+ * until purge.c gives them back after the purge delay (and an empty chunk
+ * stays with its heap until then).
+ * Only the holder of the chunk's heap calls these functions, with the heap
+ * lock held (see the janitor protocol in internal.h).
  */
 #include "internal.h"
 
@@ -77,8 +79,11 @@ span_t *span_alloc(heap_t *heap, size_t npages, size_t align_pages, uint8_t kind
   if (c == NULL) {
     c = chunk_alloc(heap);
     if (c == NULL) return NULL;
+    purge_chunk_taken(heap, c, true);
     first = chunk_find_run(c, npages, align_pages);
     if (first == 0) return NULL;
+  } else if (c->free_pages == LZ_USABLE_PAGES) {
+    purge_chunk_taken(heap, c, false);
   }
   bitmap_assign(c->free_map, first, npages, false);
   c->free_pages -= (uint32_t)npages;
@@ -112,6 +117,7 @@ span_t *span_alloc(heap_t *heap, size_t npages, size_t align_pages, uint8_t kind
 }
 
 void span_free(heap_t *heap, span_t *s) {
+  (void)heap;
   chunk_t *c = span_chunk(s);
   size_t first = (size_t)(s - c->spans);
   size_t n = s->npages;
@@ -126,9 +132,5 @@ void span_free(heap_t *heap, span_t *s) {
   bitmap_assign(c->free_map, first, n, true);
   c->free_pages += (uint32_t)n;
   c->max_run_hint = LZ_CHUNK_PAGES; /* unknown again: recomputed on the next miss */
-  if (c->free_pages == LZ_USABLE_PAGES) {
-    chunk_release(heap, c);
-    return;
-  }
-  purge_mark(c, first, n);
+  purge_mark(c, first, n); /* an empty chunk stays with the heap until purge.c says */
 }

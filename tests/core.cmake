@@ -38,3 +38,11 @@ if(NOT LZ_SANITIZED)
           LABELS valgrind TIMEOUT 600)
   set_tests_properties(valgrind_memcheck PROPERTIES SKIP_RETURN_CODE 77)
 endif()
+# The janitor (background purging thread): an idle thread's heap purged, no
+# thread in a process that never frees, LZMALLOC_BACKGROUND=0, fork.
+foreach(_m idle threads fork)
+  lz_test(NAME test_janitor_${_m} KIND PREFIXED LABELS unit purge TIMEOUT 300
+          SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_janitor.c ARGS ${_m})
+endforeach()
+lz_test(NAME test_janitor_off KIND PREFIXED LABELS unit purge TIMEOUT 120
+        SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_janitor.c ARGS off ENV LZMALLOC_BACKGROUND=0)

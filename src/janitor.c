@@ -1,0 +1,139 @@
+/* janitor.c: the background thread that gives idle memory back.
+ *
+ * Threads purge their own heaps on their slow paths (purge.c); a thread that
+ * frees and then stops calling the allocator would keep its free pages for
+ * ever, and so would orphan heaps, the chunk pool and the large cache in a
+ * process that went quiet. The janitor is one thread per process that does
+ * that work on a time-based schedule (purge_background, purge.c).
+ *
+ * Life:
+ *   OFF      no thread. janitor_notify (something purgeable appeared: a
+ *            purge armed, a span cached, a chunk pooled, a large mapping
+ *            cached) moves OFF -> WANTED, unless LZMALLOC_BACKGROUND=0. A
+ *            process that never frees never notifies, so never starts one.
+ *   WANTED   the next allocator entry point to finish (janitor_poll, at a
+ *            point where its heap is consistent and its heap lock is not
+ *            held) starts the thread: the stack is ours (os_map, guard page
+ *            at the bottom), every signal blocked (os_thread_start).
+ *            pthread_create allocates the thread's DTV through malloc: the
+ *            nested call is an ordinary allocation of the calling thread,
+ *            and the STARTING state keeps it from starting another.
+ *   RUNNING  the thread loops: take the pending flag, make a pass, then
+ *            either sleep until the earliest time the pass said something
+ *            falls due (never more often than every JANITOR_MIN_MS), or, if
+ *            nothing is pending at all, wait on the futex without a timeout:
+ *            an idle process sees no periodic wake-ups.
+ *
+ * Wake-up handshake (no lost wake-up, one syscall per idle period at most):
+ *   notifier: xpending = 1 (exchange, seq_cst); if it was 0 and xidle == 1,
+ *             futex_wake(xpending).
+ *   janitor:  xidle = 1 (seq_cst); if xpending == 0, futex_wait(xpending, 0).
+ * One of the two sees the other's store; futex_wait returns at once if
+ * xpending already changed. A notifier that finds xpending == 1 does
+ * nothing: a pass is scheduled already.
+ *
+ * The thread is detached and never exits; exit() does not wait for it. A
+ * pass holds pass_lock; fork takes it first (init.c), so no pass is half
+ * done at fork. In the child there is no janitor: state goes back to OFF,
+ * or to WANTED if the parent had one (the child inherits its pending
+ * work); the next entry point to finish starts a new one. The old stack is
+ * left mapped in the child (glibc's descriptor of the vanished thread sits
+ * in it). ThreadSanitizer builds give the child no janitor (LZ_TSAN).
+ * The thread is named "lz-janitor" (/proc/PID/task/TID/comm).
+ */
+#include <errno.h>
+
+#include "internal.h"
+
+#define JANITOR_STACK ((size_t)256 * KiB)   /* glibc puts static TLS and its descriptor on it */
+#define JANITOR_STACK_BIG ((size_t)8 * MiB)  /* retry when static TLS did not fit */
+#define JANITOR_MIN_MS 50                    /* at most one pass per 50 ms */
+#define JANITOR_MAX_FAILURES 8
+
+_Atomic(int) lz_janitor_xstate;
+#define xstate lz_janitor_xstate
+static _Atomic(uint32_t) xpending; /* futex word: a notify since the last pass began */
+static _Atomic(uint32_t) xidle;    /* the janitor waits without a timeout */
+static _Atomic(int) xfailures;
+static lz_lock_t pass_lock = LZ_LOCK_INIT;
+__thread bool lz_janitor_starting __attribute__((tls_model("initial-exec")));
+
+static void *janitor_main(void *arg) {
+  (void)arg;
+  os_thread_name("lz-janitor");
+  for (;;) {
+    atomic_store_explicit(&xidle, 0, memory_order_relaxed);
+    atomic_store(&xpending, 0);
+    lz_lock(&pass_lock);
+    uint64_t next = purge_background();
+    lz_unlock(&pass_lock);
+    if (next == UINT64_MAX) {
+      atomic_store(&xidle, 1);
+      if (atomic_load(&xpending) == 0) os_futex_wait(&xpending, 0);
+      continue;
+    }
+    uint64_t now = os_now_ms();
+    uint64_t wait = next > now ? next - now : 0;
+    os_sleep_ms(wait < JANITOR_MIN_MS ? JANITOR_MIN_MS : wait);
+  }
+  return NULL;
+}
+
+static void janitor_start(void) {
+  int rc = ENOMEM;
+  size_t sizes[2] = {JANITOR_STACK, JANITOR_STACK_BIG};
+  for (int i = 0; i < 2; i++) {
+    uint8_t *stack = os_map(sizes[i]);
+    if (stack == NULL) break;
+    os_protect_none(stack, LZ_PAGE_SIZE);
+    lz_janitor_starting = true; /* its nested allocations never force a trim */
+    rc = os_thread_start(janitor_main, stack, sizes[i]);
+    lz_janitor_starting = false;
+    if (rc == 0) break;
+    os_unmap(stack, sizes[i]);
+    if (rc != EINVAL) break; /* EINVAL: the static TLS did not fit */
+  }
+  if (rc == 0) {
+    atomic_store_explicit(&xstate, JANITOR_RUNNING, memory_order_release);
+    return;
+  }
+  /* No thread (out of memory, thread limit): the allocating threads still
+   * purge; try again on a later notify, a few times. */
+  int failed = atomic_fetch_add_explicit(&xfailures, 1, memory_order_relaxed) + 1;
+  atomic_store_explicit(&xstate, failed >= JANITOR_MAX_FAILURES ? JANITOR_FAILED : JANITOR_OFF,
+                        memory_order_release);
+}
+
+void janitor_notify(void) {
+  if (atomic_load_explicit(&xpending, memory_order_relaxed) != 0) return;
+  int st = atomic_load_explicit(&xstate, memory_order_relaxed);
+  if (st == JANITOR_OFF) {
+    if (opt_get(OPT_BACKGROUND) == 0) return;
+    int expect = JANITOR_OFF;
+    atomic_compare_exchange_strong_explicit(&xstate, &expect, JANITOR_WANTED, memory_order_relaxed,
+                                            memory_order_relaxed);
+    return;
+  }
+  if (st != JANITOR_RUNNING) return;
+  if (atomic_exchange(&xpending, 1) == 0 && atomic_load(&xidle) != 0) os_futex_wake(&xpending);
+}
+
+void janitor_poll_slow(void) {
+  int expect = JANITOR_WANTED;
+  if (atomic_compare_exchange_strong_explicit(&xstate, &expect, JANITOR_STARTING, memory_order_acquire,
+                                              memory_order_relaxed))
+    janitor_start();
+}
+
+bool janitor_running(void) { return atomic_load_explicit(&xstate, memory_order_acquire) == JANITOR_RUNNING; }
+
+void janitor_fork_prepare(void) { lz_lock(&pass_lock); }
+void janitor_fork_parent(void) { lz_unlock(&pass_lock); }
+void janitor_fork_child(void) {
+  lz_lock_reset(&pass_lock);
+  int st = atomic_load_explicit(&xstate, memory_order_relaxed);
+  atomic_store_explicit(&xpending, 0, memory_order_relaxed);
+  atomic_store_explicit(&xidle, 0, memory_order_relaxed);
+  if (st == JANITOR_RUNNING || st == JANITOR_STARTING) st = LZ_TSAN ? JANITOR_FAILED : JANITOR_WANTED;
+  atomic_store_explicit(&xstate, st, memory_order_relaxed);
+}

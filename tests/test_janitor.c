@@ -1,0 +1,221 @@
+/* test_janitor: the background thread that gives idle memory back.
+ *
+ *   test_janitor idle      a thread frees most of 64 MiB and then makes no
+ *                          call: its heap's committed bytes come back down
+ *                          to what it still holds (polling, generous
+ *                          timeout); the blocks it kept are intact.
+ *   test_janitor threads   a process that only allocates has no janitor
+ *                          (threads named lz-janitor in /proc/self/task);
+ *                          after frees that leave something to give back,
+ *                          exactly one.
+ *   test_janitor off       (run with LZMALLOC_BACKGROUND=0) the same frees
+ *                          never start a thread, and the idle heap keeps
+ *                          its pages.
+ *   test_janitor fork      fork while the janitor runs (and while it is
+ *                          purging): the child starts with one thread, gets
+ *                          a janitor of its own when it frees, and its idle
+ *                          memory goes back; the parent's janitor still works.
+ */
+#include <dirent.h>
+#include <pthread.h>
+#include <semaphore.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <sys/wait.h>
+
+#include "config.h"
+#include "lzmalloc.h"
+#include "testutil.h"
+
+#define BLOCK (16 * 1024)          /* slabs of 8 blocks */
+#define TOTAL ((size_t)64 << 20)
+#define NBLOCKS (TOTAL / BLOCK)
+#define KEEP_EVERY 128             /* about one kept block per chunk */
+#define TIMEOUT_S 30.0
+
+static void *blocks[NBLOCKS];
+static sem_t freed, done;
+
+/* Threads of this process named "lz-janitor" (a sanitizer may run threads
+ * of its own, so they are not simply counted). */
+static int count_janitors(void) {
+  DIR *d = opendir("/proc/self/task");
+  CHECK(d != NULL);
+  int n = 0;
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL) {
+    if (e->d_name[0] == '.') continue;
+    char path[300], comm[64] = {0};
+    snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) continue;
+    ssize_t r = read(fd, comm, sizeof comm - 1);
+    close(fd);
+    if (r > 0 && strncmp(comm, "lz-janitor", 10) == 0) n++;
+  }
+  closedir(d);
+  return n;
+}
+
+static size_t committed(void) {
+  lz_stats_t st;
+  lz_stats_get(&st);
+  return st.committed;
+}
+
+/* Allocates TOTAL in BLOCK blocks, frees all but every KEEP_EVERY-th. */
+static void burst(void) {
+  for (size_t i = 0; i < NBLOCKS; i++) {
+    blocks[i] = lz_malloc(BLOCK);
+    CHECK(blocks[i] != NULL);
+    memset(blocks[i], (int)(i % 251) + 1, BLOCK);
+  }
+  for (size_t i = 0; i < NBLOCKS; i++)
+    if (i % KEEP_EVERY != 0) {
+      lz_free(blocks[i]);
+      blocks[i] = NULL;
+    }
+}
+
+static void check_kept(void) {
+  for (size_t i = 0; i < NBLOCKS; i += KEEP_EVERY) {
+    unsigned char *p = blocks[i];
+    for (size_t k = 0; k < BLOCK; k += 512) CHECKF(p[k] == (unsigned char)(i % 251 + 1), "block %zu byte %zu", i, k);
+  }
+}
+
+static void free_kept(void) {
+  for (size_t i = 0; i < NBLOCKS; i += KEEP_EVERY) lz_free(blocks[i]);
+}
+
+/* The bytes the kept blocks justify: their slabs (128 KiB each), the chunk
+ * headers, and 4 MiB of slack (caches, other heaps' partial slabs). */
+static size_t kept_bound(void) { return (NBLOCKS / KEEP_EVERY) * (size_t)(128 * 1024) * 2 + ((size_t)4 << 20); }
+
+static void *idle_worker(void *arg) {
+  (void)arg;
+  burst();
+  sem_post(&freed);
+  while (sem_wait(&done) != 0) {
+  } /* silent: no allocator call until told */
+  check_kept();
+  free_kept();
+  return NULL;
+}
+
+/* Waits until committed <= bound; returns the seconds it took, or -1. */
+static double wait_committed(size_t bound, double timeout) {
+  double t0 = tu_now();
+  while (tu_now() - t0 < timeout) {
+    if (committed() <= bound) return tu_now() - t0;
+    usleep(10000);
+  }
+  return -1;
+}
+
+static void run_idle(bool expect_purge) {
+  sem_init(&freed, 0, 0);
+  sem_init(&done, 0, 0);
+  pthread_t t;
+  CHECK(pthread_create(&t, NULL, idle_worker, NULL) == 0);
+  while (sem_wait(&freed) != 0) {
+  }
+  size_t before = committed();
+  size_t bound = kept_bound();
+  printf("after the frees: committed %zu KiB, bound %zu KiB\n", before >> 10, bound >> 10);
+  CHECKF(before > bound + ((size_t)16 << 20), "the frees should leave dirty pages (committed %zu)", before);
+  if (expect_purge) {
+    double s = wait_committed(bound, TIMEOUT_S);
+    CHECKF(s >= 0, "the idle thread's heap kept %zu KiB committed for %.0f s (bound %zu KiB)",
+           committed() >> 10, TIMEOUT_S, bound >> 10);
+    printf("idle heap purged in %.2f s: committed %zu KiB\n", s, committed() >> 10);
+  } else {
+    usleep(1500 * 1000);
+    CHECKF(committed() > bound + ((size_t)16 << 20), "purged without a janitor: %zu KiB", committed() >> 10);
+    CHECKF(count_janitors() == 0, "%d janitors with LZMALLOC_BACKGROUND=0", count_janitors());
+  }
+  sem_post(&done);
+  CHECK(pthread_join(t, NULL) == 0);
+}
+
+static void run_threads(void) {
+  /* Only allocations, of every kind: no janitor. */
+  void *keep[64];
+  for (int i = 0; i < 64; i++) {
+    size_t sizes[] = {24, 700, 5000, 40000, 300000, 3u << 20};
+    keep[i] = lz_malloc(sizes[i % 6]);
+    CHECK(keep[i] != NULL);
+    memset(keep[i], 1, sizes[i % 6]);
+  }
+  usleep(200 * 1000);
+  CHECKF(count_janitors() == 0, "%d janitors in a process that never freed", count_janitors());
+  /* Frees that leave memory to give back: a large block (cached) and a
+   * medium one (cached). The janitor starts at the end of such a call. */
+  for (int i = 0; i < 64; i++) lz_free(keep[i]);
+  double t0 = tu_now();
+  while (count_janitors() < 1 && tu_now() - t0 < TIMEOUT_S) usleep(10000);
+  CHECKF(count_janitors() == 1, "%d janitors after frees (one expected)", count_janitors());
+  /* Still one after more of the same. */
+  for (int r = 0; r < 20; r++) lz_free(lz_malloc(3u << 20));
+  usleep(100 * 1000);
+  CHECKF(count_janitors() == 1, "%d janitors: one expected", count_janitors());
+  printf("no thread while only allocating; one janitor after frees\n");
+}
+
+static void run_fork(void) {
+  /* Start the janitor and keep it busy: a churning thread in the parent. */
+  lz_free(lz_malloc(3u << 20));
+  double t0 = tu_now();
+  while (count_janitors() < 1 && tu_now() - t0 < TIMEOUT_S) usleep(10000);
+  CHECKF(count_janitors() == 1, "janitor did not start (%d)", count_janitors());
+  alarm(240);
+  int forks = (int)tu_scaled(20, 4);
+  for (int f = 0; f < forks; f++) {
+    /* Dirty pages for the janitor to be purging while we fork. */
+    void *v[256];
+    for (int i = 0; i < 256; i++) v[i] = lz_malloc(BLOCK);
+    for (int i = 0; i < 256; i++) lz_free(v[i]);
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+      alarm(120);
+      if (count_janitors() != 0) _exit(10);
+      if (f == 0 && !TU_TSAN) { /* ThreadSanitizer: no threads after a multithreaded fork */
+        /* The child's own idle thread gets purged by the child's janitor. */
+        run_idle(true);
+        if (count_janitors() != 1) _exit(11);
+      } else {
+        void *p = lz_malloc(100000);
+        if (p == NULL) _exit(12);
+        lz_free(p);
+      }
+      _exit(0);
+    }
+    int status;
+    CHECK(waitpid(pid, &status, 0) == pid);
+    CHECKF(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child %d: status %d", f, status);
+  }
+  /* The parent's janitor still works. */
+  run_idle(true);
+  printf("%d forks with the janitor running; children purged their idle heaps\n", forks);
+}
+
+int main(int argc, char **argv) {
+  const char *mode = argc > 1 ? argv[1] : "idle";
+  setvbuf(stdout, NULL, _IONBF, 0);
+  if (LZ_PURGE_DELAY_MS == 0 && strcmp(mode, "threads") != 0) {
+    /* Built to purge at once: nothing is ever left for the janitor. */
+    printf("skipped: %s needs a purge delay (LZ_PURGE_DELAY_MS is 0 in this build)\n", mode);
+    return 0;
+  }
+  if (strcmp(mode, "idle") == 0) run_idle(true);
+  else if (strcmp(mode, "off") == 0) run_idle(false);
+  else if (strcmp(mode, "threads") == 0) run_threads();
+  else if (strcmp(mode, "fork") == 0) run_fork();
+  else {
+    fprintf(stderr, "usage: test_janitor idle|off|threads|fork\n");
+    return 2;
+  }
+  printf("ok: %s\n", mode);
+  return 0;
+}
