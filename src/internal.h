@@ -320,7 +320,7 @@ typedef struct heap_s {
   uint64_t abandoned_at;               /* when it last became an orphan (ms) */
   /* Empty chunks kept mapped and resident (purge.c): empty_count of the
    * chunks listed are empty, at most empty_keep (grown by churn, halved
-   * when idle) unless the purge delay is -1. */
+   * when idle). */
   uint32_t empty_keep, empty_count;
   uint64_t empty_used_at;              /* an empty chunk last kept or reused (ms) */
   uint64_t empty_released_at;          /* an empty chunk last given back (ms) */

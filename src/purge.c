@@ -8,14 +8,14 @@
  * pages are being reused) is re-armed instead of purged (hysteresis: memory
  * being churned is not given back just to be faulted in again); a chunk
  * that only freed has every free dirty run decommitted with
- * madvise(MADV_DONTNEED) (later reads see zeros), and a chunk that only
- * freed and is empty goes back whole to the chunk pool. Empty chunks stay
- * with their heap until then, so a program that frees everything and
- * allocates it again (a burst, a loop) finds its chunks mapped and its
- * pages resident instead of faulting them in every round. A delay of 0
- * purges at once (and gives empty chunks back at once), -1 never (except
- * malloc_trim and orphans collected whole). Cached medium spans, pooled
- * chunks and cached large mappings age the same way in their caches.
+ * madvise(MADV_DONTNEED) (later reads see zeros). A chunk that becomes
+ * empty goes back to the chunk pool at once, unless its heap is churning
+ * (see "Empty chunks" below): then it stays, mapped and resident, so a
+ * program that frees everything and allocates it again (a burst, a loop)
+ * does not fault its pages in every round. A delay of 0 purges at once,
+ * -1 never (except malloc_trim and orphans collected whole). Cached medium
+ * spans, pooled chunks and cached large mappings age the same way in their
+ * caches.
  *
  * Who looks: the owner on its slow paths, allocation and free (every 64th
  * entry reads the coarse clock: purge_tick); the janitor thread for every
@@ -52,7 +52,8 @@ static void purge_free_dirty(chunk_t *c) {
  * it may keep one more empty chunk, mapped and resident, so the next round
  * costs neither a system call nor a page fault. Kept chunks go back (and
  * the allowance is halved) when the heap has left them unused for
- * PURGE_KEEP_MS; a heap that frees everything once keeps nothing. */
+ * PURGE_KEEP_MS (never with a purge delay of -1); a heap that frees
+ * everything once keeps nothing, so other heaps can reuse its chunks. */
 #define PURGE_CHURN_MS 1000
 #define PURGE_KEEP_MS 1000
 #define PURGE_KEEP_MAX 1024
@@ -130,7 +131,7 @@ void purge_mark(chunk_t *c, size_t first, size_t n) {
   long delay = opt_get(OPT_PURGE_DELAY);
   if (c->free_pages == LZ_USABLE_PAGES) {
     uint64_t now = os_now_ms();
-    if (delay != 0 && (delay < 0 || heap->empty_count < heap->empty_keep)) {
+    if (delay != 0 && heap->empty_count < heap->empty_keep) {
       heap->empty_count++;
       heap->empty_used_at = now;
       janitor_notify(); /* it goes back if left unused */
