@@ -399,7 +399,7 @@ void medium_free(heap_t *heap, span_t *s) {
       s->flags &= (uint8_t)~SPAN_ZERO;
       heap->mcache[heap->mcache_count++] = s;
       heap->mcache_bytes += bytes;
-      heap->mcache_used_at = heap->slow_clock;
+      heap->mcache_used_at = os_now_ms(); /* the janitor reads it too: not the tick's clock */
       if (heap->mcache_count == 1) janitor_notify();
       return;
     }
