@@ -415,6 +415,21 @@ static lz_noinline void numa_tick(heap_t *heap) {
   if (numa_observe(heap)) heap_collect(heap, true);
 }
 
+/* Every 64th slow-path entry (allocation or free): remote batches sent,
+ * the coarse clock and purge, foreign lists home when due, the home node. */
+static void heap_tick(heap_t *heap) {
+  if ((++heap->slow_count & 63) != 0) return;
+  heap_enter(heap);
+  remote_flush_all(heap);
+  purge_tick(heap);
+  if (heap->foreign != NULL && heap->slow_clock >= heap->foreign_flush_at) {
+    foreign_flush(heap);
+    heap->foreign_flush_at = heap->slow_clock + FOREIGN_MAX_AGE_MS;
+  }
+  if (lz_unlikely(lz_numa_on)) numa_tick(heap);
+  heap_leave(heap);
+}
+
 /* Every allocation slow path starts here: the thread's heap (made on its
  * first call; a temporary one past the thread's teardown), its lock, then
  * pending remote work and, now and then, a purge tick. NULL (errno ENOMEM)
@@ -432,10 +447,7 @@ static heap_t *slow_enter(heap_t *heap) {
   if (LZ_STATS) heap->stats.slow_allocs++;
   remote_flush_all(heap);
   remote_collect(heap);
-  if ((++heap->slow_count & 63) == 0) {
-    purge_tick(heap);
-    if (lz_unlikely(lz_numa_on)) numa_tick(heap);
-  }
+  heap_tick(heap);
   return heap;
 }
 
@@ -561,12 +573,7 @@ void heap_free_slow(void *p) {
   if (p == NULL) return;
   heap_t *self = lz_heap_tls;
   /* A thread that only frees must still give memory back. */
-  if (self != &lz_heap_empty && (++self->slow_count & 63) == 0) {
-    heap_enter(self);
-    purge_tick(self);
-    if (lz_unlikely(lz_numa_on)) numa_tick(self);
-    heap_leave(self);
-  }
+  if (self != &lz_heap_empty) heap_tick(self);
   ptr_info_t info = ptr_resolve(p, "free");
   if (info.large != NULL) large_free(info.large, p);
   else heap_free_span(p, info.span);
@@ -582,15 +589,11 @@ void heap_free_page(void *p) {
     return;
   }
   heap_t *heap = lz_heap_tls;
-  /* Every remote free comes this way: the 64th call at the latest sends
-   * the batches (allocation slow paths send them every time), so a thread
-   * that frees other heaps' blocks keeps them from their owners briefly. */
-  if (heap != &lz_heap_empty && (++heap->slow_count & 63) == 0) {
-    heap_enter(heap);
-    remote_flush_all(heap);
-    purge_tick(heap);
-    heap_leave(heap);
-  }
+  /* Every remote free comes this way: the tick sends the batches at least
+   * every 64th call (allocation slow paths send them every time), so a
+   * thread that frees other heaps' blocks keeps them from their owners
+   * briefly. */
+  if (heap != &lz_heap_empty) heap_tick(heap);
   heap_free_span(p, span_resolve(p, "free"));
   janitor_poll(heap == &lz_heap_empty ? NULL : heap);
 }

@@ -304,6 +304,7 @@ typedef struct heap_s {
    * thread's blocks, and the static empty heap, carry none); never unmapped,
    * like the heap. */
   span_t *foreign;
+  uint64_t foreign_flush_at;           /* when the foreign lists next go home (ms) */
   uint8_t slabs_made[LZ_CLASSES];      /* slabs made per class (saturating): their size grows */
   /* Recently freed medium spans kept whole for reuse (used == 0, pages
    * still in the span): at most LZ_MEDIUM_CACHE of them and
@@ -500,6 +501,10 @@ extern _Atomic(size_t) lz_large_in_use;
 
 /* remote.c: frees that cross threads. */
 enum { FOREIGN_INSTALLED = 4 }; /* span flag of heap->foreign[c] */
+/* Foreign blocks go home at least this often (heap.c's tick), so a block
+ * freed by another thread reaches its owner within a bounded time even if
+ * the freeing thread never fills its lists: ten default purge delays. */
+#define FOREIGN_MAX_AGE_MS 100
 bool foreign_push(heap_t *self, span_t *s, lz_block_t *b);
 void *foreign_alloc(heap_t *heap, unsigned cls);
 void foreign_flush(heap_t *heap);

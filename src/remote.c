@@ -221,6 +221,7 @@ static lz_noinline bool foreign_init(heap_t *heap) {
     f[c].cls = (uint8_t)c;
   }
   heap->foreign = f;
+  heap->foreign_flush_at = os_now_ms() + FOREIGN_MAX_AGE_MS;
   return true;
 }
 

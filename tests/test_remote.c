@@ -7,9 +7,13 @@
  *   2. overflow: beyond a class's foreign list the blocks travel home, and
  *      the owner gets them back (it allocates them again after collecting);
  *   3. double free of a block sitting in a foreign list is caught, with
- *      the message naming the pointer (in a forked child).
+ *      the message naming the pointer (in a forked child);
+ *   4. bounded delay: a thread that keeps working but never fills its
+ *      foreign lists still sends the blocks home within a bounded time.
  */
 #include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <signal.h>
 #include <sys/wait.h>
 
@@ -140,6 +144,46 @@ static void test_double_free(void) {
   printf("double free of a foreign-listed block: %s", buf);
 }
 
+/* 4: the owner's 8 blocks of a class nothing else here uses fill one slab;
+ * the freeing thread keeps them in its foreign list and stays alive and
+ * busy (slow paths, no small blocks) for 300 ms, three times the bound.
+ * Only if they came home can the owner, collecting, give the slab back. */
+#define BIG 20000 /* class 20480: a first slab of 8 blocks, a foreign list of 8 */
+static _Atomic int busy_done;
+
+static void *free_then_busy(void *arg) {
+  (void)arg;
+  for (size_t i = 0; i < 8; i++) lz_free(blocks[i]);
+  double t0 = tu_now();
+  while (tu_now() - t0 < 0.3) lz_free(lz_malloc(64 * 1024)); /* medium: slow path each time */
+  atomic_store(&busy_done, 1);
+  while (atomic_load(&busy_done) != 2) sched_yield();
+  return NULL;
+}
+
+static size_t class_slabs(size_t block_size) {
+  lz_stats_t st;
+  lz_stats_get(&st);
+  for (unsigned c = 0; c < LZ_STATS_CLASSES; c++)
+    if (st.classes[c].block_size == block_size) return st.classes[c].slabs;
+  CHECKF(0, "no class of %zu bytes", block_size);
+}
+
+static void test_bounded_delay(void) {
+  CHECKF(class_slabs(20480) == 0, "class 20480 in use before the test");
+  for (size_t i = 0; i < 8; i++) CHECK((blocks[i] = lz_malloc(BIG)) != NULL);
+  CHECK(class_slabs(20480) == 1);
+  pthread_t t;
+  CHECK(pthread_create(&t, NULL, free_then_busy, NULL) == 0);
+  while (atomic_load(&busy_done) != 1) sched_yield();
+  lz_trim(0); /* collects what came home, gives empty slabs back */
+  size_t left = class_slabs(20480);
+  atomic_store(&busy_done, 2);
+  CHECK(pthread_join(t, NULL) == 0);
+  CHECKF(left == 0, "the owner still holds %zu slab(s): its blocks did not come home", left);
+  printf("bounded delay: blocks freed by a busy thread came home, the slab went back\n");
+}
+
 int main(void) {
   /* Hardening level 2 (its usable size is the requested size) keeps no
    * foreign lists: every free goes through its quarantine instead. */
@@ -152,6 +196,7 @@ int main(void) {
   }
   test_reuse();
   test_overflow();
+  test_bounded_delay();
   if (!TU_SANITIZED) test_double_free(); /* sanitizers intercept the abort */
   return 0;
 }
