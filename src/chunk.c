@@ -41,6 +41,9 @@ static size_t pool_count(void) { return lz_numa_on ? (size_t)lz_numa_nodes : 1; 
 
 static bool chunk_pool_push(chunk_pool_t *pool, chunk_t *c) {
   if (LZ_CHUNK_POOL_MAX == 0) return false;
+  /* Read before the chunk is published: once it is, another thread may pop
+   * it and rewrite it. */
+  uint64_t due = c->purge_at;
   for (size_t i = 0; i < LZ_POOL_SLOTS; i++) {
     if (atomic_load_explicit(&pool->xslot[i], memory_order_relaxed) != NULL) continue;
     chunk_t *expect = NULL;
@@ -48,7 +51,7 @@ static bool chunk_pool_push(chunk_pool_t *pool, chunk_t *c) {
                                                 memory_order_relaxed)) {
       /* Written after the chunk is visible: a racing trim may see the
        * previous chunk's (earlier) time and look too early, never too late. */
-      atomic_store_explicit(&pool->xdue[i], c->purge_at, memory_order_relaxed);
+      atomic_store_explicit(&pool->xdue[i], due, memory_order_relaxed);
       return true;
     }
   }
