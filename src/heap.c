@@ -278,6 +278,7 @@ uint64_t heaps_purge_background(uint64_t now) {
         due = now; /* its owner is in a slow path: next pass */
       } else {
         due = purge_heap(h, false, now);
+        purge_heap_collapse(h);
         lz_unlock(&h->lock);
       }
     } else if (state == HEAP_ORPHAN) {

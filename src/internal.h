@@ -80,6 +80,10 @@ _Static_assert(LZ_CLASSES == LZ_STATS_CLASSES, "public class count");
 #define LZ_USER_ADDR_BITS LZ_ARCH_VA_BITS /* chunk map range (arch.h) */
 #define LZ_CHUNKMAP_SIZE ((size_t)1 << (LZ_USER_ADDR_BITS - LZ_CHUNK_SHIFT))
 
+/* chunk_t.huge: nothing asked; MADV_HUGEPAGE given (the chunk became
+ * dense, or LZMALLOC_HUGEPAGES=always); the janitor collapsed it too. */
+enum { CHUNK_HUGE_NONE = 0, CHUNK_HUGE_ADVISED = 1, CHUNK_HUGE_COLLAPSED = 2 };
+
 /* Chunk map kinds. */
 enum { CHUNK_NONE = 0, CHUNK_SPANS = 1, CHUNK_LARGE = 2 };
 
@@ -171,7 +175,8 @@ typedef struct chunk_s {
   uint64_t purge_at;            /* when free dirty pages may be purged; 0: none */
   uint64_t free_map[LZ_BITMAP_WORDS];
   uint64_t dirty_map[LZ_BITMAP_WORDS];
-  uint8_t pad1[80];             /* pagemap at 256, spans at 1280 */
+  uint32_t huge;                /* CHUNK_HUGE_*: transparent huge pages asked for (purge.c) */
+  uint8_t pad1[76];             /* pagemap at 256, spans at 1280 */
   uint16_t pagemap[LZ_CHUNK_PAGES];
   span_t spans[LZ_CHUNK_PAGES];
 } chunk_t;
@@ -358,6 +363,7 @@ int os_map_at(void *p, size_t size);            /* as os_map at p, if nothing is
 int os_unmap(void *p, size_t size);
 int os_decommit(void *p, size_t size);          /* contents become zero */
 int os_protect_none(void *p, size_t size);
+int os_hugepage(void *p, size_t size, bool collapse); /* MADV_HUGEPAGE (+ MADV_COLLAPSE) */
 int os_protect_rw(void *p, size_t size);
 int os_move(void *from, size_t size, void *to); /* the pages (not a copy) of [from, +size) to
                                                    `to`, replacing what is mapped there */
@@ -422,9 +428,11 @@ typedef enum {
   OPT_SECURE,
   OPT_NUMA,       /* LZMALLOC_NUMA: off | auto | interleave | strict (numa.c) */
   OPT_BACKGROUND,
+  OPT_HUGEPAGES,  /* LZMALLOC_HUGEPAGES: never | auto | always (purge.c) */
   OPT_COUNT_
 } lz_option_t;
 enum { NUMA_OFF = 0, NUMA_AUTO = 1, NUMA_INTERLEAVE = 2, NUMA_STRICT = 3 };
+enum { HUGE_NEVER = 0, HUGE_AUTO = 1, HUGE_ALWAYS = 2 };
 void options_init(void);
 extern long lz_opt_values[OPT_COUNT_];
 lz_inline long opt_get(lz_option_t o) { return lz_opt_values[o]; }
@@ -554,6 +562,8 @@ void secure_fork_child(void);
 uint64_t purge_heap(heap_t *heap, bool force, uint64_t now);
 void purge_mark(chunk_t *c, size_t first, size_t npages);
 void purge_chunk_taken(heap_t *heap, chunk_t *c, bool fresh);
+void purge_chunk_dense(chunk_t *c);
+void purge_heap_collapse(heap_t *heap);
 void purge_tick(heap_t *heap);
 size_t purge_all(bool force);
 uint64_t purge_background(void);

@@ -19,6 +19,7 @@ typedef struct option_desc_s {
 } option_desc_t;
 
 static const char *const numa_words[] = {"off", "auto", "interleave", "strict", NULL};
+static const char *const huge_words[] = {"never", "auto", "always", NULL};
 
 static const option_desc_t option_table[OPT_COUNT_] = {
   [OPT_VERBOSE]     = {"VERBOSE", 0, 0, 2, false, NULL},
@@ -33,6 +34,9 @@ static const option_desc_t option_table[OPT_COUNT_] = {
   /* 1: a background thread (janitor.c) gives idle memory back, started the
    * first time there is some; 0: only the allocating threads purge. */
   [OPT_BACKGROUND]  = {"BACKGROUND", 1, 0, 1, false, NULL},
+  /* Transparent huge pages for chunks: never; auto (densely used chunks);
+   * always (every chunk, from its first touch). */
+  [OPT_HUGEPAGES]   = {"HUGEPAGES", HUGE_AUTO, HUGE_NEVER, HUGE_ALWAYS, false, huge_words},
 };
 
 long lz_opt_values[OPT_COUNT_] = {
@@ -43,6 +47,7 @@ long lz_opt_values[OPT_COUNT_] = {
   [OPT_SECURE] = LZ_SECURE,
   [OPT_NUMA] = NUMA_AUTO,
   [OPT_BACKGROUND] = 1,
+  [OPT_HUGEPAGES] = HUGE_AUTO,
 };
 
 static bool parse_word(const char *s, const char *const *words, long *out) {

@@ -121,6 +121,20 @@ int os_decommit(void *p, size_t size) {
   return r;
 }
 
+/* Transparent huge pages for [p, p + size) (2 MiB aligned): MADV_HUGEPAGE,
+ * and with collapse also MADV_COLLAPSE (Linux 6.1: the pages already there
+ * are gathered into huge pages now rather than by khugepaged later). */
+#ifndef MADV_COLLAPSE
+#define MADV_COLLAPSE 25
+#endif
+int os_hugepage(void *p, size_t size, bool collapse) {
+  int e = errno;
+  int r = madvise(p, size, MADV_HUGEPAGE) == 0 ? 0 : errno;
+  if (r == 0 && collapse) r = madvise(p, size, MADV_COLLAPSE) == 0 ? 0 : errno;
+  errno = e;
+  return r;
+}
+
 int os_protect_none(void *p, size_t size) {
   if (fault_now(OS_FAULT_PROTECT)) return ENOMEM;
   int e = errno;

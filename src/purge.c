@@ -151,6 +151,40 @@ void purge_mark(chunk_t *c, size_t first, size_t n) {
   }
 }
 
+/* Huge pages. A chunk is 2 MiB, 2 MiB aligned: one transparent huge page
+ * maps it all with one TLB entry, but is resident whole. So only a densely
+ * used chunk (at most 1/8 of its pages free) is advised (MADV_HUGEPAGE, once,
+ * from span_alloc); the janitor then collapses its pages into a huge page
+ * (MADV_COLLAPSE) while it is still dense, off the program's threads (without
+ * a janitor, the kernel's khugepaged does it in its own time). Sparse chunks
+ * are never advised. LZMALLOC_HUGEPAGES=always advises every chunk when it is
+ * mapped (chunk.c), =never none. */
+#define DENSE_FREE_PAGES (LZ_USABLE_PAGES / 8)
+
+void purge_chunk_dense(chunk_t *c) {
+  if (opt_get(OPT_HUGEPAGES) != HUGE_AUTO) return;
+  /* Refused (no THP in this kernel): never asked again. */
+  c->huge = os_hugepage(c, LZ_CHUNK_SIZE, false) == 0 ? CHUNK_HUGE_ADVISED : CHUNK_HUGE_COLLAPSED;
+}
+
+/* The janitor, holding the heap: collapse the advised chunks still dense. */
+void purge_heap_collapse(heap_t *heap) {
+  if (opt_get(OPT_HUGEPAGES) == HUGE_NEVER) return;
+  for (chunk_t *c = heap->chunks; c != NULL; c = c->next) {
+    if (c->huge != CHUNK_HUGE_ADVISED || c->free_pages > DENSE_FREE_PAGES) continue;
+    c->huge = CHUNK_HUGE_COLLAPSED; /* tried once, whatever the kernel said */
+    if (os_hugepage(c, LZ_CHUNK_SIZE, true) != 0) continue;
+    /* The huge page made every page resident: none is clean any more. */
+    size_t clean = 0;
+    for (size_t w = 0; w < LZ_BITMAP_WORDS; w++) {
+      uint64_t usable = w == 0 ? ~0ull << LZ_HEADER_PAGES : ~0ull; /* header pages are never dirty */
+      clean += (size_t)__builtin_popcountll(~c->dirty_map[w] & usable);
+      c->dirty_map[w] |= usable;
+    }
+    atomic_fetch_sub_explicit(&lz_bytes_decommitted, clean * LZ_PAGE_SIZE, memory_order_relaxed);
+  }
+}
+
 /* The owner's tick (its heap lock held). */
 void purge_tick(heap_t *heap) {
   uint64_t now = os_now_ms();

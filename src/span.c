@@ -88,6 +88,7 @@ span_t *span_alloc(heap_t *heap, size_t npages, size_t align_pages, uint8_t kind
   bitmap_assign(c->free_map, first, npages, false);
   c->free_pages -= (uint32_t)npages;
   c->hot = 1;
+  if (lz_unlikely(c->huge == CHUNK_HUGE_NONE) && c->free_pages <= LZ_USABLE_PAGES / 8) purge_chunk_dense(c); /* purge.c */
   /* Slab blocks lie on every page of the span; a medium block is only ever
    * freed by its first page, so its other pages stay unmapped (0) and a
    * pointer into them is reported as invalid. */

@@ -1,0 +1,119 @@
+/* test_hugepages: densely used chunks are backed by transparent huge pages.
+ *
+ *   test_hugepages auto     (default options) 64 MiB of 256-byte blocks
+ *                           fill their chunks densely; after a free starts
+ *                           the janitor, AnonHugePages of the mappings that
+ *                           hold those blocks (/proc/self/smaps) reaches at
+ *                           least half of them (polling, generous timeout).
+ *   test_hugepages always   (LZMALLOC_HUGEPAGES=always) the same blocks are
+ *                           in huge pages from their first touch.
+ *   test_hugepages never    (LZMALLOC_HUGEPAGES=never) none, even after the
+ *                           janitor ran.
+ * Exit status 77 (ctest: skipped, with the reason printed) where this
+ * kernel has no transparent huge pages or no MADV_COLLAPSE (auto only).
+ */
+#include <stdbool.h>
+#include <sys/mman.h>
+
+#include "lzmalloc.h"
+#include "testutil.h"
+
+#define BLOCK 256
+#define TOTAL ((size_t)64 << 20)
+#define NBLOCKS (TOTAL / BLOCK)
+#define CHUNK ((uintptr_t)2 << 20)
+#define MAXCHUNKS 256
+
+static void *blocks[NBLOCKS];
+static uintptr_t chunks[MAXCHUNKS];
+static int nchunks;
+
+static void skip(const char *why) {
+  printf("SKIPPED: %s\n", why);
+  exit(77);
+}
+
+/* AnonHugePages (bytes) of the smaps entries that overlap our chunks. */
+static size_t huge_bytes(void) {
+  FILE *f = fopen("/proc/self/smaps", "r");
+  CHECK(f != NULL);
+  char line[512];
+  bool ours = false;
+  size_t total = 0;
+  while (fgets(line, sizeof line, f)) {
+    unsigned long lo, hi;
+    if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2 && strchr(line, '-') < strchr(line, ' ')) {
+      ours = false;
+      for (int i = 0; i < nchunks; i++)
+        if (chunks[i] < hi && chunks[i] + CHUNK > lo) ours = true;
+      continue;
+    }
+    unsigned long kb;
+    if (ours && sscanf(line, "AnonHugePages: %lu kB", &kb) == 1) total += kb << 10;
+  }
+  fclose(f);
+  return total;
+}
+
+static void fill(void) {
+  for (size_t i = 0; i < NBLOCKS; i++) {
+    blocks[i] = lz_malloc(BLOCK);
+    CHECK(blocks[i] != NULL);
+    memset(blocks[i], 7, BLOCK);
+    uintptr_t c = (uintptr_t)blocks[i] & ~(CHUNK - 1);
+    bool seen = false;
+    for (int k = 0; k < nchunks && !seen; k++) seen = chunks[k] == c;
+    if (!seen && nchunks < MAXCHUNKS) chunks[nchunks++] = c;
+  }
+}
+
+int main(int argc, char **argv) {
+  const char *mode = argc > 1 ? argv[1] : "auto";
+  setvbuf(stdout, NULL, _IONBF, 0);
+  char thp[256] = {0};
+  FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/enabled", "r");
+  if (f == NULL || fgets(thp, sizeof thp, f) == NULL) skip("no /sys/kernel/mm/transparent_hugepage/enabled");
+  fclose(f);
+  if (strstr(thp, "[never]") != NULL) skip("transparent huge pages are disabled ([never])");
+  bool system_always = strstr(thp, "[always]") != NULL;
+  if (strcmp(mode, "auto") == 0) {
+    /* MADV_COLLAPSE (Linux 6.1) on a scratch huge page's worth of memory. */
+    size_t sz = 2 * CHUNK;
+    uint8_t *m = mmap(NULL, sz, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    CHECK(m != MAP_FAILED);
+    uint8_t *a = (uint8_t *)(((uintptr_t)m + CHUNK - 1) & ~(CHUNK - 1));
+    memset(a, 1, CHUNK);
+    int rc = madvise(a, CHUNK, 25 /* MADV_COLLAPSE */);
+    munmap(m, sz);
+    if (rc != 0) skip("madvise(MADV_COLLAPSE) refused here: the janitor cannot collapse dense chunks");
+  }
+  if (strcmp(mode, "never") == 0 && system_always) skip("the system THP mode is [always]: 'never' only stops advising");
+
+  fill();
+  printf("%d chunks hold %zu MiB of %d-byte blocks; AnonHugePages there: %zu KiB\n", nchunks, TOTAL >> 20, BLOCK,
+         huge_bytes() >> 10);
+  /* A freed large block: the janitor starts (and passes over the heap). */
+  lz_free(lz_malloc(3u << 20));
+  size_t want = TOTAL / 2;
+  if (strcmp(mode, "never") == 0) {
+    usleep(500 * 1000);
+    size_t h = huge_bytes();
+    CHECKF(h == 0, "LZMALLOC_HUGEPAGES=never: %zu KiB in huge pages", h >> 10);
+  } else {
+    double t0 = tu_now();
+    size_t h = huge_bytes();
+    while (h < want && tu_now() - t0 < 30.0) {
+      usleep(20 * 1000);
+      h = huge_bytes();
+    }
+    CHECKF(h >= want, "%s: only %zu KiB of %zu MiB in huge pages after %.0f s", mode, h >> 10, TOTAL >> 20,
+           tu_now() - t0);
+    printf("%s: %zu MiB in huge pages after %.2f s\n", mode, h >> 20, tu_now() - t0);
+  }
+  for (size_t i = 0; i < NBLOCKS; i++) {
+    CHECK(((unsigned char *)blocks[i])[BLOCK - 1] == 7);
+    lz_free(blocks[i]);
+  }
+  printf("ok: %s\n", mode);
+  return 0;
+}
