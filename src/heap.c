@@ -316,6 +316,19 @@ void heaps_fork_child(heap_t *self) {
   atomic_store_explicit(&orphan_count, orphans, memory_order_relaxed);
 }
 
+/* In the child after fork: h may have been mid-update (a lock of it was
+ * taken at the instant of fork): DEAD for ever, and no longer this
+ * thread's heap or a shared heap (a fresh one is made on demand). */
+void heap_retire(heap_t *h) {
+  atomic_store_explicit(&h->xstate, HEAP_DEAD, memory_order_relaxed);
+  if (lz_heap_tls == h) lz_heap_tls = &lz_heap_empty;
+  for (int i = 0; i < LZ_HEAPS; i++) {
+    heap_t *expect = h;
+    atomic_compare_exchange_strong_explicit(&shared_heaps[i], &expect, NULL, memory_order_relaxed,
+                                            memory_order_relaxed);
+  }
+}
+
 /* Shared heaps (LZ_HEAPS > 0) in the child after fork. No lock is held
  * across fork, so a shared heap whose lock is taken in the child was being
  * changed by some thread at the instant of fork (a vanished one, or this
@@ -327,10 +340,7 @@ void heaps_fork_child(heap_t *self) {
 void heaps_fork_child_shared(void) {
   for (int i = 0; i < LZ_HEAPS; i++) {
     heap_t *h = atomic_load_explicit(&shared_heaps[i], memory_order_acquire);
-    if (h == NULL || atomic_load_explicit(&h->lock.x, memory_order_relaxed) == 0) continue;
-    atomic_store_explicit(&shared_heaps[i], NULL, memory_order_release);
-    atomic_store_explicit(&h->xstate, HEAP_DEAD, memory_order_relaxed);
-    if (lz_heap_tls == h) lz_heap_tls = &lz_heap_empty;
+    if (h != NULL && atomic_load_explicit(&h->lock.x, memory_order_relaxed) != 0) heap_retire(h);
   }
   lz_lock_reset(&shared_lock);
 }

@@ -18,11 +18,12 @@
  * thread). Shared structures are lock-free, every operation taking effect
  * at one atomic step, so the child sees each one before or after it; the
  * child then leaks (never adopts) any heap that may have been mid-update.
- * Two exceptions: level-2 hardening (secure.c), whose per-heap locks are
- * taken before fork and released after; and the janitor's pass_lock
- * (janitor.c), taken first, so that no pass is half done in the child: it
- * is held only by the janitor, whose passes never wait for another thread
- * and which runs with every signal blocked, so fork waits one pass at most.
+ * One exception: the janitor's pass_lock (janitor.c), taken first, so that
+ * no pass is half done in the child: it is held only by the janitor, whose
+ * passes never wait for another thread and which runs with every signal
+ * blocked, so fork waits one pass at most; and signals are blocked from
+ * the prepare handler to the parent and child handlers, so a fork made by
+ * a signal handler never lands while this thread holds it.
  */
 #include "internal.h"
 
@@ -51,18 +52,22 @@ void check_page_size(size_t kernel_page) {
 
 static void thread_done(void *value) { heap_thread_exit((heap_t *)value); }
 
+/* Signals stay blocked from here to the parent and child handlers: a fork
+ * made by a signal handler cannot then land while this thread holds
+ * pass_lock (it would wait for itself). */
 static void fork_prepare(void) {
+  os_fork_signals_block();
   janitor_fork_prepare();
-  secure_fork_prepare();
 }
 
 static void fork_parent(void) {
-  secure_fork_parent();
   janitor_fork_parent();
+  os_fork_signals_restore();
 }
 
 static void fork_child(void) {
   janitor_fork_child();
+  os_fork_signals_restore();
   secure_fork_child();
   if (LZ_HEAPS > 0) {
     heaps_fork_child_shared();

@@ -386,6 +386,8 @@ lz_noreturn void os_abort(void);
 int os_thread_exit_hook(void (*fn)(void *));
 int os_thread_exit_arm(void *value);
 int os_atfork(void (*prepare)(void), void (*parent)(void), void (*child)(void));
+void os_fork_signals_block(void);   /* prepare handler: every signal blocked... */
+void os_fork_signals_restore(void); /* ...until the parent and child handlers */
 /* Fault injection (tests): the next `after` calls succeed, then calls fail
  * (every call when every == 1, or one in `every`); after = -1 disables.
  * Only primitives of the kinds set by os_fault_kinds fail (default: map). */
@@ -539,6 +541,7 @@ void heap_thread_exit(heap_t *heap);
 size_t heaps_collect_orphans(bool force);
 uint64_t heaps_purge_background(uint64_t now);
 void heaps_fork_child(heap_t *self);
+void heap_retire(heap_t *h);
 void heaps_fork_child_shared(void);
 heap_t *heaps_first(void);
 void medium_free(heap_t *heap, span_t *s);
@@ -554,8 +557,6 @@ void *secure_realloc(void *p, size_t size);
 void secure_check_size(const void *p, size_t size, const char *func);
 size_t secure_collect(heap_t *heap, bool force); /* blocks released */
 bool secure_block_bounds(const void *a, const uint8_t **lo, const uint8_t **hi);
-void secure_fork_prepare(void);
-void secure_fork_parent(void);
 void secure_fork_child(void);
 
 /* purge.c */

@@ -205,6 +205,26 @@ int os_atfork(void (*prepare)(void), void (*parent)(void), void (*child)(void)) 
   return r;
 }
 
+/* fork's window between our prepare handler and our parent/child handler
+ * runs with every signal blocked (the mask is restored in both processes),
+ * so a signal handler's fork never nests inside a lock the prepare handler
+ * took. */
+static __thread sigset_t fork_saved_mask;
+
+void os_fork_signals_block(void) {
+  sigset_t all;
+  sigfillset(&all);
+  int e = errno;
+  pthread_sigmask(SIG_SETMASK, &all, &fork_saved_mask);
+  errno = e;
+}
+
+void os_fork_signals_restore(void) {
+  int e = errno;
+  pthread_sigmask(SIG_SETMASK, &fork_saved_mask, NULL);
+  errno = e;
+}
+
 size_t os_page_size(void) {
   int e = errno;
   long r = sysconf(_SC_PAGESIZE);

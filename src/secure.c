@@ -52,8 +52,11 @@
  * or releases spans (chunk state is the owner's): a slab emptied by another
  * thread is released by its owner later, a medium span is queued on
  * `pending`. The quarantine belongs to its heap's owner (no lock). Lock
- * order: the LZ_HEAPS heap lock, then secure locks (one at a time), then
- * the chunk pool lock.
+ * order: the LZ_HEAPS heap lock, then secure locks (one at a time). No
+ * lock is held across fork: in the child, a heap whose secure lock is
+ * taken was being changed by a thread that is gone (or by the forking
+ * thread from a signal handler), so it is retired (DEAD, heap.c) and never
+ * locked again: blocks of a DEAD heap leaving a quarantine are leaked.
  */
 #include <errno.h>
 #include <string.h>
@@ -392,8 +395,10 @@ static void quarantine_evict(heap_t *self, secure_heap_t *sh, const char *func) 
   span_t *s = bi.span;
   heap_t *owner = span_chunk(s)->heap;
   secure_heap_t *osh = owner->secure;
+  if (s->kind == SPAN_MEDIUM) fill_check(&e, func);
+  /* Only a fork child makes heaps DEAD, while it is single-threaded. */
+  if (lz_unlikely(atomic_load_explicit(&owner->xstate, memory_order_relaxed) == HEAP_DEAD)) return;
   if (s->kind == SPAN_MEDIUM) {
-    fill_check(&e, func);
     if (owner == self) {
       medium_release(self, s);
     } else {
@@ -565,17 +570,8 @@ bool secure_block_bounds(const void *a, const uint8_t **lo, const uint8_t **hi) 
   return true;
 }
 
-void secure_fork_prepare(void) {
-  for (heap_t *h = heaps_first(); h != NULL; h = h->next_all)
-    if (h->secure) lz_lock(&h->secure->lock);
-}
-
-void secure_fork_parent(void) {
-  for (heap_t *h = heaps_first(); h != NULL; h = h->next_all)
-    if (h->secure) lz_unlock(&h->secure->lock);
-}
-
+/* In the child after fork (see Locking above). */
 void secure_fork_child(void) {
   for (heap_t *h = heaps_first(); h != NULL; h = h->next_all)
-    if (h->secure) lz_lock_reset(&h->secure->lock);
+    if (h->secure && atomic_load_explicit(&h->secure->lock.x, memory_order_relaxed) != 0) heap_retire(h);
 }

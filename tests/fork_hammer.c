@@ -220,7 +220,8 @@ int main(void) {
   double t0 = tu_now();
   pthread_t th[NWORKERS];
   for (uintptr_t i = 0; i < NWORKERS; i++) CHECK(pthread_create(&th[i], NULL, worker, (void *)(i + 1)) == 0);
-  size_t nforks = tu_scaled(200, 5);
+  /* Shared heaps and level-2 hardening are several times slower. */
+  size_t nforks = tu_scaled(LZ_HEAPS > 0 || LZ_SECURE >= 2 ? 50 : 200, 5);
   for (size_t f = 0; f < nforks; f++) {
     usleep(500 + (useconds_t)(f % 7) * 300); /* let the workers get going */
     pid_t pid = fork();

@@ -15,6 +15,9 @@
 #   thread_exit      10,000 short-lived threads; RSS / in_use / heap bounds
 #   thread_late_free 100,000 threads allocating and freeing in destructors
 #                    that run after lzmalloc's: heaps and RSS flat
+#   fork_stdio       fork / fflush(NULL) / getline on a pipe in three threads:
+#                    no lock held across fork (glibc bug 19431's cycle) (API)
+#   fork_signal      fork in a loop while a SIGUSR1 handler forks too
 #   fork_hammer      fork while threads use every path; the child's threads
 #                    allocate and free, never adopting a half-updated heap
 #   misuse           death tests: double / invalid / interior free (API)
@@ -118,7 +121,13 @@ lz_test(NAME thread_late_free KIND PREFIXED LABELS stress stats TIMEOUT 300
         SOURCES ${_lz_t}/thread_late_free.c)
 lz_test(NAME fork_hammer KIND PREFIXED LABELS stress TIMEOUT 300
         SOURCES ${_lz_t}/fork_hammer.c)
+lz_test(NAME fork_stdio KIND API LABELS stress TIMEOUT 150
+        SOURCES ${_lz_t}/fork_stdio.c)
+lz_test(NAME fork_signal KIND PREFIXED LABELS stress TIMEOUT 240
+        SOURCES ${_lz_t}/fork_signal.c)
 set_tests_properties(thread_late_free fork_hammer PROPERTIES SKIP_RETURN_CODE 77) # TSan: see the sources
-target_compile_definitions(fork_hammer PRIVATE ${LZ_DEFS}) # reads LZ_HEAPS
+foreach(_t fork_hammer thread_late_free) # read LZ_HEAPS and LZ_SECURE
+  target_compile_definitions(${_t} PRIVATE ${LZ_DEFS})
+endforeach()
 
 unset(_lz_t)

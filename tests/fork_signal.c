@@ -1,0 +1,121 @@
+/* fork_signal: fork from a signal handler that interrupted fork, malloc or
+ * free (PREFIXED; glibc makes fork async-signal-safe in a single-threaded
+ * process, and the allocator's fork handlers must not break that).
+ *
+ * A single-threaded process loops: allocate blocks of every kind (small,
+ * medium, large), fork (the child frees and allocates a little and
+ * _exits), wait, free. A separate sender process sends SIGUSR1 to it every
+ * few microseconds; the handler forks too (its child _exits at once) and
+ * waits for its child. An allocator that takes a lock in its prepare
+ * handler spins for ever when the signal lands while the interrupted fork
+ * (or malloc) holds that lock. A watchdog turns a hang into a failure.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <errno.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "lzmalloc.h"
+#include "testutil.h"
+
+#define WATCHDOG_S 200
+
+static volatile sig_atomic_t g_handler_forks;
+
+static void watchdog(int sig) {
+  (void)sig;
+  static const char msg[] = "fork_signal: FAILED: no progress within the watchdog time (fork from a signal handler hung)\n";
+  ssize_t r = write(2, msg, sizeof msg - 1);
+  (void)r;
+  _exit(3);
+}
+
+static void on_usr1(int sig) {
+  (void)sig;
+  int saved = errno;
+  pid_t pid = fork();
+  if (pid == 0) _exit(0);
+  if (pid > 0) {
+    int st;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+    }
+    g_handler_forks++;
+  }
+  errno = saved;
+}
+
+static pid_t start_sender(pid_t target) {
+  pid_t pid = fork();
+  CHECK(pid >= 0);
+  if (pid == 0) {
+    signal(SIGUSR1, SIG_IGN);
+    struct timespec ts = {0, 300000};
+    while (getppid() == target) {
+      kill(target, SIGUSR1);
+      nanosleep(&ts, NULL);
+    }
+    _exit(0);
+  }
+  return pid;
+}
+
+static void *alloc_kind(unsigned k) {
+  static const size_t sizes[] = {24, 500, 3000, 40000, 300000, 3 << 20};
+  void *p = lz_malloc(sizes[k % 6]);
+  CHECK(p != NULL);
+  memset(p, (int)k, 16);
+  return p;
+}
+
+int main(void) {
+  setvbuf(stdout, NULL, _IOLBF, 0);
+  signal(SIGALRM, watchdog);
+  alarm(WATCHDOG_S);
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_usr1;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESTART;
+  CHECK(sigaction(SIGUSR1, &sa, NULL) == 0);
+  lz_free(lz_malloc(1)); /* initialised before the signals start */
+  pid_t sender = start_sender(getpid());
+  size_t iters = tu_scaled(3000, 200);
+  double t0 = tu_now();
+  for (size_t i = 0; i < iters; i++) {
+    void *held[6];
+    for (unsigned k = 0; k < 6; k++) held[k] = alloc_kind((unsigned)i + k);
+    pid_t pid = fork();
+    CHECKF(pid >= 0, "fork: %s", strerror(errno));
+    if (pid == 0) {
+      lz_free(held[i % 6]);
+      void *p = lz_malloc(100);
+      if (p == NULL) _exit(1);
+      lz_free(p);
+      _exit(0);
+    }
+    for (unsigned k = 0; k < 6; k++) lz_free(held[k]);
+    for (unsigned k = 0; k < 12; k++) lz_free(alloc_kind(k * 7 + (unsigned)i));
+    int st;
+    pid_t w;
+    while ((w = waitpid(pid, &st, 0)) < 0 && errno == EINTR) {
+    }
+    CHECK(w == pid);
+    CHECKF(WIFEXITED(st) && WEXITSTATUS(st) == 0, "iteration %zu: child status 0x%x", i, st);
+  }
+  kill(sender, SIGKILL);
+  while (waitpid(sender, NULL, 0) < 0 && errno == EINTR) {
+  }
+  alarm(0);
+  printf("fork_signal: %zu forks in the loop, %d from the SIGUSR1 handler, %.1f s\n", iters,
+         (int)g_handler_forks, tu_now() - t0);
+  CHECKF(g_handler_forks > 0, "no signal arrived");
+  return 0;
+}
