@@ -20,7 +20,8 @@
  * Every block is filled, up to its usable size, with a pattern derived from
  * a unique id, and checked before it is freed, reallocated or handed over
  * (and after a realloc up to the smaller of the two sizes). Alignment and
- * usable size >= requested are checked on every allocation. The live total
+ * usable size >= requested are checked on every allocation, and the heap
+ * validator runs every VALIDATE_EVERY operations and after each input. The live total
  * is capped at LIVE_LIMIT and the number of operations at MAX_OPS.
  *
  * Input format: a stream of operations, each an opcode byte (mod OP_COUNT)
@@ -54,6 +55,7 @@ enum {
   QCAP = 16,      /* main -> worker queue */
   RCAP = 32,      /* worker -> main return queue */
   STASH = 16,     /* blocks the worker keeps for a while */
+  VALIDATE_EVERY = 32, /* operations between two lz_heap_validate() */
 };
 #define LIVE_LIMIT ((size_t)64 * MiB)
 #define LARGE_MAX ((size_t)5 * MiB)
@@ -744,6 +746,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   for (int n = 0; n < MAX_OPS && r.i < r.n; n++) {
     atomic_store(&cur_op, n);
     run_op(&r, get8(&r) % OP_COUNT);
+    /* The heap validator over our heap and any orphan (it aborts with the
+     * broken invariant's tag), while the worker keeps its own heap busy. */
+    if (n % VALIDATE_EVERY == VALIDATE_EVERY - 1) lz_heap_validate();
   }
   atomic_store(&cur_op, -1);
   if (selftest)
@@ -755,6 +760,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   blk_t got;
   while (take_back(&got)) release(&got, 0);
   for (unsigned k = 0; k < SLOTS; k++) release(&slots[k], k);
+  lz_heap_validate();
   size_t left = atomic_load(&live_bytes);
   if (left != 0) die("%zu bytes still accounted live after freeing everything", left);
   /* Everything is free: a fresh allocation of each engine must work. */

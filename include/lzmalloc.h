@@ -84,6 +84,13 @@ typedef struct lz_stats_s {
 } lz_stats_t;
 
 void lz_stats_get(lz_stats_t *out) LZ_ATTR_NOTHROW;
+/* Checks every internal invariant of the calling thread's heap and of every
+ * heap of an exited thread (chunks, spans, free lists, class queues, remote
+ * frees, counters); on a violation prints the invariant's tag and aborts.
+ * Returns the number of spans checked. Slow (walks every page and free
+ * block): for tests and debugging; LZMALLOC_VALIDATE=1 runs it at thread
+ * exit and in lz_trim/malloc_trim (the default in debug builds). */
+size_t lz_heap_validate(void) LZ_ATTR_NOTHROW;
 /* Writes a human-readable report to a file descriptor (no allocation). */
 void lz_stats_print(int fd) LZ_ATTR_NOTHROW;
 

@@ -134,5 +134,6 @@ LZ_EXPORT size_t lz_usable_size(const void *p) { API_CALL(heap_usable_size(p, "m
 LZ_EXPORT int lz_trim(size_t pad) {
   (void)pad;
   process_init();
+  if (opt_get(OPT_VALIDATE)) lz_heap_validate();
   API_CALL(purge_all(true) > 0 ? 1 : 0);
 }

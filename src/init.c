@@ -50,7 +50,10 @@ void check_page_size(size_t kernel_page) {
   os_abort();
 }
 
-static void thread_done(void *value) { heap_thread_exit((heap_t *)value); }
+static void thread_done(void *value) {
+  if (opt_get(OPT_VALIDATE)) validate_heap((heap_t *)value);
+  heap_thread_exit((heap_t *)value);
+}
 
 /* Signals stay blocked from here to the parent and child handlers: a fork
  * made by a signal handler cannot then land while this thread holds

@@ -102,22 +102,33 @@ struct chunk_s;
  * Spans (64 bytes, one per possible first page, inside the chunk header).
  *
  * Invariants (slab), with pin = 1 for the first span of its class queue
- * (see slab.c) and 0 otherwise:
+ * (see slab.c) and 0 otherwise; [tags] name the check in validate.c:
  *   out + |free| + |local_free| == capacity <= reserved, where out counts
  *        the blocks handed out, including those freed by other threads and
- *        still in transit (batched or in the owner's xremote list);
+ *        still in transit (batched or in the owner's xremote list)
+ *        [span.count, span.capacity];
  *   used == out + |free| + pin: malloc's fast path pops `free` without
  *        counting, because the slow path charged every block of a list to
- *        `used` when it installed the list; each free subtracts one;
+ *        `used` when it installed the list; each free subtracts one
+ *        [span.used];
  *   free != NULL only for the first span of its queue (a span leaves the
  *        front only with an empty free list), so for every other span
- *        used == out, and it is empty exactly when used reaches 0;
- *   blocks at index >= capacity have never been handed out (bump region);
+ *        used == out, and it is empty exactly when used reaches 0
+ *        [span.free_only_first, span.empty_retired];
+ *   free lists hold decoded links to block boundaries below capacity (the
+ *        bump region at index >= capacity was never handed out), no block
+ *        twice [span.list.boundary, span.list.carved, span.list.duplicate];
+ *   block_size, inv, shift and reserved follow from cls and npages, which
+ *        lies between class_first_slab_pages and class_slab_pages
+ *        [span.cls, span.block_size, span.inv, span.npages, span.reserved];
  *   flags & SPAN_FULL  <=> the span is not linked in its class queue,
- *        and then free == local_free == NULL and capacity == reserved;
- *   xfast_owner == the owning heap  <=> kind == SPAN_SLAB and not FULL.
+ *        and then free == local_free == NULL and capacity == reserved
+ *        [span.full_unlinked, span.full];
+ *   xfast_owner == the owning heap  <=> kind == SPAN_SLAB and not FULL
+ *        [span.xfast_owner].
  * Medium spans: kind == SPAN_MEDIUM, reserved == capacity == 1, used == 1
- *   while live, 0 while cached by the heap; never in a queue.
+ *   while live, 0 while cached by the heap (in mcache); never in a queue
+ *   [medium.counts, medium.block_size, medium.unqueued, medium.cached_unused].
  * A span's block_size, inv and shift (and its chunk's heap, the owner of
  * every span in the chunk) are written only while it has no live block, so
  * any thread holding a live block may read them.
@@ -156,13 +167,24 @@ _Static_assert(sizeof(span_t) == 64 && LZ_CACHE_LINE % 64 == 0, "span_t must fil
  *   |  ...                        |
  *   +-----------------------------+ page 511
  *
- * Invariants:
- *   free_map bit i set  <=> page i belongs to no span (header pages never);
- *   free_pages == popcount(free_map);
+ * Invariants ([tags]: the checks in validate.c):
+ *   free_map bit i set  <=> page i belongs to no span (header pages never):
+ *     walking the pages from LZ_HEADER_PAGES, each is free or starts a
+ *     span (spans[i].kind != SPAN_NONE) whose npages pages are all used,
+ *     and only first pages have a live descriptor [chunk.header_pages,
+ *     chunk.free_no_span, chunk.used_page_in_span, chunk.free_map,
+ *     chunk.interior_descriptor];
+ *   free_pages == popcount(free_map) [chunk.free_pages];
+ *   max_run_hint >= the longest run of free pages [chunk.max_run_hint];
  *   pagemap[i] == first page of the slab span holding page i, or of the
- *     medium span starting at page i, else 0;
+ *     medium span starting at page i (at hardening level 2, holding page
+ *     i: secure.c maps them all), else 0 [chunk.pagemap,
+ *     chunk.pagemap.free];
+ *   heap is the owner, and the chunk map says CHUNK_SPANS [chunk.heap,
+ *     chunkmap.spans];
  *   dirty_map bit i set => page i may be resident (touched since its last
- *     purge); free and dirty pages are what purge gives back.
+ *     purge); free and dirty pages are what purge gives back (not checked:
+ *     a clear bit promises nothing the validator can read).
  * All fields belong to the owning heap (see Ownership above).
  * ------------------------------------------------------------------------- */
 typedef struct chunk_s {
@@ -269,12 +291,43 @@ typedef struct heap_stats_s {
   uint32_t class_pages[LZ_CLASSES]; /* their pages */
 } heap_stats_t;
 
-/* Invariants:
- *   direct[(s + 15) >> 4] is the first span of class size_to_class(s) for
- *     every s <= LZ_DIRECT_MAX, or &lz_span_empty when that queue is empty;
- *   every span in queues[c] is a slab of class c with flags == 0;
+/* Invariants ([tags]: the checks in validate.c):
+ *   direct[(s + 15) >> 4] is, for every s <= LZ_DIRECT_MAX and c =
+ *     size_to_class(s), &foreign[c] when that list is installed, else the
+ *     first span of queues[c], or &lz_span_empty when that queue is empty
+ *     [heap.direct];
+ *   queues[c] is a doubly linked list of every slab span of class c the
+ *     heap owns that is not FULL (SPAN_ZERO may be set; it matters only to
+ *     medium spans) [queue.ends, queue.links, queue.last, queue.class,
+ *     queue.owner, queue.spans_owned];
  *   chunks lists every chunk owned (heap->chunks, doubly linked), empty
- *     ones included until purge.c gives them back.
+ *     ones included until purge.c gives them back [heap.chunks.links,
+ *     heap.chunks.cycle];
+ *   mcache holds mcache_count <= LZ_MEDIUM_CACHE medium spans of this heap
+ *     with used == 0, of mcache_bytes <= LZ_MEDIUM_CACHE_BYTES in all
+ *     [mcache.count, mcache.span, mcache.bytes];
+ *   rbatch_pending bit i <=> rbatch[i].count > 0; a pending batch is a
+ *     chain of count < LZ_REMOTE_BATCH blocks of rbatch[i].span from head
+ *     to tail, each marked in flight (LZ_SECURE) [rbatch.pending,
+ *     rbatch.count, rbatch.in_span, rbatch.in_flight, rbatch.tail];
+ *   xremote is a list of batches (remote.c), each of count <= the span's
+ *     used blocks of one span of this heap [xremote.owner, xremote.span,
+ *     xremote.count, xremote.in_span, xremote.tail];
+ *   foreign[c] (when mapped) is a list of blocks of class c in other
+ *     heaps' slab spans, each marked in flight (LZ_SECURE); used == its
+ *     length unless installed, and only classes <= LZ_DIRECT_MAX are
+ *     installed, direct[] then pointing at foreign[c] [foreign.class,
+ *     foreign.installed, foreign.length, foreign.block, foreign.in_flight,
+ *     foreign.used];
+ *   stats.in_use == the sum over its slab spans of (used - pin) blocks and
+ *     its live medium spans, in bytes, while the heap keeps no foreign
+ *     blocks (they move bytes between heaps' figures: only the sum over
+ *     heaps is exact then); class_slabs[c] and class_pages[c] == its slab
+ *     spans of class c and their pages [stats.in_use, stats.class_slabs,
+ *     stats.class_pages];
+ *   at hardening level 2 (secure != NULL) spans keep secure.c's own state
+ *     (local_free is a bitmap, the links its lists): the validator checks
+ *     their chunk-level invariants and page counts only.
  *
  * The janitor protocol (janitor.c reaches a live thread's idle pages):
  *   The heap lock guards the state that the fast paths never touch and the
@@ -431,6 +484,7 @@ typedef enum {
   OPT_NUMA,       /* LZMALLOC_NUMA: off | auto | interleave | strict (numa.c) */
   OPT_BACKGROUND,
   OPT_HUGEPAGES,  /* LZMALLOC_HUGEPAGES: never | auto | always (purge.c) */
+  OPT_VALIDATE,
   OPT_COUNT_
 } lz_option_t;
 enum { NUMA_OFF = 0, NUMA_AUTO = 1, NUMA_INTERLEAVE = 2, NUMA_STRICT = 3 };
@@ -604,6 +658,10 @@ void numa_bind_range(void *p, size_t size, unsigned node); /* pages added to a l
 void numa_account(unsigned node, ptrdiff_t bytes);
 void numa_resident(size_t *out, unsigned max);  /* resident bytes of our mappings per node */
 void lz_numa_reinit(void);                      /* tests: after lz_os_numa_inject */
+
+/* validate.c: the heap validator (every invariant above; aborts with the
+ * invariant's tag). Returns the spans checked. */
+size_t validate_heap(heap_t *heap);
 
 /* stats.c */
 void stats_collect(lz_stats_t *out);

@@ -21,34 +21,33 @@ typedef struct option_desc_s {
 static const char *const numa_words[] = {"off", "auto", "interleave", "strict", NULL};
 static const char *const huge_words[] = {"never", "auto", "always", NULL};
 
-static const option_desc_t option_table[OPT_COUNT_] = {
-  [OPT_VERBOSE]     = {"VERBOSE", 0, 0, 2, false, NULL},
-  [OPT_SHOW_STATS]  = {"SHOW_STATS", 0, 0, 1, false, NULL},
-  [OPT_PURGE_DELAY] = {"PURGE_DELAY", LZ_PURGE_DELAY_MS, -1, 3600000, false, NULL},
-  [OPT_LARGE_CACHE] = {"LARGE_CACHE", LZ_LARGE_CACHE_BYTES, 0, 64L << 30, true, NULL},
-  /* Raising the hardening level at run time adds what needs no compiled
-   * code (level 2: guard pages after large blocks); the compiled level's
-   * checks cannot be removed, so a lower value is refused. */
-  [OPT_SECURE]      = {"SECURE", LZ_SECURE, LZ_SECURE, 2, false, NULL},
-  [OPT_NUMA]        = {"NUMA", NUMA_AUTO, NUMA_OFF, NUMA_STRICT, false, numa_words},
-  /* 1: a background thread (janitor.c) gives idle memory back, started the
-   * first time there is some; 0: only the allocating threads purge. */
-  [OPT_BACKGROUND]  = {"BACKGROUND", 1, 0, 1, false, NULL},
-  /* Transparent huge pages for chunks: never; auto (densely used chunks);
-   * always (every chunk, from its first touch). */
-  [OPT_HUGEPAGES]   = {"HUGEPAGES", HUGE_AUTO, HUGE_NEVER, HUGE_ALWAYS, false, huge_words},
-};
+/* The one table of options: name (after LZMALLOC_), default, accepted
+ * range, size suffixes allowed, names of the values (or NULL). Raising the
+ * hardening level at run time adds what needs no compiled code (level 2:
+ * guard pages after large blocks); the compiled level's checks cannot be
+ * removed, so a lower value is refused. BACKGROUND=1: a background thread
+ * (janitor.c) gives idle memory back, started the first time there is
+ * some; 0: only the allocating threads purge. HUGEPAGES: transparent huge
+ * pages for chunks: never; auto (densely used chunks); always (every
+ * chunk, from its first touch). VALIDATE=1 runs the heap validator
+ * (validate.c) at thread exit and in lz_trim; on by default in debug
+ * builds. */
+#define LZ_OPTIONS(X)                                                          \
+  X(OPT_VERBOSE, "VERBOSE", 0, 0, 2, false, NULL)                              \
+  X(OPT_SHOW_STATS, "SHOW_STATS", 0, 0, 1, false, NULL)                        \
+  X(OPT_PURGE_DELAY, "PURGE_DELAY", LZ_PURGE_DELAY_MS, -1, 3600000, false, NULL) \
+  X(OPT_LARGE_CACHE, "LARGE_CACHE", LZ_LARGE_CACHE_BYTES, 0, 64L << 30, true, NULL) \
+  X(OPT_SECURE, "SECURE", LZ_SECURE, LZ_SECURE, 2, false, NULL)                \
+  X(OPT_NUMA, "NUMA", NUMA_AUTO, NUMA_OFF, NUMA_STRICT, false, numa_words)     \
+  X(OPT_BACKGROUND, "BACKGROUND", 1, 0, 1, false, NULL)                        \
+  X(OPT_HUGEPAGES, "HUGEPAGES", HUGE_AUTO, HUGE_NEVER, HUGE_ALWAYS, false, huge_words) \
+  X(OPT_VALIDATE, "VALIDATE", LZ_DEBUG, 0, 1, false, NULL)
 
-long lz_opt_values[OPT_COUNT_] = {
-  [OPT_VERBOSE] = 0,
-  [OPT_SHOW_STATS] = 0,
-  [OPT_PURGE_DELAY] = LZ_PURGE_DELAY_MS,
-  [OPT_LARGE_CACHE] = LZ_LARGE_CACHE_BYTES,
-  [OPT_SECURE] = LZ_SECURE,
-  [OPT_NUMA] = NUMA_AUTO,
-  [OPT_BACKGROUND] = 1,
-  [OPT_HUGEPAGES] = HUGE_AUTO,
-};
+#define OPTION_DESC(id, name, def, min, max, size, words) [id] = {name, def, min, max, size, words},
+#define OPTION_DEFAULT(id, name, def, min, max, size, words) [id] = def,
+static const option_desc_t option_table[OPT_COUNT_] = {LZ_OPTIONS(OPTION_DESC)};
+/* Defaults until options_init runs (it runs before the first allocation). */
+long lz_opt_values[OPT_COUNT_] = {LZ_OPTIONS(OPTION_DEFAULT)};
 
 static bool parse_word(const char *s, const char *const *words, long *out) {
   for (long i = 0; words != NULL && words[i] != NULL; i++) {

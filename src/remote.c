@@ -289,7 +289,10 @@ void foreign_flush(heap_t *heap) {
     if (installed) heap_direct_update(heap, cls);
     while (b != NULL) {
       lz_block_t *next = block_next(b);
-      if (LZ_STATS && installed) heap->stats.in_use -= f->block_size; /* it was charged */
+      /* The owner subtracts the block when it arrives home; this heap
+       * subtracted it when the block joined an uninstalled list (and
+       * charged it back at installation), so give that back here. */
+      if (LZ_STATS && !installed) heap->stats.in_use += f->block_size;
       b->enc_next = 0; /* not in flight: remote_free screens it afresh */
       b[1].enc_next = 0;
       chunk_t *c = (chunk_t *)((uintptr_t)b & ~LZ_CHUNK_MASK);

@@ -9,6 +9,7 @@ foreach(_m auto off interleave strict)
   lz_test(NAME test_numa_${_m} KIND PREFIXED LABELS unit stats SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_numa.c ARGS ${_m})
   set_tests_properties(test_numa_${_m} PROPERTIES SKIP_RETURN_CODE 77)
 endforeach()
+lz_test(NAME test_internals KIND PREFIXED LABELS unit SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_internals.c)
 lz_test(NAME test_tls_dtor KIND API LABELS stats SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_tls_dtor.c)
 lz_test(NAME test_premain KIND API LABELS stats SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_premain.c)
 if(NOT LZ_SANITIZED)
@@ -18,9 +19,10 @@ if(NOT LZ_SANITIZED)
           ARGS $<TARGET_FILE:lz_test_plugin>)
   add_dependencies(test_dlopen lz_test_plugin)
 endif()
-# test_premain and test_dlopen compare lzmalloc's in_use to the byte where
-# it is exact (one heap per thread); they need the configuration's knobs.
-foreach(_t test_premain test_dlopen)
+# Tests that depend on the configuration's knobs (src/config.h): premain and
+# dlopen compare in_use to the byte where it is exact (one heap per thread);
+# the module tests read internal structures.
+foreach(_t test_premain test_dlopen test_internals test_os_results test_arch)
   if(TARGET ${_t})
     target_compile_definitions(${_t} PRIVATE ${LZ_DEFS})
   endif()

@@ -1,0 +1,300 @@
+/* validate.c: the heap validator. Every invariant written beside a
+ * structure in internal.h is checked here, each by one line tagged with the
+ * invariant's name ("[chunk.free_pages]", ...), which is also the message
+ * printed when it fails:
+ *
+ *   lzmalloc: lz_heap_validate(): [span.used] 0x7f...   (then abort)
+ *
+ * Entry points: lz_heap_validate() (the calling thread's heap, then every
+ * orphan it can take), and automatically at thread exit and lz_trim when
+ * LZMALLOC_VALIDATE=1 (the default in debug builds, LZ_DEBUG). The walk is
+ * O(pages + free blocks) of each heap: a debugging tool, never on a fast
+ * path. It reads only what the owner may read (internal.h, Ownership): a
+ * heap's own structures (under its lock, against the janitor), its xremote
+ * list (whose pushed part is immutable until the owner takes it), and
+ * orphans it has taken (state BUSY).
+ */
+#include "alloc.h"
+
+#define V(cond, tag, p) \
+  do { \
+    if (lz_unlikely(!(cond))) lz_fatal_pointer("[" tag "] broken", "lz_heap_validate", (const void *)(p)); \
+  } while (0)
+
+/* Blocks of one span seen so far, one bit per block index (2 KiB: a slab
+ * holds at most LZ_SLAB_MAX_BYTES / LZ_ALIGN blocks). */
+typedef struct seen_s {
+  uint64_t bits[LZ_SLAB_MAX_BYTES / LZ_ALIGN / 64];
+} seen_t;
+
+static size_t bit_count_run(const uint64_t *map, size_t i) { return (map[i >> 6] >> (i & 63)) & 1; }
+
+/* Walks one free list of s: every link decodes to a block boundary below
+ * capacity, and no block appears twice in the span's lists. */
+static uint32_t list_check(const span_t *s, lz_block_t *head, seen_t *seen) {
+  uint32_t n = 0;
+  uintptr_t start = (uintptr_t)span_start(s);
+  for (lz_block_t *b = head; b != NULL; b = block_next(b)) {
+    uintptr_t off = (uintptr_t)b - start;
+    V((uintptr_t)b >= start && off % s->block_size == 0, "span.list.boundary", b);
+    size_t idx = off / s->block_size;
+    V(idx < s->capacity, "span.list.carved", b);
+    V(!(seen->bits[idx >> 6] & (1ull << (idx & 63))), "span.list.duplicate", b);
+    seen->bits[idx >> 6] |= 1ull << (idx & 63);
+    n++;
+  }
+  return n;
+}
+
+static bool span_linked(const heap_t *heap, const span_t *s) {
+  return s->next != NULL || s->prev != NULL || heap->queues[s->cls].first == s;
+}
+
+/* A slab span of heap. Returns its bytes in the heap's in_use figure. */
+static int64_t slab_check(const heap_t *heap, const span_t *s, seen_t *seen) {
+  V(s->cls >= 1 && s->cls < LZ_CLASSES, "span.cls", s);
+  V(s->block_size == lz_class_size[s->cls], "span.block_size", s);
+  V(s->inv == block_inv_of(s->block_size) && s->shift == block_shift_of(s->block_size), "span.inv", s);
+  V(s->npages >= class_first_slab_pages(s->cls) && s->npages <= class_slab_pages(s->cls), "span.npages", s);
+  V(s->reserved == ((size_t)s->npages << LZ_PAGE_SHIFT) / s->block_size, "span.reserved", s);
+  V(s->reserved <= sizeof seen->bits * 8, "span.reserved", s);
+  V(s->capacity <= s->reserved, "span.capacity", s);
+  bool full = (s->flags & SPAN_FULL) != 0;
+  bool linked = span_linked(heap, s);
+  V(full != linked, "span.full_unlinked", s);
+  V(atomic_load_explicit(&s->xfast_owner, memory_order_relaxed) == (full ? NULL : heap), "span.xfast_owner", s);
+  bool first = heap->queues[s->cls].first == s;
+  uint32_t pin = first ? 1 : 0;
+  V(s->free == NULL || first, "span.free_only_first", s);
+  if (full) V(s->free == NULL && s->local_free == NULL && s->capacity == s->reserved, "span.full", s);
+  for (size_t i = 0; i < (size_t)(s->capacity + 63) / 64; i++) seen->bits[i] = 0;
+  uint32_t nfree = list_check(s, s->free, seen);
+  uint32_t nlocal = list_check(s, s->local_free, seen);
+  /* out + |free| + |local_free| == capacity, used == out + |free| + pin */
+  V(nfree + nlocal <= s->capacity, "span.count", s);
+  uint32_t out = s->capacity - nfree - nlocal;
+  V(s->used == out + nfree + pin, "span.used", s);
+  V(first || s->used > 0, "span.empty_retired", s);
+  return (int64_t)(out + nfree) * s->block_size;
+}
+
+/* A medium span of heap: live (used 1) or cached (used 0, in mcache). */
+static int64_t medium_check(const heap_t *heap, const span_t *s) {
+  V(s->reserved == 1 && s->capacity == 1 && s->used <= 1, "medium.counts", s);
+  V(s->block_size == (uint32_t)s->npages << LZ_PAGE_SHIFT, "medium.block_size", s);
+  V(s->next == NULL && s->prev == NULL && s->cls == 0, "medium.unqueued", s);
+  V(atomic_load_explicit(&s->xfast_owner, memory_order_relaxed) == NULL, "span.xfast_owner", s);
+  bool cached = false;
+  for (uint32_t i = 0; i < heap->mcache_count; i++) cached |= heap->mcache[i] == s;
+  V(cached == (s->used == 0), "medium.cached_unused", s);
+  return s->used ? (int64_t)s->block_size : 0;
+}
+
+typedef struct heap_totals_s {
+  int64_t in_use;
+  size_t linked;                     /* slab spans linked in queues */
+  uint32_t class_slabs[LZ_CLASSES];
+  uint32_t class_pages[LZ_CLASSES];
+  size_t spans;
+} heap_totals_t;
+
+/* One chunk of heap: bitmaps, pagemap and every span in it. */
+static void chunk_check(const heap_t *heap, const chunk_t *c, heap_totals_t *t, seen_t *seen) {
+  V(c->heap == heap, "chunk.heap", c);
+  V(chunkmap_kind((uintptr_t)c) == CHUNK_SPANS, "chunkmap.spans", c);
+  size_t pop = 0;
+  for (size_t w = 0; w < LZ_BITMAP_WORDS; w++) pop += (size_t)__builtin_popcountll(c->free_map[w]);
+  V(c->free_pages == pop, "chunk.free_pages", c);
+  size_t run = 0, longest = 0;
+  for (size_t i = 0; i < LZ_HEADER_PAGES; i++) V(!bit_count_run(c->free_map, i), "chunk.header_pages", c);
+  for (size_t i = LZ_HEADER_PAGES; i < LZ_CHUNK_PAGES;) {
+    const span_t *s = &c->spans[i];
+    if (bit_count_run(c->free_map, i)) {
+      V(c->pagemap[i] == 0, "chunk.pagemap.free", (const uint8_t *)c + (i << LZ_PAGE_SHIFT));
+      V(s->kind == SPAN_NONE, "chunk.free_no_span", (const uint8_t *)c + (i << LZ_PAGE_SHIFT));
+      if (++run > longest) longest = run;
+      i++;
+      continue;
+    }
+    run = 0;
+    V(s->kind == SPAN_SLAB || s->kind == SPAN_MEDIUM, "chunk.used_page_in_span", s);
+    V(s->npages >= 1 && i + s->npages <= LZ_CHUNK_PAGES, "span.npages", s);
+    for (size_t j = i; j < i + s->npages; j++) {
+      V(!bit_count_run(c->free_map, j), "chunk.free_map", s);
+      bool mapped = s->kind == SPAN_SLAB || j == i || heap->secure != NULL; /* level 2 maps every page */
+      V(c->pagemap[j] == (mapped ? i : 0), "chunk.pagemap", s);
+      V(j == i || c->spans[j].kind == SPAN_NONE, "chunk.interior_descriptor", &c->spans[j]);
+    }
+    if (heap->secure != NULL) {
+      /* Level 2 (secure.c) keeps its own span state: chunk level only. */
+      if (s->kind == SPAN_SLAB) t->class_slabs[s->cls]++, t->class_pages[s->cls] += s->npages;
+    } else if (s->kind == SPAN_SLAB) {
+      t->in_use += slab_check(heap, s, seen);
+      t->class_slabs[s->cls]++;
+      t->class_pages[s->cls] += s->npages;
+      if (!(s->flags & SPAN_FULL)) t->linked++;
+    } else {
+      t->in_use += medium_check(heap, s);
+    }
+    t->spans++;
+    i += s->npages;
+  }
+  V(c->max_run_hint >= longest, "chunk.max_run_hint", c);
+}
+
+/* Class queues and the fast path's direct table. */
+static void queues_check(const heap_t *heap, size_t linked) {
+  size_t n = 0;
+  for (unsigned cls = 1; cls < LZ_CLASSES; cls++) {
+    const span_queue_t *q = &heap->queues[cls];
+    V((q->first == NULL) == (q->last == NULL), "queue.ends", q);
+    const span_t *prev = NULL;
+    for (const span_t *s = q->first; s != NULL; prev = s, s = s->next) {
+      V(++n <= linked, "queue.spans_owned", s); /* also stops a cycle */
+      V(s->prev == prev, "queue.links", s);
+      V(s->kind == SPAN_SLAB && s->cls == cls && !(s->flags & SPAN_FULL), "queue.class", s);
+      V(span_chunk(s)->heap == heap, "queue.owner", s);
+    }
+    V(prev == q->last, "queue.last", q);
+  }
+  V(n == linked, "queue.spans_owned", heap);
+  for (size_t size = 0; size <= LZ_DIRECT_MAX; size += 16) {
+    unsigned cls = size_to_class(size);
+    const span_t *want = heap->queues[cls].first;
+    if (heap->foreign != NULL && (heap->foreign[cls].flags & FOREIGN_INSTALLED)) want = &heap->foreign[cls];
+    V(heap->direct[(size + 15) >> 4] == (want ? want : &lz_span_empty), "heap.direct", heap);
+  }
+}
+
+/* Blocks of other heaps' slabs this heap keeps for reuse (remote.c). */
+static void foreign_check(const heap_t *heap) {
+  if (heap->foreign == NULL) return;
+  for (unsigned cls = 1; cls < LZ_CLASSES; cls++) {
+    const span_t *f = &heap->foreign[cls];
+    V(f->cls == cls && f->block_size == lz_class_size[cls], "foreign.class", f);
+    bool installed = (f->flags & FOREIGN_INSTALLED) != 0;
+    V(!installed || lz_class_size[cls] <= LZ_DIRECT_MAX, "foreign.installed", f);
+    uint32_t n = 0;
+    for (const lz_block_t *b = f->free; b != NULL; b = block_next(b)) {
+      V(++n <= 0xffff, "foreign.length", f); /* a cycle (the cap is remote.c's, far lower) */
+      V(chunkmap_kind((uintptr_t)b) == CHUNK_SPANS, "foreign.block", b);
+      const chunk_t *c = (const chunk_t *)((uintptr_t)b & ~LZ_CHUNK_MASK);
+      const span_t *s = &c->spans[c->pagemap[((uintptr_t)b >> LZ_PAGE_SHIFT) & (LZ_CHUNK_PAGES - 1)]];
+      V(s->kind == SPAN_SLAB && s->cls == cls && slab_holds(s, b), "foreign.block", b);
+      if (LZ_SECURE) V(block_next(b + 1) == b, "foreign.in_flight", b);
+    }
+    V(installed || f->used == n, "foreign.used", f);
+  }
+}
+
+/* The heap's own outgoing batches: one span's chain each. */
+static void batches_check(const heap_t *heap) {
+  for (unsigned i = 0; i < LZ_REMOTE_SLOTS; i++) {
+    const remote_batch_t *rb = &heap->rbatch[i];
+    V(((heap->rbatch_pending >> i) & 1) == (rb->count != 0), "rbatch.pending", rb);
+    if (rb->count == 0) continue;
+    V(rb->count < LZ_REMOTE_BATCH && rb->span != NULL, "rbatch.count", rb);
+    const lz_block_t *b = rb->head;
+    for (uint32_t k = 1; k < rb->count; k++) {
+      V(slab_holds(rb->span, b), "rbatch.in_span", b);
+      if (LZ_SECURE) V(block_next(b + 1) == b, "rbatch.in_flight", b);
+      b = block_next(b);
+    }
+    V(b == rb->tail && slab_holds(rb->span, b), "rbatch.tail", rb);
+  }
+}
+
+/* Blocks other threads sent back: batches of one span of this heap each,
+ * every block handed out by that span (so counted in its used). */
+static size_t xremote_check(const heap_t *heap) {
+  size_t n = 0;
+  lz_block_t *head = atomic_load_explicit(&((heap_t *)heap)->xremote, memory_order_acquire);
+  while (head != NULL) {
+    const chunk_t *c = (const chunk_t *)((uintptr_t)head & ~LZ_CHUNK_MASK);
+    V(chunkmap_kind((uintptr_t)head) == CHUNK_SPANS && c->heap == heap, "xremote.owner", head);
+    const span_t *s = &c->spans[c->pagemap[((uintptr_t)head >> LZ_PAGE_SHIFT) & (LZ_CHUNK_PAGES - 1)]];
+    V(s->kind != SPAN_NONE, "xremote.span", head);
+    uintptr_t meta = (uintptr_t)block_next(head + 1);
+    /* Meta word (remote.c): tail | (count - 1), flags above the address bits. */
+    uintptr_t addr_mask = (((uintptr_t)1 << LZ_USER_ADDR_BITS) - 1) & ~(uintptr_t)(LZ_ALIGN - 1);
+    const lz_block_t *tail = (const lz_block_t *)(meta & addr_mask);
+    uint32_t count = (uint32_t)(meta & (LZ_ALIGN - 1)) + 1;
+    V(count <= LZ_REMOTE_BATCH && count <= s->used, "xremote.count", head);
+    const lz_block_t *b = head;
+    for (uint32_t k = 0; k < count; k++) {
+      V(slab_holds(s, b), "xremote.in_span", b);
+      if (k + 1 < count) b = block_next(b);
+    }
+    V(b == tail, "xremote.tail", head);
+    n += count;
+    head = block_next(tail);
+  }
+  return n;
+}
+
+static size_t heap_check(const heap_t *heap, seen_t *seen) {
+  heap_totals_t t = {0};
+  const chunk_t *prev = NULL;
+  size_t nchunks = 0;
+  for (const chunk_t *c = heap->chunks; c != NULL; prev = c, c = c->next) {
+    V(c->prev == prev, "heap.chunks.links", c);
+    V(++nchunks <= ((size_t)1 << (LZ_USER_ADDR_BITS - LZ_CHUNK_SHIFT)), "heap.chunks.cycle", c);
+    chunk_check(heap, c, &t, seen);
+  }
+  queues_check(heap, t.linked);
+  size_t mbytes = 0;
+  V(heap->mcache_count <= LZ_MEDIUM_CACHE, "mcache.count", heap);
+  for (uint32_t i = 0; i < heap->mcache_count; i++) {
+    const span_t *s = heap->mcache[i];
+    V(s->kind == SPAN_MEDIUM && s->used == 0 && span_chunk(s)->heap == heap, "mcache.span", s);
+    mbytes += (size_t)s->npages << LZ_PAGE_SHIFT;
+  }
+  V(mbytes == heap->mcache_bytes && mbytes <= LZ_MEDIUM_CACHE_BYTES, "mcache.bytes", heap);
+  batches_check(heap);
+  xremote_check(heap);
+  foreign_check(heap);
+  if (LZ_STATS) {
+    /* Foreign blocks move bytes between heaps' figures (only the sum is
+     * exact then), so a heap's own figure is checked while it keeps none. */
+    if (heap->foreign == NULL && heap->secure == NULL) V(heap->stats.in_use == t.in_use, "stats.in_use", heap);
+    for (unsigned cls = 1; cls < LZ_CLASSES; cls++) {
+      V(heap->stats.class_slabs[cls] == t.class_slabs[cls], "stats.class_slabs", heap);
+      V(heap->stats.class_pages[cls] == t.class_pages[cls], "stats.class_pages", heap);
+    }
+  }
+  return t.spans;
+}
+
+/* The owner (or the holder of the shared heap's lock) validates under the
+ * heap lock, so the janitor (janitor.c) cannot purge meanwhile. */
+size_t validate_heap(heap_t *heap) {
+  if (heap == NULL || heap == &lz_heap_empty) return 0;
+  seen_t seen;
+  if (LZ_HEAPS > 0) lz_lock(&heap->lock);
+  else heap_enter(heap);
+  size_t n = heap_check(heap, &seen);
+  if (LZ_HEAPS > 0) lz_unlock(&heap->lock);
+  else heap_leave(heap);
+  return n;
+}
+
+LZ_EXPORT size_t lz_heap_validate(void) {
+  process_init();
+  size_t n = 0;
+  if (LZ_HEAPS > 0) {
+    for (heap_t *h = heaps_first(); h != NULL; h = h->next_all) n += validate_heap(h);
+    return n;
+  }
+  n += validate_heap(lz_heap_tls);
+  /* Orphans: taken one at a time, as a collecting thread takes them. */
+  for (heap_t *h = heaps_first(); h != NULL; h = h->next_all) {
+    int expect = HEAP_ORPHAN;
+    if (!atomic_compare_exchange_strong_explicit(&h->xstate, &expect, HEAP_BUSY, memory_order_acquire,
+                                                 memory_order_relaxed))
+      continue;
+    seen_t seen;
+    n += heap_check(h, &seen);
+    atomic_store_explicit(&h->xstate, HEAP_ORPHAN, memory_order_release);
+  }
+  return n;
+}
