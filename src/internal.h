@@ -301,8 +301,8 @@ typedef struct heap_stats_s {
  *     medium spans) [queue.ends, queue.links, queue.last, queue.class,
  *     queue.owner, queue.spans_owned];
  *   chunks lists every chunk owned (heap->chunks, doubly linked), empty
- *     ones included until purge.c gives them back [heap.chunks.links,
- *     heap.chunks.cycle];
+ *     ones included until purge.c gives them back, empty_count of them
+ *     [heap.chunks.links, heap.chunks.cycle, heap.empty_count];
  *   mcache holds mcache_count <= LZ_MEDIUM_CACHE medium spans of this heap
  *     with used == 0, of mcache_bytes <= LZ_MEDIUM_CACHE_BYTES in all
  *     [mcache.count, mcache.span, mcache.bytes];

@@ -96,6 +96,7 @@ typedef struct heap_totals_s {
   uint32_t class_slabs[LZ_CLASSES];
   uint32_t class_pages[LZ_CLASSES];
   size_t spans;
+  uint32_t empty_chunks;
 } heap_totals_t;
 
 /* One chunk of heap: bitmaps, pagemap and every span in it. */
@@ -237,10 +238,12 @@ static size_t heap_check(const heap_t *heap, seen_t *seen) {
   const chunk_t *prev = NULL;
   size_t nchunks = 0;
   for (const chunk_t *c = heap->chunks; c != NULL; prev = c, c = c->next) {
+    t.empty_chunks += c->free_pages == LZ_USABLE_PAGES;
     V(c->prev == prev, "heap.chunks.links", c);
     V(++nchunks <= ((size_t)1 << (LZ_USER_ADDR_BITS - LZ_CHUNK_SHIFT)), "heap.chunks.cycle", c);
     chunk_check(heap, c, &t, seen);
   }
+  V(t.empty_chunks == heap->empty_count, "heap.empty_count", heap);
   queues_check(heap, t.linked);
   size_t mbytes = 0;
   V(heap->mcache_count <= LZ_MEDIUM_CACHE, "mcache.count", heap);

@@ -7,8 +7,9 @@
  *              collects them, then in_use is back to the byte;
  *   purge      a forced purge gives back exactly the free dirty pages and
  *              clears their dirty bits, never a page of a live span;
- *   pool       an emptied chunk leaves the heap's list for the pool (still
- *              mapped), is reused by the next chunk_alloc, and trim unmaps;
+ *   pool       an emptied chunk stays with the heap until a purge gives it
+ *              to the pool (still mapped), is reused by the next span that
+ *              needs a chunk, and trim unmaps it;
  *   validator  each invariant class, broken on purpose in a child process,
  *              is reported with its tag and aborts.
  */
@@ -144,14 +145,18 @@ static void test_purge(heap_t *heap) {
     memset(m[i], 3, 200 * KiB);
   }
   for (int i = 0; i < N; i++) lz_free(m[i]);
+  heap_enter(heap);
   medium_cache_flush(heap, true, os_now_ms());
+  heap_leave(heap);
   lz_heap_validate();
   chunk_t *c = (chunk_t *)((uintptr_t)keep & ~LZ_CHUNK_MASK);
   size_t want = 0;
   for (size_t i = LZ_HEADER_PAGES; i < LZ_CHUNK_PAGES; i++) want += page_free(c, i) && page_dirty(c, i);
   uint64_t before = atomic_load(&lz_pages_purged);
-  purge_chunk(c, true, os_now_ms());
-  CHECK(atomic_load(&lz_pages_purged) - before == want);
+  heap_enter(heap);
+  purge_heap(heap, true, os_now_ms()); /* forced: every chunk of the heap */
+  heap_leave(heap);
+  CHECK(atomic_load(&lz_pages_purged) - before >= want);
   for (size_t i = LZ_HEADER_PAGES; i < LZ_CHUNK_PAGES; i++) {
     if (page_free(c, i)) CHECK(!page_dirty(c, i));
   }
@@ -160,7 +165,9 @@ static void test_purge(heap_t *heap) {
   for (size_t i = 0; i < 200 * KiB; i++) CHECK(((unsigned char *)keep)[i] == 5);
   lz_heap_validate();
   lz_free(keep);
+  heap_enter(heap);
   medium_cache_flush(heap, true, os_now_ms());
+  heap_leave(heap);
   lz_heap_validate();
 }
 
@@ -178,19 +185,26 @@ static void test_pool(heap_t *heap) {
   chunk_t *c = span_chunk(s);
   CHECK(heap_owns(heap, c) && c->free_pages == 0);
   size_t mapped = atomic_load(&lz_chunks_mapped);
+  heap_enter(heap);
   s->used = 0;
-  span_free(heap, s); /* the chunk is empty: back to the pool */
+  span_free(heap, s); /* the chunk is empty: kept a while, or back to the pool */
+  heap_leave(heap);
+  lz_heap_validate();
+  heap_enter(heap);
+  purge_heap(heap, true, os_now_ms()); /* forced: empty chunks go back */
+  heap_leave(heap);
   CHECK(!heap_owns(heap, c));
   lz_heap_validate();
   if (LZ_CHUNK_POOL_MAX > 0) {
     CHECK(atomic_load(&lz_chunks_mapped) == mapped);
-    chunk_t *again = chunk_alloc(heap);
-    CHECK(again == c && again->heap == heap && heap_owns(heap, again));
-    CHECK(again->free_pages == LZ_USABLE_PAGES);
-    span_t *t = span_alloc(heap, LZ_USABLE_PAGES, 1, SPAN_MEDIUM);
-    CHECK(t != NULL && span_chunk(t) == c);
+    heap_enter(heap);
+    span_t *t = span_alloc(heap, LZ_USABLE_PAGES, 1, SPAN_MEDIUM); /* the pooled chunk again */
+    CHECK(t != NULL && span_chunk(t) == c && c->heap == heap && heap_owns(heap, c));
+    CHECK(atomic_load(&lz_chunks_mapped) == mapped);
     t->used = 0;
     span_free(heap, t);
+    purge_heap(heap, true, os_now_ms());
+    heap_leave(heap);
     CHECK(chunk_pool_trim(true) >= LZ_CHUNK_SIZE);
   }
   CHECK(atomic_load(&lz_chunks_mapped) == mapped - 1);
