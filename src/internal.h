@@ -453,7 +453,8 @@ void os_fault_kinds(unsigned kinds);
 #define LZ_MAX_CPUS 1024
 enum { OS_MPOL_PREFERRED = 1, OS_MPOL_BIND = 2, OS_MPOL_INTERLEAVE = 3 }; /* mbind(2) modes */
 /* Fills cpu_node[0..max_cpus) from sysfs; returns the highest online node
- * id + 1 (0: no NUMA information). Never allocates. */
+ * id + 1 (0: no NUMA information; with 1 cpu_node is left as it is).
+ * Never allocates. */
 int os_numa_topology(uint8_t *cpu_node, size_t max_cpus);
 int os_current_cpu(void);                       /* -1 if unknown */
 int os_mbind(void *p, size_t size, int policy, uint64_t nodemask);

@@ -40,6 +40,9 @@ static uint64_t all_nodes_mask;
 _Atomic(size_t) lz_numa_mapped[LZ_MAX_NODES];
 
 void numa_init(void) {
+  lz_numa_on = false;
+  lz_numa_nodes = 0;
+  if (opt_get(OPT_NUMA) == NUMA_OFF) return; /* not even the topology */
   int n = os_numa_topology(cpu_node, LZ_MAX_CPUS);
   if (n > LZ_MAX_NODES) n = LZ_MAX_NODES;
   lz_numa_nodes = n;

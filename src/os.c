@@ -420,7 +420,7 @@ int os_numa_topology(uint8_t *cpu_node, size_t max_cpus) {
   buf[n] = 0;
   uint64_t nodes[LZ_MAX_NODES / 64] = {0};
   int nnodes = parse_list(buf, nodes, LZ_MAX_NODES);
-  if (nnodes <= 0) return 0;
+  if (nnodes <= 1) return nnodes < 0 ? 0 : nnodes; /* one node: no CPU map needed */
   for (size_t i = 0; i < max_cpus; i++) cpu_node[i] = 0;
   for (int node = 0; node < nnodes; node++) {
     if (!(nodes[node >> 6] & (1ull << (node & 63)))) continue;
