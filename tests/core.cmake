@@ -8,6 +8,7 @@ lz_test(NAME test_os_results KIND PREFIXED LABELS unit SOURCES ${CMAKE_CURRENT_S
 foreach(_m auto off interleave strict)
   lz_test(NAME test_numa_${_m} KIND PREFIXED LABELS unit stats SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_numa.c ARGS ${_m})
   set_tests_properties(test_numa_${_m} PROPERTIES SKIP_RETURN_CODE 77)
+  target_compile_definitions(test_numa_${_m} PRIVATE ${LZ_DEFS}) # reads LZ_HEAPS
 endforeach()
 lz_test(NAME test_internals KIND PREFIXED LABELS unit SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_internals.c)
 lz_test(NAME test_tls_dtor KIND API LABELS stats SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_tls_dtor.c)
