@@ -105,10 +105,8 @@ lz_test(NAME large_reuse KIND PREFIXED LABELS unit stats TIMEOUT 120
 lz_test(NAME large_xthread KIND PREFIXED LABELS stress stats TIMEOUT 240
         SOURCES ${_lz_t}/large_xthread.c)
 # large_fork arms alarm(60) itself. Not under TSan: its runtime holds its
-# own locks across fork and deadlocks in exactly this pattern. Not with
-# shared heaps (LZ_HEAPS > 0) while heaps_fork_prepare holds their locks
-# across fork: every call, large ones too, takes its heap's lock there.
-if(NOT LZ_SANITIZE MATCHES "thread" AND NOT "${LZ_CONFIG_DEFS}" MATCHES "LZ_HEAPS=[1-9]")
+# own locks across fork and deadlocks in exactly this pattern.
+if(NOT LZ_SANITIZE MATCHES "thread")
   lz_test(NAME large_fork KIND PREFIXED LABELS stress TIMEOUT 120
           SOURCES ${_lz_t}/large_fork.c)
 endif()
