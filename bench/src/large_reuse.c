@@ -1,5 +1,6 @@
 /* large-reuse: 2,000 allocations of 5-25 MiB (uniform, plus a few bytes),
- * each zero-filled by the program (memset) and tagged, at most 20 alive: a
+ * each zero-filled by the program (memset, never turned into calloc) and
+ * tagged, at most 20 alive: a
  * random live block is freed before each new one once 20 are alive. The
  * live set stays bounded, so an allocator that reuses freed pages for the
  * next block of another size faults each page about once; one that maps
@@ -14,6 +15,10 @@
 #define LIVE 20
 #define MiB ((size_t)1 << 20)
 #define STRIDE ((size_t)64 << 10)
+
+/* Called through a volatile pointer: the compiler must not turn malloc +
+ * memset(0) into calloc (which may skip fresh pages): the program writes. */
+static void *(*volatile zero_fill)(void *, int, size_t) = memset;
 
 static long minflt(void) {
   struct rusage ru;
@@ -57,7 +62,7 @@ int main(int argc, char **argv) {
     size_t n = (size_t)rng_range(&r, 5 * MiB, 25 * MiB) & ~(size_t)7;
     unsigned char *p = malloc(n);
     if (!p) bench_fail("malloc(%zu) returned NULL", n);
-    memset(p, 0, n);
+    zero_fill(p, 0, n);
     if (p[n / 2] != 0 || p[n - 1] != 0) bench_fail("memset lost");
     live[k] = p;
     size[k] = n;
