@@ -53,6 +53,7 @@ void check_page_size(size_t kernel_page) {
 static void thread_done(void *value) {
   if (opt_get(OPT_VALIDATE)) validate_heap((heap_t *)value);
   heap_thread_exit((heap_t *)value);
+  janitor_thread_exit();
 }
 
 /* Signals stay blocked from here to the parent and child handlers: a fork

@@ -629,6 +629,7 @@ enum { JANITOR_OFF = 0, JANITOR_WANTED, JANITOR_STARTING, JANITOR_RUNNING, JANIT
 extern _Atomic(int) lz_janitor_xstate;
 extern __thread bool lz_janitor_starting; /* this thread is starting it */
 void janitor_notify(void);
+void janitor_thread_exit(void);
 void janitor_poll_slow(void);
 bool janitor_running(void);
 void janitor_fork_prepare(void);

@@ -32,7 +32,10 @@
  * xpending already changed. A notifier that finds xpending == 1 does
  * nothing: a pass is scheduled already.
  *
- * The thread is detached and never exits; exit() does not wait for it. A
+ * The thread is detached; exit() does not wait for it. A program whose last
+ * thread ends with pthread_exit() ends when every thread has: each thread
+ * exit (init.c) wakes the janitor, which ends itself when it finds itself
+ * alone (Threads: 1 in /proc/self/status) so the process can end. A
  * pass holds pass_lock; fork takes it first (init.c), so no pass is half
  * done at fork. In the child there is no janitor: state goes back to OFF,
  * or to WANTED if the parent had one (the child inherits its pending
@@ -55,13 +58,68 @@ _Atomic(int) lz_janitor_xstate;
 static _Atomic(uint32_t) xpending; /* futex word: a notify since the last pass began */
 static _Atomic(uint32_t) xidle;    /* the janitor waits without a timeout */
 static _Atomic(int) xfailures;
+static _Atomic(uint32_t) xexits;   /* threads exited since the janitor looked */
 static lz_lock_t pass_lock = LZ_LOCK_INIT;
 __thread bool lz_janitor_starting __attribute__((tls_model("initial-exec")));
+
+/* The value after `key` in /proc/self/status text, or NULL. */
+static const char *status_field(const char *buf, long n, const char *key) {
+  for (long i = 0; i < n; i++) {
+    long k = 0;
+    while (key[k] && i + k < n && buf[i + k] == key[k]) k++;
+    if (key[k]) continue;
+    const char *s = buf + i + k;
+    while (*s == ' ' || *s == '\t') s++;
+    return s;
+  }
+  return NULL;
+}
+
+/* Is the janitor the only thread left alive? /proc/self/status counts the
+ * thread-group leader until the whole group is gone, so "alone" is one
+ * thread, or two of which the leader is a zombie (it ended with
+ * pthread_exit). */
+static bool only_thread_left(bool *unknown) {
+  char buf[2048];
+  long n = os_read_file("/proc/self/status", buf, sizeof buf - 1);
+  *unknown = n <= 0;
+  if (n <= 0) return false;
+  buf[n] = 0;
+  const char *t = status_field(buf, n, "\nThreads:");
+  const char *st = status_field(buf, n, "\nState:");
+  if (t == NULL || st == NULL) {
+    *unknown = true;
+    return false;
+  }
+  long threads = 0;
+  while (*t >= '0' && *t <= '9') threads = threads * 10 + (*t++ - '0');
+  return threads == 1 || (threads == 2 && *st == 'Z');
+}
+
+/* A thread exited: if the program's last thread did (pthread_exit, not
+ * exit), the process ends only when every thread has, the janitor too. It
+ * looks for a while (the exiting thread takes a moment to be gone). */
+static bool janitor_alone(void) {
+  if (atomic_exchange(&xexits, 0) == 0) return false;
+  for (int i = 0; i < 40; i++) {
+    bool unknown;
+    if (only_thread_left(&unknown)) return true;
+    if (unknown) return false;
+    os_sleep_ms(5);
+  }
+  return false;
+}
 
 static void *janitor_main(void *arg) {
   (void)arg;
   os_thread_name("lz-janitor");
   for (;;) {
+    if (janitor_alone()) {
+      /* The last thread: give the process its end. A later start (there
+       * is none: no thread is left to ask) would make a new one. */
+      atomic_store_explicit(&xstate, JANITOR_OFF, memory_order_release);
+      return NULL;
+    }
     atomic_store_explicit(&xidle, 0, memory_order_relaxed);
     atomic_store(&xpending, 0);
     lz_lock(&pass_lock);
@@ -116,6 +174,13 @@ void janitor_notify(void) {
   }
   if (st != JANITOR_RUNNING) return;
   if (atomic_exchange(&xpending, 1) == 0 && atomic_load(&xidle) != 0) os_futex_wake(&xpending);
+}
+
+void janitor_thread_exit(void) {
+  if (atomic_load_explicit(&xstate, memory_order_relaxed) != JANITOR_RUNNING) return;
+  atomic_fetch_add(&xexits, 1);
+  atomic_store(&xpending, 1);
+  if (atomic_load(&xidle) != 0) os_futex_wake(&xpending);
 }
 
 void janitor_poll_slow(void) {

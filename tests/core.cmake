@@ -43,7 +43,7 @@ if(NOT LZ_SANITIZED)
 endif()
 # The janitor (background purging thread): an idle thread's heap purged, no
 # thread in a process that never frees, LZMALLOC_BACKGROUND=0, fork.
-foreach(_m idle threads fork)
+foreach(_m idle threads fork lastexit)
   lz_test(NAME test_janitor_${_m} KIND PREFIXED LABELS unit purge TIMEOUT 300
           SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_janitor.c ARGS ${_m})
 endforeach()

@@ -11,6 +11,8 @@
  *   test_janitor off       (run with LZMALLOC_BACKGROUND=0) the same frees
  *                          never start a thread, and the idle heap keeps
  *                          its pages.
+ *   test_janitor lastexit  a process whose threads all end with pthread_exit
+ *                          ends (the janitor does not keep it alive).
  *   test_janitor fork      fork while the janitor runs (and while it is
  *                          purging): the child starts with one thread, gets
  *                          a janitor of its own when it frees, and its idle
@@ -200,10 +202,46 @@ static void run_fork(void) {
   printf("%d forks with the janitor running; children purged their idle heaps\n", forks);
 }
 
+/* A program whose threads all end with pthread_exit must end: the janitor
+ * ends itself when it is the last thread. Runs in a child; the parent
+ * waits (generously) for it to be gone. */
+static void *last_worker(void *arg) {
+  (void)arg;
+  for (int i = 0; i < 100; i++) lz_free(lz_malloc(40000));
+  usleep(100 * 1000);
+  return NULL; /* the process's last thread but the janitor */
+}
+
+static void run_lastexit(void) {
+  pid_t pid = fork();
+  CHECK(pid >= 0);
+  if (pid == 0) {
+    lz_free(lz_malloc(3u << 20)); /* the janitor starts */
+    double t0 = tu_now();
+    while (count_janitors() < 1 && tu_now() - t0 < TIMEOUT_S) usleep(10000);
+    if (count_janitors() != 1) _exit(10);
+    pthread_t t;
+    if (pthread_create(&t, NULL, last_worker, NULL) != 0) _exit(11);
+    pthread_detach(t);
+    pthread_exit(NULL); /* the main thread first */
+  }
+  double t0 = tu_now();
+  int status = 0;
+  pid_t r = 0;
+  while ((r = waitpid(pid, &status, WNOHANG)) == 0 && tu_now() - t0 < TIMEOUT_S) usleep(10000);
+  if (r == 0) {
+    kill(pid, SIGKILL);
+    waitpid(pid, &status, 0);
+  }
+  CHECKF(r == pid, "the process did not end after its last thread's pthread_exit (%.0f s)", TIMEOUT_S);
+  CHECKF(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %d", status);
+  printf("ended %.2f s after its threads did\n", tu_now() - t0 - 0.1);
+}
+
 int main(int argc, char **argv) {
   const char *mode = argc > 1 ? argv[1] : "idle";
   setvbuf(stdout, NULL, _IONBF, 0);
-  if (LZ_PURGE_DELAY_MS == 0 && strcmp(mode, "threads") != 0) {
+  if (LZ_PURGE_DELAY_MS == 0 && strcmp(mode, "threads") != 0 && strcmp(mode, "lastexit") != 0) {
     /* Built to purge at once: nothing is ever left for the janitor. */
     printf("skipped: %s needs a purge delay (LZ_PURGE_DELAY_MS is 0 in this build)\n", mode);
     return 0;
@@ -212,8 +250,9 @@ int main(int argc, char **argv) {
   else if (strcmp(mode, "off") == 0) run_idle(false);
   else if (strcmp(mode, "threads") == 0) run_threads();
   else if (strcmp(mode, "fork") == 0) run_fork();
+  else if (strcmp(mode, "lastexit") == 0) run_lastexit();
   else {
-    fprintf(stderr, "usage: test_janitor idle|off|threads|fork\n");
+    fprintf(stderr, "usage: test_janitor idle|off|threads|fork|lastexit\n");
     return 2;
   }
   printf("ok: %s\n", mode);
