@@ -138,7 +138,8 @@ enum { SPAN_FULL = 1, SPAN_ZERO = 2 }; /* flags */
 
 typedef struct span_s {
   lz_block_t *free;         /* owner: blocks ready to hand out */
-  lz_block_t *local_free;   /* owner: blocks the owner freed */
+  lz_block_t *local_free;   /* owner: blocks the owner freed (level 2:
+                               the slab's out-of-band slot bitmap, secure.c) */
   _Atomic(struct heap_s *) xfast_owner; /* heap for a non-full slab, else
                                NULL: the free fast path's one owner check */
   struct span_s *next;      /* owner: class queue links */
@@ -344,6 +345,15 @@ typedef struct heap_stats_s {
  *   then only purges what is due (purge_heap): free dirty pages, empty
  *   chunks, cached medium spans. Orphans are taken whole (state BUSY).
  *   With LZ_HEAPS > 0 the same lock is the one every entry point holds.
+ *
+ * Hardening level 2 and the fast paths (the contract between alloc.h and
+ * secure.c): malloc's fast path only pops from spans reachable through
+ * direct[] or queues[c].first with a non-NULL `free` list, and free's fast
+ * path only handles spans whose xfast_owner is the calling heap. A heap at
+ * level 2 keeps every direct[] entry at &lz_span_empty, its queues and
+ * foreign lists empty, and its spans' `free` lists NULL and xfast_owner
+ * NULL (secure.c keeps its own state in `secure`), so every call reaches
+ * the slow paths, which hand small and medium blocks to secure.c.
  */
 typedef struct heap_s {
   span_t *direct[LZ_DIRECT_SLOTS];     /* fast path: size/16 -> span */
