@@ -70,6 +70,9 @@ bool lz_secure2;
 #define HEADER 16
 #define SLAB_LEAD 64         /* canary bytes before a slab's first slot */
 #define MEDIUM_PAD 64        /* a medium block starts this far into its pages */
+#define SECURE_EMPTY_KEEP 4  /* empty slabs kept per class before one is released */
+#define SECURE_MEDIUM_CACHE 8
+#define SECURE_MEDIUM_CACHE_BYTES ((size_t)4 * MiB)
 
 typedef struct q_entry_s {
   uint8_t *p;      /* the user pointer freed */
@@ -82,9 +85,13 @@ typedef struct secure_heap_s {
   span_t *avail[LZ_CLASSES];   /* slabs with a free slot (linked by next/prev) */
   span_t *pending;             /* medium spans released by other threads */
   uint64_t *bitmap_pool;       /* recycled bitmaps (first word: next) */
+  uint16_t empty[LZ_CLASSES];  /* slabs with no slot taken, per class */
   uint8_t *meta_cur, *meta_end;
   uint64_t rng;
   /* Owner only: */
+  span_t *mspans[SECURE_MEDIUM_CACHE]; /* freed medium spans, guards kept */
+  uint32_t mcount;
+  size_t mbytes;
   q_entry_t q[LZ_QUARANTINE_ENTRIES];
   uint32_t q_first, q_count;
   bool q_newest_checked;
@@ -225,12 +232,14 @@ static span_t *slab_new_secure(heap_t *heap, secure_heap_t *sh, unsigned cls) {
     heap->stats.class_slabs[cls]++;
     heap->stats.class_pages[cls] += (uint32_t)pages;
   }
+  sh->empty[cls]++;
   avail_push(sh, s);
   return s;
 }
 
 static void slab_release_secure(heap_t *heap, secure_heap_t *sh, span_t *s) {
   avail_remove(sh, s);
+  sh->empty[s->cls]--;
   uint64_t *bits = span_bitmap(s);
   bits[0] = (uint64_t)sh->bitmap_pool;
   sh->bitmap_pool = bits;
@@ -259,7 +268,7 @@ static uint8_t *slot_take(heap_t *heap, secure_heap_t *sh, unsigned cls) {
   uint64_t rotated = rot ? (word >> rot) | (word << (64 - rot)) : word;
   unsigned bit = ((unsigned)__builtin_ctzll(rotated) + rot) & 63;
   bits[w] &= ~(1ull << bit);
-  s->used++;
+  if (s->used++ == 0) sh->empty[cls]--;
   if (s->used == s->reserved) {
     avail_remove(sh, s);
     s->flags |= SPAN_FULL;
@@ -275,10 +284,10 @@ static void slot_put(heap_t *self, heap_t *owner, secure_heap_t *sh, span_t *s, 
     s->flags &= (uint8_t)~SPAN_FULL;
     avail_push(sh, s);
   }
-  s->used--;
-  /* Keep one slab per class; the owner gives the others back. */
-  if (s->used == 0 && self == owner && (sh->avail[s->cls] != s || s->next != NULL))
-    slab_release_secure(owner, sh, s);
+  if (--s->used != 0) return;
+  /* A few empty slabs stay (no guard-page and fill churn); the owner gives
+   * the others back (secure_collect does for slabs others emptied). */
+  if (++sh->empty[s->cls] > SECURE_EMPTY_KEEP && self == owner) slab_release_secure(owner, sh, s);
 }
 
 /* ---------------------------------------------------------------------------
@@ -290,25 +299,62 @@ static size_t medium_offset(size_t align) {
   return align;
 }
 
-static uint8_t *medium_take(heap_t *heap, size_t size, size_t align, uint8_t **slot, uint8_t **end) {
+static span_t *medium_cache_get(secure_heap_t *sh, size_t npages);
+
+static uint8_t *medium_take(heap_t *heap, secure_heap_t *sh, size_t size, size_t align, uint8_t **slot,
+                           uint8_t **end) {
   size_t off = medium_offset(align);
   size_t npages = (off + size + 1 + LZ_PAGE_SIZE - 1) / LZ_PAGE_SIZE + 1;
   if (npages > LZ_USABLE_PAGES) return NULL;
-  span_t *s = span_alloc(heap, npages, align > LZ_PAGE_SIZE ? align >> LZ_PAGE_SHIFT : 1, SPAN_MEDIUM);
-  if (s == NULL) return NULL;
-  uint8_t *start = span_start(s);
-  os_protect_none(start, LZ_PAGE_SIZE);
-  os_protect_none(start + (npages - 1) * LZ_PAGE_SIZE, LZ_PAGE_SIZE);
-  s->reserved = s->capacity = s->used = 1;
-  s->block_size = (uint32_t)((npages - 2) << LZ_PAGE_SHIFT);
+  span_t *s = align <= LZ_PAGE_SIZE ? medium_cache_get(sh, npages) : NULL;
+  uint8_t *start;
+  if (s != NULL) {
+    start = span_start(s);
+    s->used = 1;
+  } else {
+    s = span_alloc(heap, npages, align > LZ_PAGE_SIZE ? align >> LZ_PAGE_SHIFT : 1, SPAN_MEDIUM);
+    if (s == NULL) return NULL;
+    start = span_start(s);
+    os_protect_none(start, LZ_PAGE_SIZE);
+    os_protect_none(start + (npages - 1) * LZ_PAGE_SIZE, LZ_PAGE_SIZE);
+    s->reserved = s->capacity = s->used = 1;
+    s->block_size = (uint32_t)((npages - 2) << LZ_PAGE_SHIFT);
+    chunk_t *c = span_chunk(s);
+    size_t first = (size_t)(s - c->spans);
+    /* Every page finds the span (free, and the bounds of memcpy & co). */
+    for (size_t i = first + 1; i < first + npages; i++) c->pagemap[i] = (uint16_t)first;
+  }
   uint8_t *p = start + off;
-  chunk_t *c = span_chunk(s);
-  size_t first = (size_t)(s - c->spans);
-  /* Every page finds the span (free, and the bounds of memcpy & co). */
-  for (size_t i = first + 1; i < first + npages; i++) c->pagemap[i] = (uint16_t)first;
   *slot = start + LZ_PAGE_SIZE;
   *end = start + (npages - 1) * LZ_PAGE_SIZE;
   return p;
+}
+
+static void medium_release(heap_t *heap, span_t *s);
+
+/* A cached span of exactly npages (its guards and pagemap in place). */
+static span_t *medium_cache_get(secure_heap_t *sh, size_t npages) {
+  for (uint32_t i = 0; i < sh->mcount; i++) {
+    span_t *s = sh->mspans[i];
+    if (s->npages == npages) {
+      sh->mspans[i] = sh->mspans[--sh->mcount];
+      sh->mbytes -= npages << LZ_PAGE_SHIFT;
+      return s;
+    }
+  }
+  return NULL;
+}
+
+/* The owner is done with a medium span: cached, or released. */
+static void medium_put(heap_t *heap, secure_heap_t *sh, span_t *s) {
+  size_t bytes = (size_t)s->npages << LZ_PAGE_SHIFT;
+  s->used = 0;
+  if (sh->mcount < SECURE_MEDIUM_CACHE && sh->mbytes + bytes <= SECURE_MEDIUM_CACHE_BYTES) {
+    sh->mspans[sh->mcount++] = s;
+    sh->mbytes += bytes;
+    return;
+  }
+  medium_release(heap, s);
 }
 
 static void medium_release(heap_t *heap, span_t *s) {
@@ -400,7 +446,7 @@ static void quarantine_evict(heap_t *self, secure_heap_t *sh, const char *func) 
   if (lz_unlikely(atomic_load_explicit(&owner->xstate, memory_order_relaxed) == HEAP_DEAD)) return;
   if (s->kind == SPAN_MEDIUM) {
     if (owner == self) {
-      medium_release(self, s);
+      medium_put(self, self->secure, s);
     } else {
       lz_lock(&osh->lock);
       s->next = osh->pending;
@@ -447,7 +493,7 @@ static void collect_pending(heap_t *heap, secure_heap_t *sh) {
   while (s != NULL) {
     span_t *next = s->next;
     s->next = NULL;
-    medium_release(heap, s);
+    medium_put(heap, sh, s);
     s = next;
   }
 }
@@ -486,7 +532,7 @@ void *secure_malloc(heap_t *heap, size_t size, size_t align, bool zero) {
     p = (uint8_t *)(((uintptr_t)slot + HEADER + align - 1) & ~(uintptr_t)(align - 1));
     lz_assert(p + size < end);
   } else {
-    p = medium_take(heap, size, align, &slot, &end);
+    p = medium_take(heap, sh, size, align, &slot, &end);
     if (p == NULL) return NULL;
   }
   pat_fill(slot, p - HEADER, w_canary);
@@ -546,6 +592,12 @@ size_t secure_collect(heap_t *heap, bool force) {
     for (; sh->q_count > 0; n++) quarantine_evict(heap, sh, "free");
   collect_pending(heap, sh);
   collect_empty_slabs(heap, sh);
+  if (force)
+    for (; sh->mcount > 0; n++) {
+      span_t *s = sh->mspans[--sh->mcount];
+      sh->mbytes -= (size_t)s->npages << LZ_PAGE_SHIFT;
+      medium_release(heap, s);
+    }
   return n;
 }
 
