@@ -595,17 +595,14 @@ void heap_free_slow(void *p) {
  * another heap's block (a remote free), a full or medium span, or a failed
  * fast check. The fast path found p in the chunk map already. */
 void heap_free_page(void *p) {
-  if (lz_secure2) {
-    secure_free(p, "free"); /* level 2: every small and medium block */
-    return;
-  }
   heap_t *heap = lz_heap_tls;
   /* Every remote free comes this way: the tick sends the batches at least
    * every 64th call (allocation slow paths send them every time), so a
    * thread that frees other heaps' blocks keeps them from their owners
    * briefly. */
   if (heap != &lz_heap_empty) heap_tick(heap);
-  heap_free_span(p, span_resolve(p, "free"));
+  if (lz_secure2) secure_free(p, "free"); /* level 2: every small and medium block */
+  else heap_free_span(p, span_resolve(p, "free"));
   janitor_poll(heap == &lz_heap_empty ? NULL : heap);
 }
 

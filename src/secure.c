@@ -51,12 +51,14 @@
  * whose quarantine releases a block of that heap. Only the owner allocates
  * or releases spans (chunk state is the owner's): a slab emptied by another
  * thread is released by its owner later, a medium span is queued on
- * `pending`. The quarantine belongs to its heap's owner (no lock). Lock
- * order: the LZ_HEAPS heap lock, then secure locks (one at a time). No
- * lock is held across fork: in the child, a heap whose secure lock is
- * taken was being changed by a thread that is gone (or by the forking
- * thread from a signal handler), so it is retired (DEAD, heap.c) and never
- * locked again: blocks of a DEAD heap leaving a quarantine are leaked.
+ * `pending`. The quarantine belongs to its heap's owner (no lock). Spans
+ * are allocated and released under the owner's heap lock (heap_enter, the
+ * janitor protocol in internal.h). Lock order: the heap lock, then secure
+ * locks (one at a time). No lock is held across fork: in the child, a heap
+ * whose secure lock is taken was being changed by a thread that is gone
+ * (or by the forking thread from a signal handler), so it is retired (DEAD,
+ * heap.c) and never locked again: blocks of a DEAD heap leaving a
+ * quarantine are leaked.
  */
 #include <errno.h>
 #include <string.h>
@@ -349,7 +351,8 @@ static span_t *medium_cache_get(secure_heap_t *sh, size_t npages) {
 static void medium_put(heap_t *heap, secure_heap_t *sh, span_t *s) {
   size_t bytes = (size_t)s->npages << LZ_PAGE_SHIFT;
   s->used = 0;
-  if (sh->mcount < SECURE_MEDIUM_CACHE && sh->mbytes + bytes <= SECURE_MEDIUM_CACHE_BYTES) {
+  if (opt_get(OPT_PURGE_DELAY) != 0 && sh->mcount < SECURE_MEDIUM_CACHE &&
+      sh->mbytes + bytes <= SECURE_MEDIUM_CACHE_BYTES) {
     sh->mspans[sh->mcount++] = s;
     sh->mbytes += bytes;
     return;
@@ -556,7 +559,9 @@ void secure_free(void *ptr, const char *func) {
   if (LZ_STATS) self->stats.in_use -= (int64_t)bi.size;
   secure_heap_t *sh = secure_of(self);
   if (sh == NULL) return;
+  heap_enter(self); /* releasing a span changes chunk state (janitor protocol) */
   quarantine_push(self, sh, p, bi.slot, bi.end);
+  heap_leave(self);
 }
 
 size_t secure_usable(const void *p, const char *func) {
@@ -587,6 +592,7 @@ void secure_check_size(const void *p, size_t size, const char *func) {
 size_t secure_collect(heap_t *heap, bool force) {
   secure_heap_t *sh = heap->secure;
   if (sh == NULL) return 0;
+  heap_enter(heap);
   size_t n = 0;
   if (force)
     for (; sh->q_count > 0; n++) quarantine_evict(heap, sh, "free");
@@ -598,6 +604,7 @@ size_t secure_collect(heap_t *heap, bool force) {
       sh->mbytes -= (size_t)s->npages << LZ_PAGE_SHIFT;
       medium_release(heap, s);
     }
+  heap_leave(heap);
   return n;
 }
 
