@@ -9,6 +9,12 @@
  * waits for its child. An allocator that takes a lock in its prepare
  * handler spins for ever when the signal lands while the interrupted fork
  * (or malloc) holds that lock. A watchdog turns a hang into a failure.
+ *
+ * glibc makes fork async-signal-safe only while the process has one
+ * thread (with more, its own fork takes atfork_lock, and a handler's fork
+ * inside another fork waits for it for ever), so the test runs with
+ * LZMALLOC_BACKGROUND=0: lzmalloc's janitor thread would make the process
+ * multithreaded.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
