@@ -246,7 +246,14 @@ size_t heaps_collect_orphans(bool force) {
   size_t n = 0;
   for (heap_t *h = heaps_first(); h != NULL; h = h->next_all) {
     int expect = HEAP_ORPHAN;
-    if (atomic_load_explicit(&h->xstate, memory_order_relaxed) != HEAP_ORPHAN) continue;
+    int st = atomic_load_explicit(&h->xstate, memory_order_relaxed);
+    /* malloc_trim must not miss an orphan another thread (the janitor, a
+     * purge tick) holds for a moment: wait for it, boundedly. */
+    for (unsigned tries = 0; force && st == HEAP_BUSY && tries < 100000; tries++) {
+      os_yield();
+      st = atomic_load_explicit(&h->xstate, memory_order_relaxed);
+    }
+    if (st != HEAP_ORPHAN) continue;
     if (!atomic_compare_exchange_strong_explicit(&h->xstate, &expect, HEAP_BUSY, memory_order_acquire,
                                                  memory_order_relaxed))
       continue;
