@@ -46,9 +46,11 @@ endif()
 foreach(_m idle threads fork lastexit)
   lz_test(NAME test_janitor_${_m} KIND PREFIXED LABELS unit purge TIMEOUT 300
           SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_janitor.c ARGS ${_m})
+  target_compile_definitions(test_janitor_${_m} PRIVATE ${LZ_DEFS}) # reads LZ_PURGE_DELAY_MS, LZ_SECURE
 endforeach()
 lz_test(NAME test_janitor_off KIND PREFIXED LABELS unit purge TIMEOUT 120
         SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_janitor.c ARGS off ENV LZMALLOC_BACKGROUND=0)
+target_compile_definitions(test_janitor_off PRIVATE ${LZ_DEFS})
 # Transparent huge pages for dense chunks (skipped, with the reason, where
 # the kernel has none).
 foreach(_m auto always never)
@@ -59,4 +61,5 @@ foreach(_m auto always never)
   lz_test(NAME test_hugepages_${_m} KIND PREFIXED LABELS unit purge TIMEOUT 120
           SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_hugepages.c ARGS ${_m} ${_env})
   set_tests_properties(test_hugepages_${_m} PROPERTIES SKIP_RETURN_CODE 77)
+  target_compile_definitions(test_hugepages_${_m} PRIVATE ${LZ_DEFS}) # reads LZ_SECURE
 endforeach()

@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <sys/mman.h>
 
+#include "config.h"
 #include "lzmalloc.h"
 #include "testutil.h"
 
