@@ -467,6 +467,7 @@ enum { OS_MPOL_PREFERRED = 1, OS_MPOL_BIND = 2, OS_MPOL_INTERLEAVE = 3 }; /* mbi
  * Never allocates. */
 int os_numa_topology(uint8_t *cpu_node, size_t max_cpus);
 int os_current_cpu(void);                       /* -1 if unknown */
+bool os_single_threaded(void);                  /* the process has never had a second thread */
 int os_mbind(void *p, size_t size, int policy, uint64_t nodemask);
 /* Calls fn for each line of a file (without its newline; lines longer
  * than 4 KiB are skipped); returns the lines read, -1 if it cannot open. */
@@ -500,6 +501,7 @@ typedef enum {
 } lz_option_t;
 enum { NUMA_OFF = 0, NUMA_AUTO = 1, NUMA_INTERLEAVE = 2, NUMA_STRICT = 3 };
 enum { HUGE_NEVER = 0, HUGE_AUTO = 1, HUGE_ALWAYS = 2 };
+enum { BACKGROUND_OFF = 0, BACKGROUND_ON = 1, BACKGROUND_AUTO = 2 };
 void options_init(void);
 extern long lz_opt_values[OPT_COUNT_];
 lz_inline long opt_get(lz_option_t o) { return lz_opt_values[o]; }

@@ -9,8 +9,15 @@
  * Life:
  *   OFF      no thread. janitor_notify (something purgeable appeared: a
  *            purge armed, a span cached, a chunk pooled, a large mapping
- *            cached) moves OFF -> WANTED, unless LZMALLOC_BACKGROUND=0. A
- *            process that never frees never notifies, so never starts one.
+ *            cached) moves OFF -> WANTED, unless LZMALLOC_BACKGROUND=0, or
+ *            it is "auto" (the default) and the process has never run a
+ *            second thread: the first extra thread would change how glibc
+ *            treats the process (stdio starts locking; fork stops being
+ *            async-signal-safe, so a fork from a signal handler that
+ *            interrupted fork would deadlock), which must stay the
+ *            program's own doing. Such a process purges on its own slow
+ *            paths only. A process that never frees never notifies, so
+ *            never starts one.
  *   WANTED   the next allocator entry point to finish (janitor_poll, at a
  *            point where its heap is consistent and its heap lock is not
  *            held) starts the thread: the stack is ours (os_map, guard page
@@ -166,7 +173,8 @@ void janitor_notify(void) {
   if (atomic_load_explicit(&xpending, memory_order_relaxed) != 0) return;
   int st = atomic_load_explicit(&xstate, memory_order_relaxed);
   if (st == JANITOR_OFF) {
-    if (opt_get(OPT_BACKGROUND) == 0) return;
+    long bg = opt_get(OPT_BACKGROUND);
+    if (bg == BACKGROUND_OFF || (bg == BACKGROUND_AUTO && os_single_threaded())) return;
     int expect = JANITOR_OFF;
     atomic_compare_exchange_strong_explicit(&xstate, &expect, JANITOR_WANTED, memory_order_relaxed,
                                             memory_order_relaxed);

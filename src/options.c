@@ -20,6 +20,7 @@ typedef struct option_desc_s {
 
 static const char *const numa_words[] = {"off", "auto", "interleave", "strict", NULL};
 static const char *const huge_words[] = {"never", "auto", "always", NULL};
+static const char *const background_words[] = {"0", "1", "auto", NULL};
 
 /* The one table of options: name (after LZMALLOC_), default, accepted
  * range, size suffixes allowed, names of the values (or NULL). Raising the
@@ -27,7 +28,10 @@ static const char *const huge_words[] = {"never", "auto", "always", NULL};
  * guard pages after large blocks); the compiled level's checks cannot be
  * removed, so a lower value is refused. BACKGROUND=1: a background thread
  * (janitor.c) gives idle memory back, started the first time there is
- * some; 0: only the allocating threads purge. HUGEPAGES: transparent huge
+ * some; 0: only the allocating threads purge; auto (default): as 1, but
+ * only in a process that runs threads of its own already (starting the
+ * first extra thread would change how glibc treats the process: stdio
+ * starts locking, and fork is no longer async-signal-safe). HUGEPAGES: transparent huge
  * pages for chunks: never; auto (densely used chunks); always (every
  * chunk, from its first touch). VALIDATE=1 runs the heap validator
  * (validate.c) at thread exit and in lz_trim; on by default in debug
@@ -39,7 +43,7 @@ static const char *const huge_words[] = {"never", "auto", "always", NULL};
   X(OPT_LARGE_CACHE, "LARGE_CACHE", LZ_LARGE_CACHE_BYTES, 0, 64L << 30, true, NULL) \
   X(OPT_SECURE, "SECURE", LZ_SECURE, LZ_SECURE, 2, false, NULL)                \
   X(OPT_NUMA, "NUMA", NUMA_AUTO, NUMA_OFF, NUMA_STRICT, false, numa_words)     \
-  X(OPT_BACKGROUND, "BACKGROUND", 1, 0, 1, false, NULL)                        \
+  X(OPT_BACKGROUND, "BACKGROUND", BACKGROUND_AUTO, BACKGROUND_OFF, BACKGROUND_AUTO, false, background_words) \
   X(OPT_HUGEPAGES, "HUGEPAGES", HUGE_AUTO, HUGE_NEVER, HUGE_ALWAYS, false, huge_words) \
   X(OPT_VALIDATE, "VALIDATE", LZ_DEBUG, 0, 1, false, NULL)
 

@@ -197,6 +197,12 @@ int os_thread_exit_arm(void *value) {
   return r;
 }
 
+/* glibc >= 2.32 clears it when the process first starts a thread; where
+ * it is missing, the process counts as threaded. */
+extern char __libc_single_threaded __attribute__((weak));
+
+bool os_single_threaded(void) { return &__libc_single_threaded != NULL && __libc_single_threaded != 0; }
+
 int os_atfork(void (*prepare)(void), void (*parent)(void), void (*child)(void)) {
   if (fault_now(OS_FAULT_THREAD)) return ENOMEM;
   int e = errno;

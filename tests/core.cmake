@@ -42,12 +42,20 @@ if(NOT LZ_SANITIZED)
   set_tests_properties(valgrind_memcheck PROPERTIES SKIP_RETURN_CODE 77)
 endif()
 # The janitor (background purging thread): an idle thread's heap purged, no
-# thread in a process that never frees, LZMALLOC_BACKGROUND=0, fork.
-foreach(_m idle threads fork lastexit)
+# thread in a process that never frees, LZMALLOC_BACKGROUND=0, fork. The
+# modes that start it from a single-threaded process ask for it (=1); the
+# default (auto) starts none there (single).
+lz_test(NAME test_janitor_idle KIND PREFIXED LABELS unit purge TIMEOUT 300
+        SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_janitor.c ARGS idle)
+target_compile_definitions(test_janitor_idle PRIVATE ${LZ_DEFS})
+foreach(_m threads fork lastexit)
   lz_test(NAME test_janitor_${_m} KIND PREFIXED LABELS unit purge TIMEOUT 300
-          SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_janitor.c ARGS ${_m})
+          SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_janitor.c ARGS ${_m} ENV LZMALLOC_BACKGROUND=1)
   target_compile_definitions(test_janitor_${_m} PRIVATE ${LZ_DEFS}) # reads LZ_PURGE_DELAY_MS, LZ_SECURE
 endforeach()
+lz_test(NAME test_janitor_single KIND PREFIXED LABELS unit purge TIMEOUT 120
+        SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_janitor.c ARGS single)
+target_compile_definitions(test_janitor_single PRIVATE ${LZ_DEFS})
 lz_test(NAME test_janitor_off KIND PREFIXED LABELS unit purge TIMEOUT 120
         SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_janitor.c ARGS off ENV LZMALLOC_BACKGROUND=0)
 target_compile_definitions(test_janitor_off PRIVATE ${LZ_DEFS})

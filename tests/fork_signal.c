@@ -12,9 +12,11 @@
  *
  * glibc makes fork async-signal-safe only while the process has one
  * thread (with more, its own fork takes atfork_lock, and a handler's fork
- * inside another fork waits for it for ever), so the test runs with
- * LZMALLOC_BACKGROUND=0: lzmalloc's janitor thread would make the process
- * multithreaded.
+ * inside another fork waits for it for ever), so lzmalloc must not make
+ * the process multithreaded behind its back: with the default options
+ * (LZMALLOC_BACKGROUND=auto) no janitor thread starts in a process that
+ * never ran a thread of its own (test_janitor_single checks that). The
+ * test runs with the defaults.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE

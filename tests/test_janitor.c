@@ -202,6 +202,27 @@ static void run_fork(void) {
   printf("%d forks with the janitor running; children purged their idle heaps\n", forks);
 }
 
+/* LZMALLOC_BACKGROUND=auto (the default): no janitor in a process that
+ * never ran a thread of its own, however much it frees; one once it has. */
+static void *noop(void *arg) { return arg; }
+
+static void run_single(void) {
+  for (int r = 0; r < 20; r++) lz_free(lz_malloc(3u << 20));
+  void *v[64];
+  for (int i = 0; i < 64; i++) CHECK((v[i] = lz_malloc(40000)) != NULL);
+  for (int i = 0; i < 64; i++) lz_free(v[i]);
+  usleep(200 * 1000);
+  CHECKF(count_janitors() == 0, "%d janitors in a single-threaded process", count_janitors());
+  pthread_t t;
+  CHECK(pthread_create(&t, NULL, noop, NULL) == 0);
+  CHECK(pthread_join(t, NULL) == 0);
+  for (int r = 0; r < 20; r++) lz_free(lz_malloc(3u << 20));
+  double t0 = tu_now();
+  while (count_janitors() < 1 && tu_now() - t0 < TIMEOUT_S) usleep(10000);
+  CHECKF(count_janitors() == 1, "%d janitors once the process ran a thread (one expected)", count_janitors());
+  printf("no janitor while single-threaded; one after the program's first thread\n");
+}
+
 /* A program whose threads all end with pthread_exit must end: the janitor
  * ends itself when it is the last thread. Runs in a child; the parent
  * waits (generously) for it to be gone. */
@@ -272,6 +293,7 @@ int main(int argc, char **argv) {
   else if (strcmp(mode, "threads") == 0) run_threads();
   else if (strcmp(mode, "fork") == 0) run_fork();
   else if (strcmp(mode, "lastexit") == 0) run_lastexit();
+  else if (strcmp(mode, "single") == 0) run_single();
   else {
     fprintf(stderr, "usage: test_janitor idle|off|threads|fork|lastexit\n");
     return 2;

@@ -121,9 +121,10 @@ lz_test(NAME fork_hammer KIND PREFIXED LABELS stress TIMEOUT 300
         SOURCES ${_lz_t}/fork_hammer.c)
 lz_test(NAME fork_stdio KIND API LABELS stress TIMEOUT 150
         SOURCES ${_lz_t}/fork_stdio.c)
-# fork_signal: single-threaded, so no janitor thread (see the source).
+# fork_signal: single-threaded with the default options, so no janitor
+# thread may start (see the source).
 lz_test(NAME fork_signal KIND PREFIXED LABELS stress TIMEOUT 240
-        SOURCES ${_lz_t}/fork_signal.c ENV LZMALLOC_BACKGROUND=0)
+        SOURCES ${_lz_t}/fork_signal.c)
 set_tests_properties(thread_late_free fork_hammer fork_signal PROPERTIES SKIP_RETURN_CODE 77) # TSan: see the sources
 foreach(_t fork_hammer thread_late_free) # read LZ_HEAPS and LZ_SECURE
   target_compile_definitions(${_t} PRIVATE ${LZ_DEFS})
