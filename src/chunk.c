@@ -94,7 +94,7 @@ chunk_t *chunk_alloc(heap_t *heap) {
     if (c == NULL) return NULL;
     /* Before the first touch, so that its faults take huge pages. */
     if (opt_get(OPT_HUGEPAGES) == HUGE_ALWAYS && os_hugepage(c, LZ_CHUNK_SIZE, false) == 0)
-      c->huge = CHUNK_HUGE_ADVISED;
+      c->huge = CHUNK_HUGE_ADVISED; /* huge_at 0: collapsed once dense */
     if (lz_unlikely(lz_numa_on)) numa_bind_chunk(c, node); /* before the header is written */
     c->node = node;
     /* Fresh memory is zero: pagemap, spans and dirty_map start cleared. */

@@ -285,7 +285,8 @@ uint64_t heaps_purge_background(uint64_t now) {
         due = now; /* its owner is in a slow path: next pass */
       } else {
         due = purge_heap(h, false, now);
-        purge_heap_collapse(h);
+        uint64_t collapse = purge_heap_collapse(h, now);
+        if (collapse < due) due = collapse;
         lz_unlock(&h->lock);
       }
     } else if (state == HEAP_ORPHAN) {

@@ -199,7 +199,9 @@ typedef struct chunk_s {
   uint64_t free_map[LZ_BITMAP_WORDS];
   uint64_t dirty_map[LZ_BITMAP_WORDS];
   uint32_t huge;                /* CHUNK_HUGE_*: transparent huge pages asked for (purge.c) */
-  uint8_t pad1[76];             /* pagemap at 256, spans at 1280 */
+  uint32_t pad0;
+  uint64_t huge_at;             /* when MADV_HUGEPAGE was given (ms) */
+  uint8_t pad1[64];             /* pagemap at 256, spans at 1280 */
   uint16_t pagemap[LZ_CHUNK_PAGES];
   span_t spans[LZ_CHUNK_PAGES];
 } chunk_t;
@@ -631,7 +633,7 @@ uint64_t purge_heap(heap_t *heap, bool force, uint64_t now);
 void purge_mark(chunk_t *c, size_t first, size_t npages);
 void purge_chunk_taken(heap_t *heap, chunk_t *c, bool fresh);
 void purge_chunk_dense(chunk_t *c);
-void purge_heap_collapse(heap_t *heap);
+uint64_t purge_heap_collapse(heap_t *heap, uint64_t now);
 void purge_tick(heap_t *heap);
 size_t purge_all(bool force);
 uint64_t purge_background(void);

@@ -32,8 +32,9 @@ static const char *const background_words[] = {"0", "1", "auto", NULL};
  * only in a process that runs threads of its own already (starting the
  * first extra thread would change how glibc treats the process: stdio
  * starts locking, and fork is no longer async-signal-safe). HUGEPAGES: transparent huge
- * pages for chunks: never; auto (densely used chunks); always (every
- * chunk, from its first touch). VALIDATE=1 runs the heap validator
+ * pages for chunks: never (the default: with auto, a burst that fills
+ * chunks and then frees most of them cost a second more system time);
+ * auto (densely used chunks); always (every chunk, from its first touch). VALIDATE=1 runs the heap validator
  * (validate.c) at thread exit and in lz_trim; on by default in debug
  * builds. */
 #define LZ_OPTIONS(X)                                                          \
@@ -44,7 +45,7 @@ static const char *const background_words[] = {"0", "1", "auto", NULL};
   X(OPT_SECURE, "SECURE", LZ_SECURE, LZ_SECURE, 2, false, NULL)                \
   X(OPT_NUMA, "NUMA", NUMA_AUTO, NUMA_OFF, NUMA_STRICT, false, numa_words)     \
   X(OPT_BACKGROUND, "BACKGROUND", BACKGROUND_AUTO, BACKGROUND_OFF, BACKGROUND_AUTO, false, background_words) \
-  X(OPT_HUGEPAGES, "HUGEPAGES", HUGE_AUTO, HUGE_NEVER, HUGE_ALWAYS, false, huge_words) \
+  X(OPT_HUGEPAGES, "HUGEPAGES", HUGE_NEVER, HUGE_NEVER, HUGE_ALWAYS, false, huge_words) \
   X(OPT_VALIDATE, "VALIDATE", LZ_DEBUG, 0, 1, false, NULL)
 
 #define OPTION_DESC(id, name, def, min, max, size, words) [id] = {name, def, min, max, size, words},

@@ -152,26 +152,42 @@ void purge_mark(chunk_t *c, size_t first, size_t n) {
 }
 
 /* Huge pages. A chunk is 2 MiB, 2 MiB aligned: one transparent huge page
- * maps it all with one TLB entry, but is resident whole. So only a densely
- * used chunk (at most 1/8 of its pages free) is advised (MADV_HUGEPAGE, once,
- * from span_alloc); the janitor then collapses its pages into a huge page
- * (MADV_COLLAPSE) while it is still dense, off the program's threads (without
- * a janitor, the kernel's khugepaged does it in its own time). Sparse chunks
- * are never advised. LZMALLOC_HUGEPAGES=always advises every chunk when it is
- * mapped (chunk.c), =never none. */
+ * maps it all with one TLB entry, but is resident whole. With
+ * LZMALLOC_HUGEPAGES=auto only a densely used chunk (at most 1/8 of its
+ * pages free) is advised (MADV_HUGEPAGE, once, from span_alloc); the
+ * janitor collapses its pages into a huge page (MADV_COLLAPSE) once it has
+ * stayed dense for COLLAPSE_AFTER_MS in a heap that is not freeing (no
+ * purge armed), off the program's threads; without a janitor, the
+ * kernel's khugepaged does it in its own time. Sparse chunks are never
+ * advised. =always advises every chunk when it is mapped (chunk.c); =never
+ * (the default, see options.c) none. */
 #define DENSE_FREE_PAGES (LZ_USABLE_PAGES / 8)
+
+#define COLLAPSE_AFTER_MS 1000 /* dense this long: not about to be freed */
 
 void purge_chunk_dense(chunk_t *c) {
   if (opt_get(OPT_HUGEPAGES) != HUGE_AUTO) return;
   /* Refused (no THP in this kernel): never asked again. */
   c->huge = os_hugepage(c, LZ_CHUNK_SIZE, false) == 0 ? CHUNK_HUGE_ADVISED : CHUNK_HUGE_COLLAPSED;
+  c->huge_at = os_now_ms();
 }
 
-/* The janitor, holding the heap: collapse the advised chunks still dense. */
-void purge_heap_collapse(heap_t *heap) {
-  if (opt_get(OPT_HUGEPAGES) == HUGE_NEVER) return;
+/* The janitor, holding the heap: collapse the advised chunks that have
+ * stayed dense for COLLAPSE_AFTER_MS (a burst that frees them right after
+ * would only split the huge page again). Returns when to look again. */
+uint64_t purge_heap_collapse(heap_t *heap, uint64_t now) {
+  uint64_t next = UINT64_MAX;
+  if (opt_get(OPT_HUGEPAGES) == HUGE_NEVER) return next;
+  /* A heap that is freeing (pages waiting for their purge) is not settled:
+   * its dense chunks may be about to empty. */
+  for (chunk_t *c = heap->chunks; c != NULL; c = c->next)
+    if (c->purge_at != 0) return now + COLLAPSE_AFTER_MS;
   for (chunk_t *c = heap->chunks; c != NULL; c = c->next) {
     if (c->huge != CHUNK_HUGE_ADVISED || c->free_pages > DENSE_FREE_PAGES) continue;
+    if (now < c->huge_at + COLLAPSE_AFTER_MS) {
+      if (c->huge_at + COLLAPSE_AFTER_MS < next) next = c->huge_at + COLLAPSE_AFTER_MS;
+      continue;
+    }
     c->huge = CHUNK_HUGE_COLLAPSED; /* tried once, whatever the kernel said */
     if (os_hugepage(c, LZ_CHUNK_SIZE, true) != 0) continue;
     /* The huge page made every page resident: none is clean any more. */
@@ -183,6 +199,7 @@ void purge_heap_collapse(heap_t *heap) {
     }
     atomic_fetch_sub_explicit(&lz_bytes_decommitted, clean * LZ_PAGE_SIZE, memory_order_relaxed);
   }
+  return next;
 }
 
 /* The owner's tick (its heap lock held). */

@@ -62,10 +62,7 @@ target_compile_definitions(test_janitor_off PRIVATE ${LZ_DEFS})
 # Transparent huge pages for dense chunks (skipped, with the reason, where
 # the kernel has none).
 foreach(_m auto always never)
-  set(_env "")
-  if(NOT _m STREQUAL "auto")
-    set(_env ENV LZMALLOC_HUGEPAGES=${_m})
-  endif()
+  set(_env ENV LZMALLOC_HUGEPAGES=${_m})
   lz_test(NAME test_hugepages_${_m} KIND PREFIXED LABELS unit purge TIMEOUT 120
           SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_hugepages.c ARGS ${_m} ${_env})
   set_tests_properties(test_hugepages_${_m} PROPERTIES SKIP_RETURN_CODE 77)

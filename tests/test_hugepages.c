@@ -1,14 +1,14 @@
 /* test_hugepages: densely used chunks are backed by transparent huge pages.
  *
- *   test_hugepages auto     (default options) 64 MiB of 256-byte blocks
+ *   test_hugepages auto     (LZMALLOC_HUGEPAGES=auto) 64 MiB of 256-byte blocks
  *                           fill their chunks densely; after a free starts
  *                           the janitor, AnonHugePages of the mappings that
  *                           hold those blocks (/proc/self/smaps) reaches at
  *                           least half of them (polling, generous timeout).
  *   test_hugepages always   (LZMALLOC_HUGEPAGES=always) the same blocks are
  *                           in huge pages from their first touch.
- *   test_hugepages never    (LZMALLOC_HUGEPAGES=never) none, even after the
- *                           janitor ran.
+ *   test_hugepages never    (LZMALLOC_HUGEPAGES=never, the default) none,
+ *                           even after the janitor ran.
  * Exit status 77 (ctest: skipped, with the reason printed) where this
  * kernel has no transparent huge pages or no MADV_COLLAPSE (auto only).
  */
