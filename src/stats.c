@@ -15,7 +15,9 @@
 #define LZ_NO_TSAN
 #endif
 
-static inline size_t racy_read(const size_t *p) { return *(const volatile size_t *)p; }
+/* Not inlined into stats_collect by every compiler: needs the attribute of
+ * its own (another thread, an owner or the janitor, may be writing). */
+LZ_NO_TSAN static inline size_t racy_read(const size_t *p) { return *(const volatile size_t *)p; }
 
 LZ_NO_TSAN void stats_collect(lz_stats_t *out) {
   lz_stats_t st = {0};
