@@ -207,6 +207,9 @@ void janitor_fork_child(void) {
   int st = atomic_load_explicit(&xstate, memory_order_relaxed);
   atomic_store_explicit(&xpending, 0, memory_order_relaxed);
   atomic_store_explicit(&xidle, 0, memory_order_relaxed);
-  if (st == JANITOR_RUNNING || st == JANITOR_STARTING) st = LZ_TSAN ? JANITOR_FAILED : JANITOR_WANTED;
+  /* ThreadSanitizer's runtime dies on a thread started after a
+   * multithreaded fork, whatever state the janitor was in. */
+  if (LZ_TSAN) st = JANITOR_FAILED;
+  else if (st == JANITOR_RUNNING || st == JANITOR_STARTING) st = JANITOR_WANTED;
   atomic_store_explicit(&xstate, st, memory_order_relaxed);
 }
