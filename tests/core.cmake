@@ -49,7 +49,7 @@ endif()
 # modes that start it from a single-threaded process ask for it (=1); the
 # default (auto) starts none there (single).
 lz_test(NAME test_janitor_idle KIND PREFIXED LABELS unit purge TIMEOUT 300
-        SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_janitor.c ARGS idle)
+        SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_janitor.c ARGS idle ENV LZMALLOC_BACKGROUND=auto)
 target_compile_definitions(test_janitor_idle PRIVATE ${LZ_DEFS})
 foreach(_m threads fork lastexit)
   lz_test(NAME test_janitor_${_m} KIND PREFIXED LABELS unit purge TIMEOUT 300
@@ -57,7 +57,7 @@ foreach(_m threads fork lastexit)
   target_compile_definitions(test_janitor_${_m} PRIVATE ${LZ_DEFS}) # reads LZ_PURGE_DELAY_MS, LZ_SECURE
 endforeach()
 lz_test(NAME test_janitor_single KIND PREFIXED LABELS unit purge TIMEOUT 120
-        SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_janitor.c ARGS single)
+        SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_janitor.c ARGS single ENV LZMALLOC_BACKGROUND=auto)
 target_compile_definitions(test_janitor_single PRIVATE ${LZ_DEFS})
 lz_test(NAME test_janitor_off KIND PREFIXED LABELS unit purge TIMEOUT 120
         SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_janitor.c ARGS off ENV LZMALLOC_BACKGROUND=0)
@@ -65,7 +65,10 @@ target_compile_definitions(test_janitor_off PRIVATE ${LZ_DEFS})
 # Transparent huge pages for dense chunks (skipped, with the reason, where
 # the kernel has none).
 foreach(_m auto always never)
-  set(_env ENV LZMALLOC_HUGEPAGES=${_m})
+  # The janitor collapses dense chunks within a second; without it (this
+  # test is single-threaded, so the default would start none) khugepaged
+  # takes about 20 s.
+  set(_env ENV LZMALLOC_HUGEPAGES=${_m} LZMALLOC_BACKGROUND=1)
   lz_test(NAME test_hugepages_${_m} KIND PREFIXED LABELS unit purge TIMEOUT 120
           SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_hugepages.c ARGS ${_m} ${_env})
   set_tests_properties(test_hugepages_${_m} PROPERTIES SKIP_RETURN_CODE 77)
