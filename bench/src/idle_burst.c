@@ -28,19 +28,6 @@ static _Atomic int go_on;      /* main: 1 when the worker may free the rest */
 static size_t target;
 static size_t peak;
 
-static size_t rss_now(void) {
-  char buf[128];
-  int fd = open("/proc/self/statm", O_RDONLY);
-  if (fd < 0) return 0;
-  ssize_t n = read(fd, buf, sizeof buf - 1);
-  close(fd);
-  if (n <= 0) return 0;
-  buf[n] = 0;
-  const char *s = buf;
-  while (*s && *s != ' ') s++;
-  return (size_t)strtoull(s, NULL, 10) * (size_t)sysconf(_SC_PAGESIZE);
-}
-
 static void *worker(void *arg) {
   (void)arg;
   size_t cap = target / 64 + 16;
@@ -56,7 +43,7 @@ static void *worker(void *arg) {
     ptrs[n++] = p;
     total += sz;
   }
-  peak = rss_now();
+  peak = rss_bytes();
   for (size_t i = 0; i < n; i++)
     if (i % 10 != 0) free(ptrs[i]);
   atomic_store(&phase_done, 1);
@@ -79,7 +66,7 @@ static double watch(double t0, int ms, int phase, double *t10) {
   for (int t = 0; t <= ms; t += SAMPLE_MS) {
     double target_t = t0 + t / 1000.0;
     while (now_sec() < target_t) usleep(500);
-    size_t rss = rss_now();
+    size_t rss = rss_bytes();
     double el = now_sec() - t0;
     if (nsamples < MAXSAMPLES) {
       samples[nsamples].ms = (float)(el * 1000 + (phase == 2 ? 3000 : 0));
