@@ -567,6 +567,12 @@ bool slab_contains_free(span_t *s, lz_block_t *b);
 bool slab_holds(const span_t *s, const void *p);
 void *slab_pop_checked(heap_t *heap, span_t *s);
 
+/* medium.c: medium blocks (LZ_SMALL_MAX < size <= LZ_MEDIUM_MAX), one per
+ * span, and the heap's cache of freed medium spans (heap->mcache). */
+void *medium_malloc(heap_t *heap, size_t size, size_t align_pages, bool zero); /* align_pages: 1 or a power of two */
+void medium_free(heap_t *heap, span_t *s);
+void medium_cache_flush(heap_t *heap, bool force, uint64_t now);
+
 /* large.c */
 void *large_malloc(size_t size, size_t align, bool zero);
 large_t *large_lookup(uintptr_t a, bool *freed);
@@ -613,8 +619,6 @@ void heaps_fork_child(heap_t *self);
 void heap_retire(heap_t *h);
 void heaps_fork_child_shared(void);
 heap_t *heaps_first(void);
-void medium_free(heap_t *heap, span_t *s);
-void medium_cache_flush(heap_t *heap, bool force, uint64_t now);
 
 /* secure.c: hardening level 2 (every small and medium block, slow paths). */
 extern bool lz_secure2;

@@ -1,0 +1,87 @@
+/* medium.c: medium blocks (32 KiB < size <= 1 MiB), one block per span of
+ * whole pages, and the heap's cache of recently freed medium spans.
+ *
+ * A medium block is a span of kind SPAN_MEDIUM (span.c), block_size its
+ * bytes, used 1 while live. A freed span is kept whole in heap->mcache
+ * (used 0, its pages still in the span) for the next medium request of
+ * about its size, within LZ_MEDIUM_CACHE spans and LZ_MEDIUM_CACHE_BYTES;
+ * the cache goes back to the chunks when idle for the purge delay
+ * (medium_cache_flush, from purge.c) or to make room. Hardening level 2
+ * keeps its own medium spans (secure.c).
+ * Only the holder of the heap calls these functions, with the heap lock
+ * held (the cache is part of what the janitor may touch; see the janitor
+ * protocol in internal.h).
+ */
+#include <string.h>
+
+#include "sizeclass.h"
+
+/* A cached span of npages .. npages + npages/4 pages, or NULL. */
+static span_t *medium_cache_take(heap_t *heap, size_t npages) {
+  for (uint32_t i = 0; i < heap->mcache_count; i++) {
+    span_t *s = heap->mcache[i];
+    if (s->npages >= npages && s->npages <= npages + npages / 4) {
+      heap->mcache[i] = heap->mcache[--heap->mcache_count];
+      heap->mcache_bytes -= (size_t)s->npages << LZ_PAGE_SHIFT;
+      return s;
+    }
+  }
+  return NULL;
+}
+
+/* Gives cached spans back to their chunks: all if force, else if the cache
+ * has been idle for the purge delay. */
+void medium_cache_flush(heap_t *heap, bool force, uint64_t now) {
+  if (heap->mcache_count == 0) return;
+  long delay = opt_get(OPT_PURGE_DELAY);
+  if (!force && (delay < 0 || now < heap->mcache_used_at + (uint64_t)delay)) return;
+  while (heap->mcache_count > 0) span_free(heap, heap->mcache[--heap->mcache_count]);
+  heap->mcache_bytes = 0;
+}
+
+void *medium_malloc(heap_t *heap, size_t size, size_t align_pages, bool zero) {
+  size_t npages = (size + LZ_PAGE_SIZE - 1) >> LZ_PAGE_SHIFT;
+  span_t *s = align_pages == 1 ? medium_cache_take(heap, npages) : NULL;
+  if (s != NULL) npages = s->npages;
+  else s = span_alloc(heap, npages, align_pages, SPAN_MEDIUM);
+  if (s == NULL) return NULL;
+  s->block_size = (uint32_t)(npages << LZ_PAGE_SHIFT);
+  s->inv = block_inv_of(s->block_size);
+  s->shift = block_shift_of(s->block_size);
+  s->reserved = 1;
+  s->capacity = 1;
+  s->used = 1;
+  uint8_t *p = span_start(s);
+  if (zero && !(s->flags & SPAN_ZERO)) memset(p, 0, size);
+  /* A live block's first word must not look like a free link (remote.c's
+   * in-flight screen): the span's last remote free may have left one. */
+  else if (LZ_SECURE && !(s->flags & SPAN_ZERO)) ((lz_block_t *)p)->enc_next = 0;
+  if (LZ_STATS) heap->stats.in_use += s->block_size;
+  return p;
+}
+
+void medium_free(heap_t *heap, span_t *s) {
+  if (lz_unlikely(s->used == 0)) lz_fatal_pointer("double free", "free", span_start(s));
+  if (LZ_STATS) heap->stats.in_use -= s->block_size;
+  s->used = 0;
+  size_t bytes = (size_t)s->npages << LZ_PAGE_SHIFT;
+  /* With NUMA, spans off the heap's home node are not kept for reuse. */
+  if (opt_get(OPT_PURGE_DELAY) != 0 && bytes <= LZ_MEDIUM_CACHE_BYTES / 2 &&
+      !(lz_unlikely(lz_numa_on) && span_chunk(s)->node != heap->numa_home)) {
+    if (heap->mcache_count == LZ_MEDIUM_CACHE || heap->mcache_bytes + bytes > LZ_MEDIUM_CACHE_BYTES) {
+      span_t *old = heap->mcache[0]; /* make room: give one back */
+      heap->mcache[0] = heap->mcache[--heap->mcache_count];
+      heap->mcache_bytes -= (size_t)old->npages << LZ_PAGE_SHIFT;
+      span_free(heap, old);
+    }
+    if (heap->mcache_count < LZ_MEDIUM_CACHE && heap->mcache_bytes + bytes <= LZ_MEDIUM_CACHE_BYTES) {
+      s->flags &= (uint8_t)~SPAN_ZERO;
+      heap->mcache[heap->mcache_count++] = s;
+      heap->mcache_bytes += bytes;
+      heap->mcache_used_at = os_now_ms(); /* the janitor reads it too: not the tick's clock */
+      if (heap->mcache_count == 1) janitor_notify();
+      return;
+    }
+  }
+  span_free(heap, s);
+}
