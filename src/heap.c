@@ -431,7 +431,23 @@ static bool reclaim_for_retry(heap_t *heap) {
   return got > 0 || atomic_load_explicit(&lz_chunks_mapped, memory_order_relaxed) < chunks;
 }
 
+/* Large blocks need nothing of the heap: a thread that has one goes
+ * straight to large.c (ticking its heap as any slow path does); the full
+ * slow path is for its first call and for a retry when memory runs short. */
+static void *large_malloc_direct(heap_t *heap, size_t size, bool zero) {
+  void *p = large_malloc(size, LZ_PAGE_SIZE, zero);
+  if (lz_likely(p != NULL)) {
+    heap_tick(heap);
+    janitor_poll(heap);
+  }
+  return p;
+}
+
 void *heap_malloc_slow(heap_t *heap, size_t size, bool zero) {
+  if (size > LZ_MEDIUM_MAX && size <= LZ_MAX_ALLOC && lz_likely(heap != &lz_heap_empty)) {
+    void *p = large_malloc_direct(heap, size, zero);
+    if (lz_likely(p != NULL)) return p;
+  }
   heap = slow_enter(heap);
   if (heap == NULL) return NULL;
   void *p;
@@ -523,9 +539,15 @@ void heap_free_slow(void *p) {
   heap_t *self = lz_heap_tls;
   /* A thread that only frees must still give memory back. */
   if (self != &lz_heap_empty) heap_tick(self);
-  ptr_info_t info = ptr_resolve(p, "free");
-  if (info.large != NULL) large_free(info.large, p);
-  else heap_free_span(p, info.span);
+  bool freed;
+  large_t *l = large_lookup((uintptr_t)p, &freed);
+  if (lz_likely(l != NULL)) {
+    large_free(l, p);
+  } else {
+    ptr_info_t info = ptr_resolve(p, "free"); /* a span (a race with the fast path's look) or misuse */
+    if (info.large != NULL) large_free(info.large, p);
+    else heap_free_span(p, info.span);
+  }
   janitor_poll(self == &lz_heap_empty ? NULL : self);
 }
 

@@ -35,16 +35,19 @@
  * on one slot: put (0 -> range), take (range -> 0). A slot's value names its
  * range completely, so a CAS that succeeds took exactly the range it read
  * (no ABA); nothing of a cached range is touched before it is taken, except
- * its descriptor's expiry time, read as a hint. No lock: fork at any instant
- * leaves the child every slot as it was (a range another thread was moving
- * is leaked there, never shared), and any thread may trim at any time.
- * Ranges go back to the kernel by age: a range idle for ten purge delays is
- * unmapped by large_cache_trim (purge ticks, malloc_trim). The cache holds
- * at most max(LZMALLOC_LARGE_CACHE, the most large bytes live within the
- * last ten purge delays) (so a program that cycles through a working set
- * of large blocks keeps its pages); a range put beyond that gives back its
- * part above the limit; LZMALLOC_LARGE_CACHE=0 or a purge delay of 0
- * disables it.
+ * its descriptor's expiry time, read and written as a hint. No lock: fork
+ * at any instant leaves the child every slot as it was (a range another
+ * thread was moving is leaked there, never shared), and any thread may trim
+ * at any time. Ranges go back to the kernel by age (decay, not a count): a
+ * put reads no clock and leaves the expiry 0; the first large_cache_trim
+ * (purge ticks, the janitor, malloc_trim) to see the range stamps it with
+ * ten purge delays from then, and a later one unmaps it once that time has
+ * passed. The cache holds at most max(LZMALLOC_LARGE_CACHE, the most large
+ * bytes live within the current peak period, which trims restart every ten
+ * purge delays) (so a program that cycles through a working set of large
+ * blocks keeps its pages); a range put beyond that gives back its part
+ * above the limit; LZMALLOC_LARGE_CACHE=0 or a purge delay of 0 disables
+ * it.
  *
  * NUMA (numa.c): a new range is bound to the caller's node (or
  * interleaved) before its first touch, and its node is kept in the
@@ -193,24 +196,33 @@ static void peak_note(size_t live) {
 
 static uint64_t decay_ms(void) { return (uint64_t)opt_get(OPT_PURGE_DELAY) * LARGE_DELAY_FACTOR; }
 
+/* A new peak period once the last has lasted the decay time (trims do
+ * this: puts read no clock). */
+static void peak_age(uint64_t now) {
+  if (opt_get(OPT_PURGE_DELAY) > 0 && now - atomic_load_explicit(&xpeak_at, memory_order_relaxed) > decay_ms()) {
+    atomic_store_explicit(&xpeak, atomic_load_explicit(&lz_large_in_use, memory_order_relaxed), memory_order_relaxed);
+    atomic_store_explicit(&xpeak_at, now, memory_order_relaxed);
+  }
+}
+
 /* How much the cache may hold: LZMALLOC_LARGE_CACHE, or the most large
- * bytes live within the last decay period if more (a program whose live
+ * bytes live within the current peak period if more (a program whose live
  * set shrinks for a moment keeps its pages; one that stays smaller gives
  * them back). 0: no cache. */
-static size_t cache_limit(uint64_t now) {
+static size_t cache_limit(void) {
   long opt = opt_get(OPT_LARGE_CACHE);
   long delay = opt_get(OPT_PURGE_DELAY);
   if (LZ_LARGE_CACHE_ENTRIES == 0 || opt <= 0 || delay == 0) return 0;
   size_t live = atomic_load_explicit(&lz_large_in_use, memory_order_relaxed);
   size_t peak = atomic_load_explicit(&xpeak, memory_order_relaxed);
-  if (delay > 0 && now - atomic_load_explicit(&xpeak_at, memory_order_relaxed) > decay_ms()) {
-    atomic_store_explicit(&xpeak, live, memory_order_relaxed); /* a new period */
-    atomic_store_explicit(&xpeak_at, now, memory_order_relaxed);
-    peak = live;
-  }
   if (live > peak) peak = live;
   return peak > (size_t)opt ? peak : (size_t)opt;
 }
+
+/* When a cached range may go back: its descriptor says 0 until a trim
+ * first sees it there and stamps it (so a put reads no clock). Unstamped
+ * ranges are the newest. */
+static uint64_t expire_order(uint64_t e) { return e == 0 ? UINT64_MAX : e; }
 
 /* Unmaps the cached range that expires first (every slot is full). False
  * if there is none. */
@@ -221,7 +233,7 @@ static bool cache_evict_oldest(void) {
     for (size_t i = 0, n = slots_seen(); i < n; i++) {
       uint64_t v = atomic_load_explicit(&slots[i], memory_order_relaxed);
       if (v == 0) continue;
-      uint64_t e = slot_expire(v);
+      uint64_t e = expire_order(slot_expire(v));
       if (best == 0 || e < best_exp) {
         best = v;
         best_exp = e;
@@ -241,8 +253,7 @@ static bool cache_evict_oldest(void) {
  * the cache, merged with cached ranges of its node that touch it, or back
  * to the kernel. */
 static void cache_put(uintptr_t base, size_t size, unsigned node) {
-  uint64_t now = os_now_ms();
-  size_t limit = cache_limit(now);
+  size_t limit = cache_limit();
   if (limit == 0) {
     range_unmap(base, size, node);
     return;
@@ -283,9 +294,7 @@ static void cache_put(uintptr_t base, size_t size, unsigned node) {
     range_unmap(base, size, node);
     return;
   }
-  long delay = opt_get(OPT_PURGE_DELAY);
-  uint64_t expire = delay < 0 ? UINT64_MAX : now + decay_ms();
-  atomic_store_explicit(&d->xexpire, expire, memory_order_relaxed);
+  atomic_store_explicit(&d->xexpire, 0, memory_order_relaxed); /* stamped by the next trim */
   atomic_store_explicit(&d->xnode, node, memory_order_relaxed);
   uint64_t v = slot_encode(base, size);
   for (int attempt = 0; attempt < 2; attempt++) {
@@ -513,10 +522,21 @@ void *large_realloc(large_t *l, void *p, size_t size) {
 size_t large_cache_trim(bool force) {
   if (LZ_LARGE_CACHE_ENTRIES == 0) return 0;
   uint64_t now = os_now_ms();
+  peak_age(now);
+  long delay = opt_get(OPT_PURGE_DELAY);
   size_t freed = 0;
   for (size_t i = 0, n = slots_seen(); i < n; i++) {
     uint64_t v = atomic_load_explicit(&slots[i], memory_order_relaxed);
-    if (v == 0 || (!force && slot_expire(v) > now)) continue;
+    if (v == 0) continue;
+    if (!force) {
+      uint64_t e = slot_expire(v);
+      if (e == 0) { /* first seen: its decay starts now (a hint, see expire_order) */
+        large_t *d = desc_get(unit_of(slot_base(v)));
+        if (d != NULL) atomic_store_explicit(&d->xexpire, delay < 0 ? UINT64_MAX : now + decay_ms(), memory_order_relaxed);
+        continue;
+      }
+      if (e > now) continue;
+    }
     if (!slot_take(i, v)) continue;
     range_unmap(slot_base(v), slot_size(v), slot_node(v));
     freed += slot_size(v);

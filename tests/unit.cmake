@@ -28,6 +28,8 @@
 #                    malloc_usable_size unaffected
 #   large_reuse      freed large memory reused across sizes (mapped bytes
 #                    flat), calloc of reused memory zero, exact statistics
+#   large_decay      freed large ranges cached, given back by time (not
+#                    before the decay time, not never) by the slow paths
 #   large_xthread    large blocks freed by other threads reused; threads
 #                    swapping large blocks through the lock-free cache
 #   large_fork       fork while a thread allocates large blocks under a FILE
@@ -102,6 +104,8 @@ lz_test(NAME large_remap KIND PREFIXED LABELS unit TIMEOUT 120
         SOURCES ${_lz_t}/large_remap.c)
 lz_test(NAME large_reuse KIND PREFIXED LABELS unit stats TIMEOUT 120
         SOURCES ${_lz_t}/large_reuse.c)
+lz_test(NAME large_decay KIND PREFIXED LABELS unit stats TIMEOUT 120
+        SOURCES ${_lz_t}/large_decay.c)
 lz_test(NAME large_xthread KIND PREFIXED LABELS stress stats TIMEOUT 240
         SOURCES ${_lz_t}/large_xthread.c)
 # large_fork arms alarm(60) itself. Not under TSan: its runtime holds its
