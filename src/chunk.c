@@ -92,6 +92,12 @@ chunk_t *chunk_alloc(heap_t *heap) {
   if (c == NULL) {
     c = os_map_aligned(LZ_CHUNK_SIZE, LZ_CHUNK_SIZE);
     if (c == NULL) return NULL;
+    /* Level 2: the header's last page is a guard (internal.h); a chunk is
+     * never used without it. */
+    if (lz_secure2 && os_protect_none((uint8_t *)c + (LZ_HEADER_PAGES - 1) * LZ_PAGE_SIZE, LZ_PAGE_SIZE) != 0) {
+      os_unmap(c, LZ_CHUNK_SIZE);
+      return NULL;
+    }
     /* Before the first touch, so that its faults take huge pages. */
     if (opt_get(OPT_HUGEPAGES) == HUGE_ALWAYS && os_hugepage(c, LZ_CHUNK_SIZE, false) == 0)
       c->huge = CHUNK_HUGE_ADVISED; /* huge_at 0: collapsed once dense */

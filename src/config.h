@@ -13,9 +13,12 @@
  *   2  level 1 plus, in the slow paths only (secure.c): keyed headers and
  *      canaries checked at free and realloc, the usable size equal to the
  *      requested size, freed blocks filled and checked on reuse after a
- *      quarantine, random slot order, guard pages after every slab and
- *      around every medium block and after every large block. Also
- *      selected at run time by LZMALLOC_SECURE=2. */
+ *      quarantine, random slot order, guard pages after every slab,
+ *      around every medium block, at the end of every chunk header and
+ *      after every large block (whose canaries and requested size are
+ *      kept too), and a SIGSEGV handler that names the block a run into a
+ *      guard page came from. Also selected at run time by
+ *      LZMALLOC_SECURE=2. */
 #ifndef LZ_SECURE
 #define LZ_SECURE 1
 #endif

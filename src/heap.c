@@ -590,6 +590,21 @@ static void heap_free_span(void *p, span_t *s) {
   }
 }
 
+/* realloc of a block whose first word looks like a free-list link: the
+ * owner confirms against its lists (as free does) and reports. */
+static void realloc_screen(void *p, span_t *s) {
+  heap_t *heap = lz_heap_tls;
+  lz_block_t *b = (lz_block_t *)p;
+  if (span_chunk(s)->heap != heap) {
+    if (remote_in_flight(b)) lz_fatal_pointer("double free", "realloc", p);
+    return;
+  }
+  heap_enter(heap);
+  if ((s->kind == SPAN_SLAB && slab_contains_free(s, b)) || remote_in_flight(b))
+    lz_fatal_pointer("double free", "realloc", p);
+  heap_leave(heap);
+}
+
 size_t heap_usable_size(const void *p, const char *func) {
   if (p == NULL) return 0;
   if (lz_secure2 && chunkmap_kind((uintptr_t)p) == CHUNK_SPANS) return secure_usable(p, func);
@@ -614,7 +629,10 @@ void *heap_realloc(void *p, size_t size) {
     usable = large_usable(info.large);
   } else {
     usable = info.span->block_size;
-    if (size <= usable && size >= usable / 2) return p;
+    /* A block that looks free is never handed back in place: its owner
+     * confirms a double free here, else free_fast below screens it. */
+    if (LZ_SECURE && block_maybe_free((lz_block_t *)p)) realloc_screen(p, info.span);
+    else if (size <= usable && size >= usable / 2) return p;
   }
   void *n = malloc_fast(size);
   if (n == NULL) return NULL;

@@ -139,7 +139,8 @@ enum { SPAN_FULL = 1, SPAN_ZERO = 2 }; /* flags */
 typedef struct span_s {
   lz_block_t *free;         /* owner: blocks ready to hand out */
   lz_block_t *local_free;   /* owner: blocks the owner freed (level 2:
-                               the slab's out-of-band slot bitmap, secure.c) */
+                               a slab's out-of-band slot bitmap, a medium
+                               span's block, secure.c) */
   _Atomic(struct heap_s *) xfast_owner; /* heap for a non-full slab, else
                                NULL: the free fast path's one owner check */
   struct span_s *next;      /* owner: class queue links */
@@ -163,6 +164,7 @@ _Static_assert(sizeof(span_t) == 64 && LZ_CACHE_LINE % 64 == 0, "span_t must fil
  *
  *   +-----------------------------+ chunk (2 MiB aligned)
  *   | chunk_t header (9 pages)    |  links, bitmaps, pagemap, spans[512]
+ *   | (level 2: a guard page)     |
  *   +-----------------------------+ page LZ_HEADER_PAGES
  *   | spans: runs of 4 KiB pages  |
  *   |  ...                        |
@@ -206,9 +208,13 @@ typedef struct chunk_s {
   span_t spans[LZ_CHUNK_PAGES];
 } chunk_t;
 
-#define LZ_HEADER_PAGES ((sizeof(chunk_t) + LZ_PAGE_SIZE - 1) / LZ_PAGE_SIZE)
+#define LZ_HEADER_BASE_PAGES ((sizeof(chunk_t) + LZ_PAGE_SIZE - 1) / LZ_PAGE_SIZE)
+/* At hardening level 2 (lz_secure2, fixed at start-up) the header has one
+ * more page, a PROT_NONE guard (chunk.c) between the chunk_t and the first
+ * span, so that no underflow from a block reaches the span descriptors. */
+#define LZ_HEADER_PAGES (LZ_HEADER_BASE_PAGES + (size_t)lz_secure2)
 #define LZ_USABLE_PAGES (LZ_CHUNK_PAGES - LZ_HEADER_PAGES)
-_Static_assert(LZ_HEADER_PAGES == 9, "chunk header layout changed");
+_Static_assert(LZ_HEADER_BASE_PAGES == 9, "chunk header layout changed");
 _Static_assert(offsetof(chunk_t, spans) % LZ_CACHE_LINE == 0, "spans must be cache aligned");
 
 /* ---------------------------------------------------------------------------
@@ -218,6 +224,7 @@ _Static_assert(offsetof(chunk_t, spans) % LZ_CACHE_LINE == 0, "spans must be cac
  *
  *   p (2 MiB aligned)                                   p + size
  *   | user block ...                          [guard]  |
+ *   (level 2: | user block | canary | guard | rest of the range ... |)
  *   chunk map[p >> 21] == CHUNK_LARGE  ->  large_t in the side table
  *
  * p is a live large block iff p is 2 MiB aligned, its chunk map byte is
@@ -230,7 +237,9 @@ typedef struct large_s {
   _Atomic(size_t) xsize;      /* live: bytes of the block's range (guard included) */
   _Atomic(uint64_t) xexpire;  /* a cached range starting here: when it may go back */
   _Atomic(uint32_t) xnode;    /* NUMA node of the range starting here (numa.c) */
-  _Atomic(uint32_t) xguard;   /* live: guard bytes at the end (LZMALLOC_SECURE=2) */
+  _Atomic(uint32_t) xguard;   /* live: guard bytes (LZMALLOC_SECURE=2), else 0 */
+  _Atomic(size_t) xreq;       /* live with a guard: the size asked for; the guard page
+                                 follows its last page, canary bytes fill the rest of that page */
 } large_t;
 
 /* ---------------------------------------------------------------------------
@@ -445,6 +454,13 @@ void os_thread_name(const char *name);                        /* the calling thr
 size_t os_resident_bytes(void);
 long os_read_file(const char *path, char *buf, size_t n); /* bytes read or -1 */
 lz_noreturn void os_abort(void);
+/* Hardening level 2: a SIGSEGV handler that calls hook(address) for every
+ * write or read of a PROT_NONE page (the hook reports and aborts if the
+ * page is one of our guards, else returns); other faults, and those the
+ * hook returns from, go to the action installed before ours (called with
+ * the same arguments), or to the default action. A program that installs
+ * its own handler later replaces ours. 0 or an errno value. */
+int os_fault_hook(void (*hook)(uintptr_t addr));
 /* Thread exit and fork (pthread keys and handlers, owned by os.c): the
  * hook fn(value) runs at the exit of a thread that armed it with a non-NULL
  * value; arming fails (EINVAL) when the hook could not be created. */
@@ -510,6 +526,11 @@ lz_inline long opt_get(lz_option_t o) { return lz_opt_values[o]; }
 
 /* security.c */
 extern uintptr_t lz_key;
+extern uint64_t lz_canary; /* the secret canary word (hardening level 2) */
+/* Fills [from, to) with the pattern of word w (the byte at address a is
+ * byte a & 7 of w); check returns the first byte that differs, or NULL. */
+void lz_pattern_fill(uint8_t *from, uint8_t *to, uint64_t w);
+uint8_t *lz_pattern_check(uint8_t *from, uint8_t *to, uint64_t w);
 void security_init(void);
 lz_cold lz_noreturn void lz_fatal_pointer(const char *what, const char *func, const void *p);
 lz_cold lz_noreturn void lz_assert_fail(const char *cond, const char *file, int line);
@@ -579,6 +600,7 @@ large_t *large_lookup(uintptr_t a, bool *freed);
 void large_free(large_t *l, void *p);
 void *large_realloc(large_t *l, void *p, size_t size);
 size_t large_usable(const large_t *l);
+uintptr_t large_guard_owner(uintptr_t a); /* the live block whose guard page holds a, or 0 */
 size_t large_cache_trim(bool force);   /* any thread, any time */
 bool large_cache_empty(void);
 extern _Atomic(size_t) lz_large_mapped;

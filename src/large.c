@@ -2,8 +2,12 @@
  * chunk), and the lock-free cache of freed large ranges.
  *
  * Layout. A block is a range of whole pages [p, p + size) starting on a
- * 2 MiB boundary (on its alignment, if larger); with LZMALLOC_SECURE=2 its
- * last page is a PROT_NONE guard. Its descriptor (large_t) is out of band,
+ * 2 MiB boundary (on its alignment, if larger). With LZMALLOC_SECURE=2 the
+ * page after the block's last page is a PROT_NONE guard (the rest of the
+ * range after it stays unused), the bytes between the requested size and
+ * that page are canary bytes (security.c's pattern of lz_canary), checked
+ * at free and realloc ("buffer overflow"), and the usable size is the
+ * requested size. Its descriptor (large_t) is out of band,
  * in a side table indexed by p's 2 MiB unit and found through the chunk map
  * (internal.h): nothing in or next to the user's pages belongs to us, so a
  * program may underflow, mprotect or remap the pages around its block.
@@ -68,7 +72,7 @@ _Atomic(size_t) lz_large_in_use;
 #define DESC_LEAF_BITS 12
 #define DESC_LEAF_SIZE ((size_t)1 << DESC_LEAF_BITS)
 #define DESC_LEAVES (LZ_CHUNKMAP_SIZE >> DESC_LEAF_BITS)
-_Static_assert(sizeof(large_t) == 32, "large_t size");
+_Static_assert(sizeof(large_t) == 40, "large_t size");
 _Static_assert((DESC_LEAF_SIZE * sizeof(large_t)) % LZ_PAGE_SIZE == 0, "leaf of whole pages");
 
 static _Atomic(large_t *) desc_leaves[DESC_LEAVES];
@@ -412,7 +416,39 @@ static uintptr_t range_grow(uintptr_t base, size_t *size, size_t need, unsigned 
  * Blocks
  * ------------------------------------------------------------------------- */
 size_t large_usable(const large_t *l) {
-  return atomic_load_explicit(&l->xsize, memory_order_relaxed) - atomic_load_explicit(&l->xguard, memory_order_relaxed);
+  if (atomic_load_explicit(&l->xguard, memory_order_relaxed) != 0) return atomic_load_explicit(&l->xreq, memory_order_relaxed);
+  return atomic_load_explicit(&l->xsize, memory_order_relaxed);
+}
+
+/* The guard page of the live block at p described by l (with a guard). */
+static uint8_t *guard_of(const large_t *l, void *p) {
+  return (uint8_t *)p + page_round(atomic_load_explicit(&l->xreq, memory_order_relaxed));
+}
+
+/* Level 2: the canary bytes after the block are intact, or the block is
+ * reported (naming func) and the process aborts. */
+static void canary_check(const large_t *l, void *p, const char *func) {
+  if (atomic_load_explicit(&l->xguard, memory_order_relaxed) == 0) return;
+  uint8_t *end = (uint8_t *)p + atomic_load_explicit(&l->xreq, memory_order_relaxed);
+  if (lz_unlikely(lz_pattern_check(end, guard_of(l, p), lz_canary) != NULL))
+    lz_fatal_pointer("buffer overflow", func, p);
+}
+
+uintptr_t large_guard_owner(uintptr_t a) {
+  /* Down from a's unit to the block's first (a bounded walk: this runs
+   * only in a fault handler). */
+  for (uintptr_t u = unit_of(a), steps = 0; u > 0 && steps < ((uintptr_t)1 << 16); u--, steps++) {
+    uintptr_t base = u << LZ_CHUNK_SHIFT;
+    uint8_t kind = chunkmap_kind(base);
+    if (kind == CHUNK_SPANS) return 0;
+    if (kind != CHUNK_LARGE) continue;
+    bool freed;
+    large_t *l = large_lookup(base, &freed);
+    if (l == NULL || atomic_load_explicit(&l->xguard, memory_order_relaxed) == 0) return 0;
+    uintptr_t g = (uintptr_t)guard_of(l, (void *)base);
+    return a >= g && a < g + LZ_PAGE_SIZE ? base : 0;
+  }
+  return 0;
 }
 
 static unsigned large_node(const large_t *l) { return atomic_load_explicit(&l->xnode, memory_order_relaxed); }
@@ -422,19 +458,24 @@ static unsigned large_node(const large_t *l) { return atomic_load_explicit(&l->x
  * (a new block is never handed out unguarded; the range is then the
  * caller's), else the block has no guard (realloc: the user's data was
  * already moved, and losing it is worse). */
-static void *block_make(uintptr_t base, size_t size, unsigned node, large_t *d, bool strict) {
+static void *block_make(uintptr_t base, size_t size, size_t req, unsigned node, large_t *d, bool strict) {
   size_t guard = guard_bytes();
-  if (guard && os_protect_none((void *)(base + size - guard), guard) != 0) {
+  uint8_t *g = (uint8_t *)base + page_round(req);
+  lz_assert(!guard || (uintptr_t)g + guard <= base + size);
+  if (guard && os_protect_none(g, guard) != 0) {
     if (strict) return NULL;
     guard = 0;
   }
+  if (guard) lz_pattern_fill((uint8_t *)base + req, g, lz_canary);
   if (size > LZ_CHUNK_SIZE) units_clear(base + LZ_CHUNK_SIZE, size - LZ_CHUNK_SIZE);
+  size_t usable = guard ? req : size;
   atomic_store_explicit(&d->xsize, size, memory_order_relaxed);
+  atomic_store_explicit(&d->xreq, req, memory_order_relaxed);
   atomic_store_explicit(&d->xguard, (uint32_t)guard, memory_order_relaxed);
   atomic_store_explicit(&d->xnode, node, memory_order_relaxed);
   atomic_store_explicit(&d->xcheck, lz_key ^ base, memory_order_relaxed);
   chunkmap_set(base, CHUNK_LARGE);
-  peak_note(atomic_fetch_add_explicit(&lz_large_in_use, size - guard, memory_order_relaxed) + size - guard);
+  peak_note(atomic_fetch_add_explicit(&lz_large_in_use, usable, memory_order_relaxed) + usable);
   return (void *)base;
 }
 
@@ -468,7 +509,7 @@ void *large_malloc(size_t size, size_t align, bool zero) {
     dirty = 0;
   }
   large_t *d = desc_make(unit_of(base));
-  void *p = d != NULL ? block_make(base, got, node, d, true) : NULL;
+  void *p = d != NULL ? block_make(base, got, size, node, d, true) : NULL;
   if (p == NULL) {
     range_unmap(base, got, node);
     return NULL;
@@ -478,11 +519,12 @@ void *large_malloc(size_t size, size_t align, bool zero) {
 }
 
 void large_free(large_t *l, void *p) {
+  canary_check(l, p, "free");
   size_t size = atomic_load_explicit(&l->xsize, memory_order_relaxed);
   size_t guard = atomic_load_explicit(&l->xguard, memory_order_relaxed);
-  atomic_fetch_sub_explicit(&lz_large_in_use, size - guard, memory_order_relaxed);
+  atomic_fetch_sub_explicit(&lz_large_in_use, large_usable(l), memory_order_relaxed);
   atomic_store_explicit(&l->xcheck, lz_key ^ (uintptr_t)p ^ 1, memory_order_relaxed);
-  if (guard) os_protect_rw((uint8_t *)p + size - guard, guard);
+  if (guard) os_protect_rw(guard_of(l, p), guard);
   cache_put((uintptr_t)p, size, large_node(l));
   janitor_notify(); /* cached ranges expire even if nobody calls again */
 }
@@ -492,13 +534,16 @@ void large_free(large_t *l, void *p) {
  * (or the new guard page): the block is then unchanged. */
 void *large_realloc(large_t *l, void *p, size_t size) {
   if (size > LZ_MAX_ALLOC) return NULL;
+  canary_check(l, p, "realloc");
   uintptr_t base = (uintptr_t)p;
   size_t old = atomic_load_explicit(&l->xsize, memory_order_relaxed);
   size_t old_guard = atomic_load_explicit(&l->xguard, memory_order_relaxed);
+  size_t old_usable = large_usable(l);
   size_t need = page_round(size) + guard_bytes();
-  if (need <= old && chunk_round(need) >= old && old_guard == guard_bytes()) return p;
+  if (need <= old && chunk_round(need) >= old && old_guard == 0 && guard_bytes() == 0) return p;
   unsigned node = large_node(l);
-  if (old_guard) os_protect_rw((uint8_t *)p + old - old_guard, old_guard);
+  uint8_t *old_g = old_guard ? guard_of(l, p) : NULL;
+  if (old_guard) os_protect_rw(old_g, old_guard);
   size_t got = old, dirty = old;
   uintptr_t nb = base;
   if (need <= old) {
@@ -506,17 +551,17 @@ void *large_realloc(large_t *l, void *p, size_t size) {
   } else {
     nb = range_grow(base, &got, need, node, &dirty);
     if (nb == 0) {
-      if (old_guard) os_protect_none((uint8_t *)p + old - old_guard, old_guard);
+      if (old_guard) os_protect_none(old_g, old_guard);
       return NULL;
     }
   }
-  atomic_fetch_sub_explicit(&lz_large_in_use, old - old_guard, memory_order_relaxed);
+  atomic_fetch_sub_explicit(&lz_large_in_use, old_usable, memory_order_relaxed);
   large_t *d = l;
   if (nb != base) {
     atomic_store_explicit(&l->xcheck, 0, memory_order_relaxed);
     d = desc_get(unit_of(nb)); /* made by range_grow */
   }
-  return block_make(nb, got, node, d, false);
+  return block_make(nb, got, size, node, d, false);
 }
 
 size_t large_cache_trim(bool force) {

@@ -356,6 +356,50 @@ size_t os_resident_bytes(void) {
 void os_abort(void) { abort(); }
 
 /* ---------------------------------------------------------------------------
+ * Guard-page faults (hardening level 2)
+ * ------------------------------------------------------------------------- */
+/* The SIGSEGV action we replaced: a fault that is none of ours goes there.
+ * Written once, before our handler is installed. */
+static struct sigaction segv_prev;
+static void (*segv_hook)(uintptr_t addr);
+
+static void segv_handler(int sig, siginfo_t *si, void *ctx) {
+  int saved = errno;
+  /* A write to a PROT_NONE page is SEGV_ACCERR; the hook aborts if the
+   * page is one of our guards. */
+  if (si != NULL && si->si_code == SEGV_ACCERR && segv_hook != NULL) segv_hook((uintptr_t)si->si_addr);
+  if (segv_prev.sa_flags & SA_SIGINFO) {
+    if (segv_prev.sa_sigaction != NULL) {
+      errno = saved;
+      segv_prev.sa_sigaction(sig, si, ctx);
+      return;
+    }
+  } else if (segv_prev.sa_handler != SIG_DFL && segv_prev.sa_handler != SIG_IGN) {
+    errno = saved;
+    segv_prev.sa_handler(sig);
+    return;
+  }
+  /* No handler before ours: the previous action back, and the faulting
+   * instruction runs again and dies as it would have without us. */
+  sigaction(SIGSEGV, &segv_prev, NULL);
+  errno = saved;
+}
+
+int os_fault_hook(void (*hook)(uintptr_t addr)) {
+  int saved = errno;
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_sigaction = segv_handler;
+  sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
+  sigemptyset(&sa.sa_mask);
+  int rc = 0;
+  segv_hook = hook;
+  if (sigaction(SIGSEGV, NULL, &segv_prev) != 0 || sigaction(SIGSEGV, &sa, NULL) != 0) rc = errno;
+  errno = saved;
+  return rc;
+}
+
+/* ---------------------------------------------------------------------------
  * NUMA
  * ------------------------------------------------------------------------- */
 static struct {

@@ -43,6 +43,7 @@
  */
 #include "internal.h"
 #include "security.h"
+#include "sizeclass.h"
 
 _Static_assert(LZ_REMOTE_BATCH <= LZ_ALIGN, "batch count lives in the tail pointer's alignment bits");
 
@@ -80,10 +81,24 @@ static void batch_flush(heap_t *self, unsigned i) {
   self->rbatch_pending &= ~(1u << i);
 }
 
+/* Does word 0 of b decode to NULL or to a block boundary of its slab s?
+ * So it does for every block on the owner's lists (their links stay in
+ * their span). A block handed out has word 0 cleared (or zero memory), so
+ * user data decodes so only by chance, (reserved + 1) in 2^64 without the
+ * key: the freeing thread aborts at once, never waiting for an owner that
+ * may not collect for a long time. (Reads only fields fixed while the span
+ * has a live block.) */
+static bool link_in_span(const span_t *s, const lz_block_t *b) {
+  uintptr_t d = (uintptr_t)block_next(b), start = (uintptr_t)span_start(s);
+  if (d == 0) return true;
+  if (d < start || d - start >= ((uintptr_t)s->npages << LZ_PAGE_SHIFT)) return false;
+  return block_index(d - start, s->inv, s->shift) < s->reserved;
+}
+
 void remote_free(heap_t *self, span_t *s, lz_block_t *b) {
   bool suspect = false;
   if (LZ_SECURE && lz_unlikely(block_maybe_free(b))) {
-    if (remote_in_flight(b)) lz_fatal_pointer("double free", "free", b);
+    if (remote_in_flight(b) || (s->kind == SPAN_SLAB && link_in_span(s, b))) lz_fatal_pointer("double free", "free", b);
     suspect = true;
   }
   if (LZ_SECURE) block_set_next(b + 1, b); /* word 1: in flight */

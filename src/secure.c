@@ -1,7 +1,10 @@
 /* secure.c: hardening level 2 (LZMALLOC_SECURE=2, or a build with
  * LZ_SECURE=2 such as liblzmalloc-secure.so): every small and medium block
  * is served here, in the slow paths; large blocks keep large.c's layout
- * (with its guard page after the block).
+ * (canary bytes up to a guard page after the block's last page, the
+ * requested size in their out-of-band descriptor; checked by large.c and
+ * by secure_check_size here). Faults in every guard page are reported by
+ * secure_fault (below), through os.c's SIGSEGV handler.
  *
  * Level 2 never uses the inlined fast paths (alloc.h). Their contract:
  * malloc's fast path pops only from spans reachable through heap->direct[]
@@ -42,9 +45,11 @@
  *
  * Out-of-band state: which slots of a slab are free is a bitmap in a
  * separate mapping (secure_heap_t's meta area), pointed to by the span's
- * `local_free` field (unused otherwise at level 2); slots are picked at
- * random from it. Every slab span ends with a PROT_NONE guard page and
- * every medium span has one before and one after its block.
+ * `local_free` field (a medium span's holds its block's address); slots
+ * are picked at random from it. Every slab span ends with a PROT_NONE
+ * guard page, every medium span has one before and one after its block,
+ * and every chunk's header ends with one (internal.h, LZ_HEADER_PAGES), so
+ * no run from a block reaches a span descriptor or chunk header.
  *
  * Locking: a heap's level-2 spans and bitmaps are guarded by its
  * secure_heap_t lock, taken by the owner to allocate and by any thread
@@ -100,12 +105,14 @@ typedef struct secure_heap_s {
   size_t q_bytes;
 } secure_heap_t;
 
-static uint64_t k_size, k_head, w_canary, w_free, w_fresh;
+static uint64_t k_size, k_head, w_free, w_fresh;
+
+static void secure_fault(uintptr_t a);
 
 void secure_init(void) {
   lz_secure2 = opt_get(OPT_SECURE) >= 2;
   uint64_t x = lz_key;
-  uint64_t *outs[5] = {&k_size, &k_head, &w_canary, &w_free, &w_fresh};
+  uint64_t *outs[5] = {&k_size, &k_head, &lz_canary, &w_free, &w_fresh};
   for (int i = 0; i < 5; i++) {
     x += 0x9e3779b97f4a7c15ull;
     uint64_t z = x;
@@ -113,35 +120,16 @@ void secure_init(void) {
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
     *outs[i] = z ^ (z >> 31);
   }
-  if (w_free == w_canary) w_free ^= 1;
-  if (w_fresh == w_free || w_fresh == w_canary) w_fresh ^= 2;
+  if (w_free == lz_canary) w_free ^= 1;
+  if (w_fresh == w_free || w_fresh == lz_canary) w_fresh ^= 2;
+  if (lz_secure2) {
+    int rc = os_fault_hook(secure_fault);
+    if (rc != 0) lz_message("warning: no SIGSEGV handler, guard-page faults are not reported; error ", "", (uintptr_t)rc, 2);
+  }
 }
 
 lz_inline uint64_t mix(uintptr_t p) { return (uint64_t)p * 0xd6e8feb86659fd93ull; }
 
-/* ---------------------------------------------------------------------------
- * Patterns: byte at address a is byte (a & 7) of the word.
- * ------------------------------------------------------------------------- */
-lz_inline uint8_t pat_byte(uint64_t w, uintptr_t a) { return (uint8_t)(w >> ((a & 7) * 8)); }
-
-static void pat_fill(uint8_t *from, uint8_t *to, uint64_t w) {
-  while (from < to && ((uintptr_t)from & 7)) { *from = pat_byte(w, (uintptr_t)from); from++; }
-  for (; from + 8 <= to; from += 8) *(uint64_t *)(void *)from = w;
-  for (; from < to; from++) *from = pat_byte(w, (uintptr_t)from);
-}
-
-/* First address in [from, to) not holding the pattern, or NULL. */
-static uint8_t *pat_check(uint8_t *from, uint8_t *to, uint64_t w) {
-  while (from < to && ((uintptr_t)from & 7)) {
-    if (*from != pat_byte(w, (uintptr_t)from)) return from;
-    from++;
-  }
-  for (; from + 8 <= to; from += 8)
-    if (*(uint64_t *)(void *)from != w) break;
-  for (; from < to; from++)
-    if (*from != pat_byte(w, (uintptr_t)from)) return from;
-  return NULL;
-}
 
 /* ---------------------------------------------------------------------------
  * Per-heap state
@@ -216,7 +204,7 @@ static span_t *slab_new_secure(heap_t *heap, secure_heap_t *sh, unsigned cls) {
   size_t usable = (pages - 1) << LZ_PAGE_SHIFT; /* last page: guard */
   os_protect_none(start + usable, LZ_PAGE_SIZE);
   uint32_t n = (uint32_t)((usable - SLAB_LEAD) / bs);
-  pat_fill(start, start + SLAB_LEAD, w_canary);
+  lz_pattern_fill(start, start + SLAB_LEAD, lz_canary);
   lz_assert(n <= SLAB_BITMAP_WORDS * 64);
   s->block_size = bs;
   s->inv = block_inv_of(bs);
@@ -229,7 +217,7 @@ static span_t *slab_new_secure(heap_t *heap, secure_heap_t *sh, unsigned cls) {
     bits[w] = lo >= n ? 0 : (n - lo >= 64 ? ~0ull : (1ull << (n - lo)) - 1);
   }
   s->local_free = (lz_block_t *)(void *)bits;
-  pat_fill(start + SLAB_LEAD, start + SLAB_LEAD + (size_t)n * bs, w_fresh); /* free slots hold F or N */
+  lz_pattern_fill(start + SLAB_LEAD, start + SLAB_LEAD + (size_t)n * bs, w_fresh); /* free slots hold F or N */
   if (LZ_STATS) {
     heap->stats.class_slabs[cls]++;
     heap->stats.class_pages[cls] += (uint32_t)pages;
@@ -327,6 +315,7 @@ static uint8_t *medium_take(heap_t *heap, secure_heap_t *sh, size_t size, size_t
     for (size_t i = first + 1; i < first + npages; i++) c->pagemap[i] = (uint16_t)first;
   }
   uint8_t *p = start + off;
+  s->local_free = (lz_block_t *)(void *)p; /* the block (guard-page reports) */
   *slot = start + LZ_PAGE_SIZE;
   *end = start + (npages - 1) * LZ_PAGE_SIZE;
   return p;
@@ -421,7 +410,7 @@ static void block_resolve(const void *ptr, const char *func, bool tail, block_in
   }
   bi->size = h[0] ^ k_size ^ mix((uintptr_t)p);
   if (lz_unlikely(bi->size >= (size_t)(bi->end - p))) lz_fatal_pointer("buffer underflow", func, p);
-  if (tail && lz_unlikely(pat_check(p + bi->size, bi->end, w_canary) != NULL))
+  if (tail && lz_unlikely(lz_pattern_check(p + bi->size, bi->end, lz_canary) != NULL))
     lz_fatal_pointer("buffer overflow", func, p);
 }
 
@@ -429,7 +418,7 @@ static void block_resolve(const void *ptr, const char *func, bool tail, block_in
  * Quarantine (owner of `sh` only)
  * ------------------------------------------------------------------------- */
 static void fill_check(const q_entry_t *e, const char *func) {
-  if (pat_check(e->slot, e->end, w_free) != NULL) lz_fatal_pointer("write after free", func, e->p);
+  if (lz_pattern_check(e->slot, e->end, w_free) != NULL) lz_fatal_pointer("write after free", func, e->p);
 }
 
 /* The oldest entry leaves: its slot becomes free (checked again on reuse). */
@@ -531,19 +520,19 @@ void *secure_malloc(heap_t *heap, size_t size, size_t align, bool zero) {
     if (slot == NULL) return NULL;
     end = slot + lz_class_size[cls];
     uint64_t w = *(uint64_t *)(void *)slot == w_fresh ? w_fresh : w_free;
-    if (pat_check(slot, end, w) != NULL) lz_fatal_pointer("write after free", "malloc", slot + HEADER);
+    if (lz_pattern_check(slot, end, w) != NULL) lz_fatal_pointer("write after free", "malloc", slot + HEADER);
     p = (uint8_t *)(((uintptr_t)slot + HEADER + align - 1) & ~(uintptr_t)(align - 1));
     lz_assert(p + size < end);
   } else {
     p = medium_take(heap, sh, size, align, &slot, &end);
     if (p == NULL) return NULL;
   }
-  pat_fill(slot, p - HEADER, w_canary);
+  lz_pattern_fill(slot, p - HEADER, lz_canary);
   uint64_t *h = (uint64_t *)(void *)(p - HEADER);
   h[0] = size ^ k_size ^ mix((uintptr_t)p);
   h[1] = k_head ^ (uintptr_t)p;
   if (zero) memset(p, 0, size);
-  pat_fill(p + size, end, w_canary);
+  lz_pattern_fill(p + size, end, lz_canary);
   if (LZ_STATS) heap->stats.in_use += (int64_t)size;
   return p;
 }
@@ -554,7 +543,7 @@ void secure_free(void *ptr, const char *func) {
   block_info_t bi;
   block_resolve(ptr, func, true, &bi);
   uint8_t *p = (uint8_t *)ptr;
-  pat_fill(bi.slot, bi.end, w_free);
+  lz_pattern_fill(bi.slot, bi.end, w_free);
   if (self == NULL) return; /* no heap for a quarantine: the block stays out */
   if (LZ_STATS) self->stats.in_use -= (int64_t)bi.size;
   secure_heap_t *sh = secure_of(self);
@@ -581,7 +570,15 @@ void *secure_realloc(void *p, size_t size) {
 }
 
 void secure_check_size(const void *p, size_t size, const char *func) {
-  if (chunkmap_kind((uintptr_t)p) != CHUNK_SPANS) return; /* large: size not kept */
+  if (chunkmap_kind((uintptr_t)p) != CHUNK_SPANS) {
+    bool freed;
+    large_t *l = large_lookup((uintptr_t)p, &freed);
+    /* Large blocks with a guard keep the size asked for (large.c); the
+     * free that follows reports anything else. */
+    if (l != NULL && atomic_load_explicit(&l->xguard, memory_order_relaxed) != 0 && large_usable(l) != size)
+      lz_fatal_pointer("size mismatch", func, p);
+    return;
+  }
   block_info_t bi;
   block_resolve(p, func, false, &bi);
   if (bi.size != size) lz_fatal_pointer("size mismatch", func, p);
@@ -627,6 +624,100 @@ bool secure_block_bounds(const void *a, const uint8_t **lo, const uint8_t **hi) 
   *lo = bi.slot; /* an aligned block: its slot bounds it */
   *hi = bi.end;
   return true;
+}
+
+/* ---------------------------------------------------------------------------
+ * Faults in guard pages (the SIGSEGV hook of os.c, installed at level 2)
+ *
+ * A write that runs off a block into a guard page faults there. The hook
+ * finds the block it came from and reports it:
+ *   lzmalloc: buffer overflow 0x<block> (guard page hit at 0x<address>)
+ *   lzmalloc: buffer underflow 0x<block> (guard page hit at 0x<address>)
+ * A run upwards enters a guard page at its low end, a run downwards at its
+ * high end, so the half of the page hit says which way the write went (a
+ * slab's guard page ends it, a medium span has one on each side, a chunk's
+ * header ends with one, and a large block's follows its last page). The
+ * block a run came from is the last one it did not reach: slots above it
+ * (overflow) or below it (underflow, its own header included) no longer
+ * start with a header, canary bytes or a free fill.
+ * ------------------------------------------------------------------------- */
+/* Does the slot start as nothing ran over it? */
+static bool slot_intact(const uint8_t *slot) {
+  const uint64_t *w = (const uint64_t *)(const void *)slot;
+  if (w[0] == w_free || w[0] == w_fresh || w[0] == lz_canary) return true;
+  return w[1] == (k_head ^ (uintptr_t)(slot + HEADER));
+}
+
+/* The block in a slab slot: where a valid header says, else the canonical
+ * position. */
+static uint8_t *slot_block(uint8_t *slot, uint8_t *end) {
+  for (size_t align = LZ_ALIGN; align <= LZ_PAGE_SIZE; align *= 2) {
+    uint8_t *p = (uint8_t *)(((uintptr_t)slot + HEADER + align - 1) & ~(uintptr_t)(align - 1));
+    if (p >= end) break;
+    if (((uint64_t *)(void *)(p - HEADER))[1] == (k_head ^ (uintptr_t)p)) return p;
+  }
+  return slot + HEADER;
+}
+
+/* The block of span s a run left: upwards (overflow) or downwards. */
+static uint8_t *run_origin(span_t *s, bool upwards) {
+  if (s->kind == SPAN_MEDIUM) return (uint8_t *)s->local_free;
+  uint8_t *base = span_start(s) + SLAB_LEAD;
+  size_t bs = s->block_size, n = s->reserved;
+  if (upwards) {
+    for (size_t i = n; i-- > 0;)
+      if (slot_intact(base + i * bs)) return slot_block(base + i * bs, base + (i + 1) * bs);
+    return base + HEADER;
+  }
+  for (size_t i = 0; i < n; i++)
+    if (slot_intact(base + i * bs)) return base + (i == 0 ? 0 : i - 1) * bs + HEADER;
+  return base + (n - 1) * bs + HEADER;
+}
+
+lz_cold lz_noreturn static void guard_report(const char *what, const uint8_t *p, uintptr_t a) {
+  char buf[160];
+  size_t n = 0;
+  for (const char *t = "lzmalloc: "; *t; t++) buf[n++] = *t;
+  for (const char *t = what; *t && n < 64; t++) buf[n++] = *t;
+  buf[n++] = ' ';
+  n += fmt_hex(buf + n, (uintptr_t)p);
+  for (const char *t = " (guard page hit at "; *t; t++) buf[n++] = *t;
+  n += fmt_hex(buf + n, a);
+  buf[n++] = ')';
+  buf[n++] = '\n';
+  os_write(2, buf, n);
+  os_abort();
+}
+
+/* The first span at or above page i of c (free pages skipped), or NULL. */
+static span_t *span_from(chunk_t *c, size_t i) {
+  for (; i < LZ_CHUNK_PAGES; i++)
+    if (c->spans[i].kind != SPAN_NONE) return &c->spans[i];
+  return NULL;
+}
+
+static void secure_fault(uintptr_t a) {
+  bool downwards = (a & (LZ_PAGE_SIZE - 1)) >= LZ_PAGE_SIZE / 2;
+  if (chunkmap_kind(a) != CHUNK_SPANS) {
+    uintptr_t base = large_guard_owner(a);
+    if (base != 0) guard_report("buffer overflow", (uint8_t *)base, a);
+    return;
+  }
+  chunk_t *c = (chunk_t *)(a & ~LZ_CHUNK_MASK);
+  size_t page = (a >> LZ_PAGE_SHIFT) & (LZ_CHUNK_PAGES - 1);
+  span_t *s = NULL;
+  bool upwards = false;
+  if (page == LZ_HEADER_PAGES - 1) { /* the chunk's guard: from the first span down */
+    s = span_from(c, LZ_HEADER_PAGES);
+  } else if (page >= LZ_HEADER_PAGES && c->pagemap[page] != 0) {
+    span_t *t = &c->spans[c->pagemap[page]];
+    size_t first = c->pagemap[page], last = first + t->npages - 1;
+    if (t->kind == SPAN_MEDIUM && page == first && downwards) s = t;
+    else if (page == last && !downwards) s = t, upwards = true;
+    else if (page == last) s = span_from(c, last + 1);
+  }
+  if (s == NULL || s->kind == SPAN_NONE) return; /* not a guard of ours */
+  guard_report(upwards ? "buffer overflow" : "buffer underflow", run_origin(s, upwards), a);
 }
 
 /* In the child after fork (see Locking above). */

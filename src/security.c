@@ -6,6 +6,28 @@
 #include "internal.h"
 
 uintptr_t lz_key;
+uint64_t lz_canary; /* drawn by secure_init */
+
+/* Patterns: the byte at address a is byte (a & 7) of the word w. */
+lz_inline uint8_t pat_byte(uint64_t w, uintptr_t a) { return (uint8_t)(w >> ((a & 7) * 8)); }
+
+void lz_pattern_fill(uint8_t *from, uint8_t *to, uint64_t w) {
+  while (from < to && ((uintptr_t)from & 7)) { *from = pat_byte(w, (uintptr_t)from); from++; }
+  for (; from + 8 <= to; from += 8) *(uint64_t *)(void *)from = w;
+  for (; from < to; from++) *from = pat_byte(w, (uintptr_t)from);
+}
+
+uint8_t *lz_pattern_check(uint8_t *from, uint8_t *to, uint64_t w) {
+  while (from < to && ((uintptr_t)from & 7)) {
+    if (*from != pat_byte(w, (uintptr_t)from)) return from;
+    from++;
+  }
+  for (; from + 8 <= to; from += 8)
+    if (*(uint64_t *)(void *)from != w) break;
+  for (; from < to; from++)
+    if (*from != pat_byte(w, (uintptr_t)from)) return from;
+  return NULL;
+}
 
 void security_init(void) {
   uintptr_t k = 0;

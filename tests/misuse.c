@@ -279,7 +279,7 @@ extern void _ZdlPvm(void *p, size_t size);
 extern void _ZdaPvm(void *p, size_t size);
 extern void *_Znam(size_t size);
 
-static unsigned char g_buf[1100 * 1024];
+static unsigned char g_buf[4 * 1024 * 1024];
 
 /* Plain stores the compiler cannot turn into a memset call. */
 static void poke(char *from, size_t n, int c) { tu_fill_byte(tu_opaque_ptr(from), c, n); }
@@ -364,9 +364,51 @@ static void case_memset_overflow(void) {
   memset(p, 0, tu_opaque(g_size + 32));
 }
 
+/* A run of 1 MiB off the block ends in a guard page: the SIGSEGV handler
+ * of level 2 names the block. */
+#define MSG_GUARD_OVERFLOW "lzmalloc: buffer overflow"
+#define MSG_GUARD_UNDERFLOW "lzmalloc: buffer underflow"
+
+static void case_overflow_1m(void) {
+  char *p = sized_block();
+  expect(MSG_GUARD_OVERFLOW, p, NULL);
+  poke(p + g_size, 1 << 20, 0x41);
+  free(p);
+}
+
+static void case_underflow_1m(void) {
+  char *p = sized_block();
+  expect(MSG_GUARD_UNDERFLOW, p, NULL);
+  volatile char *v = tu_opaque_ptr(p);
+  for (size_t i = 1; i <= (1u << 20); i++) v[-(ptrdiff_t)i] = 0x41;
+  free(p);
+}
+
+/* The first block of a fresh heap lies in the first span of its chunk,
+ * right above the chunk header: an underflow from it runs into the guard
+ * page that ends the header (a medium block: its own guard page), never
+ * into the span descriptors (the header's last 2,816 bytes). */
+static void *header_underflow_thread(void *arg) {
+  (void)arg;
+  char *p = sized_block();
+  uintptr_t chunk = (uintptr_t)p & ~(uintptr_t)(2 * TU_MiB - 1);
+  expect(MSG_GUARD_UNDERFLOW, p, NULL);
+  volatile char *v = tu_opaque_ptr(p);
+  uintptr_t stop = chunk + 9 * 4096 - 1000; /* inside the descriptors of the old layout */
+  for (uintptr_t a = (uintptr_t)p - 1; a >= stop; a--) v[(ptrdiff_t)(a - (uintptr_t)p)] = 0x41;
+  free(p);
+  return NULL;
+}
+
+static void case_underflow_chunk_header(void) {
+  pthread_t t;
+  if (pthread_create(&t, NULL, header_underflow_thread, NULL) != 0) _exit(74);
+  pthread_join(t, NULL);
+}
+
 /* Not a death test: what level 2 promises to a correct program. */
 static int level2_behaviour(int with_memcpy) {
-  static const size_t sizes[] = {0, 1, 8, 15, 16, 17, 100, 4096, 5000, 40000, 262144, 1000000};
+  static const size_t sizes[] = {0, 1, 8, 15, 16, 17, 100, 4096, 5000, 40000, 262144, 1000000, 3 * TU_MiB + 5};
   for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
     size_t n = sizes[i];
     char *p = malloc(n);
@@ -556,8 +598,31 @@ int main(int argc, char **argv) {
         {"memcpy_overread", case_memcpy_overread, 1},
         {"memmove_overflow", case_memmove_overflow, 1},
         {"memset_overflow", case_memset_overflow, 1},
+        {"overflow_1m", case_overflow_1m, 0},
+        {"underflow_1m", case_underflow_1m, 0},
+        {"underflow_chunk_header", case_underflow_chunk_header, 0},
+    };
+    /* Blocks over 1 MiB: canary bytes to the guard page after the last
+     * page, the requested size kept out of band (no underflow check: no
+     * room before a block at a 2 MiB boundary; no quarantine). */
+    struct {
+      const char *name;
+      void (*fn)(void);
+    } large_kinds[] = {
+        {"overflow_1", case_overflow_1},
+        {"overflow_32", case_overflow_32},
+        {"overflow_1m", case_overflow_1m},
+        {"realloc_overflow", case_realloc_overflow},
+        {"sized_delete_mismatch", case_sized_delete_mismatch},
+        {"sized_delete_array_mismatch", case_sized_delete_array_mismatch},
     };
     int failed = level2_behaviour(with_memcpy) ? 0 : 1;
+    for (size_t k = 0; k < sizeof large_kinds / sizeof large_kinds[0]; k++) {
+      g_size = 3 * TU_MiB + 8;
+      char name[64];
+      snprintf(name, sizeof name, "%s_%zu", large_kinds[k].name, g_size);
+      if (!run_case(name, large_kinds[k].fn)) failed++;
+    }
     for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
       if (kinds[k].needs_memcpy && !with_memcpy) continue;
       for (size_t i = 0; i < 3; i++) {

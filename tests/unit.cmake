@@ -39,6 +39,11 @@
 #   misuse_secure    the same linked with liblzmalloc-secure, plus its
 #                    checked memcpy/memmove/memset (--level2 --memcpy)
 #   misuse_sized_secure  the level-1 catches in the secure library
+#   probes_level1    the 95 standard memory-safety probes (tests/probes.cpp),
+#   probes_level2    each in a child with the library preloaded: the exact
+#   probes_level2_runtime  outcome and message of each, at level 1
+#                    (liblzmalloc), level 2 (liblzmalloc-secure) and
+#                    LZMALLOC_SECURE=2 (liblzmalloc)
 
 set(_lz_t ${CMAKE_CURRENT_SOURCE_DIR})
 
@@ -67,6 +72,23 @@ if(TARGET lzmalloc-secure AND NOT LZ_SANITIZED)
   add_test(NAME misuse_secure COMMAND misuse_secure --level2 --memcpy)
   add_test(NAME misuse_sized_secure COMMAND misuse_sized_secure --sized)
   set_tests_properties(misuse_secure misuse_sized_secure PROPERTIES TIMEOUT 120 LABELS "API;unit;hardening")
+endif()
+
+# The probes (release builds: a debug build's assertions may report a
+# corruption that level 1 leaves to crash).
+if(TARGET lzmalloc AND TARGET lzmalloc-secure AND NOT LZ_SANITIZED AND NOT LZ_DEBUG_CHECKS
+   AND NOT "${LZ_DEFS}" MATCHES "LZ_SECURE=0")
+  add_executable(probes ${_lz_t}/probes.cpp)
+  target_compile_options(probes PRIVATE -O2 -Wall -Wextra -Werror -fno-builtin)
+  target_link_libraries(probes PRIVATE Threads::Threads)
+  set(_lz_probe_tests probes_level2 probes_level2_runtime)
+  add_test(NAME probes_level2 COMMAND probes --check level2 $<TARGET_FILE:lzmalloc-secure>)
+  add_test(NAME probes_level2_runtime COMMAND probes --check level2-runtime $<TARGET_FILE:lzmalloc> LZMALLOC_SECURE=2)
+  if(NOT "${LZ_DEFS}" MATCHES "LZ_SECURE=2")
+    add_test(NAME probes_level1 COMMAND probes --check level1 $<TARGET_FILE:lzmalloc>)
+    list(APPEND _lz_probe_tests probes_level1)
+  endif()
+  set_tests_properties(${_lz_probe_tests} PROPERTIES TIMEOUT 300 LABELS "unit;hardening")
 endif()
 
 # Linked with lzmalloc, the API tests additionally require that the calls are
