@@ -35,7 +35,12 @@ typedef struct chunk_pool_s {
   _Atomic(uint64_t) xdue[LZ_POOL_SLOTS]; /* purge_at of the chunk in slot i (a hint) */
 } chunk_pool_t;
 
-static chunk_pool_t lz_chunk_pools[LZ_MAX_NODES]; /* [node] */
+/* Node 0's pool (the only one without NUMA) is read by every chunk_alloc:
+ * kept with the other hot variables, the other nodes' pools apart. */
+lz_hot static chunk_pool_t pool_node0;
+static chunk_pool_t pools_other[LZ_MAX_NODES - 1]; /* nodes 1.. */
+
+static chunk_pool_t *pool_of(unsigned node) { return node == 0 ? &pool_node0 : &pools_other[node - 1]; }
 
 static size_t pool_count(void) { return lz_numa_on ? (size_t)lz_numa_nodes : 1; }
 
@@ -67,9 +72,9 @@ static chunk_t *chunk_pool_pop(chunk_pool_t *pool) {
   return NULL;
 }
 
-_Atomic(size_t) lz_chunks_mapped;
-_Atomic(uint64_t) lz_pages_purged;
-_Atomic(size_t) lz_bytes_decommitted;      /* chunk pages known not resident */
+lz_hot _Atomic(size_t) lz_chunks_mapped;
+lz_hot _Atomic(uint64_t) lz_pages_purged;
+lz_hot _Atomic(size_t) lz_bytes_decommitted;      /* chunk pages known not resident */
 
 static size_t bitmap_popcount_clean(const chunk_t *c) {
   size_t n = 0;
@@ -88,7 +93,7 @@ static void chunk_unmap(chunk_t *c) {
 
 chunk_t *chunk_alloc(heap_t *heap) {
   unsigned node = lz_unlikely(lz_numa_on) ? heap->numa_home : 0;
-  chunk_t *c = chunk_pool_pop(&lz_chunk_pools[node]);
+  chunk_t *c = chunk_pool_pop(pool_of(node));
   if (c == NULL) {
     c = os_map_aligned(LZ_CHUNK_SIZE, LZ_CHUNK_SIZE);
     if (c == NULL) return NULL;
@@ -129,7 +134,7 @@ void chunk_release(heap_t *heap, chunk_t *c) {
   long delay = opt_get(OPT_PURGE_DELAY);
   c->purge_at = os_now_ms() + (uint64_t)(delay < 0 ? 0 : delay);
   c->prev = c->next = NULL;
-  if (delay == 0 || !chunk_pool_push(&lz_chunk_pools[c->node], c)) chunk_unmap(c);
+  if (delay == 0 || !chunk_pool_push(pool_of(c->node), c)) chunk_unmap(c);
 }
 
 static size_t pool_trim(chunk_pool_t *pool, bool force, uint64_t now) {
@@ -154,7 +159,7 @@ size_t chunk_pool_trim(bool force) {
   long delay = opt_get(OPT_PURGE_DELAY);
   if (!force && delay < 0) return 0;
   size_t freed = 0;
-  for (size_t node = 0; node < pool_count(); node++) freed += pool_trim(&lz_chunk_pools[node], force, now);
+  for (size_t node = 0; node < pool_count(); node++) freed += pool_trim(pool_of((unsigned)node), force, now);
   return freed;
 }
 
@@ -162,6 +167,6 @@ size_t chunk_pool_trim(bool force) {
 bool chunk_pool_empty(void) {
   for (size_t node = 0; node < pool_count(); node++)
     for (size_t i = 0; i < LZ_POOL_SLOTS; i++)
-      if (atomic_load_explicit(&lz_chunk_pools[node].xslot[i], memory_order_relaxed) != NULL) return false;
+      if (atomic_load_explicit(&pool_of((unsigned)node)->xslot[i], memory_order_relaxed) != NULL) return false;
   return true;
 }

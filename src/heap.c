@@ -38,26 +38,27 @@
 
 __thread heap_t *lz_heap_tls __attribute__((tls_model("initial-exec"))) = &lz_heap_empty;
 
-span_t lz_span_empty; /* free == NULL: sends the fast path to the slow path */
+lz_hot span_t lz_span_empty; /* free == NULL: sends the fast path to the slow path */
 
 heap_t lz_heap_empty = {
   .direct = {[0 ... LZ_DIRECT_SLOTS - 1] = &lz_span_empty},
 };
 
-static _Atomic(heap_t *) heaps_all;         /* every heap ever made */
-static _Atomic(long) orphan_count;          /* a hint: heaps that are ORPHAN or BUSY */
+lz_hot static _Atomic(heap_t *) heaps_all;         /* every heap ever made */
+lz_hot static _Atomic(long) orphan_count;          /* a hint: heaps that are ORPHAN or BUSY */
 static __thread bool thread_done __attribute__((tls_model("initial-exec")));
 
 /* The meta arena: heaps are carved from 64 KiB regions that are never
- * unmapped. xmeta packs the current region's base (64 KiB aligned) with the
- * number of heaps carved from it (low bits): carving is one CAS on xmeta;
+ * unmapped. xmeta packs the current region's base (page aligned, as every
+ * mapping is: one system call to make a region) with the number of heaps
+ * carved from it (low bits): carving is one CAS on xmeta;
  * a thread that maps a new region installs it with one CAS and, losing a
  * race, unmaps it and carves from the winner's. */
 #define META_REGION ((size_t)64 * KiB)
 #define HEAP_STRIDE ((sizeof(heap_t) + 63) & ~(size_t)63)
 #define META_HEAPS (META_REGION / HEAP_STRIDE)
-_Static_assert(META_HEAPS >= 1 && META_HEAPS < META_REGION, "heap count fits below the region alignment");
-static _Atomic(uintptr_t) xmeta;
+_Static_assert(META_HEAPS >= 1 && META_HEAPS < LZ_PAGE_SIZE, "heap count fits below the page alignment");
+lz_hot static _Atomic(uintptr_t) xmeta;
 
 /* LZ_HEAPS > 0: the shared heaps, made on first use. */
 static _Atomic(heap_t *) shared_heaps[LZ_HEAPS > 0 ? LZ_HEAPS : 1];
@@ -72,13 +73,13 @@ heap_t *heaps_first(void) { return atomic_load_explicit(&heaps_all, memory_order
 static heap_t *meta_heap_alloc(void) {
   uintptr_t w = atomic_load_explicit(&xmeta, memory_order_acquire);
   for (;;) {
-    uintptr_t base = w & ~(uintptr_t)(META_REGION - 1), used = w & (META_REGION - 1);
+    uintptr_t base = w & ~(uintptr_t)(LZ_PAGE_SIZE - 1), used = w & (LZ_PAGE_SIZE - 1);
     if (base != 0 && used < META_HEAPS) {
       if (atomic_compare_exchange_weak_explicit(&xmeta, &w, w + 1, memory_order_acq_rel, memory_order_acquire))
         return (heap_t *)(base + used * HEAP_STRIDE);
       continue;
     }
-    uint8_t *m = os_map_aligned(META_REGION, META_REGION);
+    uint8_t *m = os_map(META_REGION);
     if (m == NULL) return NULL;
     if (atomic_compare_exchange_strong_explicit(&xmeta, &w, (uintptr_t)m | 1, memory_order_acq_rel,
                                                 memory_order_acquire))
@@ -321,7 +322,10 @@ void heaps_fork_child(heap_t *self) {
     else if (st == HEAP_ORPHAN)
       orphans++;
   }
-  atomic_store_explicit(&orphan_count, orphans, memory_order_relaxed);
+  /* Only if it changed: the child of a single-threaded process writes
+   * nothing here, and its copy of this page stays shared. */
+  if (atomic_load_explicit(&orphan_count, memory_order_relaxed) != orphans)
+    atomic_store_explicit(&orphan_count, orphans, memory_order_relaxed);
 }
 
 /* In the child after fork: h may have been mid-update (a lock of it was
@@ -350,7 +354,7 @@ void heaps_fork_child_shared(void) {
     heap_t *h = atomic_load_explicit(&shared_heaps[i], memory_order_acquire);
     if (h != NULL && atomic_load_explicit(&h->lock.x, memory_order_relaxed) != 0) heap_retire(h);
   }
-  lz_lock_reset(&shared_lock);
+  if (atomic_load_explicit(&shared_lock.x, memory_order_relaxed) != 0) lz_lock_reset(&shared_lock);
 }
 
 /* ---------------------------------------------------------------------------

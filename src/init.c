@@ -27,7 +27,7 @@
  */
 #include "internal.h"
 
-_Atomic(int) lz_initialized; /* 0: not yet, 1: in progress, 2: done */
+lz_hot _Atomic(int) lz_initialized; /* 0: not yet, 1: in progress, 2: done */
 static __thread bool init_running __attribute__((tls_model("initial-exec")));
 
 void lz_lock(lz_lock_t *l) {
@@ -58,20 +58,35 @@ static void thread_done(void *value) {
 
 /* Signals stay blocked from here to the parent and child handlers: a fork
  * made by a signal handler cannot then land while this thread holds
- * pass_lock (it would wait for itself). */
+ * pass_lock (it would wait for itself).
+ * A process that has never run a second thread has no janitor (janitor.c)
+ * and nobody to race with: the handlers then write nothing at all, neither
+ * before fork nor after, so neither process pays a copy-on-write fault for
+ * our pages (a shell forks for every pipeline). fork_locked says, in both
+ * processes, whether the prepare handler did its work; only the handlers
+ * that undo it write it. */
+static __thread bool fork_locked __attribute__((tls_model("initial-exec")));
+
 static void fork_prepare(void) {
+  if (os_single_threaded()) return;
   os_fork_signals_block();
   janitor_fork_prepare();
+  fork_locked = true;
 }
 
 static void fork_parent(void) {
+  if (!fork_locked) return;
+  fork_locked = false;
   janitor_fork_parent();
   os_fork_signals_restore();
 }
 
 static void fork_child(void) {
-  janitor_fork_child();
-  os_fork_signals_restore();
+  janitor_fork_child(); /* writes only what changes */
+  if (fork_locked) {
+    fork_locked = false;
+    os_fork_signals_restore();
+  }
   secure_fork_child();
   if (LZ_HEAPS > 0) {
     heaps_fork_child_shared();

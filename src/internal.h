@@ -47,6 +47,12 @@
 #define lz_inline static inline __attribute__((always_inline))
 #define lz_hidden __attribute__((visibility("hidden")))
 #define lz_noreturn __attribute__((noreturn))
+/* Process-wide variables that every process which allocates touches: kept
+ * together in .data, whose page the loader writes anyway (relocations, the
+ * start of .bss), instead of scattered over .bss between the big zero-filled
+ * tables (the chunk map, large.c's descriptors), where each would cost a
+ * small process a page fault of its own and a fork child a page copy. */
+#define lz_hot __attribute__((section(".data.lz_hot")))
 
 #if LZ_DEBUG
 #define lz_assert(c) ((c) ? (void)0 : lz_assert_fail(#c, __FILE__, __LINE__))

@@ -60,13 +60,13 @@
 #define JANITOR_MIN_MS 50                    /* at most one pass per 50 ms */
 #define JANITOR_MAX_FAILURES 8
 
-_Atomic(int) lz_janitor_xstate;
+lz_hot _Atomic(int) lz_janitor_xstate;
 #define xstate lz_janitor_xstate
-static _Atomic(uint32_t) xpending; /* futex word: a notify since the last pass began */
-static _Atomic(uint32_t) xidle;    /* the janitor waits without a timeout */
-static _Atomic(int) xfailures;
-static _Atomic(uint32_t) xexits;   /* threads exited since the janitor looked */
-static lz_lock_t pass_lock = LZ_LOCK_INIT;
+lz_hot static _Atomic(uint32_t) xpending; /* futex word: a notify since the last pass began */
+lz_hot static _Atomic(uint32_t) xidle;    /* the janitor waits without a timeout */
+lz_hot static _Atomic(int) xfailures;
+lz_hot static _Atomic(uint32_t) xexits;   /* threads exited since the janitor looked */
+lz_hot static lz_lock_t pass_lock = LZ_LOCK_INIT;
 __thread bool lz_janitor_starting __attribute__((tls_model("initial-exec")));
 
 /* The value after `key` in /proc/self/status text, or NULL. */
@@ -202,14 +202,17 @@ bool janitor_running(void) { return atomic_load_explicit(&xstate, memory_order_a
 
 void janitor_fork_prepare(void) { lz_lock(&pass_lock); }
 void janitor_fork_parent(void) { lz_unlock(&pass_lock); }
+/* Stores only what changes: a page the child does not write stays shared
+ * with the parent (a fork storm copies no page for an idle janitor). */
 void janitor_fork_child(void) {
-  lz_lock_reset(&pass_lock);
+  if (atomic_load_explicit(&pass_lock.x, memory_order_relaxed) != 0) lz_lock_reset(&pass_lock);
   int st = atomic_load_explicit(&xstate, memory_order_relaxed);
-  atomic_store_explicit(&xpending, 0, memory_order_relaxed);
-  atomic_store_explicit(&xidle, 0, memory_order_relaxed);
+  if (atomic_load_explicit(&xpending, memory_order_relaxed) != 0) atomic_store_explicit(&xpending, 0, memory_order_relaxed);
+  if (atomic_load_explicit(&xidle, memory_order_relaxed) != 0) atomic_store_explicit(&xidle, 0, memory_order_relaxed);
+  int was = st;
   /* ThreadSanitizer's runtime dies on a thread started after a
    * multithreaded fork, whatever state the janitor was in. */
   if (LZ_TSAN) st = JANITOR_FAILED;
   else if (st == JANITOR_RUNNING || st == JANITOR_STARTING) st = JANITOR_WANTED;
-  atomic_store_explicit(&xstate, st, memory_order_relaxed);
+  if (st != was) atomic_store_explicit(&xstate, st, memory_order_relaxed);
 }

@@ -33,10 +33,10 @@
  */
 #include "internal.h"
 
-bool lz_numa_on;
-int lz_numa_nodes;
+lz_hot bool lz_numa_on;
+lz_hot int lz_numa_nodes;
 static uint8_t cpu_node[LZ_MAX_CPUS];
-static uint64_t all_nodes_mask;
+lz_hot static uint64_t all_nodes_mask;
 _Atomic(size_t) lz_numa_mapped[LZ_MAX_NODES];
 
 void numa_init(void) {

@@ -40,8 +40,8 @@
 #endif
 
 static _Atomic(long) fault_after = -1; /* calls left before failing; -1: off */
-static _Atomic(long) fault_every = 0;  /* once failing: fail 1 in `every` (1: all) */
-static _Atomic(long) fault_counter = 0;
+lz_hot static _Atomic(long) fault_every = 0;  /* once failing: fail 1 in `every` (1: all) */
+lz_hot static _Atomic(long) fault_counter = 0;
 static _Atomic(unsigned) fault_kinds = OS_FAULT_MAP; /* which primitives fail */
 
 void os_fault_set(long after, long every) {
@@ -177,8 +177,8 @@ int os_move(void *from, size_t size, void *to) {
 
 /* The thread-exit hook: one pthread key, valid only once created, so a
  * failed creation never leaves another library's key in use. */
-static pthread_key_t exit_key;
-static _Atomic(bool) exit_key_ok;
+lz_hot static pthread_key_t exit_key;
+lz_hot static _Atomic(bool) exit_key_ok;
 
 int os_thread_exit_hook(void (*fn)(void *)) {
   if (fault_now(OS_FAULT_THREAD)) return EAGAIN;

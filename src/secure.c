@@ -71,7 +71,7 @@
 #include "alloc.h"
 #include "sizeclass.h"
 
-bool lz_secure2;
+lz_hot bool lz_secure2;
 
 #define SLAB_BITMAP_WORDS 32 /* 2048 slots: the most a 64 KiB slab of 32-byte slots holds */
 #define HEADER 16

@@ -5,7 +5,7 @@
  */
 #include "internal.h"
 
-uintptr_t lz_key;
+lz_hot uintptr_t lz_key;
 uint64_t lz_canary; /* drawn by secure_init */
 
 /* Patterns: the byte at address a is byte (a & 7) of the word w. */

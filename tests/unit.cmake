@@ -20,6 +20,9 @@
 #   fork_signal      fork in a loop while a SIGUSR1 handler forks too
 #   fork_hammer      fork while threads use every path; the child's threads
 #                    allocate and free, never adopting a half-updated heap
+#   fork_pages       pages a fork child copies (smaps Private_Dirty): none
+#                    of the library's data during fork, at most 3 to free
+#                    and reallocate 8 blocks (API)
 #   misuse           death tests: double / invalid / interior free (API)
 #   misuse_extra     harder death tests (same binary source, --extra)
 #   misuse_sized     every level-1 catch at 8 B, 4 KiB, 256 KiB, across
@@ -147,6 +150,8 @@ lz_test(NAME fork_hammer KIND PREFIXED LABELS stress TIMEOUT 300
         SOURCES ${_lz_t}/fork_hammer.c)
 lz_test(NAME fork_stdio KIND API LABELS stress TIMEOUT 150
         SOURCES ${_lz_t}/fork_stdio.c)
+lz_test(NAME fork_pages KIND API LABELS unit TIMEOUT 60
+        SOURCES ${_lz_t}/fork_pages.c)
 # fork_signal: single-threaded with the default options, so no janitor
 # thread may start (see the source).
 lz_test(NAME fork_signal KIND PREFIXED LABELS stress TIMEOUT 240
