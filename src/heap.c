@@ -585,7 +585,10 @@ static void heap_free_span(void *p, span_t *s) {
     heap_leave(heap);
   } else {
     /* A thread that only frees gets a heap too, for its foreign lists and
-     * batches (it is abandoned at thread exit like any other). */
+     * batches (it is abandoned at thread exit like any other). Without one
+     * (past the thread's teardown, out of memory, or a shared heap that
+     * api_enter could not assign: taking one here would use it unlocked)
+     * remote_free sends the block home at once. */
     if (LZ_HEAPS == 0 && heap == &lz_heap_empty) {
       heap_t *h = heap_get_slow();
       if (h != NULL) heap = h;

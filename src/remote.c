@@ -19,7 +19,8 @@
  * pointer read from a live block's chunk is always safe to push to, even
  * if that heap's thread has exited (the heap is then an orphan and whoever
  * holds it collects). A thread that only frees gets a heap of its own for
- * its batches (it is abandoned at thread exit like any other).
+ * its batches from its caller (heap.c), abandoned at thread exit like any
+ * other; without one (&lz_heap_empty) each block is sent home at once.
  *
  * Double frees across threads (LZ_SECURE >= 1). A block in flight (in a
  * batch or on an xremote list) has both of its first two words encoded as
@@ -103,12 +104,9 @@ void remote_free(heap_t *self, span_t *s, lz_block_t *b) {
   }
   if (LZ_SECURE) block_set_next(b + 1, b); /* word 1: in flight */
   if (lz_unlikely(self == &lz_heap_empty)) {
-    /* A thread that only frees still batches: give it a heap. */
-    self = heap_get_slow();
-    if (self == NULL) {
-      remote_send(span_chunk(s)->heap, b, b, 1, suspect);
-      return;
-    }
+    /* No heap to batch in (the caller could not have one): straight home. */
+    remote_send(span_chunk(s)->heap, b, b, 1, suspect);
+    return;
   }
   if (LZ_STATS) self->stats.remote_frees++;
   /* Span descriptors of consecutive slabs are 16+ pages apart: hash, do
