@@ -82,36 +82,38 @@ static const char *status_field(const char *buf, long n, const char *key) {
   return NULL;
 }
 
-/* Is the janitor the only thread left alive? /proc/self/status counts the
+/* What /proc/self/status says of the threads left. It counts the
  * thread-group leader until the whole group is gone, so "alone" is one
  * thread, or two of which the leader is a zombie (it ended with
- * pthread_exit). */
-static bool only_thread_left(bool *unknown) {
+ * pthread_exit). While the leader lives the process ends when it does
+ * (exit() takes the janitor along), so there is nothing to wait for. */
+enum { THREADS_OTHERS, THREADS_ALONE, THREADS_LEADER_GONE, THREADS_UNKNOWN };
+static int threads_left(void) {
   char buf[2048];
   long n = os_read_file("/proc/self/status", buf, sizeof buf - 1);
-  *unknown = n <= 0;
-  if (n <= 0) return false;
+  if (n <= 0) return THREADS_UNKNOWN;
   buf[n] = 0;
   const char *t = status_field(buf, n, "\nThreads:");
   const char *st = status_field(buf, n, "\nState:");
-  if (t == NULL || st == NULL) {
-    *unknown = true;
-    return false;
-  }
+  if (t == NULL || st == NULL) return THREADS_UNKNOWN;
   long threads = 0;
   while (*t >= '0' && *t <= '9') threads = threads * 10 + (*t++ - '0');
-  return threads == 1 || (threads == 2 && *st == 'Z');
+  if (threads == 1 || (threads == 2 && *st == 'Z')) return THREADS_ALONE;
+  return *st == 'Z' ? THREADS_LEADER_GONE : THREADS_OTHERS;
 }
 
 /* A thread exited: if the program's last thread did (pthread_exit, not
- * exit), the process ends only when every thread has, the janitor too. It
- * looks for a while (the exiting thread takes a moment to be gone). */
+ * exit), the process ends only when every thread has, the janitor too.
+ * Once the leader is gone it looks for a while (the exiting thread takes a
+ * moment to be gone); while the leader lives, one look is enough, so a
+ * program that starts and ends threads all the time costs one read of
+ * /proc/self/status per janitor wake-up, not a poll. */
 static bool janitor_alone(void) {
   if (atomic_exchange(&xexits, 0) == 0) return false;
   for (int i = 0; i < 40; i++) {
-    bool unknown;
-    if (only_thread_left(&unknown)) return true;
-    if (unknown) return false;
+    int left = threads_left();
+    if (left == THREADS_ALONE) return true;
+    if (left != THREADS_LEADER_GONE) return false;
     os_sleep_ms(5);
   }
   return false;
