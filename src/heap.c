@@ -385,7 +385,8 @@ static void heap_tick(heap_t *heap) {
 
 /* Every allocation slow path starts here: the thread's heap (made on its
  * first call; a temporary one past the thread's teardown), its lock, then
- * pending remote work and, now and then, a purge tick. NULL (errno ENOMEM)
+ * the blocks other threads sent back and, now and then, a tick (our own
+ * batches sent, purge). NULL (errno ENOMEM)
  * if no heap can be had. Paired with slow_leave. */
 static heap_t *slow_enter(heap_t *heap) {
   if (lz_unlikely(heap == &lz_heap_empty)) {
@@ -398,7 +399,6 @@ static heap_t *slow_enter(heap_t *heap) {
   }
   heap_enter(heap);
   if (LZ_STATS) heap->stats.slow_allocs++;
-  remote_flush_all(heap);
   remote_collect(heap);
   heap_tick(heap);
   return heap;
@@ -561,12 +561,20 @@ void heap_free_slow(void *p) {
 void heap_free_page(void *p) {
   heap_t *heap = lz_heap_tls;
   /* Every remote free comes this way: the tick sends the batches at least
-   * every 64th call (allocation slow paths send them every time), so a
-   * thread that frees other heaps' blocks keeps them from their owners
-   * briefly. */
+   * every 64th slow-path entry, so a thread that frees other heaps' blocks
+   * keeps them from their owners briefly. */
   if (heap != &lz_heap_empty) heap_tick(heap);
-  if (lz_secure2) secure_free(p, "free"); /* level 2: every small and medium block */
-  else heap_free_span(p, span_resolve(p, "free"));
+  if (lz_secure2) {
+    secure_free(p, "free"); /* level 2: every small and medium block */
+  } else {
+    span_t *s = span_resolve(p, "free");
+    /* Another heap's block, the usual reason to be here: batched home or
+     * kept (remote.c). The owner of a live block's chunk is stable. */
+    if (lz_likely(heap != &lz_heap_empty && ((chunk_t *)((uintptr_t)p & ~LZ_CHUNK_MASK))->heap != heap))
+      remote_free(heap, s, p);
+    else
+      heap_free_span(p, s);
+  }
   janitor_poll(heap == &lz_heap_empty ? NULL : heap);
 }
 
@@ -593,7 +601,7 @@ static void heap_free_span(void *p, span_t *s) {
       heap_t *h = heap_get_slow();
       if (h != NULL) heap = h;
     }
-    if (!foreign_push(heap, s, b)) remote_free(heap, s, b);
+    remote_free(heap, s, b); /* kept for reuse here or batched home */
   }
 }
 

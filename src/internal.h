@@ -271,12 +271,12 @@ lz_inline void lz_lock_reset(lz_lock_t *l) { atomic_store_explicit(&l->x, 0, mem
 /* Remote frees waiting in the freeing heap: one chain per destination
  * span (direct-mapped by the span's address), sent to the span's heap with
  * one CAS when it reaches LZ_REMOTE_BATCH blocks, when another span needs
- * the slot, on the freeing thread's next allocation slow path, on its 64th
- * free slow-path call at the latest (every remote free is one), and when
- * it exits. A chain is one
+ * the slot, on the freeing thread's 64th slow-path entry (allocation or
+ * free; every remote free is one) at the latest, and when it exits or
+ * trims. A chain is one
  * span's blocks, so the owner splices it into the span's local_free list
  * in O(1) without touching the blocks in between (see remote.c). */
-#define LZ_REMOTE_SLOT_BITS 3
+#define LZ_REMOTE_SLOT_BITS 4
 #define LZ_REMOTE_SLOTS (1 << LZ_REMOTE_SLOT_BITS)
 #define LZ_MEDIUM_CACHE 8
 #define LZ_MEDIUM_CACHE_BYTES ((size_t)4 * MiB)
@@ -332,11 +332,14 @@ typedef struct heap_stats_s {
  *     used blocks of one span of this heap [xremote.owner, xremote.span,
  *     xremote.count, xremote.in_span, xremote.tail];
  *   foreign[c] (when mapped) is a list of blocks of class c in other
- *     heaps' slab spans, each marked in flight (LZ_SECURE); used == its
- *     length unless installed, and only classes <= LZ_DIRECT_MAX are
- *     installed, direct[] then pointing at foreign[c] [foreign.class,
- *     foreign.installed, foreign.length, foreign.block, foreign.in_flight,
- *     foreign.used];
+ *     heaps' slab spans, each marked in flight (LZ_SECURE), non-empty only
+ *     for classes whose size is a multiple of LZ_CACHE_LINE (no line
+ *     shared with another block: no passive false sharing); used == its
+ *     length unless installed, used <= reserved (the cap), and only
+ *     classes <= LZ_DIRECT_MAX are installed, direct[] then pointing at
+ *     foreign[c] [foreign.class, foreign.line, foreign.installed,
+ *     foreign.length, foreign.block, foreign.in_flight, foreign.used,
+ *     foreign.cap];
  *   stats.in_use == the sum over its slab spans of (used - pin) blocks and
  *     its live medium spans, in bytes, while the heap keeps no foreign
  *     blocks (they move bytes between heaps' figures: only the sum over
@@ -381,9 +384,10 @@ typedef struct heap_s {
   uint32_t rbatch_pending;             /* bit i set: rbatch[i] holds blocks */
   /* Blocks of other heaps' slabs that this thread freed, kept per class to
    * be handed out again here instead of travelling back to their owners
-   * (remote.c, "foreign blocks"). Only `free`, `used` (the count while not
-   * installed), `block_size`, `cls` and `flags` (FOREIGN_INSTALLED) are
-   * used: while installed, direct[] points at it and malloc's fast path
+   * (remote.c, "foreign blocks"; only classes whose blocks have their cache
+   * lines to themselves). Only `free`, `used` (the count while not
+   * installed), `reserved` (the cap), `block_size`, `cls` and `flags`
+   * (FOREIGN_INSTALLED) are used: while installed, direct[] points at it and malloc's fast path
    * pops its list like a span's. An array of LZ_CLASSES, mapped when the
    * heap first keeps a foreign block (so a thread that never frees another
    * thread's blocks, and the static empty heap, carry none); never unmapped,
@@ -618,7 +622,6 @@ enum { FOREIGN_INSTALLED = 4 }; /* span flag of heap->foreign[c] */
  * freed by another thread reaches its owner within a bounded time even if
  * the freeing thread never fills its lists: ten default purge delays. */
 #define FOREIGN_MAX_AGE_MS 100
-bool foreign_push(heap_t *self, span_t *s, lz_block_t *b);
 void *foreign_alloc(heap_t *heap, unsigned cls);
 void foreign_flush(heap_t *heap);
 void remote_free(heap_t *self, span_t *s, lz_block_t *b);

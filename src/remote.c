@@ -1,11 +1,18 @@
 /* remote.c: frees that cross threads.
  *
  * A block freed by a thread that does not own its span goes back to the
- * owning heap (its chunk's heap). The freeing thread gathers such blocks in
- * short chains, one per span (heap->rbatch), and sends a whole chain with
- * one CAS onto the owner heap's xremote list: lock-free, many producers.
- * The owner takes the whole list with one atomic exchange (single consumer,
- * so no ABA) on its slow path.
+ * owning heap (its chunk's heap), unless the freeing thread keeps it for
+ * reuse ("Foreign blocks" below: only blocks that share no cache line).
+ * The freeing thread gathers such blocks in short chains, one per span
+ * (heap->rbatch, direct-mapped), and sends a whole chain with one CAS onto
+ * the owner heap's xremote list: lock-free, many producers, one atomic per
+ * chain. A chain goes when full, when its slot is wanted for another span,
+ * and on the freeing thread's 64th slow-path entry at the latest (heap.c's
+ * tick; every remote free is one), so the delay before the owner can see
+ * a block is bounded by the freeing thread's own activity; thread exit and
+ * trim send them all. The owner takes the whole list with one atomic
+ * exchange (single consumer, so no ABA) at the start of every allocation
+ * slow path.
  *
  * The xremote list is a list of chains ("batches"):
  *
@@ -72,7 +79,7 @@ static void remote_send(heap_t *dest, lz_block_t *head, lz_block_t *tail, uint32
                                                   memory_order_relaxed));
 }
 
-static void batch_flush(heap_t *self, unsigned i) {
+static lz_noinline void batch_flush(heap_t *self, unsigned i) {
   remote_batch_t *rb = &self->rbatch[i];
   if (rb->count != 0) remote_send(span_chunk(rb->span)->heap, rb->head, rb->tail, rb->count, rb->suspect);
   rb->span = NULL;
@@ -96,18 +103,9 @@ static bool link_in_span(const span_t *s, const lz_block_t *b) {
   return block_index(d - start, s->inv, s->shift) < s->reserved;
 }
 
-void remote_free(heap_t *self, span_t *s, lz_block_t *b) {
-  bool suspect = false;
-  if (LZ_SECURE && lz_unlikely(block_maybe_free(b))) {
-    if (remote_in_flight(b) || (s->kind == SPAN_SLAB && link_in_span(s, b))) lz_fatal_pointer("double free", "free", b);
-    suspect = true;
-  }
-  if (LZ_SECURE) block_set_next(b + 1, b); /* word 1: in flight */
-  if (lz_unlikely(self == &lz_heap_empty)) {
-    /* No heap to batch in (the caller could not have one): straight home. */
-    remote_send(span_chunk(s)->heap, b, b, 1, suspect);
-    return;
-  }
+/* Links b into this heap's batch for its span (b already screened and
+ * marked in flight). */
+lz_inline void batch_add(heap_t *self, span_t *s, lz_block_t *b, bool suspect) {
   if (LZ_STATS) self->stats.remote_frees++;
   /* Span descriptors of consecutive slabs are 16+ pages apart: hash, do
    * not take the low bits. */
@@ -118,12 +116,60 @@ void remote_free(heap_t *self, span_t *s, lz_block_t *b) {
     rb->span = s;
   }
   if (lz_unlikely(b == rb->head)) lz_fatal_pointer("double free", "free", b);
-  rb->suspect |= suspect;
+  if (suspect) rb->suspect = true;
   if (rb->count == 0) rb->tail = b;
   block_set_next(b, rb->head);
   rb->head = b;
   self->rbatch_pending |= 1u << slot;
   if (++rb->count >= LZ_REMOTE_BATCH) batch_flush(self, slot);
+}
+
+static lz_noinline bool foreign_push(heap_t *self, span_t *s, lz_block_t *b);
+
+/* May this heap keep b of span s for reuse (see "Foreign blocks" below)?
+ * A block whose size is a multiple of the cache line, of a class the heap
+ * allocates. The empty heap and level-2 heaps have empty queues. */
+lz_inline bool foreign_wanted(const heap_t *self, const span_t *s) {
+  return LZ_HEAPS == 0 && (s->block_size & (LZ_CACHE_LINE - 1)) == 0 && s->kind == SPAN_SLAB &&
+         self->queues[s->cls].first != NULL;
+}
+
+/* A block whose first word looks like a free link (LZ_SECURE): in a chain
+ * already (both words in flight) or linked within its span (on the
+ * owner's lists) is a double free; otherwise only the owner can tell, so
+ * the batch goes flagged. self may be the empty heap (the caller could not
+ * have one): the block goes home alone. */
+static lz_noinline void remote_free_screened(heap_t *self, span_t *s, lz_block_t *b) {
+  bool suspect = false;
+  if (LZ_SECURE && block_maybe_free(b)) {
+    if (remote_in_flight(b) || (s->kind == SPAN_SLAB && link_in_span(s, b))) lz_fatal_pointer("double free", "free", b);
+    suspect = true;
+  }
+  if (LZ_SECURE) block_set_next(b + 1, b); /* word 1: in flight */
+  if (self == &lz_heap_empty) remote_send(span_chunk(s)->heap, b, b, 1, suspect);
+  else batch_add(self, s, b, suspect);
+}
+
+/* b goes home: screened, marked in flight, batched (self is a heap). */
+lz_inline void remote_batch(heap_t *self, span_t *s, lz_block_t *b) {
+  if (LZ_SECURE) {
+    if (lz_unlikely(block_maybe_free(b))) {
+      remote_free_screened(self, s, b);
+      return;
+    }
+    block_set_next(b + 1, b); /* word 1: in flight */
+  }
+  batch_add(self, s, b, false);
+}
+
+void remote_free(heap_t *self, span_t *s, lz_block_t *b) {
+  if (lz_unlikely(self == &lz_heap_empty)) {
+    /* No heap to batch in (the caller could not have one): straight home. */
+    remote_free_screened(self, s, b);
+    return;
+  }
+  if (foreign_wanted(self, s) && foreign_push(self, s, b)) return;
+  remote_batch(self, s, b);
 }
 
 void remote_flush_all(heap_t *self) {
@@ -181,28 +227,38 @@ size_t remote_collect(heap_t *heap) {
 }
 
 /* ---------------------------------------------------------------------------
- * Foreign blocks: reuse here before sending back.
+ * Foreign blocks: reuse here before sending back, where that shares no
+ * cache line.
  *
- * A thread that frees blocks of other heaps' slabs usually allocates blocks
+ * A thread that frees blocks of other heaps' slabs often allocates blocks
  * of the same sizes soon (servers hand buffers between threads both ways,
- * as larson and the shbench family do). Sending each block home costs the
- * owner a cache miss per chain and the sender an atomic per chain; keeping
- * it costs nothing. So a freed block of another heap's slab first goes to
- * heap->foreign[cls], a list of at most foreign_cap(cls) blocks, and
- * malloc hands those out again (the owner still counts them as out: for
- * its span nothing happened). Only when the list is full does a block
+ * as larson and the shbench family do), and the block it just freed is in
+ * its cache, while on its way home it would cost the owner a transfer of
+ * the line. So a freed block of another heap's slab may go to
+ * heap->foreign[cls], a list of at most FOREIGN_BYTES (8 blocks at least),
+ * and malloc hands those out again (the owner still counts them as out:
+ * for its span nothing happened). Only when the list is full does a block
  * travel home through the batches above; the lists go home whole when the
- * thread exits or trims. With NUMA on, a block on another node than the
- * heap's home goes home at once: reusing it would place this thread's data
- * remotely.
+ * thread exits or trims, and every FOREIGN_MAX_AGE_MS (heap.c's tick).
+ *
+ * Only where reuse cannot make threads share a cache line (passive false
+ * sharing, the cache-scratch pattern: a block handed out here next to
+ * blocks the owner's thread keeps writing), so only blocks whose size is a
+ * multiple of LZ_CACHE_LINE (spans are page aligned, so each such block
+ * has its lines to itself), and only of classes this thread allocates (its
+ * queue has a span; a thread that only frees, a consumer, sends every
+ * block home at once). With NUMA on, a block on another node than the
+ * heap's home goes home at once: reusing it would place this thread's
+ * data remotely.
  *
  * Installed lists: for classes served by direct[] (<= LZ_DIRECT_MAX) the
  * slow path points direct[] at heap->foreign[cls] when its list is not
  * empty, so the fast path pops foreign blocks like a span's (uncounted:
  * the list was charged to in_use at installation). While installed, `used`
  * counts the blocks pushed since (bounding the list); otherwise it counts
- * the list. When the list runs dry, the next malloc of the class takes the
- * slow path, which uninstalls it. Larger classes pop it in the slow path.
+ * the list. `reserved` is the bound. When the list runs dry, the next
+ * malloc of the class takes the slow path, which uninstalls it. Larger
+ * classes pop it in the slow path.
  *
  * Double frees (LZ_SECURE >= 1): a foreign-listed block has word 1 marked
  * in flight (a link to itself, as in the batches). A block freed with that
@@ -213,13 +269,8 @@ size_t remote_collect(heap_t *heap) {
  * ------------------------------------------------------------------------- */
 #define FOREIGN_BYTES ((size_t)32 * KiB) /* per class and heap: bounds what a thread keeps */
 
-static uint32_t foreign_cap(unsigned cls) {
-  uint32_t n = (uint32_t)(FOREIGN_BYTES / lz_class_size[cls]);
-  return n < 8 ? 8 : n;
-}
-
 static bool foreign_listed(const span_t *f, const lz_block_t *b) {
-  uint32_t limit = 2 * foreign_cap(f->cls) + 1;
+  uint32_t limit = 2 * (uint32_t)f->reserved + 1;
   for (const lz_block_t *x = f->free; x != NULL && limit > 0; x = block_next(x), limit--)
     if (x == b) return true;
   return false;
@@ -230,21 +281,22 @@ static lz_noinline bool foreign_init(heap_t *heap) {
   span_t *f = os_map(sizeof(span_t) * LZ_CLASSES);
   if (f == NULL) return false;
   for (unsigned c = 1; c < LZ_CLASSES; c++) {
+    size_t cap = FOREIGN_BYTES / lz_class_size[c];
     f[c].block_size = lz_class_size[c];
     f[c].cls = (uint8_t)c;
+    f[c].reserved = (uint16_t)(cap < 8 ? 8 : cap);
   }
   heap->foreign = f;
   heap->foreign_flush_at = os_now_ms() + FOREIGN_MAX_AGE_MS;
   return true;
 }
 
-bool foreign_push(heap_t *self, span_t *s, lz_block_t *b) {
-  if (LZ_HEAPS > 0 || self == &lz_heap_empty || s->kind != SPAN_SLAB || opt_get(OPT_SECURE) >= 2) return false;
+static lz_noinline bool foreign_push(heap_t *self, span_t *s, lz_block_t *b) {
   /* With NUMA, only blocks of our home node are worth keeping (numa.c). */
   if (lz_unlikely(lz_numa_on) && span_chunk(s)->node != self->numa_home) return false;
   if (lz_unlikely(self->foreign == NULL) && !foreign_init(self)) return false;
   span_t *f = &self->foreign[s->cls];
-  if (f->used >= foreign_cap(s->cls)) return false;
+  if (f->used >= f->reserved) return false;
   if (LZ_SECURE) {
     if (block_next(b + 1) == b) {
       lz_block_t *n = block_next(b);
@@ -309,7 +361,7 @@ void foreign_flush(heap_t *heap) {
       b->enc_next = 0; /* not in flight: remote_free screens it afresh */
       b[1].enc_next = 0;
       chunk_t *c = (chunk_t *)((uintptr_t)b & ~LZ_CHUNK_MASK);
-      remote_free(heap, &c->spans[c->pagemap[((uintptr_t)b >> LZ_PAGE_SHIFT) & (LZ_CHUNK_PAGES - 1)]], b);
+      remote_batch(heap, &c->spans[c->pagemap[((uintptr_t)b >> LZ_PAGE_SHIFT) & (LZ_CHUNK_PAGES - 1)]], b);
       b = next;
     }
   }

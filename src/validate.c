@@ -175,6 +175,8 @@ static void foreign_check(const heap_t *heap) {
     V(f->cls == cls && f->block_size == lz_class_size[cls], "foreign.class", f);
     bool installed = (f->flags & FOREIGN_INSTALLED) != 0;
     V(!installed || lz_class_size[cls] <= LZ_DIRECT_MAX, "foreign.installed", f);
+    /* Only blocks that have their cache lines to themselves are kept. */
+    V(f->free == NULL || lz_class_size[cls] % LZ_CACHE_LINE == 0, "foreign.line", f);
     uint32_t n = 0;
     for (const lz_block_t *b = f->free; b != NULL; b = block_next(b)) {
       V(++n <= 0xffff, "foreign.length", f); /* a cycle (the cap is remote.c's, far lower) */
@@ -185,6 +187,7 @@ static void foreign_check(const heap_t *heap) {
       if (LZ_SECURE) V(block_next(b + 1) == b, "foreign.in_flight", b);
     }
     V(installed || f->used == n, "foreign.used", f);
+    V(f->used <= f->reserved, "foreign.cap", f);
   }
 }
 

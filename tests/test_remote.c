@@ -1,14 +1,18 @@
 /* test_remote: frees that cross threads (src/remote.c).
  *
- *   1. reuse: blocks a thread frees for another heap are handed out again
- *      by the freeing thread (its foreign lists), every one of them, and
+ *   1. reuse: blocks of a line-sized class (64 B) that a thread frees for
+ *      another heap are handed out again by the freeing thread (its
+ *      foreign lists) when it allocates that class, every one of them, and
  *      the statistics stay exact: in use back to the byte after all is
  *      freed and both threads are gone;
- *   2. overflow: beyond a class's foreign list the blocks travel home, and
- *      the owner gets them back (it allocates them again after collecting);
- *   3. double free of a block sitting in a foreign list is caught, with
+ *   2. no false sharing: blocks of classes that share cache lines (16 and
+ *      48 B) freed for another heap are never handed out by the freeing
+ *      thread (they go home), even when it allocates that class;
+ *   3. overflow: a thread that only frees keeps nothing, the blocks travel
+ *      home, and the owner gets them back (exact in use after collecting);
+ *   4. double free of a block sitting in a foreign list is caught, with
  *      the message naming the pointer (in a forked child);
- *   4. bounded delay: a thread that keeps working but never fills its
+ *   5. bounded delay: a thread that keeps working but never fills its
  *      foreign lists still sends the blocks home within a bounded time.
  */
 #include <pthread.h>
@@ -21,7 +25,7 @@
 #include "testutil.h"
 
 #define N 200
-#define SIZE 48 /* class 48: a foreign list holds 32 KiB / 48 = 682 blocks */
+#define SIZE 64 /* class 64: a foreign list holds 32 KiB / 64 = 512 blocks */
 
 static void *blocks[4096];
 
@@ -31,29 +35,40 @@ static int in_set(void *p, void **set, size_t n) {
   return 0;
 }
 
+static size_t block_size = SIZE;
+
 static void *alloc_n(void *arg) {
   size_t n = (size_t)arg;
   for (size_t i = 0; i < n; i++) {
-    blocks[i] = lz_malloc(SIZE);
+    blocks[i] = lz_malloc(block_size);
     CHECK(blocks[i] != NULL);
-    memset(blocks[i], 0x5a, SIZE);
+    memset(blocks[i], 0x5a, block_size);
   }
   return NULL;
 }
 
-/* Frees the owner's blocks, then allocates as many: all come back. */
+/* Allocates a block of the class (so this thread allocates it), frees the
+ * owner's blocks, then allocates as many and a page more (what is left of
+ * its own first slab's list goes first): how many of the owner's came
+ * back? */
+#define AGAIN (N + 4096 / 16)
+static size_t reused_count;
+
 static void *free_then_alloc(void *arg) {
   (void)arg;
+  void *mine = lz_malloc(block_size);
+  CHECK(mine != NULL);
   for (size_t i = 0; i < N; i++) lz_free(blocks[i]);
-  void *again[N];
+  void *again[AGAIN];
   size_t reused = 0;
-  for (size_t i = 0; i < N; i++) {
-    again[i] = lz_malloc(SIZE);
+  for (size_t i = 0; i < AGAIN; i++) {
+    again[i] = lz_malloc(block_size);
     CHECK(again[i] != NULL);
     reused += (size_t)in_set(again[i], blocks, N);
   }
-  CHECKF(reused == N, "%zu of %d blocks freed for another heap were reused here", reused, N);
-  for (size_t i = 0; i < N; i++) lz_free(again[i]);
+  reused_count = reused;
+  for (size_t i = 0; i < AGAIN; i++) lz_free(again[i]);
+  lz_free(mine);
   return NULL;
 }
 
@@ -75,9 +90,10 @@ static void *owner(void *arg) {
   return NULL;
 }
 
-static void test_reuse(void) {
-  lz_stats_t st0, st1;
-  lz_stats_get(&st0);
+/* The owner allocates N blocks of `size`, another thread that allocates
+ * that class too frees them and allocates N: how many were the owner's? */
+static size_t reuse_round(size_t size) {
+  block_size = size;
   CHECK(pthread_barrier_init(&bar, NULL, 2) == 0);
   pthread_t t;
   CHECK(pthread_create(&t, NULL, owner, (void *)(size_t)N) == 0);
@@ -86,9 +102,36 @@ static void test_reuse(void) {
   pthread_barrier_wait(&bar);
   CHECK(pthread_join(t, NULL) == 0);
   pthread_barrier_destroy(&bar);
+  block_size = SIZE;
+  return reused_count;
+}
+
+static void test_reuse(void) {
+  lz_stats_t st0, st1;
+  lz_stats_get(&st0);
+  size_t reused = reuse_round(SIZE);
+  CHECKF(reused == N, "%zu of %d blocks freed for another heap were reused here", reused, N);
   lz_stats_get(&st1);
   CHECKF(st1.in_use == st0.in_use, "in use %zu before, %zu after", st0.in_use, st1.in_use);
   printf("reuse: %d blocks freed for another heap all reused; in use back to %zu bytes\n", N, st1.in_use);
+}
+
+/* Passive false sharing (the cache-scratch pattern): a block that shares a
+ * cache line with blocks the owner's thread keeps must not become this
+ * thread's. */
+static void test_no_false_sharing(void) {
+  static const size_t sizes[] = {16, 48};
+  for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+    lz_stats_t st0, st1;
+    lz_stats_get(&st0);
+    size_t reused = reuse_round(sizes[i]);
+    CHECKF(reused == 0, "%zu of %d blocks of %zu B freed for another heap were handed out by the freeing thread",
+           reused, N, sizes[i]);
+    lz_trim(0); /* the owner has exited: its orphan heap collects what came home */
+    lz_stats_get(&st1);
+    CHECKF(st1.in_use == st0.in_use, "%zu B: in use %zu before, %zu after", sizes[i], st0.in_use, st1.in_use);
+  }
+  printf("no false sharing: blocks of 16 and 48 B freed for another heap all went home\n");
 }
 
 /* The owner is this (main) thread: a helper frees 4096 of its blocks, more
@@ -116,6 +159,7 @@ static void test_overflow(void) {
 
 static void *double_free_foreign(void *arg) {
   (void)arg;
+  CHECK(lz_malloc(SIZE) != NULL); /* this thread allocates the class: it keeps foreign blocks */
   lz_free(blocks[0]);
   lz_free(blocks[1]);
   lz_free(blocks[0]); /* blocks[0] sits in this thread's foreign list */
@@ -144,20 +188,24 @@ static void test_double_free(void) {
   printf("double free of a foreign-listed block: %s", buf);
 }
 
-/* 4: the owner's 8 blocks of a class nothing else here uses fill one slab;
- * the freeing thread keeps them in its foreign list and stays alive and
- * busy (slow paths, no small blocks) for 300 ms, three times the bound.
- * Only if they came home can the owner, collecting, give the slab back. */
+/* 5: the owner's 8 blocks of a class nothing else here uses fill one slab;
+ * the freeing thread, which allocates that class too (one block of its own
+ * slab), keeps them in its foreign list and stays alive and busy (slow
+ * paths, no small blocks) for 300 ms, three times the bound. Only if they
+ * came home can the owner, collecting, give its slab back. */
 #define BIG 20000 /* class 20480: a first slab of 8 blocks, a foreign list of 8 */
 static _Atomic int busy_done;
 
 static void *free_then_busy(void *arg) {
   (void)arg;
+  void *mine = lz_malloc(BIG); /* its own slab of the class: it keeps foreign blocks */
+  CHECK(mine != NULL);
   for (size_t i = 0; i < 8; i++) lz_free(blocks[i]);
   double t0 = tu_now();
   while (tu_now() - t0 < 0.3) lz_free(lz_malloc(64 * 1024)); /* medium: slow path each time */
   atomic_store(&busy_done, 1);
   while (atomic_load(&busy_done) != 2) sched_yield();
+  lz_free(mine);
   return NULL;
 }
 
@@ -177,10 +225,10 @@ static void test_bounded_delay(void) {
   CHECK(pthread_create(&t, NULL, free_then_busy, NULL) == 0);
   while (atomic_load(&busy_done) != 1) sched_yield();
   lz_trim(0); /* collects what came home, gives empty slabs back */
-  size_t left = class_slabs(20480);
+  size_t left = class_slabs(20480); /* the freeing thread's own slab, and the owner's if not empty */
   atomic_store(&busy_done, 2);
   CHECK(pthread_join(t, NULL) == 0);
-  CHECKF(left == 0, "the owner still holds %zu slab(s): its blocks did not come home", left);
+  CHECKF(left == 1, "%zu slab(s) of the class: the owner's blocks did not come home", left);
   printf("bounded delay: blocks freed by a busy thread came home, the slab went back\n");
 }
 
@@ -195,6 +243,7 @@ int main(void) {
     return 0;
   }
   test_reuse();
+  test_no_false_sharing();
   test_overflow();
   test_bounded_delay();
   if (!TU_SANITIZED) test_double_free(); /* sanitizers intercept the abort */
