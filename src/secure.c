@@ -74,6 +74,7 @@
 lz_hot bool lz_secure2;
 
 #define SLAB_BITMAP_WORDS 32 /* 2048 slots: the most a 64 KiB slab of 32-byte slots holds */
+#define SLAB_SUMMARY SLAB_BITMAP_WORDS /* then a word whose bit w is set iff word w is not 0 */
 #define HEADER 16
 #define SLAB_LEAD 64         /* canary bytes before a slab's first slot */
 #define MEDIUM_PAD 64        /* a medium block starts this far into its pages */
@@ -159,7 +160,7 @@ static uint64_t *bitmap_alloc(secure_heap_t *sh) {
     sh->bitmap_pool = (uint64_t *)b[0];
     return b;
   }
-  size_t bytes = SLAB_BITMAP_WORDS * 8;
+  size_t bytes = (SLAB_BITMAP_WORDS + 1) * 8;
   if (sh->meta_cur == NULL || (size_t)(sh->meta_end - sh->meta_cur) < bytes) {
     uint8_t *m = os_map(64 * KiB);
     if (m == NULL) return NULL;
@@ -212,9 +213,11 @@ static span_t *slab_new_secure(heap_t *heap, secure_heap_t *sh, unsigned cls) {
   s->reserved = s->capacity = (uint16_t)n;
   s->cls = (uint8_t)cls;
   s->used = 0;
+  bits[SLAB_SUMMARY] = 0;
   for (uint32_t w = 0; w < SLAB_BITMAP_WORDS; w++) {
     uint32_t lo = w * 64;
     bits[w] = lo >= n ? 0 : (n - lo >= 64 ? ~0ull : (1ull << (n - lo)) - 1);
+    if (bits[w] != 0) bits[SLAB_SUMMARY] |= 1ull << w;
   }
   s->local_free = (lz_block_t *)(void *)bits;
   lz_pattern_fill(start + SLAB_LEAD, start + SLAB_LEAD + (size_t)n * bs, w_fresh); /* free slots hold F or N */
@@ -251,13 +254,16 @@ static uint8_t *slot_take(heap_t *heap, secure_heap_t *sh, unsigned cls) {
   uint64_t *bits = span_bitmap(s);
   uint32_t nwords = ((uint32_t)s->reserved + 63) / 64;
   uint64_t r = rng_next(sh);
-  uint32_t w = (uint32_t)(r % nwords);
-  while (bits[w] == 0) w = (w + 1 == nwords) ? 0 : w + 1;
+  /* The first word with a free slot from a random one on (the summary is
+   * not 0: the slab is in avail). */
+  uint64_t sum = bits[SLAB_SUMMARY], from = sum & (~0ull << (r % nwords));
+  uint32_t w = (uint32_t)__builtin_ctzll(from ? from : sum);
   unsigned rot = (unsigned)(r >> 32) & 63;
   uint64_t word = bits[w];
   uint64_t rotated = rot ? (word >> rot) | (word << (64 - rot)) : word;
   unsigned bit = ((unsigned)__builtin_ctzll(rotated) + rot) & 63;
   bits[w] &= ~(1ull << bit);
+  if (bits[w] == 0) bits[SLAB_SUMMARY] &= ~(1ull << w);
   if (s->used++ == 0) sh->empty[cls]--;
   if (s->used == s->reserved) {
     avail_remove(sh, s);
@@ -269,7 +275,9 @@ static uint8_t *slot_take(heap_t *heap, secure_heap_t *sh, unsigned cls) {
 /* Gives a slot back (any thread, under the owner's sh->lock). */
 static void slot_put(heap_t *self, heap_t *owner, secure_heap_t *sh, span_t *s, uint8_t *slot) {
   size_t idx = (size_t)(slot - span_start(s) - SLAB_LEAD) / s->block_size;
-  span_bitmap(s)[idx / 64] |= 1ull << (idx % 64);
+  uint64_t *bits = span_bitmap(s);
+  bits[idx / 64] |= 1ull << (idx % 64);
+  bits[SLAB_SUMMARY] |= 1ull << (idx / 64);
   if (s->flags & SPAN_FULL) {
     s->flags &= (uint8_t)~SPAN_FULL;
     avail_push(sh, s);

@@ -14,9 +14,19 @@ uint64_t lz_canary; /* drawn by secure_init */
 typedef uint64_t pat_vec_t __attribute__((vector_size(16), may_alias));
 typedef uint64_t pat_word_t __attribute__((may_alias));
 
+_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "patterns as words assume little-endian");
 lz_inline uint8_t pat_byte(uint64_t w, uintptr_t a) { return (uint8_t)(w >> ((a & 7) * 8)); }
 
 void lz_pattern_fill(uint8_t *from, uint8_t *to, uint64_t w) {
+  if (((uintptr_t)from & 15) && to - from >= 16) {
+    /* The pattern repeats every 8 bytes: two unaligned words of it turned
+     * to from's offset reach the next 16-byte boundary. */
+    unsigned sh = (unsigned)((uintptr_t)from & 7) * 8;
+    pat_word_t r = sh ? (w >> sh) | (w << (64 - sh)) : w;
+    __builtin_memcpy(from, &r, 8);
+    __builtin_memcpy(from + 8, &r, 8);
+    from = (uint8_t *)(((uintptr_t)from + 15) & ~(uintptr_t)15);
+  }
   while (from < to && ((uintptr_t)from & 15)) { *from = pat_byte(w, (uintptr_t)from); from++; }
   pat_vec_t v = {w, w};
   for (; from + 64 <= to; from += 64) {
@@ -30,10 +40,26 @@ void lz_pattern_fill(uint8_t *from, uint8_t *to, uint64_t w) {
   for (; from < to; from++) *from = pat_byte(w, (uintptr_t)from);
 }
 
+/* Checks the bytes [from, to) that lie in the aligned word at q (q <= from
+ * < q + 8; the word is read whole: it lies in one page). */
+lz_inline uint8_t *pat_check_word(const uint8_t *q, const uint8_t *from, const uint8_t *to, uint64_t w) {
+  size_t lo = (size_t)(from - q), hi = to - q < 8 ? (size_t)(to - q) : 8;
+  uint64_t mask = (~0ull << (lo * 8)) & (hi == 8 ? ~0ull : (1ull << (hi * 8)) - 1);
+  uint64_t diff = (*(const pat_word_t *)(const void *)q ^ w) & mask;
+  return diff ? (uint8_t *)(uintptr_t)q + __builtin_ctzll(diff) / 8 : NULL;
+}
+
 uint8_t *lz_pattern_check(uint8_t *from, uint8_t *to, uint64_t w) {
-  while (from < to && ((uintptr_t)from & 15)) {
-    if (*from != pat_byte(w, (uintptr_t)from)) return from;
-    from++;
+  if (from >= to) return NULL;
+  if ((uintptr_t)from & 7) { /* the head, to a word boundary */
+    const uint8_t *q = (const uint8_t *)((uintptr_t)from & ~(uintptr_t)7);
+    uint8_t *bad = pat_check_word(q, from, to, w);
+    if (bad != NULL) return bad;
+    from = (uint8_t *)(uintptr_t)q + 8;
+  }
+  if (((uintptr_t)from & 8) && from + 8 <= to) {
+    if (*(const pat_word_t *)(const void *)from != w) return pat_check_word(from, from, to, w);
+    from += 8;
   }
   pat_vec_t v = {w, w};
   for (; from + 64 <= to; from += 64) {
@@ -43,9 +69,7 @@ uint8_t *lz_pattern_check(uint8_t *from, uint8_t *to, uint64_t w) {
   }
   for (; from + 8 <= to; from += 8)
     if (*(const pat_word_t *)(const void *)from != w) break;
-  for (; from < to; from++)
-    if (*from != pat_byte(w, (uintptr_t)from)) return from;
-  return NULL;
+  return from < to ? pat_check_word(from, from, to, w) : NULL;
 }
 
 void security_init(void) {
