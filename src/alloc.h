@@ -37,32 +37,39 @@ lz_inline void *malloc_fast(size_t size) {
     span_t *s = heap->queues[size_to_class(size)].first;
     if (lz_likely(s != NULL && s->free != NULL)) return span_pop(s);
   }
-  return heap_malloc_slow(heap, size, false);
+  return heap_malloc_slow(size, heap, false);
 }
 
 lz_inline void free_fast(void *p) {
   uintptr_t a = (uintptr_t)p;
-  if (lz_likely(chunkmap_kind(a) == CHUNK_SPANS)) {
-    chunk_t *c = (chunk_t *)(a & ~LZ_CHUNK_MASK);
+  uintptr_t ci = a >> LZ_CHUNK_SHIFT;
+  if (lz_likely(ci < LZ_CHUNKMAP_SIZE &&
+                atomic_load_explicit(&lz_chunkmap[ci], memory_order_relaxed) == CHUNK_SPANS)) {
+    chunk_t *c = (chunk_t *)(ci << LZ_CHUNK_SHIFT);
     size_t first = c->pagemap[(a >> LZ_PAGE_SHIFT) & (LZ_CHUNK_PAGES - 1)];
-    span_t *s = &c->spans[first];
+    span_t *s = (span_t *)((uintptr_t)c + offsetof(chunk_t, spans) + first * sizeof(span_t));
     heap_t *heap = lz_heap_tls;
     if (lz_likely(atomic_load_explicit(&s->xfast_owner, memory_order_relaxed) == heap)) {
       lz_block_t *b = (lz_block_t *)p;
+      uintptr_t link = (uintptr_t)s->local_free;
       if (LZ_SECURE) {
-        /* A block boundary of a block carved already, not a free block. */
-        uint64_t off = (a & LZ_CHUNK_MASK) - (first << LZ_PAGE_SHIFT);
-        if (lz_unlikely(block_index(off, s->inv, s->shift) >= s->capacity || block_maybe_free(b))) {
-          heap_free_page(p);
-          return;
-        }
+        /* A block boundary of a block carved already (one compare, see
+         * sizeclass.h), whose first word does not decode to NULL or into
+         * its own chunk (block_maybe_free: probably on a free list). */
+        uintptr_t mask = a + lz_key;
+        uintptr_t next = b->enc_next ^ mask;
+        if (lz_unlikely(span_block_index(s, a) >= s->capacity)) goto slow;
+        if (lz_unlikely(next == 0)) goto slow;
+        if (lz_unlikely(((next ^ a) >> LZ_CHUNK_SHIFT) == 0)) goto slow;
+        link ^= mask;
       }
-      block_set_next(b, s->local_free);
+      b->enc_next = link;
       s->local_free = b;
       if (LZ_STATS) heap->stats.in_use -= s->block_size;
       if (lz_unlikely(--s->used == 0)) slab_retire(heap, s);
       return;
     }
+  slow:
     heap_free_page(p);
     return;
   }

@@ -33,7 +33,7 @@ static void *calloc_body(size_t n, size_t size) {
       return p;
     }
   }
-  return heap_malloc_slow(lz_heap_tls, total, true);
+  return heap_malloc_slow(total, lz_heap_tls, true);
 }
 
 static void *realloc_body(void *p, size_t size) {

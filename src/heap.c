@@ -447,7 +447,7 @@ static void *large_malloc_direct(heap_t *heap, size_t size, bool zero) {
   return p;
 }
 
-void *heap_malloc_slow(heap_t *heap, size_t size, bool zero) {
+void *heap_malloc_slow(size_t size, heap_t *heap, bool zero) {
   if (size > LZ_MEDIUM_MAX && size <= LZ_MAX_ALLOC && lz_likely(heap != &lz_heap_empty)) {
     void *p = large_malloc_direct(heap, size, zero);
     if (lz_likely(p != NULL)) return p;

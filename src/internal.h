@@ -124,9 +124,10 @@ struct chunk_s;
  *   free lists hold decoded links to block boundaries below capacity (the
  *        bump region at index >= capacity was never handed out), no block
  *        twice [span.list.boundary, span.list.carved, span.list.duplicate];
- *   block_size, inv, shift and reserved follow from cls and npages, which
- *        lies between class_first_slab_pages and class_slab_pages
- *        [span.cls, span.block_size, span.inv, span.npages, span.reserved];
+ *   block_size, inv, shift, ibase and reserved follow from cls, npages
+ *        (between class_first_slab_pages and class_slab_pages) and the
+ *        span's start [span.cls, span.block_size, span.inv, span.npages,
+ *        span.reserved];
  *   flags & SPAN_FULL  <=> the span is not linked in its class queue,
  *        and then free == local_free == NULL and capacity == reserved
  *        [span.full_unlinked, span.full];
@@ -135,7 +136,7 @@ struct chunk_s;
  * Medium spans: kind == SPAN_MEDIUM, reserved == capacity == 1, used == 1
  *   while live, 0 while cached by the heap (in mcache); never in a queue
  *   [medium.counts, medium.block_size, medium.unqueued, medium.cached_unused].
- * A span's block_size, inv and shift (and its chunk's heap, the owner of
+ * A span's block_size, inv, ibase and shift (and its chunk's heap, the owner of
  * every span in the chunk) are written only while it has no live block, so
  * any thread holding a live block may read them.
  * ------------------------------------------------------------------------- */
@@ -151,7 +152,8 @@ typedef struct span_s {
                                NULL: the free fast path's one owner check */
   struct span_s *next;      /* owner: class queue links */
   struct span_s *prev;
-  uint64_t inv;             /* block index check, see block_index() */
+  uint32_t inv;             /* block index check, see span_block_index() */
+  uint32_t ibase;           /* span start * inv (mod 2^32), ditto */
   uint32_t block_size;      /* bytes per block (medium: the span's bytes) */
   uint16_t used;            /* see the invariants above */
   uint16_t capacity;        /* blocks carved out so far */
@@ -160,7 +162,7 @@ typedef struct span_s {
   uint8_t cls;              /* size class (slab), 0 for medium */
   uint8_t flags;            /* SPAN_FULL (slab), SPAN_ZERO (medium: memory known zero) */
   uint8_t kind;             /* SPAN_NONE / SPAN_SLAB / SPAN_MEDIUM */
-  uint8_t shift;            /* block index check, see block_index() */
+  uint8_t shift;            /* block index check, see span_block_index() */
 } span_t;
 _Static_assert(sizeof(span_t) == 64 && LZ_CACHE_LINE % 64 == 0, "span_t must fill cache lines exactly");
 
@@ -634,7 +636,7 @@ extern __thread heap_t *lz_heap_tls;
 extern heap_t lz_heap_empty;
 extern span_t lz_span_empty;
 heap_t *heap_get_slow(void);
-lz_noinline void *heap_malloc_slow(heap_t *heap, size_t size, bool zero);
+lz_noinline void *heap_malloc_slow(size_t size, heap_t *heap, bool zero);
 void *heap_malloc_aligned(heap_t *heap, size_t size, size_t align);
 lz_noinline void heap_free_slow(void *p);
 lz_noinline void heap_free_page(void *p);

@@ -45,9 +45,7 @@ void *medium_malloc(heap_t *heap, size_t size, size_t align_pages, bool zero) {
   if (s != NULL) npages = s->npages;
   else s = span_alloc(heap, npages, align_pages, SPAN_MEDIUM);
   if (s == NULL) return NULL;
-  s->block_size = (uint32_t)(npages << LZ_PAGE_SHIFT);
-  s->inv = block_inv_of(s->block_size);
-  s->shift = block_shift_of(s->block_size);
+  span_set_block_size(s, (uint32_t)(npages << LZ_PAGE_SHIFT));
   s->reserved = 1;
   s->capacity = 1;
   s->used = 1;

@@ -207,9 +207,7 @@ static span_t *slab_new_secure(heap_t *heap, secure_heap_t *sh, unsigned cls) {
   uint32_t n = (uint32_t)((usable - SLAB_LEAD) / bs);
   lz_pattern_fill(start, start + SLAB_LEAD, lz_canary);
   lz_assert(n <= SLAB_BITMAP_WORDS * 64);
-  s->block_size = bs;
-  s->inv = block_inv_of(bs);
-  s->shift = block_shift_of(bs);
+  span_set_block_size(s, bs);
   s->reserved = s->capacity = (uint16_t)n;
   s->cls = (uint8_t)cls;
   s->used = 0;

@@ -80,7 +80,10 @@ void security_init(void) {
     k = (uintptr_t)os_now_ms() * 0x9e3779b97f4a7c15ull ^ (local << 17) ^ (uintptr_t)&lz_key;
     k ^= arch_cycles() * 0xbf58476d1ce4e5b9ull;
   }
-  k |= 1; /* never zero, so an encoded NULL is never NULL */
+  /* In [2^63, 2^63 + 2^62): pos + k (security.h) never wraps below 2^63,
+   * so an encoded NULL is never NULL and a cleared word never decodes to a
+   * small value or into the block's own chunk. */
+  k = (k & ~((uintptr_t)3 << 62)) | ((uintptr_t)1 << 63);
   lz_key = k;
   secure_init();
 }

@@ -3,9 +3,12 @@
  * (config.h); at level 0 the pair is the identity.
  *
  * Encoding (safe linking with a secret): a link stored at address pos is
- *   enc = next ^ (pos >> 12) ^ lz_key
+ *   enc = next ^ (pos + lz_key)
  * so a leaked or overwritten link does not reveal or forge an address
- * without the per-process random key.
+ * without the per-process random key, and a link copied elsewhere decodes
+ * to another address. lz_key lies in [2^63, 2^63 + 2^62) (security.c), so
+ * pos + lz_key is never small: a cleared word (0) never decodes to NULL or
+ * into its own chunk, nor does an encoded NULL read as NULL.
  */
 #ifndef LZ_SECURITY_H
 #define LZ_SECURITY_H
@@ -14,12 +17,12 @@
 
 lz_inline uintptr_t block_encode(const lz_block_t *pos, const lz_block_t *next) {
   if (LZ_SECURE == 0) return (uintptr_t)next;
-  return (uintptr_t)next ^ ((uintptr_t)pos >> 12) ^ lz_key;
+  return (uintptr_t)next ^ ((uintptr_t)pos + lz_key);
 }
 
 lz_inline lz_block_t *block_decode(const lz_block_t *pos, uintptr_t enc) {
   if (LZ_SECURE == 0) return (lz_block_t *)enc;
-  return (lz_block_t *)(enc ^ ((uintptr_t)pos >> 12) ^ lz_key);
+  return (lz_block_t *)(enc ^ ((uintptr_t)pos + lz_key));
 }
 
 lz_inline lz_block_t *block_next(const lz_block_t *b) { return block_decode(b, b->enc_next); }

@@ -11,26 +11,45 @@ lz_inline unsigned size_to_class(size_t size) {
   return 9u + (b - 7u) * 4u + (unsigned)(((size - 1) >> (b - 2)) & 3u);
 }
 
-/* Block index by multiplication. Write the block size d = odd << shift and
- * let inv = odd^-1 (mod 2^64). For an offset n < 2^32,
- *   block_index(n) = rotate_right(n * inv, shift)
- * is n / d when d divides n, and at least 2^64 / d otherwise (the low
- * `shift` bits of n * inv, nonzero unless 2^shift | n, land on top; if they
- * are zero, odd * q == n / 2^shift (mod 2^(64-shift)) has no small q).
+/* Block index by multiplication, in 32 bits. Write the block size
+ * d = odd << shift and let inv = odd^-1 (mod 2^32). For an offset n < 2^21
+ * (inside a chunk),
+ *   block_index(n) = rotate_right32(n * inv, shift)
+ * is n / d when d divides n, and at least 2^32 / d > 0xffff otherwise (the
+ * low `shift` bits of n * inv, nonzero unless 2^shift | n, land on top; if
+ * they are zero, odd * q == n / 2^shift (mod 2^(32-shift)) has no small q).
  * So `block_index(n) < limit` checks "a block boundary, and below block
- * `limit`" in one compare, for any limit < 2^32 / d. */
-lz_inline uint64_t block_inv_of(uint32_t d) {
-  uint64_t odd = d >> __builtin_ctz(d);
-  uint64_t x = odd; /* correct to 3 bits; each step doubles them */
-  for (int i = 0; i < 5; i++) x *= 2 - odd * x;
+ * `limit`" in one compare, for any limit <= 0xffff (test_sizeclass checks
+ * every offset of a chunk for every class and medium size).
+ * A span keeps ibase = start * inv (mod 2^32), start its first byte, so the
+ * free path gets the index of address a without computing the offset:
+ * a * inv - ibase == (a - start) * inv (mod 2^32). */
+lz_inline uint32_t block_inv_of(uint32_t d) {
+  uint32_t odd = d >> __builtin_ctz(d);
+  uint32_t x = odd; /* correct to 3 bits; each step doubles them */
+  for (int i = 0; i < 4; i++) x *= 2 - odd * x;
   return x;
 }
 lz_inline uint8_t block_shift_of(uint32_t d) { return (uint8_t)__builtin_ctz(d); }
-lz_inline uint64_t block_index(uint64_t n, uint64_t inv, unsigned shift) {
-  uint64_t q = n * inv;
-  return (q >> shift) | (q << ((64 - shift) & 63));
+lz_inline uint32_t block_rotate(uint32_t q, unsigned shift) {
+  return (q >> shift) | (q << ((32 - shift) & 31));
+}
+lz_inline uint32_t block_index(uint64_t n, uint32_t inv, unsigned shift) {
+  return block_rotate((uint32_t)n * inv, shift);
+}
+/* The index of address a in span s (see above): a block boundary below
+ * s->capacity iff the result is < s->capacity. */
+lz_inline uint32_t span_block_index(const span_t *s, uintptr_t a) {
+  return block_rotate((uint32_t)a * s->inv - s->ibase, s->shift);
+}
+/* Sets the block geometry of a span whose pages are in place. */
+lz_inline void span_set_block_size(span_t *s, uint32_t bs) {
+  s->block_size = bs;
+  s->inv = block_inv_of(bs);
+  s->shift = block_shift_of(bs);
+  s->ibase = (uint32_t)(uintptr_t)span_start(s) * s->inv;
 }
 
 _Static_assert(LZ_CLASSES == 41, "class table size");
-_Static_assert(LZ_CHUNK_SIZE <= ((uint64_t)1 << 32), "block_index needs offsets below 2^32");
+_Static_assert(LZ_CHUNK_SIZE <= ((uint64_t)1 << 21), "block_index needs offsets below 2^21");
 #endif

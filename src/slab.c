@@ -89,8 +89,7 @@ void slab_extend(heap_t *heap, span_t *s) {
 
 /* p is a block boundary below the carved limit of s (slab or medium). */
 bool slab_holds(const span_t *s, const void *p) {
-  uintptr_t off = (uintptr_t)p - (uintptr_t)span_start(s);
-  return block_index(off, s->inv, s->shift) < __atomic_load_n(&s->capacity, __ATOMIC_RELAXED);
+  return span_block_index(s, (uintptr_t)p) < __atomic_load_n(&s->capacity, __ATOMIC_RELAXED);
 }
 
 /* span_pop for the slow paths: the block and the link it holds must lie in
@@ -150,9 +149,7 @@ static span_t *slab_new(heap_t *heap, unsigned cls) {
   span_t *s = span_alloc(heap, pages, 1, SPAN_SLAB);
   if (s == NULL) return NULL;
   uint32_t bs = lz_class_size[cls];
-  s->block_size = bs;
-  s->inv = block_inv_of(bs);
-  s->shift = block_shift_of(bs);
+  span_set_block_size(s, bs);
   s->reserved = (uint16_t)((pages << LZ_PAGE_SHIFT) / bs);
   s->cls = (uint8_t)cls;
   atomic_store_explicit(&s->xfast_owner, heap, memory_order_relaxed);

@@ -66,9 +66,7 @@ static void test_spans(heap_t *heap) {
   span_t *both[2] = {a, b};
   for (int k = 0; k < 2; k++) {
     span_t *s = both[k];
-    s->block_size = (uint32_t)s->npages << LZ_PAGE_SHIFT;
-    s->inv = block_inv_of(s->block_size);
-    s->shift = block_shift_of(s->block_size);
+    span_set_block_size(s, (uint32_t)s->npages << LZ_PAGE_SHIFT);
     s->reserved = s->capacity = s->used = 1;
     if (LZ_STATS) heap->stats.in_use += s->block_size;
   }
