@@ -383,29 +383,34 @@ static void heap_tick(heap_t *heap) {
   heap_leave(heap);
 }
 
+/* The thread's first call, or a call past its teardown: NULL (errno
+ * ENOMEM) if no heap can be had. */
+static lz_noinline heap_t *slow_heap_get(void) {
+  heap_t *heap = heap_get_slow();
+  if (heap == NULL) heap = heap_take_temporary();
+  if (heap == NULL) errno = ENOMEM;
+  return heap;
+}
+
 /* Every allocation slow path starts here: the thread's heap (made on its
  * first call; a temporary one past the thread's teardown), its lock, then
  * the blocks other threads sent back and, now and then, a tick (our own
  * batches sent, purge). NULL (errno ENOMEM)
  * if no heap can be had. Paired with slow_leave. */
-static heap_t *slow_enter(heap_t *heap) {
+lz_inline heap_t *slow_enter(heap_t *heap) {
   if (lz_unlikely(heap == &lz_heap_empty)) {
-    heap = heap_get_slow();
-    if (heap == NULL) heap = heap_take_temporary();
-    if (heap == NULL) {
-      errno = ENOMEM;
-      return NULL;
-    }
+    heap = slow_heap_get();
+    if (heap == NULL) return NULL;
   }
   heap_enter(heap);
   if (LZ_STATS) heap->stats.slow_allocs++;
-  remote_collect(heap);
+  if (atomic_load_explicit(&heap->xremote, memory_order_relaxed) != NULL) remote_collect(heap);
   heap_tick(heap);
   return heap;
 }
 
 /* A temporary heap (never the thread's lz_heap_tls) is abandoned again. */
-static void *slow_leave(heap_t *heap, void *p) {
+lz_inline void *slow_leave(heap_t *heap, void *p) {
   heap_leave(heap);
   bool temporary = heap != lz_heap_tls;
   if (lz_unlikely(temporary)) heap_abandon(heap);
@@ -415,9 +420,9 @@ static void *slow_leave(heap_t *heap, void *p) {
 }
 
 static void *small_malloc(heap_t *heap, unsigned cls, bool zero) {
-  void *p = foreign_alloc(heap, cls);
+  void *p = heap->foreign != NULL ? foreign_alloc(heap, cls) : NULL;
   span_t *s = heap->queues[cls].first;
-  if (p == NULL) p = (s != NULL && s->free != NULL) ? slab_pop_checked(heap, s) : slab_malloc_slow(heap, cls);
+  if (p == NULL) p = (s != NULL && s->free != NULL) ? slab_pop_checked(s) : slab_malloc_slow(heap, cls);
   if (p != NULL && zero) memset(p, 0, lz_class_size[cls]);
   return p;
 }
@@ -447,22 +452,34 @@ static void *large_malloc_direct(heap_t *heap, size_t size, bool zero) {
   return p;
 }
 
+/* Every size and level, and one retry after reclaiming when memory ran
+ * short; `tried`: the small path failed already (no first attempt). */
+static lz_noinline void *malloc_general(heap_t *heap, size_t size, bool zero, bool tried) {
+  void *p = NULL;
+  for (int attempt = 0;; attempt++) {
+    if (attempt > 0 || !tried) {
+      if (lz_secure2 && size <= LZ_MEDIUM_MAX) p = secure_malloc(heap, size, LZ_ALIGN, zero);
+      else if (size <= LZ_SMALL_MAX) p = small_malloc(heap, size_to_class(size), zero);
+      else if (size <= LZ_MEDIUM_MAX) p = medium_malloc(heap, size, 1, zero);
+      else if (size > LZ_MAX_ALLOC) p = NULL;
+      else p = large_malloc(size, LZ_PAGE_SIZE, zero);
+    }
+    if (p != NULL || attempt > 0 || size > LZ_MAX_ALLOC || lz_janitor_starting || !reclaim_for_retry(heap)) break;
+  }
+  return p;
+}
+
 void *heap_malloc_slow(size_t size, heap_t *heap, bool zero) {
   if (size > LZ_MEDIUM_MAX && size <= LZ_MAX_ALLOC && lz_likely(heap != &lz_heap_empty)) {
     void *p = large_malloc_direct(heap, size, zero);
     if (lz_likely(p != NULL)) return p;
   }
   heap = slow_enter(heap);
-  if (heap == NULL) return NULL;
-  void *p;
-  for (int attempt = 0;; attempt++) {
-    if (lz_secure2 && size <= LZ_MEDIUM_MAX) p = secure_malloc(heap, size, LZ_ALIGN, zero);
-    else if (size <= LZ_SMALL_MAX) p = small_malloc(heap, size_to_class(size), zero);
-    else if (size <= LZ_MEDIUM_MAX) p = medium_malloc(heap, size, 1, zero);
-    else if (size > LZ_MAX_ALLOC) p = NULL;
-    else p = large_malloc(size, LZ_PAGE_SIZE, zero);
-    if (p != NULL || attempt > 0 || size > LZ_MAX_ALLOC || lz_janitor_starting || !reclaim_for_retry(heap)) break;
-  }
+  if (lz_unlikely(heap == NULL)) return NULL;
+  void *p = NULL;
+  bool small = size <= LZ_SMALL_MAX && !lz_secure2;
+  if (lz_likely(small)) p = small_malloc(heap, size_to_class(size), zero);
+  if (lz_unlikely(p == NULL)) p = malloc_general(heap, size, zero, small);
   return slow_leave(heap, p);
 }
 

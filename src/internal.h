@@ -431,7 +431,7 @@ typedef struct heap_s {
 /* The owner's side of the janitor protocol (per-thread heaps; with shared
  * heaps every entry point holds the lock already). */
 lz_inline void heap_enter(heap_t *h) {
-  if (LZ_HEAPS == 0 && h->lock_depth++ == 0) lz_lock(&h->lock);
+  if (LZ_HEAPS == 0 && h->lock_depth++ == 0 && lz_unlikely(!lz_trylock(&h->lock))) lz_lock(&h->lock);
 }
 lz_inline void heap_leave(heap_t *h) {
   if (LZ_HEAPS == 0 && --h->lock_depth == 0) lz_unlock(&h->lock);
@@ -598,7 +598,7 @@ void queue_push_front(heap_t *heap, span_queue_t *q, span_t *s);
 void heap_direct_update(heap_t *heap, unsigned cls);
 bool slab_contains_free(span_t *s, lz_block_t *b);
 bool slab_holds(const span_t *s, const void *p);
-void *slab_pop_checked(heap_t *heap, span_t *s);
+void *slab_pop_checked(span_t *s);
 
 /* medium.c: medium blocks (LZ_SMALL_MAX < size <= LZ_MEDIUM_MAX), one per
  * span, and the heap's cache of freed medium spans (heap->mcache). */

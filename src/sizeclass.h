@@ -42,6 +42,12 @@ lz_inline uint32_t block_index(uint64_t n, uint32_t inv, unsigned shift) {
 lz_inline uint32_t span_block_index(const span_t *s, uintptr_t a) {
   return block_rotate((uint32_t)a * s->inv - s->ibase, s->shift);
 }
+/* a is a block boundary of s below its carved limit (s's descriptor sits in
+ * the header of the chunk holding its blocks). */
+lz_inline bool span_holds(const span_t *s, uintptr_t a) {
+  return ((a ^ (uintptr_t)s) >> LZ_CHUNK_SHIFT) == 0 &&
+         span_block_index(s, a) < __atomic_load_n(&s->capacity, __ATOMIC_RELAXED);
+}
 /* Sets the block geometry of a span whose pages are in place. */
 lz_inline void span_set_block_size(span_t *s, uint32_t bs) {
   s->block_size = bs;

@@ -66,12 +66,15 @@ static void slab_charge(heap_t *heap, span_t *s, uint32_t n) {
   if (LZ_STATS) heap->stats.in_use += (int64_t)n * s->block_size;
 }
 
-/* Carves the next blocks of the untouched tail into the (empty) free list. */
+/* Carves the next blocks of the untouched tail into the (empty) free list:
+ * a page of blocks, or for blocks over a quarter page as many as are carved
+ * already, up to 4 (a class used a little touches one page, a class in use
+ * takes a slow path per 4 blocks, not per block). */
 void slab_extend(heap_t *heap, span_t *s) {
   lz_assert(s->free == NULL && s->capacity < s->reserved);
   size_t bs = s->block_size;
   size_t n = LZ_PAGE_SIZE / bs;
-  if (n == 0) n = 1;
+  if (n < 4) n = s->capacity < 4 ? (s->capacity > n ? s->capacity : (n > 0 ? n : 1)) : 4;
   if (n > (size_t)(s->reserved - s->capacity)) n = s->reserved - s->capacity;
   uint8_t *start = span_start(s) + (size_t)s->capacity * bs;
   lz_block_t *b = (lz_block_t *)start;
@@ -88,20 +91,20 @@ void slab_extend(heap_t *heap, span_t *s) {
 }
 
 /* p is a block boundary below the carved limit of s (slab or medium). */
-bool slab_holds(const span_t *s, const void *p) {
-  return span_block_index(s, (uintptr_t)p) < __atomic_load_n(&s->capacity, __ATOMIC_RELAXED);
-}
+bool slab_holds(const span_t *s, const void *p) { return span_holds(s, (uintptr_t)p); }
 
 /* span_pop for the slow paths: the block and the link it holds must lie in
  * the span, else the list was overwritten (a write after free): reported,
  * where following the link would crash. */
-void *slab_pop_checked(heap_t *heap, span_t *s) {
-  (void)heap;
+void *slab_pop_checked(span_t *s) {
   lz_block_t *b = s->free;
   if (LZ_SECURE) {
     lz_block_t *next = block_next(b);
-    if (lz_unlikely(!slab_holds(s, b) || (next != NULL && !slab_holds(s, next))))
+    if (lz_unlikely(!span_holds(s, (uintptr_t)b) || (next != NULL && !span_holds(s, (uintptr_t)next))))
       lz_fatal_pointer("corrupted free list", "malloc", b);
+    s->free = next;
+    b->enc_next = 0;
+    return b;
   }
   return span_pop(s);
 }
@@ -180,7 +183,7 @@ void *slab_malloc_slow(heap_t *heap, unsigned cls) {
         queue_remove(heap, q, s);
         queue_push_front(heap, q, s);
       }
-      return slab_pop_checked(heap, s);
+      return slab_pop_checked(s);
     }
     /* Nothing left: park it until one of its blocks comes back. */
     queue_remove(heap, q, s);
