@@ -43,13 +43,13 @@ lz_inline void *malloc_fast(size_t size) {
 lz_inline void free_fast(void *p) {
   uintptr_t a = (uintptr_t)p;
   uintptr_t ci = a >> LZ_CHUNK_SHIFT;
-  if (lz_likely(ci < LZ_CHUNKMAP_SIZE &&
-                atomic_load_explicit(&lz_chunkmap[ci], memory_order_relaxed) == CHUNK_SPANS)) {
+  __asm__("" : "+r"(ci)); /* the chunk from ci (one shift), not from a (two instructions) */
+  if (lz_likely(ci < LZ_CHUNKMAP_SIZE && lz_load_relaxed(&lz_chunkmap[ci], uint8_t) == (uint8_t)CHUNK_SPANS)) {
     chunk_t *c = (chunk_t *)(ci << LZ_CHUNK_SHIFT);
     size_t first = c->pagemap[(a >> LZ_PAGE_SHIFT) & (LZ_CHUNK_PAGES - 1)];
     span_t *s = (span_t *)((uintptr_t)c + offsetof(chunk_t, spans) + first * sizeof(span_t));
     heap_t *heap = lz_heap_tls;
-    if (lz_likely(atomic_load_explicit(&s->xfast_owner, memory_order_relaxed) == heap)) {
+    if (lz_likely(lz_load_relaxed(&s->xfast_owner, heap_t *) == heap)) {
       lz_block_t *b = (lz_block_t *)p;
       uintptr_t link = (uintptr_t)s->local_free;
       if (LZ_SECURE) {
@@ -58,6 +58,7 @@ lz_inline void free_fast(void *p) {
          * its own chunk (block_maybe_free: probably on a free list). */
         uintptr_t mask = a + lz_key;
         uintptr_t next = b->enc_next ^ mask;
+        __asm__("" : "+r"(next)); /* keeps GCC from testing via w ^ a (two more instructions) */
         if (lz_unlikely(span_block_index(s, a) >= s->capacity)) goto slow;
         if (lz_unlikely(next == 0)) goto slow;
         if (lz_unlikely(((next ^ a) >> LZ_CHUNK_SHIFT) == 0)) goto slow;

@@ -54,6 +54,19 @@
  * small process a page fault of its own and a fork child a page copy. */
 #define lz_hot __attribute__((section(".data.lz_hot")))
 
+/* A relaxed load of an _Atomic scalar, written as a plain load so that the
+ * compiler may fold it into the instruction using it (GCC never folds an
+ * atomic or volatile load: a compare with memory becomes a load and a
+ * compare). On x86-64 and aarch64 an aligned load of at most 8 bytes is
+ * single-copy atomic, which is all a relaxed load promises; use it only
+ * where the value is read once. Fast paths only; ThreadSanitizer builds
+ * keep the atomic load, so the access stays visible to it. */
+#if LZ_TSAN
+#define lz_load_relaxed(p, T) atomic_load_explicit((p), memory_order_relaxed)
+#else
+#define lz_load_relaxed(p, T) (*(const T *)(const void *)(p))
+#endif
+
 #if LZ_DEBUG
 #define lz_assert(c) ((c) ? (void)0 : lz_assert_fail(#c, __FILE__, __LINE__))
 #else
