@@ -72,7 +72,9 @@ typedef struct lz_stats_s {
   size_t committed;     /* mapped bytes not known to be decommitted */
   size_t resident;      /* resident set size of the process, from the kernel */
   size_t large_in_use;  /* bytes in live blocks > 1 MiB */
-  uint64_t slow_allocs; /* allocations that took the slow path */
+  uint64_t slow_allocs; /* allocations that took the full slow path (not counted:
+                           the inline path, a slab's own freed blocks, a cached
+                           medium block, large blocks) */
   uint64_t remote_frees;/* frees of blocks owned by another thread's heap */
   uint64_t pages_purged;/* 4 KiB pages given back with madvise */
   uint64_t chunks;      /* 2 MiB chunks currently mapped */

@@ -469,10 +469,38 @@ static lz_noinline void *malloc_general(heap_t *heap, size_t size, bool zero, bo
   return p;
 }
 
+/* A medium block that the heap's cache holds: no other slow-path work (a
+ * hit reuses memory; remote frees wait for a miss or a small slow path). */
+static void *medium_malloc_direct(heap_t *heap, size_t size, bool zero) {
+  heap_enter(heap);
+  void *p = medium_malloc_cached(heap, size, zero);
+  heap_leave(heap);
+  if (p != NULL) {
+    heap_tick(heap);
+    janitor_poll(heap);
+  }
+  return p;
+}
+
 void *heap_malloc_slow(size_t size, heap_t *heap, bool zero) {
-  if (size > LZ_MEDIUM_MAX && size <= LZ_MAX_ALLOC && lz_likely(heap != &lz_heap_empty)) {
-    void *p = large_malloc_direct(heap, size, zero);
-    if (lz_likely(p != NULL)) return p;
+  if (size <= LZ_SMALL_MAX) {
+    /* The current slab's own freed blocks, when the thread keeps no
+     * foreign blocks (their lists come first) and is below level 2. */
+    if (heap->foreign == NULL && !lz_secure2) {
+      unsigned cls = size_to_class(size);
+      void *p = slab_malloc_local(heap, cls);
+      if (p != NULL) {
+        if (zero) memset(p, 0, lz_class_size[cls]);
+        heap_tick(heap);
+        return p;
+      }
+    }
+  } else {
+    void *p = NULL;
+    /* lz_heap_empty caches nothing; level 2 has medium spans of its own */
+    if (size <= LZ_MEDIUM_MAX) p = heap->mcache_count != 0 && !lz_secure2 ? medium_malloc_direct(heap, size, zero) : NULL;
+    else if (size <= LZ_MAX_ALLOC && lz_likely(heap != &lz_heap_empty)) p = large_malloc_direct(heap, size, zero);
+    if (p != NULL) return p;
   }
   heap = slow_enter(heap);
   if (lz_unlikely(heap == NULL)) return NULL;

@@ -416,7 +416,10 @@ typedef struct heap_s {
   span_t *mcache[LZ_MEDIUM_CACHE];
   uint32_t mcache_count;
   size_t mcache_bytes;
-  uint64_t mcache_used_at;             /* last hit or insert (ms) */
+  uint32_t mcache_uses;                /* hits and inserts (wraps) */
+  uint32_t mcache_uses_seen;           /* mcache_uses when mcache_used_at was stamped */
+  uint64_t mcache_used_at;             /* a purge saw uses since the last one (ms): the
+                                          last use was no later */
   _Atomic(int) xstate;                 /* HEAP_ACTIVE / ORPHAN / BUSY / DEAD */
   chunk_t *chunks;                     /* chunks owned */
   uint64_t slow_count;                 /* slow-path entries (purge ticks) */
@@ -599,6 +602,7 @@ lz_inline uint8_t *span_start(const span_t *s) {
 
 /* slab.c: small blocks inside slab spans. */
 void *slab_malloc_slow(heap_t *heap, unsigned cls);
+void *slab_malloc_local(heap_t *heap, unsigned cls);
 void slab_free_chain(heap_t *heap, span_t *s, lz_block_t *head, lz_block_t *tail, uint32_t count);
 void slab_extend(heap_t *heap, span_t *s);
 uint32_t slab_cached(const span_t *s);
@@ -616,6 +620,7 @@ void *slab_pop_checked(span_t *s);
 /* medium.c: medium blocks (LZ_SMALL_MAX < size <= LZ_MEDIUM_MAX), one per
  * span, and the heap's cache of freed medium spans (heap->mcache). */
 void *medium_malloc(heap_t *heap, size_t size, size_t align_pages, bool zero); /* align_pages: 1 or a power of two */
+void *medium_malloc_cached(heap_t *heap, size_t size, bool zero); /* from the cache only, else NULL */
 void medium_free(heap_t *heap, span_t *s);
 void medium_cache_flush(heap_t *heap, bool force, uint64_t now);
 

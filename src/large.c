@@ -263,9 +263,13 @@ static void cache_put(uintptr_t base, size_t size, unsigned node) {
     return;
   }
   size_t held = 0; /* what the other slots hold (as this scan saw it) */
+  size_t empty = LARGE_SLOTS; /* the first empty slot it saw */
   for (size_t i = 0, n = slots_seen(); i < n; i++) {
     uint64_t v = atomic_load_explicit(&slots[i], memory_order_relaxed);
-    if (v == 0) continue;
+    if (v == 0) {
+      if (empty == LARGE_SLOTS) empty = i;
+      continue;
+    }
     uintptr_t b = slot_base(v);
     size_t s = slot_size(v);
     held += s;
@@ -301,6 +305,10 @@ static void cache_put(uintptr_t base, size_t size, unsigned node) {
   atomic_store_explicit(&d->xexpire, 0, memory_order_relaxed); /* stamped by the next trim */
   atomic_store_explicit(&d->xnode, node, memory_order_relaxed);
   uint64_t v = slot_encode(base, size);
+  uint64_t expect = 0;
+  if (empty < LARGE_SLOTS && atomic_compare_exchange_strong_explicit(&slots[empty], &expect, v, memory_order_release,
+                                                                     memory_order_relaxed))
+    return;
   for (int attempt = 0; attempt < 2; attempt++) {
     for (size_t i = 0; i < LARGE_SLOTS; i++) {
       uint64_t expect = 0;
@@ -458,7 +466,7 @@ static unsigned large_node(const large_t *l) { return atomic_load_explicit(&l->x
  * (a new block is never handed out unguarded; the range is then the
  * caller's), else the block has no guard (realloc: the user's data was
  * already moved, and losing it is worse). */
-static void *block_make(uintptr_t base, size_t size, size_t req, unsigned node, large_t *d, bool strict) {
+lz_inline void *block_make(uintptr_t base, size_t size, size_t req, unsigned node, large_t *d, bool strict) {
   size_t guard = guard_bytes();
   uint8_t *g = (uint8_t *)base + page_round(req);
   lz_assert(!guard || (uintptr_t)g + guard <= base + size);

@@ -23,6 +23,7 @@ static span_t *medium_cache_take(heap_t *heap, size_t npages) {
     if (s->npages >= npages && s->npages <= npages + npages / 4) {
       heap->mcache[i] = heap->mcache[--heap->mcache_count];
       heap->mcache_bytes -= (size_t)s->npages << LZ_PAGE_SHIFT;
+      heap->mcache_uses++;
       return s;
     }
   }
@@ -30,22 +31,25 @@ static span_t *medium_cache_take(heap_t *heap, size_t npages) {
 }
 
 /* Gives cached spans back to their chunks: all if force, else if the cache
- * has been idle for the purge delay. */
+ * has been idle for the purge delay. Uses only count (no clock on the
+ * block paths): a call that finds the count moved stamps mcache_used_at
+ * with `now`, a bound the last use did not pass, and the spans go once a
+ * later call finds the count unmoved the purge delay after that stamp. */
 void medium_cache_flush(heap_t *heap, bool force, uint64_t now) {
   if (heap->mcache_count == 0) return;
   long delay = opt_get(OPT_PURGE_DELAY);
+  if (!force && heap->mcache_uses != heap->mcache_uses_seen) {
+    heap->mcache_uses_seen = heap->mcache_uses;
+    heap->mcache_used_at = now;
+    return;
+  }
   if (!force && (delay < 0 || now < heap->mcache_used_at + (uint64_t)delay)) return;
   while (heap->mcache_count > 0) span_free(heap, heap->mcache[--heap->mcache_count]);
   heap->mcache_bytes = 0;
 }
 
-void *medium_malloc(heap_t *heap, size_t size, size_t align_pages, bool zero) {
-  size_t npages = (size + LZ_PAGE_SIZE - 1) >> LZ_PAGE_SHIFT;
-  span_t *s = align_pages == 1 ? medium_cache_take(heap, npages) : NULL;
-  if (s != NULL) npages = s->npages;
-  else s = span_alloc(heap, npages, align_pages, SPAN_MEDIUM);
-  if (s == NULL) return NULL;
-  span_set_block_size(s, (uint32_t)(npages << LZ_PAGE_SHIFT));
+/* Makes s (cached, or new with its geometry set) the live block. */
+static void *medium_block(heap_t *heap, span_t *s, size_t size, bool zero) {
   s->reserved = 1;
   s->capacity = 1;
   s->used = 1;
@@ -56,6 +60,22 @@ void *medium_malloc(heap_t *heap, size_t size, size_t align_pages, bool zero) {
   else if (LZ_SECURE && !(s->flags & SPAN_ZERO)) ((lz_block_t *)p)->enc_next = 0;
   if (LZ_STATS) heap->stats.in_use += s->block_size;
   return p;
+}
+
+void *medium_malloc(heap_t *heap, size_t size, size_t align_pages, bool zero) {
+  size_t npages = (size + LZ_PAGE_SIZE - 1) >> LZ_PAGE_SHIFT;
+  span_t *s = align_pages == 1 ? medium_cache_take(heap, npages) : NULL;
+  if (s == NULL) { /* a cached span keeps its geometry */
+    s = span_alloc(heap, npages, align_pages, SPAN_MEDIUM);
+    if (s == NULL) return NULL;
+    span_set_block_size(s, (uint32_t)(npages << LZ_PAGE_SHIFT));
+  }
+  return medium_block(heap, s, size, zero);
+}
+
+void *medium_malloc_cached(heap_t *heap, size_t size, bool zero) {
+  span_t *s = medium_cache_take(heap, (size + LZ_PAGE_SIZE - 1) >> LZ_PAGE_SHIFT);
+  return s != NULL ? medium_block(heap, s, size, zero) : NULL;
 }
 
 void medium_free(heap_t *heap, span_t *s) {
@@ -76,7 +96,7 @@ void medium_free(heap_t *heap, span_t *s) {
       s->flags &= (uint8_t)~SPAN_ZERO;
       heap->mcache[heap->mcache_count++] = s;
       heap->mcache_bytes += bytes;
-      heap->mcache_used_at = os_now_ms(); /* the janitor reads it too: not the tick's clock */
+      heap->mcache_uses++;
       if (heap->mcache_count == 1) janitor_notify();
       return;
     }

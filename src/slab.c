@@ -163,6 +163,22 @@ static span_t *slab_new(heap_t *heap, unsigned cls) {
   return s;
 }
 
+/* The class's current span ran out of free blocks but holds blocks the
+ * owner freed: they become its free list (no other slow-path work). A
+ * thread that allocates and frees one block of a class with few blocks a
+ * page (4 KiB and up: one block carved at a time) comes here on every
+ * allocation. NULL if there are none. */
+void *slab_malloc_local(heap_t *heap, unsigned cls) {
+  span_t *s = heap->queues[cls].first;
+  if (s == NULL || s->local_free == NULL) return NULL;
+  lz_assert(s->free == NULL);
+  uint32_t out = (uint32_t)s->used - 1; /* the first span holds the pin */
+  s->free = s->local_free;
+  s->local_free = NULL;
+  slab_charge(heap, s, s->capacity - out);
+  return slab_pop_checked(s);
+}
+
 void *slab_malloc_slow(heap_t *heap, unsigned cls) {
   span_queue_t *q = &heap->queues[cls];
   span_t *s = q->first;

@@ -7,6 +7,10 @@
  *              collects them, then in_use is back to the byte;
  *   purge      a forced purge gives back exactly the free dirty pages and
  *              clears their dirty bits, never a page of a live span;
+ *   mcache     the medium cache goes back when a look finds it unused
+ *              for the purge delay, never while used between looks;
+ *   loops      a malloc/free loop of one block (slab, medium, large) never
+ *              enters the full slow path;
  *   pool       an emptied chunk stays with the heap until a purge gives it
  *              to the pool (still mapped), is reused by the next span that
  *              needs a chunk, and trim unmaps it;
@@ -169,6 +173,59 @@ static void test_purge(heap_t *heap) {
   lz_heap_validate();
 }
 
+/* ---- medium cache: idle by use count ------------------------------------- */
+/* The cache goes back once a look finds it unused for the purge delay; a
+ * look that finds uses since the previous one keeps it, whatever the clock
+ * says (times far ahead of any tick of ours). */
+static void test_mcache(heap_t *heap) {
+  long delay = opt_get(OPT_PURGE_DELAY);
+  if (delay <= 0) return; /* no cache */
+  heap_enter(heap);
+  medium_cache_flush(heap, true, os_now_ms());
+  void *p = medium_malloc(heap, 256 * KiB, 1, false);
+  CHECK(p != NULL);
+  span_t *s = span_of(p);
+  medium_free(heap, s);
+  CHECK(heap->mcache_count == 1);
+  uint64_t t = os_now_ms() + 100000;
+  medium_cache_flush(heap, false, t); /* used since the last look */
+  CHECKF(heap->mcache_count == 1, "a cache in use was given back");
+  medium_cache_flush(heap, false, t + (uint64_t)delay - 1);
+  CHECKF(heap->mcache_count == 1, "given back before the delay");
+  CHECK(medium_malloc_cached(heap, 240 * KiB, false) == p); /* a hit and an insert */
+  medium_free(heap, s);
+  medium_cache_flush(heap, false, t + 10 * (uint64_t)delay);
+  CHECKF(heap->mcache_count == 1, "a cache in use was given back");
+  medium_cache_flush(heap, false, t + 11 * (uint64_t)delay - 1);
+  CHECK(heap->mcache_count == 1);
+  medium_cache_flush(heap, false, t + 11 * (uint64_t)delay);
+  CHECKF(heap->mcache_count == 0, "idle for the purge delay, still cached");
+  heap_leave(heap);
+  lz_heap_validate();
+}
+
+/* ---- loops of one block stay off the full slow path ---------------------- */
+/* A malloc/free loop of one block: the slab's own freed blocks (few blocks
+ * a page: every allocation runs out), a cached medium span, a cached large
+ * range; none enters the full slow path (stats.slow_allocs). */
+static void test_loops(heap_t *heap) {
+  if (!LZ_STATS || heap->foreign != NULL) return;
+  static const size_t sizes[] = {1024, 4096, 20000, 32 * KiB, 256 * KiB, 2 * MiB, 5 * MiB};
+  for (size_t k = 0; k < sizeof sizes / sizeof *sizes; k++) {
+    for (int i = 0; i < 2; i++) lz_free(lz_malloc(sizes[k])); /* the slab, the cached span or range */
+    uint64_t before = heap->stats.slow_allocs;
+    for (int i = 0; i < 1000; i++) {
+      unsigned char *p = lz_malloc(sizes[k]);
+      CHECK(p != NULL);
+      memset(p, i, 64);
+      lz_free(p);
+    }
+    uint64_t n = heap->stats.slow_allocs - before;
+    CHECKF(n <= 2, "%zu bytes: %llu of 1000 allocations took the full slow path", sizes[k], (unsigned long long)n);
+  }
+  lz_heap_validate();
+}
+
 /* ---- chunk pool ----------------------------------------------------------- */
 static bool heap_owns(const heap_t *heap, const chunk_t *c) {
   for (const chunk_t *x = heap->chunks; x != NULL; x = x->next)
@@ -278,7 +335,9 @@ int main(void) {
     printf("internals: hardening level 2, chunk-level validation checked\n");
     return 0;
   }
+  test_loops(heap); /* first: no foreign blocks yet */
   test_spans(heap);
+  test_mcache(heap);
   if (LZ_HEAPS == 0) { /* shared heaps: the freer may share ours */
     test_remote(heap, false);
     test_remote(heap, true);
