@@ -482,11 +482,16 @@ static void *medium_malloc_direct(heap_t *heap, size_t size, bool zero) {
   return p;
 }
 
+/* The short ways below skip remote_collect, so they are taken only while
+ * no other thread has sent blocks home: a block freed here and then by
+ * another thread is named a double free when collected, before it could be
+ * handed out again. */
 void *heap_malloc_slow(size_t size, heap_t *heap, bool zero) {
+  bool none_sent = atomic_load_explicit(&heap->xremote, memory_order_relaxed) == NULL;
   if (size <= LZ_SMALL_MAX) {
     /* The current slab's own freed blocks, when the thread keeps no
      * foreign blocks (their lists come first) and is below level 2. */
-    if (heap->foreign == NULL && !lz_secure2) {
+    if (none_sent && heap->foreign == NULL && !lz_secure2) {
       unsigned cls = size_to_class(size);
       void *p = slab_malloc_local(heap, cls);
       if (p != NULL) {
@@ -498,7 +503,7 @@ void *heap_malloc_slow(size_t size, heap_t *heap, bool zero) {
   } else {
     void *p = NULL;
     /* lz_heap_empty caches nothing; level 2 has medium spans of its own */
-    if (size <= LZ_MEDIUM_MAX) p = heap->mcache_count != 0 && !lz_secure2 ? medium_malloc_direct(heap, size, zero) : NULL;
+    if (size <= LZ_MEDIUM_MAX) p = none_sent && heap->mcache_count != 0 && !lz_secure2 ? medium_malloc_direct(heap, size, zero) : NULL;
     else if (size <= LZ_MAX_ALLOC && lz_likely(heap != &lz_heap_empty)) p = large_malloc_direct(heap, size, zero);
     if (p != NULL) return p;
   }
