@@ -28,6 +28,20 @@ lz_inline void *span_pop(span_t *s) {
   return b;
 }
 
+/* Makes b (its link written) the head of s->local_free: a hole puncher
+ * holding the heap lock reads the chain from the head (slab.c, "Holes").
+ * x86-64 keeps stores in order, so keeping the compiler's order is enough
+ * (a compiler fence: no instruction, and the same code as without it);
+ * elsewhere, and for ThreadSanitizer, the head is a release store. */
+lz_inline void local_free_publish(span_t *s, lz_block_t *b) {
+#if defined(__x86_64__) && !LZ_TSAN
+  __atomic_signal_fence(__ATOMIC_RELEASE);
+  s->local_free = b;
+#else
+  __atomic_store_n(&s->local_free, b, __ATOMIC_RELEASE);
+#endif
+}
+
 lz_inline void *malloc_fast(size_t size) {
   heap_t *heap = lz_heap_tls;
   if (lz_likely(size <= LZ_DIRECT_MAX)) {
@@ -65,7 +79,7 @@ lz_inline void free_fast(void *p) {
         link ^= mask;
       }
       b->enc_next = link;
-      s->local_free = b;
+      local_free_publish(s, b);
       if (LZ_STATS) heap->stats.in_use -= s->block_size;
       if (lz_unlikely(--s->used == 0)) slab_retire(heap, s);
       return;

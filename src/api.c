@@ -135,5 +135,5 @@ LZ_EXPORT int lz_trim(size_t pad) {
   (void)pad;
   process_init();
   if (opt_get(OPT_VALIDATE)) lz_heap_validate();
-  API_CALL(purge_all(true) > 0 ? 1 : 0);
+  API_CALL(heaps_trim(true) > 0 ? 1 : 0);
 }

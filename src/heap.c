@@ -174,10 +174,29 @@ static heap_t *heap_take_temporary(void) {
   return h;
 }
 
-/* Collects remote frees, gives idle medium spans back, and purges chunks
- * whose delay has passed; with force, also flushes our own remote batches,
+/* Everything of the heap that is due (all of it if force): idle cached
+ * medium spans, holes in idle slabs, kept empty chunks and the chunks'
+ * free pages (purge.c has the mechanics and their timing); holes: punch the
+ * slabs' idle pages now, not on their schedule. The caller holds the heap
+ * (lock or BUSY); exclusive: no other thread can be in the heap's fast
+ * paths (the caller owns it, or it is an orphan, or a shared heap), so a
+ * free list's head may be rewritten (slab.c, "Holes"). Returns when something next falls due,
+ * UINT64_MAX if nothing will. */
+static uint64_t heap_purge(heap_t *heap, bool force, bool holes, bool exclusive, uint64_t now) {
+  long delay = opt_get(OPT_PURGE_DELAY);
+  medium_cache_flush(heap, force, now);
+  uint64_t next = UINT64_MAX;
+  if (heap->mcache_count > 0 && delay >= 0) next = heap->mcache_used_at + (uint64_t)delay;
+  uint64_t due = purge_heap_holes(heap, holes, exclusive, now);
+  if (due < next) next = due;
+  due = purge_heap(heap, force, now);
+  return due < next ? due : next;
+}
+
+/* Collects remote frees, gives idle medium spans back, and purges what is
+ * due (heap_purge); with force, also flushes our own remote batches,
  * frees the (empty) current slab of each class and purges everything. */
-void heap_collect(heap_t *heap, bool force) {
+static void collect(heap_t *heap, bool force, bool holes) {
   heap_enter(heap);
   if (force) {
     foreign_flush(heap);
@@ -195,9 +214,15 @@ void heap_collect(heap_t *heap, bool force) {
       slab_release(heap, s);
     }
   }
-  purge_heap(heap, force, os_now_ms());
+  heap_purge(heap, force, holes, true, os_now_ms());
   heap_leave(heap);
 }
+
+/* With force, the slabs' holes are punched at once too (malloc_trim,
+ * memory short); an idle orphan collected whole (collect) has them
+ * punched on their own schedule: walking every free list on every tick
+ * would cost more than it gives. */
+void heap_collect(heap_t *heap, bool force) { collect(heap, force, force); }
 
 /* The owning thread is exiting. Its memory is not purged here: a thread
  * starting soon adopts the heap with its pages still warm (thread churn
@@ -260,19 +285,18 @@ size_t heaps_collect_orphans(bool force) {
       continue;
     long delay = opt_get(OPT_PURGE_DELAY);
     bool idle = delay >= 0 && os_now_ms() >= h->abandoned_at + (uint64_t)delay;
-    heap_collect(h, force || idle);
+    collect(h, force || idle, force);
     atomic_store_explicit(&h->xstate, HEAP_ORPHAN, memory_order_release);
     n++;
   }
   return n;
 }
 
-/* The janitor's visit of every heap (purge.c's policy): a live heap whose
- * lock it can take has what is due purged (see the janitor protocol in
- * internal.h); an orphan nobody holds is collected like
- * heaps_collect_orphans does. Returns when something next falls due
- * (UINT64_MAX: nothing pending). */
-uint64_t heaps_purge_background(uint64_t now) {
+/* The janitor's visit of every heap: a live heap whose lock it can take
+ * has what is due purged (see the janitor protocol in internal.h); an
+ * orphan nobody holds is collected like heaps_collect_orphans does.
+ * Returns when something next falls due (UINT64_MAX: nothing pending). */
+static uint64_t heaps_purge_background(uint64_t now) {
   long delay = opt_get(OPT_PURGE_DELAY);
   uint64_t next = UINT64_MAX;
   for (heap_t *h = heaps_first(); h != NULL; h = h->next_all) {
@@ -285,7 +309,7 @@ uint64_t heaps_purge_background(uint64_t now) {
       if (!lz_trylock(&h->lock)) {
         due = now; /* its owner is in a slow path: next pass */
       } else {
-        due = purge_heap(h, false, now);
+        due = heap_purge(h, false, false, LZ_HEAPS > 0, now);
         uint64_t collapse = purge_heap_collapse(h, now);
         if (collapse < due) due = collapse;
         lz_unlock(&h->lock);
@@ -303,6 +327,46 @@ uint64_t heaps_purge_background(uint64_t now) {
     if (due < next) next = due;
   }
   return next;
+}
+
+/* The janitor's pass (janitor.c): every heap it can take, then the pool and
+ * the large cache. Returns when to look again, UINT64_MAX if nothing is
+ * pending anywhere. */
+uint64_t heaps_background_pass(void) {
+  long delay = opt_get(OPT_PURGE_DELAY);
+  if (delay < 0) return UINT64_MAX;
+  uint64_t now = os_now_ms();
+  uint64_t next = heaps_purge_background(now);
+  chunk_pool_trim(false);
+  large_cache_trim(false);
+  if ((!chunk_pool_empty() || !large_cache_empty()) && now + (uint64_t)delay < next) next = now + (uint64_t)delay;
+  return next;
+}
+
+/* malloc_trim: everything idle that this thread may touch goes back.
+ * Returns the bytes given back. */
+size_t heaps_trim(bool force) {
+  size_t before = (size_t)atomic_load(&lz_pages_purged);
+  heap_t *heap = lz_heap_tls;
+  if (heap != &lz_heap_empty) heap_collect(heap, force);
+  heaps_collect_orphans(force);
+  size_t freed = chunk_pool_trim(force) + large_cache_trim(force);
+  return freed + ((size_t)atomic_load(&lz_pages_purged) - before) * LZ_PAGE_SIZE;
+}
+
+/* The owner's purge tick (its heap lock held): what is due in its heap,
+ * the pool, the large cache and the orphans, at most every half delay. */
+static void heap_purge_tick(heap_t *heap) {
+  uint64_t now = os_now_ms();
+  heap->slow_clock = now;
+  if (now < heap->purge_next) return;
+  long delay = opt_get(OPT_PURGE_DELAY);
+  heap->purge_next = now + (uint64_t)(delay > 1 ? delay / 2 : 1);
+  if (delay < 0) return;
+  heap_purge(heap, false, false, true, now);
+  chunk_pool_trim(false);
+  large_cache_trim(false);
+  heaps_collect_orphans(false);
 }
 
 /* In the child after fork: only the forking thread survives. Every other
@@ -374,7 +438,7 @@ static void heap_tick(heap_t *heap) {
   if ((++heap->slow_count & 63) != 0) return;
   heap_enter(heap);
   remote_flush_all(heap);
-  purge_tick(heap);
+  heap_purge_tick(heap);
   if (heap->foreign != NULL && heap->slow_clock >= heap->foreign_flush_at) {
     foreign_flush(heap);
     heap->foreign_flush_at = heap->slow_clock + FOREIGN_MAX_AGE_MS;

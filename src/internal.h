@@ -122,10 +122,12 @@ struct chunk_s;
  *
  * Invariants (slab), with pin = 1 for the first span of its class queue
  * (see slab.c) and 0 otherwise; [tags] name the check in validate.c:
- *   out + |free| + |local_free| == capacity <= reserved, where out counts
- *        the blocks handed out, including those freed by other threads and
- *        still in transit (batched or in the owner's xremote list)
- *        [span.count, span.capacity];
+ *   out + |free| + |local_free| + hole blocks == capacity <= reserved,
+ *        where out counts the blocks handed out, including those freed by
+ *        other threads and still in transit (batched or in the owner's
+ *        xremote list), and hole blocks are free blocks on pages given back
+ *        while the slab lives (slab.c, "Holes") [span.count, span.capacity,
+ *        span.holes];
  *   used == out + |free| + pin: malloc's fast path pops `free` without
  *        counting, because the slow path charged every block of a list to
  *        `used` when it installed the list; each free subtracts one
@@ -154,7 +156,7 @@ struct chunk_s;
  * any thread holding a live block may read them.
  * ------------------------------------------------------------------------- */
 enum { SPAN_NONE = 0, SPAN_SLAB = 1, SPAN_MEDIUM = 2 };
-enum { SPAN_FULL = 1, SPAN_ZERO = 2 }; /* flags */
+enum { SPAN_FULL = 1, SPAN_ZERO = 2, SPAN_HOLES = 8 }; /* flags (4: FOREIGN_INSTALLED, remote.c) */
 
 typedef struct span_s {
   lz_block_t *free;         /* owner: blocks ready to hand out */
@@ -173,7 +175,7 @@ typedef struct span_s {
   uint16_t reserved;        /* blocks that fit */
   uint16_t npages;          /* pages in the span */
   uint8_t cls;              /* size class (slab), 0 for medium */
-  uint8_t flags;            /* SPAN_FULL (slab), SPAN_ZERO (medium: memory known zero) */
+  uint8_t flags;            /* SPAN_FULL, SPAN_HOLES (slab), SPAN_ZERO (medium: memory known zero) */
   uint8_t kind;             /* SPAN_NONE / SPAN_SLAB / SPAN_MEDIUM */
   uint8_t shift;            /* block index check, see span_block_index() */
 } span_t;
@@ -208,7 +210,11 @@ _Static_assert(sizeof(span_t) == 64 && LZ_CACHE_LINE % 64 == 0, "span_t must fil
  *     chunkmap.spans];
  *   dirty_map bit i set => page i may be resident (touched since its last
  *     purge); free and dirty pages are what purge gives back (not checked:
- *     a clear bit promises nothing the validator can read).
+ *     a clear bit promises nothing the validator can read);
+ *   hole_map bit i set => page i belongs to a slab span flagged SPAN_HOLES
+ *     and no listed block overlaps it (slab.c, "Holes") [span.holes];
+ *   decay_base counts the pages freed since purge_at was armed (purge.c's
+ *     decay; a hint, not checked).
  * All fields belong to the owning heap (see Ownership above).
  * ------------------------------------------------------------------------- */
 typedef struct chunk_s {
@@ -222,11 +228,14 @@ typedef struct chunk_s {
   uint64_t free_map[LZ_BITMAP_WORDS];
   uint64_t dirty_map[LZ_BITMAP_WORDS];
   uint32_t huge;                /* CHUNK_HUGE_*: transparent huge pages asked for (purge.c) */
-  uint32_t pad0;
+  uint32_t decay_base;          /* free dirty pages the decay started from (purge.c) */
   uint64_t huge_at;             /* when MADV_HUGEPAGE was given (ms) */
-  uint8_t pad1[64];             /* pagemap at 256, spans at 1280 */
+  uint64_t hole_map[LZ_BITMAP_WORDS]; /* pages of live slabs given back (slab.c, "Holes") */
   uint16_t pagemap[LZ_CHUNK_PAGES];
   span_t spans[LZ_CHUNK_PAGES];
+  /* Slab starting at page i: 1 + the index of local_free's head when the
+   * hole puncher last looked, 0 if never (a hint: slab.c, "Holes"). */
+  uint16_t punch_seen[LZ_CHUNK_PAGES];
 } chunk_t;
 
 #define LZ_HEADER_BASE_PAGES ((sizeof(chunk_t) + LZ_PAGE_SIZE - 1) / LZ_PAGE_SIZE)
@@ -377,9 +386,15 @@ typedef struct heap_stats_s {
  *   and touch only what the janitor never does: direct, queues, the lists
  *   and counters of live spans, stats. The janitor only try-locks (a heap
  *   whose owner is inside a slow path is looked at on its next pass) and
- *   then only purges what is due (purge_heap): free dirty pages, empty
- *   chunks, cached medium spans. Orphans are taken whole (state BUSY).
- *   With LZ_HEAPS > 0 the same lock is the one every entry point holds.
+ *   then only purges what is due (heap.c, heap_purge): free dirty pages,
+ *   empty chunks, cached medium spans, and holes in slabs. Holes are the
+ *   one place where it reads owner lists: the local_free chain of a slab
+ *   that is not the first of its queue, from a head read with acquire (the
+ *   free fast path publishes each push, alloc.h local_free_push); it
+ *   rewrites only links of blocks on that chain, which no thread touches
+ *   without the lock, and never local_free itself (slab.c, "Holes", has
+ *   the whole protocol). Orphans are taken whole (state BUSY). With
+ *   LZ_HEAPS > 0 the same lock is the one every entry point holds.
  *
  * Hardening level 2 and the fast paths (the contract between alloc.h and
  * secure.c): malloc's fast path only pops from spans reachable through
@@ -432,6 +447,10 @@ typedef struct heap_s {
   uint32_t empty_keep, empty_count;
   uint64_t empty_used_at;              /* an empty chunk last kept or reused (ms) */
   uint64_t empty_released_at;          /* an empty chunk last given back (ms) */
+  /* Holes in slabs (purge.c): armed when a full slab gets a block back;
+   * holes_hot: a slab was allocated from since the last look. Heap lock. */
+  uint64_t holes_at;
+  uint32_t holes_hot;
   struct heap_s *next_all;             /* global list of every heap ever made */
   struct secure_heap_s *secure;        /* level-2 state (secure.c), NULL below level 2 */
   lz_lock_t lock;                      /* the heap lock (protocol above) */
@@ -614,6 +633,10 @@ void queue_remove(heap_t *heap, span_queue_t *q, span_t *s);
 void queue_push_front(heap_t *heap, span_queue_t *q, span_t *s);
 void heap_direct_update(heap_t *heap, unsigned cls);
 bool slab_contains_free(span_t *s, lz_block_t *b);
+size_t slab_punch_holes(heap_t *heap, span_t *s, bool exclusive);
+void slab_fill_holes(heap_t *heap, span_t *s);
+bool slab_block_in_hole(const span_t *s, size_t idx);
+uint32_t slab_hole_blocks(const span_t *s);
 bool slab_holds(const span_t *s, const void *p);
 void *slab_pop_checked(span_t *s);
 
@@ -665,7 +688,8 @@ void heap_collect(heap_t *heap, bool force);
 void heap_abandon(heap_t *heap);
 void heap_thread_exit(heap_t *heap);
 size_t heaps_collect_orphans(bool force);
-uint64_t heaps_purge_background(uint64_t now);
+uint64_t heaps_background_pass(void);
+size_t heaps_trim(bool force);
 void heaps_fork_child(heap_t *self);
 void heap_retire(heap_t *h);
 void heaps_fork_child_shared(void);
@@ -683,15 +707,25 @@ size_t secure_collect(heap_t *heap, bool force); /* blocks released */
 bool secure_block_bounds(const void *a, const uint8_t **lo, const uint8_t **hi);
 void secure_fork_child(void);
 
-/* purge.c */
+/* purge.c: the mechanics and timing of giving pages back; heap.c drives.
+ * A chunk's free dirty pages decay over LZ_DECAY_MS from its purge_at
+ * (smoothstep, purge.c); slabs left alone for LZ_HOLES_AFTER_MS have their
+ * idle pages punched (slab.c, "Holes"). How the values were chosen: the
+ * window is long enough that a program freeing and allocating again within
+ * a quarter of a second keeps most of its pages, short enough that an idle
+ * one is down to its live pages within half a second (bench idle-burst);
+ * holes wait longer than the purge delay because refilling them costs a
+ * page fault per page. */
+#define LZ_DECAY_MS 250
+#define LZ_HOLES_AFTER_MS 100
+void purge_pages(chunk_t *c, size_t first, size_t n);
 uint64_t purge_heap(heap_t *heap, bool force, uint64_t now);
+uint64_t purge_heap_holes(heap_t *heap, bool force, bool exclusive, uint64_t now);
+void purge_slabs_freeing(heap_t *heap);
 void purge_mark(chunk_t *c, size_t first, size_t npages);
 void purge_chunk_taken(heap_t *heap, chunk_t *c, bool fresh);
 void purge_chunk_dense(chunk_t *c);
 uint64_t purge_heap_collapse(heap_t *heap, uint64_t now);
-void purge_tick(heap_t *heap);
-size_t purge_all(bool force);
-uint64_t purge_background(void);
 
 /* janitor.c: the background purging thread. */
 enum { JANITOR_OFF = 0, JANITOR_WANTED, JANITOR_STARTING, JANITOR_RUNNING, JANITOR_FAILED };

@@ -4,7 +4,7 @@
  * frees and then stops calling the allocator would keep its free pages for
  * ever, and so would orphan heaps, the chunk pool and the large cache in a
  * process that went quiet. The janitor is one thread per process that does
- * that work on a time-based schedule (purge_background, purge.c).
+ * that work on a time-based schedule (heaps_background_pass, heap.c).
  *
  * Life:
  *   OFF      no thread. janitor_notify (something purgeable appeared: a
@@ -132,7 +132,7 @@ static void *janitor_main(void *arg) {
     atomic_store_explicit(&xidle, 0, memory_order_relaxed);
     atomic_store(&xpending, 0);
     lz_lock(&pass_lock);
-    uint64_t next = purge_background();
+    uint64_t next = heaps_background_pass();
     lz_unlock(&pass_lock);
     if (next == UINT64_MAX) {
       atomic_store(&xidle, 1);

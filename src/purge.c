@@ -1,59 +1,104 @@
-/* purge.c: when idle memory goes back to the kernel (the policy), with
- * hysteresis.
+/* purge.c: when idle memory goes back to the kernel, chunk by chunk and
+ * slab by slab (the mechanics and their timing; heap.c drives them: it
+ * decides which heaps, caches and orphans are visited, and when).
  *
  * Pages freed inside a chunk stay resident ("dirty") so a heap that
  * allocates again soon reuses them for free. The first span freed in a
- * quiet chunk arms chunk->purge_at = now + LZMALLOC_PURGE_DELAY. When that
- * time comes, a chunk that also allocated spans meanwhile (hot: its free
- * pages are being reused) is re-armed instead of purged (hysteresis: memory
- * being churned is not given back just to be faulted in again); a chunk
- * that only freed has every free dirty run decommitted with
- * madvise(MADV_DONTNEED) (later reads see zeros). A chunk that becomes
- * empty goes back to the chunk pool at once, unless its heap is churning
- * (see "Empty chunks" below): then it stays, mapped and resident, so a
- * program that frees everything and allocates it again (a burst, a loop)
- * does not fault its pages in every round. A delay of 0 purges at once,
- * -1 never (except malloc_trim and orphans collected whole). Cached medium
- * spans, pooled chunks and cached large mappings age the same way in their
- * caches.
+ * quiet chunk arms chunk->purge_at = now + LZMALLOC_PURGE_DELAY. From then
+ * on the chunk's free dirty pages decay: at time purge_at + t the chunk
+ * keeps at most decay_base * (1 - smoothstep(t / DECAY_MS)) of them, where
+ * decay_base counts the pages freed since it was armed, and gives back the
+ * rest with madvise(MADV_DONTNEED) (later reads see zeros), highest pages
+ * first (span_alloc is first fit: low pages are reused first). By
+ * purge_at + DECAY_MS all are back. A chunk that allocated spans meanwhile
+ * (hot: its free pages are being reused) is re-armed instead (hysteresis:
+ * memory being churned is not given back just to be faulted in again).
+ * jemalloc's decay is the model (smoothstep over a window); its "muzzy"
+ * stage (MADV_FREE first) is left out on purpose: MADV_FREE pages stay in
+ * the process's RSS (and its cgroup's charge) until the kernel is short of
+ * memory, so a program that went quiet would look as big as before, and
+ * they may come back with their old contents, so calloc could not trust
+ * them to be zero (jemalloc's own default on Linux has no muzzy stage).
  *
- * Who looks: the owner on its slow paths, allocation and free (every 64th
- * entry reads the coarse clock: purge_tick); the janitor thread for every
- * heap, orphan and cache on a schedule (purge_background, janitor.c); and
- * malloc_trim forces everything.
+ * Pages inside live slabs that hold no live block become holes (slab.c,
+ * "Holes") once the heap's slabs have been left alone for HOLES_AFTER_MS
+ * after a full slab got a block back (purge_heap_holes).
+ *
+ * A chunk that becomes empty goes back to the chunk pool at once, unless
+ * its heap is churning (see "Empty chunks" below): then it stays, mapped
+ * and resident, so a program that frees everything and allocates it again
+ * (a burst, a loop) does not fault its pages in every round. A delay of 0
+ * purges at once, -1 never (except malloc_trim and orphans collected
+ * whole).
  */
 #include "internal.h"
 
-static void purge_run(chunk_t *c, size_t first, size_t n) {
-  /* Refused by the kernel: the pages stay dirty and uncounted. */
-  if (os_decommit((uint8_t *)c + (first << LZ_PAGE_SHIFT), n << LZ_PAGE_SHIFT) != 0) return;
-  for (size_t i = first; i < first + n; i++) c->dirty_map[i >> 6] &= ~(1ull << (i & 63));
-  atomic_fetch_add_explicit(&lz_pages_purged, n, memory_order_relaxed);
-  atomic_fetch_add_explicit(&lz_bytes_decommitted, n << LZ_PAGE_SHIFT, memory_order_relaxed);
+#define DECAY_MS LZ_DECAY_MS
+#define DECAY_STEPS 8     /* looks per window while a chunk decays */
+#define HOLES_AFTER_MS LZ_HOLES_AFTER_MS
+
+/* Of 1024, what a decay started `elapsed` ms ago still keeps:
+ * 1 - smoothstep(elapsed / window), 0 from the window's end. */
+static uint64_t decay_keep(uint64_t elapsed, uint64_t window) {
+  if (elapsed >= window) return 0;
+  uint64_t x = elapsed * 1024 / window; /* 0..1023 */
+  return 1024 - x * x * (3 * 1024 - 2 * x) / (1024 * 1024);
 }
 
-/* Decommits every page that is free and dirty, in maximal runs. */
-static void purge_free_dirty(chunk_t *c) {
-  size_t run = 0;
-  for (size_t i = LZ_HEADER_PAGES; i <= LZ_CHUNK_PAGES; i++) {
-    bool take = i < LZ_CHUNK_PAGES && (c->free_map[i >> 6] & c->dirty_map[i >> 6] & (1ull << (i & 63)));
-    if (take) {
-      run++;
-    } else if (run) {
-      purge_run(c, i - run, run);
-      run = 0;
-    }
+/* Decommits pages [first, first + n) of c (one system call); those that
+ * were dirty are counted. Refused by the kernel: they stay dirty and
+ * uncounted. */
+void purge_pages(chunk_t *c, size_t first, size_t n) {
+  if (os_decommit((uint8_t *)c + (first << LZ_PAGE_SHIFT), n << LZ_PAGE_SHIFT) != 0) return;
+  size_t dirty = 0;
+  for (size_t i = first; i < first + n; i++) {
+    dirty += (c->dirty_map[i >> 6] >> (i & 63)) & 1;
+    c->dirty_map[i >> 6] &= ~(1ull << (i & 63));
   }
-  c->purge_at = 0;
+  atomic_fetch_add_explicit(&lz_pages_purged, dirty, memory_order_relaxed);
+  atomic_fetch_add_explicit(&lz_bytes_decommitted, dirty << LZ_PAGE_SHIFT, memory_order_relaxed);
+}
+
+static bool free_dirty(const chunk_t *c, size_t i) {
+  return ((c->free_map[i >> 6] & c->dirty_map[i >> 6]) >> (i & 63)) & 1;
+}
+
+static size_t count_free_dirty(const chunk_t *c) {
+  size_t n = 0;
+  for (size_t w = 0; w < LZ_BITMAP_WORDS; w++) n += (size_t)__builtin_popcountll(c->free_map[w] & c->dirty_map[w]);
+  return n;
+}
+
+/* Decommits free dirty pages, in maximal runs from the top of the chunk
+ * down, until at most `keep` remain. */
+static void purge_free_dirty(chunk_t *c, size_t keep) {
+  size_t dirty = count_free_dirty(c);
+  for (size_t i = LZ_CHUNK_PAGES; i > LZ_HEADER_PAGES && dirty > keep;) {
+    if (!free_dirty(c, i - 1)) {
+      i--;
+      continue;
+    }
+    size_t run = 0;
+    while (i - run > LZ_HEADER_PAGES && free_dirty(c, i - run - 1) && dirty - run > keep) run++;
+    purge_pages(c, i - run, run);
+    dirty -= run;
+    i -= run;
+  }
+  if (dirty == 0) {
+    c->purge_at = 0;
+    c->decay_base = 0;
+  }
 }
 
 /* Empty chunks. A heap that needs a chunk again soon after it gave one
  * back is churning (a burst freed and allocated again, round after round):
  * it may keep one more empty chunk, mapped and resident, so the next round
- * costs neither a system call nor a page fault. Kept chunks go back (and
- * the allowance is halved) when the heap has left them unused for
- * PURGE_KEEP_MS (never with a purge delay of -1); a heap that frees
- * everything once keeps nothing, so other heaps can reuse its chunks. */
+ * costs neither a system call nor a page fault. The allowance decays like
+ * pages do: a heap that has left its kept chunks unused for t ms may keep
+ * empty_keep * (1 - smoothstep(t / PURGE_KEEP_MS)) of them, the others go
+ * back (never with a purge delay of -1), and the allowance shrinks with
+ * them; a heap that frees everything once keeps nothing, so other heaps can
+ * reuse its chunks. */
 #define PURGE_CHURN_MS 1000
 #define PURGE_KEEP_MS 1000
 #define PURGE_KEEP_MAX 1024
@@ -78,39 +123,47 @@ void purge_chunk_taken(heap_t *heap, chunk_t *c, bool fresh) {
   (void)c;
 }
 
-/* One chunk that holds spans, if due (or force): its free dirty pages are
- * decommitted, unless it allocated spans since it was armed (hot): then it
- * is re-armed. Returns when it next falls due, UINT64_MAX if never. */
+/* One chunk that holds spans, if due (or force): its free dirty pages
+ * decay (see above), unless it allocated spans since it was armed (hot):
+ * then it is re-armed. Returns when to look again, UINT64_MAX if never. */
 static uint64_t purge_chunk(chunk_t *c, bool force, uint64_t now) {
-  if (!force) {
-    long delay = opt_get(OPT_PURGE_DELAY);
-    if (c->purge_at == 0 || delay < 0) return UINT64_MAX;
-    if (now < c->purge_at) return c->purge_at;
-    if (c->hot) { /* still being reused: look again after another delay */
-      c->hot = 0;
-      c->purge_at = now + (uint64_t)delay;
-      return c->purge_at;
-    }
+  if (force) {
+    purge_free_dirty(c, 0);
+    return UINT64_MAX;
   }
-  purge_free_dirty(c);
-  return UINT64_MAX;
+  long delay = opt_get(OPT_PURGE_DELAY);
+  if (c->purge_at == 0 || delay < 0) return UINT64_MAX;
+  if (now < c->purge_at) return c->purge_at;
+  if (c->hot) { /* still being reused: look again after another delay */
+    c->hot = 0;
+    c->purge_at = now + (uint64_t)delay;
+    c->decay_base = (uint32_t)count_free_dirty(c);
+    return c->purge_at;
+  }
+  uint64_t keep = decay_keep(now - c->purge_at, DECAY_MS);
+  purge_free_dirty(c, (size_t)(c->decay_base * keep / 1024));
+  if (c->purge_at == 0) return UINT64_MAX;
+  return now + DECAY_MS / DECAY_STEPS;
 }
 
-/* Everything of the heap that is due (all of it if force): cached medium
- * spans, kept empty chunks, then every chunk's free pages. The caller holds
- * the heap (lock or BUSY). Returns when something next falls due,
- * UINT64_MAX if nothing will. */
+/* Kept empty chunks (all of them if force) and every chunk's free pages
+ * that are due. The caller holds the heap (lock or BUSY). Returns when
+ * something next falls due, UINT64_MAX if nothing will. */
 uint64_t purge_heap(heap_t *heap, bool force, uint64_t now) {
   long delay = opt_get(OPT_PURGE_DELAY);
-  medium_cache_flush(heap, force, now);
   uint64_t next = UINT64_MAX;
-  if (heap->mcache_count > 0 && delay >= 0) next = heap->mcache_used_at + (uint64_t)delay;
-  bool drop_empty = force || (heap->empty_count > 0 && delay >= 0 && now >= heap->empty_used_at + PURGE_KEEP_MS);
-  if (drop_empty) heap->empty_keep = force ? 0 : heap->empty_keep / 2;
+  uint32_t allowed = heap->empty_keep;
+  if (force) {
+    allowed = 0;
+  } else if (heap->empty_count > 0 && delay >= 0) {
+    uint64_t idle = now > heap->empty_used_at ? now - heap->empty_used_at : 0;
+    allowed = (uint32_t)(heap->empty_keep * decay_keep(idle, PURGE_KEEP_MS) / 1024);
+  }
+  if (heap->empty_count > allowed) heap->empty_keep = allowed;
   for (chunk_t *c = heap->chunks; c != NULL;) {
     chunk_t *following = c->next; /* c may be given back */
     if (c->free_pages == LZ_USABLE_PAGES) {
-      if (drop_empty) {
+      if (heap->empty_count > allowed) {
         heap->empty_count--;
         chunk_give_back(heap, c, now);
       }
@@ -120,8 +173,8 @@ uint64_t purge_heap(heap_t *heap, bool force, uint64_t now) {
     }
     c = following;
   }
-  if (heap->empty_count > 0 && delay >= 0 && heap->empty_used_at + PURGE_KEEP_MS < next)
-    next = heap->empty_used_at + PURGE_KEEP_MS;
+  if (heap->empty_count > 0 && delay >= 0 && now + PURGE_KEEP_MS / DECAY_STEPS < next)
+    next = now + PURGE_KEEP_MS / DECAY_STEPS;
   return next;
 }
 
@@ -131,6 +184,8 @@ void purge_mark(chunk_t *c, size_t first, size_t n) {
   long delay = opt_get(OPT_PURGE_DELAY);
   if (c->free_pages == LZ_USABLE_PAGES) {
     uint64_t now = os_now_ms();
+    c->purge_at = 0;
+    c->decay_base = 0;
     if (delay != 0 && heap->empty_count < heap->empty_keep) {
       heap->empty_count++;
       heap->empty_used_at = now;
@@ -141,14 +196,47 @@ void purge_mark(chunk_t *c, size_t first, size_t n) {
     return;
   }
   if (delay == 0) {
-    purge_run(c, first, n);
+    purge_pages(c, first, n);
     return;
   }
+  c->decay_base += (uint32_t)n;
   if (delay > 0 && c->purge_at == 0) {
     c->purge_at = os_now_ms() + (uint64_t)delay;
     c->hot = 0;
     janitor_notify();
   }
+}
+
+/* A full slab of the heap got a block back (the heap held): its slabs are
+ * freeing, look for holes once they have been left alone. */
+void purge_slabs_freeing(heap_t *heap) {
+  if (heap->holes_at != 0 || opt_get(OPT_PURGE_DELAY) < 0 || heap->secure != NULL) return;
+  heap->holes_at = os_now_ms() + HOLES_AFTER_MS;
+  heap->holes_hot = 0;
+  janitor_notify();
+}
+
+/* The slabs of the heap, if due (every slab if force): idle pages become
+ * holes, except in slabs allocated from since the last look (hot: re-armed).
+ * The first span of each queue is skipped (slab.c, "Holes"); exclusive:
+ * see slab_punch_holes. Returns when
+ * to look again, UINT64_MAX if never. */
+uint64_t purge_heap_holes(heap_t *heap, bool force, bool exclusive, uint64_t now) {
+  if (heap->secure != NULL) return UINT64_MAX; /* level 2: secure.c's own state */
+  if (!force) {
+    if (heap->holes_at == 0 || opt_get(OPT_PURGE_DELAY) < 0) return UINT64_MAX;
+    if (now < heap->holes_at) return heap->holes_at;
+    if (heap->holes_hot) {
+      heap->holes_hot = 0;
+      heap->holes_at = now + HOLES_AFTER_MS;
+      return heap->holes_at;
+    }
+  }
+  heap->holes_at = 0;
+  for (unsigned cls = 1; cls < LZ_CLASSES; cls++)
+    for (span_t *s = heap->queues[cls].first; s != NULL; s = s->next)
+      if (s != heap->queues[cls].first) slab_punch_holes(heap, s, exclusive);
+  return UINT64_MAX;
 }
 
 /* Huge pages. A chunk is 2 MiB, 2 MiB aligned: one transparent huge page
@@ -199,43 +287,5 @@ uint64_t purge_heap_collapse(heap_t *heap, uint64_t now) {
     }
     atomic_fetch_sub_explicit(&lz_bytes_decommitted, clean * LZ_PAGE_SIZE, memory_order_relaxed);
   }
-  return next;
-}
-
-/* The owner's tick (its heap lock held). */
-void purge_tick(heap_t *heap) {
-  uint64_t now = os_now_ms();
-  heap->slow_clock = now;
-  if (now < heap->purge_next) return;
-  long delay = opt_get(OPT_PURGE_DELAY);
-  heap->purge_next = now + (uint64_t)(delay > 1 ? delay / 2 : 1);
-  if (delay < 0) return;
-  purge_heap(heap, false, now);
-  chunk_pool_trim(false);
-  large_cache_trim(false);
-  heaps_collect_orphans(false);
-}
-
-/* malloc_trim: everything idle that this thread may touch goes back. */
-size_t purge_all(bool force) {
-  size_t before = (size_t)atomic_load(&lz_pages_purged);
-  heap_t *heap = lz_heap_tls;
-  if (heap != &lz_heap_empty) heap_collect(heap, force);
-  heaps_collect_orphans(force);
-  size_t freed = chunk_pool_trim(force) + large_cache_trim(force);
-  return freed + ((size_t)atomic_load(&lz_pages_purged) - before) * LZ_PAGE_SIZE;
-}
-
-/* The janitor's pass (janitor.c): every heap it can take, then the pool and
- * the large cache. Returns when to look again, UINT64_MAX if nothing is
- * pending anywhere. */
-uint64_t purge_background(void) {
-  long delay = opt_get(OPT_PURGE_DELAY);
-  if (delay < 0) return UINT64_MAX;
-  uint64_t now = os_now_ms();
-  uint64_t next = heaps_purge_background(now);
-  chunk_pool_trim(false);
-  large_cache_trim(false);
-  if ((!chunk_pool_empty() || !large_cache_empty()) && now + (uint64_t)delay < next) next = now + (uint64_t)delay;
   return next;
 }

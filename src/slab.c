@@ -181,10 +181,12 @@ void *slab_malloc_local(heap_t *heap, unsigned cls) {
 
 void *slab_malloc_slow(heap_t *heap, unsigned cls) {
   span_queue_t *q = &heap->queues[cls];
+  heap->holes_hot = 1; /* slabs are being allocated from (purge.c, holes) */
   span_t *s = q->first;
   while (s != NULL) {
     span_t *next = s->next;
     lz_assert(s->free == NULL); /* the first span's list ran out; others have none */
+    if (lz_unlikely(s->flags & SPAN_HOLES)) slab_fill_holes(heap, s);
     if (s->local_free != NULL) {
       /* free is empty, so local_free holds every carved block not out. */
       uint32_t out = (uint32_t)s->used - (s == q->first);
@@ -218,9 +220,9 @@ void *slab_malloc_slow(heap_t *heap, unsigned cls) {
  * above): give its pages back. Called by the inline free too, so it takes
  * the heap lock itself (nested inside the slow paths). */
 void slab_retire(heap_t *heap, span_t *s) {
+  heap_enter(heap); /* before flags: a hole puncher may be setting SPAN_HOLES */
   lz_assert(s->used == 0 && !(s->flags & SPAN_FULL)); /* FULL spans have every block out */
   lz_assert(heap->queues[s->cls].first != s);
-  heap_enter(heap);
   queue_remove(heap, &heap->queues[s->cls], s);
   slab_release(heap, s);
   heap_leave(heap);
@@ -247,6 +249,7 @@ void slab_free_chain(heap_t *heap, span_t *s, lz_block_t *head, lz_block_t *tail
     s->flags &= (uint8_t)~SPAN_FULL;
     atomic_store_explicit(&s->xfast_owner, heap, memory_order_relaxed);
     queue_push_back(heap, &heap->queues[s->cls], s);
+    purge_slabs_freeing(heap); /* its pages may become holes */
   }
   s->used = (uint16_t)(s->used - count);
   if (s->used == 0) slab_retire(heap, s);
@@ -264,5 +267,169 @@ bool slab_contains_free(span_t *s, lz_block_t *b) {
       if (x == b) return true;
     }
   }
+  /* A block of a hole page is free too (its first word reads zero). */
+  return slab_block_in_hole(s, (size_t)((uint8_t *)b - span_start(s)) / s->block_size);
+}
+
+/* ---------------------------------------------------------------------------
+ * Holes: pages of a live slab given back to the kernel.
+ *
+ * A slab with a few live blocks keeps every page resident: its free blocks
+ * are threaded through their own first words. A page that holds no live
+ * block can go back only once no list runs through it, so the blocks
+ * overlapping it leave the lists first: the page becomes a hole (its bit
+ * in the chunk's hole_map, the span flagged SPAN_HOLES), and the blocks
+ * overlapping any hole page of the span (hole blocks) are on no list and
+ * not out:
+ *   out + |free| + |local_free| + hole blocks == capacity [span.count];
+ *   hole_map bits lie only on pages of slab spans flagged SPAN_HOLES, and
+ *   no listed block overlaps a hole page [span.holes].
+ * The allocation slow path fills a span's holes back (slab_fill_holes)
+ * before it takes blocks from it: the hole blocks join local_free and their
+ * pages are committed again by the first touch. A span freed whole forgets
+ * its holes (span_free).
+ *
+ * Who punches (slab_punch_holes): the owner, holding its heap, or the
+ * janitor, holding the heap lock (internal.h, janitor protocol), and never
+ * in the first span of a queue (malloc's fast path pops its `free` list
+ * without the lock). The free fast path pushes on local_free without the
+ * lock, so the puncher:
+ *   - reads local_free's head once, with acquire (the fast path publishes
+ *     each push with a release store, so every link below the head is
+ *     visible); the chain below that head is frozen while the heap is held
+ *     (only the slow paths take blocks off local_free), and blocks freed
+ *     after that read count as live;
+ *   - keeps the head block and its pages (the owner's next push links to
+ *     it; only an exclusive puncher may move local_free) and relinks the rest of the chain without the hole blocks before
+ *     the pages go;
+ *   - never writes local_free, used, flags other than SPAN_HOLES, or a
+ *     block off that chain.
+ * A slab is walked again only when local_free's head has changed since the
+ * last look (chunk_t.punch_seen), so repeated passes over idle slabs cost
+ * one read each. Only whole carved blocks are punched: a page holding part
+ * of a block not
+ * yet carved (slab_extend writes there later) stays.
+ * ------------------------------------------------------------------------- */
+static size_t span_first_page(const span_t *s) { return (size_t)(s - span_chunk(s)->spans); }
+
+static bool chunk_page_hole(const chunk_t *c, size_t page) { return (c->hole_map[page >> 6] >> (page & 63)) & 1; }
+
+/* Does block idx of s overlap a page set in map (hole_map, or a candidate
+ * mask with bit i for the span's page i when map_is_span)? */
+static bool block_on_pages(const span_t *s, size_t idx, const uint64_t *map, size_t base) {
+  size_t off = idx * s->block_size;
+  for (size_t p = off >> LZ_PAGE_SHIFT; p <= (off + s->block_size - 1) >> LZ_PAGE_SHIFT; p++)
+    if ((map[(base + p) >> 6] >> ((base + p) & 63)) & 1) return true;
   return false;
+}
+
+bool slab_block_in_hole(const span_t *s, size_t idx) {
+  if (!(s->flags & SPAN_HOLES)) return false;
+  return block_on_pages(s, idx, span_chunk(s)->hole_map, span_first_page(s));
+}
+
+uint32_t slab_hole_blocks(const span_t *s) {
+  uint32_t n = 0;
+  if (s->flags & SPAN_HOLES)
+    for (size_t i = 0; i < s->capacity; i++) n += slab_block_in_hole(s, i);
+  return n;
+}
+
+/* The owner is about to take blocks from s: its hole blocks join
+ * local_free (in address order, ahead of it) and its pages are holes no
+ * more. */
+void slab_fill_holes(heap_t *heap, span_t *s) {
+  (void)heap;
+  chunk_t *c = span_chunk(s);
+  size_t first = span_first_page(s);
+  uint8_t *start = span_start(s);
+  lz_block_t *head = s->local_free;
+  for (size_t i = s->capacity; i-- > 0;) {
+    if (!block_on_pages(s, i, c->hole_map, first)) continue;
+    lz_block_t *b = (lz_block_t *)(start + i * s->block_size);
+    block_set_next(b, head);
+    head = b;
+  }
+  s->local_free = head;
+  size_t clean = 0;
+  for (size_t p = first; p < first + s->npages; p++) {
+    if (!chunk_page_hole(c, p)) continue;
+    c->hole_map[p >> 6] &= ~(1ull << (p & 63));
+    if (!((c->dirty_map[p >> 6] >> (p & 63)) & 1)) clean++;
+    c->dirty_map[p >> 6] |= 1ull << (p & 63);
+  }
+  atomic_fetch_sub_explicit(&lz_bytes_decommitted, clean * LZ_PAGE_SIZE, memory_order_relaxed);
+  s->flags &= (uint8_t)~SPAN_HOLES;
+}
+
+/* Punches the pages of s that hold no live block (protocol above); with
+ * exclusive (the caller is the owner, or no thread can run the heap's fast
+ * paths: an orphan, a shared heap) the head block may go too. Returns the
+ * pages that became holes. */
+size_t slab_punch_holes(heap_t *heap, span_t *s, bool exclusive) {
+  (void)heap;
+  lz_block_t *head = __atomic_load_n(&s->local_free, __ATOMIC_ACQUIRE);
+  if (head == NULL || s->npages > 64) return 0;
+  size_t cap = __atomic_load_n(&s->capacity, __ATOMIC_RELAXED), bs = s->block_size;
+  chunk_t *c = span_chunk(s);
+  size_t first = span_first_page(s);
+  size_t head_idx = (size_t)((uint8_t *)head - span_start(s)) / bs;
+  /* Nothing freed since the last look (same head): nothing new to punch. */
+  if (c->punch_seen[first] == head_idx + 1) return 0;
+  c->punch_seen[first] = (uint16_t)(head_idx + 1);
+  uint64_t freeb[LZ_SLAB_MAX_BYTES / LZ_ALIGN / 64];
+  for (size_t w = 0; w < (cap + 63) / 64; w++) freeb[w] = 0;
+  size_t n = 0;
+  for (lz_block_t *b = head; b != NULL; b = block_next(b)) {
+    /* A list the owner's checks would report: leave it to them. */
+    if (!slab_holds(s, b) || n++ >= cap) return 0;
+    size_t idx = (size_t)((uint8_t *)b - span_start(s)) / bs;
+    if ((freeb[idx >> 6] >> (idx & 63)) & 1) return 0;
+    freeb[idx >> 6] |= 1ull << (idx & 63);
+  }
+  size_t keep_lo = head_idx * bs >> LZ_PAGE_SHIFT, keep_hi = (head_idx * bs + bs - 1) >> LZ_PAGE_SHIFT;
+  uint64_t punch = 0;
+  for (size_t p = 0; p < s->npages; p++) {
+    if ((!exclusive && p >= keep_lo && p <= keep_hi) || chunk_page_hole(c, first + p)) continue;
+    size_t lo = (p << LZ_PAGE_SHIFT) / bs, hi = ((p << LZ_PAGE_SHIFT) + LZ_PAGE_SIZE - 1) / bs;
+    if (hi >= s->reserved) hi = s->reserved - 1u;
+    if (lo > hi || hi >= cap) continue; /* no whole block, or one not carved yet */
+    bool idle = true;
+    for (size_t i = lo; i <= hi && idle; i++)
+      idle = ((freeb[i >> 6] >> (i & 63)) & 1) || slab_block_in_hole(s, i);
+    if (idle) punch |= 1ull << p;
+  }
+  if (punch == 0) return 0;
+  /* Off the chain first: the links of punched blocks are on those pages. */
+  uint8_t *start = span_start(s);
+  lz_block_t *keep = head, *new_head = head;
+  lz_block_t *b = block_next(head);
+  if (exclusive && block_on_pages(s, head_idx, &punch, 0)) { /* the head goes too */
+    keep = new_head = NULL;
+    b = head;
+  }
+  for (lz_block_t *next; b != NULL; b = next) {
+    next = block_next(b);
+    if (block_on_pages(s, (size_t)((uint8_t *)b - start) / bs, &punch, 0)) continue;
+    if (keep != NULL) block_set_next(keep, b);
+    else new_head = b;
+    keep = b;
+  }
+  if (keep != NULL) block_set_next(keep, NULL);
+  if (new_head != head) {
+    s->local_free = new_head;
+    c->punch_seen[first] = new_head == NULL ? 0 : (uint16_t)((size_t)((uint8_t *)new_head - start) / bs + 1);
+  }
+  size_t holes = 0;
+  for (size_t p = 0; p < s->npages; p++) {
+    if (!((punch >> p) & 1)) continue;
+    size_t run = 1;
+    while (p + run < s->npages && ((punch >> (p + run)) & 1)) run++;
+    purge_pages(c, first + p, run);
+    for (size_t q = first + p; q < first + p + run; q++) c->hole_map[q >> 6] |= 1ull << (q & 63);
+    holes += run;
+    p += run - 1;
+  }
+  s->flags |= SPAN_HOLES;
+  return holes;
 }

@@ -126,9 +126,10 @@ void span_free(heap_t *heap, span_t *s) {
   s->kind = SPAN_NONE;
   atomic_store_explicit(&s->xfast_owner, NULL, memory_order_relaxed);
   s->flags = 0;
-  if (kind == SPAN_SLAB)
+  if (kind == SPAN_SLAB) {
     for (size_t i = first; i < first + n; i++) c->pagemap[i] = 0;
-  else
+    bitmap_assign(c->hole_map, first, n, false); /* holes are free, clean pages now */
+  } else
     c->pagemap[first] = 0;
   bitmap_assign(c->free_map, first, n, true);
   c->free_pages += (uint32_t)n;

@@ -71,9 +71,14 @@ static int64_t slab_check(const heap_t *heap, const span_t *s, seen_t *seen) {
   for (size_t i = 0; i < (size_t)(s->capacity + 63) / 64; i++) seen->bits[i] = 0;
   uint32_t nfree = list_check(s, s->free, seen);
   uint32_t nlocal = list_check(s, s->local_free, seen);
-  /* out + |free| + |local_free| == capacity, used == out + |free| + pin */
-  V(nfree + nlocal <= s->capacity, "span.count", s);
-  uint32_t out = s->capacity - nfree - nlocal;
+  /* out + |free| + |local_free| + hole blocks == capacity, used == out +
+   * |free| + pin; no listed block lies on a hole page */
+  uint32_t nholes = slab_hole_blocks(s);
+  V(nfree + nlocal + nholes <= s->capacity, "span.count", s);
+  for (size_t i = 0; nholes > 0 && i < s->capacity; i++)
+    V(!((seen->bits[i >> 6] >> (i & 63)) & 1) || !slab_block_in_hole(s, i), "span.holes",
+      span_start(s) + i * s->block_size);
+  uint32_t out = s->capacity - nfree - nlocal - nholes;
   V(s->used == out + nfree + pin, "span.used", s);
   V(first || s->used > 0, "span.empty_retired", s);
   return (int64_t)(out + nfree) * s->block_size;
@@ -114,6 +119,7 @@ static void chunk_check(const heap_t *heap, const chunk_t *c, heap_totals_t *t, 
     if (bit_count_run(c->free_map, i)) {
       V(c->pagemap[i] == 0, "chunk.pagemap.free", (const uint8_t *)c + (i << LZ_PAGE_SHIFT));
       V(s->kind == SPAN_NONE, "chunk.free_no_span", (const uint8_t *)c + (i << LZ_PAGE_SHIFT));
+      V(!bit_count_run(c->hole_map, i), "span.holes", (const uint8_t *)c + (i << LZ_PAGE_SHIFT));
       if (++run > longest) longest = run;
       i++;
       continue;
@@ -123,6 +129,7 @@ static void chunk_check(const heap_t *heap, const chunk_t *c, heap_totals_t *t, 
     V(s->npages >= 1 && i + s->npages <= LZ_CHUNK_PAGES, "span.npages", s);
     for (size_t j = i; j < i + s->npages; j++) {
       V(!bit_count_run(c->free_map, j), "chunk.free_map", s);
+      V(!bit_count_run(c->hole_map, j) || (s->kind == SPAN_SLAB && (s->flags & SPAN_HOLES)), "span.holes", s);
       bool mapped = s->kind == SPAN_SLAB || j == i || heap->secure != NULL; /* level 2 maps every page */
       V(c->pagemap[j] == (mapped ? i : 0), "chunk.pagemap", s);
       V(j == i || c->spans[j].kind == SPAN_NONE, "chunk.interior_descriptor", &c->spans[j]);

@@ -74,3 +74,15 @@ foreach(_m auto always never)
   set_tests_properties(test_hugepages_${_m} PROPERTIES SKIP_RETURN_CODE 77)
   target_compile_definitions(test_hugepages_${_m} PRIVATE ${LZ_DEFS}) # reads LZ_SECURE
 endforeach()
+# Pages given back inside live slabs (holes: by malloc_trim, by the janitor
+# for a quiet thread) and the decay schedule of free pages (driven with
+# synthetic times, no janitor).
+foreach(_m holes janitor decay)
+  set(_env ENV LZMALLOC_BACKGROUND=0)
+  if(_m STREQUAL "janitor")
+    set(_env ENV LZMALLOC_BACKGROUND=auto)
+  endif()
+  lz_test(NAME test_purge_${_m} KIND PREFIXED LABELS unit purge TIMEOUT 120
+          SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_purge.c ARGS ${_m} ${_env})
+  target_compile_definitions(test_purge_${_m} PRIVATE ${LZ_DEFS}) # reads LZ_SECURE, LZ_HEAPS
+endforeach()

@@ -1,0 +1,243 @@
+/* test_purge: pages given back inside live slabs (holes) and the decay of
+ * free pages.
+ *
+ *   test_purge holes     one thread allocates blocks of 256 B, 2 KiB and
+ *                        8 KiB, frees all but a few, and calls malloc_trim:
+ *                        pages that hold no live block are no longer
+ *                        resident (mincore), the live blocks are intact,
+ *                        the validator passes; calloc of the same blocks
+ *                        again gives zeroed memory in the same slabs.
+ *   test_purge janitor   the same burst in a thread that then makes no
+ *                        call: the janitor punches the idle pages (polled
+ *                        with mincore; generous timeout).
+ *   test_purge decay     a chunk's free dirty pages follow the smoothstep
+ *                        schedule (purge_heap driven with synthetic times):
+ *                        none before purge_at, half at the middle of the
+ *                        window, all at its end, highest pages first; a
+ *                        chunk allocated from meanwhile is re-armed.
+ */
+#include <pthread.h>
+#include <semaphore.h>
+#include <sys/mman.h>
+
+#include "alloc.h"
+#include "testutil.h"
+
+#define NSIZES 3
+static const size_t sizes[NSIZES] = {256, 2048, 8192};
+static const size_t counts[NSIZES] = {32768, 4096, 1024};
+static const size_t keep_every[NSIZES] = {64, 8, 4};
+static void *blocks[NSIZES][32768];
+static sem_t burst_done, finish;
+
+static bool kept(int k, size_t i) { return i % keep_every[k] == 0; }
+
+static void burst(void) {
+  for (int k = 0; k < NSIZES; k++)
+    for (size_t i = 0; i < counts[k]; i++) {
+      blocks[k][i] = lz_malloc(sizes[k]);
+      CHECK(blocks[k][i] != NULL);
+      tu_pattern_fill(blocks[k][i], sizes[k], i + 1000u * (size_t)k);
+    }
+  for (int k = 0; k < NSIZES; k++)
+    for (size_t i = 0; i < counts[k]; i++)
+      if (!kept(k, i)) lz_free(blocks[k][i]);
+}
+
+static int page_cmp(const void *a, const void *b) {
+  uintptr_t x = *(const uintptr_t *)a, y = *(const uintptr_t *)b;
+  return x < y ? -1 : x > y;
+}
+
+/* Pages that freed blocks touched and no kept block does: how many, and
+ * how many of them are resident. */
+static uintptr_t live_pages[65536], idle_pages[262144];
+static void idle_resident(size_t *idle, size_t *resident) {
+  size_t nl = 0, ni = 0;
+  for (int k = 0; k < NSIZES; k++)
+    for (size_t i = 0; i < counts[k]; i++) {
+      uintptr_t a = (uintptr_t)blocks[k][i];
+      for (uintptr_t p = a >> 12; p <= (a + sizes[k] - 1) >> 12; p++) {
+        if (kept(k, i)) live_pages[nl++] = p;
+        else idle_pages[ni++] = p;
+      }
+    }
+  qsort(live_pages, nl, sizeof live_pages[0], page_cmp);
+  qsort(idle_pages, ni, sizeof idle_pages[0], page_cmp);
+  *idle = *resident = 0;
+  size_t l = 0;
+  for (size_t i = 0; i < ni; i++) {
+    if (i > 0 && idle_pages[i] == idle_pages[i - 1]) continue;
+    while (l < nl && live_pages[l] < idle_pages[i]) l++;
+    if (l < nl && live_pages[l] == idle_pages[i]) continue;
+    unsigned char v = 0;
+    CHECK(mincore((void *)(idle_pages[i] << 12), 4096, &v) == 0);
+    (*idle)++;
+    *resident += v & 1;
+  }
+}
+
+static void check_kept(void) {
+  for (int k = 0; k < NSIZES; k++)
+    for (size_t i = 0; i < counts[k]; i += keep_every[k])
+      CHECKF(tu_pattern_check(blocks[k][i], sizes[k], i + 1000u * (size_t)k) == SIZE_MAX, "kept block %zu of %zu B", i, sizes[k]);
+}
+
+/* The idle pages are gone: the classes' current slabs may keep theirs
+ * (under 5 % here), and with the janitor each slab's free-list head (one
+ * page per slab, two for 8 KiB blocks: 11 % here). */
+static bool idle_gone(bool report, double bound) {
+  size_t idle, resident;
+  idle_resident(&idle, &resident);
+  if (report) printf("idle pages %zu, still resident %zu\n", idle, resident);
+  return idle > 1000 && (double)resident <= bound * (double)idle;
+}
+
+static void free_all(void) {
+  for (int k = 0; k < NSIZES; k++)
+    for (size_t i = 0; i < counts[k]; i++)
+      if (kept(k, i) && blocks[k][i] != NULL) lz_free(blocks[k][i]);
+}
+
+static void run_holes(void) {
+  burst();
+  lz_heap_validate();
+  CHECK(!idle_gone(true, 0.5)); /* dirty until purged */
+  lz_trim(0);
+  CHECKF(idle_gone(true, 0.05), "idle pages of partly used slabs still resident after malloc_trim");
+  check_kept();
+  lz_heap_validate();
+  /* Reuse: the freed blocks come back zeroed from calloc, in the same
+   * slabs (the holes are refilled). */
+  lz_stats_t st;
+  lz_stats_get(&st);
+  size_t mapped = st.mapped;
+  for (int k = 0; k < NSIZES; k++)
+    for (size_t i = 0; i < counts[k]; i++) {
+      if (kept(k, i)) continue;
+      unsigned char *p = lz_calloc(1, sizes[k]);
+      CHECK(p != NULL);
+      for (size_t j = 0; j < sizes[k]; j++) CHECKF(p[j] == 0, "calloc byte %zu of %zu B not zero", j, sizes[k]);
+      memset(p, 0x5a, sizes[k]);
+      blocks[k][i] = p;
+    }
+  lz_stats_get(&st);
+  CHECKF(st.mapped <= mapped + ((size_t)4 << 20), "mapped %zu -> %zu: holes not reused", mapped, st.mapped);
+  check_kept();
+  lz_heap_validate();
+  for (int k = 0; k < NSIZES; k++)
+    for (size_t i = 0; i < counts[k]; i++) lz_free(blocks[k][i]);
+  lz_heap_validate();
+  printf("holes: idle slab pages given back by malloc_trim, reused zeroed by calloc\n");
+}
+
+static void *janitor_worker(void *arg) {
+  (void)arg;
+  burst();
+  sem_post(&burst_done);
+  sem_wait(&finish); /* no allocator call until the main thread has looked */
+  check_kept();
+  free_all();
+  return NULL;
+}
+
+static void run_janitor(void) {
+  sem_init(&burst_done, 0, 0);
+  sem_init(&finish, 0, 0);
+  pthread_t t;
+  CHECK(pthread_create(&t, NULL, janitor_worker, NULL) == 0);
+  sem_wait(&burst_done);
+  double t0 = tu_now();
+  bool gone = false;
+  while (!(gone = idle_gone(false, 0.2)) && tu_now() - t0 < 30.0) usleep(20000);
+  idle_gone(true, 0.2);
+  CHECKF(gone, "idle slab pages of a quiet thread still resident after %.0f s", tu_now() - t0);
+  printf("janitor: idle slab pages of a quiet thread given back in %.2f s\n", tu_now() - t0);
+  sem_post(&finish);
+  CHECK(pthread_join(t, NULL) == 0);
+}
+
+/* ---- decay --------------------------------------------------------------- */
+static size_t free_dirty(const chunk_t *c, size_t *lowest_clean) {
+  size_t n = 0;
+  *lowest_clean = LZ_CHUNK_PAGES;
+  for (size_t i = LZ_HEADER_PAGES; i < LZ_CHUNK_PAGES; i++) {
+    bool f = (c->free_map[i >> 6] >> (i & 63)) & 1, d = (c->dirty_map[i >> 6] >> (i & 63)) & 1;
+    n += f && d;
+    if (f && !d && i < *lowest_clean) *lowest_clean = i;
+  }
+  return n;
+}
+
+/* 1 - smoothstep(x) of base, as the schedule promises. */
+static double schedule(double base, double x) { return x >= 1 ? 0 : base * (1 - x * x * (3 - 2 * x)); }
+
+static void run_decay(void) {
+  enum { N = 6, SIZE = 200 * 1024 };
+  void *keep = lz_malloc(SIZE); /* keeps the chunk owned */
+  CHECK(keep != NULL);
+  memset(keep, 5, SIZE);
+  void *m[N];
+  for (int i = 0; i < N; i++) {
+    m[i] = lz_malloc(SIZE);
+    CHECK(m[i] != NULL);
+    memset(m[i], 3, SIZE);
+  }
+  heap_t *heap = lz_heap_tls;
+  chunk_t *c = (chunk_t *)((uintptr_t)keep & ~LZ_CHUNK_MASK);
+  for (int i = 0; i < N; i++) CHECK(((uintptr_t)m[i] & ~LZ_CHUNK_MASK) == (uintptr_t)c);
+  for (int i = 0; i < N; i++) lz_free(m[i]);
+  heap_enter(heap);
+  medium_cache_flush(heap, true, os_now_ms()); /* the spans go back to the chunk: armed */
+  uint64_t at = c->purge_at;
+  size_t lowest, base = free_dirty(c, &lowest);
+  CHECK(at != 0 && c->hot == 0 && base >= N * SIZE / LZ_PAGE_SIZE && c->decay_base == base);
+  purge_heap(heap, false, at - 1);
+  CHECK(free_dirty(c, &lowest) == base);
+  double steps[] = {0, 0.25, 0.5, 0.75, 0.99, 1.0};
+  size_t prev = base;
+  for (size_t k = 0; k < sizeof steps / sizeof steps[0]; k++) {
+    purge_heap(heap, false, at + (uint64_t)(steps[k] * LZ_DECAY_MS));
+    size_t left = free_dirty(c, &lowest);
+    double want = schedule((double)base, steps[k]);
+    printf("decay at %.2f of the window: %zu of %zu free pages dirty (schedule %.1f)\n", steps[k], left, base, want);
+    CHECKF(left <= prev && left + 2 >= want && left <= want + 2, "%zu dirty, schedule %.1f", left, want);
+    /* Given back from the top: no clean free page below a dirty one. */
+    for (size_t i = lowest; i < LZ_CHUNK_PAGES; i++)
+      CHECK(!(((c->free_map[i >> 6] & c->dirty_map[i >> 6]) >> (i & 63)) & 1));
+    prev = left;
+  }
+  CHECK(prev == 0 && c->purge_at == 0);
+  /* A chunk allocated from while it decays is re-armed, not purged. */
+  heap_leave(heap);
+  for (int i = 0; i < N; i++) lz_free(lz_malloc(SIZE)), m[i] = lz_malloc(SIZE), memset(m[i], 1, SIZE);
+  for (int i = 0; i < N; i++) lz_free(m[i]);
+  heap_enter(heap);
+  medium_cache_flush(heap, true, os_now_ms());
+  at = c->purge_at;
+  base = free_dirty(c, &lowest);
+  CHECK(at != 0 && base > 0);
+  void *hot = lz_malloc(SIZE); /* a span allocated here: hot */
+  CHECK(hot != NULL && ((uintptr_t)hot & ~LZ_CHUNK_MASK) == (uintptr_t)c);
+  size_t base2 = free_dirty(c, &lowest);
+  purge_heap(heap, false, at + LZ_DECAY_MS / 2);
+  CHECK(free_dirty(c, &lowest) == base2 && c->purge_at > at);
+  heap_leave(heap);
+  lz_free(hot);
+  lz_free(keep);
+  lz_heap_validate();
+  printf("decay: free pages follow the smoothstep schedule\n");
+}
+
+int main(int argc, char **argv) {
+  const char *mode = argc > 1 ? argv[1] : "holes";
+  if (LZ_SECURE == 2 || LZ_HEAPS > 0) {
+    printf("skipped: level-1 per-thread heap geometry needed\n");
+    return 0;
+  }
+  if (strcmp(mode, "holes") == 0) run_holes();
+  else if (strcmp(mode, "janitor") == 0) run_janitor();
+  else if (strcmp(mode, "decay") == 0) run_decay();
+  else CHECKF(0, "unknown mode %s", mode);
+  return 0;
+}
