@@ -96,6 +96,9 @@ static heap_t *heap_new(void) {
   heap_t *head = atomic_load_explicit(&heaps_all, memory_order_relaxed);
   do {
     h->next_all = head;
+    /* Start-up classes (slab.c) for the process's first heap only: a
+     * small program's, inherited by its fork children. */
+    h->startup = head == NULL && LZ_HEAPS == 0 && !lz_secure2;
   } while (!atomic_compare_exchange_weak_explicit(&heaps_all, &head, h, memory_order_release,
                                                   memory_order_relaxed));
   return h;
@@ -484,6 +487,8 @@ lz_inline void *slow_leave(heap_t *heap, void *p) {
 }
 
 static void *small_malloc(heap_t *heap, unsigned cls, bool zero) {
+  if (lz_unlikely(heap->startup) && heap->slow_count >= LZ_STARTUP_SLOW) slab_startup_end(heap);
+  cls = slab_class_for(heap, cls); /* start-up: its power of two */
   void *p = heap->foreign != NULL ? foreign_alloc(heap, cls) : NULL;
   span_t *s = heap->queues[cls].first;
   if (p == NULL) p = (s != NULL && s->free != NULL) ? slab_pop_checked(s) : slab_malloc_slow(heap, cls);

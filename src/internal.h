@@ -95,6 +95,8 @@
 #define LZ_CLASSES 41                      /* class 0 unused; 1..40 */
 _Static_assert(LZ_CLASSES == LZ_STATS_CLASSES, "public class count");
 #define LZ_SLAB_MAX_BYTES ((size_t)256 * KiB)
+#define LZ_STARTUP_PAGES 64                /* slab pages a heap makes in start-up (slab.c) */
+#define LZ_STARTUP_SLOW 512                /* slow-path entries of a heap in start-up (slab.c) */
 #define LZ_MAX_ALLOC ((size_t)PTRDIFF_MAX - 2 * LZ_CHUNK_SIZE)
 #define LZ_USER_ADDR_BITS LZ_ARCH_VA_BITS /* chunk map range (arch.h) */
 #define LZ_CHUNKMAP_SIZE ((size_t)1 << (LZ_USER_ADDR_BITS - LZ_CHUNK_SHIFT))
@@ -335,9 +337,11 @@ typedef struct heap_stats_s {
 
 /* Invariants ([tags]: the checks in validate.c):
  *   direct[(s + 15) >> 4] is, for every s <= LZ_DIRECT_MAX and c =
- *     size_to_class(s), &foreign[c] when that list is installed, else the
+ *     slab_class_for(size_to_class(s)) (the class itself, or in start-up
+ *     its power of two), &foreign[c] when that list is installed, else the
  *     first span of queues[c], or &lz_span_empty when that queue is empty
- *     [heap.direct];
+ *     [heap.direct]; in start-up no foreign list is mapped and the queues of
+ *     the classes that are no power of two are empty [heap.startup];
  *   queues[c] is a doubly linked list of every slab span of class c the
  *     heap owns that is not FULL (SPAN_ZERO may be set; it matters only to
  *     medium spans) [queue.ends, queue.links, queue.last, queue.class,
@@ -425,6 +429,15 @@ typedef struct heap_s {
   span_t *foreign;
   uint64_t foreign_flush_at;           /* when the foreign lists next go home (ms) */
   uint8_t slabs_made[LZ_CLASSES];      /* slabs made per class (saturating): their size grows */
+  /* Start-up (slab.c): the process's first heap serves small sizes from
+   * the power-of-two classes only (16, 32, 64 ... 32768 B), so a process
+   * that allocates a little touches one page per power of two, not one per
+   * class; over once its slabs reach LZ_STARTUP_PAGES pages
+   * (startup_pages counts them), after LZ_STARTUP_SLOW slow-path entries
+   * (slow_count), or when the heap starts keeping foreign blocks
+   * (remote.c). Never at hardening level 2 or with shared heaps. */
+  bool startup;
+  uint16_t startup_pages;
   /* Recently freed medium spans kept whole for reuse (used == 0, pages
    * still in the span): at most LZ_MEDIUM_CACHE of them and
    * LZ_MEDIUM_CACHE_BYTES in all, given back when idle for the purge delay. */
@@ -632,6 +645,8 @@ void slab_release(heap_t *heap, span_t *s);
 void queue_remove(heap_t *heap, span_queue_t *q, span_t *s);
 void queue_push_front(heap_t *heap, span_queue_t *q, span_t *s);
 void heap_direct_update(heap_t *heap, unsigned cls);
+unsigned slab_class_for(const heap_t *heap, unsigned cls); /* the class that serves cls (start-up) */
+void slab_startup_end(heap_t *heap);
 bool slab_contains_free(span_t *s, lz_block_t *b);
 size_t slab_punch_holes(heap_t *heap, span_t *s, bool exclusive);
 void slab_fill_holes(heap_t *heap, span_t *s);

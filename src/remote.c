@@ -287,6 +287,7 @@ static lz_noinline bool foreign_init(heap_t *heap) {
     f[c].reserved = (uint16_t)(cap < 8 ? 8 : cap);
   }
   heap->foreign = f;
+  slab_startup_end(heap); /* foreign lists are per class: no start-up classes now */
   heap->foreign_flush_at = os_now_ms() + FOREIGN_MAX_AGE_MS;
   return true;
 }

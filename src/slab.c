@@ -50,13 +50,42 @@ static void queue_push_back(heap_t *heap, span_queue_t *q, span_t *s) {
   q->last = s;
 }
 
+/* Start-up (see heap_t.startup): small sizes come from the power-of-two
+ * classes, each of which serves the sizes above the previous one, so a
+ * small process touches a page or so per power of two where it would touch
+ * one per class (cat uses some 20 classes: 17 slab pages, 8 in start-up).
+ * Sizes above LZ_DIRECT_MAX that are no power of two take the slow path
+ * meanwhile (the fast path looks at their own class's queue), which is
+ * why start-up also ends after LZ_STARTUP_SLOW slow-path entries. The
+ * bytes given away are bounded by the LZ_STARTUP_PAGES pages of slabs made
+ * in start-up: then every size gets its own class again (blocks already
+ * handed out stay where they are, and the power-of-two slabs go on serving
+ * their own class). */
+unsigned slab_class_for(const heap_t *heap, unsigned cls) {
+  if (lz_likely(!heap->startup)) return cls;
+  uint32_t size = lz_class_size[cls];
+  uint32_t p2 = size <= 16 ? 16 : 1u << (32 - __builtin_clz(size - 1));
+  return size_to_class(p2);
+}
+
+void slab_startup_end(heap_t *heap) {
+  if (!heap->startup) return;
+  heap->startup = false;
+  for (unsigned cls = 1; cls < LZ_CLASSES && lz_class_size[cls] <= LZ_DIRECT_MAX; cls++)
+    heap_direct_update(heap, cls);
+}
+
 void heap_direct_update(heap_t *heap, unsigned cls) {
   uint32_t size = lz_class_size[cls];
   if (size > LZ_DIRECT_MAX) return;
+  size_t lo = cls == 1 ? 0 : lz_class_size[cls - 1] / 16 + 1;
+  if (lz_unlikely(heap->startup)) {
+    if (slab_class_for(heap, cls) != cls) return; /* its sizes go to a power of two */
+    lo = cls == 1 ? 0 : size / 32 + 1;              /* every size above size / 2 */
+  }
   span_t *s = heap->queues[cls].first;
   if (heap->foreign != NULL && (heap->foreign[cls].flags & FOREIGN_INSTALLED)) s = &heap->foreign[cls];
   else if (s == NULL) s = &lz_span_empty;
-  size_t lo = cls == 1 ? 0 : lz_class_size[cls - 1] / 16 + 1;
   for (size_t i = lo; i <= size / 16; i++) heap->direct[i] = s;
 }
 
@@ -148,6 +177,10 @@ static span_t *slab_new(heap_t *heap, unsigned cls) {
   /* First slab small, then doubling up to the class's full slab. */
   size_t pages = (size_t)class_first_slab_pages(cls) << (heap->slabs_made[cls] < 7 ? heap->slabs_made[cls] : 7);
   if (pages > class_slab_pages(cls)) pages = class_slab_pages(cls);
+  if (lz_unlikely(heap->startup)) {
+    heap->startup_pages = (uint16_t)(heap->startup_pages + pages);
+    if (heap->startup_pages >= LZ_STARTUP_PAGES) slab_startup_end(heap);
+  }
   if (heap->slabs_made[cls] < UINT8_MAX) heap->slabs_made[cls]++;
   span_t *s = span_alloc(heap, pages, 1, SPAN_SLAB);
   if (s == NULL) return NULL;

@@ -167,8 +167,12 @@ static void queues_check(const heap_t *heap, size_t linked) {
     V(prev == q->last, "queue.last", q);
   }
   V(n == linked, "queue.spans_owned", heap);
+  V(!heap->startup || heap->foreign == NULL, "heap.startup", heap);
+  if (heap->startup)
+    for (unsigned cls = 1; cls < LZ_CLASSES; cls++)
+      V(slab_class_for(heap, cls) == cls || heap->queues[cls].first == NULL, "heap.startup", heap);
   for (size_t size = 0; size <= LZ_DIRECT_MAX; size += 16) {
-    unsigned cls = size_to_class(size);
+    unsigned cls = slab_class_for(heap, size_to_class(size));
     const span_t *want = heap->queues[cls].first;
     if (heap->foreign != NULL && (heap->foreign[cls].flags & FOREIGN_INSTALLED)) want = &heap->foreign[cls];
     V(heap->direct[(size + 15) >> 4] == (want ? want : &lz_span_empty), "heap.direct", heap);

@@ -293,6 +293,8 @@ static void brk_direct(heap_t *h, void *sm, void *md) { (void)sm; (void)md; h->d
 static void brk_in_use(heap_t *h, void *sm, void *md) { (void)sm; (void)md; h->stats.in_use += 16; }
 static void brk_queue(heap_t *h, void *sm, void *md) { (void)md; h->queues[span_of(sm)->cls].last = NULL; }
 static void brk_mcache(heap_t *h, void *sm, void *md) { (void)sm; (void)md; h->mcache_bytes += LZ_PAGE_SIZE; }
+/* Past start-up, class 48 has a slab of its own (sm's). */
+static void brk_startup(heap_t *h, void *sm, void *md) { (void)sm; (void)md; h->startup = true; }
 
 static void expect_caught(const char *tag, breaker_t brk) {
   int fds[2];
@@ -353,6 +355,9 @@ int main(void) {
   expect_caught("heap.direct", brk_direct);
   expect_caught("queue.ends", brk_queue);
   expect_caught("mcache.bytes", brk_mcache);
+  slab_startup_end(heap); /* if the tests above did not end it */
+  CHECK(span_of(lz_malloc(48))->cls == 3);
+  expect_caught("heap.startup", brk_startup);
   printf("internals: spans, remote frees, purge, chunk pool and the validator's failures checked\n");
   return 0;
 }

@@ -23,6 +23,8 @@
 #   fork_pages       pages a fork child copies (smaps Private_Dirty): none
 #                    of the library's data during fork, at most 3 to free
 #                    and reallocate 8 blocks (API)
+#   startup_pages    a process's first blocks of 20 classes on at most 7
+#                    pages (start-up classes), usable sizes, start-up bounded
 #   misuse           death tests: double / invalid / interior free (API)
 #   misuse_extra     harder death tests (same binary source, --extra)
 #   misuse_sized     every level-1 catch at 8 B, 4 KiB, 256 KiB, across
@@ -152,6 +154,8 @@ lz_test(NAME fork_stdio KIND API LABELS stress TIMEOUT 150
         SOURCES ${_lz_t}/fork_stdio.c)
 lz_test(NAME fork_pages KIND API LABELS unit TIMEOUT 60
         SOURCES ${_lz_t}/fork_pages.c)
+lz_test(NAME startup_pages KIND API LABELS unit TIMEOUT 60
+        SOURCES ${_lz_t}/startup_pages.c)
 # fork_signal: single-threaded with the default options, so no janitor
 # thread may start (see the source).
 lz_test(NAME fork_signal KIND PREFIXED LABELS stress TIMEOUT 240

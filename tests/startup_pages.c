@@ -1,0 +1,74 @@
+/* startup_pages: a process that allocates a little touches a page per
+ * power of two, not one per size class (API).
+ *
+ *   classes  the first blocks of the 20 classes up to 1 KiB lie on at most
+ *            7 pages (16, 32, 64 ... 1024 B: one slab page each), where one
+ *            page per class would be 20;
+ *   usable   meanwhile a block's usable size is its power of two;
+ *   bounded  start-up ends once its slabs reach 64 pages (256 KiB): within
+ *            300 blocks of 1 KiB, malloc(48) has its own class again.
+ * Runs first thing in main: the process's first heap is the one in
+ * start-up. Hardening level 2 has no start-up (skipped; so is the
+ * shared-heaps configuration, built at level 2).
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <malloc.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "testutil.h"
+
+static const size_t k_class[] = {16, 32, 48, 64, 80, 96, 112, 128, 160, 192,
+                                 224, 256, 320, 384, 448, 512, 640, 768, 896, 1024};
+#define NCLASS (sizeof k_class / sizeof k_class[0])
+
+static void *keep[400];
+
+int main(void) {
+  void *p = malloc(1);
+  int level2 = malloc_usable_size(p) == 1; /* level 2 reports the requested size */
+  free(p);
+  if (level2) {
+    printf("startup_pages: skipped at hardening level 2\n");
+    return 0;
+  }
+  void *b[NCLASS];
+  uintptr_t pages[NCLASS];
+  size_t distinct = 0;
+  for (size_t i = 0; i < NCLASS; i++) {
+    b[i] = malloc(k_class[i]);
+    CHECK(b[i] != NULL);
+    memset(b[i], 0x5a, k_class[i]);
+    uintptr_t pg = (uintptr_t)b[i] >> 12;
+    size_t j = 0;
+    while (j < distinct && pages[j] != pg) j++;
+    if (j == distinct) pages[distinct++] = pg;
+  }
+  CHECKF(distinct <= 7, "the first blocks of %zu classes lie on %zu pages (at most 7)", NCLASS, distinct);
+  for (size_t i = 0; i < NCLASS; i++) {
+    size_t want = 16;
+    while (want < k_class[i]) want *= 2;
+    CHECKF(malloc_usable_size(b[i]) == want, "start-up: malloc(%zu) has usable size %zu, not %zu", k_class[i],
+           malloc_usable_size(b[i]), want);
+  }
+  size_t n = 0;
+  for (; n < sizeof keep / sizeof keep[0]; n++) {
+    p = malloc(48);
+    CHECK(p != NULL);
+    size_t us = malloc_usable_size(p);
+    free(p);
+    if (us == 48) break;
+    keep[n] = malloc(1024);
+    CHECK(keep[n] != NULL);
+    memset(keep[n], 1, 1024);
+  }
+  CHECKF(n <= 300, "start-up still on after %zu blocks of 1 KiB", n);
+  for (size_t i = 0; i < n; i++) free(keep[i]);
+  for (size_t i = 0; i < NCLASS; i++) free(b[i]);
+  printf("startup_pages: %zu classes on %zu pages; start-up over after %zu blocks of 1 KiB\n", NCLASS, distinct, n);
+  return 0;
+}
