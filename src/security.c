@@ -17,17 +17,27 @@ typedef uint64_t pat_word_t __attribute__((may_alias));
 _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "patterns as words assume little-endian");
 lz_inline uint8_t pat_byte(uint64_t w, uintptr_t a) { return (uint8_t)(w >> ((a & 7) * 8)); }
 
+/* The pattern's 8 bytes from address a on, as a word (it repeats every 8). */
+lz_inline uint64_t pat_at(uint64_t w, uintptr_t a) {
+  unsigned sh = (unsigned)(a & 7) * 8;
+  return sh ? (w >> sh) | (w << (64 - sh)) : w;
+}
+
 void lz_pattern_fill(uint8_t *from, uint8_t *to, uint64_t w) {
-  if (((uintptr_t)from & 15) && to - from >= 16) {
-    /* The pattern repeats every 8 bytes: two unaligned words of it turned
-     * to from's offset reach the next 16-byte boundary. */
-    unsigned sh = (unsigned)((uintptr_t)from & 7) * 8;
-    pat_word_t r = sh ? (w >> sh) | (w << (64 - sh)) : w;
-    __builtin_memcpy(from, &r, 8);
-    __builtin_memcpy(from + 8, &r, 8);
-    from = (uint8_t *)(((uintptr_t)from + 15) & ~(uintptr_t)15);
+  if (to - from < 8) {
+    for (; from < to; from++) *from = pat_byte(w, (uintptr_t)from);
+    return;
   }
-  while (from < to && ((uintptr_t)from & 15)) { *from = pat_byte(w, (uintptr_t)from); from++; }
+  /* Unaligned ends: one unaligned word each (overlapping what the aligned
+   * stores write, with the same bytes). */
+  uint64_t head = pat_at(w, (uintptr_t)from), tail = pat_at(w, (uintptr_t)(to - 8));
+  __builtin_memcpy(from, &head, 8);
+  __builtin_memcpy(to - 8, &tail, 8);
+  from = (uint8_t *)(((uintptr_t)from + 7) & ~(uintptr_t)7);
+  if (((uintptr_t)from & 8) && from + 8 <= to) {
+    *(pat_word_t *)(void *)from = w;
+    from += 8;
+  }
   pat_vec_t v = {w, w};
   for (; from + 64 <= to; from += 64) {
     pat_vec_t *q = (pat_vec_t *)(void *)from;
@@ -37,7 +47,7 @@ void lz_pattern_fill(uint8_t *from, uint8_t *to, uint64_t w) {
     q[3] = v;
   }
   for (; from + 16 <= to; from += 16) *(pat_vec_t *)(void *)from = v;
-  for (; from < to; from++) *from = pat_byte(w, (uintptr_t)from);
+  if (from + 8 <= to) *(pat_word_t *)(void *)from = w;
 }
 
 /* Checks the bytes [from, to) that lie in the aligned word at q (q <= from
