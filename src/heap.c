@@ -435,12 +435,12 @@ static lz_noinline void numa_tick(heap_t *heap) {
   if (numa_observe(heap)) heap_collect(heap, true);
 }
 
-/* Every 64th slow-path entry (allocation or free): remote batches sent,
- * the coarse clock and purge, foreign lists home when due, the home node. */
+/* Every 64th slow-path entry (allocation or free): remote batches that
+ * were pending at the previous tick sent, the coarse clock and purge, foreign lists home when due, the home node. */
 static void heap_tick(heap_t *heap) {
   if ((++heap->slow_count & 63) != 0) return;
   heap_enter(heap);
-  remote_flush_all(heap);
+  remote_flush_aged(heap);
   heap_purge_tick(heap);
   if (heap->foreign != NULL && heap->slow_clock >= heap->foreign_flush_at) {
     foreign_flush(heap);

@@ -295,14 +295,15 @@ lz_inline void lz_lock_reset(lz_lock_t *l) { atomic_store_explicit(&l->x, 0, mem
  * Heaps
  * ------------------------------------------------------------------------- */
 /* Remote frees waiting in the freeing heap: one chain per destination
- * span (direct-mapped by the span's address), sent to the span's heap with
- * one CAS when it reaches LZ_REMOTE_BATCH blocks, when another span needs
- * the slot, on the freeing thread's 64th slow-path entry (allocation or
- * free; every remote free is one) at the latest, and when it exits or
- * trims. A chain is one
+ * span (two-way set associative by the span's address), sent to the span's
+ * heap with one CAS when it reaches LZ_REMOTE_BATCH blocks, when another
+ * span needs both slots, at the freeing thread's second tick after it was
+ * started at the latest (a tick is every 64th slow-path entry, allocation
+ * or free, and every remote free is one), and when it exits or trims. A
+ * chain is one
  * span's blocks, so the owner splices it into the span's local_free list
  * in O(1) without touching the blocks in between (see remote.c). */
-#define LZ_REMOTE_SLOT_BITS 4
+#define LZ_REMOTE_SLOT_BITS 5
 #define LZ_REMOTE_SLOTS (1 << LZ_REMOTE_SLOT_BITS)
 #define LZ_MEDIUM_CACHE 8
 #define LZ_MEDIUM_CACHE_BYTES ((size_t)4 * MiB)
@@ -354,8 +355,11 @@ typedef struct heap_stats_s {
  *     [mcache.count, mcache.span, mcache.bytes];
  *   rbatch_pending bit i <=> rbatch[i].count > 0; a pending batch is a
  *     chain of count < LZ_REMOTE_BATCH blocks of rbatch[i].span from head
- *     to tail, each marked in flight (LZ_SECURE) [rbatch.pending,
- *     rbatch.count, rbatch.in_span, rbatch.in_flight, rbatch.tail];
+ *     to tail, each marked in flight (LZ_SECURE), in one of the two slots
+ *     of its span's pair (the hash of the span, either low bit), and no
+ *     two pending batches have one span [rbatch.pending, rbatch.count,
+ *     rbatch.in_span, rbatch.in_flight, rbatch.tail, rbatch.slot,
+ *     rbatch.unique];
  *   xremote is a list of batches (remote.c), each of count <= the span's
  *     used blocks of one span of this heap [xremote.owner, xremote.span,
  *     xremote.count, xremote.in_span, xremote.tail];
@@ -416,6 +420,7 @@ typedef struct heap_s {
   _Atomic(lz_block_t *) xremote;       /* blocks freed by other threads */
   remote_batch_t rbatch[LZ_REMOTE_SLOTS]; /* our frees of other heaps' blocks */
   uint32_t rbatch_pending;             /* bit i set: rbatch[i] holds blocks */
+  uint32_t rbatch_aged;                /* pending at the last tick: sent at the next */
   /* Blocks of other heaps' slabs that this thread freed, kept per class to
    * be handed out again here instead of travelling back to their owners
    * (remote.c, "foreign blocks"; only classes whose blocks have their cache
@@ -682,8 +687,14 @@ enum { FOREIGN_INSTALLED = 4 }; /* span flag of heap->foreign[c] */
 #define FOREIGN_MAX_AGE_MS 100
 void *foreign_alloc(heap_t *heap, unsigned cls);
 void foreign_flush(heap_t *heap);
+/* The first slot of span s's pair in heap->rbatch. Span descriptors of
+ * consecutive slabs are 16+ pages apart: hash, do not take the low bits. */
+lz_inline unsigned remote_slot_of(const span_t *s) {
+  return (unsigned)((((uintptr_t)s >> 6) * 0x9e3779b97f4a7c15ull) >> (64 - LZ_REMOTE_SLOT_BITS)) & ~1u;
+}
 void remote_free(heap_t *self, span_t *s, lz_block_t *b);
 void remote_flush_all(heap_t *self);
+void remote_flush_aged(heap_t *self);
 size_t remote_collect(heap_t *heap);
 bool remote_in_flight(const lz_block_t *b);
 

@@ -6,11 +6,12 @@
  * The freeing thread gathers such blocks in short chains, one per span
  * (heap->rbatch, direct-mapped), and sends a whole chain with one CAS onto
  * the owner heap's xremote list: lock-free, many producers, one atomic per
- * chain. A chain goes when full, when its slot is wanted for another span,
- * and on the freeing thread's 64th slow-path entry at the latest (heap.c's
- * tick; every remote free is one), so the delay before the owner can see
- * a block is bounded by the freeing thread's own activity; thread exit and
- * trim send them all. The owner takes the whole list with one atomic
+ * chain. Each span may use either slot of a pair (two-way associative). A
+ * chain goes when full, when both slots are wanted for other spans, and at
+ * the freeing thread's second tick after it started at the latest (heap.c's
+ * tick, every 64th slow-path entry; every remote free is one), so the delay
+ * before the owner can see a block is bounded by the freeing thread's own
+ * activity (128 slow-path entries); thread exit and trim send them all. The owner takes the whole list with one atomic
  * exchange (single consumer, so no ABA) at the start of every allocation
  * slow path.
  *
@@ -107,12 +108,17 @@ static bool link_in_span(const span_t *s, const lz_block_t *b) {
  * marked in flight). */
 lz_inline void batch_add(heap_t *self, span_t *s, lz_block_t *b, bool suspect) {
   if (LZ_STATS) self->stats.remote_frees++;
-  /* Span descriptors of consecutive slabs are 16+ pages apart: hash, do
-   * not take the low bits. */
-  unsigned slot = (unsigned)((((uintptr_t)s >> 6) * 0x9e3779b97f4a7c15ull) >> (64 - LZ_REMOTE_SLOT_BITS));
+  unsigned slot = remote_slot_of(s);
   remote_batch_t *rb = &self->rbatch[slot];
   if (rb->span != s) {
-    if (rb->count != 0) batch_flush(self, slot);
+    /* Two ways: the pair's other slot, if it holds s or is free. */
+    remote_batch_t *alt = &self->rbatch[slot ^ 1];
+    if (alt->span == s || (rb->count != 0 && alt->count == 0)) {
+      slot ^= 1;
+      rb = alt;
+    } else if (rb->count != 0) {
+      batch_flush(self, slot);
+    }
     rb->span = s;
   }
   if (lz_unlikely(b == rb->head)) lz_fatal_pointer("double free", "free", b);
@@ -174,6 +180,20 @@ void remote_free(heap_t *self, span_t *s, lz_block_t *b) {
 
 void remote_flush_all(heap_t *self) {
   while (self->rbatch_pending != 0) batch_flush(self, (unsigned)__builtin_ctz(self->rbatch_pending));
+  self->rbatch_aged = 0;
+}
+
+/* The tick's: sends the batches that were pending at the previous tick
+ * (each has waited at least one tick; none waits more than two), so
+ * batches started since grow on. */
+void remote_flush_aged(heap_t *self) {
+  uint32_t old = self->rbatch_pending & self->rbatch_aged;
+  while (old != 0) {
+    unsigned i = (unsigned)__builtin_ctz(old);
+    old &= old - 1;
+    batch_flush(self, i);
+  }
+  self->rbatch_aged = self->rbatch_pending;
 }
 
 /* A flagged chain: every block must be reached by the links from head
