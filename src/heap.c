@@ -436,7 +436,8 @@ static lz_noinline void numa_tick(heap_t *heap) {
 }
 
 /* Every 64th slow-path entry (allocation or free): remote batches that
- * were pending at the previous tick sent, the coarse clock and purge, foreign lists home when due, the home node. */
+ * were pending at the previous tick sent, the coarse clock and purge,
+ * foreign lists home when due, the home node. */
 static void heap_tick(heap_t *heap) {
   if ((++heap->slow_count & 63) != 0) return;
   heap_enter(heap);
