@@ -24,7 +24,10 @@
  * never gets a heap of its own again: a free sends the block straight to
  * its owner, an allocation takes a heap (adopted or new) for the one call
  * and abandons it before returning, so late destructors and
- * __libc_thread_freeres leave nothing behind.
+ * __libc_thread_freeres leave nothing behind. A thread whose first call
+ * comes after our key's last chance (the last destructor round) gets a
+ * heap whose destructor never runs: it stays ACTIVE until another thread
+ * finds its owner gone (heaps_reclaim_gone) and abandons it.
  *
  * No locks (LZ_HEAPS == 0): heaps are carved from the meta arena with one
  * CAS, the list of all heaps is push-only (readers follow next_all), states
@@ -60,6 +63,13 @@ static __thread bool thread_done __attribute__((tls_model("initial-exec")));
 _Static_assert(META_HEAPS >= 1 && META_HEAPS < LZ_PAGE_SIZE, "heap count fits below the page alignment");
 lz_hot static _Atomic(uintptr_t) xmeta;
 
+/* Owners looked at (one system call each) before a new heap is made: a
+ * few, so that a process starting threads by the thousand pays a few
+ * microseconds per thread, while heaps left by threads that ended unseen
+ * are still found before they pile up (each new heap looks at the next
+ * few in the list). */
+#define HEAP_RECLAIM_BUDGET 8
+
 /* LZ_HEAPS > 0: the shared heaps, made on first use. */
 static _Atomic(heap_t *) shared_heaps[LZ_HEAPS > 0 ? LZ_HEAPS : 1];
 static _Atomic(unsigned) shared_next;
@@ -88,10 +98,13 @@ static heap_t *meta_heap_alloc(void) {
   }
 }
 
-static heap_t *heap_new(void) {
+/* owner: os_thread_ident of the thread whose own heap it is, 0 for a
+ * temporary or shared heap (xowner in internal.h). */
+static heap_t *heap_new(uint64_t owner) {
   heap_t *h = meta_heap_alloc();
   if (h == NULL) return NULL;
   for (size_t i = 0; i < LZ_DIRECT_SLOTS; i++) h->direct[i] = &lz_span_empty;
+  atomic_store_explicit(&h->xowner, owner, memory_order_relaxed);
   atomic_store_explicit(&h->xstate, HEAP_ACTIVE, memory_order_relaxed);
   heap_t *head = atomic_load_explicit(&heaps_all, memory_order_relaxed);
   do {
@@ -105,17 +118,21 @@ static heap_t *heap_new(void) {
 }
 
 /* With NUMA, only an orphan at home on the caller's node: its chunks are
- * there. */
-static heap_t *heap_adopt_orphan(void) {
+ * there. The heap passes through BUSY so that its new owner is published
+ * (release) with the state ACTIVE: heaps_reclaim_gone reads them in that
+ * order. */
+static heap_t *heap_adopt_orphan(uint64_t owner) {
   if (atomic_load_explicit(&orphan_count, memory_order_relaxed) <= 0) return NULL;
   unsigned node = lz_unlikely(lz_numa_on) ? numa_current_node() : 0;
   for (heap_t *h = heaps_first(); h != NULL; h = h->next_all) {
     if (lz_unlikely(lz_numa_on) && h->numa_home != node) continue;
     int expect = HEAP_ORPHAN;
-    if (atomic_compare_exchange_strong_explicit(&h->xstate, &expect, HEAP_ACTIVE, memory_order_acquire,
+    if (atomic_compare_exchange_strong_explicit(&h->xstate, &expect, HEAP_BUSY, memory_order_acquire,
                                                 memory_order_relaxed)) {
       atomic_fetch_sub_explicit(&orphan_count, 1, memory_order_relaxed);
       h->purge_next = 0;
+      atomic_store_explicit(&h->xowner, owner, memory_order_relaxed);
+      atomic_store_explicit(&h->xstate, HEAP_ACTIVE, memory_order_release);
       return h;
     }
   }
@@ -129,7 +146,7 @@ static heap_t *shared_heap_assign(void) {
     lz_lock(&shared_lock);
     h = atomic_load_explicit(&shared_heaps[i], memory_order_relaxed);
     if (h == NULL) {
-      h = heap_new();
+      h = heap_new(0);
       if (h != NULL && lz_unlikely(lz_numa_on)) numa_heap_start(h);
       atomic_store_explicit(&shared_heaps[i], h, memory_order_release);
     }
@@ -154,9 +171,12 @@ heap_t *heap_get_slow(void) {
     return h;
   }
   if (thread_done) return NULL;
-  h = heap_adopt_orphan();
+  uint64_t self = os_thread_ident();
+  h = heap_adopt_orphan(self);
+  /* Before making one more heap: any of a thread that ended unseen? */
+  if (h == NULL && heaps_reclaim_gone(HEAP_RECLAIM_BUDGET) > 0) h = heap_adopt_orphan(self);
   if (h == NULL) {
-    h = heap_new();
+    h = heap_new(self);
     if (h == NULL) return NULL;
     if (lz_unlikely(lz_numa_on)) numa_heap_start(h);
   }
@@ -169,9 +189,9 @@ heap_t *heap_get_slow(void) {
  * by slow_leave). */
 static heap_t *heap_take_temporary(void) {
   if (LZ_HEAPS > 0 || !thread_done) return NULL;
-  heap_t *h = heap_adopt_orphan();
+  heap_t *h = heap_adopt_orphan(0);
   if (h == NULL) {
-    h = heap_new();
+    h = heap_new(0);
     if (h != NULL && lz_unlikely(lz_numa_on)) numa_heap_start(h);
   }
   return h;
@@ -244,6 +264,7 @@ void heap_abandon(heap_t *heap) {
   heap_collect(heap, false);
   heap->abandoned_at = os_now_ms();
   if (lz_heap_tls == heap) lz_heap_tls = &lz_heap_empty;
+  atomic_store_explicit(&heap->xowner, 0, memory_order_relaxed);
   atomic_fetch_add_explicit(&orphan_count, 1, memory_order_relaxed);
   atomic_store_explicit(&heap->xstate, HEAP_ORPHAN, memory_order_release);
 }
@@ -253,6 +274,56 @@ void heap_abandon(heap_t *heap) {
 void heap_thread_exit(heap_t *heap) {
   thread_done = true;
   heap_abandon(heap);
+}
+
+/* A thread's own heap is abandoned by our thread key's destructor. A
+ * thread whose first call comes too late for it (in the last round of key
+ * destructors, or in __libc_thread_freeres after them) arms the key in
+ * vain, and its heap would stay ACTIVE for ever. So a heap records its
+ * owner (xowner); one still ACTIVE whose owner is gone is abandoned here on
+ * its behalf (nothing of that thread can run any more) and becomes an
+ * orphan like any other. Looks at the owners of at most `budget` heaps (a
+ * system call each) from where the last look stopped, or of every heap if
+ * budget is 0. Returns how many were abandoned. */
+size_t heaps_reclaim_gone(unsigned budget) {
+  static _Atomic(heap_t *) cursor; /* heaps are never unmapped: always valid */
+  if (LZ_HEAPS > 0) return 0;
+  heap_t *first = heaps_first();
+  heap_t *h = budget == 0 ? NULL : atomic_load_explicit(&cursor, memory_order_relaxed);
+  if (h == NULL) h = first;
+  heap_t *start = h;
+  size_t n = 0;
+  unsigned looked = 0;
+  while (h != NULL && (budget == 0 || looked < budget)) {
+    /* Acquire: the owner of an adopted heap was stored before its state. */
+    uint64_t owner = 0;
+    if (atomic_load_explicit(&h->xstate, memory_order_acquire) == HEAP_ACTIVE)
+      owner = atomic_load_explicit(&h->xowner, memory_order_relaxed);
+    if (owner != 0 && h != lz_heap_tls) {
+      looked++;
+      int expect = HEAP_ACTIVE;
+      if (os_thread_gone(owner) &&
+          atomic_compare_exchange_strong_explicit(&h->xstate, &expect, HEAP_BUSY, memory_order_acquire,
+                                                  memory_order_relaxed)) {
+        /* Held now (BUSY). Still that owner's, and still gone: not
+         * abandoned and adopted again meanwhile, by a thread that may even
+         * have been given the same id? Else it goes back as it was. */
+        if (atomic_load_explicit(&h->xowner, memory_order_relaxed) == owner && os_thread_gone(owner)) {
+          heap_abandon(h);
+          n++;
+        } else {
+          expect = HEAP_BUSY;
+          atomic_compare_exchange_strong_explicit(&h->xstate, &expect, HEAP_ACTIVE, memory_order_release,
+                                                  memory_order_relaxed);
+        }
+      }
+    }
+    h = h->next_all;
+    if (h == NULL && budget != 0 && start != first) h = first; /* wrap once */
+    if (h == start) break;
+  }
+  if (budget != 0) atomic_store_explicit(&cursor, h, memory_order_relaxed);
+  return n;
 }
 
 /* Collects the remote frees and empty spans of every orphan heap nobody
@@ -351,6 +422,9 @@ uint64_t heaps_background_pass(void) {
 size_t heaps_trim(bool force) {
   size_t before = (size_t)atomic_load(&lz_pages_purged);
   heap_t *heap = lz_heap_tls;
+  /* First the heaps of threads that ended unseen: abandoning them sends
+   * their batches home, some of them to us. */
+  if (force) heaps_reclaim_gone(0);
   if (heap != &lz_heap_empty) heap_collect(heap, force);
   heaps_collect_orphans(force);
   size_t freed = chunk_pool_trim(force) + large_cache_trim(force);

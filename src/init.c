@@ -114,7 +114,7 @@ void process_init(void) {
   /* Neither failure stops the allocator; each degrades it, so say so. */
   int rc = os_thread_exit_hook(thread_done);
   if (rc != 0)
-    lz_message("warning: no thread-exit hook (pthread_key_create failed), heaps of exited threads are not reused; "
+    lz_message("warning: no thread-exit hook (pthread_key_create failed), heaps of exited threads are given back late; "
                "error ", "", (uintptr_t)rc, 2);
   rc = os_atfork(fork_prepare, fork_parent, fork_child);
   if (rc != 0)

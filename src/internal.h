@@ -454,6 +454,8 @@ typedef struct heap_s {
   uint64_t mcache_used_at;             /* a purge saw uses since the last one (ms): the
                                           last use was no later */
   _Atomic(int) xstate;                 /* HEAP_ACTIVE / ORPHAN / BUSY / DEAD */
+  _Atomic(uint64_t) xowner;            /* a thread's own heap: os_thread_ident of the
+                                          thread, else 0 (heap.c, heaps_reclaim_gone) */
   chunk_t *chunks;                     /* chunks owned */
   uint64_t slow_count;                 /* slow-path entries (purge ticks) */
   uint64_t purge_next;                 /* time of the next purge check */
@@ -531,6 +533,11 @@ int os_fault_hook(void (*hook)(uintptr_t addr));
  * value; arming fails (EINVAL) when the hook could not be created. */
 int os_thread_exit_hook(void (*fn)(void *));
 int os_thread_exit_arm(void *value);
+/* The calling thread's identity (process and kernel thread ids, never 0),
+ * and whether the thread it names is known to have ended: false for a live
+ * thread and for an identity from another process (a fork's parent). */
+uint64_t os_thread_ident(void);
+bool os_thread_gone(uint64_t ident);
 int os_atfork(void (*prepare)(void), void (*parent)(void), void (*child)(void));
 void os_fork_signals_block(void);   /* prepare handler: every signal blocked... */
 void os_fork_signals_restore(void); /* ...until the parent and child handlers */
@@ -716,6 +723,7 @@ void heap_thread_exit(heap_t *heap);
 size_t heaps_collect_orphans(bool force);
 uint64_t heaps_background_pass(void);
 size_t heaps_trim(bool force);
+size_t heaps_reclaim_gone(unsigned budget);
 void heaps_fork_child(heap_t *self);
 void heap_retire(heap_t *h);
 void heaps_fork_child_shared(void);

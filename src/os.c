@@ -197,6 +197,23 @@ int os_thread_exit_arm(void *value) {
   return r;
 }
 
+/* Process id in the high half, kernel thread id in the low half. */
+uint64_t os_thread_ident(void) {
+  int e = errno;
+  uint64_t id = (uint64_t)(uint32_t)getpid() << 32 | (uint32_t)syscall(SYS_gettid);
+  errno = e;
+  return id;
+}
+
+bool os_thread_gone(uint64_t ident) {
+  int e = errno;
+  pid_t pid = getpid();
+  bool gone = (uint32_t)(ident >> 32) == (uint32_t)pid &&
+              syscall(SYS_tgkill, (long)pid, (long)(uint32_t)ident, 0L) != 0 && errno == ESRCH;
+  errno = e;
+  return gone;
+}
+
 /* glibc >= 2.32 clears it when the process first starts a thread; where
  * it is missing, the process counts as threaded. */
 extern char __libc_single_threaded __attribute__((weak));

@@ -15,6 +15,8 @@
 #   thread_exit      10,000 short-lived threads; RSS / in_use / heap bounds
 #   thread_late_free 100,000 threads allocating and freeing in destructors
 #                    that run after lzmalloc's: heaps and RSS flat
+#   thread_first_late threads whose first call comes in the last destructor
+#                    round: their heaps are given back (heaps, in use flat)
 #   fork_stdio       fork / fflush(NULL) / getline on a pipe in three threads:
 #                    no lock held across fork (glibc bug 19431's cycle) (API)
 #   fork_signal      fork in a loop while a SIGUSR1 handler forks too
@@ -148,6 +150,8 @@ lz_test(NAME test_remote KIND PREFIXED LABELS unit stats TIMEOUT 120
         SOURCES ${_lz_t}/test_remote.c)
 lz_test(NAME thread_late_free KIND PREFIXED LABELS stress stats TIMEOUT 300
         SOURCES ${_lz_t}/thread_late_free.c)
+lz_test(NAME thread_first_late KIND PREFIXED LABELS unit stats TIMEOUT 120
+        SOURCES ${_lz_t}/thread_first_late.c)
 lz_test(NAME fork_hammer KIND PREFIXED LABELS stress TIMEOUT 300
         SOURCES ${_lz_t}/fork_hammer.c)
 lz_test(NAME fork_stdio KIND API LABELS stress TIMEOUT 150
@@ -160,7 +164,7 @@ lz_test(NAME startup_pages KIND API LABELS unit TIMEOUT 60
 # thread may start (see the source).
 lz_test(NAME fork_signal KIND PREFIXED LABELS stress TIMEOUT 240
         SOURCES ${_lz_t}/fork_signal.c)
-set_tests_properties(thread_late_free fork_hammer fork_signal PROPERTIES SKIP_RETURN_CODE 77) # TSan: see the sources
+set_tests_properties(thread_late_free thread_first_late fork_hammer fork_signal PROPERTIES SKIP_RETURN_CODE 77) # TSan: see the sources
 foreach(_t fork_hammer thread_late_free) # read LZ_HEAPS and LZ_SECURE
   target_compile_definitions(${_t} PRIVATE ${LZ_DEFS})
 endforeach()
