@@ -80,7 +80,6 @@ lz_inline void free_fast(void *p) {
       }
       b->enc_next = link;
       local_free_publish(s, b);
-      if (LZ_STATS) heap->stats.in_use -= s->block_size;
       if (lz_unlikely(--s->used == 0)) slab_retire(heap, s);
       return;
     }

@@ -322,12 +322,16 @@ typedef struct span_queue_s {
 enum { HEAP_ACTIVE = 0, HEAP_ORPHAN = 1, HEAP_BUSY = 2, HEAP_DEAD = 3 }; /* heap.c: life of a heap */
 
 /* Written by the owner only; other threads read them racily (stats.c).
- * in_use counts the usable bytes of blocks handed out plus those waiting in
- * the free lists of the class queues' first spans: the slow path charges a
- * whole list when it installs it (malloc's fast path counts nothing) and
- * each free subtracts its block (remote frees are applied by the owner).
- * heap_cached_bytes() is the part in those lists; a thread's own figure and
- * an orphan's are exact (heap_abandon gives the lists back). */
+ * The heap's bytes in use are in_use plus those of its slab blocks, which
+ * no path counts here: stats.c sums every slab span's used - pin blocks
+ * when read (the span counts already hold them: malloc's fast path pops
+ * blocks charged to `used` when their list was installed, each free
+ * subtracts one), so the free fast path counts nothing either. in_use
+ * holds the rest: live medium blocks, level 2's blocks, and the foreign
+ * blocks' moves between heaps (remote.c). Blocks waiting in the free lists
+ * of the class queues' first spans count as in use; heap_cached_bytes() is
+ * that part, so a thread's own figure and an orphan's are exact
+ * (heap_abandon gives the lists back). */
 typedef struct heap_stats_s {
   int64_t in_use;       /* see above */
   uint64_t remote_frees;/* frees this thread sent to other heaps */
@@ -372,10 +376,9 @@ typedef struct heap_stats_s {
  *     foreign[c] [foreign.class, foreign.line, foreign.installed,
  *     foreign.length, foreign.block, foreign.in_flight, foreign.used,
  *     foreign.cap];
- *   stats.in_use == the sum over its slab spans of (used - pin) blocks and
- *     its live medium spans, in bytes, while the heap keeps no foreign
- *     blocks (they move bytes between heaps' figures: only the sum over
- *     heaps is exact then); class_slabs[c] and class_pages[c] == its slab
+ *   stats.in_use == the bytes of its live medium spans while the heap
+ *     keeps no foreign blocks (they move bytes between heaps' figures: only
+ *     the sum over heaps is exact then); class_slabs[c] and class_pages[c] == its slab
  *     spans of class c and their pages [stats.in_use, stats.class_slabs,
  *     stats.class_pages];
  *   at hardening level 2 (secure != NULL) spans keep secure.c's own state

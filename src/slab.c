@@ -6,8 +6,9 @@
  * new free list, else carves the next blocks of the untouched tail (lazy
  * bump-pointer initialisation, at most a page of blocks at a time), else
  * marks the span FULL and unlinks it. Installing a list charges all its
- * blocks to span->used and the heap's in_use at once, so the fast path
- * counts nothing (internal.h, span invariants). A FULL span rejoins the queue when
+ * blocks to span->used at once, so the fast path counts nothing
+ * (internal.h, span invariants; the statistics read the spans' counts,
+ * heap_stats_t). A FULL span rejoins the queue when
  * one of its blocks is freed. A span whose last block is freed is retired
  * (its pages go back to the chunk) unless it is the queue's current span.
  * Only the heap's owner runs this code (see internal.h, Ownership).
@@ -91,8 +92,8 @@ void heap_direct_update(heap_t *heap, unsigned cls) {
 
 /* Installs `n` blocks as the free list: they count as used until freed. */
 static void slab_charge(heap_t *heap, span_t *s, uint32_t n) {
+  (void)heap;
   s->used = (uint16_t)(s->used + n);
-  if (LZ_STATS) heap->stats.in_use += (int64_t)n * s->block_size;
 }
 
 /* Carves the next blocks of the untouched tail into the (empty) free list:
@@ -149,6 +150,7 @@ uint32_t slab_cached(const span_t *s) {
  * counting as used (so an orphan's counts are exact, and a span may leave
  * the front of its queue). */
 void slab_uncache(heap_t *heap, span_t *s) {
+  (void)heap;
   if (s->free == NULL) return;
   uint32_t n = 1;
   lz_block_t *tail = s->free;
@@ -157,7 +159,6 @@ void slab_uncache(heap_t *heap, span_t *s) {
   s->local_free = s->free;
   s->free = NULL;
   s->used = (uint16_t)(s->used - n);
-  if (LZ_STATS) heap->stats.in_use -= (int64_t)n * s->block_size;
 }
 
 /* Bytes in the free lists of the heap's current spans (owner only). */
@@ -277,7 +278,6 @@ void slab_free_chain(heap_t *heap, span_t *s, lz_block_t *head, lz_block_t *tail
   if (lz_unlikely(count > s->used)) lz_fatal_pointer("double free", "free", head);
   block_set_next(tail, s->local_free);
   s->local_free = head;
-  if (LZ_STATS) heap->stats.in_use -= (int64_t)count * s->block_size;
   if (s->flags & SPAN_FULL) {
     s->flags &= (uint8_t)~SPAN_FULL;
     atomic_store_explicit(&s->xfast_owner, heap, memory_order_relaxed);

@@ -1,11 +1,12 @@
 /* stats.c: statistics, summed over all heaps when read.
  *
  * Each heap counts its own allocations in plain fields written only by its
- * owner (no shared writes on the fast path); global counters (chunks,
- * large mappings, purges) are atomics touched only on slow paths. A reader
- * sums the heaps while their owners run, so totals are a consistent-enough
- * snapshot, not an instant; the word-sized reads are tolerated races
- * (hidden from TSan by no_sanitize).
+ * owner (no shared writes, and nothing counted on the fast paths: the
+ * bytes of slab blocks in use come from the spans' `used` counts, summed
+ * here); global counters (chunks, large mappings, purges) are atomics
+ * touched only on slow paths. A reader sums the heaps while their owners
+ * run, so totals are a consistent-enough snapshot, not an instant; the
+ * word-sized reads are tolerated races (hidden from TSan by no_sanitize).
  */
 #include "internal.h"
 
@@ -19,13 +20,56 @@
  * its own (another thread, an owner or the janitor, may be writing). */
 LZ_NO_TSAN static inline size_t racy_read(const size_t *p) { return *(const volatile size_t *)p; }
 
+/* The bytes of h's slab blocks in use: every slab span's used - pin
+ * blocks (internal.h, heap_stats_t). Walks h's chunks, which whoever holds
+ * h (see slab_bytes) keeps still; `used` is read racily (the owner's frees
+ * change it without a lock). */
+LZ_NO_TSAN static int64_t slab_bytes_walk(const heap_t *h) {
+  int64_t n = 0;
+  for (const chunk_t *c = h->chunks; c != NULL; c = c->next) {
+    for (size_t i = LZ_HEADER_PAGES; i < LZ_CHUNK_PAGES;) {
+      if ((c->free_map[i >> 6] >> (i & 63)) & 1) {
+        i++;
+        continue;
+      }
+      const span_t *s = &c->spans[i];
+      if (s->kind == SPAN_SLAB) {
+        int64_t used = *(const volatile uint16_t *)&s->used;
+        n += (used - (h->queues[s->cls].first == s)) * (int64_t)s->block_size;
+      }
+      i += s->npages > 0 ? s->npages : 1;
+    }
+  }
+  return n;
+}
+
+/* As above, holding h: the owner holds its own heap, a DEAD heap is never
+ * changed again, any other is held by its lock (tried for a while: a heap
+ * that stays locked keeps its slab bytes out of this snapshot). Level 2
+ * counts its blocks in stats.in_use itself. */
+LZ_NO_TSAN static int64_t slab_bytes(heap_t *h) {
+  if (!LZ_STATS || h->secure != NULL) return 0;
+  if (LZ_HEAPS == 0 && h == lz_heap_tls) {
+    heap_enter(h);
+    int64_t n = slab_bytes_walk(h) - (int64_t)heap_cached_bytes(h);
+    heap_leave(h);
+    return n;
+  }
+  if (atomic_load_explicit(&h->xstate, memory_order_acquire) == HEAP_DEAD) return slab_bytes_walk(h);
+  for (unsigned tries = 0; !lz_trylock(&h->lock); tries++) {
+    if (tries >= 1000) return 0;
+    os_yield();
+  }
+  int64_t n = slab_bytes_walk(h);
+  lz_unlock(&h->lock);
+  return n;
+}
+
 LZ_NO_TSAN void stats_collect(lz_stats_t *out) {
   lz_stats_t st = {0};
   int64_t in_use = 0;
   for (heap_t *h = heaps_first(); h != NULL; h = h->next_all) {
-    in_use += (int64_t)racy_read((const size_t *)&h->stats.in_use);
-    /* Our own heap's figure is made exact (internal.h, heap_stats_t). */
-    if (LZ_HEAPS == 0 && h == lz_heap_tls) in_use -= (int64_t)heap_cached_bytes(h);
+    in_use += (int64_t)racy_read((const size_t *)&h->stats.in_use) + slab_bytes(h);
     st.slow_allocs += racy_read((const size_t *)&h->stats.slow_allocs);
     st.remote_frees += racy_read((const size_t *)&h->stats.remote_frees);
     for (unsigned c = 1; c < LZ_CLASSES; c++) {

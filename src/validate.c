@@ -50,7 +50,7 @@ static bool span_linked(const heap_t *heap, const span_t *s) {
   return s->next != NULL || s->prev != NULL || heap->queues[s->cls].first == s;
 }
 
-/* A slab span of heap. Returns its bytes in the heap's in_use figure. */
+/* A slab span of heap. Returns its bytes in use (stats.c sums them). */
 static int64_t slab_check(const heap_t *heap, const span_t *s, seen_t *seen) {
   V(s->cls >= 1 && s->cls < LZ_CLASSES, "span.cls", s);
   V(s->block_size == lz_class_size[s->cls], "span.block_size", s);
@@ -138,7 +138,7 @@ static void chunk_check(const heap_t *heap, const chunk_t *c, heap_totals_t *t, 
       /* Level 2 (secure.c) keeps its own span state: chunk level only. */
       if (s->kind == SPAN_SLAB) t->class_slabs[s->cls]++, t->class_pages[s->cls] += s->npages;
     } else if (s->kind == SPAN_SLAB) {
-      t->in_use += slab_check(heap, s, seen);
+      slab_check(heap, s, seen); /* slab bytes are not in stats.in_use */
       t->class_slabs[s->cls]++;
       t->class_pages[s->cls] += s->npages;
       if (!(s->flags & SPAN_FULL)) t->linked++;

@@ -43,10 +43,11 @@ static bool page_dirty(const chunk_t *c, size_t i) { return (c->dirty_map[i >> 6
 /* The sum of every heap's figure, made exact for our heap, unclamped (the
  * public figure clamps a negative sum to 0, which would hide a block
  * subtracted twice). Quiescent points only. */
+/* Small and medium bytes in use, summed over the heaps (stats.c). */
 static int64_t raw_in_use(void) {
-  int64_t n = 0;
-  for (heap_t *h = heaps_first(); h != NULL; h = h->next_all) n += h->stats.in_use;
-  return n - (int64_t)heap_cached_bytes(lz_heap_tls);
+  lz_stats_t st;
+  lz_stats_get(&st);
+  return (int64_t)(st.in_use - st.large_in_use);
 }
 
 
