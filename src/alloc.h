@@ -71,10 +71,18 @@ lz_inline void free_fast(void *p) {
          * sizeclass.h), whose first word does not decode to NULL or into
          * its own chunk (block_maybe_free: probably on a free list). */
         uintptr_t mask = a + lz_key;
-        uintptr_t next = b->enc_next ^ mask;
+        uintptr_t next = b->enc_next;
+        bool null;
+#if defined(__x86_64__)
+        /* The decode's own zero flag says NULL (GCC would test again). */
+        __asm__("xor %2, %0" : "+r"(next), "=@ccz"(null) : "r"(mask));
+#else
+        next ^= mask;
         __asm__("" : "+r"(next)); /* keeps GCC from testing via w ^ a (two more instructions) */
+        null = next == 0;
+#endif
+        if (lz_unlikely(null)) goto slow;
         if (lz_unlikely(span_block_index(s, a) >= s->capacity)) goto slow;
-        if (lz_unlikely(next == 0)) goto slow;
         if (lz_unlikely(((next ^ a) >> LZ_CHUNK_SHIFT) == 0)) goto slow;
         link ^= mask;
       }
