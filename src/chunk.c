@@ -109,7 +109,9 @@ chunk_t *chunk_alloc(heap_t *heap) {
     if (lz_unlikely(lz_numa_on)) numa_bind_chunk(c, node); /* before the header is written */
     c->node = node;
     /* Fresh memory is zero: pagemap, spans and dirty_map start cleared. */
-    for (size_t i = LZ_HEADER_PAGES; i < LZ_CHUNK_PAGES; i++) c->free_map[i >> 6] |= 1ull << (i & 63);
+    _Static_assert(LZ_HEADER_BASE_PAGES + 1 < 64, "the header pages lie in the bitmap's first word");
+    for (size_t w = 0; w < LZ_BITMAP_WORDS; w++) c->free_map[w] = ~0ull;
+    c->free_map[0] = ~0ull << LZ_HEADER_PAGES; /* every page free but the header's */
     c->free_pages = LZ_USABLE_PAGES;
     atomic_fetch_add_explicit(&lz_bytes_decommitted, LZ_USABLE_PAGES * LZ_PAGE_SIZE, memory_order_relaxed);
     atomic_fetch_add_explicit(&lz_chunks_mapped, 1, memory_order_relaxed);
