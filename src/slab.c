@@ -27,6 +27,9 @@ void queue_remove(heap_t *heap, span_queue_t *q, span_t *s) {
   if (was_first) {
     s->used--;                         /* s loses the pin */
     if (q->first) q->first->used++;    /* its successor gains it */
+    /* A first span has no holes (slab_malloc_local takes its local_free
+     * as it is): its successor's are filled now. */
+    if (q->first && lz_unlikely(q->first->flags & SPAN_HOLES)) slab_fill_holes(heap, q->first);
     heap_direct_update(heap, s->cls);
   }
 }
@@ -318,8 +321,11 @@ bool slab_contains_free(span_t *s, lz_block_t *b) {
  *   hole_map bits lie only on pages of slab spans flagged SPAN_HOLES, and
  *   no listed block overlaps a hole page [span.holes].
  * The allocation slow path fills a span's holes back (slab_fill_holes)
- * before it takes blocks from it: the hole blocks join local_free and their
- * pages are committed again by the first touch. A span freed whole forgets
+ * before it takes blocks from it, and so does queue_remove for a span that
+ * becomes the first of its queue (the first span of a queue never has
+ * holes: slab_malloc_local installs its local_free as it is): the hole
+ * blocks join local_free and their pages are committed again by the first
+ * touch. A span freed whole forgets
  * its holes (span_free).
  *
  * Who punches (slab_punch_holes): the owner, holding its heap, or the

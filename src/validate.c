@@ -67,6 +67,7 @@ static int64_t slab_check(const heap_t *heap, const span_t *s, seen_t *seen) {
   bool first = heap->queues[s->cls].first == s;
   uint32_t pin = first ? 1 : 0;
   V(s->free == NULL || first, "span.free_only_first", s);
+  V(!first || !(s->flags & SPAN_HOLES), "span.holes", s); /* slab.c, "Holes" */
   if (full) V(s->free == NULL && s->local_free == NULL && s->capacity == s->reserved, "span.full", s);
   for (size_t i = 0; i < (size_t)(s->capacity + 63) / 64; i++) seen->bits[i] = 0;
   uint32_t nfree = list_check(s, s->free, seen);
