@@ -391,11 +391,13 @@ typedef struct heap_stats_s {
  *   pagemap (free_map, dirty_map, free_pages, max_run_hint, hot, purge_at,
  *   links), and the medium cache (mcache*, whose spans hold no live block).
  *   The owner holds it (heap_enter/heap_leave, nesting counted in
- *   lock_depth) on every allocation slow path, on the local branch of
- *   free's slow path and its purge tick, in slab_retire (the one slow call
- *   the inline free makes) and in heap_collect; the fast paths take nothing
- *   and touch only what the janitor never does: direct, queues, the lists
- *   and counters of live spans, stats. The janitor only try-locks (a heap
+ *   lock_depth) on every allocation slow path but the two short ways that
+ *   touch none of that state (a slab's own freed blocks, a large block),
+ *   on the local branch of free's slow path and its purge tick, in
+ *   slab_retire (the one slow call the inline free makes) and in
+ *   heap_collect; the fast paths take nothing and touch only what the
+ *   janitor never does: direct, queues, the lists and counters of live
+ *   spans, stats. The janitor only try-locks (a heap
  *   whose owner is inside a slow path is looked at on its next pass) and
  *   then only purges what is due (heap.c, heap_purge): free dirty pages,
  *   empty chunks, cached medium spans, and holes in slabs. Holes are the

@@ -200,19 +200,22 @@ static span_t *slab_new(heap_t *heap, unsigned cls) {
   return s;
 }
 
-/* The class's current span ran out of free blocks but holds blocks the
- * owner freed: they become its free list (no other slow-path work). A
- * thread that allocates and frees one block of a class with few blocks a
- * page (4 KiB and up: one block carved at a time) comes here on every
- * allocation. NULL if there are none. */
+/* A block of the class's current span without other slow-path work: from
+ * its free list (calloc comes here with one), else from the blocks the
+ * owner freed, which become the free list. A thread that allocates and
+ * frees one block of a class with few blocks a page comes here whenever
+ * the list runs out. NULL if the span has neither. */
 void *slab_malloc_local(heap_t *heap, unsigned cls) {
   span_t *s = heap->queues[cls].first;
-  if (s == NULL || s->local_free == NULL) return NULL;
-  lz_assert(s->free == NULL);
-  uint32_t out = (uint32_t)s->used - 1; /* the first span holds the pin */
-  s->free = s->local_free;
-  s->local_free = NULL;
-  slab_charge(heap, s, s->capacity - out);
+  if (s == NULL) return NULL;
+  if (s->free == NULL) {
+    if (s->local_free == NULL) return NULL;
+    /* free is empty, so local_free holds every carved block not out */
+    uint32_t out = (uint32_t)s->used - 1; /* the first span holds the pin */
+    s->free = s->local_free;
+    s->local_free = NULL;
+    slab_charge(heap, s, s->capacity - out);
+  }
   return slab_pop_checked(s);
 }
 

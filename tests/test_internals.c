@@ -225,6 +225,27 @@ static void test_loops(heap_t *heap) {
     CHECKF(n <= 2, "%zu bytes: %llu of 1000 allocations took the full slow path", sizes[k], (unsigned long long)n);
   }
   lz_heap_validate();
+  /* calloc enters the slow path with the free list not empty: it pops from
+   * it (and the blocks freed since stay on local_free). */
+  int64_t in_use0 = raw_in_use();
+  span_queue_t *q = &heap->queues[size_to_class(2048)]; /* above the inline calloc */
+  void *a[64];
+  int n = 0;
+  do {
+    a[n] = lz_malloc(2048);
+    CHECK(a[n] != NULL);
+    n++;
+  } while (n < 64 && (q->first == NULL || q->first->free == NULL));
+  lz_free(a[--n]); /* the current span: a free list and a freed block */
+  CHECK(q->first != NULL && q->first->free != NULL && q->first->local_free != NULL);
+  unsigned char *z = lz_calloc(1, 2048);
+  CHECK(z != NULL && tu_all_zero(z, 2048));
+  lz_heap_validate();
+  lz_free(z);
+  while (n > 0) lz_free(a[--n]);
+  lz_heap_validate();
+  CHECKF(!LZ_STATS || raw_in_use() == in_use0, "in_use %lld after freeing all, %lld before (blocks lost)",
+         (long long)raw_in_use(), (long long)in_use0);
 }
 
 /* ---- chunk pool ----------------------------------------------------------- */
