@@ -86,6 +86,7 @@ typedef struct q_entry_s {
   uint8_t *p;      /* the user pointer freed */
   uint8_t *slot;
   uint8_t *end;    /* slot end (fill checked over [slot, end)) */
+  span_t *span;    /* the slot's span */
 } q_entry_t;
 
 typedef struct secure_heap_s {
@@ -434,9 +435,7 @@ static void quarantine_evict(heap_t *self, secure_heap_t *sh, const char *func) 
   sh->q_count--;
   sh->q_bytes -= (size_t)(e.end - e.slot);
   if (sh->q_count == 0) sh->q_newest_checked = true;
-  block_info_t bi;
-  slot_find((uintptr_t)e.p, &bi);
-  span_t *s = bi.span;
+  span_t *s = e.span;
   heap_t *owner = span_chunk(s)->heap;
   secure_heap_t *osh = owner->secure;
   if (s->kind == SPAN_MEDIUM) fill_check(&e, func);
@@ -464,7 +463,8 @@ static void quarantine_check_newest(secure_heap_t *sh, const char *func) {
   fill_check(&sh->q[(sh->q_first + sh->q_count - 1) % LZ_QUARANTINE_ENTRIES], func);
 }
 
-static void quarantine_push(heap_t *self, secure_heap_t *sh, uint8_t *p, uint8_t *slot, uint8_t *end) {
+static void quarantine_push(heap_t *self, secure_heap_t *sh, uint8_t *p, const block_info_t *bi) {
+  uint8_t *slot = bi->slot, *end = bi->end;
   quarantine_check_newest(sh, "free");
   size_t bytes = (size_t)(end - slot);
   while (sh->q_count > 0 && (sh->q_count == LZ_QUARANTINE_ENTRIES || sh->q_bytes + bytes > LZ_QUARANTINE_BYTES))
@@ -473,6 +473,7 @@ static void quarantine_push(heap_t *self, secure_heap_t *sh, uint8_t *p, uint8_t
   e->p = p;
   e->slot = slot;
   e->end = end;
+  e->span = bi->span;
   sh->q_count++;
   sh->q_bytes += bytes;
   sh->q_newest_checked = false;
@@ -555,7 +556,7 @@ void secure_free(void *ptr, const char *func) {
   secure_heap_t *sh = secure_of(self);
   if (sh == NULL) return;
   heap_enter(self); /* releasing a span changes chunk state (janitor protocol) */
-  quarantine_push(self, sh, p, bi.slot, bi.end);
+  quarantine_push(self, sh, p, &bi);
   heap_leave(self);
 }
 
