@@ -204,10 +204,10 @@ _Static_assert(sizeof(span_t) == 64 && LZ_CACHE_LINE % 64 == 0, "span_t must fil
  *     chunk.interior_descriptor];
  *   free_pages == popcount(free_map) [chunk.free_pages];
  *   max_run_hint >= the longest run of free pages [chunk.max_run_hint];
- *   pagemap[i] == first page of the slab span holding page i, or of the
- *     medium span starting at page i (at hardening level 2, holding page
- *     i: secure.c maps them all), else 0 [chunk.pagemap,
- *     chunk.pagemap.free];
+ *   pagemap[i] == first * sizeof(span_t) (pagemap_set), first the first
+ *     page of the slab span holding page i, or of the medium span starting
+ *     at page i (at hardening level 2, holding page i: secure.c maps them
+ *     all), else 0 [chunk.pagemap, chunk.pagemap.free];
  *   heap is the owner, and the chunk map says CHUNK_SPANS [chunk.heap,
  *     chunkmap.spans];
  *   dirty_map bit i set => page i may be resident (touched since its last
@@ -248,6 +248,18 @@ typedef struct chunk_s {
 #define LZ_USABLE_PAGES (LZ_CHUNK_PAGES - LZ_HEADER_PAGES)
 _Static_assert(LZ_HEADER_BASE_PAGES == 9, "chunk header layout changed");
 _Static_assert(offsetof(chunk_t, spans) % LZ_CACHE_LINE == 0, "spans must be cache aligned");
+
+/* The page map holds byte offsets into spans[] (the free fast path adds
+ * one to the chunk without a shift): */
+_Static_assert((LZ_CHUNK_PAGES - 1) * sizeof(span_t) <= UINT16_MAX, "pagemap offsets fit 16 bits");
+lz_inline void pagemap_set(chunk_t *c, size_t page, size_t first) {
+  c->pagemap[page] = (uint16_t)(first * sizeof(span_t));
+}
+lz_inline size_t pagemap_first(const chunk_t *c, size_t page) { return c->pagemap[page] / sizeof(span_t); }
+/* The descriptor pagemap names for the page holding address a of chunk c. */
+lz_inline span_t *chunk_span_of(const chunk_t *c, uintptr_t a) {
+  return (span_t *)((uintptr_t)c->spans + c->pagemap[(a >> LZ_PAGE_SHIFT) & (LZ_CHUNK_PAGES - 1)]);
+}
 
 /* ---------------------------------------------------------------------------
  * Large blocks: each a range of whole pages starting on a 2 MiB boundary,

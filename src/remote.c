@@ -224,7 +224,7 @@ size_t remote_collect(heap_t *heap) {
     chunk_t *c = (chunk_t *)((uintptr_t)head & ~LZ_CHUNK_MASK);
     if (LZ_SECURE && lz_unlikely(chunkmap_kind((uintptr_t)head) != CHUNK_SPANS || c->heap != heap))
       lz_fatal_pointer("corrupted free list", "free", head);
-    span_t *s = &c->spans[c->pagemap[((uintptr_t)head >> LZ_PAGE_SHIFT) & (LZ_CHUNK_PAGES - 1)]];
+    span_t *s = chunk_span_of(c, (uintptr_t)head);
     uintptr_t meta = (uintptr_t)block_next(batch_meta_slot(head));
     lz_block_t *tail = (lz_block_t *)(meta & ~(REMOTE_SUSPECT | (uintptr_t)(LZ_ALIGN - 1)));
     uint32_t count = (uint32_t)(meta & (LZ_ALIGN - 1)) + 1;
@@ -382,7 +382,7 @@ void foreign_flush(heap_t *heap) {
       b->enc_next = 0; /* not in flight: remote_free screens it afresh */
       b[1].enc_next = 0;
       chunk_t *c = (chunk_t *)((uintptr_t)b & ~LZ_CHUNK_MASK);
-      remote_batch(heap, &c->spans[c->pagemap[((uintptr_t)b >> LZ_PAGE_SHIFT) & (LZ_CHUNK_PAGES - 1)]], b);
+      remote_batch(heap, chunk_span_of(c, (uintptr_t)b), b);
       b = next;
     }
   }

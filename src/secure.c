@@ -319,7 +319,7 @@ static uint8_t *medium_take(heap_t *heap, secure_heap_t *sh, size_t size, size_t
     chunk_t *c = span_chunk(s);
     size_t first = (size_t)(s - c->spans);
     /* Every page finds the span (free, and the bounds of memcpy & co). */
-    for (size_t i = first + 1; i < first + npages; i++) c->pagemap[i] = (uint16_t)first;
+    for (size_t i = first + 1; i < first + npages; i++) pagemap_set(c, i, first);
   }
   uint8_t *p = start + off;
   s->local_free = (lz_block_t *)(void *)p; /* the block (guard-page reports) */
@@ -379,7 +379,7 @@ typedef struct block_info_s {
 /* The slot holding address a of a span chunk, or false. */
 static bool slot_find(uintptr_t a, block_info_t *bi) {
   chunk_t *c = (chunk_t *)(a & ~LZ_CHUNK_MASK);
-  size_t first = c->pagemap[(a >> LZ_PAGE_SHIFT) & (LZ_CHUNK_PAGES - 1)];
+  size_t first = pagemap_first(c, (a >> LZ_PAGE_SHIFT) & (LZ_CHUNK_PAGES - 1));
   span_t *s = &c->spans[first];
   if (first == 0 || s->kind == SPAN_NONE) return false;
   uint8_t *start = span_start(s);
@@ -717,8 +717,9 @@ static void secure_fault(uintptr_t a) {
   if (page == LZ_HEADER_PAGES - 1) { /* the chunk's guard: from the first span down */
     s = span_from(c, LZ_HEADER_PAGES);
   } else if (page >= LZ_HEADER_PAGES && c->pagemap[page] != 0) {
-    span_t *t = &c->spans[c->pagemap[page]];
-    size_t first = c->pagemap[page], last = first + t->npages - 1;
+    size_t first = pagemap_first(c, page), last;
+    span_t *t = &c->spans[first];
+    last = first + t->npages - 1;
     if (t->kind == SPAN_MEDIUM && page == first && downwards) s = t;
     else if (page == last && !downwards) s = t, upwards = true;
     else if (page == last) s = span_from(c, last + 1);

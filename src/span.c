@@ -93,9 +93,9 @@ span_t *span_alloc(heap_t *heap, size_t npages, size_t align_pages, uint8_t kind
    * freed by its first page, so its other pages stay unmapped (0) and a
    * pointer into them is reported as invalid. */
   if (kind == SPAN_SLAB)
-    for (size_t i = first; i < first + npages; i++) c->pagemap[i] = (uint16_t)first;
+    for (size_t i = first; i < first + npages; i++) pagemap_set(c, i, first);
   else
-    c->pagemap[first] = (uint16_t)first;
+    pagemap_set(c, first, first);
   span_t *s = &c->spans[first];
   /* Pages that were clean become committed as soon as they are used. */
   size_t clean = npages - bitmap_count(c->dirty_map, first, npages);

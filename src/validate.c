@@ -132,7 +132,7 @@ static void chunk_check(const heap_t *heap, const chunk_t *c, heap_totals_t *t, 
       V(!bit_count_run(c->free_map, j), "chunk.free_map", s);
       V(!bit_count_run(c->hole_map, j) || (s->kind == SPAN_SLAB && (s->flags & SPAN_HOLES)), "span.holes", s);
       bool mapped = s->kind == SPAN_SLAB || j == i || heap->secure != NULL; /* level 2 maps every page */
-      V(c->pagemap[j] == (mapped ? i : 0), "chunk.pagemap", s);
+      V(c->pagemap[j] == (mapped ? i * sizeof(span_t) : 0), "chunk.pagemap", s);
       V(j == i || c->spans[j].kind == SPAN_NONE, "chunk.interior_descriptor", &c->spans[j]);
     }
     if (heap->secure != NULL) {
@@ -195,7 +195,7 @@ static void foreign_check(const heap_t *heap) {
       V(++n <= 0xffff, "foreign.length", f); /* a cycle (the cap is remote.c's, far lower) */
       V(chunkmap_kind((uintptr_t)b) == CHUNK_SPANS, "foreign.block", b);
       const chunk_t *c = (const chunk_t *)((uintptr_t)b & ~LZ_CHUNK_MASK);
-      const span_t *s = &c->spans[c->pagemap[((uintptr_t)b >> LZ_PAGE_SHIFT) & (LZ_CHUNK_PAGES - 1)]];
+      const span_t *s = chunk_span_of(c, (uintptr_t)b);
       V(s->kind == SPAN_SLAB && s->cls == cls && slab_holds(s, b), "foreign.block", b);
       if (LZ_SECURE) V(block_next(b + 1) == b, "foreign.in_flight", b);
     }
@@ -232,7 +232,7 @@ static size_t xremote_check(const heap_t *heap) {
   while (head != NULL) {
     const chunk_t *c = (const chunk_t *)((uintptr_t)head & ~LZ_CHUNK_MASK);
     V(chunkmap_kind((uintptr_t)head) == CHUNK_SPANS && c->heap == heap, "xremote.owner", head);
-    const span_t *s = &c->spans[c->pagemap[((uintptr_t)head >> LZ_PAGE_SHIFT) & (LZ_CHUNK_PAGES - 1)]];
+    const span_t *s = chunk_span_of(c, (uintptr_t)head);
     V(s->kind != SPAN_NONE, "xremote.span", head);
     uintptr_t meta = (uintptr_t)block_next(head + 1);
     /* Meta word (remote.c): tail | (count - 1), flags above the address bits. */

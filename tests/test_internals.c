@@ -34,7 +34,7 @@ static heap_t *my_heap(void) {
 
 static span_t *span_of(void *p) {
   chunk_t *c = (chunk_t *)((uintptr_t)p & ~LZ_CHUNK_MASK);
-  return &c->spans[c->pagemap[((uintptr_t)p >> LZ_PAGE_SHIFT) & (LZ_CHUNK_PAGES - 1)]];
+  return chunk_span_of(c, (uintptr_t)p);
 }
 
 static bool page_free(const chunk_t *c, size_t i) { return (c->free_map[i >> 6] >> (i & 63)) & 1; }
@@ -61,7 +61,7 @@ static void test_spans(heap_t *heap) {
   CHECK(c->heap == heap && first >= LZ_HEADER_PAGES && a->npages == 3);
   CHECK(span_start(a) == (uint8_t *)c + (first << LZ_PAGE_SHIFT));
   for (size_t i = first; i < first + 3; i++) CHECK(!page_free(c, i) && page_dirty(c, i));
-  CHECK(c->pagemap[first] == first && c->pagemap[first + 1] == 0);
+  CHECK(pagemap_first(c, first) == first && c->pagemap[first + 1] == 0);
   /* Aligned: the first page is a multiple of 16. */
   span_t *b = span_alloc(heap, 5, 16, SPAN_MEDIUM);
   CHECK(b != NULL);
@@ -163,7 +163,7 @@ static void test_purge(heap_t *heap) {
   for (size_t i = LZ_HEADER_PAGES; i < LZ_CHUNK_PAGES; i++) {
     if (page_free(c, i)) CHECK(!page_dirty(c, i));
   }
-  size_t first = c->pagemap[((uintptr_t)keep >> LZ_PAGE_SHIFT) & (LZ_CHUNK_PAGES - 1)];
+  size_t first = pagemap_first(c, ((uintptr_t)keep >> LZ_PAGE_SHIFT) & (LZ_CHUNK_PAGES - 1));
   for (size_t i = first; i < first + c->spans[first].npages; i++) CHECK(page_dirty(c, i));
   for (size_t i = 0; i < 200 * KiB; i++) CHECK(((unsigned char *)keep)[i] == 5);
   lz_heap_validate();

@@ -118,7 +118,7 @@ static void run_holes(void) {
     for (size_t i = 0; i < counts[k]; i += keep_every[k]) {
       uintptr_t a = (uintptr_t)blocks[k][i];
       chunk_t *c = (chunk_t *)(a & ~LZ_CHUNK_MASK);
-      if (&c->spans[c->pagemap[(a >> LZ_PAGE_SHIFT) & (LZ_CHUNK_PAGES - 1)]] != first) continue;
+      if (chunk_span_of(c, a) != first) continue;
       lz_free(blocks[k][i]);
       blocks[k][i] = NULL;
     }
