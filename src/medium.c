@@ -66,6 +66,12 @@ void *medium_malloc(heap_t *heap, size_t size, size_t align_pages, bool zero) {
   size_t npages = (size + LZ_PAGE_SIZE - 1) >> LZ_PAGE_SHIFT;
   span_t *s = align_pages == 1 ? medium_cache_take(heap, npages) : NULL;
   if (s == NULL) { /* a cached span keeps its geometry */
+    /* A miss: the cached spans are the wrong size for what the heap now
+     * asks. They go back to their chunks first, so the new span can take
+     * their pages (resident already) instead of new ones: holding them
+     * while mapping more raised peak RSS by up to the cache's size (git log
+     * -p: 7.1 -> 10.9 MB). */
+    if (heap->mcache_count != 0) medium_cache_flush(heap, true, 0);
     s = span_alloc(heap, npages, align_pages, SPAN_MEDIUM);
     if (s == NULL) return NULL;
     span_set_block_size(s, (uint32_t)(npages << LZ_PAGE_SHIFT));

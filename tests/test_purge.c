@@ -112,6 +112,7 @@ static void run_holes(void) {
   /* The current slab of each class emptied and trimmed again: the next
    * slab, which has holes, becomes the first of its queue (its holes are
    * filled then: the first span's list is taken as it is). */
+  size_t emptied = 0;
   for (int k = 0; k < NSIZES; k++) {
     span_t *first = lz_heap_tls->queues[size_to_class(sizes[k])].first;
     CHECK(first != NULL);
@@ -121,8 +122,10 @@ static void run_holes(void) {
       if (chunk_span_of(c, a) != first) continue;
       lz_free(blocks[k][i]);
       blocks[k][i] = NULL;
+      emptied++;
     }
   }
+  CHECK(emptied > 0);
   check_kept();
   lz_trim(0);
   lz_heap_validate();
