@@ -137,3 +137,12 @@ LZ_EXPORT int lz_trim(size_t pad) {
   if (opt_get(OPT_VALIDATE)) lz_heap_validate();
   API_CALL(heaps_trim(true) > 0 ? 1 : 0);
 }
+
+/* The library's constructor and destructor: the process started with its
+ * thread-exit hook and fork handlers (init.c); LZMALLOC_SHOW_STATS's report
+ * at exit. */
+__attribute__((constructor(101))) static void lz_constructor(void) { process_start(); }
+
+__attribute__((destructor(101))) static void lz_destructor(void) {
+  if (opt_get(OPT_SHOW_STATS)) lz_stats_print(2);
+}

@@ -24,7 +24,7 @@
  *   the kernel's: with 16 or 64 KiB kernel pages
  *   (some aarch64 kernels) a 4 KiB madvise or mprotect would round to the
  *   whole kernel page and discard or protect live neighbours. Such kernels
- *   are refused at start-up with a clear message (init.c), not run.
+ *   are refused at start-up with a clear message (start.c), not run.
  */
 #ifndef LZ_ARCH_H
 #define LZ_ARCH_H

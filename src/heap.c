@@ -160,11 +160,7 @@ static heap_t *shared_heap_assign(void) {
 heap_t *heap_get_slow(void) {
   heap_t *h = lz_heap_tls;
   if (h != &lz_heap_empty) return h;
-  process_init();
-  /* Our own set-up may allocate (pthread_atfork can): that nested call
-   * made this thread's heap already. */
-  h = lz_heap_tls;
-  if (h != &lz_heap_empty) return h;
+  process_init(); /* allocates nothing */
   if (LZ_HEAPS > 0) {
     h = shared_heap_assign();
     if (h != NULL) lz_heap_tls = h;
@@ -181,7 +177,10 @@ heap_t *heap_get_slow(void) {
     if (lz_unlikely(lz_numa_on)) numa_heap_start(h);
   }
   lz_heap_tls = h;
-  thread_register(h);
+  /* Our thread-exit hook: in vain (EINVAL) before init.c made the key (a
+   * call from a constructor before ours; this thread's heap is armed then,
+   * another thread's is found by heaps_reclaim_gone once it has ended). */
+  os_thread_exit_arm(h);
   return h;
 }
 

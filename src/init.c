@@ -1,15 +1,24 @@
-/* init.c: process start-up, thread exit, fork, and the spin lock.
+/* init.c: the life of the process and of its threads as the allocator
+ * sees it: the thread-exit hook, the fork handlers, and process_start, our
+ * constructor's work (api.c holds the constructor: every program that
+ * links lzmalloc links api.c, while a file nothing calls would be left out
+ * of a static link). It drives the layers below (heap.c, janitor.c,
+ * secure.c, validate.c); nothing calls up into it.
  *
- * process_init runs once, from our constructor or from the first
- * allocation, whichever comes first (allocations can arrive before main,
- * from other libraries' constructors). It reads options, draws the secret
- * key, and registers the thread-exit key and the fork handlers; none of
- * that allocates. Other threads arriving meanwhile wait for it.
+ * process_start starts the process (process_init, start.c: options, key,
+ * NUMA; calls that arrive before our constructor, from other libraries'
+ * constructors, start it themselves) and registers the hook and the
+ * handlers, once; a heap this thread made before that is armed then.
+ * Neither registration allocates, except that pthread_atfork may: such a
+ * call is served as usual, the process being started already.
  *
  * Thread exit: a pthread key (os.c) whose destructor abandons the thread's
- * heap (heap.c, heap_thread_exit). Allocations and frees that come later
- * (other keys' destructors, __libc_thread_freeres) get no heap of their own
- * again (heap.c says how they are served), so nothing is left behind.
+ * heap (heap.c, heap_thread_exit); heap.c arms it when it gives a thread
+ * its heap. Allocations and frees that come later (other keys'
+ * destructors, __libc_thread_freeres) get no heap of their own again
+ * (heap.c says how they are served, and what becomes of the heap of a
+ * thread whose first call comes after our key's last round, or that was
+ * made before the key), so nothing is left behind.
  *
  * Fork: lzmalloc holds no lock of its own across fork (an interposed
  * allocator's prepare handler runs before glibc takes its stdio locks, so a
@@ -26,29 +35,6 @@
  * a signal handler never lands while this thread holds it.
  */
 #include "internal.h"
-
-lz_hot _Atomic(int) lz_initialized; /* 0: not yet, 1: in progress, 2: done */
-static __thread bool init_running __attribute__((tls_model("initial-exec")));
-
-void lz_lock(lz_lock_t *l) {
-  for (unsigned spins = 0;; spins++) {
-    int expect = 0;
-    if (atomic_load_explicit(&l->x, memory_order_relaxed) == 0 &&
-        atomic_compare_exchange_weak_explicit(&l->x, &expect, 1, memory_order_acquire, memory_order_relaxed))
-      return;
-    if (spins < 64) arch_pause();
-    else os_yield();
-  }
-}
-
-/* Spans, purge and guard pages work in LZ_PAGE_SIZE units, which must be
- * the kernel's page (arch.h): refuse other kernels before any mapping. */
-void check_page_size(size_t kernel_page) {
-  if (lz_likely(kernel_page == LZ_PAGE_SIZE)) return;
-  lz_message("unsupported kernel page size (bytes): ", "", kernel_page, 2);
-  lz_message("built for 4 KiB pages on " LZ_ARCH_NAME "; refusing to run", "", 0, 0);
-  os_abort();
-}
 
 static void thread_done(void *value) {
   if (opt_get(OPT_VALIDATE)) validate_heap((heap_t *)value);
@@ -96,21 +82,13 @@ static void fork_child(void) {
   heaps_fork_child(self == &lz_heap_empty ? NULL : self);
 }
 
-void process_init(void) {
-  int state = atomic_load_explicit(&lz_initialized, memory_order_acquire);
-  if (lz_likely(state == 2)) return;
-  if (init_running) return; /* an allocation made by our own set-up */
-  int expect = 0;
-  if (!atomic_compare_exchange_strong_explicit(&lz_initialized, &expect, 1, memory_order_acq_rel,
-                                               memory_order_acquire)) {
-    while (atomic_load_explicit(&lz_initialized, memory_order_acquire) != 2) os_yield();
-    return;
-  }
-  init_running = true;
-  check_page_size(os_page_size());
-  options_init();
-  numa_init();
-  security_init();
+/* Our constructor's work (api.c): the process started, the hook and the
+ * handlers registered. */
+void process_start(void) {
+  static bool done; /* constructors run on one thread, once */
+  process_init();
+  if (done) return;
+  done = true;
   /* Neither failure stops the allocator; each degrades it, so say so. */
   int rc = os_thread_exit_hook(thread_done);
   if (rc != 0)
@@ -120,22 +98,6 @@ void process_init(void) {
   if (rc != 0)
     lz_message("warning: no fork handlers (pthread_atfork failed), a fork while other threads allocate may "
                "deadlock the child; error ", "", (uintptr_t)rc, 2);
-  atomic_store_explicit(&lz_initialized, 2, memory_order_release);
-  init_running = false;
-  if (opt_get(OPT_VERBOSE)) {
-    lz_message("version " LZMALLOC_VERSION ", hardening level ", "", (uintptr_t)opt_get(OPT_SECURE), 2);
-    if (opt_get(OPT_PURGE_DELAY) < 0) lz_message("purge delay: never", "", 0, 0);
-    else lz_message("purge delay (ms): ", "", (uintptr_t)opt_get(OPT_PURGE_DELAY), 2);
-    lz_message("large cache (bytes): ", "", (uintptr_t)opt_get(OPT_LARGE_CACHE), 2);
-  }
-}
-
-void thread_register(heap_t *heap) {
-  if (atomic_load_explicit(&lz_initialized, memory_order_acquire) == 2) os_thread_exit_arm(heap);
-}
-
-__attribute__((constructor(101))) static void lz_constructor(void) { process_init(); }
-
-__attribute__((destructor(101))) static void lz_destructor(void) {
-  if (opt_get(OPT_SHOW_STATS)) lz_stats_print(2);
+  /* A heap this thread made before (a call from an earlier constructor). */
+  if (LZ_HEAPS == 0 && lz_heap_tls != &lz_heap_empty) os_thread_exit_arm(lz_heap_tls);
 }

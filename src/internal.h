@@ -287,8 +287,8 @@ typedef struct large_s {
 } large_t;
 
 /* ---------------------------------------------------------------------------
- * A minimal spinning lock (slow paths only); never held across a call that
- * may take another lock except in the order written in init.c.
+ * A minimal spinning lock (slow paths only; start.c); never held across a
+ * call that may take another lock except in the order in src/README.md.
  * ------------------------------------------------------------------------- */
 typedef struct lz_lock_s {
   _Atomic(int) x;
@@ -593,6 +593,12 @@ void lz_os_numa_inject(int nnodes, const uint8_t *cpu_node, size_t ncpus);
 void lz_os_numa_inject_cpu(int cpu);
 size_t lz_os_numa_binds(lz_os_bind_t *out, size_t max); /* returns how many were made in all */
 
+/* start.c: the process's start-up (once, from the first call that needs
+ * it or the constructor) and the spin lock (lz_lock, above). */
+void process_init(void);
+void check_page_size(size_t kernel_page); /* aborts unless LZ_PAGE_SIZE */
+extern _Atomic(int) lz_initialized;
+
 /* options.c: runtime options read once from LZMALLOC_* variables. */
 typedef enum {
   OPT_VERBOSE = 0,
@@ -822,11 +828,8 @@ size_t validate_heap(heap_t *heap);
 /* stats.c */
 void stats_collect(lz_stats_t *out);
 
-/* init.c */
-void process_init(void);
-void check_page_size(size_t kernel_page); /* aborts unless LZ_PAGE_SIZE */
-extern _Atomic(int) lz_initialized;
-void thread_register(heap_t *heap);
+/* init.c: the process's and threads' life (thread exit, fork). */
+void process_start(void);               /* our constructor's work */
 
 /* api.c entry points used by override.c are the public lz_ functions. */
 
