@@ -77,9 +77,8 @@ lz_hot _Atomic(uint64_t) lz_pages_purged;
 lz_hot _Atomic(size_t) lz_bytes_decommitted;      /* chunk pages known not resident */
 
 static size_t bitmap_popcount_clean(const chunk_t *c) {
-  size_t n = 0;
-  for (size_t w = 0; w < LZ_BITMAP_WORDS; w++) n += (size_t)__builtin_popcountll(~c->dirty_map[w]);
-  return n - LZ_HEADER_PAGES; /* header pages are never marked dirty */
+  /* Header pages are never marked dirty. */
+  return LZ_CHUNK_PAGES - bitmap_count(c->dirty_map, 0, LZ_CHUNK_PAGES) - LZ_HEADER_PAGES;
 }
 
 static void chunk_unmap(chunk_t *c) {

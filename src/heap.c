@@ -70,6 +70,17 @@ lz_hot static _Atomic(uintptr_t) xmeta;
  * few in the list). */
 #define HEAP_RECLAIM_BUDGET 8
 
+/* realloc to a smaller size keeps the block in place down to 1 /
+ * REALLOC_SHRINK_COPY of its usable size, and copies into a smaller block
+ * below that: half, so that a block never wastes more than it holds (as
+ * glibc, which splits off the tail only when worth a chunk of its own). */
+#define REALLOC_SHRINK_COPY 2
+
+/* malloc_trim's wait for an orphan that another thread holds for a moment
+ * (BUSY): yields, at most this many (far more than one collection takes,
+ * so only a holder that stopped, not a slow one, is given up on). */
+#define ORPHAN_WAIT_YIELDS 100000
+
 /* LZ_HEAPS > 0: the shared heaps, made on first use. */
 static _Atomic(heap_t *) shared_heaps[LZ_HEAPS > 0 ? LZ_HEAPS : 1];
 static _Atomic(unsigned) shared_next;
@@ -117,6 +128,16 @@ static heap_t *heap_new(uint64_t owner) {
   return h;
 }
 
+/* Holding an orphan (ORPHAN -> BUSY, one CAS: whoever wins has it whole)
+ * and giving it back (BUSY -> ORPHAN, after every change to it). */
+bool heap_hold_orphan(heap_t *h) {
+  int expect = HEAP_ORPHAN;
+  return atomic_compare_exchange_strong_explicit(&h->xstate, &expect, HEAP_BUSY, memory_order_acquire,
+                                                 memory_order_relaxed);
+}
+
+void heap_release_orphan(heap_t *h) { atomic_store_explicit(&h->xstate, HEAP_ORPHAN, memory_order_release); }
+
 /* With NUMA, only an orphan at home on the caller's node: its chunks are
  * there. The heap passes through BUSY so that its new owner is published
  * (release) with the state ACTIVE: heaps_reclaim_gone reads them in that
@@ -126,9 +147,7 @@ static heap_t *heap_adopt_orphan(uint64_t owner) {
   unsigned node = lz_unlikely(lz_numa_on) ? numa_current_node() : 0;
   for (heap_t *h = heaps_first(); h != NULL; h = h->next_all) {
     if (lz_unlikely(lz_numa_on) && h->numa_home != node) continue;
-    int expect = HEAP_ORPHAN;
-    if (atomic_compare_exchange_strong_explicit(&h->xstate, &expect, HEAP_BUSY, memory_order_acquire,
-                                                memory_order_relaxed)) {
+    if (heap_hold_orphan(h)) {
       atomic_fetch_sub_explicit(&orphan_count, 1, memory_order_relaxed);
       h->purge_next = 0;
       atomic_store_explicit(&h->xowner, owner, memory_order_relaxed);
@@ -205,10 +224,9 @@ static heap_t *heap_take_temporary(void) {
  * free list's head may be rewritten (slab.c, "Holes"). Returns when something next falls due,
  * UINT64_MAX if nothing will. */
 static uint64_t heap_purge(heap_t *heap, bool force, bool holes, bool exclusive, uint64_t now) {
-  long delay = opt_get(OPT_PURGE_DELAY);
   medium_cache_flush(heap, force, now);
   uint64_t next = UINT64_MAX;
-  if (heap->mcache_count > 0 && delay >= 0) next = heap->mcache_used_at + (uint64_t)delay;
+  if (heap->mcache_count > 0) next = purge_due(heap->mcache_used_at);
   uint64_t due = purge_heap_holes(heap, holes, exclusive, now);
   if (due < next) next = due;
   due = purge_heap(heap, force, now);
@@ -344,22 +362,17 @@ size_t heaps_collect_orphans(bool force) {
   if (atomic_load_explicit(&orphan_count, memory_order_relaxed) <= 0) return 0;
   size_t n = 0;
   for (heap_t *h = heaps_first(); h != NULL; h = h->next_all) {
-    int expect = HEAP_ORPHAN;
     int st = atomic_load_explicit(&h->xstate, memory_order_relaxed);
     /* malloc_trim must not miss an orphan another thread (the janitor, a
      * purge tick) holds for a moment: wait for it, boundedly. */
-    for (unsigned tries = 0; force && st == HEAP_BUSY && tries < 100000; tries++) {
+    for (unsigned tries = 0; force && st == HEAP_BUSY && tries < ORPHAN_WAIT_YIELDS; tries++) {
       os_yield();
       st = atomic_load_explicit(&h->xstate, memory_order_relaxed);
     }
-    if (st != HEAP_ORPHAN) continue;
-    if (!atomic_compare_exchange_strong_explicit(&h->xstate, &expect, HEAP_BUSY, memory_order_acquire,
-                                                 memory_order_relaxed))
-      continue;
-    long delay = opt_get(OPT_PURGE_DELAY);
-    bool idle = delay >= 0 && os_now_ms() >= h->abandoned_at + (uint64_t)delay;
+    if (st != HEAP_ORPHAN || !heap_hold_orphan(h)) continue;
+    bool idle = os_now_ms() >= purge_due(h->abandoned_at);
     collect(h, force || idle, force);
-    atomic_store_explicit(&h->xstate, HEAP_ORPHAN, memory_order_release);
+    heap_release_orphan(h);
     n++;
   }
   return n;
@@ -370,7 +383,6 @@ size_t heaps_collect_orphans(bool force) {
  * orphan nobody holds is collected like heaps_collect_orphans does.
  * Returns when something next falls due (UINT64_MAX: nothing pending). */
 static uint64_t heaps_purge_background(uint64_t now) {
-  long delay = opt_get(OPT_PURGE_DELAY);
   uint64_t next = UINT64_MAX;
   for (heap_t *h = heaps_first(); h != NULL; h = h->next_all) {
     uint64_t due = UINT64_MAX;
@@ -388,14 +400,11 @@ static uint64_t heaps_purge_background(uint64_t now) {
         lz_unlock(&h->lock);
       }
     } else if (state == HEAP_ORPHAN) {
-      int expect = HEAP_ORPHAN;
-      if (!atomic_compare_exchange_strong_explicit(&h->xstate, &expect, HEAP_BUSY, memory_order_acquire,
-                                                   memory_order_relaxed))
-        continue;
-      bool idle = delay >= 0 && now >= h->abandoned_at + (uint64_t)delay;
+      if (!heap_hold_orphan(h)) continue;
+      bool idle = now >= purge_due(h->abandoned_at);
       heap_collect(h, idle);
-      if (!idle) due = h->abandoned_at + (uint64_t)delay;
-      atomic_store_explicit(&h->xstate, HEAP_ORPHAN, memory_order_release);
+      if (!idle) due = purge_due(h->abandoned_at);
+      heap_release_orphan(h);
     }
     if (due < next) next = due;
   }
@@ -508,11 +517,19 @@ static lz_noinline void numa_tick(heap_t *heap) {
   if (numa_observe(heap)) heap_collect(heap, true);
 }
 
-/* Every 64th slow-path entry (allocation or free): remote batches that
- * were pending at the previous tick sent, the coarse clock and purge,
- * foreign lists home when due, the home node. */
+/* Slow-path entries per tick: a power of two (a mask, no division), and
+ * 64 so that the tick's clock read and walk of the batches cost under 2%
+ * of the cheapest slow path, while a thread that only frees other heaps'
+ * blocks (every such free is a slow-path entry) still sends them within
+ * 64 frees. */
+#define HEAP_TICK_EVERY 64
+_Static_assert((HEAP_TICK_EVERY & (HEAP_TICK_EVERY - 1)) == 0, "a power of two");
+
+/* Every HEAP_TICK_EVERY-th slow-path entry (allocation or free): remote
+ * batches that were pending at the previous tick sent, the coarse clock and
+ * purge, foreign lists home when due, the home node. */
 static void heap_tick(heap_t *heap) {
-  if ((++heap->slow_count & 63) != 0) return;
+  if ((++heap->slow_count & (HEAP_TICK_EVERY - 1)) != 0) return;
   heap_enter(heap);
   remote_flush_aged(heap);
   heap_purge_tick(heap);
@@ -675,7 +692,7 @@ void *heap_malloc_aligned(heap_t *heap, size_t size, size_t align) {
       p = small_malloc(heap, cls, false);
     } else if (size <= LZ_MEDIUM_MAX && align <= LZ_MEDIUM_MAX / 2 && size + align <= LZ_MEDIUM_MAX + LZ_PAGE_SIZE) {
       p = medium_malloc(heap, size, align > LZ_PAGE_SIZE ? align >> LZ_PAGE_SHIFT : 1, false);
-    } else if (size <= LZ_MAX_ALLOC && align <= LZ_MAX_ALLOC / 4) {
+    } else if (size <= LZ_MAX_ALLOC && align <= LZ_LARGE_ALIGN_MAX) {
       p = large_malloc(size, align, false);
     }
     if (p != NULL || attempt > 0 || size > LZ_MAX_ALLOC || lz_janitor_starting || !reclaim_for_retry(heap)) break;
@@ -840,7 +857,7 @@ void *heap_realloc(void *p, size_t size) {
     /* A block that looks free is never handed back in place: its owner
      * confirms a double free here, else free_fast below screens it. */
     if (LZ_SECURE && block_maybe_free((lz_block_t *)p)) realloc_screen(p, info.span);
-    else if (size <= usable && size >= usable / 2) return p;
+    else if (size <= usable && size >= usable / REALLOC_SHRINK_COPY) return p;
   }
   void *n = malloc_fast(size);
   if (n == NULL) return NULL;

@@ -98,8 +98,70 @@ _Static_assert(LZ_CLASSES == LZ_STATS_CLASSES, "public class count");
 #define LZ_STARTUP_PAGES 64                /* slab pages a heap makes in start-up (slab.c) */
 #define LZ_STARTUP_SLOW 512                /* slow-path entries of a heap in start-up (slab.c) */
 #define LZ_MAX_ALLOC ((size_t)PTRDIFF_MAX - 2 * LZ_CHUNK_SIZE)
+/* The largest alignment a large block takes: the range mapped for size +
+ * align must stay below LZ_MAX_ALLOC, and a quarter leaves that room for
+ * any size the alignment still makes sense for (heap.c, large.c). */
+#define LZ_LARGE_ALIGN_MAX (LZ_MAX_ALLOC / 4)
 #define LZ_USER_ADDR_BITS LZ_ARCH_VA_BITS /* chunk map range (arch.h) */
 #define LZ_CHUNKMAP_SIZE ((size_t)1 << (LZ_USER_ADDR_BITS - LZ_CHUNK_SHIFT))
+
+/* ---------------------------------------------------------------------------
+ * Bitmaps (a chunk's pages, a slab's blocks, CPU and node masks): arrays
+ * of 64-bit words, bit i in word i >> LZ_WORD_SHIFT. The one implementation
+ * of bit and run operations: span.c's run search, chunk.c's and purge.c's
+ * page maps, slab.c's holes, validate.c's checks and os.c's masks use it.
+ * ------------------------------------------------------------------------- */
+#define LZ_WORD_SHIFT 6                       /* 64 bits a word */
+#define LZ_WORD_MASK ((1u << LZ_WORD_SHIFT) - 1)
+static inline bool bit_get(const uint64_t *map, size_t i) { return (map[i >> LZ_WORD_SHIFT] >> (i & LZ_WORD_MASK)) & 1; }
+static inline void bit_set(uint64_t *map, size_t i) { map[i >> LZ_WORD_SHIFT] |= 1ull << (i & LZ_WORD_MASK); }
+static inline void bit_clear(uint64_t *map, size_t i) { map[i >> LZ_WORD_SHIFT] &= ~(1ull << (i & LZ_WORD_MASK)); }
+
+/* Bits [first, first + n) of the word holding `first`, up to its end:
+ * *take is how many (>= 1 when n >= 1). */
+static inline uint64_t bits_in_word(size_t first, size_t n, size_t *take) {
+  size_t bit = first & LZ_WORD_MASK;
+  size_t room = (LZ_WORD_MASK + 1) - bit;
+  *take = room < n ? room : n;
+  return (*take == room ? ~0ull : ((1ull << *take) - 1)) << bit;
+}
+
+/* First index in [from, nbits) whose bit equals `set`, or nbits; nbits is
+ * a multiple of 64. */
+static inline size_t bitmap_next(const uint64_t *map, size_t nbits, size_t from, bool set) {
+  if (from >= nbits) return nbits;
+  size_t w = from >> LZ_WORD_SHIFT;
+  uint64_t bits = (set ? map[w] : ~map[w]) & (~0ull << (from & LZ_WORD_MASK));
+  while (bits == 0) {
+    if (++w == nbits >> LZ_WORD_SHIFT) return nbits;
+    bits = set ? map[w] : ~map[w];
+  }
+  return (w << LZ_WORD_SHIFT) + (size_t)__builtin_ctzll(bits);
+}
+
+/* Sets (or clears) bits [first, first + n). */
+static inline void bitmap_assign(uint64_t *map, size_t first, size_t n, bool set) {
+  while (n > 0) {
+    size_t take;
+    uint64_t mask = bits_in_word(first, n, &take);
+    if (set) map[first >> LZ_WORD_SHIFT] |= mask;
+    else map[first >> LZ_WORD_SHIFT] &= ~mask;
+    first += take;
+    n -= take;
+  }
+}
+
+/* Set bits in [first, first + n). */
+static inline size_t bitmap_count(const uint64_t *map, size_t first, size_t n) {
+  size_t count = 0;
+  while (n > 0) {
+    size_t take;
+    count += (size_t)__builtin_popcountll(map[first >> LZ_WORD_SHIFT] & bits_in_word(first, n, &take));
+    first += take;
+    n -= take;
+  }
+  return count;
+}
 
 /* chunk_t.huge: nothing asked; MADV_HUGEPAGE given (the chunk became
  * dense, or LZMALLOC_HUGEPAGES=always); the janitor collapsed it too. */
@@ -618,6 +680,12 @@ enum { BACKGROUND_OFF = 0, BACKGROUND_ON = 1, BACKGROUND_AUTO = 2 };
 void options_init(void);
 extern long lz_opt_values[OPT_COUNT_];
 lz_inline long opt_get(lz_option_t o) { return lz_opt_values[o]; }
+/* When something idle since `since` (ms) is due to go back under the purge
+ * delay (LZMALLOC_PURGE_DELAY: -1 never, 0 at once): UINT64_MAX if never. */
+lz_inline uint64_t purge_due(uint64_t since) {
+  long delay = opt_get(OPT_PURGE_DELAY);
+  return delay < 0 ? UINT64_MAX : since + (uint64_t)delay;
+}
 
 /* security.c */
 extern uintptr_t lz_key;
@@ -720,7 +788,10 @@ void foreign_flush(heap_t *heap);
 /* The first slot of span s's pair in heap->rbatch. Span descriptors of
  * consecutive slabs are 16+ pages apart: hash, do not take the low bits. */
 lz_inline unsigned remote_slot_of(const span_t *s) {
-  return (unsigned)((((uintptr_t)s >> 6) * 0x9e3779b97f4a7c15ull) >> (64 - LZ_REMOTE_SLOT_BITS)) & ~1u;
+  /* Descriptors are sizeof(span_t) apart (their low bits carry nothing);
+   * the multiplier is 2^64 / the golden ratio (Fibonacci hashing), whose
+   * top bits spread consecutive descriptors over the slots. */
+  return (unsigned)((((uintptr_t)s / sizeof(span_t)) * 0x9e3779b97f4a7c15ull) >> (64 - LZ_REMOTE_SLOT_BITS)) & ~1u;
 }
 void remote_free(heap_t *self, span_t *s, lz_block_t *b);
 void remote_flush_all(heap_t *self);
@@ -747,6 +818,8 @@ size_t heaps_collect_orphans(bool force);
 uint64_t heaps_background_pass(void);
 size_t heaps_trim(bool force);
 size_t heaps_reclaim_gone(unsigned budget);
+bool heap_hold_orphan(heap_t *h);      /* ORPHAN -> BUSY: true if this caller holds it */
+void heap_release_orphan(heap_t *h);   /* BUSY -> ORPHAN */
 void heaps_fork_child(heap_t *self);
 void heap_retire(heap_t *h);
 void heaps_fork_child_shared(void);

@@ -31,8 +31,10 @@
  * that follows it, by mapping the pages after it, or by moving its pages
  * (mremap, no copy) into a fresh mapping of the new size. Pages once
  * faulted in are thus reused by later blocks of any size. calloc zeroes
- * only the part that may hold old data, never fresh pages. realloc uses the
- * same growth (and splits to shrink): it never copies.
+ * only the part that may hold old data, never fresh pages. realloc to
+ * another large size uses the same growth (and splits to shrink): it never
+ * copies; a shrink to a medium or small size copies (at most 1 MiB) into a
+ * new block (heap.c).
  *
  * The cache: LZ_LARGE_CACHE_ENTRIES atomic slots, each 0 or one range
  * encoded as (unit | pages << 26). Every operation takes effect at one CAS
@@ -503,7 +505,7 @@ static uintptr_t range_from_cache(size_t need, unsigned node, size_t *size, size
 }
 
 void *large_malloc(size_t size, size_t align, bool zero) {
-  if (size > LZ_MAX_ALLOC || align > LZ_MAX_ALLOC / 4) return NULL;
+  if (size > LZ_MAX_ALLOC || align > LZ_LARGE_ALIGN_MAX) return NULL;
   size_t need = page_round(size) + guard_bytes();
   size_t got = 0, dirty = 0;
   unsigned node = caller_node();

@@ -16,11 +16,21 @@
 
 #include "sizeclass.h"
 
-/* A cached span of npages .. npages + npages/4 pages, or NULL. */
+/* A cached span serves a request of at least 1 / MEDIUM_CACHE_SLACK
+ * fewer pages: at most a fifth of the span idle, while requests whose
+ * size wanders by a few pages (buffers grown by a margin) still hit. */
+#define MEDIUM_CACHE_SLACK 4
+
+/* The largest span kept: half the cache, so that one span never takes the
+ * whole of it (with 1 MiB medium blocks and a 4 MiB cache, every span). */
+#define MEDIUM_CACHE_SPAN_MAX (LZ_MEDIUM_CACHE_BYTES / 2)
+
+/* A cached span of npages .. npages + npages / MEDIUM_CACHE_SLACK pages,
+ * or NULL. */
 static span_t *medium_cache_take(heap_t *heap, size_t npages) {
   for (uint32_t i = 0; i < heap->mcache_count; i++) {
     span_t *s = heap->mcache[i];
-    if (s->npages >= npages && s->npages <= npages + npages / 4) {
+    if (s->npages >= npages && s->npages <= npages + npages / MEDIUM_CACHE_SLACK) {
       heap->mcache[i] = heap->mcache[--heap->mcache_count];
       heap->mcache_bytes -= (size_t)s->npages << LZ_PAGE_SHIFT;
       heap->mcache_uses++;
@@ -37,13 +47,12 @@ static span_t *medium_cache_take(heap_t *heap, size_t npages) {
  * later call finds the count unmoved the purge delay after that stamp. */
 void medium_cache_flush(heap_t *heap, bool force, uint64_t now) {
   if (heap->mcache_count == 0) return;
-  long delay = opt_get(OPT_PURGE_DELAY);
   if (!force && heap->mcache_uses != heap->mcache_uses_seen) {
     heap->mcache_uses_seen = heap->mcache_uses;
     heap->mcache_used_at = now;
     return;
   }
-  if (!force && (delay < 0 || now < heap->mcache_used_at + (uint64_t)delay)) return;
+  if (!force && now < purge_due(heap->mcache_used_at)) return;
   while (heap->mcache_count > 0) span_free(heap, heap->mcache[--heap->mcache_count]);
   heap->mcache_bytes = 0;
 }
@@ -90,7 +99,7 @@ void medium_free(heap_t *heap, span_t *s) {
   s->used = 0;
   size_t bytes = (size_t)s->npages << LZ_PAGE_SHIFT;
   /* With NUMA, spans off the heap's home node are not kept for reuse. */
-  if (opt_get(OPT_PURGE_DELAY) != 0 && bytes <= LZ_MEDIUM_CACHE_BYTES / 2 &&
+  if (opt_get(OPT_PURGE_DELAY) != 0 && bytes <= MEDIUM_CACHE_SPAN_MAX &&
       !(lz_unlikely(lz_numa_on) && span_chunk(s)->node != heap->numa_home)) {
     if (heap->mcache_count == LZ_MEDIUM_CACHE || heap->mcache_bytes + bytes > LZ_MEDIUM_CACHE_BYTES) {
       span_t *old = heap->mcache[0]; /* make room: give one back */

@@ -464,7 +464,7 @@ static int parse_list(const char *s, uint64_t *map, size_t bits) {
     }
     if (*s == ',') s++;
     for (size_t i = a; i <= b && i < bits; i++) {
-      map[i >> 6] |= 1ull << (i & 63);
+      bit_set(map, i);
       if ((int)i + 1 > top) top = (int)i + 1;
     }
   }
@@ -490,7 +490,7 @@ int os_numa_topology(uint8_t *cpu_node, size_t max_cpus) {
   if (nnodes <= 1) return nnodes < 0 ? 0 : nnodes; /* one node: no CPU map needed */
   for (size_t i = 0; i < max_cpus; i++) cpu_node[i] = 0;
   for (int node = 0; node < nnodes; node++) {
-    if (!(nodes[node >> 6] & (1ull << (node & 63)))) continue;
+    if (!bit_get(nodes, (size_t)node)) continue;
     /* path = dir + "node<N>/cpulist" */
     size_t k = d;
     const char pre[] = "node";
@@ -504,7 +504,7 @@ int os_numa_topology(uint8_t *cpu_node, size_t max_cpus) {
     uint64_t cpus[LZ_MAX_CPUS / 64] = {0};
     if (parse_list(buf, cpus, max_cpus < LZ_MAX_CPUS ? max_cpus : LZ_MAX_CPUS) < 0) return 0;
     for (size_t c = 0; c < max_cpus && c < LZ_MAX_CPUS; c++)
-      if (cpus[c >> 6] & (1ull << (c & 63))) cpu_node[c] = (uint8_t)node;
+      if (bit_get(cpus, c)) cpu_node[c] = (uint8_t)node;
   }
   return nnodes;
 }

@@ -52,15 +52,15 @@ void purge_pages(chunk_t *c, size_t first, size_t n) {
   if (os_decommit((uint8_t *)c + (first << LZ_PAGE_SHIFT), n << LZ_PAGE_SHIFT) != 0) return;
   size_t dirty = 0;
   for (size_t i = first; i < first + n; i++) {
-    dirty += (c->dirty_map[i >> 6] >> (i & 63)) & 1;
-    c->dirty_map[i >> 6] &= ~(1ull << (i & 63));
+    dirty += bit_get(c->dirty_map, i);
+    bit_clear(c->dirty_map, i);
   }
   atomic_fetch_add_explicit(&lz_pages_purged, dirty, memory_order_relaxed);
   atomic_fetch_add_explicit(&lz_bytes_decommitted, dirty << LZ_PAGE_SHIFT, memory_order_relaxed);
 }
 
 static bool free_dirty(const chunk_t *c, size_t i) {
-  return ((c->free_map[i >> 6] & c->dirty_map[i >> 6]) >> (i & 63)) & 1;
+  return bit_get(c->free_map, i) && bit_get(c->dirty_map, i);
 }
 
 static size_t count_free_dirty(const chunk_t *c) {

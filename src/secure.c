@@ -77,6 +77,9 @@ lz_hot bool lz_secure2;
 #define SLAB_SUMMARY SLAB_BITMAP_WORDS /* then a word whose bit w is set iff word w is not 0 */
 #define HEADER 16
 #define SLAB_LEAD 64         /* canary bytes before a slab's first slot */
+/* Slot bitmaps are carved from regions of this size (never unmapped): 248
+ * bitmaps of 264 bytes each, so a heap maps one for its first 248 slabs. */
+#define SECURE_META_REGION ((size_t)64 * KiB)
 #define MEDIUM_PAD 64        /* a medium block starts this far into its pages */
 #define SECURE_EMPTY_KEEP 4  /* empty slabs kept per class before one is released */
 #define SECURE_MEDIUM_CACHE 8
@@ -163,10 +166,10 @@ static uint64_t *bitmap_alloc(secure_heap_t *sh) {
   }
   size_t bytes = (SLAB_BITMAP_WORDS + 1) * 8;
   if (sh->meta_cur == NULL || (size_t)(sh->meta_end - sh->meta_cur) < bytes) {
-    uint8_t *m = os_map(64 * KiB);
+    uint8_t *m = os_map(SECURE_META_REGION);
     if (m == NULL) return NULL;
     sh->meta_cur = m;
-    sh->meta_end = m + 64 * KiB;
+    sh->meta_end = m + SECURE_META_REGION;
   }
   b = (uint64_t *)(void *)sh->meta_cur;
   sh->meta_cur += bytes;
@@ -238,11 +241,7 @@ static void slab_release_secure(heap_t *heap, secure_heap_t *sh, span_t *s) {
   s->local_free = NULL;
   size_t usable = ((size_t)s->npages - 1) << LZ_PAGE_SHIFT;
   os_protect_rw(span_start(s) + usable, LZ_PAGE_SIZE);
-  if (LZ_STATS) {
-    heap->stats.class_slabs[s->cls]--;
-    heap->stats.class_pages[s->cls] -= s->npages;
-  }
-  span_free(heap, s);
+  slab_release(heap, s);
 }
 
 /* A random free slot of the class (owner, under sh->lock). */

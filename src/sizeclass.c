@@ -1,5 +1,5 @@
 /* sizeclass.c: size classes and slab geometry (tables generated once,
- * checked by the sweep tests and by _Static_asserts in sizeclass.h).
+ * checked by tests/test_sizeclass.c and the sweep tests).
  *
  * Classes: 16-byte steps up to 128 B (classes 1..8), then four classes per
  * power of two up to 32 KiB (classes 9..40): internal waste <= 25 %.

@@ -1,6 +1,8 @@
-/* sizeclass.h: size -> class on the fast path.
- * Sizes <= 1024 use the lz_direct_class table ((size + 15) >> 4); larger
- * small sizes a clz formula, four classes per power of two. */
+/* sizeclass.h: size -> class for the slow paths (the fast path reaches a
+ * span through heap->direct[(size + 15) >> 4] without a class): 16-byte
+ * steps up to 128 B, then a clz formula, four classes per power of two.
+ * sizeclass.c's lz_direct_class is the same mapping as a table of sizes
+ * <= LZ_DIRECT_MAX, which tests/test_sizeclass.c checks it against. */
 #ifndef LZ_SIZECLASS_H
 #define LZ_SIZECLASS_H
 #include "internal.h"

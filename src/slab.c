@@ -354,14 +354,14 @@ bool slab_contains_free(span_t *s, lz_block_t *b) {
  * ------------------------------------------------------------------------- */
 static size_t span_first_page(const span_t *s) { return (size_t)(s - span_chunk(s)->spans); }
 
-static bool chunk_page_hole(const chunk_t *c, size_t page) { return (c->hole_map[page >> 6] >> (page & 63)) & 1; }
+static bool chunk_page_hole(const chunk_t *c, size_t page) { return bit_get(c->hole_map, page); }
 
 /* Does block idx of s overlap a page set in map (hole_map, or a candidate
  * mask with bit i for the span's page i when map_is_span)? */
 static bool block_on_pages(const span_t *s, size_t idx, const uint64_t *map, size_t base) {
   size_t off = idx * s->block_size;
   for (size_t p = off >> LZ_PAGE_SHIFT; p <= (off + s->block_size - 1) >> LZ_PAGE_SHIFT; p++)
-    if ((map[(base + p) >> 6] >> ((base + p) & 63)) & 1) return true;
+    if (bit_get(map, base + p)) return true;
   return false;
 }
 
@@ -396,9 +396,9 @@ void slab_fill_holes(heap_t *heap, span_t *s) {
   size_t clean = 0;
   for (size_t p = first; p < first + s->npages; p++) {
     if (!chunk_page_hole(c, p)) continue;
-    c->hole_map[p >> 6] &= ~(1ull << (p & 63));
-    if (!((c->dirty_map[p >> 6] >> (p & 63)) & 1)) clean++;
-    c->dirty_map[p >> 6] |= 1ull << (p & 63);
+    bit_clear(c->hole_map, p);
+    if (!bit_get(c->dirty_map, p)) clean++;
+    bit_set(c->dirty_map, p);
   }
   atomic_fetch_sub_explicit(&lz_bytes_decommitted, clean * LZ_PAGE_SIZE, memory_order_relaxed);
   s->flags &= (uint8_t)~SPAN_HOLES;
@@ -426,8 +426,8 @@ size_t slab_punch_holes(heap_t *heap, span_t *s, bool exclusive) {
     /* A list the owner's checks would report: leave it to them. */
     if (!slab_holds(s, b) || n++ >= cap) return 0;
     size_t idx = (size_t)((uint8_t *)b - span_start(s)) / bs;
-    if ((freeb[idx >> 6] >> (idx & 63)) & 1) return 0;
-    freeb[idx >> 6] |= 1ull << (idx & 63);
+    if (bit_get(freeb, idx)) return 0;
+    bit_set(freeb, idx);
   }
   size_t keep_lo = head_idx * bs >> LZ_PAGE_SHIFT, keep_hi = (head_idx * bs + bs - 1) >> LZ_PAGE_SHIFT;
   uint64_t punch = 0;
@@ -438,7 +438,7 @@ size_t slab_punch_holes(heap_t *heap, span_t *s, bool exclusive) {
     if (lo > hi || hi >= cap) continue; /* no whole block, or one not carved yet */
     bool idle = true;
     for (size_t i = lo; i <= hi && idle; i++)
-      idle = ((freeb[i >> 6] >> (i & 63)) & 1) || slab_block_in_hole(s, i);
+      idle = bit_get(freeb, i) || slab_block_in_hole(s, i);
     if (idle) punch |= 1ull << p;
   }
   if (punch == 0) return 0;
@@ -468,7 +468,7 @@ size_t slab_punch_holes(heap_t *heap, span_t *s, bool exclusive) {
     size_t run = 1;
     while (p + run < s->npages && ((punch >> (p + run)) & 1)) run++;
     purge_pages(c, first + p, run);
-    for (size_t q = first + p; q < first + p + run; q++) c->hole_map[q >> 6] |= 1ull << (q & 63);
+    bitmap_assign(c->hole_map, first + p, run, true);
     holes += run;
     p += run - 1;
   }

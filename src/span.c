@@ -13,54 +13,17 @@
 
 chunk_t *span_chunk(const span_t *s) { return (chunk_t *)((uintptr_t)s & ~LZ_CHUNK_MASK); }
 
-/* First index >= from whose bit equals `set`, or LZ_CHUNK_PAGES. */
-static size_t bitmap_next(const uint64_t *map, size_t from, bool set) {
-  if (from >= LZ_CHUNK_PAGES) return LZ_CHUNK_PAGES;
-  size_t w = from >> 6;
-  uint64_t bits = (set ? map[w] : ~map[w]) & (~0ull << (from & 63));
-  while (bits == 0) {
-    if (++w == LZ_BITMAP_WORDS) return LZ_CHUNK_PAGES;
-    bits = set ? map[w] : ~map[w];
-  }
-  return (w << 6) + (size_t)__builtin_ctzll(bits);
-}
-
-static void bitmap_assign(uint64_t *map, size_t first, size_t n, bool set) {
-  while (n > 0) {
-    size_t bit = first & 63;
-    size_t take = 64 - bit < n ? 64 - bit : n;
-    uint64_t mask = (take == 64 ? ~0ull : ((1ull << take) - 1)) << bit;
-    if (set) map[first >> 6] |= mask; else map[first >> 6] &= ~mask;
-    first += take;
-    n -= take;
-  }
-}
-
-/* Set bits in [first, first + n). */
-static size_t bitmap_count(const uint64_t *map, size_t first, size_t n) {
-  size_t count = 0;
-  while (n > 0) {
-    size_t bit = first & 63;
-    size_t take = 64 - bit < n ? 64 - bit : n;
-    uint64_t mask = (take == 64 ? ~0ull : ((1ull << take) - 1)) << bit;
-    count += (size_t)__builtin_popcountll(map[first >> 6] & mask);
-    first += take;
-    n -= take;
-  }
-  return count;
-}
-
 /* Finds n free pages starting at a multiple of align; returns the first
  * page or 0 (page 0 is the header, never free). Updates the run hint. */
 static size_t chunk_find_run(chunk_t *c, size_t n, size_t align) {
   size_t longest = 0;
-  size_t i = bitmap_next(c->free_map, LZ_HEADER_PAGES, true);
+  size_t i = bitmap_next(c->free_map, LZ_CHUNK_PAGES, LZ_HEADER_PAGES, true);
   while (i < LZ_CHUNK_PAGES) {
-    size_t end = bitmap_next(c->free_map, i, false);
+    size_t end = bitmap_next(c->free_map, LZ_CHUNK_PAGES, i, false);
     size_t start = (i + align - 1) & ~(align - 1);
     if (end - i > longest) longest = end - i;
     if (start + n <= end) return start;
-    i = bitmap_next(c->free_map, end, true);
+    i = bitmap_next(c->free_map, LZ_CHUNK_PAGES, end, true);
   }
   if (align == 1) c->max_run_hint = (uint32_t)longest;
   return 0;

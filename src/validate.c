@@ -27,8 +27,6 @@ typedef struct seen_s {
   uint64_t bits[LZ_SLAB_MAX_BYTES / LZ_ALIGN / 64];
 } seen_t;
 
-static size_t bit_count_run(const uint64_t *map, size_t i) { return (map[i >> 6] >> (i & 63)) & 1; }
-
 /* Walks one free list of s: every link decodes to a block boundary below
  * capacity, and no block appears twice in the span's lists. */
 static uint32_t list_check(const span_t *s, lz_block_t *head, seen_t *seen) {
@@ -39,8 +37,8 @@ static uint32_t list_check(const span_t *s, lz_block_t *head, seen_t *seen) {
     V((uintptr_t)b >= start && off % s->block_size == 0, "span.list.boundary", b);
     size_t idx = off / s->block_size;
     V(idx < s->capacity, "span.list.carved", b);
-    V(!(seen->bits[idx >> 6] & (1ull << (idx & 63))), "span.list.duplicate", b);
-    seen->bits[idx >> 6] |= 1ull << (idx & 63);
+    V(!bit_get(seen->bits, idx), "span.list.duplicate", b);
+    bit_set(seen->bits, idx);
     n++;
   }
   return n;
@@ -77,7 +75,7 @@ static int64_t slab_check(const heap_t *heap, const span_t *s, seen_t *seen) {
   uint32_t nholes = slab_hole_blocks(s);
   V(nfree + nlocal + nholes <= s->capacity, "span.count", s);
   for (size_t i = 0; nholes > 0 && i < s->capacity; i++)
-    V(!((seen->bits[i >> 6] >> (i & 63)) & 1) || !slab_block_in_hole(s, i), "span.holes",
+    V(!bit_get(seen->bits, i) || !slab_block_in_hole(s, i), "span.holes",
       span_start(s) + i * s->block_size);
   uint32_t out = s->capacity - nfree - nlocal - nholes;
   V(s->used == out + nfree + pin, "span.used", s);
@@ -110,17 +108,15 @@ typedef struct heap_totals_s {
 static void chunk_check(const heap_t *heap, const chunk_t *c, heap_totals_t *t, seen_t *seen) {
   V(c->heap == heap, "chunk.heap", c);
   V(chunkmap_kind((uintptr_t)c) == CHUNK_SPANS, "chunkmap.spans", c);
-  size_t pop = 0;
-  for (size_t w = 0; w < LZ_BITMAP_WORDS; w++) pop += (size_t)__builtin_popcountll(c->free_map[w]);
-  V(c->free_pages == pop, "chunk.free_pages", c);
+  V(c->free_pages == bitmap_count(c->free_map, 0, LZ_CHUNK_PAGES), "chunk.free_pages", c);
   size_t run = 0, longest = 0;
-  for (size_t i = 0; i < LZ_HEADER_PAGES; i++) V(!bit_count_run(c->free_map, i), "chunk.header_pages", c);
+  for (size_t i = 0; i < LZ_HEADER_PAGES; i++) V(!bit_get(c->free_map, i), "chunk.header_pages", c);
   for (size_t i = LZ_HEADER_PAGES; i < LZ_CHUNK_PAGES;) {
     const span_t *s = &c->spans[i];
-    if (bit_count_run(c->free_map, i)) {
+    if (bit_get(c->free_map, i)) {
       V(c->pagemap[i] == 0, "chunk.pagemap.free", (const uint8_t *)c + (i << LZ_PAGE_SHIFT));
       V(s->kind == SPAN_NONE, "chunk.free_no_span", (const uint8_t *)c + (i << LZ_PAGE_SHIFT));
-      V(!bit_count_run(c->hole_map, i), "span.holes", (const uint8_t *)c + (i << LZ_PAGE_SHIFT));
+      V(!bit_get(c->hole_map, i), "span.holes", (const uint8_t *)c + (i << LZ_PAGE_SHIFT));
       if (++run > longest) longest = run;
       i++;
       continue;
@@ -129,8 +125,8 @@ static void chunk_check(const heap_t *heap, const chunk_t *c, heap_totals_t *t, 
     V(s->kind == SPAN_SLAB || s->kind == SPAN_MEDIUM, "chunk.used_page_in_span", s);
     V(s->npages >= 1 && i + s->npages <= LZ_CHUNK_PAGES, "span.npages", s);
     for (size_t j = i; j < i + s->npages; j++) {
-      V(!bit_count_run(c->free_map, j), "chunk.free_map", s);
-      V(!bit_count_run(c->hole_map, j) || (s->kind == SPAN_SLAB && (s->flags & SPAN_HOLES)), "span.holes", s);
+      V(!bit_get(c->free_map, j), "chunk.free_map", s);
+      V(!bit_get(c->hole_map, j) || (s->kind == SPAN_SLAB && (s->flags & SPAN_HOLES)), "span.holes", s);
       bool mapped = s->kind == SPAN_SLAB || j == i || heap->secure != NULL; /* level 2 maps every page */
       V(c->pagemap[j] == (mapped ? i * sizeof(span_t) : 0), "chunk.pagemap", s);
       V(j == i || c->spans[j].kind == SPAN_NONE, "chunk.interior_descriptor", &c->spans[j]);
@@ -310,13 +306,10 @@ LZ_EXPORT size_t lz_heap_validate(void) {
   n += validate_heap(lz_heap_tls);
   /* Orphans: taken one at a time, as a collecting thread takes them. */
   for (heap_t *h = heaps_first(); h != NULL; h = h->next_all) {
-    int expect = HEAP_ORPHAN;
-    if (!atomic_compare_exchange_strong_explicit(&h->xstate, &expect, HEAP_BUSY, memory_order_acquire,
-                                                 memory_order_relaxed))
-      continue;
+    if (!heap_hold_orphan(h)) continue;
     seen_t seen;
     n += heap_check(h, &seen);
-    atomic_store_explicit(&h->xstate, HEAP_ORPHAN, memory_order_release);
+    heap_release_orphan(h);
   }
   return n;
 }
