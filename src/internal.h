@@ -626,6 +626,7 @@ void os_fork_signals_restore(void); /* ...until the parent and child handlers */
 enum { OS_FAULT_MAP = 1, OS_FAULT_DECOMMIT = 2, OS_FAULT_PROTECT = 4, OS_FAULT_THREAD = 8 };
 void os_fault_set(long after, long every);
 void os_fault_kinds(unsigned kinds);
+long os_fault_injected(void); /* failures injected since the process started */
 /* NUMA. Node ids below LZ_MAX_NODES, CPU ids below LZ_MAX_CPUS (others
  * count as node 0). */
 #define LZ_MAX_NODES 64

@@ -43,6 +43,7 @@ static _Atomic(long) fault_after = -1; /* calls left before failing; -1: off */
 lz_hot static _Atomic(long) fault_every = 0;  /* once failing: fail 1 in `every` (1: all) */
 lz_hot static _Atomic(long) fault_counter = 0;
 static _Atomic(unsigned) fault_kinds = OS_FAULT_MAP; /* which primitives fail */
+static _Atomic(long) fault_injected = 0; /* failures made up so far */
 
 void os_fault_set(long after, long every) {
   atomic_store(&fault_counter, 0);
@@ -52,6 +53,8 @@ void os_fault_set(long after, long every) {
 
 void os_fault_kinds(unsigned kinds) { atomic_store(&fault_kinds, kinds); }
 
+long os_fault_injected(void) { return atomic_load(&fault_injected); }
+
 static bool fault_now(unsigned kind) {
   long after = atomic_load_explicit(&fault_after, memory_order_relaxed);
   if (lz_likely(after < 0)) return false;
@@ -59,7 +62,9 @@ static bool fault_now(unsigned kind) {
   long n = atomic_fetch_add_explicit(&fault_counter, 1, memory_order_relaxed);
   if (n < after) return false;
   long every = atomic_load_explicit(&fault_every, memory_order_relaxed);
-  return ((n - after) % every) == 0;
+  if ((n - after) % every != 0) return false;
+  atomic_fetch_add_explicit(&fault_injected, 1, memory_order_relaxed);
+  return true;
 }
 
 void *os_map(size_t size) {

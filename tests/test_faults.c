@@ -70,7 +70,12 @@ int main(void) {
   check_all(n);
   for (size_t i = 0; i < n; i++) lz_free(blocks[i]);
 
-  /* Intermittent failures: one mapping call in three fails. */
+  /* Intermittent failures: one mapping call in three fails. An allocation
+   * that fails is retried once after reclaiming, so whether a failure
+   * reaches the caller depends on how many mapping calls each attempt
+   * makes: what must hold is that failures were injected, every result is
+   * a block or ENOMEM, and some allocations succeed. */
+  long injected = os_fault_injected();
   os_fault_set(0, 3);
   size_t ok = 0, failed = 0;
   for (int i = 0; i < 300; i++) {
@@ -80,7 +85,7 @@ int main(void) {
     else { CHECK(errno == ENOMEM); failed++; }
   }
   os_fault_set(-1, 1);
-  CHECK(ok > 0 && failed > 0);
+  CHECK(ok > 0 && os_fault_injected() - injected >= 300 / 3);
   printf("faults: %zu small/medium blocks before exhaustion; intermittent: %zu ok, %zu ENOMEM\n", got, ok, failed);
   lz_trim(0);
   return 0;
