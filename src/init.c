@@ -32,7 +32,9 @@
  * passes never wait for another thread and which runs with every signal
  * blocked, so fork waits one pass at most; and signals are blocked from
  * the prepare handler to the parent and child handlers, so a fork made by
- * a signal handler never lands while this thread holds it.
+ * a signal handler never lands while this thread holds it. A process that
+ * has never run a second thread has no janitor: there the handlers take
+ * nothing and write nothing (see fork_prepare).
  */
 #include "internal.h"
 
