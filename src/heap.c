@@ -799,6 +799,10 @@ static void heap_free_span(void *p, span_t *s) {
     if (LZ_SECURE && block_maybe_free(b) &&
         ((s->kind == SPAN_SLAB && slab_contains_free(s, b)) || remote_in_flight(b)))
       lz_fatal_pointer("double free", "free", p);
+    /* A block of a hole page is free and reads zero (slab.c, "Holes"). */
+    if (LZ_SECURE && s->kind == SPAN_SLAB && lz_unlikely(s->flags & SPAN_HOLES) &&
+        slab_block_in_hole(s, (size_t)((uint8_t *)b - span_start(s)) / s->block_size))
+      lz_fatal_pointer("double free", "free", p);
     heap_free_local(heap, s, b);
     heap_leave(heap);
   } else {

@@ -210,8 +210,8 @@ struct chunk_s;
  *   flags & SPAN_FULL  <=> the span is not linked in its class queue,
  *        and then free == local_free == NULL and capacity == reserved
  *        [span.full_unlinked, span.full];
- *   xfast_owner == the owning heap  <=> kind == SPAN_SLAB and not FULL
- *        [span.xfast_owner].
+ *   xfast_owner == the owning heap  <=> kind == SPAN_SLAB and neither
+ *        FULL nor with holes (slab.c, "Holes") [span.xfast_owner].
  * Medium spans: kind == SPAN_MEDIUM, reserved == capacity == 1, used == 1
  *   while live, 0 while cached by the heap (in mcache); never in a queue
  *   [medium.counts, medium.block_size, medium.unqueued, medium.cached_unused].

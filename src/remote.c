@@ -237,7 +237,10 @@ size_t remote_collect(heap_t *heap) {
       if (lz_unlikely(count != 1)) lz_fatal_pointer("double free", "free", head);
       medium_free(heap, s);
     } else {
-      if (LZ_SECURE && lz_unlikely(meta & REMOTE_SUSPECT)) chain_confirm(s, head, tail, count);
+      /* Suspect chains, and any chain into a span with holes (a hole block
+       * reads zero: no screen on the way could flag it). */
+      if (LZ_SECURE && lz_unlikely((meta & REMOTE_SUSPECT) || (s->flags & SPAN_HOLES)))
+        chain_confirm(s, head, tail, count);
       slab_free_chain(heap, s, head, tail, count);
     }
     head = next;

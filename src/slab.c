@@ -323,6 +323,9 @@ bool slab_contains_free(span_t *s, lz_block_t *b) {
  *   out + |free| + |local_free| + hole blocks == capacity [span.count];
  *   hole_map bits lie only on pages of slab spans flagged SPAN_HOLES, and
  *   no listed block overlaps a hole page [span.holes].
+ * A span with holes takes no fast frees (xfast_owner NULL): a hole block
+ * reads zero, so only the hole map tells a second free of it, which the
+ * slow free paths check [span.xfast_owner].
  * The allocation slow path fills a span's holes back (slab_fill_holes)
  * before it takes blocks from it, and so does queue_remove for a span that
  * becomes the first of its queue (the first span of a queue never has
@@ -381,7 +384,6 @@ uint32_t slab_hole_blocks(const span_t *s) {
  * local_free (in address order, ahead of it) and its pages are holes no
  * more. */
 void slab_fill_holes(heap_t *heap, span_t *s) {
-  (void)heap;
   chunk_t *c = span_chunk(s);
   size_t first = span_first_page(s);
   uint8_t *start = span_start(s);
@@ -402,6 +404,7 @@ void slab_fill_holes(heap_t *heap, span_t *s) {
   }
   atomic_fetch_sub_explicit(&lz_bytes_decommitted, clean * LZ_PAGE_SIZE, memory_order_relaxed);
   s->flags &= (uint8_t)~SPAN_HOLES;
+  atomic_store_explicit(&s->xfast_owner, heap, memory_order_relaxed); /* frees take the fast path again */
 }
 
 /* Punches the pages of s that hold no live block (protocol above); with
@@ -473,5 +476,11 @@ size_t slab_punch_holes(heap_t *heap, span_t *s, bool exclusive) {
     p += run - 1;
   }
   s->flags |= SPAN_HOLES;
+  /* A hole block reads zero, which the fast path's double-free screen
+   * cannot tell from a live block: frees of the span go the slow way
+   * (heap_free_span and remote_collect look at the hole map) until the
+   * holes are filled. A fast free already past its owner check pushes
+   * as the protocol above allows. */
+  atomic_store_explicit(&s->xfast_owner, NULL, memory_order_relaxed);
   return holes;
 }

@@ -61,7 +61,8 @@ static int64_t slab_check(const heap_t *heap, const span_t *s, seen_t *seen) {
   bool full = (s->flags & SPAN_FULL) != 0;
   bool linked = span_linked(heap, s);
   V(full != linked, "span.full_unlinked", s);
-  V(atomic_load_explicit(&s->xfast_owner, memory_order_relaxed) == (full ? NULL : heap), "span.xfast_owner", s);
+  V(atomic_load_explicit(&s->xfast_owner, memory_order_relaxed) == (full || (s->flags & SPAN_HOLES) ? NULL : heap),
+    "span.xfast_owner", s);
   bool first = heap->queues[s->cls].first == s;
   uint32_t pin = first ? 1 : 0;
   V(s->free == NULL || first, "span.free_only_first", s);

@@ -12,7 +12,9 @@
  * A child that survives the misuse exits with status 77 ("not detected").
  * `misuse --extra` runs harder cases (double free of a 64-byte block after
  * another free of the same size, double frees of 100 KiB / 4 MiB blocks that
- * may report either message, a foreign 2 MiB-aligned mmap region).
+ * may report either message, a foreign 2 MiB-aligned mmap region, double
+ * frees by the owner and by another thread of a block whose page went back
+ * to the kernel inside a live slab: a "hole", whose first word reads zero).
  * `misuse --sized` runs each kind of level-1 catch at 8 B, 4 KiB and 256 KiB
  * (a slab block of the smallest class, a slab block carved one per page,
  * a medium span): double free, invalid free 4096 bytes in (the slot after
@@ -108,6 +110,42 @@ static void case_double_free_large(void) {
   expect(MSG_DOUBLE, p, MSG_INVALID);
   free(p);
   free(tu_opaque_ptr(p));
+}
+
+/* A slab block freed, its page given back by malloc_trim while the slab
+ * keeps live blocks (a hole: the page reads zero), then freed again. */
+static char *g_hole_block;
+static char *hole_block(void) {
+  enum { N = 4000, KEEP = 64, VICTIM = 100 };
+  static char *v[N];
+  for (int i = 0; i < N; i++)
+    if (!(v[i] = malloc(1024))) _exit(71);
+  for (int i = 0; i < N; i++)
+    if (i % KEEP != 0) free(v[i]);
+  malloc_trim(0);
+  return v[VICTIM];
+}
+
+static void case_double_free_hole(void) {
+  char *p = hole_block();
+  expect(MSG_DOUBLE, p, NULL);
+  free(tu_opaque_ptr(p));
+}
+
+static void *hole_free_thread(void *arg) {
+  (void)arg;
+  free(tu_opaque_ptr(g_hole_block));
+  return NULL;
+}
+
+static void case_double_free_hole_xthread(void) {
+  g_hole_block = hole_block();
+  expect(MSG_DOUBLE, g_hole_block, NULL);
+  pthread_t t;
+  if (pthread_create(&t, NULL, hole_free_thread, NULL) != 0) _exit(72);
+  pthread_join(t, NULL);
+  for (int i = 0; i < 64; i++) free(malloc(1024)); /* the owner collects */
+  malloc_trim(0);
 }
 
 static void case_invalid_stack(void) {
@@ -583,6 +621,8 @@ int main(int argc, char **argv) {
       {"double_free_100k", case_double_free_medium},
       {"double_free_4m", case_double_free_large},
       {"invalid_free_mmap_2m_aligned", case_invalid_mmap_2m_aligned},
+      {"double_free_hole", case_double_free_hole},
+      {"double_free_hole_xthread", case_double_free_hole_xthread},
   };
   if (argc > 1 && strcmp(argv[1], "--sized") == 0) {
     static const size_t sizes[] = {8, 4096, 256 * 1024};
