@@ -648,6 +648,7 @@ static void *medium_malloc_direct(heap_t *heap, size_t size, bool zero) {
  * handed out again. */
 void *heap_malloc_slow(size_t size, heap_t *heap, bool zero) {
   bool none_sent = atomic_load_explicit(&heap->xremote, memory_order_relaxed) == NULL;
+  bool large_tried = false;
   if (size <= LZ_SMALL_MAX) {
     /* The current slab's own freed blocks, when the thread keeps no
      * foreign blocks (their lists come first) and is below level 2. */
@@ -664,7 +665,10 @@ void *heap_malloc_slow(size_t size, heap_t *heap, bool zero) {
     void *p = NULL;
     /* lz_heap_empty caches nothing; level 2 has medium spans of its own */
     if (size <= LZ_MEDIUM_MAX) p = none_sent && heap->mcache_count != 0 && !lz_secure2 ? medium_malloc_direct(heap, size, zero) : NULL;
-    else if (size <= LZ_MAX_ALLOC && lz_likely(heap != &lz_heap_empty)) p = large_malloc_direct(heap, size, zero);
+    else if (size <= LZ_MAX_ALLOC && lz_likely(heap != &lz_heap_empty)) {
+      p = large_malloc_direct(heap, size, zero);
+      large_tried = true; /* failed: the general path retries after reclaiming only */
+    }
     if (p != NULL) return p;
   }
   heap = slow_enter(heap);
@@ -672,7 +676,7 @@ void *heap_malloc_slow(size_t size, heap_t *heap, bool zero) {
   void *p = NULL;
   bool small = size <= LZ_SMALL_MAX && !lz_secure2;
   if (lz_likely(small)) p = small_malloc(heap, size_to_class(size), zero);
-  if (lz_unlikely(p == NULL)) p = malloc_general(heap, size, zero, small);
+  if (lz_unlikely(p == NULL)) p = malloc_general(heap, size, zero, small || large_tried);
   return slow_leave(heap, p);
 }
 
