@@ -865,7 +865,6 @@ extern __thread bool lz_janitor_starting; /* this thread is starting it */
 void janitor_notify(void);
 void janitor_thread_exit(void);
 void janitor_poll_slow(void);
-bool janitor_running(void);
 void janitor_fork_prepare(void);
 void janitor_fork_parent(void);
 void janitor_fork_child(void);

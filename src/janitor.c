@@ -208,8 +208,6 @@ void janitor_poll_slow(void) {
     janitor_start();
 }
 
-bool janitor_running(void) { return atomic_load_explicit(&xstate, memory_order_acquire) == JANITOR_RUNNING; }
-
 void janitor_fork_prepare(void) { lz_lock(&pass_lock); }
 void janitor_fork_parent(void) { lz_unlock(&pass_lock); }
 /* Stores only what changes: a page the child does not write stays shared
