@@ -61,7 +61,11 @@ lz_inline void *malloc_fast(size_t size) {
   return heap_malloc_slow(size, heap, false);
 }
 
-lz_inline void free_fast(void *p) {
+/* free_fast_to: the free fast path whose slow calls are `page` (a pointer
+ * into our chunks) and `other` (anything else); free_fast below calls
+ * heap.c's. cxx.c's deletes pass their own (heap.c's, naming the operator
+ * in reports), so the fast path stays one implementation. */
+lz_inline void free_fast_to(void *p, void (*page)(void *), void (*other)(void *)) {
   uintptr_t a = (uintptr_t)p;
   uintptr_t ci = a >> LZ_CHUNK_SHIFT;
   __asm__("" : "+r"(ci)); /* the chunk from ci (one shift), not from a (two instructions) */
@@ -98,11 +102,13 @@ lz_inline void free_fast(void *p) {
       return;
     }
   slow:
-    heap_free_page(p);
+    page(p);
     return;
   }
-  heap_free_slow(p);
+  other(p);
 }
+
+lz_inline void free_fast(void *p) { free_fast_to(p, heap_free_page, heap_free_slow); }
 
 /* Entry and exit of every public function. Per-thread heaps (LZ_HEAPS 0):
  * nothing. Shared heaps: the calling thread's heap (assigned on first use)
@@ -127,14 +133,16 @@ lz_inline void *api_malloc(size_t size) {
   return p;
 }
 
-lz_inline void api_free(void *p) {
+lz_inline void api_free_to(void *p, void (*page)(void *), void (*other)(void *)) {
   if (LZ_HEAPS == 0) {
-    free_fast(p);
+    free_fast_to(p, page, other);
     return;
   }
   heap_t *h = api_enter();
-  free_fast(p);
+  free_fast_to(p, page, other);
   api_leave(h);
 }
+
+lz_inline void api_free(void *p) { api_free_to(p, heap_free_page, heap_free_slow); }
 
 #endif /* LZ_ALLOC_H */

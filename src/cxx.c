@@ -25,11 +25,14 @@
  * exception leaves the nothrow new (C cannot catch). The standard's
  * handlers that free memory, or throw from a throwing new, behave the same.
  *
+ * Reports name the operator: "operator delete" for the scalar forms,
+ * "operator delete[]" for the array forms (sized, aligned, nothrow alike),
+ * e.g. "lzmalloc: operator delete[](): double free 0x...".
  * Sized delete: at hardening level 1 the size is not needed (the free
  * path finds the span from the pointer in any case), so sized forms are
- * plain frees; at level 2 the size must be the one the block was allocated
- * with (secure.c keeps it), else the delete aborts with a message
- * ("operator delete(): size mismatch"). Large blocks are not checked.
+ * plain deletes; at level 2 the size must be the one the block was
+ * allocated with (secure.c keeps it; large.c for blocks over 1 MiB), else
+ * the delete aborts with a message ("operator delete(): size mismatch").
  */
 #include "alloc.h"
 
@@ -79,9 +82,34 @@ lz_inline void *cxx_new_nothrow(size_t size) {
   return cxx_new_retry(size, 0, true);
 }
 
+/* Deletes: free's fast path, whose slow calls name the operator in any
+ * report ("lzmalloc: operator delete[](): double free 0x..."): the name is
+ * set for the slow call only (security.c, lz_free_as), so the fast path
+ * costs what free's does. */
+#define CXX_SLOW(tag, name)                                                                   \
+  static lz_noinline void tag##_page(void *p) {                                               \
+    lz_free_as = name;                                                                        \
+    heap_free_page(p);                                                                        \
+    lz_free_as = NULL;                                                                        \
+  }                                                                                           \
+  static lz_noinline void tag##_other(void *p) {                                              \
+    lz_free_as = name;                                                                        \
+    heap_free_slow(p);                                                                        \
+    lz_free_as = NULL;                                                                        \
+  }
+CXX_SLOW(del, "operator delete")
+CXX_SLOW(del_arr, "operator delete[]")
+
+lz_inline void cxx_delete(void *p) { api_free_to(p, del_page, del_other); }
+lz_inline void cxx_delete_arr(void *p) { api_free_to(p, del_arr_page, del_arr_other); }
+
 lz_inline void cxx_delete_sized(void *p, size_t size) {
   if (lz_unlikely(lz_secure2) && p != NULL) secure_check_size(p, size, "operator delete");
-  api_free(p);
+  cxx_delete(p);
+}
+lz_inline void cxx_delete_arr_sized(void *p, size_t size) {
+  if (lz_unlikely(lz_secure2) && p != NULL) secure_check_size(p, size, "operator delete[]");
+  cxx_delete_arr(p);
 }
 
 /* new */
@@ -101,23 +129,23 @@ LZ_CXX void *_ZnamSt11align_val_tRKSt9nothrow_t(size_t size, size_t align, const
 }
 
 /* delete */
-LZ_CXX void _ZdlPv(void *p) { api_free(p); }
-LZ_CXX void _ZdaPv(void *p) { api_free(p); }
+LZ_CXX void _ZdlPv(void *p) { cxx_delete(p); }
+LZ_CXX void _ZdaPv(void *p) { cxx_delete_arr(p); }
 LZ_CXX void _ZdlPvm(void *p, size_t size) { cxx_delete_sized(p, size); }
-LZ_CXX void _ZdaPvm(void *p, size_t size) { cxx_delete_sized(p, size); }
-LZ_CXX void _ZdlPvRKSt9nothrow_t(void *p, const lz_nothrow_t *nt) { (void)nt; api_free(p); }
-LZ_CXX void _ZdaPvRKSt9nothrow_t(void *p, const lz_nothrow_t *nt) { (void)nt; api_free(p); }
-LZ_CXX void _ZdlPvSt11align_val_t(void *p, size_t align) { (void)align; api_free(p); }
-LZ_CXX void _ZdaPvSt11align_val_t(void *p, size_t align) { (void)align; api_free(p); }
+LZ_CXX void _ZdaPvm(void *p, size_t size) { cxx_delete_arr_sized(p, size); }
+LZ_CXX void _ZdlPvRKSt9nothrow_t(void *p, const lz_nothrow_t *nt) { (void)nt; cxx_delete(p); }
+LZ_CXX void _ZdaPvRKSt9nothrow_t(void *p, const lz_nothrow_t *nt) { (void)nt; cxx_delete_arr(p); }
+LZ_CXX void _ZdlPvSt11align_val_t(void *p, size_t align) { (void)align; cxx_delete(p); }
+LZ_CXX void _ZdaPvSt11align_val_t(void *p, size_t align) { (void)align; cxx_delete_arr(p); }
 LZ_CXX void _ZdlPvmSt11align_val_t(void *p, size_t size, size_t align) { (void)align; cxx_delete_sized(p, size); }
-LZ_CXX void _ZdaPvmSt11align_val_t(void *p, size_t size, size_t align) { (void)align; cxx_delete_sized(p, size); }
+LZ_CXX void _ZdaPvmSt11align_val_t(void *p, size_t size, size_t align) { (void)align; cxx_delete_arr_sized(p, size); }
 LZ_CXX void _ZdlPvSt11align_val_tRKSt9nothrow_t(void *p, size_t align, const lz_nothrow_t *nt) {
   (void)align;
   (void)nt;
-  api_free(p);
+  cxx_delete(p);
 }
 LZ_CXX void _ZdaPvSt11align_val_tRKSt9nothrow_t(void *p, size_t align, const lz_nothrow_t *nt) {
   (void)align;
   (void)nt;
-  api_free(p);
+  cxx_delete_arr(p);
 }

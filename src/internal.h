@@ -697,6 +697,9 @@ void lz_pattern_fill(uint8_t *from, uint8_t *to, uint64_t w);
 uint8_t *lz_pattern_check(uint8_t *from, uint8_t *to, uint64_t w);
 void security_init(void);
 lz_cold lz_noreturn void lz_fatal_pointer(const char *what, const char *func, const void *p);
+/* While not NULL, reports that name "free" name this instead: set by
+ * cxx.c's deletes around their slow calls ("operator delete[]"). */
+extern __thread const char *lz_free_as __attribute__((tls_model("initial-exec")));
 lz_cold lz_noreturn void lz_assert_fail(const char *cond, const char *file, int line);
 void lz_message(const char *a, const char *b, uintptr_t value, int number); /* number: 0 none, 1 hex, 2 decimal */
 size_t fmt_u64(char *buf, uint64_t v);

@@ -409,8 +409,12 @@ static void block_resolve(const void *ptr, const char *func, bool tail, block_in
     lz_fatal_pointer("invalid pointer", func, p);
   uint64_t *h = (uint64_t *)(void *)(p - HEADER);
   if (lz_unlikely(h[1] != (k_head ^ (uintptr_t)p))) {
+    /* Where a block of p's alignment starts in the slot (secure_malloc):
+     * a freed slot reads F there too. */
+    uintptr_t al = (uintptr_t)p & -(uintptr_t)p;
+    bool aligned_start = (((uintptr_t)bi->slot + HEADER + al - 1) & ~(al - 1)) == (uintptr_t)p;
+    if (aligned_start && h[0] == w_free && h[1] == w_free) lz_fatal_pointer("double free", func, p);
     if (p != slot_canonical(bi)) lz_fatal_pointer("invalid pointer", func, p);
-    if (h[0] == w_free && h[1] == w_free) lz_fatal_pointer("double free", func, p);
     if (h[0] == w_fresh && h[1] == w_fresh) lz_fatal_pointer("invalid pointer", func, p);
     lz_fatal_pointer("buffer underflow", func, p);
   }

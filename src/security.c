@@ -138,7 +138,15 @@ void lz_message(const char *a, const char *b, uintptr_t value, int number) {
   os_write(2, buf, n);
 }
 
+__thread const char *lz_free_as __attribute__((tls_model("initial-exec")));
+
+static bool str_eq(const char *a, const char *b) {
+  while (*a && *a == *b) a++, b++;
+  return *a == *b;
+}
+
 void lz_fatal_pointer(const char *what, const char *func, const void *p) {
+  if (lz_free_as != NULL && str_eq(func, "free")) func = lz_free_as;
   char fn[64];
   size_t n = append(fn, 0, sizeof fn - 4, func);
   n = append(fn, n, sizeof fn, "(): ");

@@ -375,7 +375,7 @@ static void case_sized_delete_mismatch(void) {
 
 static void case_sized_delete_array_mismatch(void) {
   char *p = tu_opaque_ptr(_Znam(g_size));
-  expect("lzmalloc: operator delete(): size mismatch", p, NULL);
+  expect("lzmalloc: operator delete[](): size mismatch", p, NULL);
   _ZdaPvm(p, g_size - 1);
 }
 
@@ -540,6 +540,67 @@ static size_t read_all(int fd, char *buf, size_t cap) {
   return len;
 }
 
+/* ---- C++ deletes: every form names itself in its reports (level 1 and 2) */
+
+typedef struct nothrow_s nothrow_t; /* std::nothrow_t, by reference */
+extern void *_ZnwmSt11align_val_t(size_t size, size_t align);
+extern void *_ZnamSt11align_val_t(size_t size, size_t align);
+extern void _ZdlPv(void *p);
+extern void _ZdaPv(void *p);
+extern void _ZdlPvRKSt9nothrow_t(void *p, const nothrow_t *nt);
+extern void _ZdaPvRKSt9nothrow_t(void *p, const nothrow_t *nt);
+extern void _ZdlPvSt11align_val_t(void *p, size_t align);
+extern void _ZdaPvSt11align_val_t(void *p, size_t align);
+extern void _ZdlPvmSt11align_val_t(void *p, size_t size, size_t align);
+extern void _ZdaPvmSt11align_val_t(void *p, size_t size, size_t align);
+extern void _ZdlPvSt11align_val_tRKSt9nothrow_t(void *p, size_t align, const nothrow_t *nt);
+extern void _ZdaPvSt11align_val_tRKSt9nothrow_t(void *p, size_t align, const nothrow_t *nt);
+
+enum { CXX_PLAIN, CXX_SIZED, CXX_NOTHROW, CXX_ALIGN, CXX_SIZED_ALIGN, CXX_ALIGN_NOTHROW };
+static int g_cxx_form, g_cxx_array, g_cxx_double;
+#define CXX_ALIGNMENT 64
+
+static void cxx_delete_call(void *p) {
+  size_t n = g_size, al = CXX_ALIGNMENT;
+  switch (g_cxx_form * 2 + g_cxx_array) {
+  case CXX_PLAIN * 2: _ZdlPv(p); break;
+  case CXX_PLAIN * 2 + 1: _ZdaPv(p); break;
+  case CXX_SIZED * 2: _ZdlPvm(p, n); break;
+  case CXX_SIZED * 2 + 1: _ZdaPvm(p, n); break;
+  case CXX_NOTHROW * 2: _ZdlPvRKSt9nothrow_t(p, NULL); break;
+  case CXX_NOTHROW * 2 + 1: _ZdaPvRKSt9nothrow_t(p, NULL); break;
+  case CXX_ALIGN * 2: _ZdlPvSt11align_val_t(p, al); break;
+  case CXX_ALIGN * 2 + 1: _ZdaPvSt11align_val_t(p, al); break;
+  case CXX_SIZED_ALIGN * 2: _ZdlPvmSt11align_val_t(p, n, al); break;
+  case CXX_SIZED_ALIGN * 2 + 1: _ZdaPvmSt11align_val_t(p, n, al); break;
+  case CXX_ALIGN_NOTHROW * 2: _ZdlPvSt11align_val_tRKSt9nothrow_t(p, al, NULL); break;
+  default: _ZdaPvSt11align_val_tRKSt9nothrow_t(p, al, NULL); break;
+  }
+}
+
+/* A double delete, or a delete of the block's address + 8, through the
+ * form chosen: "lzmalloc: operator delete[](): double free 0x...". */
+static void case_cxx_delete(void) {
+  int aligned = g_cxx_form >= CXX_ALIGN;
+  char *p = aligned ? (g_cxx_array ? _ZnamSt11align_val_t : _ZnwmSt11align_val_t)(g_size, CXX_ALIGNMENT)
+                    : (g_cxx_array ? _Znam : _Znwm)(g_size);
+  p = tu_opaque_ptr(p);
+  char msg[96];
+  snprintf(msg, sizeof msg, "lzmalloc: operator delete%s(): %s", g_cxx_array ? "[]" : "",
+           g_cxx_double ? "double free" : "invalid pointer");
+  if (g_cxx_double) {
+    /* A large block's second delete may find its range gone already. */
+    char alt[96];
+    snprintf(alt, sizeof alt, "lzmalloc: operator delete%s(): invalid pointer", g_cxx_array ? "[]" : "");
+    expect(msg, p, g_size > 1024 * 1024 ? alt : NULL);
+    cxx_delete_call(p);
+    cxx_delete_call(tu_opaque_ptr(p));
+  } else {
+    expect(msg, p + 8, NULL);
+    cxx_delete_call(tu_opaque_ptr(p + 8));
+  }
+}
+
 static int run_case(const char *name, void (*fn)(void)) {
   int errp[2], expp[2];
   CHECK(pipe(errp) == 0 && pipe(expp) == 0);
@@ -654,6 +715,30 @@ int main(int argc, char **argv) {
       return 1;
     }
     printf("misuse --sized: all passed\n");
+    return 0;
+  }
+  if (argc > 1 && strcmp(argv[1], "--cxx") == 0) {
+    static const size_t sizes[] = {8, 4096, 256 * 1024, 4 * 1024 * 1024};
+    static const char *forms[] = {"plain", "sized", "nothrow", "align", "sized_align", "align_nothrow"};
+    int failed = 0;
+    for (int form = CXX_PLAIN; form <= CXX_ALIGN_NOTHROW; form++)
+      for (int array = 0; array < 2; array++)
+        for (int dbl = 0; dbl < 2; dbl++)
+          for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+            g_cxx_form = form;
+            g_cxx_array = array;
+            g_cxx_double = dbl;
+            g_size = sizes[i];
+            char name[80];
+            snprintf(name, sizeof name, "delete%s_%s_%s_%zu", array ? "_array" : "", forms[form],
+                     dbl ? "double" : "interior", sizes[i]);
+            if (!run_case(name, case_cxx_delete)) failed++;
+          }
+    if (failed) {
+      fprintf(stderr, "misuse --cxx: %d case(s) failed\n", failed);
+      return 1;
+    }
+    printf("misuse --cxx: all passed\n");
     return 0;
   }
   if (argc > 1 && strcmp(argv[1], "--level2") == 0) {

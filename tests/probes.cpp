@@ -391,6 +391,8 @@ static void p_realloc_stack(size_t) {
 #define UAF "lzmalloc: malloc(): write after free %p"
 #define DEL_SIZE "lzmalloc: operator delete(): size mismatch %p"
 #define DEL_INV "lzmalloc: operator delete(): invalid pointer %p"
+#define DELA_INV "lzmalloc: operator delete[](): invalid pointer %p"
+#define DELA_DF "lzmalloc: operator delete[](): double free %p"
 #define EXP_CRASH "crash"
 #define EXP_CRASH_OR_MISSED "crash|missed"
 
@@ -434,11 +436,11 @@ static const kind_t kinds[] = {
     {"write_after_free_middle", p_uaf_middle, {NULL, NULL, NULL}, {UAF, UAF, UAF}},
     {"write_after_free_last", p_uaf_last, {NULL, NULL, NULL}, {UAF, UAF, UAF}},
     {"delete_array_as_scalar", p_delete_array_as_scalar, {NULL, NULL, NULL}, {DEL_SIZE, DEL_SIZE, DEL_SIZE}},
-    // Level 1: a sized delete is a plain free (the message names free()).
-    {"delete_array_as_scalar_cookie", p_delete_array_as_scalar_cookie, {INV, INV, INV}, {DEL_INV, DEL_INV, DEL_INV}},
-    {"delete_scalar_as_array_cookie", p_delete_scalar_as_array_cookie, {INV, INV, INV}, {DEL_INV, DEL_INV, DEL_INV}},
+    // Every report names the operator (scalar or array form) at both levels.
+    {"delete_array_as_scalar_cookie", p_delete_array_as_scalar_cookie, {DEL_INV, DEL_INV, DEL_INV}, {DEL_INV, DEL_INV, DEL_INV}},
+    {"delete_scalar_as_array_cookie", p_delete_scalar_as_array_cookie, {DELA_INV, DELA_INV, DELA_INV}, {DELA_INV, DELA_INV, DELA_INV}},
     {"sized_delete_wrong_size", p_sized_delete_wrong_size, {NULL, NULL, NULL}, {DEL_SIZE, DEL_SIZE, DEL_SIZE}},
-    {"double_delete", p_double_delete, {DF, DF, DF}, {DF, DF, DF}},
+    {"double_delete", p_double_delete, {DELA_DF, DELA_DF, DELA_DF}, {DELA_DF, DELA_DF, DELA_DF}},
 };
 static const size_t sizes[3] = {8, 4096, 256 * 1024};
 

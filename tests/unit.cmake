@@ -31,6 +31,9 @@
 #   misuse_extra     harder death tests (same binary source, --extra)
 #   misuse_sized     every level-1 catch at 8 B, 4 KiB, 256 KiB, across
 #                    threads too (same binary source, --sized)
+#   misuse_cxx       each of the 12 operator delete forms, double and
+#                    interior deletes at 8 B .. 4 MiB: the report names the
+#                    operator (--cxx; misuse_cxx_secure: the secure library)
 #   large_remap      pages around a large block remapped; free, realloc and
 #                    malloc_usable_size unaffected
 #   large_reuse      freed large memory reused across sizes (mapped bytes
@@ -65,12 +68,14 @@ lz_test(NAME misuse_extra KIND API LABELS unit hardening TIMEOUT 120
         SOURCES ${_lz_t}/misuse.c ARGS --extra)
 lz_test(NAME misuse_sized KIND API LABELS unit hardening TIMEOUT 120
         SOURCES ${_lz_t}/misuse.c ARGS --sized)
+lz_test(NAME misuse_cxx KIND API LABELS unit hardening TIMEOUT 120
+        SOURCES ${_lz_t}/misuse.c ARGS --cxx)
 # Hardening level 2: chosen at run time, and the secure library (also the
 # level-1 catches, which must hold there too).
 lz_test(NAME misuse_level2 KIND API LABELS unit hardening TIMEOUT 120
         SOURCES ${_lz_t}/misuse.c ARGS --level2 ENV LZMALLOC_SECURE=2)
 if(TARGET lzmalloc-secure AND NOT LZ_SANITIZED)
-  foreach(_m secure sized_secure)
+  foreach(_m secure sized_secure cxx_secure)
     add_executable(misuse_${_m} ${_lz_t}/misuse.c)
     target_link_libraries(misuse_${_m} PRIVATE lzmalloc-secure Threads::Threads)
     target_include_directories(misuse_${_m} PRIVATE ${_lz_t})
@@ -78,7 +83,8 @@ if(TARGET lzmalloc-secure AND NOT LZ_SANITIZED)
   endforeach()
   add_test(NAME misuse_secure COMMAND misuse_secure --level2 --memcpy)
   add_test(NAME misuse_sized_secure COMMAND misuse_sized_secure --sized)
-  set_tests_properties(misuse_secure misuse_sized_secure PROPERTIES TIMEOUT 120 LABELS "API;unit;hardening")
+  add_test(NAME misuse_cxx_secure COMMAND misuse_cxx_secure --cxx)
+  set_tests_properties(misuse_secure misuse_sized_secure misuse_cxx_secure PROPERTIES TIMEOUT 120 LABELS "API;unit;hardening")
 endif()
 
 # The probes (release builds: a debug build's assertions may report a
