@@ -1,7 +1,8 @@
 /* chunk.c: 2 MiB chunks, their headers, and the pool of empty ones.
  *
  * A chunk belongs to one heap from chunk_alloc until chunk_release hands it
- * back empty (when purge.c decides). Empty chunks wait in a chunk pool so a heap that grows again
+ * back empty (pages.c: when its heap may not keep it, or purge.c: when a
+ * kept one has gone unused). Empty chunks wait in a chunk pool so a heap that grows again
  * soon needs no system call; pooled chunks idle longer than the purge delay
  * are unmapped by chunk_pool_trim.
  *

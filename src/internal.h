@@ -108,8 +108,8 @@ _Static_assert(LZ_CLASSES == LZ_STATS_CLASSES, "public class count");
 /* ---------------------------------------------------------------------------
  * Bitmaps (a chunk's pages, a slab's blocks, CPU and node masks): arrays
  * of 64-bit words, bit i in word i >> LZ_WORD_SHIFT. The one implementation
- * of bit and run operations: span.c's run search, chunk.c's and purge.c's
- * page maps, slab.c's holes, validate.c's checks and os.c's masks use it.
+ * of bit and run operations: span.c's run search, chunk.c's, pages.c's and
+ * purge.c's page maps, slab.c's holes, validate.c's checks and os.c's masks use it.
  * ------------------------------------------------------------------------- */
 #define LZ_WORD_SHIFT 6                       /* 64 bits a word */
 #define LZ_WORD_MASK ((1u << LZ_WORD_SHIFT) - 1)
@@ -166,6 +166,10 @@ static inline size_t bitmap_count(const uint64_t *map, size_t first, size_t n) {
 /* chunk_t.huge: nothing asked; MADV_HUGEPAGE given (the chunk became
  * dense, or LZMALLOC_HUGEPAGES=always); the janitor collapsed it too. */
 enum { CHUNK_HUGE_NONE = 0, CHUNK_HUGE_ADVISED = 1, CHUNK_HUGE_COLLAPSED = 2 };
+/* A chunk is dense (worth a huge page: pages.c, purge.c) with at most an
+ * eighth of its pages free: the huge page then costs at most that much
+ * resident memory the spans do not use. */
+#define LZ_DENSE_FREE_PAGES (LZ_USABLE_PAGES / 8)
 
 /* Chunk map kinds. */
 enum { CHUNK_NONE = 0, CHUNK_SPANS = 1, CHUNK_LARGE = 2 };
@@ -277,8 +281,8 @@ _Static_assert(sizeof(span_t) == 64 && LZ_CACHE_LINE % 64 == 0, "span_t must fil
  *     a clear bit promises nothing the validator can read);
  *   hole_map bit i set => page i belongs to a slab span flagged SPAN_HOLES
  *     and no listed block overlaps it (slab.c, "Holes") [span.holes];
- *   decay_base counts the pages freed since purge_at was armed (purge.c's
- *     decay; a hint, not checked).
+ *   decay_base counts the pages freed since purge_at was armed (pages.c
+ *     arms it, purge.c's decay reads it; a hint, not checked).
  * All fields belong to the owning heap (see Ownership above).
  * ------------------------------------------------------------------------- */
 typedef struct chunk_s {
@@ -426,7 +430,7 @@ typedef struct heap_stats_s {
  *     medium spans) [queue.ends, queue.links, queue.last, queue.class,
  *     queue.owner, queue.spans_owned];
  *   chunks lists every chunk owned (heap->chunks, doubly linked), empty
- *     ones included until purge.c gives them back, empty_count of them
+ *     ones included until pages.c or purge.c gives them back, empty_count of them
  *     [heap.chunks.links, heap.chunks.cycle, heap.empty_count];
  *   mcache holds mcache_count <= LZ_MEDIUM_CACHE medium spans of this heap
  *     with used == 0, of mcache_bytes <= LZ_MEDIUM_CACHE_BYTES in all
@@ -540,7 +544,7 @@ typedef struct heap_s {
   uint64_t purge_next;                 /* time of the next purge check */
   uint64_t slow_clock;                 /* coarse time (ms) read at the last purge tick */
   uint64_t abandoned_at;               /* when it last became an orphan (ms) */
-  /* Empty chunks kept mapped and resident (purge.c): empty_count of the
+  /* Empty chunks kept mapped and resident (pages.c, purge.c): empty_count of the
    * chunks listed are empty, at most empty_keep (grown by churn, halved
    * when idle). */
   uint32_t empty_keep, empty_count;
@@ -729,6 +733,14 @@ extern _Atomic(size_t) lz_chunks_mapped;
 extern _Atomic(uint64_t) lz_pages_purged;
 extern _Atomic(size_t) lz_bytes_decommitted;
 
+/* pages.c: the state of a chunk's pages below its spans (dirty or clean,
+ * the purge clock, huge-page advice) and the heap's kept empty chunks. */
+size_t pages_commit(chunk_t *c, size_t first, size_t n);
+void pages_decommit(chunk_t *c, size_t first, size_t n);
+bool pages_taken(heap_t *heap, chunk_t *c, size_t first, size_t n, bool fresh);
+void pages_freed(chunk_t *c, size_t first, size_t n);
+void pages_release_kept(heap_t *heap, chunk_t *c, uint64_t now);
+
 /* span.c: runs of pages inside a heap's chunks. */
 span_t *span_alloc(heap_t *heap, size_t npages, size_t align_pages, uint8_t kind);
 void span_free(heap_t *heap, span_t *s);
@@ -841,7 +853,7 @@ size_t secure_collect(heap_t *heap, bool force); /* blocks released */
 bool secure_block_bounds(const void *a, const uint8_t **lo, const uint8_t **hi);
 void secure_fork_child(void);
 
-/* purge.c: the mechanics and timing of giving pages back; heap.c drives.
+/* purge.c: the timing of giving pages back; heap.c drives.
  * A chunk's free dirty pages decay over LZ_DECAY_MS from its purge_at
  * (smoothstep, purge.c); slabs left alone for LZ_HOLES_AFTER_MS have their
  * idle pages punched (slab.c, "Holes"). How the values were chosen: the
@@ -852,13 +864,8 @@ void secure_fork_child(void);
  * page fault per page. */
 #define LZ_DECAY_MS 250
 #define LZ_HOLES_AFTER_MS 100
-void purge_pages(chunk_t *c, size_t first, size_t n);
 uint64_t purge_heap(heap_t *heap, bool force, uint64_t now);
 uint64_t purge_heap_holes(heap_t *heap, bool force, bool exclusive, uint64_t now);
-void purge_slabs_freeing(heap_t *heap);
-void purge_mark(chunk_t *c, size_t first, size_t npages);
-void purge_chunk_taken(heap_t *heap, chunk_t *c, bool fresh);
-void purge_chunk_dense(chunk_t *c);
 uint64_t purge_heap_collapse(heap_t *heap, uint64_t now);
 
 /* janitor.c: the background purging thread. */

@@ -278,6 +278,16 @@ void slab_release(heap_t *heap, span_t *s) {
   span_free(heap, s);
 }
 
+/* A full slab of the heap got a block back: its slabs are freeing. Arms
+ * purge.c's look for holes (purge_heap_holes) once they have been left
+ * alone for LZ_HOLES_AFTER_MS (slab_malloc_slow sets holes_hot). */
+static void slab_holes_arm(heap_t *heap) {
+  if (heap->holes_at != 0 || opt_get(OPT_PURGE_DELAY) < 0 || heap->secure != NULL) return;
+  heap->holes_at = os_now_ms() + LZ_HOLES_AFTER_MS;
+  heap->holes_hot = 0;
+  janitor_notify();
+}
+
 /* Owner frees the chain head..tail of `count` blocks of a slab that may be
  * FULL (one block: head == tail, count 1). */
 void slab_free_chain(heap_t *heap, span_t *s, lz_block_t *head, lz_block_t *tail, uint32_t count) {
@@ -288,7 +298,7 @@ void slab_free_chain(heap_t *heap, span_t *s, lz_block_t *head, lz_block_t *tail
     s->flags &= (uint8_t)~SPAN_FULL;
     atomic_store_explicit(&s->xfast_owner, heap, memory_order_relaxed);
     queue_push_back(heap, &heap->queues[s->cls], s);
-    purge_slabs_freeing(heap); /* its pages may become holes */
+    slab_holes_arm(heap); /* its pages may become holes */
   }
   s->used = (uint16_t)(s->used - count);
   if (s->used == 0) slab_retire(heap, s);
@@ -395,14 +405,10 @@ void slab_fill_holes(heap_t *heap, span_t *s) {
     head = b;
   }
   s->local_free = head;
-  size_t clean = 0;
-  for (size_t p = first; p < first + s->npages; p++) {
-    if (!chunk_page_hole(c, p)) continue;
-    bit_clear(c->hole_map, p);
-    if (!bit_get(c->dirty_map, p)) clean++;
-    bit_set(c->dirty_map, p);
-  }
-  atomic_fetch_sub_explicit(&lz_bytes_decommitted, clean * LZ_PAGE_SIZE, memory_order_relaxed);
+  /* Its pages other than holes are dirty already (only holes and free
+   * pages are ever decommitted). */
+  bitmap_assign(c->hole_map, first, s->npages, false);
+  pages_commit(c, first, s->npages);
   s->flags &= (uint8_t)~SPAN_HOLES;
   atomic_store_explicit(&s->xfast_owner, heap, memory_order_relaxed); /* frees take the fast path again */
 }
@@ -470,7 +476,7 @@ size_t slab_punch_holes(heap_t *heap, span_t *s, bool exclusive) {
     if (!((punch >> p) & 1)) continue;
     size_t run = 1;
     while (p + run < s->npages && ((punch >> (p + run)) & 1)) run++;
-    purge_pages(c, first + p, run);
+    pages_decommit(c, first + p, run);
     bitmap_assign(c->hole_map, first + p, run, true);
     holes += run;
     p += run - 1;

@@ -3,9 +3,9 @@
  * A span is a run of free pages taken from one chunk's free_map (first fit,
  * word at a time with ctz), optionally starting at a multiple of
  * align_pages. Freed spans go straight back to the bitmap, where they merge
- * with free neighbours by construction; their pages stay dirty (resident)
- * until purge.c gives them back after the purge delay (and an empty chunk
- * stays with its heap until then).
+ * with free neighbours by construction. What becomes of the pages (dirty
+ * or clean, the purge clock, an empty chunk kept or given back) is
+ * pages.c's, told of every run taken and freed.
  * Only the holder of the chunk's heap calls these functions, with the heap
  * lock held (see the janitor protocol in internal.h).
  */
@@ -39,19 +39,15 @@ span_t *span_alloc(heap_t *heap, size_t npages, size_t align_pages, uint8_t kind
     first = chunk_find_run(c, npages, align_pages);
     if (first) break;
   }
-  if (c == NULL) {
+  bool fresh = c == NULL;
+  if (fresh) {
     c = chunk_alloc(heap);
     if (c == NULL) return NULL;
-    purge_chunk_taken(heap, c, true);
     first = chunk_find_run(c, npages, align_pages);
     if (first == 0) return NULL;
-  } else if (c->free_pages == LZ_USABLE_PAGES) {
-    purge_chunk_taken(heap, c, false);
   }
   bitmap_assign(c->free_map, first, npages, false);
   c->free_pages -= (uint32_t)npages;
-  c->hot = 1;
-  if (lz_unlikely(c->huge == CHUNK_HUGE_NONE) && c->free_pages <= LZ_USABLE_PAGES / 8) purge_chunk_dense(c); /* purge.c */
   /* Slab blocks lie on every page of the span; a medium block is only ever
    * freed by its first page, so its other pages stay unmapped (0) and a
    * pointer into them is reported as invalid. */
@@ -60,12 +56,7 @@ span_t *span_alloc(heap_t *heap, size_t npages, size_t align_pages, uint8_t kind
   else
     pagemap_set(c, first, first);
   span_t *s = &c->spans[first];
-  /* Pages that were clean become committed as soon as they are used. */
-  size_t clean = npages - bitmap_count(c->dirty_map, first, npages);
-  bool zero = clean == npages;
-  if (clean)
-    atomic_fetch_sub_explicit(&lz_bytes_decommitted, clean * LZ_PAGE_SIZE, memory_order_relaxed);
-  bitmap_assign(c->dirty_map, first, npages, true);
+  bool zero = pages_taken(heap, c, first, npages, fresh);
   s->free = NULL;
   s->local_free = NULL;
   atomic_store_explicit(&s->xfast_owner, NULL, memory_order_relaxed);
@@ -97,5 +88,5 @@ void span_free(heap_t *heap, span_t *s) {
   bitmap_assign(c->free_map, first, n, true);
   c->free_pages += (uint32_t)n;
   c->max_run_hint = LZ_CHUNK_PAGES; /* unknown again: recomputed on the next miss */
-  purge_mark(c, first, n); /* an empty chunk stays with the heap until purge.c says */
+  pages_freed(c, first, n);
 }

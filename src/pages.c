@@ -1,0 +1,120 @@
+/* pages.c: what becomes of a chunk's pages when span.c takes or frees
+ * them: resident ("dirty") or given back, the decommit of page runs, the
+ * chunk's purge clock, huge-page advice for dense chunks, and the heap's
+ * empty chunks (kept for reuse or handed to the pool).
+ *
+ * span.c reports every run it takes (pages_taken) and frees (pages_freed);
+ * slab.c gives back and takes again the pages of holes (pages_decommit,
+ * pages_commit). What is recorded here is read later by purge.c, which
+ * decides when free dirty pages and kept empty chunks go back; this file
+ * only arms the clock and acts at once where no waiting is asked for (a
+ * purge delay of 0, an empty chunk the heap may not keep).
+ * Only the holder of the chunk's heap calls these functions, with the heap
+ * lock held (see the janitor protocol in internal.h).
+ */
+#include "internal.h"
+
+/* Empty chunks. A heap that needs a chunk again soon after it gave one
+ * back is churning (a burst freed and allocated again, round after round):
+ * it may keep one more empty chunk (empty_keep), mapped and resident, so
+ * the next round costs neither a system call nor a page fault. A heap that
+ * frees everything once keeps nothing, so other heaps can reuse its
+ * chunks. purge.c shrinks the allowance of a heap that leaves its kept
+ * chunks unused (and gives the chunks back). EMPTY_CHURN_MS: a chunk taken
+ * within a second of the last one given back; EMPTY_KEEP_MAX bounds the
+ * allowance at 2 GiB of chunks. */
+#define EMPTY_CHURN_MS 1000
+#define EMPTY_KEEP_MAX 1024
+
+/* Pages [first, first + n) of c are about to be used: they become dirty.
+ * Returns how many were clean (not resident: they read zero). */
+size_t pages_commit(chunk_t *c, size_t first, size_t n) {
+  size_t clean = n - bitmap_count(c->dirty_map, first, n);
+  bitmap_assign(c->dirty_map, first, n, true);
+  if (clean) atomic_fetch_sub_explicit(&lz_bytes_decommitted, clean << LZ_PAGE_SHIFT, memory_order_relaxed);
+  return clean;
+}
+
+/* Decommits pages [first, first + n) of c (one system call); those that
+ * were dirty are counted. Refused by the kernel: they stay dirty and
+ * uncounted. */
+void pages_decommit(chunk_t *c, size_t first, size_t n) {
+  if (os_decommit((uint8_t *)c + (first << LZ_PAGE_SHIFT), n << LZ_PAGE_SHIFT) != 0) return;
+  size_t dirty = bitmap_count(c->dirty_map, first, n);
+  bitmap_assign(c->dirty_map, first, n, false);
+  atomic_fetch_add_explicit(&lz_pages_purged, dirty, memory_order_relaxed);
+  atomic_fetch_add_explicit(&lz_bytes_decommitted, dirty << LZ_PAGE_SHIFT, memory_order_relaxed);
+}
+
+/* Huge pages (LZMALLOC_HUGEPAGES=auto): a chunk that became dense is
+ * advised once (purge.c collapses it later). Refused (no THP in this
+ * kernel): never asked again. */
+static void pages_dense(chunk_t *c) {
+  if (opt_get(OPT_HUGEPAGES) != HUGE_AUTO) return;
+  c->huge = os_hugepage(c, LZ_CHUNK_SIZE, false) == 0 ? CHUNK_HUGE_ADVISED : CHUNK_HUGE_COLLAPSED;
+  c->huge_at = os_now_ms();
+}
+
+/* span_alloc took pages [first, first + n) of c (free_map and free_pages
+ * updated); fresh: c came from chunk_alloc for it. Returns true if every
+ * page was clean (the span reads zero). */
+bool pages_taken(heap_t *heap, chunk_t *c, size_t first, size_t n, bool fresh) {
+  if (c->free_pages + n == LZ_USABLE_PAGES) { /* c was empty */
+    uint64_t now = os_now_ms();
+    if (!fresh) { /* one of the kept empty chunks */
+      heap->empty_count--;
+      heap->empty_used_at = now;
+    } else if (heap->empty_released_at != 0 && now < heap->empty_released_at + EMPTY_CHURN_MS &&
+               heap->empty_keep < EMPTY_KEEP_MAX) {
+      heap->empty_keep++;
+    }
+  }
+  c->hot = 1;
+  if (lz_unlikely(c->huge == CHUNK_HUGE_NONE) && c->free_pages <= LZ_DENSE_FREE_PAGES) pages_dense(c);
+  return pages_commit(c, first, n) == n;
+}
+
+static void chunk_give_back(heap_t *heap, chunk_t *c, uint64_t now) {
+  heap->empty_released_at = now;
+  chunk_release(heap, c);
+  janitor_notify(); /* the pool trims it later */
+}
+
+/* One of the heap's kept empty chunks goes back (purge.c). */
+void pages_release_kept(heap_t *heap, chunk_t *c, uint64_t now) {
+  heap->empty_count--;
+  chunk_give_back(heap, c, now);
+}
+
+/* span_free gave pages [first, first + n) of c back to its free_map. An
+ * empty chunk is kept (within the allowance) or given back at once; else
+ * the pages wait for purge.c's decay: the first run freed in a quiet chunk
+ * arms its purge clock (purge_at, hot cleared) and decay_base counts the
+ * pages freed since. A purge delay of 0 gives them back now. */
+void pages_freed(chunk_t *c, size_t first, size_t n) {
+  heap_t *heap = c->heap;
+  long delay = opt_get(OPT_PURGE_DELAY);
+  if (c->free_pages == LZ_USABLE_PAGES) {
+    uint64_t now = os_now_ms();
+    c->purge_at = 0;
+    c->decay_base = 0;
+    if (delay != 0 && heap->empty_count < heap->empty_keep) {
+      heap->empty_count++;
+      heap->empty_used_at = now;
+      janitor_notify(); /* it goes back if left unused */
+    } else {
+      chunk_give_back(heap, c, now);
+    }
+    return;
+  }
+  if (delay == 0) {
+    pages_decommit(c, first, n);
+    return;
+  }
+  c->decay_base += (uint32_t)n;
+  if (delay > 0 && c->purge_at == 0) {
+    c->purge_at = os_now_ms() + (uint64_t)delay;
+    c->hot = 0;
+    janitor_notify();
+  }
+}
