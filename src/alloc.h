@@ -98,7 +98,7 @@ lz_inline void free_fast_to(void *p, void (*page)(void *), void (*other)(void *)
       }
       b->enc_next = link;
       local_free_publish(s, b);
-      if (lz_unlikely(--s->used == 0)) slab_retire(heap, s);
+      if (lz_unlikely(--s->used == 0)) heap_free_last(heap, s);
       return;
     }
   slow:

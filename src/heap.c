@@ -567,13 +567,20 @@ lz_inline heap_t *slow_enter(heap_t *heap) {
   return heap;
 }
 
+/* Where an entry point finishes: the janitor's thread is started if it is
+ * wanted, to run this file's pass; with shared heaps `held`'s lock (the
+ * api's) is released around the start. */
+lz_inline void poll_janitor(heap_t *held) {
+  janitor_poll(LZ_HEAPS > 0 && held != NULL ? &held->lock : NULL, heaps_background_pass);
+}
+
 /* A temporary heap (never the thread's lz_heap_tls) is abandoned again. */
 lz_inline void *slow_leave(heap_t *heap, void *p) {
   heap_leave(heap);
   bool temporary = heap != lz_heap_tls;
   if (lz_unlikely(temporary)) heap_abandon(heap);
   if (p == NULL) errno = ENOMEM;
-  janitor_poll(temporary ? NULL : heap); /* after errno: starting a thread leaves it alone */
+  poll_janitor(temporary ? NULL : heap); /* after errno: starting a thread leaves it alone */
   return p;
 }
 
@@ -607,7 +614,7 @@ static void *large_malloc_direct(heap_t *heap, size_t size, bool zero) {
   void *p = large_malloc(size, LZ_PAGE_SIZE, zero);
   if (lz_likely(p != NULL)) {
     heap_tick(heap);
-    janitor_poll(heap);
+    poll_janitor(heap);
   }
   return p;
 }
@@ -637,7 +644,7 @@ static void *medium_malloc_direct(heap_t *heap, size_t size, bool zero) {
   heap_leave(heap);
   if (p != NULL) {
     heap_tick(heap);
-    janitor_poll(heap);
+    poll_janitor(heap);
   }
   return p;
 }
@@ -743,6 +750,14 @@ static ptr_info_t ptr_resolve(const void *p, const char *func) {
   lz_fatal_pointer("invalid pointer", func, p);
 }
 
+/* The inline free (alloc.h) took the last block of slab s: its one slow
+ * call. The slab is retired, and this is where that entry point finishes
+ * (no heap lock held but with shared heaps: the api's, kept). */
+void heap_free_last(heap_t *heap, span_t *s) {
+  slab_retire(heap, s);
+  if (LZ_HEAPS == 0 && heap->lock_depth == 0) poll_janitor(NULL);
+}
+
 /* The owner frees a block of one of its spans (already validated). */
 void heap_free_local(heap_t *heap, span_t *s, lz_block_t *b) {
   if (s->kind == SPAN_MEDIUM) medium_free(heap, s);
@@ -766,7 +781,7 @@ void heap_free_slow(void *p) {
     if (info.large != NULL) large_free(info.large, p);
     else heap_free_span(p, info.span);
   }
-  janitor_poll(self == &lz_heap_empty ? NULL : self);
+  poll_janitor(self == &lz_heap_empty ? NULL : self);
 }
 
 /* Frees of pointers into our chunks that the fast path did not finish:
@@ -789,7 +804,7 @@ void heap_free_page(void *p) {
     else
       heap_free_span(p, s);
   }
-  janitor_poll(heap == &lz_heap_empty ? NULL : heap);
+  poll_janitor(heap == &lz_heap_empty ? NULL : heap);
 }
 
 /* Frees block p of span s (validated). */

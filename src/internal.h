@@ -824,6 +824,7 @@ lz_noinline void *heap_malloc_slow(size_t size, heap_t *heap, bool zero);
 void *heap_malloc_aligned(heap_t *heap, size_t size, size_t align);
 lz_noinline void heap_free_slow(void *p);
 lz_noinline void heap_free_page(void *p);
+lz_cold void heap_free_last(heap_t *heap, span_t *s);
 void heap_free_local(heap_t *heap, span_t *s, lz_block_t *b);
 size_t heap_usable_size(const void *p, const char *func);
 void *heap_realloc(void *p, size_t size);
@@ -868,23 +869,26 @@ uint64_t purge_heap(heap_t *heap, bool force, uint64_t now);
 uint64_t purge_heap_holes(heap_t *heap, bool force, bool exclusive, uint64_t now);
 uint64_t purge_heap_collapse(heap_t *heap, uint64_t now);
 
-/* janitor.c: the background purging thread. */
+/* janitor.c: the background purging thread (base layer: the layers above
+ * wake it, heap.c starts it with the pass it runs). */
 enum { JANITOR_OFF = 0, JANITOR_WANTED, JANITOR_STARTING, JANITOR_RUNNING, JANITOR_FAILED };
 extern _Atomic(int) lz_janitor_xstate;
 extern __thread bool lz_janitor_starting; /* this thread is starting it */
 void janitor_notify(void);
 void janitor_thread_exit(void);
-void janitor_poll_slow(void);
+void janitor_poll_slow(uint64_t (*pass)(void));
 void janitor_fork_prepare(void);
 void janitor_fork_parent(void);
 void janitor_fork_child(void);
-/* Called where an entry point finishes: no heap lock held (per-thread heaps)
- * or `held`'s lock released around the start (shared heaps; NULL: none). */
-lz_inline void janitor_poll(heap_t *held) {
+/* Starts the thread if it is wanted, to run `pass` (heap.c's
+ * heaps_background_pass: handed down, so janitor.c names nothing above
+ * it). Called where an entry point finishes: no lock held, or `held`
+ * (the shared heap's lock, NULL: none) released around the start. */
+lz_inline void janitor_poll(lz_lock_t *held, uint64_t (*pass)(void)) {
   if (lz_likely(atomic_load_explicit(&lz_janitor_xstate, memory_order_relaxed) != JANITOR_WANTED)) return;
-  if (LZ_HEAPS > 0 && held != NULL) lz_unlock(&held->lock);
-  janitor_poll_slow();
-  if (LZ_HEAPS > 0 && held != NULL) lz_lock(&held->lock);
+  if (held != NULL) lz_unlock(held);
+  janitor_poll_slow(pass);
+  if (held != NULL) lz_lock(held);
 }
 
 /* numa.c: NUMA placement; everything but numa_init runs only when

@@ -4,7 +4,14 @@
  * frees and then stops calling the allocator would keep its free pages for
  * ever, and so would orphan heaps, the chunk pool and the large cache in a
  * process that went quiet. The janitor is one thread per process that does
- * that work on a time-based schedule (heaps_background_pass, heap.c).
+ * that work on a time-based schedule.
+ *
+ * Layering: this file sits in the base layer and names nothing above it.
+ * The layers above call down into it: the engines and pages.c raise its
+ * wake-up flag (janitor_notify), heap.c's entry points start the thread
+ * (janitor_poll) and hand it the pass to run (heaps_background_pass, kept
+ * in xpass: the one call that comes back up, through that pointer), init.c
+ * tells it of thread exits and forks.
  *
  * Life:
  *   OFF      no thread. janitor_notify (something purgeable appeared: a
@@ -75,6 +82,9 @@ lz_hot static _Atomic(uint32_t) xidle;    /* the janitor waits without a timeout
 lz_hot static _Atomic(int) xfailures;
 lz_hot static _Atomic(uint32_t) xexits;   /* threads exited since the janitor looked */
 lz_hot static lz_lock_t pass_lock = LZ_LOCK_INIT;
+/* What a pass runs: handed down by the starter (janitor_poll), stored
+ * before the thread starts (the same function every time). */
+static _Atomic(uint64_t (*)(void)) xpass;
 __thread bool lz_janitor_starting __attribute__((tls_model("initial-exec")));
 
 /* The value after `key` in /proc/self/status text, or NULL. */
@@ -140,7 +150,7 @@ static void *janitor_main(void *arg) {
     atomic_store_explicit(&xidle, 0, memory_order_relaxed);
     atomic_store(&xpending, 0);
     lz_lock(&pass_lock);
-    uint64_t next = heaps_background_pass();
+    uint64_t next = atomic_load_explicit(&xpass, memory_order_relaxed)();
     lz_unlock(&pass_lock);
     if (next == UINT64_MAX) {
       atomic_store(&xidle, 1);
@@ -160,7 +170,11 @@ static void janitor_start(void) {
   for (int i = 0; i < 2; i++) {
     uint8_t *stack = os_map(sizes[i]);
     if (stack == NULL) break;
-    os_protect_none(stack, LZ_PAGE_SIZE);
+    rc = os_protect_none(stack, LZ_PAGE_SIZE); /* never a stack without its guard */
+    if (rc != 0) {
+      os_unmap(stack, sizes[i]);
+      break;
+    }
     lz_janitor_starting = true; /* its nested allocations never force a trim */
     rc = os_thread_start(janitor_main, stack, sizes[i]);
     lz_janitor_starting = false;
@@ -201,11 +215,13 @@ void janitor_thread_exit(void) {
   if (atomic_load(&xidle) != 0) os_futex_wake(&xpending);
 }
 
-void janitor_poll_slow(void) {
+void janitor_poll_slow(uint64_t (*pass)(void)) {
   int expect = JANITOR_WANTED;
-  if (atomic_compare_exchange_strong_explicit(&xstate, &expect, JANITOR_STARTING, memory_order_acquire,
-                                              memory_order_relaxed))
-    janitor_start();
+  if (!atomic_compare_exchange_strong_explicit(&xstate, &expect, JANITOR_STARTING, memory_order_acquire,
+                                               memory_order_relaxed))
+    return;
+  atomic_store_explicit(&xpass, pass, memory_order_relaxed); /* the thread start orders it */
+  janitor_start();
 }
 
 void janitor_fork_prepare(void) { lz_lock(&pass_lock); }

@@ -257,8 +257,9 @@ void *slab_malloc_slow(heap_t *heap, unsigned cls) {
 }
 
 /* The span is empty (so not the current span of its queue, see the pin
- * above): give its pages back. Called by the inline free too, so it takes
- * the heap lock itself (nested inside the slow paths). */
+ * above): give its pages back. Called by the inline free too (through
+ * heap_free_last), so it takes the heap lock itself (nested inside the
+ * slow paths). */
 void slab_retire(heap_t *heap, span_t *s) {
   heap_enter(heap); /* before flags: a hole puncher may be setting SPAN_HOLES */
   lz_assert(s->used == 0 && !(s->flags & SPAN_FULL)); /* FULL spans have every block out */
@@ -266,7 +267,6 @@ void slab_retire(heap_t *heap, span_t *s) {
   queue_remove(heap, &heap->queues[s->cls], s);
   slab_release(heap, s);
   heap_leave(heap);
-  if (LZ_HEAPS == 0 && heap->lock_depth == 0) janitor_poll(NULL); /* from the inline free */
 }
 
 /* An empty slab already out of its queue goes back to its chunk. */
