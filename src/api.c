@@ -27,7 +27,7 @@ static void *calloc_body(size_t n, size_t size) {
   if (lz_likely(total <= LZ_DIRECT_MAX)) {
     heap_t *heap = lz_heap_tls;
     span_t *s = heap->direct[(total + 15) >> 4];
-    if (lz_likely(s->free != NULL)) {
+    if (lz_likely(list_head_ok(s->free))) {
       void *p = span_pop(s);
       memset(p, 0, total);
       return p;

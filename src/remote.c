@@ -342,7 +342,12 @@ void *foreign_alloc(heap_t *heap, unsigned cls) {
   if (heap->foreign == NULL) return NULL;
   span_t *f = &heap->foreign[cls];
   if (f->flags & FOREIGN_INSTALLED) {
-    if (f->free != NULL) return NULL; /* the caller pops the installed list */
+    if (f->free != NULL) {
+      /* malloc's fast path pops the installed list; it comes here with a
+       * head it may not follow (alloc.h) */
+      if (!list_head_ok(f->free)) lz_fatal_pointer("corrupted free list", "malloc", f->free);
+      return NULL;
+    }
     f->flags &= (uint8_t)~FOREIGN_INSTALLED;
     f->used = 0;
     heap_direct_update(heap, cls);

@@ -38,4 +38,31 @@ lz_inline bool block_maybe_free(const lz_block_t *b) {
   return d == 0 || d == ((uintptr_t)b >> LZ_CHUNK_SHIFT);
 }
 
+/* Whether the fast path may pop b, the head of a free list: not NULL (the
+ * end of the list) and, with LZ_SECURE, inside the range the chunk map
+ * covers, 1 <= b < 2^LZ_USER_ADDR_BITS (one instruction more than a NULL
+ * test). A link overwritten in a free block (an overflow from the block
+ * below, a write after free) decodes outside it unless the word written
+ * has its top bit set and the next 15 or 16 bits equal those of pos +
+ * lz_key (1 in 2^16 for random bytes): a pointer, a small integer, text,
+ * zeros, or the old link with its bits flipped always land outside. The
+ * slow path (slab_pop_checked, foreign_alloc) then tells the end of a
+ * list from a corrupted head and aborts with "corrupted free list"
+ * instead of following the link. Not a test against the span's own
+ * chunk: an installed foreign list (remote.c) holds blocks of any chunk,
+ * and its descriptor lies in none. */
+lz_inline bool list_head_ok(const lz_block_t *b) {
+  if (LZ_SECURE == 0) return b != NULL;
+  bool ok;
+#if defined(__x86_64__)
+  /* lea and shift: the shift's zero flag says (GCC would compare with a
+   * 64-bit constant, two instructions more) */
+  uintptr_t t;
+  __asm__("lea -1(%2), %0\n\tshr %3, %0" : "=&r"(t), "=@ccz"(ok) : "r"(b), "i"(LZ_USER_ADDR_BITS));
+#else
+  ok = ((uintptr_t)b - 1) < ((uintptr_t)1 << LZ_USER_ADDR_BITS) - 1;
+#endif
+  return ok;
+}
+
 #endif /* LZ_SECURITY_H */

@@ -127,13 +127,16 @@ void slab_extend(heap_t *heap, span_t *s) {
 bool slab_holds(const span_t *s, const void *p) { return span_holds(s, (uintptr_t)p); }
 
 /* span_pop for the slow paths: the block and the link it holds must lie in
- * the span, else the list was overwritten (a write after free): reported,
- * where following the link would crash. */
+ * the span, else the list was overwritten (a write after free, an overflow
+ * from the block below): reported, where following the link would crash.
+ * A head outside the span is named itself (malloc's fast path leaves the
+ * bad link it popped as the head, alloc.h), before it is read. */
 void *slab_pop_checked(span_t *s) {
   lz_block_t *b = s->free;
   if (LZ_SECURE) {
+    if (lz_unlikely(!span_holds(s, (uintptr_t)b))) lz_fatal_pointer("corrupted free list", "malloc", b);
     lz_block_t *next = block_next(b);
-    if (lz_unlikely(!span_holds(s, (uintptr_t)b) || (next != NULL && !span_holds(s, (uintptr_t)next))))
+    if (lz_unlikely(next != NULL && !span_holds(s, (uintptr_t)next)))
       lz_fatal_pointer("corrupted free list", "malloc", b);
     s->free = next;
     b->enc_next = 0;

@@ -8,8 +8,8 @@
  *     lzmalloc: free(): invalid pointer 0x...   (invalid / interior frees)
  *     lzmalloc: free(): double free 0x...       (double frees)
  * A child that survives the misuse exits with status 77 ("not detected").
- *     lzmalloc: malloc(): corrupted free list 0x... (a link overwritten after free)
- * A child that survives the misuse exits with status 77 ("not detected").
+ *     lzmalloc: malloc(): corrupted free list 0x... (a link overwritten after
+ *                                        free or by an overflow: the bad link)
  * `misuse --extra` runs harder cases (double free of a 64-byte block after
  * another free of the same size, double frees of 100 KiB / 4 MiB blocks that
  * may report either message, a foreign 2 MiB-aligned mmap region, double
@@ -198,6 +198,30 @@ static void case_interior_large(void) {
   char *q = (char *)tu_opaque_ptr(p) + 4096;
   expect(MSG_INVALID, q, NULL);
   free(q);
+}
+
+/* A 16-byte overflow of a 16-byte block over the link of the free block
+ * above it, which malloc's inline pop hands out next: the flipped link it
+ * leaves as the list's head decodes to ~(the block after) and must be
+ * reported, not followed (the inline pop once did: a segfault). */
+static void case_corrupted_inline(void) {
+  enum { SIZE = 16 };
+  char *a = malloc(SIZE), *b = malloc(SIZE), *c = NULL;
+  /* Three blocks carved one after another, and two more free above them
+   * on the same page: the list goes on with c + 16, then c + 32. */
+  for (int i = 0; i < 100000 && c == NULL; i++) {
+    char *n = malloc(SIZE);
+    if (!a || !b || !n) _exit(71);
+    if (b == a + SIZE && n == b + SIZE && ((uintptr_t)n & 4095) <= 4096 - 3 * SIZE) c = n;
+    a = b;
+    b = n;
+  }
+  if (c == NULL) _exit(72);
+  volatile uint64_t *link = (volatile uint64_t *)tu_opaque_ptr(c + SIZE);
+  expect(MSG_CORRUPT, (void *)~(uintptr_t)(c + 2 * SIZE), NULL);
+  *link = ~*link;
+  if (tu_opaque_ptr(malloc(SIZE)) != c + SIZE) _exit(73); /* the inline pop of c + 16 */
+  (void)tu_opaque_ptr(malloc(SIZE));                       /* the head it left */
 }
 
 /* ---- level-1 catches at a given size (g_size, set before the fork) -------- */
@@ -677,6 +701,7 @@ int main(int argc, char **argv) {
       {"interior_free_64_plus_16", case_interior_small},
       {"interior_free_100k_plus_8", case_interior_medium},
       {"interior_free_4m_plus_4096", case_interior_large},
+      {"corrupted_free_list_inline_pop", case_corrupted_inline},
   }, extra[] = {
       {"double_free_64_after_other", case_double_free_64_after_other},
       {"double_free_100k", case_double_free_medium},
