@@ -303,11 +303,14 @@ void heap_thread_exit(heap_t *heap) {
  * system call each) from where the last look stopped, or of every heap if
  * budget is 0. Returns how many were abandoned. */
 size_t heaps_reclaim_gone(unsigned budget) {
-  static _Atomic(heap_t *) cursor; /* heaps are never unmapped: always valid */
+  /* Heaps are never unmapped: always valid. With the hot variables (a
+   * page of its own would cost every process a fault, and its write a
+   * fork child a page copy), written only when it moves. */
+  lz_hot static _Atomic(heap_t *) cursor;
   if (LZ_HEAPS > 0) return 0;
   heap_t *first = heaps_first();
-  heap_t *h = budget == 0 ? NULL : atomic_load_explicit(&cursor, memory_order_relaxed);
-  if (h == NULL) h = first;
+  heap_t *seen = budget == 0 ? NULL : atomic_load_explicit(&cursor, memory_order_relaxed);
+  heap_t *h = seen == NULL ? first : seen;
   heap_t *start = h;
   size_t n = 0;
   unsigned looked = 0;
@@ -339,7 +342,7 @@ size_t heaps_reclaim_gone(unsigned budget) {
     if (h == NULL && budget != 0 && start != first) h = first; /* wrap once */
     if (h == start) break;
   }
-  if (budget != 0) atomic_store_explicit(&cursor, h, memory_order_relaxed);
+  if (budget != 0 && h != seen) atomic_store_explicit(&cursor, h, memory_order_relaxed);
   return n;
 }
 

@@ -87,7 +87,7 @@ static void fork_child(void) {
 /* Our constructor's work (api.c): the process started, the hook and the
  * handlers registered. */
 void process_start(void) {
-  static bool done; /* constructors run on one thread, once */
+  lz_hot static bool done; /* constructors run on one thread, once */
   process_init();
   if (done) return;
   done = true;

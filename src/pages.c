@@ -60,12 +60,13 @@ static void pages_dense(chunk_t *c) {
  * page was clean (the span reads zero). */
 bool pages_taken(heap_t *heap, chunk_t *c, size_t first, size_t n, bool fresh) {
   if (c->free_pages + n == LZ_USABLE_PAGES) { /* c was empty */
-    uint64_t now = os_now_ms();
+    /* The clock only when it decides something: a process's first chunk
+     * reads none (its first clock read costs page faults of its own). */
     if (!fresh) { /* one of the kept empty chunks */
       heap->empty_count--;
-      heap->empty_used_at = now;
-    } else if (heap->empty_released_at != 0 && now < heap->empty_released_at + EMPTY_CHURN_MS &&
-               heap->empty_keep < EMPTY_KEEP_MAX) {
+      heap->empty_used_at = os_now_ms();
+    } else if (heap->empty_released_at != 0 && heap->empty_keep < EMPTY_KEEP_MAX &&
+               os_now_ms() < heap->empty_released_at + EMPTY_CHURN_MS) {
       heap->empty_keep++;
     }
   }

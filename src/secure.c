@@ -110,7 +110,8 @@ typedef struct secure_heap_s {
   size_t q_bytes;
 } secure_heap_t;
 
-static uint64_t k_size, k_head, w_free, w_fresh;
+/* Written by every process's start-up: with the hot variables. */
+lz_hot static uint64_t k_size, k_head, w_free, w_fresh;
 
 static void secure_fault(uintptr_t a);
 

@@ -6,7 +6,7 @@
 #include "internal.h"
 
 lz_hot uintptr_t lz_key;
-uint64_t lz_canary; /* drawn by secure_init */
+lz_hot uint64_t lz_canary; /* drawn by secure_init */
 
 /* Patterns: the byte at address a is byte (a & 7) of the word w. The
  * bulk goes 16 bytes at a time (GCC's generic vectors: SSE2 on x86-64,

@@ -286,7 +286,10 @@ void slab_release(heap_t *heap, span_t *s) {
  * alone for LZ_HOLES_AFTER_MS (slab_malloc_slow sets holes_hot). */
 static void slab_holes_arm(heap_t *heap) {
   if (heap->holes_at != 0 || opt_get(OPT_PURGE_DELAY) < 0 || heap->secure != NULL) return;
-  heap->holes_at = os_now_ms() + LZ_HOLES_AFTER_MS;
+  /* The clock of the heap's last purge tick when it has had one: a fork
+   * child that frees a block of a full slab then reads no clock (whose
+   * code and data pages it would fault in). */
+  heap->holes_at = (heap->slow_clock != 0 ? heap->slow_clock : os_now_ms()) + LZ_HOLES_AFTER_MS;
   heap->holes_hot = 0;
   janitor_notify();
 }

@@ -27,6 +27,8 @@
 #                    and reallocate 8 blocks (API)
 #   startup_pages    a process's first blocks of 20 classes on at most 7
 #                    pages (start-up classes), usable sizes, start-up bounded
+#   startup_bss      start-up and a few allocations write one page of the
+#                    library's .bss, the chunk map's (API)
 #   misuse           death tests: double / invalid / interior free (API)
 #   misuse_extra     harder death tests (same binary source, --extra)
 #   misuse_sized     every level-1 catch at 8 B, 4 KiB, 256 KiB, across
@@ -166,6 +168,8 @@ lz_test(NAME fork_pages KIND API LABELS unit TIMEOUT 60
         SOURCES ${_lz_t}/fork_pages.c)
 lz_test(NAME startup_pages KIND API LABELS unit TIMEOUT 60
         SOURCES ${_lz_t}/startup_pages.c)
+lz_test(NAME startup_bss KIND API LABELS unit TIMEOUT 60
+        SOURCES ${_lz_t}/startup_bss.c)
 # fork_signal: single-threaded with the default options, so no janitor
 # thread may start (see the source).
 lz_test(NAME fork_signal KIND PREFIXED LABELS stress TIMEOUT 240
