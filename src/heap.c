@@ -791,6 +791,12 @@ void heap_free_slow(void *p) {
  * another heap's block (a remote free), a full or medium span, or a failed
  * fast check. The fast path found p in the chunk map already. */
 void heap_free_page(void *p) {
+  /* Past the user range: the fast path looked at the chunk map with the
+   * index masked (alloc.h); never ours. */
+  if (lz_unlikely((uintptr_t)p >> LZ_CHUNK_SHIFT >= LZ_CHUNKMAP_SIZE)) {
+    heap_free_slow(p);
+    return;
+  }
   heap_t *heap = lz_heap_tls;
   /* Every remote free comes this way: the tick sends the batches at least
    * every 64th slow-path entry, so a thread that frees other heaps' blocks
