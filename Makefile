@@ -46,7 +46,7 @@ test-asan: asan
 # against the janitor's medium_cache_flush (stress_mt, test_remote,
 # scale_threads): that read must become atomic before this can go.
 test-tsan: tsan
-	cd build/tsan && LZMALLOC_BACKGROUND=0 ctest --output-on-failure -j$(JOBS)
+	cd build/tsan && ctest --output-on-failure -j$(JOBS)
 
 # Non-default compile-time configurations (src/config.h), each built and
 # run on the unit and stress tests: shared heaps with the highest hardening

@@ -674,8 +674,12 @@ void *heap_malloc_slow(size_t size, heap_t *heap, bool zero) {
   } else {
     void *p = NULL;
     /* lz_heap_empty caches nothing; level 2 has medium spans of its own */
-    if (size <= LZ_MEDIUM_MAX) p = none_sent && heap->mcache_count != 0 && !lz_secure2 ? medium_malloc_direct(heap, size, zero) : NULL;
-    else if (size <= LZ_MAX_ALLOC && lz_likely(heap != &lz_heap_empty)) {
+    if (size <= LZ_MEDIUM_MAX) {
+      /* An unlocked look at the cache (the janitor may be emptying it): a
+       * hint, taken again under the lock. */
+      bool cached = __atomic_load_n(&heap->mcache_count, __ATOMIC_RELAXED) != 0;
+      p = none_sent && cached && !lz_secure2 ? medium_malloc_direct(heap, size, zero) : NULL;
+    } else if (size <= LZ_MAX_ALLOC && lz_likely(heap != &lz_heap_empty)) {
       p = large_malloc_direct(heap, size, zero);
       large_tried = true; /* failed: the general path retries after reclaiming only */
     }

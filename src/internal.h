@@ -530,7 +530,7 @@ typedef struct heap_s {
    * still in the span): at most LZ_MEDIUM_CACHE of them and
    * LZ_MEDIUM_CACHE_BYTES in all, given back when idle for the purge delay. */
   span_t *mcache[LZ_MEDIUM_CACHE];
-  uint32_t mcache_count;
+  uint32_t mcache_count;               /* stored atomically: also read unlocked, a hint */
   size_t mcache_bytes;
   uint32_t mcache_uses;                /* hits and inserts (wraps) */
   uint32_t mcache_uses_seen;           /* mcache_uses when mcache_used_at was stamped */

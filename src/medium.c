@@ -25,16 +25,32 @@
  * whole of it (with 1 MiB medium blocks and a 4 MiB cache, every span). */
 #define MEDIUM_CACHE_SPAN_MAX (LZ_MEDIUM_CACHE_BYTES / 2)
 
+/* The cache's two changes. mcache_count is also read without the lock,
+ * as a hint (heap_malloc_slow): its stores are atomic. */
+static void mcache_insert(heap_t *heap, span_t *s) {
+  heap->mcache[heap->mcache_count] = s;
+  __atomic_store_n(&heap->mcache_count, heap->mcache_count + 1, __ATOMIC_RELAXED);
+  heap->mcache_bytes += (size_t)s->npages << LZ_PAGE_SHIFT;
+}
+
+/* Takes slot i's span out (the last slot's span moves into i). */
+static span_t *mcache_remove(heap_t *heap, uint32_t i) {
+  span_t *s = heap->mcache[i];
+  uint32_t n = heap->mcache_count - 1;
+  heap->mcache[i] = heap->mcache[n];
+  __atomic_store_n(&heap->mcache_count, n, __ATOMIC_RELAXED);
+  heap->mcache_bytes -= (size_t)s->npages << LZ_PAGE_SHIFT;
+  return s;
+}
+
 /* A cached span of npages .. npages + npages / MEDIUM_CACHE_SLACK pages,
  * or NULL. */
 static span_t *medium_cache_take(heap_t *heap, size_t npages) {
   for (uint32_t i = 0; i < heap->mcache_count; i++) {
     span_t *s = heap->mcache[i];
     if (s->npages >= npages && s->npages <= npages + npages / MEDIUM_CACHE_SLACK) {
-      heap->mcache[i] = heap->mcache[--heap->mcache_count];
-      heap->mcache_bytes -= (size_t)s->npages << LZ_PAGE_SHIFT;
       heap->mcache_uses++;
-      return s;
+      return mcache_remove(heap, i);
     }
   }
   return NULL;
@@ -53,8 +69,7 @@ void medium_cache_flush(heap_t *heap, bool force, uint64_t now) {
     return;
   }
   if (!force && now < purge_due(heap->mcache_used_at)) return;
-  while (heap->mcache_count > 0) span_free(heap, heap->mcache[--heap->mcache_count]);
-  heap->mcache_bytes = 0;
+  while (heap->mcache_count > 0) span_free(heap, mcache_remove(heap, heap->mcache_count - 1));
 }
 
 /* Makes s (cached, or new with its geometry set) the live block. */
@@ -101,16 +116,11 @@ void medium_free(heap_t *heap, span_t *s) {
   /* With NUMA, spans off the heap's home node are not kept for reuse. */
   if (opt_get(OPT_PURGE_DELAY) != 0 && bytes <= MEDIUM_CACHE_SPAN_MAX &&
       !(lz_unlikely(lz_numa_on) && span_chunk(s)->node != heap->numa_home)) {
-    if (heap->mcache_count == LZ_MEDIUM_CACHE || heap->mcache_bytes + bytes > LZ_MEDIUM_CACHE_BYTES) {
-      span_t *old = heap->mcache[0]; /* make room: give one back */
-      heap->mcache[0] = heap->mcache[--heap->mcache_count];
-      heap->mcache_bytes -= (size_t)old->npages << LZ_PAGE_SHIFT;
-      span_free(heap, old);
-    }
+    if (heap->mcache_count == LZ_MEDIUM_CACHE || heap->mcache_bytes + bytes > LZ_MEDIUM_CACHE_BYTES)
+      span_free(heap, mcache_remove(heap, 0)); /* make room: give one back */
     if (heap->mcache_count < LZ_MEDIUM_CACHE && heap->mcache_bytes + bytes <= LZ_MEDIUM_CACHE_BYTES) {
       s->flags &= (uint8_t)~SPAN_ZERO;
-      heap->mcache[heap->mcache_count++] = s;
-      heap->mcache_bytes += bytes;
+      mcache_insert(heap, s);
       heap->mcache_uses++;
       if (heap->mcache_count == 1) janitor_notify();
       return;
