@@ -25,16 +25,6 @@
 
 #define LZ_EXPORT __attribute__((visibility("default")))
 
-/* Pops the head of a non-empty free list. Nothing is counted: the slow
- * path charged the whole list to span->used and the heap's statistics when
- * it installed it (internal.h, span invariants). */
-lz_inline void *span_pop(span_t *s) {
-  lz_block_t *b = s->free;
-  s->free = block_next(b);
-  if (LZ_SECURE) b->enc_next = 0;
-  return b;
-}
-
 /* Makes b (its link written) the head of s->local_free: a hole puncher
  * holding the heap lock reads the chain from the head (slab.c, "Holes").
  * x86-64 keeps stores in order, so keeping the compiler's order is enough

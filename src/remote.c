@@ -364,10 +364,7 @@ void *foreign_alloc(heap_t *heap, unsigned cls) {
     f->used--;
     if (LZ_STATS) heap->stats.in_use += f->block_size;
   }
-  lz_block_t *b = f->free;
-  f->free = block_next(b);
-  if (LZ_SECURE) b->enc_next = 0;
-  return b;
+  return span_pop(f);
 }
 
 /* Sends every foreign block home (thread exit, trim). */

@@ -1,5 +1,5 @@
-/* security.h: the one inline encode/decode pair every free list uses, and
- * the cheap always-on pointer checks. The hardening level is LZ_SECURE
+/* security.h: the one inline encode/decode pair every free list uses, the
+ * pop, and the cheap always-on pointer checks. The hardening level is LZ_SECURE
  * (config.h); at level 0 the pair is the identity.
  *
  * Encoding (safe linking with a secret): a link stored at address pos is
@@ -27,6 +27,18 @@ lz_inline lz_block_t *block_decode(const lz_block_t *pos, uintptr_t enc) {
 
 lz_inline lz_block_t *block_next(const lz_block_t *b) { return block_decode(b, b->enc_next); }
 lz_inline void block_set_next(lz_block_t *b, const lz_block_t *next) { b->enc_next = block_encode(b, next); }
+
+/* Pops the head of a non-empty free list, a span's or an installed foreign
+ * list (remote.c): the one pop, inlined by malloc's fast path and used by
+ * the slow paths after their checks. Nothing is counted: the slow path
+ * charged the whole list to span->used and the heap's statistics when it
+ * installed it (internal.h, span invariants). */
+lz_inline void *span_pop(span_t *s) {
+  lz_block_t *b = s->free;
+  s->free = block_next(b);
+  if (LZ_SECURE) b->enc_next = 0;
+  return b;
+}
 
 /* A block whose first word decodes to NULL or to an address in its own
  * chunk is probably on a free list already (a block has its first word

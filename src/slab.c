@@ -132,15 +132,12 @@ bool slab_holds(const span_t *s, const void *p) { return span_holds(s, (uintptr_
  * A head outside the span is named itself (malloc's fast path leaves the
  * bad link it popped as the head, alloc.h), before it is read. */
 void *slab_pop_checked(span_t *s) {
-  lz_block_t *b = s->free;
   if (LZ_SECURE) {
+    lz_block_t *b = s->free;
     if (lz_unlikely(!span_holds(s, (uintptr_t)b))) lz_fatal_pointer("corrupted free list", "malloc", b);
     lz_block_t *next = block_next(b);
     if (lz_unlikely(next != NULL && !span_holds(s, (uintptr_t)next)))
       lz_fatal_pointer("corrupted free list", "malloc", b);
-    s->free = next;
-    b->enc_next = 0;
-    return b;
   }
   return span_pop(s);
 }
