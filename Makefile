@@ -38,13 +38,8 @@ test-debug: debug
 test-asan: asan
 	cd build/asan && ctest --output-on-failure -j$(JOBS)
 
-# Under TSan the janitor thread runs only in the tests that are about it
-# (they set LZMALLOC_BACKGROUND themselves; test_internals, which drives
-# spans and purge outside the heap lock, sets 0 itself). Elsewhere, with
-# the janitor on, TSan reports the allocation slow path's unlocked look at
-# heap->mcache_count (heap_malloc_slow, a hint re-checked under the lock)
-# against the janitor's medium_cache_flush (stress_mt, test_remote,
-# scale_threads): that read must become atomic before this can go.
+# With the janitor as in any run (LZMALLOC_BACKGROUND=auto: on in every
+# multithreaded test), so TSan sees its passes beside the program's threads.
 test-tsan: tsan
 	cd build/tsan && ctest --output-on-failure -j$(JOBS)
 
