@@ -96,7 +96,11 @@ void process_start(void) {
   if (rc != 0)
     lz_message("warning: no thread-exit hook (pthread_key_create failed), heaps of exited threads are given back late; "
                "error ", "", (uintptr_t)rc, 2);
-  rc = os_atfork(fork_prepare, fork_parent, fork_child);
+  /* Registered with libc once the process may have a second thread (os.c):
+   * until then the handlers have nothing to do. At once with shared heaps
+   * or at hardening level 2, whose locks a fork from a signal handler may
+   * find taken in a single-threaded process too. */
+  rc = os_atfork(fork_prepare, fork_parent, fork_child, LZ_HEAPS > 0 || lz_secure2);
   if (rc != 0)
     lz_message("warning: no fork handlers (pthread_atfork failed), a fork while other threads allocate may "
                "deadlock the child; error ", "", (uintptr_t)rc, 2);

@@ -621,7 +621,10 @@ int os_thread_exit_arm(void *value);
  * thread and for an identity from another process (a fork's parent). */
 uint64_t os_thread_ident(void);
 bool os_thread_gone(uint64_t ident);
-int os_atfork(void (*prepare)(void), void (*parent)(void), void (*child)(void));
+/* Fork handlers, registered with libc once the process may have a second
+ * thread (eager: at once); 0 or an errno value. */
+int os_atfork(void (*prepare)(void), void (*parent)(void), void (*child)(void), bool eager);
+bool os_atfork_registered(void);                 /* given to libc already (tests) */
 void os_fork_signals_block(void);   /* prepare handler: every signal blocked... */
 void os_fork_signals_restore(void); /* ...until the parent and child handlers */
 /* Fault injection (tests): the next `after` calls succeed, then calls fail

@@ -181,6 +181,8 @@ int os_move(void *from, size_t size, void *to) {
   return rc;
 }
 
+static inline void atfork_threaded(void); /* fork handlers, below */
+
 /* The thread-exit hook: one pthread key, valid only once created, so a
  * failed creation never leaves another library's key in use. */
 lz_hot static pthread_key_t exit_key;
@@ -196,6 +198,7 @@ int os_thread_exit_hook(void (*fn)(void *)) {
 }
 
 int os_thread_exit_arm(void *value) {
+  if (!os_single_threaded()) atfork_threaded(); /* before this thread's heap is used */
   if (!atomic_load_explicit(&exit_key_ok, memory_order_acquire)) return EINVAL;
   int e = errno;
   int r = pthread_setspecific(exit_key, value);
@@ -226,13 +229,52 @@ extern char __libc_single_threaded __attribute__((weak));
 
 bool os_single_threaded(void) { return &__libc_single_threaded != NULL && __libc_single_threaded != 0; }
 
-int os_atfork(void (*prepare)(void), void (*parent)(void), void (*child)(void)) {
-  if (fault_now(OS_FAULT_THREAD)) return ENOMEM;
+/* Fork handlers: given to libc only once the process may have a second
+ * thread. Until then they would have nothing to do (init.c: a process that
+ * has never run a second thread has no janitor and no other heap), and
+ * registering them costs every process libc's registration code and the
+ * read-only data it reads (two page faults, 64 KiB mapped around the
+ * second). os_atfork records them (and registers at once where the
+ * process has threads already, or eager is asked); os_thread_exit_arm (a
+ * thread is given its heap) and os_thread_start (the janitor) register
+ * them when they find the process threaded, before that thread's heap or
+ * the janitor exists. A fork racing with the registration is ordered by
+ * libc's own lock on its list of handlers: before it, the handlers run;
+ * after it, the new heap or thread did not exist at the fork. A real
+ * pthread_atfork failure found late (ENOMEM) goes unreported; the fault
+ * injection fails the recording call, as before. */
+enum { ATFORK_NONE = 0, ATFORK_PENDING = 1, ATFORK_BUSY = 2, ATFORK_DONE = 3 };
+lz_hot static _Atomic(int) atfork_state;
+lz_hot static void (*atfork_fn[3])(void);
+
+static int atfork_register(void) {
+  int expect = ATFORK_PENDING;
+  if (!atomic_compare_exchange_strong_explicit(&atfork_state, &expect, ATFORK_BUSY, memory_order_acquire,
+                                               memory_order_relaxed))
+    return 0; /* none recorded, or done (or being done) by another thread */
   int e = errno;
-  int r = pthread_atfork(prepare, parent, child);
+  int r = pthread_atfork(atfork_fn[0], atfork_fn[1], atfork_fn[2]);
   errno = e;
+  atomic_store_explicit(&atfork_state, ATFORK_DONE, memory_order_release);
   return r;
 }
+
+/* The process has (or is about to have) a second thread. */
+static inline void atfork_threaded(void) {
+  if (lz_unlikely(atomic_load_explicit(&atfork_state, memory_order_relaxed) == ATFORK_PENDING)) atfork_register();
+}
+
+int os_atfork(void (*prepare)(void), void (*parent)(void), void (*child)(void), bool eager) {
+  if (fault_now(OS_FAULT_THREAD)) return ENOMEM;
+  atfork_fn[0] = prepare;
+  atfork_fn[1] = parent;
+  atfork_fn[2] = child;
+  atomic_store_explicit(&atfork_state, ATFORK_PENDING, memory_order_release);
+  if (eager || !os_single_threaded()) return atfork_register();
+  return 0;
+}
+
+bool os_atfork_registered(void) { return atomic_load_explicit(&atfork_state, memory_order_acquire) == ATFORK_DONE; }
 
 /* fork's window between our prepare handler and our parent/child handler
  * runs with every signal blocked (the mask is restored in both processes),
@@ -334,6 +376,7 @@ void os_thread_name(const char *name) {
  * glibc keeps its internal SIGCANCEL/SIGSETXID unblockable, so setuid
  * across threads still works). Detached: nothing ever joins it. */
 int os_thread_start(void *(*fn)(void *), void *stack, size_t size) {
+  atfork_threaded(); /* before the thread exists */
   int e = errno;
   pthread_attr_t attr;
   int rc = pthread_attr_init(&attr);

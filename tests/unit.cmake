@@ -29,6 +29,8 @@
 #                    pages (start-up classes), usable sizes, start-up bounded
 #   startup_bss      start-up and a few allocations write one page of the
 #                    library's .bss, the chunk map's (API)
+#   fork_lazy        no fork handler given to libc until a second thread
+#                    allocates, then one; forks work before and after (API)
 #   misuse           death tests: double / invalid / interior free (API)
 #   misuse_extra     harder death tests (same binary source, --extra)
 #   misuse_sized     every level-1 catch at 8 B, 4 KiB, 256 KiB, across
@@ -170,6 +172,8 @@ lz_test(NAME startup_pages KIND API LABELS unit TIMEOUT 60
         SOURCES ${_lz_t}/startup_pages.c)
 lz_test(NAME startup_bss KIND API LABELS unit TIMEOUT 60
         SOURCES ${_lz_t}/startup_bss.c)
+lz_test(NAME fork_lazy KIND API LABELS unit TIMEOUT 60
+        SOURCES ${_lz_t}/fork_lazy.c)
 # fork_signal: single-threaded with the default options, so no janitor
 # thread may start (see the source).
 lz_test(NAME fork_signal KIND PREFIXED LABELS stress TIMEOUT 240
