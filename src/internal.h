@@ -443,17 +443,19 @@ typedef struct heap_stats_s {
  *     rbatch.in_span, rbatch.in_flight, rbatch.tail, rbatch.slot,
  *     rbatch.unique];
  *   xremote is a list of batches (remote.c), each of count <= the span's
- *     used blocks of one span of this heap [xremote.owner, xremote.span,
- *     xremote.count, xremote.in_span, xremote.tail];
+ *     used blocks of one span of this heap, each tail's link to the next
+ *     batch flagged REMOTE_LINK [xremote.owner, xremote.span,
+ *     xremote.count, xremote.in_span, xremote.tail, xremote.link];
  *   foreign[c] (when mapped) is a list of blocks of class c in other
- *     heaps' slab spans, each marked in flight (LZ_SECURE), non-empty only
+ *     heaps' slab spans, each marked in flight and all of one chunk
+ *     (LZ_SECURE, remote.c), non-empty only
  *     for classes whose size is a multiple of LZ_CACHE_LINE (no line
  *     shared with another block: no passive false sharing); used == its
  *     length unless installed, used <= reserved (the cap), and only
  *     classes <= LZ_DIRECT_MAX are installed, direct[] then pointing at
  *     foreign[c] [foreign.class, foreign.line, foreign.installed,
- *     foreign.length, foreign.block, foreign.in_flight, foreign.used,
- *     foreign.cap];
+ *     foreign.length, foreign.block, foreign.in_flight, foreign.chunk,
+ *     foreign.used, foreign.cap];
  *   stats.in_use == the bytes of its live medium spans while the heap
  *     keeps no foreign blocks (they move bytes between heaps' figures: only
  *     the sum over heaps is exact then); class_slabs[c] and class_pages[c] == its slab

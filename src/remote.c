@@ -17,7 +17,7 @@
  *
  * The xremote list is a list of chains ("batches"):
  *
- *   head --next--> ... --next--> tail --next--> head of the next batch ...
+ *   head --next--> ... --next--> tail --next|1--> head of the next batch ...
  *   head->word[1] = encoded (tail | (count - 1))      (blocks are >= 16 B)
  *
  * Every block of a batch belongs to one span, so the owner splices the
@@ -67,6 +67,14 @@ bool remote_in_flight(const lz_block_t *b) {
   return d == ((uintptr_t)b >> LZ_CHUNK_SHIFT);
 }
 
+/* A tail's link to the next batch on an xremote list carries this bit (the
+ * last batch's: the bit alone). The owner's free fast path takes a block
+ * whose first word decodes outside its chunk, as a tail's link to a batch
+ * of another chunk does; such a second free rewrites the link, and the
+ * owner, collecting, finds the bit gone ("double free" of the tail) before
+ * it lists the tail again. */
+#define REMOTE_LINK ((uintptr_t)1)
+
 /* Pushes the chain head..tail (linked, encoded) of `count` blocks of one
  * span onto dest->xremote. */
 static void remote_send(heap_t *dest, lz_block_t *head, lz_block_t *tail, uint32_t count, bool suspect) {
@@ -75,7 +83,7 @@ static void remote_send(heap_t *dest, lz_block_t *head, lz_block_t *tail, uint32
   lz_block_t *old = atomic_load_explicit(&dest->xremote, memory_order_relaxed);
   do {
     if (lz_unlikely(old == head || old == tail)) lz_fatal_pointer("double free", "free", old);
-    block_set_next(tail, old);
+    block_set_next(tail, (lz_block_t *)((uintptr_t)old | REMOTE_LINK));
   } while (!atomic_compare_exchange_weak_explicit(&dest->xremote, &old, head, memory_order_release,
                                                   memory_order_relaxed));
 }
@@ -231,7 +239,15 @@ size_t remote_collect(heap_t *heap) {
     if (LZ_SECURE && lz_unlikely(s->kind == SPAN_NONE)) lz_fatal_pointer("double free", "free", head);
     if (LZ_SECURE && lz_unlikely(!slab_holds(s, tail) || count > LZ_REMOTE_BATCH))
       lz_fatal_pointer("corrupted free list", "free", head);
-    lz_block_t *next = block_next(tail);
+    uintptr_t link = (uintptr_t)block_next(tail);
+    if (lz_unlikely(!(link & REMOTE_LINK))) lz_fatal_pointer("double free", "free", tail);
+    lz_block_t *next = (lz_block_t *)(link & ~REMOTE_LINK);
+    /* The next batch is ours, or the tail was freed again and handed out:
+     * its link is user data. */
+    if (LZ_SECURE && next != NULL &&
+        lz_unlikely(chunkmap_kind((uintptr_t)next) != CHUNK_SPANS ||
+                    ((chunk_t *)((uintptr_t)next & ~LZ_CHUNK_MASK))->heap != heap))
+      lz_fatal_pointer("double free", "free", tail);
     __builtin_prefetch(next, 1);
     if (s->kind == SPAN_MEDIUM) {
       if (lz_unlikely(count != 1)) lz_fatal_pointer("double free", "free", head);
@@ -284,7 +300,11 @@ size_t remote_collect(heap_t *heap) {
  * classes pop it in the slow path.
  *
  * Double frees (LZ_SECURE >= 1): a foreign-listed block has word 1 marked
- * in flight (a link to itself, as in the batches). A block freed with that
+ * in flight (a link to itself, as in the batches), and a list holds blocks
+ * of one chunk only (a block of another goes home instead), so every link
+ * decodes into its block's chunk or to NULL and the owner's free fast path
+ * leaves a second free of a listed block to the slow path, which finds the
+ * mark. A block freed with that
  * mark whose word 0 decodes to NULL or into one of our chunks is looked up
  * in the list (a block handed out again has word 0 cleared, or user data
  * that decodes so with probability ~2^-40, so the walk runs only for real
@@ -321,6 +341,9 @@ static lz_noinline bool foreign_push(heap_t *self, span_t *s, lz_block_t *b) {
   if (lz_unlikely(self->foreign == NULL) && !foreign_init(self)) return false;
   span_t *f = &self->foreign[s->cls];
   if (f->used >= f->reserved) return false;
+  /* Links stay within a chunk: the owner's free fast path takes a block
+   * whose link leads out of its chunk, and would list it while it is here. */
+  if (LZ_SECURE && f->free != NULL && (((uintptr_t)f->free ^ (uintptr_t)b) >> LZ_CHUNK_SHIFT) != 0) return false;
   if (LZ_SECURE) {
     if (block_next(b + 1) == b) {
       lz_block_t *n = block_next(b);

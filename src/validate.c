@@ -195,6 +195,7 @@ static void foreign_check(const heap_t *heap) {
       const span_t *s = chunk_span_of(c, (uintptr_t)b);
       V(s->kind == SPAN_SLAB && s->cls == cls && slab_holds(s, b), "foreign.block", b);
       if (LZ_SECURE) V(block_next(b + 1) == b, "foreign.in_flight", b);
+      if (LZ_SECURE) V((((uintptr_t)b ^ (uintptr_t)f->free) >> LZ_CHUNK_SHIFT) == 0, "foreign.chunk", b);
     }
     V(installed || f->used == n, "foreign.used", f);
     V(f->used <= f->reserved, "foreign.cap", f);
@@ -244,7 +245,9 @@ static size_t xremote_check(const heap_t *heap) {
     }
     V(b == tail, "xremote.tail", head);
     n += count;
-    head = block_next(tail);
+    uintptr_t link = (uintptr_t)block_next(tail);
+    V(link & 1, "xremote.link", tail); /* remote.c, REMOTE_LINK */
+    head = (lz_block_t *)(link & ~(uintptr_t)1);
   }
   return n;
 }

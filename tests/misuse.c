@@ -22,6 +22,16 @@
  * (two other threads; another thread twice; owner then other; other then
  * owner), and a free-list link overwritten after free (slabs only: a
  * medium span has no free list).
+ * `misuse --audit` checks that level 1 never lists a block twice, at 8 B,
+ * 48 B, 4 KiB, 32 KiB, 256 KiB, 1, 2 and 8 MiB: double frees in every
+ * order and thread, including a second free while the first still waits
+ * in another thread's batch or foreign list or on the owner's remote list
+ * (there linked to another chunk, which the owner's free fast path does
+ * not screen), after the owner thread exited and in a fork child; frees
+ * of interior, never-carved, freed-span, cached-range and memalign'd
+ * pointers. A case that survives, or hands an address out twice (exit
+ * 78), fails. `misuse --cxx` checks that every operator delete form names
+ * itself in its reports.
  *
  * Against plain glibc this test fails by design (glibc's messages differ).
  */
@@ -29,6 +39,7 @@
 #define _GNU_SOURCE
 #endif
 #include <errno.h>
+#include <fcntl.h>
 #include <malloc.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -564,6 +575,346 @@ static size_t read_all(int fd, char *buf, size_t cap) {
   return len;
 }
 
+/* ---- the level-1 audit (--audit): every way a block can be freed twice,
+ * or a pointer that is no block freed, at 8 B .. 8 MiB (g_size) -------- */
+
+#define MSG_EITHER MSG_DOUBLE, p, MSG_INVALID
+
+/* A helper thread that frees what it is given when told, then waits to be
+ * told again before it exits (its batches and foreign lists stay with it
+ * until then). */
+typedef struct helper_s {
+  pthread_t t;
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  int step, done, ready;
+  void *alloc_first; /* allocates (and keeps) one block of g_size first */
+  void *to_free[2];
+  void *got[64];      /* what it allocates when told to end */
+} helper_t;
+
+static void *helper_main(void *arg) {
+  helper_t *h = arg;
+  if (h->alloc_first) h->alloc_first = tu_opaque_ptr(malloc(g_size));
+  pthread_mutex_lock(&h->mu);
+  h->ready = 1;
+  pthread_cond_broadcast(&h->cv);
+  while (h->step < 1) pthread_cond_wait(&h->cv, &h->mu);
+  pthread_mutex_unlock(&h->mu);
+  for (int i = 0; i < 2; i++)
+    if (h->to_free[i]) free(h->to_free[i]);
+  pthread_mutex_lock(&h->mu);
+  h->done = 1;
+  pthread_cond_broadcast(&h->cv);
+  while (h->step < 2) pthread_cond_wait(&h->cv, &h->mu);
+  pthread_mutex_unlock(&h->mu);
+  for (int i = 0; i < 64; i++) h->got[i] = malloc(g_size); /* its lists first */
+  return NULL;
+}
+
+static void helper_start(helper_t *h, int alloc_first) {
+  memset(h, 0, sizeof *h);
+  pthread_mutex_init(&h->mu, NULL);
+  pthread_cond_init(&h->cv, NULL);
+  h->alloc_first = alloc_first ? (void *)1 : NULL;
+  if (pthread_create(&h->t, NULL, helper_main, h) != 0) _exit(74);
+  pthread_mutex_lock(&h->mu);
+  while (!h->ready) pthread_cond_wait(&h->cv, &h->mu);
+  pthread_mutex_unlock(&h->mu);
+}
+
+/* The helper frees a (then b) and stays alive holding what it batched. */
+static void helper_free(helper_t *h, void *a, void *b) {
+  pthread_mutex_lock(&h->mu);
+  h->to_free[0] = a;
+  h->to_free[1] = b;
+  h->step = 1;
+  pthread_cond_broadcast(&h->cv);
+  while (!h->done) pthread_cond_wait(&h->cv, &h->mu);
+  pthread_mutex_unlock(&h->mu);
+}
+
+/* The helper allocates 64 blocks and exits; p may be among them only if
+ * the caller's blocks (mine, from alloc_many) did not hold it (exit 78:
+ * handed out twice). */
+static void helper_end(helper_t *h, const void *p, int mine_has_p) {
+  pthread_mutex_lock(&h->mu);
+  h->step = 2;
+  pthread_cond_broadcast(&h->cv);
+  pthread_mutex_unlock(&h->mu);
+  pthread_join(h->t, NULL);
+  int n = mine_has_p;
+  for (int i = 0; i < 64; i++) n += h->got[i] == p;
+  if (n > 1) _exit(78);
+}
+
+/* Allocates blocks of g_size (up to 64 MiB of them, kept): how many times
+ * p was handed out; more than once exits 78. */
+static int alloc_many(const void *p) {
+  size_t n = (64 * TU_MiB) / g_size;
+  if (n > 4096) n = 4096;
+  if (n < 8) n = 8;
+  int seen = 0;
+  for (size_t i = 0; i < n; i++) {
+    void *a = malloc(g_size);
+    seen += a == p;
+  }
+  if (seen > 1) _exit(78);
+  return seen;
+}
+
+/* A block whose span has free blocks too (so the owner's free fast path
+ * may take it). */
+static char *loose_block(void) {
+  char *v[8];
+  for (int i = 0; i < 8; i++) v[i] = sized_block();
+  for (int i = 0; i < 8; i++)
+    if (i != 3) free(v[i]);
+  return v[3];
+}
+
+/* The first free is still in the helper's batch (or foreign list): the
+ * owner frees again. */
+static void case_audit_pending_owner(void) {
+  char *p = loose_block();
+  helper_t h;
+  helper_start(&h, 1);
+  expect(MSG_DOUBLE, p, g_size > 32768 ? MSG_INVALID : NULL);
+  helper_free(&h, p, NULL);
+  free(tu_opaque_ptr(p));
+  int mine = alloc_many(p);
+  owner_collect();
+  helper_end(&h, p, mine);
+  owner_collect();
+}
+
+/* ... and a third thread frees it again. */
+static void case_audit_pending_other(void) {
+  char *p = sized_block();
+  helper_t h;
+  helper_start(&h, 1);
+  expect(MSG_DOUBLE, p, g_size > 32768 ? MSG_INVALID : NULL);
+  helper_free(&h, p, NULL);
+  free_in_thread(p);
+  int mine = alloc_many(p);
+  helper_end(&h, p, mine);
+  owner_collect();
+}
+
+/* A block of another (live) heap is freed first in the helper, then p:
+ * the helper's foreign list links p to another chunk; the owner frees p
+ * while it is listed there. */
+static void case_audit_foreign_linked_owner(void) {
+  char *p = loose_block();
+  helper_t other, h;
+  helper_start(&other, 1); /* a live heap's block: q */
+  char *q = other.alloc_first;
+  helper_start(&h, 1);
+  expect(MSG_DOUBLE, p, g_size > 32768 ? MSG_INVALID : NULL);
+  helper_free(&h, q, p);
+  free(tu_opaque_ptr(p));
+  int mine = alloc_many(p);
+  owner_collect();
+  helper_end(&h, p, mine);
+  owner_collect();
+  helper_free(&other, NULL, NULL);
+  helper_end(&other, NULL, 0);
+}
+
+/* Blocks of two chunks of the owner sent home by exiting threads, p last:
+ * the remote list links p to the other chunk; the owner frees p before it
+ * collects. */
+static void case_audit_remote_linked_owner(void) {
+  char *p = loose_block();
+  char *far = NULL;
+  /* A block of the owner in another chunk than p. */
+  static char *keep[64];
+  for (int i = 0; i < 64 && far == NULL; i++) {
+    keep[i] = malloc(900 * 1024);
+    if (keep[i] && ((uintptr_t)keep[i] >> 21) != ((uintptr_t)p >> 21)) far = keep[i];
+  }
+  if (far == NULL) _exit(71);
+  expect(MSG_DOUBLE, p, g_size > 32768 ? MSG_INVALID : NULL);
+  free_in_thread(far);
+  free_in_thread(p);
+  free(tu_opaque_ptr(p));
+  int seen = alloc_many(p);
+  owner_collect();
+  if (seen + alloc_many(p) > 1) _exit(78);
+}
+
+/* ... and another thread frees p again instead. */
+static void case_audit_remote_linked_other(void) {
+  char *p = sized_block();
+  char *far = NULL;
+  static char *keep[64];
+  for (int i = 0; i < 64 && far == NULL; i++) {
+    keep[i] = malloc(900 * 1024);
+    if (keep[i] && ((uintptr_t)keep[i] >> 21) != ((uintptr_t)p >> 21)) far = keep[i];
+  }
+  if (far == NULL) _exit(71);
+  expect(MSG_DOUBLE, p, g_size > 32768 ? MSG_INVALID : NULL);
+  free_in_thread(far);
+  free_in_thread(p);
+  free_in_thread(p);
+  owner_collect();
+  (void)alloc_many(p);
+}
+
+/* The owner thread has exited: its heap is an orphan. */
+static void *alloc_exit_thread(void *arg) {
+  (void)arg;
+  return sized_block();
+}
+static void case_audit_owner_exited(void) {
+  pthread_t t;
+  void *p = NULL;
+  if (pthread_create(&t, NULL, alloc_exit_thread, NULL) != 0) _exit(74);
+  pthread_join(t, &p);
+  expect(MSG_DOUBLE, p, g_size > 32768 ? MSG_INVALID : NULL);
+  free(p);
+  free_in_thread(p);
+  free(tu_opaque_ptr(p));
+  owner_collect();
+}
+
+static void case_audit_owner_exited_same(void) {
+  pthread_t t;
+  void *p = NULL;
+  if (pthread_create(&t, NULL, alloc_exit_thread, NULL) != 0) _exit(74);
+  pthread_join(t, &p);
+  expect(MSG_DOUBLE, p, g_size > 32768 ? MSG_INVALID : NULL);
+  free(p);
+  free(tu_opaque_ptr(p));
+  owner_collect();
+}
+
+/* In a fork child: a block freed before the fork, freed again. */
+static void in_child(void (*fn)(char *), char *p) {
+  fflush(stdout);
+  pid_t pid = fork();
+  if (pid < 0) _exit(74);
+  if (pid == 0) {
+    fn(p);
+    _exit(77);
+  }
+  int st = 0;
+  if (waitpid(pid, &st, 0) != pid) _exit(74);
+  if (WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT) {
+    signal(SIGABRT, SIG_DFL);
+    abort();
+  }
+  _exit(WIFEXITED(st) ? WEXITSTATUS(st) : 76);
+}
+static void child_free(char *p) {
+  free(tu_opaque_ptr(p));
+  owner_collect();
+}
+static void child_free_twice(char *p) {
+  free(p);
+  free(tu_opaque_ptr(p));
+  owner_collect();
+}
+static void case_audit_fork_freed_before(void) {
+  char *p = sized_block();
+  expect(MSG_DOUBLE, p, g_size > 32768 ? MSG_INVALID : NULL);
+  free(p);
+  in_child(child_free, p);
+}
+static void case_audit_fork_twice(void) {
+  char *p = sized_block();
+  expect(MSG_DOUBLE, p, g_size > 32768 ? MSG_INVALID : NULL);
+  in_child(child_free_twice, p);
+}
+static void child_free_in_thread(char *p) {
+  free_in_thread(p);
+  free(tu_opaque_ptr(p));
+  owner_collect();
+}
+static void case_audit_fork_xthread(void) {
+  char *p = sized_block();
+  expect(MSG_DOUBLE, p, g_size > 32768 ? MSG_INVALID : NULL);
+  in_child(child_free_in_thread, p);
+}
+
+/* Pointers that are no block. */
+static void case_audit_interior_8(void) {
+  char *p = sized_block() + 8;
+  expect(MSG_INVALID, p, NULL);
+  free(tu_opaque_ptr(p));
+}
+static void case_audit_interior_half(void) {
+  char *b = sized_block();
+  char *p = b + ((g_size / 2) & ~(size_t)15);
+  if (p == b) p += 8;
+  expect(MSG_INVALID, p, NULL);
+  free(tu_opaque_ptr(p));
+}
+static void case_audit_interior_page(void) {
+  char *b = sized_block();
+  char *p = b + 4096 + 16;
+  expect(MSG_INVALID, p, NULL);
+  free(tu_opaque_ptr(p));
+}
+/* Into a span's tail never carved: the slot after the last block made. */
+static void case_audit_uncarved(void) {
+  char *p = sized_block();
+  size_t step = g_size <= 16 ? 16 : (g_size + 15) & ~(size_t)15;
+  char *q = tu_opaque_ptr(p + (g_size > 32768 ? 4096 : 64 * step));
+  expect(MSG_INVALID, q, g_size <= 32768 ? MSG_DOUBLE : NULL);
+  free(q);
+  for (int i = 0; i < 4000; i++) {
+    char *a = malloc(g_size), *b = malloc(g_size);
+    if (a == b) _exit(78);
+  }
+}
+/* Into a freed block's memory (medium: a freed span, cached or given
+ * back; large: a cached range). */
+static void case_audit_freed_interior(void) {
+  char *b = sized_block();
+  char *p = b + (g_size >= 8192 ? 4096 : 8);
+  free(b);
+  expect(MSG_INVALID, p, MSG_DOUBLE);
+  free(tu_opaque_ptr(p));
+}
+/* A freed large range, partly reused: a pointer to its second unit. */
+static void case_audit_cached_unit(void) {
+  char *b = malloc(8 * TU_MiB);
+  if (!b) _exit(71);
+  free(b);
+  char *q = malloc(g_size);
+  (void)tu_opaque_ptr(q);
+  char *p = b + 2 * TU_MiB;
+  expect(MSG_INVALID, p, MSG_DOUBLE);
+  free(tu_opaque_ptr(p));
+}
+/* Over-aligned blocks. */
+static void case_audit_memalign_double(void) {
+  size_t al = g_size >= 4096 ? 4096 : 64;
+  char *p = memalign(al, g_size);
+  if (!p) _exit(71);
+  expect(MSG_DOUBLE, p, g_size > 32768 ? MSG_INVALID : NULL);
+  free(p);
+  free(tu_opaque_ptr(p));
+}
+static void case_audit_memalign_xthread(void) {
+  size_t al = g_size >= 4096 ? 4096 : 64;
+  char *p = memalign(al, g_size);
+  if (!p) _exit(71);
+  expect(MSG_DOUBLE, p, g_size > 32768 ? MSG_INVALID : NULL);
+  free_in_thread(p);
+  free(tu_opaque_ptr(p));
+  owner_collect();
+}
+static void case_audit_memalign_interior(void) {
+  size_t al = g_size >= 4096 ? 4096 : 64;
+  char *p = memalign(al, g_size);
+  if (!p) _exit(71);
+  p += 16;
+  expect(MSG_INVALID, p, NULL);
+  free(tu_opaque_ptr(p));
+}
+
 /* ---- C++ deletes: every form names itself in its reports (level 1 and 2) */
 
 typedef struct nothrow_s nothrow_t; /* std::nothrow_t, by reference */
@@ -740,6 +1091,61 @@ int main(int argc, char **argv) {
       return 1;
     }
     printf("misuse --sized: all passed\n");
+    return 0;
+  }
+  if (argc > 1 && strcmp(argv[1], "--audit") == 0) {
+    static const size_t sizes[] = {8, 48, 4096, 32768, 256 * 1024, 1024 * 1024, 2 * 1024 * 1024, 8 * 1024 * 1024};
+    struct {
+      const char *name;
+      void (*fn)(void);
+    } kinds[] = {
+        {"double_free", case_sized_double_free},
+        {"xthread_two_others", case_xthread_two_others},
+        {"xthread_same_thread_twice", case_xthread_same_thread_twice},
+        {"xthread_owner_then_other", case_xthread_owner_then_other},
+        {"xthread_other_then_owner", case_xthread_other_then_owner},
+        {"pending_then_owner", case_audit_pending_owner},
+        {"pending_then_other", case_audit_pending_other},
+        {"foreign_linked_then_owner", case_audit_foreign_linked_owner},
+        {"remote_linked_then_owner", case_audit_remote_linked_owner},
+        {"remote_linked_then_other", case_audit_remote_linked_other},
+        {"owner_exited", case_audit_owner_exited},
+        {"owner_exited_same", case_audit_owner_exited_same},
+        {"fork_freed_before", case_audit_fork_freed_before},
+        {"fork_twice", case_audit_fork_twice},
+        {"fork_xthread", case_audit_fork_xthread},
+        {"interior_8", case_audit_interior_8},
+        {"interior_half", case_audit_interior_half},
+        {"interior_page", case_audit_interior_page},
+        {"uncarved", case_audit_uncarved},
+        {"freed_interior", case_audit_freed_interior},
+        {"cached_unit", case_audit_cached_unit},
+        {"memalign_double", case_audit_memalign_double},
+        {"memalign_xthread", case_audit_memalign_xthread},
+        {"memalign_interior", case_audit_memalign_interior},
+    };
+    const char *only = argc > 2 ? argv[2] : NULL;
+    int direct = argc > 3 && strcmp(argv[3], "--no-fork") == 0; /* debugging: the first match, in this process */
+    int failed = 0;
+    for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++)
+      for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        g_size = sizes[i];
+        char name[80];
+        snprintf(name, sizeof name, "%s_%zu", kinds[k].name, sizes[i]);
+        if (only && !strstr(name, only)) continue;
+        if (kinds[k].fn == case_audit_interior_page && g_size <= 4096) continue;
+        if (direct) {
+          g_expfd = open("/dev/null", O_WRONLY);
+          kinds[k].fn();
+          return 77;
+        }
+        if (!run_case(name, kinds[k].fn)) failed++;
+      }
+    if (failed) {
+      fprintf(stderr, "misuse --audit: %d case(s) failed\n", failed);
+      return 1;
+    }
+    printf("misuse --audit: all passed\n");
     return 0;
   }
   if (argc > 1 && strcmp(argv[1], "--cxx") == 0) {

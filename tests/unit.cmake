@@ -35,6 +35,12 @@
 #   misuse_extra     harder death tests (same binary source, --extra)
 #   misuse_sized     every level-1 catch at 8 B, 4 KiB, 256 KiB, across
 #                    threads too (same binary source, --sized)
+#   misuse_audit     level 1 never lists a block twice: double frees in
+#                    every order and thread (first free still batched, in
+#                    another thread's foreign list, on the owner's remote
+#                    list, owner exited, fork child), interior, uncarved,
+#                    freed-span, cached-range and memalign'd pointers, at
+#                    8 B .. 8 MiB (--audit)
 #   misuse_cxx       each of the 12 operator delete forms, double and
 #                    interior deletes at 8 B .. 4 MiB: the report names the
 #                    operator (--cxx; misuse_cxx_secure: the secure library)
@@ -74,6 +80,8 @@ lz_test(NAME misuse_sized KIND API LABELS unit hardening TIMEOUT 120
         SOURCES ${_lz_t}/misuse.c ARGS --sized)
 lz_test(NAME misuse_cxx KIND API LABELS unit hardening TIMEOUT 120
         SOURCES ${_lz_t}/misuse.c ARGS --cxx)
+lz_test(NAME misuse_audit KIND API LABELS unit hardening TIMEOUT 300
+        SOURCES ${_lz_t}/misuse.c ARGS --audit)
 # Hardening level 2: chosen at run time, and the secure library (also the
 # level-1 catches, which must hold there too).
 lz_test(NAME misuse_level2 KIND API LABELS unit hardening TIMEOUT 120
