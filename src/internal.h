@@ -334,11 +334,13 @@ lz_inline span_t *chunk_span_of(const chunk_t *c, uintptr_t a) {
  *
  *   p (2 MiB aligned)                                   p + size
  *   | user block ...                          [guard]  |
- *   (level 2: | user block | canary | guard | rest of the range ... |)
+ *   (level 2: base | guard | p: user block | canary | guard | rest ... |)
  *   chunk map[p >> 21] == CHUNK_LARGE  ->  large_t in the side table
  *
- * p is a live large block iff p is 2 MiB aligned, its chunk map byte is
- * CHUNK_LARGE and xcheck == lz_key ^ p (lz_key ^ p ^ 1: freed). Fields are
+ * p is a live large block iff p is page aligned in the first 2 MiB of its
+ * range (at the range's base, or at level 2 a head guard page and the
+ * alignment after it), its chunk map byte is CHUNK_LARGE and xcheck ==
+ * lz_key ^ p (lz_key ^ p ^ 1: freed). Fields are
  * atomics (relaxed): a bogus free may read a descriptor another thread is
  * writing, and must see a mismatch, not a data race.
  * ------------------------------------------------------------------------- */
@@ -447,8 +449,9 @@ typedef struct heap_stats_s {
  *     batch flagged REMOTE_LINK [xremote.owner, xremote.span,
  *     xremote.count, xremote.in_span, xremote.tail, xremote.link];
  *   foreign[c] (when mapped) is a list of blocks of class c in other
- *     heaps' slab spans, each marked in flight and all of one chunk
- *     (LZ_SECURE, remote.c), non-empty only
+ *     heaps' slab spans, each marked in flight (LZ_SECURE), made of a
+ *     current run (`free`) and up to FOREIGN_RUNS more (foreign_runs), each
+ *     run's blocks of one chunk (remote.c, "Runs"), non-empty only
  *     for classes whose size is a multiple of LZ_CACHE_LINE (no line
  *     shared with another block: no passive false sharing); used == its
  *     length unless installed, used <= reserved (the cap), and only
@@ -792,7 +795,12 @@ large_t *large_lookup(uintptr_t a, bool *freed);
 void large_free(large_t *l, void *p);
 void *large_realloc(large_t *l, void *p, size_t size);
 size_t large_usable(const large_t *l);
-uintptr_t large_guard_owner(uintptr_t a); /* the live block whose guard page holds a, or 0 */
+/* Level 2, the fault hook: the block whose guard page (or quarantined
+ * range, freed) holds a, and what was hit; 0 if none. */
+enum { LARGE_FAULT_OVERFLOW = 1, LARGE_FAULT_UNDERFLOW = 2, LARGE_FAULT_FREED = 3 };
+uintptr_t large_fault_owner(uintptr_t a, int *what);
+/* Level 2: the live block holding a, if a lies in its range's first 2 MiB. */
+bool large_block_bounds(uintptr_t a, const uint8_t **lo, const uint8_t **hi);
 size_t large_cache_trim(bool force);   /* any thread, any time */
 bool large_cache_empty(void);
 extern _Atomic(size_t) lz_large_mapped;
@@ -804,7 +812,10 @@ enum { FOREIGN_INSTALLED = 4 }; /* span flag of heap->foreign[c] */
  * freed by another thread reaches its owner within a bounded time even if
  * the freeing thread never fills its lists: ten default purge delays. */
 #define FOREIGN_MAX_AGE_MS 100
+#define FOREIGN_RUNS 7 /* runs set aside per class (remote.c, "Runs") */
 void *foreign_alloc(heap_t *heap, unsigned cls);
+lz_block_t **foreign_runs(const heap_t *heap, unsigned cls);
+uint32_t foreign_count(const heap_t *heap, unsigned cls, uint32_t limit);
 void foreign_flush(heap_t *heap);
 /* The first slot of span s's pair in heap->rbatch. Span descriptors of
  * consecutive slabs are 16+ pages apart: hash, do not take the low bits. */

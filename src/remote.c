@@ -72,8 +72,16 @@ bool remote_in_flight(const lz_block_t *b) {
  * whose first word decodes outside its chunk, as a tail's link to a batch
  * of another chunk does; such a second free rewrites the link, and the
  * owner, collecting, finds the bit gone ("double free" of the tail) before
- * it lists the tail again. */
+ * it lists the tail again. The last tail links to its own chunk's base. */
 #define REMOTE_LINK ((uintptr_t)1)
+
+/* The tail's link to `next` (NULL: the end, written as the tail's own
+ * chunk base, which is no block: a link into the tail's own chunk sends a
+ * second free of the tail to the slow path, which finds it in flight). */
+lz_inline uintptr_t remote_link_to(const lz_block_t *tail, const lz_block_t *next) {
+  uintptr_t to = next != NULL ? (uintptr_t)next : (uintptr_t)tail & ~LZ_CHUNK_MASK;
+  return to | REMOTE_LINK;
+}
 
 /* Pushes the chain head..tail (linked, encoded) of `count` blocks of one
  * span onto dest->xremote. */
@@ -83,7 +91,7 @@ static void remote_send(heap_t *dest, lz_block_t *head, lz_block_t *tail, uint32
   lz_block_t *old = atomic_load_explicit(&dest->xremote, memory_order_relaxed);
   do {
     if (lz_unlikely(old == head || old == tail)) lz_fatal_pointer("double free", "free", old);
-    block_set_next(tail, (lz_block_t *)((uintptr_t)old | REMOTE_LINK));
+    block_set_next(tail, (lz_block_t *)(remote_link_to(tail, old)));
   } while (!atomic_compare_exchange_weak_explicit(&dest->xremote, &old, head, memory_order_release,
                                                   memory_order_relaxed));
 }
@@ -242,6 +250,7 @@ size_t remote_collect(heap_t *heap) {
     uintptr_t link = (uintptr_t)block_next(tail);
     if (lz_unlikely(!(link & REMOTE_LINK))) lz_fatal_pointer("double free", "free", tail);
     lz_block_t *next = (lz_block_t *)(link & ~REMOTE_LINK);
+    if (((uintptr_t)next & LZ_CHUNK_MASK) == 0) next = NULL; /* a chunk base: the end */
     /* The next batch is ours, or the tail was freed again and handed out:
      * its link is user data. */
     if (LZ_SECURE && next != NULL &&
@@ -299,11 +308,17 @@ size_t remote_collect(heap_t *heap) {
  * malloc of the class takes the slow path, which uninstalls it. Larger
  * classes pop it in the slow path.
  *
+ * Runs: a list is a current run (`free`, what malloc pops) and up to
+ * FOREIGN_RUNS more (foreign_runs(), beside the lists), each a chain of
+ * blocks of one chunk; a block joins the run of its chunk, or starts one
+ * (the current run is set aside), or goes home if every run is taken.
+ * When the current run is used up, the slow path takes the next. So no
+ * link leads out of its block's chunk: the owner's free fast path leaves a
+ * block whose link decodes to NULL or into its chunk to the slow path.
+ *
  * Double frees (LZ_SECURE >= 1): a foreign-listed block has word 1 marked
- * in flight (a link to itself, as in the batches), and a list holds blocks
- * of one chunk only (a block of another goes home instead), so every link
- * decodes into its block's chunk or to NULL and the owner's free fast path
- * leaves a second free of a listed block to the slow path, which finds the
+ * in flight (a link to itself, as in the batches); by the runs above a
+ * second free of it by its owner reaches the slow path, which finds the
  * mark. A block freed with that
  * mark whose word 0 decodes to NULL or into one of our chunks is looked up
  * in the list (a block handed out again has word 0 cleared, or user data
@@ -312,16 +327,27 @@ size_t remote_collect(heap_t *heap) {
  * ------------------------------------------------------------------------- */
 #define FOREIGN_BYTES ((size_t)32 * KiB) /* per class and heap: bounds what a thread keeps */
 
-static bool foreign_listed(const span_t *f, const lz_block_t *b) {
-  uint32_t limit = 2 * (uint32_t)f->reserved + 1;
-  for (const lz_block_t *x = f->free; x != NULL && limit > 0; x = block_next(x), limit--)
-    if (x == b) return true;
+/* The runs set aside of class cls's list (FOREIGN_RUNS heads, NULL: none);
+ * mapped after the lists. */
+lz_block_t **foreign_runs(const heap_t *heap, unsigned cls) {
+  return (lz_block_t **)(void *)(heap->foreign + LZ_CLASSES) + (size_t)cls * FOREIGN_RUNS;
+}
+
+lz_inline bool same_chunk(const void *a, const void *b) { return (((uintptr_t)a ^ (uintptr_t)b) >> LZ_CHUNK_SHIFT) == 0; }
+
+static bool foreign_listed(const heap_t *heap, const span_t *f, const lz_block_t *b) {
+  lz_block_t **runs = foreign_runs(heap, f->cls);
+  for (int r = -1; r < FOREIGN_RUNS; r++) {
+    uint32_t limit = 2 * (uint32_t)f->reserved + 1;
+    for (const lz_block_t *x = r < 0 ? f->free : runs[r]; x != NULL && limit > 0; x = block_next(x), limit--)
+      if (x == b) return true;
+  }
   return false;
 }
 
 /* Maps the heap's foreign lists on first use. */
 static lz_noinline bool foreign_init(heap_t *heap) {
-  span_t *f = os_map(sizeof(span_t) * LZ_CLASSES);
+  span_t *f = os_map(sizeof(span_t) * LZ_CLASSES + sizeof(lz_block_t *) * LZ_CLASSES * FOREIGN_RUNS);
   if (f == NULL) return false;
   for (unsigned c = 1; c < LZ_CLASSES; c++) {
     size_t cap = FOREIGN_BYTES / lz_class_size[c];
@@ -341,20 +367,36 @@ static lz_noinline bool foreign_push(heap_t *self, span_t *s, lz_block_t *b) {
   if (lz_unlikely(self->foreign == NULL) && !foreign_init(self)) return false;
   span_t *f = &self->foreign[s->cls];
   if (f->used >= f->reserved) return false;
-  /* Links stay within a chunk: the owner's free fast path takes a block
-   * whose link leads out of its chunk, and would list it while it is here. */
-  if (LZ_SECURE && f->free != NULL && (((uintptr_t)f->free ^ (uintptr_t)b) >> LZ_CHUNK_SHIFT) != 0) return false;
   if (LZ_SECURE) {
     if (block_next(b + 1) == b) {
       lz_block_t *n = block_next(b);
-      if ((n == NULL || chunkmap_kind((uintptr_t)n) == CHUNK_SPANS) && foreign_listed(f, b))
+      if ((n == NULL || chunkmap_kind((uintptr_t)n) == CHUNK_SPANS) && foreign_listed(self, f, b))
         lz_fatal_pointer("double free", "free", b);
     }
     if (block_maybe_free(b)) return false; /* the batches screen it */
-    block_set_next(b + 1, b);
   }
-  block_set_next(b, f->free);
-  f->free = b;
+  /* The run of b's chunk (see Runs above). */
+  lz_block_t **head = &f->free;
+  if (f->free != NULL && !same_chunk(f->free, b)) {
+    lz_block_t **runs = foreign_runs(self, s->cls), **empty = NULL;
+    head = NULL;
+    for (int r = 0; r < FOREIGN_RUNS && head == NULL; r++) {
+      if (runs[r] == NULL) {
+        if (empty == NULL) empty = &runs[r];
+      } else if (same_chunk(runs[r], b)) {
+        head = &runs[r];
+      }
+    }
+    if (head == NULL) {
+      if (empty == NULL) return false; /* every run taken: home */
+      *empty = f->free; /* the current run is set aside */
+      f->free = NULL;
+      head = &f->free;
+    }
+  }
+  if (LZ_SECURE) block_set_next(b + 1, b);
+  block_set_next(b, *head);
+  *head = b;
   f->used++;
   /* An installed list counts as in use (its pops are not counted). */
   if (LZ_STATS && !(f->flags & FOREIGN_INSTALLED)) self->stats.in_use -= f->block_size;
@@ -364,6 +406,19 @@ static lz_noinline bool foreign_push(heap_t *self, span_t *s, lz_block_t *b) {
 void *foreign_alloc(heap_t *heap, unsigned cls) {
   if (heap->foreign == NULL) return NULL;
   span_t *f = &heap->foreign[cls];
+  if (f->free == NULL) { /* the next run, if any */
+    lz_block_t **runs = foreign_runs(heap, cls);
+    for (int r = 0; r < FOREIGN_RUNS && f->free == NULL; r++) {
+      f->free = runs[r];
+      runs[r] = NULL;
+    }
+    if (f->free != NULL && (f->flags & FOREIGN_INSTALLED)) { /* charged when installed: pop uncounted */
+      lz_block_t *b = f->free;
+      f->free = block_next(b);
+      if (LZ_SECURE) b->enc_next = 0;
+      return b;
+    }
+  }
   if (f->flags & FOREIGN_INSTALLED) {
     if (f->free != NULL) {
       /* malloc's fast path pops the installed list; it comes here with a
@@ -396,12 +451,20 @@ void foreign_flush(heap_t *heap) {
   for (unsigned cls = 1; cls < LZ_CLASSES; cls++) {
     span_t *f = &heap->foreign[cls];
     bool installed = (f->flags & FOREIGN_INSTALLED) != 0;
+    lz_block_t **runs = foreign_runs(heap, cls);
     lz_block_t *b = f->free;
     f->free = NULL;
     f->used = 0;
     f->flags &= (uint8_t)~FOREIGN_INSTALLED;
     if (installed) heap_direct_update(heap, cls);
-    while (b != NULL) {
+    for (int r = 0;; ) {
+      if (b == NULL) { /* this run done: the next */
+        while (r < FOREIGN_RUNS && runs[r] == NULL) r++;
+        if (r >= FOREIGN_RUNS) break;
+        b = runs[r];
+        runs[r] = NULL;
+        continue;
+      }
       lz_block_t *next = block_next(b);
       /* The owner subtracts the block when it arrives home; this heap
        * subtracted it when the block joined an uninstalled list (and
@@ -414,4 +477,14 @@ void foreign_flush(heap_t *heap) {
       b = next;
     }
   }
+}
+
+/* Blocks in class cls's list, runs included (at most `limit`). */
+uint32_t foreign_count(const heap_t *heap, unsigned cls, uint32_t limit) {
+  const span_t *f = &heap->foreign[cls];
+  lz_block_t **runs = foreign_runs(heap, cls);
+  uint32_t n = 0;
+  for (int r = -1; r < FOREIGN_RUNS; r++)
+    for (const lz_block_t *x = r < 0 ? f->free : runs[r]; x != NULL && n < limit; x = block_next(x)) n++;
+  return n;
 }

@@ -172,7 +172,7 @@ size_t heap_cached_bytes(const heap_t *heap) {
     if (s != NULL) bytes += (size_t)slab_cached(s) * s->block_size;
     s = heap->foreign != NULL ? &heap->foreign[cls] : NULL;
     if (s != NULL && (s->flags & FOREIGN_INSTALLED)) /* charged when installed (remote.c) */
-      for (lz_block_t *b = s->free; b != NULL; b = block_next(b)) bytes += s->block_size;
+      bytes += (size_t)foreign_count(heap, cls, UINT32_MAX) * s->block_size;
   }
   return bytes;
 }

@@ -188,14 +188,18 @@ static void foreign_check(const heap_t *heap) {
     /* Only blocks that have their cache lines to themselves are kept. */
     V(f->free == NULL || lz_class_size[cls] % LZ_CACHE_LINE == 0, "foreign.line", f);
     uint32_t n = 0;
-    for (const lz_block_t *b = f->free; b != NULL; b = block_next(b)) {
-      V(++n <= 0xffff, "foreign.length", f); /* a cycle (the cap is remote.c's, far lower) */
-      V(chunkmap_kind((uintptr_t)b) == CHUNK_SPANS, "foreign.block", b);
-      const chunk_t *c = (const chunk_t *)((uintptr_t)b & ~LZ_CHUNK_MASK);
-      const span_t *s = chunk_span_of(c, (uintptr_t)b);
-      V(s->kind == SPAN_SLAB && s->cls == cls && slab_holds(s, b), "foreign.block", b);
-      if (LZ_SECURE) V(block_next(b + 1) == b, "foreign.in_flight", b);
-      if (LZ_SECURE) V((((uintptr_t)b ^ (uintptr_t)f->free) >> LZ_CHUNK_SHIFT) == 0, "foreign.chunk", b);
+    lz_block_t **runs = foreign_runs(heap, cls);
+    for (int r = -1; r < FOREIGN_RUNS; r++) {
+      const lz_block_t *first = r < 0 ? f->free : runs[r];
+      for (const lz_block_t *b = first; b != NULL; b = block_next(b)) {
+        V(++n <= 0xffff, "foreign.length", f); /* a cycle (the cap is remote.c's, far lower) */
+        V(chunkmap_kind((uintptr_t)b) == CHUNK_SPANS, "foreign.block", b);
+        const chunk_t *c = (const chunk_t *)((uintptr_t)b & ~LZ_CHUNK_MASK);
+        const span_t *s = chunk_span_of(c, (uintptr_t)b);
+        V(s->kind == SPAN_SLAB && s->cls == cls && slab_holds(s, b), "foreign.block", b);
+        if (LZ_SECURE) V(block_next(b + 1) == b, "foreign.in_flight", b);
+        V((((uintptr_t)b ^ (uintptr_t)first) >> LZ_CHUNK_SHIFT) == 0, "foreign.chunk", b);
+      }
     }
     V(installed || f->used == n, "foreign.used", f);
     V(f->used <= f->reserved, "foreign.cap", f);
@@ -248,6 +252,7 @@ static size_t xremote_check(const heap_t *heap) {
     uintptr_t link = (uintptr_t)block_next(tail);
     V(link & 1, "xremote.link", tail); /* remote.c, REMOTE_LINK */
     head = (lz_block_t *)(link & ~(uintptr_t)1);
+    if (((uintptr_t)head & LZ_CHUNK_MASK) == 0) head = NULL; /* the end: a chunk base */
   }
   return n;
 }
