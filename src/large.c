@@ -3,11 +3,14 @@
  *
  * Layout. A block is a range of whole pages [p, p + size) starting on a
  * 2 MiB boundary (on its alignment, if larger). With LZMALLOC_SECURE=2 the
- * page after the block's last page is a PROT_NONE guard (the rest of the
- * range after it stays unused), the bytes between the requested size and
- * that page are canary bytes (security.c's pattern of lz_canary), checked
- * at free and realloc ("buffer overflow"), and the usable size is the
- * requested size. Its descriptor (large_t) is out of band,
+ * range starts with a PROT_NONE head guard page and the block follows it
+ * (after its alignment, if over 4 KiB and under 2 MiB; none for larger
+ * alignments), the page after the block's last page is a PROT_NONE guard
+ * (the rest of the range after it stays unused), the bytes between the
+ * requested size and that page are canary bytes (security.c's pattern of
+ * lz_canary), checked at free and realloc ("buffer overflow"), and the
+ * usable size is the requested size; a freed block waits in a quarantine,
+ * its range PROT_NONE, before the cache takes it (below). Its descriptor (large_t) is out of band,
  * in a side table indexed by p's 2 MiB unit and found through the chunk map
  * (internal.h): nothing in or next to the user's pages belongs to us, so a
  * program may underflow, mprotect or remap the pages around its block.
@@ -107,7 +110,9 @@ static large_t *desc_make(uintptr_t u) {
 
 large_t *large_lookup(uintptr_t a, bool *freed) {
   *freed = false;
-  if ((a & LZ_CHUNK_MASK) != 0 || chunkmap_kind(a) != CHUNK_LARGE) return NULL;
+  /* A block starts on its range's first unit: at its base, or a lead
+   * below 2 MiB after it (level 2); the check word names the block. */
+  if ((a & (LZ_PAGE_SIZE - 1)) != 0 || chunkmap_kind(a) != CHUNK_LARGE) return NULL;
   large_t *l = desc_get(unit_of(a));
   if (l == NULL) return NULL;
   uintptr_t check = atomic_load_explicit(&l->xcheck, memory_order_relaxed);
@@ -138,6 +143,17 @@ static size_t slots_seen(void) { return atomic_load_explicit(&xslots_seen, memor
 static size_t page_round(size_t n) { return (n + LZ_PAGE_SIZE - 1) & ~(LZ_PAGE_SIZE - 1); }
 static size_t chunk_round(size_t n) { return (n + LZ_CHUNK_MASK) & ~LZ_CHUNK_MASK; }
 static size_t guard_bytes(void) { return opt_get(OPT_SECURE) >= 2 ? LZ_PAGE_SIZE : 0; }
+/* Level 2: where a block of alignment `align` starts in its range, after
+ * its head guard page (0: no head guard, the block at the base). */
+static size_t lead_bytes(size_t align) {
+  if (guard_bytes() == 0 || align >= LZ_CHUNK_SIZE) return 0;
+  return align > LZ_PAGE_SIZE ? align : LZ_PAGE_SIZE;
+}
+static uintptr_t base_of(const void *p) { return (uintptr_t)p & ~LZ_CHUNK_MASK; }
+static unsigned large_node(const large_t *l) { return atomic_load_explicit(&l->xnode, memory_order_relaxed); }
+static bool quarantine_put(uintptr_t base, size_t size);
+static bool quarantined(uintptr_t base);
+static size_t quarantine_flush(void);
 
 static uint64_t slot_encode(uintptr_t base, size_t size) {
   return (uint64_t)unit_of(base) | ((uint64_t)(size >> LZ_PAGE_SHIFT) << SLOT_UNIT_BITS);
@@ -444,7 +460,7 @@ static void canary_check(const large_t *l, void *p, const char *func) {
     lz_fatal_pointer("buffer overflow", func, p);
 }
 
-uintptr_t large_guard_owner(uintptr_t a) {
+uintptr_t large_fault_owner(uintptr_t a, int *what) {
   /* Down from a's unit to the block's first (a bounded walk: this runs
    * only in a fault handler). */
   for (uintptr_t u = unit_of(a), steps = 0; u > 0 && steps < ((uintptr_t)1 << 16); u--, steps++) {
@@ -452,41 +468,130 @@ uintptr_t large_guard_owner(uintptr_t a) {
     uint8_t kind = chunkmap_kind(base);
     if (kind == CHUNK_SPANS) return 0;
     if (kind != CHUNK_LARGE) continue;
-    bool freed;
-    large_t *l = large_lookup(base, &freed);
+    large_t *l = desc_get(u);
     if (l == NULL || atomic_load_explicit(&l->xguard, memory_order_relaxed) == 0) return 0;
-    uintptr_t g = (uintptr_t)guard_of(l, (void *)base);
-    return a >= g && a < g + LZ_PAGE_SIZE ? base : 0;
+    uintptr_t w = atomic_load_explicit(&l->xcheck, memory_order_relaxed) ^ lz_key;
+    uintptr_t p = w & ~(uintptr_t)1;
+    if (base_of((void *)p) != base) return 0;
+    uintptr_t g = (uintptr_t)guard_of(l, (void *)p);
+    if (w & 1) { /* freed, in the quarantine: the whole range is PROT_NONE */
+      if (!quarantined(base) || a >= base + atomic_load_explicit(&l->xsize, memory_order_relaxed)) return 0;
+      *what = LARGE_FAULT_FREED;
+      return p;
+    }
+    if (a >= g && a < g + LZ_PAGE_SIZE) *what = LARGE_FAULT_OVERFLOW;
+    else if (p != base && a >= p - LZ_PAGE_SIZE && a < p) *what = LARGE_FAULT_UNDERFLOW;
+    else return 0;
+    return p;
   }
   return 0;
 }
 
-static unsigned large_node(const large_t *l) { return atomic_load_explicit(&l->xnode, memory_order_relaxed); }
+/* ---------------------------------------------------------------------------
+ * Level 2: the quarantine of freed large blocks
+ *
+ * A freed block's whole range becomes PROT_NONE and waits here before it
+ * joins the cache, so a read or write after free faults at once and is
+ * reported ("write after free", secure.c's fault hook, which finds the
+ * freed descriptor: its check word says freed). At most
+ * LARGE_QUARANTINE_ENTRIES ranges and about LARGE_QUARANTINE_BYTES
+ * (ranges larger than that are not held); each put takes one slot in turn
+ * with one atomic exchange and releases what it held (PROT_READ|WRITE
+ * again, then the cache), so FIFO order, no lock, and a fork child keeps
+ * every slot as it was. A double free meanwhile is named by the
+ * descriptor as for a cached range.
+ * ------------------------------------------------------------------------- */
+#define LARGE_QUARANTINE_ENTRIES 16
+#define LARGE_QUARANTINE_BYTES ((size_t)64 * MiB)
+static _Atomic(uint64_t) lq_slots[LARGE_QUARANTINE_ENTRIES];
+static _Atomic(size_t) lq_next, lq_bytes;
+
+static void quarantine_release(uint64_t v) {
+  uintptr_t base = slot_base(v);
+  size_t size = slot_size(v);
+  atomic_fetch_sub_explicit(&lq_bytes, size, memory_order_relaxed);
+  large_t *d = desc_get(unit_of(base));
+  unsigned node = d != NULL ? large_node(d) : 0;
+  if (os_protect_rw((void *)base, size) != 0) {
+    range_unmap(base, size, node); /* cannot be reused: give it back */
+    return;
+  }
+  cache_put(base, size, node);
+}
+
+static bool quarantined(uintptr_t base) {
+  for (size_t i = 0; i < LARGE_QUARANTINE_ENTRIES; i++) {
+    uint64_t v = atomic_load_explicit(&lq_slots[i], memory_order_relaxed);
+    if (v != 0 && slot_base(v) == base) return true;
+  }
+  return false;
+}
+
+/* Holds the freed range [base, base + size) (its guards still PROT_NONE);
+ * false if it does not go to the quarantine. */
+static bool quarantine_put(uintptr_t base, size_t size) {
+  if (size > LARGE_QUARANTINE_BYTES || os_protect_none((void *)base, size) != 0) return false;
+  atomic_fetch_add_explicit(&lq_bytes, size, memory_order_relaxed);
+  size_t i = atomic_fetch_add_explicit(&lq_next, 1, memory_order_relaxed) % LARGE_QUARANTINE_ENTRIES;
+  uint64_t old = atomic_exchange_explicit(&lq_slots[i], slot_encode(base, size), memory_order_acq_rel);
+  if (old != 0) quarantine_release(old);
+  /* Over the bytes: the oldest go on (each turn takes the next slot). */
+  for (int n = 0; n < LARGE_QUARANTINE_ENTRIES &&
+                  atomic_load_explicit(&lq_bytes, memory_order_relaxed) > LARGE_QUARANTINE_BYTES; n++) {
+    size_t j = atomic_fetch_add_explicit(&lq_next, 1, memory_order_relaxed) % LARGE_QUARANTINE_ENTRIES;
+    uint64_t v = atomic_exchange_explicit(&lq_slots[j], 0, memory_order_acq_rel);
+    if (v != 0) quarantine_release(v);
+  }
+  janitor_notify();
+  return true;
+}
+
+/* Everything in the quarantine goes on to the cache (trims that force). */
+static size_t quarantine_flush(void) {
+  size_t n = 0;
+  for (size_t i = 0; i < LARGE_QUARANTINE_ENTRIES; i++) {
+    uint64_t v = atomic_exchange_explicit(&lq_slots[i], 0, memory_order_acq_rel);
+    if (v != 0) {
+      quarantine_release(v);
+      n += slot_size(v);
+    }
+  }
+  return n;
+}
+
+
 
 /* Makes [base, base + size) of `node` (held by the caller) the live block
  * described by d. If the kernel refuses its guard page: NULL when `strict`
  * (a new block is never handed out unguarded; the range is then the
  * caller's), else the block has no guard (realloc: the user's data was
  * already moved, and losing it is worse). */
-lz_inline void *block_make(uintptr_t base, size_t size, size_t req, unsigned node, large_t *d, bool strict) {
+lz_inline void *block_make(uintptr_t base, size_t size, size_t req, size_t lead, unsigned node, large_t *d,
+                           bool strict) {
   size_t guard = guard_bytes();
-  uint8_t *g = (uint8_t *)base + page_round(req);
+  uint8_t *p = (uint8_t *)base + lead;
+  uint8_t *g = p + page_round(req);
   lz_assert(!guard || (uintptr_t)g + guard <= base + size);
   if (guard && os_protect_none(g, guard) != 0) {
     if (strict) return NULL;
     guard = 0;
   }
-  if (guard) lz_pattern_fill((uint8_t *)base + req, g, lz_canary);
+  if (guard && lead && os_protect_none(p - LZ_PAGE_SIZE, LZ_PAGE_SIZE) != 0) {
+    os_protect_rw(g, guard);
+    if (strict) return NULL;
+    guard = 0;
+  }
+  if (guard) lz_pattern_fill(p + req, g, lz_canary);
   if (size > LZ_CHUNK_SIZE) units_clear(base + LZ_CHUNK_SIZE, size - LZ_CHUNK_SIZE);
   size_t usable = guard ? req : size;
   atomic_store_explicit(&d->xsize, size, memory_order_relaxed);
   atomic_store_explicit(&d->xreq, req, memory_order_relaxed);
   atomic_store_explicit(&d->xguard, (uint32_t)guard, memory_order_relaxed);
   atomic_store_explicit(&d->xnode, node, memory_order_relaxed);
-  atomic_store_explicit(&d->xcheck, lz_key ^ base, memory_order_relaxed);
+  atomic_store_explicit(&d->xcheck, lz_key ^ (uintptr_t)p, memory_order_relaxed);
   chunkmap_set(base, CHUNK_LARGE);
   peak_note(atomic_fetch_add_explicit(&lz_large_in_use, usable, memory_order_relaxed) + usable);
-  return (void *)base;
+  return p;
 }
 
 /* A range of `node` for `need` bytes from the cache (split or grown), or 0. */
@@ -506,7 +611,8 @@ static uintptr_t range_from_cache(size_t need, unsigned node, size_t *size, size
 
 void *large_malloc(size_t size, size_t align, bool zero) {
   if (size > LZ_MAX_ALLOC || align > LZ_LARGE_ALIGN_MAX) return NULL;
-  size_t need = page_round(size) + guard_bytes();
+  size_t lead = lead_bytes(align);
+  size_t need = lead + page_round(size) + guard_bytes();
   size_t got = 0, dirty = 0;
   unsigned node = caller_node();
   uintptr_t base = align <= LZ_CHUNK_SIZE ? range_from_cache(need, node, &got, &dirty) : 0;
@@ -519,23 +625,28 @@ void *large_malloc(size_t size, size_t align, bool zero) {
     dirty = 0;
   }
   large_t *d = desc_make(unit_of(base));
-  void *p = d != NULL ? block_make(base, got, size, node, d, true) : NULL;
+  void *p = d != NULL ? block_make(base, got, size, lead, node, d, true) : NULL;
   if (p == NULL) {
     range_unmap(base, got, node);
     return NULL;
   }
-  if (zero && dirty) memset(p, 0, dirty < size ? dirty : size);
+  if (zero && dirty > lead) memset(p, 0, dirty - lead < size ? dirty - lead : size);
   return p;
 }
 
 void large_free(large_t *l, void *p) {
   canary_check(l, p, "free");
+  uintptr_t base = base_of(p);
   size_t size = atomic_load_explicit(&l->xsize, memory_order_relaxed);
   size_t guard = atomic_load_explicit(&l->xguard, memory_order_relaxed);
   atomic_fetch_sub_explicit(&lz_large_in_use, large_usable(l), memory_order_relaxed);
   atomic_store_explicit(&l->xcheck, lz_key ^ (uintptr_t)p ^ 1, memory_order_relaxed);
-  if (guard) os_protect_rw(guard_of(l, p), guard);
-  cache_put((uintptr_t)p, size, large_node(l));
+  if (guard && quarantine_put(base, size)) return;
+  if (guard) {
+    os_protect_rw(guard_of(l, p), guard);
+    if ((uintptr_t)p != base) os_protect_rw((uint8_t *)p - LZ_PAGE_SIZE, LZ_PAGE_SIZE);
+  }
+  cache_put(base, size, large_node(l));
   janitor_notify(); /* cached ranges expire even if nobody calls again */
 }
 
@@ -545,15 +656,17 @@ void large_free(large_t *l, void *p) {
 void *large_realloc(large_t *l, void *p, size_t size) {
   if (size > LZ_MAX_ALLOC) return NULL;
   canary_check(l, p, "realloc");
-  uintptr_t base = (uintptr_t)p;
+  uintptr_t base = base_of(p);
+  size_t lead = (uintptr_t)p - base; /* kept: the data stays where it is in the range */
   size_t old = atomic_load_explicit(&l->xsize, memory_order_relaxed);
   size_t old_guard = atomic_load_explicit(&l->xguard, memory_order_relaxed);
   size_t old_usable = large_usable(l);
-  size_t need = page_round(size) + guard_bytes();
+  size_t need = lead + page_round(size) + guard_bytes();
   if (need <= old && chunk_round(need) >= old && old_guard == 0 && guard_bytes() == 0) return p;
   unsigned node = large_node(l);
   uint8_t *old_g = old_guard ? guard_of(l, p) : NULL;
   if (old_guard) os_protect_rw(old_g, old_guard);
+  if (old_guard && lead) os_protect_rw((uint8_t *)p - LZ_PAGE_SIZE, LZ_PAGE_SIZE);
   size_t got = old, dirty = old;
   uintptr_t nb = base;
   if (need <= old) {
@@ -562,6 +675,7 @@ void *large_realloc(large_t *l, void *p, size_t size) {
     nb = range_grow(base, &got, need, node, &dirty);
     if (nb == 0) {
       if (old_guard) os_protect_none(old_g, old_guard);
+      if (old_guard && lead) os_protect_none((uint8_t *)p - LZ_PAGE_SIZE, LZ_PAGE_SIZE);
       return NULL;
     }
   }
@@ -571,11 +685,12 @@ void *large_realloc(large_t *l, void *p, size_t size) {
     atomic_store_explicit(&l->xcheck, 0, memory_order_relaxed);
     d = desc_get(unit_of(nb)); /* made by range_grow */
   }
-  return block_make(nb, got, size, node, d, false);
+  return block_make(nb, got, size, lead, node, d, false);
 }
 
 size_t large_cache_trim(bool force) {
-  if (LZ_LARGE_CACHE_ENTRIES == 0) return 0;
+  size_t flushed = force && guard_bytes() ? quarantine_flush() : 0;
+  if (LZ_LARGE_CACHE_ENTRIES == 0) return flushed;
   uint64_t now = os_now_ms();
   peak_age(now);
   long delay = opt_get(OPT_PURGE_DELAY);
@@ -596,12 +711,24 @@ size_t large_cache_trim(bool force) {
     range_unmap(slot_base(v), slot_size(v), slot_node(v));
     freed += slot_size(v);
   }
-  return freed;
+  return freed + (LZ_LARGE_CACHE_ENTRIES == 0 ? flushed : 0);
 }
 
 /* Is the cache empty? (a racy look: the janitor's schedule) */
 bool large_cache_empty(void) {
   for (size_t i = 0; i < LARGE_SLOTS; i++)
     if (atomic_load_explicit(&slots[i], memory_order_relaxed) != 0) return false;
+  return true;
+}
+
+bool large_block_bounds(uintptr_t a, const uint8_t **lo, const uint8_t **hi) {
+  large_t *l = desc_get(unit_of(a));
+  if (l == NULL || atomic_load_explicit(&l->xguard, memory_order_relaxed) == 0) return false;
+  uintptr_t p = atomic_load_explicit(&l->xcheck, memory_order_relaxed) ^ lz_key;
+  if ((p & 1) || base_of((void *)p) != base_of((void *)a)) return false; /* freed, or no block */
+  size_t req = atomic_load_explicit(&l->xreq, memory_order_relaxed);
+  if (a < p || a >= p + req) return false;
+  *lo = (const uint8_t *)p;
+  *hi = (const uint8_t *)p + req;
   return true;
 }

@@ -619,7 +619,9 @@ size_t secure_collect(heap_t *heap, bool force) {
 /* Bounds of the heap block holding address a: [*lo, *hi), or false if a
  * is not in a live level-2 block (one chunk-map lookup, then the header). */
 bool secure_block_bounds(const void *a, const uint8_t **lo, const uint8_t **hi) {
-  if (chunkmap_kind((uintptr_t)a) != CHUNK_SPANS) return false;
+  uint8_t kind = chunkmap_kind((uintptr_t)a);
+  if (kind == CHUNK_LARGE) return large_block_bounds((uintptr_t)a, lo, hi);
+  if (kind != CHUNK_SPANS) return false;
   block_info_t bi;
   if (!slot_find((uintptr_t)a, &bi)) return false;
   uint8_t *p = slot_canonical(&bi);
@@ -710,8 +712,13 @@ static span_t *span_from(chunk_t *c, size_t i) {
 static void secure_fault(uintptr_t a) {
   bool downwards = (a & (LZ_PAGE_SIZE - 1)) >= LZ_PAGE_SIZE / 2;
   if (chunkmap_kind(a) != CHUNK_SPANS) {
-    uintptr_t base = large_guard_owner(a);
-    if (base != 0) guard_report("buffer overflow", (uint8_t *)base, a);
+    int what = 0;
+    uintptr_t p = large_fault_owner(a, &what);
+    if (p != 0)
+      guard_report(what == LARGE_FAULT_FREED      ? "use after free"
+                   : what == LARGE_FAULT_UNDERFLOW ? "buffer underflow"
+                                                   : "buffer overflow",
+                   (uint8_t *)p, a);
     return;
   }
   chunk_t *c = (chunk_t *)(a & ~LZ_CHUNK_MASK);

@@ -7,8 +7,10 @@
  *   lzmalloc: memcpy(): buffer overflow 0x...    (destination)
  *   lzmalloc: memcpy(): buffer over-read 0x...   (source)
  * Cost: one chunk-map load per pointer; the block's header only for heap
- * pointers (secure.c, secure_block_bounds). Large blocks are not checked
- * here (their guard page stops a run past the mapping). The copy itself is
+ * pointers (secure.c, secure_block_bounds). Large blocks (over 1 MiB) are
+ * checked from their out-of-band descriptor when the pointer lies in the
+ * first 2 MiB of the block's range (the chunk map marks only that unit);
+ * a run from deeper inside stops at the guard page after the block. The copy itself is
  * glibc's (its __*_chk entry points, which call the optimised routines
  * directly), reached through volatile pointers so that the compiler cannot
  * turn them back into calls of our own memcpy.
@@ -24,7 +26,7 @@ static void *(*volatile real_memmove)(void *, const void *, size_t, size_t) = __
 static void *(*volatile real_memset)(void *, int, size_t, size_t) = __memset_chk;
 
 lz_inline void bounds_check(const void *a, size_t n, const char *what, const char *func) {
-  if (lz_likely(chunkmap_kind((uintptr_t)a) != CHUNK_SPANS) || n == 0 || !lz_secure2) return;
+  if (lz_likely(chunkmap_kind((uintptr_t)a) == CHUNK_NONE) || n == 0 || !lz_secure2) return;
   const uint8_t *lo, *hi, *x = (const uint8_t *)a;
   if (secure_block_bounds(a, &lo, &hi) && x >= lo && x < hi && n > (size_t)(hi - x))
     lz_fatal_pointer(what, func, lo);

@@ -458,6 +458,43 @@ static void case_underflow_1m(void) {
   free(p);
 }
 
+/* Blocks over 1 MiB: an underflow hits the head guard page before the
+ * block, a use after free the freed range (PROT_NONE in the quarantine). */
+static void case_large_underflow_1(void) {
+  char *p = sized_block();
+  expect(MSG_GUARD_UNDERFLOW, p, NULL);
+  p[-1] = (char)~p[-1];
+  free(p);
+}
+static void case_large_underflow_32(void) {
+  char *p = sized_block();
+  expect(MSG_GUARD_UNDERFLOW, p, NULL);
+  poke(p - 32, 32, 0x41);
+  free(p);
+}
+static void case_large_memalign_underflow(void) {
+  char *p = tu_opaque_ptr(memalign(64 * 1024, g_size));
+  if (!p) _exit(71);
+  expect(MSG_GUARD_UNDERFLOW, p, NULL);
+  p[-1] = (char)~p[-1];
+  free(p);
+}
+static void case_large_use_after_free(void) {
+  char *p = sized_block();
+  expect("lzmalloc: use after free", p, NULL);
+  free(p);
+  volatile char *q = tu_opaque_ptr(p);
+  q[g_size / 2] = (char)~q[g_size / 2];
+  (void)tu_opaque_ptr(malloc(g_size));
+}
+static void case_large_read_after_free(void) {
+  char *p = sized_block();
+  expect("lzmalloc: use after free", p, NULL);
+  free(p);
+  volatile char *q = tu_opaque_ptr(p);
+  (void)q[0];
+}
+
 /* The first block of a fresh heap lies in the first span of its chunk,
  * right above the chunk header: an underflow from it runs into the guard
  * page that ends the header (a medium block: its own guard page), never
@@ -1197,22 +1234,35 @@ int main(int argc, char **argv) {
         {"underflow_1m", case_underflow_1m, 0},
         {"underflow_chunk_header", case_underflow_chunk_header, 0},
     };
-    /* Blocks over 1 MiB: canary bytes to the guard page after the last
-     * page, the requested size kept out of band (no underflow check: no
-     * room before a block at a 2 MiB boundary; no quarantine). */
+    /* Blocks over 1 MiB: a guard page before the block and after its last
+     * page, canary bytes up to the latter, the requested size kept out of
+     * band, freed ranges PROT_NONE in a quarantine; the checked memcpy &
+     * co. bound them too. */
     struct {
       const char *name;
       void (*fn)(void);
+      int needs_memcpy;
     } large_kinds[] = {
-        {"overflow_1", case_overflow_1},
-        {"overflow_32", case_overflow_32},
-        {"overflow_1m", case_overflow_1m},
-        {"realloc_overflow", case_realloc_overflow},
-        {"sized_delete_mismatch", case_sized_delete_mismatch},
-        {"sized_delete_array_mismatch", case_sized_delete_array_mismatch},
+        {"overflow_1", case_overflow_1, 0},
+        {"overflow_32", case_overflow_32, 0},
+        {"overflow_1m", case_overflow_1m, 0},
+        {"underflow_1", case_large_underflow_1, 0},
+        {"underflow_32", case_large_underflow_32, 0},
+        {"underflow_1m", case_underflow_1m, 0},
+        {"memalign_underflow", case_large_memalign_underflow, 0},
+        {"use_after_free", case_large_use_after_free, 0},
+        {"read_after_free", case_large_read_after_free, 0},
+        {"realloc_overflow", case_realloc_overflow, 0},
+        {"sized_delete_mismatch", case_sized_delete_mismatch, 0},
+        {"sized_delete_array_mismatch", case_sized_delete_array_mismatch, 0},
+        {"memcpy_overflow", case_memcpy_overflow, 1},
+        {"memcpy_overread", case_memcpy_overread, 1},
+        {"memmove_overflow", case_memmove_overflow, 1},
+        {"memset_overflow", case_memset_overflow, 1},
     };
     int failed = level2_behaviour(with_memcpy) && foreign_faults() ? 0 : 1;
     for (size_t k = 0; k < sizeof large_kinds / sizeof large_kinds[0]; k++) {
+      if (large_kinds[k].needs_memcpy && !with_memcpy) continue;
       g_size = 3 * TU_MiB + 8;
       char name[64];
       snprintf(name, sizeof name, "%s_%zu", large_kinds[k].name, g_size);
