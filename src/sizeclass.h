@@ -23,9 +23,24 @@ lz_inline unsigned size_to_class(size_t size) {
  * So `block_index(n) < limit` checks "a block boundary, and below block
  * `limit`" in one compare, for any limit <= 0xffff (test_sizeclass checks
  * every offset of a chunk for every class and medium size).
+ *
+ * Slab spans rotate by a constant instead (LZ_SLAB_ROT, so free's fast
+ * path loads no shift): their inverse is scaled, inv << (16 - shift)
+ * (block_inv_slab). For an offset n below the span's end (at most
+ * LZ_SLAB_MAX_BYTES = 2^18), rotate_right32(n * inv_slab, 16) is then
+ * n / d when d divides n, and at least the span's block count otherwise:
+ * with 2^j the lowest bit of n, j < shift leaves a bit at or above
+ * 2^(32 - shift) >= 2^17 after the rotation; j >= shift leaves
+ * m * inv mod 2^16 for m = n >> shift < 2^14, which is q < reserved only
+ * if m == odd * q (both sides below 2^14 < 2^16), i.e. n == q * d. Exact
+ * only inside the span (a wrapped product repeats beyond 2^(16 + shift)
+ * bytes): the callers look at the span's own pages (free's fast path
+ * through the page map, span_holds by its bounds).
+ *
  * A span keeps ibase = start * inv (mod 2^32), start its first byte, so the
  * free path gets the index of address a without computing the offset:
  * a * inv - ibase == (a - start) * inv (mod 2^32). */
+#define LZ_SLAB_ROT 16
 lz_inline uint32_t block_inv_of(uint32_t d) {
   uint32_t odd = d >> __builtin_ctz(d);
   uint32_t x = odd; /* correct to 3 bits; each step doubles them */
@@ -33,31 +48,42 @@ lz_inline uint32_t block_inv_of(uint32_t d) {
   return x;
 }
 lz_inline uint8_t block_shift_of(uint32_t d) { return (uint8_t)__builtin_ctz(d); }
+/* The scaled inverse of a slab's block size d (d <= LZ_SMALL_MAX, a
+ * multiple of 16: its shift is 4 .. 15). */
+lz_inline uint32_t block_inv_slab(uint32_t d) { return block_inv_of(d) << (LZ_SLAB_ROT - block_shift_of(d)); }
 lz_inline uint32_t block_rotate(uint32_t q, unsigned shift) {
   return (q >> shift) | (q << ((32 - shift) & 31));
 }
 lz_inline uint32_t block_index(uint64_t n, uint32_t inv, unsigned shift) {
   return block_rotate((uint32_t)n * inv, shift);
 }
-/* The index of address a in span s (see above): a block boundary below
- * s->capacity iff the result is < s->capacity. */
+/* The index of address a, inside span s's pages (see above): a block
+ * boundary below s->capacity iff the result is < s->capacity. s->shift is
+ * LZ_SLAB_ROT for a slab (its inv scaled), the block size's for a medium
+ * span. */
 lz_inline uint32_t span_block_index(const span_t *s, uintptr_t a) {
   return block_rotate((uint32_t)a * s->inv - s->ibase, s->shift);
 }
-/* a is a block boundary of s below its carved limit (s's descriptor sits in
- * the header of the chunk holding its blocks). */
+/* The same for a slab span (free's fast path): the rotation a constant. */
+lz_inline uint32_t span_slab_index(const span_t *s, uintptr_t a) {
+  return block_rotate((uint32_t)a * s->inv - s->ibase, LZ_SLAB_ROT);
+}
+/* a is a block boundary of s below its carved limit (any a). */
 lz_inline bool span_holds(const span_t *s, uintptr_t a) {
-  return ((a ^ (uintptr_t)s) >> LZ_CHUNK_SHIFT) == 0 &&
+  return a - (uintptr_t)span_start(s) < ((uintptr_t)s->npages << LZ_PAGE_SHIFT) &&
          span_block_index(s, a) < __atomic_load_n(&s->capacity, __ATOMIC_RELAXED);
 }
-/* Sets the block geometry of a span whose pages are in place. */
+/* Sets the block geometry of a span whose pages and kind are in place. */
 lz_inline void span_set_block_size(span_t *s, uint32_t bs) {
+  bool slab = s->kind == SPAN_SLAB;
   s->block_size = bs;
-  s->inv = block_inv_of(bs);
-  s->shift = block_shift_of(bs);
+  s->inv = slab ? block_inv_slab(bs) : block_inv_of(bs);
+  s->shift = slab ? LZ_SLAB_ROT : block_shift_of(bs);
   s->ibase = (uint32_t)(uintptr_t)span_start(s) * s->inv;
 }
 
 _Static_assert(LZ_CLASSES == 41, "class table size");
 _Static_assert(LZ_CHUNK_SIZE <= ((uint64_t)1 << 21), "block_index needs offsets below 2^21");
+_Static_assert(LZ_SLAB_MAX_BYTES <= ((size_t)1 << 18) && LZ_SMALL_MAX < ((size_t)1 << LZ_SLAB_ROT),
+               "the slab index needs spans of at most 2^18 bytes and blocks below 2^16");
 #endif

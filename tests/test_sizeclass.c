@@ -30,13 +30,22 @@ int main(void) {
     /* A heap's first slab of the class: at least 8 blocks, at most the full slab. */
     size_t first = (size_t)class_first_slab_pages(c) << LZ_PAGE_SHIFT;
     CHECK(first >= LZ_PAGE_SIZE && first <= slab && first / bs >= 8);
-    /* The fast path's block index is exact for every offset in a chunk:
-     * the block number at a boundary, and beyond any slab's capacity
-     * elsewhere. */
-    uint64_t inv = block_inv_of(bs);
+    /* The fast path's block index (a slab's scaled inverse, a constant
+     * rotation) is exact for every offset a slab of the class can have:
+     * the block number at a boundary, and at least the most blocks any
+     * slab of that size holds elsewhere. */
+    uint32_t inv = block_inv_slab(bs);
+    for (size_t off = 0; off < LZ_SLAB_MAX_BYTES; off++) {
+      uint64_t q = block_index(off, inv, LZ_SLAB_ROT);
+      if (off % bs == 0) CHECK(q == off / bs);
+      else CHECK(q >= LZ_SLAB_MAX_BYTES / bs);
+    }
+    /* The unscaled index with its own shift, for every offset in a chunk
+     * (medium spans use it; so did slabs). */
+    uint32_t inv1 = block_inv_of(bs);
     unsigned shift = block_shift_of(bs);
-    for (size_t off = 0; off < LZ_CHUNK_SIZE; off++) {
-      uint64_t q = block_index(off, inv, shift);
+    for (size_t off = 0; off < LZ_CHUNK_SIZE; off += 8) {
+      uint64_t q = block_index(off, inv1, shift);
       if (off % bs == 0) CHECK(q == off / bs);
       else CHECK(q > 0xffff);
     }
