@@ -493,6 +493,13 @@ void heap_retire(heap_t *h) {
   }
 }
 
+/* Level 2 in the child after fork: a heap whose secure lock was taken at
+ * the instant of fork was being changed (secure.c, "Locking"): retired. */
+void heaps_fork_child_secure(void) {
+  for (heap_t *h = heaps_first(); h != NULL; h = h->next_all)
+    if (secure_locked(h)) heap_retire(h);
+}
+
 /* Shared heaps (LZ_HEAPS > 0) in the child after fork. No lock is held
  * across fork, so a shared heap whose lock is taken in the child was being
  * changed by some thread at the instant of fork (a vanished one, or this
@@ -807,7 +814,9 @@ void heap_free_page(void *p) {
    * keeps them from their owners briefly. */
   if (heap != &lz_heap_empty) heap_tick(heap);
   if (lz_secure2) {
-    secure_free(p, "free"); /* level 2: every small and medium block */
+    /* Level 2: every small and medium block (a thread without a heap
+     * gets one for its quarantine, if it can). */
+    secure_free(heap != &lz_heap_empty ? heap : heap_get_slow(), p, "free");
   } else {
     span_t *s = span_resolve(p, "free");
     /* Another heap's block, the usual reason to be here: batched home or
@@ -868,17 +877,20 @@ static void realloc_screen(void *p, span_t *s) {
 
 size_t heap_usable_size(const void *p, const char *func) {
   if (p == NULL) return 0;
-  if (lz_secure2 && chunkmap_kind((uintptr_t)p) == CHUNK_SPANS) return secure_usable(p, func);
+  if (lz_secure2 && chunkmap_kind((uintptr_t)p) == CHUNK_SPANS) return secure_usable(p, func, false);
   ptr_info_t info = ptr_resolve(p, func);
   if (info.large != NULL) return large_usable(info.large);
   return info.span->block_size;
 }
 
 void *heap_realloc(void *p, size_t size) {
-  if (lz_secure2 && chunkmap_kind((uintptr_t)p) == CHUNK_SPANS) return secure_realloc(p, size);
-  ptr_info_t info = ptr_resolve(p, "realloc");
   size_t usable;
-  if (info.large != NULL) {
+  ptr_info_t info = {NULL, NULL};
+  if (lz_secure2 && chunkmap_kind((uintptr_t)p) == CHUNK_SPANS) {
+    /* Level 2 checks the block whole (header and tail canary, naming
+     * realloc) and always copies: the new block's canary follows its size. */
+    usable = secure_usable(p, "realloc", true);
+  } else if ((info = ptr_resolve(p, "realloc")).large != NULL) {
     /* A large block is resized by its pages, never copied; only a shrink
      * below the large threshold copies (at most 1 MiB) into a smaller block,
      * which gives the whole range back rather than keeping 2 MiB of it. */

@@ -75,7 +75,7 @@ static void fork_child(void) {
     fork_locked = false;
     os_fork_signals_restore();
   }
-  secure_fork_child();
+  heaps_fork_child_secure();
   if (LZ_HEAPS > 0) {
     heaps_fork_child_shared();
     return;

@@ -856,19 +856,19 @@ void heap_release_orphan(heap_t *h);   /* BUSY -> ORPHAN */
 void heaps_fork_child(heap_t *self);
 void heap_retire(heap_t *h);
 void heaps_fork_child_shared(void);
+void heaps_fork_child_secure(void);
 heap_t *heaps_first(void);
 
 /* secure.c: hardening level 2 (every small and medium block, slow paths). */
 extern bool lz_secure2;
 void secure_init(void);
 void *secure_malloc(heap_t *heap, size_t size, size_t align, bool zero);
-void secure_free(void *p, const char *func);
-size_t secure_usable(const void *p, const char *func);
-void *secure_realloc(void *p, size_t size);
+void secure_free(heap_t *self, void *p, const char *func); /* self: the caller's heap, or NULL */
+size_t secure_usable(const void *p, const char *func, bool tail); /* tail: the canary checked too */
 void secure_check_size(const void *p, size_t size, const char *func);
 size_t secure_collect(heap_t *heap, bool force); /* blocks released */
 bool secure_block_bounds(const void *a, const uint8_t **lo, const uint8_t **hi);
-void secure_fork_child(void);
+bool secure_locked(const heap_t *h);
 
 /* purge.c: the timing of giving pages back; heap.c drives.
  * A chunk's free dirty pages decay over LZ_DECAY_MS from its purge_at

@@ -68,7 +68,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "alloc.h"
+#include "security.h"
 #include "sizeclass.h"
 
 lz_hot bool lz_secure2;
@@ -548,9 +548,7 @@ void *secure_malloc(heap_t *heap, size_t size, size_t align, bool zero) {
   return p;
 }
 
-void secure_free(void *ptr, const char *func) {
-  heap_t *self = lz_heap_tls;
-  if (self == &lz_heap_empty) self = heap_get_slow();
+void secure_free(heap_t *self, void *ptr, const char *func) {
   block_info_t bi;
   block_resolve(ptr, func, true, &bi);
   uint8_t *p = (uint8_t *)ptr;
@@ -564,20 +562,10 @@ void secure_free(void *ptr, const char *func) {
   heap_leave(self);
 }
 
-size_t secure_usable(const void *p, const char *func) {
+size_t secure_usable(const void *p, const char *func, bool tail) {
   block_info_t bi;
-  block_resolve(p, func, false, &bi);
+  block_resolve(p, func, tail, &bi);
   return bi.size;
-}
-
-void *secure_realloc(void *p, size_t size) {
-  block_info_t bi;
-  block_resolve(p, "realloc", true, &bi);
-  void *n = malloc_fast(size);
-  if (n == NULL) return NULL;
-  memcpy(n, p, bi.size < size ? bi.size : size);
-  secure_free(p, "realloc");
-  return n;
 }
 
 void secure_check_size(const void *p, size_t size, const char *func) {
@@ -739,8 +727,8 @@ static void secure_fault(uintptr_t a) {
   guard_report(upwards ? "buffer overflow" : "buffer underflow", run_origin(s, upwards), a);
 }
 
-/* In the child after fork (see Locking above). */
-void secure_fork_child(void) {
-  for (heap_t *h = heaps_first(); h != NULL; h = h->next_all)
-    if (h->secure && atomic_load_explicit(&h->secure->lock.x, memory_order_relaxed) != 0) heap_retire(h);
+/* In the child after fork (see Locking above): was a thread inside h's
+ * secure lock at the instant of fork? (heaps_fork_child_secure) */
+bool secure_locked(const heap_t *h) {
+  return h->secure && atomic_load_explicit(&h->secure->lock.x, memory_order_relaxed) != 0;
 }
