@@ -42,7 +42,14 @@ static void *realloc_body(void *p, size_t size) {
     free_fast(p);
     return NULL;
   }
-  return heap_realloc(p, size);
+  void *r;
+  size_t copy;
+  if (heap_realloc_in_place(p, size, &r, &copy)) return r;
+  void *n = malloc_fast(size);
+  if (n == NULL) return NULL;
+  memcpy(n, p, copy);
+  free_fast(p);
+  return n;
 }
 
 static inline bool is_pow2(size_t x) { return x != 0 && (x & (x - 1)) == 0; }

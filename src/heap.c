@@ -36,7 +36,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "alloc.h"
+#include "security.h"
 #include "sizeclass.h"
 
 __thread heap_t *lz_heap_tls __attribute__((tls_model("initial-exec"))) = &lz_heap_empty;
@@ -883,9 +883,14 @@ size_t heap_usable_size(const void *p, const char *func) {
   return info.span->block_size;
 }
 
-void *heap_realloc(void *p, size_t size) {
+/* realloc's part that needs the heap (api.c allocates, copies and frees).
+ * True when done: *out is p, resized where it is, or a large block
+ * resized by its pages (NULL, errno ENOMEM, if it could not be). False: a
+ * new block must take over *copy bytes of p. */
+bool heap_realloc_in_place(void *p, size_t size, void **out, size_t *copy) {
   size_t usable;
   ptr_info_t info = {NULL, NULL};
+  *out = p;
   if (lz_secure2 && chunkmap_kind((uintptr_t)p) == CHUNK_SPANS) {
     /* Level 2 checks the block whole (header and tail canary, naming
      * realloc) and always copies: the new block's canary follows its size. */
@@ -895,21 +900,18 @@ void *heap_realloc(void *p, size_t size) {
      * below the large threshold copies (at most 1 MiB) into a smaller block,
      * which gives the whole range back rather than keeping 2 MiB of it. */
     if (size > LZ_MEDIUM_MAX) {
-      void *r = large_realloc(info.large, p, size);
-      if (r == NULL) errno = ENOMEM;
-      return r;
+      *out = large_realloc(info.large, p, size);
+      if (*out == NULL) errno = ENOMEM;
+      return true;
     }
     usable = large_usable(info.large);
   } else {
     usable = info.span->block_size;
     /* A block that looks free is never handed back in place: its owner
-     * confirms a double free here, else free_fast below screens it. */
+     * confirms a double free here, else the caller's free screens it. */
     if (LZ_SECURE && block_maybe_free((lz_block_t *)p)) realloc_screen(p, info.span);
-    else if (size <= usable && size >= usable / REALLOC_SHRINK_COPY) return p;
+    else if (size <= usable && size >= usable / REALLOC_SHRINK_COPY) return true;
   }
-  void *n = malloc_fast(size);
-  if (n == NULL) return NULL;
-  memcpy(n, p, usable < size ? usable : size);
-  free_fast(p);
-  return n;
+  *copy = usable < size ? usable : size;
+  return false;
 }

@@ -355,7 +355,7 @@ typedef struct large_s {
 } large_t;
 
 /* ---------------------------------------------------------------------------
- * A minimal spinning lock (slow paths only; start.c); never held across a
+ * A minimal spinning lock (slow paths only; lock.c); never held across a
  * call that may take another lock except in the order in src/README.md.
  * ------------------------------------------------------------------------- */
 typedef struct lz_lock_s {
@@ -599,6 +599,8 @@ int os_move(void *from, size_t size, void *to); /* the pages (not a copy) of [fr
 size_t os_page_size(void);                     /* the kernel's page size */
 uint64_t os_now_ms(void);
 void os_write(int fd, const char *s, size_t n);
+size_t fmt_u64(char *buf, uint64_t v);      /* decimal; characters written */
+size_t fmt_hex(char *buf, uint64_t v);      /* 0x and hex; characters written */
 size_t os_random_bytes(void *buf, size_t n);
 void os_yield(void);
 void os_sleep_ms(uint64_t ms);
@@ -669,7 +671,7 @@ void lz_os_numa_inject_cpu(int cpu);
 size_t lz_os_numa_binds(lz_os_bind_t *out, size_t max); /* returns how many were made in all */
 
 /* start.c: the process's start-up (once, from the first call that needs
- * it or the constructor) and the spin lock (lz_lock, above). */
+ * it or the constructor). */
 void process_init(void);
 void check_page_size(size_t kernel_page); /* aborts unless LZ_PAGE_SIZE */
 extern _Atomic(int) lz_initialized;
@@ -714,8 +716,6 @@ lz_cold lz_noreturn void lz_fatal_pointer(const char *what, const char *func, co
 extern __thread const char *lz_free_as __attribute__((tls_model("initial-exec")));
 lz_cold lz_noreturn void lz_assert_fail(const char *cond, const char *file, int line);
 void lz_message(const char *a, const char *b, uintptr_t value, int number); /* number: 0 none, 1 hex, 2 decimal */
-size_t fmt_u64(char *buf, uint64_t v);
-size_t fmt_hex(char *buf, uint64_t v);
 
 /* sizeclass.c */
 extern const uint32_t lz_class_size[LZ_CLASSES];
@@ -843,7 +843,7 @@ lz_noinline void heap_free_page(void *p);
 lz_cold void heap_free_last(heap_t *heap, span_t *s);
 void heap_free_local(heap_t *heap, span_t *s, lz_block_t *b);
 size_t heap_usable_size(const void *p, const char *func);
-void *heap_realloc(void *p, size_t size);
+bool heap_realloc_in_place(void *p, size_t size, void **out, size_t *copy);
 void heap_collect(heap_t *heap, bool force);
 void heap_abandon(heap_t *heap);
 void heap_thread_exit(heap_t *heap);

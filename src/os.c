@@ -317,6 +317,28 @@ uint64_t os_now_ms(void) {
   return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
+/* Numbers as text for what os_write writes and for /proc paths (stdio
+ * may allocate): decimal, and hex with 0x; return the characters written
+ * (at most 20 and 18). */
+size_t fmt_u64(char *buf, uint64_t v) {
+  char tmp[24];
+  size_t n = 0;
+  do { tmp[n++] = (char)('0' + v % 10); v /= 10; } while (v);
+  for (size_t i = 0; i < n; i++) buf[i] = tmp[n - 1 - i];
+  return n;
+}
+
+size_t fmt_hex(char *buf, uint64_t v) {
+  static const char digits[] = "0123456789abcdef";
+  char tmp[20];
+  size_t n = 0;
+  do { tmp[n++] = digits[v & 15]; v >>= 4; } while (v);
+  buf[0] = '0';
+  buf[1] = 'x';
+  for (size_t i = 0; i < n; i++) buf[2 + i] = tmp[n - 1 - i];
+  return n + 2;
+}
+
 void os_write(int fd, const char *s, size_t n) {
   int e = errno;
   while (n > 0) {

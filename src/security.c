@@ -95,26 +95,6 @@ void security_init(void) {
    * small value or into the block's own chunk. */
   k = (k & ~((uintptr_t)3 << 62)) | ((uintptr_t)1 << 63);
   lz_key = k;
-  secure_init();
-}
-
-size_t fmt_u64(char *buf, uint64_t v) {
-  char tmp[24];
-  size_t n = 0;
-  do { tmp[n++] = (char)('0' + v % 10); v /= 10; } while (v);
-  for (size_t i = 0; i < n; i++) buf[i] = tmp[n - 1 - i];
-  return n;
-}
-
-size_t fmt_hex(char *buf, uint64_t v) {
-  static const char digits[] = "0123456789abcdef";
-  char tmp[20];
-  size_t n = 0;
-  do { tmp[n++] = digits[v & 15]; v >>= 4; } while (v);
-  buf[0] = '0';
-  buf[1] = 'x';
-  for (size_t i = 0; i < n; i++) buf[2 + i] = tmp[n - 1 - i];
-  return n + 2;
 }
 
 static size_t append(char *buf, size_t n, size_t cap, const char *s) {

@@ -13,7 +13,8 @@
  * (its pages go back to the chunk) unless it is the queue's current span.
  * Only the heap's owner runs this code (see internal.h, Ownership).
  */
-#include "alloc.h"
+#include "security.h"
+#include "sizeclass.h"
 
 /* The first span of a queue holds one extra count in `used` (its pin), so
  * frees never retire the span malloc is carving from, and the free fast

@@ -1,27 +1,18 @@
-/* start.c: the process's start-up, and the spin lock (base layer).
+/* start.c: the process's start-up.
  *
  * process_init runs once, from the first call that needs it (a thread's
  * first heap, malloc_trim, the validator) or from our constructor (api.c,
  * through init.c), whichever comes first: allocations can arrive before
  * main, from other libraries' constructors. It checks the page size, reads
- * the options, learns the NUMA topology and draws the secret key; none of
- * that allocates. Other threads arriving meanwhile wait for it.
+ * the options, learns the NUMA topology, draws the secret key and sets up
+ * hardening level 2; none of that allocates. Other threads arriving
+ * meanwhile wait for it. It sets up the layers below heap.c, which is why
+ * it sits just below heap.c (src/README.md).
  */
 #include "internal.h"
 
 lz_hot _Atomic(int) lz_initialized; /* 0: not yet, 1: in progress, 2: done */
 static __thread bool init_running __attribute__((tls_model("initial-exec")));
-
-void lz_lock(lz_lock_t *l) {
-  for (unsigned spins = 0;; spins++) {
-    int expect = 0;
-    if (atomic_load_explicit(&l->x, memory_order_relaxed) == 0 &&
-        atomic_compare_exchange_weak_explicit(&l->x, &expect, 1, memory_order_acquire, memory_order_relaxed))
-      return;
-    if (spins < 64) arch_pause();
-    else os_yield();
-  }
-}
 
 /* Spans, purge and guard pages work in LZ_PAGE_SIZE units, which must be
  * the kernel's page (arch.h): refuse other kernels before any mapping. */
@@ -47,6 +38,7 @@ void process_init(void) {
   options_init();
   numa_init();
   security_init();
+  secure_init(); /* level 2's keys, from the secret key */
   atomic_store_explicit(&lz_initialized, 2, memory_order_release);
   init_running = false;
   if (opt_get(OPT_VERBOSE)) {
