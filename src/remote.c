@@ -44,7 +44,9 @@
  *     (O(count), every link must stay in the span and reach the tail) and
  *     looks each block up in the span's lists (slab_contains_free) and in
  *     the rest of the chain: any hit is a "double free". Unflagged chains
- *     are spliced in O(1) as above;
+ *     are spliced in O(1) as above, but for a span with holes: a block of
+ *     a hole page reads zero, so no screen flags its second free; the
+ *     owner looks each block of the chain up in the hole map (O(count));
  *   - the owner freeing a block itself (heap.c) finds a block in flight by
  *     the same two-word screen.
  * Every check reads words of the block being freed, so a correct program
@@ -232,6 +234,25 @@ static lz_cold void chain_confirm(span_t *s, lz_block_t *head, lz_block_t *tail,
   if (b != tail) lz_fatal_pointer("corrupted free list", "free", head);
 }
 
+/* An unflagged chain into a span with holes: every block of it was
+ * screened by its freeing thread but a hole block (reading zero, on no
+ * list: slab.c, "Holes"), so only the hole map can name a second free.
+ * The links must stay in the span and reach the tail in count blocks.
+ * O(count), where chain_confirm walks the span's lists for every block. */
+static lz_cold void chain_holes_check(span_t *s, lz_block_t *head, lz_block_t *tail, uint32_t count) {
+  uint8_t *start = span_start(s);
+  lz_block_t *b = head;
+  for (uint32_t i = 0;; i++) {
+    if (slab_block_in_hole(s, (size_t)((uint8_t *)b - start) / s->block_size))
+      lz_fatal_pointer("double free", "free", b);
+    if (i + 1 == count) break;
+    lz_block_t *next = block_next(b);
+    if (!slab_holds(s, next)) lz_fatal_pointer("double free", "free", b);
+    b = next;
+  }
+  if (b != tail) lz_fatal_pointer("corrupted free list", "free", head);
+}
+
 size_t remote_collect(heap_t *heap) {
   if (atomic_load_explicit(&heap->xremote, memory_order_relaxed) == NULL) return 0;
   lz_block_t *head = atomic_exchange_explicit(&heap->xremote, NULL, memory_order_acquire);
@@ -262,10 +283,11 @@ size_t remote_collect(heap_t *heap) {
       if (lz_unlikely(count != 1)) lz_fatal_pointer("double free", "free", head);
       medium_free(heap, s);
     } else {
-      /* Suspect chains, and any chain into a span with holes (a hole block
-       * reads zero: no screen on the way could flag it). */
-      if (LZ_SECURE && lz_unlikely((meta & REMOTE_SUSPECT) || (s->flags & SPAN_HOLES)))
-        chain_confirm(s, head, tail, count);
+      /* Suspect chains are confirmed against the span's lists; others into
+       * a span with holes against its hole map (a hole block reads zero:
+       * no screen on the way could flag it). */
+      if (LZ_SECURE && lz_unlikely(meta & REMOTE_SUSPECT)) chain_confirm(s, head, tail, count);
+      else if (LZ_SECURE && lz_unlikely(s->flags & SPAN_HOLES)) chain_holes_check(s, head, tail, count);
       slab_free_chain(heap, s, head, tail, count);
     }
     head = next;
