@@ -92,7 +92,7 @@
 #define LZ_MEDIUM_MAX ((size_t)1 * MiB)    /* largest medium span */
 #define LZ_DIRECT_MAX ((size_t)1024)       /* sizes served by heap->direct */
 #define LZ_DIRECT_SLOTS (LZ_DIRECT_MAX / 16 + 1)
-#define LZ_CLASSES 41                      /* class 0 unused; 1..40 */
+#define LZ_CLASSES 47                      /* class 0 unused; 1..46 */
 _Static_assert(LZ_CLASSES == LZ_STATS_CLASSES, "public class count");
 #define LZ_SLAB_MAX_BYTES ((size_t)256 * KiB)
 #define LZ_STARTUP_PAGES 64                /* slab pages a heap makes in start-up (slab.c) */
@@ -720,6 +720,7 @@ void lz_message(const char *a, const char *b, uintptr_t value, int number); /* n
 /* sizeclass.c */
 extern const uint32_t lz_class_size[LZ_CLASSES];
 extern const uint8_t lz_direct_class[LZ_DIRECT_SLOTS];
+extern const uint8_t lz_class_high[LZ_SMALL_MAX / 128];
 uint32_t class_slab_pages(unsigned cls);
 uint32_t class_first_slab_pages(unsigned cls);
 

@@ -1,16 +1,15 @@
-/* sizeclass.h: size -> class for the slow paths (the fast path reaches a
- * span through heap->direct[(size + 15) >> 4] without a class): 16-byte
- * steps up to 128 B, then a clz formula, four classes per power of two.
- * sizeclass.c's lz_direct_class is the same mapping as a table of sizes
- * <= LZ_DIRECT_MAX, which tests/test_sizeclass.c checks it against. */
+/* sizeclass.h: size -> class (the fast path reaches a span for sizes up to
+ * LZ_DIRECT_MAX through heap->direct[(size + 15) >> 4] without a class):
+ * two tables of sizeclass.c, lz_direct_class by 16 B up to LZ_DIRECT_MAX
+ * and lz_class_high by 128 B above (the classes are in sizeclass.c);
+ * tests/test_sizeclass.c checks every size against lz_class_size. */
 #ifndef LZ_SIZECLASS_H
 #define LZ_SIZECLASS_H
 #include "internal.h"
 
 lz_inline unsigned size_to_class(size_t size) {
-  if (size <= 128) return size == 0 ? 1 : (unsigned)((size + 15) >> 4);
-  unsigned b = 63u - (unsigned)__builtin_clzll((unsigned long long)(size - 1));
-  return 9u + (b - 7u) * 4u + (unsigned)(((size - 1) >> (b - 2)) & 3u);
+  if (size <= LZ_DIRECT_MAX) return lz_direct_class[(size + 15) >> 4];
+  return lz_class_high[(size - 1) >> 7];
 }
 
 /* Block index by multiplication, in 32 bits. Write the block size
@@ -82,7 +81,7 @@ lz_inline void span_set_block_size(span_t *s, uint32_t bs) {
   s->ibase = (uint32_t)(uintptr_t)span_start(s) * s->inv;
 }
 
-_Static_assert(LZ_CLASSES == 41, "class table size");
+_Static_assert(LZ_CLASSES == 47, "class table size");
 _Static_assert(LZ_CHUNK_SIZE <= ((uint64_t)1 << 21), "block_index needs offsets below 2^21");
 _Static_assert(LZ_SLAB_MAX_BYTES <= ((size_t)1 << 18) && LZ_SMALL_MAX < ((size_t)1 << LZ_SLAB_ROT),
                "the slab index needs spans of at most 2^18 bytes and blocks below 2^16");

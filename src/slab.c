@@ -220,6 +220,28 @@ void *slab_malloc_local(heap_t *heap, unsigned cls) {
   return slab_pop_checked(s);
 }
 
+/* Borrowing. Every class holds its own freed blocks, resident, so a
+ * program that keeps a few blocks of many sizes (buffers grown step by
+ * step) holds a freed block in each class it passed through. Before a
+ * class above 512 B carves memory it never touched, it takes a block
+ * already freed in a class at most a quarter bigger, if one waits at the
+ * front of its queue: the block stays in its own
+ * span and goes back there when freed. Only from a class whose block size
+ * is a multiple of the requested class's largest power-of-two divisor, so
+ * a block is aligned as its own class's would be (heap_malloc_aligned picks
+ * classes by that); never in start-up (its classes are powers of two). */
+static void *slab_borrow(heap_t *heap, unsigned cls) {
+  uint32_t size = lz_class_size[cls];
+  if (size <= 512 || heap->startup) return NULL;
+  uint32_t align = size & -size;
+  for (unsigned c = cls + 1; c < LZ_CLASSES && lz_class_size[c] <= size + size / 4; c++) {
+    if (lz_class_size[c] % align != 0) continue;
+    span_t *s = heap->queues[c].first;
+    if (s != NULL && (s->free != NULL || s->local_free != NULL)) return slab_malloc_local(heap, c);
+  }
+  return NULL;
+}
+
 void *slab_malloc_slow(heap_t *heap, unsigned cls) {
   span_queue_t *q = &heap->queues[cls];
   heap->holes_hot = 1; /* slabs are being allocated from (purge.c, holes) */
@@ -235,6 +257,8 @@ void *slab_malloc_slow(heap_t *heap, unsigned cls) {
       s->local_free = NULL;
       slab_charge(heap, s, s->capacity - out);
     } else if (s->capacity < s->reserved) {
+      void *p = slab_borrow(heap, cls);
+      if (p != NULL) return p;
       slab_extend(heap, s);
     }
     if (s->free != NULL) {
@@ -250,6 +274,8 @@ void *slab_malloc_slow(heap_t *heap, unsigned cls) {
     atomic_store_explicit(&s->xfast_owner, NULL, memory_order_relaxed);
     s = next;
   }
+  void *p = slab_borrow(heap, cls);
+  if (p != NULL) return p;
   s = slab_new(heap, cls);
   if (s == NULL) return NULL;
   slab_extend(heap, s);

@@ -11,6 +11,9 @@
  *              for the purge delay, never while used between looks;
  *   loops      a malloc/free loop of one block (slab, medium, large) never
  *              enters the full slow path;
+ *   borrow     a class with nothing freed takes a block freed in a class
+ *              at most a quarter bigger before it carves a new one, and
+ *              none from further up;
  *   pool       an emptied chunk stays with the heap until a purge gives it
  *              to the pool (still mapped), is reused by the next span that
  *              needs a chunk, and trim unmaps it;
@@ -248,6 +251,36 @@ static void test_loops(heap_t *heap) {
          (long long)raw_in_use(), (long long)in_use0);
 }
 
+/* ---- borrowing (slab.c) ---------------------------------------------------- */
+static void test_borrow(heap_t *heap) {
+  if (heap->foreign != NULL) return; /* foreign blocks would come first */
+  slab_startup_end(heap);
+  int64_t in_use0 = raw_in_use();
+  /* 1100 B (class 1152, never used here) takes a 1280 B block waiting in
+   * that class's current slab, and makes no slab of its own. */
+  CHECK(heap->queues[size_to_class(1100)].first == NULL);
+  void *p = lz_malloc(1200);
+  CHECK(p != NULL && span_of(p)->block_size == 1280);
+  lz_free(p);
+  void *q = lz_malloc(1100);
+  CHECKF(q != NULL && span_of(q) == span_of(p), "1100 B: %p, not from the 1280 B slab of %p", q, p);
+  CHECK(lz_usable_size(q) == 1280 && heap->queues[size_to_class(1100)].first == NULL);
+  lz_heap_validate();
+  lz_free(q);
+  lz_heap_validate();
+  /* 2100 B (class 2304) never takes a freed 3072 B block (a third bigger). */
+  CHECK(heap->queues[size_to_class(2100)].first == NULL && heap->queues[size_to_class(2500)].first == NULL);
+  p = lz_malloc(2900);
+  CHECK(p != NULL && span_of(p)->block_size == 3072);
+  lz_free(p);
+  q = lz_malloc(2100);
+  CHECK(q != NULL && span_of(q) != span_of(p) && span_of(q)->block_size == 2304);
+  lz_free(q);
+  lz_heap_validate();
+  CHECKF(!LZ_STATS || raw_in_use() == in_use0, "in_use %lld after freeing all, %lld before (blocks lost)",
+         (long long)raw_in_use(), (long long)in_use0);
+}
+
 /* ---- chunk pool ----------------------------------------------------------- */
 static bool heap_owns(const heap_t *heap, const chunk_t *c) {
   for (const chunk_t *x = heap->chunks; x != NULL; x = x->next)
@@ -360,6 +393,7 @@ int main(void) {
     return 0;
   }
   test_loops(heap); /* first: no foreign blocks yet */
+  test_borrow(heap);
   test_spans(heap);
   test_mcache(heap);
   if (LZ_HEAPS == 0) { /* shared heaps: the freer may share ours */

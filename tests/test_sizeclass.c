@@ -21,8 +21,12 @@ int main(void) {
     uint32_t bs = lz_class_size[c];
     CHECK(bs % 16 == 0);
     CHECK(c == 1 || bs > lz_class_size[c - 1]);
-    /* Waste within a class is at most 25 % above 128 bytes. */
+    /* Waste within a class is at most 25 % above 128 bytes, and 12.5 %
+     * for a power of two above 512 plus a small header (1024 + 8 B must
+     * not take a quarter more). */
     if (c > 8) CHECK((bs - lz_class_size[c - 1] - 1) * 4 <= lz_class_size[c - 1] + 1);
+    if (bs > 512 && (lz_class_size[c - 1] & (lz_class_size[c - 1] - 1)) == 0)
+      CHECK((bs - lz_class_size[c - 1] - 1) * 8 <= lz_class_size[c - 1] + 1);
     size_t slab = (size_t)class_slab_pages(c) << LZ_PAGE_SHIFT;
     CHECK(slab <= LZ_SLAB_MAX_BYTES);
     CHECK(slab / bs >= 8 && slab / bs <= 0xffff);
