@@ -8,8 +8,9 @@
  *   span     a run of pages inside a chunk with one descriptor (span_t):
  *              slab   carved into blocks of one small size class (<= 32 KiB);
  *              medium one block of whole pages (<= 1 MiB).
- *   large    a block > 1 MiB in its own page range, 2 MiB aligned, its
- *            descriptor (large_t) out of band; freed ranges are cached.
+ *   large    a block > 1 MiB in its own page range (2 MiB aligned; at level 2
+ *            after a guard page), its descriptor (large_t) out of band;
+ *            freed ranges are cached.
  *   heap     per-thread allocation state (heap_t): class queues of slabs,
  *            the chunks it owns, and an atomic list of blocks other threads
  *            freed back to it.

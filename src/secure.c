@@ -1,8 +1,9 @@
 /* secure.c: hardening level 2 (LZMALLOC_SECURE=2, or a build with
  * LZ_SECURE=2 such as liblzmalloc-secure.so): every small and medium block
  * is served here, in the slow paths; large blocks keep large.c's layout
- * (canary bytes up to a guard page after the block's last page, the
- * requested size in their out-of-band descriptor; checked by large.c and
+ * (a guard page before the block, canary bytes up to a guard page after
+ * its last page, the requested size in their out-of-band descriptor,
+ * freed ranges PROT_NONE in large.c's quarantine; checked by large.c and
  * by secure_check_size here). Faults in every guard page are reported by
  * secure_fault (below), through os.c's SIGSEGV handler.
  *
@@ -634,10 +635,13 @@ bool secure_block_bounds(const void *a, const uint8_t **lo, const uint8_t **hi) 
  * finds the block it came from and reports it:
  *   lzmalloc: buffer overflow 0x<block> (guard page hit at 0x<address>)
  *   lzmalloc: buffer underflow 0x<block> (guard page hit at 0x<address>)
+ *   lzmalloc: use after free 0x<block> (guard page hit at 0x<address>)
  * A run upwards enters a guard page at its low end, a run downwards at its
  * high end, so the half of the page hit says which way the write went (a
  * slab's guard page ends it, a medium span has one on each side, a chunk's
- * header ends with one, and a large block's follows its last page). The
+ * header ends with one). A large block has one on each side and large.c
+ * says which was hit, or that the block's range is freed and quarantined
+ * (large_fault_owner). The
  * block a run came from is the last one it did not reach: slots above it
  * (overflow) or below it (underflow, its own header included) no longer
  * start with a header, canary bytes or a free fill.
