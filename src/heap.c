@@ -41,12 +41,6 @@
 
 __thread heap_t *lz_heap_tls __attribute__((tls_model("initial-exec"))) = &lz_heap_empty;
 
-lz_hot span_t lz_span_empty; /* free == NULL: sends the fast path to the slow path */
-
-heap_t lz_heap_empty = {
-  .direct = {[0 ... LZ_DIRECT_SLOTS - 1] = &lz_span_empty},
-};
-
 lz_hot static _Atomic(heap_t *) heaps_all;         /* every heap ever made */
 lz_hot static _Atomic(long) orphan_count;          /* a hint: heaps that are ORPHAN or BUSY */
 static __thread bool thread_done __attribute__((tls_model("initial-exec")));
@@ -85,6 +79,20 @@ lz_hot static _Atomic(uintptr_t) xmeta;
 static _Atomic(heap_t *) shared_heaps[LZ_HEAPS > 0 ? LZ_HEAPS : 1];
 static _Atomic(unsigned) shared_next;
 static lz_lock_t shared_lock = LZ_LOCK_INIT;
+
+/* Bytes in the free lists of the heap's current spans (owner only):
+ * slab.c's lists and remote.c's installed foreign lists. */
+size_t heap_cached_bytes(const heap_t *heap) {
+  size_t bytes = 0;
+  for (unsigned cls = 1; cls < LZ_CLASSES; cls++) {
+    const span_t *s = heap->queues[cls].first;
+    if (s != NULL) bytes += (size_t)slab_cached(s) * s->block_size;
+    s = heap->foreign != NULL ? &heap->foreign[cls] : NULL;
+    if (s != NULL && (s->flags & FOREIGN_INSTALLED)) /* charged when installed (remote.c) */
+      bytes += (size_t)foreign_count(heap, cls, UINT32_MAX) * s->block_size;
+  }
+  return bytes;
+}
 
 heap_t *heaps_first(void) { return atomic_load_explicit(&heaps_all, memory_order_acquire); }
 

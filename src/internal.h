@@ -706,6 +706,7 @@ lz_inline uint64_t purge_due(uint64_t since) {
 /* security.c */
 extern uintptr_t lz_key;
 extern uint64_t lz_canary; /* the secret canary word (hardening level 2) */
+extern bool lz_secure2;    /* hardening level 2, fixed at start-up (security_init) */
 /* Fills [from, to) with the pattern of word w (the byte at address a is
  * byte a & 7 of w); check returns the first byte that differs, or NULL. */
 void lz_pattern_fill(uint8_t *from, uint8_t *to, uint64_t w);
@@ -762,13 +763,14 @@ lz_inline uint8_t *span_start(const span_t *s) {
 }
 
 /* slab.c: small blocks inside slab spans. */
+extern heap_t lz_heap_empty; /* the heap of a thread that has none */
+extern span_t lz_span_empty; /* free == NULL: sends the fast path to the slow path */
 void *slab_malloc_slow(heap_t *heap, unsigned cls);
 void *slab_malloc_local(heap_t *heap, unsigned cls);
 void slab_free_chain(heap_t *heap, span_t *s, lz_block_t *head, lz_block_t *tail, uint32_t count);
 void slab_extend(heap_t *heap, span_t *s);
 uint32_t slab_cached(const span_t *s);
 void slab_uncache(heap_t *heap, span_t *s);
-size_t heap_cached_bytes(const heap_t *heap);
 lz_cold void slab_retire(heap_t *heap, span_t *s);
 void slab_release(heap_t *heap, span_t *s);
 void queue_remove(heap_t *heap, span_queue_t *q, span_t *s);
@@ -835,8 +837,6 @@ bool remote_in_flight(const lz_block_t *b);
 
 /* heap.c */
 extern __thread heap_t *lz_heap_tls;
-extern heap_t lz_heap_empty;
-extern span_t lz_span_empty;
 heap_t *heap_get_slow(void);
 lz_noinline void *heap_malloc_slow(size_t size, heap_t *heap, bool zero);
 void *heap_malloc_aligned(heap_t *heap, size_t size, size_t align);
@@ -860,9 +860,9 @@ void heap_retire(heap_t *h);
 void heaps_fork_child_shared(void);
 void heaps_fork_child_secure(void);
 heap_t *heaps_first(void);
+size_t heap_cached_bytes(const heap_t *heap);
 
 /* secure.c: hardening level 2 (every small and medium block, slow paths). */
-extern bool lz_secure2;
 void secure_init(void);
 void *secure_malloc(heap_t *heap, size_t size, size_t align, bool zero);
 void secure_free(heap_t *self, void *p, const char *func); /* self: the caller's heap, or NULL */

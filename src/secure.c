@@ -59,8 +59,8 @@
  * thread is released by its owner later, a medium span is queued on
  * `pending`. The quarantine belongs to its heap's owner (no lock). Spans
  * are allocated and released under the owner's heap lock (heap_enter, the
- * janitor protocol in internal.h). Lock order: the heap lock, then secure
- * locks (one at a time). No lock is held across fork: in the child, a heap
+ * janitor protocol in internal.h); a secure lock nests inside it (the
+ * lock order is in src/README.md). No lock is held across fork: in the child, a heap
  * whose secure lock is taken was being changed by a thread that is gone
  * (or by the forking thread from a signal handler), so it is retired (DEAD,
  * heap.c) and never locked again: blocks of a DEAD heap leaving a
@@ -72,7 +72,6 @@
 #include "security.h"
 #include "sizeclass.h"
 
-lz_hot bool lz_secure2;
 
 #define SLAB_BITMAP_WORDS 32 /* 2048 slots: the most a 64 KiB slab of 32-byte slots holds */
 #define SLAB_SUMMARY SLAB_BITMAP_WORDS /* then a word whose bit w is set iff word w is not 0 */
@@ -117,7 +116,6 @@ lz_hot static uint64_t k_size, k_head, w_free, w_fresh;
 static void secure_fault(uintptr_t a);
 
 void secure_init(void) {
-  lz_secure2 = opt_get(OPT_SECURE) >= 2;
   uint64_t x = lz_key;
   uint64_t *outs[5] = {&k_size, &k_head, &lz_canary, &w_free, &w_fresh};
   for (int i = 0; i < 5; i++) {

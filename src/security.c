@@ -6,6 +6,7 @@
 #include "internal.h"
 
 lz_hot uintptr_t lz_key;
+lz_hot bool lz_secure2;
 lz_hot uint64_t lz_canary; /* drawn by secure_init */
 
 /* Patterns: the byte at address a is byte (a & 7) of the word w. The
@@ -95,6 +96,7 @@ void security_init(void) {
    * small value or into the block's own chunk. */
   k = (k & ~((uintptr_t)3 << 62)) | ((uintptr_t)1 << 63);
   lz_key = k;
+  lz_secure2 = opt_get(OPT_SECURE) >= 2;
 }
 
 static size_t append(char *buf, size_t n, size_t cap, const char *s) {

@@ -16,6 +16,15 @@
 #include "security.h"
 #include "sizeclass.h"
 
+/* The fast paths' sentinels: the span of every direct[] entry whose queue
+ * is empty (free == NULL: the fast path goes slow), and the heap of a
+ * thread that has none yet (lz_heap_tls's first value, heap.c), whose
+ * direct[] all name it and whose queues are empty. */
+lz_hot span_t lz_span_empty;
+heap_t lz_heap_empty = {
+  .direct = {[0 ... LZ_DIRECT_SLOTS - 1] = &lz_span_empty},
+};
+
 /* The first span of a queue holds one extra count in `used` (its pin), so
  * frees never retire the span malloc is carving from, and the free fast
  * path needs no "is it current?" test: a span whose count reaches zero is
@@ -163,19 +172,6 @@ void slab_uncache(heap_t *heap, span_t *s) {
   s->local_free = s->free;
   s->free = NULL;
   s->used = (uint16_t)(s->used - n);
-}
-
-/* Bytes in the free lists of the heap's current spans (owner only). */
-size_t heap_cached_bytes(const heap_t *heap) {
-  size_t bytes = 0;
-  for (unsigned cls = 1; cls < LZ_CLASSES; cls++) {
-    const span_t *s = heap->queues[cls].first;
-    if (s != NULL) bytes += (size_t)slab_cached(s) * s->block_size;
-    s = heap->foreign != NULL ? &heap->foreign[cls] : NULL;
-    if (s != NULL && (s->flags & FOREIGN_INSTALLED)) /* charged when installed (remote.c) */
-      bytes += (size_t)foreign_count(heap, cls, UINT32_MAX) * s->block_size;
-  }
-  return bytes;
 }
 
 static span_t *slab_new(heap_t *heap, unsigned cls) {

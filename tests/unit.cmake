@@ -64,6 +64,8 @@
 #   probes_level2_runtime  outcome and message of each, at level 1
 #                    (liblzmalloc), level 2 (liblzmalloc-secure) and
 #                    LZMALLOC_SECURE=2 (liblzmalloc)
+#   layers           no call between the library's files goes up the layers
+#                    of src/README.md (nm of the objects: what was emitted)
 
 set(_lz_t ${CMAKE_CURRENT_SOURCE_DIR})
 
@@ -194,3 +196,9 @@ foreach(_t fork_hammer thread_late_free) # read LZ_HEAPS and LZ_SECURE
 endforeach()
 
 unset(_lz_t)
+
+# The layer picture of src/README.md against the objects of the prefixed
+# library (built in every configuration). Not under qemu: a host script.
+add_test(NAME layers COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/layers.sh ${PROJECT_SOURCE_DIR}/src/README.md
+         ${CMAKE_BINARY_DIR}/CMakeFiles/lzmalloc-prefixed.dir/src ${CMAKE_NM})
+set_tests_properties(layers PROPERTIES LABELS "unit")
