@@ -81,15 +81,15 @@ static void *memalign_body(size_t alignment, size_t size) {
     return r_;                    \
   } while (0)
 
-LZ_EXPORT void *lz_malloc(size_t size) { return api_malloc(size); }
+lz_text_hot LZ_EXPORT void *lz_malloc(size_t size) { return api_malloc(size); }
 
-LZ_EXPORT void lz_free(void *p) { api_free(p); }
+lz_text_hot LZ_EXPORT void lz_free(void *p) { api_free(p); }
 
-LZ_EXPORT void *lz_calloc(size_t n, size_t size) { API_CALL(calloc_body(n, size)); }
+lz_text_hot LZ_EXPORT void *lz_calloc(size_t n, size_t size) { API_CALL(calloc_body(n, size)); }
 
-LZ_EXPORT void *lz_realloc(void *p, size_t size) { API_CALL(realloc_body(p, size)); }
+lz_text_hot LZ_EXPORT void *lz_realloc(void *p, size_t size) { API_CALL(realloc_body(p, size)); }
 
-LZ_EXPORT void *lz_reallocarray(void *p, size_t n, size_t size) {
+lz_text_hot LZ_EXPORT void *lz_reallocarray(void *p, size_t n, size_t size) {
   size_t total;
   if (__builtin_mul_overflow(n, size, &total)) {
     errno = ENOMEM;
@@ -110,11 +110,11 @@ LZ_EXPORT void lz_free_aligned_sized(void *p, size_t alignment, size_t size) {
 }
 
 /* As in glibc 2.36, aligned_alloc is memalign. */
-LZ_EXPORT void *lz_aligned_alloc(size_t alignment, size_t size) { API_CALL(memalign_body(alignment, size)); }
+lz_text_hot LZ_EXPORT void *lz_aligned_alloc(size_t alignment, size_t size) { API_CALL(memalign_body(alignment, size)); }
 
-LZ_EXPORT void *lz_memalign(size_t alignment, size_t size) { API_CALL(memalign_body(alignment, size)); }
+lz_text_hot LZ_EXPORT void *lz_memalign(size_t alignment, size_t size) { API_CALL(memalign_body(alignment, size)); }
 
-LZ_EXPORT int lz_posix_memalign(void **out, size_t alignment, size_t size) {
+lz_text_hot LZ_EXPORT int lz_posix_memalign(void **out, size_t alignment, size_t size) {
   if (alignment % sizeof(void *) != 0 || !is_pow2(alignment)) return EINVAL;
   heap_t *h = api_enter();
   void *p = aligned_body(alignment, size); /* errno = ENOMEM on failure, as glibc */
@@ -136,7 +136,7 @@ LZ_EXPORT void *lz_pvalloc(size_t size) {
   API_CALL(aligned_body(LZ_PAGE_SIZE, rounded));
 }
 
-LZ_EXPORT size_t lz_usable_size(const void *p) { API_CALL(heap_usable_size(p, "malloc_usable_size")); }
+lz_text_hot LZ_EXPORT size_t lz_usable_size(const void *p) { API_CALL(heap_usable_size(p, "malloc_usable_size")); }
 
 LZ_EXPORT int lz_trim(size_t pad) {
   (void)pad;

@@ -91,7 +91,7 @@ static void chunk_unmap(chunk_t *c) {
   atomic_fetch_sub_explicit(&lz_chunks_mapped, 1, memory_order_relaxed);
 }
 
-chunk_t *chunk_alloc(heap_t *heap) {
+lz_text_hot chunk_t *chunk_alloc(heap_t *heap) {
   unsigned node = lz_unlikely(lz_numa_on) ? heap->numa_home : 0;
   chunk_t *c = chunk_pool_pop(pool_of(node));
   if (c == NULL) {
@@ -128,7 +128,7 @@ chunk_t *chunk_alloc(heap_t *heap) {
 }
 
 /* The chunk is empty (every usable page free): give it to the pool. */
-void chunk_release(heap_t *heap, chunk_t *c) {
+lz_text_hot void chunk_release(heap_t *heap, chunk_t *c) {
   lz_assert(c->free_pages == LZ_USABLE_PAGES);
   if (c->prev) c->prev->next = c->next; else heap->chunks = c->next;
   if (c->next) c->next->prev = c->prev;

@@ -119,7 +119,7 @@ static heap_t *meta_heap_alloc(void) {
 
 /* owner: os_thread_ident of the thread whose own heap it is, 0 for a
  * temporary or shared heap (xowner in internal.h). */
-static heap_t *heap_new(uint64_t owner) {
+lz_text_hot static heap_t *heap_new(uint64_t owner) {
   heap_t *h = meta_heap_alloc();
   if (h == NULL) return NULL;
   for (size_t i = 0; i < LZ_DIRECT_SLOTS; i++) h->direct[i] = &lz_span_empty;
@@ -150,7 +150,7 @@ void heap_release_orphan(heap_t *h) { atomic_store_explicit(&h->xstate, HEAP_ORP
  * there. The heap passes through BUSY so that its new owner is published
  * (release) with the state ACTIVE: heaps_reclaim_gone reads them in that
  * order. */
-static heap_t *heap_adopt_orphan(uint64_t owner) {
+lz_text_hot static heap_t *heap_adopt_orphan(uint64_t owner) {
   if (atomic_load_explicit(&orphan_count, memory_order_relaxed) <= 0) return NULL;
   unsigned node = lz_unlikely(lz_numa_on) ? numa_current_node() : 0;
   for (heap_t *h = heaps_first(); h != NULL; h = h->next_all) {
@@ -184,7 +184,7 @@ static heap_t *shared_heap_assign(void) {
 
 /* The calling thread's heap, made or adopted on its first call; NULL if
  * none can be had (out of memory) or the thread is past its teardown. */
-heap_t *heap_get_slow(void) {
+lz_text_hot heap_t *heap_get_slow(void) {
   heap_t *h = lz_heap_tls;
   if (h != &lz_heap_empty) return h;
   process_init(); /* allocates nothing */
@@ -231,7 +231,7 @@ static heap_t *heap_take_temporary(void) {
  * paths (the caller owns it, or it is an orphan, or a shared heap), so a
  * free list's head may be rewritten (slab.c, "Holes"). Returns when something next falls due,
  * UINT64_MAX if nothing will. */
-static uint64_t heap_purge(heap_t *heap, bool force, bool holes, bool exclusive, uint64_t now) {
+lz_text_hot static uint64_t heap_purge(heap_t *heap, bool force, bool holes, bool exclusive, uint64_t now) {
   medium_cache_flush(heap, force, now);
   uint64_t next = UINT64_MAX;
   if (heap->mcache_count > 0) next = purge_due(heap->mcache_used_at);
@@ -310,7 +310,7 @@ void heap_thread_exit(heap_t *heap) {
  * orphan like any other. Looks at the owners of at most `budget` heaps (a
  * system call each) from where the last look stopped, or of every heap if
  * budget is 0. Returns how many were abandoned. */
-size_t heaps_reclaim_gone(unsigned budget) {
+lz_text_hot size_t heaps_reclaim_gone(unsigned budget) {
   /* Heaps are never unmapped: always valid. With the hot variables (a
    * page of its own would cost every process a fault, and its write a
    * fork child a page copy), written only when it moves. */
@@ -452,7 +452,7 @@ size_t heaps_trim(bool force) {
 
 /* The owner's purge tick (its heap lock held): what is due in its heap,
  * the pool, the large cache and the orphans, at most every half delay. */
-static void heap_purge_tick(heap_t *heap) {
+lz_text_hot static void heap_purge_tick(heap_t *heap) {
   uint64_t now = os_now_ms();
   heap->slow_clock = now;
   if (now < heap->purge_next) return;
@@ -546,7 +546,7 @@ _Static_assert((HEAP_TICK_EVERY & (HEAP_TICK_EVERY - 1)) == 0, "a power of two")
 /* Every HEAP_TICK_EVERY-th slow-path entry (allocation or free): remote
  * batches that were pending at the previous tick sent, the coarse clock and
  * purge, foreign lists home when due, the home node. */
-static void heap_tick(heap_t *heap) {
+lz_text_hot static void heap_tick(heap_t *heap) {
   if ((++heap->slow_count & (HEAP_TICK_EVERY - 1)) != 0) return;
   heap_enter(heap);
   remote_flush_aged(heap);
@@ -561,7 +561,7 @@ static void heap_tick(heap_t *heap) {
 
 /* The thread's first call, or a call past its teardown: NULL (errno
  * ENOMEM) if no heap can be had. */
-static lz_noinline heap_t *slow_heap_get(void) {
+lz_text_hot static lz_noinline heap_t *slow_heap_get(void) {
   heap_t *heap = heap_get_slow();
   if (heap == NULL) heap = heap_take_temporary();
   if (heap == NULL) errno = ENOMEM;
@@ -602,7 +602,7 @@ lz_inline void *slow_leave(heap_t *heap, void *p) {
   return p;
 }
 
-static void *small_malloc(heap_t *heap, unsigned cls, bool zero) {
+lz_text_hot static void *small_malloc(heap_t *heap, unsigned cls, bool zero) {
   if (lz_unlikely(heap->startup) && heap->slow_count >= LZ_STARTUP_SLOW) slab_startup_end(heap);
   cls = slab_class_for(heap, cls); /* start-up: its power of two */
   void *p = heap->foreign != NULL ? foreign_alloc(heap, cls) : NULL;
@@ -639,7 +639,7 @@ static void *large_malloc_direct(heap_t *heap, size_t size, bool zero) {
 
 /* Every size and level, and one retry after reclaiming when memory ran
  * short; `tried`: the small path failed already (no first attempt). */
-static lz_noinline void *malloc_general(heap_t *heap, size_t size, bool zero, bool tried) {
+lz_text_hot static lz_noinline void *malloc_general(heap_t *heap, size_t size, bool zero, bool tried) {
   void *p = NULL;
   for (int attempt = 0;; attempt++) {
     if (attempt > 0 || !tried) {
@@ -671,7 +671,7 @@ static void *medium_malloc_direct(heap_t *heap, size_t size, bool zero) {
  * no other thread has sent blocks home: a block freed here and then by
  * another thread is named a double free when collected, before it could be
  * handed out again. */
-void *heap_malloc_slow(size_t size, heap_t *heap, bool zero) {
+lz_text_hot void *heap_malloc_slow(size_t size, heap_t *heap, bool zero) {
   bool none_sent = atomic_load_explicit(&heap->xremote, memory_order_relaxed) == NULL;
   bool large_tried = false;
   if (size <= LZ_SMALL_MAX) {
@@ -710,7 +710,7 @@ void *heap_malloc_slow(size_t size, heap_t *heap, bool zero) {
 }
 
 /* align is a power of two > 16. */
-void *heap_malloc_aligned(heap_t *heap, size_t size, size_t align) {
+lz_text_hot void *heap_malloc_aligned(heap_t *heap, size_t size, size_t align) {
   heap = slow_enter(heap);
   if (heap == NULL) return NULL;
   if (size == 0) size = 1;
@@ -755,7 +755,7 @@ static span_t *span_resolve(const void *p, const char *func) {
 }
 
 /* Finds what p is, or reports it (naming `func`) and aborts. */
-static ptr_info_t ptr_resolve(const void *p, const char *func) {
+lz_text_hot static ptr_info_t ptr_resolve(const void *p, const char *func) {
   uintptr_t a = (uintptr_t)p;
   ptr_info_t info = {NULL, NULL};
   uint8_t kind = chunkmap_kind(a);
@@ -775,7 +775,7 @@ static ptr_info_t ptr_resolve(const void *p, const char *func) {
 /* The inline free (alloc.h) took the last block of slab s: its one slow
  * call. The slab is retired, and this is where that entry point finishes
  * (no heap lock held but with shared heaps: the api's, kept). */
-void heap_free_last(heap_t *heap, span_t *s) {
+lz_text_hot void heap_free_last(heap_t *heap, span_t *s) {
   slab_retire(heap, s);
   if (LZ_HEAPS == 0 && heap->lock_depth == 0) poll_janitor(NULL);
 }
@@ -789,7 +789,7 @@ void heap_free_local(heap_t *heap, span_t *s, lz_block_t *b) {
 static void heap_free_span(void *p, span_t *s);
 
 /* Frees of pointers outside our chunks: large blocks, NULL, invalid. */
-void heap_free_slow(void *p) {
+lz_text_hot void heap_free_slow(void *p) {
   if (p == NULL) return;
   heap_t *self = lz_heap_tls;
   /* A thread that only frees must still give memory back. */
@@ -809,7 +809,7 @@ void heap_free_slow(void *p) {
 /* Frees of pointers into our chunks that the fast path did not finish:
  * another heap's block (a remote free), a full or medium span, or a failed
  * fast check. The fast path found p in the chunk map already. */
-void heap_free_page(void *p) {
+lz_text_hot void heap_free_page(void *p) {
   /* Past the user range: the fast path looked at the chunk map with the
    * index masked (alloc.h); never ours. */
   if (lz_unlikely((uintptr_t)p >> LZ_CHUNK_SHIFT >= LZ_CHUNKMAP_SIZE)) {
@@ -838,7 +838,7 @@ void heap_free_page(void *p) {
 }
 
 /* Frees block p of span s (validated). */
-static void heap_free_span(void *p, span_t *s) {
+lz_text_hot static void heap_free_span(void *p, span_t *s) {
   heap_t *heap = lz_heap_tls;
   lz_block_t *b = (lz_block_t *)p;
   if (span_chunk(s)->heap == heap) {
@@ -895,7 +895,7 @@ size_t heap_usable_size(const void *p, const char *func) {
  * True when done: *out is p, resized where it is, or a large block
  * resized by its pages (NULL, errno ENOMEM, if it could not be). False: a
  * new block must take over *copy bytes of p. */
-bool heap_realloc_in_place(void *p, size_t size, void **out, size_t *copy) {
+lz_text_hot bool heap_realloc_in_place(void *p, size_t size, void **out, size_t *copy) {
   size_t usable;
   ptr_info_t info = {NULL, NULL};
   *out = p;

@@ -55,21 +55,21 @@ static void thread_done(void *value) {
  * that undo it write it. */
 static __thread bool fork_locked __attribute__((tls_model("initial-exec")));
 
-static void fork_prepare(void) {
+lz_text_hot static void fork_prepare(void) {
   if (os_single_threaded()) return;
   os_fork_signals_block();
   janitor_fork_prepare();
   fork_locked = true;
 }
 
-static void fork_parent(void) {
+lz_text_hot static void fork_parent(void) {
   if (!fork_locked) return;
   fork_locked = false;
   janitor_fork_parent();
   os_fork_signals_restore();
 }
 
-static void fork_child(void) {
+lz_text_hot static void fork_child(void) {
   janitor_fork_child(); /* writes only what changes */
   if (fork_locked) {
     fork_locked = false;
@@ -86,7 +86,7 @@ static void fork_child(void) {
 
 /* Our constructor's work (api.c): the process started, the hook and the
  * handlers registered. */
-void process_start(void) {
+lz_text_hot void process_start(void) {
   lz_hot static bool done; /* constructors run on one thread, once */
   process_init();
   if (done) return;

@@ -193,7 +193,7 @@ static void janitor_start(void) {
                         memory_order_release);
 }
 
-void janitor_notify(void) {
+lz_text_hot void janitor_notify(void) {
   if (atomic_load_explicit(&xpending, memory_order_relaxed) != 0) return;
   int st = atomic_load_explicit(&xstate, memory_order_relaxed);
   if (st == JANITOR_OFF) {

@@ -274,7 +274,7 @@ static bool cache_evict_oldest(void) {
 /* Gives the range [base, base + size) of `node` that the caller holds to
  * the cache, merged with cached ranges of its node that touch it, or back
  * to the kernel. */
-static void cache_put(uintptr_t base, size_t size, unsigned node) {
+lz_text_hot static void cache_put(uintptr_t base, size_t size, unsigned node) {
   size_t limit = cache_limit();
   if (limit == 0) {
     range_unmap(base, size, node);
@@ -609,7 +609,7 @@ static uintptr_t range_from_cache(size_t need, unsigned node, size_t *size, size
   return grown;
 }
 
-void *large_malloc(size_t size, size_t align, bool zero) {
+lz_text_hot void *large_malloc(size_t size, size_t align, bool zero) {
   if (size > LZ_MAX_ALLOC || align > LZ_LARGE_ALIGN_MAX) return NULL;
   size_t lead = lead_bytes(align);
   size_t need = lead + page_round(size) + guard_bytes();
@@ -634,7 +634,7 @@ void *large_malloc(size_t size, size_t align, bool zero) {
   return p;
 }
 
-void large_free(large_t *l, void *p) {
+lz_text_hot void large_free(large_t *l, void *p) {
   canary_check(l, p, "free");
   uintptr_t base = base_of(p);
   size_t size = atomic_load_explicit(&l->xsize, memory_order_relaxed);
@@ -688,7 +688,7 @@ void *large_realloc(large_t *l, void *p, size_t size) {
   return block_make(nb, got, size, lead, node, d, false);
 }
 
-size_t large_cache_trim(bool force) {
+lz_text_hot size_t large_cache_trim(bool force) {
   size_t flushed = force && guard_bytes() ? quarantine_flush() : 0;
   if (LZ_LARGE_CACHE_ENTRIES == 0) return flushed;
   uint64_t now = os_now_ms();

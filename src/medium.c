@@ -86,7 +86,7 @@ static void *medium_block(heap_t *heap, span_t *s, size_t size, bool zero) {
   return p;
 }
 
-void *medium_malloc(heap_t *heap, size_t size, size_t align_pages, bool zero) {
+lz_text_hot void *medium_malloc(heap_t *heap, size_t size, size_t align_pages, bool zero) {
   size_t npages = (size + LZ_PAGE_SIZE - 1) >> LZ_PAGE_SHIFT;
   span_t *s = align_pages == 1 ? medium_cache_take(heap, npages) : NULL;
   if (s == NULL) { /* a cached span keeps its geometry */
@@ -108,7 +108,7 @@ void *medium_malloc_cached(heap_t *heap, size_t size, bool zero) {
   return s != NULL ? medium_block(heap, s, size, zero) : NULL;
 }
 
-void medium_free(heap_t *heap, span_t *s) {
+lz_text_hot void medium_free(heap_t *heap, span_t *s) {
   if (lz_unlikely(s->used == 0)) lz_fatal_pointer("double free", "free", span_start(s));
   if (LZ_STATS) heap->stats.in_use -= s->block_size;
   s->used = 0;

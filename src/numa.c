@@ -39,7 +39,7 @@ static uint8_t cpu_node[LZ_MAX_CPUS];
 lz_hot static uint64_t all_nodes_mask;
 _Atomic(size_t) lz_numa_mapped[LZ_MAX_NODES];
 
-void numa_init(void) {
+lz_text_hot void numa_init(void) {
   lz_numa_on = false;
   lz_numa_nodes = 0;
   if (opt_get(OPT_NUMA) == NUMA_OFF) return; /* not even the topology */

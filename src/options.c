@@ -117,7 +117,7 @@ static const char *env_lookup(const char *name) {
   return NULL;
 }
 
-void options_init(void) {
+lz_text_hot void options_init(void) {
   for (int i = 0; i < OPT_COUNT_; i++) {
     const option_desc_t *d = &option_table[i];
     lz_opt_values[i] = d->def;

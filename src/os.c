@@ -56,7 +56,7 @@ void os_fault_kinds(unsigned kinds) { atomic_store(&fault_kinds, kinds); }
 
 long os_fault_injected(void) { return atomic_load(&fault_injected); }
 
-static bool fault_now(unsigned kind) {
+lz_text_hot static bool fault_now(unsigned kind) {
   long after = atomic_load_explicit(&fault_after, memory_order_relaxed);
   if (lz_likely(after < 0)) return false;
   if ((atomic_load_explicit(&fault_kinds, memory_order_relaxed) & kind) == 0) return false;
@@ -68,7 +68,7 @@ static bool fault_now(unsigned kind) {
   return true;
 }
 
-void *os_map(size_t size) {
+lz_text_hot void *os_map(size_t size) {
   if (fault_now(OS_FAULT_MAP)) return NULL;
   int e = errno;
   void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -80,7 +80,7 @@ void *os_map(size_t size) {
 /* A size that is a multiple of the alignment is first mapped as it is:
  * Linux (6.7 and later) places such anonymous mappings on 2 MiB boundaries,
  * so one system call usually does; otherwise map more and trim. */
-void *os_map_aligned(size_t size, size_t align) {
+lz_text_hot void *os_map_aligned(size_t size, size_t align) {
   if (align <= LZ_PAGE_SIZE) return os_map(size);
   if (size + align < size) return NULL;
   if (size % align == 0) {
@@ -112,7 +112,7 @@ int os_map_at(void *p, size_t size) {
   return rc;
 }
 
-int os_unmap(void *p, size_t size) {
+lz_text_hot int os_unmap(void *p, size_t size) {
   int e = errno;
   int r = munmap(p, size) == 0 ? 0 : errno;
   errno = e;
@@ -188,7 +188,7 @@ static inline void atfork_threaded(void); /* fork handlers, below */
 lz_hot static pthread_key_t exit_key;
 lz_hot static _Atomic(bool) exit_key_ok;
 
-int os_thread_exit_hook(void (*fn)(void *)) {
+lz_text_hot int os_thread_exit_hook(void (*fn)(void *)) {
   if (fault_now(OS_FAULT_THREAD)) return EAGAIN;
   int e = errno;
   int r = pthread_key_create(&exit_key, fn);
@@ -197,7 +197,7 @@ int os_thread_exit_hook(void (*fn)(void *)) {
   return r;
 }
 
-int os_thread_exit_arm(void *value) {
+lz_text_hot int os_thread_exit_arm(void *value) {
   if (!os_single_threaded()) atfork_threaded(); /* before this thread's heap is used */
   if (!atomic_load_explicit(&exit_key_ok, memory_order_acquire)) return EINVAL;
   int e = errno;
@@ -207,7 +207,7 @@ int os_thread_exit_arm(void *value) {
 }
 
 /* Process id in the high half, kernel thread id in the low half. */
-uint64_t os_thread_ident(void) {
+lz_text_hot uint64_t os_thread_ident(void) {
   int e = errno;
   uint64_t id = (uint64_t)(uint32_t)getpid() << 32 | (uint32_t)syscall(SYS_gettid);
   errno = e;
@@ -227,7 +227,7 @@ bool os_thread_gone(uint64_t ident) {
  * it is missing, the process counts as threaded. */
 extern char __libc_single_threaded __attribute__((weak));
 
-bool os_single_threaded(void) { return &__libc_single_threaded != NULL && __libc_single_threaded != 0; }
+lz_text_hot bool os_single_threaded(void) { return &__libc_single_threaded != NULL && __libc_single_threaded != 0; }
 
 /* Fork handlers: given to libc only once the process may have a second
  * thread. Until then they would have nothing to do (init.c: a process that
@@ -264,7 +264,7 @@ static inline void atfork_threaded(void) {
   if (lz_unlikely(atomic_load_explicit(&atfork_state, memory_order_relaxed) == ATFORK_PENDING)) atfork_register();
 }
 
-int os_atfork(void (*prepare)(void), void (*parent)(void), void (*child)(void), bool eager) {
+lz_text_hot int os_atfork(void (*prepare)(void), void (*parent)(void), void (*child)(void), bool eager) {
   if (fault_now(OS_FAULT_THREAD)) return ENOMEM;
   atfork_fn[0] = prepare;
   atfork_fn[1] = parent;
@@ -300,7 +300,7 @@ void os_fork_signals_restore(void) {
  * words the loader already holds): sysconf would take a jump table in
  * libc's read-only data, a page fault and the 64 KiB the kernel maps
  * around it, in a process that may never touch that data itself. */
-size_t os_page_size(void) {
+lz_text_hot size_t os_page_size(void) {
   int e = errno;
   unsigned long r = getauxval(AT_PAGESZ);
   if (r == 0) {
@@ -311,7 +311,7 @@ size_t os_page_size(void) {
   return (size_t)r;
 }
 
-uint64_t os_now_ms(void) {
+lz_text_hot uint64_t os_now_ms(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
   return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
@@ -418,7 +418,7 @@ int os_thread_start(void *(*fn)(void *), void *stack, size_t size) {
   return rc;
 }
 
-long os_read_file(const char *path, char *buf, size_t n) {
+lz_text_hot long os_read_file(const char *path, char *buf, size_t n) {
   int e = errno;
   int fd = open(path, O_RDONLY | O_CLOEXEC);
   long total = -1;
@@ -552,7 +552,7 @@ static int parse_list(const char *s, uint64_t *map, size_t bits) {
   return top;
 }
 
-int os_numa_topology(uint8_t *cpu_node, size_t max_cpus) {
+lz_text_hot int os_numa_topology(uint8_t *cpu_node, size_t max_cpus) {
   if (atomic_load(&inject_active)) {
     for (size_t i = 0; i < max_cpus; i++) cpu_node[i] = i < inject.ncpus ? inject.cpu_node[i] : 0;
     return inject.nnodes;
@@ -568,7 +568,7 @@ int os_numa_topology(uint8_t *cpu_node, size_t max_cpus) {
   errno = e;
   if (r == 0) {
     size_t count = 0;
-    for (size_t w = 0; w < LZ_MAX_NODES / 64; w++) count += (size_t)__builtin_popcountll(allowed[w]);
+    for (size_t w = 0; w < LZ_MAX_NODES / 64; w++) count += lz_popcount64(allowed[w]);
     if (count == 1) return 1;
   }
   static const char dir[] = "/sys/devices/system/node/";

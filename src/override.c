@@ -12,25 +12,25 @@
 
 #include "alloc.h"
 
-LZ_EXPORT void *malloc(size_t size) { return api_malloc(size); }
-LZ_EXPORT void free(void *p) { api_free(p); }
-LZ_EXPORT void *calloc(size_t n, size_t size) { return lz_calloc(n, size); }
-LZ_EXPORT void *realloc(void *p, size_t size) { return lz_realloc(p, size); }
-LZ_EXPORT void *reallocarray(void *p, size_t n, size_t size) { return lz_reallocarray(p, n, size); }
-LZ_EXPORT void *aligned_alloc(size_t alignment, size_t size) { return lz_aligned_alloc(alignment, size); }
-LZ_EXPORT void *memalign(size_t alignment, size_t size) { return lz_memalign(alignment, size); }
-LZ_EXPORT int posix_memalign(void **out, size_t alignment, size_t size) {
+lz_text_hot LZ_EXPORT void *malloc(size_t size) { return api_malloc(size); }
+lz_text_hot LZ_EXPORT void free(void *p) { api_free(p); }
+lz_text_hot LZ_EXPORT void *calloc(size_t n, size_t size) { return lz_calloc(n, size); }
+lz_text_hot LZ_EXPORT void *realloc(void *p, size_t size) { return lz_realloc(p, size); }
+lz_text_hot LZ_EXPORT void *reallocarray(void *p, size_t n, size_t size) { return lz_reallocarray(p, n, size); }
+lz_text_hot LZ_EXPORT void *aligned_alloc(size_t alignment, size_t size) { return lz_aligned_alloc(alignment, size); }
+lz_text_hot LZ_EXPORT void *memalign(size_t alignment, size_t size) { return lz_memalign(alignment, size); }
+lz_text_hot LZ_EXPORT int posix_memalign(void **out, size_t alignment, size_t size) {
   return lz_posix_memalign(out, alignment, size);
 }
 LZ_EXPORT void *valloc(size_t size) { return lz_valloc(size); }
 LZ_EXPORT void *pvalloc(size_t size) { return lz_pvalloc(size); }
-LZ_EXPORT size_t malloc_usable_size(void *p) { return lz_usable_size(p); }
+lz_text_hot LZ_EXPORT size_t malloc_usable_size(void *p) { return lz_usable_size(p); }
 LZ_EXPORT int malloc_trim(size_t pad) { return lz_trim(pad); }
 LZ_EXPORT void free_sized(void *p, size_t size) { lz_free_sized(p, size); }
 LZ_EXPORT void free_aligned_sized(void *p, size_t alignment, size_t size) {
   lz_free_aligned_sized(p, alignment, size);
 }
-LZ_EXPORT void cfree(void *p) { api_free(p); }
+lz_text_hot LZ_EXPORT void cfree(void *p) { api_free(p); }
 
 /* glibc's internal names. */
 LZ_EXPORT void *__libc_malloc(size_t size) { return api_malloc(size); }

@@ -28,7 +28,7 @@
 
 /* Pages [first, first + n) of c are about to be used: they become dirty.
  * Returns how many were clean (not resident: they read zero). */
-size_t pages_commit(chunk_t *c, size_t first, size_t n) {
+lz_text_hot size_t pages_commit(chunk_t *c, size_t first, size_t n) {
   size_t clean = n - bitmap_count(c->dirty_map, first, n);
   bitmap_assign(c->dirty_map, first, n, true);
   if (clean) atomic_fetch_sub_explicit(&lz_bytes_decommitted, clean << LZ_PAGE_SHIFT, memory_order_relaxed);
@@ -58,7 +58,7 @@ static void pages_dense(chunk_t *c) {
 /* span_alloc took pages [first, first + n) of c (free_map and free_pages
  * updated); fresh: c came from chunk_alloc for it. Returns true if every
  * page was clean (the span reads zero). */
-bool pages_taken(heap_t *heap, chunk_t *c, size_t first, size_t n, bool fresh) {
+lz_text_hot bool pages_taken(heap_t *heap, chunk_t *c, size_t first, size_t n, bool fresh) {
   if (c->free_pages + n == LZ_USABLE_PAGES) { /* c was empty */
     /* The clock only when it decides something: a process's first chunk
      * reads none (its first clock read costs page faults of its own). */

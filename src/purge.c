@@ -55,7 +55,7 @@ static bool free_dirty(const chunk_t *c, size_t i) {
 
 static size_t count_free_dirty(const chunk_t *c) {
   size_t n = 0;
-  for (size_t w = 0; w < LZ_BITMAP_WORDS; w++) n += (size_t)__builtin_popcountll(c->free_map[w] & c->dirty_map[w]);
+  for (size_t w = 0; w < LZ_BITMAP_WORDS; w++) n += lz_popcount64(c->free_map[w] & c->dirty_map[w]);
   return n;
 }
 

@@ -115,7 +115,7 @@ lz_hot static uint64_t k_size, k_head, w_free, w_fresh;
 
 static void secure_fault(uintptr_t a);
 
-void secure_init(void) {
+lz_text_hot void secure_init(void) {
   uint64_t x = lz_key;
   uint64_t *outs[5] = {&k_size, &k_head, &lz_canary, &w_free, &w_fresh};
   for (int i = 0; i < 5; i++) {

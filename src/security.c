@@ -83,7 +83,7 @@ uint8_t *lz_pattern_check(uint8_t *from, uint8_t *to, uint64_t w) {
   return from < to ? pat_check_word(from, from, to, w) : NULL;
 }
 
-void security_init(void) {
+lz_text_hot void security_init(void) {
   uintptr_t k = 0;
   if (os_random_bytes(&k, sizeof k) != sizeof k) {
     /* No getrandom: mix the clock, a stack address and our own address. */

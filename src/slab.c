@@ -89,7 +89,7 @@ void slab_startup_end(heap_t *heap) {
     heap_direct_update(heap, cls);
 }
 
-void heap_direct_update(heap_t *heap, unsigned cls) {
+lz_text_hot void heap_direct_update(heap_t *heap, unsigned cls) {
   uint32_t size = lz_class_size[cls];
   if (size > LZ_DIRECT_MAX) return;
   size_t lo = cls == 1 ? 0 : lz_class_size[cls - 1] / 16 + 1;
@@ -113,7 +113,7 @@ static void slab_charge(heap_t *heap, span_t *s, uint32_t n) {
  * a page of blocks, or for blocks over a quarter page as many as are carved
  * already, up to 4 (a class used a little touches one page, a class in use
  * takes a slow path per 4 blocks, not per block). */
-void slab_extend(heap_t *heap, span_t *s) {
+lz_text_hot void slab_extend(heap_t *heap, span_t *s) {
   lz_assert(s->free == NULL && s->capacity < s->reserved);
   size_t bs = s->block_size;
   size_t n = LZ_PAGE_SIZE / bs;
@@ -141,7 +141,7 @@ bool slab_holds(const span_t *s, const void *p) { return span_holds(s, (uintptr_
  * from the block below): reported, where following the link would crash.
  * A head outside the span is named itself (malloc's fast path leaves the
  * bad link it popped as the head, alloc.h), before it is read. */
-void *slab_pop_checked(span_t *s) {
+lz_text_hot void *slab_pop_checked(span_t *s) {
   if (LZ_SECURE) {
     lz_block_t *b = s->free;
     if (lz_unlikely(!span_holds(s, (uintptr_t)b))) lz_fatal_pointer("corrupted free list", "malloc", b);
@@ -283,7 +283,7 @@ void *slab_malloc_slow(heap_t *heap, unsigned cls) {
  * above): give its pages back. Called by the inline free too (through
  * heap_free_last), so it takes the heap lock itself (nested inside the
  * slow paths). */
-void slab_retire(heap_t *heap, span_t *s) {
+lz_text_hot void slab_retire(heap_t *heap, span_t *s) {
   heap_enter(heap); /* before flags: a hole puncher may be setting SPAN_HOLES */
   lz_assert(s->used == 0 && !(s->flags & SPAN_FULL)); /* FULL spans have every block out */
   lz_assert(heap->queues[s->cls].first != s);
@@ -316,7 +316,7 @@ static void slab_holes_arm(heap_t *heap) {
 
 /* Owner frees the chain head..tail of `count` blocks of a slab that may be
  * FULL (one block: head == tail, count 1). */
-void slab_free_chain(heap_t *heap, span_t *s, lz_block_t *head, lz_block_t *tail, uint32_t count) {
+lz_text_hot void slab_free_chain(heap_t *heap, span_t *s, lz_block_t *head, lz_block_t *tail, uint32_t count) {
   if (lz_unlikely(count > s->used)) lz_fatal_pointer("double free", "free", head);
   block_set_next(tail, s->local_free);
   s->local_free = head;

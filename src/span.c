@@ -15,7 +15,7 @@ chunk_t *span_chunk(const span_t *s) { return (chunk_t *)((uintptr_t)s & ~LZ_CHU
 
 /* Finds n free pages starting at a multiple of align; returns the first
  * page or 0 (page 0 is the header, never free). Updates the run hint. */
-static size_t chunk_find_run(chunk_t *c, size_t n, size_t align) {
+lz_text_hot static size_t chunk_find_run(chunk_t *c, size_t n, size_t align) {
   size_t longest = 0;
   size_t i = bitmap_next(c->free_map, LZ_CHUNK_PAGES, LZ_HEADER_PAGES, true);
   while (i < LZ_CHUNK_PAGES) {
@@ -29,7 +29,7 @@ static size_t chunk_find_run(chunk_t *c, size_t n, size_t align) {
   return 0;
 }
 
-span_t *span_alloc(heap_t *heap, size_t npages, size_t align_pages, uint8_t kind) {
+lz_text_hot span_t *span_alloc(heap_t *heap, size_t npages, size_t align_pages, uint8_t kind) {
   lz_assert(npages > 0 && npages <= LZ_USABLE_PAGES);
   chunk_t *c;
   size_t first = 0;
@@ -71,7 +71,7 @@ span_t *span_alloc(heap_t *heap, size_t npages, size_t align_pages, uint8_t kind
   return s;
 }
 
-void span_free(heap_t *heap, span_t *s) {
+lz_text_hot void span_free(heap_t *heap, span_t *s) {
   (void)heap;
   chunk_t *c = span_chunk(s);
   size_t first = (size_t)(s - c->spans);

@@ -16,14 +16,14 @@ static __thread bool init_running __attribute__((tls_model("initial-exec")));
 
 /* Spans, purge and guard pages work in LZ_PAGE_SIZE units, which must be
  * the kernel's page (arch.h): refuse other kernels before any mapping. */
-void check_page_size(size_t kernel_page) {
+lz_text_hot void check_page_size(size_t kernel_page) {
   if (lz_likely(kernel_page == LZ_PAGE_SIZE)) return;
   lz_message("unsupported kernel page size (bytes): ", "", kernel_page, 2);
   lz_message("built for 4 KiB pages on " LZ_ARCH_NAME "; refusing to run", "", 0, 0);
   os_abort();
 }
 
-void process_init(void) {
+lz_text_hot void process_init(void) {
   int state = atomic_load_explicit(&lz_initialized, memory_order_acquire);
   if (lz_likely(state == 2)) return;
   if (init_running) return; /* a call made by our own set-up */

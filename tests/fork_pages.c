@@ -10,7 +10,9 @@
  *          data (its .data and the .bss behind it);
  *   frees  a child that frees 8 small blocks the parent allocated (one
  *          slab page) and allocates 8 again copies at most 3 pages: the
- *          blocks' page, their span descriptor's page, the heap's page.
+ *          blocks' page, their span descriptor's page, the heap's page;
+ *   text   the library code a child runs to free and allocate lies in
+ *          one fault-around window (16 pages: one page fault maps it).
  * Hardening level 2 keeps its own state on other pages: skipped there.
  * Nothing in the measurement allocates (open/read into a static buffer).
  */
@@ -19,6 +21,7 @@
 #endif
 #include <fcntl.h>
 #include <malloc.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +35,23 @@ static char g_buf[1 << 20];
 /* Reads /proc/self/smaps into g_buf (NUL-terminated); returns its length. */
 static size_t read_smaps(void) {
   int fd = open("/proc/self/smaps", O_RDONLY | O_CLOEXEC);
+  CHECK(fd >= 0);
+  size_t n = 0;
+  for (;;) {
+    ssize_t r = read(fd, g_buf + n, sizeof g_buf - 1 - n);
+    CHECK(r >= 0);
+    if (r == 0) break;
+    n += (size_t)r;
+    CHECK(n < sizeof g_buf - 1);
+  }
+  close(fd);
+  g_buf[n] = 0;
+  return n;
+}
+
+/* Reads /proc/self/maps into g_buf (NUL-terminated); returns its length. */
+static size_t read_maps(void) {
+  int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
   CHECK(fd >= 0);
   size_t n = 0;
   for (;;) {
@@ -138,6 +158,81 @@ static void test_frees(void) {
   for (int i = 0; i < 8; i++) free(b[i]);
 }
 
+/* The library's executable mapping, from /proc/self/maps: 1 if found. */
+static int lib_text(uintptr_t *lo, uintptr_t *hi) {
+  size_t n = read_maps();
+  for (const char *p = g_buf; p < g_buf + n;) {
+    const char *eol = strchr(p, '\n');
+    if (eol == NULL) break;
+    unsigned long a, b;
+    char perms[5] = {0};
+    if (memmem(p, (size_t)(eol - p), "liblzmalloc", 11) != NULL && sscanf(p, "%lx-%lx %4s", &a, &b, perms) == 3 &&
+        perms[2] == 'x') {
+      *lo = a;
+      *hi = b;
+      return 1;
+    }
+    p = eol + 1;
+  }
+  return 0;
+}
+
+/* Pages of [lo, hi) mapped in this process (/proc/self/pagemap, bit 63:
+ * present). */
+static int text_pages(uintptr_t lo, uintptr_t hi) {
+  int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+  CHECK(fd >= 0);
+  int pages = 0;
+  for (uintptr_t a = lo; a < hi; a += 4096) {
+    uint64_t e = 0;
+    CHECK(pread(fd, &e, sizeof e, (off_t)(a / 4096 * 8)) == (ssize_t)sizeof e);
+    pages += (int)(e >> 63);
+  }
+  close(fd);
+  return pages;
+}
+
+/* A fork child maps none of the library's code (fork copies no page
+ * table of a file mapping): what it runs to free and allocate (small,
+ * medium, zeroed, reallocated) comes in by page faults, each mapping 16
+ * pages around it (the kernel's fault-around). That code is kept together
+ * (src/internal.h, lz_text_hot): one fault, 16 pages at most. Optimized
+ * builds only (a build without optimization has no such layout). */
+static void test_text(void) {
+#if defined(__OPTIMIZE__)
+  uintptr_t lo, hi;
+  CHECK(lib_text(&lo, &hi));
+  void *b[8];
+  for (int i = 0; i < 8; i++) {
+    b[i] = malloc((size_t)(24 + i * 100));
+    CHECK(b[i] != NULL);
+  }
+  pid_t pid = fork();
+  CHECK(pid >= 0);
+  if (pid == 0) {
+    for (int i = 0; i < 8; i++) free(b[i]);
+    void *q[8];
+    for (int i = 0; i < 8; i++) q[i] = malloc((size_t)(16 + i * 40));
+    void *z = calloc(10, 100);
+    void *m = malloc(100000);
+    void *r = realloc(q[0], 3000);
+    if (z == NULL || m == NULL || r == NULL) _exit(2);
+    q[0] = r;
+    for (int i = 0; i < 8; i++) free(q[i]);
+    free(z);
+    free(m);
+    int n = text_pages(lo, hi);
+    if (n > 16) {
+      fprintf(stderr, "text: the child mapped %d pages of library code (one fault maps 16)\n", n);
+      _exit(1);
+    }
+    _exit(0);
+  }
+  CHECK(child_status(pid) == 0);
+  for (int i = 0; i < 8; i++) free(b[i]);
+#endif
+}
+
 int main(void) {
   void *p = malloc(1);
   int level2 = malloc_usable_size(p) == 1; /* level 2 reports the requested size */
@@ -148,6 +243,7 @@ int main(void) {
   }
   test_quiet();
   test_frees();
+  test_text();
   printf("fork_pages: ok\n");
   return 0;
 }
