@@ -18,7 +18,7 @@
 
 #include "alloc.h"
 
-static void *calloc_body(size_t n, size_t size) {
+lz_text_hot static void *calloc_body(size_t n, size_t size) {
   size_t total;
   if (lz_unlikely(__builtin_mul_overflow(n, size, &total))) {
     errno = ENOMEM;
@@ -36,7 +36,7 @@ static void *calloc_body(size_t n, size_t size) {
   return heap_malloc_slow(total, lz_heap_tls, true);
 }
 
-static void *realloc_body(void *p, size_t size) {
+lz_text_hot static void *realloc_body(void *p, size_t size) {
   if (p == NULL) return malloc_fast(size);
   if (size == 0) {
     free_fast(p);
@@ -55,12 +55,12 @@ static void *realloc_body(void *p, size_t size) {
 static inline bool is_pow2(size_t x) { return x != 0 && (x & (x - 1)) == 0; }
 
 /* alignment: a power of two. */
-static void *aligned_body(size_t alignment, size_t size) {
+lz_text_hot static void *aligned_body(size_t alignment, size_t size) {
   if (alignment <= LZ_ALIGN) return malloc_fast(size);
   return heap_malloc_aligned(lz_heap_tls, size, alignment);
 }
 
-static void *memalign_body(size_t alignment, size_t size) {
+lz_text_hot static void *memalign_body(size_t alignment, size_t size) {
   if (alignment > SIZE_MAX / 2 + 1) {
     errno = EINVAL;
     return NULL;
@@ -98,7 +98,7 @@ lz_text_hot LZ_EXPORT void *lz_reallocarray(void *p, size_t n, size_t size) {
   API_CALL(realloc_body(p, total));
 }
 
-LZ_EXPORT void lz_free_sized(void *p, size_t size) {
+lz_text_hot LZ_EXPORT void lz_free_sized(void *p, size_t size) {
   (void)size;
   api_free(p);
 }

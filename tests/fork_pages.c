@@ -12,7 +12,7 @@
  *          slab page) and allocates 8 again copies at most 3 pages: the
  *          blocks' page, their span descriptor's page, the heap's page;
  *   text   the library code a child runs to free and allocate lies in
- *          one fault-around window (16 pages: one page fault maps it).
+ *          one fault-around window (one page fault maps it).
  * Hardening level 2 keeps its own state on other pages: skipped there.
  * Nothing in the measurement allocates (open/read into a static buffer).
  */
@@ -195,8 +195,10 @@ static int text_pages(uintptr_t lo, uintptr_t hi) {
 /* A fork child maps none of the library's code (fork copies no page
  * table of a file mapping): what it runs to free and allocate (small,
  * medium, zeroed, reallocated) comes in by page faults, each mapping 16
- * pages around it (the kernel's fault-around). That code is kept together
- * (src/internal.h, lz_text_hot): one fault, 16 pages at most. Optimized
+ * pages around it (the kernel's fault-around; a few more where a large
+ * page-cache folio straddles the window's end). That code is kept together
+ * (src/internal.h, lz_text_hot): one fault, at most 20 pages (spread over
+ * the text as before, it took two faults and all 23 pages). Optimized
  * builds only (a build without optimization has no such layout). */
 static void test_text(void) {
 #if defined(__OPTIMIZE__)
@@ -222,8 +224,8 @@ static void test_text(void) {
     free(z);
     free(m);
     int n = text_pages(lo, hi);
-    if (n > 16) {
-      fprintf(stderr, "text: the child mapped %d pages of library code (one fault maps 16)\n", n);
+    if (n > 20) {
+      fprintf(stderr, "text: the child mapped %d pages of library code (one fault maps 16 to 20)\n", n);
       _exit(1);
     }
     _exit(0);

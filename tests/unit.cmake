@@ -25,7 +25,7 @@
 #   fork_pages       pages a fork child copies (smaps Private_Dirty): none
 #                    of the library's data during fork, at most 3 to free
 #                    and reallocate 8 blocks; the library code it runs
-#                    mapped by one fault (16 pages, /proc/self/pagemap) (API)
+#                    mapped by one fault (<= 20 pages, /proc/self/pagemap) (API)
 #   startup_pages    a process's first blocks of 20 classes on at most 7
 #                    pages (start-up classes), usable sizes, start-up bounded
 #   startup_bss      start-up and a few allocations write one page of the
