@@ -11,7 +11,9 @@
  * the freeing thread's second tick after it started at the latest (heap.c's
  * tick, every 64th slow-path entry; every remote free is one), so the delay
  * before the owner can see a block is bounded by the freeing thread's own
- * activity (128 slow-path entries); thread exit and trim send them all. The owner takes the whole list with one atomic
+ * activity (128 slow-path entries); thread exit and trim send them all.
+ * A medium block goes at once, a chain of one: its span holds no other
+ * block to wait for, and its owner reuses the pages. The owner takes the whole list with one atomic
  * exchange (single consumer, so no ABA) at the start of every allocation
  * slow path.
  *
@@ -126,6 +128,13 @@ static bool link_in_span(const span_t *s, const lz_block_t *b) {
  * marked in flight). */
 lz_inline void batch_add(heap_t *self, span_t *s, lz_block_t *b, bool suspect) {
   if (LZ_STATS) self->stats.remote_frees++;
+  if (s->kind == SPAN_MEDIUM) {
+    /* A medium span holds one block: its chain is complete at once, and
+     * waiting for the tick would only keep the span (up to 1 MiB of
+     * resident pages) from its owner's next allocation. */
+    remote_send(span_chunk(s)->heap, b, b, 1, suspect);
+    return;
+  }
   unsigned slot = remote_slot_of(s);
   remote_batch_t *rb = &self->rbatch[slot];
   if (rb->span != s) {

@@ -17,7 +17,11 @@
  *   6. warm reuse: a block freed for another heap is the very block the
  *      freeing thread's next allocation of its class returns (its lines
  *      are in this thread's cache), though the thread's own slab of the
- *      class has a free list ready.
+ *      class has a free list ready;
+ *   7. medium blocks go home at once: a medium block (one per span, so
+ *      nothing to batch) freed by another thread, which then stays alive
+ *      and idle, is back with its owner at the owner's next allocation
+ *      (in use down by its size to the byte), not one batch tick later.
  */
 #include <pthread.h>
 #include <sched.h>
@@ -283,6 +287,42 @@ static void test_warm_reuse(void) {
   printf("warm reuse: each block freed for another heap (64, 256, 1024 B) was the next one allocated\n");
 }
 
+/* 7: the owner (this thread) allocates MEDIUM_SIZE; another thread frees
+ * it and waits, alive and idle (no tick of its own, no exit to flush its
+ * batches), while the owner allocates again (a slow path: it collects what
+ * came home) and reads its statistics. */
+#define MEDIUM_SIZE (256 * 1024)
+static pthread_barrier_t medium_bar;
+
+static void *free_then_wait(void *arg) {
+  lz_free(arg);
+  pthread_barrier_wait(&medium_bar); /* freed */
+  pthread_barrier_wait(&medium_bar); /* the owner has looked */
+  return NULL;
+}
+
+static void test_medium_home(void) {
+  void *p = lz_malloc(MEDIUM_SIZE);
+  CHECK(p != NULL);
+  memset(p, 0x5a, MEDIUM_SIZE);
+  lz_stats_t st0, st1;
+  lz_stats_get(&st0);
+  CHECK(pthread_barrier_init(&medium_bar, NULL, 2) == 0);
+  pthread_t t;
+  CHECK(pthread_create(&t, NULL, free_then_wait, p) == 0);
+  pthread_barrier_wait(&medium_bar);
+  void *q = lz_malloc(64 * 1024); /* medium: the slow path, which collects */
+  CHECK(q != NULL);
+  lz_free(q);
+  lz_stats_get(&st1);
+  pthread_barrier_wait(&medium_bar);
+  CHECK(pthread_join(t, NULL) == 0);
+  pthread_barrier_destroy(&medium_bar);
+  CHECKF(st1.in_use + MEDIUM_SIZE == st0.in_use, "in use %zu before the free, %zu after: %zd bytes still away",
+         st0.in_use, st1.in_use, (ssize_t)(st1.in_use + MEDIUM_SIZE - st0.in_use));
+  printf("medium home: a medium block freed by an idle thread was back at the owner's next allocation\n");
+}
+
 int main(void) {
   /* Hardening level 2 (its usable size is the requested size) keeps no
    * foreign lists: every free goes through its quarantine instead. */
@@ -298,6 +338,7 @@ int main(void) {
   test_overflow();
   test_bounded_delay();
   test_warm_reuse();
+  test_medium_home();
   if (!TU_SANITIZED) test_double_free(); /* sanitizers intercept the abort */
   return 0;
 }
