@@ -11,8 +11,9 @@
  * check (4, TLS included), decode of the block's first word with the
  * double-free screen, one compare with the end of its chunk (7), block
  * index below the carved limit (7, sizeclass.h: a slab's rotation is a
- * constant), push on local_free and count (6, ret included). No statistics: stats.c reads the spans' counts.
- * Foreign, remote, full-span, medium and last-block frees go slow.
+ * constant), push on local_free and count (6, ret included). No
+ * statistics: stats.c reads the spans' counts. Foreign, remote, full-span,
+ * medium and last-block frees go slow.
  * A malloc(16) + free pair in a loop costs 63 instructions under callgrind
  * (loop and PLT included, 10 of them).
  */
