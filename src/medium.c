@@ -74,8 +74,13 @@ void medium_cache_flush(heap_t *heap, bool force, uint64_t now) {
 
 /* Makes s (cached, or new with its geometry set) the live block. */
 static void *medium_block(heap_t *heap, span_t *s, size_t size, bool zero) {
+  /* Kept apart: merged, two of these 16-bit stores become a 32-bit
+   * constant loaded from .rodata, whose first read costs a small process
+   * a page fault of its own (internal.h, lz_ro_hot). */
   s->reserved = 1;
+  __asm__("" ::: "memory");
   s->capacity = 1;
+  __asm__("" ::: "memory");
   s->used = 1;
   uint8_t *p = span_start(s);
   if (zero && !(s->flags & SPAN_ZERO)) memset(p, 0, size);

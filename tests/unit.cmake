@@ -29,7 +29,8 @@
 #   startup_pages    a process's first blocks of 20 classes on at most 7
 #                    pages (start-up classes), usable sizes, start-up bounded
 #   startup_bss      start-up and a few allocations write one page of the
-#                    library's .bss, the chunk map's (API)
+#                    library's .bss, the chunk map's, and read none of its
+#                    .rodata (API)
 #   fork_lazy        no fork handler given to libc until a second thread
 #                    allocates, then one; forks work before and after (API)
 #   misuse           death tests: double / invalid / interior free (API)
