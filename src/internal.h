@@ -518,7 +518,7 @@ typedef struct heap_stats_s {
  *   empty chunks, cached medium spans, and holes in slabs. Holes are the
  *   one place where it reads owner lists: the local_free chain of a slab
  *   that is not the first of its queue, from a head read with acquire (the
- *   free fast path publishes each push, alloc.h local_free_push); it
+ *   free fast path publishes each push, alloc.h local_free_publish); it
  *   rewrites only links of blocks on that chain, which no thread touches
  *   without the lock, and never local_free itself (slab.c, "Holes", has
  *   the whole protocol). Orphans are taken whole (state BUSY). With

@@ -562,14 +562,12 @@ lz_text_hot int os_numa_topology(uint8_t *cpu_node, size_t max_cpus) {
    * files cost every process's start-up an open, two reads and a close
    * (13 us). MPOL_F_MEMS_ALLOWED (4): the mask of mems_allowed; maxnode
    * counts one more bit than the kernel reads, as for mbind. */
-  uint64_t allowed[LZ_MAX_NODES / 64] = {0};
+  uint64_t allowed[LZ_MAX_NODES >> LZ_WORD_SHIFT] = {0};
   int e = errno;
   long r = syscall(SYS_get_mempolicy, NULL, allowed, (unsigned long)LZ_MAX_NODES + 1, NULL, 4ul);
   errno = e;
   if (r == 0) {
-    size_t count = 0;
-    for (size_t w = 0; w < LZ_MAX_NODES / 64; w++) count += lz_popcount64(allowed[w]);
-    if (count == 1) return 1;
+    if (bitmap_count(allowed, 0, LZ_MAX_NODES) == 1) return 1;
   }
   static const char dir[] = "/sys/devices/system/node/";
   char path[96], buf[4096];

@@ -77,96 +77,103 @@ LZ_EXPORT struct mallinfo mallinfo(void) {
   return r;
 }
 
+/* Text built without stdio (it may allocate) into a fixed buffer: what
+ * does not fit is cut, never written past the end (each caller's buffer
+ * holds its largest output: every class and node listed, 20 digits a
+ * number). */
+typedef struct text_s {
+  char *buf;
+  size_t n, cap;
+} text_t;
+
+static void put(text_t *t, const char *s) {
+  while (*s && t->n < t->cap) t->buf[t->n++] = *s++;
+}
+
+/* `before`, then v in decimal (quoted: an XML attribute's value). */
+static void put_num(text_t *t, const char *before, uint64_t v, bool quoted) {
+  char digits[24];
+  digits[fmt_u64(digits, v)] = 0;
+  put(t, before);
+  if (quoted) put(t, "\"");
+  put(t, digits);
+  if (quoted) put(t, "\"");
+}
+
 /* malloc_stats: glibc's layout on stderr. */
 LZ_EXPORT void malloc_stats(void) {
   lz_stats_t st;
   lz_stats_get(&st);
   char buf[512];
-  size_t n = 0;
-  const char *l1 = "Arena 0:\nsystem bytes     = ";
-  while (*l1) buf[n++] = *l1++;
-  n += fmt_u64(buf + n, st.committed);
-  const char *l2 = "\nin use bytes     = ";
-  while (*l2) buf[n++] = *l2++;
-  n += fmt_u64(buf + n, st.in_use);
-  const char *l3 = "\nTotal (incl. mmap):\nsystem bytes     = ";
-  while (*l3) buf[n++] = *l3++;
-  n += fmt_u64(buf + n, st.mapped);
-  const char *l4 = "\nin use bytes     = ";
-  while (*l4) buf[n++] = *l4++;
-  n += fmt_u64(buf + n, st.in_use);
-  const char *l5 = "\n";
-  while (*l5) buf[n++] = *l5++;
-  os_write(2, buf, n);
+  text_t t = {buf, 0, sizeof buf};
+  put_num(&t, "Arena 0:\nsystem bytes     = ", st.committed, false);
+  put_num(&t, "\nin use bytes     = ", st.in_use, false);
+  put_num(&t, "\nTotal (incl. mmap):\nsystem bytes     = ", st.mapped, false);
+  put_num(&t, "\nin use bytes     = ", st.in_use, false);
+  put(&t, "\n");
+  os_write(2, buf, t.n);
 }
 
 /* malloc_info: glibc's XML layout, one <size> element per small size class
  * holding slabs, and lzmalloc's totals. Formatted without allocating; the
  * one stdio call (fwrite to the caller's stream) runs outside every
- * allocator lock, so a stream that allocates its buffer is fine. */
-static size_t xml_put(char *buf, size_t n, const char *s) {
-  while (*s) buf[n++] = *s++;
-  return n;
-}
-
-static size_t xml_num(char *buf, size_t n, const char *before, uint64_t v) {
-  n = xml_put(buf, n, before);
-  buf[n++] = '"';
-  n += fmt_u64(buf + n, v);
-  buf[n++] = '"';
-  return n;
-}
-
+ * allocator lock, so a stream that allocates its buffer is fine. The
+ * buffer: the fixed elements (under 1 KiB), a <size> line per class (39
+ * characters and four numbers) and a <node> line per node (36 and three). */
+#define INFO_FIXED_BYTES 1024
+#define INFO_CLASS_BYTES (39 + 4 * 20)
+#define INFO_NODE_BYTES (36 + 3 * 20)
 LZ_EXPORT int malloc_info(int options, FILE *fp) {
   if (options != 0) return EINVAL;
   if (fp == NULL) return EINVAL;
   lz_stats_t st;
   lz_stats_get(&st);
-  char buf[8192];
-  size_t n = xml_put(buf, 0, "<malloc version=\"1\">\n<heap nr=\"0\">\n<sizes>\n");
+  char buf[INFO_FIXED_BYTES + LZ_STATS_CLASSES * INFO_CLASS_BYTES + LZ_STATS_NODES * INFO_NODE_BYTES];
+  text_t t = {buf, 0, sizeof buf};
+  put(&t, "<malloc version=\"1\">\n<heap nr=\"0\">\n<sizes>\n");
   size_t slabs = 0, slab_bytes = 0;
   for (int c = 1; c < LZ_STATS_CLASSES; c++) {
     const lz_class_stats_t *k = &st.classes[c];
     if (k->slabs == 0) continue;
     slabs += k->slabs;
     slab_bytes += k->slab_bytes;
-    n = xml_num(buf, n, "<size from=", c == 1 ? 1 : st.classes[c - 1].block_size + 1);
-    n = xml_num(buf, n, " to=", k->block_size);
-    n = xml_num(buf, n, " total=", k->slab_bytes);
-    n = xml_num(buf, n, " count=", k->slabs);
-    n = xml_put(buf, n, "/>\n");
+    put_num(&t, "<size from=", c == 1 ? 1 : st.classes[c - 1].block_size + 1, true);
+    put_num(&t, " to=", k->block_size, true);
+    put_num(&t, " total=", k->slab_bytes, true);
+    put_num(&t, " count=", k->slabs, true);
+    put(&t, "/>\n");
   }
-  n = xml_put(buf, n, "</sizes>\n");
-  n = xml_num(buf, n, "<total type=\"fast\" count=\"0\" size=", 0);
-  n = xml_put(buf, n, "/>\n");
-  n = xml_num(buf, n, "<total type=\"rest\" count=", slabs);
-  n = xml_num(buf, n, " size=", slab_bytes);
-  n = xml_put(buf, n, "/>\n");
-  n = xml_num(buf, n, "<system type=\"current\" size=", st.committed);
-  n = xml_put(buf, n, "/>\n");
-  n = xml_num(buf, n, "<aspace type=\"total\" size=", st.mapped);
-  n = xml_put(buf, n, "/>\n</heap>\n");
-  n = xml_num(buf, n, "<total type=\"mmap\" count=", st.large_in_use ? 1 : 0);
-  n = xml_num(buf, n, " size=", st.large_in_use);
-  n = xml_put(buf, n, "/>\n");
-  n = xml_num(buf, n, "<system type=\"current\" size=", st.committed);
-  n = xml_put(buf, n, "/>\n");
-  n = xml_num(buf, n, "<aspace type=\"total\" size=", st.mapped);
-  n = xml_put(buf, n, "/>\n");
-  n = xml_num(buf, n, "<lzmalloc in_use=", st.in_use);
-  n = xml_num(buf, n, " resident=", st.resident);
-  n = xml_num(buf, n, " remote_frees=", st.remote_frees);
-  n = xml_num(buf, n, " pages_purged=", st.pages_purged);
-  n = xml_num(buf, n, " heaps=", st.heaps);
-  n = xml_put(buf, n, "/>\n");
+  put(&t, "</sizes>\n");
+  put_num(&t, "<total type=\"fast\" count=\"0\" size=", 0, true);
+  put(&t, "/>\n");
+  put_num(&t, "<total type=\"rest\" count=", slabs, true);
+  put_num(&t, " size=", slab_bytes, true);
+  put(&t, "/>\n");
+  put_num(&t, "<system type=\"current\" size=", st.committed, true);
+  put(&t, "/>\n");
+  put_num(&t, "<aspace type=\"total\" size=", st.mapped, true);
+  put(&t, "/>\n</heap>\n");
+  put_num(&t, "<total type=\"mmap\" count=", st.large_in_use ? 1 : 0, true);
+  put_num(&t, " size=", st.large_in_use, true);
+  put(&t, "/>\n");
+  put_num(&t, "<system type=\"current\" size=", st.committed, true);
+  put(&t, "/>\n");
+  put_num(&t, "<aspace type=\"total\" size=", st.mapped, true);
+  put(&t, "/>\n");
+  put_num(&t, "<lzmalloc in_use=", st.in_use, true);
+  put_num(&t, " resident=", st.resident, true);
+  put_num(&t, " remote_frees=", st.remote_frees, true);
+  put_num(&t, " pages_purged=", st.pages_purged, true);
+  put_num(&t, " heaps=", st.heaps, true);
+  put(&t, "/>\n");
   for (unsigned i = 0; i < st.numa_nodes && i < LZ_STATS_NODES; i++) {
-    n = xml_num(buf, n, "<node id=", i);
-    n = xml_num(buf, n, " mapped=", st.nodes[i].mapped);
-    n = xml_num(buf, n, " resident=", st.nodes[i].resident);
-    n = xml_put(buf, n, "/>\n");
+    put_num(&t, "<node id=", i, true);
+    put_num(&t, " mapped=", st.nodes[i].mapped, true);
+    put_num(&t, " resident=", st.nodes[i].resident, true);
+    put(&t, "/>\n");
   }
-  n = xml_put(buf, n, "</malloc>\n");
-  fwrite(buf, 1, n, fp);
+  put(&t, "</malloc>\n");
+  fwrite(buf, 1, t.n, fp);
   return 0;
 }
 

@@ -462,12 +462,8 @@ void *foreign_alloc(heap_t *heap, unsigned cls) {
       f->free = runs[r];
       runs[r] = NULL;
     }
-    if (f->free != NULL && (f->flags & FOREIGN_INSTALLED)) { /* charged when installed: pop uncounted */
-      lz_block_t *b = f->free;
-      f->free = block_next(b);
-      if (LZ_SECURE) b->enc_next = 0;
-      return b;
-    }
+    if (f->free != NULL && (f->flags & FOREIGN_INSTALLED)) /* charged when installed: pop uncounted */
+      return span_pop(f);
   }
   if (f->flags & FOREIGN_INSTALLED) {
     if (f->free != NULL) {

@@ -256,10 +256,10 @@ static uint8_t *slot_take(heap_t *heap, secure_heap_t *sh, unsigned cls) {
    * not 0: the slab is in avail). */
   uint64_t sum = bits[SLAB_SUMMARY], from = sum & (~0ull << (r % nwords));
   uint32_t w = (uint32_t)__builtin_ctzll(from ? from : sum);
-  unsigned rot = (unsigned)(r >> 32) & 63;
+  unsigned rot = (unsigned)(r >> 32) & LZ_WORD_MASK;
   uint64_t word = bits[w];
-  uint64_t rotated = rot ? (word >> rot) | (word << (64 - rot)) : word;
-  unsigned bit = ((unsigned)__builtin_ctzll(rotated) + rot) & 63;
+  uint64_t rotated = rot ? (word >> rot) | (word << (LZ_WORD_MASK + 1 - rot)) : word;
+  unsigned bit = ((unsigned)__builtin_ctzll(rotated) + rot) & LZ_WORD_MASK;
   bits[w] &= ~(1ull << bit);
   if (bits[w] == 0) bits[SLAB_SUMMARY] &= ~(1ull << w);
   if (s->used++ == 0) sh->empty[cls]--;

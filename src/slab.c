@@ -395,8 +395,9 @@ static size_t span_first_page(const span_t *s) { return (size_t)(s - span_chunk(
 
 static bool chunk_page_hole(const chunk_t *c, size_t page) { return bit_get(c->hole_map, page); }
 
-/* Does block idx of s overlap a page set in map (hole_map, or a candidate
- * mask with bit i for the span's page i when map_is_span)? */
+/* Does block idx of s overlap a page set in map? map is the chunk's
+ * hole_map with base the span's first page, or a mask with bit i for the
+ * span's page i with base 0. */
 static bool block_on_pages(const span_t *s, size_t idx, const uint64_t *map, size_t base) {
   size_t off = idx * s->block_size;
   for (size_t p = off >> LZ_PAGE_SHIFT; p <= (off + s->block_size - 1) >> LZ_PAGE_SHIFT; p++)

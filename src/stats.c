@@ -28,7 +28,7 @@ LZ_NO_TSAN static int64_t slab_bytes_walk(const heap_t *h) {
   int64_t n = 0;
   for (const chunk_t *c = h->chunks; c != NULL; c = c->next) {
     for (size_t i = LZ_HEADER_PAGES; i < LZ_CHUNK_PAGES;) {
-      if ((c->free_map[i >> 6] >> (i & 63)) & 1) {
+      if (bit_get(c->free_map, i)) {
         i++;
         continue;
       }
