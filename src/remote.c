@@ -369,6 +369,13 @@ lz_block_t **foreign_runs(const heap_t *heap, unsigned cls) {
   return (lz_block_t **)(void *)(heap->foreign + LZ_CLASSES) + (size_t)cls * FOREIGN_RUNS;
 }
 
+static bool runs_empty(const heap_t *heap, unsigned cls) {
+  lz_block_t **runs = foreign_runs(heap, cls);
+  for (int r = 0; r < FOREIGN_RUNS; r++)
+    if (runs[r] != NULL) return false;
+  return true;
+}
+
 lz_inline bool same_chunk(const void *a, const void *b) { return (((uintptr_t)a ^ (uintptr_t)b) >> LZ_CHUNK_SHIFT) == 0; }
 
 static bool foreign_listed(const heap_t *heap, const span_t *f, const lz_block_t *b) {
@@ -412,9 +419,10 @@ static lz_noinline bool foreign_push(heap_t *self, span_t *s, lz_block_t *b) {
   if (lz_unlikely(lz_numa_on) && span_chunk(s)->node != self->numa_home) return false;
   if (lz_unlikely(self->foreign == NULL) && !foreign_init(self)) return false;
   span_t *f = &self->foreign[s->cls];
-  /* An installed list that the fast path emptied holds nothing any more:
-   * its count of pushes since it was installed starts again. */
-  if (f->free == NULL) f->used = 0;
+  /* An installed list that the fast path emptied holds nothing any more
+   * (no run set aside either): its count of pushes since it was installed
+   * starts again. An uninstalled list's count is its length. */
+  if (f->free == NULL && (f->flags & FOREIGN_INSTALLED) && runs_empty(self, s->cls)) f->used = 0;
   if (f->used >= f->reserved) return false;
   if (LZ_SECURE) {
     if (block_next(b + 1) == b) {
