@@ -32,8 +32,10 @@
  * splits it at the first 2 MiB boundary after the request (the rest goes
  * back); if none fits, it takes the largest and grows it: by a cached range
  * that follows it, by mapping the pages after it, or by moving its pages
- * (mremap, no copy) into a fresh mapping of the new size. Pages once
- * faulted in are thus reused by later blocks of any size. calloc zeroes
+ * (mremap, no copy) into a fresh mapping of the new size; the pages added
+ * so are then replaced by those of the other cached ranges, moved (no
+ * copy) as far as they go (range_fill). Pages once faulted in are thus
+ * reused by later blocks of any size. calloc zeroes
  * only the part that may hold old data, never fresh pages. realloc to
  * another large size uses the same growth (and splits to shrink): it never
  * copies; a shrink to a medium or small size copies (at most 1 MiB) into a
@@ -389,6 +391,42 @@ static void range_trim(uintptr_t base, size_t *size, size_t need, unsigned node)
   *size = keep;
 }
 
+/* Fresh pages [start, end) just mapped for a range of `node` are replaced
+ * by the pages of other cached ranges of the node (moved, not copied), as
+ * far as they go: pages once faulted in are reused instead of staying
+ * cached, resident, beside new ones (bench large: a block that fits no
+ * cached range grew the largest by fresh pages while the others waited for
+ * their decay, peak RSS 784 MB where glibc's is 633). A range is moved
+ * whole, or its first whole units (what is left starts on a unit, as a
+ * cached range must). Returns the end of the moved pages (start if none):
+ * below it the range may hold old data. */
+static uintptr_t range_fill(uintptr_t start, uintptr_t end, unsigned node) {
+  uintptr_t at = start;
+  for (size_t i = 0, n = slots_seen(); i < n && at < end; i++) {
+    uint64_t v = atomic_load_explicit(&slots[i], memory_order_relaxed);
+    if (v == 0 || (lz_numa_on && slot_node(v) != node)) continue;
+    size_t s = slot_size(v);
+    size_t take = s <= end - at ? s : (end - at) & ~LZ_CHUNK_MASK;
+    if (take == 0 || !slot_take(i, v)) continue;
+    uintptr_t b = slot_base(v);
+    if (lz_unlikely(lz_numa_on) && slot_node(v) != node) { /* changed before we took it */
+      cache_put(b, s, slot_node(v));
+      continue;
+    }
+    units_clear(b, take); /* before the move: the old addresses become free */
+    if (os_move((void *)b, take, (void *)at) != 0) {
+      cache_put(b, s, node);
+      break;
+    }
+    if (take < s) cache_put(b + take, s - take, node);
+    /* The fresh pages replaced were counted as mapped, and so were these. */
+    if (lz_unlikely(lz_numa_on)) numa_account(node, -(ptrdiff_t)take);
+    atomic_fetch_sub_explicit(&lz_large_mapped, take, memory_order_relaxed);
+    at += take;
+  }
+  return at;
+}
+
 /* Grows the range [base, base + *size) of `node` that the caller holds to
  * at least `need` bytes: by the cached ranges that follow it, else by
  * mapping the pages after it, else by moving its pages into a fresh
@@ -418,6 +456,8 @@ static uintptr_t range_grow(uintptr_t base, size_t *size, size_t need, unsigned 
   size_t want = chunk_round(need);
   if (os_map_at((void *)(base + *size), want - *size) == 0) {
     range_added((void *)(base + *size), want - *size, node);
+    uintptr_t moved = range_fill(base + *size, base + want, node);
+    if (moved > base + *size) *dirty = moved - base;
     *size = want;
     return base;
   }
@@ -427,6 +467,8 @@ static uintptr_t range_grow(uintptr_t base, size_t *size, size_t need, unsigned 
     units_clear(base, *size); /* before the move: the old addresses become free */
     if (os_move((void *)base, *size, to) == 0) {
       range_added(to + *size, want - *size, node); /* the moved pages were counted */
+      uintptr_t moved = range_fill((uintptr_t)to + *size, (uintptr_t)to + want, node);
+      if (moved > (uintptr_t)to + *size) *dirty = moved - (uintptr_t)to;
       *size = want;
       return (uintptr_t)to;
     }

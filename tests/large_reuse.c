@@ -6,9 +6,12 @@
  *   1. one 24 MiB block, then 60 blocks of random sizes (1-24 MiB) one at a
  *      time, each filled: mapped never grows past the first block's;
  *   2. calloc from a dirty reused range, and from one that had to grow;
- *   3. four live blocks of 1-8 MiB replaced at random 400 times: mapped
+ *   3. a block bigger than any cached range takes the pages of the other
+ *      cached ranges (moved): mapped does not grow, malloc sees their old
+ *      bytes and calloc zeros;
+ *   4. four live blocks of 1-8 MiB replaced at random 400 times: mapped
  *      stays within 1.5 x the largest possible live set;
- *   4. after freeing everything: large_in_use 0; after lz_trim(0): mapped
+ *   5. after freeing everything: large_in_use 0; after lz_trim(0): mapped
  *      back to the start.
  * Timing can only make the cache give memory back earlier (decay), which
  * lowers mapped, so the bounds hold on a loaded machine too. */
@@ -26,6 +29,36 @@ static size_t mapped(void) {
   lz_stats_t st;
   lz_stats_get(&st);
   return st.mapped;
+}
+
+/* Two cached ranges of 6 MiB kept apart by live blocks; a 12 MiB block
+ * fits neither and must be made of both. */
+static void fill_from_cache(int use_calloc) {
+  lz_trim(0);
+  unsigned char *a = lz_malloc(6 * MiB), *x = lz_malloc(2 * MiB), *b = lz_malloc(6 * MiB), *y = lz_malloc(2 * MiB);
+  CHECK(a != NULL && x != NULL && b != NULL && y != NULL);
+  memset(a, 0xa1, 6 * MiB);
+  memset(b, 0xb2, 6 * MiB);
+  lz_free(a);
+  lz_free(b);
+  size_t m1 = mapped();
+  unsigned char *c = use_calloc ? lz_calloc(3, 4 * MiB) : lz_malloc(12 * MiB);
+  CHECK(c != NULL);
+  CHECKF(mapped() <= m1, "%s(12 MiB) beside 12 MiB of cached ranges: mapped %zu MiB more", use_calloc ? "calloc" : "malloc",
+         (mapped() - m1) >> 20);
+  if (use_calloc) {
+    CHECK(tu_all_zero(c, 12 * MiB));
+  } else {
+    size_t a1 = 0, b2 = 0;
+    for (size_t i = 0; i < 12 * MiB; i += 4096) {
+      a1 += c[i] == 0xa1;
+      b2 += c[i] == 0xb2;
+    }
+    CHECKF(a1 == 6 * MiB / 4096 && b2 == 6 * MiB / 4096, "pages of the first range %zu, of the second %zu", a1, b2);
+  }
+  lz_free(c);
+  lz_free(x);
+  lz_free(y);
 }
 
 int main(void) {
@@ -87,7 +120,11 @@ int main(void) {
   CHECK(p != NULL && tu_pattern_check(p, 5 * MiB, 7) == SIZE_MAX && lz_usable_size(p) >= 5 * MiB);
   lz_free(p);
 
-  /* 3. A bounded live set of mixed sizes. */
+  /* 3. Blocks made of several cached ranges. */
+  fill_from_cache(0);
+  fill_from_cache(1);
+
+  /* 4. A bounded live set of mixed sizes. */
   lz_trim(0);
   size_t base = mapped();
   enum { LIVE = 4 };
@@ -107,7 +144,7 @@ int main(void) {
          (size_t)LIVE * 8);
   for (int k = 0; k < LIVE; k++) lz_free(live[k]);
 
-  /* 4. Exact figures once everything is freed. */
+  /* 5. Exact figures once everything is freed. */
   lz_stats_t st;
   lz_stats_get(&st);
   CHECKF(st.large_in_use == 0, "large_in_use %zu", st.large_in_use);
