@@ -209,14 +209,16 @@ lz_text_hot int os_thread_exit_arm(void *value) {
 /* Process id in the high half, kernel thread id in the low half. */
 lz_text_hot uint64_t os_thread_ident(void) {
   int e = errno;
-  uint64_t id = (uint64_t)(uint32_t)getpid() << 32 | (uint32_t)syscall(SYS_gettid);
+  /* syscall, not getpid: its page of libc is mapped by start-up already
+   * (getpid's would be a page fault of every process). */
+  uint64_t id = (uint64_t)(uint32_t)syscall(SYS_getpid) << 32 | (uint32_t)syscall(SYS_gettid);
   errno = e;
   return id;
 }
 
 bool os_thread_gone(uint64_t ident) {
   int e = errno;
-  pid_t pid = getpid();
+  pid_t pid = (pid_t)syscall(SYS_getpid);
   bool gone = (uint32_t)(ident >> 32) == (uint32_t)pid &&
               syscall(SYS_tgkill, (long)pid, (long)(uint32_t)ident, 0L) != 0 && errno == ESRCH;
   errno = e;
