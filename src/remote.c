@@ -331,18 +331,14 @@ size_t remote_collect(heap_t *heap) {
  * data remotely.
  *
  * Installed lists: for classes served by direct[] (<= LZ_DIRECT_MAX) the
- * free that pushes a block on a list not installed points direct[] at
- * heap->foreign[cls] at once, so the next malloc of the class pops the
- * block just freed, its lines still in this thread's cache, before the
- * blocks of its own slab (larson: 53 % of allocations return a block this
- * thread freed within its last 64 frees, 38 % when the list waited for the
- * slab's list to run dry; tcmalloc 67 %). The fast path pops it like a
- * span's list (uncounted: the list was charged to in_use at
- * installation). While installed, `used` counts the blocks pushed since
- * the list was installed or last found empty (bounding the list);
- * otherwise it counts the list. `reserved` is the bound. When the list
- * runs dry, the next malloc of the class takes the slow path, which
- * uninstalls it. Larger classes pop it in the slow path.
+ * slow path points direct[] at heap->foreign[cls] when its list is not
+ * empty, so the fast path pops foreign blocks like a span's (uncounted:
+ * the list was charged to in_use at installation). While installed, `used`
+ * counts the blocks pushed since it was installed, or since it was last
+ * found empty with no run set aside (bounding the list); otherwise it
+ * counts the list. `reserved` is the bound. When the list runs dry, the next
+ * malloc of the class takes the slow path, which uninstalls it. Larger
+ * classes pop it in the slow path.
  *
  * Runs: a list is a current run (`free`, what malloc pops) and up to
  * FOREIGN_RUNS more (foreign_runs(), beside the lists), each a chain of
@@ -404,16 +400,6 @@ static lz_noinline bool foreign_init(heap_t *heap) {
   return true;
 }
 
-static bool foreign_installable(unsigned cls) { return lz_class_size[cls] <= LZ_DIRECT_MAX && opt_get(OPT_SECURE) < 2; }
-
-/* Installs the list: charges it, lets the fast path pop it. */
-static void foreign_install(heap_t *heap, span_t *f) {
-  if (LZ_STATS) heap->stats.in_use += (int64_t)f->used * f->block_size;
-  f->used = 0;
-  f->flags |= FOREIGN_INSTALLED;
-  heap_direct_update(heap, f->cls);
-}
-
 static lz_noinline bool foreign_push(heap_t *self, span_t *s, lz_block_t *b) {
   /* With NUMA, only blocks of our home node are worth keeping (numa.c). */
   if (lz_unlikely(lz_numa_on) && span_chunk(s)->node != self->numa_home) return false;
@@ -457,7 +443,6 @@ static lz_noinline bool foreign_push(heap_t *self, span_t *s, lz_block_t *b) {
   f->used++;
   /* An installed list counts as in use (its pops are not counted). */
   if (LZ_STATS && !(f->flags & FOREIGN_INSTALLED)) self->stats.in_use -= f->block_size;
-  if (!(f->flags & FOREIGN_INSTALLED) && foreign_installable(s->cls)) foreign_install(self, f);
   return true;
 }
 
@@ -486,8 +471,12 @@ void *foreign_alloc(heap_t *heap, unsigned cls) {
     return NULL;
   }
   if (f->free == NULL) return NULL;
-  if (foreign_installable(cls)) {
-    foreign_install(heap, f);
+  if (lz_class_size[cls] <= LZ_DIRECT_MAX && opt_get(OPT_SECURE) < 2) {
+    /* Install: charge the list, let the fast path pop the rest. */
+    if (LZ_STATS) heap->stats.in_use += (int64_t)f->used * f->block_size;
+    f->used = 0;
+    f->flags |= FOREIGN_INSTALLED;
+    heap_direct_update(heap, cls);
   } else {
     f->used--;
     if (LZ_STATS) heap->stats.in_use += f->block_size;

@@ -14,11 +14,7 @@
  *      the message naming the pointer (in a forked child);
  *   5. bounded delay: a thread that keeps working but never fills its
  *      foreign lists still sends the blocks home within a bounded time;
- *   6. warm reuse: a block freed for another heap is the very block the
- *      freeing thread's next allocation of its class returns (its lines
- *      are in this thread's cache), though the thread's own slab of the
- *      class has a free list ready;
- *   7. medium blocks go home at once: a medium block (one per span, so
+ *   6. medium blocks go home at once: a medium block (one per span, so
  *      nothing to batch) freed by another thread, which then stays alive
  *      and idle, is back with its owner at the owner's next allocation
  *      (in use down by its size to the byte), not one batch tick later.
@@ -240,54 +236,7 @@ static void test_bounded_delay(void) {
   printf("bounded delay: blocks freed by a busy thread came home, the slab went back\n");
 }
 
-/* Frees the owner's blocks one at a time, each followed by an allocation
- * of the class: how many allocations returned the block just freed? */
-#define WARM 64
-static size_t warm_count;
-
-static void *free_one_then_alloc(void *arg) {
-  (void)arg;
-  void *mine = lz_malloc(block_size); /* this thread's slab: a free list ready */
-  CHECK(mine != NULL);
-  void *got[WARM];
-  size_t warm = 0;
-  for (size_t i = 0; i < WARM; i++) {
-    lz_free(blocks[i]);
-    got[i] = lz_malloc(block_size);
-    CHECK(got[i] != NULL);
-    warm += got[i] == blocks[i];
-  }
-  warm_count = warm;
-  for (size_t i = 0; i < WARM; i++) lz_free(got[i]);
-  lz_free(mine);
-  return NULL;
-}
-
-static void test_warm_reuse(void) {
-  static const size_t sizes[] = {64, 256, 1024};
-  for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
-    lz_stats_t st0, st1;
-    lz_stats_get(&st0);
-    block_size = sizes[k];
-    CHECK(pthread_barrier_init(&bar, NULL, 2) == 0);
-    pthread_t t;
-    CHECK(pthread_create(&t, NULL, owner, (void *)(size_t)WARM) == 0);
-    pthread_barrier_wait(&bar);
-    run(free_one_then_alloc, NULL);
-    pthread_barrier_wait(&bar);
-    CHECK(pthread_join(t, NULL) == 0);
-    pthread_barrier_destroy(&bar);
-    block_size = SIZE;
-    CHECKF(warm_count == WARM, "%zu B: %zu of %d allocations after a free for another heap returned that block",
-           sizes[k], warm_count, WARM);
-    lz_trim(0); /* the owner has exited: its orphan heap collects what came home */
-    lz_stats_get(&st1);
-    CHECKF(st1.in_use == st0.in_use, "%zu B: in use %zu before, %zu after", sizes[k], st0.in_use, st1.in_use);
-  }
-  printf("warm reuse: each block freed for another heap (64, 256, 1024 B) was the next one allocated\n");
-}
-
-/* 7: the owner (this thread) allocates MEDIUM_SIZE; another thread frees
+/* 6: the owner (this thread) allocates MEDIUM_SIZE; another thread frees
  * it and waits, alive and idle (no tick of its own, no exit to flush its
  * batches), while the owner allocates again (a slow path: it collects what
  * came home) and reads its statistics. */
@@ -337,7 +286,6 @@ int main(void) {
   test_no_false_sharing();
   test_overflow();
   test_bounded_delay();
-  test_warm_reuse();
   test_medium_home();
   if (!TU_SANITIZED) test_double_free(); /* sanitizers intercept the abort */
   return 0;
