@@ -541,7 +541,10 @@ uintptr_t large_fault_owner(uintptr_t a, int *what) {
  * with one atomic exchange and releases what it held (PROT_READ|WRITE
  * again, then the cache), so FIFO order, no lock, and a fork child keeps
  * every slot as it was. A double free meanwhile is named by the
- * descriptor as for a cached range.
+ * descriptor as for a cached range. With no cache (LZMALLOC_LARGE_CACHE=0
+ * or a purge delay of 0: freed memory goes back at once) there is no
+ * quarantine either: the range is unmapped, and a touch after free faults
+ * without a message.
  * ------------------------------------------------------------------------- */
 #define LARGE_QUARANTINE_ENTRIES 16
 #define LARGE_QUARANTINE_BYTES ((size_t)64 * MiB)
@@ -683,7 +686,7 @@ lz_text_hot void large_free(large_t *l, void *p) {
   size_t guard = atomic_load_explicit(&l->xguard, memory_order_relaxed);
   atomic_fetch_sub_explicit(&lz_large_in_use, large_usable(l), memory_order_relaxed);
   atomic_store_explicit(&l->xcheck, lz_key ^ (uintptr_t)p ^ 1, memory_order_relaxed);
-  if (guard && quarantine_put(base, size)) return;
+  if (guard && cache_limit() != 0 && quarantine_put(base, size)) return;
   if (guard) {
     os_protect_rw(guard_of(l, p), guard);
     if ((uintptr_t)p != base) os_protect_rw((uint8_t *)p - LZ_PAGE_SIZE, LZ_PAGE_SIZE);
