@@ -34,7 +34,9 @@
  * the prepare handler to the parent and child handlers, so a fork made by
  * a signal handler never lands while this thread holds it. A process that
  * has never run a second thread has no janitor: there the handlers take
- * nothing and write nothing (see fork_prepare).
+ * nothing and write nothing (see fork_prepare), and are not even given to
+ * libc (os.c, os_atfork: registered when a second thread is given its
+ * heap or the janitor starts; at once with shared heaps or at level 2).
  */
 #include "internal.h"
 
