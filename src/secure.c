@@ -194,6 +194,11 @@ static void avail_remove(secure_heap_t *sh, span_t *s) {
   s->next = s->prev = NULL;
 }
 
+/* Guard pages: each splits a mapping, which the kernel refuses at
+ * vm.max_map_count. A span whose guard cannot be made is not used (the
+ * allocation fails as out of memory: never a block without its guard); a
+ * guard that cannot be made accessible again keeps its span out of use for
+ * good (leaked: its pages would fault). */
 static span_t *slab_new_secure(heap_t *heap, secure_heap_t *sh, unsigned cls) {
   size_t pages = class_slab_pages(cls);
   uint32_t bs = lz_class_size[cls];
@@ -207,7 +212,12 @@ static span_t *slab_new_secure(heap_t *heap, secure_heap_t *sh, unsigned cls) {
   }
   uint8_t *start = span_start(s);
   size_t usable = (pages - 1) << LZ_PAGE_SHIFT; /* last page: guard */
-  os_protect_none(start + usable, LZ_PAGE_SIZE);
+  if (os_protect_none(start + usable, LZ_PAGE_SIZE) != 0) {
+    span_free(heap, s);
+    bits[0] = (uint64_t)sh->bitmap_pool;
+    sh->bitmap_pool = bits;
+    return NULL;
+  }
   uint32_t n = (uint32_t)((usable - SLAB_LEAD) / bs);
   lz_pattern_fill(start, start + SLAB_LEAD, lz_canary);
   lz_assert(n <= SLAB_BITMAP_WORDS * 64);
@@ -240,7 +250,7 @@ static void slab_release_secure(heap_t *heap, secure_heap_t *sh, span_t *s) {
   sh->bitmap_pool = bits;
   s->local_free = NULL;
   size_t usable = ((size_t)s->npages - 1) << LZ_PAGE_SHIFT;
-  os_protect_rw(span_start(s) + usable, LZ_PAGE_SIZE);
+  if (os_protect_rw(span_start(s) + usable, LZ_PAGE_SIZE) != 0) return; /* leaked (above) */
   slab_release(heap, s);
 }
 
@@ -311,8 +321,14 @@ static uint8_t *medium_take(heap_t *heap, secure_heap_t *sh, size_t size, size_t
     s = span_alloc(heap, npages, align > LZ_PAGE_SIZE ? align >> LZ_PAGE_SHIFT : 1, SPAN_MEDIUM);
     if (s == NULL) return NULL;
     start = span_start(s);
-    os_protect_none(start, LZ_PAGE_SIZE);
-    os_protect_none(start + (npages - 1) * LZ_PAGE_SIZE, LZ_PAGE_SIZE);
+    if (os_protect_none(start, LZ_PAGE_SIZE) != 0) { /* guards: see slab_new_secure */
+      span_free(heap, s);
+      return NULL;
+    }
+    if (os_protect_none(start + (npages - 1) * LZ_PAGE_SIZE, LZ_PAGE_SIZE) != 0) {
+      if (os_protect_rw(start, LZ_PAGE_SIZE) == 0) span_free(heap, s);
+      return NULL;
+    }
     s->reserved = s->capacity = s->used = 1;
     s->block_size = (uint32_t)((npages - 2) << LZ_PAGE_SHIFT);
     chunk_t *c = span_chunk(s);
@@ -360,9 +376,10 @@ static void medium_release(heap_t *heap, span_t *s) {
   chunk_t *c = span_chunk(s);
   size_t first = (size_t)(s - c->spans);
   for (size_t i = first + 1; i < first + s->npages; i++) c->pagemap[i] = 0;
-  os_protect_rw(start, LZ_PAGE_SIZE);
-  os_protect_rw(start + ((size_t)s->npages - 1) * LZ_PAGE_SIZE, LZ_PAGE_SIZE);
   s->used = 0;
+  /* A guard left inaccessible: the span is leaked (slab_new_secure). */
+  if (os_protect_rw(start, LZ_PAGE_SIZE) != 0) return;
+  if (os_protect_rw(start + ((size_t)s->npages - 1) * LZ_PAGE_SIZE, LZ_PAGE_SIZE) != 0) return;
   span_free(heap, s);
 }
 

@@ -6,7 +6,10 @@
  *     level 2: the large allocation fails with ENOMEM and nothing leaks,
  *     fresh mapping or cached one; with the kernel back, the guard faults;
  *   - madvise refusing a purge: the pages stay dirty and are not counted as
- *     purged; a later purge that works counts them once. */
+ *     purged; a later purge that works counts them once;
+ *   - mprotect refusing the guard page of a small or medium block at level 2
+ *     (a child run with LZMALLOC_SECURE=2): the allocation fails with
+ *     ENOMEM, never a block without its guard, and nothing stays in use. */
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -159,10 +162,48 @@ static void check_purge(void) {
   lz_trim(0);
 }
 
-int main(void) {
+/* In a child started with LZMALLOC_SECURE=2 (level 2's spans are fixed at
+ * start-up). */
+static int check_span_guards(void) {
+  static const size_t sizes[] = {16, 100, 4096, 40000, 500000};
+  lz_stats_t st;
+  lz_stats_get(&st);
+  size_t in_use0 = st.in_use;
+  os_fault_kinds(OS_FAULT_PROTECT);
+  for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+    os_fault_set(0, 1);
+    errno = 0;
+    void *p = lz_malloc(sizes[i]);
+    os_fault_set(-1, 1);
+    CHECKF(p == NULL && errno == ENOMEM, "%zu bytes: %p without its guard page", sizes[i], p);
+    lz_stats_get(&st);
+    CHECK(st.in_use == in_use0);
+    p = lz_malloc(sizes[i]); /* the kernel back: as usual */
+    CHECK(p != NULL);
+    lz_free(p);
+  }
+  os_fault_kinds(OS_FAULT_MAP);
+  lz_heap_validate();
+  printf("os results: level-2 span guards refused handled\n");
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  if (argc > 1 && strcmp(argv[1], "--span-guards") == 0) return check_span_guards();
   check_thread_hooks();
   check_guard_pages();
   check_purge();
+  pid_t pid = fork();
+  CHECK(pid >= 0);
+  if (pid == 0) {
+    dup2(saved_stderr, 2);
+    setenv("LZMALLOC_SECURE", "2", 1);
+    execl("/proc/self/exe", argv[0], "--span-guards", (char *)NULL);
+    _exit(127);
+  }
+  int st;
+  CHECK(waitpid(pid, &st, 0) == pid);
+  CHECKF(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the level-2 child: status %#x", st);
   printf("os results: thread hooks, guard pages and purge failures handled\n");
   return 0;
 }
