@@ -112,19 +112,21 @@ int os_map_at(void *p, size_t size) {
   return rc;
 }
 
-lz_text_hot int os_unmap(void *p, size_t size) {
-  int e = errno;
-  int r = munmap(p, size) == 0 ? 0 : errno;
-  errno = e;
-  return r;
-}
+/* A call that returns 0 or -1 with errno: 0 or its errno value, the
+ * caller's errno left as it was (the contract above). */
+#define OS_RESULT(call)                       \
+  __extension__({                             \
+    int saved_ = errno;                       \
+    int result_ = (call) == 0 ? 0 : errno;    \
+    errno = saved_;                           \
+    result_;                                  \
+  })
+
+lz_text_hot int os_unmap(void *p, size_t size) { return OS_RESULT(munmap(p, size)); }
 
 int os_decommit(void *p, size_t size) {
   if (fault_now(OS_FAULT_DECOMMIT)) return EAGAIN;
-  int e = errno;
-  int r = madvise(p, size, MADV_DONTNEED) == 0 ? 0 : errno;
-  errno = e;
-  return r;
+  return OS_RESULT(madvise(p, size, MADV_DONTNEED));
 }
 
 /* Transparent huge pages for [p, p + size) (2 MiB aligned): MADV_HUGEPAGE,
@@ -134,26 +136,18 @@ int os_decommit(void *p, size_t size) {
 #define MADV_COLLAPSE 25
 #endif
 int os_hugepage(void *p, size_t size, bool collapse) {
-  int e = errno;
-  int r = madvise(p, size, MADV_HUGEPAGE) == 0 ? 0 : errno;
-  if (r == 0 && collapse) r = madvise(p, size, MADV_COLLAPSE) == 0 ? 0 : errno;
-  errno = e;
+  int r = OS_RESULT(madvise(p, size, MADV_HUGEPAGE));
+  if (r == 0 && collapse) r = OS_RESULT(madvise(p, size, MADV_COLLAPSE));
   return r;
 }
 
 int os_protect_none(void *p, size_t size) {
   if (fault_now(OS_FAULT_PROTECT)) return ENOMEM;
-  int e = errno;
-  int r = mprotect(p, size, PROT_NONE) == 0 ? 0 : errno;
-  errno = e;
-  return r;
+  return OS_RESULT(mprotect(p, size, PROT_NONE));
 }
 
 int os_protect_rw(void *p, size_t size) {
-  int e = errno;
-  int r = mprotect(p, size, PROT_READ | PROT_WRITE) == 0 ? 0 : errno;
-  errno = e;
-  return r;
+  return OS_RESULT(mprotect(p, size, PROT_READ | PROT_WRITE));
 }
 
 /* mremap moves one mapping (VMA) at a time on kernels before 6.17: a range
@@ -634,12 +628,8 @@ int os_mbind(void *p, size_t size, int policy, uint64_t nodemask) {
     inject.binds[i % 64] = (lz_os_bind_t){p, size, policy, nodemask};
     return 0;
   }
-  int e = errno;
   /* maxnode counts the bits the kernel may read, plus one (mbind(2)). */
-  long r = syscall(SYS_mbind, p, size, policy, &nodemask, (unsigned long)LZ_MAX_NODES + 1, 0u);
-  int rc = r == 0 ? 0 : errno;
-  errno = e;
-  return rc;
+  return OS_RESULT(syscall(SYS_mbind, p, size, policy, &nodemask, (unsigned long)LZ_MAX_NODES + 1, 0u));
 }
 
 long os_read_lines(const char *path, void (*fn)(void *ctx, const char *line, size_t n), void *ctx) {
