@@ -49,23 +49,6 @@ static size_t read_smaps(void) {
   return n;
 }
 
-/* Reads /proc/self/maps into g_buf (NUL-terminated); returns its length. */
-static size_t read_maps(void) {
-  int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
-  CHECK(fd >= 0);
-  size_t n = 0;
-  for (;;) {
-    ssize_t r = read(fd, g_buf + n, sizeof g_buf - 1 - n);
-    CHECK(r >= 0);
-    if (r == 0) break;
-    n += (size_t)r;
-    CHECK(n < sizeof g_buf - 1);
-  }
-  close(fd);
-  g_buf[n] = 0;
-  return n;
-}
-
 static unsigned long field_kb(const char *entry, const char *end, const char *name) {
   size_t len = strlen(name);
   for (const char *p = entry; p < end; p = strchr(p, '\n') + 1) {
@@ -158,6 +141,24 @@ static void test_frees(void) {
   for (int i = 0; i < 8; i++) free(b[i]);
 }
 
+#if defined(__OPTIMIZE__) /* test_text's helpers */
+/* Reads /proc/self/maps into g_buf (NUL-terminated); returns its length. */
+static size_t read_maps(void) {
+  int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+  CHECK(fd >= 0);
+  size_t n = 0;
+  for (;;) {
+    ssize_t r = read(fd, g_buf + n, sizeof g_buf - 1 - n);
+    CHECK(r >= 0);
+    if (r == 0) break;
+    n += (size_t)r;
+    CHECK(n < sizeof g_buf - 1);
+  }
+  close(fd);
+  g_buf[n] = 0;
+  return n;
+}
+
 /* The library's executable mapping, from /proc/self/maps: 1 if found. */
 static int lib_text(uintptr_t *lo, uintptr_t *hi) {
   size_t n = read_maps();
@@ -191,6 +192,8 @@ static int text_pages(uintptr_t lo, uintptr_t hi) {
   close(fd);
   return pages;
 }
+
+#endif
 
 /* A fork child maps none of the library's code (fork copies no page
  * table of a file mapping): what it runs to free and allocate (small,
