@@ -225,7 +225,7 @@ static heap_t *heap_take_temporary(void) {
 
 /* Everything of the heap that is due (all of it if force): idle cached
  * medium spans, holes in idle slabs, kept empty chunks and the chunks'
- * free pages (purge.c has the mechanics and their timing); holes: punch the
+ * free pages (purge.c has their timing, pages.c the page state); holes: punch the
  * slabs' idle pages now, not on their schedule. The caller holds the heap
  * (lock or BUSY); exclusive: no other thread can be in the heap's fast
  * paths (the caller owns it, or it is an orphan, or a shared heap), so a

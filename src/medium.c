@@ -6,7 +6,7 @@
  * (used 0, its pages still in the span) for the next medium request of
  * about its size, within LZ_MEDIUM_CACHE spans and LZ_MEDIUM_CACHE_BYTES;
  * the cache goes back to the chunks when idle for the purge delay
- * (medium_cache_flush, from purge.c) or to make room. Hardening level 2
+ * (medium_cache_flush, from heap.c's heap_purge) or to make room. Hardening level 2
  * keeps its own medium spans (secure.c).
  * Only the holder of the heap calls these functions, with the heap lock
  * held (the cache is part of what the janitor may touch; see the janitor
