@@ -160,6 +160,7 @@ static size_t read_maps(void) {
 }
 
 /* The library's executable mapping, from /proc/self/maps: 1 if found. */
+__attribute__((unused)) /* optimized builds only: test_text */
 static int lib_text(uintptr_t *lo, uintptr_t *hi) {
   size_t n = read_maps();
   for (const char *p = g_buf; p < g_buf + n;) {
@@ -180,6 +181,7 @@ static int lib_text(uintptr_t *lo, uintptr_t *hi) {
 
 /* Pages of [lo, hi) mapped in this process (/proc/self/pagemap, bit 63:
  * present). */
+__attribute__((unused)) /* optimized builds only: test_text */
 static int text_pages(uintptr_t lo, uintptr_t hi) {
   int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
   CHECK(fd >= 0);
