@@ -128,16 +128,16 @@ static bool link_in_span(const span_t *s, const lz_block_t *b) {
  * marked in flight). */
 lz_inline void batch_add(heap_t *self, span_t *s, lz_block_t *b, bool suspect) {
   if (LZ_STATS) self->stats.remote_frees++;
-  if (s->kind == SPAN_MEDIUM) {
-    /* A medium span holds one block: its chain is complete at once, and
-     * waiting for the tick would only keep the span (up to 1 MiB of
-     * resident pages) from its owner's next allocation. */
-    remote_send(span_chunk(s)->heap, b, b, 1, suspect);
-    return;
-  }
   unsigned slot = remote_slot_of(s);
   remote_batch_t *rb = &self->rbatch[slot];
-  if (rb->span != s) {
+  if (rb->span != s) { /* always for a medium block: none is ever batched */
+    if (s->kind == SPAN_MEDIUM) {
+      /* A medium span holds one block: its chain is complete at once, and
+       * waiting for the tick would only keep the span (up to 1 MiB of
+       * resident pages) from its owner's next allocation. */
+      remote_send(span_chunk(s)->heap, b, b, 1, suspect);
+      return;
+    }
     /* Two ways: the pair's other slot, if it holds s or is free. */
     remote_batch_t *alt = &self->rbatch[slot ^ 1];
     if (alt->span == s || (rb->count != 0 && alt->count == 0)) {
