@@ -226,11 +226,17 @@ void *slab_malloc_local(heap_t *heap, unsigned cls) {
  * is a multiple of the requested class's largest power-of-two divisor, so
  * a block is aligned as its own class's would be (heap_malloc_aligned picks
  * classes by that); never in start-up (its classes are powers of two). */
+/* Classes up to 512 B are at most 64 B apart and a fresh slab of them costs
+ * a page or two: borrowing would add a slow-path scan for little memory. */
+#define BORROW_MIN_SIZE 512
+/* A borrowed block is at most 1/4 bigger than asked: the waste the class
+ * spacing allowed before the fifth class per power of two (1.25x steps). */
+#define BORROW_SLACK_DIV 4
 static void *slab_borrow(heap_t *heap, unsigned cls) {
   uint32_t size = lz_class_size[cls];
-  if (size <= 512 || heap->startup) return NULL;
+  if (size <= BORROW_MIN_SIZE || heap->startup) return NULL;
   uint32_t align = size & -size;
-  for (unsigned c = cls + 1; c < LZ_CLASSES && lz_class_size[c] <= size + size / 4; c++) {
+  for (unsigned c = cls + 1; c < LZ_CLASSES && lz_class_size[c] <= size + size / BORROW_SLACK_DIV; c++) {
     if (lz_class_size[c] % align != 0) continue;
     span_t *s = heap->queues[c].first;
     if (s != NULL && (s->free != NULL || s->local_free != NULL)) return slab_malloc_local(heap, c);
