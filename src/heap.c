@@ -494,11 +494,13 @@ void heaps_fork_child(heap_t *self) {
 void heap_retire(heap_t *h) {
   atomic_store_explicit(&h->xstate, HEAP_DEAD, memory_order_relaxed);
   if (lz_heap_tls == h) lz_heap_tls = &lz_heap_empty;
+#if LZ_HEAPS > 0 /* GCC's link-time pass warned of the empty loop's store */
   for (int i = 0; i < LZ_HEAPS; i++) {
     heap_t *expect = h;
     atomic_compare_exchange_strong_explicit(&shared_heaps[i], &expect, NULL, memory_order_relaxed,
                                             memory_order_relaxed);
   }
+#endif
 }
 
 /* Level 2 in the child after fork: a heap whose secure lock was taken at
@@ -517,10 +519,12 @@ void heaps_fork_child_secure(void) {
  * change to it is made under its lock) and is kept. shared_lock only
  * orders the making of heaps, which takes effect at one store: reset. */
 void heaps_fork_child_shared(void) {
+#if LZ_HEAPS > 0 /* as in heap_retire */
   for (int i = 0; i < LZ_HEAPS; i++) {
     heap_t *h = atomic_load_explicit(&shared_heaps[i], memory_order_acquire);
     if (h != NULL && atomic_load_explicit(&h->lock.x, memory_order_relaxed) != 0) heap_retire(h);
   }
+#endif
   if (atomic_load_explicit(&shared_lock.x, memory_order_relaxed) != 0) lz_lock_reset(&shared_lock);
 }
 

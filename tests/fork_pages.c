@@ -28,64 +28,21 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "smaps.h"
 #include "testutil.h"
 
-static char g_buf[1 << 20];
-
-/* Reads /proc/self/smaps into g_buf (NUL-terminated); returns its length. */
-static size_t read_smaps(void) {
-  int fd = open("/proc/self/smaps", O_RDONLY | O_CLOEXEC);
-  CHECK(fd >= 0);
-  size_t n = 0;
-  for (;;) {
-    ssize_t r = read(fd, g_buf + n, sizeof g_buf - 1 - n);
-    CHECK(r >= 0);
-    if (r == 0) break;
-    n += (size_t)r;
-    CHECK(n < sizeof g_buf - 1);
-  }
-  close(fd);
-  g_buf[n] = 0;
-  return n;
-}
-
-static unsigned long field_kb(const char *entry, const char *end, const char *name) {
-  size_t len = strlen(name);
-  for (const char *p = entry; p < end; p = strchr(p, '\n') + 1) {
-    if (strncmp(p, name, len) == 0) return strtoul(p + len, NULL, 10);
-    if (strchr(p, '\n') == NULL) break;
-  }
-  return 0;
-}
-
-/* Entries start with a line "lo-hi perms ...": the only lines whose first
- * field holds a '-' between hex digits. */
-static int is_header(const char *line) {
-  const char *sp = strchr(line, ' ');
-  const char *dash = strchr(line, '-');
-  return dash != NULL && sp != NULL && dash < sp;
-}
 
 /* Private_Dirty (kB) of every mapping (lib_only 0), or of liblzmalloc's
  * mappings and the anonymous one right after them (its .bss). */
 static unsigned long private_dirty_kb(int lib_only) {
-  size_t n = read_smaps();
+  size_t n = tu_read_proc("/proc/self/smaps");
+  const char *at = tu_proc_buf;
+  tu_smaps_entry_t e;
   unsigned long total = 0;
   int after_lib = 0;
-  const char *p = g_buf;
-  while (p < g_buf + n) {
-    const char *next = p;
-    do {
-      next = strchr(next, '\n');
-      next = next ? next + 1 : g_buf + n;
-    } while (next < g_buf + n && !is_header(next));
-    const char *eol = strchr(p, '\n');
-    int is_lib = eol != NULL && memmem(p, (size_t)(eol - p), "liblzmalloc", 11) != NULL;
-    int anon = eol != NULL && eol[-1] == ' ';
-    int count = !lib_only || is_lib || (after_lib && anon);
-    if (count) total += field_kb(p, next, "Private_Dirty:");
-    after_lib = is_lib;
-    p = next;
+  while (tu_smaps_next(&at, n, &e)) {
+    if (!lib_only || e.is_lib || (after_lib && e.anon)) total += tu_smaps_field_kb(&e, "Private_Dirty:");
+    after_lib = e.is_lib;
   }
   return total;
 }
@@ -124,7 +81,7 @@ static void test_frees(void) {
   pid_t pid = fork();
   CHECK(pid >= 0);
   if (pid == 0) {
-    memset(g_buf, 0, sizeof g_buf); /* the buffer's own pages, copied now */
+    memset(tu_proc_buf, 0, sizeof tu_proc_buf); /* the buffer's own pages, copied now */
     unsigned long before = private_dirty_kb(0);
     for (int i = 0; i < 8; i++) free(b[i]);
     for (int i = 0; i < 8; i++) b[i] = malloc(64);
@@ -142,28 +99,11 @@ static void test_frees(void) {
 }
 
 #if defined(__OPTIMIZE__) /* test_text's helpers */
-/* Reads /proc/self/maps into g_buf (NUL-terminated); returns its length. */
-static size_t read_maps(void) {
-  int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
-  CHECK(fd >= 0);
-  size_t n = 0;
-  for (;;) {
-    ssize_t r = read(fd, g_buf + n, sizeof g_buf - 1 - n);
-    CHECK(r >= 0);
-    if (r == 0) break;
-    n += (size_t)r;
-    CHECK(n < sizeof g_buf - 1);
-  }
-  close(fd);
-  g_buf[n] = 0;
-  return n;
-}
-
 /* The library's executable mapping, from /proc/self/maps: 1 if found. */
 __attribute__((unused)) /* optimized builds only: test_text */
 static int lib_text(uintptr_t *lo, uintptr_t *hi) {
-  size_t n = read_maps();
-  for (const char *p = g_buf; p < g_buf + n;) {
+  size_t n = tu_read_proc("/proc/self/maps");
+  for (const char *p = tu_proc_buf; p < tu_proc_buf + n;) {
     const char *eol = strchr(p, '\n');
     if (eol == NULL) break;
     unsigned long a, b;

@@ -30,61 +30,20 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "smaps.h"
 #include "testutil.h"
 
-static char g_buf[1 << 20];
-
-static size_t read_smaps(void) {
-  int fd = open("/proc/self/smaps", O_RDONLY | O_CLOEXEC);
-  CHECK(fd >= 0);
-  size_t n = 0;
-  for (;;) {
-    ssize_t r = read(fd, g_buf + n, sizeof g_buf - 1 - n);
-    CHECK(r >= 0);
-    if (r == 0) break;
-    n += (size_t)r;
-    CHECK(n < sizeof g_buf - 1);
-  }
-  close(fd);
-  g_buf[n] = 0;
-  return n;
-}
-
-static unsigned long field_kb(const char *entry, const char *end, const char *name) {
-  size_t len = strlen(name);
-  for (const char *p = entry; p < end; p = strchr(p, '\n') + 1) {
-    if (strncmp(p, name, len) == 0) return strtoul(p + len, NULL, 10);
-    if (strchr(p, '\n') == NULL) break;
-  }
-  return 0;
-}
-
-/* Entries start with a line "lo-hi perms ...": the only lines whose first
- * field holds a '-' between hex digits. */
-static int is_header(const char *line) {
-  const char *sp = strchr(line, ' ');
-  const char *dash = strchr(line, '-');
-  return dash != NULL && sp != NULL && dash < sp;
-}
 
 /* Rss (kB) of the anonymous mapping right after liblzmalloc's mappings;
  * -1 if there is none. */
 static long bss_rss_kb(void) {
-  size_t n = read_smaps();
+  size_t n = tu_read_proc("/proc/self/smaps");
+  const char *at = tu_proc_buf;
+  tu_smaps_entry_t e;
   int after_lib = 0;
-  const char *p = g_buf;
-  while (p < g_buf + n) {
-    const char *next = p;
-    do {
-      next = strchr(next, '\n');
-      next = next ? next + 1 : g_buf + n;
-    } while (next < g_buf + n && !is_header(next));
-    const char *eol = strchr(p, '\n');
-    int is_lib = eol != NULL && memmem(p, (size_t)(eol - p), "liblzmalloc", 11) != NULL;
-    int anon = eol != NULL && eol[-1] == ' ';
-    if (after_lib && anon) return (long)field_kb(p, next, "Rss:");
-    after_lib = is_lib;
-    p = next;
+  while (tu_smaps_next(&at, n, &e)) {
+    if (after_lib && e.anon) return (long)tu_smaps_field_kb(&e, "Rss:");
+    after_lib = e.is_lib;
   }
   return -1;
 }
@@ -93,25 +52,17 @@ static long bss_rss_kb(void) {
 /* Rss (kB) of the library's read-only data (.rodata, .eh_frame: its
  * r--p mapping right after the executable one); -1 if not found. */
 static long rodata_rss_kb(void) {
-  size_t n = read_smaps();
+  size_t n = tu_read_proc("/proc/self/smaps");
+  const char *at = tu_proc_buf;
+  tu_smaps_entry_t e;
   int after_text = 0;
-  const char *p = g_buf;
-  while (p < g_buf + n) {
-    const char *next = p;
-    do {
-      next = strchr(next, '\n');
-      next = next ? next + 1 : g_buf + n;
-    } while (next < g_buf + n && !is_header(next));
-    const char *eol = strchr(p, '\n');
-    int is_lib = eol != NULL && memmem(p, (size_t)(eol - p), "liblzmalloc", 11) != NULL;
-    const char *perms = strchr(p, ' ');
-    if (is_lib && perms != NULL && strncmp(perms + 1, "r-xp", 4) == 0) {
+  while (tu_smaps_next(&at, n, &e)) {
+    if (e.is_lib && strncmp(e.perms, "r-xp", 4) == 0) {
       after_text = 1;
     } else if (after_text) {
-      if (is_lib && perms != NULL && strncmp(perms + 1, "r--p", 4) == 0) return (long)field_kb(p, next, "Rss:");
+      if (e.is_lib && strncmp(e.perms, "r--p", 4) == 0) return (long)tu_smaps_field_kb(&e, "Rss:");
       return -1;
     }
-    p = next;
   }
   return -1;
 }
