@@ -31,13 +31,7 @@ static size_t large_mapped(void) {
 int main(void) {
   /* Hardening level 2 (an LZ_SECURE=2 build) holds freed large ranges in
    * a quarantine before their reuse, which this test measures. */
-  void *probe = lz_malloc(1);
-  int level2 = lz_usable_size(probe) == 1;
-  lz_free(probe);
-  if (level2) {
-    printf("skipped: hardening level 2 delays the reuse of freed large ranges\n");
-    return 77;
-  }
+  TU_SKIP_AT_LEVEL2("hardening level 2 delays the reuse of freed large ranges");
   lz_free(lz_malloc(100)); /* the heap and its first chunk */
   lz_trim(0);
   size_t base = large_mapped();

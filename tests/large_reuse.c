@@ -64,13 +64,7 @@ static void fill_from_cache(int use_calloc) {
 int main(void) {
   /* Hardening level 2 (an LZ_SECURE=2 build) holds freed large ranges in
    * a quarantine before their reuse, which this test measures. */
-  void *probe = lz_malloc(1);
-  int level2 = lz_usable_size(probe) == 1;
-  lz_free(probe);
-  if (level2) {
-    printf("skipped: hardening level 2 delays the reuse of freed large ranges\n");
-    return 77;
-  }
+  TU_SKIP_AT_LEVEL2("hardening level 2 delays the reuse of freed large ranges");
   tu_rng_t r;
   tu_rng_seed(&r, 0x1a49e);
   lz_free(lz_malloc(100)); /* the heap and its first chunk */
