@@ -70,7 +70,7 @@ test-configs: test-config-shared test-config-lean
 # from many threads and late frees (qemu-user 7.2 aborts in a guest that
 # forks with a thread blocked: fork_hammer, fork_signal, and fork_stdio
 # hung once in eight runs here; without the test environment the emulator
-# reports "cpu_exec: assertion failed"), has no transparent huge pages, is too
+# reports "cpu_exec: assertion failed"; has no transparent huge pages; is too
 # slow for thread_late_free's timeout), and fork_pages and startup_bss
 # (they read the pages written from /proc/self/smaps, which under qemu-user
 # are the emulator's); the background thread is off there.
