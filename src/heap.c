@@ -923,6 +923,11 @@ lz_text_hot bool heap_realloc_in_place(void *p, size_t size, void **out, size_t 
      * confirms a double free here, else the caller's free screens it. */
     if (LZ_SECURE && block_maybe_free((lz_block_t *)p)) realloc_screen(p, info.span);
     else if (size <= usable && size >= usable / REALLOC_SHRINK_COPY) return true;
+    /* A medium block of the caller's own heap grows into the free pages
+     * after it when it can (medium_grow). */
+    else if (size > usable && size <= LZ_MEDIUM_MAX && info.span->kind == SPAN_MEDIUM &&
+             span_chunk(info.span)->heap == lz_heap_tls && medium_grow(lz_heap_tls, info.span, size))
+      return true;
   }
   *copy = usable < size ? usable : size;
   return false;

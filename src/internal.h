@@ -786,6 +786,7 @@ void pages_release_kept(heap_t *heap, chunk_t *c, uint64_t now);
 /* span.c: runs of pages inside a heap's chunks. */
 span_t *span_alloc(heap_t *heap, size_t npages, size_t align_pages, uint8_t kind);
 void span_free(heap_t *heap, span_t *s);
+bool span_grow(heap_t *heap, span_t *s, size_t more); /* medium: the following free pages */
 chunk_t *span_chunk(const span_t *s);
 lz_inline uint8_t *span_start(const span_t *s) {
   uintptr_t c = (uintptr_t)s & ~LZ_CHUNK_MASK;
@@ -822,6 +823,7 @@ void *slab_pop_checked(span_t *s);
 void *medium_malloc(heap_t *heap, size_t size, size_t align_pages, bool zero); /* align_pages: 1 or a power of two */
 void *medium_malloc_cached(heap_t *heap, size_t size, bool zero); /* from the cache only, else NULL */
 void medium_free(heap_t *heap, span_t *s);
+bool medium_grow(heap_t *heap, span_t *s, size_t size); /* live block of heap's, in place */
 void medium_cache_flush(heap_t *heap, bool force, uint64_t now);
 
 /* large.c */

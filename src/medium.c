@@ -6,7 +6,9 @@
  * (used 0, its pages still in the span) for the next medium request of
  * about its size, within LZ_MEDIUM_CACHE spans and LZ_MEDIUM_CACHE_BYTES;
  * the cache goes back to the chunks when idle for the purge delay
- * (medium_cache_flush, from heap.c's heap_purge) or to make room. Hardening level 2
+ * (medium_cache_flush, from heap.c's heap_purge) or to make room. realloc
+ * grows a live block into the free pages right after its span when it can
+ * (medium_grow, which takes the heap lock itself). Hardening level 2
  * keeps its own medium spans (secure.c).
  * Only the holder of the heap calls these functions, with the heap lock
  * held (the cache is part of what the janitor may touch; see the janitor
@@ -111,6 +113,25 @@ lz_text_hot void *medium_malloc(heap_t *heap, size_t size, size_t align_pages, b
 void *medium_malloc_cached(heap_t *heap, size_t size, bool zero) {
   span_t *s = medium_cache_take(heap, (size + LZ_PAGE_SIZE - 1) >> LZ_PAGE_SHIFT);
   return s != NULL ? medium_block(heap, s, size, zero) : NULL;
+}
+
+/* realloc to a bigger size (<= LZ_MEDIUM_MAX) of live block s of this
+ * heap: the span takes the free pages right after it, if there are enough,
+ * and the block stays where it is (no copy, and no freed span left behind:
+ * a buffer grown step by step would leave one in the cache per step, up to
+ * the cache's size, resident). False if those pages are not free. */
+bool medium_grow(heap_t *heap, span_t *s, size_t size) {
+  size_t npages = (size + LZ_PAGE_SIZE - 1) >> LZ_PAGE_SHIFT;
+  lz_assert(s->kind == SPAN_MEDIUM && s->used == 1 && npages > s->npages);
+  heap_enter(heap);
+  uint32_t before = s->block_size;
+  bool grown = span_grow(heap, s, npages - s->npages);
+  if (grown) {
+    span_set_block_size(s, (uint32_t)(npages << LZ_PAGE_SHIFT));
+    if (LZ_STATS) heap->stats.in_use += s->block_size - before;
+  }
+  heap_leave(heap);
+  return grown;
 }
 
 lz_text_hot void medium_free(heap_t *heap, span_t *s) {

@@ -71,6 +71,22 @@ lz_text_hot span_t *span_alloc(heap_t *heap, size_t npages, size_t align_pages, 
   return s;
 }
 
+/* Grows medium span s by the `more` pages that follow it, if all are free
+ * (realloc in place, medium.c); returns false, changing nothing, if not.
+ * The pages join the span like span_alloc's: taken from free_map (the run
+ * hint stays an upper bound), told to pages.c; the pagemap still names
+ * only the first page. */
+bool span_grow(heap_t *heap, span_t *s, size_t more) {
+  chunk_t *c = span_chunk(s);
+  size_t from = (size_t)(s - c->spans) + s->npages;
+  if (from + more > LZ_CHUNK_PAGES || bitmap_count(c->free_map, from, more) != more) return false;
+  bitmap_assign(c->free_map, from, more, false);
+  c->free_pages -= (uint32_t)more;
+  pages_taken(heap, c, from, more, false);
+  s->npages = (uint16_t)(s->npages + more);
+  return true;
+}
+
 lz_text_hot void span_free(heap_t *heap, span_t *s) {
   (void)heap;
   chunk_t *c = span_chunk(s);

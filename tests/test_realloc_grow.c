@@ -1,0 +1,86 @@
+/* test_realloc_grow: realloc of a medium block (32 KiB < size <= 1 MiB)
+ * to a bigger size grows it in place into the free pages that follow it.
+ *
+ * In a thread of its own (a fresh heap, whose chunk has free pages after
+ * its first medium span): a 40000-byte block grown step by step by half
+ * up to 1 MiB keeps its address, its bytes, and the heap's bytes in use
+ * are exactly its pages (no freed span left behind, nothing counted
+ * twice); a block whose next pages hold another block moves (bytes kept);
+ * a block grown past 1 MiB becomes a large block (bytes kept); after every
+ * free, bytes in use are back to where they started. The validator
+ * passes after each step.
+ */
+#include <pthread.h>
+
+#include "internal.h"
+#include "testutil.h"
+
+static size_t in_use(void) {
+  lz_stats_t st;
+  lz_stats_get(&st);
+  return st.in_use;
+}
+
+static size_t pages_of(size_t size) { return (size + 4095) & ~(size_t)4095; }
+
+static void *grow_thread(void *arg) {
+  (void)arg;
+  size_t base = in_use();
+  size_t size = 40000;
+  unsigned char *p = lz_malloc(size);
+  CHECK(p != NULL);
+  tu_pattern_fill(p, size, 7);
+  CHECKF(in_use() == base + pages_of(size), "%zu != %zu", (size_t)(in_use()), (size_t)(base + pages_of(size)));
+  unsigned steps = 0;
+  while (size + size / 2 <= LZ_MEDIUM_MAX) {
+    size_t next = size + size / 2;
+    unsigned char *q = lz_realloc(p, next);
+    CHECK(q == p); /* in place: the pages after it were free */
+    CHECK(SIZE_MAX == tu_pattern_check(q, size, 7));
+    CHECKF(lz_usable_size(q) == pages_of(next), "%zu != %zu", (size_t)(lz_usable_size(q)), (size_t)(pages_of(next)));
+    CHECKF(in_use() == base + pages_of(next), "%zu != %zu", (size_t)(in_use()), (size_t)(base + pages_of(next))); /* no freed span left, none counted twice */
+    tu_pattern_fill(q, next, 7);
+    size = next;
+    steps++;
+  }
+  CHECK(steps >= 5);
+  lz_heap_validate();
+  /* Shrinking keeps it too (down to half its pages). */
+  CHECK(lz_realloc(p, size - 4096) == p);
+  CHECK(SIZE_MAX == tu_pattern_check(p, size - 4096, 7));
+  lz_free(p);
+  CHECKF(in_use() == base, "%zu != %zu", (size_t)(in_use()), (size_t)(base));
+
+  /* A block right after it: the pages are not free, the block moves. */
+  unsigned char *a = lz_malloc(100000);
+  unsigned char *b = lz_malloc(100000);
+  CHECK(a != NULL && b != NULL);
+  CHECK(b == a + pages_of(100000)); /* first fit in a fresh chunk */
+  tu_pattern_fill(a, 100000, 9);
+  unsigned char *c = lz_realloc(a, 150000);
+  CHECK(c != NULL && c != a);
+  CHECK(SIZE_MAX == tu_pattern_check(c, 100000, 9));
+  CHECKF(in_use() == base + pages_of(150000) + pages_of(100000), "%zu != %zu", (size_t)(in_use()), (size_t)(base + pages_of(150000) + pages_of(100000)));
+  lz_heap_validate();
+
+  /* Past 1 MiB: a large block, bytes kept. */
+  tu_pattern_fill(c, 150000, 11);
+  unsigned char *d = lz_realloc(c, 3 * LZ_MEDIUM_MAX);
+  CHECK(d != NULL);
+  CHECK(SIZE_MAX == tu_pattern_check(d, 150000, 11));
+  lz_free(d);
+  lz_free(b);
+  CHECKF(in_use() == base, "%zu != %zu", (size_t)(in_use()), (size_t)(base));
+  lz_heap_validate();
+  return NULL;
+}
+
+int main(void) {
+#if LZ_HEAPS > 0 || LZ_SECURE >= 2
+  return 77; /* shared heaps' in_use is not the thread's; level 2 always copies */
+#endif
+  pthread_t t;
+  CHECK(pthread_create(&t, NULL, grow_thread, NULL) == 0);
+  CHECK(pthread_join(t, NULL) == 0);
+  return 0;
+}
