@@ -335,23 +335,28 @@ size_t remote_collect(heap_t *heap) {
  * empty, so the fast path pops foreign blocks like a span's (uncounted:
  * the list was charged to in_use at installation). While installed, `used`
  * counts the blocks pushed since it was installed, or since it was last
- * found empty with no run set aside (bounding the list); otherwise it
+ * found empty with no side run (bounding the list); otherwise it
  * counts the list. `reserved` is the bound. When the list runs dry, the next
  * malloc of the class takes the slow path, which uninstalls it. Larger
  * classes pop it in the slow path.
  *
- * Runs: a list is a current run (`free`, what malloc pops) and up to
- * FOREIGN_RUNS more (foreign_runs(), beside the lists), each a chain of
- * blocks of one chunk; a block joins the run of its chunk, or starts one
- * (the current run is set aside), or goes home if every run is taken.
- * When the current run is used up, the slow path takes the next. So no
- * link leads out of its block's chunk: the owner's free fast path leaves a
- * block whose link decodes to NULL or into its chunk to the slow path.
+ * Order: every link of a foreign list leads to NULL or to a block of the
+ * same chunk or of a chunk at a lower address, so the owner's free fast
+ * path, which leaves a block whose link decodes below the end of its own
+ * chunk to the slow path (alloc.h), never lists a foreign-listed block
+ * (block_maybe_free then names the link for the slow path's screens). A
+ * block joins the front of the list (`free`, what malloc pops) when the
+ * head lies in its chunk or below; else the run of its chunk, one of
+ * FOREIGN_RUNS side runs (foreign_runs(), beside the lists; each a chain of
+ * blocks of one chunk, its tail kept), or starts one, or goes home if
+ * every run is taken. When the list runs dry, the slow path links the side
+ * runs behind one another, highest chunk first, into the next list: one
+ * slow path for all of them.
  *
  * Double frees (LZ_SECURE >= 1): a foreign-listed block has word 1 marked
- * in flight (a link to itself, as in the batches); by the runs above a
+ * in flight (a link to itself, as in the batches); by the order above a
  * second free of it by its owner reaches the slow path, which finds the
- * mark. A block freed with that
+ * mark (remote_in_flight). A block freed with that
  * mark whose word 0 decodes to NULL or into one of our chunks is looked up
  * in the list (a block handed out again has word 0 cleared, or user data
  * that decodes so with probability ~2^-40, so the walk runs only for real
@@ -359,10 +364,10 @@ size_t remote_collect(heap_t *heap) {
  * ------------------------------------------------------------------------- */
 #define FOREIGN_BYTES ((size_t)32 * KiB) /* per class and heap: bounds what a thread keeps */
 
-/* The runs set aside of class cls's list (FOREIGN_RUNS heads, NULL: none);
- * mapped after the lists. */
+/* The side runs of class cls's list (FOREIGN_RUNS heads, NULL: none,
+ * then their FOREIGN_RUNS tails); mapped after the lists. */
 lz_block_t **foreign_runs(const heap_t *heap, unsigned cls) {
-  return (lz_block_t **)(void *)(heap->foreign + LZ_CLASSES) + (size_t)cls * FOREIGN_RUNS;
+  return (lz_block_t **)(void *)(heap->foreign + LZ_CLASSES) + (size_t)cls * 2 * FOREIGN_RUNS;
 }
 
 static bool runs_empty(const heap_t *heap, unsigned cls) {
@@ -370,6 +375,24 @@ static bool runs_empty(const heap_t *heap, unsigned cls) {
   for (int r = 0; r < FOREIGN_RUNS; r++)
     if (runs[r] != NULL) return false;
   return true;
+}
+
+/* The side runs of cls linked behind one another, highest chunk first
+ * (each tail to the next run's head: a link to a lower chunk), as the
+ * list's new front; the list is empty. */
+static void runs_merge(heap_t *heap, unsigned cls) {
+  lz_block_t **runs = foreign_runs(heap, cls), **tails = runs + FOREIGN_RUNS;
+  lz_block_t *head = NULL;
+  for (;;) { /* lowest chunk first, each run before the merged ones */
+    int low = -1;
+    for (int r = 0; r < FOREIGN_RUNS; r++)
+      if (runs[r] != NULL && (low < 0 || (uintptr_t)runs[r] < (uintptr_t)runs[low])) low = r;
+    if (low < 0) break;
+    block_set_next(tails[low], head);
+    head = runs[low];
+    runs[low] = tails[low] = NULL;
+  }
+  heap->foreign[cls].free = head;
 }
 
 lz_inline bool same_chunk(const void *a, const void *b) { return (((uintptr_t)a ^ (uintptr_t)b) >> LZ_CHUNK_SHIFT) == 0; }
@@ -386,7 +409,7 @@ static bool foreign_listed(const heap_t *heap, const span_t *f, const lz_block_t
 
 /* Maps the heap's foreign lists on first use. */
 static lz_noinline bool foreign_init(heap_t *heap) {
-  span_t *f = os_map(sizeof(span_t) * LZ_CLASSES + sizeof(lz_block_t *) * LZ_CLASSES * FOREIGN_RUNS);
+  span_t *f = os_map(sizeof(span_t) * LZ_CLASSES + sizeof(lz_block_t *) * LZ_CLASSES * 2 * FOREIGN_RUNS);
   if (f == NULL) return false;
   for (unsigned c = 1; c < LZ_CLASSES; c++) {
     size_t cap = FOREIGN_BYTES / lz_class_size[c];
@@ -406,7 +429,7 @@ static lz_noinline bool foreign_push(heap_t *self, span_t *s, lz_block_t *b) {
   if (lz_unlikely(self->foreign == NULL) && !foreign_init(self)) return false;
   span_t *f = &self->foreign[s->cls];
   /* An installed list that the fast path emptied holds nothing any more
-   * (no run set aside either): its count of pushes since it was installed
+   * (no side run either): its count of pushes since it was installed
    * starts again. An uninstalled list's count is its length. */
   if (f->free == NULL && (f->flags & FOREIGN_INSTALLED) && runs_empty(self, s->cls)) f->used = 0;
   if (f->used >= f->reserved) return false;
@@ -418,9 +441,10 @@ static lz_noinline bool foreign_push(heap_t *self, span_t *s, lz_block_t *b) {
     }
     if (block_maybe_free(b)) return false; /* the batches screen it */
   }
-  /* The run of b's chunk (see Runs above). */
+  /* The front if its head lies in b's chunk or below, else the side run
+   * of b's chunk (see Order above). */
   lz_block_t **head = &f->free;
-  if (f->free != NULL && !same_chunk(f->free, b)) {
+  if (f->free != NULL && ((uintptr_t)f->free >> LZ_CHUNK_SHIFT) > ((uintptr_t)b >> LZ_CHUNK_SHIFT)) {
     lz_block_t **runs = foreign_runs(self, s->cls), **empty = NULL;
     head = NULL;
     for (int r = 0; r < FOREIGN_RUNS && head == NULL; r++) {
@@ -432,9 +456,8 @@ static lz_noinline bool foreign_push(heap_t *self, span_t *s, lz_block_t *b) {
     }
     if (head == NULL) {
       if (empty == NULL) return false; /* every run taken: home */
-      *empty = f->free; /* the current run is set aside */
-      f->free = NULL;
-      head = &f->free;
+      head = empty;
+      empty[FOREIGN_RUNS] = b; /* its tail */
     }
   }
   if (LZ_SECURE) block_set_next(b + 1, b);
@@ -449,12 +472,8 @@ static lz_noinline bool foreign_push(heap_t *self, span_t *s, lz_block_t *b) {
 void *foreign_alloc(heap_t *heap, unsigned cls) {
   if (heap->foreign == NULL) return NULL;
   span_t *f = &heap->foreign[cls];
-  if (f->free == NULL) { /* the next run, if any */
-    lz_block_t **runs = foreign_runs(heap, cls);
-    for (int r = 0; r < FOREIGN_RUNS && f->free == NULL; r++) {
-      f->free = runs[r];
-      runs[r] = NULL;
-    }
+  if (f->free == NULL) { /* the side runs, if any */
+    runs_merge(heap, cls);
     if (f->free != NULL && (f->flags & FOREIGN_INSTALLED)) /* charged when installed: pop uncounted */
       return span_pop(f);
   }
@@ -501,7 +520,7 @@ void foreign_flush(heap_t *heap) {
         while (r < FOREIGN_RUNS && runs[r] == NULL) r++;
         if (r >= FOREIGN_RUNS) break;
         b = runs[r];
-        runs[r] = NULL;
+        runs[r] = runs[r + FOREIGN_RUNS] = NULL;
         continue;
       }
       lz_block_t *next = block_next(b);

@@ -758,6 +758,24 @@ static void case_audit_foreign_linked_owner(void) {
   helper_end(&other, NULL, 0);
 }
 
+/* ... and a third thread frees p while it is listed there (its link leads
+ * to q's chunk, below p's or not). */
+static void case_audit_foreign_linked_other(void) {
+  char *p = sized_block();
+  helper_t other, h;
+  helper_start(&other, 1);
+  char *q = other.alloc_first;
+  helper_start(&h, 1);
+  expect(MSG_DOUBLE, p, g_size > 32768 ? MSG_INVALID : NULL);
+  helper_free(&h, q, p);
+  free_in_thread(p);
+  int mine = alloc_many(p);
+  helper_end(&h, p, mine);
+  owner_collect();
+  helper_free(&other, NULL, NULL);
+  helper_end(&other, NULL, 0);
+}
+
 /* Blocks of two chunks of the owner sent home by exiting threads, p last:
  * the remote list links p to the other chunk; the owner frees p before it
  * collects. */
@@ -1144,6 +1162,7 @@ int main(int argc, char **argv) {
         {"pending_then_owner", case_audit_pending_owner},
         {"pending_then_other", case_audit_pending_other},
         {"foreign_linked_then_owner", case_audit_foreign_linked_owner},
+        {"foreign_linked_then_other", case_audit_foreign_linked_other},
         {"remote_linked_then_owner", case_audit_remote_linked_owner},
         {"remote_linked_then_other", case_audit_remote_linked_other},
         {"owner_exited", case_audit_owner_exited},
