@@ -4,8 +4,10 @@
  * x86-64, ret included): the heap (TLS, 2), size check and table index (4),
  * the span and its list head (2), the head screened (3, list_head_ok:
  * NULL, or a bad link left by the last pop), decode the next link (3),
- * store it, clear the block's link, return. Anything else (empty list,
- * larger size, uninitialised thread, a corrupted list) calls the slow path.
+ * store it, clear the block's link, return. An empty list or a corrupted
+ * head goes to heap_malloc_refill (the span's own freed blocks, else the
+ * slow path), anything else (larger size, uninitialised thread) to the
+ * slow path.
  * free(p), 36 instructions at LZ_SECURE 1: chunk map byte, its index
  * masked (6), page -> span (6: the page map holds byte offsets), owner
  * check (4, TLS included), decode of the block's first word with the
@@ -42,14 +44,17 @@ lz_inline void local_free_publish(span_t *s, lz_block_t *b) {
 
 lz_inline void *malloc_fast(size_t size) {
   heap_t *heap = lz_heap_tls;
+  span_t *s;
   if (lz_likely(size <= LZ_DIRECT_MAX)) {
-    span_t *s = heap->direct[(size + 15) >> 4];
+    s = heap->direct[(size + 15) >> 4];
     if (lz_likely(list_head_ok(s->free))) return span_pop(s);
   } else if (size <= LZ_SMALL_MAX) {
-    span_t *s = heap->queues[size_to_class(size)].first;
-    if (lz_likely(s != NULL && list_head_ok(s->free))) return span_pop(s);
-  }
-  return heap_malloc_slow(size, heap, false);
+    s = heap->queues[size_to_class(size)].first;
+    if (lz_unlikely(s == NULL)) return heap_malloc_slow(size, heap, false);
+    if (lz_likely(list_head_ok(s->free))) return span_pop(s);
+  } else
+    return heap_malloc_slow(size, heap, false);
+  return heap_malloc_refill(size, heap, s);
 }
 
 /* free_fast_to: the free fast path whose slow calls are `page` (a pointer

@@ -550,8 +550,7 @@ _Static_assert((HEAP_TICK_EVERY & (HEAP_TICK_EVERY - 1)) == 0, "a power of two")
 /* Every HEAP_TICK_EVERY-th slow-path entry (allocation or free): remote
  * batches that were pending at the previous tick sent, the coarse clock and
  * purge, foreign lists home when due, the home node. */
-lz_text_hot static void heap_tick(heap_t *heap) {
-  if ((++heap->slow_count & (HEAP_TICK_EVERY - 1)) != 0) return;
+lz_text_hot static lz_noinline void heap_tick_due(heap_t *heap) {
   heap_enter(heap);
   remote_flush_aged(heap);
   heap_purge_tick(heap);
@@ -561,6 +560,10 @@ lz_text_hot static void heap_tick(heap_t *heap) {
   }
   if (lz_unlikely(lz_numa_on)) numa_tick(heap);
   heap_leave(heap);
+}
+
+lz_inline void heap_tick(heap_t *heap) {
+  if (lz_unlikely((++heap->slow_count & (HEAP_TICK_EVERY - 1)) == 0)) heap_tick_due(heap);
 }
 
 /* The thread's first call, or a call past its teardown: NULL (errno
@@ -675,6 +678,35 @@ static void *medium_malloc_direct(heap_t *heap, size_t size, bool zero) {
  * no other thread has sent blocks home: a block freed here and then by
  * another thread is named a double free when collected, before it could be
  * handed out again. */
+/* malloc's fast path found the free list of span s (heap->direct[]'s, or
+ * the first of a class queue) empty or its head bad. The common case, a
+ * thread that frees what it allocated, is taken here without the slow
+ * path's entry: the span's own freed blocks (local_free) become its free
+ * list, checked as slab_pop_checked checks (the head and its link a block
+ * boundary of the span below its carved limit), and charged to used
+ * (slab_malloc_local). Only while the thread keeps no foreign blocks (then
+ * s is a queue's first span or &lz_span_empty, whose lists are empty) and
+ * no other thread sent blocks back (the slow path collects them first);
+ * anything else, or a check that fails, goes to heap_malloc_slow. */
+lz_text_hot void *heap_malloc_refill(size_t size, heap_t *heap, span_t *s) {
+  lz_block_t *b = s->local_free;
+  if (lz_likely(s->free == NULL && b != NULL && heap->foreign == NULL &&
+                atomic_load_explicit(&heap->xremote, memory_order_relaxed) == NULL)) {
+    lz_block_t *next = block_next(b);
+    if (!LZ_SECURE || lz_likely(span_holds_slab(s, (uintptr_t)b) &&
+                                (next == NULL || span_holds_slab(s, (uintptr_t)next)))) {
+      lz_assert(heap->queues[s->cls].first == s && !(s->flags & SPAN_HOLES));
+      s->free = next;
+      s->local_free = NULL;
+      s->used = (uint16_t)(s->capacity + 1u); /* every carved block not out, and the pin */
+      if (LZ_SECURE) b->enc_next = 0;
+      heap_tick(heap);
+      return b;
+    }
+  }
+  return heap_malloc_slow(size, heap, false);
+}
+
 lz_text_hot void *heap_malloc_slow(size_t size, heap_t *heap, bool zero) {
   bool none_sent = atomic_load_explicit(&heap->xremote, memory_order_relaxed) == NULL;
   bool large_tried = false;

@@ -874,6 +874,7 @@ bool remote_in_flight(const lz_block_t *b);
 extern __thread heap_t *lz_heap_tls;
 heap_t *heap_get_slow(void);
 lz_noinline void *heap_malloc_slow(size_t size, heap_t *heap, bool zero);
+lz_noinline void *heap_malloc_refill(size_t size, heap_t *heap, span_t *s);
 void *heap_malloc_aligned(heap_t *heap, size_t size, size_t align);
 lz_noinline void heap_free_slow(void *p);
 lz_noinline void heap_free_page(void *p);

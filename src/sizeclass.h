@@ -72,6 +72,11 @@ lz_inline bool span_holds(const span_t *s, uintptr_t a) {
   return a - (uintptr_t)span_start(s) < ((uintptr_t)s->npages << LZ_PAGE_SHIFT) &&
          span_block_index(s, a) < __atomic_load_n(&s->capacity, __ATOMIC_RELAXED);
 }
+/* span_holds for a slab span (its rotation a constant). */
+lz_inline bool span_holds_slab(const span_t *s, uintptr_t a) {
+  return a - (uintptr_t)span_start(s) < ((uintptr_t)s->npages << LZ_PAGE_SHIFT) &&
+         span_slab_index(s, a) < s->capacity;
+}
 /* Sets the block geometry of a span whose pages and kind are in place. */
 lz_inline void span_set_block_size(span_t *s, uint32_t bs) {
   bool slab = s->kind == SPAN_SLAB;
