@@ -63,21 +63,26 @@ lz_inline void *malloc_fast(size_t size) {
  * in reports), so the fast path stays one implementation. */
 lz_inline void free_fast_to(void *p, void (*page)(void *), void (*other)(void *)) {
   uintptr_t a = (uintptr_t)p;
-  uintptr_t ci = a >> LZ_CHUNK_SHIFT;
-  __asm__("" : "+r"(ci)); /* the chunk from ci (one shift), not from a (two instructions) */
+  /* The unit after p's, whose base is the end of p's chunk: the double-free
+   * screen compares with that end, and the map is indexed by it
+   * (lz_chunkmap_ends: unit i's byte at i + 1). */
+  uintptr_t ce = (a + LZ_CHUNK_SIZE) >> LZ_CHUNK_SHIFT;
+  __asm__("" : "+r"(ce)); /* the chunk from ce (one shift), not from a (two instructions) */
 #if defined(__x86_64__)
   /* The index masked to the map (one instruction, not a compare and a
    * branch). A pointer above the user range then names the chunk of its
    * low 47 bits; it cannot be read (non-canonical or the kernel's), so if
    * that chunk holds one of this thread's slabs free faults at its first
    * read of the block, as glibc's does at the word below it; else the
-   * slow paths report it (heap_free_page sends it to heap_free_slow).
-   * Elsewhere (aarch64 ignores a top byte tag when reading) the bound is
-   * compared. */
-  ci &= LZ_CHUNKMAP_SIZE - 1;
+   * slow paths report it (heap_free_page sends it to heap_free_slow). The
+   * last unit of the range wraps to index 0, no unit's (the slow paths
+   * look again). Elsewhere (aarch64 ignores a top byte tag when reading)
+   * the bound is compared. */
+  ce &= LZ_CHUNKMAP_SIZE - 1;
 #endif
-  if (lz_likely(ci < LZ_CHUNKMAP_SIZE && lz_load_relaxed(&lz_chunkmap[ci], uint8_t) == (uint8_t)CHUNK_SPANS)) {
-    chunk_t *c = (chunk_t *)(ci << LZ_CHUNK_SHIFT);
+  if (lz_likely(ce <= LZ_CHUNKMAP_SIZE && lz_load_relaxed(&lz_chunkmap_ends[ce], uint8_t) == (uint8_t)CHUNK_SPANS)) {
+    uintptr_t end = ce << LZ_CHUNK_SHIFT;
+    chunk_t *c = (chunk_t *)(end - LZ_CHUNK_SIZE);
     span_t *s = chunk_span_of(c, a);
     heap_t *heap = lz_heap_tls;
     if (lz_likely(lz_load_relaxed(&s->xfast_owner, heap_t *) == heap)) {
@@ -95,7 +100,7 @@ lz_inline void free_fast_to(void *p, void (*page)(void *), void (*other)(void *)
         uintptr_t mask = a + lz_key;
         uintptr_t next = b->enc_next ^ mask;
         __asm__("" : "+r"(next)); /* keeps GCC from comparing via w ^ a */
-        if (lz_unlikely(next < (uintptr_t)c + LZ_CHUNK_SIZE)) goto slow;
+        if (lz_unlikely(next < end)) goto slow;
         if (lz_unlikely(span_slab_index(s, a) >= s->capacity)) goto slow;
         enc = mask;
       }

@@ -11,7 +11,10 @@
  */
 #include "internal.h"
 
-lz_hidden _Atomic(uint8_t) lz_chunkmap[LZ_CHUNKMAP_SIZE];
+/* Unit i's byte is lz_chunkmap[i] == lz_chunkmap_ends[i + 1]: free's fast
+ * path indexes the map by the unit after the pointer's (alloc.h), and
+ * lz_chunkmap_ends[0], no unit's, stays CHUNK_NONE. */
+lz_hidden _Atomic(uint8_t) lz_chunkmap_ends[LZ_CHUNKMAP_SIZE + 1];
 
 void chunkmap_set(uintptr_t chunk_base, uint8_t kind) {
   lz_assert((chunk_base & LZ_CHUNK_MASK) == 0);

@@ -760,7 +760,8 @@ uint32_t class_slab_pages(unsigned cls);
 uint32_t class_first_slab_pages(unsigned cls);
 
 /* chunkmap.c */
-extern _Atomic(uint8_t) lz_chunkmap[LZ_CHUNKMAP_SIZE];
+extern _Atomic(uint8_t) lz_chunkmap_ends[LZ_CHUNKMAP_SIZE + 1]; /* [0]: none; [i + 1]: unit i */
+#define lz_chunkmap (lz_chunkmap_ends + 1)
 void chunkmap_set(uintptr_t chunk_base, uint8_t kind);
 lz_inline uint8_t chunkmap_kind(uintptr_t a) {
   uintptr_t i = a >> LZ_CHUNK_SHIFT;
