@@ -112,12 +112,13 @@ lz_text_hot chunk_t *chunk_alloc(heap_t *heap) {
     _Static_assert(LZ_HEADER_BASE_PAGES + 1 < 64, "the header pages lie in the bitmap's first word");
     for (size_t w = 0; w < LZ_BITMAP_WORDS; w++) c->free_map[w] = ~0ull;
     c->free_map[0] = ~0ull << LZ_HEADER_PAGES; /* every page free but the header's */
+    c->slot_map[0] = 1; /* descriptor slot 0 is never given out (internal.h) */
     c->free_pages = LZ_USABLE_PAGES;
     atomic_fetch_add_explicit(&lz_bytes_decommitted, LZ_USABLE_PAGES * LZ_PAGE_SIZE, memory_order_relaxed);
     atomic_fetch_add_explicit(&lz_chunks_mapped, 1, memory_order_relaxed);
     chunkmap_set((uintptr_t)c, CHUNK_SPANS);
   }
-  lz_assert(c->free_pages == LZ_USABLE_PAGES);
+  lz_assert(c->free_pages == LZ_USABLE_PAGES && c->slot_map[0] == 1);
   c->max_run_hint = LZ_USABLE_PAGES;
   c->heap = heap;
   c->prev = NULL;

@@ -784,8 +784,8 @@ static span_t *span_resolve(const void *p, const char *func) {
   uintptr_t a = (uintptr_t)p;
   chunk_t *c = (chunk_t *)(a & ~LZ_CHUNK_MASK);
   span_t *s = chunk_span_of(c, a);
-  /* Pages of no span map to spans[0], the header's, which is never used
-   * (kind SPAN_NONE). */
+  /* Pages of no span map to spans[0], a slot never given out (kind
+   * SPAN_NONE). */
   if (s->kind == SPAN_NONE || !slab_holds(s, p)) lz_fatal_pointer("invalid pointer", func, p);
   return s;
 }

@@ -218,7 +218,7 @@ struct heap_s;
 struct chunk_s;
 
 /* ---------------------------------------------------------------------------
- * Spans (64 bytes, one per possible first page, inside the chunk header).
+ * Spans (64 bytes each, in the chunk header's descriptor slots: see chunk_t).
  *
  * Invariants (slab), with pin = 1 for the first span of its class queue
  * (see slab.c) and 0 otherwise; [tags] name the check in validate.c:
@@ -239,10 +239,10 @@ struct chunk_s;
  *   free lists hold decoded links to block boundaries below capacity (the
  *        bump region at index >= capacity was never handed out), no block
  *        twice [span.list.boundary, span.list.carved, span.list.duplicate];
- *   block_size, inv, shift, ibase and reserved follow from cls, npages
+ *   block_size, inv, ibase and reserved follow from cls, npages
  *        (between class_first_slab_pages and class_slab_pages) and the
- *        span's start [span.cls, span.block_size, span.inv, span.npages,
- *        span.reserved];
+ *        span's start (its first page, `page`) [span.cls, span.block_size,
+ *        span.inv, span.npages, span.reserved];
  *   flags & SPAN_FULL  <=> the span is not linked in its class queue,
  *        and then free == local_free == NULL and capacity == reserved
  *        [span.full_unlinked, span.full];
@@ -251,7 +251,7 @@ struct chunk_s;
  * Medium spans: kind == SPAN_MEDIUM, reserved == capacity == 1, used == 1
  *   while live, 0 while cached by the heap (in mcache); never in a queue
  *   [medium.counts, medium.block_size, medium.unqueued, medium.cached_unused].
- * A span's block_size, inv, ibase and shift (and its chunk's heap, the owner of
+ * A span's block_size, inv, ibase and page (and its chunk's heap, the owner of
  * every span in the chunk) are written only while it has no live block, so
  * any thread holding a live block may read them.
  * ------------------------------------------------------------------------- */
@@ -274,12 +274,13 @@ typedef struct span_s {
   uint16_t capacity;        /* blocks carved out so far */
   uint16_t reserved;        /* blocks that fit */
   uint16_t npages;          /* pages in the span */
-  uint8_t cls;              /* size class (slab), 0 for medium */
+  uint16_t page;            /* its first page in the chunk (span_start) */
+  uint8_t cls : 6;          /* size class (slab), 0 for medium */
+  uint8_t kind : 2;         /* SPAN_NONE / SPAN_SLAB / SPAN_MEDIUM */
   uint8_t flags;            /* SPAN_FULL, SPAN_HOLES (slab), SPAN_ZERO (medium: memory known zero) */
-  uint8_t kind;             /* SPAN_NONE / SPAN_SLAB / SPAN_MEDIUM */
-  uint8_t shift;            /* block index check, see span_block_index() */
 } span_t;
 _Static_assert(sizeof(span_t) == 64 && LZ_CACHE_LINE % 64 == 0, "span_t must fill cache lines exactly");
+_Static_assert(LZ_CLASSES <= 64, "span_t.cls holds a class in 6 bits");
 
 
 /* ---------------------------------------------------------------------------
@@ -293,19 +294,30 @@ _Static_assert(sizeof(span_t) == 64 && LZ_CACHE_LINE % 64 == 0, "span_t must fil
  *   |  ...                        |
  *   +-----------------------------+ page 511
  *
+ * Descriptor slots: a span's descriptor is spans[k] for the lowest slot k
+ * free when the span was made (slot_map), not the slot of its first page,
+ * so the descriptors of a heap's spans lie together at the front of the
+ * header: a process with up to 42 spans in a chunk touches one header page
+ * (the fields, the pagemap and slots 0..42 share page 0), and a fork child
+ * that frees and allocates in a few spans copies one descriptor page
+ * instead of one per span. Slot 0 is never given out: pages of no span map
+ * to it (pagemap 0), and it stays zero (kind SPAN_NONE, no owner).
+ *
  * Invariants ([tags]: the checks in validate.c):
  *   free_map bit i set  <=> page i belongs to no span (header pages never):
  *     walking the pages from LZ_HEADER_PAGES, each is free or starts a
- *     span (spans[i].kind != SPAN_NONE) whose npages pages are all used,
- *     and only first pages have a live descriptor [chunk.header_pages,
- *     chunk.free_no_span, chunk.used_page_in_span, chunk.free_map,
- *     chunk.interior_descriptor];
+ *     span (chunk_span_at(c, i)->kind != SPAN_NONE, page == i) whose
+ *     npages pages are all used [chunk.header_pages, chunk.free_no_span,
+ *     chunk.used_page_in_span, chunk.span_page, chunk.free_map];
+ *   slot_map bit k set  <=> spans[k] is the descriptor of a span of the
+ *     walk (bit 0 always set, spans[0] zero); a clear slot's kind is
+ *     SPAN_NONE [chunk.slot_map, chunk.slot_zero, chunk.slot_free];
  *   free_pages == popcount(free_map) [chunk.free_pages];
  *   max_run_hint >= the longest run of free pages [chunk.max_run_hint];
- *   pagemap[i] == first * sizeof(span_t) (pagemap_set), first the first
- *     page of the slab span holding page i, or of the medium span starting
- *     at page i (at hardening level 2, holding page i: secure.c maps them
- *     all), else 0 [chunk.pagemap, chunk.pagemap.free];
+ *   pagemap[i] == k * sizeof(span_t) (pagemap_set), k the slot of the
+ *     slab span holding page i, or of the medium span starting at page i
+ *     (at hardening level 2, holding page i: secure.c maps them all), else
+ *     0 [chunk.pagemap, chunk.pagemap.free];
  *   heap is the owner, and the chunk map says CHUNK_SPANS [chunk.heap,
  *     chunkmap.spans];
  *   dirty_map bit i set => page i may be resident (touched since its last
@@ -327,6 +339,7 @@ typedef struct chunk_s {
   uint64_t purge_at;            /* when free dirty pages may be purged; 0: none */
   uint64_t free_map[LZ_BITMAP_WORDS];
   uint64_t dirty_map[LZ_BITMAP_WORDS];
+  uint64_t slot_map[LZ_BITMAP_WORDS]; /* descriptor slots in use (see above) */
   uint32_t huge;                /* CHUNK_HUGE_*: transparent huge pages asked for (purge.c) */
   uint32_t decay_base;          /* free dirty pages the decay started from (purge.c) */
   uint64_t huge_at;             /* when MADV_HUGEPAGE was given (ms) */
@@ -346,14 +359,21 @@ typedef struct chunk_s {
 #define LZ_USABLE_PAGES (LZ_CHUNK_PAGES - LZ_HEADER_PAGES)
 _Static_assert(LZ_HEADER_BASE_PAGES == 9, "chunk header layout changed");
 _Static_assert(offsetof(chunk_t, spans) % LZ_CACHE_LINE == 0, "spans must be cache aligned");
+/* Slots 0..42 share page 0 with the fields and the pagemap (see above). */
+#define LZ_SLOTS_FIRST_PAGE ((LZ_PAGE_SIZE - offsetof(chunk_t, spans)) / sizeof(span_t))
+_Static_assert(LZ_SLOTS_FIRST_PAGE >= 40, "the first header page holds the first descriptors");
 
 /* The page map holds byte offsets into spans[] (the free fast path adds
  * one to the chunk without a shift): */
 _Static_assert((LZ_CHUNK_PAGES - 1) * sizeof(span_t) <= UINT16_MAX, "pagemap offsets fit 16 bits");
-lz_inline void pagemap_set(chunk_t *c, size_t page, size_t first) {
-  c->pagemap[page] = (uint16_t)(first * sizeof(span_t));
+lz_inline void pagemap_set(chunk_t *c, size_t page, size_t slot) {
+  c->pagemap[page] = (uint16_t)(slot * sizeof(span_t));
 }
-lz_inline size_t pagemap_first(const chunk_t *c, size_t page) { return c->pagemap[page] / sizeof(span_t); }
+/* The descriptor of the span holding page `page` of c (a slab's every
+ * page, a medium span's first), or spans[0] (kind SPAN_NONE). */
+lz_inline span_t *chunk_span_at(chunk_t *c, size_t page) {
+  return (span_t *)((uintptr_t)c->spans + c->pagemap[page]);
+}
 /* The descriptor pagemap names for the page holding address a of chunk c. */
 lz_inline span_t *chunk_span_of(const chunk_t *c, uintptr_t a) {
   return (span_t *)((uintptr_t)c->spans + c->pagemap[(a >> LZ_PAGE_SHIFT) & (LZ_CHUNK_PAGES - 1)]);
@@ -792,9 +812,7 @@ void span_free(heap_t *heap, span_t *s);
 bool span_grow(heap_t *heap, span_t *s, size_t more); /* medium: the following free pages */
 chunk_t *span_chunk(const span_t *s);
 lz_inline uint8_t *span_start(const span_t *s) {
-  uintptr_t c = (uintptr_t)s & ~LZ_CHUNK_MASK;
-  size_t idx = (size_t)((uintptr_t)s - (c + offsetof(chunk_t, spans))) / sizeof(span_t);
-  return (uint8_t *)(c + (idx << LZ_PAGE_SHIFT));
+  return (uint8_t *)(((uintptr_t)s & ~LZ_CHUNK_MASK) + ((size_t)s->page << LZ_PAGE_SHIFT));
 }
 
 /* slab.c: small blocks inside slab spans. */
@@ -857,8 +875,9 @@ void *foreign_alloc(heap_t *heap, unsigned cls);
 lz_block_t **foreign_runs(const heap_t *heap, unsigned cls);
 uint32_t foreign_count(const heap_t *heap, unsigned cls, uint32_t limit);
 void foreign_flush(heap_t *heap);
-/* The first slot of span s's pair in heap->rbatch. Span descriptors of
- * consecutive slabs are 16+ pages apart: hash, do not take the low bits. */
+/* The first slot of span s's pair in heap->rbatch: a hash of the
+ * descriptor's address (descriptors are 64 bytes apart in their chunk's
+ * slots, and every chunk's slots lie at the same offset). */
 lz_inline unsigned remote_slot_of(const span_t *s) {
   /* Descriptors are sizeof(span_t) apart (their low bits carry nothing);
    * the multiplier is 2^64 / the golden ratio (Fibonacci hashing), whose

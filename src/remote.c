@@ -121,7 +121,7 @@ static bool link_in_span(const span_t *s, const lz_block_t *b) {
   uintptr_t d = (uintptr_t)block_next(b), start = (uintptr_t)span_start(s);
   if (d == 0) return true;
   if (d < start || d - start >= ((uintptr_t)s->npages << LZ_PAGE_SHIFT)) return false;
-  return block_index(d - start, s->inv, s->shift) < s->reserved;
+  return block_index(d - start, s->inv, span_shift(s)) < s->reserved;
 }
 
 /* Links b into this heap's batch for its span (b already screened and

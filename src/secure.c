@@ -332,9 +332,9 @@ static uint8_t *medium_take(heap_t *heap, secure_heap_t *sh, size_t size, size_t
     s->reserved = s->capacity = s->used = 1;
     s->block_size = (uint32_t)((npages - 2) << LZ_PAGE_SHIFT);
     chunk_t *c = span_chunk(s);
-    size_t first = (size_t)(s - c->spans);
+    size_t first = s->page, slot = (size_t)(s - c->spans);
     /* Every page finds the span (free, and the bounds of memcpy & co). */
-    for (size_t i = first + 1; i < first + npages; i++) pagemap_set(c, i, first);
+    for (size_t i = first + 1; i < first + npages; i++) pagemap_set(c, i, slot);
   }
   uint8_t *p = start + off;
   s->local_free = (lz_block_t *)(void *)p; /* the block (guard-page reports) */
@@ -374,7 +374,7 @@ static void medium_put(heap_t *heap, secure_heap_t *sh, span_t *s) {
 static void medium_release(heap_t *heap, span_t *s) {
   uint8_t *start = span_start(s);
   chunk_t *c = span_chunk(s);
-  size_t first = (size_t)(s - c->spans);
+  size_t first = s->page;
   for (size_t i = first + 1; i < first + s->npages; i++) c->pagemap[i] = 0;
   s->used = 0;
   /* A guard left inaccessible: the span is leaked (slab_new_secure). */
@@ -395,9 +395,8 @@ typedef struct block_info_s {
 /* The slot holding address a of a span chunk, or false. */
 static bool slot_find(uintptr_t a, block_info_t *bi) {
   chunk_t *c = (chunk_t *)(a & ~LZ_CHUNK_MASK);
-  size_t first = pagemap_first(c, (a >> LZ_PAGE_SHIFT) & (LZ_CHUNK_PAGES - 1));
-  span_t *s = &c->spans[first];
-  if (first == 0 || s->kind == SPAN_NONE) return false;
+  span_t *s = chunk_span_at(c, (a >> LZ_PAGE_SHIFT) & (LZ_CHUNK_PAGES - 1));
+  if (s == &c->spans[0] || s->kind == SPAN_NONE) return false;
   uint8_t *start = span_start(s);
   bi->span = s;
   if (s->kind == SPAN_SLAB) {
@@ -712,7 +711,7 @@ lz_cold lz_noreturn static void guard_report(const char *what, const uint8_t *p,
 /* The first span at or above page i of c (free pages skipped), or NULL. */
 static span_t *span_from(chunk_t *c, size_t i) {
   for (; i < LZ_CHUNK_PAGES; i++)
-    if (c->spans[i].kind != SPAN_NONE) return &c->spans[i];
+    if (!bit_get(c->free_map, i)) return chunk_span_at(c, i);
   return NULL;
 }
 
@@ -735,9 +734,8 @@ static void secure_fault(uintptr_t a) {
   if (page == LZ_HEADER_PAGES - 1) { /* the chunk's guard: from the first span down */
     s = span_from(c, LZ_HEADER_PAGES);
   } else if (page >= LZ_HEADER_PAGES && c->pagemap[page] != 0) {
-    size_t first = pagemap_first(c, page), last;
-    span_t *t = &c->spans[first];
-    last = first + t->npages - 1;
+    span_t *t = chunk_span_at(c, page);
+    size_t first = t->page, last = first + t->npages - 1;
     if (t->kind == SPAN_MEDIUM && page == first && downwards) s = t;
     else if (page == last && !downwards) s = t, upwards = true;
     else if (page == last) s = span_from(c, last + 1);

@@ -56,12 +56,15 @@ lz_inline uint32_t block_rotate(uint32_t q, unsigned shift) {
 lz_inline uint32_t block_index(uint64_t n, uint32_t inv, unsigned shift) {
   return block_rotate((uint32_t)n * inv, shift);
 }
+/* The rotation of span s's index check: LZ_SLAB_ROT for a slab (its inv
+ * scaled), the block size's shift for a medium span. */
+lz_inline unsigned span_shift(const span_t *s) {
+  return s->kind == SPAN_SLAB ? LZ_SLAB_ROT : block_shift_of(s->block_size);
+}
 /* The index of address a, inside span s's pages (see above): a block
- * boundary below s->capacity iff the result is < s->capacity. s->shift is
- * LZ_SLAB_ROT for a slab (its inv scaled), the block size's for a medium
- * span. */
+ * boundary below s->capacity iff the result is < s->capacity. */
 lz_inline uint32_t span_block_index(const span_t *s, uintptr_t a) {
-  return block_rotate((uint32_t)a * s->inv - s->ibase, s->shift);
+  return block_rotate((uint32_t)a * s->inv - s->ibase, span_shift(s));
 }
 /* The same for a slab span (free's fast path): the rotation a constant. */
 lz_inline uint32_t span_slab_index(const span_t *s, uintptr_t a) {
@@ -82,7 +85,6 @@ lz_inline void span_set_block_size(span_t *s, uint32_t bs) {
   bool slab = s->kind == SPAN_SLAB;
   s->block_size = bs;
   s->inv = slab ? block_inv_slab(bs) : block_inv_of(bs);
-  s->shift = slab ? LZ_SLAB_ROT : block_shift_of(bs);
   s->ibase = (uint32_t)(uintptr_t)span_start(s) * s->inv;
 }
 

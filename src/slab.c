@@ -397,7 +397,7 @@ bool slab_contains_free(span_t *s, lz_block_t *b) {
  * of a block not
  * yet carved (slab_extend writes there later) stays.
  * ------------------------------------------------------------------------- */
-static size_t span_first_page(const span_t *s) { return (size_t)(s - span_chunk(s)->spans); }
+static size_t span_first_page(const span_t *s) { return s->page; }
 
 static bool chunk_page_hole(const chunk_t *c, size_t page) { return bit_get(c->hole_map, page); }
 

@@ -51,11 +51,17 @@ lz_text_hot span_t *span_alloc(heap_t *heap, size_t npages, size_t align_pages, 
   /* Slab blocks lie on every page of the span; a medium block is only ever
    * freed by its first page, so its other pages stay unmapped (0) and a
    * pointer into them is reported as invalid. */
+  /* The lowest free descriptor slot (internal.h, chunk_t): at most
+   * LZ_USABLE_PAGES spans, so one is free; slot 0 never is. */
+  size_t slot = bitmap_next(c->slot_map, LZ_CHUNK_PAGES, 1, false);
+  lz_assert(slot > 0 && slot < LZ_CHUNK_PAGES);
+  bit_set(c->slot_map, slot);
   if (kind == SPAN_SLAB)
-    for (size_t i = first; i < first + npages; i++) pagemap_set(c, i, first);
+    for (size_t i = first; i < first + npages; i++) pagemap_set(c, i, slot);
   else
-    pagemap_set(c, first, first);
-  span_t *s = &c->spans[first];
+    pagemap_set(c, first, slot);
+  span_t *s = &c->spans[slot];
+  s->page = (uint16_t)first;
   bool zero = pages_taken(heap, c, first, npages, fresh);
   s->free = NULL;
   s->local_free = NULL;
@@ -90,10 +96,11 @@ bool span_grow(heap_t *heap, span_t *s, size_t more) {
 lz_text_hot void span_free(heap_t *heap, span_t *s) {
   (void)heap;
   chunk_t *c = span_chunk(s);
-  size_t first = (size_t)(s - c->spans);
+  size_t first = s->page;
   size_t n = s->npages;
   uint8_t kind = s->kind;
   s->kind = SPAN_NONE;
+  bit_clear(c->slot_map, (size_t)(s - c->spans));
   atomic_store_explicit(&s->xfast_owner, NULL, memory_order_relaxed);
   s->flags = 0;
   if (kind == SPAN_SLAB) {

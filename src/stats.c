@@ -32,7 +32,7 @@ LZ_NO_TSAN static int64_t slab_bytes_walk(const heap_t *h) {
         i++;
         continue;
       }
-      const span_t *s = &c->spans[i];
+      const span_t *s = chunk_span_at((chunk_t *)c, i);
       if (s->kind == SPAN_SLAB) {
         int64_t used = *(const volatile uint16_t *)&s->used;
         n += (used - (h->queues[s->cls].first == s)) * (int64_t)s->block_size;

@@ -52,8 +52,7 @@ static bool span_linked(const heap_t *heap, const span_t *s) {
 static int64_t slab_check(const heap_t *heap, const span_t *s, seen_t *seen) {
   V(s->cls >= 1 && s->cls < LZ_CLASSES, "span.cls", s);
   V(s->block_size == lz_class_size[s->cls], "span.block_size", s);
-  V(s->inv == block_inv_slab(s->block_size) && s->shift == LZ_SLAB_ROT &&
-        s->ibase == (uint32_t)(uintptr_t)span_start(s) * s->inv, "span.inv", s);
+  V(s->inv == block_inv_slab(s->block_size) && s->ibase == (uint32_t)(uintptr_t)span_start(s) * s->inv, "span.inv", s);
   V(s->npages >= class_first_slab_pages(s->cls) && s->npages <= class_slab_pages(s->cls), "span.npages", s);
   V(s->reserved == ((size_t)s->npages << LZ_PAGE_SHIFT) / s->block_size, "span.reserved", s);
   V(s->reserved <= sizeof seen->bits * 8, "span.reserved", s);
@@ -112,25 +111,27 @@ static void chunk_check(const heap_t *heap, const chunk_t *c, heap_totals_t *t, 
   V(c->free_pages == bitmap_count(c->free_map, 0, LZ_CHUNK_PAGES), "chunk.free_pages", c);
   size_t run = 0, longest = 0;
   for (size_t i = 0; i < LZ_HEADER_PAGES; i++) V(!bit_get(c->free_map, i), "chunk.header_pages", c);
+  size_t spans = 0;
   for (size_t i = LZ_HEADER_PAGES; i < LZ_CHUNK_PAGES;) {
-    const span_t *s = &c->spans[i];
     if (bit_get(c->free_map, i)) {
       V(c->pagemap[i] == 0, "chunk.pagemap.free", (const uint8_t *)c + (i << LZ_PAGE_SHIFT));
-      V(s->kind == SPAN_NONE, "chunk.free_no_span", (const uint8_t *)c + (i << LZ_PAGE_SHIFT));
       V(!bit_get(c->hole_map, i), "span.holes", (const uint8_t *)c + (i << LZ_PAGE_SHIFT));
       if (++run > longest) longest = run;
       i++;
       continue;
     }
     run = 0;
+    const span_t *s = chunk_span_at((chunk_t *)c, i);
+    size_t slot = (size_t)(s - c->spans);
+    V(slot != 0 && bit_get(c->slot_map, slot), "chunk.slot_map", (const uint8_t *)c + (i << LZ_PAGE_SHIFT));
     V(s->kind == SPAN_SLAB || s->kind == SPAN_MEDIUM, "chunk.used_page_in_span", s);
+    V(s->page == i, "chunk.span_page", s);
     V(s->npages >= 1 && i + s->npages <= LZ_CHUNK_PAGES, "span.npages", s);
     for (size_t j = i; j < i + s->npages; j++) {
       V(!bit_get(c->free_map, j), "chunk.free_map", s);
       V(!bit_get(c->hole_map, j) || (s->kind == SPAN_SLAB && (s->flags & SPAN_HOLES)), "span.holes", s);
       bool mapped = s->kind == SPAN_SLAB || j == i || heap->secure != NULL; /* level 2 maps every page */
-      V(c->pagemap[j] == (mapped ? i * sizeof(span_t) : 0), "chunk.pagemap", s);
-      V(j == i || c->spans[j].kind == SPAN_NONE, "chunk.interior_descriptor", &c->spans[j]);
+      V(c->pagemap[j] == (mapped ? slot * sizeof(span_t) : 0), "chunk.pagemap", s);
     }
     if (heap->secure != NULL) {
       /* Level 2 (secure.c) keeps its own span state: chunk level only. */
@@ -144,7 +145,17 @@ static void chunk_check(const heap_t *heap, const chunk_t *c, heap_totals_t *t, 
       t->in_use += medium_check(heap, s);
     }
     t->spans++;
+    spans++;
     i += s->npages;
+  }
+  /* Descriptor slots: slot 0 zero, one slot per span of the walk (each
+   * reached from its own first page above), every other slot unused. */
+  V(bit_get(c->slot_map, 0) && c->spans[0].kind == SPAN_NONE && c->spans[0].npages == 0, "chunk.slot_zero", c);
+  V(bitmap_count(c->slot_map, 0, LZ_CHUNK_PAGES) == spans + 1, "chunk.slot_map", c);
+  for (size_t k = 1; k < LZ_CHUNK_PAGES; k++) {
+    const span_t *s = &c->spans[k];
+    if (!bit_get(c->slot_map, k)) V(s->kind == SPAN_NONE, "chunk.slot_free", s);
+    else V(s->page < LZ_CHUNK_PAGES && !bit_get(c->free_map, s->page), "chunk.free_no_span", s);
   }
   V(c->max_run_hint >= longest, "chunk.max_run_hint", c);
 }

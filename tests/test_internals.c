@@ -59,16 +59,18 @@ static void test_spans(heap_t *heap) {
   span_t *a = span_alloc(heap, 3, 1, SPAN_MEDIUM);
   CHECK(a != NULL);
   chunk_t *c = span_chunk(a);
-  size_t first = (size_t)(a - c->spans);
+  size_t first = a->page;
   uint32_t free0 = c->free_pages;
   CHECK(c->heap == heap && first >= LZ_HEADER_PAGES && a->npages == 3);
   CHECK(span_start(a) == (uint8_t *)c + (first << LZ_PAGE_SHIFT));
   for (size_t i = first; i < first + 3; i++) CHECK(!page_free(c, i) && page_dirty(c, i));
-  CHECK(pagemap_first(c, first) == first && c->pagemap[first + 1] == 0);
+  CHECK(chunk_span_at(c, first) == a && c->pagemap[first + 1] == 0);
+  /* Its descriptor is the lowest free slot, not its page's (internal.h). */
+  CHECK(a > &c->spans[0] && a < &c->spans[first] && bit_get(c->slot_map, (size_t)(a - c->spans)));
   /* Aligned: the first page is a multiple of 16. */
   span_t *b = span_alloc(heap, 5, 16, SPAN_MEDIUM);
   CHECK(b != NULL);
-  size_t bfirst = (size_t)(b - span_chunk(b)->spans);
+  size_t bfirst = b->page;
   CHECK(bfirst % 16 == 0);
   /* Medium spans need their block fields to be valid for the validator. */
   span_t *both[2] = {a, b};
@@ -166,8 +168,8 @@ static void test_purge(heap_t *heap) {
   for (size_t i = LZ_HEADER_PAGES; i < LZ_CHUNK_PAGES; i++) {
     if (page_free(c, i)) CHECK(!page_dirty(c, i));
   }
-  size_t first = pagemap_first(c, ((uintptr_t)keep >> LZ_PAGE_SHIFT) & (LZ_CHUNK_PAGES - 1));
-  for (size_t i = first; i < first + c->spans[first].npages; i++) CHECK(page_dirty(c, i));
+  span_t *ks = chunk_span_at(c, ((uintptr_t)keep >> LZ_PAGE_SHIFT) & (LZ_CHUNK_PAGES - 1));
+  for (size_t i = ks->page; i < (size_t)ks->page + ks->npages; i++) CHECK(page_dirty(c, i));
   for (size_t i = 0; i < 200 * KiB; i++) CHECK(((unsigned char *)keep)[i] == 5);
   lz_heap_validate();
   lz_free(keep);

@@ -31,6 +31,9 @@
 #   startup_bss      start-up and a few allocations write one page of the
 #                    library's .bss, the chunk map's, and read none of its
 #                    .rodata (API)
+#   header_pages     40 spans over 400 pages of a chunk: one header page
+#                    resident (descriptor slots), one copied by a fork
+#                    child that frees in each span (API)
 #   fork_lazy        no fork handler given to libc until a second thread
 #                    allocates, then one; forks work before and after (API)
 #   misuse           death tests: double / invalid / interior free (API)
@@ -186,6 +189,8 @@ lz_test(NAME startup_pages KIND API LABELS unit TIMEOUT 60
         SOURCES ${_lz_t}/startup_pages.c)
 lz_test(NAME startup_bss KIND API LABELS unit TIMEOUT 60
         SOURCES ${_lz_t}/startup_bss.c)
+lz_test(NAME header_pages KIND API LABELS unit TIMEOUT 60
+        SOURCES ${_lz_t}/header_pages.c)
 lz_test(NAME fork_lazy KIND API LABELS unit TIMEOUT 60
         SOURCES ${_lz_t}/fork_lazy.c)
 # fork_signal: single-threaded with the default options, so no janitor
