@@ -124,7 +124,7 @@ lz_inline void free_fast(void *p) { free_fast_to(p, heap_free_page, heap_free_sl
 lz_inline heap_t *api_enter(void) {
   if (LZ_HEAPS == 0) return NULL;
   heap_t *h = lz_heap_tls;
-  if (lz_unlikely(h == &lz_heap_empty)) h = heap_get_slow();
+  if (lz_unlikely(h == LZ_HEAP_EMPTY)) h = heap_get_slow();
   if (h != NULL) lz_lock(&h->lock);
   return h;
 }

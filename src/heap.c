@@ -29,9 +29,10 @@
  * heap whose destructor never runs: it stays ACTIVE until another thread
  * finds its owner gone (heaps_reclaim_gone) and abandons it.
  *
- * No locks (LZ_HEAPS == 0): heaps are carved from the meta arena with one
- * CAS, the list of all heaps is push-only (readers follow next_all), states
- * change by CAS or by their holder's store.
+ * No locks (LZ_HEAPS == 0): heaps are carved from the meta arena (the first
+ * is a static one) with one CAS, the list of all heaps is push-only
+ * (readers follow next_all), states change by CAS or by their holder's
+ * store.
  */
 #include <errno.h>
 #include <string.h>
@@ -39,11 +40,20 @@
 #include "security.h"
 #include "sizeclass.h"
 
-__thread heap_t *lz_heap_tls __attribute__((tls_model("initial-exec"))) = &lz_heap_empty;
+__thread heap_t *lz_heap_tls __attribute__((tls_model("initial-exec"))) = LZ_HEAP_EMPTY;
 
 lz_hot static _Atomic(heap_t *) heaps_all;         /* every heap ever made */
 lz_hot static _Atomic(long) orphan_count;          /* a hint: heaps that are ORPHAN or BUSY */
 static __thread bool thread_done __attribute__((tls_model("initial-exec")));
+
+/* The process's first heap (its main thread's, or the first shared heap)
+ * is static, among the hot variables in .data (internal.h, lz_hot): their
+ * page is written by every process that allocates, so a small process
+ * maps no meta region and pays no page fault for its heap, and a fork
+ * child that frees copies that one page for the heap and those variables.
+ * Later heaps come from the meta arena. */
+lz_hot static heap_t heap_first __attribute__((aligned(LZ_CACHE_LINE)));
+lz_hot static _Atomic(bool) heap_first_taken;
 
 /* The meta arena: heaps are carved from 64 KiB regions that are never
  * unmapped. xmeta packs the current region's base (page aligned, as every
@@ -100,6 +110,11 @@ heap_t *heaps_first(void) { return atomic_load_explicit(&heaps_all, memory_order
  * Heap creation, adoption, abandonment
  * ------------------------------------------------------------------------- */
 static heap_t *meta_heap_alloc(void) {
+  bool taken = false;
+  if (!atomic_load_explicit(&heap_first_taken, memory_order_relaxed) &&
+      atomic_compare_exchange_strong_explicit(&heap_first_taken, &taken, true, memory_order_relaxed,
+                                              memory_order_relaxed))
+    return &heap_first; /* zero, as fresh memory is */
   uintptr_t w = atomic_load_explicit(&xmeta, memory_order_acquire);
   for (;;) {
     uintptr_t base = w & ~(uintptr_t)(LZ_PAGE_SIZE - 1), used = w & (LZ_PAGE_SIZE - 1);
@@ -186,7 +201,7 @@ static heap_t *shared_heap_assign(void) {
  * none can be had (out of memory) or the thread is past its teardown. */
 lz_text_hot heap_t *heap_get_slow(void) {
   heap_t *h = lz_heap_tls;
-  if (h != &lz_heap_empty) return h;
+  if (h != LZ_HEAP_EMPTY) return h;
   process_init(); /* allocates nothing */
   if (LZ_HEAPS > 0) {
     h = shared_heap_assign();
@@ -277,7 +292,7 @@ void heap_collect(heap_t *heap, bool force) { collect(heap, force, force); }
  * costs no system call), and live threads purge orphans left idle for the
  * purge delay (heaps_collect_orphans from their purge ticks). */
 void heap_abandon(heap_t *heap) {
-  if (heap == NULL || heap == &lz_heap_empty) return;
+  if (heap == NULL || heap == LZ_HEAP_EMPTY) return;
   lz_assert(atomic_load_explicit(&heap->xstate, memory_order_relaxed) != HEAP_ORPHAN);
   /* Free lists back to local_free and foreign blocks home: an orphan's
    * counts are exact. */
@@ -288,7 +303,7 @@ void heap_abandon(heap_t *heap) {
   secure_collect(heap, true); /* the quarantine is the thread's */
   heap_collect(heap, false);
   heap->abandoned_at = os_now_ms();
-  if (lz_heap_tls == heap) lz_heap_tls = &lz_heap_empty;
+  if (lz_heap_tls == heap) lz_heap_tls = LZ_HEAP_EMPTY;
   atomic_store_explicit(&heap->xowner, 0, memory_order_relaxed);
   atomic_fetch_add_explicit(&orphan_count, 1, memory_order_relaxed);
   atomic_store_explicit(&heap->xstate, HEAP_ORPHAN, memory_order_release);
@@ -444,7 +459,7 @@ size_t heaps_trim(bool force) {
   /* First the heaps of threads that ended unseen: abandoning them sends
    * their batches home, some of them to us. */
   if (force) heaps_reclaim_gone(0);
-  if (heap != &lz_heap_empty) heap_collect(heap, force);
+  if (heap != LZ_HEAP_EMPTY) heap_collect(heap, force);
   heaps_collect_orphans(force);
   size_t freed = chunk_pool_trim(force) + large_cache_trim(force);
   return freed + ((size_t)atomic_load(&lz_pages_purged) - before) * LZ_PAGE_SIZE;
@@ -493,7 +508,7 @@ void heaps_fork_child(heap_t *self) {
  * thread's heap or a shared heap (a fresh one is made on demand). */
 void heap_retire(heap_t *h) {
   atomic_store_explicit(&h->xstate, HEAP_DEAD, memory_order_relaxed);
-  if (lz_heap_tls == h) lz_heap_tls = &lz_heap_empty;
+  if (lz_heap_tls == h) lz_heap_tls = LZ_HEAP_EMPTY;
 #if LZ_HEAPS > 0 /* GCC's link-time pass warned of the empty loop's store */
   for (int i = 0; i < LZ_HEAPS; i++) {
     heap_t *expect = h;
@@ -581,7 +596,7 @@ lz_text_hot static lz_noinline heap_t *slow_heap_get(void) {
  * batches sent, purge). NULL (errno ENOMEM)
  * if no heap can be had. Paired with slow_leave. */
 lz_inline heap_t *slow_enter(heap_t *heap) {
-  if (lz_unlikely(heap == &lz_heap_empty)) {
+  if (lz_unlikely(heap == LZ_HEAP_EMPTY)) {
     heap = slow_heap_get();
     if (heap == NULL) return NULL;
   }
@@ -708,7 +723,8 @@ lz_text_hot void *heap_malloc_refill(size_t size, heap_t *heap, span_t *s) {
 }
 
 lz_text_hot void *heap_malloc_slow(size_t size, heap_t *heap, bool zero) {
-  bool none_sent = atomic_load_explicit(&heap->xremote, memory_order_relaxed) == NULL;
+  /* LZ_HEAP_EMPTY has only direct[] and queues[] (internal.h): no short way. */
+  bool none_sent = heap != LZ_HEAP_EMPTY && atomic_load_explicit(&heap->xremote, memory_order_relaxed) == NULL;
   bool large_tried = false;
   if (size <= LZ_SMALL_MAX) {
     /* The current slab's own freed blocks, when the thread keeps no
@@ -724,13 +740,13 @@ lz_text_hot void *heap_malloc_slow(size_t size, heap_t *heap, bool zero) {
     }
   } else {
     void *p = NULL;
-    /* lz_heap_empty caches nothing; level 2 has medium spans of its own */
+    /* Level 2 has medium spans of its own. */
     if (size <= LZ_MEDIUM_MAX) {
       /* An unlocked look at the cache (the janitor may be emptying it): a
        * hint, taken again under the lock. */
-      bool cached = __atomic_load_n(&heap->mcache_count, __ATOMIC_RELAXED) != 0;
-      p = none_sent && cached && !lz_secure2 ? medium_malloc_direct(heap, size, zero) : NULL;
-    } else if (size <= LZ_MAX_ALLOC && lz_likely(heap != &lz_heap_empty)) {
+      bool cached = none_sent && __atomic_load_n(&heap->mcache_count, __ATOMIC_RELAXED) != 0;
+      p = cached && !lz_secure2 ? medium_malloc_direct(heap, size, zero) : NULL;
+    } else if (size <= LZ_MAX_ALLOC && lz_likely(heap != LZ_HEAP_EMPTY)) {
       p = large_malloc_direct(heap, size, zero);
       large_tried = true; /* failed: the general path retries after reclaiming only */
     }
@@ -829,7 +845,7 @@ lz_text_hot void heap_free_slow(void *p) {
   if (p == NULL) return;
   heap_t *self = lz_heap_tls;
   /* A thread that only frees must still give memory back. */
-  if (self != &lz_heap_empty) heap_tick(self);
+  if (self != LZ_HEAP_EMPTY) heap_tick(self);
   bool freed;
   large_t *l = large_lookup((uintptr_t)p, &freed);
   if (lz_likely(l != NULL)) {
@@ -839,7 +855,7 @@ lz_text_hot void heap_free_slow(void *p) {
     if (info.large != NULL) large_free(info.large, p);
     else heap_free_span(p, info.span);
   }
-  poll_janitor(self == &lz_heap_empty ? NULL : self);
+  poll_janitor(self == LZ_HEAP_EMPTY ? NULL : self);
 }
 
 /* Frees of pointers into our chunks that the fast path did not finish:
@@ -856,21 +872,21 @@ lz_text_hot void heap_free_page(void *p) {
   /* Every remote free comes this way: the tick sends the batches at least
    * every 64th slow-path entry, so a thread that frees other heaps' blocks
    * keeps them from their owners briefly. */
-  if (heap != &lz_heap_empty) heap_tick(heap);
+  if (heap != LZ_HEAP_EMPTY) heap_tick(heap);
   if (lz_secure2) {
     /* Level 2: every small and medium block (a thread without a heap
      * gets one for its quarantine, if it can). */
-    secure_free(heap != &lz_heap_empty ? heap : heap_get_slow(), p, "free");
+    secure_free(heap != LZ_HEAP_EMPTY ? heap : heap_get_slow(), p, "free");
   } else {
     span_t *s = span_resolve(p, "free");
     /* Another heap's block, the usual reason to be here: batched home or
      * kept (remote.c). The owner of a live block's chunk is stable. */
-    if (lz_likely(heap != &lz_heap_empty && ((chunk_t *)((uintptr_t)p & ~LZ_CHUNK_MASK))->heap != heap))
+    if (lz_likely(heap != LZ_HEAP_EMPTY && ((chunk_t *)((uintptr_t)p & ~LZ_CHUNK_MASK))->heap != heap))
       remote_free(heap, s, p);
     else
       heap_free_span(p, s);
   }
-  poll_janitor(heap == &lz_heap_empty ? NULL : heap);
+  poll_janitor(heap == LZ_HEAP_EMPTY ? NULL : heap);
 }
 
 /* Frees block p of span s (validated). */
@@ -896,7 +912,7 @@ lz_text_hot static void heap_free_span(void *p, span_t *s) {
      * (past the thread's teardown, out of memory, or a shared heap that
      * api_enter could not assign: taking one here would use it unlocked)
      * remote_free sends the block home at once. */
-    if (LZ_HEAPS == 0 && heap == &lz_heap_empty) {
+    if (LZ_HEAPS == 0 && heap == LZ_HEAP_EMPTY) {
       heap_t *h = heap_get_slow();
       if (h != NULL) heap = h;
     }

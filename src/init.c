@@ -83,7 +83,7 @@ lz_text_hot static void fork_child(void) {
     return;
   }
   heap_t *self = lz_heap_tls;
-  heaps_fork_child(self == &lz_heap_empty ? NULL : self);
+  heaps_fork_child(self == LZ_HEAP_EMPTY ? NULL : self);
 }
 
 /* Our constructor's work (api.c): the process started, the hook and the
@@ -107,5 +107,5 @@ lz_text_hot void process_start(void) {
     lz_message("warning: no fork handlers (pthread_atfork failed), a fork while other threads allocate may "
                "deadlock the child; error ", "", (uintptr_t)rc, 2);
   /* A heap this thread made before (a call from an earlier constructor). */
-  if (LZ_HEAPS == 0 && lz_heap_tls != &lz_heap_empty) os_thread_exit_arm(lz_heap_tls);
+  if (LZ_HEAPS == 0 && lz_heap_tls != LZ_HEAP_EMPTY) os_thread_exit_arm(lz_heap_tls);
 }

@@ -816,7 +816,20 @@ lz_inline uint8_t *span_start(const span_t *s) {
 }
 
 /* slab.c: small blocks inside slab spans. */
-extern heap_t lz_heap_empty; /* the heap of a thread that has none */
+/* The heap of a thread that has none (lz_heap_tls's first value): the fast
+ * paths read only its direct[] (every entry &lz_span_empty) and queues[]
+ * (empty); the slow paths compare addresses with it and take the thread's
+ * heap before they read anything else (heap_malloc_slow, slow_enter). So
+ * only those two arrays exist, read-only beside the size tables (slab.c). */
+typedef struct heap_empty_s {
+  span_t *direct[LZ_DIRECT_SLOTS];
+  span_queue_t queues[LZ_CLASSES];
+} heap_empty_t;
+extern const heap_empty_t lz_heap_empty_direct;
+#define LZ_HEAP_EMPTY ((heap_t *)(uintptr_t)&lz_heap_empty_direct)
+_Static_assert(offsetof(heap_t, direct) == offsetof(heap_empty_t, direct) &&
+                   offsetof(heap_t, queues) == offsetof(heap_empty_t, queues),
+               "LZ_HEAP_EMPTY is a heap's direct[] and queues[] alone");
 extern span_t lz_span_empty; /* free == NULL: sends the fast path to the slow path */
 void *slab_malloc_slow(heap_t *heap, unsigned cls);
 void *slab_malloc_local(heap_t *heap, unsigned cls);

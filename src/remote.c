@@ -30,7 +30,7 @@
  * if that heap's thread has exited (the heap is then an orphan and whoever
  * holds it collects). A thread that only frees gets a heap of its own for
  * its batches from its caller (heap.c), abandoned at thread exit like any
- * other; without one (&lz_heap_empty) each block is sent home at once.
+ * other; without one (LZ_HEAP_EMPTY) each block is sent home at once.
  *
  * Double frees across threads (LZ_SECURE >= 1). A block in flight (in a
  * batch or on an xremote list) has both of its first two words encoded as
@@ -179,7 +179,7 @@ static lz_noinline void remote_free_screened(heap_t *self, span_t *s, lz_block_t
     suspect = true;
   }
   if (LZ_SECURE) block_set_next(b + 1, b); /* word 1: in flight */
-  if (self == &lz_heap_empty) remote_send(span_chunk(s)->heap, b, b, 1, suspect);
+  if (self == LZ_HEAP_EMPTY) remote_send(span_chunk(s)->heap, b, b, 1, suspect);
   else batch_add(self, s, b, suspect);
 }
 
@@ -196,7 +196,7 @@ lz_inline void remote_batch(heap_t *self, span_t *s, lz_block_t *b) {
 }
 
 void remote_free(heap_t *self, span_t *s, lz_block_t *b) {
-  if (lz_unlikely(self == &lz_heap_empty)) {
+  if (lz_unlikely(self == LZ_HEAP_EMPTY)) {
     /* No heap to batch in (the caller could not have one): straight home. */
     remote_free_screened(self, s, b);
     return;

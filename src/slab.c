@@ -19,9 +19,11 @@
 /* The fast paths' sentinels: the span of every direct[] entry whose queue
  * is empty (free == NULL: the fast path goes slow), and the heap of a
  * thread that has none yet (lz_heap_tls's first value, heap.c), whose
- * direct[] all name it and whose queues are empty. */
+ * direct[] all name it and whose queues are empty (internal.h: only those
+ * exist, in the RELRO page the loader writes anyway, not 3 KiB of .data
+ * beside the hot variables, where the process's first heap lies: heap.c). */
 lz_hot span_t lz_span_empty;
-heap_t lz_heap_empty = {
+lz_ro_hot const heap_empty_t lz_heap_empty_direct = {
   .direct = {[0 ... LZ_DIRECT_SLOTS - 1] = &lz_span_empty},
 };
 

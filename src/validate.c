@@ -312,7 +312,7 @@ static size_t heap_check(const heap_t *heap, seen_t *seen) {
 /* The owner (or the holder of the shared heap's lock) validates under the
  * heap lock, so the janitor (janitor.c) cannot purge meanwhile. */
 size_t validate_heap(heap_t *heap) {
-  if (heap == NULL || heap == &lz_heap_empty) return 0;
+  if (heap == NULL || heap == LZ_HEAP_EMPTY) return 0;
   seen_t seen;
   if (LZ_HEAPS > 0) lz_lock(&heap->lock);
   else heap_enter(heap);

@@ -10,7 +10,10 @@
  *   fork    a fork child that frees one block of each of those spans and
  *           allocates a block of each small class again has copied one
  *           header page (/proc/self/pagemap: pages mapped by this process
- *           alone, bit 56).
+ *           alone, bit 56);
+ *   heap    the process's first allocation maps its chunk (2 MiB) and
+ *           nothing more: the first heap is static, in the library's hot
+ *           .data page (no 64 KiB meta region, and its page fault).
  * Runs first thing in main: the process's first heap and first chunk, so
  * no other span lies in it. Hardening level 2 keeps its state elsewhere
  * and guards the header (skipped; so is the shared-heaps configuration,
@@ -64,17 +67,45 @@ static int header_exclusive(const void *p) {
   return n;
 }
 
+/* Bytes of every mapping of the process (/proc/self/maps, read without
+ * allocating). */
+static char maps_buf[1 << 18];
+static size_t mapped_bytes(void) {
+  int fd = open("/proc/self/maps", O_RDONLY);
+  CHECK(fd >= 0);
+  size_t n = 0;
+  ssize_t r;
+  while ((r = read(fd, maps_buf + n, sizeof maps_buf - 1 - n)) > 0) n += (size_t)r;
+  close(fd);
+  CHECK(n < sizeof maps_buf - 1);
+  maps_buf[n] = 0;
+  size_t total = 0;
+  for (char *line = maps_buf; *line != 0;) {
+    char *end = NULL;
+    unsigned long lo = strtoul(line, &end, 16), hi = strtoul(end + 1, NULL, 16);
+    total += hi - lo;
+    char *nl = strchr(line, '\n');
+    if (nl == NULL) break;
+    line = nl + 1;
+  }
+  return total;
+}
+
 static void *small[NSMALL][4];
 static void *medium[NMEDIUM];
 
 int main(void) {
+  size_t before = mapped_bytes();
   void *p = malloc(1);
+  size_t grown = mapped_bytes() - before;
   int level2 = malloc_usable_size(p) == 1; /* level 2 reports the requested size */
   free(p);
   if (level2) {
     printf("header_pages: skipped at hardening level 2\n");
     return 0;
   }
+  CHECKF(grown == CHUNK, "the first allocation mapped %zu KiB (want its chunk's %zu)", grown / 1024,
+         (size_t)(CHUNK / 1024));
   for (int c = 0; c < NSMALL; c++)
     for (int k = 0; k < 4; k++) {
       small[c][k] = malloc(k_small[c]);
@@ -117,7 +148,7 @@ int main(void) {
   for (int i = 0; i < NMEDIUM; i++) free(medium[i]);
   for (int c = 0; c < NSMALL; c++)
     for (int k = 0; k < 4; k++) free(small[c][k]);
-  printf("header_pages: %d spans, 1 header page resident%s\n", NSMALL + NMEDIUM,
+  printf("header_pages: first allocation mapped its chunk alone; %d spans, 1 header page resident%s\n", NSMALL + NMEDIUM,
          WEXITSTATUS(st) == 0 ? ", 1 copied by a fork child" : " (no pagemap: fork part not measured)");
   return 0;
 }

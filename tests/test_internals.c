@@ -31,7 +31,7 @@ static heap_t *my_heap(void) {
   void *p = lz_malloc(16); /* makes the thread's heap */
   CHECK(p != NULL);
   lz_free(p);
-  CHECK(lz_heap_tls != &lz_heap_empty);
+  CHECK(lz_heap_tls != LZ_HEAP_EMPTY);
   return lz_heap_tls;
 }
 
@@ -107,7 +107,7 @@ static void *remote_freer(void *arg) {
     for (int i = 0; i < 10; i++) lz_free(mine[i]);
   }
   heap_t *self = lz_heap_tls;
-  CHECK(self != &lz_heap_empty);
+  CHECK(self != LZ_HEAP_EMPTY);
   /* Some blocks still wait in this thread's batches (LZ_REMOTE_BATCH > 1). */
   lz_heap_validate();
   return NULL; /* thread exit flushes the batches */

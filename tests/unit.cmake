@@ -31,9 +31,10 @@
 #   startup_bss      start-up and a few allocations write one page of the
 #                    library's .bss, the chunk map's, and read none of its
 #                    .rodata (API)
-#   header_pages     40 spans over 400 pages of a chunk: one header page
-#                    resident (descriptor slots), one copied by a fork
-#                    child that frees in each span (API)
+#   header_pages     the first allocation maps its chunk alone (static
+#                    first heap); 40 spans over 400 pages of a chunk: one
+#                    header page resident (descriptor slots), one copied
+#                    by a fork child that frees in each span (API)
 #   fork_lazy        no fork handler given to libc until a second thread
 #                    allocates, then one; forks work before and after (API)
 #   misuse           death tests: double / invalid / interior free (API)
