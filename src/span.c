@@ -84,7 +84,7 @@ lz_text_hot span_t *span_alloc(heap_t *heap, size_t npages, size_t align_pages, 
  * only the first page. */
 bool span_grow(heap_t *heap, span_t *s, size_t more) {
   chunk_t *c = span_chunk(s);
-  size_t from = (size_t)(s - c->spans) + s->npages;
+  size_t from = (size_t)s->page + s->npages;
   if (from + more > LZ_CHUNK_PAGES || bitmap_count(c->free_map, from, more) != more) return false;
   bitmap_assign(c->free_map, from, more, false);
   c->free_pages -= (uint32_t)more;
