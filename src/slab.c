@@ -1,4 +1,5 @@
-/* slab.c: small blocks (<= 32 KiB) in slab spans, and the heap's class
+/* slab.c: small blocks (<= 8 KiB, aligned ones <= 32 KiB:
+ * internal.h, LZ_SLAB_MALLOC_MAX) in slab spans, and the heap's class
  * queues of slabs.
  *
  * Allocation pops span->free (inline, alloc.h). When it is empty the slow
