@@ -55,6 +55,17 @@
  * tables (the chunk map, large.c's descriptors), where each would cost a
  * small process a page fault of its own and a fork child a page copy. */
 #define lz_hot __attribute__((section(".data.lz_hot")))
+/* Big zero-filled tables read only at addresses a small process never
+ * looks at (large.c's descriptor directory, numa.c's per-node counts):
+ * placed after the rest of .bss (x86-64's .lbss, which the linker puts
+ * last), so that the chunk map comes right after the hot variables and
+ * its first bytes, those free(NULL) and other low addresses read, share
+ * their page instead of costing a process a page fault of their own. */
+#if defined(__x86_64__)
+#define lz_bss_late __attribute__((section(".lbss.lz_late")))
+#else
+#define lz_bss_late
+#endif
 /* Code that every process, or a fork child, runs when it allocates a
  * little: start-up, the allocation and free paths of small and medium
  * blocks with their slow paths, realloc, the fork handlers. The linker

@@ -82,7 +82,7 @@ lz_hot _Atomic(size_t) lz_large_in_use;
 _Static_assert(sizeof(large_t) == 40, "large_t size");
 _Static_assert((DESC_LEAF_SIZE * sizeof(large_t)) % LZ_PAGE_SIZE == 0, "leaf of whole pages");
 
-static _Atomic(large_t *) desc_leaves[DESC_LEAVES];
+lz_bss_late static _Atomic(large_t *) desc_leaves[DESC_LEAVES];
 
 static uintptr_t unit_of(uintptr_t a) { return a >> LZ_CHUNK_SHIFT; }
 

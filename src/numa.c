@@ -37,7 +37,7 @@ lz_hot bool lz_numa_on;
 lz_hot int lz_numa_nodes;
 static uint8_t cpu_node[LZ_MAX_CPUS];
 lz_hot static uint64_t all_nodes_mask;
-_Atomic(size_t) lz_numa_mapped[LZ_MAX_NODES];
+lz_bss_late _Atomic(size_t) lz_numa_mapped[LZ_MAX_NODES];
 
 lz_text_hot void numa_init(void) {
   lz_numa_on = false;

@@ -9,7 +9,10 @@
  * process a page fault and a page of its own (and a fork child a page
  * copy): those live with the hot variables in .data (lz_hot, internal.h).
  * So after start-up and blocks of a few sizes, the only page of the .bss
- * written is the chunk map's page holding the byte of the one chunk.
+ * written is the chunk map's page holding the byte of the one chunk; and
+ * the only page touched at all (mincore, which also sees pages only read)
+ * once free(NULL) has read the chunk map's first bytes, which lie in the
+ * hot variables' page (internal.h, lz_bss_late).
  *
  * Nor do those paths read the library's .rodata (the size tables are in
  * the RELRO page: internal.h, lz_ro_hot), whose first read would cost a
@@ -28,6 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "smaps.h"
@@ -43,6 +47,31 @@ static long bss_rss_kb(void) {
   int after_lib = 0;
   while (tu_smaps_next(&at, n, &e)) {
     if (after_lib && e.anon) return (long)tu_smaps_field_kb(&e, "Rss:");
+    after_lib = e.is_lib;
+  }
+  return -1;
+}
+
+/* Pages of that mapping the process has touched, read or written
+ * (mincore: a page only read maps the shared zero page, which Rss leaves
+ * out); -1 if there is none. */
+static long bss_touched_pages(void) {
+  size_t n = tu_read_proc("/proc/self/smaps");
+  const char *at = tu_proc_buf;
+  tu_smaps_entry_t e;
+  int after_lib = 0;
+  while (tu_smaps_next(&at, n, &e)) {
+    if (after_lib && e.anon) {
+      char *end = NULL;
+      uintptr_t lo = (uintptr_t)strtoul(e.head, &end, 16), hi = (uintptr_t)strtoul(end + 1, NULL, 16);
+      static unsigned char vec[1 << 16];
+      size_t pages = (hi - lo) / 4096;
+      CHECKF(pages <= sizeof vec, "the .bss spans %zu pages", pages);
+      CHECK(mincore((void *)lo, hi - lo, vec) == 0);
+      long touched = 0;
+      for (size_t i = 0; i < pages; i++) touched += vec[i] & 1;
+      return touched;
+    }
     after_lib = e.is_lib;
   }
   return -1;
@@ -97,6 +126,8 @@ int main(void) {
   free(z);
   free(m);
   for (size_t i = 0; i < NSIZES; i++) free(b[i]);
+  void *volatile null = NULL; /* a call the compiler cannot drop */
+  free(null); /* reads the chunk map's first bytes: they share the hot variables' page */
 #if defined(__OPTIMIZE__) /* a build without optimization reads constants from .rodata anywhere */
   long ro = rodata_rss_kb();
   CHECKF(ro == 0, "start-up and a few allocations read the library's .rodata (%ld kB resident; -1: not found)", ro);
@@ -104,6 +135,8 @@ int main(void) {
   long kb = bss_rss_kb();
   CHECKF(kb >= 0, "no anonymous mapping after the library's (%ld)", kb);
   CHECKF(kb <= 4, "start-up and a few allocations made %ld kB of the library's .bss resident (at most 4: the chunk map's page)", kb);
-  printf("startup_bss: %ld kB of the .bss resident\n", kb);
+  long touched = bss_touched_pages();
+  CHECKF(touched == 1, "start-up, a few allocations and free(NULL) touched %ld pages of the library's .bss (want 1: the chunk map's page of the chunk)", touched);
+  printf("startup_bss: %ld kB of the .bss resident, %ld page touched\n", kb, touched);
   return 0;
 }

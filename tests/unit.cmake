@@ -28,9 +28,9 @@
 #                    mapped by one fault (<= 20 pages, /proc/self/pagemap) (API)
 #   startup_pages    a process's first blocks of 20 classes on at most 7
 #                    pages (start-up classes), usable sizes, start-up bounded
-#   startup_bss      start-up and a few allocations write one page of the
-#                    library's .bss, the chunk map's, and read none of its
-#                    .rodata (API)
+#   startup_bss      start-up, a few allocations and free(NULL) touch one
+#                    page of the library's .bss, the chunk map's, and read
+#                    none of its .rodata (API)
 #   header_pages     the first allocation maps its chunk alone (static
 #                    first heap); 40 spans over 400 pages of a chunk: one
 #                    header page resident (descriptor slots), one copied
