@@ -6,8 +6,9 @@
 // instead of looking the block up. Threads keep swapping new blocks of
 // random size (24-1024 B) into random slots of one shared array, so most
 // deletes are of blocks another thread allocated. Each block carries its
-// size and a tag in its first two words and a pattern over its first 64
-// bytes and last byte, checked before the delete.
+// size and a tag in its first two words, a pattern in the other words of
+// its first 64 bytes and the tag in its last byte, checked before the
+// delete.
 // Figure: replacements per second (millions).
 #include <atomic>
 #include <cinttypes>
@@ -51,15 +52,21 @@ struct Rng {
 
 const size_t kMin = 24, kMax = 1024, kHead = 64;
 
-unsigned char pat(uint64_t tag, size_t i) { return (unsigned char)((tag * 0x9E37u) >> 5 ^ i * 29u); }
+uint64_t pat(uint64_t tag, size_t i) { return (tag + i) * 0x9E3779B97F4A7C15ull ^ (tag >> 7); }
+
+// Words 2.. of the first 64 bytes (whole words below the last byte) carry
+// the pattern; the last byte carries the tag's low byte.
+size_t head_words(size_t size) { return (size - 1 < kHead ? size - 1 : kHead) / 8; }
 
 char *block_new(size_t size, uint64_t tag) {
   char *b = new char[size];
   std::memcpy(b, &size, sizeof size);
   std::memcpy(b + 8, &tag, sizeof tag);
-  size_t h = size - 1 < kHead ? size - 1 : kHead;
-  for (size_t i = 16; i < h; i++) b[i] = (char)pat(tag, i);
-  b[size - 1] = (char)pat(tag, size);
+  for (size_t i = 2; i < head_words(size); i++) {
+    uint64_t w = pat(tag, i);
+    std::memcpy(b + 8 * i, &w, sizeof w);
+  }
+  b[size - 1] = (char)tag;
   return b;
 }
 
@@ -69,10 +76,12 @@ void block_delete(char *b) {
   std::memcpy(&size, b, sizeof size);
   std::memcpy(&tag, b + 8, sizeof tag);
   if (size < kMin || size > kMax) fail("block header overwritten", b);
-  size_t h = size - 1 < kHead ? size - 1 : kHead;
-  for (size_t i = 16; i < h; i++)
-    if ((unsigned char)b[i] != pat(tag, i)) fail("block contents overwritten", b);
-  if ((unsigned char)b[size - 1] != pat(tag, size)) fail("block tail overwritten", b);
+  for (size_t i = 2; i < head_words(size); i++) {
+    uint64_t w;
+    std::memcpy(&w, b + 8 * i, sizeof w);
+    if (w != pat(tag, i)) fail("block contents overwritten", b);
+  }
+  if (b[size - 1] != (char)tag) fail("block tail overwritten", b);
   ::operator delete[](b, size);  // the sized form
 }
 
