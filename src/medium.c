@@ -1,5 +1,6 @@
-/* medium.c: medium blocks (8 KiB < size <= 1 MiB; aligned
- * requests above 32 KiB), one block per span of
+/* medium.c: medium blocks (32 KiB < size <= 1 MiB, and sizes
+ * above 8 KiB whose pages hold no more than their class: internal.h,
+ * LZ_SLAB_MALLOC_MAX), one block per span of
  * whole pages, and the heap's cache of recently freed medium spans.
  *
  * A medium block is a span of kind SPAN_MEDIUM (span.c), block_size its
