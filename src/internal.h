@@ -55,12 +55,14 @@
  * tables (the chunk map, large.c's descriptors), where each would cost a
  * small process a page fault of its own and a fork child a page copy. */
 #define lz_hot __attribute__((section(".data.lz_hot")))
-/* Big zero-filled tables read only at addresses a small process never
- * looks at (large.c's descriptor directory, numa.c's per-node counts):
- * placed after the rest of .bss (x86-64's .lbss, which the linker puts
- * last), so that the chunk map comes right after the hot variables and
- * its first bytes, those free(NULL) and other low addresses read, share
- * their page instead of costing a process a page fault of their own. */
+/* Zero-filled variables a small process never looks at (large.c's
+ * descriptor directory, numa.c's per-node counts, os.c's fault hook and
+ * test hooks): placed after the rest of .bss (x86-64's .lbss, which the
+ * linker puts last), so that the chunk map comes right after the hot
+ * variables (os.c's, the first file linked, would come before it) and its
+ * first bytes, those free(NULL) and other low addresses read, share their
+ * page instead of costing a process a page fault of their own
+ * (tests/startup_bss.c). */
 #if defined(__x86_64__)
 #define lz_bss_late __attribute__((section(".lbss.lz_late")))
 #else

@@ -44,7 +44,7 @@ static _Atomic(long) fault_after = -1; /* calls left before failing; -1: off */
 lz_hot static _Atomic(long) fault_every = 0;  /* once failing: fail 1 in `every` (1: all) */
 lz_hot static _Atomic(long) fault_counter = 0;
 static _Atomic(unsigned) fault_kinds = OS_FAULT_MAP; /* which primitives fail */
-static _Atomic(long) fault_injected = 0; /* failures made up so far */
+lz_bss_late static _Atomic(long) fault_injected = 0; /* failures made up so far */
 
 void os_fault_set(long after, long every) {
   atomic_store(&fault_counter, 0);
@@ -452,8 +452,8 @@ void os_abort(void) { abort(); }
  * ------------------------------------------------------------------------- */
 /* The SIGSEGV action we replaced: a fault that is none of ours goes there.
  * Written once, before our handler is installed. */
-static struct sigaction segv_prev;
-static void (*segv_hook)(uintptr_t addr);
+lz_bss_late static struct sigaction segv_prev;
+lz_bss_late static void (*segv_hook)(uintptr_t addr);
 
 static void segv_handler(int sig, siginfo_t *si, void *ctx) {
   int saved = errno;
@@ -497,7 +497,7 @@ int os_fault_hook(void (*hook)(uintptr_t addr)) {
 /* Read by every process's start-up (os_numa_topology) and by the NUMA
  * paths: kept with the hot variables, apart from the injected table. */
 lz_hot static _Atomic(int) inject_active;
-static struct {
+lz_bss_late static struct {
   int nnodes;
   size_t ncpus;
   uint8_t cpu_node[LZ_MAX_CPUS];
