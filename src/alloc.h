@@ -8,16 +8,18 @@
  * head goes to heap_malloc_refill (the span's own freed blocks, else the
  * slow path), anything else (larger size, uninitialised thread) to the
  * slow path.
- * free(p), 36 instructions at LZ_SECURE 1: chunk map byte, its index
- * masked (6), page -> span (6: the page map holds byte offsets), owner
- * check (4, TLS included), decode of the block's first word with the
- * double-free screen, one compare with the end of its chunk (7), block
- * index below the carved limit (7, sizeclass.h: a slab's rotation is a
- * constant), push on local_free and count (6, ret included). No
- * statistics: stats.c reads the spans' counts. Foreign, remote, full-span,
- * medium and last-block frees go slow.
- * A malloc(16) + free pair in a loop costs 63 instructions under callgrind
- * (loop and PLT included, 10 of them).
+ * free(p), 35 instructions at LZ_SECURE 1: chunk map byte, indexed by
+ * the unit after p's and masked (6, lz_chunkmap_ends), page -> span (6:
+ * the page map holds byte offsets), owner check (4, TLS included), decode
+ * of the block's first word with the double-free screen, one compare with
+ * the end of its chunk, which the map's index gave (6), block index below
+ * the carved limit (7, sizeclass.h: a slab's rotation is a constant),
+ * push on local_free and count (6, ret included). No statistics: stats.c
+ * reads the spans' counts. Foreign, remote, full-span, medium and
+ * last-block frees go slow.
+ * A malloc(16) + free pair in a loop costs 62 instructions under callgrind
+ * (loop and PLT included, 10 of them; 45 at LZ_SECURE 0 without
+ * statistics, the lean configuration).
  */
 #ifndef LZ_ALLOC_H
 #define LZ_ALLOC_H

@@ -716,8 +716,9 @@ lz_text_hot void *heap_malloc_refill(size_t size, heap_t *heap, span_t *s) {
   if (lz_likely(s->free == NULL && b != NULL && heap->foreign == NULL &&
                 atomic_load_explicit(&heap->xremote, memory_order_relaxed) == NULL)) {
     lz_block_t *next = block_next(b);
-    if (!LZ_SECURE || lz_likely(span_holds_slab(s, (uintptr_t)b) &&
-                                (next == NULL || span_holds_slab(s, (uintptr_t)next)))) {
+    uintptr_t start = (uintptr_t)span_start(s);
+    if (!LZ_SECURE || lz_likely(span_holds_slab(s, start, (uintptr_t)b) &&
+                                (next == NULL || span_holds_slab(s, start, (uintptr_t)next)))) {
       lz_assert(heap->queues[s->cls].first == s && !(s->flags & SPAN_HOLES));
       s->free = next;
       s->local_free = NULL;

@@ -75,10 +75,13 @@ lz_inline bool span_holds(const span_t *s, uintptr_t a) {
   return a - (uintptr_t)span_start(s) < ((uintptr_t)s->npages << LZ_PAGE_SHIFT) &&
          span_block_index(s, a) < __atomic_load_n(&s->capacity, __ATOMIC_RELAXED);
 }
-/* span_holds for a slab span (its rotation a constant). */
-lz_inline bool span_holds_slab(const span_t *s, uintptr_t a) {
-  return a - (uintptr_t)span_start(s) < ((uintptr_t)s->npages << LZ_PAGE_SHIFT) &&
-         span_slab_index(s, a) < s->capacity;
+/* span_holds for a slab span whose first byte is start: an offset below
+ * LZ_SLAB_MAX_BYTES whose index (scaled inverse, constant rotation: see
+ * above) is below capacity is a block boundary below the carved limit, so
+ * inside the span; the span's own size is not needed. */
+lz_inline bool span_holds_slab(const span_t *s, uintptr_t start, uintptr_t a) {
+  uintptr_t n = a - start;
+  return n < LZ_SLAB_MAX_BYTES && block_rotate((uint32_t)n * s->inv, LZ_SLAB_ROT) < s->capacity;
 }
 /* Sets the block geometry of a span whose pages and kind are in place. */
 lz_inline void span_set_block_size(span_t *s, uint32_t bs) {
