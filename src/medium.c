@@ -8,8 +8,7 @@
  * (used 0, its pages still in the span) for the next medium request of
  * about its size, within LZ_MEDIUM_CACHE spans and LZ_MEDIUM_CACHE_BYTES;
  * the cache goes back to the chunks when idle for the purge delay
- * (medium_cache_flush, from heap.c's heap_purge), a span at a time to
- * make room, and the spans smaller than a request it misses. realloc
+ * (medium_cache_flush, from heap.c's heap_purge) or to make room. realloc
  * grows a live block into the free pages right after its span when it can
  * (medium_grow, which takes the heap lock itself). Hardening level 2
  * keeps its own medium spans (secure.c).
@@ -77,14 +76,6 @@ void medium_cache_flush(heap_t *heap, bool force, uint64_t now) {
   while (heap->mcache_count > 0) span_free(heap, mcache_remove(heap, heap->mcache_count - 1));
 }
 
-/* The cached spans of fewer than npages pages go back to their chunks. */
-static void medium_cache_drop_below(heap_t *heap, size_t npages) {
-  for (uint32_t i = 0; i < heap->mcache_count;) {
-    if (heap->mcache[i]->npages < npages) span_free(heap, mcache_remove(heap, i));
-    else i++; /* mcache_remove moved the last slot's span into i */
-  }
-}
-
 /* Makes s (cached, or new with its geometry set) the live block. */
 static void *medium_block(heap_t *heap, span_t *s, size_t size, bool zero) {
   /* Kept apart: merged, two of these 16-bit stores become a 32-bit
@@ -108,16 +99,12 @@ lz_text_hot void *medium_malloc(heap_t *heap, size_t size, size_t align_pages, b
   size_t npages = (size + LZ_PAGE_SIZE - 1) >> LZ_PAGE_SHIFT;
   span_t *s = align_pages == 1 ? medium_cache_take(heap, npages) : NULL;
   if (s == NULL) { /* a cached span keeps its geometry */
-    /* A miss: the cached spans smaller than the request go back to their
-     * chunks first, where they merge with their free neighbours, so the
-     * new span can take their pages (resident already) instead of new
-     * ones: holding them while mapping more raised peak RSS by up to the
-     * cache's size (git log -p: 7.1 -> 10.9 MB). Those at least as large
-     * stay for the requests they fit: a request that wanders below the
-     * usual size does not empty the cache of the usual size (git
-     * pack-objects --threads=2, 64 KiB blocks among some of 36 to 92 KiB:
-     * hits 76 -> 94 %). */
-    medium_cache_drop_below(heap, npages);
+    /* A miss: the cached spans are the wrong size for what the heap now
+     * asks. They go back to their chunks first, so the new span can take
+     * their pages (resident already) instead of new ones: holding them
+     * while mapping more raised peak RSS by up to the cache's size (git log
+     * -p: 7.1 -> 10.9 MB). */
+    if (heap->mcache_count != 0) medium_cache_flush(heap, true, 0);
     s = span_alloc(heap, npages, align_pages, SPAN_MEDIUM);
     if (s == NULL) return NULL;
     span_set_block_size(s, (uint32_t)(npages << LZ_PAGE_SHIFT));

@@ -8,9 +8,7 @@
  *   purge      a forced purge gives back exactly the free dirty pages and
  *              clears their dirty bits, never a page of a live span;
  *   mcache     the medium cache goes back when a look finds it unused
- *              for the purge delay, never while used between looks; a
- *              request it misses gives back only the spans smaller than
- *              itself;
+ *              for the purge delay, never while used between looks;
  *   loops      a malloc/free loop of one block (slab, medium, large) never
  *              enters the full slow path;
  *   borrow     a class with nothing freed takes a block freed in a class
@@ -212,37 +210,6 @@ static void test_mcache(heap_t *heap) {
   lz_heap_validate();
 }
 
-/* ---- medium cache: what a miss gives back -------------------------------- */
-/* A request that no cached span fits gives back the cached spans smaller
- * than itself (their pages may serve it) and keeps the larger ones: a
- * request below the usual size leaves the usual size cached. */
-static void test_mcache_miss(heap_t *heap) {
-  if (opt_get(OPT_PURGE_DELAY) == 0) return; /* no cache */
-  heap_enter(heap);
-  medium_cache_flush(heap, true, os_now_ms());
-  void *p = medium_malloc(heap, 64 * KiB, 1, false); /* 16 pages */
-  CHECK(p != NULL);
-  span_t *s = span_of(p);
-  medium_free(heap, s);
-  CHECK(heap->mcache_count == 1);
-  void *q = medium_malloc(heap, 36 * KiB, 1, false); /* 9 pages: 16 is beyond its slack */
-  CHECK(q != NULL);
-  CHECKF(heap->mcache_count == 1, "a smaller request emptied the cache");
-  CHECK(medium_malloc_cached(heap, 64 * KiB, false) == p);
-  span_t *t = span_of(q);
-  medium_free(heap, t);
-  medium_free(heap, s);
-  CHECK(heap->mcache_count == 2);
-  void *r = medium_malloc(heap, 48 * KiB, 1, false); /* 12 pages: neither fits */
-  CHECK(r != NULL);
-  CHECKF(heap->mcache_count == 1 && heap->mcache[0] == s, "the smaller span kept, or the larger given back");
-  CHECK(heap->mcache_bytes == 64 * KiB);
-  medium_free(heap, span_of(r));
-  medium_cache_flush(heap, true, os_now_ms());
-  heap_leave(heap);
-  lz_heap_validate();
-}
-
 /* ---- loops of one block stay off the full slow path ---------------------- */
 /* A malloc/free loop of one block: the slab's own freed blocks (few blocks
  * a page: every allocation runs out), a cached medium span, a cached large
@@ -431,7 +398,6 @@ int main(void) {
   test_borrow(heap);
   test_spans(heap);
   test_mcache(heap);
-  test_mcache_miss(heap);
   if (LZ_HEAPS == 0) { /* shared heaps: the freer may share ours */
     test_remote(heap, false);
     test_remote(heap, true);
