@@ -161,6 +161,36 @@ bool heap_hold_orphan(heap_t *h) {
 
 void heap_release_orphan(heap_t *h) { atomic_store_explicit(&h->xstate, HEAP_ORPHAN, memory_order_release); }
 
+/* Thread churn. A thread that exits leaves its heap, warm, for the next
+ * thread to start; an orphan nobody adopts within its delay is collected
+ * whole (its pages purged, its current slabs freed). A program that runs
+ * rounds of threads adopts its orphans again a little later each round
+ * than a fixed delay allows, and would fault every page back in. So each
+ * heap's delay as an orphan is the purge delay << orphan_shift: when it
+ * was adopted after being collected whole (too short: the next thread
+ * came), twice what that wait needed; one less when it was adopted within
+ * a quarter of its delay (long enough by far); at most LZ_DECAY_SHIFT_MAX
+ * (1.28 s by default). */
+static uint64_t orphan_idle_at(const heap_t *h) {
+  long delay = opt_get(OPT_PURGE_DELAY);
+  return delay < 0 ? UINT64_MAX : h->abandoned_at + ((uint64_t)delay << h->orphan_shift);
+}
+
+/* The adopter holds h (BUSY). */
+static void orphan_adopted(heap_t *h) {
+  long delay = opt_get(OPT_PURGE_DELAY);
+  if (delay <= 0 || (!h->orphan_purged && h->orphan_shift == 0)) return;
+  uint64_t waited = os_now_ms() - h->abandoned_at;
+  if (h->orphan_purged) {
+    /* Long enough for this wait, with room to spare (one more shift). */
+    h->orphan_purged = 0;
+    while (h->orphan_shift < LZ_DECAY_SHIFT_MAX && ((uint64_t)delay << h->orphan_shift) <= waited) h->orphan_shift++;
+    if (h->orphan_shift < LZ_DECAY_SHIFT_MAX) h->orphan_shift++;
+  } else if (waited < ((uint64_t)delay << (h->orphan_shift - 1)) / 2) {
+    h->orphan_shift--;
+  }
+}
+
 /* With NUMA, only an orphan at home on the caller's node: its chunks are
  * there. The heap passes through BUSY so that its new owner is published
  * (release) with the state ACTIVE: heaps_reclaim_gone reads them in that
@@ -172,6 +202,7 @@ lz_text_hot static heap_t *heap_adopt_orphan(uint64_t owner) {
     if (lz_unlikely(lz_numa_on) && h->numa_home != node) continue;
     if (heap_hold_orphan(h)) {
       atomic_fetch_sub_explicit(&orphan_count, 1, memory_order_relaxed);
+      orphan_adopted(h);
       h->purge_next = 0;
       atomic_store_explicit(&h->xowner, owner, memory_order_relaxed);
       atomic_store_explicit(&h->xstate, HEAP_ACTIVE, memory_order_release);
@@ -289,8 +320,9 @@ void heap_collect(heap_t *heap, bool force) { collect(heap, force, force); }
 
 /* The owning thread is exiting. Its memory is not purged here: a thread
  * starting soon adopts the heap with its pages still warm (thread churn
- * costs no system call), and live threads purge orphans left idle for the
- * purge delay (heaps_collect_orphans from their purge ticks). */
+ * costs no system call), and live threads purge orphans left idle for
+ * their delay (orphan_idle_at; heaps_collect_orphans from their purge
+ * ticks). */
 void heap_abandon(heap_t *heap) {
   if (heap == NULL || heap == LZ_HEAP_EMPTY) return;
   lz_assert(atomic_load_explicit(&heap->xstate, memory_order_relaxed) != HEAP_ORPHAN);
@@ -369,9 +401,20 @@ lz_text_hot size_t heaps_reclaim_gone(unsigned budget) {
   return n;
 }
 
+/* An orphan held by the caller, collected: whole if idle past its delay
+ * (holes punched too if idle_holes) or if force (malloc_trim, memory
+ * short: not counted as idle, and holes always). Returns whether it was
+ * idle. */
+static bool orphan_collect(heap_t *h, bool force, bool idle_holes, uint64_t now) {
+  bool idle = now >= orphan_idle_at(h);
+  collect(h, force || idle, force || (idle && idle_holes));
+  if (idle && !force) h->orphan_purged = 1;
+  return idle;
+}
+
 /* Collects the remote frees and empty spans of every orphan heap nobody
- * holds; orphans idle for the purge delay (or all, if force) are purged
- * completely. Returns how many orphans were collected. */
+ * holds; orphans idle past their delay (orphan_idle_at; or all, if force)
+ * are purged completely. Returns how many orphans were collected. */
 size_t heaps_collect_orphans(bool force) {
   if (LZ_HEAPS > 0) {
     /* Shared heaps have no orphans; collect the ones nobody holds now. */
@@ -396,8 +439,7 @@ size_t heaps_collect_orphans(bool force) {
       st = atomic_load_explicit(&h->xstate, memory_order_relaxed);
     }
     if (st != HEAP_ORPHAN || !heap_hold_orphan(h)) continue;
-    bool idle = os_now_ms() >= purge_due(h->abandoned_at);
-    collect(h, force || idle, force);
+    orphan_collect(h, force, false, os_now_ms());
     heap_release_orphan(h);
     n++;
   }
@@ -427,9 +469,7 @@ static uint64_t heaps_purge_background(uint64_t now) {
       }
     } else if (state == HEAP_ORPHAN) {
       if (!heap_hold_orphan(h)) continue;
-      bool idle = now >= purge_due(h->abandoned_at);
-      heap_collect(h, idle);
-      if (!idle) due = purge_due(h->abandoned_at);
+      if (!orphan_collect(h, false, true, now)) due = orphan_idle_at(h);
       heap_release_orphan(h);
     }
     if (due < next) next = due;

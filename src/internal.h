@@ -363,7 +363,8 @@ typedef struct chunk_s {
   uint32_t free_pages;
   uint32_t max_run_hint;        /* >= longest free run */
   uint32_t node;                /* NUMA node (0 without NUMA); never changes */
-  uint32_t hot;                 /* a span was allocated here since purge_at was armed */
+  uint16_t hot;                 /* a span was allocated here since purge_at was armed */
+  uint16_t decayed;             /* the decay gave pages back since the chunk last took clean ones */
   uint64_t purge_at;            /* when free dirty pages may be purged; 0: none */
   uint64_t free_map[LZ_BITMAP_WORDS];
   uint64_t dirty_map[LZ_BITMAP_WORDS];
@@ -514,6 +515,7 @@ typedef struct heap_stats_s {
  *   chunks lists every chunk owned (heap->chunks, doubly linked), empty
  *     ones included until pages.c or purge.c gives them back, empty_count of them
  *     [heap.chunks.links, heap.chunks.cycle, heap.empty_count];
+ *   decay_shift and orphan_shift are at most LZ_DECAY_SHIFT_MAX [heap.shifts];
  *   mcache holds mcache_count <= LZ_MEDIUM_CACHE medium spans of this heap
  *     with used == 0, of mcache_bytes <= LZ_MEDIUM_CACHE_BYTES in all
  *     [mcache.count, mcache.span, mcache.bytes];
@@ -641,6 +643,13 @@ typedef struct heap_s {
    * holes_hot: a slab was allocated from since the last look. Heap lock. */
   uint64_t holes_at;
   uint32_t holes_hot;
+  /* An orphan is collected whole (heap.c) once abandoned for the purge
+   * delay << orphan_shift; orphan_purged: that happened since it was last
+   * adopted. Written by the heap's holder (owner, or BUSY). */
+  uint8_t orphan_shift, orphan_purged;
+  /* Its chunks' purge delay is the option's << decay_shift (purge.c,
+   * "Refaults"). Heap lock. */
+  uint8_t decay_shift;
   struct heap_s *next_all;             /* global list of every heap ever made */
   struct secure_heap_s *secure;        /* level-2 state (secure.c), NULL below level 2 */
   lz_lock_t lock;                      /* the heap lock (protocol above) */
@@ -833,6 +842,7 @@ void pages_decommit(chunk_t *c, size_t first, size_t n);
 bool pages_taken(heap_t *heap, chunk_t *c, size_t first, size_t n, bool fresh);
 void pages_freed(chunk_t *c, size_t first, size_t n);
 void pages_release_kept(heap_t *heap, chunk_t *c, uint64_t now);
+uint64_t pages_purge_delay(const chunk_t *c, long delay);
 
 /* span.c: runs of pages inside a heap's chunks. */
 span_t *span_alloc(heap_t *heap, size_t npages, size_t align_pages, uint8_t kind);
@@ -980,6 +990,11 @@ bool secure_locked(const heap_t *h);
  * page fault per page. */
 #define LZ_DECAY_MS 250
 #define LZ_HOLES_AFTER_MS 100
+/* A heap's purge delay doubles each time one of its chunks takes back
+ * pages the decay gave away, at most this many times (128 delays: 1.28 s
+ * by default), and halves each time a decay goes unanswered (purge.c,
+ * "Refaults"); the same bound holds an orphan's delay (heap.c). */
+#define LZ_DECAY_SHIFT_MAX 7
 uint64_t purge_heap(heap_t *heap, bool force, uint64_t now);
 uint64_t purge_heap_holes(heap_t *heap, bool force, bool exclusive, uint64_t now);
 uint64_t purge_heap_collapse(heap_t *heap, uint64_t now);

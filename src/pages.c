@@ -72,8 +72,19 @@ lz_text_hot bool pages_taken(heap_t *heap, chunk_t *c, size_t first, size_t n, b
   }
   c->hot = 1;
   if (lz_unlikely(c->huge == CHUNK_HUGE_NONE) && c->free_pages <= LZ_DENSE_FREE_PAGES) pages_dense(c);
-  return pages_commit(c, first, n) == n;
+  size_t clean = pages_commit(c, first, n);
+  /* Clean pages after a decay: most likely some it gave back (purge.c,
+   * "Refaults"): the heap waits twice as long before the next. */
+  if (clean != 0 && c->decayed) {
+    c->decayed = 0;
+    if (heap->decay_shift < LZ_DECAY_SHIFT_MAX) heap->decay_shift++;
+  }
+  return clean == n;
 }
+
+/* The delay before c's free pages start to decay: the option's (delay >
+ * 0), shifted by its heap's refault backoff (purge.c, "Refaults"). */
+uint64_t pages_purge_delay(const chunk_t *c, long delay) { return (uint64_t)delay << c->heap->decay_shift; }
 
 static void chunk_give_back(heap_t *heap, chunk_t *c, uint64_t now) {
   heap->empty_released_at = now;
@@ -91,7 +102,8 @@ void pages_release_kept(heap_t *heap, chunk_t *c, uint64_t now) {
  * empty chunk is kept (within the allowance) or given back at once; else
  * the pages wait for purge.c's decay: the first run freed in a quiet chunk
  * arms its purge clock (purge_at, hot cleared) and decay_base counts the
- * pages freed since. A purge delay of 0 gives them back now. */
+ * pages freed since (after the heap's own delay, pages_purge_delay). A
+ * purge delay of 0 gives them back now. */
 void pages_freed(chunk_t *c, size_t first, size_t n) {
   heap_t *heap = c->heap;
   long delay = opt_get(OPT_PURGE_DELAY);
@@ -99,6 +111,7 @@ void pages_freed(chunk_t *c, size_t first, size_t n) {
     uint64_t now = os_now_ms();
     c->purge_at = 0;
     c->decay_base = 0;
+    c->decayed = 0;
     if (delay != 0 && heap->empty_count < heap->empty_keep) {
       heap->empty_count++;
       heap->empty_used_at = now;
@@ -114,7 +127,13 @@ void pages_freed(chunk_t *c, size_t first, size_t n) {
   }
   c->decay_base += (uint32_t)n;
   if (delay > 0 && c->purge_at == 0) {
-    c->purge_at = os_now_ms() + (uint64_t)delay;
+    /* A new decay while the last one's pages were never taken back: it
+     * was right, the heap's delay halves (purge.c, "Refaults"). */
+    if (c->decayed) {
+      c->decayed = 0;
+      if (heap->decay_shift > 0) heap->decay_shift--;
+    }
+    c->purge_at = os_now_ms() + pages_purge_delay(c, delay);
     c->hot = 0;
     janitor_notify();
   }

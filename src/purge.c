@@ -59,10 +59,24 @@ static size_t count_free_dirty(const chunk_t *c) {
   return n;
 }
 
+/* Refaults. A program whose demand for pages swings (rounds of threads,
+ * phases that free and allocate again later) takes back pages the decay
+ * has just given away, each costing a page fault and the decay's system
+ * call. So each heap has its own delay, the option's shifted left by
+ * decay_shift: pages_taken raises the shift when a chunk takes clean
+ * pages after its decay gave some back (chunk decayed: most likely the
+ * same pages: span_alloc is first fit and the decay takes the highest
+ * first), and pages_freed lowers it when a chunk starts a new decay while
+ * its last one was never answered so. A heap whose decays are mostly
+ * answered ends up keeping free pages for 2^LZ_DECAY_SHIFT_MAX delays
+ * before their decay starts; one whose pages stay given back returns to
+ * the option's delay (pages.c, pages_purge_delay). A delay of 0 or -1 has
+ * no decay to adapt. */
+
 /* Decommits free dirty pages, in maximal runs from the top of the chunk
- * down, until at most `keep` remain. */
-static void purge_free_dirty(chunk_t *c, size_t keep) {
-  size_t dirty = count_free_dirty(c);
+ * down, until at most `keep` remain. Returns how many it decommitted. */
+static size_t purge_free_dirty(chunk_t *c, size_t keep) {
+  size_t dirty = count_free_dirty(c), before = dirty;
   for (size_t i = LZ_CHUNK_PAGES; i > LZ_HEADER_PAGES && dirty > keep;) {
     if (!free_dirty(c, i - 1)) {
       i--;
@@ -78,6 +92,7 @@ static void purge_free_dirty(chunk_t *c, size_t keep) {
     c->purge_at = 0;
     c->decay_base = 0;
   }
+  return before - dirty;
 }
 
 /* Kept empty chunks (pages.c, "Empty chunks"): their allowance decays
@@ -100,12 +115,12 @@ static uint64_t purge_chunk(chunk_t *c, bool force, uint64_t now) {
   if (now < c->purge_at) return c->purge_at;
   if (c->hot) { /* still being reused: look again after another delay */
     c->hot = 0;
-    c->purge_at = now + (uint64_t)delay;
+    c->purge_at = now + pages_purge_delay(c, delay);
     c->decay_base = (uint32_t)count_free_dirty(c);
     return c->purge_at;
   }
   uint64_t keep = decay_keep(now - c->purge_at, DECAY_MS);
-  purge_free_dirty(c, (size_t)(c->decay_base * keep / 1024));
+  if (purge_free_dirty(c, (size_t)(c->decay_base * keep / 1024)) != 0) c->decayed = 1;
   if (c->purge_at == 0) return UINT64_MAX;
   return now + DECAY_MS / DECAY_STEPS;
 }

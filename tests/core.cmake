@@ -78,9 +78,10 @@ foreach(_m auto always never)
   target_compile_definitions(test_hugepages_${_m} PRIVATE ${LZ_DEFS}) # reads LZ_SECURE
 endforeach()
 # Pages given back inside live slabs (holes: by malloc_trim, by the janitor
-# for a quiet thread) and the decay schedule of free pages (driven with
-# synthetic times, no janitor).
-foreach(_m holes janitor decay)
+# for a quiet thread), the decay schedule of free pages and its backoff
+# after refaults (driven with synthetic times, no janitor), and the delay of
+# orphans adopted again (real time, no janitor).
+foreach(_m holes janitor decay refault orphan)
   set(_env ENV LZMALLOC_BACKGROUND=0)
   if(_m STREQUAL "janitor")
     set(_env ENV LZMALLOC_BACKGROUND=auto)

@@ -17,6 +17,12 @@
  *                        none before purge_at, half at the middle of the
  *                        window, all at its end, highest pages first; a
  *                        chunk allocated from meanwhile is re-armed.
+ *   test_purge refault   pages taken back after a decay gave them away
+ *                        double the heap's purge delay; a decay nobody
+ *                        answers halves it again (synthetic times).
+ *   test_purge orphan    an orphan collected whole and then adopted waits
+ *                        longer than that next time; one adopted at once
+ *                        waits less (real time, no janitor).
  */
 #include <pthread.h>
 #include <semaphore.h>
@@ -257,6 +263,130 @@ static void run_decay(void) {
   printf("decay: free pages follow the smoothstep schedule\n");
 }
 
+/* ---- refaults ------------------------------------------------------------- */
+/* The chunk's purge clock armed by the medium spans just freed: at the
+ * heap's delay from the flush (the clock read around it). */
+static uint64_t flush_armed(heap_t *heap, chunk_t *c, uint64_t want_delay) {
+  uint64_t t0 = os_now_ms();
+  medium_cache_flush(heap, true, t0);
+  uint64_t t1 = os_now_ms(), at = c->purge_at;
+  CHECKF(at >= t0 + want_delay && at <= t1 + want_delay, "purge_at %llu, armed in [%llu, %llu] + %llu",
+         (unsigned long long)at, (unsigned long long)t0, (unsigned long long)t1, (unsigned long long)want_delay);
+  return at;
+}
+
+static void decay_whole(heap_t *heap, chunk_t *c, uint64_t at) {
+  size_t lowest;
+  purge_heap(heap, false, at + LZ_DECAY_MS);
+  CHECK(free_dirty(c, &lowest) == 0 && c->purge_at == 0 && c->decayed);
+}
+
+static void run_refault(void) {
+  enum { N = 6, SIZE = 200 * 1024 };
+  long delay = opt_get(OPT_PURGE_DELAY);
+  if (delay <= 0) {
+    printf("skipped: refaults need a purge delay (%ld here)\n", delay);
+    return;
+  }
+  void *keep = lz_malloc(SIZE), *late = lz_malloc(SIZE);
+  CHECK(keep != NULL && late != NULL);
+  memset(keep, 5, SIZE);
+  memset(late, 6, SIZE);
+  void *m[N];
+  for (int i = 0; i < N; i++) {
+    m[i] = lz_malloc(SIZE);
+    CHECK(m[i] != NULL);
+    memset(m[i], 3, SIZE);
+  }
+  heap_t *heap = lz_heap_tls;
+  chunk_t *c = (chunk_t *)((uintptr_t)keep & ~LZ_CHUNK_MASK);
+  CHECK(((uintptr_t)late & ~LZ_CHUNK_MASK) == (uintptr_t)c);
+  for (int i = 0; i < N; i++) CHECK(((uintptr_t)m[i] & ~LZ_CHUNK_MASK) == (uintptr_t)c);
+  CHECK(heap->decay_shift == 0);
+  for (int i = 0; i < N; i++) lz_free(m[i]);
+  heap_enter(heap);
+  decay_whole(heap, c, flush_armed(heap, c, (uint64_t)delay));
+  heap_leave(heap);
+  /* The pages the decay gave back are taken again: a refault. */
+  for (int i = 0; i < N; i++) {
+    m[i] = lz_malloc(SIZE);
+    CHECK(m[i] != NULL && ((uintptr_t)m[i] & ~LZ_CHUNK_MASK) == (uintptr_t)c);
+    memset(m[i], 4, SIZE);
+  }
+  CHECKF(heap->decay_shift == 1, "decay_shift %u after a refault", heap->decay_shift);
+  for (int i = 0; i < N; i++) lz_free(m[i]);
+  heap_enter(heap);
+  decay_whole(heap, c, flush_armed(heap, c, (uint64_t)delay << 1)); /* twice the delay */
+  heap_leave(heap);
+  /* Pages freed after a decay that nobody answered: the delay halves. */
+  lz_free(late);
+  heap_enter(heap);
+  uint64_t at = flush_armed(heap, c, (uint64_t)delay);
+  CHECKF(heap->decay_shift == 0, "decay_shift %u after an unanswered decay", heap->decay_shift);
+  decay_whole(heap, c, at);
+  heap_leave(heap);
+  lz_free(keep);
+  lz_heap_validate();
+  printf("refault: pages taken back double the delay (%ld -> %ld ms), an unanswered decay halves it\n", delay,
+         delay << 1);
+}
+
+/* ---- orphans --------------------------------------------------------------- */
+static heap_t *orphan_heap;
+
+static void *orphan_worker(void *arg) {
+  size_t n = (size_t)(uintptr_t)arg;
+  void *p[64];
+  for (size_t i = 0; i < n; i++) {
+    p[i] = lz_malloc(4096);
+    CHECK(p[i] != NULL);
+    memset(p[i], 7, 4096);
+  }
+  for (size_t i = 0; i < n; i += 2) lz_free(p[i]); /* the others outlive the thread */
+  orphan_heap = lz_heap_tls;
+  return NULL;
+}
+
+static heap_t *orphan_round(size_t n) {
+  pthread_t t;
+  CHECK(pthread_create(&t, NULL, orphan_worker, (void *)(uintptr_t)n) == 0);
+  CHECK(pthread_join(t, NULL) == 0);
+  heap_t *h = orphan_heap;
+  CHECK(atomic_load(&h->xstate) == HEAP_ORPHAN);
+  return h;
+}
+
+static void run_orphan(void) {
+  long delay = opt_get(OPT_PURGE_DELAY);
+  if (delay <= 0 || LZ_HEAPS > 0) {
+    printf("skipped: orphans need a purge delay (%ld here) and thread heaps\n", delay);
+    return;
+  }
+  CHECK(lz_malloc(16) != NULL); /* the main thread's own heap: the orphan stays the only one */
+  heap_t *h = orphan_round(64);
+  CHECK(h->orphan_shift == 0 && !h->orphan_purged);
+  /* Left alone well past the purge delay: collected whole. */
+  usleep((useconds_t)(10 * delay * 1000));
+  CHECK(heaps_collect_orphans(false) == 1 && h->orphan_purged);
+  uint64_t waited = os_now_ms() - h->abandoned_at;
+  /* ... and adopted by the next thread: its next delay covers that wait twice over. */
+  CHECK(orphan_round(64) == h);
+  unsigned s1 = h->orphan_shift;
+  CHECKF(s1 == LZ_DECAY_SHIFT_MAX || ((uint64_t)delay << s1) >= 2 * waited, "orphan_shift %u after %llu ms", s1,
+         (unsigned long long)waited);
+  CHECK(s1 >= 4 && !h->orphan_purged);
+  /* Collected at once: not idle, nothing purged whole. */
+  heaps_collect_orphans(false);
+  if (os_now_ms() - h->abandoned_at < ((uint64_t)delay << s1)) CHECK(!h->orphan_purged);
+  /* Adopted within a quarter of its delay: one shift less. */
+  bool quick = os_now_ms() - h->abandoned_at < ((uint64_t)delay << (s1 - 1)) / 4;
+  CHECK(orphan_round(8) == h);
+  if (quick) CHECKF(h->orphan_shift == s1 - 1, "orphan_shift %u, was %u", h->orphan_shift, s1);
+  lz_heap_validate();
+  printf("orphan: collected whole after %llu ms then adopted: delay %ld -> %ld ms; adopted at once: %ld ms\n",
+         (unsigned long long)waited, delay, delay << s1, delay << h->orphan_shift);
+}
+
 int main(int argc, char **argv) {
   const char *mode = argc > 1 ? argv[1] : "holes";
   if (LZ_SECURE == 2 || LZ_HEAPS > 0) {
@@ -266,6 +396,8 @@ int main(int argc, char **argv) {
   if (strcmp(mode, "holes") == 0) run_holes();
   else if (strcmp(mode, "janitor") == 0) run_janitor();
   else if (strcmp(mode, "decay") == 0) run_decay();
+  else if (strcmp(mode, "refault") == 0) run_refault();
+  else if (strcmp(mode, "orphan") == 0) run_orphan();
   else CHECKF(0, "unknown mode %s", mode);
   return 0;
 }
