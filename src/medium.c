@@ -1,5 +1,5 @@
 /* medium.c: medium blocks (32 KiB < size <= 1 MiB, and sizes
- * above 8 KiB whose pages hold no more than their class: internal.h,
+ * above 16 KiB whose pages hold no more than their class: internal.h,
  * LZ_SLAB_MALLOC_MAX), one block per span of
  * whole pages, and the heap's cache of recently freed medium spans.
  *

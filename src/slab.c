@@ -1,4 +1,4 @@
-/* slab.c: small blocks (<= 32 KiB; above 8 KiB only some
+/* slab.c: small blocks (<= 32 KiB; above 16 KiB only some
  * sizes: internal.h, LZ_SLAB_MALLOC_MAX) in slab spans, and the heap's class
  * queues of slabs.
  *

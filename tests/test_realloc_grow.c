@@ -10,7 +10,7 @@
  * free, bytes in use are back to where they started. The validator
  * passes after each step.
  *
- * Sizes above 8 KiB whose pages hold no more than their class's block take
+ * Sizes above 16 KiB whose pages hold no more than their class's block take
  * a medium span (internal.h, LZ_SLAB_MALLOC_MAX): malloc(20000) makes no
  * slab of class 20480, and once freed its pages serve a bigger block at
  * the same address; malloc(9000), whose pages (12 KiB) would exceed its
