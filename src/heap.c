@@ -664,14 +664,6 @@ lz_inline void *slow_leave(heap_t *heap, void *p) {
   return p;
 }
 
-/* Does malloc(size) take a slab block (else a medium span or a large
- * block)? internal.h, LZ_SLAB_MALLOC_MAX. */
-lz_inline bool slab_serves(size_t size) {
-  if (size <= LZ_SLAB_MALLOC_MAX) return true;
-  if (size > LZ_SMALL_MAX) return false;
-  return lz_class_size[size_to_class(size)] < ((size + LZ_PAGE_SIZE - 1) & ~(LZ_PAGE_SIZE - 1));
-}
-
 lz_text_hot static void *small_malloc(heap_t *heap, unsigned cls, bool zero) {
   if (lz_unlikely(heap->startup) && heap->slow_count >= LZ_STARTUP_SLOW) slab_startup_end(heap);
   cls = slab_class_for(heap, cls); /* start-up: its power of two */
@@ -714,7 +706,7 @@ lz_text_hot static lz_noinline void *malloc_general(heap_t *heap, size_t size, b
   for (int attempt = 0;; attempt++) {
     if (attempt > 0 || !tried) {
       if (lz_secure2 && size <= LZ_MEDIUM_MAX) p = secure_malloc(heap, size, LZ_ALIGN, zero);
-      else if (slab_serves(size)) p = small_malloc(heap, size_to_class(size), zero);
+      else if (size <= LZ_SMALL_MAX) p = small_malloc(heap, size_to_class(size), zero);
       else if (size <= LZ_MEDIUM_MAX) p = medium_malloc(heap, size, 1, zero);
       else if (size > LZ_MAX_ALLOC) p = NULL;
       else p = large_malloc(size, LZ_PAGE_SIZE, zero);
@@ -775,7 +767,7 @@ lz_text_hot void *heap_malloc_slow(size_t size, heap_t *heap, bool zero) {
   /* LZ_HEAP_EMPTY has only direct[] and queues[] (internal.h): no short way. */
   bool none_sent = heap != LZ_HEAP_EMPTY && atomic_load_explicit(&heap->xremote, memory_order_relaxed) == NULL;
   bool large_tried = false;
-  if (slab_serves(size)) {
+  if (size <= LZ_SMALL_MAX) {
     /* The current slab's own freed blocks, when the thread keeps no
      * foreign blocks (their lists come first) and is below level 2. */
     if (none_sent && heap->foreign == NULL && !lz_secure2) {
@@ -804,7 +796,7 @@ lz_text_hot void *heap_malloc_slow(size_t size, heap_t *heap, bool zero) {
   heap = slow_enter(heap);
   if (lz_unlikely(heap == NULL)) return NULL;
   void *p = NULL;
-  bool small = slab_serves(size) && !lz_secure2;
+  bool small = size <= LZ_SMALL_MAX && !lz_secure2;
   if (lz_likely(small)) p = small_malloc(heap, size_to_class(size), zero);
   if (lz_unlikely(p == NULL)) p = malloc_general(heap, size, zero, small || large_tried);
   return slow_leave(heap, p);

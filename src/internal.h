@@ -6,8 +6,7 @@
  *            pages handed out as spans.
  *   page     4 KiB unit of a chunk; free pages are tracked in a bitmap.
  *   span     a run of pages inside a chunk with one descriptor (span_t):
- *              slab   carved into blocks of one small size class (<= 32 KiB;
- *                     above 16 KiB only some sizes: LZ_SLAB_MALLOC_MAX);
+ *              slab   carved into blocks of one small size class (<= 32 KiB);
  *              medium one block of whole pages (<= 1 MiB).
  *   large    a block > 1 MiB in its own page range (2 MiB aligned; at level 2
  *            after a guard page), its descriptor (large_t) out of band;
@@ -122,19 +121,6 @@
 #define LZ_ALIGN 16                        /* every block is 16-byte aligned */
 #define LZ_SMALL_MAX ((size_t)32 * KiB)    /* largest slab block */
 #define LZ_MEDIUM_MAX ((size_t)1 * MiB)    /* largest medium span */
-/* malloc of a size above LZ_SLAB_MALLOC_MAX (up to LZ_SMALL_MAX) whose
- * pages hold no more than its class's block takes a medium span of whole
- * pages, not a slab block (heap.c, slab_serves; the classes above it serve
- * the other sizes there and aligned requests): a freed span's pages go back
- * to the chunk for any size, where a freed slab block waits for its own
- * class. Programs that grow buffers through these sizes (realloc up a
- * class at a time: git log -p, python) kept a freed block in every class
- * they passed through, each slab resident (git log -p 7.2 -> 6.8 MB peak
- * RSS, python threads 13.6 -> 12.9 MB). A size whose pages would be
- * bigger than its block stays in its class, and so does every size up to
- * 16 KiB (bench mstress, 8 to 16 KB blocks, +5 % peak RSS with spans from
- * 8 KiB; sqlite's 4368 B cache pages would take two pages each). */
-#define LZ_SLAB_MALLOC_MAX ((size_t)16 * KiB)
 #define LZ_DIRECT_MAX ((size_t)1024)       /* sizes served by heap->direct */
 #define LZ_DIRECT_SLOTS (LZ_DIRECT_MAX / 16 + 1)
 #define LZ_CLASSES 47                      /* class 0 unused; 1..46 */

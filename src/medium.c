@@ -1,6 +1,4 @@
-/* medium.c: medium blocks (32 KiB < size <= 1 MiB, and sizes
- * above 16 KiB whose pages hold no more than their class: internal.h,
- * LZ_SLAB_MALLOC_MAX), one block per span of
+/* medium.c: medium blocks (32 KiB < size <= 1 MiB), one block per span of
  * whole pages, and the heap's cache of recently freed medium spans.
  *
  * A medium block is a span of kind SPAN_MEDIUM (span.c), block_size its

@@ -1,5 +1,4 @@
-/* slab.c: small blocks (<= 32 KiB; above 16 KiB only some
- * sizes: internal.h, LZ_SLAB_MALLOC_MAX) in slab spans, and the heap's class
+/* slab.c: small blocks (<= 32 KiB) in slab spans, and the heap's class
  * queues of slabs.
  *
  * Allocation pops span->free (inline, alloc.h). When it is empty the slow

@@ -9,12 +9,6 @@
  * a block grown past 1 MiB becomes a large block (bytes kept); after every
  * free, bytes in use are back to where they started. The validator
  * passes after each step.
- *
- * Sizes above 16 KiB whose pages hold no more than their class's block take
- * a medium span (internal.h, LZ_SLAB_MALLOC_MAX): malloc(20000) makes no
- * slab of class 20480, and once freed its pages serve a bigger block at
- * the same address; malloc(9000), whose pages (12 KiB) would exceed its
- * class (9216 B), still takes a slab block.
  */
 #include <pthread.h>
 
@@ -85,53 +79,12 @@ static void *grow_thread(void *arg) {
   return NULL;
 }
 
-static size_t class_slabs(size_t block_size) {
-  lz_stats_t st;
-  lz_stats_get(&st);
-  for (unsigned c = 0; c < LZ_STATS_CLASSES; c++)
-    if (st.classes[c].block_size == block_size) return st.classes[c].slabs;
-  CHECKF(0, "no class of %zu bytes", block_size);
-  return 0;
-}
-
-static size_t all_slabs(void) {
-  lz_stats_t st;
-  lz_stats_get(&st);
-  size_t n = 0;
-  for (unsigned c = 0; c < LZ_STATS_CLASSES; c++) n += st.classes[c].slabs;
-  return n;
-}
-
-static void *pages_thread(void *arg) {
-  (void)arg;
-  size_t s20480 = class_slabs(20480);
-  unsigned char *p = lz_malloc(20000);
-  CHECK(p != NULL);
-  CHECKF(!LZ_STATS || class_slabs(20480) == s20480, "malloc(20000) made a slab of class 20480");
-  lz_free(p);
-  unsigned char *q = lz_malloc(40000); /* the freed pages and the free ones after them */
-  CHECK(q == p);
-  lz_free(q);
-  size_t slabs = all_slabs();
-  unsigned char *r = lz_malloc(9000);
-  CHECK(r != NULL);
-  /* A slab block: of class 9216, or of 16384 while the process's first
-   * heap is in start-up (power-of-two classes), never 12 KiB of pages. */
-  CHECKF(lz_usable_size(r) == 9216 || lz_usable_size(r) == 16384, "usable %zu", lz_usable_size(r));
-  CHECKF(!LZ_STATS || all_slabs() == slabs + 1, "malloc(9000) made no slab");
-  lz_free(r);
-  lz_heap_validate();
-  return NULL;
-}
-
 int main(void) {
 #if LZ_HEAPS > 0 || LZ_SECURE >= 2
   return 77; /* shared heaps' in_use is not the thread's; level 2 always copies */
 #endif
   pthread_t t;
   CHECK(pthread_create(&t, NULL, grow_thread, NULL) == 0);
-  CHECK(pthread_join(t, NULL) == 0);
-  CHECK(pthread_create(&t, NULL, pages_thread, NULL) == 0);
   CHECK(pthread_join(t, NULL) == 0);
   return 0;
 }
