@@ -729,10 +729,6 @@ static void *medium_malloc_direct(heap_t *heap, size_t size, bool zero) {
   return p;
 }
 
-/* The short ways below skip remote_collect, so they are taken only while
- * no other thread has sent blocks home: a block freed here and then by
- * another thread is named a double free when collected, before it could be
- * handed out again. */
 /* malloc's fast path found the free list of span s (heap->direct[]'s, or
  * the first of a class queue) empty or its head bad. The common case, a
  * thread that frees what it allocated, is taken here without the slow
@@ -752,17 +748,18 @@ lz_text_hot void *heap_malloc_refill(size_t size, heap_t *heap, span_t *s) {
     if (!LZ_SECURE || lz_likely(span_holds_slab(s, start, (uintptr_t)b) &&
                                 (next == NULL || span_holds_slab(s, start, (uintptr_t)next)))) {
       lz_assert(heap->queues[s->cls].first == s && !(s->flags & SPAN_HOLES));
-      s->free = next;
-      s->local_free = NULL;
-      s->used = (uint16_t)(s->capacity + 1u); /* every carved block not out, and the pin */
-      if (LZ_SECURE) b->enc_next = 0;
+      slab_take_local(s, true);
       heap_tick(heap);
-      return b;
+      return span_pop(s);
     }
   }
   return heap_malloc_slow(size, heap, false);
 }
 
+/* The short ways below (and heap_malloc_refill's) skip remote_collect, so
+ * they are taken only while no other thread has sent blocks home: a block
+ * freed here and then by another thread is named a double free when
+ * collected, before it could be handed out again. */
 lz_text_hot void *heap_malloc_slow(size_t size, heap_t *heap, bool zero) {
   /* LZ_HEAP_EMPTY has only direct[] and queues[] (internal.h): no short way. */
   bool none_sent = heap != LZ_HEAP_EMPTY && atomic_load_explicit(&heap->xremote, memory_order_relaxed) == NULL;

@@ -839,6 +839,16 @@ lz_inline uint8_t *span_start(const span_t *s) {
 }
 
 /* slab.c: small blocks inside slab spans. */
+/* Makes slab s's own freed blocks its free list. free is empty, so
+ * local_free holds every carved block not out (no holes: the caller filled
+ * them), and the span invariants' used == out + |free| + pin becomes
+ * capacity + pin. The one install of local_free: slab.c's slow paths and
+ * heap_malloc_refill. */
+lz_inline void slab_take_local(span_t *s, bool pinned) {
+  s->free = s->local_free;
+  s->local_free = NULL;
+  s->used = (uint16_t)(s->capacity + pinned);
+}
 /* The heap of a thread that has none (lz_heap_tls's first value): the fast
  * paths read only its direct[] (every entry &lz_span_empty) and queues[]
  * (empty); the slow paths compare addresses with it and take the thread's

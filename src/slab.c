@@ -209,11 +209,7 @@ void *slab_malloc_local(heap_t *heap, unsigned cls) {
   if (s == NULL) return NULL;
   if (s->free == NULL) {
     if (s->local_free == NULL) return NULL;
-    /* free is empty, so local_free holds every carved block not out */
-    uint32_t out = (uint32_t)s->used - 1; /* the first span holds the pin */
-    s->free = s->local_free;
-    s->local_free = NULL;
-    slab_charge(heap, s, s->capacity - out);
+    slab_take_local(s, true); /* the first span holds the pin */
   }
   return slab_pop_checked(s);
 }
@@ -255,11 +251,7 @@ void *slab_malloc_slow(heap_t *heap, unsigned cls) {
     lz_assert(s->free == NULL); /* the first span's list ran out; others have none */
     if (lz_unlikely(s->flags & SPAN_HOLES)) slab_fill_holes(heap, s);
     if (s->local_free != NULL) {
-      /* free is empty, so local_free holds every carved block not out. */
-      uint32_t out = (uint32_t)s->used - (s == q->first);
-      s->free = s->local_free;
-      s->local_free = NULL;
-      slab_charge(heap, s, s->capacity - out);
+      slab_take_local(s, s == q->first);
     } else if (s->capacity < s->reserved) {
       void *p = slab_borrow(heap, cls);
       if (p != NULL) return p;
