@@ -24,6 +24,7 @@ lz_text_hot static void *calloc_body(size_t n, size_t size) {
     errno = ENOMEM;
     return NULL;
   }
+  os_atfork_watch(); /* the first pthread_create's calloc (os.c) */
   if (lz_likely(total <= LZ_DIRECT_MAX)) {
     heap_t *heap = lz_heap_tls;
     span_t *s = heap->direct[(total + 15) >> 4];

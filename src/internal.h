@@ -708,6 +708,19 @@ bool os_thread_gone(uint64_t ident);
  * thread (eager: at once); 0 or an errno value. */
 int os_atfork(void (*prepare)(void), void (*parent)(void), void (*child)(void), bool eager);
 bool os_atfork_registered(void);                 /* given to libc already (tests) */
+/* calloc's watch for the process's first pthread_create (os.c says why):
+ * registers the handlers recorded by os_atfork once the process is
+ * threaded: two loads and two branches in a single-threaded process, one
+ * once registered. */
+enum { ATFORK_NONE = 0, ATFORK_PENDING = 1, ATFORK_BUSY = 2, ATFORK_DONE = 3 };
+extern _Atomic(int) lz_atfork_state;
+bool os_single_threaded(void);                  /* the process has never had a second thread */
+void os_atfork_threaded(void);
+static inline void os_atfork_watch(void) {
+  if (lz_unlikely(atomic_load_explicit(&lz_atfork_state, memory_order_relaxed) == ATFORK_PENDING) &&
+      !os_single_threaded())
+    os_atfork_threaded();
+}
 void os_fork_signals_block(void);   /* prepare handler: every signal blocked... */
 void os_fork_signals_restore(void); /* ...until the parent and child handlers */
 /* Fault injection (tests): the next `after` calls succeed, then calls fail
@@ -727,7 +740,6 @@ enum { OS_MPOL_PREFERRED = 1, OS_MPOL_BIND = 2, OS_MPOL_INTERLEAVE = 3 }; /* mbi
  * Never allocates. */
 int os_numa_topology(uint8_t *cpu_node, size_t max_cpus);
 int os_current_cpu(void);                       /* -1 if unknown */
-bool os_single_threaded(void);                  /* the process has never had a second thread */
 int os_mbind(void *p, size_t size, int policy, uint64_t nodemask);
 /* Calls fn for each line of a file (without its newline; lines longer
  * than 4 KiB are skipped); returns the lines read, -1 if it cannot open. */

@@ -231,46 +231,62 @@ lz_text_hot bool os_single_threaded(void) { return &__libc_single_threaded != NU
  * registering them costs every process libc's registration code and the
  * read-only data it reads (two page faults, 64 KiB mapped around the
  * second). os_atfork records them (and registers at once where the
- * process has threads already, or eager is asked); os_thread_exit_arm (a
- * thread is given its heap) and os_thread_start (the janitor) register
- * them when they find the process threaded, before that thread's heap or
- * the janitor exists. A fork racing with the registration is ordered by
- * libc's own lock on its list of handlers: before it, the handlers run;
- * after it, the new heap or thread did not exist at the fork. A real
- * pthread_atfork failure found late (ENOMEM) goes unreported; the fault
- * injection fails the recording call, as before. */
-enum { ATFORK_NONE = 0, ATFORK_PENDING = 1, ATFORK_BUSY = 2, ATFORK_DONE = 3 };
-lz_hot static _Atomic(int) atfork_state;
+ * process has threads already, or eager is asked).
+ *
+ * Where they are registered matters: pthread_atfork waits for libc's lock
+ * on its list of handlers, which a fork in another thread holds from its
+ * prepare handlers until after it has taken the stdio list lock. A thread
+ * registering from inside malloc may hold a FILE lock (getline, or any
+ * flockfile), and a third thread in fflush(NULL) holds the list lock and
+ * waits for that FILE: the three wait for each other. So the registration
+ * is made while the process has one thread and no fork can run beside it:
+ * in the first pthread_create, whose DTV calloc (glibc: after it has
+ * marked the process threaded, before the thread exists) reaches
+ * os_atfork_watch in calloc_body. os_thread_start (the janitor) registers
+ * too before it creates its thread. os_thread_exit_arm (a thread is given
+ * its heap) is the fallback for threads made without pthread_create's
+ * calloc reaching us (prefixed builds, another libc): there the race above
+ * is possible again. A fork racing with a registration is ordered by
+ * libc's lock: before it, the handlers run; after it, the new heap or
+ * thread did not exist at the fork. A real pthread_atfork failure found
+ * late (ENOMEM) goes unreported; the fault injection fails the recording
+ * call, as before.
+ * lz_atfork_state: ATFORK_NONE until os_atfork, ATFORK_PENDING until the
+ * registration starts, ATFORK_BUSY while one thread makes it, then
+ * ATFORK_DONE for good. */
+lz_hot _Atomic(int) lz_atfork_state;
 lz_hot static void (*atfork_fn[3])(void);
 
 static int atfork_register(void) {
   int expect = ATFORK_PENDING;
-  if (!atomic_compare_exchange_strong_explicit(&atfork_state, &expect, ATFORK_BUSY, memory_order_acquire,
+  if (!atomic_compare_exchange_strong_explicit(&lz_atfork_state, &expect, ATFORK_BUSY, memory_order_acquire,
                                                memory_order_relaxed))
     return 0; /* none recorded, or done (or being done) by another thread */
   int e = errno;
   int r = pthread_atfork(atfork_fn[0], atfork_fn[1], atfork_fn[2]);
   errno = e;
-  atomic_store_explicit(&atfork_state, ATFORK_DONE, memory_order_release);
+  atomic_store_explicit(&lz_atfork_state, ATFORK_DONE, memory_order_release);
   return r;
 }
 
 /* The process has (or is about to have) a second thread. */
 static inline void atfork_threaded(void) {
-  if (lz_unlikely(atomic_load_explicit(&atfork_state, memory_order_relaxed) == ATFORK_PENDING)) atfork_register();
+  if (lz_unlikely(atomic_load_explicit(&lz_atfork_state, memory_order_relaxed) == ATFORK_PENDING)) atfork_register();
 }
+
+void os_atfork_threaded(void) { atfork_register(); }
 
 lz_text_hot int os_atfork(void (*prepare)(void), void (*parent)(void), void (*child)(void), bool eager) {
   if (fault_now(OS_FAULT_THREAD)) return ENOMEM;
   atfork_fn[0] = prepare;
   atfork_fn[1] = parent;
   atfork_fn[2] = child;
-  atomic_store_explicit(&atfork_state, ATFORK_PENDING, memory_order_release);
+  atomic_store_explicit(&lz_atfork_state, ATFORK_PENDING, memory_order_release);
   if (eager || !os_single_threaded()) return atfork_register();
   return 0;
 }
 
-bool os_atfork_registered(void) { return atomic_load_explicit(&atfork_state, memory_order_acquire) == ATFORK_DONE; }
+bool os_atfork_registered(void) { return atomic_load_explicit(&lz_atfork_state, memory_order_acquire) == ATFORK_DONE; }
 
 /* fork's window between our prepare handler and our parent/child handler
  * runs with every signal blocked (the mask is restored in both processes),

@@ -3,12 +3,13 @@
  * Registering handlers costs every process libc's registration code and
  * the read-only data it reads (page faults, 64 KiB mapped around them),
  * and in a process that has never run a second thread the handlers would
- * have nothing to do. So lzmalloc registers them when the process gets a
- * second thread that allocates (or the janitor starts), and only then:
+ * have nothing to do. So lzmalloc registers them when the process creates
+ * its second thread (in pthread_create's calloc, before that thread runs:
+ * fork_first_alloc says why), and only then:
  *   quiet     start-up and allocations of one thread register nothing,
  *             and a fork then works (the child allocates and frees);
- *   threaded  a second thread's first allocation registers them, once;
- *             a fork while that thread lives works too.
+ *   threaded  the first pthread_create registers them, once, before the
+ *             new thread runs; a fork while that thread lives works too.
  * Observed by interposing __register_atfork (pthread_atfork's body in
  * glibc): this program's definition is the one lzmalloc's call binds to.
  * Hardening level 2 (and shared heaps, built at level 2) registers at
@@ -57,8 +58,12 @@ static void fork_and_allocate(const char *what) {
   CHECKF(WIFEXITED(st) && WEXITSTATUS(st) == 0, "%s: child status %#x", what, st);
 }
 
+static atomic_int g_registered_at_start = -1;
+
 static void *worker(void *arg) {
   (void)arg;
+  int expect = -1;
+  atomic_compare_exchange_strong(&g_registered_at_start, &expect, atomic_load(&g_registered));
   void *p = malloc(100);
   CHECK(p != NULL);
   memset(p, 1, 100);
@@ -92,12 +97,15 @@ int main(void) {
   pthread_t t;
   CHECK(pthread_create(&t, NULL, worker, NULL) == 0);
   CHECK(pthread_join(t, NULL) == 0);
+  CHECKF(atomic_load(&g_registered_at_start) == 1,
+         "threaded: %d registrations when the second thread started (want 1, made by pthread_create)",
+         atomic_load(&g_registered_at_start));
   CHECKF(atomic_load(&g_registered) == 1, "threaded: %d registrations after a second thread allocated (want 1)",
          atomic_load(&g_registered));
   CHECK(pthread_create(&t, NULL, sleeper, NULL) == 0);
   fork_and_allocate("threaded");
   CHECK(pthread_join(t, NULL) == 0);
   CHECK(atomic_load(&g_registered) == 1);
-  printf("fork_lazy: no handler until a second thread allocated, then one registration\n");
+  printf("fork_lazy: no handler until a second thread was created, then one registration before it ran\n");
   return 0;
 }

@@ -35,8 +35,12 @@
 #                    first heap); 40 spans over 400 pages of a chunk: one
 #                    header page resident (descriptor slots), one copied
 #                    by a fork child that frees in each span (API)
-#   fork_lazy        no fork handler given to libc until a second thread
-#                    allocates, then one; forks work before and after (API)
+#   fork_lazy        no fork handler given to libc until the process
+#                    creates a second thread, then one, given before that
+#                    thread runs; forks work before and after (API)
+#   fork_first_alloc a thread's first malloc does not wait for a fork in
+#                    another thread (the fork_stdio deadlock, made
+#                    deterministic with a prepare handler) (API)
 #   misuse           death tests: double / invalid / interior free (API)
 #   misuse_extra     harder death tests (same binary source, --extra)
 #   misuse_sized     every level-1 catch at 8 B, 4 KiB, 256 KiB, across
@@ -194,6 +198,8 @@ lz_test(NAME header_pages KIND API LABELS unit TIMEOUT 60
         SOURCES ${_lz_t}/header_pages.c)
 lz_test(NAME fork_lazy KIND API LABELS unit TIMEOUT 60
         SOURCES ${_lz_t}/fork_lazy.c)
+lz_test(NAME fork_first_alloc KIND API LABELS unit TIMEOUT 60
+        SOURCES ${_lz_t}/fork_first_alloc.c)
 # fork_signal: single-threaded with the default options, so no janitor
 # thread may start (see the source).
 lz_test(NAME fork_signal KIND PREFIXED LABELS stress TIMEOUT 240
