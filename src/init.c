@@ -35,8 +35,8 @@
  * a signal handler never lands while this thread holds it. A process that
  * has never run a second thread has no janitor: there the handlers take
  * nothing and write nothing (see fork_prepare), and are not even given to
- * libc (os.c, os_atfork: registered when a second thread is given its
- * heap or the janitor starts; at once with shared heaps or at level 2).
+ * libc (os.c, os_atfork: registered by the first pthread_create, before
+ * the new thread runs; at once with shared heaps or at level 2).
  */
 #include "internal.h"
 
