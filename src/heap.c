@@ -859,6 +859,8 @@ lz_text_hot static ptr_info_t ptr_resolve(const void *p, const char *func) {
     if (info.large != NULL) return info;
     if (freed) lz_fatal_pointer("double free", func, p);
   }
+  /* A large block freed, its range since given back to the kernel. */
+  if (kind == CHUNK_NONE && large_freed_gone(a)) lz_fatal_pointer("double free", func, p);
   lz_fatal_pointer("invalid pointer", func, p);
 }
 

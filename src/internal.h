@@ -406,7 +406,9 @@ lz_inline span_t *chunk_span_of(const chunk_t *c, uintptr_t a) {
  * p is a live large block iff p is page aligned in the first 2 MiB of its
  * range (at the range's base, or at level 2 a head guard page and the
  * alignment after it), its chunk map byte is CHUNK_LARGE and xcheck ==
- * lz_key ^ p (lz_key ^ p ^ 1: freed). Fields are
+ * lz_key ^ p (lz_key ^ p ^ 1: freed; a descriptor outlives its range, so
+ * a freed block whose range went back to the kernel is still named by it
+ * while its unit's chunk map byte is CHUNK_NONE). Fields are
  * atomics (relaxed): a bogus free may read a descriptor another thread is
  * writing, and must see a mismatch, not a data race.
  * ------------------------------------------------------------------------- */
@@ -908,6 +910,7 @@ void medium_cache_flush(heap_t *heap, bool force, uint64_t now);
 /* large.c */
 void *large_malloc(size_t size, size_t align, bool zero);
 large_t *large_lookup(uintptr_t a, bool *freed);
+bool large_freed_gone(uintptr_t a); /* a freed large block whose range went back */
 void large_free(large_t *l, void *p);
 void *large_realloc(large_t *l, void *p, size_t size);
 size_t large_usable(const large_t *l);

@@ -25,7 +25,13 @@
  * Chunk map bytes: CHUNK_LARGE at the unit of every live block's base, and
  * at units inside cached ranges where a block once started (so a double
  * free is named as one); never at another unit of a live block. A unit's
- * byte is cleared before its pages are unmapped or moved away.
+ * byte is cleared before its pages are unmapped or moved away. Its
+ * descriptor is left as it was: a block freed there is still named when
+ * it is freed again after its range went back to the kernel (a trim, the
+ * decay: any time after the first free, so a second free from another
+ * thread would otherwise be named a double free or an invalid pointer by
+ * timing alone). A block made over several units clears the descriptors of
+ * its other units, so a pointer inside a live block is never named so.
  *
  * Reuse. A freed range joins the cache, merged with cached ranges that
  * touch it. An allocation takes the smallest cached range that fits and
@@ -121,6 +127,12 @@ large_t *large_lookup(uintptr_t a, bool *freed) {
   if (check == (lz_key ^ a)) return l;
   *freed = check == (lz_key ^ a ^ 1);
   return NULL;
+}
+
+bool large_freed_gone(uintptr_t a) {
+  if ((a & (LZ_PAGE_SIZE - 1)) != 0 || chunkmap_kind(a) != CHUNK_NONE) return false;
+  large_t *l = desc_get(unit_of(a));
+  return l != NULL && atomic_load_explicit(&l->xcheck, memory_order_relaxed) == (lz_key ^ a ^ 1);
 }
 
 /* ---------------------------------------------------------------------------
@@ -627,7 +639,14 @@ lz_inline void *block_make(uintptr_t base, size_t size, size_t req, size_t lead,
     guard = 0;
   }
   if (guard) lz_pattern_fill(p + req, g, lz_canary);
-  if (size > LZ_CHUNK_SIZE) units_clear(base + LZ_CHUNK_SIZE, size - LZ_CHUNK_SIZE);
+  if (size > LZ_CHUNK_SIZE) {
+    units_clear(base + LZ_CHUNK_SIZE, size - LZ_CHUNK_SIZE);
+    for (uintptr_t a = base + LZ_CHUNK_SIZE; a < base + size; a += LZ_CHUNK_SIZE) {
+      large_t *u = desc_get(unit_of(a));
+      if (u != NULL && atomic_load_explicit(&u->xcheck, memory_order_relaxed) != 0)
+        atomic_store_explicit(&u->xcheck, 0, memory_order_relaxed);
+    }
+  }
   size_t usable = guard ? req : size;
   atomic_store_explicit(&d->xsize, size, memory_order_relaxed);
   atomic_store_explicit(&d->xreq, req, memory_order_relaxed);

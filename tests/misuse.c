@@ -27,7 +27,8 @@
  * order and thread, including a second free while the first still waits
  * in another thread's batch or foreign list or on the owner's remote list
  * (there linked to another chunk, which the owner's free fast path does
- * not screen), after the owner thread exited and in a fork child; frees
+ * not screen), after the owner thread exited, after malloc_trim gave the
+ * freed memory back, and in a fork child; frees
  * of interior, never-carved, freed-span, cached-range and memalign'd
  * pointers. A case that survives, or hands an address out twice (exit
  * 78), fails. `misuse --cxx` checks that every operator delete form names
@@ -844,6 +845,20 @@ static void case_audit_owner_exited_same(void) {
   owner_collect();
 }
 
+/* Freed by another thread, everything idle given back, freed again by a
+ * third: a large range is then unmapped, as its decay may do at any time
+ * between two frees (xthread_two_others once met an unmapped range and
+ * was told "invalid pointer"). A medium or small block's chunk may be
+ * unmapped too, and that pointer is then no longer ours. */
+static void case_audit_trimmed_then_other(void) {
+  char *p = sized_block();
+  expect(MSG_DOUBLE, p, g_size > 1024 * 1024 ? NULL : MSG_INVALID);
+  free_in_thread(p);
+  malloc_trim(0);
+  free_in_thread(p);
+  owner_collect();
+}
+
 /* In a fork child: a block freed before the fork, freed again. */
 static void in_child(void (*fn)(char *), char *p) {
   fflush(stdout);
@@ -1167,6 +1182,7 @@ int main(int argc, char **argv) {
         {"remote_linked_then_other", case_audit_remote_linked_other},
         {"owner_exited", case_audit_owner_exited},
         {"owner_exited_same", case_audit_owner_exited_same},
+        {"trimmed_then_other", case_audit_trimmed_then_other},
         {"fork_freed_before", case_audit_fork_freed_before},
         {"fork_twice", case_audit_fork_twice},
         {"fork_xthread", case_audit_fork_xthread},
