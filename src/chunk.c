@@ -82,13 +82,16 @@ static size_t bitmap_popcount_clean(const chunk_t *c) {
   return LZ_CHUNK_PAGES - bitmap_count(c->dirty_map, 0, LZ_CHUNK_PAGES) - LZ_HEADER_PAGES;
 }
 
+/* Counted out before its munmap (as large.c's ranges): a thread
+ * descheduled in between (the janitor trimming the pool) leaves no chunk
+ * that nothing can use any more counted as mapped. */
 static void chunk_unmap(chunk_t *c) {
+  atomic_fetch_sub_explicit(&lz_chunks_mapped, 1, memory_order_relaxed);
   atomic_fetch_sub_explicit(&lz_bytes_decommitted, bitmap_popcount_clean(c) * LZ_PAGE_SIZE,
                             memory_order_relaxed);
   chunkmap_set((uintptr_t)c, CHUNK_NONE);
   if (lz_unlikely(lz_numa_on)) numa_account(c->node, -(ptrdiff_t)LZ_CHUNK_SIZE);
   os_unmap(c, LZ_CHUNK_SIZE);
-  atomic_fetch_sub_explicit(&lz_chunks_mapped, 1, memory_order_relaxed);
 }
 
 lz_text_hot chunk_t *chunk_alloc(heap_t *heap) {

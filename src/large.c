@@ -20,7 +20,11 @@
  *
  * Ranges. Every byte we map for large blocks is at every instant in exactly
  * one of: a live block, a cache slot, or the hands of one thread between
- * two atomic steps. lz_large_mapped is the sum of them all;
+ * two atomic steps. lz_large_mapped is the sum of them all but the ranges
+ * a thread took to unmap: those are counted out first (range_unmap), so
+ * that a thread descheduled before its munmap (the janitor expiring a
+ * range) never shows other threads, after malloc_trim or while they reuse
+ * the cache, memory that nothing can use any more as still ours;
  * lz_large_in_use the sum of the live blocks' usable sizes.
  * Chunk map bytes: CHUNK_LARGE at the unit of every live block's base, and
  * at units inside cached ranges where a block once started (so a double
@@ -205,10 +209,10 @@ static void units_clear(uintptr_t base, size_t size) {
 }
 
 static void range_unmap(uintptr_t base, size_t size, unsigned node) {
+  atomic_fetch_sub_explicit(&lz_large_mapped, size, memory_order_relaxed); /* first: see the top */
   units_clear(base, size); /* before: the address may be mapped again at once */
   if (lz_unlikely(lz_numa_on)) numa_account(node, -(ptrdiff_t)size);
   os_unmap((void *)base, size);
-  atomic_fetch_sub_explicit(&lz_large_mapped, size, memory_order_relaxed);
 }
 
 /* Pages just mapped for a range of `node`: bound there before their first

@@ -62,6 +62,8 @@
 #                    before the decay time, not never) by the slow paths
 #   large_xthread    large blocks freed by other threads reused; threads
 #                    swapping large blocks through the lock-free cache
+#   large_unmap_held a thread stopped inside its munmap of a cached large
+#                    range leaves it counted out already (not sanitized)
 #   large_fork       fork while a thread allocates large blocks under a FILE
 #                    lock and another flushes every FILE (glibc bug 19431)
 #   misuse_level2    every level-2 catch (canaries, write after free, sized
@@ -169,6 +171,11 @@ lz_test(NAME large_xthread KIND PREFIXED LABELS stress stats TIMEOUT 240
         SOURCES ${_lz_t}/large_xthread.c)
 # Skipped (77) at hardening level 2: freed large ranges wait in a quarantine.
 set_tests_properties(large_reuse large_decay large_xthread PROPERTIES SKIP_RETURN_CODE 77)
+if(NOT LZ_SANITIZED) # the test's munmap would replace the sanitizer's
+  lz_test(NAME large_unmap_held KIND PREFIXED LABELS unit stats TIMEOUT 120
+          SOURCES ${_lz_t}/large_unmap_held.c)
+  set_tests_properties(large_unmap_held PROPERTIES SKIP_RETURN_CODE 77)
+endif()
 # large_fork arms alarm(60) itself. Not under TSan: its runtime holds its
 # own locks across fork and deadlocks in exactly this pattern.
 if(NOT LZ_SANITIZE MATCHES "thread")
