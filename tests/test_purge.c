@@ -110,7 +110,7 @@ static void free_all(void) {
 static void run_holes(void) {
   burst();
   lz_heap_validate();
-  CHECK(!idle_gone(true, 0.5)); /* dirty until purged */
+  CHECK(!idle_gone(true, 0.5)); /* dirty until purged (a purge delay of -1 here: by malloc_trim only) */
   lz_trim(0);
   CHECKF(idle_gone(true, 0.05), "idle pages of partly used slabs still resident after malloc_trim");
   check_kept();
