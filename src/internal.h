@@ -502,7 +502,8 @@ typedef struct heap_stats_s {
  *   chunks lists every chunk owned (heap->chunks, doubly linked), empty
  *     ones included until pages.c or purge.c gives them back, empty_count of them
  *     [heap.chunks.links, heap.chunks.cycle, heap.empty_count];
- *   decay_shift and orphan_shift are at most LZ_DECAY_SHIFT_MAX [heap.shifts];
+ *   decay_shift, orphan_shift and holes_shift are at most
+ *     LZ_DECAY_SHIFT_MAX [heap.shifts];
  *   mcache holds mcache_count <= LZ_MEDIUM_CACHE medium spans of this heap
  *     with used == 0, of mcache_bytes <= LZ_MEDIUM_CACHE_BYTES in all
  *     [mcache.count, mcache.span, mcache.bytes];
@@ -626,10 +627,16 @@ typedef struct heap_s {
   uint32_t empty_keep, empty_count;
   uint64_t empty_used_at;              /* an empty chunk last kept or reused (ms) */
   uint64_t empty_released_at;          /* an empty chunk last given back (ms) */
-  /* Holes in slabs (purge.c): armed when a full slab gets a block back;
-   * holes_hot: a slab was allocated from since the last look. Heap lock. */
+  /* Holes in slabs (purge.c): armed when a full slab gets a block back,
+   * for the heap's holes delay (holes_delay); holes_hot: a slab was
+   * allocated from since the last look. holes_shift: that delay is
+   * LZ_HOLES_AFTER_MS << holes_shift, raised when holes are filled again
+   * (a refault), lowered by a look that punches while no hole was filled
+   * since the last (purge.c, "Refaults"); holes_refilled: holes were
+   * filled since the last look. Heap lock. */
   uint64_t holes_at;
   uint32_t holes_hot;
+  uint8_t holes_shift, holes_refilled;
   /* An orphan is collected whole (heap.c) once abandoned for the purge
    * delay << orphan_shift; orphan_purged: that happened since it was last
    * adopted. Written by the heap's holder (owner, or BUSY). */
@@ -1005,6 +1012,10 @@ bool secure_locked(const heap_t *h);
  * by default), and halves each time a decay goes unanswered (purge.c,
  * "Refaults"); the same bound holds an orphan's delay (heap.c). */
 #define LZ_DECAY_SHIFT_MAX 7
+/* How long a heap's slabs must be left alone before their idle pages
+ * become holes: LZ_HOLES_AFTER_MS, doubled per refault the same way and
+ * within the same bound (heap_t.holes_shift). */
+lz_inline uint64_t holes_delay(const heap_t *heap) { return (uint64_t)LZ_HOLES_AFTER_MS << heap->holes_shift; }
 uint64_t purge_heap(heap_t *heap, bool force, uint64_t now);
 uint64_t purge_heap_holes(heap_t *heap, bool force, bool exclusive, uint64_t now);
 uint64_t purge_heap_collapse(heap_t *heap, uint64_t now);

@@ -24,7 +24,7 @@
  * them to be zero (jemalloc's own default on Linux has no muzzy stage).
  *
  * Pages inside live slabs that hold no live block become holes (slab.c,
- * "Holes") once the heap's slabs have been left alone for HOLES_AFTER_MS
+ * "Holes") once the heap's slabs have been left alone for holes_delay
  * after a full slab got a block back (purge_heap_holes).
  *
  * A chunk that becomes empty goes back to the chunk pool at once, unless
@@ -39,7 +39,6 @@
 
 #define DECAY_MS LZ_DECAY_MS
 #define DECAY_STEPS 8     /* looks per window while a chunk decays */
-#define HOLES_AFTER_MS LZ_HOLES_AFTER_MS
 
 /* Of 1024, what a decay started `elapsed` ms ago still keeps:
  * 1 - smoothstep(elapsed / window), 0 from the window's end. */
@@ -71,7 +70,18 @@ static size_t count_free_dirty(const chunk_t *c) {
  * answered ends up keeping free pages for 2^LZ_DECAY_SHIFT_MAX delays
  * before their decay starts; one whose pages stay given back returns to
  * the option's delay (pages.c, pages_purge_delay). A delay of 0 or -1 has
- * no decay to adapt. */
+ * no decay to adapt.
+ * Holes in slabs adapt the same way, per heap (holes_shift): the slabs
+ * are looked at once left alone for LZ_HOLES_AFTER_MS << holes_shift
+ * (holes_delay); filling holes back (slab_fill_holes: the blocks of the
+ * punched pages are about to be used, each page faults in again) raises
+ * the shift, at most once between two looks, and a look made while
+ * nothing was filled since the previous one lowers it. A program
+ * whose slabs drain and fill in rounds (threads adopting the heaps of
+ * those before them, a garbage collector's sweeps) thus stops punching
+ * pages it takes back a moment later, each costing an madvise call and a
+ * page fault. Forced punches (malloc_trim, an idle orphan collected
+ * whole) leave the shift as it is. */
 
 /* Decommits free dirty pages, in maximal runs from the top of the chunk
  * down, until at most `keep` remain. Returns how many it decommitted. */
@@ -166,9 +176,12 @@ uint64_t purge_heap_holes(heap_t *heap, bool force, bool exclusive, uint64_t now
     if (now < heap->holes_at) return heap->holes_at;
     if (heap->holes_hot) {
       heap->holes_hot = 0;
-      heap->holes_at = now + HOLES_AFTER_MS;
+      heap->holes_at = now + holes_delay(heap);
       return heap->holes_at;
     }
+    /* The last look's holes were never filled: it was right (Refaults). */
+    if (!heap->holes_refilled && heap->holes_shift > 0) heap->holes_shift--;
+    heap->holes_refilled = 0;
   }
   heap->holes_at = 0;
   for (unsigned cls = 1; cls < LZ_CLASSES; cls++)

@@ -303,13 +303,13 @@ void slab_release(heap_t *heap, span_t *s) {
 
 /* A full slab of the heap got a block back: its slabs are freeing. Arms
  * purge.c's look for holes (purge_heap_holes) once they have been left
- * alone for LZ_HOLES_AFTER_MS (slab_malloc_slow sets holes_hot). */
+ * alone for the heap's holes delay (slab_malloc_slow sets holes_hot). */
 static void slab_holes_arm(heap_t *heap) {
   if (heap->holes_at != 0 || opt_get(OPT_PURGE_DELAY) < 0 || heap->secure != NULL) return;
   /* The clock of the heap's last purge tick when it has had one: a fork
    * child that frees a block of a full slab then reads no clock (whose
    * code and data pages it would fault in). */
-  heap->holes_at = (heap->slow_clock != 0 ? heap->slow_clock : os_now_ms()) + LZ_HOLES_AFTER_MS;
+  heap->holes_at = (heap->slow_clock != 0 ? heap->slow_clock : os_now_ms()) + holes_delay(heap);
   heap->holes_hot = 0;
   janitor_notify();
 }
@@ -419,8 +419,14 @@ uint32_t slab_hole_blocks(const span_t *s) {
 
 /* The owner is about to take blocks from s: its hole blocks join
  * local_free (in address order, ahead of it) and its pages are holes no
- * more. */
+ * more. Their pages fault in again as the blocks are used: a refault,
+ * which doubles the heap's holes delay, once per look (purge.c,
+ * "Refaults"). */
 void slab_fill_holes(heap_t *heap, span_t *s) {
+  if (!heap->holes_refilled) {
+    heap->holes_refilled = 1;
+    if (heap->holes_shift < LZ_DECAY_SHIFT_MAX) heap->holes_shift++;
+  }
   chunk_t *c = span_chunk(s);
   size_t first = span_first_page(s);
   uint8_t *start = span_start(s);

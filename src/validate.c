@@ -177,7 +177,9 @@ static void queues_check(const heap_t *heap, size_t linked) {
   }
   V(n == linked, "queue.spans_owned", heap);
   V(!heap->startup || heap->foreign == NULL, "heap.startup", heap);
-  V(heap->decay_shift <= LZ_DECAY_SHIFT_MAX && heap->orphan_shift <= LZ_DECAY_SHIFT_MAX, "heap.shifts", heap);
+  V(heap->decay_shift <= LZ_DECAY_SHIFT_MAX && heap->orphan_shift <= LZ_DECAY_SHIFT_MAX &&
+        heap->holes_shift <= LZ_DECAY_SHIFT_MAX,
+    "heap.shifts", heap);
   if (heap->startup)
     for (unsigned cls = 1; cls < LZ_CLASSES; cls++)
       V(slab_class_for(heap, cls) == cls || heap->queues[cls].first == NULL, "heap.startup", heap);

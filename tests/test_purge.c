@@ -20,6 +20,10 @@
  *   test_purge refault   pages taken back after a decay gave them away
  *                        double the heap's purge delay; a decay nobody
  *                        answers halves it again (synthetic times).
+ *   test_purge holes_refault  holes filled again after a look punched
+ *                        them double the heap's holes delay; a look that
+ *                        no fill answered halves it again (synthetic
+ *                        times, no janitor).
  *   test_purge orphan    an orphan collected whole and then adopted waits
  *                        longer than that next time; one adopted at once
  *                        waits less (real time, no janitor).
@@ -331,6 +335,98 @@ static void run_refault(void) {
          delay << 1);
 }
 
+/* ---- refaults of holes ------------------------------------------------------ */
+enum { HR_N = 16384, HR_SIZE = 256, HR_KEEP = 64, HR_FULL = 64, HR_FULL_SIZE = 2048 };
+static void *hr_blocks[HR_N];
+
+/* Slab spans of the class with holes. */
+static size_t spans_with_holes(heap_t *heap, unsigned cls) {
+  size_t n = 0;
+  for (span_t *s = heap->queues[cls].first; s != NULL; s = s->next) n += (s->flags & SPAN_HOLES) != 0;
+  return n;
+}
+
+/* All but every HR_KEEP-th block freed: full slabs get blocks back, the
+ * look for holes is armed. */
+static void hr_free_most(heap_t *heap) {
+  for (size_t i = 0; i < HR_N; i++)
+    if (i % HR_KEEP != 0) {
+      lz_free(hr_blocks[i]);
+      hr_blocks[i] = NULL;
+    }
+  CHECK(heap->holes_at != 0);
+}
+
+/* The look at its due time, the slabs left alone meanwhile (not hot). */
+static void hr_look(heap_t *heap) {
+  heap_enter(heap);
+  heap->holes_hot = 0;
+  uint64_t at = heap->holes_at;
+  CHECK(purge_heap_holes(heap, false, true, at - 1) == at); /* not yet */
+  purge_heap_holes(heap, false, true, at);
+  CHECK(heap->holes_at == 0 && !heap->holes_refilled);
+  heap_leave(heap);
+}
+
+static void run_holes_refault(void) {
+  if (opt_get(OPT_PURGE_DELAY) < 0) {
+    printf("skipped: holes need a purge delay (%ld here)\n", opt_get(OPT_PURGE_DELAY));
+    return;
+  }
+  unsigned cls = size_to_class(HR_SIZE);
+  for (size_t i = 0; i < HR_N; i++) {
+    hr_blocks[i] = lz_malloc(HR_SIZE);
+    CHECK(hr_blocks[i] != NULL);
+    memset(hr_blocks[i], 1, HR_SIZE);
+  }
+  heap_t *heap = lz_heap_tls;
+  /* Only this test looks for holes: the owner's purge tick would look
+   * on its own once a slow run of the frees below outlasts the delay. */
+  heap->purge_next = UINT64_MAX;
+  CHECK(heap->holes_shift == 0 && holes_delay(heap) == LZ_HOLES_AFTER_MS);
+  hr_free_most(heap);
+  hr_look(heap);
+  size_t holed = spans_with_holes(heap, cls);
+  CHECKF(holed > 0, "no slab of %u B punched", HR_SIZE);
+  CHECK(heap->holes_shift == 0);
+  /* The punched blocks are taken again: their holes are filled, a refault. */
+  for (size_t i = 0; i < HR_N; i++)
+    if (hr_blocks[i] == NULL) {
+      hr_blocks[i] = lz_malloc(HR_SIZE);
+      CHECK(hr_blocks[i] != NULL);
+      memset(hr_blocks[i], 2, HR_SIZE);
+    }
+  CHECK(spans_with_holes(heap, cls) < holed);
+  CHECKF(heap->holes_shift == 1 && heap->holes_refilled, "holes_shift %u after a refault", heap->holes_shift);
+  /* The next look waits twice as long (armed from the heap's coarse
+   * clock, read at a tick since t_fill, or from the clock itself). */
+  heap->slow_clock = 0;
+  uint64_t t_fill = os_now_ms();
+  hr_free_most(heap);
+  uint64_t t_armed = os_now_ms();
+  CHECKF(heap->holes_at >= t_fill + 2 * LZ_HOLES_AFTER_MS && heap->holes_at <= t_armed + 2 * LZ_HOLES_AFTER_MS,
+         "holes_at %llu, armed in [%llu, %llu] + %u", (unsigned long long)heap->holes_at,
+         (unsigned long long)t_fill, (unsigned long long)t_armed, 2 * LZ_HOLES_AFTER_MS);
+  hr_look(heap); /* answered since the last: the shift stays */
+  CHECK(heap->holes_shift == 1 && spans_with_holes(heap, cls) > 0);
+  /* Slabs of another class freeing (a full one gets a block back) arm
+   * the next look; nothing was filled since the last: the delay halves. */
+  void *full[HR_FULL];
+  for (int i = 0; i < HR_FULL; i++) {
+    full[i] = lz_malloc(HR_FULL_SIZE);
+    CHECK(full[i] != NULL);
+  }
+  lz_free(full[0]);
+  CHECK(heap->holes_at != 0);
+  hr_look(heap);
+  CHECKF(heap->holes_shift == 0, "holes_shift %u after an unanswered look", heap->holes_shift);
+  for (int i = 1; i < HR_FULL; i++) lz_free(full[i]);
+  for (size_t i = 0; i < HR_N; i++) lz_free(hr_blocks[i]);
+  lz_heap_validate();
+  printf("holes_refault: holes filled again double the holes delay (%u -> %u ms), an unanswered look halves it\n",
+         LZ_HOLES_AFTER_MS, 2 * LZ_HOLES_AFTER_MS);
+}
+
 /* ---- orphans --------------------------------------------------------------- */
 static heap_t *orphan_heap;
 
@@ -397,6 +493,7 @@ int main(int argc, char **argv) {
   else if (strcmp(mode, "janitor") == 0) run_janitor();
   else if (strcmp(mode, "decay") == 0) run_decay();
   else if (strcmp(mode, "refault") == 0) run_refault();
+  else if (strcmp(mode, "holes_refault") == 0) run_holes_refault();
   else if (strcmp(mode, "orphan") == 0) run_orphan();
   else CHECKF(0, "unknown mode %s", mode);
   return 0;
