@@ -269,19 +269,24 @@ static heap_t *heap_take_temporary(void) {
   return h;
 }
 
+/* How a purge treats holes in slabs (slab.c, "Holes"): not at all (an
+ * orphan expected back soon: see orphan_collect), on their schedule
+ * (purge_heap_holes), or every slab's idle pages now. */
+enum { HOLES_NONE = 0, HOLES_DUE = 1, HOLES_ALL = 2 };
+
 /* Everything of the heap that is due (all of it if force): idle cached
- * medium spans, holes in idle slabs, kept empty chunks and the chunks'
- * free pages (purge.c has their timing, pages.c the page state); holes: punch the
- * slabs' idle pages now, not on their schedule. The caller holds the heap
+ * medium spans, holes in idle slabs (as `holes` says), kept empty chunks
+ * and the chunks' free pages (purge.c has their timing, pages.c the page
+ * state). The caller holds the heap
  * (lock or BUSY); exclusive: no other thread can be in the heap's fast
  * paths (the caller owns it, or it is an orphan, or a shared heap), so a
  * free list's head may be rewritten (slab.c, "Holes"). Returns when something next falls due,
  * UINT64_MAX if nothing will. */
-lz_text_hot static uint64_t heap_purge(heap_t *heap, bool force, bool holes, bool exclusive, uint64_t now) {
+lz_text_hot static uint64_t heap_purge(heap_t *heap, bool force, int holes, bool exclusive, uint64_t now) {
   medium_cache_flush(heap, force, now);
   uint64_t next = UINT64_MAX;
   if (heap->mcache_count > 0) next = purge_due(heap->mcache_used_at);
-  uint64_t due = purge_heap_holes(heap, holes, exclusive, now);
+  uint64_t due = holes == HOLES_NONE ? UINT64_MAX : purge_heap_holes(heap, holes == HOLES_ALL, exclusive, now);
   if (due < next) next = due;
   due = purge_heap(heap, force, now);
   return due < next ? due : next;
@@ -290,7 +295,7 @@ lz_text_hot static uint64_t heap_purge(heap_t *heap, bool force, bool holes, boo
 /* Collects remote frees, gives idle medium spans back, and purges what is
  * due (heap_purge); with force, also flushes our own remote batches,
  * frees the (empty) current slab of each class and purges everything. */
-static void collect(heap_t *heap, bool force, bool holes) {
+static void collect(heap_t *heap, bool force, int holes) {
   heap_enter(heap);
   if (force) {
     foreign_flush(heap);
@@ -316,7 +321,7 @@ static void collect(heap_t *heap, bool force, bool holes) {
  * memory short); an idle orphan collected whole (collect) has them
  * punched on their own schedule: walking every free list on every tick
  * would cost more than it gives. */
-void heap_collect(heap_t *heap, bool force) { collect(heap, force, force); }
+void heap_collect(heap_t *heap, bool force) { collect(heap, force, force ? HOLES_ALL : HOLES_DUE); }
 
 /* The owning thread is exiting. Its memory is not purged here: a thread
  * starting soon adopts the heap with its pages still warm (thread churn
@@ -333,7 +338,7 @@ void heap_abandon(heap_t *heap) {
     if (heap->queues[cls].first != NULL) slab_uncache(heap, heap->queues[cls].first);
   remote_flush_all(heap);
   secure_collect(heap, true); /* the quarantine is the thread's */
-  heap_collect(heap, false);
+  collect(heap, false, HOLES_NONE); /* holes: see orphan_collect */
   heap->abandoned_at = os_now_ms();
   if (lz_heap_tls == heap) lz_heap_tls = LZ_HEAP_EMPTY;
   atomic_store_explicit(&heap->xowner, 0, memory_order_relaxed);
@@ -402,12 +407,18 @@ lz_text_hot size_t heaps_reclaim_gone(unsigned budget) {
 }
 
 /* An orphan held by the caller, collected: whole if idle past its delay
- * (holes punched too if idle_holes) or if force (malloc_trim, memory
- * short: not counted as idle, and holes always). Returns whether it was
- * idle. */
+ * (holes punched too if idle_holes, else on their schedule) or if force
+ * (malloc_trim, memory short: not counted as idle, and holes always).
+ * Before its delay its slabs are not looked at for holes: the orphan is
+ * expected back (its delay is the one its adoptions taught it,
+ * orphan_adopted), and the next thread would fault the punched pages in
+ * again while the orphan, which allocates nothing, could not tell the
+ * holes' own refault backoff (purge.c, "Refaults") that they were
+ * wanted. Returns whether it was idle. */
 static bool orphan_collect(heap_t *h, bool force, bool idle_holes, uint64_t now) {
   bool idle = now >= orphan_idle_at(h);
-  collect(h, force || idle, force || (idle && idle_holes));
+  int holes = force || (idle && idle_holes) ? HOLES_ALL : idle ? HOLES_DUE : HOLES_NONE;
+  collect(h, force || idle, holes);
   if (idle && !force) h->orphan_purged = 1;
   return idle;
 }
@@ -462,7 +473,7 @@ static uint64_t heaps_purge_background(uint64_t now) {
       if (!lz_trylock(&h->lock)) {
         due = now; /* its owner is in a slow path: next pass */
       } else {
-        due = heap_purge(h, false, false, LZ_HEAPS > 0, now);
+        due = heap_purge(h, false, HOLES_DUE, LZ_HEAPS > 0, now);
         uint64_t collapse = purge_heap_collapse(h, now);
         if (collapse < due) due = collapse;
         lz_unlock(&h->lock);
@@ -514,7 +525,7 @@ lz_text_hot static void heap_purge_tick(heap_t *heap) {
   long delay = opt_get(OPT_PURGE_DELAY);
   heap->purge_next = now + (uint64_t)(delay > 1 ? delay / 2 : 1);
   if (delay < 0) return;
-  heap_purge(heap, false, false, true, now);
+  heap_purge(heap, false, HOLES_DUE, true, now);
   chunk_pool_trim(false);
   large_cache_trim(false);
   heaps_collect_orphans(false);

@@ -24,6 +24,10 @@
  *                        them double the heap's holes delay; a look that
  *                        no fill answered halves it again (synthetic
  *                        times, no janitor).
+ *   test_purge orphan_holes  an orphan's slabs get no holes before it is
+ *                        idle past its delay (it is expected back), even
+ *                        with their look due; once idle they do (no
+ *                        janitor).
  *   test_purge orphan    an orphan collected whole and then adopted waits
  *                        longer than that next time; one adopted at once
  *                        waits less (real time, no janitor).
@@ -483,6 +487,49 @@ static void run_orphan(void) {
          (unsigned long long)waited, delay, delay << s1, delay << h->orphan_shift);
 }
 
+/* ---- holes of orphans ------------------------------------------------------- */
+static void *orphan_holes_worker(void *arg) {
+  (void)arg;
+  for (size_t i = 0; i < HR_N; i++) {
+    hr_blocks[i] = lz_malloc(HR_SIZE);
+    CHECK(hr_blocks[i] != NULL);
+    memset(hr_blocks[i], 1, HR_SIZE);
+  }
+  orphan_heap = lz_heap_tls;
+  orphan_heap->purge_next = UINT64_MAX; /* no look of its own (see run_holes_refault) */
+  hr_free_most(orphan_heap);            /* the look for holes is armed */
+  return NULL;
+}
+
+static void run_orphan_holes(void) {
+  long delay = opt_get(OPT_PURGE_DELAY);
+  if (delay < 0 || LZ_HEAPS > 0) {
+    printf("skipped: orphans' holes need a purge delay (%ld here) and thread heaps\n", delay);
+    return;
+  }
+  CHECK(lz_malloc(16) != NULL); /* the main thread's own heap: the orphan stays the only one */
+  pthread_t t;
+  CHECK(pthread_create(&t, NULL, orphan_holes_worker, NULL) == 0);
+  CHECK(pthread_join(t, NULL) == 0);
+  heap_t *h = orphan_heap;
+  unsigned cls = size_to_class(HR_SIZE);
+  CHECK(atomic_load(&h->xstate) == HEAP_ORPHAN && h->holes_at != 0 && spans_with_holes(h, cls) == 0);
+  /* The look is due and the slabs were left alone, but the orphan is
+   * within its delay (the longest, so that a slow run stays within it). */
+  h->orphan_shift = LZ_DECAY_SHIFT_MAX;
+  h->holes_at = 1;
+  h->holes_hot = 0;
+  CHECK(heaps_collect_orphans(false) == 1 && !h->orphan_purged);
+  CHECKF(spans_with_holes(h, cls) == 0, "%zu slabs of an orphan within its delay punched", spans_with_holes(h, cls));
+  /* Idle past its delay: collected whole, holes on their schedule. */
+  h->abandoned_at = 0;
+  CHECK(heaps_collect_orphans(false) == 1 && h->orphan_purged);
+  CHECKF(spans_with_holes(h, cls) > 0, "no slab of an idle orphan punched");
+  for (size_t i = 0; i < HR_N; i++) lz_free(hr_blocks[i]);
+  lz_heap_validate();
+  printf("orphan_holes: no holes in an orphan within its delay, holes once it is idle\n");
+}
+
 int main(int argc, char **argv) {
   const char *mode = argc > 1 ? argv[1] : "holes";
   if (LZ_SECURE == 2 || LZ_HEAPS > 0) {
@@ -495,6 +542,7 @@ int main(int argc, char **argv) {
   else if (strcmp(mode, "refault") == 0) run_refault();
   else if (strcmp(mode, "holes_refault") == 0) run_holes_refault();
   else if (strcmp(mode, "orphan") == 0) run_orphan();
+  else if (strcmp(mode, "orphan_holes") == 0) run_orphan_holes();
   else CHECKF(0, "unknown mode %s", mode);
   return 0;
 }
