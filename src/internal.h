@@ -818,7 +818,7 @@ void lz_message(const char *a, const char *b, uintptr_t value, int number); /* n
 /* sizeclass.c */
 extern const uint32_t lz_class_size[LZ_CLASSES];
 extern const uint8_t lz_direct_class[LZ_DIRECT_SLOTS];
-extern const uint8_t lz_class_high[LZ_SMALL_MAX / 128];
+extern const uint8_t lz_class_high[LZ_SMALL_MAX / 64];
 uint32_t class_slab_pages(unsigned cls);
 uint32_t class_first_slab_pages(unsigned cls);
 

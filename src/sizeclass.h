@@ -1,7 +1,7 @@
 /* sizeclass.h: size -> class (the fast path reaches a span for sizes up to
  * LZ_DIRECT_MAX through heap->direct[(size + 15) >> 4] without a class):
  * two tables of sizeclass.c, lz_direct_class by 16 B up to LZ_DIRECT_MAX
- * and lz_class_high by 128 B above (the classes are in sizeclass.c);
+ * and lz_class_high by 64 B above (the classes are in sizeclass.c);
  * tests/test_sizeclass.c checks every size against lz_class_size. */
 #ifndef LZ_SIZECLASS_H
 #define LZ_SIZECLASS_H
@@ -9,7 +9,7 @@
 
 lz_inline unsigned size_to_class(size_t size) {
   if (size <= LZ_DIRECT_MAX) return lz_direct_class[(size + 15) >> 4];
-  return lz_class_high[(size - 1) >> 7];
+  return lz_class_high[(size - 1) >> 6];
 }
 
 /* Block index by multiplication, in 32 bits. Write the block size
