@@ -11,8 +11,8 @@
  * free(p), 35 instructions at LZ_SECURE 1: chunk map byte, indexed by
  * the unit after p's and masked (6, lz_chunkmap_ends), page -> span (6:
  * the page map holds byte offsets), owner check (4, TLS included), decode
- * of the block's first word with the double-free screen, one compare with
- * the end of its chunk, which the map's index gave (6), block index below
+ * of the block's first word with the double-free screen, one shift: no
+ * user address (6), block index below
  * the carved limit (7, sizeclass.h: a slab's rotation is a constant),
  * push on local_free and count (6, ret included). No statistics: stats.c
  * reads the spans' counts. Foreign, remote, full-span, medium and
@@ -65,9 +65,8 @@ lz_inline void *malloc_fast(size_t size) {
  * in reports), so the fast path stays one implementation. */
 lz_inline void free_fast_to(void *p, void (*page)(void *), void (*other)(void *)) {
   uintptr_t a = (uintptr_t)p;
-  /* The unit after p's, whose base is the end of p's chunk: the double-free
-   * screen compares with that end, and the map is indexed by it
-   * (lz_chunkmap_ends: unit i's byte at i + 1). */
+  /* The unit after p's, whose base is the end of p's chunk: the map is
+   * indexed by it (lz_chunkmap_ends: unit i's byte at i + 1). */
   uintptr_t ce = (a + LZ_CHUNK_SIZE) >> LZ_CHUNK_SHIFT;
   __asm__("" : "+r"(ce)); /* the chunk from ce (one shift), not from a (two instructions) */
 #if defined(__x86_64__)
@@ -92,9 +91,10 @@ lz_inline void free_fast_to(void *p, void (*page)(void *), void (*other)(void *)
       uintptr_t enc = (uintptr_t)0;
       if (LZ_SECURE) {
         /* A block boundary of a block carved already (one compare, see
-         * sizeclass.h), whose first word does not decode below the end of
-         * its own chunk: not to NULL nor into the chunk (block_maybe_free:
-         * probably on a free list), in one compare. The rest of that
+         * sizeclass.h), whose first word does not decode to a user
+         * address: not to NULL nor into any chunk (block_maybe_free:
+         * probably on a free list, a foreign list's links lead to any
+         * chunk: remote.c, "Order"), in one shift. The rest of that
          * range (a live block's word decodes there 1 time in 2^17 for
          * random bytes, never for a pointer, integer, text or the zero
          * malloc leaves: security.h) costs only a slow free, whose
@@ -102,7 +102,7 @@ lz_inline void free_fast_to(void *p, void (*page)(void *), void (*other)(void *)
         uintptr_t mask = a + lz_key;
         uintptr_t next = b->enc_next ^ mask;
         __asm__("" : "+r"(next)); /* keeps GCC from comparing via w ^ a */
-        if (lz_unlikely(next < end)) goto slow;
+        if (lz_unlikely(next >> LZ_USER_ADDR_BITS == 0)) goto slow;
         if (lz_unlikely(span_slab_index(s, a) >= s->capacity)) goto slow;
         enc = mask;
       }

@@ -518,19 +518,15 @@ typedef struct heap_stats_s {
  *     used blocks of one span of this heap, each tail's link to the next
  *     batch flagged REMOTE_LINK [xremote.owner, xremote.span,
  *     xremote.count, xremote.in_span, xremote.tail, xremote.link];
- *   foreign[c] (when mapped) is a list of blocks of class c in other
- *     heaps' slab spans, each marked in flight (LZ_SECURE), made of the
- *     front (`free`), whose every link leads to the same chunk or a lower
- *     one, and up to FOREIGN_RUNS side runs (foreign_runs), each of blocks
- *     of one chunk and ending at its recorded tail (remote.c, "Order"),
- *     non-empty only
- *     for classes whose size is a multiple of LZ_CACHE_LINE (no line
+ *   foreign[c] (when mapped) is a list (`free`) of blocks of class c in
+ *     other heaps' slab spans, of any chunks (remote.c, "Order"), each
+ *     marked in flight (LZ_SECURE), non-empty only for classes whose size is a multiple of LZ_CACHE_LINE (no line
  *     shared with another block: no passive false sharing); used == its
  *     length unless installed, used <= reserved (the cap), and only
  *     classes <= LZ_DIRECT_MAX are installed, direct[] then pointing at
  *     foreign[c] [foreign.class, foreign.line, foreign.installed,
- *     foreign.length, foreign.block, foreign.in_flight, foreign.chunk,
- *     foreign.tail, foreign.used, foreign.cap];
+ *     foreign.length, foreign.block, foreign.in_flight, foreign.used,
+ *     foreign.cap];
  *   stats.in_use == the bytes of its live medium spans while the heap
  *     keeps no foreign blocks (they move bytes between heaps' figures: only
  *     the sum over heaps is exact then); class_slabs[c] and class_pages[c] == its slab
@@ -938,9 +934,7 @@ enum { FOREIGN_INSTALLED = 4 }; /* span flag of heap->foreign[c] */
  * freed by another thread reaches its owner within a bounded time even if
  * the freeing thread never fills its lists: ten default purge delays. */
 #define FOREIGN_MAX_AGE_MS 100
-#define FOREIGN_RUNS 7 /* side runs per class (remote.c, "Order") */
 void *foreign_alloc(heap_t *heap, unsigned cls);
-lz_block_t **foreign_runs(const heap_t *heap, unsigned cls);
 uint32_t foreign_count(const heap_t *heap, unsigned cls, uint32_t limit);
 void foreign_flush(heap_t *heap);
 /* The first slot of span s's pair in heap->rbatch: a hash of the

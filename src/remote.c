@@ -72,11 +72,12 @@ bool remote_in_flight(const lz_block_t *b) {
 }
 
 /* A tail's link to the next batch on an xremote list carries this bit (the
- * last batch's: the bit alone). The owner's free fast path takes a block
- * whose first word decodes outside its chunk, as a tail's link to a batch
- * of another chunk does; such a second free rewrites the link, and the
- * owner, collecting, finds the bit gone ("double free" of the tail) before
- * it lists the tail again. The last tail links to its own chunk's base. */
+ * last batch's: the bit alone). Like every link it decodes to a user
+ * address, so the owner's free fast path leaves a second free of the tail
+ * to the slow path (alloc.h), which finds it in flight; should the link be
+ * rewritten all the same (a write after free), the owner, collecting,
+ * finds the bit gone ("double free" of the tail) before it lists the tail
+ * again. The last tail links to its own chunk's base. */
 #define REMOTE_LINK ((uintptr_t)1)
 
 /* The tail's link to `next` (NULL: the end, written as the tail's own
@@ -335,26 +336,21 @@ size_t remote_collect(heap_t *heap) {
  * empty, so the fast path pops foreign blocks like a span's (uncounted:
  * the list was charged to in_use at installation). While installed, `used`
  * counts the blocks pushed since it was installed, or since it was last
- * found empty with no side run (bounding the list); otherwise it
+ * found empty (bounding the list); otherwise it
  * counts the list. `reserved` is the bound. When the list runs dry, the next
  * malloc of the class takes the slow path, which uninstalls it. Larger
  * classes pop it in the slow path.
  *
- * Order: every link of a foreign list leads to NULL or to a block of the
- * same chunk or of a chunk at a lower address, so the owner's free fast
- * path, which leaves a block whose link decodes below the end of its own
- * chunk to the slow path (alloc.h), never lists a foreign-listed block
- * (block_maybe_free then names the link for the slow path's screens). A
- * block joins the front of the list (`free`, what malloc pops) when the
- * head lies in its chunk or below; else the run of its chunk, one of
- * FOREIGN_RUNS side runs (foreign_runs(), beside the lists; each a chain of
- * blocks of one chunk, its tail kept), or starts one, or goes home if
- * every run is taken. When the list runs dry, the slow path links the side
- * runs behind one another, highest chunk first, into the next list: one
- * slow path for all of them.
+ * Order: any. A block joins the front of the list (what malloc pops
+ * next: the block this thread touched last), whatever chunk it lies in.
+ * Every link leads to NULL or to a block in one of our chunks, so it
+ * decodes below 2^LZ_USER_ADDR_BITS, and the owner's free fast path
+ * leaves every block whose first word decodes so to the slow path
+ * (alloc.h): it never lists a foreign-listed block (block_maybe_free
+ * then names the link for the slow path's screens).
  *
  * Double frees (LZ_SECURE >= 1): a foreign-listed block has word 1 marked
- * in flight (a link to itself, as in the batches); by the order above a
+ * in flight (a link to itself, as in the batches); by Order above a
  * second free of it by its owner reaches the slow path, which finds the
  * mark (remote_in_flight). A block freed with that
  * mark whose word 0 decodes to NULL or into one of our chunks is looked up
@@ -364,52 +360,16 @@ size_t remote_collect(heap_t *heap) {
  * ------------------------------------------------------------------------- */
 #define FOREIGN_BYTES ((size_t)32 * KiB) /* per class and heap: bounds what a thread keeps */
 
-/* The side runs of class cls's list (FOREIGN_RUNS heads, NULL: none,
- * then their FOREIGN_RUNS tails); mapped after the lists. */
-lz_block_t **foreign_runs(const heap_t *heap, unsigned cls) {
-  return (lz_block_t **)(void *)(heap->foreign + LZ_CLASSES) + (size_t)cls * 2 * FOREIGN_RUNS;
-}
-
-static bool runs_empty(const heap_t *heap, unsigned cls) {
-  lz_block_t **runs = foreign_runs(heap, cls);
-  for (int r = 0; r < FOREIGN_RUNS; r++)
-    if (runs[r] != NULL) return false;
-  return true;
-}
-
-/* The side runs of cls linked behind one another, highest chunk first
- * (each tail to the next run's head: a link to a lower chunk), as the
- * list's new front; the list is empty. */
-static void runs_merge(heap_t *heap, unsigned cls) {
-  lz_block_t **runs = foreign_runs(heap, cls), **tails = runs + FOREIGN_RUNS;
-  lz_block_t *head = NULL;
-  for (;;) { /* lowest chunk first, each run before the merged ones */
-    int low = -1;
-    for (int r = 0; r < FOREIGN_RUNS; r++)
-      if (runs[r] != NULL && (low < 0 || (uintptr_t)runs[r] < (uintptr_t)runs[low])) low = r;
-    if (low < 0) break;
-    block_set_next(tails[low], head);
-    head = runs[low];
-    runs[low] = tails[low] = NULL;
-  }
-  heap->foreign[cls].free = head;
-}
-
-lz_inline bool same_chunk(const void *a, const void *b) { return (((uintptr_t)a ^ (uintptr_t)b) >> LZ_CHUNK_SHIFT) == 0; }
-
-static bool foreign_listed(const heap_t *heap, const span_t *f, const lz_block_t *b) {
-  lz_block_t **runs = foreign_runs(heap, f->cls);
-  for (int r = -1; r < FOREIGN_RUNS; r++) {
-    uint32_t limit = 2 * (uint32_t)f->reserved + 1;
-    for (const lz_block_t *x = r < 0 ? f->free : runs[r]; x != NULL && limit > 0; x = block_next(x), limit--)
-      if (x == b) return true;
-  }
+static bool foreign_listed(const span_t *f, const lz_block_t *b) {
+  uint32_t limit = 2 * (uint32_t)f->reserved + 1;
+  for (const lz_block_t *x = f->free; x != NULL && limit > 0; x = block_next(x), limit--)
+    if (x == b) return true;
   return false;
 }
 
 /* Maps the heap's foreign lists on first use. */
 static lz_noinline bool foreign_init(heap_t *heap) {
-  span_t *f = os_map(sizeof(span_t) * LZ_CLASSES + sizeof(lz_block_t *) * LZ_CLASSES * 2 * FOREIGN_RUNS);
+  span_t *f = os_map(sizeof(span_t) * LZ_CLASSES);
   if (f == NULL) return false;
   for (unsigned c = 1; c < LZ_CLASSES; c++) {
     size_t cap = FOREIGN_BYTES / lz_class_size[c];
@@ -428,41 +388,22 @@ static lz_noinline bool foreign_push(heap_t *self, span_t *s, lz_block_t *b) {
   if (lz_unlikely(lz_numa_on) && span_chunk(s)->node != self->numa_home) return false;
   if (lz_unlikely(self->foreign == NULL) && !foreign_init(self)) return false;
   span_t *f = &self->foreign[s->cls];
-  /* An installed list that the fast path emptied holds nothing any more
-   * (no side run either): its count of pushes since it was installed
-   * starts again. An uninstalled list's count is its length. */
-  if (f->free == NULL && (f->flags & FOREIGN_INSTALLED) && runs_empty(self, s->cls)) f->used = 0;
+  /* An installed list that the fast path emptied holds nothing any more:
+   * its count of pushes since it was installed starts again. An
+   * uninstalled list's count is its length. */
+  if (f->free == NULL && (f->flags & FOREIGN_INSTALLED)) f->used = 0;
   if (f->used >= f->reserved) return false;
   if (LZ_SECURE) {
     if (block_next(b + 1) == b) {
       lz_block_t *n = block_next(b);
-      if ((n == NULL || chunkmap_kind((uintptr_t)n) == CHUNK_SPANS) && foreign_listed(self, f, b))
+      if ((n == NULL || chunkmap_kind((uintptr_t)n) == CHUNK_SPANS) && foreign_listed(f, b))
         lz_fatal_pointer("double free", "free", b);
     }
     if (block_maybe_free(b)) return false; /* the batches screen it */
   }
-  /* The front if its head lies in b's chunk or below, else the side run
-   * of b's chunk (see Order above). */
-  lz_block_t **head = &f->free;
-  if (f->free != NULL && ((uintptr_t)f->free >> LZ_CHUNK_SHIFT) > ((uintptr_t)b >> LZ_CHUNK_SHIFT)) {
-    lz_block_t **runs = foreign_runs(self, s->cls), **empty = NULL;
-    head = NULL;
-    for (int r = 0; r < FOREIGN_RUNS && head == NULL; r++) {
-      if (runs[r] == NULL) {
-        if (empty == NULL) empty = &runs[r];
-      } else if (same_chunk(runs[r], b)) {
-        head = &runs[r];
-      }
-    }
-    if (head == NULL) {
-      if (empty == NULL) return false; /* every run taken: home */
-      head = empty;
-      empty[FOREIGN_RUNS] = b; /* its tail */
-    }
-  }
   if (LZ_SECURE) block_set_next(b + 1, b);
-  block_set_next(b, *head);
-  *head = b;
+  block_set_next(b, f->free);
+  f->free = b;
   f->used++;
   /* An installed list counts as in use (its pops are not counted). */
   if (LZ_STATS && !(f->flags & FOREIGN_INSTALLED)) self->stats.in_use -= f->block_size;
@@ -472,11 +413,6 @@ static lz_noinline bool foreign_push(heap_t *self, span_t *s, lz_block_t *b) {
 void *foreign_alloc(heap_t *heap, unsigned cls) {
   if (heap->foreign == NULL) return NULL;
   span_t *f = &heap->foreign[cls];
-  if (f->free == NULL) { /* the side runs, if any */
-    runs_merge(heap, cls);
-    if (f->free != NULL && (f->flags & FOREIGN_INSTALLED)) /* charged when installed: pop uncounted */
-      return span_pop(f);
-  }
   if (f->flags & FOREIGN_INSTALLED) {
     if (f->free != NULL) {
       /* malloc's fast path pops the installed list; it comes here with a
@@ -509,20 +445,12 @@ void foreign_flush(heap_t *heap) {
   for (unsigned cls = 1; cls < LZ_CLASSES; cls++) {
     span_t *f = &heap->foreign[cls];
     bool installed = (f->flags & FOREIGN_INSTALLED) != 0;
-    lz_block_t **runs = foreign_runs(heap, cls);
     lz_block_t *b = f->free;
     f->free = NULL;
     f->used = 0;
     f->flags &= (uint8_t)~FOREIGN_INSTALLED;
     if (installed) heap_direct_update(heap, cls);
-    for (int r = 0;; ) {
-      if (b == NULL) { /* this run done: the next */
-        while (r < FOREIGN_RUNS && runs[r] == NULL) r++;
-        if (r >= FOREIGN_RUNS) break;
-        b = runs[r];
-        runs[r] = runs[r + FOREIGN_RUNS] = NULL;
-        continue;
-      }
+    while (b != NULL) {
       lz_block_t *next = block_next(b);
       /* The owner subtracts the block when it arrives home; this heap
        * subtracted it when the block joined an uninstalled list (and
@@ -537,12 +465,9 @@ void foreign_flush(heap_t *heap) {
   }
 }
 
-/* Blocks in class cls's list, runs included (at most `limit`). */
+/* Blocks in class cls's list (at most `limit`). */
 uint32_t foreign_count(const heap_t *heap, unsigned cls, uint32_t limit) {
-  const span_t *f = &heap->foreign[cls];
-  lz_block_t **runs = foreign_runs(heap, cls);
   uint32_t n = 0;
-  for (int r = -1; r < FOREIGN_RUNS; r++)
-    for (const lz_block_t *x = r < 0 ? f->free : runs[r]; x != NULL && n < limit; x = block_next(x)) n++;
+  for (const lz_block_t *x = heap->foreign[cls].free; x != NULL && n < limit; x = block_next(x)) n++;
   return n;
 }

@@ -41,17 +41,17 @@ lz_inline void *span_pop(span_t *s) {
 }
 
 /* A block whose first word decodes to NULL or to an address in its own
- * chunk, or in one of our chunks below it, is probably on a free list
- * already: its owner's lists link within the span, a foreign list (remote.c,
- * "Order") to the same chunk or a lower one. A block has its first word
- * cleared when handed out, and user data decodes so with probability
+ * chunk or in any of our chunks is probably on a free list already: its
+ * owner's lists link within the span, a foreign list (remote.c, "Order")
+ * or a batch on its way home to blocks of any chunk. A block has its first
+ * word cleared when handed out, and user data decodes so with probability
  * ~2^-40. The caller then confirms with a walk of the span's lists, or by
  * the block's second word (remote_in_flight). Slow paths only. */
 lz_inline bool block_maybe_free(const lz_block_t *b) {
   if (LZ_SECURE == 0) return false;
   uintptr_t n = (uintptr_t)block_next(b);
   uintptr_t d = n >> LZ_CHUNK_SHIFT, own = (uintptr_t)b >> LZ_CHUNK_SHIFT;
-  return d == 0 || d == own || (d < own && chunkmap_kind(n) == CHUNK_SPANS);
+  return d == 0 || d == own || chunkmap_kind(n) == CHUNK_SPANS;
 }
 
 /* Whether the fast path may pop b, the head of a free list: not NULL (the

@@ -202,24 +202,13 @@ static void foreign_check(const heap_t *heap) {
     /* Only blocks that have their cache lines to themselves are kept. */
     V(f->free == NULL || lz_class_size[cls] % LZ_CACHE_LINE == 0, "foreign.line", f);
     uint32_t n = 0;
-    lz_block_t **runs = foreign_runs(heap, cls);
-    for (int r = -1; r < FOREIGN_RUNS; r++) {
-      const lz_block_t *first = r < 0 ? f->free : runs[r];
-      if (r >= 0) V((first == NULL) == (runs[r + FOREIGN_RUNS] == NULL), "foreign.tail", f);
-      for (const lz_block_t *b = first; b != NULL; b = block_next(b)) {
-        V(++n <= 0xffff, "foreign.length", f); /* a cycle (the cap is remote.c's, far lower) */
-        V(chunkmap_kind((uintptr_t)b) == CHUNK_SPANS, "foreign.block", b);
-        const chunk_t *c = (const chunk_t *)((uintptr_t)b & ~LZ_CHUNK_MASK);
-        const span_t *s = chunk_span_of(c, (uintptr_t)b);
-        V(s->kind == SPAN_SLAB && s->cls == cls && slab_holds(s, b), "foreign.block", b);
-        if (LZ_SECURE) V(block_next(b + 1) == b, "foreign.in_flight", b);
-        /* The front links to its chunk or lower ones, a side run within
-         * its chunk, up to its tail (remote.c, "Order"). */
-        uintptr_t next = (uintptr_t)block_next(b);
-        if (r < 0) V((next >> LZ_CHUNK_SHIFT) <= ((uintptr_t)b >> LZ_CHUNK_SHIFT), "foreign.chunk", b);
-        else V((((uintptr_t)b ^ (uintptr_t)first) >> LZ_CHUNK_SHIFT) == 0, "foreign.chunk", b);
-        if (r >= 0 && next == 0) V(b == runs[r + FOREIGN_RUNS], "foreign.tail", b);
-      }
+    for (const lz_block_t *b = f->free; b != NULL; b = block_next(b)) {
+      V(++n <= 0xffff, "foreign.length", f); /* a cycle (the cap is remote.c's, far lower) */
+      V(chunkmap_kind((uintptr_t)b) == CHUNK_SPANS, "foreign.block", b);
+      const chunk_t *c = (const chunk_t *)((uintptr_t)b & ~LZ_CHUNK_MASK);
+      const span_t *s = chunk_span_of(c, (uintptr_t)b);
+      V(s->kind == SPAN_SLAB && s->cls == cls && slab_holds(s, b), "foreign.block", b);
+      if (LZ_SECURE) V(block_next(b + 1) == b, "foreign.in_flight", b);
     }
     V(installed || f->used == n, "foreign.used", f);
     V(f->used <= f->reserved, "foreign.cap", f);

@@ -26,9 +26,9 @@
  * 48 B, 4 KiB, 32 KiB, 256 KiB, 1, 2 and 8 MiB: double frees in every
  * order and thread, including a second free while the first still waits
  * in another thread's batch or foreign list or on the owner's remote list
- * (there linked to another chunk, which the owner's free fast path does
- * not screen), after the owner thread exited, after malloc_trim gave the
- * freed memory back, and in a fork child; frees
+ * (there linked to another chunk, above or below the block's), after
+ * the owner thread exited, after malloc_trim gave the freed memory back,
+ * and in a fork child; frees
  * of interior, never-carved, freed-span, cached-range and memalign'd
  * pointers. A case that survives, or hands an address out twice (exit
  * 78), fails. `misuse --cxx` checks that every operator delete form names
@@ -777,6 +777,34 @@ static void case_audit_foreign_linked_other(void) {
   helper_end(&other, NULL, 0);
 }
 
+/* The owner's blocks p and q in two chunks, q's above p's: the helper frees
+ * q, then p, so its foreign list links p up to q's chunk (any order:
+ * remote.c, "Order"); the owner frees p while it is listed there. Only for
+ * the sizes a foreign list keeps (a multiple of the cache line, a slab's). */
+static void case_audit_foreign_linked_up_owner(void) {
+  static char *v[4096];
+  size_t n = (4 * TU_MiB) / g_size, hi = 0;
+  if (n > 4096) n = 4096;
+  for (size_t i = 0; i < n && hi == 0; i++) {
+    v[i] = sized_block();
+    if (i > 0 && ((uintptr_t)v[i] >> 21) != ((uintptr_t)v[0] >> 21)) hi = i;
+  }
+  if (hi == 0) _exit(71);
+  size_t pi = (uintptr_t)v[0] < (uintptr_t)v[hi] ? 0 : hi;
+  char *p = v[pi], *q = v[pi == 0 ? hi : 0];
+  for (size_t i = 0; i <= hi; i++) /* p's span gets free blocks: the fast path may take p */
+    if (v[i] != p && v[i] != q) free(v[i]);
+  helper_t h;
+  helper_start(&h, 1);
+  expect(MSG_DOUBLE, p, NULL);
+  helper_free(&h, q, p);
+  free(tu_opaque_ptr(p));
+  int mine = alloc_many(p);
+  owner_collect();
+  helper_end(&h, p, mine);
+  owner_collect();
+}
+
 /* Blocks of two chunks of the owner sent home by exiting threads, p last:
  * the remote list links p to the other chunk; the owner frees p before it
  * collects. */
@@ -1178,6 +1206,7 @@ int main(int argc, char **argv) {
         {"pending_then_other", case_audit_pending_other},
         {"foreign_linked_then_owner", case_audit_foreign_linked_owner},
         {"foreign_linked_then_other", case_audit_foreign_linked_other},
+        {"foreign_linked_up_then_owner", case_audit_foreign_linked_up_owner},
         {"remote_linked_then_owner", case_audit_remote_linked_owner},
         {"remote_linked_then_other", case_audit_remote_linked_other},
         {"owner_exited", case_audit_owner_exited},
@@ -1206,6 +1235,7 @@ int main(int argc, char **argv) {
         snprintf(name, sizeof name, "%s_%zu", kinds[k].name, sizes[i]);
         if (only && !strstr(name, only)) continue;
         if (kinds[k].fn == case_audit_interior_page && g_size <= 4096) continue;
+        if (kinds[k].fn == case_audit_foreign_linked_up_owner && (g_size % 64 != 0 || g_size > 32768)) continue;
         if (direct) {
           g_expfd = open("/dev/null", O_WRONLY);
           kinds[k].fn();
