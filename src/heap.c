@@ -283,9 +283,9 @@ enum { HOLES_NONE = 0, HOLES_DUE = 1, HOLES_ALL = 2 };
  * free list's head may be rewritten (slab.c, "Holes"). Returns when something next falls due,
  * UINT64_MAX if nothing will. */
 lz_text_hot static uint64_t heap_purge(heap_t *heap, bool force, int holes, bool exclusive, uint64_t now) {
-  medium_cache_flush(heap, force, now);
+  medium_cache_flush(heap, heap == lz_heap_tls, force, now);
   uint64_t next = UINT64_MAX;
-  if (heap->mcache_count > 0) next = purge_due(heap->mcache_used_at);
+  if (medium_cache_any(heap)) next = purge_due(heap->mcache_used_at);
   uint64_t due = holes == HOLES_NONE ? UINT64_MAX : purge_heap_holes(heap, holes == HOLES_ALL, exclusive, now);
   if (due < next) next = due;
   due = purge_heap(heap, force, now);
@@ -727,19 +727,6 @@ lz_text_hot static lz_noinline void *malloc_general(heap_t *heap, size_t size, b
   return p;
 }
 
-/* A medium block that the heap's cache holds: no other slow-path work (a
- * hit reuses memory; remote frees wait for a miss or a small slow path). */
-static void *medium_malloc_direct(heap_t *heap, size_t size, bool zero) {
-  heap_enter(heap);
-  void *p = medium_malloc_cached(heap, size, zero);
-  heap_leave(heap);
-  if (p != NULL) {
-    heap_tick(heap);
-    poll_janitor(heap);
-  }
-  return p;
-}
-
 /* malloc's fast path found the free list of span s (heap->direct[]'s, or
  * the first of a class queue) empty or its head bad. The common case, a
  * thread that frees what it allocated, is taken here without the slow
@@ -767,11 +754,12 @@ lz_text_hot void *heap_malloc_refill(size_t size, heap_t *heap, span_t *s) {
   return heap_malloc_slow(size, heap, false);
 }
 
-/* The short ways below (and heap_malloc_refill's) skip remote_collect, so
+/* The short ways below (and heap_malloc_refill's and heap_malloc_slow's)
+ * skip remote_collect, so
  * they are taken only while no other thread has sent blocks home: a block
  * freed here and then by another thread is named a double free when
  * collected, before it could be handed out again. */
-lz_text_hot void *heap_malloc_slow(size_t size, heap_t *heap, bool zero) {
+lz_text_hot static lz_noinline void *malloc_slow(size_t size, heap_t *heap, bool zero) {
   /* LZ_HEAP_EMPTY has only direct[] and queues[] (internal.h): no short way. */
   bool none_sent = heap != LZ_HEAP_EMPTY && atomic_load_explicit(&heap->xremote, memory_order_relaxed) == NULL;
   bool large_tried = false;
@@ -789,13 +777,7 @@ lz_text_hot void *heap_malloc_slow(size_t size, heap_t *heap, bool zero) {
     }
   } else {
     void *p = NULL;
-    /* Level 2 has medium spans of its own. */
-    if (size <= LZ_MEDIUM_MAX) {
-      /* An unlocked look at the cache (the janitor may be emptying it): a
-       * hint, taken again under the lock. */
-      bool cached = none_sent && __atomic_load_n(&heap->mcache_count, __ATOMIC_RELAXED) != 0;
-      p = cached && !lz_secure2 ? medium_malloc_direct(heap, size, zero) : NULL;
-    } else if (size <= LZ_MAX_ALLOC && lz_likely(heap != LZ_HEAP_EMPTY)) {
+    if (size > LZ_MEDIUM_MAX && size <= LZ_MAX_ALLOC && lz_likely(heap != LZ_HEAP_EMPTY)) {
       p = large_malloc_direct(heap, size, zero);
       large_tried = true; /* failed: the general path retries after reclaiming only */
     }
@@ -808,6 +790,23 @@ lz_text_hot void *heap_malloc_slow(size_t size, heap_t *heap, bool zero) {
   if (lz_likely(small)) p = small_malloc(heap, size_to_class(size), zero);
   if (lz_unlikely(p == NULL)) p = malloc_general(heap, size, zero, small || large_tried);
   return slow_leave(heap, p);
+}
+
+/* A medium block that the heap's cache holds is taken here, without the
+ * lock (medium.c) and with no other slow-path work (a hit reuses memory;
+ * remote frees wait for a miss or a small slow path); the rest in
+ * malloc_slow. Level 2 has medium spans of its own. */
+lz_text_hot void *heap_malloc_slow(size_t size, heap_t *heap, bool zero) {
+  if (size - (LZ_SMALL_MAX + 1) < LZ_MEDIUM_MAX - LZ_SMALL_MAX && heap != LZ_HEAP_EMPTY && heap->mcache_mask != 0 &&
+      atomic_load_explicit(&heap->xremote, memory_order_relaxed) == NULL && !lz_secure2) {
+    void *p = medium_malloc_fast(heap, size, zero);
+    if (lz_likely(p != NULL)) {
+      heap_tick(heap);
+      poll_janitor(heap);
+      return p;
+    }
+  }
+  return malloc_slow(size, heap, zero);
 }
 
 /* align is a power of two > 16. */
@@ -909,17 +908,9 @@ lz_text_hot void heap_free_slow(void *p) {
   poll_janitor(self == LZ_HEAP_EMPTY ? NULL : self);
 }
 
-/* Frees of pointers into our chunks that the fast path did not finish:
- * another heap's block (a remote free), a full or medium span, or a failed
- * fast check. The fast path found p in the chunk map already. */
-lz_text_hot void heap_free_page(void *p) {
-  /* Past the user range: the fast path looked at the chunk map with the
-   * index masked (alloc.h); never ours. */
-  if (lz_unlikely((uintptr_t)p >> LZ_CHUNK_SHIFT >= LZ_CHUNKMAP_SIZE)) {
-    heap_free_slow(p);
-    return;
-  }
-  heap_t *heap = lz_heap_tls;
+/* heap_free_page's every case but the owner's medium block: another
+ * heap's block, a full slab, a failed fast check, level 2. */
+lz_text_hot static lz_noinline void free_page_general(void *p, heap_t *heap) {
   /* Every remote free comes this way: the tick sends the batches at least
    * every 64th slow-path entry, so a thread that frees other heaps' blocks
    * keeps them from their owners briefly. */
@@ -938,6 +929,38 @@ lz_text_hot void heap_free_page(void *p) {
       heap_free_span(p, s);
   }
   poll_janitor(heap == LZ_HEAP_EMPTY ? NULL : heap);
+}
+
+/* Frees of pointers into our chunks that the fast path did not finish:
+ * another heap's block (a remote free), a full or medium span, or a failed
+ * fast check. The fast path found p in the chunk map already. */
+lz_text_hot void heap_free_page(void *p) {
+  /* Past the user range: the fast path looked at the chunk map with the
+   * index masked (alloc.h); never ours. */
+  if (lz_unlikely((uintptr_t)p >> LZ_CHUNK_SHIFT >= LZ_CHUNKMAP_SIZE)) {
+    heap_free_slow(p);
+    return;
+  }
+  heap_t *heap = lz_heap_tls;
+  chunk_t *c = (chunk_t *)((uintptr_t)p & ~LZ_CHUNK_MASK);
+  span_t *s = chunk_span_of(c, (uintptr_t)p);
+  /* Our own medium block (the start of its span): the cache takes it
+   * without the lock (medium.c). The chunk's owner is never
+   * LZ_HEAP_EMPTY. */
+  if (lz_likely(!lz_secure2 && s->kind == SPAN_MEDIUM && c->heap == heap && p == span_start(s))) {
+    heap_tick(heap);
+    /* A block another thread freed and sent home (its first words say so;
+     * not collected yet) is freed twice. Looked for only while blocks wait
+     * in xremote: a medium block is sent at once (remote.c), and until
+     * they are collected no path takes a cached span (heap_malloc_slow). */
+    if (LZ_SECURE && atomic_load_explicit(&heap->xremote, memory_order_relaxed) != NULL &&
+        block_maybe_free((lz_block_t *)p) && remote_in_flight((lz_block_t *)p))
+      lz_fatal_pointer("double free", "free", p);
+    medium_free_local(heap, s, p);
+    poll_janitor(heap);
+    return;
+  }
+  free_page_general(p, heap);
 }
 
 /* Frees block p of span s (validated). */

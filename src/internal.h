@@ -504,8 +504,10 @@ typedef struct heap_stats_s {
  *     [heap.chunks.links, heap.chunks.cycle, heap.empty_count];
  *   decay_shift, orphan_shift and holes_shift are at most
  *     LZ_DECAY_SHIFT_MAX [heap.shifts];
- *   mcache holds mcache_count <= LZ_MEDIUM_CACHE medium spans of this heap
- *     with used == 0, of mcache_bytes <= LZ_MEDIUM_CACHE_BYTES in all
+ *   xmcache's non-NULL slots hold medium spans of this heap with used ==
+ *     0, each slot's bit set in mcache_mask (LZ_MEDIUM_CACHE bits) and its
+ *     pages in mcache_pages; mcache_bytes is the bytes of the pages of
+ *     mcache_mask's slots (<= LZ_MEDIUM_CACHE_BYTES)
  *     [mcache.count, mcache.span, mcache.bytes];
  *   rbatch_pending bit i <=> rbatch[i].count > 0; a pending batch is a
  *     chain of count < LZ_REMOTE_BATCH blocks of rbatch[i].span from head
@@ -540,11 +542,15 @@ typedef struct heap_stats_s {
  *   The heap lock guards the state that the fast paths never touch and the
  *   janitor may: the chunk list, every chunk header field but spans[] and
  *   pagemap (free_map, dirty_map, free_pages, max_run_hint, hot, purge_at,
- *   links), and the medium cache (mcache*, whose spans hold no live block).
+ *   links), and the giving back of the medium cache's spans (its slots
+ *   are filled and taken by the owner without the lock: protocol beside
+ *   xmcache).
  *   The owner holds it (heap_enter/heap_leave, nesting counted in
- *   lock_depth) on every allocation slow path but the two short ways that
- *   touch none of that state (a slab's own freed blocks, a large block),
- *   on the local branch of free's slow path and its purge tick, in
+ *   lock_depth) on every allocation slow path but the three short ways
+ *   that touch none of that state (a slab's own freed blocks, a cached
+ *   medium span, a large block), on the local branch of free's slow path
+ *   (but the free of a medium block the cache has room for) and its purge
+ *   tick, in
  *   slab_retire (the one slow call the inline free makes) and in
  *   heap_collect; the fast paths take nothing and touch only what the
  *   janitor never does: direct, queues, the lists and counters of live
@@ -601,11 +607,20 @@ typedef struct heap_s {
   uint16_t startup_pages;
   /* Recently freed medium spans kept whole for reuse (used == 0, pages
    * still in the span): at most LZ_MEDIUM_CACHE of them and
-   * LZ_MEDIUM_CACHE_BYTES in all, given back when idle for the purge delay. */
-  span_t *mcache[LZ_MEDIUM_CACHE];
-  uint32_t mcache_count;               /* stored atomically: also read unlocked, a hint */
-  size_t mcache_bytes;
-  uint32_t mcache_uses;                /* hits and inserts (wraps) */
+   * LZ_MEDIUM_CACHE_BYTES in all, given back when idle for the purge delay.
+   * The medium cache protocol (medium.c): only the heap's holder fills a
+   * slot (release store), without the lock; the holder takes one with an
+   * exchange, without the lock; the janitor, holding the lock, empties
+   * slots with an exchange and gives their spans back. The holder's record
+   * (mask, pages, bytes) is the holder's alone: a superset of the
+   * full slots, the janitor's emptied ones included until the holder finds
+   * them empty. */
+  _Atomic(span_t *) xmcache[LZ_MEDIUM_CACHE];
+  uint16_t mcache_pages[LZ_MEDIUM_CACHE]; /* holder: slot i's span's pages (bit i set) */
+  uint32_t mcache_mask;                /* holder: slots it filled and has not seen emptied */
+  size_t mcache_bytes;                 /* holder: bytes of those slots' spans */
+  uint32_t mcache_uses;                /* hits and inserts (wraps; stored atomically,
+                                          read by the janitor) */
   uint32_t mcache_uses_seen;           /* mcache_uses when mcache_used_at was stamped */
   uint64_t mcache_used_at;             /* a purge saw uses since the last one (ms): the
                                           last use was no later */
@@ -905,10 +920,12 @@ void *slab_pop_checked(span_t *s);
 /* medium.c: medium blocks (LZ_SMALL_MAX < size <= LZ_MEDIUM_MAX), one per
  * span, and the heap's cache of freed medium spans (heap->mcache). */
 void *medium_malloc(heap_t *heap, size_t size, size_t align_pages, bool zero); /* align_pages: 1 or a power of two */
-void *medium_malloc_cached(heap_t *heap, size_t size, bool zero); /* from the cache only, else NULL */
-void medium_free(heap_t *heap, span_t *s);
+void *medium_malloc_fast(heap_t *heap, size_t size, bool zero); /* holder, no lock: from the cache only, else NULL */
+void medium_free(heap_t *heap, span_t *s);                  /* heap lock held */
+void medium_free_local(heap_t *heap, span_t *s, void *p);   /* holder, own live block p of span s, no lock */
+bool medium_cache_any(heap_t *heap);                        /* a slot holds a span (any thread) */
 bool medium_grow(heap_t *heap, span_t *s, size_t size); /* live block of heap's, in place */
-void medium_cache_flush(heap_t *heap, bool force, uint64_t now);
+void medium_cache_flush(heap_t *heap, bool holder, bool force, uint64_t now); /* holder: the heap's own thread */
 
 /* large.c */
 void *large_malloc(size_t size, size_t align, bool zero);

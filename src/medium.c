@@ -2,7 +2,7 @@
  * whole pages, and the heap's cache of recently freed medium spans.
  *
  * A medium block is a span of kind SPAN_MEDIUM (span.c), block_size its
- * bytes, used 1 while live. A freed span is kept whole in heap->mcache
+ * bytes, used 1 while live. A freed span is kept whole in the heap's cache
  * (used 0, its pages still in the span) for the next medium request of
  * about its size, within LZ_MEDIUM_CACHE spans and LZ_MEDIUM_CACHE_BYTES;
  * the cache goes back to the chunks when idle for the purge delay
@@ -10,9 +10,21 @@
  * grows a live block into the free pages right after its span when it can
  * (medium_grow, which takes the heap lock itself). Hardening level 2
  * keeps its own medium spans (secure.c).
- * Only the holder of the heap calls these functions, with the heap lock
- * held (the cache is part of what the janitor may touch; see the janitor
- * protocol in internal.h).
+ *
+ * The cache (heap_t.xmcache, the protocol beside it in internal.h): slots
+ * that the heap's holder fills with a release store and that anyone
+ * empties with an exchange, so the owner's malloc and free of a cached
+ * size take no lock (medium_malloc_fast, medium_free_local: one exchange
+ * on malloc, plain stores on free), while the janitor, holding the heap
+ * lock, can still give an idle cache back: of the owner's take and the
+ * janitor's flush, the one whose exchange comes first has the span, the
+ * other finds the slot empty. The holder's own record of the slots
+ * (mcache_mask, mcache_pages, mcache_bytes) is written by
+ * the holder only; a slot the janitor emptied stays in it until the
+ * holder finds it empty (a take, or mcache_resync when the cache looks
+ * full), so it counts no fewer spans or bytes than the slots hold.
+ * Everything else here (span_alloc, span_free, the flush) runs with the
+ * heap lock held (the janitor protocol in internal.h).
  */
 #include <string.h>
 
@@ -23,36 +35,59 @@
  * size wanders by a few pages (buffers grown by a margin) still hit. */
 #define MEDIUM_CACHE_SLACK 4
 
-/* The largest span kept: half the cache, so that one span never takes the
- * whole of it (with 1 MiB medium blocks and a 4 MiB cache, every span). */
-#define MEDIUM_CACHE_SPAN_MAX (LZ_MEDIUM_CACHE_BYTES / 2)
+/* Every medium span may be kept (realloc grows one to LZ_MEDIUM_MAX at
+ * most): one span takes at most half the cache, never the whole of it. */
+_Static_assert(LZ_MEDIUM_MAX <= LZ_MEDIUM_CACHE_BYTES / 2, "a cached span fits twice in the cache");
+_Static_assert(LZ_MEDIUM_CACHE <= 32, "mcache_mask holds a bit per slot");
+#define MCACHE_FULL ((uint32_t)((1ull << LZ_MEDIUM_CACHE) - 1))
 
-/* The cache's two changes. mcache_count is also read without the lock,
- * as a hint (heap_malloc_slow): its stores are atomic. */
-static void mcache_insert(heap_t *heap, span_t *s) {
-  heap->mcache[heap->mcache_count] = s;
-  __atomic_store_n(&heap->mcache_count, heap->mcache_count + 1, __ATOMIC_RELAXED);
-  heap->mcache_bytes += (size_t)s->npages << LZ_PAGE_SHIFT;
-}
-
-/* Takes slot i's span out (the last slot's span moves into i). */
-static span_t *mcache_remove(heap_t *heap, uint32_t i) {
-  span_t *s = heap->mcache[i];
-  uint32_t n = heap->mcache_count - 1;
-  heap->mcache[i] = heap->mcache[n];
-  __atomic_store_n(&heap->mcache_count, n, __ATOMIC_RELAXED);
-  heap->mcache_bytes -= (size_t)s->npages << LZ_PAGE_SHIFT;
+/* The holder takes slot i out of its record; returns the span the slot
+ * held, NULL if the janitor took it first. */
+static span_t *mcache_claim(heap_t *heap, unsigned i) {
+  span_t *s = atomic_exchange_explicit(&heap->xmcache[i], NULL, memory_order_acquire);
+  heap->mcache_mask &= ~(1u << i);
+  heap->mcache_bytes -= (size_t)heap->mcache_pages[i] << LZ_PAGE_SHIFT;
   return s;
 }
 
-/* A cached span of npages .. npages + npages / MEDIUM_CACHE_SLACK pages,
- * or NULL. */
-static span_t *medium_cache_take(heap_t *heap, size_t npages) {
-  for (uint32_t i = 0; i < heap->mcache_count; i++) {
-    span_t *s = heap->mcache[i];
-    if (s->npages >= npages && s->npages <= npages + npages / MEDIUM_CACHE_SLACK) {
-      heap->mcache_uses++;
-      return mcache_remove(heap, i);
+/* The holder puts s (used 0, its fields final) in a slot its record has
+ * free (mcache_mask not MCACHE_FULL): the release store publishes the
+ * span to whoever empties the slot. */
+static void mcache_put(heap_t *heap, span_t *s) {
+  unsigned i = (unsigned)__builtin_ctz(~heap->mcache_mask);
+  heap->mcache_pages[i] = s->npages;
+  heap->mcache_mask |= 1u << i;
+  heap->mcache_bytes += (size_t)s->npages << LZ_PAGE_SHIFT;
+  __atomic_store_n(&heap->mcache_uses, heap->mcache_uses + 1, __ATOMIC_RELAXED);
+  atomic_store_explicit(&heap->xmcache[i], s, memory_order_release);
+}
+
+/* The holder forgets the slots the janitor emptied. */
+static void mcache_resync(heap_t *heap) {
+  for (uint32_t m = heap->mcache_mask; m != 0; m &= m - 1) {
+    unsigned i = (unsigned)__builtin_ctz(m);
+    if (atomic_load_explicit(&heap->xmcache[i], memory_order_relaxed) == NULL) (void)mcache_claim(heap, i);
+  }
+}
+
+bool medium_cache_any(heap_t *heap) {
+  for (unsigned i = 0; i < LZ_MEDIUM_CACHE; i++)
+    if (atomic_load_explicit(&heap->xmcache[i], memory_order_relaxed) != NULL) return true;
+  return false;
+}
+
+/* The holder takes a cached span of npages .. npages + npages /
+ * MEDIUM_CACHE_SLACK pages, or NULL. No lock needed. */
+lz_inline span_t *medium_cache_take(heap_t *heap, size_t npages) {
+  for (uint32_t m = heap->mcache_mask; m != 0; m &= m - 1) {
+    unsigned i = (unsigned)__builtin_ctz(m);
+    size_t n = heap->mcache_pages[i];
+    if (n >= npages && n <= npages + npages / MEDIUM_CACHE_SLACK) {
+      span_t *s = mcache_claim(heap, i);
+      if (lz_likely(s != NULL)) {
+        __atomic_store_n(&heap->mcache_uses, heap->mcache_uses + 1, __ATOMIC_RELAXED);
+        return s;
+      }
     }
   }
   return NULL;
@@ -62,16 +97,23 @@ static span_t *medium_cache_take(heap_t *heap, size_t npages) {
  * has been idle for the purge delay. Uses only count (no clock on the
  * block paths): a call that finds the count moved stamps mcache_used_at
  * with `now`, a bound the last use did not pass, and the spans go once a
- * later call finds the count unmoved the purge delay after that stamp. */
-void medium_cache_flush(heap_t *heap, bool force, uint64_t now) {
-  if (heap->mcache_count == 0) return;
-  if (!force && heap->mcache_uses != heap->mcache_uses_seen) {
-    heap->mcache_uses_seen = heap->mcache_uses;
+ * later call finds the count unmoved the purge delay after that stamp.
+ * Heap lock held; by the holder (its record follows) or not (the janitor,
+ * or a thread collecting an orphan: only the slots). */
+void medium_cache_flush(heap_t *heap, bool holder, bool force, uint64_t now) {
+  if (!medium_cache_any(heap)) return;
+  uint32_t uses = __atomic_load_n(&heap->mcache_uses, __ATOMIC_RELAXED);
+  if (!force && uses != heap->mcache_uses_seen) {
+    heap->mcache_uses_seen = uses;
     heap->mcache_used_at = now;
     return;
   }
   if (!force && now < purge_due(heap->mcache_used_at)) return;
-  while (heap->mcache_count > 0) span_free(heap, mcache_remove(heap, heap->mcache_count - 1));
+  for (unsigned i = 0; i < LZ_MEDIUM_CACHE; i++) {
+    span_t *s = holder ? ((heap->mcache_mask >> i) & 1 ? mcache_claim(heap, i) : NULL)
+                       : atomic_exchange_explicit(&heap->xmcache[i], NULL, memory_order_acquire);
+    if (s != NULL) span_free(heap, s);
+  }
 }
 
 /* Makes s (cached, or new with its geometry set) the live block. */
@@ -102,7 +144,7 @@ lz_text_hot void *medium_malloc(heap_t *heap, size_t size, size_t align_pages, b
      * their pages (resident already) instead of new ones: holding them
      * while mapping more raised peak RSS by up to the cache's size (git log
      * -p: 7.1 -> 10.9 MB). */
-    if (heap->mcache_count != 0) medium_cache_flush(heap, true, 0);
+    if (heap->mcache_mask != 0) medium_cache_flush(heap, true, true, 0);
     s = span_alloc(heap, npages, align_pages, SPAN_MEDIUM);
     if (s == NULL) return NULL;
     span_set_block_size(s, (uint32_t)(npages << LZ_PAGE_SHIFT));
@@ -110,7 +152,7 @@ lz_text_hot void *medium_malloc(heap_t *heap, size_t size, size_t align_pages, b
   return medium_block(heap, s, size, zero);
 }
 
-void *medium_malloc_cached(heap_t *heap, size_t size, bool zero) {
+lz_text_hot void *medium_malloc_fast(heap_t *heap, size_t size, bool zero) {
   span_t *s = medium_cache_take(heap, (size + LZ_PAGE_SIZE - 1) >> LZ_PAGE_SHIFT);
   return s != NULL ? medium_block(heap, s, size, zero) : NULL;
 }
@@ -134,23 +176,67 @@ bool medium_grow(heap_t *heap, span_t *s, size_t size) {
   return grown;
 }
 
-lz_text_hot void medium_free(heap_t *heap, span_t *s) {
+/* Whether freed span s may be cached: the purge delay is not 0 (give back
+ * at once), and with NUMA, s is on the heap's home node. */
+lz_inline bool medium_cacheable(const heap_t *heap, const span_t *s) {
+  return opt_get(OPT_PURGE_DELAY) != 0 && !(lz_unlikely(lz_numa_on) && span_chunk(s)->node != heap->numa_home);
+}
+
+/* Marks live block s freed (a second free is reported). */
+lz_inline void medium_unuse(heap_t *heap, span_t *s) {
   if (lz_unlikely(s->used == 0)) lz_fatal_pointer("double free", "free", span_start(s));
   if (LZ_STATS) heap->stats.in_use -= s->block_size;
   s->used = 0;
+  s->flags &= (uint8_t)~SPAN_ZERO;
+}
+
+/* Caches freed span s (used 0) if it may be and there is room, making
+ * room once by giving a span back; else gives s back. Heap lock held. */
+static void medium_release(heap_t *heap, span_t *s) {
   size_t bytes = (size_t)s->npages << LZ_PAGE_SHIFT;
-  /* With NUMA, spans off the heap's home node are not kept for reuse. */
-  if (opt_get(OPT_PURGE_DELAY) != 0 && bytes <= MEDIUM_CACHE_SPAN_MAX &&
-      !(lz_unlikely(lz_numa_on) && span_chunk(s)->node != heap->numa_home)) {
-    if (heap->mcache_count == LZ_MEDIUM_CACHE || heap->mcache_bytes + bytes > LZ_MEDIUM_CACHE_BYTES)
-      span_free(heap, mcache_remove(heap, 0)); /* make room: give one back */
-    if (heap->mcache_count < LZ_MEDIUM_CACHE && heap->mcache_bytes + bytes <= LZ_MEDIUM_CACHE_BYTES) {
-      s->flags &= (uint8_t)~SPAN_ZERO;
-      mcache_insert(heap, s);
-      heap->mcache_uses++;
-      if (heap->mcache_count == 1) janitor_notify();
+  if (medium_cacheable(heap, s)) {
+    if (heap->mcache_mask == MCACHE_FULL || heap->mcache_bytes + bytes > LZ_MEDIUM_CACHE_BYTES) {
+      mcache_resync(heap);
+      if (heap->mcache_mask == MCACHE_FULL || heap->mcache_bytes + bytes > LZ_MEDIUM_CACHE_BYTES) {
+        span_t *old = mcache_claim(heap, (unsigned)__builtin_ctz(heap->mcache_mask)); /* make room */
+        if (old != NULL) span_free(heap, old);
+      }
+    }
+    if (heap->mcache_mask != MCACHE_FULL && heap->mcache_bytes + bytes <= LZ_MEDIUM_CACHE_BYTES) {
+      bool was_empty = heap->mcache_mask == 0;
+      mcache_put(heap, s);
+      if (was_empty) janitor_notify();
       return;
     }
   }
   span_free(heap, s);
+}
+
+static lz_noinline void medium_release_locked(heap_t *heap, span_t *s) {
+  heap_enter(heap);
+  medium_release(heap, s);
+  heap_leave(heap);
+}
+
+/* Heap lock held (remote frees collected, heap.c's locked free). */
+lz_text_hot void medium_free(heap_t *heap, span_t *s) {
+  medium_unuse(heap, s);
+  medium_release(heap, s);
+}
+
+/* The holder frees its own live block p, the start of span s (screened
+ * by the caller for a block in flight from another thread), without the
+ * lock when the cache has room for it. */
+lz_text_hot void medium_free_local(heap_t *heap, span_t *s, void *p) {
+  (void)p;
+  medium_unuse(heap, s);
+  if (lz_likely(heap->mcache_mask != MCACHE_FULL &&
+                heap->mcache_bytes + ((size_t)s->npages << LZ_PAGE_SHIFT) <= LZ_MEDIUM_CACHE_BYTES &&
+                medium_cacheable(heap, s))) {
+    bool was_empty = heap->mcache_mask == 0;
+    mcache_put(heap, s);
+    if (was_empty) janitor_notify();
+    return;
+  }
+  medium_release_locked(heap, s);
 }

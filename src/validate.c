@@ -90,7 +90,8 @@ static int64_t medium_check(const heap_t *heap, const span_t *s) {
   V(s->next == NULL && s->prev == NULL && s->cls == 0, "medium.unqueued", s);
   V(atomic_load_explicit(&s->xfast_owner, memory_order_relaxed) == NULL, "span.xfast_owner", s);
   bool cached = false;
-  for (uint32_t i = 0; i < heap->mcache_count; i++) cached |= heap->mcache[i] == s;
+  for (unsigned i = 0; i < LZ_MEDIUM_CACHE; i++)
+    cached |= atomic_load_explicit(&((heap_t *)heap)->xmcache[i], memory_order_relaxed) == s;
   V(cached == (s->used == 0), "medium.cached_unused", s);
   return s->used ? (int64_t)s->block_size : 0;
 }
@@ -279,12 +280,15 @@ static size_t heap_check(const heap_t *heap, seen_t *seen) {
   V(t.empty_chunks == heap->empty_count, "heap.empty_count", heap);
   queues_check(heap, t.linked);
   size_t mbytes = 0;
-  V(heap->mcache_count <= LZ_MEDIUM_CACHE, "mcache.count", heap);
-  for (uint32_t i = 0; i < heap->mcache_count; i++) {
-    const span_t *s = heap->mcache[i];
+  for (unsigned i = 0; i < LZ_MEDIUM_CACHE; i++) {
+    const span_t *s = atomic_load_explicit(&((heap_t *)heap)->xmcache[i], memory_order_relaxed);
+    bool bit = (heap->mcache_mask >> i) & 1;
+    if (bit) mbytes += (size_t)heap->mcache_pages[i] << LZ_PAGE_SHIFT;
+    if (s == NULL) continue;
+    V(bit && heap->mcache_pages[i] == s->npages, "mcache.span", s);
     V(s->kind == SPAN_MEDIUM && s->used == 0 && span_chunk(s)->heap == heap, "mcache.span", s);
-    mbytes += (size_t)s->npages << LZ_PAGE_SHIFT;
   }
+  V(heap->mcache_mask >> LZ_MEDIUM_CACHE == 0, "mcache.count", heap);
   V(mbytes == heap->mcache_bytes && mbytes <= LZ_MEDIUM_CACHE_BYTES, "mcache.bytes", heap);
   batches_check(heap);
   xremote_check(heap);

@@ -8,7 +8,9 @@
  *   purge      a forced purge gives back exactly the free dirty pages and
  *              clears their dirty bits, never a page of a live span;
  *   mcache     the medium cache goes back when a look finds it unused
- *              for the purge delay, never while used between looks;
+ *              for the purge delay, never while used between looks; the
+ *              janitor's flush, alone and against the owner's lock-free
+ *              fills and takes, hands no span out twice;
  *   loops      a malloc/free loop of one block (slab, medium, large) never
  *              enters the full slow path;
  *   borrow     a class with nothing freed takes a block freed in a class
@@ -154,7 +156,7 @@ static void test_purge(heap_t *heap) {
   }
   for (int i = 0; i < N; i++) lz_free(m[i]);
   heap_enter(heap);
-  medium_cache_flush(heap, true, os_now_ms());
+  medium_cache_flush(heap, true, true, os_now_ms());
   heap_leave(heap);
   lz_heap_validate();
   chunk_t *c = (chunk_t *)((uintptr_t)keep & ~LZ_CHUNK_MASK);
@@ -174,7 +176,7 @@ static void test_purge(heap_t *heap) {
   lz_heap_validate();
   lz_free(keep);
   heap_enter(heap);
-  medium_cache_flush(heap, true, os_now_ms());
+  medium_cache_flush(heap, true, true, os_now_ms());
   heap_leave(heap);
   lz_heap_validate();
 }
@@ -187,26 +189,109 @@ static void test_mcache(heap_t *heap) {
   long delay = opt_get(OPT_PURGE_DELAY);
   if (delay <= 0) return; /* no cache */
   heap_enter(heap);
-  medium_cache_flush(heap, true, os_now_ms());
+  medium_cache_flush(heap, true, true, os_now_ms());
   void *p = medium_malloc(heap, 256 * KiB, 1, false);
   CHECK(p != NULL);
   span_t *s = span_of(p);
   medium_free(heap, s);
-  CHECK(heap->mcache_count == 1);
+  CHECK(lz_popcount64(heap->mcache_mask) == 1);
   uint64_t t = os_now_ms() + 100000;
-  medium_cache_flush(heap, false, t); /* used since the last look */
-  CHECKF(heap->mcache_count == 1, "a cache in use was given back");
-  medium_cache_flush(heap, false, t + (uint64_t)delay - 1);
-  CHECKF(heap->mcache_count == 1, "given back before the delay");
-  CHECK(medium_malloc_cached(heap, 240 * KiB, false) == p); /* a hit and an insert */
+  medium_cache_flush(heap, true, false, t); /* used since the last look */
+  CHECKF(lz_popcount64(heap->mcache_mask) == 1, "a cache in use was given back");
+  medium_cache_flush(heap, true, false, t + (uint64_t)delay - 1);
+  CHECKF(lz_popcount64(heap->mcache_mask) == 1, "given back before the delay");
+  CHECK(medium_malloc_fast(heap, 240 * KiB, false) == p); /* a hit and an insert */
   medium_free(heap, s);
-  medium_cache_flush(heap, false, t + 10 * (uint64_t)delay);
-  CHECKF(heap->mcache_count == 1, "a cache in use was given back");
-  medium_cache_flush(heap, false, t + 11 * (uint64_t)delay - 1);
-  CHECK(heap->mcache_count == 1);
-  medium_cache_flush(heap, false, t + 11 * (uint64_t)delay);
-  CHECKF(heap->mcache_count == 0, "idle for the purge delay, still cached");
+  medium_cache_flush(heap, true, false, t + 10 * (uint64_t)delay);
+  CHECKF(lz_popcount64(heap->mcache_mask) == 1, "a cache in use was given back");
+  medium_cache_flush(heap, true, false, t + 11 * (uint64_t)delay - 1);
+  CHECK(lz_popcount64(heap->mcache_mask) == 1);
+  medium_cache_flush(heap, true, false, t + 11 * (uint64_t)delay);
+  CHECKF(heap->mcache_mask == 0, "idle for the purge delay, still cached");
   heap_leave(heap);
+  lz_heap_validate();
+}
+
+/* ---- medium cache: the janitor's flush against the owner's lock-free use -- */
+/* The owner fills and takes cache slots without the lock; a thread holding
+ * the heap lock (the janitor's pass) empties them. First in steps: spans
+ * the owner freed, taken by the other thread, leave the owner's record
+ * stale but safe (a take misses, a full-looking cache finds its room
+ * again); then both at once: every block the owner holds keeps its own
+ * bytes (no span handed out twice) and the heap validates. */
+static _Atomic(int) mj_stop;
+static heap_t *mj_heap;
+static void *mj_flusher(void *arg) {
+  long rounds = (long)(intptr_t)arg;
+  for (long i = 0; rounds == 0 ? !atomic_load(&mj_stop) : i < rounds; i++) {
+    lz_lock(&mj_heap->lock);
+    medium_cache_flush(mj_heap, false, true, 0);
+    lz_unlock(&mj_heap->lock);
+    if (rounds == 0) sched_yield();
+  }
+  return NULL;
+}
+
+static void flush_as_janitor(heap_t *heap) {
+  pthread_t t;
+  mj_heap = heap;
+  CHECK(pthread_create(&t, NULL, mj_flusher, (void *)(intptr_t)1) == 0);
+  CHECK(pthread_join(t, NULL) == 0);
+}
+
+static void test_mcache_janitor(heap_t *heap) {
+  if (opt_get(OPT_PURGE_DELAY) <= 0 || LZ_HEAPS > 0) return; /* no cache; shared heaps: all locked */
+  heap_enter(heap);
+  medium_cache_flush(heap, true, true, os_now_ms());
+  heap_leave(heap);
+  size_t sizes[3] = {64 * KiB, 128 * KiB, 256 * KiB};
+  void *p[3];
+  for (int i = 0; i < 3; i++) CHECK((p[i] = lz_malloc(sizes[i])) != NULL);
+  for (int i = 0; i < 3; i++) lz_free(p[i]);
+  CHECK(lz_popcount64(heap->mcache_mask) == 3 && medium_cache_any(heap));
+  flush_as_janitor(heap);
+  CHECKF(!medium_cache_any(heap), "the janitor's flush left a span cached");
+  CHECK(lz_popcount64(heap->mcache_mask) == 3); /* the owner's record: stale */
+  lz_heap_validate();
+  void *q = lz_malloc(64 * KiB); /* its slot is empty: a miss, a new span */
+  CHECK(q != NULL && span_of(q)->used == 1);
+  memset(q, 0x5a, 64 * KiB);
+  lz_heap_validate();
+  /* Eight more spans than the record has room for: it finds the slots
+   * the janitor emptied, then gives the oldest back. */
+  void *r[LZ_MEDIUM_CACHE + 1];
+  for (int i = 0; i <= LZ_MEDIUM_CACHE; i++) CHECK((r[i] = lz_malloc(40 * KiB + (size_t)i * 8 * KiB)) != NULL);
+  for (int i = 0; i <= LZ_MEDIUM_CACHE; i++) {
+    lz_free(r[i]);
+    lz_heap_validate();
+  }
+  CHECK(lz_popcount64(heap->mcache_mask) == LZ_MEDIUM_CACHE && heap->mcache_bytes <= LZ_MEDIUM_CACHE_BYTES);
+  lz_free(q);
+  lz_heap_validate();
+
+  /* Both at once. */
+  atomic_store(&mj_stop, 0);
+  mj_heap = heap;
+  pthread_t t;
+  CHECK(pthread_create(&t, NULL, mj_flusher, (void *)(intptr_t)0) == 0);
+  enum { HELD = 3 };
+  uint8_t *held[HELD] = {0};
+  size_t held_size[HELD] = {0};
+  for (int i = 0; i < 20000; i++) {
+    int k = i % HELD;
+    if (held[k] != NULL) {
+      for (size_t j = 0; j < held_size[k]; j += LZ_PAGE_SIZE)
+        CHECKF(held[k][j] == (uint8_t)(k + 1), "a live block's page %zu was rewritten", j / LZ_PAGE_SIZE);
+      lz_free(held[k]);
+    }
+    held_size[k] = (size_t)(40 + k * 24 + (i / 64) % 2 * 96) * KiB; /* hits, and misses now and then */
+    held[k] = lz_malloc(held_size[k]);
+    CHECK(held[k] != NULL);
+    for (size_t j = 0; j < held_size[k]; j += LZ_PAGE_SIZE) held[k][j] = (uint8_t)(k + 1);
+  }
+  atomic_store(&mj_stop, 1);
+  CHECK(pthread_join(t, NULL) == 0);
+  for (int k = 0; k < HELD; k++) lz_free(held[k]);
   lz_heap_validate();
 }
 
@@ -398,6 +483,7 @@ int main(void) {
   test_borrow(heap);
   test_spans(heap);
   test_mcache(heap);
+  test_mcache_janitor(heap);
   if (LZ_HEAPS == 0) { /* shared heaps: the freer may share ours */
     test_remote(heap, false);
     test_remote(heap, true);

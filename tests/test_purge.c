@@ -230,7 +230,7 @@ static void run_decay(void) {
   for (int i = 0; i < N; i++) CHECK(((uintptr_t)m[i] & ~LZ_CHUNK_MASK) == (uintptr_t)c);
   for (int i = 0; i < N; i++) lz_free(m[i]);
   heap_enter(heap);
-  medium_cache_flush(heap, true, os_now_ms()); /* the spans go back to the chunk: armed */
+  medium_cache_flush(heap, true, true, os_now_ms()); /* the spans go back to the chunk: armed */
   uint64_t at = c->purge_at;
   size_t lowest, base = free_dirty(c, &lowest);
   CHECK(at != 0 && c->hot == 0 && base >= N * SIZE / LZ_PAGE_SIZE && c->decay_base == base);
@@ -255,7 +255,7 @@ static void run_decay(void) {
   for (int i = 0; i < N; i++) lz_free(lz_malloc(SIZE)), m[i] = lz_malloc(SIZE), memset(m[i], 1, SIZE);
   for (int i = 0; i < N; i++) lz_free(m[i]);
   heap_enter(heap);
-  medium_cache_flush(heap, true, os_now_ms());
+  medium_cache_flush(heap, true, true, os_now_ms());
   at = c->purge_at;
   base = free_dirty(c, &lowest);
   CHECK(at != 0 && base > 0);
@@ -276,7 +276,7 @@ static void run_decay(void) {
  * heap's delay from the flush (the clock read around it). */
 static uint64_t flush_armed(heap_t *heap, chunk_t *c, uint64_t want_delay) {
   uint64_t t0 = os_now_ms();
-  medium_cache_flush(heap, true, t0);
+  medium_cache_flush(heap, true, true, t0);
   uint64_t t1 = os_now_ms(), at = c->purge_at;
   CHECKF(at >= t0 + want_delay && at <= t1 + want_delay, "purge_at %llu, armed in [%llu, %llu] + %llu",
          (unsigned long long)at, (unsigned long long)t0, (unsigned long long)t1, (unsigned long long)want_delay);
