@@ -204,6 +204,8 @@ lz_text_hot static heap_t *heap_adopt_orphan(uint64_t owner) {
       atomic_fetch_sub_explicit(&orphan_count, 1, memory_order_relaxed);
       orphan_adopted(h);
       h->purge_next = 0;
+      /* No janitor pass looks at an orphan's cache: its next span notifies. */
+      atomic_store_explicit(&h->xmcache_watch, 0, memory_order_relaxed);
       atomic_store_explicit(&h->xowner, owner, memory_order_relaxed);
       atomic_store_explicit(&h->xstate, HEAP_ACTIVE, memory_order_release);
       return h;
@@ -476,6 +478,8 @@ static uint64_t heaps_purge_background(uint64_t now) {
         due = heap_purge(h, false, HOLES_DUE, LZ_HEAPS > 0, now);
         uint64_t collapse = purge_heap_collapse(h, now);
         if (collapse < due) due = collapse;
+        uint64_t watch = medium_cache_watch(h, now);
+        if (watch < due) due = watch;
         lz_unlock(&h->lock);
       }
     } else if (state == HEAP_ORPHAN) {
@@ -799,8 +803,9 @@ lz_text_hot static lz_noinline void *malloc_slow(size_t size, heap_t *heap, bool
 lz_text_hot void *heap_malloc_slow(size_t size, heap_t *heap, bool zero) {
   if (size - (LZ_SMALL_MAX + 1) < LZ_MEDIUM_MAX - LZ_SMALL_MAX && heap != LZ_HEAP_EMPTY && heap->mcache_mask != 0 &&
       atomic_load_explicit(&heap->xremote, memory_order_relaxed) == NULL && !lz_secure2) {
-    void *p = medium_malloc_fast(heap, size, zero);
-    if (lz_likely(p != NULL)) {
+    span_t *s = medium_cache_hit(heap, size);
+    if (lz_likely(s != NULL)) {
+      void *p = medium_cache_use(heap, s, size, zero);
       heap_tick(heap);
       poll_janitor(heap);
       return p;

@@ -619,8 +619,9 @@ typedef struct heap_s {
   uint16_t mcache_pages[LZ_MEDIUM_CACHE]; /* holder: slot i's span's pages (bit i set) */
   uint32_t mcache_mask;                /* holder: slots it filled and has not seen emptied */
   size_t mcache_bytes;                 /* holder: bytes of those slots' spans */
-  uint32_t mcache_uses;                /* hits and inserts (wraps; stored atomically,
-                                          read by the janitor) */
+  uint32_t mcache_uses;                /* inserts (wraps; stored atomically, read by
+                                          the janitor) */
+  _Atomic(uint8_t) xmcache_watch;      /* will the janitor look again? (medium.c) */
   uint32_t mcache_uses_seen;           /* mcache_uses when mcache_used_at was stamped */
   uint64_t mcache_used_at;             /* a purge saw uses since the last one (ms): the
                                           last use was no later */
@@ -920,10 +921,12 @@ void *slab_pop_checked(span_t *s);
 /* medium.c: medium blocks (LZ_SMALL_MAX < size <= LZ_MEDIUM_MAX), one per
  * span, and the heap's cache of freed medium spans (heap->mcache). */
 void *medium_malloc(heap_t *heap, size_t size, size_t align_pages, bool zero); /* align_pages: 1 or a power of two */
-void *medium_malloc_fast(heap_t *heap, size_t size, bool zero); /* holder, no lock: from the cache only, else NULL */
+span_t *medium_cache_hit(heap_t *heap, size_t size);  /* holder, no lock: a cached span for size, or NULL */
+void *medium_cache_use(heap_t *heap, span_t *s, size_t size, bool zero); /* medium_cache_hit's span: the live block */
 void medium_free(heap_t *heap, span_t *s);                  /* heap lock held */
 void medium_free_local(heap_t *heap, span_t *s, void *p);   /* holder, own live block p of span s, no lock */
 bool medium_cache_any(heap_t *heap);                        /* a slot holds a span (any thread) */
+uint64_t medium_cache_watch(heap_t *heap, uint64_t now);    /* the janitor's look (lock held): when to look again */
 bool medium_grow(heap_t *heap, span_t *s, size_t size); /* live block of heap's, in place */
 void medium_cache_flush(heap_t *heap, bool holder, bool force, uint64_t now); /* holder: the heap's own thread */
 

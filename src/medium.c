@@ -62,6 +62,47 @@ static void mcache_put(heap_t *heap, span_t *s) {
   atomic_store_explicit(&heap->xmcache[i], s, memory_order_release);
 }
 
+/* The janitor's watch of the cache (heap_t.xmcache_watch): the owner
+ * notifies it (janitor_notify) when a span enters an empty cache, unless
+ * the watch says a janitor pass will look at the heap again anyway:
+ *   MCACHE_WATCHED   the owner notified since the janitor last let go;
+ *                    the janitor keeps looking (purge delay apart) while
+ *                    it finds spans, and on finding none moves to
+ *   MCACHE_LOOKED    and looks once more, a purge delay later, for a span
+ *                    the owner cached while it looked (the owner read
+ *                    WATCHED then: no notify); finding none again:
+ *   MCACHE_UNWATCHED the next span cached notifies.
+ * The owner stores WATCHED only after reading another value, and notifies
+ * then; the janitor stores the others (medium_cache_watch). A notify
+ * never goes missing: the janitor lets go only after two looks a purge
+ * delay apart found the cache empty, and a span cached after the first
+ * look's store reads LOOKED and notifies. With no janitor running the
+ * notify does what it always does (may start one, whose first pass looks
+ * at every heap). Without the watch, a loop of one medium block's malloc
+ * and free notified on every free. */
+enum { MCACHE_UNWATCHED = 0, MCACHE_WATCHED = 1, MCACHE_LOOKED = 2 };
+
+lz_inline void mcache_watch_arm(heap_t *heap) {
+  if (atomic_load_explicit(&heap->xmcache_watch, memory_order_relaxed) != MCACHE_WATCHED) {
+    atomic_store_explicit(&heap->xmcache_watch, MCACHE_WATCHED, memory_order_relaxed);
+    janitor_notify();
+  }
+}
+
+uint64_t medium_cache_watch(heap_t *heap, uint64_t now) {
+  uint8_t w = atomic_load_explicit(&heap->xmcache_watch, memory_order_relaxed);
+  if (medium_cache_any(heap)) {
+    if (w != MCACHE_WATCHED) atomic_store_explicit(&heap->xmcache_watch, MCACHE_WATCHED, memory_order_relaxed);
+    return purge_due(heap->mcache_used_at); /* heap_purge stamped it */
+  }
+  if (w == MCACHE_WATCHED) {
+    atomic_store_explicit(&heap->xmcache_watch, MCACHE_LOOKED, memory_order_relaxed);
+    return purge_due(now);
+  }
+  if (w == MCACHE_LOOKED) atomic_store_explicit(&heap->xmcache_watch, MCACHE_UNWATCHED, memory_order_relaxed);
+  return UINT64_MAX;
+}
+
 /* The holder forgets the slots the janitor emptied. */
 static void mcache_resync(heap_t *heap) {
   for (uint32_t m = heap->mcache_mask; m != 0; m &= m - 1) {
@@ -84,10 +125,7 @@ lz_inline span_t *medium_cache_take(heap_t *heap, size_t npages) {
     size_t n = heap->mcache_pages[i];
     if (n >= npages && n <= npages + npages / MEDIUM_CACHE_SLACK) {
       span_t *s = mcache_claim(heap, i);
-      if (lz_likely(s != NULL)) {
-        __atomic_store_n(&heap->mcache_uses, heap->mcache_uses + 1, __ATOMIC_RELAXED);
-        return s;
-      }
+      if (lz_likely(s != NULL)) return s;
     }
   }
   return NULL;
@@ -116,15 +154,9 @@ void medium_cache_flush(heap_t *heap, bool holder, bool force, uint64_t now) {
   }
 }
 
-/* Makes s (cached, or new with its geometry set) the live block. */
-static void *medium_block(heap_t *heap, span_t *s, size_t size, bool zero) {
-  /* Kept apart: merged, two of these 16-bit stores become a 32-bit
-   * constant loaded from .rodata, whose first read costs a small process
-   * a page fault of its own (internal.h, lz_ro_hot). */
-  s->reserved = 1;
-  __asm__("" ::: "memory");
-  s->capacity = 1;
-  __asm__("" ::: "memory");
+/* Makes s (cached: reserved and capacity 1 already, or new with its
+ * geometry set) the live block. */
+lz_inline void *medium_block(heap_t *heap, span_t *s, size_t size, bool zero) {
   s->used = 1;
   uint8_t *p = span_start(s);
   if (zero && !(s->flags & SPAN_ZERO)) memset(p, 0, size);
@@ -148,13 +180,22 @@ lz_text_hot void *medium_malloc(heap_t *heap, size_t size, size_t align_pages, b
     s = span_alloc(heap, npages, align_pages, SPAN_MEDIUM);
     if (s == NULL) return NULL;
     span_set_block_size(s, (uint32_t)(npages << LZ_PAGE_SHIFT));
+    /* Kept apart: merged, these 16-bit stores become a 32-bit constant
+     * loaded from .rodata, whose first read costs a small process a page
+     * fault of its own (internal.h, lz_ro_hot). */
+    s->reserved = 1;
+    __asm__("" ::: "memory");
+    s->capacity = 1;
   }
   return medium_block(heap, s, size, zero);
 }
 
-lz_text_hot void *medium_malloc_fast(heap_t *heap, size_t size, bool zero) {
-  span_t *s = medium_cache_take(heap, (size + LZ_PAGE_SIZE - 1) >> LZ_PAGE_SHIFT);
-  return s != NULL ? medium_block(heap, s, size, zero) : NULL;
+lz_text_hot span_t *medium_cache_hit(heap_t *heap, size_t size) {
+  return medium_cache_take(heap, (size + LZ_PAGE_SIZE - 1) >> LZ_PAGE_SHIFT);
+}
+
+lz_text_hot void *medium_cache_use(heap_t *heap, span_t *s, size_t size, bool zero) {
+  return medium_block(heap, s, size, zero);
 }
 
 /* realloc to a bigger size (<= LZ_MEDIUM_MAX) of live block s of this
@@ -205,7 +246,7 @@ static void medium_release(heap_t *heap, span_t *s) {
     if (heap->mcache_mask != MCACHE_FULL && heap->mcache_bytes + bytes <= LZ_MEDIUM_CACHE_BYTES) {
       bool was_empty = heap->mcache_mask == 0;
       mcache_put(heap, s);
-      if (was_empty) janitor_notify();
+      if (was_empty) mcache_watch_arm(heap);
       return;
     }
   }
@@ -235,7 +276,7 @@ lz_text_hot void medium_free_local(heap_t *heap, span_t *s, void *p) {
                 medium_cacheable(heap, s))) {
     bool was_empty = heap->mcache_mask == 0;
     mcache_put(heap, s);
-    if (was_empty) janitor_notify();
+    if (was_empty) mcache_watch_arm(heap);
     return;
   }
   medium_release_locked(heap, s);

@@ -54,7 +54,7 @@ endif()
 lz_test(NAME test_janitor_idle KIND PREFIXED LABELS unit purge TIMEOUT 300
         SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_janitor.c ARGS idle ENV LZMALLOC_BACKGROUND=auto LZMALLOC_PURGE_DELAY=500)
 target_compile_definitions(test_janitor_idle PRIVATE ${LZ_DEFS})
-foreach(_m threads fork lastexit)
+foreach(_m threads fork lastexit mcache)
   lz_test(NAME test_janitor_${_m} KIND PREFIXED LABELS unit purge TIMEOUT 300
           SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_janitor.c ARGS ${_m} ENV LZMALLOC_BACKGROUND=1 LZMALLOC_PURGE_DELAY=500)
   target_compile_definitions(test_janitor_${_m} PRIVATE ${LZ_DEFS}) # reads LZ_PURGE_DELAY_MS, LZ_SECURE

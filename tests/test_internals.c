@@ -200,7 +200,7 @@ static void test_mcache(heap_t *heap) {
   CHECKF(lz_popcount64(heap->mcache_mask) == 1, "a cache in use was given back");
   medium_cache_flush(heap, true, false, t + (uint64_t)delay - 1);
   CHECKF(lz_popcount64(heap->mcache_mask) == 1, "given back before the delay");
-  CHECK(medium_malloc_fast(heap, 240 * KiB, false) == p); /* a hit and an insert */
+  CHECK(medium_cache_hit(heap, 240 * KiB) == s && medium_cache_use(heap, s, 240 * KiB, false) == p); /* a hit and an insert */
   medium_free(heap, s);
   medium_cache_flush(heap, true, false, t + 10 * (uint64_t)delay);
   CHECKF(lz_popcount64(heap->mcache_mask) == 1, "a cache in use was given back");

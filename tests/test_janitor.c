@@ -13,6 +13,11 @@
  *                          its pages.
  *   test_janitor lastexit  a process whose threads all end with pthread_exit
  *                          ends (the janitor does not keep it alive).
+ *   test_janitor mcache    a thread's medium cache, empty while the janitor
+ *                          looked (its blocks live), then filled by frees
+ *                          after which the thread makes no call: given
+ *                          back all the same (the janitor's watch,
+ *                          medium.c).
  *   test_janitor fork      fork while the janitor runs (and while it is
  *                          purging): the child starts with one thread, gets
  *                          a janitor of its own when it frees, and its idle
@@ -259,6 +264,47 @@ static void run_lastexit(void) {
   printf("ended %.2f s after its threads did\n", tu_now() - t0 - 0.1);
 }
 
+/* mcache: a thread's medium cache, emptied while the janitor looked (its
+ * blocks live), then filled by frees after which the thread makes no call:
+ * the janitor still learns of it and gives it back (committed bytes fall
+ * by most of the 4 MiB cached). */
+#define MC_BLOCK ((size_t)1 << 20)
+#define MC_N 4
+static void *mcache_worker(void *arg) {
+  (void)arg;
+  void *v[MC_N];
+  for (int r = 0; r < 50; r++) { /* the cache in use: spans in and out */
+    for (int i = 0; i < MC_N; i++) CHECK((v[i] = lz_malloc(MC_BLOCK)) != NULL);
+    for (int i = 0; i < MC_N; i++) memset(v[i], r + 1, MC_BLOCK);
+    for (int i = 0; i < MC_N; i++) lz_free(v[i]);
+  }
+  for (int i = 0; i < MC_N; i++) CHECK((v[i] = lz_malloc(MC_BLOCK)) != NULL);
+  /* The cache empty for three purge delays: the janitor's looks find it so. */
+  usleep(3 * 1000 * (LZ_PURGE_DELAY_MS > 500 ? LZ_PURGE_DELAY_MS : 500));
+  for (int i = 0; i < MC_N; i++) lz_free(v[i]);
+  sem_post(&freed);
+  while (sem_wait(&done) != 0) {
+  } /* silent */
+  return NULL;
+}
+
+static void run_mcache(void) {
+  sem_init(&freed, 0, 0);
+  sem_init(&done, 0, 0);
+  pthread_t t;
+  CHECK(pthread_create(&t, NULL, mcache_worker, NULL) == 0);
+  while (sem_wait(&freed) != 0) {
+  }
+  size_t before = committed();
+  size_t bound = before - (size_t)3 * MC_BLOCK;
+  double s = wait_committed(bound, TIMEOUT_S);
+  CHECKF(s >= 0, "the idle thread's cached medium spans stayed: committed %zu KiB, was %zu KiB", committed() >> 10,
+         before >> 10);
+  printf("idle medium cache given back in %.2f s: committed %zu -> %zu KiB\n", s, before >> 10, committed() >> 10);
+  sem_post(&done);
+  CHECK(pthread_join(t, NULL) == 0);
+}
+
 int main(int argc, char **argv) {
   const char *mode = argc > 1 ? argv[1] : "idle";
   setvbuf(stdout, NULL, _IONBF, 0);
@@ -294,8 +340,9 @@ int main(int argc, char **argv) {
   else if (strcmp(mode, "fork") == 0) run_fork();
   else if (strcmp(mode, "lastexit") == 0) run_lastexit();
   else if (strcmp(mode, "single") == 0) run_single();
+  else if (strcmp(mode, "mcache") == 0) run_mcache();
   else {
-    fprintf(stderr, "usage: test_janitor idle|off|threads|fork|lastexit\n");
+    fprintf(stderr, "usage: test_janitor idle|off|threads|fork|lastexit|single|mcache\n");
     return 2;
   }
   printf("ok: %s\n", mode);
