@@ -503,7 +503,7 @@ static void *orphan_holes_worker(void *arg) {
 
 static void run_orphan_holes(void) {
   long delay = opt_get(OPT_PURGE_DELAY);
-  if (delay < 0 || LZ_HEAPS > 0) {
+  if (delay <= 0 || LZ_HEAPS > 0) {
     printf("skipped: orphans' holes need a purge delay (%ld here) and thread heaps\n", delay);
     return;
   }
