@@ -46,7 +46,8 @@ lz_text_hot static void *realloc_body(void *p, size_t size) {
   void *r;
   size_t copy;
   if (heap_realloc_in_place(p, size, &r, &copy)) return r;
-  void *n = malloc_fast(size);
+  void *n = copy < size ? heap_realloc_grown(size) : NULL; /* growing: pages (heap.c) */
+  if (n == NULL) n = malloc_fast(size);
   if (n == NULL) return NULL;
   memcpy(n, p, copy);
   free_fast(p);

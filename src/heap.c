@@ -814,6 +814,24 @@ lz_text_hot void *heap_malloc_slow(size_t size, heap_t *heap, bool zero) {
   return malloc_slow(size, heap, zero);
 }
 
+/* realloc moving a block to a bigger size of REALLOC_PAGES_MIN to
+ * LZ_SMALL_MAX: a medium span of whole pages, not a slab block. A buffer
+ * grown step by step (python's lists, git's strbufs) would otherwise pass
+ * through one class after another, each class's slab keeping the freed
+ * block resident (python's threads each kept one in every class from 8 to
+ * 32 KiB, 50 pages a thread; glibc grows such buffers in place); in a
+ * medium span the next steps fill its last page, then grow into the free
+ * pages after it (medium_grow), with no copy and no block left behind.
+ * Only from REALLOC_PAGES_MIN, where rounding up to pages costs less than
+ * a third of the block. */
+#define REALLOC_PAGES_MIN (2 * LZ_PAGE_SIZE)
+void *heap_realloc_grown(size_t size) {
+  if (size <= REALLOC_PAGES_MIN || size > LZ_SMALL_MAX || lz_secure2) return NULL;
+  heap_t *heap = slow_enter(lz_heap_tls);
+  if (lz_unlikely(heap == NULL)) return NULL;
+  return slow_leave(heap, medium_malloc(heap, size, 1, false));
+}
+
 /* align is a power of two > 16. */
 lz_text_hot void *heap_malloc_aligned(heap_t *heap, size_t size, size_t align) {
   heap = slow_enter(heap);

@@ -918,7 +918,8 @@ uint32_t slab_hole_blocks(const span_t *s);
 bool slab_holds(const span_t *s, const void *p);
 void *slab_pop_checked(span_t *s);
 
-/* medium.c: medium blocks (LZ_SMALL_MAX < size <= LZ_MEDIUM_MAX), one per
+/* medium.c: medium blocks (LZ_SMALL_MAX < size <= LZ_MEDIUM_MAX, and
+ * from 8 KiB up for a block realloc grows: heap_realloc_grown), one per
  * span, and the heap's cache of freed medium spans (heap->mcache). */
 void *medium_malloc(heap_t *heap, size_t size, size_t align_pages, bool zero); /* align_pages: 1 or a power of two */
 span_t *medium_cache_hit(heap_t *heap, size_t size);  /* holder, no lock: a cached span for size, or NULL */
@@ -984,6 +985,7 @@ lz_cold void heap_free_last(heap_t *heap, span_t *s);
 void heap_free_local(heap_t *heap, span_t *s, lz_block_t *b);
 size_t heap_usable_size(const void *p, const char *func);
 bool heap_realloc_in_place(void *p, size_t size, void **out, size_t *copy);
+void *heap_realloc_grown(size_t size); /* NULL: take an ordinary block */
 void heap_collect(heap_t *heap, bool force);
 void heap_abandon(heap_t *heap);
 void heap_thread_exit(heap_t *heap);

@@ -6,9 +6,10 @@
  * up to 1 MiB keeps its address, its bytes, and the heap's bytes in use
  * are exactly its pages (no freed span left behind, nothing counted
  * twice); a block whose next pages hold another block moves (bytes kept);
- * a block grown past 1 MiB becomes a large block (bytes kept); after every
- * free, bytes in use are back to where they started. The validator
- * passes after each step.
+ * a block grown past 1 MiB becomes a large block (bytes kept); a slab
+ * block grown past 8 KiB moves into a medium span once and grows there;
+ * after every free, bytes in use are back to where they started. The
+ * validator passes after each step.
  */
 #include <pthread.h>
 
@@ -74,6 +75,33 @@ static void *grow_thread(void *arg) {
   CHECK(SIZE_MAX == tu_pattern_check(d, 150000, 11));
   lz_free(d);
   lz_free(b);
+  EXPECT_IN_USE(base);
+  lz_heap_validate();
+
+  /* A slab block grown by an eighth at a time: past 8 KiB it moves once
+   * into a medium span of whole pages (not from class to class, each
+   * keeping the freed block), and stays there up to 64 KiB. */
+  size = 3000;
+  p = lz_malloc(size);
+  CHECK(p != NULL);
+  tu_pattern_fill(p, size, 13);
+  unsigned char *moved = NULL;
+  while (size < 65536) {
+    size_t next = size + size / 8;
+    unsigned char *q = lz_realloc(p, next);
+    CHECK(q != NULL);
+    CHECK(SIZE_MAX == tu_pattern_check(q, size, 13));
+    if (next > 2 * 4096) {
+      if (moved == NULL) moved = q;
+      CHECKF(q == moved, "%zu B moved again (%p, first %p)", next, (void *)q, (void *)moved);
+      CHECKF(lz_usable_size(q) == pages_of(next), "%zu B: usable %zu", next, (size_t)lz_usable_size(q));
+    }
+    tu_pattern_fill(q, next, 13);
+    p = q;
+    size = next;
+  }
+  lz_heap_validate();
+  lz_free(p);
   EXPECT_IN_USE(base);
   lz_heap_validate();
   return NULL;
