@@ -864,6 +864,15 @@ typedef struct ptr_info_s {
   large_t *large; /* a large block */
 } ptr_info_t;
 
+/* That p, a pointer into one of our chunks, is a block of s, the span its
+ * page maps to, below its carved limit (a slot never handed out is not a
+ * block); else reports p (naming `func`) and aborts. */
+lz_inline void span_check(const span_t *s, const void *p, const char *func) {
+  /* Pages of no span map to spans[0], a slot never given out (kind
+   * SPAN_NONE). */
+  if (s->kind == SPAN_NONE || !slab_holds(s, p)) lz_fatal_pointer("invalid pointer", func, p);
+}
+
 /* The span of p, a pointer into one of our chunks, after checking that p is
  * a block of it below its carved limit (a slot never handed out is not a
  * block); else reports p (naming `func`) and aborts. */
@@ -871,9 +880,7 @@ static span_t *span_resolve(const void *p, const char *func) {
   uintptr_t a = (uintptr_t)p;
   chunk_t *c = (chunk_t *)(a & ~LZ_CHUNK_MASK);
   span_t *s = chunk_span_of(c, a);
-  /* Pages of no span map to spans[0], a slot never given out (kind
-   * SPAN_NONE). */
-  if (s->kind == SPAN_NONE || !slab_holds(s, p)) lz_fatal_pointer("invalid pointer", func, p);
+  span_check(s, p, func);
   return s;
 }
 
@@ -932,8 +939,9 @@ lz_text_hot void heap_free_slow(void *p) {
 }
 
 /* heap_free_page's every case but the owner's medium block: another
- * heap's block, a full slab, a failed fast check, level 2. */
-lz_text_hot static lz_noinline void free_page_general(void *p, heap_t *heap) {
+ * heap's block, a full slab, a failed fast check, level 2. s is the span
+ * p's page maps to (spans[0] if none), not yet checked. */
+lz_text_hot static lz_noinline void free_page_general(void *p, heap_t *heap, span_t *s) {
   /* Every remote free comes this way: the tick sends the batches at least
    * every 64th slow-path entry, so a thread that frees other heaps' blocks
    * keeps them from their owners briefly. */
@@ -943,7 +951,7 @@ lz_text_hot static lz_noinline void free_page_general(void *p, heap_t *heap) {
      * gets one for its quarantine, if it can). */
     secure_free(heap != LZ_HEAP_EMPTY ? heap : heap_get_slow(), p, "free");
   } else {
-    span_t *s = span_resolve(p, "free");
+    span_check(s, p, "free");
     /* Another heap's block, the usual reason to be here: batched home or
      * kept (remote.c). The owner of a live block's chunk is stable. */
     if (lz_likely(heap != LZ_HEAP_EMPTY && ((chunk_t *)((uintptr_t)p & ~LZ_CHUNK_MASK))->heap != heap))
@@ -954,9 +962,25 @@ lz_text_hot static lz_noinline void free_page_general(void *p, heap_t *heap) {
   poll_janitor(heap == LZ_HEAP_EMPTY ? NULL : heap);
 }
 
+/* The owner frees its own medium block p, the start of span s: the cache
+ * takes it without the lock (medium.c). */
+lz_text_hot static lz_noinline void free_own_medium(void *p, heap_t *heap, span_t *s) {
+  heap_tick(heap);
+  /* A block another thread freed and sent home (its first words say so;
+   * not collected yet) is freed twice. Looked for only while blocks wait
+   * in xremote: a medium block is sent at once (remote.c), and until
+   * they are collected no path takes a cached span (heap_malloc_slow). */
+  if (LZ_SECURE && atomic_load_explicit(&heap->xremote, memory_order_relaxed) != NULL &&
+      block_maybe_free((lz_block_t *)p) && remote_in_flight((lz_block_t *)p))
+    lz_fatal_pointer("double free", "free", p);
+  medium_free_local(heap, s, p);
+  poll_janitor(heap);
+}
+
 /* Frees of pointers into our chunks that the fast path did not finish:
  * another heap's block (a remote free), a full or medium span, or a failed
- * fast check. The fast path found p in the chunk map already. */
+ * fast check. The fast path found p in the chunk map already. Only tail
+ * calls: no register to save on the way. */
 lz_text_hot void heap_free_page(void *p) {
   /* Past the user range: the fast path looked at the chunk map with the
    * index masked (alloc.h); never ours. */
@@ -967,23 +991,12 @@ lz_text_hot void heap_free_page(void *p) {
   heap_t *heap = lz_heap_tls;
   chunk_t *c = (chunk_t *)((uintptr_t)p & ~LZ_CHUNK_MASK);
   span_t *s = chunk_span_of(c, (uintptr_t)p);
-  /* Our own medium block (the start of its span): the cache takes it
-   * without the lock (medium.c). The chunk's owner is never
-   * LZ_HEAP_EMPTY. */
-  if (lz_likely(!lz_secure2 && s->kind == SPAN_MEDIUM && c->heap == heap && p == span_start(s))) {
-    heap_tick(heap);
-    /* A block another thread freed and sent home (its first words say so;
-     * not collected yet) is freed twice. Looked for only while blocks wait
-     * in xremote: a medium block is sent at once (remote.c), and until
-     * they are collected no path takes a cached span (heap_malloc_slow). */
-    if (LZ_SECURE && atomic_load_explicit(&heap->xremote, memory_order_relaxed) != NULL &&
-        block_maybe_free((lz_block_t *)p) && remote_in_flight((lz_block_t *)p))
-      lz_fatal_pointer("double free", "free", p);
-    medium_free_local(heap, s, p);
-    poll_janitor(heap);
-    return;
-  }
-  free_page_general(p, heap);
+  /* The chunk's owner is never LZ_HEAP_EMPTY. */
+  if (lz_likely(!lz_secure2 && s->kind == SPAN_MEDIUM && c->heap == heap &&
+                (uintptr_t)p == (uintptr_t)c + ((uintptr_t)s->page << LZ_PAGE_SHIFT)))
+    free_own_medium(p, heap, s);
+  else
+    free_page_general(p, heap, s);
 }
 
 /* Frees block p of span s (validated). */
