@@ -6,7 +6,11 @@
  *            page per class would be 20;
  *   usable   meanwhile a block's usable size is its power of two;
  *   bounded  start-up ends once its slabs reach 64 pages (256 KiB): within
- *            300 blocks of 1 KiB, malloc(48) has its own class again.
+ *            300 blocks of 1 KiB, malloc(48) has its own class again;
+ *   carve    blocks of a page or more are carved one at a time: three
+ *            malloc(8192) never written leave the page of the next block
+ *            of their slab untouched (mincore), where carving ahead wrote
+ *            the link of every block carved.
  * Runs first thing in main: the process's first heap is the one in
  * start-up. Hardening level 2 has no start-up (skipped; so is the
  * shared-heaps configuration, built at level 2).
@@ -19,8 +23,33 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "testutil.h"
+
+/* Whether the page holding p is resident (mincore). */
+static int resident(const void *p) {
+  unsigned char v = 0;
+  CHECK(mincore((void *)((uintptr_t)p & ~(uintptr_t)4095), 4096, &v) == 0);
+  return v & 1;
+}
+
+/* Blocks of 8 KiB: the first slab of the class, on pages of the process's
+ * first chunk that no span used before (first thing in main). */
+static void check_carve(void) {
+  enum { BIG = 8192 };
+  char *big[3];
+  for (int i = 0; i < 3; i++) {
+    big[i] = malloc(BIG);
+    CHECK(big[i] != NULL);
+  }
+  for (int i = 1; i < 3; i++)
+    CHECKF(big[i] == big[i - 1] + BIG, "malloc(%d) #%d at %p, not right after %p", BIG, i, (void *)big[i],
+           (void *)big[i - 1]);
+  CHECK(resident(big[2])); /* malloc cleared its link: mincore sees it */
+  CHECKF(!resident(big[2] + BIG), "three malloc(%d) touched the page of the next block", BIG);
+  for (int i = 0; i < 3; i++) free(big[i]);
+}
 
 static const size_t k_class[] = {16, 32, 48, 64, 80, 96, 112, 128, 160, 192,
                                  224, 256, 320, 384, 448, 512, 640, 768, 896, 1024};
@@ -36,6 +65,7 @@ int main(void) {
     printf("startup_pages: skipped at hardening level 2\n");
     return 0;
   }
+  check_carve();
   void *b[NCLASS];
   uintptr_t pages[NCLASS];
   size_t distinct = 0;
