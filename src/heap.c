@@ -740,7 +740,22 @@ lz_text_hot static lz_noinline void *malloc_general(heap_t *heap, size_t size, b
  * (slab_malloc_local). Only while the thread keeps no foreign blocks (then
  * s is a queue's first span or &lz_span_empty, whose lists are empty) and
  * no other thread sent blocks back (the slow path collects them first);
- * anything else, or a check that fails, goes to heap_malloc_slow. */
+ * anything else, or a check that fails, goes to heap_malloc_slow. An
+ * installed foreign list found empty is uninstalled first (remote.c) and
+ * the list of the span direct[] then names popped, if it has blocks. */
+/* heap_malloc_refill's: installed foreign list f ran dry (remote.c), so
+ * direct[] names the class's span again, whose list is popped if it has
+ * blocks. */
+static lz_noinline void *refill_foreign_dry(size_t size, heap_t *heap, span_t *f) {
+  foreign_uninstall(heap, f);
+  span_t *s = heap->direct[(size + 15) >> 4];
+  if (lz_likely(list_head_ok(s->free))) {
+    heap_tick(heap);
+    return span_pop(s);
+  }
+  return heap_malloc_slow(size, heap, false);
+}
+
 lz_text_hot void *heap_malloc_refill(size_t size, heap_t *heap, span_t *s) {
   lz_block_t *b = s->local_free;
   if (lz_likely(s->free == NULL && b != NULL && heap->foreign == NULL &&
@@ -755,6 +770,7 @@ lz_text_hot void *heap_malloc_refill(size_t size, heap_t *heap, span_t *s) {
       return span_pop(s);
     }
   }
+  if ((s->flags & FOREIGN_INSTALLED) && s->free == NULL) return refill_foreign_dry(size, heap, s);
   return heap_malloc_slow(size, heap, false);
 }
 
@@ -945,7 +961,14 @@ lz_text_hot static lz_noinline void free_page_general(void *p, heap_t *heap, spa
   /* Every remote free comes this way: the tick sends the batches at least
    * every 64th slow-path entry, so a thread that frees other heaps' blocks
    * keeps them from their owners briefly. */
-  if (heap != LZ_HEAP_EMPTY) heap_tick(heap);
+  if (heap != LZ_HEAP_EMPTY) {
+    heap_tick(heap);
+    /* The common remote free: kept here for reuse or batched (remote.c). */
+    if (lz_likely(!lz_secure2) && remote_free_fast(heap, p)) {
+      poll_janitor(heap);
+      return;
+    }
+  }
   if (lz_secure2) {
     /* Level 2: every small and medium block (a thread without a heap
      * gets one for its quarantine, if it can). */

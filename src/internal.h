@@ -958,6 +958,14 @@ enum { FOREIGN_INSTALLED = 4 }; /* span flag of heap->foreign[c] */
 void *foreign_alloc(heap_t *heap, unsigned cls);
 uint32_t foreign_count(const heap_t *heap, unsigned cls, uint32_t limit);
 void foreign_flush(heap_t *heap);
+/* free's slow entry tries this first for p, a pointer into one of our
+ * chunks (self a heap, below level 2): true if p was a block of another
+ * heap's slab and is now kept on self's foreign list or batched home;
+ * false for everything else (not validated: the general path validates p). */
+bool remote_free_fast(heap_t *self, void *p);
+/* An installed foreign list ran dry (malloc's refill): direct[] points at
+ * its class's span again. */
+void foreign_uninstall(heap_t *heap, span_t *f);
 /* The first slot of span s's pair in heap->rbatch: a hash of the
  * descriptor's address (descriptors are 64 bytes apart in their chunk's
  * slots, and every chunk's slots lie at the same offset). */

@@ -331,15 +331,22 @@ size_t remote_collect(heap_t *heap) {
  * heap's home goes home at once: reusing it would place this thread's
  * data remotely.
  *
- * Installed lists: for classes served by direct[] (<= LZ_DIRECT_MAX) the
- * slow path points direct[] at heap->foreign[cls] when its list is not
- * empty, so the fast path pops foreign blocks like a span's (uncounted:
- * the list was charged to in_use at installation). While installed, `used`
+ * Installed lists: for classes served by direct[] (<= LZ_DIRECT_MAX) a
+ * block joining heap->foreign[cls] points direct[] at the list (or the
+ * slow path does, finding it not empty), so the fast path pops foreign
+ * blocks like a span's (uncounted: the list was charged to in_use at
+ * installation), the block freed last first. While installed, `used`
  * counts the blocks pushed since it was installed, or since it was last
- * found empty (bounding the list); otherwise it
- * counts the list. `reserved` is the bound. When the list runs dry, the next
- * malloc of the class takes the slow path, which uninstalls it. Larger
- * classes pop it in the slow path.
+ * found empty (bounding the list); otherwise it counts the list.
+ * `reserved` is the bound. When the list runs dry, the next malloc of the
+ * class uninstalls it (heap_malloc_refill). Larger classes pop it in the
+ * slow path.
+ *
+ * The common remote free skips the general slow path: heap_free_page
+ * tries remote_free_fast first, which takes only a block of another
+ * heap's slab, at a block boundary, whose words pass the screens untouched
+ * (kept here as above, or batched); anything else goes the general way
+ * (span_resolve, remote_free).
  *
  * Order: any. A block joins the front of the list (what malloc pops
  * next: the block this thread touched last), whatever chunk it lies in.
@@ -383,6 +390,38 @@ static lz_noinline bool foreign_init(heap_t *heap) {
   return true;
 }
 
+/* Lets malloc's fast path pop f, this heap's list of its class. */
+static void foreign_install(heap_t *heap, span_t *f) {
+  if (LZ_STATS) heap->stats.in_use += (int64_t)f->used * f->block_size; /* charged: pops uncounted */
+  f->used = 0;
+  f->flags |= FOREIGN_INSTALLED;
+  heap_direct_update(heap, f->cls);
+}
+
+/* Classes whose list malloc's fast path pops (direct[]'s). */
+lz_inline bool foreign_installable(unsigned cls) {
+  return lz_class_size[cls] <= LZ_DIRECT_MAX && opt_get(OPT_SECURE) < 2;
+}
+
+void foreign_uninstall(heap_t *heap, span_t *f) {
+  f->flags &= (uint8_t)~FOREIGN_INSTALLED;
+  f->used = 0;
+  heap_direct_update(heap, f->cls);
+}
+
+/* Links b (screened) at the front of f, this heap's list of its class,
+ * installed if it was not, so the next malloc of the class takes b. */
+lz_inline void foreign_link(heap_t *self, span_t *f, lz_block_t *b) {
+  if (LZ_SECURE) block_set_next(b + 1, b);
+  block_set_next(b, f->free);
+  f->free = b;
+  f->used++;
+  if (!(f->flags & FOREIGN_INSTALLED)) {
+    if (LZ_STATS) self->stats.in_use -= f->block_size; /* an installed list counts as in use */
+    if (foreign_installable(f->cls)) foreign_install(self, f);
+  }
+}
+
 static lz_noinline bool foreign_push(heap_t *self, span_t *s, lz_block_t *b) {
   /* With NUMA, only blocks of our home node are worth keeping (numa.c). */
   if (lz_unlikely(lz_numa_on) && span_chunk(s)->node != self->numa_home) return false;
@@ -401,12 +440,31 @@ static lz_noinline bool foreign_push(heap_t *self, span_t *s, lz_block_t *b) {
     }
     if (block_maybe_free(b)) return false; /* the batches screen it */
   }
-  if (LZ_SECURE) block_set_next(b + 1, b);
-  block_set_next(b, f->free);
-  f->free = b;
-  f->used++;
-  /* An installed list counts as in use (its pops are not counted). */
-  if (LZ_STATS && !(f->flags & FOREIGN_INSTALLED)) self->stats.in_use -= f->block_size;
+  foreign_link(self, f, b);
+  return true;
+}
+
+lz_text_hot bool remote_free_fast(heap_t *self, void *p) {
+  uintptr_t a = (uintptr_t)p;
+  chunk_t *c = (chunk_t *)(a & ~LZ_CHUNK_MASK);
+  if (c->heap == self) return false;
+  span_t *s = chunk_span_of(c, a);
+  if (s->kind != SPAN_SLAB || !slab_holds(s, p)) return false;
+  lz_block_t *b = (lz_block_t *)p;
+  /* Maybe on a list (a block in flight or listed has word 0 so too):
+   * the general path's screens. */
+  if (LZ_SECURE && block_maybe_free(b)) return false;
+  if (foreign_wanted(self, s)) {
+    if (lz_unlikely(self->foreign == NULL || lz_numa_on)) return false; /* foreign_push: first list, node */
+    span_t *f = &self->foreign[s->cls];
+    if (f->free == NULL && (f->flags & FOREIGN_INSTALLED)) f->used = 0;
+    if (f->used < f->reserved) {
+      foreign_link(self, f, b);
+      return true;
+    }
+  }
+  if (LZ_SECURE) block_set_next(b + 1, b); /* word 1: in flight */
+  batch_add(self, s, b, false);
   return true;
 }
 
@@ -420,18 +478,12 @@ void *foreign_alloc(heap_t *heap, unsigned cls) {
       if (!list_head_ok(f->free)) lz_fatal_pointer("corrupted free list", "malloc", f->free);
       return NULL;
     }
-    f->flags &= (uint8_t)~FOREIGN_INSTALLED;
-    f->used = 0;
-    heap_direct_update(heap, cls);
+    foreign_uninstall(heap, f);
     return NULL;
   }
   if (f->free == NULL) return NULL;
-  if (lz_class_size[cls] <= LZ_DIRECT_MAX && opt_get(OPT_SECURE) < 2) {
-    /* Install: charge the list, let the fast path pop the rest. */
-    if (LZ_STATS) heap->stats.in_use += (int64_t)f->used * f->block_size;
-    f->used = 0;
-    f->flags |= FOREIGN_INSTALLED;
-    heap_direct_update(heap, cls);
+  if (foreign_installable(cls)) {
+    foreign_install(heap, f); /* let the fast path pop the rest */
   } else {
     f->used--;
     if (LZ_STATS) heap->stats.in_use += f->block_size;
