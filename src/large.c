@@ -36,6 +36,10 @@
  * thread would otherwise be named a double free or an invalid pointer by
  * timing alone). A block made over several units clears the descriptors of
  * its other units, so a pointer inside a live block is never named so.
+ * A unit's descriptor is written only by the thread that holds the unit's
+ * pages (the expiry hint aside): never after they are unmapped or moved
+ * away, when another thread may map a block there at once (a realloc
+ * that moves a block clears its old check word before the move).
  *
  * Reuse. A freed range joins the cache, merged with cached ranges that
  * touch it. An allocation takes the smallest cached range that fits and
@@ -740,19 +744,22 @@ void *large_realloc(large_t *l, void *p, size_t size) {
   if (need <= old) {
     range_trim(base, &got, need, node);
   } else {
+    /* The old check word goes before range_grow: once it moves the pages,
+     * their addresses are free, another thread may map a block there at
+     * once, and l is then that block's descriptor. Written back if the
+     * block stays (by block_make where it grew in place). */
+    atomic_store_explicit(&l->xcheck, 0, memory_order_relaxed);
     nb = range_grow(base, &got, need, node, &dirty);
     if (nb == 0) {
+      atomic_store_explicit(&l->xcheck, lz_key ^ (uintptr_t)p, memory_order_relaxed);
       if (old_guard) os_protect_none(old_g, old_guard);
       if (old_guard && lead) os_protect_none((uint8_t *)p - LZ_PAGE_SIZE, LZ_PAGE_SIZE);
       return NULL;
     }
   }
   atomic_fetch_sub_explicit(&lz_large_in_use, old_usable, memory_order_relaxed);
-  large_t *d = l;
-  if (nb != base) {
-    atomic_store_explicit(&l->xcheck, 0, memory_order_relaxed);
-    d = desc_get(unit_of(nb)); /* made by range_grow */
-  }
+  /* A moved block's old descriptor is no longer ours to write. */
+  large_t *d = nb != base ? desc_get(unit_of(nb)) /* made by range_grow */ : l;
   return block_make(nb, got, size, lead, node, d, false);
 }
 

@@ -64,6 +64,8 @@
 #                    swapping large blocks through the lock-free cache
 #   large_unmap_held a thread stopped inside its munmap of a cached large
 #                    range leaves it counted out already (not sanitized)
+#   large_realloc_moved a block another thread maps at once where realloc
+#                    moved a large block from is live (not sanitized)
 #   large_fork       fork while a thread allocates large blocks under a FILE
 #                    lock and another flushes every FILE (glibc bug 19431)
 #   misuse_level2    every level-2 catch (canaries, write after free, sized
@@ -175,6 +177,9 @@ if(NOT LZ_SANITIZED) # the test's munmap would replace the sanitizer's
   lz_test(NAME large_unmap_held KIND PREFIXED LABELS unit stats TIMEOUT 120
           SOURCES ${_lz_t}/large_unmap_held.c)
   set_tests_properties(large_unmap_held PROPERTIES SKIP_RETURN_CODE 77)
+  lz_test(NAME large_realloc_moved KIND PREFIXED LABELS unit TIMEOUT 120
+          SOURCES ${_lz_t}/large_realloc_moved.c)
+  set_tests_properties(large_realloc_moved PROPERTIES SKIP_RETURN_CODE 77)
 endif()
 # large_fork arms alarm(60) itself. Not under TSan: its runtime holds its
 # own locks across fork and deadlocks in exactly this pattern.
