@@ -957,7 +957,8 @@ lz_text_hot void heap_free_slow(void *p) {
 /* heap_free_page's every case but the owner's medium block: another
  * heap's block, a full slab, a failed fast check, level 2. s is the span
  * p's page maps to (spans[0] if none), not yet checked. */
-lz_text_hot static lz_noinline void free_page_general(void *p, heap_t *heap, span_t *s) {
+lz_text_hot static lz_noinline void free_page_general(void *p, span_t *s) {
+  heap_t *heap = lz_heap_tls;
   /* Every remote free comes this way: the tick sends the batches at least
    * every 64th slow-path entry, so a thread that frees other heaps' blocks
    * keeps them from their owners briefly. */
@@ -987,7 +988,8 @@ lz_text_hot static lz_noinline void free_page_general(void *p, heap_t *heap, spa
 
 /* The owner frees its own medium block p, the start of span s: the cache
  * takes it without the lock (medium.c). */
-lz_text_hot static lz_noinline void free_own_medium(void *p, heap_t *heap, span_t *s) {
+lz_text_hot static lz_noinline void free_own_medium(void *p, span_t *s) {
+  heap_t *heap = lz_heap_tls;
   heap_tick(heap);
   /* A block another thread freed and sent home (its first words say so;
    * not collected yet) is freed twice. Looked for only while blocks wait
@@ -1011,15 +1013,15 @@ lz_text_hot void heap_free_page(void *p) {
     heap_free_slow(p);
     return;
   }
-  heap_t *heap = lz_heap_tls;
   chunk_t *c = (chunk_t *)((uintptr_t)p & ~LZ_CHUNK_MASK);
   span_t *s = chunk_span_of(c, (uintptr_t)p);
-  /* The chunk's owner is never LZ_HEAP_EMPTY. */
-  if (lz_likely(!lz_secure2 && s->kind == SPAN_MEDIUM && c->heap == heap &&
-                (uintptr_t)p == (uintptr_t)c + ((uintptr_t)s->page << LZ_PAGE_SHIFT)))
-    free_own_medium(p, heap, s);
+  /* The kind first: a slab block (a remote free, the usual case here)
+   * costs this one test more. The chunk's owner is never LZ_HEAP_EMPTY. */
+  if (s->kind == SPAN_MEDIUM && c->heap == lz_heap_tls && !lz_secure2 &&
+      (uintptr_t)p == (uintptr_t)c + ((uintptr_t)s->page << LZ_PAGE_SHIFT))
+    free_own_medium(p, s);
   else
-    free_page_general(p, heap, s);
+    free_page_general(p, s);
 }
 
 /* Frees block p of span s (validated). */
