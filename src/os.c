@@ -175,7 +175,7 @@ int os_move(void *from, size_t size, void *to) {
   return rc;
 }
 
-static inline void atfork_threaded(void); /* fork handlers, below */
+static int atfork_register(void); /* fork handlers, below */
 
 /* The thread-exit hook: one pthread key, valid only once created, so a
  * failed creation never leaves another library's key in use. */
@@ -192,7 +192,7 @@ lz_text_hot int os_thread_exit_hook(void (*fn)(void *)) {
 }
 
 lz_text_hot int os_thread_exit_arm(void *value) {
-  if (!os_single_threaded()) atfork_threaded(); /* before this thread's heap is used */
+  os_atfork_watch(); /* the fallback: before this thread's heap is used */
   if (!atomic_load_explicit(&exit_key_ok, memory_order_acquire)) return EINVAL;
   int e = errno;
   int r = pthread_setspecific(exit_key, value);
@@ -267,11 +267,6 @@ static int atfork_register(void) {
   errno = e;
   atomic_store_explicit(&lz_atfork_state, ATFORK_DONE, memory_order_release);
   return r;
-}
-
-/* The process has (or is about to have) a second thread. */
-static inline void atfork_threaded(void) {
-  if (lz_unlikely(atomic_load_explicit(&lz_atfork_state, memory_order_relaxed) == ATFORK_PENDING)) atfork_register();
 }
 
 void os_atfork_threaded(void) { atfork_register(); }
@@ -410,7 +405,7 @@ void os_thread_name(const char *name) {
  * glibc keeps its internal SIGCANCEL/SIGSETXID unblockable, so setuid
  * across threads still works). Detached: nothing ever joins it. */
 int os_thread_start(void *(*fn)(void *), void *stack, size_t size) {
-  atfork_threaded(); /* before the thread exists */
+  atfork_register(); /* before the thread exists (no-op unless pending) */
   int e = errno;
   pthread_attr_t attr;
   int rc = pthread_attr_init(&attr);
