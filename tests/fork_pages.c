@@ -7,7 +7,9 @@
  * pages it wrote since):
  *   quiet  the fork handlers of a single-threaded process write nothing:
  *          right after fork the child has written no page of the library's
- *          data (its .data and the .bss behind it);
+ *          data (its .data and the .bss behind it: the pages of its
+ *          writable segment that /proc/self/pagemap shows present and
+ *          mapped by the child alone);
  *   frees  a child that frees 8 small blocks the parent allocated (one
  *          slab page) and allocates 8 again copies at most 3 pages: the
  *          blocks' page, their span descriptor's page, the heap's page;
@@ -32,18 +34,13 @@
 #include "testutil.h"
 
 
-/* Private_Dirty (kB) of every mapping (lib_only 0), or of liblzmalloc's
- * mappings and the anonymous one right after them (its .bss). */
-static unsigned long private_dirty_kb(int lib_only) {
+/* Private_Dirty (kB) of every mapping. */
+static unsigned long private_dirty_kb(void) {
   size_t n = tu_read_proc("/proc/self/smaps");
   const char *at = tu_proc_buf;
   tu_smaps_entry_t e;
   unsigned long total = 0;
-  int after_lib = 0;
-  while (tu_smaps_next(&at, n, &e)) {
-    if (!lib_only || e.is_lib || (after_lib && e.anon)) total += tu_smaps_field_kb(&e, "Private_Dirty:");
-    after_lib = e.is_lib;
-  }
+  while (tu_smaps_next(&at, n, &e)) total += tu_smaps_field_kb(&e, "Private_Dirty:");
   return total;
 }
 
@@ -56,13 +53,16 @@ static int child_status(pid_t pid) {
 static void test_quiet(void) {
   void *keep = malloc(100);
   CHECK(keep != NULL);
-  CHECK(private_dirty_kb(1) > 0); /* the parent's own: found the mappings */
+  tu_lib_data_t d;
+  CHECK(tu_lib_data(&d));
+  /* The parent's own written pages: found the segment. */
+  CHECK(tu_pagemap_count(d.lo, d.hi, TU_PM_PRESENT | TU_PM_EXCLUSIVE) > 0);
   pid_t pid = fork();
   CHECK(pid >= 0);
   if (pid == 0) {
-    unsigned long kb = private_dirty_kb(1);
-    if (kb != 0) {
-      fprintf(stderr, "quiet: the child wrote %lu kB of the library's data during fork\n", kb);
+    size_t pages = tu_pagemap_count(d.lo, d.hi, TU_PM_PRESENT | TU_PM_EXCLUSIVE);
+    if (pages != 0) {
+      fprintf(stderr, "quiet: the child wrote %zu of the library's data pages during fork\n", pages);
       _exit(1);
     }
     _exit(0);
@@ -82,10 +82,10 @@ static void test_frees(void) {
   CHECK(pid >= 0);
   if (pid == 0) {
     memset(tu_proc_buf, 0, sizeof tu_proc_buf); /* the buffer's own pages, copied now */
-    unsigned long before = private_dirty_kb(0);
+    unsigned long before = private_dirty_kb();
     for (int i = 0; i < 8; i++) free(b[i]);
     for (int i = 0; i < 8; i++) b[i] = malloc(64);
-    unsigned long after = private_dirty_kb(0);
+    unsigned long after = private_dirty_kb();
     for (int i = 0; i < 8; i++) free(b[i]);
     if (after - before > 3 * 4) {
       fprintf(stderr, "frees: the child copied %lu kB to free and allocate 8 blocks (at most 12 kB)\n",

@@ -1,9 +1,11 @@
-/* smaps.h: reading /proc/self/{smaps,maps} without allocating (tests that
- * count the library's own pages: fork_pages, startup_bss). */
+/* smaps.h: reading /proc/self/{smaps,maps,pagemap} without allocating
+ * (tests that count the library's own pages: fork_pages, startup_bss). */
 #ifndef LZ_TEST_SMAPS_H
 #define LZ_TEST_SMAPS_H
 
 #include <fcntl.h>
+#include <link.h>
+#include <stdint.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -74,6 +76,62 @@ static TU_UNUSED unsigned long tu_smaps_field_kb(const tu_smaps_entry_t *e, cons
     p = nl + 1;
   }
   return 0;
+}
+
+/* The library's writable segment (its .data and .bss, from its program
+ * headers): [lo, hi) page aligned, file_end the end of its file-backed
+ * pages (the .bss beyond lies in an anonymous mapping). Measure these
+ * addresses, not the mapping after the library's: the kernel merges that
+ * mapping with an anonymous neighbour when one is adjacent, as the main
+ * thread's TLS block and thread descriptor (mapped by the loader) may be,
+ * and a fork parent writing its descriptor (errno, the kernel's rseq
+ * updates) then shows in the child as a page "the child wrote". */
+typedef struct {
+  uintptr_t lo, file_end, hi;
+} tu_lib_data_t;
+
+static int tu_lib_data_cb(struct dl_phdr_info *info, size_t size, void *arg) {
+  (void)size;
+  tu_lib_data_t *d = arg;
+  if (info->dlpi_name == NULL || strstr(info->dlpi_name, "liblzmalloc") == NULL) return 0;
+  for (int i = 0; i < info->dlpi_phnum; i++) {
+    const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+    if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_W)) continue;
+    uintptr_t start = info->dlpi_addr + ph->p_vaddr;
+    d->lo = start & ~(uintptr_t)4095;
+    d->file_end = (start + ph->p_filesz + 4095) & ~(uintptr_t)4095;
+    d->hi = (start + ph->p_memsz + 4095) & ~(uintptr_t)4095;
+    return 1;
+  }
+  return 0;
+}
+
+/* 1 if liblzmalloc is loaded (as a shared library) and *d filled. */
+static TU_UNUSED int tu_lib_data(tu_lib_data_t *d) {
+  memset(d, 0, sizeof *d);
+  return dl_iterate_phdr(tu_lib_data_cb, d) == 1;
+}
+
+/* Pages of [lo, hi) whose /proc/self/pagemap entry has every bit of
+ * `bits` set: present, and mapped by this process alone (after fork, a
+ * page the child has written since; a page only read maps the shared
+ * zero page, never exclusive). */
+#define TU_PM_PRESENT (1ull << 63)
+#define TU_PM_EXCLUSIVE (1ull << 56)
+static TU_UNUSED size_t tu_pagemap_count(uintptr_t lo, uintptr_t hi, uint64_t bits) {
+  static uint64_t ent[4096];
+  int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+  CHECK(fd >= 0);
+  size_t count = 0;
+  for (uintptr_t a = lo; a < hi;) {
+    size_t n = (hi - a) / 4096;
+    if (n > sizeof ent / sizeof ent[0]) n = sizeof ent / sizeof ent[0];
+    CHECK(pread(fd, ent, n * sizeof ent[0], (off_t)(a / 4096 * sizeof ent[0])) == (ssize_t)(n * sizeof ent[0]));
+    for (size_t i = 0; i < n; i++) count += (ent[i] & bits) == bits;
+    a += n * 4096;
+  }
+  close(fd);
+  return count;
 }
 
 #endif

@@ -22,7 +22,7 @@
 #   fork_signal      fork in a loop while a SIGUSR1 handler forks too
 #   fork_hammer      fork while threads use every path; the child's threads
 #                    allocate and free, never adopting a half-updated heap
-#   fork_pages       pages a fork child copies (smaps Private_Dirty): none
+#   fork_pages       pages a fork child copies (pagemap, smaps): none
 #                    of the library's data during fork, at most 3 to free
 #                    and reallocate 8 blocks; the library code it runs
 #                    mapped by one fault (<= 20 pages, /proc/self/pagemap) (API)
