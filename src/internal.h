@@ -184,11 +184,16 @@ static inline void bitmap_assign(uint64_t *map, size_t first, size_t n, bool set
 
 /* Set bits of x. __builtin_popcountll is a call into libgcc on x86-64
  * without POPCNT (the default target): that function lies outside the
- * library's hot text (lz_text_hot), so it is computed inline there. */
+ * library's hot text (lz_text_hot), so it is computed inline there, in
+ * general registers: the empty asm keeps a loop of these (a chunk's
+ * bitmaps) from being vectorized, whose masks the vector code would load
+ * from .rodata, a segment no other path reads (its first read costs a
+ * page fault and the segment's 20 KiB of resident file pages: fault-around). */
 static inline unsigned lz_popcount64(uint64_t x) {
 #if defined(__POPCNT__) || !defined(__x86_64__)
   return (unsigned)__builtin_popcountll(x);
 #else
+  __asm__("" : "+r"(x));
   x = x - ((x >> 1) & 0x5555555555555555ull);
   x = (x & 0x3333333333333333ull) + ((x >> 2) & 0x3333333333333333ull);
   x = (x + (x >> 4)) & 0x0f0f0f0f0f0f0f0full;

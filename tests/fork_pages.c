@@ -14,7 +14,9 @@
  *          slab page) and allocates 8 again copies at most 3 pages: the
  *          blocks' page, their span descriptor's page, the heap's page;
  *   text   the library code a child runs to free and allocate lies in
- *          one fault-around window (one page fault maps it).
+ *          one fault-around window (one page fault maps it), also once
+ *          the decay of its freed pages has run, which reads nothing of
+ *          the library's .rodata.
  * Hardening level 2 keeps its own state on other pages: skipped there.
  * Nothing in the measurement allocates (open/read into a static buffer).
  */
@@ -27,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -180,6 +183,97 @@ static void test_text(void) {
 #endif
 }
 
+#if defined(__OPTIMIZE__)
+/* Rss (kB) of the library's read-only data (.rodata, .eh_frame: its r--p
+ * mapping right after the executable one); -1 if not found. */
+static long rodata_rss_kb(void) {
+  size_t n = tu_read_proc("/proc/self/smaps");
+  const char *at = tu_proc_buf;
+  tu_smaps_entry_t e;
+  int after_text = 0;
+  while (tu_smaps_next(&at, n, &e)) {
+    if (e.is_lib && strncmp(e.perms, "r-xp", 4) == 0) {
+      after_text = 1;
+    } else if (after_text) {
+      if (e.is_lib && strncmp(e.perms, "r--p", 4) == 0) return (long)tu_smaps_field_kb(&e, "Rss:");
+      return -1;
+    }
+  }
+  return -1;
+}
+#endif
+
+/* Pages of the n blocks of `size` at b[] resident (mincore; medium
+ * blocks start on a page). */
+__attribute__((unused)) /* optimized builds only: test_text_purge */
+static long resident_pages(void *const *b, int n, size_t size) {
+  static unsigned char vec[64];
+  long pages = 0;
+  for (int i = 0; i < n; i++) {
+    CHECK(size / 4096 <= sizeof vec && mincore(b[i], size, vec) == 0);
+    for (size_t k = 0; k < size / 4096; k++) pages += vec[k] & 1;
+  }
+  return pages;
+}
+
+/* The decay of freed pages (src/purge.c) runs in every program that frees
+ * pages and keeps allocating: its code lies in the same window of hot text
+ * (one fault, at most 20 pages), and it reads no .rodata (a vectorized
+ * count of the chunk's bitmaps loaded its masks from there: the segment's
+ * 20 KiB became resident, and the code, outside the hot text, cost a
+ * second window: every page of the text). A fork child maps no library
+ * page until it runs the code, so what it has mapped once its pages
+ * decayed is what that takes. Optimized builds only, as test_text. */
+static void test_text_purge(void) {
+#if defined(__OPTIMIZE__)
+  uintptr_t lo, hi;
+  CHECK(lib_text(&lo, &hi));
+  void *keep = malloc(100); /* the chunk never empties: its pages decay */
+  CHECK(keep != NULL);
+  pid_t pid = fork();
+  CHECK(pid >= 0);
+  if (pid == 0) {
+    enum { N = 12, SIZE = 64 * 1024 };
+    void *m[N];
+    void *cycle = malloc(40000); /* then malloc and free of it reuse its span */
+    if (cycle == NULL) _exit(2);
+    for (int i = 0; i < N; i++) {
+      m[i] = malloc(SIZE);
+      if (m[i] == NULL) _exit(2);
+      memset(m[i], 7, SIZE);
+    }
+    long resident0 = resident_pages(m, N, SIZE);
+    for (int i = 0; i < N; i++) free(m[i]);
+    /* Slow-path entries (every 64th ticks the purge) until the decay has
+     * given back at least the pages of a block (mincore: no library code
+     * runs to tell, as lz_stats_get's would). */
+    long resident = resident0;
+    for (int round = 0; round < 600 && resident > resident0 - SIZE / 4096; round++) {
+      for (int k = 0; k < 200; k++) {
+        free(cycle);
+        cycle = malloc(40000);
+        if (cycle == NULL) _exit(2);
+      }
+      usleep(10000);
+      resident = resident_pages(m, N, SIZE);
+    }
+    if (resident > resident0 - SIZE / 4096) {
+      fprintf(stderr, "text_purge: the decay gave back %ld of %ld pages in 6 s\n", resident0 - resident, resident0);
+      _exit(3);
+    }
+    int n = text_pages(lo, hi);
+    long ro = rodata_rss_kb();
+    if (n > 20 || ro != 0) {
+      fprintf(stderr, "text_purge: the decay mapped %d pages of library code (one fault maps 16 to 20) and %ld kB of its .rodata (want 0)\n", n, ro);
+      _exit(1);
+    }
+    _exit(0);
+  }
+  CHECK(child_status(pid) == 0);
+  free(keep);
+#endif
+}
+
 int main(void) {
   void *p = malloc(1);
   int level2 = malloc_usable_size(p) == 1; /* level 2 reports the requested size */
@@ -191,6 +285,7 @@ int main(void) {
   test_quiet();
   test_frees();
   test_text();
+  test_text_purge();
   printf("fork_pages: ok\n");
   return 0;
 }
