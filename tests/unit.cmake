@@ -25,7 +25,8 @@
 #   fork_pages       pages a fork child copies (pagemap, smaps): none
 #                    of the library's data during fork, at most 3 to free
 #                    and reallocate 8 blocks; the library code it runs
-#                    mapped by one fault (<= 20 pages, /proc/self/pagemap) (API)
+#                    mapped by one fault (<= 20 pages, /proc/self/pagemap),
+#                    also once its freed pages decayed (and no .rodata) (API)
 #   startup_pages    a process's first blocks of 20 classes on at most 7
 #                    pages (start-up classes), usable sizes, start-up bounded
 #   startup_bss      start-up, a few allocations and free(NULL) touch one
