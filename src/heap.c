@@ -191,25 +191,46 @@ static void orphan_adopted(heap_t *h) {
   }
 }
 
+/* An orphan that another thread holds (BUSY: the janitor or a purge tick
+ * collecting it, a thread adopting it) when a thread starts is waited for,
+ * up to ADOPT_WAIT_MS: a collection takes far less, and the heap made
+ * instead would fault in pages of its own while the orphan's stay mapped
+ * (mstress, threads started in rounds: one start in about 120 met its
+ * orphan held by a collector, and each such run peaked 2-4 MiB higher). */
+#define ADOPT_WAIT_MS 10
+
 /* With NUMA, only an orphan at home on the caller's node: its chunks are
  * there. The heap passes through BUSY so that its new owner is published
  * (release) with the state ACTIVE: heaps_reclaim_gone reads them in that
  * order. */
 lz_text_hot static heap_t *heap_adopt_orphan(uint64_t owner) {
-  if (atomic_load_explicit(&orphan_count, memory_order_relaxed) <= 0) return NULL;
   unsigned node = lz_unlikely(lz_numa_on) ? numa_current_node() : 0;
-  for (heap_t *h = heaps_first(); h != NULL; h = h->next_all) {
-    if (lz_unlikely(lz_numa_on) && h->numa_home != node) continue;
-    if (heap_hold_orphan(h)) {
-      atomic_fetch_sub_explicit(&orphan_count, 1, memory_order_relaxed);
-      orphan_adopted(h);
-      h->purge_next = 0;
-      /* No janitor pass looks at an orphan's cache: its next span notifies. */
-      atomic_store_explicit(&h->xmcache_watch, 0, memory_order_relaxed);
-      atomic_store_explicit(&h->xowner, owner, memory_order_relaxed);
-      atomic_store_explicit(&h->xstate, HEAP_ACTIVE, memory_order_release);
-      return h;
+  uint64_t wait_until = 0;
+  while (atomic_load_explicit(&orphan_count, memory_order_relaxed) > 0) {
+    bool held = false;
+    for (heap_t *h = heaps_first(); h != NULL; h = h->next_all) {
+      if (lz_unlikely(lz_numa_on) && h->numa_home != node) continue;
+      if (heap_hold_orphan(h)) {
+        atomic_fetch_sub_explicit(&orphan_count, 1, memory_order_relaxed);
+        orphan_adopted(h);
+        h->purge_next = 0;
+        /* No janitor pass looks at an orphan's cache: its next span notifies. */
+        atomic_store_explicit(&h->xmcache_watch, 0, memory_order_relaxed);
+        atomic_store_explicit(&h->xowner, owner, memory_order_relaxed);
+        atomic_store_explicit(&h->xstate, HEAP_ACTIVE, memory_order_release);
+        return h;
+      }
+      held |= atomic_load_explicit(&h->xstate, memory_order_relaxed) == HEAP_BUSY;
     }
+    if (!held) break;
+    /* Yields for the first millisecond (a collection's usual length),
+     * then sleeps: a holder descheduled by a loaded machine may take the
+     * whole wait, which the waiter need not spend on the CPU. */
+    uint64_t now = os_now_ms();
+    if (wait_until == 0) wait_until = now + ADOPT_WAIT_MS;
+    else if (now >= wait_until) break;
+    if (now + ADOPT_WAIT_MS - 1 > wait_until) os_sleep_ms(1);
+    else os_yield();
   }
   return NULL;
 }

@@ -31,6 +31,9 @@
  *   test_purge orphan    an orphan collected whole and then adopted waits
  *                        longer than that next time; one adopted at once
  *                        waits less (real time, no janitor).
+ *   test_purge orphan_busy  a thread that starts while the only orphan is
+ *                        held for a moment (BUSY: a collector) waits for it
+ *                        and adopts it: no new heap.
  */
 #include <pthread.h>
 #include <semaphore.h>
@@ -487,6 +490,48 @@ static void run_orphan(void) {
          (unsigned long long)waited, delay, delay << s1, delay << h->orphan_shift);
 }
 
+/* ---- an orphan held while a thread starts ------------------------------------ */
+static sem_t busy_started;
+static void *orphan_busy_worker(void *arg) {
+  (void)arg;
+  sem_post(&busy_started);
+  void *p = lz_malloc(64); /* the thread's first call: its heap */
+  CHECK(p != NULL);
+  orphan_heap = lz_heap_tls;
+  lz_free(p);
+  return NULL;
+}
+
+static size_t heaps_made(void) {
+  size_t n = 0;
+  for (heap_t *h = heaps_first(); h != NULL; h = h->next_all) n++;
+  return n;
+}
+
+static void run_orphan_busy(void) {
+  if (LZ_HEAPS > 0) {
+    printf("skipped: orphans need thread heaps\n");
+    return;
+  }
+  CHECK(lz_malloc(16) != NULL); /* the main thread's own heap: the orphan stays the only one */
+  heap_t *h = orphan_round(64);
+  size_t heaps = heaps_made();
+  /* Held as a collector holds it (heaps_collect_orphans, the janitor)
+   * while the next thread makes its first call, released a moment later. */
+  CHECK(heap_hold_orphan(h));
+  CHECK(sem_init(&busy_started, 0, 0) == 0);
+  pthread_t t;
+  CHECK(pthread_create(&t, NULL, orphan_busy_worker, NULL) == 0);
+  CHECK(sem_wait(&busy_started) == 0);
+  usleep(2000);
+  heap_release_orphan(h);
+  CHECK(pthread_join(t, NULL) == 0);
+  CHECKF(orphan_heap == h, "the thread made a heap of its own (%zu heaps, %zu before)", heaps_made(), heaps);
+  CHECK(heaps_made() == heaps && atomic_load(&h->xstate) == HEAP_ORPHAN);
+  lz_heap_validate();
+  printf("orphan_busy: the held orphan was adopted (%zu heaps)\n", heaps);
+}
+
 /* ---- holes of orphans ------------------------------------------------------- */
 static void *orphan_holes_worker(void *arg) {
   (void)arg;
@@ -543,6 +588,7 @@ int main(int argc, char **argv) {
   else if (strcmp(mode, "holes_refault") == 0) run_holes_refault();
   else if (strcmp(mode, "orphan") == 0) run_orphan();
   else if (strcmp(mode, "orphan_holes") == 0) run_orphan_holes();
+  else if (strcmp(mode, "orphan_busy") == 0) run_orphan_busy();
   else CHECKF(0, "unknown mode %s", mode);
   return 0;
 }
