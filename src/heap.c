@@ -324,7 +324,7 @@ static void collect(heap_t *heap, bool force, int holes) {
     foreign_flush(heap);
     remote_flush_all(heap);
   }
-  secure_collect(heap, force);
+  if (lz_unlikely(heap->secure != NULL)) secure_collect(heap, force); /* cold text: not called for nothing */
   remote_collect(heap);
   for (unsigned cls = 1; cls < LZ_CLASSES; cls++) {
     span_queue_t *q = &heap->queues[cls];
@@ -360,7 +360,7 @@ void heap_abandon(heap_t *heap) {
   for (unsigned cls = 1; cls < LZ_CLASSES; cls++)
     if (heap->queues[cls].first != NULL) slab_uncache(heap, heap->queues[cls].first);
   remote_flush_all(heap);
-  secure_collect(heap, true); /* the quarantine is the thread's */
+  if (lz_unlikely(heap->secure != NULL)) secure_collect(heap, true); /* the quarantine is the thread's */
   collect(heap, false, HOLES_NONE); /* holes: see orphan_collect */
   heap->abandoned_at = os_now_ms();
   if (lz_heap_tls == heap) lz_heap_tls = LZ_HEAP_EMPTY;

@@ -87,6 +87,16 @@ lz_hot static lz_lock_t pass_lock = LZ_LOCK_INIT;
 static _Atomic(uint64_t (*)(void)) xpass;
 __thread bool lz_janitor_starting __attribute__((tls_model("initial-exec")));
 
+/* The strings the thread reads (each pass after a thread exited, and its
+ * name at its start): in the RELRO page (internal.h, lz_ro_hot), which the
+ * loader wrote anyway, not .rodata, whose first read costs a page fault
+ * and the segment's 20 KiB of resident pages (fault-around) in every
+ * process that runs threads. */
+lz_ro_hot static const char k_status_path[] = "/proc/self/status";
+lz_ro_hot static const char k_threads[] = "\nThreads:";
+lz_ro_hot static const char k_state[] = "\nState:";
+lz_ro_hot static const char k_name[] = "lz-janitor";
+
 /* The value after `key` in /proc/self/status text, or NULL. */
 static const char *status_field(const char *buf, long n, const char *key) {
   for (long i = 0; i < n; i++) {
@@ -108,11 +118,11 @@ static const char *status_field(const char *buf, long n, const char *key) {
 enum { THREADS_OTHERS, THREADS_ALONE, THREADS_LEADER_GONE, THREADS_UNKNOWN };
 static int threads_left(void) {
   char buf[2048];
-  long n = os_read_file("/proc/self/status", buf, sizeof buf - 1);
+  long n = os_read_file(k_status_path, buf, sizeof buf - 1);
   if (n <= 0) return THREADS_UNKNOWN;
   buf[n] = 0;
-  const char *t = status_field(buf, n, "\nThreads:");
-  const char *st = status_field(buf, n, "\nState:");
+  const char *t = status_field(buf, n, k_threads);
+  const char *st = status_field(buf, n, k_state);
   if (t == NULL || st == NULL) return THREADS_UNKNOWN;
   long threads = 0;
   while (*t >= '0' && *t <= '9') threads = threads * 10 + (*t++ - '0');
@@ -139,7 +149,7 @@ static bool janitor_alone(void) {
 
 static void *janitor_main(void *arg) {
   (void)arg;
-  os_thread_name("lz-janitor");
+  os_thread_name(k_name);
   for (;;) {
     if (janitor_alone()) {
       /* The last thread: give the process its end. A later start (there
@@ -166,20 +176,22 @@ static void *janitor_main(void *arg) {
 
 static void janitor_start(void) {
   int rc = ENOMEM;
-  size_t sizes[2] = {JANITOR_STACK, JANITOR_STACK_BIG};
   for (int i = 0; i < 2; i++) {
-    uint8_t *stack = os_map(sizes[i]);
+    /* Not an array of the two: its initializer would be read from .rodata
+     * (a fault and the segment's pages, for this one read). */
+    size_t size = i == 0 ? JANITOR_STACK : JANITOR_STACK_BIG;
+    uint8_t *stack = os_map(size);
     if (stack == NULL) break;
     rc = os_protect_none(stack, LZ_PAGE_SIZE); /* never a stack without its guard */
     if (rc != 0) {
-      os_unmap(stack, sizes[i]);
+      os_unmap(stack, size);
       break;
     }
     lz_janitor_starting = true; /* its nested allocations never force a trim */
-    rc = os_thread_start(janitor_main, stack, sizes[i]);
+    rc = os_thread_start(janitor_main, stack, size);
     lz_janitor_starting = false;
     if (rc == 0) break;
-    os_unmap(stack, sizes[i]);
+    os_unmap(stack, size);
     if (rc != EINVAL) break; /* EINVAL: the static TLS did not fit */
   }
   if (rc == 0) {

@@ -26,7 +26,8 @@
 #                    of the library's data during fork, at most 3 to free
 #                    and reallocate 8 blocks; the library code it runs
 #                    mapped by one fault (<= 20 pages, /proc/self/pagemap),
-#                    also once its freed pages decayed (and no .rodata) (API)
+#                    also once its freed pages decayed (no .rodata read,
+#                    nor by a child that runs a thread) (API)
 #   startup_pages    a process's first blocks of 20 classes on at most 7
 #                    pages (start-up classes), usable sizes, start-up bounded
 #   startup_bss      start-up, a few allocations and free(NULL) touch one
