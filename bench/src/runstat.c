@@ -2,8 +2,8 @@
  *   runstat <statfile> <preload|-> <program> [args...]
  * Runs the program with LD_PRELOAD set (only in the child, so this small
  * process itself never runs on the allocator under test) and writes
- *   <wall s> <user s> <sys s> <max RSS KiB> <exit code, or -signal>
- * to statfile. Launched from a small process, the child's peak RSS is not
+ *   <wall s> <user s> <sys s> <max RSS KiB> <exit code, or -signal> <minor faults>
+ * to statfile (the process and the children it waited for). Launched from a small process, the child's peak RSS is not
  * inflated by the runner's own memory (Linux carries the pre-exec high-water
  * mark over execve). */
 #include <signal.h>
@@ -33,9 +33,10 @@ int main(int argc, char **argv) {
   int code = WIFEXITED(st) ? WEXITSTATUS(st) : WIFSIGNALED(st) ? -WTERMSIG(st) : 255;
   FILE *f = fopen(argv[1], "w");
   if (!f) return 73;
-  fprintf(f, "%.6f %.6f %.6f %ld %d\n", wall,
+  fprintf(f, "%.6f %.6f %.6f %ld %d %ld\n", wall,
           (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec * 1e-6,
-          (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec * 1e-6, ru.ru_maxrss, code);
+          (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec * 1e-6, ru.ru_maxrss, code,
+          ru.ru_minflt);
   fclose(f);
   return 0;
 }
