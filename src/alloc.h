@@ -8,18 +8,19 @@
  * head goes to heap_malloc_refill (the span's own freed blocks, else the
  * slow path), anything else (larger size, uninitialised thread) to the
  * slow path.
- * free(p), 35 instructions at LZ_SECURE 1: chunk map byte, indexed by
- * the unit after p's and masked (6, lz_chunkmap_ends), page -> span (6:
- * the page map holds byte offsets), owner check (4, TLS included), decode
- * of the block's first word with the double-free screen, one shift: no
- * user address (6), block index below
- * the carved limit (7, sizeclass.h: a slab's rotation is a constant),
- * push on local_free and count (6, ret included). No statistics: stats.c
- * reads the spans' counts. Foreign, remote, full-span, medium and
- * last-block frees go slow.
- * A malloc(16) + free pair in a loop costs 62 instructions under callgrind
- * (loop and PLT included, 10 of them; 45 at LZ_SECURE 0 without
- * statistics, the lean configuration).
+ * free(p), 32 instructions at LZ_SECURE 1: the chunk map byte, indexed
+ * by the unit after p's and masked, compared with the thread's heap id
+ * (8, lz_chunkmap_ends, TLS included: a byte equal to it proves the chunk
+ * the caller's heap's, internal.h), page -> span (6: the page map holds
+ * byte offsets), decode of the block's first word with the double-free
+ * screen, one shift: no user address (6), block index below the span's
+ * xfast_cap, the carved limit of a span that takes fast frees, 0 for any
+ * other (6, sizeclass.h: a slab's rotation is a constant), push on
+ * local_free and count (6, ret included). No statistics: stats.c reads
+ * the spans' counts. Foreign, remote, full-span, medium and last-block
+ * frees go slow.
+ * A malloc(16) + free pair in a loop costs 59 instructions under callgrind
+ * (loop and PLT included, 10 of them).
  */
 #ifndef LZ_ALLOC_H
 #define LZ_ALLOC_H
@@ -81,36 +82,41 @@ lz_inline void free_fast_to(void *p, void (*page)(void *), void (*other)(void *)
    * the bound is compared. */
   ce &= LZ_CHUNKMAP_SIZE - 1;
 #endif
-  if (lz_likely(ce <= LZ_CHUNKMAP_SIZE && lz_load_relaxed(&lz_chunkmap_ends[ce], uint8_t) == (uint8_t)CHUNK_SPANS)) {
+  uint8_t kind = ce <= LZ_CHUNKMAP_SIZE ? lz_load_relaxed(&lz_chunkmap_ends[ce], uint8_t) : (uint8_t)CHUNK_NONE;
+  /* The byte is this thread's heap id: a chunk of its heap (internal.h,
+   * chunk invariants), so every span in it is the caller's to free into
+   * while it allows fast frees (xfast_cap, one compare below). */
+  if (lz_likely(kind == lz_heap_id_tls)) {
     uintptr_t end = ce << LZ_CHUNK_SHIFT;
     chunk_t *c = (chunk_t *)(end - LZ_CHUNK_SIZE);
     span_t *s = chunk_span_of(c, a);
-    heap_t *heap = lz_heap_tls;
-    if (lz_likely(lz_load_relaxed(&s->xfast_owner, heap_t *) == heap)) {
-      lz_block_t *b = (lz_block_t *)p;
-      uintptr_t enc = (uintptr_t)0;
-      if (LZ_SECURE) {
-        /* A block boundary of a block carved already (one compare, see
-         * sizeclass.h), whose first word does not decode to a user
-         * address: not to NULL nor into any chunk (block_maybe_free:
-         * probably on a free list, a foreign list's links lead to any
-         * chunk: remote.c, "Order"), in one shift. The rest of that
-         * range (a live block's word decodes there 1 time in 2^17 for
-         * random bytes, never for a pointer, integer, text or the zero
-         * malloc leaves: security.h) costs only a slow free, whose
-         * block_maybe_free is exact. */
-        uintptr_t mask = a + lz_key;
-        uintptr_t next = b->enc_next ^ mask;
-        __asm__("" : "+r"(next)); /* keeps GCC from comparing via w ^ a */
-        if (lz_unlikely(next >> LZ_USER_ADDR_BITS == 0)) goto slow;
-        if (lz_unlikely(span_slab_index(s, a) >= s->capacity)) goto slow;
-        enc = mask;
-      }
-      b->enc_next = (uintptr_t)s->local_free ^ enc;
-      local_free_publish(s, b);
-      if (lz_unlikely(--s->used == 0)) heap_free_last(heap, s);
-      return;
+    lz_block_t *b = (lz_block_t *)p;
+    uintptr_t enc = (uintptr_t)0;
+    if (LZ_SECURE) {
+      /* A block whose first word does not decode to a user address: not
+       * to NULL nor into any chunk (block_maybe_free: probably on a free
+       * list, a foreign list's links lead to any chunk: remote.c,
+       * "Order"), in one shift. The rest of that range (a live block's
+       * word decodes there 1 time in 2^17 for random bytes, never for a
+       * pointer, integer, text or the zero malloc leaves: security.h)
+       * costs only a slow free, whose block_maybe_free is exact. */
+      uintptr_t mask = a + lz_key;
+      uintptr_t next = b->enc_next ^ mask;
+      __asm__("" : "+r"(next)); /* keeps GCC from comparing via w ^ a */
+      if (lz_unlikely(next >> LZ_USER_ADDR_BITS == 0)) goto slow;
+      enc = mask;
     }
+    /* A block boundary below the carved limit of a span that takes fast
+     * frees (one compare: sizeclass.h; xfast_cap is 0 for any other). */
+    uint32_t cap = lz_load_relaxed(&s->xfast_cap, uint32_t);
+    if (lz_unlikely(LZ_SECURE ? span_slab_index(s, a) >= cap : cap == 0)) goto slow;
+    b->enc_next = (uintptr_t)s->local_free ^ enc;
+    local_free_publish(s, b);
+    if (lz_unlikely(--s->used == 0)) heap_free_last(lz_heap_tls, s);
+    return;
+  }
+  /* Any other heap's chunk (CHUNK_SPANS and the ids lie above CHUNK_LARGE). */
+  if (kind > CHUNK_LARGE) {
   slow:
     page(p);
     return;

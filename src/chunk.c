@@ -119,11 +119,11 @@ lz_text_hot chunk_t *chunk_alloc(heap_t *heap) {
     c->free_pages = LZ_USABLE_PAGES;
     atomic_fetch_add_explicit(&lz_bytes_decommitted, LZ_USABLE_PAGES * LZ_PAGE_SIZE, memory_order_relaxed);
     atomic_fetch_add_explicit(&lz_chunks_mapped, 1, memory_order_relaxed);
-    chunkmap_set((uintptr_t)c, CHUNK_SPANS);
   }
   lz_assert(c->free_pages == LZ_USABLE_PAGES && c->slot_map[0] == 1);
   c->max_run_hint = LZ_USABLE_PAGES;
   c->heap = heap;
+  chunkmap_set((uintptr_t)c, heap->map_id); /* the heap's chunk from here (internal.h, chunk_t) */
   c->prev = NULL;
   c->next = heap->chunks;
   if (heap->chunks) heap->chunks->prev = c;
@@ -137,6 +137,7 @@ lz_text_hot void chunk_release(heap_t *heap, chunk_t *c) {
   if (c->prev) c->prev->next = c->next; else heap->chunks = c->next;
   if (c->next) c->next->prev = c->prev;
   c->heap = NULL;
+  chunkmap_set((uintptr_t)c, CHUNK_SPANS); /* no heap's fast frees */
   long delay = opt_get(OPT_PURGE_DELAY);
   c->purge_at = os_now_ms() + (uint64_t)(delay < 0 ? 0 : delay);
   c->prev = c->next = NULL;

@@ -4,7 +4,12 @@
  * arch.h: 64 MiB of zero-fill address space in .bss for 47 bits, 128 MiB
  * for 48; only the pages covering units we use ever become resident). Lookup is one load, lock-free; any thread may read at any
  * time. A byte is written only by the thread that holds the unit's memory:
- *   CHUNK_SPANS  a chunk of spans (header at the unit's base);
+ *   CHUNK_SPANS  a chunk of spans (header at the unit's base) whose heap has
+ *                no id, or a pooled chunk; a chunk of a heap with an id
+ *                holds the id instead (CHUNK_HEAP_FIRST .. CHUNK_HEAP_LAST,
+ *                internal.h heap_t.map_id: free's fast path compares it
+ *                with the thread's), written by chunk_alloc and
+ *                chunk_release as the chunk changes hands;
  *   CHUNK_LARGE  the first unit of a large block (or a unit inside a cached
  *                large range where a block once started; see large.c);
  *   CHUNK_NONE   anything else (foreign memory, freed units).
@@ -17,6 +22,7 @@
 lz_hidden _Atomic(uint8_t) lz_chunkmap_ends[LZ_CHUNKMAP_SIZE + 1];
 
 void chunkmap_set(uintptr_t chunk_base, uint8_t kind) {
+  lz_assert(kind != CHUNK_HEAP_NONE);
   lz_assert((chunk_base & LZ_CHUNK_MASK) == 0);
   uintptr_t i = chunk_base >> LZ_CHUNK_SHIFT;
   if (lz_unlikely(i >= LZ_CHUNKMAP_SIZE)) {

@@ -41,6 +41,18 @@
 #include "sizeclass.h"
 
 __thread heap_t *lz_heap_tls __attribute__((tls_model("initial-exec"))) = LZ_HEAP_EMPTY;
+__thread uint8_t lz_heap_id_tls __attribute__((tls_model("initial-exec"))) = CHUNK_HEAP_NONE;
+
+/* The calling thread's heap becomes h (LZ_HEAP_EMPTY: none): the one
+ * writer of lz_heap_tls and lz_heap_id_tls, which free's fast path trusts
+ * (heap_t.map_id). */
+static void heap_tls_set(heap_t *h) {
+  lz_heap_tls = h;
+  lz_heap_id_tls = h != LZ_HEAP_EMPTY && h->map_id >= CHUNK_HEAP_FIRST ? h->map_id : (uint8_t)CHUNK_HEAP_NONE;
+}
+
+/* Heap ids handed out (heap_t.map_id): the next is CHUNK_HEAP_FIRST + this. */
+lz_hot static _Atomic(unsigned) heap_ids_given;
 
 lz_hot static _Atomic(heap_t *) heaps_all;         /* every heap ever made */
 lz_hot static _Atomic(long) orphan_count;          /* a hint: heaps that are ORPHAN or BUSY */
@@ -138,6 +150,11 @@ lz_text_hot static heap_t *heap_new(uint64_t owner) {
   heap_t *h = meta_heap_alloc();
   if (h == NULL) return NULL;
   for (size_t i = 0; i < LZ_DIRECT_SLOTS; i++) h->direct[i] = &lz_span_empty;
+  h->map_id = CHUNK_SPANS;
+  if (!lz_secure2 && atomic_load_explicit(&heap_ids_given, memory_order_relaxed) <= CHUNK_HEAP_LAST - CHUNK_HEAP_FIRST) {
+    unsigned id = CHUNK_HEAP_FIRST + atomic_fetch_add_explicit(&heap_ids_given, 1, memory_order_relaxed);
+    if (id <= CHUNK_HEAP_LAST) h->map_id = (uint8_t)id;
+  }
   atomic_store_explicit(&h->xowner, owner, memory_order_relaxed);
   atomic_store_explicit(&h->xstate, HEAP_ACTIVE, memory_order_relaxed);
   heap_t *head = atomic_load_explicit(&heaps_all, memory_order_relaxed);
@@ -259,7 +276,7 @@ lz_text_hot heap_t *heap_get_slow(void) {
   process_init(); /* allocates nothing */
   if (LZ_HEAPS > 0) {
     h = shared_heap_assign();
-    if (h != NULL) lz_heap_tls = h;
+    if (h != NULL) heap_tls_set(h);
     return h;
   }
   if (thread_done) return NULL;
@@ -272,7 +289,7 @@ lz_text_hot heap_t *heap_get_slow(void) {
     if (h == NULL) return NULL;
     if (lz_unlikely(lz_numa_on)) numa_heap_start(h);
   }
-  lz_heap_tls = h;
+  heap_tls_set(h);
   /* Our thread-exit hook: in vain (EINVAL) before init.c made the key (a
    * call from a constructor before ours; this thread's heap is armed then,
    * another thread's is found by heaps_reclaim_gone once it has ended). */
@@ -363,7 +380,7 @@ void heap_abandon(heap_t *heap) {
   if (lz_unlikely(heap->secure != NULL)) secure_collect(heap, true); /* the quarantine is the thread's */
   collect(heap, false, HOLES_NONE); /* holes: see orphan_collect */
   heap->abandoned_at = os_now_ms();
-  if (lz_heap_tls == heap) lz_heap_tls = LZ_HEAP_EMPTY;
+  if (lz_heap_tls == heap) heap_tls_set(LZ_HEAP_EMPTY);
   atomic_store_explicit(&heap->xowner, 0, memory_order_relaxed);
   atomic_fetch_add_explicit(&orphan_count, 1, memory_order_relaxed);
   atomic_store_explicit(&heap->xstate, HEAP_ORPHAN, memory_order_release);
@@ -584,7 +601,7 @@ void heaps_fork_child(heap_t *self) {
  * thread's heap or a shared heap (a fresh one is made on demand). */
 void heap_retire(heap_t *h) {
   atomic_store_explicit(&h->xstate, HEAP_DEAD, memory_order_relaxed);
-  if (lz_heap_tls == h) lz_heap_tls = LZ_HEAP_EMPTY;
+  if (lz_heap_tls == h) heap_tls_set(LZ_HEAP_EMPTY);
 #if LZ_HEAPS > 0 /* GCC's link-time pass warned of the empty loop's store */
   for (int i = 0; i < LZ_HEAPS; i++) {
     heap_t *expect = h;

@@ -221,8 +221,16 @@ enum { CHUNK_HUGE_NONE = 0, CHUNK_HUGE_ADVISED = 1, CHUNK_HUGE_COLLAPSED = 2 };
  * resident memory the spans do not use. */
 #define LZ_DENSE_FREE_PAGES (LZ_USABLE_PAGES / 8)
 
-/* Chunk map kinds. */
-enum { CHUNK_NONE = 0, CHUNK_SPANS = 1, CHUNK_LARGE = 2 };
+/* Chunk map bytes (chunkmap.c): CHUNK_NONE, CHUNK_LARGE, and for a chunk
+ * of spans its heap's map_id: CHUNK_SPANS, or one of the heap ids
+ * CHUNK_HEAP_FIRST .. CHUNK_HEAP_LAST that free's fast path compares with
+ * the calling thread's lz_heap_id_tls (CHUNK_HEAP_NONE, which no byte
+ * holds, in a thread without such an id). chunkmap_kind() reads every
+ * chunk of spans as CHUNK_SPANS. */
+enum { CHUNK_NONE = 0, CHUNK_LARGE = 1, CHUNK_SPANS = 2 };
+#define CHUNK_HEAP_FIRST 3
+#define CHUNK_HEAP_LAST 254
+#define CHUNK_HEAP_NONE 255
 
 /* ---------------------------------------------------------------------------
  * Blocks and free-list encoding (security.h holds the inline pair).
@@ -264,8 +272,11 @@ struct chunk_s;
  *   flags & SPAN_FULL  <=> the span is not linked in its class queue,
  *        and then free == local_free == NULL and capacity == reserved
  *        [span.full_unlinked, span.full];
- *   xfast_owner == the owning heap  <=> kind == SPAN_SLAB and neither
- *        FULL nor with holes (slab.c, "Holes") [span.xfast_owner].
+ *   xfast_cap == capacity if kind == SPAN_SLAB, neither FULL nor with
+ *        holes (slab.c, "Holes") and below hardening level 2, else 0: the
+ *        owner's fast frees (alloc.h) test "allowed" and "a block boundary
+ *        below the carved limit" in one compare; the chunk map byte
+ *        proved the owner (chunk invariants) [span.xfast_cap].
  * Medium spans: kind == SPAN_MEDIUM, reserved == capacity == 1, used == 1
  *   while live, 0 while cached by the heap (in mcache); never in a queue
  *   [medium.counts, medium.block_size, medium.unqueued, medium.cached_unused].
@@ -281,8 +292,9 @@ typedef struct span_s {
   lz_block_t *local_free;   /* owner: blocks the owner freed (level 2:
                                a slab's out-of-band slot bitmap, a medium
                                span's block, secure.c) */
-  _Atomic(struct heap_s *) xfast_owner; /* heap for a non-full slab, else
-                               NULL: the free fast path's one owner check */
+  _Atomic(uint32_t) xfast_cap; /* capacity while the owner may free fast,
+                               else 0 (see the invariants above) */
+  uint32_t unused_;
   struct span_s *next;      /* owner: class queue links */
   struct span_s *prev;
   uint32_t inv;             /* block index check, see span_block_index() */
@@ -336,8 +348,10 @@ _Static_assert(LZ_CLASSES <= 64, "span_t.cls holds a class in 6 bits");
  *     slab span holding page i, or of the medium span starting at page i
  *     (at hardening level 2, holding page i: secure.c maps them all), else
  *     0 [chunk.pagemap, chunk.pagemap.free];
- *   heap is the owner, and the chunk map says CHUNK_SPANS [chunk.heap,
- *     chunkmap.spans];
+ *   heap is the owner, and the chunk's chunk map byte is heap->map_id
+ *     (CHUNK_SPANS or the heap's id; a pooled chunk's is CHUNK_SPANS), so
+ *     a byte equal to the calling thread's lz_heap_id_tls proves the chunk
+ *     its heap's [chunk.heap, chunkmap.spans];
  *   dirty_map bit i set => page i may be resident (touched since its last
  *     purge); free and dirty pages are what purge gives back (not checked:
  *     a clear bit promises nothing the validator can read);
@@ -574,11 +588,13 @@ typedef struct heap_stats_s {
  * Hardening level 2 and the fast paths (the contract between alloc.h and
  * secure.c): malloc's fast path only pops from spans reachable through
  * direct[] or queues[c].first with a non-NULL `free` list, and free's fast
- * path only handles spans whose xfast_owner is the calling heap. A heap at
- * level 2 keeps every direct[] entry at &lz_span_empty, its queues and
- * foreign lists empty, and its spans' `free` lists NULL and xfast_owner
- * NULL (secure.c keeps its own state in `secure`), so every call reaches
- * the slow paths, which hand small and medium blocks to secure.c.
+ * path only handles chunks whose map byte is the calling thread's
+ * lz_heap_id_tls. A heap at level 2 keeps every direct[] entry at
+ * &lz_span_empty, its queues and foreign lists empty, its spans' `free`
+ * lists NULL and xfast_cap 0, and has no heap id (map_id CHUNK_SPANS,
+ * its thread's lz_heap_id_tls CHUNK_HEAP_NONE) (secure.c keeps its own
+ * state in `secure`), so every call reaches the slow paths, which hand
+ * small and medium blocks to secure.c.
  */
 typedef struct heap_s {
   span_t *direct[LZ_DIRECT_SLOTS];     /* fast path: size/16 -> span */
@@ -661,6 +677,13 @@ typedef struct heap_s {
   /* Its chunks' purge delay is the option's << decay_shift (purge.c,
    * "Refaults"). Heap lock. */
   uint8_t decay_shift;
+  /* Its chunks' chunk map byte: an id CHUNK_HEAP_FIRST .. CHUNK_HEAP_LAST
+   * of its own (the first heaps made below level 2, for ever: a heap is
+   * never freed, an orphan keeps it for its next thread), else
+   * CHUNK_SPANS. lz_heap_id_tls is it in the thread whose lz_heap_tls
+   * this heap is, if it is an id; else CHUNK_HEAP_NONE (heap.c,
+   * heap_tls_set, the one place both are written). Never changes. */
+  uint8_t map_id;
   struct heap_s *next_all;             /* global list of every heap ever made */
   struct secure_heap_s *secure;        /* level-2 state (secure.c), NULL below level 2 */
   lz_lock_t lock;                      /* the heap lock (protocol above) */
@@ -843,10 +866,16 @@ uint32_t class_first_slab_pages(unsigned cls);
 extern _Atomic(uint8_t) lz_chunkmap_ends[LZ_CHUNKMAP_SIZE + 1]; /* [0]: none; [i + 1]: unit i */
 #define lz_chunkmap (lz_chunkmap_ends + 1)
 void chunkmap_set(uintptr_t chunk_base, uint8_t kind);
-lz_inline uint8_t chunkmap_kind(uintptr_t a) {
+/* The byte of a's unit as written (a heap id for a chunk of its spans). */
+lz_inline uint8_t chunkmap_byte(uintptr_t a) {
   uintptr_t i = a >> LZ_CHUNK_SHIFT;
   if (lz_unlikely(i >= LZ_CHUNKMAP_SIZE)) return CHUNK_NONE;
   return atomic_load_explicit(&lz_chunkmap[i], memory_order_relaxed);
+}
+/* What a's unit is: CHUNK_NONE, CHUNK_LARGE or CHUNK_SPANS (any heap's). */
+lz_inline uint8_t chunkmap_kind(uintptr_t a) {
+  uint8_t k = chunkmap_byte(a);
+  return k >= CHUNK_SPANS ? (uint8_t)CHUNK_SPANS : k;
 }
 
 /* chunk.c: chunks and the lock-free pool of empty ones. */
@@ -987,7 +1016,8 @@ size_t remote_collect(heap_t *heap);
 bool remote_in_flight(const lz_block_t *b);
 
 /* heap.c */
-extern __thread heap_t *lz_heap_tls;
+extern __thread heap_t *lz_heap_tls __attribute__((tls_model("initial-exec")));
+extern __thread uint8_t lz_heap_id_tls __attribute__((tls_model("initial-exec"))); /* see heap_t.map_id */
 heap_t *heap_get_slow(void);
 lz_noinline void *heap_malloc_slow(size_t size, heap_t *heap, bool zero);
 lz_noinline void *heap_malloc_refill(size_t size, heap_t *heap, span_t *s);

@@ -10,10 +10,12 @@
  * Level 2 never uses the inlined fast paths (alloc.h). Their contract:
  * malloc's fast path pops only from spans reachable through heap->direct[]
  * or heap->queues[c].first with a non-NULL `free` list, and free's fast
- * path only handles spans whose xfast_owner is the calling heap. Level-2
+ * path only handles chunks whose map byte is the calling thread's heap id
+ * and spans whose xfast_cap is not 0. Level-2
  * spans are never put in a heap's queues (heap->direct[] stays at
- * &lz_span_empty, queues stay empty), their `free` is NULL and their
- * xfast_owner NULL, so every call lands here through the slow paths.
+ * &lz_span_empty, queues stay empty), their `free` is NULL, their
+ * xfast_cap 0 and their heap has no id (map_id CHUNK_SPANS), so every call
+ * lands here through the slow paths.
  *
  * A slot (one block of a slab span; a medium span's pages between its two
  * guard pages) holds one block:

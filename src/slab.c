@@ -106,6 +106,13 @@ lz_text_hot void heap_direct_update(heap_t *heap, unsigned cls) {
 }
 
 /* Installs `n` blocks as the free list: they count as used until freed. */
+/* Brings s->xfast_cap up to date with s's state (span invariants,
+ * internal.h): after any change to capacity, SPAN_FULL or SPAN_HOLES. */
+static void slab_fast_sync(span_t *s) {
+  bool fast = !(s->flags & (SPAN_FULL | SPAN_HOLES)) && !lz_secure2;
+  atomic_store_explicit(&s->xfast_cap, fast ? s->capacity : 0u, memory_order_relaxed);
+}
+
 static void slab_charge(heap_t *heap, span_t *s, uint32_t n) {
   (void)heap;
   s->used = (uint16_t)(s->used + n);
@@ -142,6 +149,7 @@ lz_text_hot void slab_extend(heap_t *heap, span_t *s) {
   s->free = (lz_block_t *)start;
   /* Other threads read capacity to validate pointers (heap.c): atomic. */
   __atomic_store_n(&s->capacity, (uint16_t)(s->capacity + n), __ATOMIC_RELAXED);
+  slab_fast_sync(s);
   slab_charge(heap, s, (uint32_t)n);
 }
 
@@ -201,7 +209,7 @@ static span_t *slab_new(heap_t *heap, unsigned cls) {
   span_set_block_size(s, bs);
   s->reserved = (uint16_t)((pages << LZ_PAGE_SHIFT) / bs);
   s->cls = (uint8_t)cls;
-  atomic_store_explicit(&s->xfast_owner, heap, memory_order_relaxed);
+  slab_fast_sync(s);
   if (LZ_STATS) {
     heap->stats.class_slabs[cls]++;
     heap->stats.class_pages[cls] += (uint32_t)pages;
@@ -277,7 +285,7 @@ void *slab_malloc_slow(heap_t *heap, unsigned cls) {
     /* Nothing left: park it until one of its blocks comes back. */
     queue_remove(heap, q, s);
     s->flags |= SPAN_FULL;
-    atomic_store_explicit(&s->xfast_owner, NULL, memory_order_relaxed);
+    slab_fast_sync(s);
     s = next;
   }
   void *p = slab_borrow(heap, cls);
@@ -332,7 +340,7 @@ lz_text_hot void slab_free_chain(heap_t *heap, span_t *s, lz_block_t *head, lz_b
   s->local_free = head;
   if (s->flags & SPAN_FULL) {
     s->flags &= (uint8_t)~SPAN_FULL;
-    atomic_store_explicit(&s->xfast_owner, heap, memory_order_relaxed);
+    slab_fast_sync(s);
     queue_push_back(heap, &heap->queues[s->cls], s);
     slab_holes_arm(heap); /* its pages may become holes */
   }
@@ -369,9 +377,9 @@ bool slab_contains_free(span_t *s, lz_block_t *b) {
  *   out + |free| + |local_free| + hole blocks == capacity [span.count];
  *   hole_map bits lie only on pages of slab spans flagged SPAN_HOLES, and
  *   no listed block overlaps a hole page [span.holes].
- * A span with holes takes no fast frees (xfast_owner NULL): a hole block
+ * A span with holes takes no fast frees (xfast_cap 0): a hole block
  * reads zero, so only the hole map tells a second free of it, which the
- * slow free paths check [span.xfast_owner].
+ * slow free paths check [span.xfast_cap].
  * The allocation slow path fills a span's holes back (slab_fill_holes)
  * before it takes blocks from it, and so does queue_remove for a span that
  * becomes the first of its queue (the first span of a queue never has
@@ -453,7 +461,7 @@ void slab_fill_holes(heap_t *heap, span_t *s) {
   bitmap_assign(c->hole_map, first, s->npages, false);
   pages_commit(c, first, s->npages);
   s->flags &= (uint8_t)~SPAN_HOLES;
-  atomic_store_explicit(&s->xfast_owner, heap, memory_order_relaxed); /* frees take the fast path again */
+  slab_fast_sync(s); /* frees take the fast path again */
 }
 
 /* Punches the pages of s that hold no live block (protocol above); with
@@ -530,6 +538,6 @@ size_t slab_punch_holes(heap_t *heap, span_t *s, bool exclusive) {
    * (heap_free_span and remote_collect look at the hole map) until the
    * holes are filled. A fast free already past its owner check pushes
    * as the protocol above allows. */
-  atomic_store_explicit(&s->xfast_owner, NULL, memory_order_relaxed);
+  slab_fast_sync(s);
   return holes;
 }

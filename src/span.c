@@ -65,7 +65,7 @@ lz_text_hot span_t *span_alloc(heap_t *heap, size_t npages, size_t align_pages, 
   bool zero = pages_taken(heap, c, first, npages, fresh);
   s->free = NULL;
   s->local_free = NULL;
-  atomic_store_explicit(&s->xfast_owner, NULL, memory_order_relaxed);
+  atomic_store_explicit(&s->xfast_cap, 0, memory_order_relaxed);
   s->next = s->prev = NULL;
   s->used = 0;
   s->capacity = 0;
@@ -101,7 +101,7 @@ lz_text_hot void span_free(heap_t *heap, span_t *s) {
   uint8_t kind = s->kind;
   s->kind = SPAN_NONE;
   bit_clear(c->slot_map, (size_t)(s - c->spans));
-  atomic_store_explicit(&s->xfast_owner, NULL, memory_order_relaxed);
+  atomic_store_explicit(&s->xfast_cap, 0, memory_order_relaxed);
   s->flags = 0;
   if (kind == SPAN_SLAB) {
     for (size_t i = first; i < first + n; i++) c->pagemap[i] = 0;

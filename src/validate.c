@@ -60,8 +60,8 @@ static int64_t slab_check(const heap_t *heap, const span_t *s, seen_t *seen) {
   bool full = (s->flags & SPAN_FULL) != 0;
   bool linked = span_linked(heap, s);
   V(full != linked, "span.full_unlinked", s);
-  V(atomic_load_explicit(&s->xfast_owner, memory_order_relaxed) == (full || (s->flags & SPAN_HOLES) ? NULL : heap),
-    "span.xfast_owner", s);
+  V(atomic_load_explicit(&s->xfast_cap, memory_order_relaxed) == (full || (s->flags & SPAN_HOLES) ? 0u : s->capacity),
+    "span.xfast_cap", s);
   bool first = heap->queues[s->cls].first == s;
   uint32_t pin = first ? 1 : 0;
   V(s->free == NULL || first, "span.free_only_first", s);
@@ -88,7 +88,7 @@ static int64_t medium_check(const heap_t *heap, const span_t *s) {
   V(s->reserved == 1 && s->capacity == 1 && s->used <= 1, "medium.counts", s);
   V(s->block_size == (uint32_t)s->npages << LZ_PAGE_SHIFT, "medium.block_size", s);
   V(s->next == NULL && s->prev == NULL && s->cls == 0, "medium.unqueued", s);
-  V(atomic_load_explicit(&s->xfast_owner, memory_order_relaxed) == NULL, "span.xfast_owner", s);
+  V(atomic_load_explicit(&s->xfast_cap, memory_order_relaxed) == 0, "span.xfast_cap", s);
   bool cached = false;
   for (unsigned i = 0; i < LZ_MEDIUM_CACHE; i++)
     cached |= atomic_load_explicit(&((heap_t *)heap)->xmcache[i], memory_order_relaxed) == s;
@@ -108,7 +108,7 @@ typedef struct heap_totals_s {
 /* One chunk of heap: bitmaps, pagemap and every span in it. */
 static void chunk_check(const heap_t *heap, const chunk_t *c, heap_totals_t *t, seen_t *seen) {
   V(c->heap == heap, "chunk.heap", c);
-  V(chunkmap_kind((uintptr_t)c) == CHUNK_SPANS, "chunkmap.spans", c);
+  V(chunkmap_byte((uintptr_t)c) == heap->map_id, "chunkmap.spans", c);
   V(c->free_pages == bitmap_count(c->free_map, 0, LZ_CHUNK_PAGES), "chunk.free_pages", c);
   size_t run = 0, longest = 0;
   for (size_t i = 0; i < LZ_HEADER_PAGES; i++) V(!bit_get(c->free_map, i), "chunk.header_pages", c);
@@ -269,6 +269,14 @@ static size_t xremote_check(const heap_t *heap) {
 
 static size_t heap_check(const heap_t *heap, seen_t *seen) {
   heap_totals_t t = {0};
+  /* heap_t.map_id: an id of its own below level 2 (another heap's? the
+   * walk below), CHUNK_SPANS otherwise; the thread's copy of it. */
+  V(heap->map_id == CHUNK_SPANS || (heap->map_id >= CHUNK_HEAP_FIRST && heap->map_id <= CHUNK_HEAP_LAST && !lz_secure2),
+    "heap.map_id", heap);
+  for (const heap_t *h = heaps_first(); h != NULL; h = h->next_all)
+    V(h == heap || heap->map_id == CHUNK_SPANS || h->map_id != heap->map_id, "heap.map_id", heap);
+  if (heap == lz_heap_tls)
+    V(lz_heap_id_tls == (heap->map_id == CHUNK_SPANS ? CHUNK_HEAP_NONE : heap->map_id), "heap.map_id", heap);
   const chunk_t *prev = NULL;
   size_t nchunks = 0;
   for (const chunk_t *c = heap->chunks; c != NULL; prev = c, c = c->next) {

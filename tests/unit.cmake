@@ -194,6 +194,9 @@ endif()
 # of a foreign-listed block (src/remote.c).
 lz_test(NAME test_remote KIND PREFIXED LABELS unit stats TIMEOUT 120
         SOURCES ${_lz_t}/test_remote.c)
+# Free's fast path by heap id: more heaps than ids, adoption (src/alloc.h).
+lz_test(NAME test_heap_ids KIND PREFIXED LABELS unit stats TIMEOUT 120
+        SOURCES ${_lz_t}/test_heap_ids.c)
 lz_test(NAME thread_late_free KIND PREFIXED LABELS stress stats TIMEOUT 300
         SOURCES ${_lz_t}/thread_late_free.c)
 lz_test(NAME thread_first_late KIND PREFIXED LABELS unit stats TIMEOUT 120
