@@ -12,10 +12,10 @@
  * by the unit after p's and masked, compared with the thread's heap id
  * (8, lz_chunkmap_ends, TLS included: a byte equal to it proves the chunk
  * the caller's heap's, internal.h), page -> span (6: the page map holds
- * byte offsets), decode of the block's first word with the double-free
- * screen, one shift: no user address (6), block index below the span's
- * xfast_cap, the carved limit of a span that takes fast frees, 0 for any
- * other (6, sizeclass.h: a slab's rotation is a constant), push on
+ * byte offsets), block index below the span's xfast_cap, the carved
+ * limit of a span that takes fast frees, 0 for any other (6, sizeclass.h:
+ * a slab's rotation is a constant), decode of the block's first word
+ * with the double-free screen, one shift: no user address (6), push on
  * local_free and count (6, ret included). No statistics: stats.c reads
  * the spans' counts. Foreign, remote, full-span, medium and last-block
  * frees go slow.
@@ -61,11 +61,13 @@ lz_inline void *malloc_fast(size_t size) {
   return heap_malloc_refill(size, heap, s);
 }
 
-/* free_fast_to: the free fast path whose slow calls are `page` (a pointer
- * into our chunks) and `other` (anything else); free_fast below calls
- * heap.c's. cxx.c's deletes pass their own (heap.c's, naming the operator
- * in reports), so the fast path stays one implementation. */
-lz_inline void free_fast_to(void *p, void (*page)(void *), void (*other)(void *)) {
+/* free_fast_to: the free fast path whose slow calls are `own` (a pointer
+ * into a chunk of the caller's heap, with the span its page maps to),
+ * `page` (into another of our chunks) and `other` (anything else);
+ * free_fast below calls heap.c's. cxx.c's deletes pass their own (heap.c's,
+ * naming the operator in reports), so the fast path stays one
+ * implementation. */
+lz_inline void free_fast_to(void *p, void (*own)(void *, span_t *), void (*page)(void *), void (*other)(void *)) {
   uintptr_t a = (uintptr_t)p;
   /* The unit after p's, whose base is the end of p's chunk: the map is
    * indexed by it (lz_chunkmap_ends: unit i's byte at i + 1). */
@@ -77,7 +79,8 @@ lz_inline void free_fast_to(void *p, void (*page)(void *), void (*other)(void *)
    * low 47 bits; it cannot be read (non-canonical or the kernel's), so if
    * that chunk holds one of this thread's slabs free faults at its first
    * read of the block, as glibc's does at the word below it; else the
-   * slow paths report it (heap_free_page sends it to heap_free_slow). The
+   * slow paths report it (heap_free_own and heap_free_page send it to
+   * heap_free_slow). The
    * last unit of the range wraps to index 0, no unit's (the slow paths
    * look again). Elsewhere (aarch64 ignores a top byte tag when reading)
    * the bound is compared. */
@@ -92,6 +95,20 @@ lz_inline void free_fast_to(void *p, void (*page)(void *), void (*other)(void *)
     chunk_t *c = (chunk_t *)(end - LZ_CHUNK_SIZE);
     span_t *s = chunk_span_of(c, a);
     lz_block_t *b = (lz_block_t *)p;
+    /* A block boundary below the carved limit of a span that takes fast
+     * frees (one compare: sizeclass.h; xfast_cap is 0 for any other, so a
+     * medium block leaves here), before the block is read. */
+    if (LZ_SECURE) {
+      if (lz_unlikely(span_slab_index(s, a) >= lz_load_relaxed(&s->xfast_cap, uint32_t))) goto own_slow;
+    } else {
+      bool off; /* only the allowed test: xfast_cap == 0 */
+#if defined(__x86_64__) && !LZ_TSAN
+      __asm__("cmpl $0, %1" : "=@ccz"(off) : "m"(s->xfast_cap)); /* GCC: a load and a test */
+#else
+      off = lz_load_relaxed(&s->xfast_cap, uint32_t) == 0;
+#endif
+      if (lz_unlikely(off)) goto own_slow;
+    }
     uintptr_t enc = (uintptr_t)0;
     if (LZ_SECURE) {
       /* A block whose first word does not decode to a user address: not
@@ -104,37 +121,23 @@ lz_inline void free_fast_to(void *p, void (*page)(void *), void (*other)(void *)
       uintptr_t mask = a + lz_key;
       uintptr_t next = b->enc_next ^ mask;
       __asm__("" : "+r"(next)); /* keeps GCC from comparing via w ^ a */
-      if (lz_unlikely(next >> LZ_USER_ADDR_BITS == 0)) goto slow;
+      if (lz_unlikely(next >> LZ_USER_ADDR_BITS == 0)) goto own_slow;
       enc = mask;
-    }
-    /* A block boundary below the carved limit of a span that takes fast
-     * frees (one compare: sizeclass.h; xfast_cap is 0 for any other). */
-    if (LZ_SECURE) {
-      if (lz_unlikely(span_slab_index(s, a) >= lz_load_relaxed(&s->xfast_cap, uint32_t))) goto slow;
-    } else {
-      bool off; /* only the allowed test: xfast_cap == 0 */
-#if defined(__x86_64__) && !LZ_TSAN
-      __asm__("cmpl $0, %1" : "=@ccz"(off) : "m"(s->xfast_cap)); /* GCC: a load and a test */
-#else
-      off = lz_load_relaxed(&s->xfast_cap, uint32_t) == 0;
-#endif
-      if (lz_unlikely(off)) goto slow;
     }
     b->enc_next = (uintptr_t)s->local_free ^ enc;
     local_free_publish(s, b);
     if (lz_unlikely(--s->used == 0)) heap_free_last(lz_heap_tls, s);
     return;
-  }
-  /* Any other heap's chunk (CHUNK_SPANS and the ids lie above CHUNK_LARGE). */
-  if (kind > CHUNK_LARGE) {
-  slow:
-    page(p);
+  own_slow:
+    own(p, s);
     return;
   }
-  other(p);
+  /* Any other heap's chunk (CHUNK_SPANS and the ids lie above CHUNK_LARGE). */
+  if (kind > CHUNK_LARGE) page(p);
+  else other(p);
 }
 
-lz_inline void free_fast(void *p) { free_fast_to(p, heap_free_page, heap_free_slow); }
+lz_inline void free_fast(void *p) { free_fast_to(p, heap_free_own, heap_free_page, heap_free_slow); }
 
 /* Entry and exit of every public function. Per-thread heaps (LZ_HEAPS 0):
  * nothing. Shared heaps: the calling thread's heap (assigned on first use)
@@ -159,16 +162,16 @@ lz_inline void *api_malloc(size_t size) {
   return p;
 }
 
-lz_inline void api_free_to(void *p, void (*page)(void *), void (*other)(void *)) {
+lz_inline void api_free_to(void *p, void (*own)(void *, span_t *), void (*page)(void *), void (*other)(void *)) {
   if (LZ_HEAPS == 0) {
-    free_fast_to(p, page, other);
+    free_fast_to(p, own, page, other);
     return;
   }
   heap_t *h = api_enter();
-  free_fast_to(p, page, other);
+  free_fast_to(p, own, page, other);
   api_leave(h);
 }
 
-lz_inline void api_free(void *p) { api_free_to(p, heap_free_page, heap_free_slow); }
+lz_inline void api_free(void *p) { api_free_to(p, heap_free_own, heap_free_page, heap_free_slow); }
 
 #endif /* LZ_ALLOC_H */

@@ -87,6 +87,11 @@ lz_inline void *cxx_new_nothrow(size_t size) {
  * set for the slow call only (security.c, lz_free_as), so the fast path
  * costs what free's does. */
 #define CXX_SLOW(tag, name)                                                                   \
+  static lz_noinline void tag##_own(void *p, span_t *s) {                                     \
+    lz_free_as = name;                                                                        \
+    heap_free_own(p, s);                                                                      \
+    lz_free_as = NULL;                                                                        \
+  }                                                                                           \
   static lz_noinline void tag##_page(void *p) {                                               \
     lz_free_as = name;                                                                        \
     heap_free_page(p);                                                                        \
@@ -100,8 +105,8 @@ lz_inline void *cxx_new_nothrow(size_t size) {
 CXX_SLOW(del, "operator delete")
 CXX_SLOW(del_arr, "operator delete[]")
 
-lz_inline void cxx_delete(void *p) { api_free_to(p, del_page, del_other); }
-lz_inline void cxx_delete_arr(void *p) { api_free_to(p, del_arr_page, del_arr_other); }
+lz_inline void cxx_delete(void *p) { api_free_to(p, del_own, del_page, del_other); }
+lz_inline void cxx_delete_arr(void *p) { api_free_to(p, del_arr_own, del_arr_page, del_arr_other); }
 
 lz_inline void cxx_delete_sized(void *p, size_t size) {
   if (lz_unlikely(lz_secure2) && p != NULL) secure_check_size(p, size, "operator delete");

@@ -1040,6 +1040,24 @@ lz_text_hot static lz_noinline void free_own_medium(void *p, span_t *s) {
   poll_janitor(heap);
 }
 
+/* Frees of pointers into chunks of the calling thread's heap that the fast
+ * path did not finish (their chunk map byte is the thread's heap id, so
+ * the chunk's owner is the caller's heap, below level 2: alloc.h): a
+ * medium block, a full span's or one with holes, a failed fast check. s is
+ * the span p's page maps to, not yet checked. Only tail calls. */
+lz_text_hot void heap_free_own(void *p, span_t *s) {
+  /* Past the user range: as heap_free_page. */
+  if (lz_unlikely((uintptr_t)p >> LZ_CHUNK_SHIFT >= LZ_CHUNKMAP_SIZE)) {
+    heap_free_slow(p);
+    return;
+  }
+  lz_assert(span_chunk(s)->heap == lz_heap_tls && !lz_secure2);
+  if (s->kind == SPAN_MEDIUM && (uintptr_t)p == (uintptr_t)span_start(s))
+    free_own_medium(p, s);
+  else
+    free_page_general(p, s);
+}
+
 /* Frees of pointers into our chunks that the fast path did not finish:
  * another heap's block (a remote free), a full or medium span, or a failed
  * fast check. The fast path found p in the chunk map already. Only tail

@@ -1024,6 +1024,7 @@ lz_noinline void *heap_malloc_refill(size_t size, heap_t *heap, span_t *s);
 void *heap_malloc_aligned(heap_t *heap, size_t size, size_t align);
 lz_noinline void heap_free_slow(void *p);
 lz_noinline void heap_free_page(void *p);
+lz_noinline void heap_free_own(void *p, span_t *s);
 lz_cold void heap_free_last(heap_t *heap, span_t *s);
 void heap_free_local(heap_t *heap, span_t *s, lz_block_t *b);
 size_t heap_usable_size(const void *p, const char *func);

@@ -536,7 +536,7 @@ size_t slab_punch_holes(heap_t *heap, span_t *s, bool exclusive) {
   /* A hole block reads zero, which the fast path's double-free screen
    * cannot tell from a live block: frees of the span go the slow way
    * (heap_free_span and remote_collect look at the hole map) until the
-   * holes are filled. A fast free already past its owner check pushes
+   * holes are filled. A fast free already past its xfast_cap check pushes
    * as the protocol above allows. */
   slab_fast_sync(s);
   return holes;
