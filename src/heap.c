@@ -775,9 +775,12 @@ lz_text_hot static lz_noinline void *malloc_general(heap_t *heap, size_t size, b
  * path's entry: the span's own freed blocks (local_free) become its free
  * list, checked as slab_pop_checked checks (the head and its link a block
  * boundary of the span below its carved limit), and charged to used
- * (slab_malloc_local). Only while the thread keeps no foreign blocks (then
- * s is a queue's first span or &lz_span_empty, whose lists are empty) and
- * no other thread sent blocks back (the slow path collects them first);
+ * (slab_malloc_local). Only while the thread keeps no foreign blocks of
+ * s's class (theirs come first: a list of a class up to LZ_DIRECT_MAX is
+ * installed in direct[] while it has blocks, so s, a real span with blocks
+ * in local_free, is then its queue's first; a larger class's list is
+ * looked at here) and no other thread sent blocks back (the slow path
+ * collects them first);
  * anything else, or a check that fails, goes to heap_malloc_slow. An
  * installed foreign list found empty is uninstalled first (remote.c) and
  * the list of the span direct[] then names popped, if it has blocks. */
@@ -796,7 +799,7 @@ static lz_noinline void *refill_foreign_dry(size_t size, heap_t *heap, span_t *f
 
 lz_text_hot void *heap_malloc_refill(size_t size, heap_t *heap, span_t *s) {
   lz_block_t *b = s->local_free;
-  if (lz_likely(s->free == NULL && b != NULL && heap->foreign == NULL &&
+  if (lz_likely(s->free == NULL && b != NULL && (heap->foreign == NULL || heap->foreign[s->cls].free == NULL) &&
                 atomic_load_explicit(&heap->xremote, memory_order_relaxed) == NULL)) {
     lz_block_t *next = block_next(b);
     uintptr_t start = (uintptr_t)span_start(s);
@@ -823,9 +826,10 @@ lz_text_hot static lz_noinline void *malloc_slow(size_t size, heap_t *heap, bool
   bool large_tried = false;
   if (size <= LZ_SMALL_MAX) {
     /* The current slab's own freed blocks, when the thread keeps no
-     * foreign blocks (their lists come first) and is below level 2. */
-    if (none_sent && heap->foreign == NULL && !lz_secure2) {
-      unsigned cls = size_to_class(size);
+     * foreign blocks of the class (their lists come first) and is below
+     * level 2. */
+    unsigned cls = size_to_class(size);
+    if (none_sent && (heap->foreign == NULL || heap->foreign[cls].free == NULL) && !lz_secure2) {
       void *p = slab_malloc_local(heap, cls);
       if (p != NULL) {
         if (zero) memset(p, 0, lz_class_size[cls]);

@@ -17,7 +17,13 @@
  *   6. medium blocks go home at once: a medium block (one per span, so
  *      nothing to batch) freed by another thread, which then stays alive
  *      and idle, is back with its owner at the owner's next allocation
- *      (in use down by its size to the byte), not one batch tick later.
+ *      (in use down by its size to the byte), not one batch tick later;
+ *   7. foreign blocks of one class do not send another class's refills
+ *      down the full slow path: a thread that keeps the owner's 64 B
+ *      blocks on its foreign list and then allocates and frees 1 KiB blocks
+ *      in a loop takes its own freed blocks back the short way (the
+ *      process's slow-path allocations grow by a few, not by one per
+ *      round).
  */
 #include <pthread.h>
 #include <sched.h>
@@ -272,6 +278,50 @@ static void test_medium_home(void) {
   printf("medium home: a medium block freed by an idle thread was back at the owner's next allocation\n");
 }
 
+/* ---- 7. refills beside foreign blocks of another class ------------------- */
+#define REFILL_ROUNDS 1000
+#define REFILL_SIZE 1024 /* 4 blocks a page: a list of 4 installed per refill */
+static uint64_t refill_slow;
+
+static void *keep_then_churn(void *arg) {
+  (void)arg;
+  void *mine = lz_malloc(SIZE); /* this thread allocates the class: it keeps what it frees */
+  CHECK(mine != NULL);
+  for (size_t i = 0; i < N; i++) lz_free(blocks[i]); /* kept here (test 1) */
+  void *p = lz_malloc(REFILL_SIZE);                  /* the class's slab */
+  CHECK(p != NULL);
+  lz_free(p);
+  lz_stats_t st0, st1;
+  lz_stats_get(&st0);
+  for (int i = 0; i < REFILL_ROUNDS; i++) {
+    p = lz_malloc(REFILL_SIZE);
+    CHECK(p != NULL);
+    lz_free(p);
+  }
+  lz_stats_get(&st1);
+  refill_slow = st1.slow_allocs - st0.slow_allocs;
+  lz_free(mine);
+  return NULL;
+}
+
+static void test_refill_beside_foreign(void) {
+  block_size = SIZE;
+  CHECK(pthread_barrier_init(&bar, NULL, 2) == 0);
+  pthread_t t;
+  CHECK(pthread_create(&t, NULL, owner, (void *)(size_t)N) == 0);
+  pthread_barrier_wait(&bar);
+  run(keep_then_churn, NULL);
+  pthread_barrier_wait(&bar);
+  CHECK(pthread_join(t, NULL) == 0);
+  pthread_barrier_destroy(&bar);
+  /* The tick (every 64th slow-path entry, the short ways included) may
+   * send the foreign blocks home: none of that is a slow allocation. */
+  CHECKF(refill_slow <= 2, "%llu of %d malloc+free rounds took the full slow path",
+         (unsigned long long)refill_slow, REFILL_ROUNDS);
+  printf("refill beside foreign blocks: %llu of %d rounds took the full slow path\n",
+         (unsigned long long)refill_slow, REFILL_ROUNDS);
+}
+
 int main(void) {
   /* Hardening level 2 (its usable size is the requested size) keeps no
    * foreign lists: every free goes through its quarantine instead. */
@@ -287,6 +337,7 @@ int main(void) {
   test_overflow();
   test_bounded_delay();
   test_medium_home();
+  test_refill_beside_foreign();
   if (!TU_SANITIZED) test_double_free(); /* sanitizers intercept the abort */
   return 0;
 }
