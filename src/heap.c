@@ -215,6 +215,8 @@ static void orphan_adopted(heap_t *h) {
  * (mstress, threads started in rounds: one start in about 120 met its
  * orphan held by a collector, and each such run peaked 2-4 MiB higher). */
 #define ADOPT_WAIT_MS 10
+_Atomic(unsigned long) lz_adopt_waits;
+uint64_t lz_adopt_wait_ms = ADOPT_WAIT_MS;
 
 /* With NUMA, only an orphan at home on the caller's node: its chunks are
  * there. The heap passes through BUSY so that its new owner is published
@@ -244,9 +246,13 @@ lz_text_hot static heap_t *heap_adopt_orphan(uint64_t owner) {
      * then sleeps: a holder descheduled by a loaded machine may take the
      * whole wait, which the waiter need not spend on the CPU. */
     uint64_t now = os_now_ms();
-    if (wait_until == 0) wait_until = now + ADOPT_WAIT_MS;
-    else if (now >= wait_until) break;
-    if (now + ADOPT_WAIT_MS - 1 > wait_until) os_sleep_ms(1);
+    if (wait_until == 0) {
+      wait_until = now + lz_adopt_wait_ms;
+      atomic_fetch_add_explicit(&lz_adopt_waits, 1, memory_order_relaxed);
+    } else if (now >= wait_until) {
+      break;
+    }
+    if (now + lz_adopt_wait_ms - 1 > wait_until) os_sleep_ms(1);
     else os_yield();
   }
   return NULL;

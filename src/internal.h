@@ -1044,6 +1044,8 @@ void heap_retire(heap_t *h);
 void heaps_fork_child_shared(void);
 void heaps_fork_child_secure(void);
 heap_t *heaps_first(void);
+extern _Atomic(unsigned long) lz_adopt_waits; /* starts that waited for a held orphan (tests) */
+extern uint64_t lz_adopt_wait_ms;              /* their bound, ADOPT_WAIT_MS (tests may raise it) */
 size_t heap_cached_bytes(const heap_t *heap);
 
 /* secure.c: hardening level 2 (every small and medium block, slow paths). */

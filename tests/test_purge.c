@@ -491,14 +491,14 @@ static void run_orphan(void) {
 }
 
 /* ---- an orphan held while a thread starts ------------------------------------ */
-static sem_t busy_started;
+static _Atomic(bool) busy_done;
 static void *orphan_busy_worker(void *arg) {
   (void)arg;
-  sem_post(&busy_started);
   void *p = lz_malloc(64); /* the thread's first call: its heap */
   CHECK(p != NULL);
   orphan_heap = lz_heap_tls;
   lz_free(p);
+  atomic_store(&busy_done, true);
   return NULL;
 }
 
@@ -517,16 +517,19 @@ static void run_orphan_busy(void) {
   heap_t *h = orphan_round(64);
   size_t heaps = heaps_made();
   /* Held as a collector holds it (heaps_collect_orphans, the janitor)
-   * while the next thread makes its first call, released a moment later. */
+   * while the next thread makes its first call, released as soon as that
+   * thread waits for it (or has finished without waiting: a failure). */
   CHECK(heap_hold_orphan(h));
-  CHECK(sem_init(&busy_started, 0, 0) == 0);
+  /* This thread's release may come late on a loaded machine: the bound
+   * raised far past it, so that the wait, not its bound, is tested. */
+  lz_adopt_wait_ms = 60000;
+  unsigned long waits = atomic_load(&lz_adopt_waits);
   pthread_t t;
   CHECK(pthread_create(&t, NULL, orphan_busy_worker, NULL) == 0);
-  CHECK(sem_wait(&busy_started) == 0);
-  usleep(2000);
+  while (atomic_load(&lz_adopt_waits) == waits && !atomic_load(&busy_done)) sched_yield();
   heap_release_orphan(h);
   CHECK(pthread_join(t, NULL) == 0);
-  CHECKF(orphan_heap == h, "the thread made a heap of its own (%zu heaps, %zu before)", heaps_made(), heaps);
+  CHECKF(orphan_heap == h, "the thread made a heap of its own (%zu heaps, %zu before; waits %lu)", heaps_made(), heaps, atomic_load(&lz_adopt_waits) - waits);
   CHECK(heaps_made() == heaps && atomic_load(&h->xstate) == HEAP_ORPHAN);
   lz_heap_validate();
   printf("orphan_busy: the held orphan was adopted (%zu heaps)\n", heaps);
