@@ -17,8 +17,9 @@
  * a slab's rotation is a constant), decode of the block's first word
  * with the double-free screen, one shift: no user address (6), push on
  * local_free and count (6, ret included). No statistics: stats.c reads
- * the spans' counts. Foreign, remote, full-span, medium and last-block
- * frees go slow.
+ * the spans' counts. Foreign, remote and full-span frees go slow; a
+ * span's last block (a medium block is its span's one block) calls
+ * heap_free_last.
  * A malloc(16) + free pair in a loop costs 59 instructions under callgrind
  * (loop and PLT included, 10 of them; 45 at LZ_SECURE 0 without
  * statistics, the lean configuration).
@@ -96,8 +97,9 @@ lz_inline void free_fast_to(void *p, void (*own)(void *, span_t *), void (*page)
     span_t *s = chunk_span_of(c, a);
     lz_block_t *b = (lz_block_t *)p;
     /* A block boundary below the carved limit of a span that takes fast
-     * frees (one compare: sizeclass.h; xfast_cap is 0 for any other, so a
-     * medium block leaves here), before the block is read. */
+     * frees (one compare: sizeclass.h; xfast_cap is 0 for any other, and
+     * 1 for a live medium block, whose start alone passes), before the
+     * block is read. */
     if (LZ_SECURE) {
       if (lz_unlikely(span_slab_index(s, a) >= lz_load_relaxed(&s->xfast_cap, uint32_t))) goto own_slow;
     } else {

@@ -860,20 +860,38 @@ lz_text_hot static lz_noinline void *malloc_slow(size_t size, heap_t *heap, bool
   return slow_leave(heap, p);
 }
 
+/* heap_malloc_slow's cache hit for calloc, or on a tick: the rest of it. */
+lz_text_hot static lz_noinline void *medium_hit_slow(size_t size, heap_t *heap, bool zero, span_t *s) {
+  void *p = medium_cache_use(heap, s, size, zero);
+  heap_tick(heap);
+  poll_janitor(heap);
+  return p;
+}
+
+/* heap_malloc_slow's medium calloc. */
+lz_text_hot static lz_noinline void *medium_hit_zero(size_t size, heap_t *heap) {
+  span_t *s = medium_cache_hit(heap, size);
+  return s != NULL ? medium_hit_slow(size, heap, true, s) : malloc_slow(size, heap, true);
+}
+
 /* A medium block that the heap's cache holds is taken here, without the
  * lock (medium.c) and with no other slow-path work (a hit reuses memory;
  * remote frees wait for a miss or a small slow path); the rest in
- * malloc_slow. Level 2 has medium spans of its own. */
+ * malloc_slow. Level 2 has medium spans of its own: the cache stays empty.
+ * A hit that neither zeroes nor ticks calls nothing (no register saved). */
 lz_text_hot void *heap_malloc_slow(size_t size, heap_t *heap, bool zero) {
-  if (size - (LZ_SMALL_MAX + 1) < LZ_MEDIUM_MAX - LZ_SMALL_MAX && heap != LZ_HEAP_EMPTY && heap->mcache_mask != 0 &&
-      atomic_load_explicit(&heap->xremote, memory_order_relaxed) == NULL && !lz_secure2) {
+  if (size - (LZ_SMALL_MAX + 1) < LZ_MEDIUM_MAX - LZ_SMALL_MAX && heap != LZ_HEAP_EMPTY &&
+      atomic_load_explicit(&heap->xremote, memory_order_relaxed) == NULL) {
+    lz_assert(!lz_secure2 || heap->mcache_mask == 0);
+    if (lz_unlikely(zero)) return medium_hit_zero(size, heap);
     span_t *s = medium_cache_hit(heap, size);
     if (lz_likely(s != NULL)) {
-      void *p = medium_cache_use(heap, s, size, zero);
-      heap_tick(heap);
-      poll_janitor(heap);
-      return p;
+      if (lz_unlikely(((heap->slow_count + 1) & (HEAP_TICK_EVERY - 1)) == 0))
+        return medium_hit_slow(size, heap, false, s);
+      heap->slow_count++; /* heap_tick, not due */
+      return medium_cache_use(heap, s, size, false);
     }
+    return malloc_slow(size, heap, false);
   }
   return malloc_slow(size, heap, zero);
 }
@@ -968,12 +986,29 @@ lz_text_hot static ptr_info_t ptr_resolve(const void *p, const char *func) {
   lz_fatal_pointer("invalid pointer", func, p);
 }
 
-/* The inline free (alloc.h) took the last block of slab s: its one slow
- * call. The slab is retired, and this is where that entry point finishes
- * (no heap lock held but with shared heaps: the api's, kept). */
-lz_text_hot void heap_free_last(heap_t *heap, span_t *s) {
+/* heap_free_last's slab: retired. */
+lz_text_hot static lz_noinline void free_last_slab(heap_t *heap, span_t *s) {
   slab_retire(heap, s);
   if (LZ_HEAPS == 0 && heap->lock_depth == 0) poll_janitor(NULL);
+}
+
+/* heap_free_last's medium block: cached (medium.c). It goes through free's
+ * fast path as a slab block does, and ticks no more than one: the cache
+ * hit that takes it again does (heap_malloc_slow). */
+lz_text_hot static lz_noinline __attribute__((hot)) void free_last_medium(heap_t *heap, span_t *s) {
+  if (lz_unlikely(medium_free_last(heap, s))) poll_janitor(heap);
+}
+
+/* The inline free (alloc.h) took the last block of span s: its one slow
+ * call. A slab is retired, a medium span (its one block) cached, and this
+ * is where that entry point finishes (no heap lock held but with shared
+ * heaps: the api's, kept). Only tail calls. */
+lz_text_hot void heap_free_last(heap_t *heap, span_t *s) {
+  /* Medium: the class, 0, is tested (one instruction, the kind's two bits
+   * share its byte); a slab's is at least 1. */
+  lz_assert((s->cls == 0) == (s->kind == SPAN_MEDIUM));
+  if (s->cls == 0) free_last_medium(heap, s);
+  else free_last_slab(heap, s);
 }
 
 /* The owner frees a block of one of its spans (already validated). */
@@ -1053,7 +1088,8 @@ lz_text_hot static lz_noinline void free_own_medium(void *p, span_t *s) {
 /* Frees of pointers into chunks of the calling thread's heap that the fast
  * path did not finish (their chunk map byte is the thread's heap id, so
  * the chunk's owner is the caller's heap, below level 2: alloc.h): a
- * medium block, a full span's or one with holes, a failed fast check. s is
+ * cached medium span's block (a double free), a medium block whose first
+ * word looked free, a full span's or one with holes, a failed fast check. s is
  * the span p's page maps to, not yet checked. Only tail calls. */
 lz_text_hot void heap_free_own(void *p, span_t *s) {
   /* Past the user range: as heap_free_page. */
@@ -1069,7 +1105,7 @@ lz_text_hot void heap_free_own(void *p, span_t *s) {
 }
 
 /* Frees of pointers into our chunks that the fast path did not finish:
- * another heap's block (a remote free), a full or medium span, or a failed
+ * another heap's block (a remote free), a full span, or a failed
  * fast check. The fast path found p in the chunk map already. Only tail
  * calls: no register to save on the way. */
 lz_text_hot void heap_free_page(void *p) {

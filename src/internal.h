@@ -273,13 +273,21 @@ struct chunk_s;
  *        and then free == local_free == NULL and capacity == reserved
  *        [span.full_unlinked, span.full];
  *   xfast_cap == capacity if kind == SPAN_SLAB, neither FULL nor with
- *        holes (slab.c, "Holes") and below hardening level 2, else 0: the
+ *        holes (slab.c, "Holes") and below hardening level 2, or 1 if
+ *        kind == SPAN_MEDIUM and live (below level 2), else 0: the
  *        owner's fast frees (alloc.h) test "allowed" and "a block boundary
  *        below the carved limit" in one compare; the chunk map byte
  *        proved the owner (chunk invariants) [span.xfast_cap].
- * Medium spans: kind == SPAN_MEDIUM, reserved == capacity == 1, used == 1
- *   while live, 0 while cached by the heap (in mcache); never in a queue
- *   [medium.counts, medium.block_size, medium.unqueued, medium.cached_unused].
+ * Medium spans: kind == SPAN_MEDIUM, cls 0, reserved == capacity == 1,
+ *   used == 1 while live, 0 while cached by the heap (in mcache); never in
+ *   a queue [medium.counts, medium.block_size, medium.unqueued,
+ *   medium.cached_unused]; xfast_cap 1 while live, 0 while cached, so the
+ *   owner's free takes the block by free's fast path as a slab block (its
+ *   index check, span_slab_index < 1, holds only at the span's start: the
+ *   pagemap names only its first page, and inv is odd) and a second free
+ *   goes slow, where it is reported [span.xfast_cap]; local_free NULL
+ *   (the fast path pushes the block there and heap_free_last, caching the
+ *   span, clears it) [medium.local_free].
  * A span's block_size, inv, ibase and page (and its chunk's heap, the owner of
  * every span in the chunk) are written only while it has no live block, so
  * any thread holding a live block may read them.
@@ -489,13 +497,13 @@ typedef struct span_queue_s {
 enum { HEAP_ACTIVE = 0, HEAP_ORPHAN = 1, HEAP_BUSY = 2, HEAP_DEAD = 3 }; /* heap.c: life of a heap */
 
 /* Written by the owner only; other threads read them racily (stats.c).
- * The heap's bytes in use are in_use plus those of its slab blocks, which
- * no path counts here: stats.c sums every slab span's used - pin blocks
- * when read (the span counts already hold them: malloc's fast path pops
- * blocks charged to `used` when their list was installed, each free
- * subtracts one), so the free fast path counts nothing either. in_use
- * holds the rest: live medium blocks, level 2's blocks, and the foreign
- * blocks' moves between heaps (remote.c). Blocks waiting in the free lists
+ * The heap's bytes in use are in_use plus those of its slab and medium
+ * blocks, which no path counts here: stats.c sums every slab span's
+ * used - pin blocks and every live medium span (used 1) when read (the
+ * span counts already hold them: malloc's fast path pops blocks charged
+ * to `used` when their list was installed, each free subtracts one), so
+ * the free fast path counts nothing either. in_use holds the rest: level
+ * 2's blocks and the foreign blocks' moves between heaps (remote.c). Blocks waiting in the free lists
  * of the class queues' first spans count as in use; heap_cached_bytes() is
  * that part, so a thread's own figure and an orphan's are exact
  * (heap_abandon gives the lists back). */
@@ -548,7 +556,7 @@ typedef struct heap_stats_s {
  *     foreign[c] [foreign.class, foreign.line, foreign.installed,
  *     foreign.length, foreign.block, foreign.in_flight, foreign.used,
  *     foreign.cap];
- *   stats.in_use == the bytes of its live medium spans while the heap
+ *   stats.in_use == 0 while the heap (below level 2)
  *     keeps no foreign blocks (they move bytes between heaps' figures: only
  *     the sum over heaps is exact then); class_slabs[c] and class_pages[c] == its slab
  *     spans of class c and their pages [stats.in_use, stats.class_slabs,
@@ -640,11 +648,11 @@ typedef struct heap_s {
   uint16_t mcache_pages[LZ_MEDIUM_CACHE]; /* holder: slot i's span's pages (bit i set) */
   uint32_t mcache_mask;                /* holder: slots it filled and has not seen emptied */
   size_t mcache_bytes;                 /* holder: bytes of those slots' spans */
-  uint32_t mcache_uses;                /* inserts (wraps; stored atomically, read by
-                                          the janitor) */
+  _Atomic(uint8_t) xmcache_used;       /* 1: a span was cached since the last purge
+                                          looked (the holder raises it, a purge
+                                          lowers it by exchange) */
   _Atomic(uint8_t) xmcache_watch;      /* will the janitor look again? (medium.c) */
-  uint32_t mcache_uses_seen;           /* mcache_uses when mcache_used_at was stamped */
-  uint64_t mcache_used_at;             /* a purge saw uses since the last one (ms): the
+  uint64_t mcache_used_at;             /* a purge saw a use since the last one (ms): the
                                           last use was no later */
   _Atomic(int) xstate;                 /* HEAP_ACTIVE / ORPHAN / BUSY / DEAD */
   _Atomic(uint64_t) xowner;            /* a thread's own heap: os_thread_ident of the
@@ -960,6 +968,8 @@ span_t *medium_cache_hit(heap_t *heap, size_t size);  /* holder, no lock: a cach
 void *medium_cache_use(heap_t *heap, span_t *s, size_t size, bool zero); /* medium_cache_hit's span: the live block */
 void medium_free(heap_t *heap, span_t *s);                  /* heap lock held */
 void medium_free_local(heap_t *heap, span_t *s, void *p);   /* holder, own live block p of span s, no lock */
+bool medium_free_last(heap_t *heap, span_t *s);             /* holder, free's fast path took s's block, no lock;
+                                                               true: poll the janitor */
 bool medium_cache_any(heap_t *heap);                        /* a slot holds a span (any thread) */
 uint64_t medium_cache_watch(heap_t *heap, uint64_t now);    /* the janitor's look (lock held): when to look again */
 bool medium_grow(heap_t *heap, span_t *s, size_t size); /* live block of heap's, in place */

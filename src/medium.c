@@ -2,7 +2,11 @@
  * whole pages, and the heap's cache of recently freed medium spans.
  *
  * A medium block is a span of kind SPAN_MEDIUM (span.c), block_size its
- * bytes, used 1 while live. A freed span is kept whole in the heap's cache
+ * bytes, used 1 while live, xfast_cap 1 while live: the owner's
+ * free takes it by free's fast path as a slab's last block (alloc.h: the
+ * index check passes only at the span's start, the block goes on
+ * local_free, used drops to 0) and heap_free_last hands the span here
+ * (medium_free_last). A freed span is kept whole in the heap's cache
  * (used 0, its pages still in the span) for the next medium request of
  * about its size, within LZ_MEDIUM_CACHE spans and LZ_MEDIUM_CACHE_BYTES;
  * the cache goes back to the chunks when idle for the purge delay
@@ -14,8 +18,8 @@
  * The cache (heap_t.xmcache, the protocol beside it in internal.h): slots
  * that the heap's holder fills with a release store and that anyone
  * empties with an exchange, so the owner's malloc and free of a cached
- * size take no lock (medium_malloc_fast, medium_free_local: one exchange
- * on malloc, plain stores on free), while the janitor, holding the heap
+ * size take no lock (heap.c's heap_malloc_slow with medium_cache_hit,
+ * medium_free_last: one exchange on malloc, plain stores on free), while the janitor, holding the heap
  * lock, can still give an idle cache back: of the owner's take and the
  * janitor's flush, the one whose exchange comes first has the span, the
  * other finds the slot empty. The holder's own record of the slots
@@ -41,24 +45,26 @@ _Static_assert(LZ_MEDIUM_MAX <= LZ_MEDIUM_CACHE_BYTES / 2, "a cached span fits t
 _Static_assert(LZ_MEDIUM_CACHE <= 32, "mcache_mask holds a bit per slot");
 #define MCACHE_FULL ((uint32_t)((1ull << LZ_MEDIUM_CACHE) - 1))
 
-/* The holder takes slot i out of its record; returns the span the slot
- * held, NULL if the janitor took it first. */
-static span_t *mcache_claim(heap_t *heap, unsigned i) {
-  span_t *s = atomic_exchange_explicit(&heap->xmcache[i], NULL, memory_order_acquire);
+/* The holder takes slot i, of npages pages (mcache_pages[i]), out of its
+ * record; returns the span the slot held, NULL if the janitor took it
+ * first. */
+lz_inline span_t *mcache_claim_pages(heap_t *heap, size_t i, size_t npages) {
   heap->mcache_mask &= ~(1u << i);
-  heap->mcache_bytes -= (size_t)heap->mcache_pages[i] << LZ_PAGE_SHIFT;
-  return s;
+  heap->mcache_bytes -= npages << LZ_PAGE_SHIFT;
+  return atomic_exchange_explicit(&heap->xmcache[i], NULL, memory_order_acquire);
 }
+
+static span_t *mcache_claim(heap_t *heap, unsigned i) { return mcache_claim_pages(heap, i, heap->mcache_pages[i]); }
 
 /* The holder puts s (used 0, its fields final) in a slot its record has
  * free (mcache_mask not MCACHE_FULL): the release store publishes the
  * span to whoever empties the slot. */
 static void mcache_put(heap_t *heap, span_t *s) {
-  unsigned i = (unsigned)__builtin_ctz(~heap->mcache_mask);
+  size_t i = (unsigned)__builtin_ctz(~heap->mcache_mask);
   heap->mcache_pages[i] = s->npages;
   heap->mcache_mask |= 1u << i;
   heap->mcache_bytes += (size_t)s->npages << LZ_PAGE_SHIFT;
-  __atomic_store_n(&heap->mcache_uses, heap->mcache_uses + 1, __ATOMIC_RELAXED);
+  atomic_store_explicit(&heap->xmcache_used, 1, memory_order_relaxed);
   atomic_store_explicit(&heap->xmcache[i], s, memory_order_release);
 }
 
@@ -82,11 +88,11 @@ static void mcache_put(heap_t *heap, span_t *s) {
  * and free notified on every free. */
 enum { MCACHE_UNWATCHED = 0, MCACHE_WATCHED = 1, MCACHE_LOOKED = 2 };
 
-lz_inline void mcache_watch_arm(heap_t *heap) {
-  if (atomic_load_explicit(&heap->xmcache_watch, memory_order_relaxed) != MCACHE_WATCHED) {
-    atomic_store_explicit(&heap->xmcache_watch, MCACHE_WATCHED, memory_order_relaxed);
-    janitor_notify();
-  }
+lz_inline bool mcache_watch_arm(heap_t *heap) {
+  if (atomic_load_explicit(&heap->xmcache_watch, memory_order_relaxed) == MCACHE_WATCHED) return false;
+  atomic_store_explicit(&heap->xmcache_watch, MCACHE_WATCHED, memory_order_relaxed);
+  janitor_notify();
+  return true;
 }
 
 uint64_t medium_cache_watch(heap_t *heap, uint64_t now) {
@@ -121,10 +127,10 @@ bool medium_cache_any(heap_t *heap) {
  * MEDIUM_CACHE_SLACK pages, or NULL. No lock needed. */
 lz_inline span_t *medium_cache_take(heap_t *heap, size_t npages) {
   for (uint32_t m = heap->mcache_mask; m != 0; m &= m - 1) {
-    unsigned i = (unsigned)__builtin_ctz(m);
+    size_t i = (unsigned)__builtin_ctz(m);
     size_t n = heap->mcache_pages[i];
-    if (n >= npages && n <= npages + npages / MEDIUM_CACHE_SLACK) {
-      span_t *s = mcache_claim(heap, i);
+    if (n - npages <= npages / MEDIUM_CACHE_SLACK) { /* n below npages wraps */
+      span_t *s = mcache_claim_pages(heap, i, n);
       if (lz_likely(s != NULL)) return s;
     }
   }
@@ -132,17 +138,17 @@ lz_inline span_t *medium_cache_take(heap_t *heap, size_t npages) {
 }
 
 /* Gives cached spans back to their chunks: all if force, else if the cache
- * has been idle for the purge delay. Uses only count (no clock on the
- * block paths): a call that finds the count moved stamps mcache_used_at
- * with `now`, a bound the last use did not pass, and the spans go once a
- * later call finds the count unmoved the purge delay after that stamp.
+ * has been idle for the purge delay. Inserts only raise a flag (no clock
+ * on the block paths): a call that finds it raised lowers it and stamps
+ * mcache_used_at with `now`, a bound the last use did not pass, and the
+ * spans go once a later call finds it still down the purge delay after
+ * that stamp.
  * Heap lock held; by the holder (its record follows) or not (the janitor,
  * or a thread collecting an orphan: only the slots). */
 void medium_cache_flush(heap_t *heap, bool holder, bool force, uint64_t now) {
   if (!medium_cache_any(heap)) return;
-  uint32_t uses = __atomic_load_n(&heap->mcache_uses, __ATOMIC_RELAXED);
-  if (!force && uses != heap->mcache_uses_seen) {
-    heap->mcache_uses_seen = uses;
+  if (!force && atomic_load_explicit(&heap->xmcache_used, memory_order_relaxed) != 0 &&
+      atomic_exchange_explicit(&heap->xmcache_used, 0, memory_order_relaxed) != 0) {
     heap->mcache_used_at = now;
     return;
   }
@@ -158,12 +164,14 @@ void medium_cache_flush(heap_t *heap, bool holder, bool force, uint64_t now) {
  * geometry set) the live block. */
 lz_inline void *medium_block(heap_t *heap, span_t *s, size_t size, bool zero) {
   s->used = 1;
+  atomic_store_explicit(&s->xfast_cap, 1, memory_order_relaxed); /* free's fast path */
   uint8_t *p = span_start(s);
-  if (zero && !(s->flags & SPAN_ZERO)) memset(p, 0, size);
+  /* Known zero only until handed out: a span freed again never is. */
+  if (lz_unlikely(s->flags & SPAN_ZERO)) s->flags &= (uint8_t)~SPAN_ZERO;
+  else if (zero) memset(p, 0, size);
   /* A live block's first word must not look like a free link (remote.c's
-   * in-flight screen): the span's last remote free may have left one. */
-  else if (LZ_SECURE && !(s->flags & SPAN_ZERO)) ((lz_block_t *)p)->enc_next = 0;
-  if (LZ_STATS) heap->stats.in_use += s->block_size;
+   * in-flight screen): the span's last free left one. */
+  else if (LZ_SECURE) ((lz_block_t *)p)->enc_next = 0;
   return p;
 }
 
@@ -207,12 +215,8 @@ bool medium_grow(heap_t *heap, span_t *s, size_t size) {
   size_t npages = (size + LZ_PAGE_SIZE - 1) >> LZ_PAGE_SHIFT;
   lz_assert(s->kind == SPAN_MEDIUM && s->used == 1 && npages > s->npages);
   heap_enter(heap);
-  uint32_t before = s->block_size;
   bool grown = span_grow(heap, s, npages - s->npages);
-  if (grown) {
-    span_set_block_size(s, (uint32_t)(npages << LZ_PAGE_SHIFT));
-    if (LZ_STATS) heap->stats.in_use += s->block_size - before;
-  }
+  if (grown) span_set_block_size(s, (uint32_t)(npages << LZ_PAGE_SHIFT));
   heap_leave(heap);
   return grown;
 }
@@ -223,12 +227,17 @@ lz_inline bool medium_cacheable(const heap_t *heap, const span_t *s) {
   return opt_get(OPT_PURGE_DELAY) != 0 && !(lz_unlikely(lz_numa_on) && span_chunk(s)->node != heap->numa_home);
 }
 
+/* The rest of marking s freed, once its used count is 0 (SPAN_ZERO went
+ * at the hand-out; stats.c counts live blocks by used). */
+lz_inline void medium_unused(span_t *s) {
+  atomic_store_explicit(&s->xfast_cap, 0, memory_order_relaxed); /* a second free goes slow */
+}
+
 /* Marks live block s freed (a second free is reported). */
-lz_inline void medium_unuse(heap_t *heap, span_t *s) {
+lz_inline void medium_unuse(span_t *s) {
   if (lz_unlikely(s->used == 0)) lz_fatal_pointer("double free", "free", span_start(s));
-  if (LZ_STATS) heap->stats.in_use -= s->block_size;
   s->used = 0;
-  s->flags &= (uint8_t)~SPAN_ZERO;
+  medium_unused(s);
 }
 
 /* Caches freed span s (used 0) if it may be and there is room, making
@@ -248,7 +257,7 @@ lz_text_hot static void medium_release(heap_t *heap, span_t *s) {
     if (heap->mcache_mask != MCACHE_FULL && heap->mcache_bytes + bytes <= LZ_MEDIUM_CACHE_BYTES) {
       bool was_empty = heap->mcache_mask == 0;
       mcache_put(heap, s);
-      if (was_empty) mcache_watch_arm(heap);
+      if (was_empty) (void)mcache_watch_arm(heap);
       return;
     }
   }
@@ -263,8 +272,23 @@ lz_text_hot static lz_noinline void medium_release_locked(heap_t *heap, span_t *
 
 /* Heap lock held (remote frees collected, heap.c's locked free). */
 lz_text_hot void medium_free(heap_t *heap, span_t *s) {
-  medium_unuse(heap, s);
+  medium_unuse(s);
   medium_release(heap, s);
+}
+
+/* The holder caches freed span s (used 0), without the lock when the
+ * cache has room for it; else medium_release under the lock. Returns
+ * whether the janitor may have been asked for (the caller polls it). */
+lz_inline bool medium_keep(heap_t *heap, span_t *s) {
+  if (lz_likely(heap->mcache_mask != MCACHE_FULL &&
+                heap->mcache_bytes + ((size_t)s->npages << LZ_PAGE_SHIFT) <= LZ_MEDIUM_CACHE_BYTES &&
+                medium_cacheable(heap, s))) {
+    bool was_empty = heap->mcache_mask == 0;
+    mcache_put(heap, s);
+    return was_empty && mcache_watch_arm(heap);
+  }
+  medium_release_locked(heap, s);
+  return true;
 }
 
 /* The holder frees its own live block p, the start of span s (screened
@@ -272,14 +296,14 @@ lz_text_hot void medium_free(heap_t *heap, span_t *s) {
  * lock when the cache has room for it. */
 lz_text_hot void medium_free_local(heap_t *heap, span_t *s, void *p) {
   (void)p;
-  medium_unuse(heap, s);
-  if (lz_likely(heap->mcache_mask != MCACHE_FULL &&
-                heap->mcache_bytes + ((size_t)s->npages << LZ_PAGE_SHIFT) <= LZ_MEDIUM_CACHE_BYTES &&
-                medium_cacheable(heap, s))) {
-    bool was_empty = heap->mcache_mask == 0;
-    mcache_put(heap, s);
-    if (was_empty) mcache_watch_arm(heap);
-    return;
-  }
-  medium_release_locked(heap, s);
+  medium_unuse(s);
+  (void)medium_keep(heap, s);
+}
+
+/* The free fast path (alloc.h) took the holder's own live block of s, as
+ * it takes a slab's: pushed it on local_free and counted used down to 0. */
+lz_text_hot bool medium_free_last(heap_t *heap, span_t *s) {
+  s->local_free = NULL;
+  medium_unused(s);
+  return medium_keep(heap, s);
 }

@@ -20,8 +20,9 @@
  * its own (another thread, an owner or the janitor, may be writing). */
 LZ_NO_TSAN static inline size_t racy_read(const size_t *p) { return *(const volatile size_t *)p; }
 
-/* The bytes of h's slab blocks in use: every slab span's used - pin
- * blocks (internal.h, heap_stats_t). Walks h's chunks, which whoever holds
+/* The bytes of h's slab and medium blocks in use: every slab span's
+ * used - pin blocks, every live medium span (used 1: internal.h,
+ * heap_stats_t). Walks h's chunks, which whoever holds
  * h (see slab_bytes) keeps still; `used` is read racily (the owner's frees
  * change it without a lock). */
 LZ_NO_TSAN static int64_t slab_bytes_walk(const heap_t *h) {
@@ -36,6 +37,8 @@ LZ_NO_TSAN static int64_t slab_bytes_walk(const heap_t *h) {
       if (s->kind == SPAN_SLAB) {
         int64_t used = *(const volatile uint16_t *)&s->used;
         n += (used - (h->queues[s->cls].first == s)) * (int64_t)s->block_size;
+      } else if (s->kind == SPAN_MEDIUM) {
+        n += *(const volatile uint16_t *)&s->used * (int64_t)s->block_size;
       }
       i += s->npages > 0 ? s->npages : 1;
     }

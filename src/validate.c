@@ -84,20 +84,19 @@ static int64_t slab_check(const heap_t *heap, const span_t *s, seen_t *seen) {
 }
 
 /* A medium span of heap: live (used 1) or cached (used 0, in mcache). */
-static int64_t medium_check(const heap_t *heap, const span_t *s) {
+static void medium_check(const heap_t *heap, const span_t *s) {
   V(s->reserved == 1 && s->capacity == 1 && s->used <= 1, "medium.counts", s);
   V(s->block_size == (uint32_t)s->npages << LZ_PAGE_SHIFT, "medium.block_size", s);
   V(s->next == NULL && s->prev == NULL && s->cls == 0, "medium.unqueued", s);
-  V(atomic_load_explicit(&s->xfast_cap, memory_order_relaxed) == 0, "span.xfast_cap", s);
+  V(atomic_load_explicit(&s->xfast_cap, memory_order_relaxed) == s->used, "span.xfast_cap", s);
+  V(s->local_free == NULL, "medium.local_free", s);
   bool cached = false;
   for (unsigned i = 0; i < LZ_MEDIUM_CACHE; i++)
     cached |= atomic_load_explicit(&((heap_t *)heap)->xmcache[i], memory_order_relaxed) == s;
   V(cached == (s->used == 0), "medium.cached_unused", s);
-  return s->used ? (int64_t)s->block_size : 0;
 }
 
 typedef struct heap_totals_s {
-  int64_t in_use;
   size_t linked;                     /* slab spans linked in queues */
   uint32_t class_slabs[LZ_CLASSES];
   uint32_t class_pages[LZ_CLASSES];
@@ -143,7 +142,7 @@ static void chunk_check(const heap_t *heap, const chunk_t *c, heap_totals_t *t, 
       t->class_pages[s->cls] += s->npages;
       if (!(s->flags & SPAN_FULL)) t->linked++;
     } else {
-      t->in_use += medium_check(heap, s);
+      medium_check(heap, s);
     }
     t->spans++;
     spans++;
@@ -304,7 +303,7 @@ static size_t heap_check(const heap_t *heap, seen_t *seen) {
   if (LZ_STATS) {
     /* Foreign blocks move bytes between heaps' figures (only the sum is
      * exact then), so a heap's own figure is checked while it keeps none. */
-    if (heap->foreign == NULL && heap->secure == NULL) V(heap->stats.in_use == t.in_use, "stats.in_use", heap);
+    if (heap->foreign == NULL && heap->secure == NULL) V(heap->stats.in_use == 0, "stats.in_use", heap);
     for (unsigned cls = 1; cls < LZ_CLASSES; cls++) {
       V(heap->stats.class_slabs[cls] == t.class_slabs[cls], "stats.class_slabs", heap);
       V(heap->stats.class_pages[cls] == t.class_pages[cls], "stats.class_pages", heap);
