@@ -723,8 +723,20 @@ lz_inline void *slow_leave(heap_t *heap, void *p) {
   return p;
 }
 
-lz_text_hot static void *small_malloc(heap_t *heap, unsigned cls, bool zero) {
-  if (lz_unlikely(heap->startup) && heap->slow_count >= LZ_STARTUP_SLOW) slab_startup_end(heap);
+/* packable: any 16-byte aligned block will do (not an aligned allocation's
+ * class). */
+lz_text_hot static void *small_malloc(heap_t *heap, unsigned cls, bool zero, bool packable) {
+  if (lz_unlikely(heap->startup)) {
+    if (heap->slow_count >= LZ_STARTUP_SLOW) slab_startup_end(heap);
+    /* Start-up's packed span first (pack.c). */
+    if (packable && lz_class_size[cls] <= LZ_PACK_MAX && (heap->pack != NULL || !heap->pack_done)) {
+      void *p = pack_malloc(heap, cls);
+      if (p != NULL) {
+        if (zero) memset(p, 0, lz_class_size[cls]);
+        return p;
+      }
+    }
+  }
   cls = slab_class_for(heap, cls); /* start-up: its power of two */
   void *p = heap->foreign != NULL ? foreign_alloc(heap, cls) : NULL;
   span_t *s = heap->queues[cls].first;
@@ -765,7 +777,7 @@ lz_text_hot static lz_noinline void *malloc_general(heap_t *heap, size_t size, b
   for (int attempt = 0;; attempt++) {
     if (attempt > 0 || !tried) {
       if (lz_secure2 && size <= LZ_MEDIUM_MAX) p = secure_malloc(heap, size, LZ_ALIGN, zero);
-      else if (size <= LZ_SMALL_MAX) p = small_malloc(heap, size_to_class(size), zero);
+      else if (size <= LZ_SMALL_MAX) p = small_malloc(heap, size_to_class(size), zero, true);
       else if (size <= LZ_MEDIUM_MAX) p = medium_malloc(heap, size, 1, zero);
       else if (size > LZ_MAX_ALLOC) p = NULL;
       else p = large_malloc(size, LZ_PAGE_SIZE, zero);
@@ -836,6 +848,16 @@ lz_text_hot static lz_noinline void *malloc_slow(size_t size, heap_t *heap, bool
      * level 2. */
     unsigned cls = size_to_class(size);
     if (none_sent && (heap->foreign == NULL || heap->foreign[cls].free == NULL) && !lz_secure2) {
+      /* Start-up's open packed span: a bump, no lock (pack.c), and no
+       * tick (a small process's start-up reads no clock: its code and
+       * data pages would be page faults). */
+      if (lz_unlikely(heap->pack != NULL) && size <= LZ_PACK_MAX) {
+        void *p = pack_take(heap, cls);
+        if (p != NULL) {
+          if (zero) memset(p, 0, lz_class_size[cls]);
+          return p;
+        }
+      }
       void *p = slab_malloc_local(heap, cls);
       if (p != NULL) {
         if (zero) memset(p, 0, lz_class_size[cls]);
@@ -855,7 +877,7 @@ lz_text_hot static lz_noinline void *malloc_slow(size_t size, heap_t *heap, bool
   if (lz_unlikely(heap == NULL)) return NULL;
   void *p = NULL;
   bool small = size <= LZ_SMALL_MAX && !lz_secure2;
-  if (lz_likely(small)) p = small_malloc(heap, size_to_class(size), zero);
+  if (lz_likely(small)) p = small_malloc(heap, size_to_class(size), zero, true);
   if (lz_unlikely(p == NULL)) p = malloc_general(heap, size, zero, small || large_tried);
   return slow_leave(heap, p);
 }
@@ -927,7 +949,7 @@ lz_text_hot void *heap_malloc_aligned(heap_t *heap, size_t size, size_t align) {
       /* The first class at least as big whose blocks are all aligned. */
       unsigned cls = size_to_class(size);
       while (lz_class_size[cls] % align != 0) cls++;
-      p = small_malloc(heap, cls, false);
+      p = small_malloc(heap, cls, false, false);
     } else if (size <= LZ_MEDIUM_MAX && align <= LZ_MEDIUM_MAX / 2 && size + align <= LZ_MEDIUM_MAX + LZ_PAGE_SIZE) {
       p = medium_malloc(heap, size, align > LZ_PAGE_SIZE ? align >> LZ_PAGE_SHIFT : 1, false);
     } else if (size <= LZ_MAX_ALLOC && align <= LZ_LARGE_ALIGN_MAX) {
@@ -1031,8 +1053,12 @@ lz_text_hot void heap_free_slow(void *p) {
     large_free(l, p);
   } else {
     ptr_info_t info = ptr_resolve(p, "free"); /* a span (a race with the fast path's look) or misuse */
-    if (info.large != NULL) large_free(info.large, p);
-    else heap_free_span(p, info.span);
+    if (info.large != NULL) {
+      large_free(info.large, p);
+    } else {
+      if (lz_unlikely(span_packed(info.span))) pack_check(info.span, p, "free", false);
+      heap_free_span(p, info.span);
+    }
   }
   poll_janitor(self == LZ_HEAP_EMPTY ? NULL : self);
 }
@@ -1059,6 +1085,7 @@ lz_text_hot static lz_noinline void free_page_general(void *p, span_t *s) {
     secure_free(heap != LZ_HEAP_EMPTY ? heap : heap_get_slow(), p, "free");
   } else {
     span_check(s, p, "free");
+    if (lz_unlikely(span_packed(s))) pack_check(s, p, "free", false);
     /* Another heap's block, the usual reason to be here: batched home or
      * kept (remote.c). The owner of a live block's chunk is stable. */
     if (lz_likely(heap != LZ_HEAP_EMPTY && ((chunk_t *)((uintptr_t)p & ~LZ_CHUNK_MASK))->heap != heap))
@@ -1085,6 +1112,18 @@ lz_text_hot static lz_noinline void free_own_medium(void *p, span_t *s) {
   poll_janitor(heap);
 }
 
+/* The owner frees its own block p of start-up's packed span s (pack.c):
+ * checked against the map, no tick (a small process's start-up reads no
+ * clock), the lock only if the span goes back. */
+lz_text_hot static lz_noinline void free_own_packed(void *p, span_t *s) {
+  span_check(s, p, "free");
+  pack_check(s, p, "free", false);
+  /* Freed by another thread already, on its way home (remote.c). */
+  if (LZ_SECURE && block_maybe_free((lz_block_t *)p) && remote_in_flight((lz_block_t *)p))
+    lz_fatal_pointer("double free", "free", p);
+  pack_free_chain(lz_heap_tls, s, (lz_block_t *)p, 1);
+}
+
 /* Frees of pointers into chunks of the calling thread's heap that the fast
  * path did not finish (their chunk map byte is the thread's heap id, so
  * the chunk's owner is the caller's heap, below level 2: alloc.h): a
@@ -1100,6 +1139,8 @@ lz_text_hot void heap_free_own(void *p, span_t *s) {
   lz_assert(span_chunk(s)->heap == lz_heap_tls && !lz_secure2);
   if (s->kind == SPAN_MEDIUM && (uintptr_t)p == (uintptr_t)span_start(s))
     free_own_medium(p, s);
+  else if (lz_unlikely(span_packed(s)))
+    free_own_packed(p, s);
   else
     free_page_general(p, s);
 }
@@ -1122,6 +1163,8 @@ lz_text_hot void heap_free_page(void *p) {
   if (s->kind == SPAN_MEDIUM && c->heap == lz_heap_tls && !lz_secure2 &&
       (uintptr_t)p == (uintptr_t)c + ((uintptr_t)s->page << LZ_PAGE_SHIFT))
     free_own_medium(p, s);
+  else if (lz_unlikely(span_packed(s)) && c->heap == lz_heap_tls)
+    free_own_packed(p, s);
   else
     free_page_general(p, s);
 }
@@ -1177,6 +1220,10 @@ size_t heap_usable_size(const void *p, const char *func) {
   if (lz_secure2 && chunkmap_kind((uintptr_t)p) == CHUNK_SPANS) return secure_usable(p, func, false);
   ptr_info_t info = ptr_resolve(p, func);
   if (info.large != NULL) return large_usable(info.large);
+  if (lz_unlikely(span_packed(info.span))) {
+    pack_check(info.span, p, func, true);
+    return pack_usable(info.span, p);
+  }
   return info.span->block_size;
 }
 
@@ -1204,6 +1251,10 @@ lz_text_hot bool heap_realloc_in_place(void *p, size_t size, void **out, size_t 
     usable = large_usable(info.large);
   } else {
     usable = info.span->block_size;
+    if (lz_unlikely(span_packed(info.span))) {
+      pack_check(info.span, p, "realloc", false);
+      usable = pack_usable(info.span, p);
+    }
     /* A block that looks free is never handed back in place: its owner
      * confirms a double free here, else the caller's free screens it. */
     if (LZ_SECURE && block_maybe_free((lz_block_t *)p)) realloc_screen(p, info.span);

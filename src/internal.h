@@ -128,6 +128,10 @@ _Static_assert(LZ_CLASSES == LZ_STATS_CLASSES, "public class count");
 #define LZ_SLAB_MAX_BYTES ((size_t)256 * KiB)
 #define LZ_STARTUP_PAGES 64                /* slab pages a heap makes in start-up (slab.c) */
 #define LZ_STARTUP_SLOW 512                /* slow-path entries of a heap in start-up (slab.c) */
+#define LZ_PACK_PAGES 8                    /* start-up's packed span (pack.c) */
+#define LZ_PACK_MAX ((size_t)1024)         /* its largest block */
+#define LZ_PACK_CLASSES 22                 /* classes 1..21: up to LZ_PACK_MAX (sizeclass.c) */
+#define LZ_PACK_USES 512                   /* blocks it hands out, at most (pack.c) */
 #define LZ_MAX_ALLOC ((size_t)PTRDIFF_MAX - 2 * LZ_CHUNK_SIZE)
 /* The largest alignment a large block takes: the range mapped for size +
  * align must stay below LZ_MAX_ALLOC, and a quarter leaves that room for
@@ -634,6 +638,12 @@ typedef struct heap_s {
    * (remote.c). Never at hardening level 2 or with shared heaps. */
   bool startup;
   uint16_t startup_pages;
+  /* Start-up's packed span (pack.c): blocks up to LZ_PACK_MAX of every
+   * class carved one after another; NULL once closed (pack_done). */
+  bool pack_done;
+  span_t *pack;
+  lz_block_t *pack_free[LZ_PACK_CLASSES]; /* its freed blocks per class (pack.c) */
+  uint32_t pack_uses;                  /* blocks it handed out */
   /* Recently freed medium spans kept whole for reuse (used == 0, pages
    * still in the span): at most LZ_MEDIUM_CACHE of them and
    * LZ_MEDIUM_CACHE_BYTES in all, given back when idle for the purge delay.
@@ -959,6 +969,46 @@ bool slab_block_in_hole(const span_t *s, size_t idx);
 uint32_t slab_hole_blocks(const span_t *s);
 bool slab_holds(const span_t *s, const void *p);
 void *slab_pop_checked(span_t *s);
+
+/* pack.c: start-up's packed span. A slab span of class 0 (kind
+ * SPAN_SLAB; span_packed) of LZ_PACK_PAGES pages whose 16-byte granules are
+ * its "blocks" for the slab checks (block_size 16, capacity the granules
+ * carved so far), and whose real blocks, of every class up to
+ * LZ_PACK_MAX, are carved one after another, so a process's first blocks
+ * of many sizes share pages. Its first LZ_PACK_MAP bytes are its map: one
+ * byte per granule, the class of the block starting there (PACK_FREED
+ * added once freed), 0 inside a block or not carved. While the span is
+ * open its freed blocks wait in heap->pack_free[class] (encoded links, as
+ * a slab's lists) and are handed out again; once closed they are not, and
+ * the span goes back once its last block is freed. Invariants ([tags]: validate.c): cls 0, block_size 16,
+ * npages LZ_PACK_PAGES, reserved its granules, LZ_PACK_MAP / 16 <=
+ * capacity <= reserved, free and local_free NULL, xfast_cap 0 (every
+ * free takes the slow path), never in a queue, never FULL nor with holes
+ * [pack.geometry]; map entries 0 below LZ_PACK_MAP / 16 and from
+ * capacity, blocks of the map back to back up to capacity, each of a class
+ * up to LZ_PACK_MAX [pack.map]; used == the granules of its live blocks
+ * [pack.used]; the heap's open one is heap->pack, and only the first heap
+ * in start-up has one [pack.open]; pack_free[c] lists, only while open,
+ * blocks of class c freed in it (map entry c + PACK_FREED), each once
+ * [pack.list]. */
+#define LZ_PACK_MAP (LZ_PACK_PAGES * LZ_PAGE_SIZE / LZ_ALIGN) /* bytes */
+#define PACK_FREED 0x80
+_Static_assert(LZ_CLASSES <= PACK_FREED, "a class and the freed flag share a map byte");
+void *pack_take(heap_t *heap, unsigned cls);   /* owner, open pack: a block or NULL (full, used up) */
+void *pack_malloc(heap_t *heap, unsigned cls); /* owner, heap held, start-up: NULL if none */
+void pack_close(heap_t *heap);                 /* owner, heap held */
+void pack_free_chain(heap_t *heap, span_t *s, lz_block_t *head, uint32_t count); /* owner, held */
+void pack_check(const span_t *s, const void *p, const char *func, bool freed_ok); /* any thread */
+uint32_t pack_usable(const span_t *s, const void *p);
+/* A packed span: class 0, which no other slab has. Its kind and class
+ * are written only while the span has no live block (as its block size:
+ * span_t), so any thread holding one of its blocks may ask; its flags
+ * change under the heap lock (holes), which other threads must not read. */
+lz_inline bool span_packed(const span_t *s) { return s->kind == SPAN_SLAB && s->cls == 0; }
+/* The map byte of granule g of packed span s (any thread: relaxed). */
+lz_inline uint8_t pack_entry(const span_t *s, size_t g) {
+  return __atomic_load_n(span_start(s) + g, __ATOMIC_RELAXED);
+}
 
 /* medium.c: medium blocks (LZ_SMALL_MAX < size <= LZ_MEDIUM_MAX, and
  * from 8 KiB up for a block realloc grows: heap_realloc_grown), one per

@@ -449,7 +449,8 @@ lz_text_hot bool remote_free_fast(heap_t *self, void *p) {
   chunk_t *c = (chunk_t *)(a & ~LZ_CHUNK_MASK);
   if (c->heap == self) return false;
   span_t *s = chunk_span_of(c, a);
-  if (s->kind != SPAN_SLAB || !slab_holds(s, p)) return false;
+  /* A packed span's block: the general path checks its map first. */
+  if (s->kind != SPAN_SLAB || span_packed(s) || !slab_holds(s, p)) return false;
   lz_block_t *b = (lz_block_t *)p;
   /* Maybe on a list (a block in flight or listed has word 0 so too):
    * the general path's screens. */

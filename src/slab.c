@@ -87,6 +87,7 @@ unsigned slab_class_for(const heap_t *heap, unsigned cls) {
 void slab_startup_end(heap_t *heap) {
   if (!heap->startup) return;
   heap->startup = false;
+  pack_close(heap);
   for (unsigned cls = 1; cls < LZ_CLASSES && lz_class_size[cls] <= LZ_DIRECT_MAX; cls++)
     heap_direct_update(heap, cls);
 }
@@ -335,6 +336,10 @@ static void slab_holes_arm(heap_t *heap) {
 /* Owner frees the chain head..tail of `count` blocks of a slab that may be
  * FULL (one block: head == tail, count 1). */
 lz_text_hot void slab_free_chain(heap_t *heap, span_t *s, lz_block_t *head, lz_block_t *tail, uint32_t count) {
+  if (lz_unlikely(span_packed(s))) {
+    pack_free_chain(heap, s, head, count);
+    return;
+  }
   if (lz_unlikely(count > s->used)) lz_fatal_pointer("double free", "free", head);
   block_set_next(tail, s->local_free);
   s->local_free = head;

@@ -83,6 +83,43 @@ static int64_t slab_check(const heap_t *heap, const span_t *s, seen_t *seen) {
   return (int64_t)(out + nfree) * s->block_size;
 }
 
+/* Start-up's packed span (pack.c; internal.h has its invariants). */
+static void pack_span_check(const heap_t *heap, const span_t *s) {
+  V(s->cls == 0 && s->block_size == LZ_ALIGN && s->npages == LZ_PACK_PAGES &&
+        s->reserved == LZ_PACK_PAGES * LZ_PAGE_SIZE / LZ_ALIGN && s->capacity >= LZ_PACK_MAP / LZ_ALIGN &&
+        s->capacity <= s->reserved && s->free == NULL && s->local_free == NULL &&
+        atomic_load_explicit(&s->xfast_cap, memory_order_relaxed) == 0 && s->next == NULL &&
+        s->prev == NULL && !(s->flags & (SPAN_FULL | SPAN_HOLES)),
+    "pack.geometry", s);
+  const uint8_t *map = span_start(s);
+  size_t live = 0, g = 0;
+  for (; g < LZ_PACK_MAP / LZ_ALIGN; g++) V(map[g] == 0, "pack.map", map + g);
+  while (g < s->capacity) {
+    uint8_t e = map[g];
+    unsigned cls = e & (PACK_FREED - 1);
+    V(cls >= 1 && cls < LZ_CLASSES && lz_class_size[cls] <= LZ_PACK_MAX, "pack.map", map + g);
+    size_t n = lz_class_size[cls] / LZ_ALIGN;
+    V(g + n <= s->capacity, "pack.map", map + g);
+    for (size_t k = 1; k < n; k++) V(map[g + k] == 0, "pack.map", map + g + k);
+    if (!(e & PACK_FREED)) live += n;
+    g += n;
+  }
+  for (; g < s->reserved; g++) V(map[g] == 0, "pack.map", map + g);
+  V(s->used == live, "pack.used", s);
+  /* Its lists (only while open): freed blocks of their class, each once. */
+  uint64_t seen[LZ_PACK_PAGES * LZ_PAGE_SIZE / LZ_ALIGN / 64] = {0};
+  for (unsigned c = 0; c < LZ_PACK_CLASSES; c++) {
+    size_t n = 0;
+    for (const lz_block_t *b = heap->pack_free[c]; b != NULL; b = block_next(b)) {
+      V(heap->pack == s && c >= 1, "pack.list", b);
+      V(span_holds(s, (uintptr_t)b) && n++ < s->capacity, "pack.list", b);
+      size_t k = (size_t)((const uint8_t *)b - map) / LZ_ALIGN;
+      V(map[k] == (c | PACK_FREED) && !bit_get(seen, k), "pack.list", b);
+      bit_set(seen, k);
+    }
+  }
+}
+
 /* A medium span of heap: live (used 1) or cached (used 0, in mcache). */
 static void medium_check(const heap_t *heap, const span_t *s) {
   V(s->reserved == 1 && s->capacity == 1 && s->used <= 1, "medium.counts", s);
@@ -136,6 +173,8 @@ static void chunk_check(const heap_t *heap, const chunk_t *c, heap_totals_t *t, 
     if (heap->secure != NULL) {
       /* Level 2 (secure.c) keeps its own span state: chunk level only. */
       if (s->kind == SPAN_SLAB) t->class_slabs[s->cls]++, t->class_pages[s->cls] += s->npages;
+    } else if (span_packed(s)) {
+      pack_span_check(heap, s); /* in no class, no queue */
     } else if (s->kind == SPAN_SLAB) {
       slab_check(heap, s, seen); /* slab bytes are not in stats.in_use */
       t->class_slabs[s->cls]++;
@@ -177,6 +216,10 @@ static void queues_check(const heap_t *heap, size_t linked) {
   }
   V(n == linked, "queue.spans_owned", heap);
   V(!heap->startup || heap->foreign == NULL, "heap.startup", heap);
+  V(heap->pack == NULL || (heap->startup && heap->pack_done && span_packed(heap->pack) && span_chunk(heap->pack)->heap == heap),
+    "pack.open", heap);
+  if (heap->pack == NULL)
+    for (unsigned c = 0; c < LZ_PACK_CLASSES; c++) V(heap->pack_free[c] == NULL, "pack.list", heap);
   V(heap->decay_shift <= LZ_DECAY_SHIFT_MAX && heap->orphan_shift <= LZ_DECAY_SHIFT_MAX &&
         heap->holes_shift <= LZ_DECAY_SHIFT_MAX,
     "heap.shifts", heap);

@@ -218,6 +218,10 @@ static void case_interior_large(void) {
  * reported, not followed (the inline pop once did: a segfault). */
 static void case_corrupted_inline(void) {
   enum { SIZE = 16 };
+  /* Past start-up's packed span (src/pack.c: blocks carved one after
+   * another, no list for the inline pop): 64 KiB of blocks fill it. */
+  for (int i = 0; i < 4096; i++)
+    if (tu_opaque_ptr(malloc(SIZE)) == NULL) _exit(70);
   char *a = malloc(SIZE), *b = malloc(SIZE), *c = NULL;
   /* Three blocks carved one after another, and two more free above them
    * on the same page: the list goes on with c + 16, then c + 32. */

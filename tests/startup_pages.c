@@ -1,12 +1,17 @@
-/* startup_pages: a process that allocates a little touches a page per
- * power of two, not one per size class (API).
+/* startup_pages: a process that allocates a little touches few pages
+ * (API): its first blocks up to 1 KiB share start-up's packed span
+ * (src/pack.c), larger ones a slab per power of two, not one per class.
  *
  *   classes  the first blocks of the 20 classes up to 1 KiB lie on at most
- *            7 pages (16, 32, 64 ... 1024 B: one slab page each), where one
- *            page per class would be 20;
- *   usable   meanwhile a block's usable size is its power of two;
- *   bounded  start-up ends once its slabs reach 64 pages (256 KiB): within
- *            300 blocks of 1 KiB, malloc(48) has its own class again;
+ *            3 pages (6,400 bytes after the span's 2 KiB map), where one
+ *            page per power of two took 7 and one per class 20;
+ *   usable   meanwhile a block's usable size is its class's;
+ *   reuse    a packed block freed is handed out again, by the slow
+ *            paths: the span hands out 512 blocks at most;
+ *   bounded  the packed span holds 32 KiB: within 32 blocks of 1 KiB
+ *            malloc(48) comes from a power-of-two slab (usable 64); and
+ *            start-up ends once its spans reach 64 pages (256 KiB): within
+ *            300 blocks of 1 KiB more, malloc(48) has its own class again;
  *   carve    blocks of a page or more are carved one at a time: three
  *            malloc(8192) never written leave the page of the next block
  *            of their slab untouched (mincore), where carving ahead wrote
@@ -24,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 
 #include "testutil.h"
 
@@ -49,6 +55,26 @@ static void check_carve(void) {
   CHECK(resident(big[2])); /* malloc cleared its link: mincore sees it */
   CHECKF(!resident(big[2] + BIG), "three malloc(%d) touched the page of the next block", BIG);
   for (int i = 0; i < 3; i++) free(big[i]);
+}
+
+/* A packed block takes the slow paths, so the span hands out LZ_PACK_USES
+ * (512) blocks at most: in a fork child (the parent's span stays open),
+ * after 600 malloc(48)+free pairs malloc(48) comes from a power-of-two
+ * slab (usable 64), not from the packed span's list. */
+static void check_uses(void) {
+  pid_t pid = fork();
+  CHECK(pid >= 0);
+  if (pid == 0) {
+    for (int i = 0; i < 600; i++) {
+      void *q = malloc(48);
+      if (q == NULL) _exit(2);
+      free(q);
+    }
+    _exit(malloc_usable_size(malloc(48)) == 64 ? 0 : 1);
+  }
+  int st = 0;
+  CHECK(waitpid(pid, &st, 0) == pid);
+  CHECKF(WIFEXITED(st) && WEXITSTATUS(st) == 0, "after 600 malloc(48)+free pairs the packed span still serves (%d)", st);
 }
 
 static const size_t k_class[] = {16, 32, 48, 64, 80, 96, 112, 128, 160, 192,
@@ -78,27 +104,38 @@ int main(void) {
     while (j < distinct && pages[j] != pg) j++;
     if (j == distinct) pages[distinct++] = pg;
   }
-  CHECKF(distinct <= 7, "the first blocks of %zu classes lie on %zu pages (at most 7)", NCLASS, distinct);
-  for (size_t i = 0; i < NCLASS; i++) {
-    size_t want = 16;
-    while (want < k_class[i]) want *= 2;
-    CHECKF(malloc_usable_size(b[i]) == want, "start-up: malloc(%zu) has usable size %zu, not %zu", k_class[i],
-           malloc_usable_size(b[i]), want);
+  CHECKF(distinct <= 3, "the first blocks of %zu classes lie on %zu pages (at most 3)", NCLASS, distinct);
+  for (size_t i = 0; i < NCLASS; i++)
+    CHECKF(malloc_usable_size(b[i]) == k_class[i], "start-up: malloc(%zu) has usable size %zu, not %zu", k_class[i],
+           malloc_usable_size(b[i]), k_class[i]);
+  void *r = b[5];
+  free(r);
+  b[5] = malloc(k_class[5]);
+  CHECKF(b[5] == r, "a packed block freed (%p) is not handed out again (%p)", r, b[5]);
+  check_uses();
+  /* 48 B from the packed span while it has room, then from a power of two
+   * (phase 1), then from its own class once start-up is over (phase 2). */
+  size_t n = 0, full = 0;
+  for (int phase = 0; phase < 2; phase++) {
+    size_t want = phase == 0 ? 64 : 48;
+    for (; n < sizeof keep / sizeof keep[0]; n++) {
+      p = malloc(48);
+      CHECK(p != NULL);
+      size_t us = malloc_usable_size(p);
+      free(p);
+      CHECKF(us == want || us == (phase == 0 ? 48 : 64), "start-up: malloc(48) has usable size %zu", us);
+      if (us == want) break;
+      keep[n] = malloc(1024);
+      CHECK(keep[n] != NULL);
+      memset(keep[n], 1, 1024);
+    }
+    if (phase == 0) full = n;
   }
-  size_t n = 0;
-  for (; n < sizeof keep / sizeof keep[0]; n++) {
-    p = malloc(48);
-    CHECK(p != NULL);
-    size_t us = malloc_usable_size(p);
-    free(p);
-    if (us == 48) break;
-    keep[n] = malloc(1024);
-    CHECK(keep[n] != NULL);
-    memset(keep[n], 1, 1024);
-  }
-  CHECKF(n <= 300, "start-up still on after %zu blocks of 1 KiB", n);
+  CHECKF(full <= 32, "the packed span still serves after %zu blocks of 1 KiB", full);
+  CHECKF(n - full <= 300, "start-up still on after %zu blocks of 1 KiB", n);
   for (size_t i = 0; i < n; i++) free(keep[i]);
   for (size_t i = 0; i < NCLASS; i++) free(b[i]);
-  printf("startup_pages: %zu classes on %zu pages; start-up over after %zu blocks of 1 KiB\n", NCLASS, distinct, n);
+  printf("startup_pages: %zu classes on %zu pages; packed span full after %zu blocks of 1 KiB, start-up over after %zu\n",
+         NCLASS, distinct, full, n);
   return 0;
 }
