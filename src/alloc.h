@@ -81,10 +81,9 @@ lz_inline void free_fast_to(void *p, void (*own)(void *, span_t *), void (*page)
    * that chunk holds one of this thread's slabs free faults at its first
    * read of the block, as glibc's does at the word below it; else the
    * slow paths report it (heap_free_own and heap_free_page send it to
-   * heap_free_slow). The
-   * last unit of the range wraps to index 0, no unit's (the slow paths
-   * look again). Elsewhere (aarch64 ignores a top byte tag when reading)
-   * the bound is compared. */
+   * heap_free_slow). The last unit of the range wraps to index 0, no
+   * unit's (the slow paths look again). Elsewhere (aarch64 ignores a top
+   * byte tag when reading) the bound is compared. */
   ce &= LZ_CHUNKMAP_SIZE - 1;
 #endif
   uint8_t kind = ce <= LZ_CHUNKMAP_SIZE ? lz_load_relaxed(&lz_chunkmap_ends[ce], uint8_t) : (uint8_t)CHUNK_NONE;
