@@ -653,13 +653,6 @@ static lz_noinline void numa_tick(heap_t *heap) {
   if (numa_observe(heap)) heap_collect(heap, true);
 }
 
-/* Slow-path entries per tick: a power of two (a mask, no division), and
- * 64 so that the tick's clock read and walk of the batches cost under 2%
- * of the cheapest slow path, while a thread that only frees other heaps'
- * blocks (every such free is a slow-path entry) still sends them within
- * 64 frees. */
-#define HEAP_TICK_EVERY 64
-_Static_assert((HEAP_TICK_EVERY & (HEAP_TICK_EVERY - 1)) == 0, "a power of two");
 
 /* Every HEAP_TICK_EVERY-th slow-path entry (allocation or free): remote
  * batches that were pending at the previous tick sent, the coarse clock and
@@ -793,31 +786,17 @@ lz_text_hot static lz_noinline void *malloc_general(heap_t *heap, size_t size, b
  * path's entry: the span's own freed blocks (local_free) become its free
  * list, checked as slab_pop_checked checks (the head and its link a block
  * boundary of the span below its carved limit), and charged to used
- * (slab_malloc_local). Only while the thread keeps no foreign blocks of
- * s's class (theirs come first: a list of a class up to LZ_DIRECT_MAX is
- * installed in direct[] while it has blocks, so s, a real span with blocks
- * in local_free, is then its queue's first; a larger class's list is
- * looked at here) and no other thread sent blocks back (the slow path
- * collects them first);
- * anything else, or a check that fails, goes to heap_malloc_slow. An
- * installed foreign list found empty is uninstalled first (remote.c) and
- * the list of the span direct[] then names popped, if it has blocks. */
-/* heap_malloc_refill's: installed foreign list f ran dry (remote.c), so
- * direct[] names the class's span again, whose list is popped if it has
- * blocks. */
-static lz_noinline void *refill_foreign_dry(size_t size, heap_t *heap, span_t *f) {
-  foreign_uninstall(heap, f);
-  span_t *s = heap->direct[(size + 15) >> 4];
-  if (lz_likely(list_head_ok(s->free))) {
-    heap_tick(heap);
-    return span_pop(s);
-  }
-  return heap_malloc_slow(size, heap, false);
-}
-
-lz_text_hot void *heap_malloc_refill(size_t size, heap_t *heap, span_t *s) {
+ * (slab_malloc_local). Only while no other thread sent blocks back (the
+ * slow path collects them first), and while the thread keeps no foreign
+ * blocks of s's class (theirs come first: a list of a class up to
+ * LZ_DIRECT_MAX is installed in direct[] while it has blocks, so s, a
+ * real span with blocks in local_free, is then its queue's first; a
+ * larger class's list is looked at here). Anything else, or a check that
+ * fails, goes to heap_malloc_slow; an installed foreign list found empty
+ * to refill_foreign_dry. */
+lz_inline void *refill_local(heap_t *heap, span_t *s) {
   lz_block_t *b = s->local_free;
-  if (lz_likely(s->free == NULL && b != NULL && (heap->foreign == NULL || heap->foreign[s->cls].free == NULL) &&
+  if (lz_likely(s->free == NULL && b != NULL &&
                 atomic_load_explicit(&heap->xremote, memory_order_relaxed) == NULL)) {
     lz_block_t *next = block_next(b);
     uintptr_t start = (uintptr_t)span_start(s);
@@ -829,7 +808,48 @@ lz_text_hot void *heap_malloc_refill(size_t size, heap_t *heap, span_t *s) {
       return span_pop(s);
     }
   }
-  if ((s->flags & FOREIGN_INSTALLED) && s->free == NULL) return refill_foreign_dry(size, heap, s);
+  return NULL;
+}
+
+/* heap_malloc_refill's: installed foreign list f (remote.c) is empty. It
+ * stays installed, and the class's span serves this call, unless no block
+ * came in (f->used, the pushes since the list was last found empty:
+ * remote.c) during FOREIGN_DRY_LOOKS such calls in a row (f->capacity
+ * counts them): then the flow has stopped, and direct[] names the class's
+ * span again. A thread that keeps being handed other threads' blocks
+ * would otherwise uninstall and install its list again every few
+ * allocations, while one that no longer is pays this call a few times.
+ * Either way, the span's list is popped if it has blocks, or its own
+ * freed blocks taken (refill_local). */
+static lz_noinline void *refill_foreign_dry(size_t size, heap_t *heap, span_t *f) {
+  span_t *s;
+  if (f->used != 0) f->capacity = 0;
+  if (f->capacity < FOREIGN_DRY_LOOKS) {
+    f->capacity++;
+    f->used = 0;
+    s = heap->queues[f->cls].first;
+    if (s == NULL) return heap_malloc_slow(size, heap, false);
+  } else {
+    foreign_uninstall(heap, f);
+    s = heap->direct[(size + 15) >> 4];
+  }
+  if (lz_likely(list_head_ok(s->free))) {
+    heap_tick(heap);
+    return span_pop(s);
+  }
+  void *p = refill_local(heap, s);
+  return p != NULL ? p : heap_malloc_slow(size, heap, false);
+}
+
+lz_text_hot void *heap_malloc_refill(size_t size, heap_t *heap, span_t *s) {
+  if (lz_unlikely(s->flags & FOREIGN_INSTALLED)) {
+    if (s->free == NULL) return refill_foreign_dry(size, heap, s);
+  } else if (s->local_free != NULL && (heap->foreign == NULL || heap->foreign[s->cls].free == NULL)) {
+    /* (LZ_HEAP_EMPTY's direct[] names lz_span_empty: no local_free, its
+     * heap not read) */
+    void *p = refill_local(heap, s);
+    if (p != NULL) return p;
+  }
   return heap_malloc_slow(size, heap, false);
 }
 
@@ -1068,17 +1088,11 @@ lz_text_hot void heap_free_slow(void *p) {
  * p's page maps to (spans[0] if none), not yet checked. */
 lz_text_hot static lz_noinline void free_page_general(void *p, span_t *s) {
   heap_t *heap = lz_heap_tls;
-  /* Every remote free comes this way: the tick sends the batches at least
-   * every 64th slow-path entry, so a thread that frees other heaps' blocks
-   * keeps them from their owners briefly. */
-  if (heap != LZ_HEAP_EMPTY) {
-    heap_tick(heap);
-    /* The common remote free: kept here for reuse or batched (remote.c). */
-    if (lz_likely(!lz_secure2) && remote_free_fast(heap, p)) {
-      poll_janitor(heap);
-      return;
-    }
-  }
+  /* The tick sends the batches at least every HEAP_TICK_EVERY-th
+   * slow-path entry, so a thread that frees other heaps' blocks keeps them
+   * from their owners briefly: remote_free_fast counts its frees as
+   * entries and leaves every HEAP_TICK_EVERY-th to this path. */
+  if (heap != LZ_HEAP_EMPTY) heap_tick(heap);
   if (lz_secure2) {
     /* Level 2: every small and medium block (a thread without a heap
      * gets one for its quarantine, if it can). */
@@ -1146,9 +1160,11 @@ lz_text_hot void heap_free_own(void *p, span_t *s) {
 }
 
 /* Frees of pointers into our chunks that the fast path did not finish:
- * another heap's block (a remote free), a full span, or a failed
- * fast check. The fast path found p in the chunk map already. Only tail
- * calls: no register to save on the way. */
+ * another heap's block (a remote free), a full span, or a failed fast
+ * check. The fast path found p in the chunk map already. The common
+ * remote free ends in remote_free_fast (inlined at link time), which
+ * needs none of the registers free_page_general saves; everything else
+ * is a tail call. */
 lz_text_hot void heap_free_page(void *p) {
   /* Past the user range: the fast path looked at the chunk map with the
    * index masked (alloc.h); never ours. */
@@ -1158,14 +1174,15 @@ lz_text_hot void heap_free_page(void *p) {
   }
   chunk_t *c = (chunk_t *)((uintptr_t)p & ~LZ_CHUNK_MASK);
   span_t *s = chunk_span_of(c, (uintptr_t)p);
+  heap_t *self = lz_heap_tls;
   /* The kind first: a slab block (a remote free, the usual case here)
    * costs this one test more. The chunk's owner is never LZ_HEAP_EMPTY. */
-  if (s->kind == SPAN_MEDIUM && c->heap == lz_heap_tls && !lz_secure2 &&
+  if (s->kind == SPAN_MEDIUM && c->heap == self && !lz_secure2 &&
       (uintptr_t)p == (uintptr_t)c + ((uintptr_t)s->page << LZ_PAGE_SHIFT))
     free_own_medium(p, s);
-  else if (lz_unlikely(span_packed(s)) && c->heap == lz_heap_tls)
+  else if (lz_unlikely(span_packed(s)) && c->heap == self)
     free_own_packed(p, s);
-  else
+  else if (!remote_free_fast(self, p, s)) /* the common remote free: kept here or batched */
     free_page_general(p, s);
 }
 

@@ -473,6 +473,14 @@ lz_inline void lz_lock_reset(lz_lock_t *l) { atomic_store_explicit(&l->x, 0, mem
 /* ---------------------------------------------------------------------------
  * Heaps
  * ------------------------------------------------------------------------- */
+/* Slow-path entries (heap_t.slow_count) per tick (heap.c's heap_tick): a
+ * power of two (a mask, no division), and 64 so that the tick's clock read
+ * and walk of the batches cost under 2% of the cheapest slow path, while a
+ * thread that only frees other heaps' blocks (every such free is a
+ * slow-path entry) still sends them within 64 frees. */
+#define HEAP_TICK_EVERY 64
+_Static_assert((HEAP_TICK_EVERY & (HEAP_TICK_EVERY - 1)) == 0, "a power of two");
+
 /* Remote frees waiting in the freeing heap: one chain per destination
  * span (two-way set associative by the span's address), sent to the span's
  * heap with one CAS when it reaches LZ_REMOTE_BATCH blocks, when another
@@ -557,9 +565,12 @@ typedef struct heap_stats_s {
  *     shared with another block: no passive false sharing); used == its
  *     length unless installed, used <= reserved (the cap), and only
  *     classes <= LZ_DIRECT_MAX are installed, direct[] then pointing at
- *     foreign[c] [foreign.class, foreign.line, foreign.installed,
+ *     foreign[c]; capacity counts malloc's refills that found the
+ *     installed list empty with no block pushed since the previous one,
+ *     at most FOREIGN_DRY_LOOKS, 0 unless installed (heap.c,
+ *     refill_foreign_dry) [foreign.class, foreign.line, foreign.installed,
  *     foreign.length, foreign.block, foreign.in_flight, foreign.used,
- *     foreign.cap];
+ *     foreign.cap, foreign.dry];
  *   stats.in_use == 0 while the heap (below level 2)
  *     keeps no foreign blocks (they move bytes between heaps' figures: only
  *     the sum over heaps is exact then); class_slabs[c] and class_pages[c] == its slab
@@ -1049,14 +1060,22 @@ enum { FOREIGN_INSTALLED = 4 }; /* span flag of heap->foreign[c] */
  * freed by another thread reaches its owner within a bounded time even if
  * the freeing thread never fills its lists: ten default purge delays. */
 #define FOREIGN_MAX_AGE_MS 100
+/* An installed foreign list found empty by this many of malloc's refills
+ * in a row, with no block pushed meanwhile, is uninstalled (heap.c,
+ * refill_foreign_dry; foreign[c].capacity counts them). */
+#define FOREIGN_DRY_LOOKS 16
 void *foreign_alloc(heap_t *heap, unsigned cls);
 uint32_t foreign_count(const heap_t *heap, unsigned cls, uint32_t limit);
 void foreign_flush(heap_t *heap);
 /* free's slow entry tries this first for p, a pointer into one of our
- * chunks (self a heap, below level 2): true if p was a block of another
- * heap's slab and is now kept on self's foreign list or batched home;
- * false for everything else (not validated: the general path validates p). */
-bool remote_free_fast(heap_t *self, void *p);
+ * chunks, s, the descriptor its page maps to (spans[0] if none), and self,
+ * the calling thread's heap (LZ_HEAP_EMPTY if none): true if p was a block
+ * of another heap's slab and is now kept on self's foreign list or batched
+ * home, counted as a slow-path entry of self; false for everything else
+ * (not validated: the general path validates p), for LZ_HEAP_EMPTY, at
+ * level 2, and for every HEAP_TICK_EVERY-th entry (the general path
+ * ticks). */
+bool remote_free_fast(heap_t *self, void *p, span_t *s);
 /* An installed foreign list ran dry (malloc's refill): direct[] points at
  * its class's span again. */
 void foreign_uninstall(heap_t *heap, span_t *f);

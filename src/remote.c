@@ -337,16 +337,22 @@ size_t remote_collect(heap_t *heap) {
  * blocks like a span's (uncounted: the list was charged to in_use at
  * installation), the block freed last first. While installed, `used`
  * counts the blocks pushed since it was installed, or since it was last
- * found empty (bounding the list); otherwise it counts the list.
- * `reserved` is the bound. When the list runs dry, the next malloc of the
- * class uninstalls it (heap_malloc_refill). Larger classes pop it in the
- * slow path.
+ * found empty (by a push, or by malloc's refill: bounding the list);
+ * otherwise it counts the list. `reserved` is the bound. When the list
+ * runs dry, the next malloc of the class takes a block of the class's
+ * span, and uninstalls the list only once no block was pushed during
+ * several such mallocs in a row (heap.c, refill_foreign_dry; `capacity`
+ * counts them, 0 while not installed): a thread handed blocks steadily
+ * keeps its list installed, instead of paying an uninstall and an install
+ * every few allocations. Larger classes pop it in the slow path.
  *
  * The common remote free skips the general slow path: heap_free_page
  * tries remote_free_fast first, which takes only a block of another
  * heap's slab, at a block boundary, whose words pass the screens untouched
  * (kept here as above, or batched); anything else goes the general way
- * (span_resolve, remote_free).
+ * (span_resolve, remote_free), and so does every HEAP_TICK_EVERY-th
+ * remote free, which ticks the heap (remote_free_fast counts the others
+ * in slow_count, as the tick does, but cannot run the tick: heap.c's).
  *
  * Order: any. A block joins the front of the list (what malloc pops
  * next: the block this thread touched last), whatever chunk it lies in.
@@ -406,6 +412,7 @@ lz_inline bool foreign_installable(unsigned cls) {
 void foreign_uninstall(heap_t *heap, span_t *f) {
   f->flags &= (uint8_t)~FOREIGN_INSTALLED;
   f->used = 0;
+  f->capacity = 0;
   heap_direct_update(heap, f->cls);
 }
 
@@ -444,17 +451,20 @@ static lz_noinline bool foreign_push(heap_t *self, span_t *s, lz_block_t *b) {
   return true;
 }
 
-lz_text_hot bool remote_free_fast(heap_t *self, void *p) {
-  uintptr_t a = (uintptr_t)p;
-  chunk_t *c = (chunk_t *)(a & ~LZ_CHUNK_MASK);
-  if (c->heap == self) return false;
-  span_t *s = chunk_span_of(c, a);
+lz_text_hot bool remote_free_fast(heap_t *self, void *p, span_t *s) {
+  chunk_t *c = (chunk_t *)((uintptr_t)p & ~LZ_CHUNK_MASK);
+  /* The empty heap has no fields beyond direct[] and queues[]: compared
+   * first. Its tick is due: the general path takes this entry. */
+  if (self == LZ_HEAP_EMPTY || c->heap == self || lz_secure2 ||
+      ((self->slow_count + 1) & (HEAP_TICK_EVERY - 1)) == 0)
+    return false;
   /* A packed span's block: the general path checks its map first. */
   if (s->kind != SPAN_SLAB || span_packed(s) || !slab_holds(s, p)) return false;
   lz_block_t *b = (lz_block_t *)p;
   /* Maybe on a list (a block in flight or listed has word 0 so too):
    * the general path's screens. */
   if (LZ_SECURE && block_maybe_free(b)) return false;
+  self->slow_count++;
   if (foreign_wanted(self, s)) {
     if (lz_unlikely(self->foreign == NULL || lz_numa_on)) return false; /* foreign_push: first list, node */
     span_t *f = &self->foreign[s->cls];
@@ -477,9 +487,9 @@ void *foreign_alloc(heap_t *heap, unsigned cls) {
       /* malloc's fast path pops the installed list; it comes here with a
        * head it may not follow (alloc.h) */
       if (!list_head_ok(f->free)) lz_fatal_pointer("corrupted free list", "malloc", f->free);
-      return NULL;
     }
-    foreign_uninstall(heap, f);
+    /* Empty: it stays installed; heap_malloc_refill uninstalls it once no
+     * block came in between two of its looks (refill_foreign_dry). */
     return NULL;
   }
   if (f->free == NULL) return NULL;
@@ -501,6 +511,7 @@ void foreign_flush(heap_t *heap) {
     lz_block_t *b = f->free;
     f->free = NULL;
     f->used = 0;
+    f->capacity = 0;
     f->flags &= (uint8_t)~FOREIGN_INSTALLED;
     if (installed) heap_direct_update(heap, cls);
     while (b != NULL) {

@@ -255,6 +255,7 @@ static void foreign_check(const heap_t *heap) {
     }
     V(installed || f->used == n, "foreign.used", f);
     V(f->used <= f->reserved, "foreign.cap", f);
+    V(installed ? f->capacity <= FOREIGN_DRY_LOOKS : f->capacity == 0, "foreign.dry", f);
   }
 }
 

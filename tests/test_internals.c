@@ -444,6 +444,24 @@ static void brk_medium_list(heap_t *h, void *sm, void *md) { (void)h; (void)sm; 
 /* Past start-up, class 48 has a slab of its own (sm's). */
 static void brk_startup(heap_t *h, void *sm, void *md) { (void)sm; (void)md; h->startup = true; }
 
+/* A foreign list (remote.c): this heap frees a 64 B block of a thread
+ * that has exited while it allocates that class itself, so the block is
+ * kept on its installed list; then the list's count of dry refills goes
+ * past its bound. */
+static void *alloc64(void *arg) { (void)arg; return lz_malloc(64); }
+static void brk_foreign_dry(heap_t *h, void *sm, void *md) {
+  (void)sm; (void)md;
+  void *mine = lz_malloc(64), *theirs = NULL;
+  pthread_t t;
+  CHECK(mine != NULL && pthread_create(&t, NULL, alloc64, NULL) == 0 && pthread_join(t, &theirs) == 0);
+  CHECK(theirs != NULL);
+  lz_free(theirs);
+  span_t *f = &h->foreign[span_of(mine)->cls];
+  CHECK(h->foreign != NULL && (f->flags & FOREIGN_INSTALLED) && f->free == (lz_block_t *)theirs);
+  lz_heap_validate(); /* sound so far */
+  f->capacity = FOREIGN_DRY_LOOKS + 1;
+}
+
 static void expect_caught(const char *tag, breaker_t brk) {
   int fds[2];
   CHECK(pipe(fds) == 0);
@@ -504,6 +522,7 @@ int main(void) {
   expect_caught("span.list.boundary", brk_outside);
   expect_caught("heap.direct", brk_direct);
   expect_caught("queue.ends", brk_queue);
+  if (LZ_HEAPS == 0) expect_caught("foreign.dry", brk_foreign_dry);
   expect_caught("mcache.bytes", brk_mcache);
   expect_caught("span.xfast_cap", brk_medium_owner);
   expect_caught("medium.local_free", brk_medium_list);
