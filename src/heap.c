@@ -770,7 +770,7 @@ lz_text_hot static lz_noinline void *malloc_general(heap_t *heap, size_t size, b
   for (int attempt = 0;; attempt++) {
     if (attempt > 0 || !tried) {
       if (lz_secure2 && size <= LZ_MEDIUM_MAX) p = secure_malloc(heap, size, LZ_ALIGN, zero);
-      else if (size <= LZ_SMALL_MAX) p = small_malloc(heap, size_to_class(size), zero, true);
+      else if (size <= LZ_SLAB_MAX) p = small_malloc(heap, size_to_class(size), zero, true);
       else if (size <= LZ_MEDIUM_MAX) p = medium_malloc(heap, size, 1, zero);
       else if (size > LZ_MAX_ALLOC) p = NULL;
       else p = large_malloc(size, LZ_PAGE_SIZE, zero);
@@ -862,7 +862,7 @@ lz_text_hot static lz_noinline void *malloc_slow(size_t size, heap_t *heap, bool
   /* LZ_HEAP_EMPTY has only direct[] and queues[] (internal.h): no short way. */
   bool none_sent = heap != LZ_HEAP_EMPTY && atomic_load_explicit(&heap->xremote, memory_order_relaxed) == NULL;
   bool large_tried = false;
-  if (size <= LZ_SMALL_MAX) {
+  if (size <= LZ_SLAB_MAX) {
     /* The current slab's own freed blocks, when the thread keeps no
      * foreign blocks of the class (their lists come first) and is below
      * level 2. */
@@ -896,7 +896,7 @@ lz_text_hot static lz_noinline void *malloc_slow(size_t size, heap_t *heap, bool
   heap = slow_enter(heap);
   if (lz_unlikely(heap == NULL)) return NULL;
   void *p = NULL;
-  bool small = size <= LZ_SMALL_MAX && !lz_secure2;
+  bool small = size <= LZ_SLAB_MAX && !lz_secure2;
   if (lz_likely(small)) p = small_malloc(heap, size_to_class(size), zero, true);
   if (lz_unlikely(p == NULL)) p = malloc_general(heap, size, zero, small || large_tried);
   return slow_leave(heap, p);
@@ -922,7 +922,7 @@ lz_text_hot static lz_noinline void *medium_hit_zero(size_t size, heap_t *heap) 
  * malloc_slow. Level 2 has medium spans of its own: the cache stays empty.
  * A hit that neither zeroes nor ticks calls nothing (no register saved). */
 lz_text_hot void *heap_malloc_slow(size_t size, heap_t *heap, bool zero) {
-  if (size - (LZ_SMALL_MAX + 1) < LZ_MEDIUM_MAX - LZ_SMALL_MAX && heap != LZ_HEAP_EMPTY &&
+  if (size - (LZ_SLAB_MAX + 1) < LZ_MEDIUM_MAX - LZ_SLAB_MAX && heap != LZ_HEAP_EMPTY &&
       atomic_load_explicit(&heap->xremote, memory_order_relaxed) == NULL) {
     lz_assert(!lz_secure2 || heap->mcache_mask == 0);
     if (lz_unlikely(zero)) return medium_hit_zero(size, heap);
@@ -965,7 +965,7 @@ lz_text_hot void *heap_malloc_aligned(heap_t *heap, size_t size, size_t align) {
   for (int attempt = 0;; attempt++) {
     if (lz_secure2 && size <= LZ_MEDIUM_MAX && align <= LZ_MEDIUM_MAX / 2) {
       p = secure_malloc(heap, size, align, false);
-    } else if (size <= LZ_SMALL_MAX && align <= LZ_PAGE_SIZE) {
+    } else if (size <= LZ_SLAB_MAX && align <= LZ_PAGE_SIZE) {
       /* The first class at least as big whose blocks are all aligned. */
       unsigned cls = size_to_class(size);
       while (lz_class_size[cls] % align != 0) cls++;

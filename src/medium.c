@@ -1,4 +1,4 @@
-/* medium.c: medium blocks (32 KiB < size <= 1 MiB), one block per span of
+/* medium.c: medium blocks (16 KiB < size <= 1 MiB), one block per span of
  * whole pages, and the heap's cache of recently freed medium spans.
  *
  * A medium block is a span of kind SPAN_MEDIUM (span.c), block_size its

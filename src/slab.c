@@ -1,4 +1,4 @@
-/* slab.c: small blocks (<= 32 KiB) in slab spans, and the heap's class
+/* slab.c: small blocks (<= LZ_SLAB_MAX, 16 KiB) in slab spans, and the heap's class
  * queues of slabs.
  *
  * Allocation pops span->free (inline, alloc.h). When it is empty the slow

@@ -93,6 +93,18 @@ static void test_spans(heap_t *heap) {
   lz_heap_validate();
 }
 
+/* Sizes above LZ_SLAB_MAX take a medium span of whole pages (internal.h),
+ * LZ_SLAB_MAX itself a slab block. */
+static void test_slab_max(void) {
+  void *s = lz_malloc(LZ_SLAB_MAX), *m = lz_malloc(LZ_SLAB_MAX + 1);
+  CHECK(s != NULL && m != NULL);
+  CHECK(span_of(s)->kind == SPAN_SLAB && lz_usable_size(s) == LZ_SLAB_MAX);
+  CHECK(span_of(m)->kind == SPAN_MEDIUM && lz_usable_size(m) == LZ_SLAB_MAX + LZ_PAGE_SIZE);
+  lz_free(s);
+  lz_free(m);
+  lz_heap_validate();
+}
+
 /* ---- remote frees --------------------------------------------------------- */
 /* Blocks freed by another thread travel home in batches (100 B: class 112
  * shares cache lines, so no foreign list keeps them); each is subtracted
@@ -506,6 +518,7 @@ int main(void) {
   test_loops(heap); /* first: no foreign blocks yet */
   test_borrow(heap);
   test_spans(heap);
+  test_slab_max();
   test_mcache(heap);
   test_mcache_janitor(heap);
   if (LZ_HEAPS == 0) { /* shared heaps: the freer may share ours */
