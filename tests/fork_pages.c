@@ -37,7 +37,6 @@
 #include "smaps.h"
 #include "testutil.h"
 
-
 /* Private_Dirty (kB) of every mapping. */
 static unsigned long private_dirty_kb(void) {
   size_t n = tu_read_proc("/proc/self/smaps");
@@ -184,26 +183,6 @@ static void test_text(void) {
 #endif
 }
 
-#if defined(__OPTIMIZE__)
-/* Rss (kB) of the library's read-only data (.rodata, .eh_frame: its r--p
- * mapping right after the executable one); -1 if not found. */
-static long rodata_rss_kb(void) {
-  size_t n = tu_read_proc("/proc/self/smaps");
-  const char *at = tu_proc_buf;
-  tu_smaps_entry_t e;
-  int after_text = 0;
-  while (tu_smaps_next(&at, n, &e)) {
-    if (e.is_lib && strncmp(e.perms, "r-xp", 4) == 0) {
-      after_text = 1;
-    } else if (after_text) {
-      if (e.is_lib && strncmp(e.perms, "r--p", 4) == 0) return (long)tu_smaps_field_kb(&e, "Rss:");
-      return -1;
-    }
-  }
-  return -1;
-}
-#endif
-
 /* Pages of the n blocks of `size` at b[] resident (mincore; medium
  * blocks start on a page). */
 __attribute__((unused)) /* optimized builds only: test_text_purge */
@@ -263,7 +242,7 @@ static void test_text_purge(void) {
       _exit(3);
     }
     int n = text_pages(lo, hi);
-    long ro = rodata_rss_kb();
+    long ro = tu_rodata_rss_kb();
     if (n > 20 || ro != 0) {
       fprintf(stderr, "text_purge: the decay mapped %d pages of library code (one fault maps 16 to 20) and %ld kB of its .rodata (want 0)\n", n, ro);
       _exit(1);
@@ -328,7 +307,7 @@ static void test_rodata_threads(void) {
     }
     /* (A build whose freed memory goes back at once never starts the
      * background thread: seen stays 0, and the rest is checked.) */
-    long ro = rodata_rss_kb();
+    long ro = tu_rodata_rss_kb();
     if (ro != 0) {
       fprintf(stderr, "rodata_threads: a thread, its exit, frees of its blocks and %s mapped %ld kB of the library's .rodata (want 0)\n",
               seen ? "the background thread's passes" : "no background thread", ro);

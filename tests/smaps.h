@@ -134,4 +134,22 @@ static TU_UNUSED size_t tu_pagemap_count(uintptr_t lo, uintptr_t hi, uint64_t bi
   return count;
 }
 
+/* Rss (kB) of the library's read-only data (.rodata, .eh_frame: its r--p
+ * mapping right after the executable one); -1 if not found. */
+static TU_UNUSED long tu_rodata_rss_kb(void) {
+  size_t n = tu_read_proc("/proc/self/smaps");
+  const char *at = tu_proc_buf;
+  tu_smaps_entry_t e;
+  int after_text = 0;
+  while (tu_smaps_next(&at, n, &e)) {
+    if (e.is_lib && strncmp(e.perms, "r-xp", 4) == 0) {
+      after_text = 1;
+    } else if (after_text) {
+      if (e.is_lib && strncmp(e.perms, "r--p", 4) == 0) return (long)tu_smaps_field_kb(&e, "Rss:");
+      return -1;
+    }
+  }
+  return -1;
+}
+
 #endif

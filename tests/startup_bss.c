@@ -39,7 +39,6 @@
 #include "smaps.h"
 #include "testutil.h"
 
-
 /* The library's .bss beyond its file-backed pages: [lo, hi). */
 static void bss_range(uintptr_t *lo, uintptr_t *hi) {
   tu_lib_data_t d;
@@ -69,26 +68,6 @@ static long bss_touched_pages(void) {
   for (size_t i = 0; i < pages; i++) touched += vec[i] & 1;
   return touched;
 }
-
-#if defined(__OPTIMIZE__)
-/* Rss (kB) of the library's read-only data (.rodata, .eh_frame: its
- * r--p mapping right after the executable one); -1 if not found. */
-static long rodata_rss_kb(void) {
-  size_t n = tu_read_proc("/proc/self/smaps");
-  const char *at = tu_proc_buf;
-  tu_smaps_entry_t e;
-  int after_text = 0;
-  while (tu_smaps_next(&at, n, &e)) {
-    if (e.is_lib && strncmp(e.perms, "r-xp", 4) == 0) {
-      after_text = 1;
-    } else if (after_text) {
-      if (e.is_lib && strncmp(e.perms, "r--p", 4) == 0) return (long)tu_smaps_field_kb(&e, "Rss:");
-      return -1;
-    }
-  }
-  return -1;
-}
-#endif
 
 static const size_t k_sizes[] = {8, 24, 40, 100, 200, 500, 1000, 3000, 5000};
 #define NSIZES (sizeof k_sizes / sizeof k_sizes[0])
@@ -122,7 +101,7 @@ int main(void) {
   void *volatile null = NULL; /* a call the compiler cannot drop */
   free(null); /* reads the chunk map's first bytes: they share the hot variables' page */
 #if defined(__OPTIMIZE__) /* a build without optimization reads constants from .rodata anywhere */
-  long ro = rodata_rss_kb();
+  long ro = tu_rodata_rss_kb();
   CHECKF(ro == 0, "start-up and a few allocations read the library's .rodata (%ld kB resident; -1: not found)", ro);
 #endif
   long kb = bss_rss_kb();
