@@ -53,7 +53,7 @@ lz_inline void *malloc_fast(size_t size) {
   if (lz_likely(size <= LZ_DIRECT_MAX)) {
     s = heap->direct[(size + 15) >> 4];
     if (lz_likely(list_head_ok(s->free))) return span_pop(s);
-  } else if (size <= LZ_SMALL_MAX) {
+  } else if (size <= LZ_SLAB_MAX) {
     s = heap->queues[size_to_class(size)].first;
     if (lz_unlikely(s == NULL)) return heap_malloc_slow(size, heap, false);
     if (lz_likely(list_head_ok(s->free))) return span_pop(s);

@@ -1034,7 +1034,7 @@ lz_inline uint8_t pack_entry(const span_t *s, size_t g) {
   return __atomic_load_n(span_start(s) + g, __ATOMIC_RELAXED);
 }
 
-/* medium.c: medium blocks (LZ_SMALL_MAX < size <= LZ_MEDIUM_MAX, and
+/* medium.c: medium blocks (LZ_SLAB_MAX < size <= LZ_MEDIUM_MAX, and
  * from 8 KiB up for a block realloc grows: heap_realloc_grown), one per
  * span, and the heap's cache of freed medium spans (heap->mcache). */
 void *medium_malloc(heap_t *heap, size_t size, size_t align_pages, bool zero); /* align_pages: 1 or a power of two */
