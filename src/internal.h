@@ -553,7 +553,9 @@ typedef struct heap_stats_s {
  *     queue.owner, queue.spans_owned];
  *   chunks lists every chunk owned (heap->chunks, doubly linked), empty
  *     ones included until pages.c or purge.c gives them back, empty_count of them
- *     [heap.chunks.links, heap.chunks.cycle, heap.empty_count];
+ *     [heap.chunks.links, heap.chunks.cycle, heap.empty_count], and
+ *     empty_count <= empty_keep (a chunk is kept only within the
+ *     allowance, which shrinks only to what stays kept) [heap.empty_keep];
  *   decay_shift, orphan_shift and holes_shift are at most
  *     LZ_DECAY_SHIFT_MAX [heap.shifts];
  *   xmcache's non-NULL slots hold medium spans of this heap with used ==
@@ -697,9 +699,11 @@ typedef struct heap_s {
   uint64_t slow_clock;                 /* coarse time (ms) read at the last purge tick */
   uint64_t abandoned_at;               /* when it last became an orphan (ms) */
   /* Empty chunks kept mapped and resident (pages.c, purge.c): empty_count of the
-   * chunks listed are empty, at most empty_keep (grown by churn, halved
-   * when idle). */
-  uint32_t empty_keep, empty_count;
+   * chunks listed are empty, at most empty_keep (grown by churn, shrunk
+   * with the kept chunks that idleness gives back). empty_idle_keep is
+   * empty_keep when a kept chunk was last kept or reused (empty_used_at):
+   * the base of the allowance's decay, so that looks do not compound. */
+  uint32_t empty_keep, empty_count, empty_idle_keep;
   uint64_t empty_used_at;              /* an empty chunk last kept or reused (ms) */
   uint64_t empty_released_at;          /* an empty chunk last given back (ms) */
   /* Holes in slabs (purge.c): armed when a full slab gets a block back,

@@ -65,6 +65,7 @@ lz_text_hot bool pages_taken(heap_t *heap, chunk_t *c, size_t first, size_t n, b
     if (!fresh) { /* one of the kept empty chunks */
       heap->empty_count--;
       heap->empty_used_at = os_now_ms();
+      heap->empty_idle_keep = heap->empty_keep;
     } else if (heap->empty_released_at != 0 && heap->empty_keep < EMPTY_KEEP_MAX &&
                os_now_ms() < heap->empty_released_at + EMPTY_CHURN_MS) {
       heap->empty_keep++;
@@ -115,6 +116,7 @@ void pages_freed(chunk_t *c, size_t first, size_t n) {
     if (delay != 0 && heap->empty_count < heap->empty_keep) {
       heap->empty_count++;
       heap->empty_used_at = now;
+      heap->empty_idle_keep = heap->empty_keep;
       janitor_notify(); /* it goes back if left unused */
     } else {
       chunk_give_back(heap, c, now);

@@ -110,9 +110,15 @@ lz_text_hot static size_t purge_free_dirty(chunk_t *c, size_t keep) {
 
 /* Kept empty chunks (pages.c, "Empty chunks"): their allowance decays
  * like pages do: a heap that has left its kept chunks unused for t ms may
- * keep empty_keep * (1 - smoothstep(t / EMPTY_KEEP_MS)) of them, the
- * others go back (never with a purge delay of -1), and the allowance
- * shrinks with them. */
+ * keep empty_idle_keep * (1 - smoothstep(t / EMPTY_KEEP_MS)) of them,
+ * rounded up, the others go back (never with a purge delay of -1), and
+ * the allowance shrinks with them. The base is the allowance when the
+ * chunks were last used, not the one the last look left: a decay from the
+ * shrunk allowance would compound, look after look (every half purge
+ * delay), and with rounding down it gave the first chunk back after 19 ms
+ * and every other on the next looks, so a program that empties a few
+ * chunks between two phases of its work (sqlite3 building an index after
+ * a sort) faulted them in again each time. */
 #define EMPTY_KEEP_MS 1000
 
 /* One chunk that holds spans, if due (or force): its free dirty pages
@@ -149,7 +155,9 @@ uint64_t purge_heap(heap_t *heap, bool force, uint64_t now) {
     allowed = 0;
   } else if (heap->empty_count > 0 && delay >= 0) {
     uint64_t idle = now > heap->empty_used_at ? now - heap->empty_used_at : 0;
-    allowed = (uint32_t)(heap->empty_keep * decay_keep(idle, EMPTY_KEEP_MS) / 1024);
+    uint32_t base = heap->empty_idle_keep;
+    allowed = (uint32_t)((base * decay_keep(idle, EMPTY_KEEP_MS) + 1023) / 1024);
+    if (allowed > heap->empty_keep) allowed = heap->empty_keep;
   }
   if (heap->empty_count > allowed) heap->empty_keep = allowed;
   for (chunk_t *c = heap->chunks; c != NULL;) {

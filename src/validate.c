@@ -329,6 +329,7 @@ static size_t heap_check(const heap_t *heap, seen_t *seen) {
     chunk_check(heap, c, &t, seen);
   }
   V(t.empty_chunks == heap->empty_count, "heap.empty_count", heap);
+  V(heap->empty_count <= heap->empty_keep, "heap.empty_keep", heap);
   queues_check(heap, t.linked);
   size_t mbytes = 0;
   for (unsigned i = 0; i < LZ_MEDIUM_CACHE; i++) {

@@ -31,6 +31,12 @@
  *   test_purge orphan    an orphan collected whole and then adopted waits
  *                        longer than that next time; one adopted at once
  *                        waits less (real time, no janitor).
+ *   test_purge empty_keep  a heap's kept empty chunks go back on the
+ *                        smoothstep schedule of their idle time, counted
+ *                        from the allowance they had when they were left
+ *                        (rounded up, not compounded per look): all kept
+ *                        for the first tens of ms, all back at the
+ *                        window's end (synthetic times, no janitor).
  *   test_purge orphan_busy  a thread that starts while the only orphan is
  *                        held for a moment (BUSY: a collector) waits for it
  *                        and adopts it: no new heap.
@@ -342,6 +348,48 @@ static void run_refault(void) {
          delay << 1);
 }
 
+/* ---- kept empty chunks -------------------------------------------------------- */
+/* The least whole number >= x (x >= 0; no libm). */
+static unsigned up(double x) { unsigned u = (unsigned)x; return u < x ? u + 1 : u; }
+
+static void run_empty_keep(void) {
+  enum { N = 8, SIZE = 1 << 20, KEEP = 4, WINDOW = 1000 };
+  if (opt_get(OPT_PURGE_DELAY) <= 0) {
+    printf("skipped: kept chunks need a purge delay (%ld here)\n", opt_get(OPT_PURGE_DELAY));
+    return;
+  }
+  CHECK(lz_malloc(16) != NULL); /* the heap, and its first chunk kept busy */
+  heap_t *heap = lz_heap_tls;
+  void *m[N];
+  for (int i = 0; i < N; i++) {
+    m[i] = lz_malloc(SIZE);
+    CHECK(m[i] != NULL);
+    memset(m[i], 3, SIZE);
+  }
+  /* As if the heap had churned chunks (pages.c, "Empty chunks"). */
+  heap_enter(heap);
+  heap->empty_keep = KEEP;
+  heap_leave(heap);
+  for (int i = 0; i < N; i++) lz_free(m[i]);
+  heap_enter(heap); /* held from here: no purge tick of our own runs */
+  medium_cache_flush(heap, true, true, os_now_ms());
+  CHECKF(heap->empty_count == KEEP, "%u empty chunks kept, allowance %u", heap->empty_count, heap->empty_keep);
+  uint64_t t0 = heap->empty_used_at;
+  unsigned steps[] = {0, 10, 20, 50, 100, 200, 300, 400, 500, 600, 700, 800, 900, 950, 999, 1000, 1100};
+  for (size_t k = 0; k < sizeof steps / sizeof steps[0]; k++) {
+    purge_heap(heap, false, t0 + steps[k]);
+    double want = schedule((double)KEEP, steps[k] / (double)WINDOW);
+    printf("empty_keep at %4u ms idle: %u kept (schedule %.2f)\n", steps[k], heap->empty_count, want);
+    CHECKF(heap->empty_count >= up(want - 0.01 > 0 ? want - 0.01 : 0) && heap->empty_count <= up(want + 0.01),
+           "%u kept at %u ms, schedule %.2f", heap->empty_count, steps[k], want);
+    CHECK(heap->empty_keep >= heap->empty_count);
+  }
+  CHECK(heap->empty_count == 0 && heap->empty_keep == 0);
+  heap_leave(heap);
+  lz_heap_validate();
+  printf("empty_keep: kept empty chunks follow the smoothstep schedule of their idle time\n");
+}
+
 /* ---- refaults of holes ------------------------------------------------------ */
 enum { HR_N = 16384, HR_SIZE = 256, HR_KEEP = 64, HR_FULL = 64, HR_FULL_SIZE = 2048 };
 static void *hr_blocks[HR_N];
@@ -592,6 +640,7 @@ int main(int argc, char **argv) {
   else if (strcmp(mode, "orphan") == 0) run_orphan();
   else if (strcmp(mode, "orphan_holes") == 0) run_orphan_holes();
   else if (strcmp(mode, "orphan_busy") == 0) run_orphan_busy();
+  else if (strcmp(mode, "empty_keep") == 0) run_empty_keep();
   else CHECKF(0, "unknown mode %s", mode);
   return 0;
 }
