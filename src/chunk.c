@@ -94,12 +94,45 @@ static void chunk_unmap(chunk_t *c) {
   os_unmap(c, LZ_CHUNK_SIZE);
 }
 
+/* Where a chunk comes from when the pool has none, before a new mapping:
+ * large.c's cache of freed ranges (large_cache_unit), handed down by
+ * start.c (this file names nothing above it). Set once at start-up. */
+lz_hot static uintptr_t (*unit_source)(unsigned node);
+void chunk_unit_source(uintptr_t (*fn)(unsigned node)) { unit_source = fn; }
+
+/* A unit from unit_source, to be made an empty chunk: its header pages
+ * are decommitted (they read zero, as a fresh mapping's, and a small heap
+ * touches only the first again); its usable pages, which may be resident
+ * and hold old data, are marked dirty and, free, decay like any freed
+ * pages (armed now: purge_at, decay_base) unless the heap reuses them
+ * first. NULL (the unit unmapped) if the kernel refuses. */
+static chunk_t *chunk_from_unit(uintptr_t unit) {
+  chunk_t *c = (chunk_t *)unit;
+  if (os_decommit(c, LZ_HEADER_BASE_PAGES * LZ_PAGE_SIZE) != 0) {
+    os_unmap(c, LZ_CHUNK_SIZE);
+    return NULL;
+  }
+  bitmap_assign(c->dirty_map, LZ_HEADER_PAGES, LZ_USABLE_PAGES, true);
+  long delay = opt_get(OPT_PURGE_DELAY);
+  if (delay > 0) {
+    c->purge_at = os_now_ms() + (uint64_t)delay;
+    c->decay_base = LZ_USABLE_PAGES;
+    janitor_notify();
+  }
+  return c;
+}
+
 lz_text_hot chunk_t *chunk_alloc(heap_t *heap) {
   unsigned node = lz_unlikely(lz_numa_on) ? heap->numa_home : 0;
   chunk_t *c = chunk_pool_pop(pool_of(node));
   if (c == NULL) {
-    c = os_map_aligned(LZ_CHUNK_SIZE, LZ_CHUNK_SIZE);
-    if (c == NULL) return NULL;
+    uintptr_t unit = unit_source != NULL ? unit_source(node) : 0;
+    c = unit != 0 ? chunk_from_unit(unit) : NULL;
+    if (c == NULL) {
+      unit = 0;
+      c = os_map_aligned(LZ_CHUNK_SIZE, LZ_CHUNK_SIZE);
+      if (c == NULL) return NULL;
+    }
     /* Level 2: the header's last page is a guard (internal.h); a chunk is
      * never used without it. */
     if (lz_secure2 && os_protect_none((uint8_t *)c + (LZ_HEADER_PAGES - 1) * LZ_PAGE_SIZE, LZ_PAGE_SIZE) != 0) {
@@ -111,13 +144,15 @@ lz_text_hot chunk_t *chunk_alloc(heap_t *heap) {
       c->huge = CHUNK_HUGE_ADVISED; /* huge_at 0: collapsed once dense */
     if (lz_unlikely(lz_numa_on)) numa_bind_chunk(c, node); /* before the header is written */
     c->node = node;
-    /* Fresh memory is zero: pagemap, spans and dirty_map start cleared. */
+    /* Fresh memory (and a unit's decommitted header) is zero: pagemap,
+     * spans and the bitmaps but a unit's dirty_map start cleared. */
     _Static_assert(LZ_HEADER_BASE_PAGES + 1 < 64, "the header pages lie in the bitmap's first word");
     for (size_t w = 0; w < LZ_BITMAP_WORDS; w++) c->free_map[w] = ~0ull;
     c->free_map[0] = ~0ull << LZ_HEADER_PAGES; /* every page free but the header's */
     c->slot_map[0] = 1; /* descriptor slot 0 is never given out (internal.h) */
     c->free_pages = LZ_USABLE_PAGES;
-    atomic_fetch_add_explicit(&lz_bytes_decommitted, LZ_USABLE_PAGES * LZ_PAGE_SIZE, memory_order_relaxed);
+    if (unit == 0) /* a unit's usable pages are dirty */
+      atomic_fetch_add_explicit(&lz_bytes_decommitted, LZ_USABLE_PAGES * LZ_PAGE_SIZE, memory_order_relaxed);
     atomic_fetch_add_explicit(&lz_chunks_mapped, 1, memory_order_relaxed);
   }
   lz_assert(c->free_pages == LZ_USABLE_PAGES && c->slot_map[0] == 1);

@@ -988,13 +988,22 @@ typedef struct ptr_info_s {
   large_t *large; /* a large block */
 } ptr_info_t;
 
+/* p, in one of our chunks, is no block. A chunk's first byte that was a
+ * large block, freed since, is that block freed again: its unit became
+ * this chunk (large_cache_unit). */
+static lz_cold lz_noreturn void span_check_failed(const void *p, const char *func) {
+  uintptr_t a = (uintptr_t)p;
+  if ((a & LZ_CHUNK_MASK) == 0 && large_freed_unit(a)) lz_fatal_pointer("double free", func, p);
+  lz_fatal_pointer("invalid pointer", func, p);
+}
+
 /* That p, a pointer into one of our chunks, is a block of s, the span its
  * page maps to, below its carved limit (a slot never handed out is not a
  * block); else reports p (naming `func`) and aborts. */
 lz_inline void span_check(const span_t *s, const void *p, const char *func) {
   /* Pages of no span map to spans[0], a slot never given out (kind
    * SPAN_NONE). */
-  if (s->kind == SPAN_NONE || !slab_holds(s, p)) lz_fatal_pointer("invalid pointer", func, p);
+  if (s->kind == SPAN_NONE || !slab_holds(s, p)) span_check_failed(p, func);
 }
 
 /* The span of p, a pointer into one of our chunks, after checking that p is

@@ -926,6 +926,9 @@ lz_inline uint8_t chunkmap_kind(uintptr_t a) {
 
 /* chunk.c: chunks and the lock-free pool of empty ones. */
 chunk_t *chunk_alloc(heap_t *heap);
+/* Where chunk_alloc takes a 2 MiB unit (pages maybe resident, old data)
+ * before it maps a new one: set once by start.c (large_cache_unit). */
+void chunk_unit_source(uintptr_t (*fn)(unsigned node));
 void chunk_release(heap_t *heap, chunk_t *c);
 size_t chunk_pool_trim(bool force);
 bool chunk_pool_empty(void);
@@ -1057,6 +1060,7 @@ void medium_cache_flush(heap_t *heap, bool holder, bool force, uint64_t now); /*
 void *large_malloc(size_t size, size_t align, bool zero);
 large_t *large_lookup(uintptr_t a, bool *freed);
 bool large_freed_gone(uintptr_t a); /* a freed large block whose range went back */
+bool large_freed_unit(uintptr_t a); /* a unit's first byte was a freed large block (any chunk map byte) */
 void large_free(large_t *l, void *p);
 void *large_realloc(large_t *l, void *p, size_t size);
 size_t large_usable(const large_t *l);
@@ -1067,6 +1071,7 @@ uintptr_t large_fault_owner(uintptr_t a, int *what);
 /* Level 2: the live block holding a, if a lies in its range's first 2 MiB. */
 bool large_block_bounds(uintptr_t a, const uint8_t **lo, const uint8_t **hi);
 size_t large_cache_trim(bool force);   /* any thread, any time */
+uintptr_t large_cache_unit(unsigned node); /* a cached unit for a chunk (chunk.c's source), or 0 */
 bool large_cache_empty(void);
 extern _Atomic(size_t) lz_large_mapped;
 extern _Atomic(size_t) lz_large_in_use;

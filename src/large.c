@@ -53,7 +53,9 @@
  * only the part that may hold old data, never fresh pages. realloc to
  * another large size uses the same growth (and splits to shrink): it never
  * copies; a shrink to a medium or small size copies (at most 1 MiB) into a
- * new block (heap.c).
+ * new block (heap.c). A heap that needs a new chunk takes a whole unit of
+ * a cached range before it maps one (large_cache_unit), so freed large
+ * memory serves small and medium blocks as well.
  *
  * The cache: LZ_LARGE_CACHE_ENTRIES atomic slots, each 0 or one range
  * encoded as (unit | pages << 26). Every operation takes effect at one CAS
@@ -139,6 +141,13 @@ large_t *large_lookup(uintptr_t a, bool *freed) {
 
 bool large_freed_gone(uintptr_t a) {
   if ((a & (LZ_PAGE_SIZE - 1)) != 0 || chunkmap_kind(a) != CHUNK_NONE) return false;
+  large_t *l = desc_get(unit_of(a));
+  return l != NULL && atomic_load_explicit(&l->xcheck, memory_order_relaxed) == (lz_key ^ a ^ 1);
+}
+
+/* a, a unit's first byte, was a large block, freed since: its unit may
+ * have become a chunk (large_cache_unit) or gone back to the kernel. */
+bool large_freed_unit(uintptr_t a) {
   large_t *l = desc_get(unit_of(a));
   return l != NULL && atomic_load_explicit(&l->xcheck, memory_order_relaxed) == (lz_key ^ a ^ 1);
 }
@@ -400,6 +409,52 @@ static bool cache_take(size_t need, unsigned node, uintptr_t *base, size_t *size
     return true;
   }
   return false;
+}
+
+/* A 2 MiB unit of cached large memory of `node` for a new chunk
+ * (chunk.c's unit source, handed down by start.c): a heap that needs a
+ * chunk while freed large ranges wait here reuses their pages, most
+ * likely resident already, instead of faulting in fresh ones beside them
+ * (glibc reuses a freed big block's memory for blocks of any size alike;
+ * bench sqlite: its sorter's realloc-grown buffers, 16 MiB and less,
+ * waited here while the next statement's rows and cache pages faulted in
+ * new chunks: peak RSS 58-65 MB against glibc's 50.4). Takes the smallest
+ * cached range of at least a unit (the larger ones stay for large
+ * blocks), keeps its first unit and caches the rest. The unit's chunk map
+ * byte is CHUNK_NONE when it is returned (the chunk's own once chunk.c
+ * has made its header); its descriptor keeps what it said (a freed
+ * block's check word names a double free once the chunk has gone back).
+ * Its pages hold old data or zero. 0 if no cached range holds a whole
+ * unit, and at level 2 (guard pages in freed ranges). */
+uintptr_t large_cache_unit(unsigned node) {
+  if (LZ_LARGE_CACHE_ENTRIES == 0 || lz_secure2) return 0;
+  for (int attempt = 0; attempt < 4; attempt++) {
+    uint64_t best = 0;
+    size_t best_i = 0;
+    for (size_t i = 0, n = slots_seen(); i < n; i++) {
+      uint64_t v = atomic_load_explicit(&slots[i], memory_order_relaxed);
+      if (v == 0 || slot_size(v) < LZ_CHUNK_SIZE || (lz_numa_on && slot_node(v) != node)) continue;
+      if (best == 0 || slot_size(v) < slot_size(best)) {
+        best = v;
+        best_i = i;
+      }
+    }
+    if (best == 0) return 0;
+    if (!slot_take(best_i, best)) continue;
+    uintptr_t base = slot_base(best);
+    size_t size = slot_size(best);
+    if (lz_unlikely(lz_numa_on) && slot_node(best) != node) { /* changed before we took it */
+      cache_put(base, size, slot_node(best));
+      continue;
+    }
+    /* Counted out as range_unmap does (chunk.c counts it in as a chunk). */
+    atomic_fetch_sub_explicit(&lz_large_mapped, LZ_CHUNK_SIZE, memory_order_relaxed);
+    units_clear(base, LZ_CHUNK_SIZE);
+    if (lz_unlikely(lz_numa_on)) numa_account(node, -(ptrdiff_t)LZ_CHUNK_SIZE);
+    if (size > LZ_CHUNK_SIZE) cache_put(base + LZ_CHUNK_SIZE, size - LZ_CHUNK_SIZE, node);
+    return base;
+  }
+  return 0;
 }
 
 /* The caller holds [base, base + *size) with *size >= need: keeps the pages

@@ -39,6 +39,7 @@ lz_text_hot void process_init(void) {
   numa_init();
   security_init();
   secure_init(); /* level 2's keys, from the secret key */
+  chunk_unit_source(large_cache_unit); /* chunks reuse cached large memory */
   atomic_store_explicit(&lz_initialized, 2, memory_order_release);
   init_running = false;
   if (opt_get(OPT_VERBOSE)) {

@@ -12,7 +12,10 @@
  *   4. four live blocks of 1-8 MiB replaced at random 400 times: mapped
  *      stays within 1.5 x the largest possible live set;
  *   5. after freeing everything: large_in_use 0; after lz_trim(0): mapped
- *      back to the start.
+ *      back to the start;
+ *   6. small blocks that need new chunks while an 8 MiB range waits in the
+ *      cache take its units: mapped does not grow, the chunks lie in the
+ *      range, calloc's blocks there read zero; all back after a trim.
  * Timing can only make the cache give memory back earlier (decay), which
  * lowers mapped, so the bounds hold on a loaded machine too. */
 #include <stdint.h>
@@ -145,6 +148,29 @@ int main(void) {
   lz_trim(0);
   lz_stats_get(&st);
   CHECKF(st.mapped <= st0.mapped, "mapped %zu after trim, %zu at the start", st.mapped, st0.mapped);
+  /* 6. Chunks made of cached large memory. */
+  size_t m0 = mapped();
+  p = lz_malloc(8 * MiB);
+  CHECK(p != NULL);
+  memset(p, 0x77, 8 * MiB);
+  lz_free(p);
+  CHECKF(mapped() == m0 + 8 * MiB, "the freed 8 MiB block is not cached: mapped %zu, %zu before", mapped(), m0);
+  enum { SMALL = 3 * 2048 }; /* 6 MiB of 1000-byte blocks: three chunks at least */
+  static unsigned char *small[SMALL];
+  size_t inside = 0;
+  for (int i = 0; i < SMALL; i++) {
+    small[i] = i % 2 ? lz_calloc(1, 1000) : lz_malloc(1000);
+    CHECK(small[i] != NULL);
+    if (i % 2) CHECKF(tu_all_zero(small[i], 1000), "calloc(1000) block %d not zero", i);
+    memset(small[i], 0x33, 1000);
+    inside += small[i] >= p && small[i] < p + 8 * MiB;
+  }
+  CHECKF(mapped() <= m0 + 8 * MiB, "6 MiB of small blocks beside an 8 MiB cached range: mapped %zu MiB more",
+         (mapped() - m0 - 8 * MiB) >> 20);
+  CHECKF(inside >= SMALL / 2, "%zu of %d small blocks in the cached range", inside, SMALL);
+  for (int i = 0; i < SMALL; i++) lz_free(small[i]);
+  lz_trim(0);
+  CHECKF(mapped() <= m0, "mapped %zu after trim, %zu before", mapped(), m0);
   printf("large_reuse: ok (mapped +%zu MiB at most in the mixed phase)\n", peak >> 20);
   return 0;
 }
