@@ -16,7 +16,9 @@
  * limit of a span that takes fast frees, 0 for any other (6, sizeclass.h:
  * a slab's rotation is a constant), decode of the block's first word
  * with the double-free screen, one shift: no user address (6), push on
- * local_free and count (6, ret included). No statistics: stats.c reads
+ * the free list of its class queue's first span (6, ret included: the
+ * next malloc of the class takes it back, LIFO; span.front), or on
+ * local_free of any other span and count (8). No statistics: stats.c reads
  * the spans' counts. Foreign, remote and full-span frees go slow; a
  * span's last block (a medium block is its span's one block) calls
  * heap_free_last.
@@ -124,6 +126,15 @@ lz_inline void free_fast_to(void *p, void (*own)(void *, span_t *), void (*page)
       __asm__("" : "+r"(next)); /* keeps GCC from comparing via w ^ a */
       if (lz_unlikely(next >> LZ_USER_ADDR_BITS == 0)) goto own_slow;
       enc = mask;
+    }
+    /* The first span of its queue (internal.h, span invariants: front):
+     * on the list malloc pops, still charged to used (no count, and the
+     * pin keeps the span). A byte, so that the test is one compare with
+     * memory. */
+    if (s->front) {
+      b->enc_next = (uintptr_t)s->free ^ enc;
+      s->free = b;
+      return;
     }
     b->enc_next = (uintptr_t)s->local_free ^ enc;
     local_free_publish(s, b);

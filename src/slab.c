@@ -8,7 +8,10 @@
  * marks the span FULL and unlinks it. Installing a list charges all its
  * blocks to span->used at once, so the fast path counts nothing
  * (internal.h, span invariants; the statistics read the spans' counts,
- * heap_stats_t). A FULL span rejoins the queue when
+ * heap_stats_t). The owner's fast free pushes a block of a queue's first
+ * span on that span's `free` (LIFO: the class's next allocation takes the
+ * block freed last, whose lines are still in the cache; span.front), and
+ * a block of any other span on its local_free. A FULL span rejoins the queue when
  * one of its blocks is freed. A span whose last block is freed is retired
  * (its pages go back to the chunk) unless it is the queue's current span.
  * Only the heap's owner runs this code (see internal.h, Ownership).
@@ -28,9 +31,9 @@ lz_ro_hot const heap_empty_t lz_heap_empty_direct = {
 };
 
 /* The first span of a queue holds one extra count in `used` (its pin), so
- * frees never retire the span malloc is carving from, and the free fast
- * path needs no "is it current?" test: a span whose count reaches zero is
- * never a queue's first. */
+ * frees never retire the span malloc is carving from: a span whose count
+ * reaches zero is never a queue's first. Its `front` flag moves with the
+ * pin: the free fast path pushes that span's blocks on its free list. */
 void queue_remove(heap_t *heap, span_queue_t *q, span_t *s) {
   bool was_first = q->first == s;
   if (s->prev) s->prev->next = s->next; else q->first = s->next;
@@ -38,7 +41,11 @@ void queue_remove(heap_t *heap, span_queue_t *q, span_t *s) {
   s->next = s->prev = NULL;
   if (was_first) {
     s->used--;                         /* s loses the pin */
-    if (q->first) q->first->used++;    /* its successor gains it */
+    s->front = 0;
+    if (q->first) {                    /* its successor gains it */
+      q->first->used++;
+      q->first->front = 1;
+    }
     /* A first span has no holes (slab_malloc_local takes its local_free
      * as it is): its successor's are filled now. */
     if (q->first && lz_unlikely(q->first->flags & SPAN_HOLES)) slab_fill_holes(heap, q->first);
@@ -54,6 +61,8 @@ void queue_push_front(heap_t *heap, span_queue_t *q, span_t *s) {
   if (old) old->prev = s; else q->last = s;
   q->first = s;
   s->used++;
+  s->front = 1;
+  if (old) old->front = 0;
   heap_direct_update(heap, s->cls);
   if (old && --old->used == 0) slab_retire(heap, old);
 }

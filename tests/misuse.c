@@ -337,6 +337,23 @@ static void case_xthread_same_thread_twice(void) {
 static void case_corrupted_list(void) {
   char *keep = sized_block(); /* the span stays live */
   char *p = sized_block();
+  if (!secure_level2() && g_size > 1024) {
+    /* A slab's block (start-up's packed span, src/pack.c, holds blocks up
+     * to 1 KiB): freed on q, freed before it, at the head of its span's
+     * free list, it is the next block handed out (the one freed last),
+     * and the malloc after that finds the link it left bad and names it:
+     * with its bits flipped, ~q. */
+    char *q = sized_block();
+    free(q);
+    free(p);
+    volatile uint64_t *w = (volatile uint64_t *)tu_opaque_ptr(p);
+    expect(MSG_CORRUPT, (void *)~(uintptr_t)q, NULL);
+    w[0] = ~w[0];
+    if (tu_opaque_ptr(malloc(g_size)) != p) _exit(73);
+    (void)tu_opaque_ptr(malloc(g_size)); /* the head it left */
+    (void)keep;
+    return;
+  }
   expect(secure_level2() ? MSG_UAF : MSG_CORRUPT, p, NULL);
   free(p);
   /* Write after free over the block's free-list link. */

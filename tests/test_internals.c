@@ -327,7 +327,7 @@ static void test_loops(heap_t *heap) {
   }
   lz_heap_validate();
   /* calloc enters the slow path with the free list not empty: it pops from
-   * it (and the blocks freed since stay on local_free). */
+   * it, and zeroes the block freed last, which heads it (span.front). */
   int64_t in_use0 = raw_in_use();
   span_queue_t *q = &heap->queues[size_to_class(2048)]; /* above the inline calloc */
   void *a[64];
@@ -337,13 +337,53 @@ static void test_loops(heap_t *heap) {
     CHECK(a[n] != NULL);
     n++;
   } while (n < 64 && (q->first == NULL || q->first->free == NULL));
-  lz_free(a[--n]); /* the current span: a free list and a freed block */
-  CHECK(q->first != NULL && q->first->free != NULL && q->first->local_free != NULL);
+  memset(a[--n], 0xa5, 2048);
+  lz_free(a[n]); /* the current span's: on its free list */
+  CHECK(q->first != NULL && q->first->free == (lz_block_t *)a[n]);
   unsigned char *z = lz_calloc(1, 2048);
-  CHECK(z != NULL && tu_all_zero(z, 2048));
+  CHECK(z == a[n] && tu_all_zero(z, 2048));
   lz_heap_validate();
   lz_free(z);
   while (n > 0) lz_free(a[--n]);
+  lz_heap_validate();
+  CHECKF(!LZ_STATS || raw_in_use() == in_use0, "in_use %lld after freeing all, %lld before (blocks lost)",
+         (long long)raw_in_use(), (long long)in_use0);
+}
+
+/* ---- the owner's frees of a queue's first span: LIFO ---------------------- */
+/* For every slab class: a block freed into its queue's first span is the
+ * class's next allocation, without a slow path, and two freed in a row
+ * come back in reverse order (span.front: the fast free pushes on the list
+ * malloc pops); the counts stay exact. */
+static void test_lifo(heap_t *heap) {
+  if (heap->foreign != NULL) return; /* foreign blocks would come first */
+  slab_startup_end(heap);
+  int64_t in_use0 = raw_in_use();
+  for (unsigned cls = 1; cls < LZ_CLASSES && lz_class_size[cls] <= LZ_SLAB_MAX; cls++) {
+    size_t size = lz_class_size[cls];
+    /* Past blocks borrowed from bigger classes (slab.c), to the class's own. */
+    void *borrowed[64];
+    size_t nb = 0;
+    void *x;
+    while ((x = lz_malloc(size)) != NULL && span_of(x)->cls != cls && nb < 64) borrowed[nb++] = x;
+    void *y = lz_malloc(size), *z = lz_malloc(size);
+    CHECK(x != NULL && y != NULL && z != NULL);
+    span_t *s = span_of(y);
+    CHECKF(s->cls == cls && span_of(x) == s, "%zu B: blocks of another class or span", size);
+    CHECKF(s->front, "%zu B: the block just carved is not in its queue's first span", size);
+    uint64_t slow = heap->stats.slow_allocs;
+    lz_free(y);
+    CHECKF(lz_malloc(size) == y, "%zu B: the block freed last is not the next one handed out", size);
+    lz_free(x);
+    lz_free(y);
+    CHECKF(lz_malloc(size) == y && lz_malloc(size) == x, "%zu B: two frees not handed back in reverse", size);
+    CHECKF(!LZ_STATS || heap->stats.slow_allocs == slow, "%zu B: a freed block came back by the slow path", size);
+    lz_heap_validate();
+    lz_free(x);
+    lz_free(y);
+    lz_free(z);
+    while (nb > 0) lz_free(borrowed[--nb]);
+  }
   lz_heap_validate();
   CHECKF(!LZ_STATS || raw_in_use() == in_use0, "in_use %lld after freeing all, %lld before (blocks lost)",
          (long long)raw_in_use(), (long long)in_use0);
@@ -433,8 +473,8 @@ static void brk_pagemap(heap_t *h, void *sm, void *md) {
 static void brk_duplicate(heap_t *h, void *sm, void *md) {
   (void)h; (void)md;
   span_t *s = span_of(sm);
-  lz_free(sm); /* the owner's free: sm heads local_free */
-  CHECK(s->local_free == sm);
+  lz_free(sm); /* the owner's free: sm heads its queue's first span's free list */
+  CHECK(s->free == sm);
   block_set_next((lz_block_t *)sm, (lz_block_t *)sm); /* a cycle: sm twice */
 }
 static void brk_outside(heap_t *h, void *sm, void *md) {
@@ -442,6 +482,7 @@ static void brk_outside(heap_t *h, void *sm, void *md) {
   lz_free(sm);
   block_set_next((lz_block_t *)sm, (lz_block_t *)((uint8_t *)sm + 8)); /* not a block boundary */
 }
+static void brk_front(heap_t *h, void *sm, void *md) { (void)h; (void)md; span_of(sm)->front = 0; }
 static void brk_direct(heap_t *h, void *sm, void *md) { (void)sm; (void)md; h->direct[3] = &lz_span_empty; }
 static void brk_in_use(heap_t *h, void *sm, void *md) { (void)sm; (void)md; h->stats.in_use += 16; }
 static void brk_queue(heap_t *h, void *sm, void *md) { (void)md; h->queues[span_of(sm)->cls].last = NULL; }
@@ -517,6 +558,7 @@ int main(void) {
   }
   test_loops(heap); /* first: no foreign blocks yet */
   test_borrow(heap);
+  test_lifo(heap);
   test_spans(heap);
   test_slab_max();
   test_mcache(heap);
@@ -533,6 +575,7 @@ int main(void) {
   expect_caught("chunk.pagemap", brk_pagemap);
   expect_caught("span.list.duplicate", brk_duplicate);
   expect_caught("span.list.boundary", brk_outside);
+  expect_caught("span.front", brk_front);
   expect_caught("heap.direct", brk_direct);
   expect_caught("queue.ends", brk_queue);
   if (LZ_HEAPS == 0) expect_caught("foreign.dry", brk_foreign_dry);
