@@ -1168,12 +1168,29 @@ lz_text_hot void heap_free_own(void *p, span_t *s) {
     free_page_general(p, s);
 }
 
+/* heap_free_page's every case but another heap's slab block that
+ * remote_free_fast took: the owner's medium or packed block, or the
+ * general path. */
+lz_text_hot static lz_noinline void free_page_other(void *p, span_t *s) {
+  chunk_t *c = (chunk_t *)((uintptr_t)p & ~LZ_CHUNK_MASK);
+  heap_t *self = lz_heap_tls;
+  /* The chunk's owner is never LZ_HEAP_EMPTY. */
+  if (s->kind == SPAN_MEDIUM && c->heap == self && !lz_secure2 &&
+      (uintptr_t)p == (uintptr_t)c + ((uintptr_t)s->page << LZ_PAGE_SHIFT))
+    free_own_medium(p, s);
+  else if (lz_unlikely(span_packed(s)) && c->heap == self)
+    free_own_packed(p, s);
+  else
+    free_page_general(p, s);
+}
+
 /* Frees of pointers into our chunks that the fast path did not finish:
  * another heap's block (a remote free), a full span, or a failed fast
  * check. The fast path found p in the chunk map already. The common
- * remote free ends in remote_free_fast (inlined at link time), which
- * needs none of the registers free_page_general saves; everything else
- * is a tail call. */
+ * remote free, a slab block of another heap (its span's kind and class
+ * tested first: a packed span's class is 0), ends in remote_free_fast
+ * (inlined at link time), which calls nothing but tail calls, so no
+ * register is saved; everything else is a tail call too. */
 lz_text_hot void heap_free_page(void *p) {
   /* Past the user range: the fast path looked at the chunk map with the
    * index masked (alloc.h); never ours. */
@@ -1183,16 +1200,8 @@ lz_text_hot void heap_free_page(void *p) {
   }
   chunk_t *c = (chunk_t *)((uintptr_t)p & ~LZ_CHUNK_MASK);
   span_t *s = chunk_span_of(c, (uintptr_t)p);
-  heap_t *self = lz_heap_tls;
-  /* The kind first: a slab block (a remote free, the usual case here)
-   * costs this one test more. The chunk's owner is never LZ_HEAP_EMPTY. */
-  if (s->kind == SPAN_MEDIUM && c->heap == self && !lz_secure2 &&
-      (uintptr_t)p == (uintptr_t)c + ((uintptr_t)s->page << LZ_PAGE_SHIFT))
-    free_own_medium(p, s);
-  else if (lz_unlikely(span_packed(s)) && c->heap == self)
-    free_own_packed(p, s);
-  else if (!remote_free_fast(self, p, s)) /* the common remote free: kept here or batched */
-    free_page_general(p, s);
+  if (lz_likely(s->kind == SPAN_SLAB && s->cls != 0) && remote_free_fast(lz_heap_tls, p, s)) return;
+  free_page_other(p, s);
 }
 
 /* Frees block p of span s (validated). */

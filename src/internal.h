@@ -1099,7 +1099,8 @@ void *foreign_alloc(heap_t *heap, unsigned cls);
 uint32_t foreign_count(const heap_t *heap, unsigned cls, uint32_t limit);
 void foreign_flush(heap_t *heap);
 /* free's slow entry tries this first for p, a pointer into one of our
- * chunks, s, the descriptor its page maps to (spans[0] if none), and self,
+ * chunks, s, the descriptor its page maps to, a slab span (kind SPAN_SLAB)
+ * but a packed one, and self,
  * the calling thread's heap (LZ_HEAP_EMPTY if none): true if p was a block
  * of another heap's slab and is now kept on self's foreign list or batched
  * home, counted as a slow-path entry of self; false for everything else

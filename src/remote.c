@@ -125,6 +125,38 @@ static bool link_in_span(const span_t *s, const lz_block_t *b) {
   return block_index(d - start, s->inv, span_shift(s)) < s->reserved;
 }
 
+/* batch_add's other case: no pending batch of this heap is s's in slot's
+ * place (the first slot of s's pair). Out of line, so that batch_add's
+ * common case, inlined into remote_free_fast, calls nothing but its
+ * closing flush (a tail call) and saves no register. */
+static lz_noinline void batch_add_new(heap_t *self, span_t *s, lz_block_t *b, bool suspect, unsigned slot) {
+  remote_batch_t *rb = &self->rbatch[slot];
+  if (s->kind == SPAN_MEDIUM) {
+    /* A medium span holds one block: its chain is complete at once, and
+     * waiting for the tick would only keep the span (up to 1 MiB of
+     * resident pages) from its owner's next allocation. None is ever
+     * batched. */
+    remote_send(span_chunk(s)->heap, b, b, 1, suspect);
+    return;
+  }
+  /* Two ways: the pair's other slot, if it holds s or is free. */
+  remote_batch_t *alt = &self->rbatch[slot ^ 1];
+  if (alt->span == s || (rb->count != 0 && alt->count == 0)) {
+    slot ^= 1;
+    rb = alt;
+  } else if (rb->count != 0) {
+    batch_flush(self, slot);
+  }
+  rb->span = s;
+  if (lz_unlikely(b == rb->head)) lz_fatal_pointer("double free", "free", b);
+  if (suspect) rb->suspect = true;
+  if (rb->count == 0) rb->tail = b;
+  block_set_next(b, rb->head);
+  rb->head = b;
+  self->rbatch_pending |= 1u << slot;
+  if (++rb->count >= LZ_REMOTE_BATCH) batch_flush(self, slot);
+}
+
 /* Links b into this heap's batch for its span (b already screened and
  * marked in flight). */
 lz_inline void batch_add(heap_t *self, span_t *s, lz_block_t *b, bool suspect) {
@@ -132,22 +164,8 @@ lz_inline void batch_add(heap_t *self, span_t *s, lz_block_t *b, bool suspect) {
   unsigned slot = remote_slot_of(s);
   remote_batch_t *rb = &self->rbatch[slot];
   if (rb->span != s) { /* always for a medium block: none is ever batched */
-    if (s->kind == SPAN_MEDIUM) {
-      /* A medium span holds one block: its chain is complete at once, and
-       * waiting for the tick would only keep the span (up to 1 MiB of
-       * resident pages) from its owner's next allocation. */
-      remote_send(span_chunk(s)->heap, b, b, 1, suspect);
-      return;
-    }
-    /* Two ways: the pair's other slot, if it holds s or is free. */
-    remote_batch_t *alt = &self->rbatch[slot ^ 1];
-    if (alt->span == s || (rb->count != 0 && alt->count == 0)) {
-      slot ^= 1;
-      rb = alt;
-    } else if (rb->count != 0) {
-      batch_flush(self, slot);
-    }
-    rb->span = s;
+    batch_add_new(self, s, b, suspect, slot);
+    return;
   }
   if (lz_unlikely(b == rb->head)) lz_fatal_pointer("double free", "free", b);
   if (suspect) rb->suspect = true;
@@ -451,26 +469,50 @@ static lz_noinline bool foreign_push(heap_t *self, span_t *s, lz_block_t *b) {
   return true;
 }
 
+/* remote_free_fast's: b joins f, a list that is not installed (the
+ * first block since the list was last uninstalled installs it). */
+static lz_noinline void foreign_keep(heap_t *self, span_t *f, lz_block_t *b) { foreign_link(self, f, b); }
+
+/* Does word 0 of b decode to a user address (NULL included)? Every link
+ * of a list does (block_maybe_free, exact, is a subset), so a block that
+ * does not is on no list; a live block's word decodes so only by chance
+ * (security.h). One shift, as free's fast path screens (alloc.h). */
+lz_inline bool word_maybe_link(const lz_block_t *b) {
+  return ((uintptr_t)block_next(b) >> LZ_USER_ADDR_BITS) == 0;
+}
+
 lz_text_hot bool remote_free_fast(heap_t *self, void *p, span_t *s) {
   chunk_t *c = (chunk_t *)((uintptr_t)p & ~LZ_CHUNK_MASK);
+  lz_assert(s->kind == SPAN_SLAB && !span_packed(s));
   /* The empty heap has no fields beyond direct[] and queues[]: compared
    * first. Its tick is due: the general path takes this entry. */
   if (self == LZ_HEAP_EMPTY || c->heap == self || lz_secure2 ||
       ((self->slow_count + 1) & (HEAP_TICK_EVERY - 1)) == 0)
     return false;
-  /* A packed span's block: the general path checks its map first. */
-  if (s->kind != SPAN_SLAB || span_packed(s) || !slab_holds(s, p)) return false;
+  /* A block boundary below the carved limit: s is the descriptor of p's
+   * page (heap_free_page), so p lies in the slab's pages, where its index
+   * alone says so (sizeclass.h, span_slab_index). */
+  if (span_slab_index(s, (uintptr_t)p) >= __atomic_load_n(&s->capacity, __ATOMIC_RELAXED)) return false;
   lz_block_t *b = (lz_block_t *)p;
   /* Maybe on a list (a block in flight or listed has word 0 so too):
    * the general path's screens. */
-  if (LZ_SECURE && block_maybe_free(b)) return false;
+  if (LZ_SECURE && word_maybe_link(b)) return false;
   self->slow_count++;
   if (foreign_wanted(self, s)) {
     if (lz_unlikely(self->foreign == NULL || lz_numa_on)) return false; /* foreign_push: first list, node */
     span_t *f = &self->foreign[s->cls];
-    if (f->free == NULL && (f->flags & FOREIGN_INSTALLED)) f->used = 0;
-    if (f->used < f->reserved) {
-      foreign_link(self, f, b);
+    if (lz_likely(f->flags & FOREIGN_INSTALLED)) {
+      /* foreign_link's, for an installed list (nothing to charge) */
+      if (f->free == NULL) f->used = 0;
+      if (f->used < f->reserved) {
+        if (LZ_SECURE) block_set_next(b + 1, b);
+        block_set_next(b, f->free);
+        f->free = b;
+        f->used++;
+        return true;
+      }
+    } else if (f->used < f->reserved) {
+      foreign_keep(self, f, b);
       return true;
     }
   }

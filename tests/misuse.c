@@ -29,7 +29,8 @@
  * (there linked to another chunk, above or below the block's), after
  * the owner thread exited, after malloc_trim gave the freed memory back,
  * and in a fork child; frees
- * of interior, never-carved, freed-span, cached-range and memalign'd
+ * of interior, never-carved (also by another thread that keeps the
+ * size's blocks), freed-span, cached-range and memalign'd
  * pointers. A case that survives, or hands an address out twice (exit
  * 78), fails. `misuse --cxx` checks that every operator delete form names
  * itself in its reports.
@@ -987,6 +988,28 @@ static void case_audit_uncarved(void) {
     if (a == b) _exit(78);
   }
 }
+/* A pointer that is no block, freed by another thread that allocates the
+ * size and keeps the owner's blocks of it (its foreign lists mapped by the
+ * owner's block it frees first): its own checks (remote.c,
+ * remote_free_fast) must name the pointer, never keep it for reuse nor
+ * send it home. */
+static void xthread_no_block(char *bad, const char *alt) {
+  char *good = sized_block();
+  helper_t h;
+  helper_start(&h, 1);
+  expect(MSG_INVALID, bad, alt);
+  helper_free(&h, good, bad);
+  owner_collect();
+  int mine = alloc_many(bad);
+  helper_end(&h, bad, mine);
+  owner_collect();
+}
+static void case_audit_xthread_interior(void) { xthread_no_block(tu_opaque_ptr(sized_block() + 8), NULL); }
+static void case_audit_xthread_uncarved(void) {
+  char *p = sized_block();
+  size_t step = g_size <= 16 ? 16 : (g_size + 15) & ~(size_t)15;
+  xthread_no_block(tu_opaque_ptr(p + (g_size > 32768 ? 4096 : 64 * step)), g_size <= 32768 ? MSG_DOUBLE : NULL);
+}
 /* Into a freed block's memory (medium: a freed span, cached or given
  * back; large: a cached range). */
 static void case_audit_freed_interior(void) {
@@ -1240,6 +1263,8 @@ int main(int argc, char **argv) {
         {"interior_half", case_audit_interior_half},
         {"interior_page", case_audit_interior_page},
         {"uncarved", case_audit_uncarved},
+        {"xthread_interior", case_audit_xthread_interior},
+        {"xthread_uncarved", case_audit_xthread_uncarved},
         {"freed_interior", case_audit_freed_interior},
         {"cached_unit", case_audit_cached_unit},
         {"memalign_double", case_audit_memalign_double},
