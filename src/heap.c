@@ -197,7 +197,7 @@ static uint64_t orphan_idle_at(const heap_t *h) {
 static void orphan_adopted(heap_t *h) {
   long delay = opt_get(OPT_PURGE_DELAY);
   if (delay <= 0 || (!h->orphan_purged && h->orphan_shift == 0)) return;
-  uint64_t waited = os_now_ms() - h->abandoned_at;
+  uint64_t waited = heap_now(h) - h->abandoned_at;
   if (h->orphan_purged) {
     /* Long enough for this wait, with room to spare (one more shift). */
     h->orphan_purged = 0;
@@ -339,9 +339,10 @@ lz_text_hot static uint64_t heap_purge(heap_t *heap, bool force, int holes, bool
 }
 
 /* Collects remote frees, gives idle medium spans back, and purges what is
- * due (heap_purge); with force, also flushes our own remote batches,
- * frees the (empty) current slab of each class and purges everything. */
-static void collect(heap_t *heap, bool force, int holes) {
+ * due at `now` (heap_purge; the heap's clock); with force, also flushes
+ * our own remote batches, frees the (empty) current slab of each class and
+ * purges everything. Returns when something next falls due (heap_purge). */
+static uint64_t collect(heap_t *heap, bool force, int holes, uint64_t now) {
   heap_enter(heap);
   if (force) {
     foreign_flush(heap);
@@ -359,15 +360,16 @@ static void collect(heap_t *heap, bool force, int holes) {
       slab_release(heap, s);
     }
   }
-  heap_purge(heap, force, holes, true, os_now_ms());
+  uint64_t next = heap_purge(heap, force, holes, true, now);
   heap_leave(heap);
+  return next;
 }
 
 /* With force, the slabs' holes are punched at once too (malloc_trim,
  * memory short); an idle orphan collected whole (collect) has them
  * punched on their own schedule: walking every free list on every tick
  * would cost more than it gives. */
-void heap_collect(heap_t *heap, bool force) { collect(heap, force, force ? HOLES_ALL : HOLES_DUE); }
+void heap_collect(heap_t *heap, bool force) { collect(heap, force, force ? HOLES_ALL : HOLES_DUE, heap_now(heap)); }
 
 /* The owning thread is exiting. Its memory is not purged here: a thread
  * starting soon adopts the heap with its pages still warm (thread churn
@@ -384,8 +386,11 @@ void heap_abandon(heap_t *heap) {
     if (heap->queues[cls].first != NULL) slab_uncache(heap, heap->queues[cls].first);
   remote_flush_all(heap);
   if (lz_unlikely(heap->secure != NULL)) secure_collect(heap, true); /* the quarantine is the thread's */
-  collect(heap, false, HOLES_NONE); /* holes: see orphan_collect */
-  heap->abandoned_at = os_now_ms();
+  collect(heap, false, HOLES_NONE, heap_now(heap)); /* holes: see orphan_collect */
+  heap_enter(heap); /* the clock's fields are under the heap lock (the janitor syncs them) */
+  heap->abandoned_at = heap_now(heap);
+  heap->wait_seen_ns = 0; /* no owner: its clock runs with the wall clock */
+  heap_leave(heap);
   if (lz_heap_tls == heap) heap_tls_set(LZ_HEAP_EMPTY);
   atomic_store_explicit(&heap->xowner, 0, memory_order_relaxed);
   atomic_fetch_add_explicit(&orphan_count, 1, memory_order_relaxed);
@@ -452,21 +457,38 @@ lz_text_hot size_t heaps_reclaim_gone(unsigned budget) {
   return n;
 }
 
-/* An orphan held by the caller, collected: whole if idle past its delay
- * (holes punched too if idle_holes, else on their schedule) or if force
- * (malloc_trim, memory short: not counted as idle, and holes always).
- * Before its delay its slabs are not looked at for holes: the orphan is
- * expected back (its delay is the one its adoptions taught it,
- * orphan_adopted), and the next thread would fault the punched pages in
- * again while the orphan, which allocates nothing, could not tell the
- * holes' own refault backoff (purge.c, "Refaults") that they were
- * wanted. Returns whether it was idle. */
-static bool orphan_collect(heap_t *h, bool force, bool idle_holes, uint64_t now) {
-  bool idle = now >= orphan_idle_at(h);
-  int holes = force || (idle && idle_holes) ? HOLES_ALL : idle ? HOLES_DUE : HOLES_NONE;
-  collect(h, force || idle, holes);
+/* An orphan held by the caller, collected in three stages of its clock
+ * (heap_now; an orphan's runs with the wall clock):
+ *   within its delay (orphan_idle_at): remote frees, and its free pages
+ *     decay on their own schedule (purge.c); its slabs are not looked at
+ *     for holes: the orphan is expected back (its delay is the one its
+ *     adoptions taught it, orphan_adopted), and the next thread would
+ *     fault the punched pages in again while the orphan, which allocates
+ *     nothing, could not tell the holes' own refault backoff (purge.c,
+ *     "Refaults") that they were wanted;
+ *   idle past it: the same, and holes on their schedule; counted as idle
+ *     (orphan_purged: its next adoption lengthens the delay);
+ *   idle ORPHAN_WHOLE_MS past it, or force (malloc_trim, memory short):
+ *     collected whole (its current slabs freed, every free page and kept
+ *     chunk given back; holes all punched if idle_holes or force).
+ * Collecting an orphan whole as soon as its delay passed gave back pages
+ * the next round of threads was about to take (rptest: 40-56 % of the
+ * pages it purged were orphans' collected whole at 10 ms, a gap between
+ * two rounds of threads that a loaded machine easily stretches); the
+ * decay gives them back as it would a live heap's, and all of it goes
+ * back within a second and a quarter of the idle stage anyway.
+ * Returns when to look again (heap time), UINT64_MAX once collected whole. */
+#define ORPHAN_WHOLE_MS 1000
+static uint64_t orphan_collect(heap_t *h, bool force, bool idle_holes, uint64_t now) {
+  uint64_t idle_at = orphan_idle_at(h);
+  bool idle = now >= idle_at;
+  bool whole = force || (idle && now - idle_at >= ORPHAN_WHOLE_MS);
+  int holes = whole && (force || idle_holes) ? HOLES_ALL : idle ? HOLES_DUE : HOLES_NONE;
+  uint64_t next = collect(h, whole, holes, now);
   if (idle && !force) h->orphan_purged = 1;
-  return idle;
+  if (whole) return UINT64_MAX;
+  uint64_t stage = idle ? idle_at + ORPHAN_WHOLE_MS : idle_at;
+  return stage < next ? stage : next;
 }
 
 /* Collects the remote frees and empty spans of every orphan heap nobody
@@ -496,7 +518,7 @@ size_t heaps_collect_orphans(bool force) {
       st = atomic_load_explicit(&h->xstate, memory_order_relaxed);
     }
     if (st != HEAP_ORPHAN || !heap_hold_orphan(h)) continue;
-    orphan_collect(h, force, false, os_now_ms());
+    orphan_collect(h, force, false, heap_now(h));
     heap_release_orphan(h);
     n++;
   }
@@ -519,16 +541,22 @@ static uint64_t heaps_purge_background(uint64_t now) {
       if (!lz_trylock(&h->lock)) {
         due = now; /* its owner is in a slow path: next pass */
       } else {
-        due = heap_purge(h, false, HOLES_DUE, LZ_HEAPS > 0, now);
-        uint64_t collapse = purge_heap_collapse(h, now);
+        /* The owner's waits for a CPU delay its purge (purge.c, "Clock"). */
+        uint32_t tid = (uint32_t)atomic_load_explicit(&h->xowner, memory_order_relaxed);
+        if (tid != 0) purge_clock_sync(h, tid);
+        uint64_t hnow = heap_time(h, now);
+        due = heap_purge(h, false, HOLES_DUE, LZ_HEAPS > 0, hnow);
+        h->purge_wake = due;
+        uint64_t collapse = purge_heap_collapse(h, hnow);
         if (collapse < due) due = collapse;
-        uint64_t watch = medium_cache_watch(h, now);
+        uint64_t watch = medium_cache_watch(h, hnow);
         if (watch < due) due = watch;
+        due = heap_wall(h, due);
         lz_unlock(&h->lock);
       }
     } else if (state == HEAP_ORPHAN) {
       if (!heap_hold_orphan(h)) continue;
-      if (!orphan_collect(h, false, true, now)) due = orphan_idle_at(h);
+      due = heap_wall(h, orphan_collect(h, false, true, heap_time(h, now)));
       heap_release_orphan(h);
     }
     if (due < next) next = due;
@@ -573,7 +601,8 @@ lz_text_hot static void heap_purge_tick(heap_t *heap) {
   long delay = opt_get(OPT_PURGE_DELAY);
   heap->purge_next = now + (uint64_t)(delay > 1 ? delay / 2 : 1);
   if (delay < 0) return;
-  heap_purge(heap, false, HOLES_DUE, true, now);
+  purge_clock_sync(heap, 0); /* purge.c, "Clock" */
+  heap->purge_wake = heap_purge(heap, false, HOLES_DUE, true, heap_time(heap, now));
   chunk_pool_trim(false);
   large_cache_trim(false);
   heaps_collect_orphans(false);

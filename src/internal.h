@@ -732,6 +732,16 @@ typedef struct heap_s {
   /* Its chunks' purge delay is the option's << decay_shift (purge.c,
    * "Refaults"). Heap lock. */
   uint8_t decay_shift;
+  /* The heap's clock (purge.c, "Clock"), which every purge time of the heap
+   * reads (purge_at, empty_used_at, holes_at, abandoned_at ...): heap_now()
+   * = os_now_ms() - lag_ms. lag_ms only grows: the time the heap's owner
+   * thread spent runnable but not running (waiting for a CPU) while the
+   * heap had something to purge. wait_seen_ns: that thread's wait
+   * (os_thread_wait_ns) at the last reading, 0: none to count from (a new
+   * owner, an orphan, nothing pending). purge_wake: the heap's purge had
+   * something pending at its last look, or pages were freed since (0);
+   * UINT64_MAX: nothing. Heap lock. */
+  uint64_t lag_ms, wait_seen_ns, purge_wake;
   /* Its chunks' chunk map byte: an id CHUNK_HEAP_FIRST .. CHUNK_HEAP_LAST
    * of its own (the first heaps made below level 2, for ever: a heap is
    * never freed, an orphan keeps it for its next thread), else
@@ -790,6 +800,7 @@ int os_thread_start(void *(*fn)(void *), void *stack, size_t size); /* 0 or an e
 void os_thread_name(const char *name);                        /* the calling thread's, <= 15 chars */
 size_t os_resident_bytes(void);
 long os_read_file(const char *path, char *buf, size_t n); /* bytes read or -1 */
+uint64_t os_thread_wait_ns(uint32_t tid); /* runnable, not running (ns); tid 0: the caller */
 lz_noreturn void os_abort(void);
 /* Hardening level 2: a SIGSEGV handler that calls hook(address) for every
  * write or read of a PROT_NONE page (the hook reports and aborts if the
@@ -1189,6 +1200,15 @@ bool secure_locked(const heap_t *h);
  * become holes: LZ_HOLES_AFTER_MS, doubled per refault the same way and
  * within the same bound (heap_t.holes_shift). */
 lz_inline uint64_t holes_delay(const heap_t *heap) { return (uint64_t)LZ_HOLES_AFTER_MS << heap->holes_shift; }
+/* The heap's clock (ms): wall time less the waits of its owner for a CPU
+ * (purge.c, "Clock"). */
+lz_inline uint64_t heap_time(const heap_t *heap, uint64_t wall) {
+  return wall > heap->lag_ms ? wall - heap->lag_ms : 0;
+}
+lz_inline uint64_t heap_now(const heap_t *heap) { return heap_time(heap, os_now_ms()); }
+/* A time of the heap's clock as wall time (the janitor's schedule). */
+lz_inline uint64_t heap_wall(const heap_t *heap, uint64_t t) { return t == UINT64_MAX ? t : t + heap->lag_ms; }
+void purge_clock_sync(heap_t *heap, uint32_t tid);
 uint64_t purge_heap(heap_t *heap, bool force, uint64_t now);
 uint64_t purge_heap_holes(heap_t *heap, bool force, bool exclusive, uint64_t now);
 uint64_t purge_heap_collapse(heap_t *heap, uint64_t now);

@@ -443,6 +443,38 @@ lz_text_hot long os_read_file(const char *path, char *buf, size_t n) {
   return total;
 }
 
+/* Time the thread has spent runnable but waiting for a CPU (ns), from the
+ * second field of its schedstat: the calling thread's (tid 0) or, in this
+ * process, thread tid's. UINT64_MAX if it cannot be read (no /proc, a
+ * kernel without schedstat, a sandbox). The path strings sit with the hot
+ * read-only data: purge ticks read them in every process that frees. */
+lz_ro_hot static const char k_schedstat_self[] = "/proc/thread-self/schedstat";
+lz_ro_hot static const char k_task[] = "/proc/self/task/";
+lz_ro_hot static const char k_schedstat[] = "/schedstat";
+uint64_t os_thread_wait_ns(uint32_t tid) {
+  char path[64], buf[96];
+  const char *p = k_schedstat_self;
+  if (tid != 0) {
+    size_t n = 0;
+    for (const char *s = k_task; *s; s++) path[n++] = *s;
+    n += fmt_u64(path + n, tid);
+    for (const char *s = k_schedstat; *s; s++) path[n++] = *s;
+    path[n] = 0;
+    p = path;
+  }
+  long n = os_read_file(p, buf, sizeof buf - 1);
+  if (n <= 0) return UINT64_MAX;
+  buf[n] = 0;
+  const char *s = buf;
+  while (*s >= '0' && *s <= '9') s++; /* time on the CPU */
+  if (*s != ' ') return UINT64_MAX;
+  s++;
+  if (*s < '0' || *s > '9') return UINT64_MAX;
+  uint64_t wait = 0;
+  while (*s >= '0' && *s <= '9') wait = wait * 10 + (uint64_t)(*s++ - '0');
+  return wait;
+}
+
 size_t os_resident_bytes(void) {
   char buf[128];
   long n = os_read_file("/proc/self/statm", buf, sizeof buf - 1);

@@ -52,7 +52,7 @@ void pages_decommit(chunk_t *c, size_t first, size_t n) {
 static void pages_dense(chunk_t *c) {
   if (opt_get(OPT_HUGEPAGES) != HUGE_AUTO) return;
   c->huge = os_hugepage(c, LZ_CHUNK_SIZE, false) == 0 ? CHUNK_HUGE_ADVISED : CHUNK_HUGE_COLLAPSED;
-  c->huge_at = os_now_ms();
+  c->huge_at = heap_now(c->heap);
 }
 
 /* span_alloc took pages [first, first + n) of c (free_map and free_pages
@@ -64,10 +64,10 @@ lz_text_hot bool pages_taken(heap_t *heap, chunk_t *c, size_t first, size_t n, b
      * reads none (its first clock read costs page faults of its own). */
     if (!fresh) { /* one of the kept empty chunks */
       heap->empty_count--;
-      heap->empty_used_at = os_now_ms();
+      heap->empty_used_at = heap_now(heap);
       heap->empty_idle_keep = heap->empty_keep;
     } else if (heap->empty_released_at != 0 && heap->empty_keep < EMPTY_KEEP_MAX &&
-               os_now_ms() < heap->empty_released_at + EMPTY_CHURN_MS) {
+               heap_now(heap) < heap->empty_released_at + EMPTY_CHURN_MS) {
       heap->empty_keep++;
     }
   }
@@ -108,8 +108,9 @@ void pages_release_kept(heap_t *heap, chunk_t *c, uint64_t now) {
 void pages_freed(chunk_t *c, size_t first, size_t n) {
   heap_t *heap = c->heap;
   long delay = opt_get(OPT_PURGE_DELAY);
+  if (delay > 0) heap->purge_wake = 0; /* something to purge (purge.c, "Clock") */
   if (c->free_pages == LZ_USABLE_PAGES) {
-    uint64_t now = os_now_ms();
+    uint64_t now = heap_now(heap);
     c->purge_at = 0;
     c->decay_base = 0;
     c->decayed = 0;
@@ -135,7 +136,7 @@ void pages_freed(chunk_t *c, size_t first, size_t n) {
       c->decayed = 0;
       if (heap->decay_shift > 0) heap->decay_shift--;
     }
-    c->purge_at = os_now_ms() + pages_purge_delay(c, delay);
+    c->purge_at = heap_now(heap) + pages_purge_delay(c, delay);
     c->hot = 0;
     janitor_notify();
   }

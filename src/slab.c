@@ -337,7 +337,7 @@ static void slab_holes_arm(heap_t *heap) {
   /* The clock of the heap's last purge tick when it has had one: a fork
    * child that frees a block of a full slab then reads no clock (whose
    * code and data pages it would fault in). */
-  heap->holes_at = (heap->slow_clock != 0 ? heap->slow_clock : os_now_ms()) + holes_delay(heap);
+  heap->holes_at = heap_time(heap, heap->slow_clock != 0 ? heap->slow_clock : os_now_ms()) + holes_delay(heap);
   heap->holes_hot = 0;
   janitor_notify();
 }

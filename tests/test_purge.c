@@ -37,11 +37,25 @@
  *                        (rounded up, not compounded per look): all kept
  *                        for the first tens of ms, all back at the
  *                        window's end (synthetic times, no janitor).
+ *   test_purge clock     the heap's clock leaves out the time its thread
+ *                        waited for a CPU: pinned to one CPU beside a
+ *                        busy thread, the thread spins for 300 ms; its
+ *                        heap's lag grows by its runqueue wait (schedstat),
+ *                        to the millisecond, and not at all while the heap
+ *                        has nothing to purge.
+ *   test_purge orphan_stages  an orphan idle past its delay keeps its
+ *                        pages (their decay is not due; counted as idle),
+ *                        and is collected whole only a second later
+ *                        (times set back, no janitor).
  *   test_purge orphan_busy  a thread that starts while the only orphan is
  *                        held for a moment (BUSY: a collector) waits for it
  *                        and adopts it: no new heap.
  */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* CPU sets, sched_getcpu */
+#endif
 #include <pthread.h>
+#include <sched.h>
 #include <semaphore.h>
 #include <sys/mman.h>
 
@@ -390,6 +404,73 @@ static void run_empty_keep(void) {
   printf("empty_keep: kept empty chunks follow the smoothstep schedule of their idle time\n");
 }
 
+/* ---- the heap's clock ------------------------------------------------------------ */
+static _Atomic(bool) hog_stop;
+static _Atomic(uint32_t) hog_tid;
+static void *hog(void *arg) {
+  (void)arg;
+  atomic_store(&hog_tid, (uint32_t)os_thread_ident());
+  while (!atomic_load_explicit(&hog_stop, memory_order_relaxed)) {
+  }
+  return NULL;
+}
+
+static void spin_ms(uint64_t ms) {
+  uint64_t end = os_now_ms() + ms;
+  while (os_now_ms() < end) {
+  }
+}
+
+static void run_clock(void) {
+  if (os_thread_wait_ns(0) == UINT64_MAX) {
+    printf("skipped: no schedstat here\n");
+    return;
+  }
+  CHECK(lz_malloc(16) != NULL);
+  heap_t *heap = lz_heap_tls;
+  /* This thread and a busy one on one CPU: each waits while the other runs. */
+  cpu_set_t one;
+  CPU_ZERO(&one);
+  CPU_SET(sched_getcpu(), &one);
+  CHECK(sched_setaffinity(0, sizeof one, &one) == 0);
+  pthread_attr_t attr;
+  CHECK(pthread_attr_init(&attr) == 0 && pthread_attr_setaffinity_np(&attr, sizeof one, &one) == 0);
+  pthread_t t;
+  CHECK(pthread_create(&t, &attr, hog, NULL) == 0);
+  while (atomic_load(&hog_tid) == 0) sched_yield();
+  heap_enter(heap);
+  /* Nothing to purge: nothing read, nothing counted. */
+  heap->purge_wake = UINT64_MAX;
+  uint64_t lag0 = heap->lag_ms;
+  purge_clock_sync(heap, 0);
+  spin_ms(100);
+  purge_clock_sync(heap, 0);
+  CHECKF(heap->lag_ms == lag0 && heap->wait_seen_ns == 0, "lag %llu -> %llu with nothing to purge",
+         (unsigned long long)lag0, (unsigned long long)heap->lag_ms);
+  /* Something to purge: the waits count. */
+  heap->purge_wake = 0;
+  purge_clock_sync(heap, 0); /* the base */
+  uint64_t w0 = heap->wait_seen_ns, lag1 = heap->lag_ms, t0 = os_now_ms();
+  CHECK(w0 != 0 || os_thread_wait_ns(0) == 0);
+  spin_ms(300);
+  uint64_t other = os_thread_wait_ns(atomic_load(&hog_tid)); /* another thread's, as the janitor reads it */
+  purge_clock_sync(heap, 0);
+  uint64_t w1 = os_thread_wait_ns(0), wall = os_now_ms() - t0, lag = heap->lag_ms - lag1;
+  CHECK(other != UINT64_MAX && other > 0);
+  CHECKF(lag <= (w1 - w0) / 1000000u && lag + 1 >= (w1 - w0) / 1000000u, "lag %llu ms, waited %llu ms",
+         (unsigned long long)lag, (unsigned long long)((w1 - w0) / 1000000u));
+  /* Beside a busy thread, about half of the wall time was a wait. */
+  CHECKF(lag >= wall / 4, "lag %llu ms in %llu ms beside a busy thread", (unsigned long long)lag,
+         (unsigned long long)wall);
+  CHECK(heap_now(heap) <= os_now_ms() - heap->lag_ms);
+  heap_leave(heap);
+  atomic_store(&hog_stop, true);
+  CHECK(pthread_join(t, NULL) == 0);
+  lz_heap_validate();
+  printf("clock: %llu ms of %llu ms waited for the CPU, left out of the heap's clock\n", (unsigned long long)lag,
+         (unsigned long long)wall);
+}
+
 /* ---- refaults of holes ------------------------------------------------------ */
 enum { HR_N = 16384, HR_SIZE = 256, HR_KEEP = 64, HR_FULL = 64, HR_FULL_SIZE = 2048 };
 static void *hr_blocks[HR_N];
@@ -538,6 +619,57 @@ static void run_orphan(void) {
          (unsigned long long)waited, delay, delay << s1, delay << h->orphan_shift);
 }
 
+/* ---- an orphan's stages ------------------------------------------------------------ */
+static void *stages_blocks[8];
+static void *orphan_stages_worker(void *arg) {
+  (void)arg;
+  for (int i = 0; i < 8; i++) {
+    stages_blocks[i] = lz_malloc(64 * 1024);
+    CHECK(stages_blocks[i] != NULL);
+    memset(stages_blocks[i], 9, 64 * 1024);
+  }
+  for (int i = 0; i < 6; i++) lz_free(stages_blocks[i]); /* the last two outlive the thread */
+  orphan_heap = lz_heap_tls;
+  return NULL;
+}
+
+static void run_orphan_stages(void) {
+  long delay = opt_get(OPT_PURGE_DELAY);
+  if (delay <= 0 || LZ_HEAPS > 0) {
+    printf("skipped: orphans need a purge delay (%ld here) and thread heaps\n", delay);
+    return;
+  }
+  CHECK(lz_malloc(16) != NULL); /* the main thread's own heap: the orphan stays the only one */
+  pthread_t t;
+  CHECK(pthread_create(&t, NULL, orphan_stages_worker, NULL) == 0);
+  CHECK(pthread_join(t, NULL) == 0);
+  heap_t *h = orphan_heap;
+  CHECK(h->orphan_shift == 0 && !h->orphan_purged);
+  CHECK(heap_hold_orphan(h));
+  h->orphan_shift = LZ_DECAY_SHIFT_MAX; /* within its delay, however slow this run */
+  heap_release_orphan(h);
+  uint64_t purged = atomic_load(&lz_pages_purged);
+  CHECK(heaps_collect_orphans(false) == 1 && !h->orphan_purged);
+  /* Idle past its delay, by a millisecond: its pages stay. */
+  CHECK(heap_hold_orphan(h));
+  h->orphan_shift = 0;
+  h->abandoned_at = heap_now(h) - (uint64_t)delay - 1;
+  heap_release_orphan(h);
+  CHECK(heaps_collect_orphans(false) == 1 && h->orphan_purged);
+  CHECKF(atomic_load(&lz_pages_purged) == purged, "%llu pages of an orphan just idle purged",
+         (unsigned long long)(atomic_load(&lz_pages_purged) - purged));
+  /* A second later: collected whole. */
+  CHECK(heap_hold_orphan(h));
+  h->abandoned_at -= 1000;
+  heap_release_orphan(h);
+  CHECK(heaps_collect_orphans(false) == 1);
+  CHECKF(atomic_load(&lz_pages_purged) > purged, "the orphan idle for a second kept its pages");
+  for (int i = 6; i < 8; i++) lz_free(stages_blocks[i]);
+  lz_heap_validate();
+  printf("orphan_stages: idle orphan kept %s, collected whole a second later (%llu pages)\n", "its pages",
+         (unsigned long long)(atomic_load(&lz_pages_purged) - purged));
+}
+
 /* ---- an orphan held while a thread starts ------------------------------------ */
 static _Atomic(bool) busy_done;
 static void *orphan_busy_worker(void *arg) {
@@ -641,6 +773,8 @@ int main(int argc, char **argv) {
   else if (strcmp(mode, "orphan_holes") == 0) run_orphan_holes();
   else if (strcmp(mode, "orphan_busy") == 0) run_orphan_busy();
   else if (strcmp(mode, "empty_keep") == 0) run_empty_keep();
+  else if (strcmp(mode, "clock") == 0) run_clock();
+  else if (strcmp(mode, "orphan_stages") == 0) run_orphan_stages();
   else CHECKF(0, "unknown mode %s", mode);
   return 0;
 }
