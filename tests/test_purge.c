@@ -437,6 +437,7 @@ static void run_clock(void) {
   CHECK(pthread_attr_init(&attr) == 0 && pthread_attr_setaffinity_np(&attr, sizeof one, &one) == 0);
   pthread_t t;
   CHECK(pthread_create(&t, &attr, hog, NULL) == 0);
+  CHECK(pthread_attr_destroy(&attr) == 0);
   while (atomic_load(&hog_tid) == 0) sched_yield();
   heap_enter(heap);
   /* Nothing to purge: nothing read, nothing counted. */
