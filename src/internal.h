@@ -134,7 +134,10 @@
  * tables, their queues empty: malloc's fast path finds no span there and
  * the slow path takes a medium span. */
 #define LZ_SLAB_MAX ((size_t)16 * KiB)
-#define LZ_DIRECT_MAX ((size_t)1024)       /* sizes served by heap->direct */
+/* Sizes served by heap->direct: up to 1040 B, the class of 1024 B plus a
+ * small header (sizeclass.c), whose boundary the 64 B steps of the table
+ * above it cannot hold. */
+#define LZ_DIRECT_MAX ((size_t)1040)
 #define LZ_DIRECT_SLOTS (LZ_DIRECT_MAX / 16 + 1)
 #define LZ_CLASSES 47                      /* class 0 unused; 1..46 */
 _Static_assert(LZ_CLASSES == LZ_STATS_CLASSES, "public class count");
@@ -554,8 +557,10 @@ typedef struct heap_stats_s {
  *     slab_class_for(size_to_class(s)) (the class itself, or in start-up
  *     its power of two), &foreign[c] when that list is installed, else the
  *     first span of queues[c], or &lz_span_empty when that queue is empty
- *     [heap.direct]; in start-up no foreign list is mapped and the queues of
- *     the classes that are no power of two are empty [heap.startup];
+ *     or c's size is above LZ_DIRECT_MAX (in start-up, 1025 to 1040 B go
+ *     to the 2048 B class by the slow path) [heap.direct]; in start-up no
+ *     foreign list is mapped and the queues of the classes that are no
+ *     power of two are empty [heap.startup];
  *   queues[c] is a doubly linked list of every slab span of class c the
  *     heap owns that is not FULL (SPAN_ZERO may be set; it matters only to
  *     medium spans) [queue.ends, queue.links, queue.last, queue.class,

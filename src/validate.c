@@ -229,7 +229,7 @@ static void queues_check(const heap_t *heap, size_t linked) {
       V(slab_class_for(heap, cls) == cls || heap->queues[cls].first == NULL, "heap.startup", heap);
   for (size_t size = 0; size <= LZ_DIRECT_MAX; size += 16) {
     unsigned cls = slab_class_for(heap, size_to_class(size));
-    const span_t *want = heap->queues[cls].first;
+    const span_t *want = lz_class_size[cls] > LZ_DIRECT_MAX ? NULL : heap->queues[cls].first;
     if (heap->foreign != NULL && (heap->foreign[cls].flags & FOREIGN_INSTALLED)) want = &heap->foreign[cls];
     V(heap->direct[(size + 15) >> 4] == (want ? want : &lz_span_empty), "heap.direct", heap);
   }

@@ -394,15 +394,15 @@ static void test_borrow(heap_t *heap) {
   if (heap->foreign != NULL) return; /* foreign blocks would come first */
   slab_startup_end(heap);
   int64_t in_use0 = raw_in_use();
-  /* 1050 B (class 1088, never used here) takes a 1280 B block waiting in
+  /* 1030 B (class 1040, never used here) takes a 1280 B block waiting in
    * that class's current slab, and makes no slab of its own. */
-  CHECK(heap->queues[size_to_class(1050)].first == NULL);
+  CHECK(heap->queues[size_to_class(1030)].first == NULL);
   void *p = lz_malloc(1200);
   CHECK(p != NULL && span_of(p)->block_size == 1280);
   lz_free(p);
-  void *q = lz_malloc(1050);
-  CHECKF(q != NULL && span_of(q) == span_of(p), "1050 B: %p, not from the 1280 B slab of %p", q, p);
-  CHECK(lz_usable_size(q) == 1280 && heap->queues[size_to_class(1050)].first == NULL);
+  void *q = lz_malloc(1030);
+  CHECKF(q != NULL && span_of(q) == span_of(p), "1030 B: %p, not from the 1280 B slab of %p", q, p);
+  CHECK(lz_usable_size(q) == 1280 && heap->queues[size_to_class(1030)].first == NULL);
   lz_heap_validate();
   lz_free(q);
   lz_heap_validate();
