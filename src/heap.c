@@ -1221,8 +1221,8 @@ lz_text_hot static lz_noinline void free_page_other(void *p, span_t *s) {
  * (inlined at link time), which calls nothing but tail calls, so no
  * register is saved; everything else is a tail call too. */
 lz_text_hot void heap_free_page(void *p) {
-  /* Past the user range: the fast path looked at the chunk map with the
-   * index masked (alloc.h); never ours. */
+  /* Past the user range: the fast path read a byte past the chunk map
+   * (alloc.h); never ours. */
   if (lz_unlikely((uintptr_t)p >> LZ_CHUNK_SHIFT >= LZ_CHUNKMAP_SIZE)) {
     heap_free_slow(p);
     return;

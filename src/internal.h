@@ -282,13 +282,15 @@ struct chunk_s;
  *        front only with an empty free list), so for every other span
  *        used == out, and it is empty exactly when used reaches 0
  *        [span.free_only_first, span.empty_retired];
- *   front == 1 exactly for the first span of its queue (slab.c's
- *        queue_remove and queue_push_front move it with the pin): the
- *        owner's fast free pushes a block of that span on `free`, not
- *        local_free, counting nothing (the block stays charged to used),
- *        so the next allocation of the class takes the block freed last,
- *        still in the cache, as a per-class LIFO cache does (bench mleak:
- *        L1 data misses 9.2M -> 4.1M, tcmalloc 4.3M) [span.front];
+ *   to_local == 0 exactly for the first span of its queue, else 1
+ *        (slab.c's queue_remove and queue_push_front move it with the pin;
+ *        span_alloc makes every span 1): the owner's fast free pushes a
+ *        block on (&free)[to_local] and subtracts to_local from used, so
+ *        a block of the first span goes on `free`, counting nothing (the
+ *        block stays charged to used), and the next allocation of the
+ *        class takes the block freed last, still in the cache, as a
+ *        per-class LIFO cache does (bench mleak: L1 data misses 9.2M ->
+ *        4.1M, tcmalloc 4.3M) [span.front];
  *   free lists hold decoded links to block boundaries below capacity (the
  *        bump region at index >= capacity was never handed out), no block
  *        twice [span.list.boundary, span.list.carved, span.list.duplicate];
@@ -307,7 +309,7 @@ struct chunk_s;
  *        proved the owner (chunk invariants) [span.xfast_cap].
  * Medium spans: kind == SPAN_MEDIUM, cls 0, reserved == capacity == 1,
  *   used == 1 while live, 0 while cached by the heap (in mcache); never in
- *   a queue (front 0) [medium.counts, medium.block_size, medium.unqueued,
+ *   a queue (to_local 1) [medium.counts, medium.block_size, medium.unqueued,
  *   medium.cached_unused]; xfast_cap 1 while live, 0 while cached, so the
  *   owner's free takes the block by free's fast path as a slab block (its
  *   index check, span_slab_index < 1, holds only at the span's start: the
@@ -329,8 +331,8 @@ typedef struct span_s {
                                span's block, secure.c) */
   _Atomic(uint32_t) xfast_cap; /* capacity while the owner may free fast,
                                else 0 (see the invariants above) */
-  uint8_t front;            /* owner: 1 for the first span of its class
-                               queue, else 0 (see the invariants above) */
+  uint8_t to_local;         /* owner: 0 for the first span of its class
+                               queue, else 1 (see the invariants above) */
   uint8_t unused_[3];
   struct span_s *next;      /* owner: class queue links */
   struct span_s *prev;
@@ -346,6 +348,8 @@ typedef struct span_s {
   uint8_t kind : 2;         /* SPAN_NONE / SPAN_SLAB / SPAN_MEDIUM */
   uint8_t flags;            /* SPAN_FULL, SPAN_HOLES (slab), SPAN_ZERO (medium: memory known zero) */
 } span_t;
+/* free's fast path indexes the two lists by to_local. */
+_Static_assert(offsetof(span_t, local_free) == offsetof(span_t, free) + sizeof(lz_block_t *), "free, local_free");
 _Static_assert(sizeof(span_t) == 64 && LZ_CACHE_LINE % 64 == 0, "span_t must fill cache lines exactly");
 _Static_assert(LZ_CLASSES <= 64, "span_t.cls holds a class in 6 bits");
 
@@ -1039,7 +1043,7 @@ void *slab_pop_checked(span_t *s);
  * the span goes back once its last block is freed. Invariants ([tags]: validate.c): cls 0, block_size 16,
  * npages LZ_PACK_PAGES, reserved its granules, LZ_PACK_MAP / 16 <=
  * capacity <= reserved, free and local_free NULL, xfast_cap 0 (every
- * free takes the slow path), never in a queue (front 0), never FULL nor with holes
+ * free takes the slow path), never in a queue (to_local 1), never FULL nor with holes
  * [pack.geometry]; map entries 0 below LZ_PACK_MAP / 16 and from
  * capacity, blocks of the map back to back up to capacity, each of a class
  * up to LZ_PACK_MAX [pack.map]; used == the granules of its live blocks

@@ -10,7 +10,7 @@
  * (internal.h, span invariants; the statistics read the spans' counts,
  * heap_stats_t). The owner's fast free pushes a block of a queue's first
  * span on that span's `free` (LIFO: the class's next allocation takes the
- * block freed last, whose lines are still in the cache; span.front), and
+ * block freed last, whose lines are still in the cache; span.to_local), and
  * a block of any other span on its local_free. A FULL span rejoins the queue when
  * one of its blocks is freed. A span whose last block is freed is retired
  * (its pages go back to the chunk) unless it is the queue's current span.
@@ -32,7 +32,7 @@ lz_ro_hot const heap_empty_t lz_heap_empty_direct = {
 
 /* The first span of a queue holds one extra count in `used` (its pin), so
  * frees never retire the span malloc is carving from: a span whose count
- * reaches zero is never a queue's first. Its `front` flag moves with the
+ * reaches zero is never a queue's first. Its `to_local` 0 moves with the
  * pin: the free fast path pushes that span's blocks on its free list. */
 void queue_remove(heap_t *heap, span_queue_t *q, span_t *s) {
   bool was_first = q->first == s;
@@ -41,10 +41,10 @@ void queue_remove(heap_t *heap, span_queue_t *q, span_t *s) {
   s->next = s->prev = NULL;
   if (was_first) {
     s->used--;                         /* s loses the pin */
-    s->front = 0;
+    s->to_local = 1;
     if (q->first) {                    /* its successor gains it */
       q->first->used++;
-      q->first->front = 1;
+      q->first->to_local = 0;
     }
     /* A first span has no holes (slab_malloc_local takes its local_free
      * as it is): its successor's are filled now. */
@@ -61,8 +61,8 @@ void queue_push_front(heap_t *heap, span_queue_t *q, span_t *s) {
   if (old) old->prev = s; else q->last = s;
   q->first = s;
   s->used++;
-  s->front = 1;
-  if (old) old->front = 0;
+  s->to_local = 0;
+  if (old) old->to_local = 1;
   heap_direct_update(heap, s->cls);
   if (old && --old->used == 0) slab_retire(heap, old);
 }

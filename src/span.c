@@ -67,7 +67,7 @@ lz_text_hot span_t *span_alloc(heap_t *heap, size_t npages, size_t align_pages, 
   s->local_free = NULL;
   atomic_store_explicit(&s->xfast_cap, 0, memory_order_relaxed);
   s->next = s->prev = NULL;
-  s->front = 0;
+  s->to_local = 1;
   s->used = 0;
   s->capacity = 0;
   s->reserved = 0;

@@ -65,7 +65,7 @@ static int64_t slab_check(const heap_t *heap, const span_t *s, seen_t *seen) {
   bool first = heap->queues[s->cls].first == s;
   uint32_t pin = first ? 1 : 0;
   V(s->free == NULL || first, "span.free_only_first", s);
-  V(s->front == (first ? 1 : 0), "span.front", s);
+  V(s->to_local == (first ? 0 : 1), "span.front", s);
   V(!first || !(s->flags & SPAN_HOLES), "span.holes", s); /* slab.c, "Holes" */
   if (full) V(s->free == NULL && s->local_free == NULL && s->capacity == s->reserved, "span.full", s);
   for (size_t i = 0; i < (size_t)(s->capacity + 63) / 64; i++) seen->bits[i] = 0;
@@ -89,7 +89,7 @@ static void pack_span_check(const heap_t *heap, const span_t *s) {
   V(s->cls == 0 && s->block_size == LZ_ALIGN && s->npages == LZ_PACK_PAGES &&
         s->reserved == LZ_PACK_PAGES * LZ_PAGE_SIZE / LZ_ALIGN && s->capacity >= LZ_PACK_MAP / LZ_ALIGN &&
         s->capacity <= s->reserved && s->free == NULL && s->local_free == NULL &&
-        atomic_load_explicit(&s->xfast_cap, memory_order_relaxed) == 0 && s->next == NULL && s->front == 0 &&
+        atomic_load_explicit(&s->xfast_cap, memory_order_relaxed) == 0 && s->next == NULL && s->to_local == 1 &&
         s->prev == NULL && !(s->flags & (SPAN_FULL | SPAN_HOLES)),
     "pack.geometry", s);
   const uint8_t *map = span_start(s);
@@ -125,7 +125,7 @@ static void pack_span_check(const heap_t *heap, const span_t *s) {
 static void medium_check(const heap_t *heap, const span_t *s) {
   V(s->reserved == 1 && s->capacity == 1 && s->used <= 1, "medium.counts", s);
   V(s->block_size == (uint32_t)s->npages << LZ_PAGE_SHIFT, "medium.block_size", s);
-  V(s->next == NULL && s->prev == NULL && s->cls == 0 && s->front == 0, "medium.unqueued", s);
+  V(s->next == NULL && s->prev == NULL && s->cls == 0 && s->to_local == 1, "medium.unqueued", s);
   V(atomic_load_explicit(&s->xfast_cap, memory_order_relaxed) == s->used, "span.xfast_cap", s);
   V(s->local_free == NULL, "medium.local_free", s);
   bool cached = false;

@@ -370,7 +370,7 @@ static void test_lifo(heap_t *heap) {
     CHECK(x != NULL && y != NULL && z != NULL);
     span_t *s = span_of(y);
     CHECKF(s->cls == cls && span_of(x) == s, "%zu B: blocks of another class or span", size);
-    CHECKF(s->front, "%zu B: the block just carved is not in its queue's first span", size);
+    CHECKF(s->to_local == 0, "%zu B: the block just carved is not in its queue's first span", size);
     uint64_t slow = heap->stats.slow_allocs;
     lz_free(y);
     CHECKF(lz_malloc(size) == y, "%zu B: the block freed last is not the next one handed out", size);
@@ -482,7 +482,7 @@ static void brk_outside(heap_t *h, void *sm, void *md) {
   lz_free(sm);
   block_set_next((lz_block_t *)sm, (lz_block_t *)((uint8_t *)sm + 8)); /* not a block boundary */
 }
-static void brk_front(heap_t *h, void *sm, void *md) { (void)h; (void)md; span_of(sm)->front = 0; }
+static void brk_front(heap_t *h, void *sm, void *md) { (void)h; (void)md; span_of(sm)->to_local = 1; }
 static void brk_direct(heap_t *h, void *sm, void *md) { (void)sm; (void)md; h->direct[3] = &lz_span_empty; }
 static void brk_in_use(heap_t *h, void *sm, void *md) { (void)sm; (void)md; h->stats.in_use += 16; }
 static void brk_queue(heap_t *h, void *sm, void *md) { (void)md; h->queues[span_of(sm)->cls].last = NULL; }
