@@ -145,7 +145,7 @@ lz_inline span_t *medium_cache_take(heap_t *heap, size_t npages) {
  * that stamp.
  * Heap lock held; by the holder (its record follows) or not (the janitor,
  * or a thread collecting an orphan: only the slots). */
-void medium_cache_flush(heap_t *heap, bool holder, bool force, uint64_t now) {
+lz_text_hot void medium_cache_flush(heap_t *heap, bool holder, bool force, uint64_t now) {
   if (!medium_cache_any(heap)) return;
   if (!force && atomic_load_explicit(&heap->xmcache_used, memory_order_relaxed) != 0 &&
       atomic_exchange_explicit(&heap->xmcache_used, 0, memory_order_relaxed) != 0) {

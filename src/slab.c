@@ -258,7 +258,7 @@ void *slab_malloc_local(heap_t *heap, unsigned cls) {
 /* A borrowed block is at most 1/4 bigger than asked: the waste the class
  * spacing allowed before the fifth class per power of two (1.25x steps). */
 #define BORROW_SLACK_DIV 4
-static void *slab_borrow(heap_t *heap, unsigned cls) {
+lz_text_hot static void *slab_borrow(heap_t *heap, unsigned cls) {
   uint32_t size = lz_class_size[cls];
   if (size <= BORROW_MIN_SIZE || heap->startup) return NULL;
   uint32_t align = size & -size;
