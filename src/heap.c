@@ -330,8 +330,7 @@ enum { HOLES_NONE = 0, HOLES_DUE = 1, HOLES_ALL = 2 };
  * UINT64_MAX if nothing will. */
 lz_text_hot static uint64_t heap_purge(heap_t *heap, bool force, int holes, bool exclusive, uint64_t now) {
   medium_cache_flush(heap, heap == lz_heap_tls, force, now);
-  uint64_t next = UINT64_MAX;
-  if (medium_cache_any(heap)) next = purge_due(heap->mcache_used_at);
+  uint64_t next = medium_cache_due(heap);
   uint64_t due = holes == HOLES_NONE ? UINT64_MAX : purge_heap_holes(heap, holes == HOLES_ALL, exclusive, now);
   if (due < next) next = due;
   due = purge_heap(heap, force, now);
@@ -939,30 +938,50 @@ lz_text_hot static lz_noinline void *medium_hit_slow(size_t size, heap_t *heap, 
   return p;
 }
 
+/* heap_malloc_slow's medium request that the cache cannot serve without
+ * the lock: blocks other threads freed wait in xremote (collected first:
+ * see malloc_slow), or the cache missed (the returned list, else a new
+ * span: medium.c). The slow path's entry and exit without its other
+ * cases; a failure goes the general way (a retry after reclaiming). A
+ * heap of the thread's own (not LZ_HEAP_EMPTY), below level 2. */
+lz_text_hot static lz_noinline void *medium_slow(size_t size, heap_t *heap, bool zero) {
+  heap_enter(heap);
+  if (LZ_STATS) heap->stats.slow_allocs++;
+  if (atomic_load_explicit(&heap->xremote, memory_order_relaxed) != NULL) remote_collect(heap);
+  heap_tick(heap);
+  void *p = medium_malloc(heap, size, 1, zero);
+  if (lz_unlikely(p == NULL)) p = malloc_general(heap, size, zero, true);
+  return slow_leave(heap, p);
+}
+
 /* heap_malloc_slow's medium calloc. */
 lz_text_hot static lz_noinline void *medium_hit_zero(size_t size, heap_t *heap) {
   span_t *s = medium_cache_hit(heap, size);
-  return s != NULL ? medium_hit_slow(size, heap, true, s) : malloc_slow(size, heap, true);
+  if (s != NULL) return medium_hit_slow(size, heap, true, s);
+  return lz_likely(!lz_secure2) ? medium_slow(size, heap, true) : malloc_slow(size, heap, true);
 }
 
 /* A medium block that the heap's cache holds is taken here, without the
  * lock (medium.c) and with no other slow-path work (a hit reuses memory;
  * remote frees wait for a miss or a small slow path); the rest in
- * malloc_slow. Level 2 has medium spans of its own: the cache stays empty.
- * A hit that neither zeroes nor ticks calls nothing (no register saved). */
+ * medium_slow. Level 2 has medium spans of its own (the cache stays
+ * empty): malloc_slow. A hit that neither zeroes nor ticks calls nothing
+ * (no register saved). */
 lz_text_hot void *heap_malloc_slow(size_t size, heap_t *heap, bool zero) {
-  if (size - (LZ_SLAB_MAX + 1) < LZ_MEDIUM_MAX - LZ_SLAB_MAX && heap != LZ_HEAP_EMPTY &&
-      atomic_load_explicit(&heap->xremote, memory_order_relaxed) == NULL) {
-    lz_assert(!lz_secure2 || heap->mcache_mask == 0);
-    if (lz_unlikely(zero)) return medium_hit_zero(size, heap);
-    span_t *s = medium_cache_hit(heap, size);
-    if (lz_likely(s != NULL)) {
-      if (lz_unlikely(((heap->slow_count + 1) & (HEAP_TICK_EVERY - 1)) == 0))
-        return medium_hit_slow(size, heap, false, s);
-      heap->slow_count++; /* heap_tick, not due */
-      return medium_cache_use(heap, s, size, false);
+  if (size - (LZ_SLAB_MAX + 1) < LZ_MEDIUM_MAX - LZ_SLAB_MAX && heap != LZ_HEAP_EMPTY) {
+    if (atomic_load_explicit(&heap->xremote, memory_order_relaxed) == NULL) {
+      lz_assert(!lz_secure2 || heap->mcache_mask == 0);
+      if (lz_unlikely(zero)) return medium_hit_zero(size, heap);
+      span_t *s = medium_cache_hit(heap, size);
+      if (lz_likely(s != NULL)) {
+        if (lz_unlikely(((heap->slow_count + 1) & (HEAP_TICK_EVERY - 1)) == 0))
+          return medium_hit_slow(size, heap, false, s);
+        heap->slow_count++; /* heap_tick, not due */
+        return medium_cache_use(heap, s, size, false);
+      }
+      return lz_likely(!lz_secure2) ? medium_slow(size, heap, false) : malloc_slow(size, heap, false);
     }
-    return malloc_slow(size, heap, false);
+    if (lz_likely(!lz_secure2)) return medium_slow(size, heap, zero);
   }
   return malloc_slow(size, heap, zero);
 }
@@ -1198,16 +1217,17 @@ lz_text_hot void heap_free_own(void *p, span_t *s) {
 }
 
 /* heap_free_page's every case but another heap's slab block that
- * remote_free_fast took: the owner's medium or packed block, or the
+ * remote_free_fast took: a medium block (the owner's, or another heap's
+ * sent home by remote_free_medium), the owner's packed block, or the
  * general path. */
 lz_text_hot static lz_noinline void free_page_other(void *p, span_t *s) {
   chunk_t *c = (chunk_t *)((uintptr_t)p & ~LZ_CHUNK_MASK);
   heap_t *self = lz_heap_tls;
-  /* The chunk's owner is never LZ_HEAP_EMPTY. */
-  if (s->kind == SPAN_MEDIUM && c->heap == self && !lz_secure2 &&
-      (uintptr_t)p == (uintptr_t)c + ((uintptr_t)s->page << LZ_PAGE_SHIFT))
-    free_own_medium(p, s);
-  else if (lz_unlikely(span_packed(s)) && c->heap == self)
+  /* The chunk's owner is never LZ_HEAP_EMPTY; a live block's is stable. */
+  if (s->kind == SPAN_MEDIUM && !lz_secure2 && (uintptr_t)p == (uintptr_t)c + ((uintptr_t)s->page << LZ_PAGE_SHIFT)) {
+    if (c->heap == self) free_own_medium(p, s);
+    else if (!remote_free_medium(self, p, s)) free_page_general(p, s);
+  } else if (lz_unlikely(span_packed(s)) && c->heap == self)
     free_own_packed(p, s);
   else
     free_page_general(p, s);

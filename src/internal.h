@@ -70,18 +70,15 @@
 #endif
 /* Code that every process, or a fork child, runs when it allocates a
  * little: start-up, the allocation and free paths of small and medium
- * blocks with their slow paths, realloc, the fork handlers, the purge
- * tick and the decay. The shared library's link puts it right after the
- * headers, dynamic symbols and PLT (cmake/layout.ld), so this code lies,
- * with them (one segment, loaded 64 KiB aligned: CMakeLists.txt), in the
- * first 64 KiB window of the library:
- * the kernel maps a file page fault's 64 KiB window around it, so a
+ * blocks with their slow paths, realloc, the fork handlers. The linker
+ * places .text.hot before the rest of .text (after .text.unlikely and
+ * .text.startup), so this code lies in one 64 KiB window of the library's
+ * text: the kernel maps a file page fault's 64 KiB window around it, so a
  * process (and each fork child: file mappings are not copied by fork)
- * pays one fault and one window of resident text for it all, instead of
- * one per window its hot functions would otherwise be spread over. The
- * window is nearly full (tests/fork_pages.c fails when it overflows).
- * Mark a function only if small processes run it (measured: callgrind of
- * short programs, a fork+exec storm and their fork children). */
+ * pays one fault and one window of resident text for it, instead of one
+ * per window its hot functions would otherwise be spread over. Mark a
+ * function only if small processes run it (measured: callgrind of short
+ * programs, a fork+exec storm and their fork children). */
 #define lz_text_hot __attribute__((section(".text.hot.lzmalloc")))
 /* Read-only tables those paths read (size classes): kept in the RELRO
  * page, which the loader writes anyway (relocations) and a fork child
@@ -311,10 +308,12 @@ struct chunk_s;
  *        below the carved limit" in one compare; the chunk map byte
  *        proved the owner (chunk invariants) [span.xfast_cap].
  * Medium spans: kind == SPAN_MEDIUM, cls 0, reserved == capacity == 1,
- *   used == 1 while live, 0 while cached by the heap (in mcache); never in
- *   a queue (to_local 1) [medium.counts, medium.block_size, medium.unqueued,
- *   medium.cached_unused]; xfast_cap 1 while live, 0 while cached, so the
- *   owner's free takes the block by free's fast path as a slab block (its
+ *   used == 1 while live, 0 while cached by the heap (in mcache or on
+ *   its returned list, mreturn); never in a queue (to_local 1), prev
+ *   NULL, next NULL but on mreturn [medium.counts, medium.block_size,
+ *   medium.unqueued, medium.cached_unused]; xfast_cap 1 while live, 0
+ *   while cached, so the owner's free takes the block by free's fast path
+ *   as a slab block (its
  *   index check, span_slab_index < 1, holds only at the span's start: the
  *   pagemap names only its first page, and inv is odd) and a second free
  *   goes slow, where it is reported [span.xfast_cap]; local_free NULL
@@ -526,6 +525,7 @@ _Static_assert((HEAP_TICK_EVERY & (HEAP_TICK_EVERY - 1)) == 0, "a power of two")
 #define LZ_REMOTE_SLOTS (1 << LZ_REMOTE_SLOT_BITS)
 #define LZ_MEDIUM_CACHE 8
 #define LZ_MEDIUM_CACHE_BYTES ((size_t)4 * MiB)
+#define LZ_MEDIUM_RETURN_BYTES ((size_t)32 * MiB)
 typedef struct remote_batch_s {
   span_t *span;
   lz_block_t *head, *tail;
@@ -584,6 +584,12 @@ typedef struct heap_stats_s {
  *     pages in mcache_pages; mcache_bytes is the bytes of the pages of
  *     mcache_mask's slots (<= LZ_MEDIUM_CACHE_BYTES)
  *     [mcache.count, mcache.span, mcache.bytes];
+ *   mreturn lists mreturn_count medium spans of this heap with used == 0,
+ *     none of them in xmcache, none twice, mreturn_bytes the bytes of
+ *     their pages (<= LZ_MEDIUM_RETURN_BYTES), mreturn_low <=
+ *     mreturn_count; every medium span with used == 0 is in xmcache or
+ *     mreturn [mreturn.span, mreturn.count, mreturn.bytes, mreturn.low,
+ *     medium.cached_unused];
  *   rbatch_pending bit i <=> rbatch[i].count > 0; a pending batch is a
  *     chain of count < LZ_REMOTE_BATCH blocks of rbatch[i].span from head
  *     to tail, each marked in flight (LZ_SECURE), in one of the two slots
@@ -711,6 +717,18 @@ typedef struct heap_s {
   _Atomic(uint8_t) xmcache_watch;      /* will the janitor look again? (medium.c) */
   uint64_t mcache_used_at;             /* a purge saw a use since the last one (ms): the
                                           last use was no later */
+  /* The returned list (medium.c): medium spans other threads freed (and
+   * the owner's locked frees) that the cache had no room for, kept whole
+   * (used 0) for the heap's next medium requests, linked by `next`, the
+   * last returned first; at most LZ_MEDIUM_RETURN_BYTES. Each purge look
+   * gives back the spans no request reached since the previous look
+   * (mreturn_low: the fewest listed since then), a miss all of them.
+   * Heap lock. */
+  span_t *mreturn;
+  uint32_t mreturn_count;              /* spans listed */
+  uint32_t mreturn_low;                /* the fewest listed since the last purge look */
+  size_t mreturn_bytes;                /* their bytes */
+  uint64_t mreturn_looked_at;          /* the last purge look at a list not empty (ms) */
   _Atomic(int) xstate;                 /* HEAP_ACTIVE / ORPHAN / BUSY / DEAD */
   _Atomic(uint64_t) xowner;            /* a thread's own heap: os_thread_ident of the
                                           thread, else 0 (heap.c, heaps_reclaim_gone) */
@@ -1083,8 +1101,9 @@ void medium_free(heap_t *heap, span_t *s);                  /* heap lock held */
 void medium_free_local(heap_t *heap, span_t *s, void *p);   /* holder, own live block p of span s, no lock */
 bool medium_free_last(heap_t *heap, span_t *s);             /* holder, free's fast path took s's block, no lock;
                                                                true: poll the janitor */
-bool medium_cache_any(heap_t *heap);                        /* a slot holds a span (any thread) */
+bool medium_cache_any(heap_t *heap);                        /* lock held: a slot or mreturn holds a span */
 uint64_t medium_cache_watch(heap_t *heap, uint64_t now);    /* the janitor's look (lock held): when to look again */
+uint64_t medium_cache_due(heap_t *heap);                    /* lock held: when the cache wants a look */
 bool medium_grow(heap_t *heap, span_t *s, size_t size); /* live block of heap's, in place */
 void medium_cache_flush(heap_t *heap, bool holder, bool force, uint64_t now); /* holder: the heap's own thread */
 
@@ -1131,6 +1150,9 @@ void foreign_flush(heap_t *heap);
  * level 2, and for every HEAP_TICK_EVERY-th entry (the general path
  * ticks). */
 bool remote_free_fast(heap_t *self, void *p, span_t *s);
+/* The same for p, another heap's medium block, the start of span s: sent
+ * home at once. */
+bool remote_free_medium(heap_t *self, void *p, span_t *s);
 /* An installed foreign list ran dry (malloc's refill): direct[] points at
  * its class's span again. */
 void foreign_uninstall(heap_t *heap, span_t *f);

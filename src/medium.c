@@ -27,8 +27,10 @@
  * the holder only; a slot the janitor emptied stays in it until the
  * holder finds it empty (a take, or mcache_resync when the cache looks
  * full), so it counts no fewer spans or bytes than the slots hold.
- * Everything else here (span_alloc, span_free, the flush) runs with the
- * heap lock held (the janitor protocol in internal.h).
+ * Everything else here (span_alloc, span_free, the flush, the returned
+ * list of spans other threads freed beyond the cache's room: see
+ * mreturn_push) runs with the heap lock held (the janitor protocol in
+ * internal.h).
  */
 #include <string.h>
 
@@ -99,7 +101,7 @@ uint64_t medium_cache_watch(heap_t *heap, uint64_t now) {
   uint8_t w = atomic_load_explicit(&heap->xmcache_watch, memory_order_relaxed);
   if (medium_cache_any(heap)) {
     if (w != MCACHE_WATCHED) atomic_store_explicit(&heap->xmcache_watch, MCACHE_WATCHED, memory_order_relaxed);
-    return purge_due(heap->mcache_used_at); /* heap_purge stamped it */
+    return medium_cache_due(heap);
   }
   if (w == MCACHE_WATCHED) {
     atomic_store_explicit(&heap->xmcache_watch, MCACHE_LOOKED, memory_order_relaxed);
@@ -107,6 +109,19 @@ uint64_t medium_cache_watch(heap_t *heap, uint64_t now) {
   }
   if (w == MCACHE_LOOKED) atomic_store_explicit(&heap->xmcache_watch, MCACHE_UNWATCHED, memory_order_relaxed);
   return UINT64_MAX;
+}
+
+/* When the cache or the returned list wants its next look (heap lock
+ * held, right after a look: heap_purge stamped mcache_used_at and
+ * mreturn_looked_at), UINT64_MAX if both are empty. */
+uint64_t medium_cache_due(heap_t *heap) {
+  uint64_t due = heap->mreturn != NULL ? purge_due(heap->mreturn_looked_at) : UINT64_MAX;
+  for (unsigned i = 0; i < LZ_MEDIUM_CACHE; i++)
+    if (atomic_load_explicit(&heap->xmcache[i], memory_order_relaxed) != NULL) {
+      uint64_t d = purge_due(heap->mcache_used_at);
+      return d < due ? d : due;
+    }
+  return due;
 }
 
 /* The holder forgets the slots the janitor emptied. */
@@ -118,6 +133,7 @@ static void mcache_resync(heap_t *heap) {
 }
 
 bool medium_cache_any(heap_t *heap) {
+  if (heap->mreturn != NULL) return true;
   for (unsigned i = 0; i < LZ_MEDIUM_CACHE; i++)
     if (atomic_load_explicit(&heap->xmcache[i], memory_order_relaxed) != NULL) return true;
   return false;
@@ -137,6 +153,71 @@ lz_inline span_t *medium_cache_take(heap_t *heap, size_t npages) {
   return NULL;
 }
 
+/* The returned list (heap_t.mreturn; heap lock held). A producer whose
+ * medium blocks another thread frees gets them back in bursts: as many
+ * as the other thread freed since the producer's last slow path (one
+ * exchange takes them all: remote.c), often more than the cache's slots
+ * hold. Given back to their chunks at once, each would cost the next
+ * allocation a span_alloc (the page bitmaps searched, the pages' state
+ * recorded) and the free a span_free: 1,100 instructions per 32 KiB block
+ * handed between two threads, where a slab class took 500. Listed here
+ * instead, the producer's next requests of about their size take them
+ * whole. They do not linger: every purge look (medium_cache_flush, from
+ * the owner's purge tick or the janitor, at least every purge delay while
+ * the list is not empty) gives back the spans that no request reached
+ * since the previous look (the list never went below mreturn_low spans
+ * since then), so a list left alone goes back within two looks; a miss
+ * (medium_malloc) gives back the whole list first, as it does the cache,
+ * so a request of another size takes their pages instead of new ones.
+ * Requests take from the front (the span returned last, its pages the
+ * warmest), looking at MEDIUM_RETURN_SCAN spans at most. */
+#define MEDIUM_RETURN_SCAN 8
+
+static void mreturn_push(heap_t *heap, span_t *s) {
+  bool was_empty = heap->mreturn == NULL;
+  s->next = heap->mreturn;
+  heap->mreturn = s;
+  heap->mreturn_count++;
+  heap->mreturn_bytes += (size_t)s->npages << LZ_PAGE_SHIFT;
+  /* The janitor looks at a list left alone (mcache_watch_arm's protocol
+   * covers the list too: medium_cache_any). */
+  if (was_empty) (void)mcache_watch_arm(heap);
+}
+
+/* A listed span of npages .. npages + npages / MEDIUM_CACHE_SLACK pages,
+ * taken off the list, or NULL. */
+static lz_noinline span_t *mreturn_take(heap_t *heap, size_t npages) {
+  span_t **at = &heap->mreturn;
+  for (unsigned k = 0; *at != NULL && k < MEDIUM_RETURN_SCAN; k++, at = &(*at)->next) {
+    span_t *s = *at;
+    if ((size_t)s->npages - npages <= npages / MEDIUM_CACHE_SLACK) { /* fewer pages wrap */
+      *at = s->next;
+      s->next = NULL;
+      heap->mreturn_bytes -= (size_t)s->npages << LZ_PAGE_SHIFT;
+      if (--heap->mreturn_count < heap->mreturn_low) heap->mreturn_low = heap->mreturn_count;
+      return s;
+    }
+  }
+  return NULL;
+}
+
+/* Gives back the listed spans beyond the first `keep`. */
+static void mreturn_release(heap_t *heap, uint32_t keep) {
+  span_t **at = &heap->mreturn;
+  for (uint32_t k = 0; k < keep && *at != NULL; k++) at = &(*at)->next;
+  span_t *s = *at;
+  *at = NULL;
+  while (s != NULL) {
+    span_t *next = s->next;
+    s->next = NULL;
+    heap->mreturn_count--;
+    heap->mreturn_bytes -= (size_t)s->npages << LZ_PAGE_SHIFT;
+    span_free(heap, s);
+    s = next;
+  }
+  heap->mreturn_low = heap->mreturn_count;
+}
+
 /* Gives cached spans back to their chunks: all if force, else if the cache
  * has been idle for the purge delay. Inserts only raise a flag (no clock
  * on the block paths): a call that finds it raised lowers it and stamps
@@ -145,7 +226,13 @@ lz_inline span_t *medium_cache_take(heap_t *heap, size_t npages) {
  * that stamp.
  * Heap lock held; by the holder (its record follows) or not (the janitor,
  * or a thread collecting an orphan: only the slots). */
-lz_text_hot void medium_cache_flush(heap_t *heap, bool holder, bool force, uint64_t now) {
+void medium_cache_flush(heap_t *heap, bool holder, bool force, uint64_t now) {
+  /* The returned list: the spans no request reached since the last look
+   * (all if force). */
+  if (heap->mreturn != NULL && (force || now >= purge_due(heap->mreturn_looked_at))) {
+    mreturn_release(heap, force ? 0 : heap->mreturn_count - heap->mreturn_low);
+    if (!force) heap->mreturn_looked_at = now;
+  }
   if (!medium_cache_any(heap)) return;
   if (!force && atomic_load_explicit(&heap->xmcache_used, memory_order_relaxed) != 0 &&
       atomic_exchange_explicit(&heap->xmcache_used, 0, memory_order_relaxed) != 0) {
@@ -177,14 +264,18 @@ lz_inline void *medium_block(heap_t *heap, span_t *s, size_t size, bool zero) {
 
 lz_text_hot void *medium_malloc(heap_t *heap, size_t size, size_t align_pages, bool zero) {
   size_t npages = (size + LZ_PAGE_SIZE - 1) >> LZ_PAGE_SHIFT;
-  span_t *s = align_pages == 1 ? medium_cache_take(heap, npages) : NULL;
+  span_t *s = NULL;
+  if (align_pages == 1) {
+    s = medium_cache_take(heap, npages);
+    if (s == NULL && heap->mreturn != NULL) s = mreturn_take(heap, npages);
+  }
   if (s == NULL) { /* a cached span keeps its geometry */
     /* A miss: the cached spans are the wrong size for what the heap now
      * asks. They go back to their chunks first, so the new span can take
      * their pages (resident already) instead of new ones: holding them
      * while mapping more raised peak RSS by up to the cache's size (git log
      * -p: 7.1 -> 10.9 MB). */
-    if (heap->mcache_mask != 0) medium_cache_flush(heap, true, true, 0);
+    if (heap->mcache_mask != 0 || heap->mreturn != NULL) medium_cache_flush(heap, true, true, 0);
     s = span_alloc(heap, npages, align_pages, SPAN_MEDIUM);
     if (s == NULL) return NULL;
     span_set_block_size(s, (uint32_t)(npages << LZ_PAGE_SHIFT));
@@ -270,10 +361,20 @@ lz_text_hot static lz_noinline void medium_release_locked(heap_t *heap, span_t *
   heap_leave(heap);
 }
 
-/* Heap lock held (remote frees collected, heap.c's locked free). */
-lz_text_hot void medium_free(heap_t *heap, span_t *s) {
+/* Heap lock held (remote frees collected, heap.c's locked free): cached
+ * if the cache has room, else listed on the returned list if it has
+ * room, else given back. Unlike the owner's own frees (medium_keep),
+ * these come in bursts (remote.c): a full cache stays as it is. */
+void medium_free(heap_t *heap, span_t *s) {
   medium_unuse(s);
-  medium_release(heap, s);
+  size_t bytes = (size_t)s->npages << LZ_PAGE_SHIFT;
+  if (heap->mcache_mask != MCACHE_FULL && heap->mcache_bytes + bytes <= LZ_MEDIUM_CACHE_BYTES) {
+    medium_release(heap, s); /* cached, as cacheable */
+  } else if (heap->mreturn_bytes + bytes <= LZ_MEDIUM_RETURN_BYTES && medium_cacheable(heap, s)) {
+    mreturn_push(heap, s);
+  } else {
+    span_free(heap, s);
+  }
 }
 
 /* The holder caches freed span s (used 0), without the lock when the

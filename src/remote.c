@@ -521,6 +521,22 @@ lz_text_hot bool remote_free_fast(heap_t *self, void *p, span_t *s) {
   return true;
 }
 
+/* Another heap's medium block p, the start of its span s (heap.c's
+ * free_page_other found it so): screened as remote_free_fast screens a
+ * slab block and sent home at once (batch_add: a chain of one). False
+ * for what the general path must see: no heap of the caller's own, level
+ * 2, a tick due, a first word that may be a link. */
+bool remote_free_medium(heap_t *self, void *p, span_t *s) {
+  lz_assert(s->kind == SPAN_MEDIUM && p == span_start(s));
+  if (self == LZ_HEAP_EMPTY || lz_secure2 || ((self->slow_count + 1) & (HEAP_TICK_EVERY - 1)) == 0) return false;
+  lz_block_t *b = (lz_block_t *)p;
+  if (LZ_SECURE && word_maybe_link(b)) return false;
+  self->slow_count++;
+  if (LZ_SECURE) block_set_next(b + 1, b); /* word 1: in flight */
+  batch_add(self, s, b, false);
+  return true;
+}
+
 void *foreign_alloc(heap_t *heap, unsigned cls) {
   if (heap->foreign == NULL) return NULL;
   span_t *f = &heap->foreign[cls];

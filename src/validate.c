@@ -121,17 +121,44 @@ static void pack_span_check(const heap_t *heap, const span_t *s) {
   }
 }
 
-/* A medium span of heap: live (used 1) or cached (used 0, in mcache). */
-static void medium_check(const heap_t *heap, const span_t *s) {
+static bool mcache_holds(const heap_t *heap, const span_t *s) {
+  for (unsigned i = 0; i < LZ_MEDIUM_CACHE; i++)
+    if (atomic_load_explicit(&((heap_t *)heap)->xmcache[i], memory_order_relaxed) == s) return true;
+  return false;
+}
+
+/* A medium span of heap: live (used 1), or cached (used 0) in mcache or
+ * on the returned list. Returns 1 for the latter (heap_check counts them
+ * against the list). */
+static uint32_t medium_check(const heap_t *heap, const span_t *s) {
   V(s->reserved == 1 && s->capacity == 1 && s->used <= 1, "medium.counts", s);
   V(s->block_size == (uint32_t)s->npages << LZ_PAGE_SHIFT, "medium.block_size", s);
-  V(s->next == NULL && s->prev == NULL && s->cls == 0 && s->to_local == 1, "medium.unqueued", s);
+  V((s->next == NULL || s->used == 0) && s->prev == NULL && s->cls == 0 && s->to_local == 1, "medium.unqueued", s);
   V(atomic_load_explicit(&s->xfast_cap, memory_order_relaxed) == s->used, "span.xfast_cap", s);
   V(s->local_free == NULL, "medium.local_free", s);
-  bool cached = false;
-  for (unsigned i = 0; i < LZ_MEDIUM_CACHE; i++)
-    cached |= atomic_load_explicit(&((heap_t *)heap)->xmcache[i], memory_order_relaxed) == s;
-  V(cached == (s->used == 0), "medium.cached_unused", s);
+  bool cached = mcache_holds(heap, s);
+  V(!cached || s->used == 0, "medium.cached_unused", s);
+  return s->used == 0 && !cached;
+}
+
+/* The returned list: medium spans of heap, unused, not in mcache, each
+ * once, counted and their bytes summed; `unlisted` is every unused medium
+ * span the chunk walk found outside mcache, so each of them is listed. */
+static void mreturn_check(const heap_t *heap, uint32_t unlisted) {
+  uint32_t n = 0;
+  size_t bytes = 0;
+  for (const span_t *s = heap->mreturn; s != NULL; s = s->next) {
+    V(++n <= heap->mreturn_count, "mreturn.count", s);
+    V(s->kind == SPAN_MEDIUM && s->used == 0 && span_chunk(s)->heap == heap && !mcache_holds(heap, s),
+      "mreturn.span", s);
+    const span_t *t = heap->mreturn;
+    for (uint32_t k = 1; k < n; k++, t = t->next) V(t != s, "mreturn.span", s); /* the n - 1 before it */
+    bytes += (size_t)s->npages << LZ_PAGE_SHIFT;
+  }
+  V(n == heap->mreturn_count, "mreturn.count", heap);
+  V(heap->mreturn_low <= n, "mreturn.low", heap);
+  V(bytes == heap->mreturn_bytes && bytes <= LZ_MEDIUM_RETURN_BYTES, "mreturn.bytes", heap);
+  V(unlisted == n, "medium.cached_unused", heap);
 }
 
 typedef struct heap_totals_s {
@@ -140,6 +167,7 @@ typedef struct heap_totals_s {
   uint32_t class_pages[LZ_CLASSES];
   size_t spans;
   uint32_t empty_chunks;
+  uint32_t medium_unlisted;          /* unused medium spans outside mcache */
 } heap_totals_t;
 
 /* One chunk of heap: bitmaps, pagemap and every span in it. */
@@ -182,7 +210,7 @@ static void chunk_check(const heap_t *heap, const chunk_t *c, heap_totals_t *t, 
       t->class_pages[s->cls] += s->npages;
       if (!(s->flags & SPAN_FULL)) t->linked++;
     } else {
-      medium_check(heap, s);
+      t->medium_unlisted += medium_check(heap, s);
     }
     t->spans++;
     spans++;
@@ -343,6 +371,7 @@ static size_t heap_check(const heap_t *heap, seen_t *seen) {
   }
   V(heap->mcache_mask >> LZ_MEDIUM_CACHE == 0, "mcache.count", heap);
   V(mbytes == heap->mcache_bytes && mbytes <= LZ_MEDIUM_CACHE_BYTES, "mcache.bytes", heap);
+  mreturn_check(heap, t.medium_unlisted);
   batches_check(heap);
   xremote_check(heap);
   foreign_check(heap);

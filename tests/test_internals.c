@@ -11,6 +11,10 @@
  *              for the purge delay, never while used between looks; the
  *              janitor's flush, alone and against the owner's lock-free
  *              fills and takes, hands no span out twice;
+ *   mreturn    medium spans another thread freed beyond the cache's room
+ *              wait whole on the returned list and serve the owner's next
+ *              requests; a look gives back those no request reached since
+ *              the previous look, a miss all of them;
  *   loops      a malloc/free loop of one block (slab, medium, large) never
  *              enters the full slow path;
  *   borrow     a class with nothing freed takes a block freed in a class
@@ -219,6 +223,119 @@ static void test_mcache(heap_t *heap) {
   CHECK(lz_popcount64(heap->mcache_mask) == 1);
   medium_cache_flush(heap, true, false, t + 11 * (uint64_t)delay);
   CHECKF(heap->mcache_mask == 0, "idle for the purge delay, still cached");
+  heap_leave(heap);
+  lz_heap_validate();
+}
+
+/* ---- medium spans returned by another thread ------------------------------ */
+/* More medium blocks than the cache holds, freed by another thread: once
+ * collected, the cache is full and the rest wait on the returned list
+ * whole (their pages still taken: not back in the chunk's free map), and
+ * the owner's next requests of that size take them all before any new
+ * span. A purge look gives back the listed spans no request reached
+ * since the previous look (never before a purge delay since the last
+ * look), a miss the whole list. */
+enum { NRET = LZ_MEDIUM_CACHE + 6 };
+static void *ret_blocks[NRET];
+static int ret_count = NRET;
+static void *ret_freer(void *arg) {
+  (void)arg;
+  for (int i = 0; i < ret_count; i++) lz_free(ret_blocks[i]);
+  return NULL;
+}
+
+/* Are the pages of the 32 KiB block p had all taken (by a span)? */
+static bool pages_taken_by(const void *p) {
+  const chunk_t *c = (const chunk_t *)((uintptr_t)p & ~LZ_CHUNK_MASK);
+  size_t first = ((uintptr_t)p & LZ_CHUNK_MASK) >> LZ_PAGE_SHIFT;
+  for (size_t i = first; i < first + 32 * KiB / LZ_PAGE_SIZE; i++)
+    if (page_free(c, i)) return false;
+  return true;
+}
+
+static void test_mreturn(heap_t *heap) {
+  long delay = opt_get(OPT_PURGE_DELAY);
+  if (delay <= 0 || LZ_HEAPS > 0) return; /* no cache; shared heaps: the freer may share ours */
+  heap_enter(heap);
+  medium_cache_flush(heap, true, true, os_now_ms());
+  heap_leave(heap);
+  CHECK(heap->mreturn == NULL && heap->mcache_mask == 0);
+  const size_t size = 32 * KiB;
+  for (int i = 0; i < NRET; i++) CHECK((ret_blocks[i] = lz_malloc(size)) != NULL);
+  pthread_t t;
+  CHECK(pthread_create(&t, NULL, ret_freer, NULL) == 0);
+  CHECK(pthread_join(t, NULL) == 0);
+  heap_enter(heap);
+  CHECK(remote_collect(heap) == NRET);
+  heap_leave(heap);
+  lz_heap_validate();
+  CHECKF(lz_popcount64(heap->mcache_mask) == LZ_MEDIUM_CACHE && heap->mreturn_count == NRET - LZ_MEDIUM_CACHE,
+         "%d cached, %u listed", lz_popcount64(heap->mcache_mask), heap->mreturn_count);
+  for (int i = 0; i < NRET; i++) CHECKF(pages_taken_by(ret_blocks[i]), "block %d: its span went back", i);
+  /* Taken back, every one: no new span. */
+  void *again[NRET];
+  for (int i = 0; i < NRET; i++) {
+    CHECK((again[i] = lz_malloc(size)) != NULL);
+    bool old = false;
+    for (int j = 0; j < NRET; j++) old |= again[i] == ret_blocks[j];
+    CHECKF(old, "request %d took a new span", i);
+  }
+  CHECK(heap->mreturn == NULL && heap->mreturn_count == 0 && heap->mcache_mask == 0);
+  lz_heap_validate();
+
+  /* Listed again; the looks. */
+  for (int i = 0; i < NRET; i++) ret_blocks[i] = again[i];
+  ret_count = NRET;
+  CHECK(pthread_create(&t, NULL, ret_freer, NULL) == 0);
+  CHECK(pthread_join(t, NULL) == 0);
+  heap_enter(heap);
+  CHECK(remote_collect(heap) == NRET);
+  const uint32_t listed = NRET - LZ_MEDIUM_CACHE;
+  CHECK(heap->mreturn_count == listed);
+  uint64_t now = os_now_ms() + 100000;
+  medium_cache_flush(heap, true, false, now); /* the first look: all listed since the last */
+  CHECKF(heap->mreturn_count == listed, "%u of %u listed spans given back at once", listed - heap->mreturn_count, listed);
+  medium_cache_flush(heap, true, false, now + (uint64_t)delay - 1);
+  CHECKF(heap->mreturn_count == listed, "given back before the delay");
+  heap_leave(heap);
+  /* The cache's spans and two listed ones taken, then all ten returned:
+   * eight cached, two listed on top of the four left since the look. */
+  for (int i = 0; i < LZ_MEDIUM_CACHE + 2; i++) CHECK((ret_blocks[i] = lz_malloc(size)) != NULL);
+  CHECK(heap->mreturn_count == listed - 2 && heap->mcache_mask == 0);
+  ret_count = LZ_MEDIUM_CACHE + 2;
+  CHECK(pthread_create(&t, NULL, ret_freer, NULL) == 0);
+  CHECK(pthread_join(t, NULL) == 0);
+  heap_enter(heap);
+  CHECK(remote_collect(heap) == LZ_MEDIUM_CACHE + 2);
+  CHECK(heap->mreturn_count == listed);
+  span_t *top[2] = {heap->mreturn, heap->mreturn->next};
+  medium_cache_flush(heap, true, false, now + (uint64_t)delay); /* four untouched since the last look */
+  CHECKF(heap->mreturn_count == 2 && heap->mreturn == top[0] && top[0]->next == top[1],
+         "%u listed after the look, 2 wanted (the two returned since)", heap->mreturn_count);
+  heap_leave(heap);
+  lz_heap_validate();
+  heap_enter(heap);
+  medium_cache_flush(heap, true, false, now + 2 * (uint64_t)delay); /* untouched since */
+  CHECKF(heap->mreturn == NULL && heap->mreturn_count == 0, "%u idle listed spans kept", heap->mreturn_count);
+  heap_leave(heap);
+  lz_heap_validate();
+  int back = 0;
+  for (int i = 0; i < NRET; i++) back += !pages_taken_by(again[i]);
+  int cached = lz_popcount64(heap->mcache_mask); /* the cache may have gone back too, idle as long */
+  CHECKF(back == (int)listed + LZ_MEDIUM_CACHE - cached, "%d spans back in their chunks, %u wanted", back,
+         listed + LZ_MEDIUM_CACHE - cached);
+
+  /* A miss gives the whole list back before it takes a new span. */
+  for (int i = 0; i < NRET; i++) CHECK((ret_blocks[i] = lz_malloc(size)) != NULL);
+  ret_count = NRET;
+  CHECK(pthread_create(&t, NULL, ret_freer, NULL) == 0);
+  CHECK(pthread_join(t, NULL) == 0);
+  void *big = lz_malloc(300 * KiB); /* collects, then misses */
+  CHECK(big != NULL);
+  CHECKF(heap->mreturn == NULL && heap->mcache_mask == 0, "a miss kept %u listed spans", heap->mreturn_count);
+  lz_free(big);
+  heap_enter(heap);
+  medium_cache_flush(heap, true, true, os_now_ms());
   heap_leave(heap);
   lz_heap_validate();
 }
@@ -487,6 +604,14 @@ static void brk_direct(heap_t *h, void *sm, void *md) { (void)sm; (void)md; h->d
 static void brk_in_use(heap_t *h, void *sm, void *md) { (void)sm; (void)md; h->stats.in_use += 16; }
 static void brk_queue(heap_t *h, void *sm, void *md) { (void)md; h->queues[span_of(sm)->cls].last = NULL; }
 static void brk_mcache(heap_t *h, void *sm, void *md) { (void)sm; (void)md; h->mcache_bytes += LZ_PAGE_SIZE; }
+/* The returned list (medium.c) names a live medium block's span. */
+static void brk_mreturn(heap_t *h, void *sm, void *md) {
+  (void)sm;
+  h->mreturn = span_of(md);
+  h->mreturn_count = 1;
+  h->mreturn_bytes = (size_t)span_of(md)->npages << LZ_PAGE_SHIFT;
+}
+static void brk_mreturn_count(heap_t *h, void *sm, void *md) { (void)sm; (void)md; h->mreturn_count++; }
 /* A live medium block's span takes fast frees (xfast_cap 1), and keeps
  * no list. */
 static void brk_medium_owner(heap_t *h, void *sm, void *md) {
@@ -563,6 +688,7 @@ int main(void) {
   test_slab_max();
   test_mcache(heap);
   test_mcache_janitor(heap);
+  test_mreturn(heap);
   if (LZ_HEAPS == 0) { /* shared heaps: the freer may share ours */
     test_remote(heap, false);
     test_remote(heap, true);
@@ -580,6 +706,8 @@ int main(void) {
   expect_caught("queue.ends", brk_queue);
   if (LZ_HEAPS == 0) expect_caught("foreign.dry", brk_foreign_dry);
   expect_caught("mcache.bytes", brk_mcache);
+  expect_caught("mreturn.span", brk_mreturn);
+  expect_caught("mreturn.count", brk_mreturn_count);
   expect_caught("span.xfast_cap", brk_medium_owner);
   expect_caught("medium.local_free", brk_medium_list);
   slab_startup_end(heap); /* if the tests above did not end it */
