@@ -179,7 +179,7 @@ lz_text_hot void chunk_release(heap_t *heap, chunk_t *c) {
   if (delay == 0 || !chunk_pool_push(pool_of(c->node), c)) chunk_unmap(c);
 }
 
-static size_t pool_trim(chunk_pool_t *pool, bool force, uint64_t now) {
+lz_text_hot static size_t pool_trim(chunk_pool_t *pool, bool force, uint64_t now) {
   size_t freed = 0;
   for (size_t i = 0; i < LZ_POOL_SLOTS; i++) {
     if (atomic_load_explicit(&pool->xslot[i], memory_order_relaxed) == NULL) continue;
@@ -196,7 +196,7 @@ static size_t pool_trim(chunk_pool_t *pool, bool force, uint64_t now) {
 
 /* Unmap pooled chunks idle past the purge delay (all of them if force),
  * from every node's pool. Returns the bytes given back. */
-size_t chunk_pool_trim(bool force) {
+lz_text_hot size_t chunk_pool_trim(bool force) {
   uint64_t now = os_now_ms();
   long delay = opt_get(OPT_PURGE_DELAY);
   if (!force && delay < 0) return 0;

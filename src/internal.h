@@ -70,15 +70,18 @@
 #endif
 /* Code that every process, or a fork child, runs when it allocates a
  * little: start-up, the allocation and free paths of small and medium
- * blocks with their slow paths, realloc, the fork handlers. The linker
- * places .text.hot before the rest of .text (after .text.unlikely and
- * .text.startup), so this code lies in one 64 KiB window of the library's
- * text: the kernel maps a file page fault's 64 KiB window around it, so a
+ * blocks with their slow paths, realloc, the fork handlers, the purge
+ * tick and the decay. The shared library's link puts it right after the
+ * headers, dynamic symbols and PLT (cmake/layout.ld), so this code lies,
+ * with them (one segment, loaded 64 KiB aligned: CMakeLists.txt), in the
+ * first 64 KiB window of the library:
+ * the kernel maps a file page fault's 64 KiB window around it, so a
  * process (and each fork child: file mappings are not copied by fork)
- * pays one fault and one window of resident text for it, instead of one
- * per window its hot functions would otherwise be spread over. Mark a
- * function only if small processes run it (measured: callgrind of short
- * programs, a fork+exec storm and their fork children). */
+ * pays one fault and one window of resident text for it all, instead of
+ * one per window its hot functions would otherwise be spread over. The
+ * window is nearly full (tests/fork_pages.c fails when it overflows).
+ * Mark a function only if small processes run it (measured: callgrind of
+ * short programs, a fork+exec storm and their fork children). */
 #define lz_text_hot __attribute__((section(".text.hot.lzmalloc")))
 /* Read-only tables those paths read (size classes): kept in the RELRO
  * page, which the loader writes anyway (relocations) and a fork child

@@ -226,7 +226,7 @@ static void mreturn_release(heap_t *heap, uint32_t keep) {
  * that stamp.
  * Heap lock held; by the holder (its record follows) or not (the janitor,
  * or a thread collecting an orphan: only the slots). */
-void medium_cache_flush(heap_t *heap, bool holder, bool force, uint64_t now) {
+lz_text_hot void medium_cache_flush(heap_t *heap, bool holder, bool force, uint64_t now) {
   /* The returned list: the spans no request reached since the last look
    * (all if force). */
   if (heap->mreturn != NULL && (force || now >= purge_due(heap->mreturn_looked_at))) {

@@ -257,13 +257,20 @@ lz_text_hot bool os_single_threaded(void) { return &__libc_single_threaded != NU
 lz_hot _Atomic(int) lz_atfork_state;
 lz_hot static void (*atfork_fn[3])(void);
 
+/* What pthread_atfork calls: pthread_atfork itself is a stub that every
+ * library links from libc_nonshared.a, which the linker puts after all of
+ * our code, on the page the read-only data starts on (one mapping with the
+ * code: CMakeLists.txt), so calling it would map the .rodata's window. */
+extern int __register_atfork(void (*prepare)(void), void (*parent)(void), void (*child)(void), void *dso);
+extern void *__dso_handle;
+
 static int atfork_register(void) {
   int expect = ATFORK_PENDING;
   if (!atomic_compare_exchange_strong_explicit(&lz_atfork_state, &expect, ATFORK_BUSY, memory_order_acquire,
                                                memory_order_relaxed))
     return 0; /* none recorded, or done (or being done) by another thread */
   int e = errno;
-  int r = pthread_atfork(atfork_fn[0], atfork_fn[1], atfork_fn[2]);
+  int r = __register_atfork(atfork_fn[0], atfork_fn[1], atfork_fn[2], &__dso_handle);
   errno = e;
   atomic_store_explicit(&lz_atfork_state, ATFORK_DONE, memory_order_release);
   return r;
@@ -318,8 +325,28 @@ lz_text_hot size_t os_page_size(void) {
   return (size_t)r;
 }
 
+/* A process's first OS_CLOCK_SYSCALLS clock reads are system calls (libc's
+ * syscall, whose page start-up maps already): through libc's clock_gettime
+ * and the vDSO, the first read costs two page faults, libc's page of that
+ * code and the vDSO's data page, in a process that may read the clock once
+ * or twice in its life (a short command whose freed slab arms its chunk's
+ * purge clock, pages.c). A system call costs about 0.1 us, a fault several
+ * times that; a process that reads the clock more often (every 64th
+ * slow-path entry, heap.c's tick) soon takes the vDSO. The count is a hint:
+ * two threads may both take the same value (relaxed, no read-modify-write). */
+#define OS_CLOCK_SYSCALLS 16
+lz_hot static _Atomic(unsigned) clock_syscalls;
+
 lz_text_hot uint64_t os_now_ms(void) {
   struct timespec ts;
+  unsigned n = atomic_load_explicit(&clock_syscalls, memory_order_relaxed);
+  if (lz_unlikely(n < OS_CLOCK_SYSCALLS)) {
+    atomic_store_explicit(&clock_syscalls, n + 1, memory_order_relaxed);
+    int e = errno;
+    long r = syscall(SYS_clock_gettime, (long)CLOCK_MONOTONIC_COARSE, &ts);
+    errno = e;
+    if (r == 0) return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+  }
   clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
   return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }

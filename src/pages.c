@@ -38,7 +38,7 @@ lz_text_hot size_t pages_commit(chunk_t *c, size_t first, size_t n) {
 /* Decommits pages [first, first + n) of c (one system call); those that
  * were dirty are counted. Refused by the kernel: they stay dirty and
  * uncounted. */
-void pages_decommit(chunk_t *c, size_t first, size_t n) {
+lz_text_hot void pages_decommit(chunk_t *c, size_t first, size_t n) {
   if (os_decommit((uint8_t *)c + (first << LZ_PAGE_SHIFT), n << LZ_PAGE_SHIFT) != 0) return;
   size_t dirty = bitmap_count(c->dirty_map, first, n);
   bitmap_assign(c->dirty_map, first, n, false);

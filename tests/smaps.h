@@ -134,22 +134,62 @@ static TU_UNUSED size_t tu_pagemap_count(uintptr_t lo, uintptr_t hi, uint64_t bi
   return count;
 }
 
-/* Rss (kB) of the library's read-only data (.rodata, .eh_frame: its r--p
- * mapping right after the executable one); -1 if not found. */
-static TU_UNUSED long tu_rodata_rss_kb(void) {
-  size_t n = tu_read_proc("/proc/self/smaps");
-  const char *at = tu_proc_buf;
-  tu_smaps_entry_t e;
-  int after_text = 0;
-  while (tu_smaps_next(&at, n, &e)) {
-    if (e.is_lib && strncmp(e.perms, "r-xp", 4) == 0) {
-      after_text = 1;
-    } else if (after_text) {
-      if (e.is_lib && strncmp(e.perms, "r--p", 4) == 0) return (long)tu_smaps_field_kb(&e, "Rss:");
-      return -1;
+/* The library's file and load address, from the loader: 1 if found. */
+typedef struct {
+  const char *path;
+  uintptr_t base;
+} tu_lib_file_t;
+
+static int tu_lib_file_cb(struct dl_phdr_info *info, size_t size, void *arg) {
+  (void)size;
+  tu_lib_file_t *f = arg;
+  if (info->dlpi_name == NULL || strstr(info->dlpi_name, "liblzmalloc") == NULL) return 0;
+  f->path = info->dlpi_name;
+  f->base = info->dlpi_addr;
+  return 1;
+}
+
+/* Where section `name` of the library lies in memory, [lo, hi) rounded
+ * out to whole pages (section headers read from its file with pread into
+ * static buffers: nothing allocates); 1 if found. */
+static TU_UNUSED int tu_lib_section(const char *name, uintptr_t *lo, uintptr_t *hi) {
+  tu_lib_file_t f = {NULL, 0};
+  if (dl_iterate_phdr(tu_lib_file_cb, &f) != 1) return 0;
+  int fd = open(f.path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  static ElfW(Shdr) sh[128];
+  static char names[4096];
+  ElfW(Ehdr) eh;
+  int found = 0;
+  if (pread(fd, &eh, sizeof eh, 0) == (ssize_t)sizeof eh && eh.e_shnum <= 128 && eh.e_shstrndx < eh.e_shnum &&
+      pread(fd, sh, eh.e_shnum * sizeof sh[0], (off_t)eh.e_shoff) == (ssize_t)(eh.e_shnum * sizeof sh[0])) {
+    const ElfW(Shdr) *strs = &sh[eh.e_shstrndx];
+    size_t len = strs->sh_size < sizeof names - 1 ? strs->sh_size : sizeof names - 1;
+    if (pread(fd, names, len, (off_t)strs->sh_offset) == (ssize_t)len) {
+      names[len] = 0;
+      for (int i = 0; i < eh.e_shnum && !found; i++) {
+        if (sh[i].sh_name >= len || strcmp(names + sh[i].sh_name, name) != 0 || sh[i].sh_addr == 0) continue;
+        *lo = (f.base + sh[i].sh_addr) & ~(uintptr_t)4095;
+        *hi = (f.base + sh[i].sh_addr + sh[i].sh_size + 4095) & ~(uintptr_t)4095;
+        found = 1;
+      }
     }
   }
-  return -1;
+  close(fd);
+  return found;
+}
+
+/* Pages of the library's read-only data (.rodata) mapped in this process
+ * (/proc/self/pagemap: present; in a fork child, mapped by the child's
+ * own page faults); -1 if not found. Its pages may share the mapping and
+ * a page with the end of the code, and a page fault maps the 16 pages of
+ * the 64 KiB window around it (the kernel's fault-around): a present page
+ * here means a fault outside the hot code's window (src/internal.h,
+ * lz_text_hot) as well as a read of .rodata itself. */
+static TU_UNUSED long tu_rodata_pages(void) {
+  uintptr_t lo, hi;
+  if (!tu_lib_section(".rodata", &lo, &hi)) return -1;
+  return (long)tu_pagemap_count(lo, hi, TU_PM_PRESENT);
 }
 
 #endif
