@@ -542,7 +542,7 @@ static uint64_t heaps_purge_background(uint64_t now) {
       } else {
         /* The owner's waits for a CPU delay its purge (purge.c, "Clock"). */
         uint32_t tid = (uint32_t)atomic_load_explicit(&h->xowner, memory_order_relaxed);
-        if (tid != 0) purge_clock_sync(h, tid);
+        if (tid != 0) purge_clock_sync(h, tid, now);
         uint64_t hnow = heap_time(h, now);
         due = heap_purge(h, false, HOLES_DUE, LZ_HEAPS > 0, hnow);
         h->purge_wake = due;
@@ -600,7 +600,7 @@ lz_text_hot static void heap_purge_tick(heap_t *heap) {
   long delay = opt_get(OPT_PURGE_DELAY);
   heap->purge_next = now + (uint64_t)(delay > 1 ? delay / 2 : 1);
   if (delay < 0) return;
-  purge_clock_sync(heap, 0); /* purge.c, "Clock" */
+  purge_clock_sync(heap, 0, now); /* purge.c, "Clock" */
   heap->purge_wake = heap_purge(heap, false, HOLES_DUE, true, heap_time(heap, now));
   chunk_pool_trim(false);
   large_cache_trim(false);

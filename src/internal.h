@@ -771,9 +771,9 @@ typedef struct heap_s {
    * thread spent runnable but not running (waiting for a CPU) while the
    * heap had something to purge. wait_seen_ns: that thread's wait
    * (os_thread_wait_ns) at the last reading, 0: none to count from (a new
-   * owner, an orphan, nothing pending). purge_wake: the heap's purge had
-   * something pending at its last look, or pages were freed since (0);
-   * UINT64_MAX: nothing. Heap lock. */
+   * owner, an orphan, nothing pending). purge_wake: when (heap time) the
+   * heap's purge next has something due, as its last look returned it, or
+   * 0 when pages were freed since; UINT64_MAX: nothing. Heap lock. */
   uint64_t lag_ms, wait_seen_ns, purge_wake;
   /* Its chunks' chunk map byte: an id CHUNK_HEAP_FIRST .. CHUNK_HEAP_LAST
    * of its own (the first heaps made below level 2, for ever: a heap is
@@ -1245,7 +1245,7 @@ lz_inline uint64_t heap_time(const heap_t *heap, uint64_t wall) {
 lz_inline uint64_t heap_now(const heap_t *heap) { return heap_time(heap, os_now_ms()); }
 /* A time of the heap's clock as wall time (the janitor's schedule). */
 lz_inline uint64_t heap_wall(const heap_t *heap, uint64_t t) { return t == UINT64_MAX ? t : t + heap->lag_ms; }
-void purge_clock_sync(heap_t *heap, uint32_t tid);
+void purge_clock_sync(heap_t *heap, uint32_t tid, uint64_t wall); /* wall: os_now_ms() */
 uint64_t purge_heap(heap_t *heap, bool force, uint64_t now);
 uint64_t purge_heap_holes(heap_t *heap, bool force, bool exclusive, uint64_t now);
 uint64_t purge_heap_collapse(heap_t *heap, uint64_t now);

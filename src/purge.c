@@ -95,16 +95,21 @@ static size_t count_free_dirty(const chunk_t *c) {
  * its memory goes back on time. The owner syncs at its purge ticks (its
  * own thread), the janitor before it purges a live heap (reading the
  * owner's thread): both only while the heap has something to purge
- * (purge_wake), so a process with nothing to give back reads nothing. An
+ * (purge_wake) and only once it may be due (a program with many threads
+ * costs the janitor no reading per heap per pass), so a process with
+ * nothing to give back reads nothing. An
  * orphan's clock runs with the wall clock (no owner: wait_seen_ns 0); its
  * next owner counts from its own first reading. Shared heaps
  * (LZ_HEAPS > 0) have no one owner: wall time. */
-void purge_clock_sync(heap_t *heap, uint32_t tid) {
+void purge_clock_sync(heap_t *heap, uint32_t tid, uint64_t wall) {
   if (LZ_HEAPS > 0) return;
   if (heap->purge_wake == UINT64_MAX) { /* nothing to purge: nothing to delay */
     heap->wait_seen_ns = 0;
     return;
   }
+  /* Nothing due even by the clock as it stands (a later reading only moves
+   * it back): no reading now; the next one counts the waits since the last. */
+  if (heap->wait_seen_ns != 0 && heap_time(heap, wall) < heap->purge_wake) return;
   uint64_t wait = os_thread_wait_ns(tid);
   if (wait == UINT64_MAX) return;
   if (heap->wait_seen_ns != 0 && wait >= heap->wait_seen_ns) {

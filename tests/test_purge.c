@@ -443,19 +443,26 @@ static void run_clock(void) {
   /* Nothing to purge: nothing read, nothing counted. */
   heap->purge_wake = UINT64_MAX;
   uint64_t lag0 = heap->lag_ms;
-  purge_clock_sync(heap, 0);
+  purge_clock_sync(heap, 0, os_now_ms());
   spin_ms(100);
-  purge_clock_sync(heap, 0);
+  purge_clock_sync(heap, 0, os_now_ms());
   CHECKF(heap->lag_ms == lag0 && heap->wait_seen_ns == 0, "lag %llu -> %llu with nothing to purge",
          (unsigned long long)lag0, (unsigned long long)heap->lag_ms);
   /* Something to purge: the waits count. */
   heap->purge_wake = 0;
-  purge_clock_sync(heap, 0); /* the base */
+  purge_clock_sync(heap, 0, os_now_ms()); /* the base */
   uint64_t w0 = heap->wait_seen_ns, lag1 = heap->lag_ms, t0 = os_now_ms();
   CHECK(w0 != 0 || os_thread_wait_ns(0) == 0);
-  spin_ms(300);
+  spin_ms(150);
+  /* Not due yet, even by the clock as it stands: no reading... */
+  heap->purge_wake = heap_now(heap) + 100000;
+  purge_clock_sync(heap, 0, os_now_ms());
+  CHECK(heap->lag_ms == lag1 && heap->wait_seen_ns == w0);
+  /* ... and the next one counts every wait since the base. */
+  heap->purge_wake = 0;
+  spin_ms(150);
   uint64_t other = os_thread_wait_ns(atomic_load(&hog_tid)); /* another thread's, as the janitor reads it */
-  purge_clock_sync(heap, 0);
+  purge_clock_sync(heap, 0, os_now_ms());
   uint64_t w1 = os_thread_wait_ns(0), wall = os_now_ms() - t0, lag = heap->lag_ms - lag1;
   CHECK(other != UINT64_MAX && other > 0);
   CHECKF(lag <= (w1 - w0) / 1000000u && lag + 1 >= (w1 - w0) / 1000000u, "lag %llu ms, waited %llu ms",
