@@ -474,11 +474,12 @@ lz_text_hot long os_read_file(const char *path, char *buf, size_t n) {
  * second field of its schedstat: the calling thread's (tid 0) or, in this
  * process, thread tid's. UINT64_MAX if it cannot be read (no /proc, a
  * kernel without schedstat, a sandbox). The path strings sit with the hot
- * read-only data: purge ticks read them in every process that frees. */
+ * read-only data, the function with the hot text: purge ticks run them in
+ * every process that frees (fork_pages, text_purge). */
 lz_ro_hot static const char k_schedstat_self[] = "/proc/thread-self/schedstat";
 lz_ro_hot static const char k_task[] = "/proc/self/task/";
 lz_ro_hot static const char k_schedstat[] = "/schedstat";
-uint64_t os_thread_wait_ns(uint32_t tid) {
+lz_text_hot uint64_t os_thread_wait_ns(uint32_t tid) {
   char path[64], buf[96];
   const char *p = k_schedstat_self;
   if (tid != 0) {

@@ -100,8 +100,9 @@ static size_t count_free_dirty(const chunk_t *c) {
  * nothing to give back reads nothing. An
  * orphan's clock runs with the wall clock (no owner: wait_seen_ns 0); its
  * next owner counts from its own first reading. Shared heaps
- * (LZ_HEAPS > 0) have no one owner: wall time. */
-void purge_clock_sync(heap_t *heap, uint32_t tid, uint64_t wall) {
+ * (LZ_HEAPS > 0) have no one owner: wall time. Hot text: purge ticks run
+ * it in every program that frees pages (fork_pages, text_purge). */
+lz_text_hot void purge_clock_sync(heap_t *heap, uint32_t tid, uint64_t wall) {
   if (LZ_HEAPS > 0) return;
   if (heap->purge_wake == UINT64_MAX) { /* nothing to purge: nothing to delay */
     heap->wait_seen_ns = 0;
