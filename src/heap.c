@@ -151,6 +151,7 @@ lz_text_hot static heap_t *heap_new(uint64_t owner) {
   if (h == NULL) return NULL;
   for (size_t i = 0; i < LZ_DIRECT_SLOTS; i++) h->direct[i] = &lz_span_empty;
   h->map_id = CHUNK_SPANS;
+  h->purge_wake = UINT64_MAX; /* nothing to purge yet: no clock reading (purge.c, "Clock") */
   if (!lz_secure2 && atomic_load_explicit(&heap_ids_given, memory_order_relaxed) <= CHUNK_HEAP_LAST - CHUNK_HEAP_FIRST) {
     unsigned id = CHUNK_HEAP_FIRST + atomic_fetch_add_explicit(&heap_ids_given, 1, memory_order_relaxed);
     if (id <= CHUNK_HEAP_LAST) h->map_id = (uint8_t)id;
