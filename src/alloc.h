@@ -146,13 +146,22 @@ lz_inline void free_fast_to(void *p, void (*own)(void *, span_t *), void (*page)
     /* Written out: GCC computes the list's address apart and widens k
      * again for the count (three instructions more). The stores keep
      * their order (local_free_publish: b's link before the head). */
-    __asm__("xorq (%[s],%[k],8), %[enc]\n\t"
-            "movq %[enc], (%[b])\n\t"
-            "movq %[b], (%[s],%[k],8)\n\t"
-            "subw %w[k], %[used]"
-            : [enc] "+r"(enc), [used] "+m"(s->used), "=@ccz"(last)
-            : [s] "r"(s), [k] "r"(k), [b] "r"(b)
-            : "memory");
+    if (LZ_SECURE) /* the link encoded with enc */
+      __asm__("xorq (%[s],%[k],8), %[enc]\n\t"
+              "movq %[enc], (%[b])\n\t"
+              "movq %[b], (%[s],%[k],8)\n\t"
+              "subw %w[k], %[used]"
+              : [enc] "+r"(enc), [used] "+m"(s->used), "=@ccz"(last)
+              : [s] "r"(s), [k] "r"(k), [b] "r"(b)
+              : "memory");
+    else /* stored as it is */
+      __asm__("movq (%[s],%[k],8), %[enc]\n\t"
+              "movq %[enc], (%[b])\n\t"
+              "movq %[b], (%[s],%[k],8)\n\t"
+              "subw %w[k], %[used]"
+              : [enc] "=&r"(enc), [used] "+m"(s->used), "=@ccz"(last)
+              : [s] "r"(s), [k] "r"(k), [b] "r"(b)
+              : "memory");
 #else
     lz_block_t **list = &s->free + k;
     b->enc_next = (uintptr_t)*list ^ enc;
