@@ -773,8 +773,11 @@ typedef struct heap_s {
    * (os_thread_wait_ns) at the last reading, 0: none to count from (a new
    * owner, an orphan, nothing pending). purge_wake: when (heap time) the
    * heap's purge next has something due, as its last look returned it, or
-   * 0 when pages were freed since; UINT64_MAX: nothing. Heap lock. */
-  uint64_t lag_ms, wait_seen_ns, purge_wake;
+   * 0 when pages were freed since; UINT64_MAX: nothing. Heap lock; but
+   * lag_ms is atomic: the owner reads its clock without the lock
+   * (heap_abandon's last collect, pages.c), while the janitor may sync it. */
+  _Atomic uint64_t lag_ms;
+  uint64_t wait_seen_ns, purge_wake;
   /* Its chunks' chunk map byte: an id CHUNK_HEAP_FIRST .. CHUNK_HEAP_LAST
    * of its own (the first heaps made below level 2, for ever: a heap is
    * never freed, an orphan keeps it for its next thread), else
@@ -1240,11 +1243,14 @@ lz_inline uint64_t holes_delay(const heap_t *heap) { return (uint64_t)LZ_HOLES_A
 /* The heap's clock (ms): wall time less the waits of its owner for a CPU
  * (purge.c, "Clock"). */
 lz_inline uint64_t heap_time(const heap_t *heap, uint64_t wall) {
-  return wall > heap->lag_ms ? wall - heap->lag_ms : 0;
+  uint64_t lag = atomic_load_explicit(&heap->lag_ms, memory_order_relaxed);
+  return wall > lag ? wall - lag : 0;
 }
 lz_inline uint64_t heap_now(const heap_t *heap) { return heap_time(heap, os_now_ms()); }
 /* A time of the heap's clock as wall time (the janitor's schedule). */
-lz_inline uint64_t heap_wall(const heap_t *heap, uint64_t t) { return t == UINT64_MAX ? t : t + heap->lag_ms; }
+lz_inline uint64_t heap_wall(const heap_t *heap, uint64_t t) {
+  return t == UINT64_MAX ? t : t + atomic_load_explicit(&heap->lag_ms, memory_order_relaxed);
+}
 void purge_clock_sync(heap_t *heap, uint32_t tid, uint64_t wall); /* wall: os_now_ms() */
 uint64_t purge_heap(heap_t *heap, bool force, uint64_t now);
 uint64_t purge_heap_holes(heap_t *heap, bool force, bool exclusive, uint64_t now);

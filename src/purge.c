@@ -115,7 +115,7 @@ lz_text_hot void purge_clock_sync(heap_t *heap, uint32_t tid, uint64_t wall) {
   if (wait == UINT64_MAX) return;
   if (heap->wait_seen_ns != 0 && wait >= heap->wait_seen_ns) {
     uint64_t ms = (wait - heap->wait_seen_ns) / 1000000u;
-    heap->lag_ms += ms;
+    atomic_fetch_add_explicit(&heap->lag_ms, ms, memory_order_relaxed);
     heap->wait_seen_ns += ms * 1000000u; /* the rest counts next time */
   } else {
     heap->wait_seen_ns = wait; /* a new owner, or a fork child's new thread */
