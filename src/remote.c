@@ -125,6 +125,18 @@ static bool link_in_span(const span_t *s, const lz_block_t *b) {
   return block_index(d - start, s->inv, span_shift(s)) < s->reserved;
 }
 
+/* Links b at the head of rb, the batch in `slot` for b's span (a block
+ * already at its head is a double free); a full batch goes home. */
+lz_inline void batch_link(heap_t *self, remote_batch_t *rb, unsigned slot, lz_block_t *b, bool suspect) {
+  if (lz_unlikely(b == rb->head)) lz_fatal_pointer("double free", "free", b);
+  if (suspect) rb->suspect = true;
+  if (rb->count == 0) rb->tail = b;
+  block_set_next(b, rb->head);
+  rb->head = b;
+  self->rbatch_pending |= 1u << slot;
+  if (++rb->count >= LZ_REMOTE_BATCH) batch_flush(self, slot);
+}
+
 /* batch_add's other case: no pending batch of this heap is s's in slot's
  * place (the first slot of s's pair). Out of line, so that batch_add's
  * common case, inlined into remote_free_fast, calls nothing but its
@@ -148,13 +160,7 @@ static lz_noinline void batch_add_new(heap_t *self, span_t *s, lz_block_t *b, bo
     batch_flush(self, slot);
   }
   rb->span = s;
-  if (lz_unlikely(b == rb->head)) lz_fatal_pointer("double free", "free", b);
-  if (suspect) rb->suspect = true;
-  if (rb->count == 0) rb->tail = b;
-  block_set_next(b, rb->head);
-  rb->head = b;
-  self->rbatch_pending |= 1u << slot;
-  if (++rb->count >= LZ_REMOTE_BATCH) batch_flush(self, slot);
+  batch_link(self, rb, slot, b, suspect);
 }
 
 /* Links b into this heap's batch for its span (b already screened and
@@ -167,13 +173,7 @@ lz_inline void batch_add(heap_t *self, span_t *s, lz_block_t *b, bool suspect) {
     batch_add_new(self, s, b, suspect, slot);
     return;
   }
-  if (lz_unlikely(b == rb->head)) lz_fatal_pointer("double free", "free", b);
-  if (suspect) rb->suspect = true;
-  if (rb->count == 0) rb->tail = b;
-  block_set_next(b, rb->head);
-  rb->head = b;
-  self->rbatch_pending |= 1u << slot;
-  if (++rb->count >= LZ_REMOTE_BATCH) batch_flush(self, slot);
+  batch_link(self, rb, slot, b, suspect);
 }
 
 static lz_noinline bool foreign_push(heap_t *self, span_t *s, lz_block_t *b);
