@@ -354,6 +354,8 @@ typedef struct span_s {
   uint8_t flags;            /* SPAN_FULL, SPAN_HOLES (slab), SPAN_ZERO (medium: memory known zero) */
 } span_t;
 /* free's fast path indexes the two lists by to_local. */
+/* free's fast path indexes (&free)[to_local] from the span's address (alloc.h). */
+_Static_assert(offsetof(span_t, free) == 0, "free first");
 _Static_assert(offsetof(span_t, local_free) == offsetof(span_t, free) + sizeof(lz_block_t *), "free, local_free");
 _Static_assert(sizeof(span_t) == 64 && LZ_CACHE_LINE % 64 == 0, "span_t must fill cache lines exactly");
 _Static_assert(LZ_CLASSES <= 64, "span_t.cls holds a class in 6 bits");

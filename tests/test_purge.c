@@ -641,6 +641,14 @@ static void *orphan_stages_worker(void *arg) {
   return NULL;
 }
 
+/* The heap a thread running worker (which sets orphan_heap) leaves behind. */
+static heap_t *orphan_of(void *(*worker)(void *)) {
+  pthread_t t;
+  CHECK(pthread_create(&t, NULL, worker, NULL) == 0);
+  CHECK(pthread_join(t, NULL) == 0);
+  return orphan_heap;
+}
+
 static void run_orphan_stages(void) {
   long delay = opt_get(OPT_PURGE_DELAY);
   if (delay <= 0 || LZ_HEAPS > 0) {
@@ -648,10 +656,7 @@ static void run_orphan_stages(void) {
     return;
   }
   CHECK(lz_malloc(16) != NULL); /* the main thread's own heap: the orphan stays the only one */
-  pthread_t t;
-  CHECK(pthread_create(&t, NULL, orphan_stages_worker, NULL) == 0);
-  CHECK(pthread_join(t, NULL) == 0);
-  heap_t *h = orphan_heap;
+  heap_t *h = orphan_of(orphan_stages_worker);
   CHECK(h->orphan_shift == 0 && !h->orphan_purged);
   CHECK(heap_hold_orphan(h));
   h->orphan_shift = LZ_DECAY_SHIFT_MAX; /* within its delay, however slow this run */
@@ -744,10 +749,7 @@ static void run_orphan_holes(void) {
     return;
   }
   CHECK(lz_malloc(16) != NULL); /* the main thread's own heap: the orphan stays the only one */
-  pthread_t t;
-  CHECK(pthread_create(&t, NULL, orphan_holes_worker, NULL) == 0);
-  CHECK(pthread_join(t, NULL) == 0);
-  heap_t *h = orphan_heap;
+  heap_t *h = orphan_of(orphan_holes_worker);
   unsigned cls = size_to_class(HR_SIZE);
   CHECK(atomic_load(&h->xstate) == HEAP_ORPHAN && h->holes_at != 0 && spans_with_holes(h, cls) == 0);
   /* The look is due and the slabs were left alone, but the orphan is
