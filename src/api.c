@@ -150,8 +150,8 @@ LZ_EXPORT int lz_trim(size_t pad) {
 /* The library's constructor and destructor: the process started with its
  * thread-exit hook and fork handlers (init.c); LZMALLOC_SHOW_STATS's report
  * at exit. */
-__attribute__((constructor(101))) static void lz_constructor(void) { process_start(); }
+__attribute__((constructor(101))) lz_text_hot static void lz_constructor(void) { process_start(); }
 
-__attribute__((destructor(101))) static void lz_destructor(void) {
+__attribute__((destructor(101))) lz_text_hot static void lz_destructor(void) {
   if (opt_get(OPT_SHOW_STATS)) lz_stats_print(2);
 }

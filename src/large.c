@@ -426,8 +426,7 @@ static bool cache_take(size_t need, unsigned node, uintptr_t *base, size_t *size
  * block's check word names a double free once the chunk has gone back).
  * Its pages hold old data or zero. 0 if no cached range holds a whole
  * unit, and at level 2 (guard pages in freed ranges). */
-uintptr_t large_cache_unit(unsigned node) {
-  if (LZ_LARGE_CACHE_ENTRIES == 0 || lz_secure2) return 0;
+static lz_noinline uintptr_t cache_unit_take(unsigned node) {
   for (int attempt = 0; attempt < 4; attempt++) {
     uint64_t best = 0;
     size_t best_i = 0;
@@ -455,6 +454,14 @@ uintptr_t large_cache_unit(unsigned node) {
     return base;
   }
   return 0;
+}
+
+/* Every process's first chunk asks: the test of a cache that never held a
+ * range is hot text (internal.h, lz_text_hot), the walk is not, so a
+ * process that frees no large block runs no code beyond the hot window. */
+lz_text_hot uintptr_t large_cache_unit(unsigned node) {
+  if (LZ_LARGE_CACHE_ENTRIES == 0 || lz_secure2 || slots_seen() == 0) return 0;
+  return cache_unit_take(node);
 }
 
 /* The caller holds [base, base + *size) with *size >= need: keeps the pages

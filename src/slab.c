@@ -34,7 +34,7 @@ lz_ro_hot const heap_empty_t lz_heap_empty_direct = {
  * frees never retire the span malloc is carving from: a span whose count
  * reaches zero is never a queue's first. Its `to_local` 0 moves with the
  * pin: the free fast path pushes that span's blocks on its free list. */
-void queue_remove(heap_t *heap, span_queue_t *q, span_t *s) {
+lz_text_hot void queue_remove(heap_t *heap, span_queue_t *q, span_t *s) {
   bool was_first = q->first == s;
   if (s->prev) s->prev->next = s->next; else q->first = s->next;
   if (s->next) s->next->prev = s->prev; else q->last = s->prev;
@@ -93,7 +93,7 @@ unsigned slab_class_for(const heap_t *heap, unsigned cls) {
   return size_to_class(p2);
 }
 
-void slab_startup_end(heap_t *heap) {
+lz_text_hot void slab_startup_end(heap_t *heap) {
   if (!heap->startup) return;
   heap->startup = false;
   pack_close(heap);

@@ -28,6 +28,10 @@
 #                    mapped by one fault (<= 20 pages, /proc/self/pagemap),
 #                    also once its freed pages decayed (no .rodata read,
 #                    nor by a child that runs a thread) (API)
+#   exec_pages       a process that never allocates, and one that
+#                    allocates what a command starting up does, map one
+#                    64 KiB window of the library's code from exec to
+#                    exit (traced: /proc/PID/pagemap at its exit) (API)
 #   startup_pages    a process's first blocks of 20 classes on at most 7
 #                    pages (start-up classes), usable sizes, start-up bounded
 #   startup_bss      start-up, a few allocations and free(NULL) touch one
@@ -207,6 +211,9 @@ lz_test(NAME fork_stdio KIND API LABELS stress TIMEOUT 150
         SOURCES ${_lz_t}/fork_stdio.c)
 lz_test(NAME fork_pages KIND API LABELS unit TIMEOUT 60
         SOURCES ${_lz_t}/fork_pages.c)
+lz_test(NAME exec_pages KIND API LABELS unit TIMEOUT 60
+        SOURCES ${_lz_t}/exec_pages.c)
+set_tests_properties(exec_pages PROPERTIES SKIP_RETURN_CODE 77) # no ptrace (a sandbox), level 2
 lz_test(NAME startup_pages KIND API LABELS unit TIMEOUT 60
         SOURCES ${_lz_t}/startup_pages.c)
 lz_test(NAME startup_bss KIND API LABELS unit TIMEOUT 60

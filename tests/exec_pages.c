@@ -1,0 +1,210 @@
+/* exec_pages: the library code a small process maps, from exec to exit
+ * (API).
+ *
+ * A script's commands are each a fresh process: the loader maps the
+ * library (reading its headers and dynamic symbols), our constructor runs,
+ * the program allocates a little and frees some, and at exit the
+ * destructors run (ours, and the C runtime's). Each 64 KiB window of the
+ * library's read-only segments (headers, code, read-only data: one
+ * mapping, loaded 64 KiB aligned) that a process touches costs it a page
+ * fault and up to 16 resident pages (the kernel's fault-around). The code
+ * such a process runs is kept in the first window, with the headers
+ * (src/internal.h, lz_text_hot; cmake/layout.ld), so it maps one:
+ *   none   a process that never allocates (/bin/true);
+ *   small  a process that allocates what a command starting up does
+ *          (bench forkstorm's exec'd program: 200 blocks of 20 sizes from
+ *          5 B to 4 KiB, a 128 KiB buffer), frees half of it and exits.
+ * Measured at the very end: this test runs each as its own exec'd child
+ * and traces it (PTRACE_O_TRACEEXIT stops the child in exit, after every
+ * destructor and with its memory still mapped), then reads the child's
+ * /proc/PID/maps and pagemap. Skipped (77) where the child cannot be
+ * traced (a sandbox). Optimized builds only (a build without
+ * optimization has no such layout); skipped at hardening level 2, whose
+ * paths are not the hot ones.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <errno.h>
+#include <fcntl.h>
+#include <malloc.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ptrace.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "smaps.h"
+#include "testutil.h"
+
+static const size_t small_sizes[] = {5, 7, 8, 10, 26, 30, 33, 36, 40, 48, 56, 72, 96, 112, 160, 208, 472, 792, 1328, 4096};
+#define NSMALL (sizeof small_sizes / sizeof small_sizes[0])
+
+/* The exec'd child's work: what a small command allocates, written, half
+ * freed (as bench/src/forkstorm.c's small_program). */
+static int small_program(void) {
+  void *p[200];
+  for (size_t i = 0; i < 200; i++) {
+    size_t n = small_sizes[(i * 7) % NSMALL];
+    p[i] = malloc(n);
+    if (p[i] == NULL) return 2;
+    memset(p[i], (int)i, n);
+  }
+  char *buf = malloc(128 * 1024);
+  if (buf == NULL) return 2;
+  memset(buf, 1, 4096);
+  for (size_t i = 0; i < 200; i++)
+    if (((unsigned char *)p[i])[small_sizes[(i * 7) % NSMALL] - 1] != (unsigned char)i) return 3;
+  for (size_t i = 0; i < 200; i += 2) free(p[i]);
+  free(buf);
+  return 0;
+}
+
+/* The library's read-only segments (headers and dynamic symbols, code,
+ * read-only data: every PT_LOAD without PF_W; not the RELRO part of the
+ * writable one), page aligned, relative to its load address: from this
+ * process, which loads the same file. */
+enum { RO_SEGS_MAX = 8 };
+static struct {
+  uintptr_t lo, hi;
+} ro_segs[RO_SEGS_MAX];
+static int ro_nsegs;
+
+static int ro_segs_cb(struct dl_phdr_info *info, size_t size, void *arg) {
+  (void)size;
+  (void)arg;
+  if (info->dlpi_name == NULL || strstr(info->dlpi_name, "liblzmalloc") == NULL) return 0;
+  for (int i = 0; i < info->dlpi_phnum && ro_nsegs < RO_SEGS_MAX; i++) {
+    const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+    if (ph->p_type != PT_LOAD || (ph->p_flags & PF_W)) continue;
+    ro_segs[ro_nsegs].lo = ph->p_vaddr & ~(uintptr_t)4095;
+    ro_segs[ro_nsegs].hi = (ph->p_vaddr + ph->p_memsz + 4095) & ~(uintptr_t)4095;
+    ro_nsegs++;
+  }
+  return 1;
+}
+
+/* The child's load address of the library: the start of its mapping of
+ * the file's offset 0 (from its maps); 0 if none. */
+static uintptr_t lib_base(pid_t pid) {
+  char path[64];
+  snprintf(path, sizeof path, "/proc/%d/maps", (int)pid);
+  size_t n = tu_read_proc(path);
+  for (const char *p = tu_proc_buf; p < tu_proc_buf + n;) {
+    const char *eol = strchr(p, '\n');
+    if (eol == NULL) break;
+    unsigned long a, b, off;
+    char perms[5] = {0};
+    if (memmem(p, (size_t)(eol - p), "liblzmalloc", 11) != NULL &&
+        sscanf(p, "%lx-%lx %4s %lx", &a, &b, perms, &off) == 4 && off == 0)
+      return a;
+    p = eol + 1;
+  }
+  return 0;
+}
+
+/* Runs this program as `exec_pages MODE`, traced; at its exit stop counts
+ * the pages of the library's read-only mappings present in it and the
+ * 64 KiB windows they lie in. Returns 77 if it cannot trace. */
+static int traced_run(const char *self, const char *mode, int *pages, int *windows) {
+  int pipefd[2];
+  CHECK(pipe(pipefd) == 0);
+  pid_t pid = fork();
+  CHECK(pid >= 0);
+  if (pid == 0) {
+    close(pipefd[0]);
+    char ok = ptrace(PTRACE_TRACEME, 0, NULL, NULL) == 0;
+    if (write(pipefd[1], &ok, 1) != 1) _exit(126);
+    close(pipefd[1]);
+    if (!ok) _exit(0);
+    raise(SIGSTOP);
+    execl(self, self, mode, (char *)NULL);
+    _exit(127);
+  }
+  close(pipefd[1]);
+  char ok = 0;
+  CHECK(read(pipefd[0], &ok, 1) == 1);
+  close(pipefd[0]);
+  int st;
+  if (!ok) {
+    CHECK(waitpid(pid, &st, 0) == pid);
+    return 77;
+  }
+  CHECK(waitpid(pid, &st, 0) == pid && WIFSTOPPED(st));
+  CHECK(ptrace(PTRACE_SETOPTIONS, pid, NULL, (void *)(uintptr_t)(PTRACE_O_TRACEEXIT | PTRACE_O_TRACEEXEC)) == 0);
+  CHECK(ptrace(PTRACE_CONT, pid, NULL, NULL) == 0);
+  int measured = 0;
+  for (;;) {
+    CHECK(waitpid(pid, &st, 0) == pid);
+    if (WIFEXITED(st) || WIFSIGNALED(st)) break;
+    CHECK(WIFSTOPPED(st));
+    int sig = 0;
+    if (st >> 8 == (SIGTRAP | (PTRACE_EVENT_EXIT << 8))) {
+      uintptr_t base = lib_base(pid);
+      CHECKF(base != 0, "%s: the library is not mapped at exit", mode);
+      char path[64];
+      snprintf(path, sizeof path, "/proc/%d/pagemap", (int)pid);
+      int fd = open(path, O_RDONLY | O_CLOEXEC);
+      CHECK(fd >= 0);
+      uintptr_t last_window = 0;
+      *pages = *windows = 0;
+      for (int i = 0; i < ro_nsegs; i++)
+        for (uintptr_t a = base + ro_segs[i].lo; a < base + ro_segs[i].hi; a += 4096) {
+          uint64_t e = 0;
+          CHECK(pread(fd, &e, sizeof e, (off_t)(a / 4096 * 8)) == (ssize_t)sizeof e);
+          if (!(e >> 63)) continue;
+          (*pages)++;
+          if (*windows == 0 || a >> 16 != last_window) (*windows)++;
+          last_window = a >> 16;
+        }
+      close(fd);
+      measured = 1;
+    } else if (st >> 8 != (SIGTRAP | (PTRACE_EVENT_EXEC << 8)) && WSTOPSIG(st) != SIGTRAP) {
+      sig = WSTOPSIG(st);
+    }
+    CHECK(ptrace(PTRACE_CONT, pid, NULL, (void *)(uintptr_t)sig) == 0);
+  }
+  CHECKF(WIFEXITED(st) && WEXITSTATUS(st) == 0, "%s: the child failed (status %#x)", mode, st);
+  CHECKF(measured, "%s: no exit stop", mode);
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  if (argc > 1 && strcmp(argv[1], "none") == 0) return 0;
+  if (argc > 1 && strcmp(argv[1], "small") == 0) return small_program();
+#if !defined(__OPTIMIZE__)
+  printf("exec_pages: skipped (no hot-text layout without optimization)\n");
+  return 77;
+#else
+  void *p = malloc(1);
+  int level2 = malloc_usable_size(p) == 1; /* level 2 reports the requested size */
+  free(p);
+  if (level2) {
+    printf("exec_pages: skipped at hardening level 2\n");
+    return 77;
+  }
+  char self[4096];
+  ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
+  CHECK(len > 0);
+  self[len] = 0;
+  CHECK(dl_iterate_phdr(ro_segs_cb, NULL) == 1 && ro_nsegs > 0);
+  const char *modes[] = {"none", "small"};
+  for (int i = 0; i < 2; i++) {
+    int pages = 0, windows = 0;
+    if (traced_run(self, modes[i], &pages, &windows) == 77) {
+      printf("exec_pages: skipped (cannot trace a child)\n");
+      return 77;
+    }
+    printf("%s: %d pages of the library's read-only segments in %d windows of 64 KiB\n", modes[i], pages, windows);
+    CHECKF(windows == 1 && pages <= 20,
+           "%s: the process mapped %d pages of the library's code and read-only data in %d windows of 64 KiB "
+           "(want one window: one fault maps 16 to 20 pages)",
+           modes[i], pages, windows);
+  }
+  printf("exec_pages: ok\n");
+  return 0;
+#endif
+}
