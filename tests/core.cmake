@@ -82,11 +82,12 @@ endforeach()
 # after refaults, that of holes (driven with synthetic times, no janitor;
 # holes_refault keeps the owner's purge tick away), and the delay of
 # orphans adopted again and when their slabs get holes (real time, no
-# janitor). holes: with a purge
+# janitor), and where a new span is placed (resident free pages first).
+# holes: with a purge
 # delay of -1, so that only its malloc_trim punches holes (with a delay the
 # owner's own purge tick punches them once the slabs have been left alone
 # for LZ_HOLES_AFTER_MS, 100 ms, which a slow run of its frees can exceed).
-foreach(_m holes janitor decay refault holes_refault orphan orphan_holes orphan_busy empty_keep clock orphan_stages)
+foreach(_m holes janitor decay refault holes_refault orphan orphan_holes orphan_busy empty_keep clock orphan_stages placement)
   set(_env ENV LZMALLOC_BACKGROUND=0)
   if(_m STREQUAL "janitor")
     set(_env ENV LZMALLOC_BACKGROUND=auto)
