@@ -31,7 +31,9 @@
 #   exec_pages       a process that never allocates, and one that
 #                    allocates what a command starting up does, map one
 #                    64 KiB window of the library's code from exec to
-#                    exit (traced: /proc/PID/pagemap at its exit) (API)
+#                    exit (traced: /proc/PID/pagemap at its exit); the
+#                    loader looks up none of the library's own functions
+#                    (its dynamic relocations) (API)
 #   startup_pages    a process's first blocks of 20 classes on at most 7
 #                    pages (start-up classes), usable sizes, start-up bounded
 #   startup_bss      start-up, a few allocations and free(NULL) touch one
