@@ -1,21 +1,21 @@
 /* alloc.h: the inlined fast paths of malloc and free.
  *
- * malloc(size <= LZ_DIRECT_MAX, 1040 B), 17 instructions (objdump of the release build,
+ * malloc(size <= LZ_DIRECT_MAX, 1040 B), 16 instructions (objdump of the release build,
  * x86-64, ret included): the heap (TLS, 2), size check and table index (4),
  * the span and its list head (2), the head screened (3, list_head_ok:
- * NULL, or a bad link left by the last pop), decode the next link (3),
+ * NULL, or a bad link left by the last pop), decode the next link (2),
  * store it, clear the block's link, return. An empty list or a corrupted
  * head goes to heap_malloc_refill (the span's own freed blocks, else the
  * slow path), anything else (larger size, uninitialised thread) to the
  * slow path.
- * free(p), 32 instructions at LZ_SECURE 1: the chunk map byte, indexed
+ * free(p), 31 instructions at LZ_SECURE 1: the chunk map byte, indexed
  * by the unit after p's, compared with the thread's heap id (7,
  * lz_chunkmap_ends, TLS included: a byte equal to it proves the chunk
  * the caller's heap's, internal.h), page -> span (6: the page map holds
  * byte offsets), block index below the span's xfast_cap, the carved
  * limit of a span that takes fast frees, 0 for any other (6, sizeclass.h:
  * a slab's rotation is a constant), decode of the block's first word
- * with the double-free screen, one shift: no user address (6), push on
+ * with the double-free screen, one shift: no user address (5), push on
  * (&free)[to_local] and subtract to_local from used (7, ret included:
  * the free list of its class queue's first span, uncounted, so the next
  * malloc of the class takes it back, LIFO; local_free of any other span,
@@ -23,9 +23,9 @@
  * stats.c reads the spans' counts. Foreign, remote and full-span frees go slow; a
  * span's last block (a medium block is its span's one block) calls
  * heap_free_last.
- * A malloc(16) + free pair in a loop costs 59 instructions under callgrind
+ * A malloc(16) + free pair in a loop costs 57 instructions under callgrind
  * (loop and PLT included, 10 of them; 45 at LZ_SECURE 0 without
- * statistics, the lean configuration), 1040 B 59, 4096 B 66.
+ * statistics, the lean configuration), 1040 B 57, 4096 B 64.
  */
 #ifndef LZ_ALLOC_H
 #define LZ_ALLOC_H
@@ -126,7 +126,7 @@ lz_inline void free_fast_to(void *p, void (*own)(void *, span_t *), void (*page)
        * word decodes there 1 time in 2^17 for random bytes, never for a
        * pointer, integer, text or the zero malloc leaves: security.h)
        * costs only a slow free, whose block_maybe_free is exact. */
-      uintptr_t mask = a + lz_key;
+      uintptr_t mask = lz_key;
       uintptr_t next = b->enc_next ^ mask;
       __asm__("" : "+r"(next)); /* keeps GCC from comparing via w ^ a */
       if (lz_unlikely(next >> LZ_USER_ADDR_BITS == 0)) goto own_slow;

@@ -2,13 +2,17 @@
  * pop, and the cheap always-on pointer checks. The hardening level is LZ_SECURE
  * (config.h); at level 0 the pair is the identity.
  *
- * Encoding (safe linking with a secret): a link stored at address pos is
- *   enc = next ^ (pos + lz_key)
+ * Encoding (links keyed with a secret): a link stored at address pos is
+ *   enc = next ^ lz_key
  * so a leaked or overwritten link does not reveal or forge an address
- * without the per-process random key, and a link copied elsewhere decodes
- * to another address. lz_key lies in [2^63, 2^63 + 2^62) (security.c), so
- * pos + lz_key is never small: a cleared word (0) never decodes to NULL or
- * into its own chunk, nor does an encoded NULL read as NULL.
+ * without the per-process random key. The link does not depend on pos
+ * (it did, next ^ (pos + lz_key), at one more instruction in malloc's
+ * pop and in free's push: malloc(16)+free 59 -> 57). What pos added: a
+ * link copied into another free block decoded elsewhere, but only in the
+ * bits in which the two addresses differ, so a copy within a span still
+ * decoded into that span and passed the screens below. lz_key lies in
+ * [2^63, 2^63 + 2^62) (security.c): a cleared word (0) never decodes to
+ * NULL, nor into any chunk, nor does an encoded NULL read as NULL.
  */
 #ifndef LZ_SECURITY_H
 #define LZ_SECURITY_H
@@ -16,13 +20,15 @@
 #include "internal.h"
 
 lz_inline uintptr_t block_encode(const lz_block_t *pos, const lz_block_t *next) {
+  (void)pos;
   if (LZ_SECURE == 0) return (uintptr_t)next;
-  return (uintptr_t)next ^ ((uintptr_t)pos + lz_key);
+  return (uintptr_t)next ^ lz_key;
 }
 
 lz_inline lz_block_t *block_decode(const lz_block_t *pos, uintptr_t enc) {
+  (void)pos;
   if (LZ_SECURE == 0) return (lz_block_t *)enc;
-  return (lz_block_t *)(enc ^ ((uintptr_t)pos + lz_key));
+  return (lz_block_t *)(enc ^ lz_key);
 }
 
 lz_inline lz_block_t *block_next(const lz_block_t *b) { return block_decode(b, b->enc_next); }
@@ -59,8 +65,8 @@ lz_inline bool block_maybe_free(const lz_block_t *b) {
  * covers, 1 <= b < 2^LZ_USER_ADDR_BITS (one instruction more than a NULL
  * test). A link overwritten in a free block (an overflow from the block
  * below, a write after free) decodes outside it unless the word written
- * has its top bit set and the next 15 or 16 bits equal those of pos +
- * lz_key (1 in 2^16 for random bytes): a pointer, a small integer, text,
+ * has its top 64 - LZ_USER_ADDR_BITS bits equal to lz_key's (1 in
+ * 2^17 for random bytes on x86-64): a pointer, a small integer, text,
  * zeros, or the old link with its bits flipped always land outside. The
  * slow path (slab_pop_checked, foreign_alloc) then tells the end of a
  * list from a corrupted head and aborts with "corrupted free list"
