@@ -338,6 +338,71 @@ lz_text_hot static uint64_t heap_purge(heap_t *heap, bool force, int holes, bool
   return due < next ? due : next;
 }
 
+/* ---------------------------------------------------------------------------
+ * Heartbeat. A thread in a steady loop of one size never enters a slow
+ * path (free pushes on the list malloc pops: span.front), so it never
+ * ticks, and the blocks of other heaps it holds (its batches, its foreign
+ * lists) would wait for as long as the loop lasts. The owner raises xowed
+ * when it starts holding such blocks (remote.c) and its tick lowers it
+ * when none are left. The janitor's pass nudges a heap it can lock that
+ * owes blocks and has not ticked for LZ_HEARTBEAT_MS: xfast_cap 0 in the
+ * first span of every class queue, so the owner's next free into one of
+ * them goes slow (free_page_general), ticks there at once, sends all it
+ * holds and restores them (heap_beat). The fast paths are unchanged: the
+ * nudge uses the check free makes anyway. Only the janitor and the owner
+ * holding the heap lock write a first span's xfast_cap. An owner that
+ * does not call the allocator is nudged LZ_NUDGES times at most until it
+ * ticks again (an idle process sees no periodic wake-ups). Bound: a
+ * block waits at most LZ_HEARTBEAT_MS plus the janitor's latency (its
+ * pass every JANITOR_MIN_MS at most) while its holder keeps freeing.
+ * ------------------------------------------------------------------------- */
+#define LZ_HEARTBEAT_MS 100
+#define LZ_NUDGES 4
+
+/* The janitor's, heap lock held: nudges h if due. Returns when to look
+ * again (wall ms; UINT64_MAX: no need). */
+static uint64_t heap_heartbeat(heap_t *h, uint64_t now) {
+  if (!atomic_load_explicit(&h->xowed, memory_order_relaxed)) {
+    h->nudges = 0;
+    return UINT64_MAX;
+  }
+  if (h->nudges >= LZ_NUDGES) return UINT64_MAX;
+  uint64_t at = h->slow_clock + LZ_HEARTBEAT_MS * (1u + h->nudges);
+  if (now < at) return at;
+  atomic_store_explicit(&h->xnudged, 1, memory_order_relaxed);
+  for (unsigned cls = 1; cls < LZ_CLASSES; cls++) {
+    span_t *s = h->queues[cls].first;
+    if (s != NULL) atomic_store_explicit(&s->xfast_cap, 0, memory_order_relaxed);
+  }
+  h->nudges++;
+  return h->nudges < LZ_NUDGES ? now + LZ_HEARTBEAT_MS : UINT64_MAX;
+}
+
+/* The owner's, heap lock held, at a tick of a nudged heap: all it holds
+ * sent, the nudge undone. Out of line and out of the hot text. */
+static lz_noinline void heap_unnudge(heap_t *heap) {
+  remote_flush_all(heap);
+  atomic_store_explicit(&heap->xnudged, 0, memory_order_relaxed);
+  for (unsigned cls = 1; cls < LZ_CLASSES; cls++) {
+    span_t *s = heap->queues[cls].first;
+    if (s != NULL)
+      atomic_store_explicit(&s->xfast_cap, s->flags & (SPAN_FULL | SPAN_HOLES) ? 0u : s->capacity, memory_order_relaxed);
+  }
+}
+
+/* The owner's, heap lock held, at a tick of a heap that owed blocks:
+ * xowed lowered if none is left. */
+static lz_noinline void heap_owed_check(heap_t *heap) {
+  heap->nudges = 0;
+  if (heap->rbatch_pending == 0 && !foreign_any(heap)) atomic_store_explicit(&heap->xowed, 0, memory_order_relaxed);
+}
+
+/* At a tick (heap lock held): the heartbeat's part. */
+lz_inline void heap_beat(heap_t *heap) {
+  if (lz_unlikely(atomic_load_explicit(&heap->xnudged, memory_order_relaxed))) heap_unnudge(heap);
+  if (lz_unlikely(atomic_load_explicit(&heap->xowed, memory_order_relaxed))) heap_owed_check(heap);
+}
+
 /* Collects remote frees, gives idle medium spans back, and purges what is
  * due at `now` (heap_purge; the heap's clock); with force, also flushes
  * our own remote batches, frees the (empty) current slab of each class and
@@ -385,6 +450,9 @@ void heap_abandon(heap_t *heap) {
   for (unsigned cls = 1; cls < LZ_CLASSES; cls++)
     if (heap->queues[cls].first != NULL) slab_uncache(heap, heap->queues[cls].first);
   remote_flush_all(heap);
+  heap_enter(heap);
+  heap_beat(heap); /* no nudge left in an orphan */
+  heap_leave(heap);
   if (lz_unlikely(heap->secure != NULL)) secure_collect(heap, true); /* the quarantine is the thread's */
   collect(heap, false, HOLES_NONE, heap_now(heap)); /* holes: see orphan_collect */
   heap_enter(heap); /* the clock's fields are under the heap lock (the janitor syncs them) */
@@ -552,6 +620,8 @@ static uint64_t heaps_purge_background(uint64_t now) {
         uint64_t watch = medium_cache_watch(h, hnow);
         if (watch < due) due = watch;
         due = heap_wall(h, due);
+        uint64_t beat = heap_heartbeat(h, now);
+        if (beat < due) due = beat;
         lz_unlock(&h->lock);
       }
     } else if (state == HEAP_ORPHAN) {
@@ -683,9 +753,10 @@ static lz_noinline void numa_tick(heap_t *heap) {
 }
 
 
-/* Every HEAP_TICK_EVERY-th slow-path entry (allocation or free): remote
- * batches that were pending at the previous tick sent, the coarse clock and
- * purge, foreign lists home when due, the home node. */
+/* Every HEAP_TICK_EVERY-th slow-path entry (allocation or free), and a
+ * nudged heap's next free: remote batches that were pending at the
+ * previous tick sent (a nudged heap's all), the coarse clock and purge,
+ * foreign lists home when due, the home node. */
 lz_text_hot static lz_noinline void heap_tick_due(heap_t *heap) {
   heap_enter(heap);
   remote_flush_aged(heap);
@@ -695,6 +766,7 @@ lz_text_hot static lz_noinline void heap_tick_due(heap_t *heap) {
     heap->foreign_flush_at = heap->slow_clock + FOREIGN_MAX_AGE_MS;
   }
   if (lz_unlikely(lz_numa_on)) numa_tick(heap);
+  heap_beat(heap); /* after the foreign lists: a nudged heap sends what they gave its batches */
   heap_leave(heap);
 }
 
@@ -1150,7 +1222,10 @@ lz_text_hot static lz_noinline void free_page_general(void *p, span_t *s) {
    * slow-path entry, so a thread that frees other heaps' blocks keeps them
    * from their owners briefly: remote_free_fast counts its frees as
    * entries and leaves every HEAP_TICK_EVERY-th to this path. */
-  if (heap != LZ_HEAP_EMPTY) heap_tick(heap);
+  if (heap != LZ_HEAP_EMPTY) {
+    if (lz_unlikely(atomic_load_explicit(&heap->xnudged, memory_order_relaxed))) heap_tick_due(heap);
+    else heap_tick(heap);
+  }
   if (lz_secure2) {
     /* Level 2: every small and medium block (a thread without a heap
      * gets one for its quarantine, if it can). */

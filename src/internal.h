@@ -305,7 +305,9 @@ struct chunk_s;
  *        and then free == local_free == NULL and capacity == reserved
  *        [span.full_unlinked, span.full];
  *   xfast_cap == capacity if kind == SPAN_SLAB, neither FULL nor with
- *        holes (slab.c, "Holes") and below hardening level 2, or 1 if
+ *        holes (slab.c, "Holes") and below hardening level 2 (or 0 for
+ *        the first span of its queue while its heap is nudged: heap.c,
+ *        "Heartbeat"), or 1 if
  *        kind == SPAN_MEDIUM and live (below level 2), else 0: the
  *        owner's fast frees (alloc.h) test "allowed" and "a block boundary
  *        below the carved limit" in one compare; the chunk map byte
@@ -674,6 +676,15 @@ typedef struct heap_s {
   remote_batch_t rbatch[LZ_REMOTE_SLOTS]; /* our frees of other heaps' blocks */
   uint32_t rbatch_pending;             /* bit i set: rbatch[i] holds blocks */
   uint32_t rbatch_aged;                /* pending at the last tick: sent at the next */
+  /* The heartbeat (heap.c, "Heartbeat"): xowed 1 while the heap may hold
+   * blocks of other heaps that only its own tick sends (batches, foreign
+   * lists; the owner raises it, its tick lowers it); xnudged 1 while the
+   * janitor has taken its queues' first spans off free's fast path
+   * (xfast_cap 0) so that the owner's next free ticks; nudges counts the
+   * janitor's nudges since the owner's last tick (heap lock). */
+  _Atomic(uint8_t) xowed;
+  _Atomic(uint8_t) xnudged;
+  uint8_t nudges;
   /* Blocks of other heaps' slabs that this thread freed, kept per class to
    * be handed out again here instead of travelling back to their owners
    * (remote.c, "foreign blocks"; only classes whose blocks have their cache
@@ -1147,6 +1158,7 @@ enum { FOREIGN_INSTALLED = 4 }; /* span flag of heap->foreign[c] */
 #define FOREIGN_DRY_LOOKS 16
 void *foreign_alloc(heap_t *heap, unsigned cls);
 uint32_t foreign_count(const heap_t *heap, unsigned cls, uint32_t limit);
+bool foreign_any(const heap_t *heap);
 void foreign_flush(heap_t *heap);
 /* free's slow entry tries this first for p, a pointer into one of our
  * chunks, s, the descriptor its page maps to, a slab span (kind SPAN_SLAB)

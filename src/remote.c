@@ -101,6 +101,15 @@ static void remote_send(heap_t *dest, lz_block_t *head, lz_block_t *tail, uint32
                                                   memory_order_relaxed));
 }
 
+/* self now holds blocks of other heaps that only its tick sends: the
+ * janitor is told, so that it can make a thread that stops ticking tick
+ * (heap.c, "Heartbeat"). Once per change of xowed, which its tick lowers. */
+static void remote_owe(heap_t *self) {
+  if (lz_likely(atomic_load_explicit(&self->xowed, memory_order_relaxed))) return;
+  atomic_store_explicit(&self->xowed, 1, memory_order_relaxed);
+  janitor_notify();
+}
+
 static lz_noinline void batch_flush(heap_t *self, unsigned i) {
   remote_batch_t *rb = &self->rbatch[i];
   if (rb->count != 0) remote_send(span_chunk(rb->span)->heap, rb->head, rb->tail, rb->count, rb->suspect);
@@ -151,6 +160,7 @@ static lz_noinline void batch_add_new(heap_t *self, span_t *s, lz_block_t *b, bo
     remote_send(span_chunk(s)->heap, b, b, 1, suspect);
     return;
   }
+  remote_owe(self);
   /* Two ways: the pair's other slot, if it holds s or is free. */
   remote_batch_t *alt = &self->rbatch[slot ^ 1];
   if (alt->span == s || (rb->count != 0 && alt->count == 0)) {
@@ -465,13 +475,17 @@ static lz_noinline bool foreign_push(heap_t *self, span_t *s, lz_block_t *b) {
     }
     if (block_maybe_free(b)) return false; /* the batches screen it */
   }
+  remote_owe(self);
   foreign_link(self, f, b);
   return true;
 }
 
 /* remote_free_fast's: b joins f, a list that is not installed (the
  * first block since the list was last uninstalled installs it). */
-static lz_noinline void foreign_keep(heap_t *self, span_t *f, lz_block_t *b) { foreign_link(self, f, b); }
+static lz_noinline void foreign_keep(heap_t *self, span_t *f, lz_block_t *b) {
+  remote_owe(self);
+  foreign_link(self, f, b);
+}
 
 /* Does word 0 of b decode to a user address (NULL included)? Every link
  * of a list does (block_maybe_free, exact, is a subset), so a block that
@@ -585,6 +599,14 @@ void foreign_flush(heap_t *heap) {
       b = next;
     }
   }
+}
+
+/* Does the heap keep any foreign block? */
+bool foreign_any(const heap_t *heap) {
+  if (heap->foreign == NULL) return false;
+  for (unsigned cls = 1; cls < LZ_CLASSES; cls++)
+    if (heap->foreign[cls].free != NULL) return true;
+  return false;
 }
 
 /* Blocks in class cls's list (at most `limit`). */

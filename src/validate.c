@@ -60,9 +60,11 @@ static int64_t slab_check(const heap_t *heap, const span_t *s, seen_t *seen) {
   bool full = (s->flags & SPAN_FULL) != 0;
   bool linked = span_linked(heap, s);
   V(full != linked, "span.full_unlinked", s);
-  V(atomic_load_explicit(&s->xfast_cap, memory_order_relaxed) == (full || (s->flags & SPAN_HOLES) ? 0u : s->capacity),
-    "span.xfast_cap", s);
   bool first = heap->queues[s->cls].first == s;
+  uint32_t xcap = atomic_load_explicit(&s->xfast_cap, memory_order_relaxed);
+  V(xcap == (full || (s->flags & SPAN_HOLES) ? 0u : s->capacity) ||
+        (xcap == 0 && first && atomic_load_explicit(&heap->xnudged, memory_order_relaxed)),
+    "span.xfast_cap", s);
   uint32_t pin = first ? 1 : 0;
   V(s->free == NULL || first, "span.free_only_first", s);
   V(s->to_local == (first ? 0 : 1), "span.front", s);
