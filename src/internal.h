@@ -786,7 +786,8 @@ typedef struct heap_s {
    * (os_thread_wait_ns) at the last reading, 0: none to count from (a new
    * owner, an orphan, nothing pending). purge_wake: when (heap time) the
    * heap's purge next has something due, as its last look returned it, or
-   * 0 when pages were freed since; UINT64_MAX: nothing. Heap lock; but
+   * sooner when pages were freed since (the last tick's time plus
+   * LZ_FREED_DUE_MS, pages_freed); UINT64_MAX: nothing. Heap lock; but
    * lag_ms is atomic: the owner reads its clock without the lock
    * (heap_abandon's last collect, pages.c), while the janitor may sync it. */
   _Atomic uint64_t lag_ms;
@@ -1261,6 +1262,14 @@ lz_inline uint64_t heap_time(const heap_t *heap, uint64_t wall) {
   return wall > lag ? wall - lag : 0;
 }
 lz_inline uint64_t heap_now(const heap_t *heap) { return heap_time(heap, os_now_ms()); }
+/* Nothing pages_freed hands the purge falls due sooner than this many ms
+ * of the heap's clock after it (or than the purge delay, if shorter): a
+ * decay waits the heap's delay, and a kept empty chunk's allowance
+ * (purge.c, EMPTY_KEEP_MS) lets none go within its first 18 ms, whatever
+ * the allowance. So pages_freed moves purge_wake (heap_t) no earlier than
+ * the last tick's time plus that, and an owner whose pages go back before
+ * then reads no schedstat (thread-churn: one open per thread). */
+#define LZ_FREED_DUE_MS 16
 /* A time of the heap's clock as wall time (the janitor's schedule). */
 lz_inline uint64_t heap_wall(const heap_t *heap, uint64_t t) {
   return t == UINT64_MAX ? t : t + atomic_load_explicit(&heap->lag_ms, memory_order_relaxed);

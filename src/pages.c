@@ -108,7 +108,10 @@ void pages_release_kept(heap_t *heap, chunk_t *c, uint64_t now) {
 void pages_freed(chunk_t *c, size_t first, size_t n) {
   heap_t *heap = c->heap;
   long delay = opt_get(OPT_PURGE_DELAY);
-  if (delay > 0) heap->purge_wake = 0; /* something to purge (purge.c, "Clock") */
+  if (delay > 0) { /* something to purge (purge.c, "Clock") */
+    uint64_t wake = heap_time(heap, heap->slow_clock) + (uint64_t)(delay < LZ_FREED_DUE_MS ? delay : LZ_FREED_DUE_MS);
+    if (wake < heap->purge_wake) heap->purge_wake = wake;
+  }
   if (c->free_pages == LZ_USABLE_PAGES) {
     uint64_t now = heap_now(heap);
     c->purge_at = 0;

@@ -42,7 +42,8 @@
  *                        busy thread, the thread spins for 300 ms; its
  *                        heap's lag grows by its runqueue wait (schedstat),
  *                        to the millisecond, and not at all while the heap
- *                        has nothing to purge.
+ *                        has nothing to purge, nor at a tick within
+ *                        LZ_FREED_DUE_MS of pages being freed.
  *   test_purge orphan_stages  an orphan idle past its delay keeps its
  *                        pages (their decay is not due; counted as idle),
  *                        and is collected whole only a second later
@@ -475,6 +476,30 @@ static void run_clock(void) {
   CHECKF(lag >= wall / 4, "lag %llu ms in %llu ms beside a busy thread", (unsigned long long)lag,
          (unsigned long long)wall);
   CHECK(heap_now(heap) <= os_now_ms() - heap->lag_ms);
+  /* Pages freed by a new owner (no base) that has waited: nothing they
+   * hand the purge can fall due within LZ_FREED_DUE_MS (or the delay) of
+   * the tick, so a tick before then reads nothing (a short-lived thread
+   * whose pages go back reads no schedstat), and one after it counts the
+   * waits. */
+  long delay = opt_get(OPT_PURGE_DELAY);
+  if (delay > 0) {
+    spin_ms(50); /* waits beside the busy thread */
+    heap->purge_wake = UINT64_MAX;
+    purge_clock_sync(heap, 0, os_now_ms()); /* nothing to purge: no base */
+    CHECK(heap->wait_seen_ns == 0);
+    uint64_t tick = os_now_ms(), lag2 = heap->lag_ms;
+    heap->slow_clock = tick;
+    span_t *sp = span_alloc(heap, 1, 1, SPAN_SLAB);
+    CHECK(sp != NULL);
+    span_free(heap, sp); /* its page waits for the decay (pages_freed) */
+    uint64_t soon = (uint64_t)(delay < LZ_FREED_DUE_MS ? delay : LZ_FREED_DUE_MS);
+    purge_clock_sync(heap, 0, tick + soon - 1);
+    CHECKF(heap->lag_ms == lag2, "pages freed: a tick %llu ms later read the clock (lag %llu -> %llu ms)",
+           (unsigned long long)(soon - 1), (unsigned long long)lag2, (unsigned long long)heap->lag_ms);
+    purge_clock_sync(heap, 0, tick + 1000 + heap->lag_ms);
+    CHECKF(heap->lag_ms > lag2, "pages freed: a tick past their first due time counted no wait (lag %llu ms)",
+           (unsigned long long)heap->lag_ms);
+  }
   heap_leave(heap);
   atomic_store(&hog_stop, true);
   CHECK(pthread_join(t, NULL) == 0);
