@@ -408,7 +408,10 @@ _Static_assert(LZ_CLASSES <= 64, "span_t.cls holds a class in 6 bits");
  *   hole_map bit i set => page i belongs to a slab span flagged SPAN_HOLES
  *     and no listed block overlaps it (slab.c, "Holes") [span.holes];
  *   decay_base counts the pages freed since purge_at was armed (pages.c
- *     arms it, purge.c's decay reads it; a hint, not checked).
+ *     arms it, purge.c's decay reads it; a hint, not checked);
+ *   low_dirty is the fewest free dirty pages the chunk had when armed and
+ *     at each span taken since (pages.c; purge.c gives that many back from
+ *     a hot chunk; a hint, not checked).
  * All fields belong to the owning heap (see Ownership above).
  * ------------------------------------------------------------------------- */
 typedef struct chunk_s {
@@ -417,8 +420,9 @@ typedef struct chunk_s {
   uint32_t free_pages;
   uint32_t max_run_hint;        /* >= longest free run */
   uint32_t node;                /* NUMA node (0 without NUMA); never changes */
-  uint16_t hot;                 /* a span was allocated here since purge_at was armed */
-  uint16_t decayed;             /* the decay gave pages back since the chunk last took clean ones */
+  uint8_t hot;                  /* a span was allocated here since purge_at was armed */
+  uint8_t decayed;              /* the decay gave pages back since the chunk last took clean ones */
+  uint16_t low_dirty;           /* fewest free dirty pages since purge_at was armed (purge.c) */
   uint64_t purge_at;            /* when free dirty pages may be purged; 0: none */
   uint64_t free_map[LZ_BITMAP_WORDS];
   uint64_t dirty_map[LZ_BITMAP_WORDS];
@@ -1013,6 +1017,7 @@ void pages_decommit(chunk_t *c, size_t first, size_t n);
 bool pages_taken(heap_t *heap, chunk_t *c, size_t first, size_t n, bool fresh);
 void pages_freed(chunk_t *c, size_t first, size_t n);
 void pages_release_kept(heap_t *heap, chunk_t *c, uint64_t now);
+size_t pages_free_dirty(const chunk_t *c);
 uint64_t pages_purge_delay(const chunk_t *c, long delay);
 
 /* span.c: runs of pages inside a heap's chunks. */

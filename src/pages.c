@@ -55,6 +55,13 @@ static void pages_dense(chunk_t *c) {
   c->huge_at = heap_now(c->heap);
 }
 
+/* Free pages of c that may be resident (free and dirty). */
+lz_text_hot size_t pages_free_dirty(const chunk_t *c) {
+  size_t n = 0;
+  for (size_t w = 0; w < LZ_BITMAP_WORDS; w++) n += lz_popcount64(c->free_map[w] & c->dirty_map[w]);
+  return n;
+}
+
 /* span_alloc took pages [first, first + n) of c (free_map and free_pages
  * updated); fresh: c came from chunk_alloc for it. Returns true if every
  * page was clean (the span reads zero). */
@@ -74,6 +81,10 @@ lz_text_hot bool pages_taken(heap_t *heap, chunk_t *c, size_t first, size_t n, b
   c->hot = 1;
   if (lz_unlikely(c->huge == CHUNK_HUGE_NONE) && c->free_pages <= LZ_DENSE_FREE_PAGES) pages_dense(c);
   size_t clean = pages_commit(c, first, n);
+  if (c->purge_at != 0) { /* the low-water mark of a churning chunk (purge.c) */
+    uint16_t fd = (uint16_t)pages_free_dirty(c);
+    if (fd < c->low_dirty) c->low_dirty = fd;
+  }
   /* Clean pages after a decay: most likely some it gave back (purge.c,
    * "Refaults"): the heap waits twice as long before the next. */
   if (clean != 0 && c->decayed) {
@@ -141,6 +152,7 @@ void pages_freed(chunk_t *c, size_t first, size_t n) {
     }
     c->purge_at = heap_now(heap) + pages_purge_delay(c, delay);
     c->hot = 0;
+    c->low_dirty = (uint16_t)pages_free_dirty(c);
     janitor_notify();
   }
 }

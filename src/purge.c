@@ -15,7 +15,12 @@
  * first (span_alloc is first fit: low pages are reused first). By
  * purge_at + DECAY_MS all are back. A chunk that allocated spans meanwhile
  * (hot: its free pages are being reused) is re-armed instead (hysteresis:
- * memory being churned is not given back just to be faulted in again).
+ * memory being churned is not given back just to be faulted in again),
+ * after giving back the pages it did not reuse: as many as stayed free
+ * and dirty all the time since it was armed (low_dirty, the low-water
+ * mark pages.c keeps at each span taken). A heap that churns a few slabs
+ * over a chunk with a surplus of free pages thus sheds the surplus a delay
+ * at a time (sh8bench, mstress) and keeps what its churn needs.
  * jemalloc's decay is the model (smoothstep over a window); its "muzzy"
  * stage (MADV_FREE first) is left out on purpose: MADV_FREE pages stay in
  * the process's RSS (and its cgroup's charge) until the kernel is short of
@@ -52,11 +57,7 @@ static bool free_dirty(const chunk_t *c, size_t i) {
   return bit_get(c->free_map, i) && bit_get(c->dirty_map, i);
 }
 
-static size_t count_free_dirty(const chunk_t *c) {
-  size_t n = 0;
-  for (size_t w = 0; w < LZ_BITMAP_WORDS; w++) n += lz_popcount64(c->free_map[w] & c->dirty_map[w]);
-  return n;
-}
+static size_t count_free_dirty(const chunk_t *c) { return pages_free_dirty(c); }
 
 /* Refaults. A program whose demand for pages swings (rounds of threads,
  * phases that free and allocate again later) takes back pages the decay
@@ -180,8 +181,13 @@ static uint64_t purge_chunk(chunk_t *c, bool force, uint64_t now) {
   if (now < c->purge_at) return c->purge_at;
   if (c->hot) { /* still being reused: look again after another delay */
     c->hot = 0;
+    size_t dirty = count_free_dirty(c);
+    size_t low = c->low_dirty < dirty ? c->low_dirty : dirty;
+    if (low > 0 && purge_free_dirty(c, dirty - low) != 0) c->decayed = 1;
+    if (c->purge_at == 0) return UINT64_MAX;
     c->purge_at = now + pages_purge_delay(c, delay);
     c->decay_base = (uint32_t)count_free_dirty(c);
+    c->low_dirty = (uint16_t)c->decay_base;
     return c->purge_at;
   }
   uint64_t keep = decay_keep(now - c->purge_at, DECAY_MS);

@@ -51,6 +51,11 @@
  *   test_purge orphan_busy  a thread that starts while the only orphan is
  *                        held for a moment (BUSY: a collector) waits for it
  *                        and adopts it: no new heap.
+ *   test_purge low_water  a chunk allocated from while its purge clock ran
+ *                        (hot) gives back, at the look, the free pages
+ *                        that stayed free all along (the low-water mark),
+ *                        and keeps those a span took meanwhile (synthetic
+ *                        times, no janitor).
  *   test_purge placement  a span goes on free pages still resident (freed,
  *                        not yet given back) in an older chunk rather than
  *                        on clean pages of the newest: nothing is faulted
@@ -278,7 +283,9 @@ static void run_decay(void) {
     prev = left;
   }
   CHECK(prev == 0 && c->purge_at == 0);
-  /* A chunk allocated from while it decays is re-armed, not purged. */
+  /* A chunk allocated from while it decays is re-armed, not decayed: it
+   * gives back only the pages that stayed free since it was armed (its
+   * low-water mark; test_purge low_water). */
   heap_leave(heap);
   for (int i = 0; i < N; i++) lz_free(lz_malloc(SIZE)), m[i] = lz_malloc(SIZE), memset(m[i], 1, SIZE);
   for (int i = 0; i < N; i++) lz_free(m[i]);
@@ -289,9 +296,11 @@ static void run_decay(void) {
   CHECK(at != 0 && base > 0);
   void *hot = lz_malloc(SIZE); /* a span allocated here: hot */
   CHECK(hot != NULL && ((uintptr_t)hot & ~LZ_CHUNK_MASK) == (uintptr_t)c);
-  size_t base2 = free_dirty(c, &lowest);
+  size_t base2 = free_dirty(c, &lowest), low = c->low_dirty;
+  CHECK(low < base2);
   purge_heap(heap, false, at + LZ_DECAY_MS / 2);
-  CHECK(free_dirty(c, &lowest) == base2 && c->purge_at > at);
+  CHECKF(free_dirty(c, &lowest) == base2 - low && c->purge_at > at, "%zu free dirty, %zu - %zu expected",
+         free_dirty(c, &lowest), base2, low);
   heap_leave(heap);
   lz_free(hot);
   lz_free(keep);
@@ -848,6 +857,64 @@ static void run_placement(void) {
   lz_heap_validate();
 }
 
+/* ---- low-water mark of a hot chunk ---------------------------------------- */
+static void run_low_water(void) {
+  enum { N = 6, SIZE = 200 * 1024 };
+  if (opt_get(OPT_PURGE_DELAY) <= 0) {
+    printf("skipped: needs a purge delay (%ld here)\n", opt_get(OPT_PURGE_DELAY));
+    return;
+  }
+  void *keep = lz_malloc(SIZE); /* keeps the chunk owned */
+  CHECK(keep != NULL);
+  memset(keep, 5, SIZE);
+  void *m[N];
+  for (int i = 0; i < N; i++) {
+    m[i] = lz_malloc(SIZE);
+    CHECK(m[i] != NULL);
+    memset(m[i], 3, SIZE);
+  }
+  heap_t *heap = lz_heap_tls;
+  chunk_t *c = chunk_of(keep);
+  for (int i = 0; i < N; i++) CHECK(chunk_of(m[i]) == c);
+  heap_enter(heap); /* held from here: no purge tick of our own */
+  for (int i = 0; i < N; i++) lz_free(m[i]);
+  medium_cache_flush(heap, true, true, os_now_ms());
+  uint64_t at = c->purge_at;
+  size_t lowest, base = free_dirty(c, &lowest);
+  CHECK(at != 0 && base >= N * SIZE / LZ_PAGE_SIZE);
+  /* One block taken and given back while the clock runs: the chunk is hot,
+   * and only that block's pages were ever needed. */
+  void *p = lz_malloc(SIZE);
+  CHECK(p != NULL && chunk_of(p) == c);
+  memset(p, 1, SIZE);
+  size_t used = base - free_dirty(c, &lowest);
+  lz_free(p);
+  medium_cache_flush(heap, true, true, os_now_ms());
+  CHECK(free_dirty(c, &lowest) == base && c->hot);
+  /* The first look gives back what stayed free since the clock was armed
+   * (by the first span freed: the later ones were not free all along) and
+   * re-arms the chunk; the next period starts from all that is left. */
+  purge_heap(heap, false, at);
+  CHECK(c->purge_at > at);
+  at = c->purge_at;
+  base = free_dirty(c, &lowest);
+  CHECK(base > used);
+  p = lz_malloc(SIZE);
+  CHECK(p != NULL && chunk_of(p) == c);
+  memset(p, 1, SIZE);
+  lz_free(p);
+  medium_cache_flush(heap, true, true, os_now_ms());
+  CHECK(free_dirty(c, &lowest) == base && c->hot);
+  purge_heap(heap, false, at);
+  size_t left = free_dirty(c, &lowest);
+  printf("low_water: %zu free dirty pages, %zu taken while the clock ran: %zu kept at the look\n", base, used, left);
+  CHECKF(left == used, "%zu of %zu free dirty pages kept, %zu were taken meanwhile", left, base, used);
+  CHECK(c->purge_at > at);
+  heap_leave(heap);
+  lz_free(keep);
+  lz_heap_validate();
+}
+
 int main(int argc, char **argv) {
   const char *mode = argc > 1 ? argv[1] : "holes";
   if (LZ_SECURE == 2 || LZ_HEAPS > 0) {
@@ -866,6 +933,7 @@ int main(int argc, char **argv) {
   else if (strcmp(mode, "clock") == 0) run_clock();
   else if (strcmp(mode, "orphan_stages") == 0) run_orphan_stages();
   else if (strcmp(mode, "placement") == 0) run_placement();
+  else if (strcmp(mode, "low_water") == 0) run_low_water();
   else CHECKF(0, "unknown mode %s", mode);
   return 0;
 }
