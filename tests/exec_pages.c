@@ -79,7 +79,7 @@ static struct {
 } ro_segs[RO_SEGS_MAX];
 static int ro_nsegs;
 
-static int ro_segs_cb(struct dl_phdr_info *info, size_t size, void *arg) {
+__attribute__((unused)) static int ro_segs_cb(struct dl_phdr_info *info, size_t size, void *arg) {
   (void)size;
   (void)arg;
   if (info->dlpi_name == NULL || strstr(info->dlpi_name, "liblzmalloc") == NULL) return 0;
@@ -115,7 +115,7 @@ static uintptr_t lib_base(pid_t pid) {
 /* Runs this program as `exec_pages MODE`, traced; at its exit stop counts
  * the pages of the library's read-only mappings present in it and the
  * 64 KiB windows they lie in. Returns 77 if it cannot trace. */
-static int traced_run(const char *self, const char *mode, int *pages, int *windows) {
+__attribute__((unused)) static int traced_run(const char *self, const char *mode, int *pages, int *windows) {
   int pipefd[2];
   CHECK(pipe(pipefd) == 0);
   pid_t pid = fork();
