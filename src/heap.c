@@ -1387,6 +1387,18 @@ size_t heap_usable_size(const void *p, const char *func) {
   return info.span->block_size;
 }
 
+/* p's span when p is a block of the calling thread's heap in a span that
+ * takes fast frees, by free's fast path's checks (alloc.h: the chunk map
+ * byte is the thread's heap id, p a block boundary below xfast_cap, the
+ * carved limit; a packed span, a full one, one with holes and level 2
+ * never pass), without ptr_resolve's general lookup; else NULL. */
+lz_inline span_t *realloc_own_span(const void *p) {
+  uintptr_t a = (uintptr_t)p;
+  if (chunkmap_byte(a) != lz_heap_id_tls) return NULL;
+  span_t *s = chunk_span_of((const chunk_t *)(a & ~LZ_CHUNK_MASK), a);
+  return span_slab_index(s, a) < atomic_load_explicit(&s->xfast_cap, memory_order_relaxed) ? s : NULL;
+}
+
 /* realloc's part that needs the heap (api.c allocates, copies and frees).
  * True when done: *out is p, resized where it is, or a large block
  * resized by its pages (NULL, errno ENOMEM, if it could not be). False: a
@@ -1394,12 +1406,13 @@ size_t heap_usable_size(const void *p, const char *func) {
 lz_text_hot bool heap_realloc_in_place(void *p, size_t size, void **out, size_t *copy) {
   size_t usable;
   ptr_info_t info = {NULL, NULL};
+  span_t *own = NULL;
   *out = p;
   if (lz_secure2 && chunkmap_kind((uintptr_t)p) == CHUNK_SPANS) {
     /* Level 2 checks the block whole (header and tail canary, naming
      * realloc) and always copies: the new block's canary follows its size. */
     usable = secure_usable(p, "realloc", true);
-  } else if ((info = ptr_resolve(p, "realloc")).large != NULL) {
+  } else if ((own = realloc_own_span(p)) == NULL && (info = ptr_resolve(p, "realloc")).large != NULL) {
     /* A large block is resized by its pages, never copied; only a shrink
      * below the large threshold copies (at most 1 MiB) into a smaller block,
      * which gives the whole range back rather than keeping 2 MiB of it. */
@@ -1410,19 +1423,20 @@ lz_text_hot bool heap_realloc_in_place(void *p, size_t size, void **out, size_t 
     }
     usable = large_usable(info.large);
   } else {
-    usable = info.span->block_size;
-    if (lz_unlikely(span_packed(info.span))) {
-      pack_check(info.span, p, "realloc", false);
-      usable = pack_usable(info.span, p);
+    span_t *s = own != NULL ? own : info.span;
+    usable = s->block_size;
+    if (lz_unlikely(span_packed(s))) {
+      pack_check(s, p, "realloc", false);
+      usable = pack_usable(s, p);
     }
     /* A block that looks free is never handed back in place: its owner
      * confirms a double free here, else the caller's free screens it. */
-    if (LZ_SECURE && block_maybe_free((lz_block_t *)p)) realloc_screen(p, info.span);
+    if (LZ_SECURE && block_maybe_free((lz_block_t *)p)) realloc_screen(p, s);
     else if (size <= usable && size >= usable / REALLOC_SHRINK_COPY) return true;
     /* A medium block of the caller's own heap grows into the free pages
      * after it when it can (medium_grow). */
-    else if (size > usable && size <= LZ_MEDIUM_MAX && info.span->kind == SPAN_MEDIUM &&
-             span_chunk(info.span)->heap == lz_heap_tls && medium_grow(lz_heap_tls, info.span, size))
+    else if (size > usable && size <= LZ_MEDIUM_MAX && s->kind == SPAN_MEDIUM &&
+             span_chunk(s)->heap == lz_heap_tls && medium_grow(lz_heap_tls, s, size))
       return true;
   }
   *copy = usable < size ? usable : size;
