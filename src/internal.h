@@ -652,7 +652,9 @@ typedef struct heap_stats_s {
  *   spans, stats. The janitor only try-locks (a heap
  *   whose owner is inside a slow path is looked at on its next pass) and
  *   then only purges what is due (heap.c, heap_purge): free dirty pages,
- *   empty chunks, cached medium spans, and holes in slabs. Holes are the
+ *   empty chunks, cached medium spans, and holes in slabs; and it may
+ *   nudge the heap (heap.c, "Heartbeat": xfast_cap 0 in its queues' first
+ *   spans, which only it and the owner holding the lock write). Holes are the
  *   one place where it reads owner lists: the local_free chain of a slab
  *   that is not the first of its queue, from a head read with acquire (the
  *   free fast path publishes each push, alloc.h local_free_publish); it
