@@ -7,6 +7,7 @@
  *   arch_cycles()        a fast, monotonic-enough tick counter (used only
  *                        as an entropy fallback; never as a clock)
  *   LZ_CACHE_LINE        bytes of a cache line (alignment of hot structures)
+ *   arch_syscall6()      a Linux system call: its result, or -errno
  *   LZ_ARCH_VA_BITS      bits of a user-space address the kernel hands out
  *                        without an explicit high hint (the chunk map
  *                        covers exactly this range, chunkmap.c)
@@ -39,6 +40,18 @@
 
 static inline __attribute__((always_inline)) void arch_pause(void) { __builtin_ia32_pause(); }
 static inline __attribute__((always_inline)) uint64_t arch_cycles(void) { return __builtin_ia32_rdtsc(); }
+static inline __attribute__((always_inline)) long arch_syscall6(long n, long a, long b, long c, long d, long e,
+                                                                long f) {
+  register long r10 __asm__("r10") = d;
+  register long r8 __asm__("r8") = e;
+  register long r9 __asm__("r9") = f;
+  long ret;
+  __asm__ volatile("syscall"
+                   : "=a"(ret)
+                   : "a"(n), "D"(a), "S"(b), "d"(c), "r"(r10), "r"(r8), "r"(r9)
+                   : "rcx", "r11", "memory");
+  return ret;
+}
 
 #elif defined(__aarch64__)
 
@@ -53,6 +66,18 @@ static inline __attribute__((always_inline)) uint64_t arch_cycles(void) {
   uint64_t v;
   __asm__ volatile("mrs %0, cntvct_el0" : "=r"(v));
   return v;
+}
+static inline __attribute__((always_inline)) long arch_syscall6(long n, long a, long b, long c, long d, long e,
+                                                                long f) {
+  register long x8 __asm__("x8") = n;
+  register long x0 __asm__("x0") = a;
+  register long x1 __asm__("x1") = b;
+  register long x2 __asm__("x2") = c;
+  register long x3 __asm__("x3") = d;
+  register long x4 __asm__("x4") = e;
+  register long x5 __asm__("x5") = f;
+  __asm__ volatile("svc 0" : "+r"(x0) : "r"(x8), "r"(x1), "r"(x2), "r"(x3), "r"(x4), "r"(x5) : "memory", "cc");
+  return x0;
 }
 
 #else

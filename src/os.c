@@ -36,6 +36,72 @@
 
 #include "internal.h"
 
+/* System calls made here directly (arch_syscall6), not through libc's
+ * wrappers: each wrapper the library imports is a symbol the loader looks
+ * up in every process that loads it (about 850 instructions each; the 10
+ * below were about 8,000 of a small program's whole start, bench
+ * forkstorm), and several are cancellation points, which an allocator's
+ * file reads must not be. The names stay libc's, with libc's contract (-1
+ * and errno), so the code below reads as before. mmap, munmap and mremap
+ * stay libc's: tests replace them to stop a thread inside one
+ * (large_unmap_held, large_realloc_moved). Sanitizer builds keep every
+ * wrapper, which the sanitizers intercept. */
+#if defined(__SANITIZE_ADDRESS__) || LZ_TSAN
+#define OS_LIBC_CALLS 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define OS_LIBC_CALLS 1
+#endif
+#endif
+#ifndef OS_LIBC_CALLS
+#define OS_LIBC_CALLS 0
+#endif
+
+#if !OS_LIBC_CALLS
+#define OS_SYS(n, a, b, c, d, e, f) \
+  os_sys_result(arch_syscall6((long)(n), (long)(a), (long)(b), (long)(c), (long)(d), (long)(e), (long)(f)))
+static inline long os_sys_result(long r) {
+  if (lz_unlikely((unsigned long)r > -4096ul)) {
+    errno = (int)-r;
+    return -1;
+  }
+  return r;
+}
+static inline int sys_madvise(void *p, size_t n, int advice) { return (int)OS_SYS(SYS_madvise, p, n, advice, 0, 0, 0); }
+static inline int sys_mprotect(void *p, size_t n, int prot) { return (int)OS_SYS(SYS_mprotect, p, n, prot, 0, 0, 0); }
+static inline int sys_open(const char *path, int flags) {
+  return (int)OS_SYS(SYS_openat, AT_FDCWD, path, flags, 0, 0, 0);
+}
+static inline ssize_t sys_read(int fd, void *buf, size_t n) { return (ssize_t)OS_SYS(SYS_read, fd, buf, n, 0, 0, 0); }
+static inline ssize_t sys_write(int fd, const void *buf, size_t n) {
+  return (ssize_t)OS_SYS(SYS_write, fd, buf, n, 0, 0, 0);
+}
+static inline int sys_close(int fd) { return (int)OS_SYS(SYS_close, fd, 0, 0, 0, 0, 0); }
+static inline int sys_nanosleep(const struct timespec *req, struct timespec *rem) {
+  return (int)OS_SYS(SYS_nanosleep, req, rem, 0, 0, 0, 0);
+}
+static inline int sys_sched_yield(void) { return (int)OS_SYS(SYS_sched_yield, 0, 0, 0, 0, 0, 0); }
+static inline int sys_prctl(int op, unsigned long a, unsigned long b, unsigned long c, unsigned long d) {
+  return (int)OS_SYS(SYS_prctl, op, a, b, c, d, 0);
+}
+#define madvise sys_madvise
+#define mprotect sys_mprotect
+#define open sys_open
+#define read sys_read
+#define write sys_write
+#define close sys_close
+#define nanosleep sys_nanosleep
+#define sched_yield sys_sched_yield
+#define prctl sys_prctl
+#define syscall_0(n) OS_SYS((n), 0, 0, 0, 0, 0, 0)
+#define syscall_3(n, a, b, c) OS_SYS((n), (a), (b), (c), 0, 0, 0)
+#define syscall_6(n, a, b, c, d, e, f) OS_SYS((n), (a), (b), (c), (d), (e), (f))
+#else
+#define syscall_0(n) syscall((n))
+#define syscall_3(n, a, b, c) syscall((n), (a), (b), (c))
+#define syscall_6(n, a, b, c, d, e, f) syscall((n), (a), (b), (c), (d), (e), (f))
+#endif
+
 #ifndef MAP_NORESERVE
 #define MAP_NORESERVE 0
 #endif
@@ -203,18 +269,18 @@ lz_text_hot int os_thread_exit_arm(void *value) {
 /* Process id in the high half, kernel thread id in the low half. */
 lz_text_hot uint64_t os_thread_ident(void) {
   int e = errno;
-  /* syscall, not getpid: its page of libc is mapped by start-up already
-   * (getpid's would be a page fault of every process). */
-  uint64_t id = (uint64_t)(uint32_t)syscall(SYS_getpid) << 32 | (uint32_t)syscall(SYS_gettid);
+  /* System calls made here, not getpid (its page of libc would be a page
+   * fault of every process). */
+  uint64_t id = (uint64_t)(uint32_t)syscall_0(SYS_getpid) << 32 | (uint32_t)syscall_0(SYS_gettid);
   errno = e;
   return id;
 }
 
 bool os_thread_gone(uint64_t ident) {
   int e = errno;
-  pid_t pid = (pid_t)syscall(SYS_getpid);
+  pid_t pid = (pid_t)syscall_0(SYS_getpid);
   bool gone = (uint32_t)(ident >> 32) == (uint32_t)pid &&
-              syscall(SYS_tgkill, (long)pid, (long)(uint32_t)ident, 0L) != 0 && errno == ESRCH;
+              syscall_3(SYS_tgkill, (long)pid, (long)(uint32_t)ident, 0L) != 0 && errno == ESRCH;
   errno = e;
   return gone;
 }
@@ -343,7 +409,7 @@ lz_text_hot uint64_t os_now_ms(void) {
   if (lz_unlikely(n < OS_CLOCK_SYSCALLS)) {
     atomic_store_explicit(&clock_syscalls, n + 1, memory_order_relaxed);
     int e = errno;
-    long r = syscall(SYS_clock_gettime, (long)CLOCK_MONOTONIC_COARSE, &ts);
+    long r = syscall_3(SYS_clock_gettime, (long)CLOCK_MONOTONIC_COARSE, &ts, 0);
     errno = e;
     if (r == 0) return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
   }
@@ -389,7 +455,7 @@ void os_write(int fd, const char *s, size_t n) {
 
 size_t os_random_bytes(void *buf, size_t n) {
   int e = errno;
-  long r = syscall(SYS_getrandom, buf, n, 1 /* GRND_NONBLOCK */);
+  long r = syscall_3(SYS_getrandom, buf, n, 1 /* GRND_NONBLOCK */);
   errno = e;
   return r < 0 ? 0 : (size_t)r;
 }
@@ -406,13 +472,13 @@ void os_sleep_ms(uint64_t ms) {
 
 void os_futex_wait(_Atomic(uint32_t) *word, uint32_t expect) {
   int e = errno;
-  syscall(SYS_futex, (uint32_t *)word, FUTEX_WAIT_PRIVATE, expect, NULL, NULL, 0);
+  syscall_6(SYS_futex, (uint32_t *)word, FUTEX_WAIT_PRIVATE, expect, NULL, NULL, 0);
   errno = e;
 }
 
 void os_futex_wake(_Atomic(uint32_t) *word) {
   int e = errno;
-  syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+  syscall_6(SYS_futex, (uint32_t *)word, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
   errno = e;
 }
 
@@ -631,7 +697,7 @@ lz_text_hot int os_numa_topology(uint8_t *cpu_node, size_t max_cpus) {
    * counts one more bit than the kernel reads, as for mbind. */
   uint64_t allowed[LZ_MAX_NODES >> LZ_WORD_SHIFT] = {0};
   int e = errno;
-  long r = syscall(SYS_get_mempolicy, NULL, allowed, (unsigned long)LZ_MAX_NODES + 1, NULL, 4ul);
+  long r = syscall_6(SYS_get_mempolicy, NULL, allowed, (unsigned long)LZ_MAX_NODES + 1, NULL, 4ul, 0);
   errno = e;
   if (r == 0) {
     if (bitmap_count(allowed, 0, LZ_MAX_NODES) == 1) return 1;
@@ -688,7 +754,7 @@ int os_current_cpu(void) {
 #endif
   unsigned cpu = 0;
   int e = errno;
-  long r = syscall(SYS_getcpu, &cpu, NULL, NULL);
+  long r = syscall_3(SYS_getcpu, &cpu, NULL, NULL);
   errno = e;
   return r == 0 ? (int)cpu : -1;
 }
@@ -700,7 +766,7 @@ int os_mbind(void *p, size_t size, int policy, uint64_t nodemask) {
     return 0;
   }
   /* maxnode counts the bits the kernel may read, plus one (mbind(2)). */
-  return OS_RESULT(syscall(SYS_mbind, p, size, policy, &nodemask, (unsigned long)LZ_MAX_NODES + 1, 0u));
+  return OS_RESULT(syscall_6(SYS_mbind, p, size, policy, &nodemask, (unsigned long)LZ_MAX_NODES + 1, 0u));
 }
 
 long os_read_lines(const char *path, void (*fn)(void *ctx, const char *line, size_t n), void *ctx) {
