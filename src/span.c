@@ -13,67 +13,32 @@
 
 chunk_t *span_chunk(const span_t *s) { return (chunk_t *)((uintptr_t)s & ~LZ_CHUNK_MASK); }
 
-/* The first run of n set bits of map (a chunk's page bitmap) starting at
- * a multiple of align; returns its first page or 0 (page 0 is the
- * header, never free). *longest: the longest run seen (all of them when
- * none fits). */
-lz_text_hot static size_t map_find_run(const uint64_t *map, size_t n, size_t align, size_t *longest) {
-  size_t i = bitmap_next(map, LZ_CHUNK_PAGES, LZ_HEADER_PAGES, true);
-  while (i < LZ_CHUNK_PAGES) {
-    size_t end = bitmap_next(map, LZ_CHUNK_PAGES, i, false);
-    size_t start = (i + align - 1) & ~(align - 1);
-    if (end - i > *longest) *longest = end - i;
-    if (start + n <= end) return start;
-    i = bitmap_next(map, LZ_CHUNK_PAGES, end, true);
-  }
-  return 0;
-}
-
 /* Finds n free pages starting at a multiple of align; returns the first
- * page or 0. Updates the run hint. */
+ * page or 0 (page 0 is the header, never free). Updates the run hint. */
 lz_text_hot static size_t chunk_find_run(chunk_t *c, size_t n, size_t align) {
   size_t longest = 0;
-  size_t first = map_find_run(c->free_map, n, align, &longest);
-  if (first == 0 && align == 1) c->max_run_hint = (uint32_t)longest;
-  return first;
-}
-
-/* Placement: resident pages first. A span is placed on free pages that
- * are still resident (dirty: freed and not yet given back) when some
- * chunk of the heap has a run of them, before first fit over every free
- * page: a heap that frees a burst and allocates the next one reuses the
- * pages it has, rather than faulting in clean ones elsewhere while the
- * freed ones wait for their decay (barnes: each step's tree went to the
- * other chunk's clean pages, 1.3 MB more resident at peak). Only chunks
- * that may hold free dirty pages are looked at: those freed into since
- * their purge clock was armed or their last decay ended (decay_base, a
- * hint: pages reused since are not subtracted) and empty ones (kept or
- * pooled: their pages are dirty unless given back). */
-lz_text_hot static size_t chunk_find_dirty_run(const chunk_t *c, size_t n, size_t align) {
-  if (c->decay_base == 0 && c->free_pages != LZ_USABLE_PAGES) return 0;
-  uint64_t map[LZ_BITMAP_WORDS];
-  for (size_t w = 0; w < LZ_BITMAP_WORDS; w++) map[w] = c->free_map[w] & c->dirty_map[w];
-  size_t longest = 0;
-  return map_find_run(map, n, align, &longest);
+  size_t i = bitmap_next(c->free_map, LZ_CHUNK_PAGES, LZ_HEADER_PAGES, true);
+  while (i < LZ_CHUNK_PAGES) {
+    size_t end = bitmap_next(c->free_map, LZ_CHUNK_PAGES, i, false);
+    size_t start = (i + align - 1) & ~(align - 1);
+    if (end - i > longest) longest = end - i;
+    if (start + n <= end) return start;
+    i = bitmap_next(c->free_map, LZ_CHUNK_PAGES, end, true);
+  }
+  if (align == 1) c->max_run_hint = (uint32_t)longest;
+  return 0;
 }
 
 lz_text_hot span_t *span_alloc(heap_t *heap, size_t npages, size_t align_pages, uint8_t kind) {
   lz_assert(npages > 0 && npages <= LZ_USABLE_PAGES);
   chunk_t *c;
   size_t first = 0;
-  for (c = heap->chunks; c != NULL; c = c->next) { /* resident pages first (see above) */
+  for (c = heap->chunks; c != NULL; c = c->next) {
     if (c->free_pages < npages || c->max_run_hint < npages) continue;
     if (lz_unlikely(lz_numa_on) && c->node != heap->numa_home) continue; /* see numa.c */
-    first = chunk_find_dirty_run(c, npages, align_pages);
+    first = chunk_find_run(c, npages, align_pages);
     if (first) break;
   }
-  if (c == NULL)
-    for (c = heap->chunks; c != NULL; c = c->next) {
-      if (c->free_pages < npages || c->max_run_hint < npages) continue;
-      if (lz_unlikely(lz_numa_on) && c->node != heap->numa_home) continue;
-      first = chunk_find_run(c, npages, align_pages);
-      if (first) break;
-    }
   bool fresh = c == NULL;
   if (fresh) {
     c = chunk_alloc(heap);

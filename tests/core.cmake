@@ -82,12 +82,12 @@ endforeach()
 # after refaults, that of holes (driven with synthetic times, no janitor;
 # holes_refault keeps the owner's purge tick away), and the delay of
 # orphans adopted again and when their slabs get holes (real time, no
-# janitor), and where a new span is placed (resident free pages first).
+# janitor), and the low-water mark of a hot chunk.
 # holes: with a purge
 # delay of -1, so that only its malloc_trim punches holes (with a delay the
 # owner's own purge tick punches them once the slabs have been left alone
 # for LZ_HOLES_AFTER_MS, 100 ms, which a slow run of its frees can exceed).
-foreach(_m holes janitor decay refault holes_refault orphan orphan_holes orphan_busy empty_keep clock orphan_stages placement low_water)
+foreach(_m holes janitor decay refault holes_refault orphan orphan_holes orphan_busy empty_keep clock orphan_stages low_water)
   set(_env ENV LZMALLOC_BACKGROUND=0)
   if(_m STREQUAL "janitor")
     set(_env ENV LZMALLOC_BACKGROUND=auto)

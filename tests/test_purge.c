@@ -56,10 +56,6 @@
  *                        that stayed free all along (the low-water mark),
  *                        and keeps those a span took meanwhile (synthetic
  *                        times, no janitor).
- *   test_purge placement  a span goes on free pages still resident (freed,
- *                        not yet given back) in an older chunk rather than
- *                        on clean pages of the newest: nothing is faulted
- *                        in (committed bytes unchanged).
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* CPU sets, sched_getcpu */
@@ -806,58 +802,9 @@ static void run_orphan_holes(void) {
   printf("orphan_holes: no holes in an orphan within its delay, holes once it is idle\n");
 }
 
-/* ---- placement ------------------------------------------------------------ */
+/* ---- low-water mark of a hot chunk ---------------------------------------- */
 static chunk_t *chunk_of(const void *p) { return (chunk_t *)((uintptr_t)p & ~LZ_CHUNK_MASK); }
 
-static size_t committed(void) {
-  lz_stats_t st;
-  lz_stats_get(&st);
-  return st.committed;
-}
-
-static void run_placement(void) {
-  enum { SIZE = 200 * 1024, MAX = 64 };
-  if (opt_get(OPT_PURGE_DELAY) == 0) {
-    printf("skipped: freed pages are given back at once (purge delay 0)\n");
-    return;
-  }
-  CHECK(lz_malloc(16) != NULL);
-  heap_t *heap = lz_heap_tls;
-  static void *m[MAX];
-  size_t n = 0;
-  chunk_t *a = NULL, *b = NULL;
-  /* Medium blocks, written, until one needs a new chunk b: the front of
-   * the heap's list, with clean free pages after that block. */
-  while (b == NULL) {
-    CHECK(n < MAX);
-    m[n] = lz_malloc(SIZE);
-    CHECK(m[n] != NULL);
-    memset(m[n], 3, SIZE);
-    if (n == 0) a = chunk_of(m[0]);
-    else if (chunk_of(m[n]) != a) b = chunk_of(m[n]);
-    n++;
-  }
-  heap_enter(heap); /* held from here: no purge tick of our own gives the pages back */
-  CHECK(heap->chunks == b && b->free_pages >= SIZE / LZ_PAGE_SIZE + 1);
-  /* a keeps its first block; the others' pages go back to a, resident. */
-  for (size_t i = 1; i + 1 < n; i++) lz_free(m[i]);
-  medium_cache_flush(heap, true, true, os_now_ms());
-  size_t before = committed();
-  void *p = lz_malloc(SIZE);
-  CHECK(p != NULL);
-  size_t after = committed();
-  printf("placement: the new block is in the %s chunk, committed %zu -> %zu bytes\n",
-         chunk_of(p) == a ? "older" : chunk_of(p) == b ? "newest" : "other", before, after);
-  CHECKF(chunk_of(p) == a, "a span went to clean pages of the newest chunk, not to the older one's resident pages");
-  CHECKF(after == before, "committed grew by %zu bytes", after - before);
-  heap_leave(heap);
-  lz_free(p);
-  lz_free(m[0]);
-  lz_free(m[n - 1]);
-  lz_heap_validate();
-}
-
-/* ---- low-water mark of a hot chunk ---------------------------------------- */
 static void run_low_water(void) {
   enum { N = 6, SIZE = 200 * 1024 };
   if (opt_get(OPT_PURGE_DELAY) <= 0) {
@@ -932,7 +879,6 @@ int main(int argc, char **argv) {
   else if (strcmp(mode, "empty_keep") == 0) run_empty_keep();
   else if (strcmp(mode, "clock") == 0) run_clock();
   else if (strcmp(mode, "orphan_stages") == 0) run_orphan_stages();
-  else if (strcmp(mode, "placement") == 0) run_placement();
   else if (strcmp(mode, "low_water") == 0) run_low_water();
   else CHECKF(0, "unknown mode %s", mode);
   return 0;
