@@ -18,8 +18,9 @@
  *   loops      a malloc/free loop of one block (slab, medium, large) never
  *              enters the full slow path;
  *   borrow     a class with nothing freed takes a block freed in a class
- *              at most a quarter bigger before it carves a new one, and
- *              none from further up;
+ *              at most a quarter bigger (under a page; from a page up, at
+ *              most twice its size) before it carves a new one, and none
+ *              from further up;
  *   pool       an emptied chunk stays with the heap until a purge gives it
  *              to the pool (still mapped), is reused by the next span that
  *              needs a chunk, and trim unmaps it;
@@ -507,14 +508,25 @@ static void test_lifo(heap_t *heap) {
 }
 
 /* ---- borrowing (slab.c) ---------------------------------------------------- */
+/* A block of size's own class; blocks borrowed on the way (from classes
+ * other tests left freed blocks in) go to keep. */
+static void *own_class_block(size_t size, void **keep, int *nk) {
+  void *x;
+  while ((x = lz_malloc(size)) != NULL && span_of(x)->block_size != lz_class_size[size_to_class(size)] && *nk < 64)
+    keep[(*nk)++] = x;
+  return x;
+}
+
 static void test_borrow(heap_t *heap) {
   if (heap->foreign != NULL) return; /* foreign blocks would come first */
   slab_startup_end(heap);
   int64_t in_use0 = raw_in_use();
   /* 1030 B (class 1040, never used here) takes a 1280 B block waiting in
    * that class's current slab, and makes no slab of its own. */
+  void *keep[64];
+  int nk = 0;
   CHECK(heap->queues[size_to_class(1030)].first == NULL);
-  void *p = lz_malloc(1200);
+  void *p = own_class_block(1200, keep, &nk);
   CHECK(p != NULL && span_of(p)->block_size == 1280);
   lz_free(p);
   void *q = lz_malloc(1030);
@@ -523,14 +535,36 @@ static void test_borrow(heap_t *heap) {
   lz_heap_validate();
   lz_free(q);
   lz_heap_validate();
-  /* 2100 B (class 2304) never takes a freed 3072 B block (a third bigger). */
+  /* 2100 B (class 2304, under a page) never takes a freed 3072 B block (a
+   * third bigger). */
   CHECK(heap->queues[size_to_class(2100)].first == NULL && heap->queues[size_to_class(2500)].first == NULL);
-  p = lz_malloc(2900);
+  p = own_class_block(2900, keep, &nk);
   CHECK(p != NULL && span_of(p)->block_size == 3072);
   lz_free(p);
   q = lz_malloc(2100);
   CHECK(q != NULL && span_of(q) != span_of(p) && span_of(q)->block_size == 2304);
   lz_free(q);
+  lz_heap_validate();
+  /* 4100 B (class 4416, a page or more) takes a freed 6144 B block (two
+   * fifths bigger, within twice). */
+  for (size_t n = 4100; n <= 6144; n += 512) CHECK(heap->queues[size_to_class(n)].first == NULL);
+  p = own_class_block(6000, keep, &nk);
+  CHECK(p != NULL && span_of(p)->block_size == 6144);
+  lz_free(p);
+  q = lz_malloc(4100);
+  CHECKF(q != NULL && span_of(q) == span_of(p), "4100 B: %p, not from the 6144 B slab of %p", q, p);
+  CHECK(lz_usable_size(q) == 6144 && heap->queues[size_to_class(4100)].first == NULL);
+  lz_free(q);
+  lz_heap_validate();
+  /* 7000 B (class 7168) never takes a freed 16384 B block (more than twice). */
+  for (size_t n = 7000; n <= 14336; n += 512) CHECK(heap->queues[size_to_class(n)].first == NULL);
+  p = own_class_block(16000, keep, &nk);
+  CHECK(p != NULL && span_of(p)->block_size == 16384);
+  lz_free(p);
+  q = lz_malloc(7000);
+  CHECK(q != NULL && span_of(q) != span_of(p) && span_of(q)->block_size == 7168);
+  lz_free(q);
+  while (nk > 0) lz_free(keep[--nk]);
   lz_heap_validate();
   CHECKF(!LZ_STATS || raw_in_use() == in_use0, "in_use %lld after freeing all, %lld before (blocks lost)",
          (long long)raw_in_use(), (long long)in_use0);
