@@ -149,7 +149,7 @@ static heap_t *meta_heap_alloc(void) {
 lz_text_hot static heap_t *heap_new(uint64_t owner) {
   heap_t *h = meta_heap_alloc();
   if (h == NULL) return NULL;
-  for (size_t i = 0; i < LZ_DIRECT_SLOTS; i++) h->direct[i] = &lz_span_empty;
+  for (size_t i = 0; i < LZ_DIRECT_SLOTS; i++) h->direct[i] = LZ_SPAN_EMPTY;
   h->map_id = CHUNK_SPANS;
   h->purge_wake = UINT64_MAX; /* nothing to purge yet: no clock reading (purge.c, "Clock") */
   if (!lz_secure2 && atomic_load_explicit(&heap_ids_given, memory_order_relaxed) <= CHUNK_HEAP_LAST - CHUNK_HEAP_FIRST) {
@@ -946,7 +946,7 @@ lz_text_hot void *heap_malloc_refill(size_t size, heap_t *heap, span_t *s) {
   if (lz_unlikely(s->flags & FOREIGN_INSTALLED)) {
     if (s->free == NULL) return refill_foreign_dry(size, heap, s);
   } else if (s->local_free != NULL && (heap->foreign == NULL || heap->foreign[s->cls].free == NULL)) {
-    /* (LZ_HEAP_EMPTY's direct[] names lz_span_empty: no local_free, its
+    /* (LZ_HEAP_EMPTY's direct[] names LZ_SPAN_EMPTY: no local_free, its
      * heap not read) */
     void *p = refill_local(heap, s);
     if (p != NULL) return p;

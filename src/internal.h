@@ -267,7 +267,8 @@ struct heap_s;
 struct chunk_s;
 
 /* ---------------------------------------------------------------------------
- * Spans (64 bytes each, in the chunk header's descriptor slots: see chunk_t).
+ * Spans (descriptors in the chunk header's slots, two halves of 32 bytes a
+ * cache line apart: see chunk_t, "Descriptor pairs").
  *
  * Invariants (slab), with pin = 1 for the first span of its class queue
  * (see slab.c) and 0 otherwise; [tags] name the check in validate.c:
@@ -332,34 +333,44 @@ enum { SPAN_NONE = 0, SPAN_SLAB = 1, SPAN_MEDIUM = 2 };
 enum { SPAN_FULL = 1, SPAN_ZERO = 2, SPAN_HOLES = 8 }; /* flags (4: FOREIGN_INSTALLED, remote.c) */
 
 typedef struct span_s {
+  /* The owner's half (s + 0): what its fast paths read and write. */
   lz_block_t *free;         /* owner: blocks ready to hand out */
   lz_block_t *local_free;   /* owner: blocks the owner freed (level 2:
                                a slab's out-of-band slot bitmap, a medium
                                span's block, secure.c) */
   _Atomic(uint32_t) xfast_cap; /* capacity while the owner may free fast,
                                else 0 (see the invariants above) */
+  uint16_t used;            /* see the invariants above */
   uint8_t to_local;         /* owner: 0 for the first span of its class
                                queue, else 1 (see the invariants above) */
-  uint8_t unused_[3];
-  struct span_s *next;      /* owner: class queue links */
-  struct span_s *prev;
+  uint8_t flags;            /* SPAN_FULL, SPAN_HOLES (slab), SPAN_ZERO (medium: memory known zero) */
+  struct span_s *prev;      /* owner: class queue links (slow paths) */
+  /* Bytes 32..63 are the other slot's owner half (chunk_t, "Descriptor
+   * pairs"): never touched through this span. */
+  uint8_t pair_other_[32];
+  /* The read-mostly half (s + 64): what other threads read to free a
+   * block (heap_free_page, remote_free_fast), on a line of its own. */
+  struct span_s *next;
   uint32_t inv;             /* block index check, see span_block_index() */
   uint32_t ibase;           /* span start * inv (mod 2^32), ditto */
   uint32_t block_size;      /* bytes per block (medium: the span's bytes) */
-  uint16_t used;            /* see the invariants above */
   uint16_t capacity;        /* blocks carved out so far */
   uint16_t reserved;        /* blocks that fit */
   uint16_t npages;          /* pages in the span */
   uint16_t page;            /* its first page in the chunk (span_start) */
   uint8_t cls : 6;          /* size class (slab), 0 for medium */
   uint8_t kind : 2;         /* SPAN_NONE / SPAN_SLAB / SPAN_MEDIUM */
-  uint8_t flags;            /* SPAN_FULL, SPAN_HOLES (slab), SPAN_ZERO (medium: memory known zero) */
+  uint8_t unused_[3];
 } span_t;
-/* free's fast path indexes the two lists by to_local. */
 /* free's fast path indexes (&free)[to_local] from the span's address (alloc.h). */
 _Static_assert(offsetof(span_t, free) == 0, "free first");
 _Static_assert(offsetof(span_t, local_free) == offsetof(span_t, free) + sizeof(lz_block_t *), "free, local_free");
-_Static_assert(sizeof(span_t) == 64 && LZ_CACHE_LINE % 64 == 0, "span_t must fill cache lines exactly");
+/* The two halves of a slot (chunk_t, "Descriptor pairs"). */
+#define LZ_SPAN_HALF 32
+#define LZ_SPAN_GEO (2 * LZ_SPAN_HALF)
+_Static_assert(offsetof(span_t, pair_other_) == LZ_SPAN_HALF && offsetof(span_t, next) == LZ_SPAN_GEO &&
+                   sizeof(span_t) == LZ_SPAN_GEO + LZ_SPAN_HALF && LZ_CACHE_LINE == LZ_SPAN_GEO,
+               "a span's halves lie a cache line apart, each within its line");
 _Static_assert(LZ_CLASSES <= 64, "span_t.cls holds a class in 6 bits");
 
 
@@ -374,14 +385,30 @@ _Static_assert(LZ_CLASSES <= 64, "span_t.cls holds a class in 6 bits");
  *   |  ...                        |
  *   +-----------------------------+ page 511
  *
- * Descriptor slots: a span's descriptor is spans[k] for the lowest slot k
+ * Descriptor slots: a span's descriptor is slot k, for the lowest slot k
  * free when the span was made (slot_map), not the slot of its first page,
  * so the descriptors of a heap's spans lie together at the front of the
- * header: a process with up to 42 spans in a chunk touches one header page
- * (the fields, the pagemap and slots 0..42 share page 0), and a fork child
+ * header: a process with up to 41 spans in a chunk touches one header page
+ * (the fields, the pagemap and slots 0..41 share page 0), and a fork child
  * that frees and allocates in a few spans copies one descriptor page
  * instead of one per span. Slot 0 is never given out: pages of no span map
  * to it (pagemap 0), and it stays zero (kind SPAN_NONE, no owner).
+ *
+ * Descriptor pairs: slots 2j and 2j + 1 share 128 bytes, two cache lines:
+ * the first holds their owner halves (span_t's first 32 bytes: the lists,
+ * used, xfast_cap, to_local, flags, prev), the second their read-mostly
+ * halves (next, the index check's inv and ibase, block size, capacity,
+ * pages, class, kind: what free's fast path reads there is never written
+ * while the span has a live block). So a span's descriptor is 96 bytes
+ * whose middle 32 are the other slot's, and its read-mostly half lies
+ * LZ_SPAN_GEO bytes after its owner half. The owner writes its half on
+ * every free and most allocations; another thread freeing one of its
+ * blocks reads the read-mostly half alone (heap_free_page,
+ * remote_free_fast), which the owner writes only on slow paths (span
+ * set-up, carving, queue moves), so such a free does not pull the line
+ * the owner keeps writing away from its core (bench larson: two threads
+ * freeing each other's blocks). Slot k's descriptor lies at
+ * slot_offset(k) in spans[] [chunk.slot_map].
  *
  * Invariants ([tags]: the checks in validate.c):
  *   free_map bit i set  <=> page i belongs to no span (header pages never):
@@ -394,7 +421,7 @@ _Static_assert(LZ_CLASSES <= 64, "span_t.cls holds a class in 6 bits");
  *     SPAN_NONE [chunk.slot_map, chunk.slot_zero, chunk.slot_free];
  *   free_pages == popcount(free_map) [chunk.free_pages];
  *   max_run_hint >= the longest run of free pages [chunk.max_run_hint];
- *   pagemap[i] == k * sizeof(span_t) (pagemap_set), k the slot of the
+ *   pagemap[i] == slot_offset(k) (pagemap_set), k the slot of the
  *     slab span holding page i, or of the medium span starting at page i
  *     (at hardening level 2, holding page i: secure.c maps them all), else
  *     0 [chunk.pagemap, chunk.pagemap.free];
@@ -432,7 +459,7 @@ typedef struct chunk_s {
   uint64_t huge_at;             /* when MADV_HUGEPAGE was given (ms) */
   uint64_t hole_map[LZ_BITMAP_WORDS]; /* pages of live slabs given back (slab.c, "Holes") */
   uint16_t pagemap[LZ_CHUNK_PAGES];
-  span_t spans[LZ_CHUNK_PAGES];
+  uint8_t spans[LZ_CHUNK_PAGES * LZ_SPAN_GEO]; /* descriptor pairs (see above): slot_offset */
   /* Slab starting at page i: 1 + the index of local_free's head when the
    * hole puncher last looked, 0 if never (a hint: slab.c, "Holes"). */
   uint16_t punch_seen[LZ_CHUNK_PAGES];
@@ -446,15 +473,25 @@ typedef struct chunk_s {
 #define LZ_USABLE_PAGES (LZ_CHUNK_PAGES - LZ_HEADER_PAGES)
 _Static_assert(LZ_HEADER_BASE_PAGES == 9, "chunk header layout changed");
 _Static_assert(offsetof(chunk_t, spans) % LZ_CACHE_LINE == 0, "spans must be cache aligned");
-/* Slots 0..42 share page 0 with the fields and the pagemap (see above). */
-#define LZ_SLOTS_FIRST_PAGE ((LZ_PAGE_SIZE - offsetof(chunk_t, spans)) / sizeof(span_t))
+/* Byte offset in chunk_t.spans of slot k's descriptor: pair k / 2, half
+ * k % 2 (see above). */
+lz_inline size_t slot_offset(size_t k) { return (k >> 1) * (2 * LZ_SPAN_GEO) + (k & 1) * LZ_SPAN_HALF; }
+lz_inline span_t *chunk_slot(chunk_t *c, size_t k) { return (span_t *)(void *)(c->spans + slot_offset(k)); }
+/* The slot of descriptor s (of a chunk, not a foreign list). */
+lz_inline size_t span_slot(const span_t *s) {
+  size_t off = (uintptr_t)s - (((uintptr_t)s & ~LZ_CHUNK_MASK) + offsetof(chunk_t, spans));
+  return off / (2 * LZ_SPAN_GEO) * 2 + off % (2 * LZ_SPAN_GEO) / LZ_SPAN_HALF;
+}
+/* Slots 0..41 (both halves) share page 0 with the fields and the pagemap
+ * (see above). */
+#define LZ_SLOTS_FIRST_PAGE ((LZ_PAGE_SIZE - offsetof(chunk_t, spans)) / (2 * LZ_SPAN_GEO) * 2)
 _Static_assert(LZ_SLOTS_FIRST_PAGE >= 40, "the first header page holds the first descriptors");
 
 /* The page map holds byte offsets into spans[] (the free fast path adds
  * one to the chunk without a shift): */
-_Static_assert((LZ_CHUNK_PAGES - 1) * sizeof(span_t) <= UINT16_MAX, "pagemap offsets fit 16 bits");
+_Static_assert(LZ_CHUNK_PAGES * LZ_SPAN_GEO <= UINT16_MAX, "pagemap offsets fit 16 bits");
 lz_inline void pagemap_set(chunk_t *c, size_t page, size_t slot) {
-  c->pagemap[page] = (uint16_t)(slot * sizeof(span_t));
+  c->pagemap[page] = (uint16_t)slot_offset(slot);
 }
 /* The descriptor of the span holding page `page` of c (a slab's every
  * page, a medium span's first), or spans[0] (kind SPAN_NONE). */
@@ -574,7 +611,7 @@ typedef struct heap_stats_s {
  *   direct[(s + 15) >> 4] is, for every s <= LZ_DIRECT_MAX and c =
  *     slab_class_for(size_to_class(s)) (the class itself, or in start-up
  *     its power of two), &foreign[c] when that list is installed, else the
- *     first span of queues[c], or &lz_span_empty when that queue is empty
+ *     first span of queues[c], or LZ_SPAN_EMPTY when that queue is empty
  *     or c's size is above LZ_DIRECT_MAX (in start-up, 1025 to 1040 B go
  *     to the 2048 B class by the slow path) [heap.direct]; in start-up no
  *     foreign list is mapped and the queues of the classes that are no
@@ -668,7 +705,7 @@ typedef struct heap_stats_s {
  * direct[] or queues[c].first with a non-NULL `free` list, and free's fast
  * path only handles chunks whose map byte is the calling thread's
  * lz_heap_id_tls. A heap at level 2 keeps every direct[] entry at
- * &lz_span_empty, its queues and foreign lists empty, its spans' `free`
+ * LZ_SPAN_EMPTY, its queues and foreign lists empty, its spans' `free`
  * lists NULL and xfast_cap 0, and has no heap id (map_id CHUNK_SPANS,
  * its thread's lz_heap_id_tls CHUNK_HEAP_NONE) (secure.c keeps its own
  * state in `secure`), so every call reaches the slow paths, which hand
@@ -1043,7 +1080,7 @@ lz_inline void slab_take_local(span_t *s, bool pinned) {
   s->used = (uint16_t)(s->capacity + pinned);
 }
 /* The heap of a thread that has none (lz_heap_tls's first value): the fast
- * paths read only its direct[] (every entry &lz_span_empty) and queues[]
+ * paths read only its direct[] (every entry LZ_SPAN_EMPTY) and queues[]
  * (empty); the slow paths compare addresses with it and take the thread's
  * heap before they read anything else (heap_malloc_slow, slow_enter). So
  * only those two arrays exist, read-only beside the size tables (slab.c). */
@@ -1056,7 +1093,13 @@ extern const heap_empty_t lz_heap_empty_direct;
 _Static_assert(offsetof(heap_t, direct) == offsetof(heap_empty_t, direct) &&
                    offsetof(heap_t, queues) == offsetof(heap_empty_t, queues),
                "LZ_HEAP_EMPTY is a heap's direct[] and queues[] alone");
-extern span_t lz_span_empty; /* free == NULL: sends the fast path to the slow path */
+/* free == NULL: sends the fast path to the slow path. Read-only, beside
+ * the size tables (lz_ro_hot), not among the hot variables of .data, whose
+ * page it would outgrow (tests/startup_bss.c): no path writes it, and the
+ * paths that reach it through direct[] read only its owner half (free,
+ * local_free, flags: heap_malloc_refill). */
+extern const span_t lz_span_empty;
+#define LZ_SPAN_EMPTY ((span_t *)(uintptr_t)&lz_span_empty)
 void *slab_malloc_slow(heap_t *heap, unsigned cls);
 void *slab_malloc_local(heap_t *heap, unsigned cls);
 void slab_free_chain(heap_t *heap, span_t *s, lz_block_t *head, lz_block_t *tail, uint32_t count);
@@ -1185,13 +1228,13 @@ bool remote_free_medium(heap_t *self, void *p, span_t *s);
  * its class's span again. */
 void foreign_uninstall(heap_t *heap, span_t *f);
 /* The first slot of span s's pair in heap->rbatch: a hash of the
- * descriptor's address (descriptors are 64 bytes apart in their chunk's
- * slots, and every chunk's slots lie at the same offset). */
+ * descriptor's address (descriptors are at least LZ_SPAN_HALF bytes apart
+ * in their chunk's slots, and every chunk's slots lie at the same offset). */
 lz_inline unsigned remote_slot_of(const span_t *s) {
-  /* Descriptors are sizeof(span_t) apart (their low bits carry nothing);
+  /* Descriptors are at least LZ_SPAN_HALF apart (their low bits carry nothing);
    * the multiplier is 2^64 / the golden ratio (Fibonacci hashing), whose
    * top bits spread consecutive descriptors over the slots. */
-  return (unsigned)((((uintptr_t)s / sizeof(span_t)) * 0x9e3779b97f4a7c15ull) >> (64 - LZ_REMOTE_SLOT_BITS)) & ~1u;
+  return (unsigned)((((uintptr_t)s / LZ_SPAN_HALF) * 0x9e3779b97f4a7c15ull) >> (64 - LZ_REMOTE_SLOT_BITS)) & ~1u;
 }
 void remote_free(heap_t *self, span_t *s, lz_block_t *b);
 void remote_flush_all(heap_t *self);

@@ -505,7 +505,9 @@ lz_text_hot bool remote_free_fast(heap_t *self, void *p, span_t *s) {
     return false;
   /* A block boundary below the carved limit: s is the descriptor of p's
    * page (heap_free_page), so p lies in the slab's pages, where its index
-   * alone says so (sizeclass.h, span_slab_index). */
+   * alone says so (sizeclass.h, span_slab_index). Every field read here
+   * is in the descriptor's read-mostly half (internal.h, "Descriptor
+   * pairs"), not on the line the owner's frees keep writing. */
   if (span_slab_index(s, (uintptr_t)p) >= __atomic_load_n(&s->capacity, __ATOMIC_RELAXED)) return false;
   lz_block_t *b = (lz_block_t *)p;
   /* Maybe on a list (a block in flight or listed has word 0 so too):

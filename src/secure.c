@@ -13,7 +13,7 @@
  * path only handles chunks whose map byte is the calling thread's heap id
  * and spans whose xfast_cap is not 0. Level-2
  * spans are never put in a heap's queues (heap->direct[] stays at
- * &lz_span_empty, queues stay empty), their `free` is NULL, their
+ * LZ_SPAN_EMPTY, queues stay empty), their `free` is NULL, their
  * xfast_cap 0 and their heap has no id (map_id CHUNK_SPANS), so every call
  * lands here through the slow paths.
  *
@@ -334,7 +334,7 @@ static uint8_t *medium_take(heap_t *heap, secure_heap_t *sh, size_t size, size_t
     s->reserved = s->capacity = s->used = 1;
     s->block_size = (uint32_t)((npages - 2) << LZ_PAGE_SHIFT);
     chunk_t *c = span_chunk(s);
-    size_t first = s->page, slot = (size_t)(s - c->spans);
+    size_t first = s->page, slot = span_slot(s);
     /* Every page finds the span (free, and the bounds of memcpy & co). */
     for (size_t i = first + 1; i < first + npages; i++) pagemap_set(c, i, slot);
   }
@@ -398,7 +398,7 @@ typedef struct block_info_s {
 static bool slot_find(uintptr_t a, block_info_t *bi) {
   chunk_t *c = (chunk_t *)(a & ~LZ_CHUNK_MASK);
   span_t *s = chunk_span_at(c, (a >> LZ_PAGE_SHIFT) & (LZ_CHUNK_PAGES - 1));
-  if (s == &c->spans[0] || s->kind == SPAN_NONE) return false;
+  if (s == chunk_slot(c, 0) || s->kind == SPAN_NONE) return false;
   uint8_t *start = span_start(s);
   bi->span = s;
   if (s->kind == SPAN_SLAB) {

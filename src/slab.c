@@ -25,9 +25,9 @@
  * direct[] all name it and whose queues are empty (internal.h: only those
  * exist, in the RELRO page the loader writes anyway, not 3 KiB of .data
  * beside the hot variables, where the process's first heap lies: heap.c). */
-lz_hot span_t lz_span_empty;
+lz_ro_hot const span_t lz_span_empty;
 lz_ro_hot const heap_empty_t lz_heap_empty_direct = {
-  .direct = {[0 ... LZ_DIRECT_SLOTS - 1] = &lz_span_empty},
+  .direct = {[0 ... LZ_DIRECT_SLOTS - 1] = LZ_SPAN_EMPTY},
 };
 
 /* The first span of a queue holds one extra count in `used` (its pin), so
@@ -111,7 +111,7 @@ lz_text_hot void heap_direct_update(heap_t *heap, unsigned cls) {
   }
   span_t *s = heap->queues[cls].first;
   if (heap->foreign != NULL && (heap->foreign[cls].flags & FOREIGN_INSTALLED)) s = &heap->foreign[cls];
-  else if (s == NULL) s = &lz_span_empty;
+  else if (s == NULL) s = LZ_SPAN_EMPTY;
   for (size_t i = lo; i <= size / 16; i++) heap->direct[i] = s;
 }
 

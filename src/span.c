@@ -60,7 +60,7 @@ lz_text_hot span_t *span_alloc(heap_t *heap, size_t npages, size_t align_pages, 
     for (size_t i = first; i < first + npages; i++) pagemap_set(c, i, slot);
   else
     pagemap_set(c, first, slot);
-  span_t *s = &c->spans[slot];
+  span_t *s = chunk_slot(c, slot);
   s->page = (uint16_t)first;
   bool zero = pages_taken(heap, c, first, npages, fresh);
   s->free = NULL;
@@ -101,7 +101,7 @@ lz_text_hot void span_free(heap_t *heap, span_t *s) {
   size_t n = s->npages;
   uint8_t kind = s->kind;
   s->kind = SPAN_NONE;
-  bit_clear(c->slot_map, (size_t)(s - c->spans));
+  bit_clear(c->slot_map, span_slot(s));
   atomic_store_explicit(&s->xfast_cap, 0, memory_order_relaxed);
   s->flags = 0;
   if (kind == SPAN_SLAB) {

@@ -190,7 +190,7 @@ static void chunk_check(const heap_t *heap, const chunk_t *c, heap_totals_t *t, 
     }
     run = 0;
     const span_t *s = chunk_span_at((chunk_t *)c, i);
-    size_t slot = (size_t)(s - c->spans);
+    size_t slot = span_slot(s);
     V(slot != 0 && bit_get(c->slot_map, slot), "chunk.slot_map", (const uint8_t *)c + (i << LZ_PAGE_SHIFT));
     V(s->kind == SPAN_SLAB || s->kind == SPAN_MEDIUM, "chunk.used_page_in_span", s);
     V(s->page == i, "chunk.span_page", s);
@@ -199,7 +199,7 @@ static void chunk_check(const heap_t *heap, const chunk_t *c, heap_totals_t *t, 
       V(!bit_get(c->free_map, j), "chunk.free_map", s);
       V(!bit_get(c->hole_map, j) || (s->kind == SPAN_SLAB && (s->flags & SPAN_HOLES)), "span.holes", s);
       bool mapped = s->kind == SPAN_SLAB || j == i || heap->secure != NULL; /* level 2 maps every page */
-      V(c->pagemap[j] == (mapped ? slot * sizeof(span_t) : 0), "chunk.pagemap", s);
+      V(c->pagemap[j] == (mapped ? slot_offset(slot) : 0), "chunk.pagemap", s);
     }
     if (heap->secure != NULL) {
       /* Level 2 (secure.c) keeps its own span state: chunk level only. */
@@ -220,10 +220,11 @@ static void chunk_check(const heap_t *heap, const chunk_t *c, heap_totals_t *t, 
   }
   /* Descriptor slots: slot 0 zero, one slot per span of the walk (each
    * reached from its own first page above), every other slot unused. */
-  V(bit_get(c->slot_map, 0) && c->spans[0].kind == SPAN_NONE && c->spans[0].npages == 0, "chunk.slot_zero", c);
+  const span_t *zero = chunk_slot((chunk_t *)c, 0);
+  V(bit_get(c->slot_map, 0) && zero->kind == SPAN_NONE && zero->npages == 0, "chunk.slot_zero", c);
   V(bitmap_count(c->slot_map, 0, LZ_CHUNK_PAGES) == spans + 1, "chunk.slot_map", c);
   for (size_t k = 1; k < LZ_CHUNK_PAGES; k++) {
-    const span_t *s = &c->spans[k];
+    const span_t *s = chunk_slot((chunk_t *)c, k);
     if (!bit_get(c->slot_map, k)) V(s->kind == SPAN_NONE, "chunk.slot_free", s);
     else V(s->page < LZ_CHUNK_PAGES && !bit_get(c->free_map, s->page), "chunk.free_no_span", s);
   }
@@ -261,7 +262,7 @@ static void queues_check(const heap_t *heap, size_t linked) {
     unsigned cls = slab_class_for(heap, size_to_class(size));
     const span_t *want = lz_class_size[cls] > LZ_DIRECT_MAX ? NULL : heap->queues[cls].first;
     if (heap->foreign != NULL && (heap->foreign[cls].flags & FOREIGN_INSTALLED)) want = &heap->foreign[cls];
-    V(heap->direct[(size + 15) >> 4] == (want ? want : &lz_span_empty), "heap.direct", heap);
+    V(heap->direct[(size + 15) >> 4] == (want ? want : LZ_SPAN_EMPTY), "heap.direct", heap);
   }
 }
 

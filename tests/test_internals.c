@@ -73,7 +73,7 @@ static void test_spans(heap_t *heap) {
   for (size_t i = first; i < first + 3; i++) CHECK(!page_free(c, i) && page_dirty(c, i));
   CHECK(chunk_span_at(c, first) == a && c->pagemap[first + 1] == 0);
   /* Its descriptor is the lowest free slot, not its page's (internal.h). */
-  CHECK(a > &c->spans[0] && a < &c->spans[first] && bit_get(c->slot_map, (size_t)(a - c->spans)));
+  CHECK(a > chunk_slot(c, 0) && a < chunk_slot(c, first) && bit_get(c->slot_map, span_slot(a)));
   /* Aligned: the first page is a multiple of 16. */
   span_t *b = span_alloc(heap, 5, 16, SPAN_MEDIUM);
   CHECK(b != NULL);
@@ -95,6 +95,40 @@ static void test_spans(heap_t *heap) {
   }
   CHECK(c->free_pages == free0 + 3 || span_chunk(a)->heap != heap);
   for (size_t i = first; i < first + 3; i++) CHECK(page_free(c, i) && c->pagemap[i] == 0);
+  lz_heap_validate();
+}
+
+/* Descriptor pairs (internal.h, chunk_t): no cache line of the slots holds
+ * both a field the owner writes on its fast paths (the lists, used,
+ * xfast_cap, to_local) and one another thread reads to free a block (kind,
+ * class, index check, capacity, block size, page), so such a free does not
+ * pull the line its owner keeps writing; slot offsets and descriptors map
+ * back and forth, and the first 41 spans' descriptors lie on page 0. */
+static void test_descriptor_lines(heap_t *heap) {
+  span_t *a = span_alloc(heap, 1, 1, SPAN_MEDIUM);
+  CHECK(a != NULL);
+  chunk_t *c = span_chunk(a);
+  enum { LINES = sizeof(c->spans) / LZ_CACHE_LINE };
+  static uint8_t owner_line[LINES], other_line[LINES];
+  memset(owner_line, 0, sizeof owner_line);
+  memset(other_line, 0, sizeof other_line);
+#define LINE_OF(s, f) (((uintptr_t)&(s)->f - (uintptr_t)c->spans) / LZ_CACHE_LINE)
+  for (size_t k = 0; k < LZ_CHUNK_PAGES; k++) {
+    span_t *s = chunk_slot(c, k);
+    CHECK(span_slot(s) == k && (uintptr_t)s + sizeof(span_t) <= (uintptr_t)c->spans + sizeof(c->spans));
+    owner_line[LINE_OF(s, free)] = owner_line[LINE_OF(s, local_free)] = owner_line[LINE_OF(s, used)] = 1;
+    owner_line[LINE_OF(s, xfast_cap)] = owner_line[LINE_OF(s, to_local)] = 1;
+    other_line[LINE_OF(s, inv)] = other_line[LINE_OF(s, ibase)] = other_line[LINE_OF(s, capacity)] = 1;
+    other_line[LINE_OF(s, block_size)] = other_line[LINE_OF(s, page)] = other_line[LINE_OF(s, unused_)] = 1;
+    if (k < 42) CHECK((uintptr_t)s + sizeof(span_t) <= (uintptr_t)c + LZ_PAGE_SIZE);
+  }
+#undef LINE_OF
+  for (size_t l = 0; l < LINES; l++) CHECK(!(owner_line[l] && other_line[l]));
+  /* cls and kind are bit-fields: the byte after page holds them */
+  CHECK(offsetof(span_t, unused_) == offsetof(span_t, page) + 3);
+  CHECK(chunk_span_at(c, a->page) == a && a == chunk_slot(c, span_slot(a)));
+  a->used = 0;
+  span_free(heap, a);
   lz_heap_validate();
 }
 
@@ -634,7 +668,7 @@ static void brk_outside(heap_t *h, void *sm, void *md) {
   block_set_next((lz_block_t *)sm, (lz_block_t *)((uint8_t *)sm + 8)); /* not a block boundary */
 }
 static void brk_front(heap_t *h, void *sm, void *md) { (void)h; (void)md; span_of(sm)->to_local = 1; }
-static void brk_direct(heap_t *h, void *sm, void *md) { (void)sm; (void)md; h->direct[3] = &lz_span_empty; }
+static void brk_direct(heap_t *h, void *sm, void *md) { (void)sm; (void)md; h->direct[3] = LZ_SPAN_EMPTY; }
 static void brk_in_use(heap_t *h, void *sm, void *md) { (void)sm; (void)md; h->stats.in_use += 16; }
 static void brk_queue(heap_t *h, void *sm, void *md) { (void)md; h->queues[span_of(sm)->cls].last = NULL; }
 static void brk_mcache(heap_t *h, void *sm, void *md) { (void)sm; (void)md; h->mcache_bytes += LZ_PAGE_SIZE; }
@@ -719,6 +753,7 @@ int main(void) {
   test_borrow(heap);
   test_lifo(heap);
   test_spans(heap);
+  test_descriptor_lines(heap);
   test_slab_max();
   test_mcache(heap);
   test_mcache_janitor(heap);
