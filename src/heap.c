@@ -330,7 +330,9 @@ enum { HOLES_NONE = 0, HOLES_DUE = 1, HOLES_ALL = 2 };
  * free list's head may be rewritten (slab.c, "Holes"). Returns when something next falls due,
  * UINT64_MAX if nothing will. */
 lz_text_hot static uint64_t heap_purge(heap_t *heap, bool force, int holes, bool exclusive, uint64_t now) {
-  medium_cache_flush(heap, heap == lz_heap_tls, force, now);
+  bool holder = heap == lz_heap_tls;
+  if (exclusive && !holder) medium_front_flush(heap, force, now); /* an orphan's (the holder's: below) */
+  medium_cache_flush(heap, holder, force, now);
   uint64_t next = medium_cache_due(heap);
   uint64_t due = holes == HOLES_NONE ? UINT64_MAX : purge_heap_holes(heap, holes == HOLES_ALL, exclusive, now);
   if (due < next) next = due;
@@ -1040,7 +1042,7 @@ lz_text_hot static lz_noinline void *medium_hit_zero(size_t size, heap_t *heap) 
  * medium_slow. Level 2 has medium spans of its own (the cache stays
  * empty): malloc_slow. A hit that neither zeroes nor ticks calls nothing
  * (no register saved). */
-lz_text_hot void *heap_malloc_slow(size_t size, heap_t *heap, bool zero) {
+lz_text_hot static lz_noinline void *heap_malloc_slower(size_t size, heap_t *heap, bool zero) {
   if (size - (LZ_SLAB_MAX + 1) < LZ_MEDIUM_MAX - LZ_SLAB_MAX && heap != LZ_HEAP_EMPTY) {
     if (atomic_load_explicit(&heap->xremote, memory_order_relaxed) == NULL) {
       lz_assert(!lz_secure2 || heap->mcache_mask == 0);
@@ -1057,6 +1059,40 @@ lz_text_hot void *heap_malloc_slow(size_t size, heap_t *heap, bool zero) {
     if (lz_likely(!lz_secure2)) return medium_slow(size, heap, zero);
   }
   return malloc_slow(size, heap, zero);
+}
+
+/* heap_malloc_slow's front pop (b, of size bytes) on a tick. */
+lz_text_hot static lz_noinline void *front_tick(size_t size, heap_t *heap, bool zero, lz_block_t *b) {
+  heap_tick_due(heap);
+  poll_janitor(heap);
+  return zero ? medium_front_zero(b, size) : b;
+}
+
+/* The front pop (below) alone, so that its registers are its own: the
+ * rest in heap_malloc_slower. */
+lz_text_hot void *heap_malloc_slow(size_t size, heap_t *heap, bool zero) {
+  /* The heap's front span of that many pages, its block parked (medium.c,
+   * "Front spans"): popped as a slab's first span is, before anything
+   * else. Not while blocks other threads freed wait (see malloc_slow). A
+   * size near SIZE_MAX wraps to no page count in the range. */
+  size_t npages = (size + LZ_PAGE_SIZE - 1) >> LZ_PAGE_SHIFT;
+  if (npages - LZ_MEDIUM_MIN_PAGES <= LZ_MEDIUM_FRONT_PAGES - LZ_MEDIUM_MIN_PAGES && heap != LZ_HEAP_EMPTY) {
+    span_t *s = heap->mfront[npages];
+    if (s != NULL && atomic_load_explicit(&heap->xremote, memory_order_relaxed) == NULL) {
+      lz_block_t *b = s->free;
+      if (lz_likely(b != NULL)) {
+        if (lz_unlikely(!block_link_null(b))) return medium_front_corrupt(b);
+        s->free = NULL;
+        if (LZ_SECURE) b->enc_next = 0;
+        /* A slow-path entry, counted as any other (heap_tick). */
+        bool tick = (++heap->slow_count & (HEAP_TICK_EVERY - 1)) == 0;
+        if (lz_unlikely(tick)) return front_tick(size, heap, zero, b);
+        if (lz_unlikely(zero)) return medium_front_zero(b, size);
+        return b;
+      }
+    }
+  }
+  return heap_malloc_slower(size, heap, zero);
 }
 
 /* realloc moving a block to a bigger size of REALLOC_PAGES_MIN to

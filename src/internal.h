@@ -315,7 +315,7 @@ struct chunk_s;
  *        proved the owner (chunk invariants) [span.xfast_cap].
  * Medium spans: kind == SPAN_MEDIUM, cls 0, reserved == capacity == 1,
  *   used == 1 while live, 0 while cached by the heap (in mcache or on
- *   its returned list, mreturn); never in a queue (to_local 1), prev
+ *   its returned list, mreturn); never in a queue, prev
  *   NULL, next NULL but on mreturn [medium.counts, medium.block_size,
  *   medium.unqueued, medium.cached_unused]; xfast_cap 1 while live, 0
  *   while cached, so the owner's free takes the block by free's fast path
@@ -325,6 +325,12 @@ struct chunk_s;
  *   goes slow, where it is reported [span.xfast_cap]; local_free NULL
  *   (the fast path pushes the block there and heap_free_last, caching the
  *   span, clears it) [medium.local_free].
+ *   A front span (heap_t.mfront[npages], medium.c) has to_local 0 and
+ *   used 1 and xfast_cap 1 whether its block is out or not: the owner's
+ *   fast free pushes the block on `free`, counting nothing (no call), and
+ *   malloc pops it from there (heap_malloc_slow); `free` is NULL (out) or
+ *   the block itself, its link an encoded NULL (parked). Every other
+ *   medium span has to_local 1 and free NULL [medium.front].
  * A span's block_size, inv, ibase and page (and its chunk's heap, the owner of
  * every span in the chunk) are written only while it has no live block, so
  * any thread holding a live block may read them.
@@ -573,6 +579,17 @@ _Static_assert((HEAP_TICK_EVERY & (HEAP_TICK_EVERY - 1)) == 0, "a power of two")
 #define LZ_REMOTE_SLOTS (1 << LZ_REMOTE_SLOT_BITS)
 #define LZ_MEDIUM_CACHE 8
 #define LZ_MEDIUM_CACHE_BYTES ((size_t)4 * MiB)
+/* The heap's front medium spans (heap_t.mfront, medium.c): one per page
+ * count up to LZ_MEDIUM_FRONT_PAGES (256 KiB), LZ_MEDIUM_FRONT_BYTES in
+ * all. Only their holder gives them back (the janitor cannot: malloc pops
+ * them without the lock), so an idle thread keeps at most that much. */
+#define LZ_MEDIUM_FRONT_PAGES 64
+#define LZ_MEDIUM_FRONT_BYTES ((size_t)512 * KiB)
+#ifndef LZ_MEDIUM_FRONT_SPANS
+#define LZ_MEDIUM_FRONT_SPANS 1
+#endif
+/* The fewest pages a medium request takes: one past the largest slab block. */
+#define LZ_MEDIUM_MIN_PAGES ((LZ_SLAB_MAX >> LZ_PAGE_SHIFT) + 1)
 #define LZ_MEDIUM_RETURN_BYTES ((size_t)32 * MiB)
 typedef struct remote_batch_s {
   span_t *span;
@@ -766,6 +783,19 @@ typedef struct heap_s {
    * (mask, pages, bytes) is the holder's alone: a superset of the
    * full slots, the janitor's emptied ones included until the holder finds
    * them empty. */
+  /* Front medium spans (medium.c): mfront[n], if not NULL, is a span of
+   * n pages (LZ_MEDIUM_MIN_PAGES <= n <= LZ_MEDIUM_FRONT_PAGES) of this
+   * heap that stays this heap's with used 1 while its block comes and
+   * goes (span invariants); mfront_bytes is the bytes of their pages
+   * (<= LZ_MEDIUM_FRONT_BYTES) [mfront.span, mfront.bytes]. Holder only,
+   * no lock: only a caller that holds the heap exclusively (its owner, an
+   * orphan's holder: heap_purge's `exclusive`) gives the parked ones back:
+   * at a purge look at least a purge delay after the last one
+   * (mfront_looked_at, ms), on a miss (medium_malloc), or forced. */
+  span_t *mfront[LZ_MEDIUM_FRONT_PAGES + 1];
+  size_t mfront_bytes;
+  uint32_t mfront_count;               /* their number (<= LZ_MEDIUM_FRONT_SPANS) */
+  uint64_t mfront_looked_at;
   _Atomic(span_t *) xmcache[LZ_MEDIUM_CACHE];
   uint16_t mcache_pages[LZ_MEDIUM_CACHE]; /* holder: slot i's span's pages (bit i set) */
   uint32_t mcache_mask;                /* holder: slots it filled and has not seen emptied */
@@ -1176,6 +1206,11 @@ uint64_t medium_cache_watch(heap_t *heap, uint64_t now);    /* the janitor's loo
 uint64_t medium_cache_due(heap_t *heap);                    /* lock held: when the cache wants a look */
 bool medium_grow(heap_t *heap, span_t *s, size_t size); /* live block of heap's, in place */
 void medium_cache_flush(heap_t *heap, bool holder, bool force, uint64_t now); /* holder: the heap's own thread */
+void medium_front_flush(heap_t *heap, bool force, uint64_t now); /* heap held exclusively, lock held */
+lz_cold void *medium_front_corrupt(const lz_block_t *b);     /* a parked block's link was overwritten: reports it */
+void *medium_front_zero(void *p, size_t size);              /* calloc's front pop: p cleared */
+void medium_front_drop(heap_t *heap, span_t *s);            /* holder, lock held: s is no front span any more */
+
 
 /* large.c */
 void *large_malloc(size_t size, size_t align, bool zero);

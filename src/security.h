@@ -46,6 +46,12 @@ lz_inline void *span_pop(span_t *s) {
   return b;
 }
 
+/* Whether b, the one block of a list that holds at most one (a front
+ * medium span's: medium.c), still has the link it was freed with, an
+ * encoded NULL: anything else was written after the free (the caller
+ * reports a corrupted list). */
+lz_inline bool block_link_null(const lz_block_t *b) { return LZ_SECURE == 0 || b->enc_next == block_encode(b, NULL); }
+
 /* A block whose first word decodes to NULL or to an address in its own
  * chunk or in any of our chunks is probably on a free list already: its
  * owner's lists link within the span, a foreign list (remote.c, "Order")

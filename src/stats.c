@@ -38,7 +38,10 @@ LZ_NO_TSAN static int64_t slab_bytes_walk(const heap_t *h) {
         int64_t used = *(const volatile uint16_t *)&s->used;
         n += (used - (h->queues[s->cls].first == s)) * (int64_t)s->block_size;
       } else if (s->kind == SPAN_MEDIUM) {
-        n += *(const volatile uint16_t *)&s->used * (int64_t)s->block_size;
+        /* A front span's parked block (medium.c) is counted in used. */
+        int64_t used = *(const volatile uint16_t *)&s->used;
+        if (s->to_local == 0 && *(lz_block_t *const volatile *)&s->free != NULL) used--;
+        n += used * (int64_t)s->block_size;
       }
       i += s->npages > 0 ? s->npages : 1;
     }

@@ -135,7 +135,14 @@ static bool mcache_holds(const heap_t *heap, const span_t *s) {
 static uint32_t medium_check(const heap_t *heap, const span_t *s) {
   V(s->reserved == 1 && s->capacity == 1 && s->used <= 1, "medium.counts", s);
   V(s->block_size == (uint32_t)s->npages << LZ_PAGE_SHIFT, "medium.block_size", s);
-  V((s->next == NULL || s->used == 0) && s->prev == NULL && s->cls == 0 && s->to_local == 1, "medium.unqueued", s);
+  V((s->next == NULL || s->used == 0) && s->prev == NULL && s->cls == 0 && s->to_local <= 1, "medium.unqueued", s);
+  if (s->to_local == 0) { /* a front span: its block out, or parked on free */
+    V(s->npages <= LZ_MEDIUM_FRONT_PAGES && heap->mfront[s->npages] == s && s->used == 1 && s->next == NULL,
+      "medium.front", s);
+    V(s->free == NULL || (s->free == (lz_block_t *)span_start(s) && block_link_null(s->free)), "medium.front", s);
+  } else {
+    V(s->free == NULL, "medium.front", s);
+  }
   V(atomic_load_explicit(&s->xfast_cap, memory_order_relaxed) == s->used, "span.xfast_cap", s);
   V(s->local_free == NULL, "medium.local_free", s);
   bool cached = mcache_holds(heap, s);
@@ -375,6 +382,18 @@ static size_t heap_check(const heap_t *heap, seen_t *seen) {
   V(heap->mcache_mask >> LZ_MEDIUM_CACHE == 0, "mcache.count", heap);
   V(mbytes == heap->mcache_bytes && mbytes <= LZ_MEDIUM_CACHE_BYTES, "mcache.bytes", heap);
   mreturn_check(heap, t.medium_unlisted);
+  size_t fbytes = 0, fcount = 0;
+  for (size_t n = 0; n <= LZ_MEDIUM_FRONT_PAGES; n++) {
+    const span_t *s = heap->mfront[n];
+    if (s == NULL) continue;
+    V(n >= LZ_MEDIUM_MIN_PAGES && s->kind == SPAN_MEDIUM && s->npages == n && s->to_local == 0 &&
+          span_chunk(s)->heap == heap,
+      "mfront.span", s);
+    fbytes += n << LZ_PAGE_SHIFT;
+    fcount++;
+  }
+  V(fbytes == heap->mfront_bytes && fbytes <= LZ_MEDIUM_FRONT_BYTES, "mfront.bytes", heap);
+  V(fcount == heap->mfront_count && fcount <= LZ_MEDIUM_FRONT_SPANS, "mfront.bytes", heap);
   batches_check(heap);
   xremote_check(heap);
   foreign_check(heap);

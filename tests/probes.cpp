@@ -403,7 +403,9 @@ static void p_realloc_stack(size_t) {
 // out again, but a fresh block has no free block after it, so an overflow
 // smashes no link). A 4 KiB slab's block freed last heads its span's free
 // list and is handed out again first: the next malloc finds the link it
-// left (CORRUPT).
+// left (CORRUPT). A 256 KiB block freed last is parked on its heap's front
+// span of that size (src/medium.c) and handed out again first, its link
+// checked (UAF_LIST).
 #define UAF_LIST "lzmalloc: malloc(): corrupted free list %p"
 #define EXP_CRASH "crash"
 #define EXP_CRASH_OR_MISSED "crash|missed"
@@ -443,7 +445,7 @@ static const kind_t kinds[] = {
      {"lzmalloc: memcpy(): buffer over-read %p", "lzmalloc: memcpy(): buffer over-read %p", "lzmalloc: memcpy(): buffer over-read %p"}},
     {"memset_overflow", p_memset_overflow, {NULL, NULL, NULL},
      {"lzmalloc: memset(): buffer overflow %p", "lzmalloc: memset(): buffer overflow %p", "lzmalloc: memset(): buffer overflow %p"}},
-    {"write_after_free_first_word", p_uaf_first_word, {UAF_LIST, CORRUPT, NULL}, {UAF, UAF, UAF}},
+    {"write_after_free_first_word", p_uaf_first_word, {UAF_LIST, CORRUPT, UAF_LIST}, {UAF, UAF, UAF}},
     {"write_after_free_second_word", p_uaf_second_word, {NULL, NULL, NULL}, {UAF, UAF, UAF}},
     {"write_after_free_middle", p_uaf_middle, {UAF_LIST, NULL, NULL}, {UAF, UAF, UAF}},
     {"write_after_free_last", p_uaf_last, {UAF_LIST, NULL, NULL}, {UAF, UAF, UAF}},

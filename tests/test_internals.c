@@ -192,6 +192,119 @@ static void test_remote(heap_t *heap, bool reuse) {
   lz_heap_validate();
 }
 
+/* ---- front medium spans (medium.c) ---------------------------------------- */
+static void *front_block;
+static void *front_freer(void *arg) {
+  (void)arg;
+  lz_free(front_block);
+  return NULL;
+}
+
+/* The span of a medium block its owner freed last stays the front span of
+ * its size: the block comes back to the next request of that size, with no
+ * other span made, and counts as free (statistics, validator); a block
+ * another thread freed is parked the same way once collected; realloc that
+ * grows it in place drops it from the front; a look a purge delay after the
+ * last one, a miss and a forced flush give a parked one back, and the
+ * front holds no more than LZ_MEDIUM_FRONT_BYTES. */
+static void test_front(heap_t *heap) {
+  long delay = opt_get(OPT_PURGE_DELAY);
+  if (delay <= 0 || LZ_HEAPS > 0) return; /* nothing kept; shared heaps: none of the owner's fast paths */
+  heap_enter(heap);
+  remote_collect(heap); /* blocks the tests above sent home */
+  medium_cache_flush(heap, true, true, os_now_ms());
+  heap_leave(heap);
+  CHECK(heap->mfront_bytes == 0);
+  int64_t before = raw_in_use();
+  const size_t size = 32 * KiB, npages = size / LZ_PAGE_SIZE;
+  void *p = lz_malloc(size);
+  CHECK(p != NULL);
+  span_t *s = span_of(p);
+  memset(p, 0x33, size);
+  lz_free(p);
+  CHECKF(heap->mfront[npages] == s && s->to_local == 0 && s->used == 1 && s->free == (lz_block_t *)p,
+         "the freed span is not the front span of its size");
+  CHECKF(heap->mfront_bytes == size, "front %zu bytes", heap->mfront_bytes);
+  CHECKF(!LZ_STATS || raw_in_use() == before, "in_use %lld, %lld before", (long long)raw_in_use(), (long long)before);
+  lz_heap_validate();
+  for (int i = 0; i < 1000; i++) { /* the pair loop: the same block every time */
+    void *q = lz_malloc(size - (size_t)(i % 3) * 1000);
+    CHECKF(q == p, "pair %d: %p, the front block is %p", i, q, p);
+    lz_free(q);
+  }
+  void *z = lz_calloc(1, size);
+  CHECK(z == p);
+  for (size_t i = 0; i < size; i++) CHECK(((unsigned char *)z)[i] == 0);
+  lz_free(z);
+  /* Freed by another thread: sent home, collected, parked again. */
+  front_block = lz_malloc(size);
+  CHECK(front_block == p && s->free == NULL && s->used == 1);
+  pthread_t t;
+  CHECK(pthread_create(&t, NULL, front_freer, NULL) == 0);
+  CHECK(pthread_join(t, NULL) == 0);
+  heap_enter(heap);
+  CHECK(remote_collect(heap) == 1);
+  heap_leave(heap);
+  CHECK(heap->mfront[npages] == s && s->free == (lz_block_t *)p && s->used == 1);
+  CHECKF(!LZ_STATS || raw_in_use() == before, "in_use %lld, %lld before", (long long)raw_in_use(), (long long)before);
+  lz_heap_validate();
+  /* realloc growing the block in place: no front span any more. */
+  p = lz_malloc(size);
+  CHECK(p == (void *)s->free || p == span_start(s));
+  void *g = lz_realloc(p, size + 2 * LZ_PAGE_SIZE);
+  CHECK(g != NULL);
+  if (g == p) CHECKF(heap->mfront[npages] == NULL && s->to_local == 1, "a grown span stayed in the front");
+  lz_heap_validate();
+  lz_free(g);
+  lz_heap_validate();
+  /* Looks: not before a purge delay since the last, then all parked. */
+  void *a = lz_malloc(size);
+  CHECK(a != NULL);
+  lz_free(a);
+  CHECK(heap->mfront[npages] != NULL && heap->mfront[npages]->free != NULL);
+  uint64_t now = os_now_ms() + 100000;
+  heap_enter(heap);
+  medium_front_flush(heap, false, now);
+  CHECK(heap->mfront[npages] == NULL && heap->mfront_bytes == 0);
+  heap_leave(heap);
+  a = lz_malloc(size);
+  CHECK(a != NULL);
+  lz_free(a);
+  heap_enter(heap);
+  medium_front_flush(heap, false, now + (uint64_t)delay - 1);
+  CHECKF(heap->mfront[npages] != NULL, "given back before the purge delay");
+  medium_front_flush(heap, false, now + (uint64_t)delay);
+  CHECKF(heap->mfront[npages] == NULL, "parked for the purge delay after the last look, still kept");
+  heap_leave(heap);
+  /* The bound: sizes from 20 KiB up, each freed last of its size. */
+  enum { NB = 16 };
+  void *b[NB];
+  for (int i = 0; i < NB; i++) CHECK((b[i] = lz_malloc((size_t)(5 + 3 * i) * LZ_PAGE_SIZE)) != NULL);
+  for (int i = 0; i < NB; i++) lz_free(b[i]);
+  CHECKF(heap->mfront_bytes <= LZ_MEDIUM_FRONT_BYTES && heap->mfront_count == LZ_MEDIUM_FRONT_SPANS,
+         "front bytes %zu, %u spans", heap->mfront_bytes, heap->mfront_count);
+  lz_heap_validate();
+  /* A miss gives the parked ones back, as the cache's (which is empty). */
+  heap_enter(heap);
+  remote_collect(heap);
+  medium_cache_flush(heap, true, true, os_now_ms());
+  heap_leave(heap);
+  CHECK(heap->mfront_bytes == 0 && heap->mcache_mask == 0 && heap->mreturn == NULL);
+  CHECK((b[0] = lz_malloc(5 * LZ_PAGE_SIZE)) != NULL);
+  lz_free(b[0]);
+  CHECK(heap->mfront_bytes == 5 * LZ_PAGE_SIZE && heap->mcache_mask == 0);
+  void *m = lz_malloc(600 * KiB);
+  CHECK(m != NULL && heap->mfront_bytes == 0);
+  lz_free(m);
+  heap_enter(heap);
+  medium_cache_flush(heap, true, true, os_now_ms());
+  heap_leave(heap);
+  CHECK(heap->mfront_bytes == 0);
+  CHECKF(!LZ_STATS || raw_in_use() == before, "in_use %lld, %lld before", (long long)raw_in_use(), (long long)before);
+  lz_heap_validate();
+  printf("front: a medium block freed last is handed out again, parked, bounded and given back\n");
+}
+
 /* ---- purge ---------------------------------------------------------------- */
 static void test_purge(heap_t *heap) {
   enum { N = 4 };
@@ -407,7 +520,7 @@ static void test_mcache_janitor(heap_t *heap) {
   heap_enter(heap);
   medium_cache_flush(heap, true, true, os_now_ms());
   heap_leave(heap);
-  size_t sizes[3] = {64 * KiB, 128 * KiB, 256 * KiB};
+  size_t sizes[3] = {320 * KiB, 384 * KiB, 448 * KiB}; /* above the front's sizes (medium.c) */
   void *p[3];
   for (int i = 0; i < 3; i++) CHECK((p[i] = lz_malloc(sizes[i])) != NULL);
   for (int i = 0; i < 3; i++) lz_free(p[i]);
@@ -416,14 +529,14 @@ static void test_mcache_janitor(heap_t *heap) {
   CHECKF(!medium_cache_any(heap), "the janitor's flush left a span cached");
   CHECK(lz_popcount64(heap->mcache_mask) == 3); /* the owner's record: stale */
   lz_heap_validate();
-  void *q = lz_malloc(64 * KiB); /* its slot is empty: a miss, a new span */
+  void *q = lz_malloc(320 * KiB); /* its slot is empty: a miss, a new span */
   CHECK(q != NULL && span_of(q)->used == 1);
-  memset(q, 0x5a, 64 * KiB);
+  memset(q, 0x5a, 320 * KiB);
   lz_heap_validate();
   /* Eight more spans than the record has room for: it finds the slots
    * the janitor emptied, then gives the oldest back. */
   void *r[LZ_MEDIUM_CACHE + 1];
-  for (int i = 0; i <= LZ_MEDIUM_CACHE; i++) CHECK((r[i] = lz_malloc(40 * KiB + (size_t)i * 8 * KiB)) != NULL);
+  for (int i = 0; i <= LZ_MEDIUM_CACHE; i++) CHECK((r[i] = lz_malloc(264 * KiB + (size_t)i * 8 * KiB)) != NULL);
   for (int i = 0; i <= LZ_MEDIUM_CACHE; i++) {
     lz_free(r[i]);
     lz_heap_validate();
@@ -687,6 +800,22 @@ static void brk_medium_owner(heap_t *h, void *sm, void *md) {
   atomic_store_explicit(&span_of(md)->xfast_cap, 0, memory_order_relaxed);
 }
 static void brk_medium_list(heap_t *h, void *sm, void *md) { (void)h; (void)sm; span_of(md)->local_free = md; }
+/* md's span freed, the front span of its size: its record says fewer bytes. */
+static void brk_mfront(heap_t *h, void *sm, void *md) {
+  (void)sm;
+  lz_free(md);
+  CHECK(h->mfront[span_of(md)->npages] == span_of(md));
+  lz_heap_validate(); /* sound so far */
+  h->mfront_bytes -= LZ_PAGE_SIZE;
+}
+/* A front span's parked block with a link other than an encoded NULL. */
+static void brk_front_link(heap_t *h, void *sm, void *md) {
+  (void)sm;
+  lz_free(md);
+  CHECK(h->mfront[span_of(md)->npages] == span_of(md));
+  lz_heap_validate(); /* sound so far */
+  span_of(md)->free = (lz_block_t *)((uint8_t *)md + LZ_PAGE_SIZE);
+}
 /* Past start-up, class 48 has a slab of its own (sm's). */
 static void brk_startup(heap_t *h, void *sm, void *md) { (void)sm; (void)md; h->startup = true; }
 
@@ -757,6 +886,7 @@ int main(void) {
   test_slab_max();
   test_mcache(heap);
   test_mcache_janitor(heap);
+  test_front(heap);
   test_mreturn(heap);
   if (LZ_HEAPS == 0) { /* shared heaps: the freer may share ours */
     test_remote(heap, false);
@@ -779,6 +909,10 @@ int main(void) {
   expect_caught("mreturn.count", brk_mreturn_count);
   expect_caught("span.xfast_cap", brk_medium_owner);
   expect_caught("medium.local_free", brk_medium_list);
+  if (opt_get(OPT_PURGE_DELAY) > 0 && LZ_HEAPS == 0) {
+    expect_caught("mfront.bytes", brk_mfront);
+    expect_caught("medium.front", brk_front_link);
+  }
   slab_startup_end(heap); /* if the tests above did not end it */
   CHECK(span_of(lz_malloc(48))->cls == 3);
   expect_caught("heap.startup", brk_startup);
