@@ -894,9 +894,10 @@ lz_text_hot static lz_noinline void *malloc_general(heap_t *heap, size_t size, b
  * blocks of s's class (theirs come first: a list of a class up to
  * LZ_DIRECT_MAX is installed in direct[] while it has blocks, so s, a
  * real span with blocks in local_free, is then its queue's first; a
- * larger class's list is looked at here). Anything else, or a check that
- * fails, goes to heap_malloc_slow; an installed foreign list found empty
- * to refill_foreign_dry. */
+ * larger class's list is looked at here, and popped by refill_foreign
+ * while it has blocks). Anything else, or a check that fails, goes to
+ * heap_malloc_slow; an installed foreign list found empty to
+ * refill_foreign_dry. */
 lz_inline void *refill_local(heap_t *heap, span_t *s) {
   lz_block_t *b = s->local_free;
   if (lz_likely(s->free == NULL && b != NULL &&
@@ -944,14 +945,32 @@ static lz_noinline void *refill_foreign_dry(size_t size, heap_t *heap, span_t *f
   return p != NULL ? p : heap_malloc_slow(size, heap, false);
 }
 
+/* heap_malloc_refill's: a class above LZ_DIRECT_MAX whose foreign list
+ * (never installed: remote.c) has blocks. They come first, as in
+ * small_malloc, but without the slow path's entry: they are other heaps'
+ * blocks, so none of them can be among those sent home to this heap
+ * (see malloc_slow's short ways), as for an installed list that malloc's
+ * fast path pops. Ticks as the short ways do. */
+static lz_noinline void *refill_foreign(heap_t *heap, span_t *f) {
+  void *p = foreign_take(heap, f);
+  heap_tick(heap);
+  return p;
+}
+
 lz_text_hot void *heap_malloc_refill(size_t size, heap_t *heap, span_t *s) {
   if (lz_unlikely(s->flags & FOREIGN_INSTALLED)) {
     if (s->free == NULL) return refill_foreign_dry(size, heap, s);
-  } else if (s->local_free != NULL && (heap->foreign == NULL || heap->foreign[s->cls].free == NULL)) {
+  } else if (s->local_free != NULL || size > LZ_DIRECT_MAX) {
     /* (LZ_HEAP_EMPTY's direct[] names LZ_SPAN_EMPTY: no local_free, its
-     * heap not read) */
-    void *p = refill_local(heap, s);
-    if (p != NULL) return p;
+     * heap not read; above LZ_DIRECT_MAX s is the first span of a queue
+     * of a heap of the thread's own: malloc_fast) */
+    span_t *f = heap->foreign != NULL ? &heap->foreign[s->cls] : NULL;
+    if (f != NULL && f->free != NULL) {
+      if (size > LZ_DIRECT_MAX) return refill_foreign(heap, f);
+    } else if (s->local_free != NULL) {
+      void *p = refill_local(heap, s);
+      if (p != NULL) return p;
+    }
   }
   return heap_malloc_slow(size, heap, false);
 }

@@ -1243,6 +1243,7 @@ enum { FOREIGN_INSTALLED = 4 }; /* span flag of heap->foreign[c] */
  * refill_foreign_dry; foreign[c].capacity counts them). */
 #define FOREIGN_DRY_LOOKS 16
 void *foreign_alloc(heap_t *heap, unsigned cls);
+void *foreign_take(heap_t *heap, span_t *f);
 uint32_t foreign_count(const heap_t *heap, unsigned cls, uint32_t limit);
 bool foreign_any(const heap_t *heap);
 void foreign_flush(heap_t *heap);

@@ -372,7 +372,9 @@ size_t remote_collect(heap_t *heap) {
  * several such mallocs in a row (heap.c, refill_foreign_dry; `capacity`
  * counts them, 0 while not installed): a thread handed blocks steadily
  * keeps its list installed, instead of paying an uninstall and an install
- * every few allocations. Larger classes pop it in the slow path.
+ * every few allocations. A larger class's list is popped by malloc's
+ * refill once the class's span has no free list (heap.c, refill_foreign:
+ * no lock, no slow-path entry), the block freed last first.
  *
  * The common remote free skips the general slow path: heap_free_page
  * tries remote_free_fast first, which takes only a block of another
@@ -567,12 +569,20 @@ void *foreign_alloc(heap_t *heap, unsigned cls) {
     return NULL;
   }
   if (f->free == NULL) return NULL;
-  if (foreign_installable(cls)) {
-    foreign_install(heap, f); /* let the fast path pop the rest */
-  } else {
-    f->used--;
-    if (LZ_STATS) heap->stats.in_use += f->block_size;
-  }
+  if (!foreign_installable(cls)) return foreign_take(heap, f);
+  foreign_install(heap, f); /* let the fast path pop the rest */
+  return span_pop(f);
+}
+
+/* A block of f, this heap's list of a class that is never installed
+ * (above LZ_DIRECT_MAX), not empty: its head screened as malloc's fast
+ * path screens an installed list's (list_head_ok: a bad link left by the
+ * last pop), charged to in_use. */
+void *foreign_take(heap_t *heap, span_t *f) {
+  lz_assert(f->free != NULL && !(f->flags & FOREIGN_INSTALLED));
+  if (LZ_SECURE && lz_unlikely(!list_head_ok(f->free))) lz_fatal_pointer("corrupted free list", "malloc", f->free);
+  f->used--;
+  if (LZ_STATS) heap->stats.in_use += f->block_size;
   return span_pop(f);
 }
 

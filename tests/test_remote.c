@@ -28,7 +28,12 @@
  *      it never allocates) and then runs a steady malloc(16)/free loop,
  *      which never enters a slow path, still sends them home while the
  *      loop runs (the janitor nudges it: heap.c, "Heartbeat"), within
- *      seconds, not when the loop ends.
+ *      seconds, not when the loop ends;
+ *   9. foreign blocks of a class above LZ_DIRECT_MAX (whose list malloc's
+ *      fast path never pops) are handed out without the full slow path:
+ *      a thread keeps 16 of the owner's 2 KiB blocks and allocates the
+ *      class until they are back; no call that returned one took the
+ *      slow path (counted by the statistics around each call).
  */
 #include <pthread.h>
 #include <sched.h>
@@ -393,6 +398,65 @@ static void test_heartbeat(void) {
          atomic_load(&beat_pairs));
 }
 
+/* ---- 9. foreign blocks above LZ_DIRECT_MAX ------------------------------ */
+#define BIG_FOREIGN 2048 /* a line multiple above 1 KiB: a list of 32 KiB / 2 KiB = 16 */
+#define BIG_KEPT 16
+static uint64_t big_slow;
+static size_t big_back;
+
+/* Frees the owner's BIG_KEPT blocks (kept here), then allocates the class
+ * until they are all back (its own slab's list goes first): the slow-path
+ * allocations counted across the calls that returned a kept block. A tick
+ * (or the janitor's nudge) may send the list home on the way, so fewer
+ * may come back. */
+static void *keep_then_alloc_big(void *arg) {
+  (void)arg;
+  void *mine = lz_malloc(BIG_FOREIGN); /* this thread allocates the class: it keeps what it frees */
+  CHECK(mine != NULL);
+  for (size_t i = 0; i < BIG_KEPT; i++) lz_free(blocks[i]);
+  static void *got[512];
+  size_t n = 0, back = 0;
+  uint64_t slow = 0;
+  while (back < BIG_KEPT && n < 512) {
+    lz_stats_t st0, st1;
+    lz_stats_get(&st0);
+    got[n] = lz_malloc(BIG_FOREIGN);
+    lz_stats_get(&st1);
+    CHECK(got[n] != NULL);
+    if (in_set(got[n], blocks, BIG_KEPT)) {
+      back++;
+      slow += st1.slow_allocs - st0.slow_allocs;
+    }
+    n++;
+  }
+  big_slow = slow;
+  big_back = back;
+  for (size_t i = 0; i < n; i++) lz_free(got[i]);
+  lz_free(mine);
+  return NULL;
+}
+
+static void test_foreign_above_direct(void) {
+  block_size = BIG_FOREIGN;
+  for (int round = 0; round < 5; round++) {
+    CHECK(pthread_barrier_init(&bar, NULL, 2) == 0);
+    pthread_t t;
+    CHECK(pthread_create(&t, NULL, owner, (void *)(size_t)BIG_KEPT) == 0);
+    pthread_barrier_wait(&bar);
+    run(keep_then_alloc_big, NULL);
+    pthread_barrier_wait(&bar);
+    CHECK(pthread_join(t, NULL) == 0);
+    pthread_barrier_destroy(&bar);
+    if (big_back > 0) break; /* else all went home first: again */
+  }
+  block_size = SIZE;
+  CHECKF(big_back > 0, "none of %d kept %d B blocks handed out again", BIG_KEPT, BIG_FOREIGN);
+  CHECKF(big_slow == 0, "%llu of the %zu kept %d B blocks handed out again took the full slow path",
+         (unsigned long long)big_slow, big_back, BIG_FOREIGN);
+  printf("foreign above 1 KiB: %zu of %d kept %d B blocks handed out again, none by the full slow path\n",
+         big_back, BIG_KEPT, BIG_FOREIGN);
+}
+
 int main(void) {
   /* Hardening level 2 (its usable size is the requested size) keeps no
    * foreign lists: every free goes through its quarantine instead. */
@@ -410,6 +474,7 @@ int main(void) {
   test_medium_home();
   test_refill_beside_foreign();
   test_heartbeat();
+  test_foreign_above_direct();
   if (!TU_SANITIZED) test_double_free(); /* sanitizers intercept the abort */
   return 0;
 }
