@@ -239,24 +239,33 @@ static size_t free_dirty(const chunk_t *c, size_t *lowest_clean) {
 /* 1 - smoothstep(x) of base, as the schedule promises. */
 static double schedule(double base, double x) { return x >= 1 ? 0 : base * (1 - x * x * (3 - 2 * x)); }
 
+static chunk_t *chunk_of(const void *p) { return (chunk_t *)((uintptr_t)p & ~LZ_CHUNK_MASK); }
+
+/* The decay tests' set-up: *keep (which keeps the chunk owned) and the n
+ * blocks of m, each of size bytes, written, all in one chunk, returned. */
+static chunk_t *blocks_in_one_chunk(void **keep, void **m, int n, size_t size) {
+  *keep = lz_malloc(size);
+  CHECK(*keep != NULL);
+  memset(*keep, 5, size);
+  for (int i = 0; i < n; i++) {
+    m[i] = lz_malloc(size);
+    CHECK(m[i] != NULL);
+    memset(m[i], 3, size);
+  }
+  chunk_t *c = chunk_of(*keep);
+  for (int i = 0; i < n; i++) CHECK(chunk_of(m[i]) == c);
+  return c;
+}
+
 static void run_decay(void) {
   enum { N = 6, SIZE = 200 * 1024 };
   if (opt_get(OPT_PURGE_DELAY) <= 0) { /* 0: purged at once (LZ_PURGE_DELAY_MS 0 builds); -1: never */
     printf("skipped: decay needs a purge delay (%ld here)\n", opt_get(OPT_PURGE_DELAY));
     return;
   }
-  void *keep = lz_malloc(SIZE); /* keeps the chunk owned */
-  CHECK(keep != NULL);
-  memset(keep, 5, SIZE);
-  void *m[N];
-  for (int i = 0; i < N; i++) {
-    m[i] = lz_malloc(SIZE);
-    CHECK(m[i] != NULL);
-    memset(m[i], 3, SIZE);
-  }
+  void *keep, *m[N];
+  chunk_t *c = blocks_in_one_chunk(&keep, m, N, SIZE);
   heap_t *heap = lz_heap_tls;
-  chunk_t *c = (chunk_t *)((uintptr_t)keep & ~LZ_CHUNK_MASK);
-  for (int i = 0; i < N; i++) CHECK(((uintptr_t)m[i] & ~LZ_CHUNK_MASK) == (uintptr_t)c);
   for (int i = 0; i < N; i++) lz_free(m[i]);
   heap_enter(heap);
   medium_cache_flush(heap, true, true, os_now_ms()); /* the spans go back to the chunk: armed */
@@ -291,7 +300,7 @@ static void run_decay(void) {
   base = free_dirty(c, &lowest);
   CHECK(at != 0 && base > 0);
   void *hot = lz_malloc(SIZE); /* a span allocated here: hot */
-  CHECK(hot != NULL && ((uintptr_t)hot & ~LZ_CHUNK_MASK) == (uintptr_t)c);
+  CHECK(hot != NULL && chunk_of(hot) == c);
   size_t base2 = free_dirty(c, &lowest), low = c->low_dirty;
   CHECK(low < base2);
   purge_heap(heap, false, at + LZ_DECAY_MS / 2);
@@ -340,9 +349,9 @@ static void run_refault(void) {
     memset(m[i], 3, SIZE);
   }
   heap_t *heap = lz_heap_tls;
-  chunk_t *c = (chunk_t *)((uintptr_t)keep & ~LZ_CHUNK_MASK);
-  CHECK(((uintptr_t)late & ~LZ_CHUNK_MASK) == (uintptr_t)c);
-  for (int i = 0; i < N; i++) CHECK(((uintptr_t)m[i] & ~LZ_CHUNK_MASK) == (uintptr_t)c);
+  chunk_t *c = chunk_of(keep);
+  CHECK(chunk_of(late) == c);
+  for (int i = 0; i < N; i++) CHECK(chunk_of(m[i]) == c);
   CHECK(heap->decay_shift == 0);
   for (int i = 0; i < N; i++) lz_free(m[i]);
   heap_enter(heap);
@@ -351,7 +360,7 @@ static void run_refault(void) {
   /* The pages the decay gave back are taken again: a refault. */
   for (int i = 0; i < N; i++) {
     m[i] = lz_malloc(SIZE);
-    CHECK(m[i] != NULL && ((uintptr_t)m[i] & ~LZ_CHUNK_MASK) == (uintptr_t)c);
+    CHECK(m[i] != NULL && chunk_of(m[i]) == c);
     memset(m[i], 4, SIZE);
   }
   CHECKF(heap->decay_shift == 1, "decay_shift %u after a refault", heap->decay_shift);
@@ -803,26 +812,15 @@ static void run_orphan_holes(void) {
 }
 
 /* ---- low-water mark of a hot chunk ---------------------------------------- */
-static chunk_t *chunk_of(const void *p) { return (chunk_t *)((uintptr_t)p & ~LZ_CHUNK_MASK); }
-
 static void run_low_water(void) {
   enum { N = 6, SIZE = 200 * 1024 };
   if (opt_get(OPT_PURGE_DELAY) <= 0) {
     printf("skipped: needs a purge delay (%ld here)\n", opt_get(OPT_PURGE_DELAY));
     return;
   }
-  void *keep = lz_malloc(SIZE); /* keeps the chunk owned */
-  CHECK(keep != NULL);
-  memset(keep, 5, SIZE);
-  void *m[N];
-  for (int i = 0; i < N; i++) {
-    m[i] = lz_malloc(SIZE);
-    CHECK(m[i] != NULL);
-    memset(m[i], 3, SIZE);
-  }
+  void *keep, *m[N];
+  chunk_t *c = blocks_in_one_chunk(&keep, m, N, SIZE);
   heap_t *heap = lz_heap_tls;
-  chunk_t *c = chunk_of(keep);
-  for (int i = 0; i < N; i++) CHECK(chunk_of(m[i]) == c);
   heap_enter(heap); /* held from here: no purge tick of our own */
   for (int i = 0; i < N; i++) lz_free(m[i]);
   medium_cache_flush(heap, true, true, os_now_ms());
