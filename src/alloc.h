@@ -126,11 +126,8 @@ lz_inline void free_fast_to(void *p, void (*own)(void *, span_t *), void (*page)
        * word decodes there 1 time in 2^17 for random bytes, never for a
        * pointer, integer, text or the zero malloc leaves: security.h)
        * costs only a slow free, whose block_maybe_free is exact. */
-      uintptr_t mask = lz_key;
-      uintptr_t next = b->enc_next ^ mask;
-      __asm__("" : "+r"(next)); /* keeps GCC from comparing via w ^ a */
-      if (lz_unlikely(next >> LZ_USER_ADDR_BITS == 0)) goto own_slow;
-      enc = mask;
+      enc = lz_key;
+      if (lz_unlikely((b->enc_next ^ enc) >> LZ_USER_ADDR_BITS == 0)) goto own_slow;
     }
     /* The first span of its queue (to_local 0: internal.h, span
      * invariants): on the list malloc pops, still charged to used (no
@@ -146,22 +143,18 @@ lz_inline void free_fast_to(void *p, void (*own)(void *, span_t *), void (*page)
     /* Written out: GCC computes the list's address apart and widens k
      * again for the count (three instructions more). The stores keep
      * their order (local_free_publish: b's link before the head). */
-    if (LZ_SECURE) /* the link encoded with enc */
-      __asm__("xorq (%[s],%[k],8), %[enc]\n\t"
-              "movq %[enc], (%[b])\n\t"
-              "movq %[b], (%[s],%[k],8)\n\t"
-              "subw %w[k], %[used]"
+#define LZ_PUSH_STORE "movq %[enc], (%[b])\n\tmovq %[b], (%[s],%[k],8)\n\tsubw %w[k], %[used]"
+    if (LZ_SECURE) /* the link: the head encoded with enc */
+      __asm__("xorq (%[s],%[k],8), %[enc]\n\t" LZ_PUSH_STORE
               : [enc] "+r"(enc), [used] "+m"(s->used), "=@ccz"(last)
               : [s] "r"(s), [k] "r"(k), [b] "r"(b)
               : "memory");
-    else /* stored as it is */
-      __asm__("movq (%[s],%[k],8), %[enc]\n\t"
-              "movq %[enc], (%[b])\n\t"
-              "movq %[b], (%[s],%[k],8)\n\t"
-              "subw %w[k], %[used]"
+    else /* the link: the head as it is */
+      __asm__("movq (%[s],%[k],8), %[enc]\n\t" LZ_PUSH_STORE
               : [enc] "=&r"(enc), [used] "+m"(s->used), "=@ccz"(last)
               : [s] "r"(s), [k] "r"(k), [b] "r"(b)
               : "memory");
+#undef LZ_PUSH_STORE
 #else
     lz_block_t **list = &s->free + k;
     b->enc_next = (uintptr_t)*list ^ enc;
