@@ -1098,11 +1098,8 @@ lz_text_hot void *heap_malloc_slow(size_t size, heap_t *heap, bool zero) {
   if (npages - LZ_MEDIUM_MIN_PAGES <= LZ_MEDIUM_FRONT_PAGES - LZ_MEDIUM_MIN_PAGES && heap != LZ_HEAP_EMPTY) {
     span_t *s = heap->mfront[npages];
     if (s != NULL && atomic_load_explicit(&heap->xremote, memory_order_relaxed) == NULL) {
-      lz_block_t *b = s->free;
+      void *b = medium_front_pop(s);
       if (lz_likely(b != NULL)) {
-        if (lz_unlikely(!block_link_null(b))) return medium_front_corrupt(b);
-        s->free = NULL;
-        if (LZ_SECURE) b->enc_next = 0;
         /* A slow-path entry, counted as any other (heap_tick). */
         bool tick = (++heap->slow_count & (HEAP_TICK_EVERY - 1)) == 0;
         if (lz_unlikely(tick)) return front_tick(size, heap, zero, b);

@@ -1207,7 +1207,7 @@ uint64_t medium_cache_due(heap_t *heap);                    /* lock held: when t
 bool medium_grow(heap_t *heap, span_t *s, size_t size); /* live block of heap's, in place */
 void medium_cache_flush(heap_t *heap, bool holder, bool force, uint64_t now); /* holder: the heap's own thread */
 void medium_front_flush(heap_t *heap, bool force, uint64_t now); /* heap held exclusively, lock held */
-lz_cold void *medium_front_corrupt(const lz_block_t *b);     /* a parked block's link was overwritten: reports it */
+lz_cold lz_noreturn void medium_front_corrupt(const lz_block_t *b); /* a parked block's link was overwritten: reports it */
 void *medium_front_zero(void *p, size_t size);              /* calloc's front pop: p cleared */
 void medium_front_drop(heap_t *heap, span_t *s);            /* holder, lock held: s is no front span any more */
 

@@ -251,22 +251,11 @@ lz_text_hot void medium_cache_flush(heap_t *heap, bool holder, bool force, uint6
   }
 }
 
-lz_cold void *medium_front_corrupt(const lz_block_t *b) {
+lz_cold lz_noreturn void medium_front_corrupt(const lz_block_t *b) {
   lz_fatal_pointer("corrupted free list", "malloc", b);
 }
 
 lz_text_hot void *medium_front_zero(void *p, size_t size) { return memset(p, 0, size); }
-
-/* The parked block of front span s, taken, or NULL (heap.c's
- * heap_malloc_slow has this inline). */
-static void *medium_front_pop(span_t *s) {
-  lz_block_t *b = s->free;
-  if (b == NULL) return NULL;
-  if (lz_unlikely(!block_link_null(b))) return medium_front_corrupt(b);
-  s->free = NULL;
-  if (LZ_SECURE) b->enc_next = 0;
-  return b;
-}
 
 /* Makes s (cached: reserved and capacity 1 already, or new with its
  * geometry set) the live block. */
@@ -403,7 +392,6 @@ static void medium_front_free(span_t *s, lz_block_t *b) {
   block_set_next(b, NULL);
   s->free = b;
 }
-
 
 /* Gives the parked front spans back: all if force, else at most once a
  * purge delay (mfront_looked_at). Pops leave no trace (no store on their

@@ -19,20 +19,18 @@
 
 #include "internal.h"
 
-lz_inline uintptr_t block_encode(const lz_block_t *pos, const lz_block_t *next) {
-  (void)pos;
+lz_inline uintptr_t block_encode(const lz_block_t *next) {
   if (LZ_SECURE == 0) return (uintptr_t)next;
   return (uintptr_t)next ^ lz_key;
 }
 
-lz_inline lz_block_t *block_decode(const lz_block_t *pos, uintptr_t enc) {
-  (void)pos;
+lz_inline lz_block_t *block_decode(uintptr_t enc) {
   if (LZ_SECURE == 0) return (lz_block_t *)enc;
   return (lz_block_t *)(enc ^ lz_key);
 }
 
-lz_inline lz_block_t *block_next(const lz_block_t *b) { return block_decode(b, b->enc_next); }
-lz_inline void block_set_next(lz_block_t *b, const lz_block_t *next) { b->enc_next = block_encode(b, next); }
+lz_inline lz_block_t *block_next(const lz_block_t *b) { return block_decode(b->enc_next); }
+lz_inline void block_set_next(lz_block_t *b, const lz_block_t *next) { b->enc_next = block_encode(next); }
 
 /* Pops the head of a non-empty free list, a span's or an installed foreign
  * list (remote.c): the one pop, inlined by malloc's fast path and used by
@@ -50,7 +48,18 @@ lz_inline void *span_pop(span_t *s) {
  * medium span's: medium.c), still has the link it was freed with, an
  * encoded NULL: anything else was written after the free (the caller
  * reports a corrupted list). */
-lz_inline bool block_link_null(const lz_block_t *b) { return LZ_SECURE == 0 || b->enc_next == block_encode(b, NULL); }
+lz_inline bool block_link_null(const lz_block_t *b) { return LZ_SECURE == 0 || b->enc_next == block_encode(NULL); }
+
+/* The parked block of front span s (medium.c, "Front spans") taken, or
+ * NULL: the one pop, inlined by heap_malloc_slow and medium_malloc. */
+lz_inline void *medium_front_pop(span_t *s) {
+  lz_block_t *b = s->free;
+  if (b == NULL) return NULL;
+  if (lz_unlikely(!block_link_null(b))) medium_front_corrupt(b);
+  s->free = NULL;
+  if (LZ_SECURE) b->enc_next = 0;
+  return b;
+}
 
 /* A block whose first word decodes to NULL or to an address in its own
  * chunk or in any of our chunks is probably on a free list already: its
