@@ -663,8 +663,9 @@ typedef struct heap_stats_s {
  *     rbatch.in_span, rbatch.in_flight, rbatch.tail, rbatch.slot,
  *     rbatch.unique];
  *   xremote is a list of batches (remote.c), each of count <= the span's
- *     used blocks of one span of this heap, each tail's link to the next
- *     batch flagged REMOTE_LINK [xremote.owner, xremote.span,
+ *     used blocks of one span of this heap, entered at its tail, whose
+ *     word 1 names the head, each tail's link to the next batch's tail
+ *     flagged REMOTE_LINK [xremote.owner, xremote.span,
  *     xremote.count, xremote.in_span, xremote.tail, xremote.link];
  *   foreign[c] (when mapped) is a list (`free`) of blocks of class c in
  *     other heaps' slab spans, of any chunks (remote.c, "Order"), each

@@ -17,15 +17,20 @@
  * exchange (single consumer, so no ABA) at the start of every allocation
  * slow path.
  *
- * The xremote list is a list of chains ("batches"):
+ * The xremote list is a list of chains ("batches"), each entered at its
+ * tail:
  *
- *   head --next--> ... --next--> tail --next|1--> head of the next batch ...
- *   head->word[1] = encoded (tail | (count - 1))      (blocks are >= 16 B)
+ *   xremote --> tail --next|1--> tail of the next batch ...
+ *   head --next--> ... --next--> tail
+ *   tail->word[1] = encoded (head | (count - 1))      (blocks are >= 16 B)
  *
  * Every block of a batch belongs to one span, so the owner splices the
  * chain into the span's local_free list and subtracts `count` from its
- * used counter reading only the head and the tail: two cache misses per
- * batch instead of one per block. Heaps are never unmapped, so a heap
+ * used counter reading only the tail (whose line holds both the link to
+ * the next batch and the head): one cache miss per batch instead of one
+ * per block, and the walk from batch to batch waits for one line each,
+ * not for the head's and then the tail's. The head, popped first by the
+ * next allocation, is prefetched meanwhile. Heaps are never unmapped, so a heap
  * pointer read from a live block's chunk is always safe to push to, even
  * if that heap's thread has exited (the heap is then an orphan and whoever
  * holds it collects). A thread that only frees gets a heap of its own for
@@ -35,8 +40,8 @@
  * Double frees across threads (LZ_SECURE >= 1). A block in flight (in a
  * batch or on an xremote list) has both of its first two words encoded as
  * links into its own chunk: word 0 is the chain link, word 1 a link to
- * itself (the head's word 1 is the batch's meta word, which points at the
- * tail). A live block has word 0 cleared at allocation or user data, which
+ * itself (the tail's word 1, once the batch is sent, is the batch's meta
+ * word, which points at the head). A live block has word 0 cleared at allocation or user data, which
  * decodes into its chunk with probability ~2^-43 (the key is secret), so:
  *   - the freeing thread screens the block before linking it: both words
  *     in flight => it is in some chain already: "double free" at once;
@@ -60,7 +65,7 @@
 
 _Static_assert(LZ_REMOTE_BATCH <= LZ_ALIGN, "batch count lives in the tail pointer's alignment bits");
 
-lz_inline lz_block_t *batch_meta_slot(lz_block_t *head) { return head + 1; }
+lz_inline lz_block_t *batch_meta_slot(lz_block_t *tail) { return tail + 1; }
 
 /* In the meta word, above every user address: the chain needs confirming. */
 #define REMOTE_SUSPECT ((uintptr_t)1 << 62)
@@ -71,8 +76,8 @@ bool remote_in_flight(const lz_block_t *b) {
   return d == ((uintptr_t)b >> LZ_CHUNK_SHIFT);
 }
 
-/* A tail's link to the next batch on an xremote list carries this bit (the
- * last batch's: the bit alone). Like every link it decodes to a user
+/* A tail's link to the next batch's tail on an xremote list carries this
+ * bit (the last batch's: the bit alone). Like every link it decodes to a user
  * address, so the owner's free fast path leaves a second free of the tail
  * to the slow path (alloc.h), which finds it in flight; should the link be
  * rewritten all the same (a write after free), the owner, collecting,
@@ -89,15 +94,15 @@ lz_inline uintptr_t remote_link_to(const lz_block_t *tail, const lz_block_t *nex
 }
 
 /* Pushes the chain head..tail (linked, encoded) of `count` blocks of one
- * span onto dest->xremote. */
+ * span onto dest->xremote, entered at its tail. */
 static void remote_send(heap_t *dest, lz_block_t *head, lz_block_t *tail, uint32_t count, bool suspect) {
-  uintptr_t meta = (uintptr_t)tail | (count - 1) | (suspect ? REMOTE_SUSPECT : 0);
-  block_set_next(batch_meta_slot(head), (lz_block_t *)meta);
+  uintptr_t meta = (uintptr_t)head | (count - 1) | (suspect ? REMOTE_SUSPECT : 0);
+  block_set_next(batch_meta_slot(tail), (lz_block_t *)meta);
   lz_block_t *old = atomic_load_explicit(&dest->xremote, memory_order_relaxed);
   do {
     if (lz_unlikely(old == head || old == tail)) lz_fatal_pointer("double free", "free", old);
     block_set_next(tail, (lz_block_t *)(remote_link_to(tail, old)));
-  } while (!atomic_compare_exchange_weak_explicit(&dest->xremote, &old, head, memory_order_release,
+  } while (!atomic_compare_exchange_weak_explicit(&dest->xremote, &old, tail, memory_order_release,
                                                   memory_order_relaxed));
 }
 
@@ -293,20 +298,22 @@ static lz_cold void chain_holes_check(span_t *s, lz_block_t *head, lz_block_t *t
 
 size_t remote_collect(heap_t *heap) {
   if (atomic_load_explicit(&heap->xremote, memory_order_relaxed) == NULL) return 0;
-  lz_block_t *head = atomic_exchange_explicit(&heap->xremote, NULL, memory_order_acquire);
+  lz_block_t *tail = atomic_exchange_explicit(&heap->xremote, NULL, memory_order_acquire);
   size_t n = 0;
-  while (head != NULL) {
-    chunk_t *c = (chunk_t *)((uintptr_t)head & ~LZ_CHUNK_MASK);
-    if (LZ_SECURE && lz_unlikely(chunkmap_kind((uintptr_t)head) != CHUNK_SPANS || c->heap != heap))
-      lz_fatal_pointer("corrupted free list", "free", head);
-    span_t *s = chunk_span_of(c, (uintptr_t)head);
-    uintptr_t meta = (uintptr_t)block_next(batch_meta_slot(head));
-    lz_block_t *tail = (lz_block_t *)(meta & ~(REMOTE_SUSPECT | (uintptr_t)(LZ_ALIGN - 1)));
-    uint32_t count = (uint32_t)(meta & (LZ_ALIGN - 1)) + 1;
-    if (LZ_SECURE && lz_unlikely(s->kind == SPAN_NONE)) lz_fatal_pointer("double free", "free", head);
-    if (LZ_SECURE && lz_unlikely(!slab_holds(s, tail) || count > LZ_REMOTE_BATCH))
-      lz_fatal_pointer("corrupted free list", "free", head);
+  while (tail != NULL) {
+    chunk_t *c = (chunk_t *)((uintptr_t)tail & ~LZ_CHUNK_MASK);
+    if (LZ_SECURE && lz_unlikely(chunkmap_kind((uintptr_t)tail) != CHUNK_SPANS || c->heap != heap))
+      lz_fatal_pointer("corrupted free list", "free", tail);
+    span_t *s = chunk_span_of(c, (uintptr_t)tail);
+    if (LZ_SECURE && lz_unlikely(s->kind == SPAN_NONE)) lz_fatal_pointer("double free", "free", tail);
+    if (LZ_SECURE && lz_unlikely(!slab_holds(s, tail))) lz_fatal_pointer("corrupted free list", "free", tail);
+    /* Both words of the tail: one line (blocks are LZ_ALIGN aligned). */
+    uintptr_t meta = (uintptr_t)block_next(batch_meta_slot(tail));
     uintptr_t link = (uintptr_t)block_next(tail);
+    lz_block_t *head = (lz_block_t *)(meta & ~(REMOTE_SUSPECT | (uintptr_t)(LZ_ALIGN - 1)));
+    uint32_t count = (uint32_t)(meta & (LZ_ALIGN - 1)) + 1;
+    if (LZ_SECURE && lz_unlikely(!slab_holds(s, head) || count > LZ_REMOTE_BATCH))
+      lz_fatal_pointer("corrupted free list", "free", tail);
     if (lz_unlikely(!(link & REMOTE_LINK))) lz_fatal_pointer("double free", "free", tail);
     lz_block_t *next = (lz_block_t *)(link & ~REMOTE_LINK);
     if (((uintptr_t)next & LZ_CHUNK_MASK) == 0) next = NULL; /* a chunk base: the end */
@@ -316,11 +323,13 @@ size_t remote_collect(heap_t *heap) {
         lz_unlikely(chunkmap_kind((uintptr_t)next) != CHUNK_SPANS ||
                     ((chunk_t *)((uintptr_t)next & ~LZ_CHUNK_MASK))->heap != heap))
       lz_fatal_pointer("double free", "free", tail);
-    __builtin_prefetch(next, 1);
     if (s->kind == SPAN_MEDIUM) {
-      if (lz_unlikely(count != 1)) lz_fatal_pointer("double free", "free", head);
+      if (lz_unlikely(count != 1 || head != tail)) lz_fatal_pointer("double free", "free", tail);
       medium_free(heap, s);
     } else {
+      /* The head becomes local_free's, popped first: its line is on its
+       * way while the walk goes on (only the tail is read here). */
+      __builtin_prefetch(head, 1);
       /* Suspect chains are confirmed against the span's lists; others into
        * a span with holes against its hole map (a hole block reads zero:
        * no screen on the way could flag it). */
@@ -328,7 +337,7 @@ size_t remote_collect(heap_t *heap) {
       else if (LZ_SECURE && lz_unlikely(s->flags & SPAN_HOLES)) chain_holes_check(s, head, tail, count);
       slab_free_chain(heap, s, head, tail, count);
     }
-    head = next;
+    tail = next;
     n += count;
   }
   return n;

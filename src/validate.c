@@ -322,29 +322,29 @@ static void batches_check(const heap_t *heap) {
  * every block handed out by that span (so counted in its used). */
 static size_t xremote_check(const heap_t *heap) {
   size_t n = 0;
-  lz_block_t *head = atomic_load_explicit(&((heap_t *)heap)->xremote, memory_order_acquire);
-  while (head != NULL) {
-    const chunk_t *c = (const chunk_t *)((uintptr_t)head & ~LZ_CHUNK_MASK);
-    V(chunkmap_kind((uintptr_t)head) == CHUNK_SPANS && c->heap == heap, "xremote.owner", head);
-    const span_t *s = chunk_span_of(c, (uintptr_t)head);
-    V(s->kind != SPAN_NONE, "xremote.span", head);
-    uintptr_t meta = (uintptr_t)block_next(head + 1);
-    /* Meta word (remote.c): tail | (count - 1), flags above the address bits. */
+  lz_block_t *tail = atomic_load_explicit(&((heap_t *)heap)->xremote, memory_order_acquire);
+  while (tail != NULL) {
+    const chunk_t *c = (const chunk_t *)((uintptr_t)tail & ~LZ_CHUNK_MASK);
+    V(chunkmap_kind((uintptr_t)tail) == CHUNK_SPANS && c->heap == heap, "xremote.owner", tail);
+    const span_t *s = chunk_span_of(c, (uintptr_t)tail);
+    V(s->kind != SPAN_NONE, "xremote.span", tail);
+    uintptr_t meta = (uintptr_t)block_next(tail + 1);
+    /* Meta word (remote.c): head | (count - 1), flags above the address bits. */
     uintptr_t addr_mask = (((uintptr_t)1 << LZ_USER_ADDR_BITS) - 1) & ~(uintptr_t)(LZ_ALIGN - 1);
-    const lz_block_t *tail = (const lz_block_t *)(meta & addr_mask);
+    const lz_block_t *head = (const lz_block_t *)(meta & addr_mask);
     uint32_t count = (uint32_t)(meta & (LZ_ALIGN - 1)) + 1;
-    V(count <= LZ_REMOTE_BATCH && count <= s->used, "xremote.count", head);
+    V(count <= LZ_REMOTE_BATCH && count <= s->used, "xremote.count", tail);
     const lz_block_t *b = head;
     for (uint32_t k = 0; k < count; k++) {
       V(slab_holds(s, b), "xremote.in_span", b);
       if (k + 1 < count) b = block_next(b);
     }
-    V(b == tail, "xremote.tail", head);
+    V(b == tail, "xremote.tail", tail);
     n += count;
     uintptr_t link = (uintptr_t)block_next(tail);
     V(link & 1, "xremote.link", tail); /* remote.c, REMOTE_LINK */
-    head = (lz_block_t *)(link & ~(uintptr_t)1);
-    if (((uintptr_t)head & LZ_CHUNK_MASK) == 0) head = NULL; /* the end: a chunk base */
+    tail = (lz_block_t *)(link & ~(uintptr_t)1);
+    if (((uintptr_t)tail & LZ_CHUNK_MASK) == 0) tail = NULL; /* the end: a chunk base */
   }
   return n;
 }

@@ -4,7 +4,9 @@
  *              (alignment honoured, pages back on free);
  *   remote     blocks freed by another thread wait in its batches, reach
  *              the owner's xremote list, and count as used until the owner
- *              collects them, then in_use is back to the byte;
+ *              collects them, then in_use is back to the byte; a batch
+ *              is entered at its tail, and collected reading the tail
+ *              alone;
  *   purge      a forced purge gives back exactly the free dirty pages and
  *              clears their dirty bits, never a page of a live span;
  *   mcache     the medium cache goes back when a look finds it unused
@@ -29,6 +31,7 @@
  */
 #include <pthread.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 
 #include "alloc.h"
@@ -189,6 +192,46 @@ static void test_remote(heap_t *heap, bool reuse) {
   CHECK(got == NREMOTE);
   CHECK(atomic_load(&heap->xremote) == NULL);
   CHECKF(!LZ_STATS || raw_in_use() == before, "in_use sum %lld, %lld before", (long long)raw_in_use(), (long long)before);
+  lz_heap_validate();
+}
+
+/* ---- a batch entered at its tail (remote.c) ------------------------------ */
+/* Two page-sized blocks of one span, freed by another thread: one batch
+ * on xremote, entered at the block freed first (its tail). The owner
+ * collects it reading the tail alone: the head's page is made unreadable
+ * meanwhile (a prefetch never faults), and the head becomes local_free's. */
+static void *tail_blocks[2];
+static void *tail_freer(void *arg) {
+  (void)arg;
+  lz_free(tail_blocks[0]); /* freed first: the batch's tail */
+  lz_free(tail_blocks[1]); /* freed last: its head */
+  return NULL;             /* thread exit sends the batch */
+}
+
+static void test_remote_tail(heap_t *heap) {
+  enum { N = 4 };
+  void *p[N];
+  for (int i = 0; i < N; i++) CHECK((p[i] = lz_malloc(LZ_PAGE_SIZE)) != NULL);
+  lz_block_t *tail = p[1], *head = p[2];
+  span_t *s = span_of(tail);
+  CHECK(span_of(head) == s && s->kind == SPAN_SLAB && s->block_size == LZ_PAGE_SIZE);
+  CHECK(((uintptr_t)head & (LZ_PAGE_SIZE - 1)) == 0 && s->used > 2);
+  remote_collect(heap);
+  tail_blocks[0] = tail;
+  tail_blocks[1] = head;
+  pthread_t t;
+  CHECK(pthread_create(&t, NULL, tail_freer, NULL) == 0);
+  CHECK(pthread_join(t, NULL) == 0);
+  CHECKF(atomic_load(&heap->xremote) == tail, "xremote %p, tail %p, head %p", (void *)atomic_load(&heap->xremote),
+         (void *)tail, (void *)head);
+  CHECK(mprotect(head, LZ_PAGE_SIZE, PROT_NONE) == 0);
+  size_t got = remote_collect(heap);
+  CHECK(mprotect(head, LZ_PAGE_SIZE, PROT_READ | PROT_WRITE) == 0);
+  CHECK(got == 2);
+  CHECK(s->local_free == head);
+  lz_heap_validate();
+  for (int i = 0; i < N; i++)
+    if (i != 1 && i != 2) lz_free(p[i]);
   lz_heap_validate();
 }
 
@@ -891,6 +934,7 @@ int main(void) {
   if (LZ_HEAPS == 0) { /* shared heaps: the freer may share ours */
     test_remote(heap, false);
     test_remote(heap, true);
+    test_remote_tail(heap);
   }
   test_purge(heap);
   test_pool(heap);
