@@ -83,8 +83,10 @@ lz_hot static _Atomic(int) xfailures;
 lz_hot static _Atomic(uint32_t) xexits;   /* threads exited since the janitor looked */
 lz_hot static lz_lock_t pass_lock = LZ_LOCK_INIT;
 /* What a pass runs: handed down by the starter (janitor_poll), stored
- * before the thread starts (the same function every time). */
-static _Atomic(uint64_t (*)(void)) xpass;
+ * before the thread starts (the same function every time). With the hot
+ * variables: in the .bss it would cost every process that starts the
+ * thread a page of its own (tests/startup_bss.c). */
+lz_hot static _Atomic(uint64_t (*)(void)) xpass;
 __thread bool lz_janitor_starting __attribute__((tls_model("initial-exec")));
 
 /* The strings the thread reads (each pass after a thread exited, and its
