@@ -382,7 +382,7 @@ static uint64_t heap_heartbeat(heap_t *h, uint64_t now) {
 
 /* The owner's, heap lock held, at a tick of a nudged heap: all it holds
  * sent, the nudge undone. Out of line and out of the hot text. */
-static lz_noinline void heap_unnudge(heap_t *heap) {
+lz_text_thread static lz_noinline void heap_unnudge(heap_t *heap) {
   remote_flush_all(heap);
   atomic_store_explicit(&heap->xnudged, 0, memory_order_relaxed);
   for (unsigned cls = 1; cls < LZ_CLASSES; cls++) {
@@ -394,7 +394,7 @@ static lz_noinline void heap_unnudge(heap_t *heap) {
 
 /* The owner's, heap lock held, at a tick of a heap that owed blocks:
  * xowed lowered if none is left. */
-static lz_noinline void heap_owed_check(heap_t *heap) {
+lz_text_thread static lz_noinline void heap_owed_check(heap_t *heap) {
   heap->nudges = 0;
   if (heap->rbatch_pending == 0 && !foreign_any(heap)) atomic_store_explicit(&heap->xowed, 0, memory_order_relaxed);
 }
@@ -409,7 +409,7 @@ lz_inline void heap_beat(heap_t *heap) {
  * due at `now` (heap_purge; the heap's clock); with force, also flushes
  * our own remote batches, frees the (empty) current slab of each class and
  * purges everything. Returns when something next falls due (heap_purge). */
-static uint64_t collect(heap_t *heap, bool force, int holes, uint64_t now) {
+lz_text_thread static uint64_t collect(heap_t *heap, bool force, int holes, uint64_t now) {
   heap_enter(heap);
   if (force) {
     foreign_flush(heap);
@@ -443,7 +443,7 @@ void heap_collect(heap_t *heap, bool force) { collect(heap, force, force ? HOLES
  * costs no system call), and live threads purge orphans left idle for
  * their delay (orphan_idle_at; heaps_collect_orphans from their purge
  * ticks). */
-void heap_abandon(heap_t *heap) {
+lz_text_thread void heap_abandon(heap_t *heap) {
   if (heap == NULL || heap == LZ_HEAP_EMPTY) return;
   lz_assert(atomic_load_explicit(&heap->xstate, memory_order_relaxed) != HEAP_ORPHAN);
   /* Free lists back to local_free and foreign blocks home: an orphan's
@@ -561,23 +561,9 @@ static uint64_t orphan_collect(heap_t *h, bool force, bool idle_holes, uint64_t 
   return stage < next ? stage : next;
 }
 
-/* Collects the remote frees and empty spans of every orphan heap nobody
- * holds; orphans idle past their delay (orphan_idle_at; or all, if force)
- * are purged completely. Returns how many orphans were collected. */
-size_t heaps_collect_orphans(bool force) {
-  if (LZ_HEAPS > 0) {
-    /* Shared heaps have no orphans; collect the ones nobody holds now. */
-    size_t n = 0;
-    for (int i = 0; i < LZ_HEAPS; i++) {
-      heap_t *h = atomic_load_explicit(&shared_heaps[i], memory_order_acquire);
-      if (h == NULL || h == lz_heap_tls || !lz_trylock(&h->lock)) continue;
-      heap_collect(h, force);
-      lz_unlock(&h->lock);
-      n++;
-    }
-    return n;
-  }
-  if (atomic_load_explicit(&orphan_count, memory_order_relaxed) <= 0) return 0;
+/* heaps_collect_orphans' work once there are orphans: a process that
+ * never ran a second thread has none (lz_text_thread). */
+lz_text_thread static lz_noinline size_t orphans_collect(bool force) {
   size_t n = 0;
   for (heap_t *h = heaps_first(); h != NULL; h = h->next_all) {
     int st = atomic_load_explicit(&h->xstate, memory_order_relaxed);
@@ -593,6 +579,26 @@ size_t heaps_collect_orphans(bool force) {
     n++;
   }
   return n;
+}
+
+/* Collects the remote frees and empty spans of every orphan heap nobody
+ * holds; orphans idle past their delay (orphan_idle_at; or all, if force)
+ * are purged completely. Returns how many orphans were collected. */
+lz_text_hot size_t heaps_collect_orphans(bool force) {
+  if (LZ_HEAPS > 0) {
+    /* Shared heaps have no orphans; collect the ones nobody holds now. */
+    size_t n = 0;
+    for (int i = 0; i < LZ_HEAPS; i++) {
+      heap_t *h = atomic_load_explicit(&shared_heaps[i], memory_order_acquire);
+      if (h == NULL || h == lz_heap_tls || !lz_trylock(&h->lock)) continue;
+      heap_collect(h, force);
+      lz_unlock(&h->lock);
+      n++;
+    }
+    return n;
+  }
+  if (atomic_load_explicit(&orphan_count, memory_order_relaxed) <= 0) return 0;
+  return orphans_collect(force);
 }
 
 /* The janitor's visit of every heap: a live heap whose lock it can take
@@ -639,7 +645,7 @@ static uint64_t heaps_purge_background(uint64_t now) {
 /* The janitor's pass (janitor.c): every heap it can take, then the pool and
  * the large cache. Returns when to look again, UINT64_MAX if nothing is
  * pending anywhere. */
-uint64_t heaps_background_pass(void) {
+lz_text_thread uint64_t heaps_background_pass(void) {
   long delay = opt_get(OPT_PURGE_DELAY);
   if (delay < 0) return UINT64_MAX;
   uint64_t now = os_now_ms();
@@ -925,7 +931,7 @@ lz_inline void *refill_local(heap_t *heap, span_t *s) {
  * allocations, while one that no longer is pays this call a few times.
  * Either way, the span's list is popped if it has blocks, or its own
  * freed blocks taken (refill_local). */
-static lz_noinline void *refill_foreign_dry(size_t size, heap_t *heap, span_t *f) {
+lz_text_thread static lz_noinline void *refill_foreign_dry(size_t size, heap_t *heap, span_t *f) {
   span_t *s;
   if (f->used != 0) f->capacity = 0;
   if (f->capacity < FOREIGN_DRY_LOOKS) {
@@ -951,7 +957,7 @@ static lz_noinline void *refill_foreign_dry(size_t size, heap_t *heap, span_t *f
  * blocks, so none of them can be among those sent home to this heap
  * (see malloc_slow's short ways), as for an installed list that malloc's
  * fast path pops. Ticks as the short ways do. */
-static lz_noinline void *refill_foreign(heap_t *heap, span_t *f) {
+lz_text_thread static lz_noinline void *refill_foreign(heap_t *heap, span_t *f) {
   void *p = foreign_take(heap, f);
   heap_tick(heap);
   return p;

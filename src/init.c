@@ -40,7 +40,7 @@
  */
 #include "internal.h"
 
-static void thread_done(void *value) {
+lz_text_thread static void thread_done(void *value) {
   if (opt_get(OPT_VALIDATE)) validate_heap((heap_t *)value);
   heap_thread_exit((heap_t *)value);
   janitor_thread_exit();

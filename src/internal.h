@@ -83,6 +83,16 @@
  * Mark a function only if small processes run it (measured: callgrind of
  * short programs, a fork+exec storm and their fork children). */
 #define lz_text_hot __attribute__((section(".text.hot.lzmalloc")))
+/* Code that a process runs only once it has a second thread, and all such
+ * processes run: a thread's heap given back at its exit, frees of other
+ * threads' blocks and their collection, the background thread and its
+ * passes (measured: callgrind of the threaded bench workloads). The
+ * shared library's link puts it at the end of its code segment, after
+ * the read-only data (cmake/layout.ld), where the 64 KiB window of its
+ * page faults is cut short by the mapping's end: a threaded process maps
+ * a few pages for it, not a window of 16 pages of cold code
+ * (tests/thread_pages.c). */
+#define lz_text_thread __attribute__((section(".text.thread.lzmalloc")))
 /* Read-only tables those paths read (size classes): kept in the RELRO
  * page, which the loader writes anyway (relocations) and a fork child
  * shares without a fault, instead of .rodata, whose first read costs a

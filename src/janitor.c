@@ -118,7 +118,7 @@ static const char *status_field(const char *buf, long n, const char *key) {
  * pthread_exit). While the leader lives the process ends when it does
  * (exit() takes the janitor along), so there is nothing to wait for. */
 enum { THREADS_OTHERS, THREADS_ALONE, THREADS_LEADER_GONE, THREADS_UNKNOWN };
-static int threads_left(void) {
+lz_text_thread static int threads_left(void) {
   char buf[2048];
   long n = os_read_file(k_status_path, buf, sizeof buf - 1);
   if (n <= 0) return THREADS_UNKNOWN;
@@ -149,7 +149,7 @@ static bool janitor_alone(void) {
   return false;
 }
 
-static void *janitor_main(void *arg) {
+lz_text_thread static void *janitor_main(void *arg) {
   (void)arg;
   os_thread_name(k_name);
   for (;;) {
@@ -229,7 +229,7 @@ void janitor_thread_exit(void) {
   if (atomic_load(&xidle) != 0) os_futex_wake(&xpending);
 }
 
-void janitor_poll_slow(uint64_t (*pass)(void)) {
+lz_text_thread void janitor_poll_slow(uint64_t (*pass)(void)) {
   int expect = JANITOR_WANTED;
   if (!atomic_compare_exchange_strong_explicit(&xstate, &expect, JANITOR_STARTING, memory_order_acquire,
                                                memory_order_relaxed))

@@ -464,7 +464,7 @@ lz_text_hot static lz_noinline void medium_release_locked(heap_t *heap, span_t *
  * if the cache has room, else listed on the returned list if it has
  * room, else given back. Unlike the owner's own frees (medium_keep),
  * these come in bursts (remote.c): a full cache stays as it is. */
-void medium_free(heap_t *heap, span_t *s) {
+lz_text_thread void medium_free(heap_t *heap, span_t *s) {
   if (s->to_local == 0) {
     medium_front_free(s, (lz_block_t *)span_start(s));
     return;

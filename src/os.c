@@ -207,7 +207,7 @@ int os_hugepage(void *p, size_t size, bool collapse) {
   return r;
 }
 
-int os_protect_none(void *p, size_t size) {
+lz_text_thread int os_protect_none(void *p, size_t size) {
   if (fault_now(OS_FAULT_PROTECT)) return ENOMEM;
   return OS_RESULT(mprotect(p, size, PROT_NONE));
 }
@@ -276,7 +276,7 @@ lz_text_hot uint64_t os_thread_ident(void) {
   return id;
 }
 
-bool os_thread_gone(uint64_t ident) {
+lz_text_thread bool os_thread_gone(uint64_t ident) {
   int e = errno;
   pid_t pid = (pid_t)syscall_0(SYS_getpid);
   bool gone = (uint32_t)(ident >> 32) == (uint32_t)pid &&
@@ -497,7 +497,7 @@ void os_thread_name(const char *name) {
  * blocked in the new thread (it inherits the mask set around the call;
  * glibc keeps its internal SIGCANCEL/SIGSETXID unblockable, so setuid
  * across threads still works). Detached: nothing ever joins it. */
-int os_thread_start(void *(*fn)(void *), void *stack, size_t size) {
+lz_text_thread int os_thread_start(void *(*fn)(void *), void *stack, size_t size) {
   atfork_register(); /* before the thread exists (no-op unless pending) */
   int e = errno;
   pthread_attr_t attr;

@@ -115,7 +115,7 @@ static void remote_owe(heap_t *self) {
   janitor_notify();
 }
 
-static lz_noinline void batch_flush(heap_t *self, unsigned i) {
+lz_text_thread static lz_noinline void batch_flush(heap_t *self, unsigned i) {
   remote_batch_t *rb = &self->rbatch[i];
   if (rb->count != 0) remote_send(span_chunk(rb->span)->heap, rb->head, rb->tail, rb->count, rb->suspect);
   rb->span = NULL;
@@ -155,7 +155,7 @@ lz_inline void batch_link(heap_t *self, remote_batch_t *rb, unsigned slot, lz_bl
  * place (the first slot of s's pair). Out of line, so that batch_add's
  * common case, inlined into remote_free_fast, calls nothing but its
  * closing flush (a tail call) and saves no register. */
-static lz_noinline void batch_add_new(heap_t *self, span_t *s, lz_block_t *b, bool suspect, unsigned slot) {
+lz_text_thread static lz_noinline void batch_add_new(heap_t *self, span_t *s, lz_block_t *b, bool suspect, unsigned slot) {
   remote_batch_t *rb = &self->rbatch[slot];
   if (s->kind == SPAN_MEDIUM) {
     /* A medium span holds one block: its chain is complete at once, and
@@ -229,7 +229,7 @@ lz_inline void remote_batch(heap_t *self, span_t *s, lz_block_t *b) {
   batch_add(self, s, b, false);
 }
 
-void remote_free(heap_t *self, span_t *s, lz_block_t *b) {
+lz_text_thread void remote_free(heap_t *self, span_t *s, lz_block_t *b) {
   if (lz_unlikely(self == LZ_HEAP_EMPTY)) {
     /* No heap to batch in (the caller could not have one): straight home. */
     remote_free_screened(self, s, b);
@@ -282,7 +282,7 @@ static lz_cold void chain_confirm(span_t *s, lz_block_t *head, lz_block_t *tail,
  * list: slab.c, "Holes"), so only the hole map can name a second free.
  * The links must stay in the span and reach the tail in count blocks.
  * O(count), where chain_confirm walks the span's lists for every block. */
-static lz_cold void chain_holes_check(span_t *s, lz_block_t *head, lz_block_t *tail, uint32_t count) {
+lz_text_thread static lz_cold void chain_holes_check(span_t *s, lz_block_t *head, lz_block_t *tail, uint32_t count) {
   uint8_t *start = span_start(s);
   lz_block_t *b = head;
   for (uint32_t i = 0;; i++) {
@@ -296,7 +296,7 @@ static lz_cold void chain_holes_check(span_t *s, lz_block_t *head, lz_block_t *t
   if (b != tail) lz_fatal_pointer("corrupted free list", "free", head);
 }
 
-size_t remote_collect(heap_t *heap) {
+lz_text_thread size_t remote_collect(heap_t *heap) {
   if (atomic_load_explicit(&heap->xremote, memory_order_relaxed) == NULL) return 0;
   lz_block_t *tail = atomic_exchange_explicit(&heap->xremote, NULL, memory_order_acquire);
   size_t n = 0;
@@ -420,7 +420,7 @@ static bool foreign_listed(const span_t *f, const lz_block_t *b) {
 }
 
 /* Maps the heap's foreign lists on first use. */
-static lz_noinline bool foreign_init(heap_t *heap) {
+lz_text_thread static lz_noinline bool foreign_init(heap_t *heap) {
   span_t *f = os_map(sizeof(span_t) * LZ_CLASSES);
   if (f == NULL) return false;
   for (unsigned c = 1; c < LZ_CLASSES; c++) {
@@ -468,7 +468,7 @@ lz_inline void foreign_link(heap_t *self, span_t *f, lz_block_t *b) {
   }
 }
 
-static lz_noinline bool foreign_push(heap_t *self, span_t *s, lz_block_t *b) {
+lz_text_thread static lz_noinline bool foreign_push(heap_t *self, span_t *s, lz_block_t *b) {
   /* With NUMA, only blocks of our home node are worth keeping (numa.c). */
   if (lz_unlikely(lz_numa_on) && span_chunk(s)->node != self->numa_home) return false;
   if (lz_unlikely(self->foreign == NULL) && !foreign_init(self)) return false;
@@ -493,7 +493,7 @@ static lz_noinline bool foreign_push(heap_t *self, span_t *s, lz_block_t *b) {
 
 /* remote_free_fast's: b joins f, a list that is not installed (the
  * first block since the list was last uninstalled installs it). */
-static lz_noinline void foreign_keep(heap_t *self, span_t *f, lz_block_t *b) {
+lz_text_thread static lz_noinline void foreign_keep(heap_t *self, span_t *f, lz_block_t *b) {
   remote_owe(self);
   foreign_link(self, f, b);
 }
@@ -596,7 +596,7 @@ void *foreign_take(heap_t *heap, span_t *f) {
 }
 
 /* Sends every foreign block home (thread exit, trim). */
-void foreign_flush(heap_t *heap) {
+lz_text_thread void foreign_flush(heap_t *heap) {
   if (heap->foreign == NULL) return;
   for (unsigned cls = 1; cls < LZ_CLASSES; cls++) {
     span_t *f = &heap->foreign[cls];

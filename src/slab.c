@@ -164,7 +164,7 @@ lz_text_hot void slab_extend(heap_t *heap, span_t *s) {
 }
 
 /* p is a block boundary below the carved limit of s (slab or medium). */
-bool slab_holds(const span_t *s, const void *p) { return span_holds(s, (uintptr_t)p); }
+lz_text_thread bool slab_holds(const span_t *s, const void *p) { return span_holds(s, (uintptr_t)p); }
 
 /* span_pop for the slow paths: the block and the link it holds must lie in
  * the span, else the list was overwritten (a write after free, an overflow
@@ -496,7 +496,7 @@ void slab_fill_holes(heap_t *heap, span_t *s) {
  * exclusive (the caller is the owner, or no thread can run the heap's fast
  * paths: an orphan, a shared heap) the head block may go too. Returns the
  * pages that became holes. */
-size_t slab_punch_holes(heap_t *heap, span_t *s, bool exclusive) {
+lz_text_thread size_t slab_punch_holes(heap_t *heap, span_t *s, bool exclusive) {
   (void)heap;
   lz_block_t *head = __atomic_load_n(&s->local_free, __ATOMIC_ACQUIRE);
   if (head == NULL || s->npages > 64) return 0;
