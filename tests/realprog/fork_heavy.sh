@@ -95,7 +95,7 @@ for b in bad[:5]:
     print("bad child", b)
 EOF_PY
 lz_log "python: 200 forks from a process whose 2 other threads keep allocating"
-PYTHONMALLOC=malloc "${LZ_PRE[@]}" timeout 200 "$PY" forks.py "$LZ_LIB_BASE" >out2.txt || { cat out2.txt >&2; lz_fail "forks.py failed"; }
+PYTHONMALLOC=malloc "${LZ_PRE[@]}" timeout 500 "$PY" forks.py "$LZ_LIB_BASE" >out2.txt || { cat out2.txt >&2; lz_fail "forks.py failed"; }
 lz_expect_eq "python sees $LZ_LIB_BASE in /proc/self/maps" "python loaded 1" "$(head -1 out2.txt)"
 lz_expect_eq "children that allocated and answered correctly" "forks ok 200 of 200" "$(sed -n 2p out2.txt)"
 lz_done

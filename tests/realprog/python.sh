@@ -144,7 +144,7 @@ TESTS=(test_dict test_list test_set test_threading test_gc test_bytes test_unico
        test_sort test_heapq)
 if "$PY" -c 'import importlib.util as u, sys; sys.exit(u.find_spec("test.test_dict") is None)' 2>/dev/null; then
   lz_log "regrtest: ${TESTS[*]}"
-  if ! "${LZ_PRE[@]}" timeout 150 "$PY" -m test -j2 --timeout 120 "${TESTS[@]}" >regrtest.log 2>&1; then
+  if ! "${LZ_PRE[@]}" timeout 500 "$PY" -m test -j2 --timeout 400 "${TESTS[@]}" >regrtest.log 2>&1; then
     tail -40 regrtest.log >&2
     lz_fail "CPython regression tests failed under the preload"
   fi
