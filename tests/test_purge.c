@@ -716,18 +716,19 @@ static void run_orphan_stages(void) {
   CHECK(lz_malloc(16) != NULL); /* the main thread's own heap: the orphan stays the only one */
   heap_t *h = orphan_of(orphan_stages_worker);
   CHECK(h->orphan_shift == 0 && !h->orphan_purged);
+  /* The heap's clock is set back to the worker's frees, so none of its
+   * freed pages falls due by its own delay (purge_at, holes_at) however
+   * slow this run was; should a delay pass again before the looks end,
+   * pages may go, and the checks of pages kept do not apply. */
   CHECK(heap_hold_orphan(h));
+  uint64_t now = heap_now(h);
+  if (now > stages_freed_at) atomic_fetch_add(&h->lag_ms, now - stages_freed_at);
   h->orphan_shift = LZ_DECAY_SHIFT_MAX; /* within its delay, however slow this run */
   heap_release_orphan(h);
   uint64_t purged = atomic_load(&lz_pages_purged);
   CHECK(heaps_collect_orphans(false) == 1 && !h->orphan_purged);
-  /* Idle past its delay, by a millisecond: its pages stay. The heap's
-   * clock is set back to the worker's frees, so none of its freed pages
-   * falls due by its own delay (purge_at, holes_at) however slow this run
-   * was; should a delay pass again before the look ends, pages may go. */
+  /* Idle past its delay, by a millisecond: its pages stay. */
   CHECK(heap_hold_orphan(h));
-  uint64_t now = heap_now(h);
-  if (now > stages_freed_at) atomic_fetch_add(&h->lag_ms, now - stages_freed_at);
   h->orphan_shift = 0;
   h->abandoned_at = heap_now(h) - (uint64_t)delay - 1;
   heap_release_orphan(h);
