@@ -945,7 +945,13 @@ lz_text_thread static lz_noinline void *refill_foreign_dry(size_t size, heap_t *
   }
   if (lz_likely(list_head_ok(s->free))) {
     heap_tick(heap);
-    return span_pop(s);
+    void *p = span_pop(s);
+    /* The block the next such call pops, whose link it reads: on a list
+     * the owner's frees did not just push, a line not in this core's
+     * cache (bench larson: 93 % of this function's samples sat on that
+     * load). A prefetch never faults, whatever the link. */
+    __builtin_prefetch(s->free, 1);
+    return p;
   }
   void *p = refill_local(heap, s);
   return p != NULL ? p : heap_malloc_slow(size, heap, false);

@@ -579,12 +579,19 @@ _Static_assert((HEAP_TICK_EVERY & (HEAP_TICK_EVERY - 1)) == 0, "a power of two")
 /* Remote frees waiting in the freeing heap: one chain per destination
  * span (two-way set associative by the span's address), sent to the span's
  * heap with one CAS when it reaches LZ_REMOTE_BATCH blocks, when another
- * span needs both slots, at the freeing thread's second tick after it was
- * started at the latest (a tick is every 64th slow-path entry, allocation
- * or free, and every remote free is one), and when it exits or trims. A
- * chain is one
- * span's blocks, so the owner splices it into the span's local_free list
- * in O(1) without touching the blocks in between (see remote.c). */
+ * span needs both slots, at the freeing thread's second sending tick
+ * after it was started at the latest (a tick is every 64th slow-path
+ * entry, allocation or free, and every remote free is one; every
+ * LZ_REMOTE_AGE_TICKS-th tick sends), and when it exits or trims. A chain
+ * is one span's blocks, so the owner splices it into the span's local_free
+ * list in O(1) without touching the blocks in between (see remote.c).
+ * Sending at every tick made chains of one or two blocks where a thread's
+ * remote frees spread over a few dozen spans (bench larson: about 100k
+ * chains for 1M replacements), and each chain costs its owner two cache
+ * misses (head and tail, remote_collect) and the sender a CAS: at every
+ * 8th, remote_collect's samples fell from about 190 to 75 (perf, larson
+ * 2 1). */
+#define LZ_REMOTE_AGE_TICKS 8
 #define LZ_REMOTE_SLOT_BITS 5
 #define LZ_REMOTE_SLOTS (1 << LZ_REMOTE_SLOT_BITS)
 #define LZ_MEDIUM_CACHE 8

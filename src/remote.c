@@ -8,10 +8,11 @@
  * the owner heap's xremote list: lock-free, many producers, one atomic per
  * chain. Each span may use either slot of a pair (two-way associative). A
  * chain goes when full, when both slots are wanted for other spans, and at
- * the freeing thread's second tick after it started at the latest (heap.c's
- * tick, every 64th slow-path entry; every remote free is one), so the delay
- * before the owner can see a block is bounded by the freeing thread's own
- * activity (128 slow-path entries); thread exit and trim send them all.
+ * the latest at the freeing thread's second sending tick after it started
+ * (every LZ_REMOTE_AGE_TICKS-th of heap.c's ticks, which come every 64th
+ * slow-path entry; every remote free is one), so the delay before the
+ * owner can see a block is bounded by the freeing thread's own activity
+ * (1024 slow-path entries); thread exit and trim send them all.
  * A medium block goes at once, a chain of one: its span holds no other
  * block to wait for, and its owner reuses the pages. The owner takes the whole list with one atomic
  * exchange (single consumer, so no ABA) at the start of every allocation
@@ -244,10 +245,12 @@ void remote_flush_all(heap_t *self) {
   self->rbatch_aged = 0;
 }
 
-/* The tick's: sends the batches that were pending at the previous tick
- * (each has waited at least one tick; none waits more than two), so
+/* The tick's (heap.c), every LZ_REMOTE_AGE_TICKS-th time: sends the
+ * batches that were pending at the previous such tick (each has waited
+ * about LZ_REMOTE_AGE_TICKS ticks at least, none more than twice that), so
  * batches started since grow on. */
 void remote_flush_aged(heap_t *self) {
+  if ((self->slow_count / HEAP_TICK_EVERY) % LZ_REMOTE_AGE_TICKS != 0) return;
   uint32_t old = self->rbatch_pending & self->rbatch_aged;
   while (old != 0) {
     unsigned i = (unsigned)__builtin_ctz(old);

@@ -6,7 +6,8 @@
  *              the owner's xremote list, and count as used until the owner
  *              collects them, then in_use is back to the byte; a batch
  *              is entered at its tail, and collected reading the tail
- *              alone;
+ *              alone; a batch waits several ticks, gathering the span's
+ *              later frees;
  *   purge      a forced purge gives back exactly the free dirty pages and
  *              clears their dirty bits, never a page of a live span;
  *   mcache     the medium cache goes back when a look finds it unused
@@ -232,6 +233,52 @@ static void test_remote_tail(heap_t *heap) {
   lz_heap_validate();
   for (int i = 0; i < N; i++)
     if (i != 1 && i != 2) lz_free(p[i]);
+  lz_heap_validate();
+}
+
+/* A thread's batch waits LZ_REMOTE_AGE_TICKS ticks at least (internal.h):
+ * two blocks of one span freed three ticks apart (slow-path entries
+ * counted in the freeing heap) travel home in one chain. Sending at every
+ * tick, the first had gone alone at the second. Unless the janitor's
+ * heartbeat nudged the freeing heap (it sends everything), which it may
+ * only after the heap went LZ_HEARTBEAT_MS (100 ms) without a tick: a
+ * slower round accepts either. */
+static void *age_blocks[2];
+static double age_secs;
+static uint32_t age_count; /* blocks of the span's batch after the second free */
+
+static void *age_freer(void *arg) {
+  (void)arg;
+  heap_t *self = my_heap();
+  span_t *s = span_of(age_blocks[0]);
+  double t0 = tu_now();
+  lz_free(age_blocks[0]);
+  uint64_t until = self->slow_count + 3 * HEAP_TICK_EVERY;
+  for (long i = 0; self->slow_count < until && i < 1000000; i++) lz_free(lz_malloc(64 * 1024)); /* medium: slow */
+  CHECKF(self->slow_count >= until, "medium allocations took no slow path (%llu)", (unsigned long long)self->slow_count);
+  lz_free(age_blocks[1]);
+  age_count = 0;
+  unsigned slot = remote_slot_of(s);
+  for (unsigned i = slot; i <= (slot | 1); i++)
+    if (self->rbatch[i].span == s) age_count = self->rbatch[i].count;
+  age_secs = tu_now() - t0;
+  lz_heap_validate();
+  return NULL; /* thread exit sends the batch */
+}
+
+static void test_batch_age(heap_t *heap) {
+  remote_collect(heap);
+  for (int i = 0; i < 2; i++) CHECK((age_blocks[i] = lz_malloc(100)) != NULL); /* class 112: batched */
+  CHECK(span_of(age_blocks[0]) == span_of(age_blocks[1]));
+  pthread_t t;
+  CHECK(pthread_create(&t, NULL, age_freer, NULL) == 0);
+  CHECK(pthread_join(t, NULL) == 0);
+  if (age_secs < 0.1)
+    CHECKF(age_count == 2, "the second block found %u in its span's batch: the first was sent within 3 ticks", age_count);
+  else
+    printf("batch age: %.3f s between the frees (a heartbeat may have sent the batch), %u in the batch\n", age_secs,
+           age_count);
+  CHECK(remote_collect(heap) == 2);
   lz_heap_validate();
 }
 
@@ -935,6 +982,7 @@ int main(void) {
     test_remote(heap, false);
     test_remote(heap, true);
     test_remote_tail(heap);
+    test_batch_age(heap);
   }
   test_purge(heap);
   test_pool(heap);
