@@ -20,7 +20,7 @@ set(_lz_s ${CMAKE_CURRENT_SOURCE_DIR})
 
 lz_test(NAME scale_threads KIND PREFIXED LABELS stress scale TIMEOUT 300
         SOURCES ${_lz_s}/scale_threads.c)
-lz_test(NAME scale_churn KIND PREFIXED LABELS stress scale TIMEOUT 300
+lz_test(NAME scale_churn KIND PREFIXED LABELS stress scale TIMEOUT 600
         SOURCES ${_lz_s}/scale_churn.c)
 lz_test(NAME scale_bigmem KIND PREFIXED LABELS stress scale TIMEOUT 300
         SOURCES ${_lz_s}/scale_bigmem.c)

@@ -17,12 +17,12 @@
 # a kernel or busybox-static is missing or QEMU cannot start; 1 when the
 # guest booted but its script did not finish (timeout, panic).
 #
-# Environment: NUMA_VM_TIMEOUT (seconds, default 300; -t overrides),
+# Environment: NUMA_VM_TIMEOUT (seconds, default 900; -t overrides),
 # NUMA_VM_KEEP=1 keeps the work directory, NUMA_VM_QEMU, NUMA_VM_KERNEL.
 set -u
 
 files=()
-timeout_s=${NUMA_VM_TIMEOUT:-300}
+timeout_s=${NUMA_VM_TIMEOUT:-900}
 while [ $# -gt 0 ]; do
   case "$1" in
     -f) files+=("$2"); shift 2 ;;
