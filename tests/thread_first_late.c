@@ -92,11 +92,13 @@ int main(void) {
     for (int i = 0; i < WAVE; i++) CHECK(atomic_load(&g_main_blocks[i]) == NULL);
   }
   /* A thread's heap can be found abandoned only once the kernel has ended
-   * the thread, a moment after pthread_join returns: a bounded wait. */
+   * the thread, a moment after pthread_join returns (on a loaded machine
+   * it may wait seconds for a CPU to finish its exit): a bounded wait,
+   * 30 s. */
   for (int tries = 0;; tries++) {
     lz_trim(0);
     lz_stats_get(&st1);
-    if (st1.in_use == st0.in_use || tries == 200) break;
+    if (st1.in_use == st0.in_use || tries == 3000) break;
     usleep(10000);
   }
   printf("thread_first_late: %zu threads; heaps %llu -> %llu; in use %zu -> %zu bytes\n", total,
