@@ -48,9 +48,10 @@ endif()
 # thread in a process that never frees, LZMALLOC_BACKGROUND=0, fork. The
 # modes that start it from a single-threaded process ask for it (=1); the
 # default (auto) starts none there (single).
-# idle and fork check that the frees left dirty pages before the janitor
-# takes them: a purge delay of half a second keeps the freeing thread's own
-# ticks from purging them first when a loaded machine makes the frees slow.
+# idle, fork and off check that the frees left dirty pages before the
+# janitor takes them (read by the freeing thread right after its frees): a
+# purge delay of half a second keeps the freeing thread's own ticks from
+# purging them first when a loaded machine makes the frees slow.
 lz_test(NAME test_janitor_idle KIND PREFIXED LABELS unit purge TIMEOUT 300
         SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_janitor.c ARGS idle ENV LZMALLOC_BACKGROUND=auto LZMALLOC_PURGE_DELAY=500)
 target_compile_definitions(test_janitor_idle PRIVATE ${LZ_DEFS})
@@ -63,7 +64,7 @@ lz_test(NAME test_janitor_single KIND PREFIXED LABELS unit purge TIMEOUT 120
         SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_janitor.c ARGS single ENV LZMALLOC_BACKGROUND=auto)
 target_compile_definitions(test_janitor_single PRIVATE ${LZ_DEFS})
 lz_test(NAME test_janitor_off KIND PREFIXED LABELS unit purge TIMEOUT 120
-        SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_janitor.c ARGS off ENV LZMALLOC_BACKGROUND=0)
+        SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_janitor.c ARGS off ENV LZMALLOC_BACKGROUND=0 LZMALLOC_PURGE_DELAY=500)
 target_compile_definitions(test_janitor_off PRIVATE ${LZ_DEFS})
 # Transparent huge pages for dense chunks (skipped, with the reason, where
 # the kernel has none).
