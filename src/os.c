@@ -328,7 +328,7 @@ lz_hot static void (*atfork_fn[3])(void);
  * our code, on the page the read-only data starts on (one mapping with the
  * code: CMakeLists.txt), so calling it would map the .rodata's window. */
 extern int __register_atfork(void (*prepare)(void), void (*parent)(void), void (*child)(void), void *dso);
-extern void *__dso_handle;
+static char atfork_owner; /* names this library to libc (never unloaded: nodelete) */
 
 static int atfork_register(void) {
   int expect = ATFORK_PENDING;
@@ -336,7 +336,7 @@ static int atfork_register(void) {
                                                memory_order_relaxed))
     return 0; /* none recorded, or done (or being done) by another thread */
   int e = errno;
-  int r = __register_atfork(atfork_fn[0], atfork_fn[1], atfork_fn[2], &__dso_handle);
+  int r = __register_atfork(atfork_fn[0], atfork_fn[1], atfork_fn[2], &atfork_owner);
   errno = e;
   atomic_store_explicit(&lz_atfork_state, ATFORK_DONE, memory_order_release);
   return r;
