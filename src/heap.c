@@ -969,22 +969,6 @@ lz_text_thread static lz_noinline void *refill_foreign(heap_t *heap, span_t *f) 
   return p;
 }
 
-/* heap_malloc_refill's: start-up's open packed span (pack.c) serves the
- * block, as malloc_slow's short way would, on its conditions, without the
- * three calls between (a short process's first few hundred mallocs come
- * here: cat's start-up 195 of its 199, about 30 instructions less each);
- * anything else goes the slow way, which tries the pack again and closes
- * it if full or used up. */
-lz_text_hot static lz_noinline void *refill_pack(size_t size, heap_t *heap) {
-  unsigned cls = size_to_class(size);
-  if (atomic_load_explicit(&heap->xremote, memory_order_relaxed) == NULL &&
-      (heap->foreign == NULL || heap->foreign[cls].free == NULL) && !lz_secure2) {
-    void *p = pack_take(heap, cls);
-    if (p != NULL) return p;
-  }
-  return heap_malloc_slow(size, heap, false);
-}
-
 lz_text_hot void *heap_malloc_refill(size_t size, heap_t *heap, span_t *s) {
   if (lz_unlikely(s->flags & FOREIGN_INSTALLED)) {
     if (s->free == NULL) return refill_foreign_dry(size, heap, s);
@@ -999,9 +983,6 @@ lz_text_hot void *heap_malloc_refill(size_t size, heap_t *heap, span_t *s) {
       void *p = refill_local(heap, s);
       if (p != NULL) return p;
     }
-  } else if (lz_unlikely(heap != LZ_HEAP_EMPTY && heap->pack != NULL) && size <= LZ_PACK_MAX) {
-    /* (LZ_HEAP_EMPTY is a heap's direct[] and queues[] alone: no pack) */
-    return refill_pack(size, heap);
   }
   return heap_malloc_slow(size, heap, false);
 }
