@@ -213,8 +213,8 @@ static void test_double_free(void) {
 /* 5: the owner's 8 blocks of a class nothing else here uses fill one slab;
  * the freeing thread, which allocates that class too (one block of its own
  * slab), keeps them in its foreign list and stays alive and busy (slow
- * paths, no small blocks) for 300 ms, three times the bound, and for three
- * ticks after that however slow the machine. Only if they came home can
+ * paths, no small blocks) for 300 ms, three times the bound, and for the
+ * ticks that send them after that however slow the machine. Only if they came home can
  * the owner, collecting, give its slab back. */
 #define BIG 16000 /* class 16384 (slabs serve up to LZ_SLAB_MAX): a first slab of 8 blocks, a foreign list of 8 */
 static _Atomic int busy_done;
@@ -226,12 +226,13 @@ static void *free_then_busy(void *arg) {
   for (size_t i = 0; i < 8; i++) lz_free(blocks[i]);
   /* The first tick (one per HEAP_TICK_EVERY slow-path entries) at least
    * FOREIGN_MAX_AGE_MS after the list was installed or last sent (both
-   * before t0) moves it into the remote batches, and the second tick
-   * after that sends them (remote_flush_aged). A loaded machine may give
-   * this thread no CPU for the whole 300 ms: busy until 300 ms have
-   * passed and then for three ticks' worth of slow-path entries
-   * (heap_t.slow_count), so that the ticks the bound promises came after
-   * it (30 s at most: a heap that never ticks fails the check below). */
+   * before t0) moves it into the remote batches, and the second sending
+   * tick after that (every LZ_REMOTE_AGE_TICKS-th) sends them
+   * (remote_flush_aged). A loaded machine may give this thread no CPU for
+   * the whole 300 ms: busy until 300 ms have passed and then for that
+   * many ticks' worth of slow-path entries (heap_t.slow_count), so that
+   * the ticks the bound promises came after it (30 s at most: a heap that
+   * never ticks fails the check below). */
   heap_t *self = lz_heap_tls;
   double t0 = tu_now(), t;
   uint64_t mark = UINT64_MAX;
@@ -239,7 +240,7 @@ static void *free_then_busy(void *arg) {
     lz_free(lz_malloc(64 * 1024)); /* medium: a slow-path entry each time */
     t = tu_now() - t0;
     if (mark == UINT64_MAX && t >= 0.3) mark = self->slow_count;
-  } while ((mark == UINT64_MAX || self->slow_count - mark < 3 * HEAP_TICK_EVERY) && t < 30.0);
+  } while ((mark == UINT64_MAX || self->slow_count - mark < (1 + 2 * LZ_REMOTE_AGE_TICKS) * HEAP_TICK_EVERY) && t < 30.0);
   atomic_store(&busy_done, 1);
   while (atomic_load(&busy_done) != 2) sched_yield();
   lz_free(mine);
