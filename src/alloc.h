@@ -8,24 +8,28 @@
  * head goes to heap_malloc_refill (the span's own freed blocks, else the
  * slow path), anything else (larger size, uninitialised thread) to the
  * slow path.
- * free(p), 31 instructions at LZ_SECURE 1: the chunk map byte, indexed
- * by the unit after p's, compared with the thread's heap id (7,
- * lz_chunkmap_ends, TLS included: a byte equal to it proves the chunk
- * the caller's heap's, internal.h), page -> span (6: the page map holds
- * byte offsets), block index below the span's xfast_cap, the carved
- * limit of a span that takes fast frees, 0 for any other (6, sizeclass.h:
- * a slab's rotation is a constant), decode of the block's first word
- * with the double-free screen, one shift: no user address (5), push on
- * (&free)[to_local] and subtract to_local from used (7, ret included:
- * the free list of its class queue's first span, uncounted, so the next
- * malloc of the class takes it back, LIFO; local_free of any other span,
- * one count less; indexed, not a branch: span.front). No statistics:
- * stats.c reads the spans' counts. Foreign, remote and full-span frees go slow; a
+ * free(p), 28 instructions at LZ_SECURE 1: the heap (TLS, 2), p inside
+ * the heap's fast chunk (heap_t.fast_chunk: its load, a subtraction and
+ * a compare, 5; a chunk of the caller's heap), page -> span (3: the page map
+ * holds byte offsets, indexed by p's offset in the chunk), block index
+ * below the span's xfast_cap, the carved limit of a span that takes fast
+ * frees, 0 for any other (6, sizeclass.h: a slab's rotation is a
+ * constant), decode of the block's first word with the double-free
+ * screen, one shift: no user address (5), push on (&free)[to_local] and
+ * subtract to_local from used (7, ret included: the free list of its
+ * class queue's first span, uncounted, so the next malloc of the class
+ * takes it back, LIFO; local_free of any other span, one count less;
+ * indexed, not a branch: span.front). A pointer outside the fast chunk
+ * reads the chunk map byte, indexed by the unit after p's, and compares
+ * it with the heap's fast_id (6: lz_chunkmap_ends; a byte equal to it
+ * proves the chunk the caller's heap's, internal.h), and that chunk
+ * becomes the fast chunk (6 more) before the page map. No statistics: stats.c reads the
+ * spans' counts. Foreign, remote and full-span frees go slow; a
  * span's last block (a medium block is its span's one block) calls
  * heap_free_last.
- * A malloc(16) + free pair in a loop costs 57 instructions under callgrind
- * (loop and PLT included, 10 of them; 45 at LZ_SECURE 0 without
- * statistics, the lean configuration), 1040 B 57, 4096 B 64.
+ * A malloc(16) + free pair in a loop costs 54 instructions under callgrind
+ * (loop and PLT included, 10 of them; 42 at LZ_SECURE 0 without
+ * statistics, the lean configuration), 1040 B 54, 4096 B 61.
  */
 #ifndef LZ_ALLOC_H
 #define LZ_ALLOC_H
@@ -68,39 +72,60 @@ lz_inline void *malloc_fast(size_t size) {
 
 /* free_fast_to: the free fast path whose slow calls are `own` (a pointer
  * into a chunk of the caller's heap, with the span its page maps to),
- * `page` (into another of our chunks) and `other` (anything else);
+ * `page` (into another of our chunks, with the caller's heap) and `other`
+ * (anything else);
  * free_fast below calls heap.c's. cxx.c's deletes pass their own (heap.c's,
  * naming the operator in reports), so the fast path stays one
  * implementation. */
-lz_inline void free_fast_to(void *p, void (*own)(void *, span_t *), void (*page)(void *), void (*other)(void *)) {
+lz_inline void free_fast_to(void *p, void (*own)(void *, span_t *), void (*page)(void *, heap_t *), void (*other)(void *)) {
   uintptr_t a = (uintptr_t)p;
-  /* The unit after p's, whose base is the end of p's chunk: the map is
-   * indexed by it (lz_chunkmap_ends: unit i's byte at i + 1). */
-  uintptr_t ce = (a + LZ_CHUNK_SIZE) >> LZ_CHUNK_SHIFT;
-  __asm__("" : "+r"(ce)); /* the chunk from ce (one shift), not from a (two instructions) */
-#if defined(__x86_64__)
-  /* Neither masked nor compared with the map's size: a pointer p below
-   * the user range's end (2^47) reads its byte; one above it (never a
-   * block: non-canonical, or the kernel's) reads a byte past the map, up
-   * to 2^43 bytes on, or wraps below 2 MiB (the last 2 MiB of the address
-   * space, whose units are no chunk of ours). That read may fault, as
-   * glibc's free faults at the word below such a pointer; if it reads
-   * this thread's heap id, the chunk it names is p's 2 MiB unit, which
-   * cannot be read either, so free faults at its page map; any other
-   * byte sends p to the slow paths, which report it (heap_free_own and
-   * heap_free_page send it to heap_free_slow). Elsewhere (aarch64 ignores
-   * a top byte tag when reading) the bound is compared. */
-  uint8_t kind = lz_load_relaxed((const _Atomic(uint8_t) *)((uintptr_t)lz_chunkmap_ends + ce), uint8_t);
+  heap_t *heap = lz_heap_tls;
+  /* p inside the heap's fast chunk (heap_t.fast_chunk): a chunk of the
+   * caller's heap, one subtraction and compare instead of the chunk map. */
+#if LZ_TSAN
+  uintptr_t cb = __atomic_load_n(&heap->fast_chunk, __ATOMIC_RELAXED);
 #else
-  uint8_t kind = ce <= LZ_CHUNKMAP_SIZE ? lz_load_relaxed(&lz_chunkmap_ends[ce], uint8_t) : (uint8_t)CHUNK_NONE;
+  uintptr_t cb = heap->fast_chunk;
 #endif
-  /* The byte is this thread's heap id: a chunk of its heap (internal.h,
-   * chunk invariants), so every span in it is the caller's to free into
-   * while it allows fast frees (xfast_cap, one compare below). */
-  if (lz_likely(kind == lz_heap_id_tls)) {
-    uintptr_t end = ce << LZ_CHUNK_SHIFT;
-    chunk_t *c = (chunk_t *)(end - LZ_CHUNK_SIZE);
-    span_t *s = chunk_span_of(c, a);
+  uintptr_t rel = a - cb;
+  if (lz_unlikely(rel >= LZ_CHUNK_SIZE)) {
+    /* The unit after p's, whose base is the end of p's chunk: the map is
+     * indexed by it (lz_chunkmap_ends: unit i's byte at i + 1). */
+    uintptr_t ce = (a + LZ_CHUNK_SIZE) >> LZ_CHUNK_SHIFT;
+    __asm__("" : "+r"(ce)); /* the chunk from ce (one shift), not from a (two instructions) */
+#if defined(__x86_64__)
+    /* Neither masked nor compared with the map's size: a pointer p below
+     * the user range's end (2^47) reads its byte; one above it (never a
+     * block: non-canonical, or the kernel's) reads a byte past the map, up
+     * to 2^43 bytes on, or wraps below 2 MiB (the last 2 MiB of the address
+     * space, whose units are no chunk of ours). That read may fault, as
+     * glibc's free faults at the word below such a pointer; if it reads
+     * this thread's heap id, the chunk it names is p's 2 MiB unit, which
+     * cannot be read either, so free faults at its page map; any other
+     * byte sends p to the slow paths, which report it (heap_free_own and
+     * heap_free_page send it to heap_free_slow). Elsewhere (aarch64 ignores
+     * a top byte tag when reading) the bound is compared. */
+    uint8_t kind = lz_load_relaxed((const _Atomic(uint8_t) *)((uintptr_t)lz_chunkmap_ends + ce), uint8_t);
+#else
+    uint8_t kind = ce <= LZ_CHUNKMAP_SIZE ? lz_load_relaxed(&lz_chunkmap_ends[ce], uint8_t) : (uint8_t)CHUNK_NONE;
+#endif
+    /* The byte is this thread's heap id: a chunk of its heap (internal.h,
+     * chunk invariants), so every span in it is the caller's to free into
+     * while it allows fast frees (xfast_cap, one compare below). It
+     * becomes the fast chunk. */
+    if (lz_unlikely(kind != heap->fast_id)) {
+      /* Any other heap's chunk (CHUNK_SPANS and the ids lie above CHUNK_LARGE). */
+      if (kind > CHUNK_LARGE) page(p, heap);
+      else other(p);
+      return;
+    }
+    cb = (ce << LZ_CHUNK_SHIFT) - LZ_CHUNK_SIZE;
+    fast_chunk_set(heap, (const chunk_t *)cb);
+    rel = a - cb;
+  }
+  {
+    chunk_t *c = (chunk_t *)cb;
+    span_t *s = (span_t *)((uintptr_t)c->spans + c->pagemap[rel >> LZ_PAGE_SHIFT]);
     lz_block_t *b = (lz_block_t *)p;
     /* A block boundary below the carved limit of a span that takes fast
      * frees (one compare: sizeclass.h; xfast_cap is 0 for any other, and
@@ -162,15 +187,11 @@ lz_inline void free_fast_to(void *p, void (*own)(void *, span_t *), void (*page)
     s->used = (uint16_t)(s->used - k);
     last = s->used == 0;
 #endif
-    if (lz_unlikely(last)) heap_free_last(lz_heap_tls, s);
+    if (lz_unlikely(last)) heap_free_last(heap, s);
     return;
   own_slow:
     own(p, s);
-    return;
   }
-  /* Any other heap's chunk (CHUNK_SPANS and the ids lie above CHUNK_LARGE). */
-  if (kind > CHUNK_LARGE) page(p);
-  else other(p);
 }
 
 lz_inline void free_fast(void *p) { free_fast_to(p, heap_free_own, heap_free_page, heap_free_slow); }
@@ -198,7 +219,7 @@ lz_inline void *api_malloc(size_t size) {
   return p;
 }
 
-lz_inline void api_free_to(void *p, void (*own)(void *, span_t *), void (*page)(void *), void (*other)(void *)) {
+lz_inline void api_free_to(void *p, void (*own)(void *, span_t *), void (*page)(void *, heap_t *), void (*other)(void *)) {
   if (LZ_HEAPS == 0) {
     free_fast_to(p, own, page, other);
     return;

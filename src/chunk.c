@@ -159,6 +159,7 @@ lz_text_hot chunk_t *chunk_alloc(heap_t *heap) {
   c->max_run_hint = LZ_USABLE_PAGES;
   c->heap = heap;
   chunkmap_set((uintptr_t)c, heap->map_id); /* the heap's chunk from here (internal.h, chunk_t) */
+  if (heap->map_id >= CHUNK_HEAP_FIRST) fast_chunk_set(heap, c); /* the newest chunk is the likeliest */
   c->prev = NULL;
   c->next = heap->chunks;
   if (heap->chunks) heap->chunks->prev = c;
@@ -171,6 +172,7 @@ lz_text_hot void chunk_release(heap_t *heap, chunk_t *c) {
   lz_assert(c->free_pages == LZ_USABLE_PAGES);
   if (c->prev) c->prev->next = c->next; else heap->chunks = c->next;
   if (c->next) c->next->prev = c->prev;
+  fast_chunk_drop(heap, c);
   c->heap = NULL;
   chunkmap_set((uintptr_t)c, CHUNK_SPANS); /* no heap's fast frees */
   long delay = opt_get(OPT_PURGE_DELAY);

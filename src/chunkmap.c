@@ -8,7 +8,7 @@
  *                no id, or a pooled chunk; a chunk of a heap with an id
  *                holds the id instead (CHUNK_HEAP_FIRST .. CHUNK_HEAP_LAST,
  *                internal.h heap_t.map_id: free's fast path compares it
- *                with the thread's), written by chunk_alloc and
+ *                with the thread's heap's fast_id), written by chunk_alloc and
  *                chunk_release as the chunk changes hands;
  *   CHUNK_LARGE  the first unit of a large block (or a unit inside a cached
  *                large range where a block once started; see large.c);

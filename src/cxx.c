@@ -92,9 +92,9 @@ lz_inline void *cxx_new_nothrow(size_t size) {
     heap_free_own(p, s);                                                                      \
     lz_free_as = NULL;                                                                        \
   }                                                                                           \
-  static lz_noinline void tag##_page(void *p) {                                               \
+  static lz_noinline void tag##_page(void *p, heap_t *self) {                                 \
     lz_free_as = name;                                                                        \
-    heap_free_page(p);                                                                        \
+    heap_free_page(p, self);                                                                  \
     lz_free_as = NULL;                                                                        \
   }                                                                                           \
   static lz_noinline void tag##_other(void *p) {                                              \

@@ -41,15 +41,11 @@
 #include "sizeclass.h"
 
 __thread heap_t *lz_heap_tls __attribute__((tls_model("initial-exec"))) = LZ_HEAP_EMPTY;
-__thread uint8_t lz_heap_id_tls __attribute__((tls_model("initial-exec"))) = CHUNK_HEAP_NONE;
 
 /* The calling thread's heap becomes h (LZ_HEAP_EMPTY: none): the one
- * writer of lz_heap_tls and lz_heap_id_tls, which free's fast path trusts
- * (heap_t.map_id). */
-static void heap_tls_set(heap_t *h) {
-  lz_heap_tls = h;
-  lz_heap_id_tls = h != LZ_HEAP_EMPTY && h->map_id >= CHUNK_HEAP_FIRST ? h->map_id : (uint8_t)CHUNK_HEAP_NONE;
-}
+ * writer of lz_heap_tls, whose fast_id and fast_chunk free's fast path
+ * trusts (heap_t.map_id). */
+static void heap_tls_set(heap_t *h) { lz_heap_tls = h; }
 
 /* Heap ids handed out (heap_t.map_id): the next is CHUNK_HEAP_FIRST + this. */
 lz_hot static _Atomic(unsigned) heap_ids_given;
@@ -150,12 +146,14 @@ lz_text_hot static heap_t *heap_new(uint64_t owner) {
   heap_t *h = meta_heap_alloc();
   if (h == NULL) return NULL;
   for (size_t i = 0; i < LZ_DIRECT_SLOTS; i++) h->direct[i] = LZ_SPAN_EMPTY;
+  h->fast_chunk = LZ_FAST_CHUNK_NONE;
   h->map_id = CHUNK_SPANS;
   h->purge_wake = UINT64_MAX; /* nothing to purge yet: no clock reading (purge.c, "Clock") */
   if (!lz_secure2 && atomic_load_explicit(&heap_ids_given, memory_order_relaxed) <= CHUNK_HEAP_LAST - CHUNK_HEAP_FIRST) {
     unsigned id = CHUNK_HEAP_FIRST + atomic_fetch_add_explicit(&heap_ids_given, 1, memory_order_relaxed);
     if (id <= CHUNK_HEAP_LAST) h->map_id = (uint8_t)id;
   }
+  h->fast_id = h->map_id >= CHUNK_HEAP_FIRST ? h->map_id : (uint8_t)CHUNK_HEAP_NONE;
   atomic_store_explicit(&h->xowner, owner, memory_order_relaxed);
   atomic_store_explicit(&h->xstate, HEAP_ACTIVE, memory_order_relaxed);
   heap_t *head = atomic_load_explicit(&heaps_all, memory_order_relaxed);
@@ -1336,8 +1334,9 @@ lz_text_hot static lz_noinline void free_own_packed(void *p, span_t *s) {
 }
 
 /* Frees of pointers into chunks of the calling thread's heap that the fast
- * path did not finish (their chunk map byte is the thread's heap id, so
- * the chunk's owner is the caller's heap, below level 2: alloc.h): a
+ * path did not finish (the heap's fast chunk, or a chunk whose map byte is
+ * the heap's id, so the chunk's owner is the caller's heap, below level 2:
+ * alloc.h): a
  * cached medium span's block (a double free), a medium block whose first
  * word looked free, a full span's or one with holes, a failed fast check. s is
  * the span p's page maps to, not yet checked. Only tail calls. */
@@ -1375,12 +1374,13 @@ lz_text_hot static lz_noinline void free_page_other(void *p, span_t *s) {
 
 /* Frees of pointers into our chunks that the fast path did not finish:
  * another heap's block (a remote free), a full span, or a failed fast
- * check. The fast path found p in the chunk map already. The common
- * remote free, a slab block of another heap (its span's kind and class
- * tested first: a packed span's class is 0), ends in remote_free_fast
+ * check. The fast path found p in the chunk map already, and hands over
+ * the caller's heap (lz_heap_tls, loaded there already). The common
+ * remote free, a slab block of another heap (its span's class tested
+ * first: nonzero only in a slab, and a packed span's is 0), ends in remote_free_fast
  * (inlined at link time), which calls nothing but tail calls, so no
  * register is saved; everything else is a tail call too. */
-lz_text_hot void heap_free_page(void *p) {
+lz_text_hot void heap_free_page(void *p, heap_t *self) {
   /* Past the user range: the fast path read a byte past the chunk map
    * (alloc.h); never ours. */
   if (lz_unlikely((uintptr_t)p >> LZ_CHUNK_SHIFT >= LZ_CHUNKMAP_SIZE)) {
@@ -1389,7 +1389,7 @@ lz_text_hot void heap_free_page(void *p) {
   }
   chunk_t *c = (chunk_t *)((uintptr_t)p & ~LZ_CHUNK_MASK);
   span_t *s = chunk_span_of(c, (uintptr_t)p);
-  if (lz_likely(s->kind == SPAN_SLAB && s->cls != 0) && remote_free_fast(lz_heap_tls, p, s)) return;
+  if (lz_likely(s->cls != 0) && remote_free_fast(self, p, s)) return;
   free_page_other(p, s);
 }
 
@@ -1458,7 +1458,7 @@ size_t heap_usable_size(const void *p, const char *func) {
  * never pass), without ptr_resolve's general lookup; else NULL. */
 lz_inline span_t *realloc_own_span(const void *p) {
   uintptr_t a = (uintptr_t)p;
-  if (chunkmap_byte(a) != lz_heap_id_tls) return NULL;
+  if (chunkmap_byte(a) != lz_heap_tls->fast_id) return NULL;
   span_t *s = chunk_span_of((const chunk_t *)(a & ~LZ_CHUNK_MASK), a);
   return span_slab_index(s, a) < atomic_load_explicit(&s->xfast_cap, memory_order_relaxed) ? s : NULL;
 }

@@ -130,6 +130,9 @@
 #define LZ_CHUNK_SIZE ((size_t)1 << LZ_CHUNK_SHIFT)
 #define LZ_CHUNK_MASK (LZ_CHUNK_SIZE - 1)
 #define LZ_CHUNK_PAGES (LZ_CHUNK_SIZE / LZ_PAGE_SIZE) /* 512 */
+/* heap_t.fast_chunk when it names no chunk: a non-canonical address, so no
+ * pointer the program can free lies within a chunk's size above it. */
+#define LZ_FAST_CHUNK_NONE ((uintptr_t)1 << 63)
 #define LZ_BITMAP_WORDS (LZ_CHUNK_PAGES / 64)          /* 8 */
 
 #define LZ_ALIGN 16                        /* every block is 16-byte aligned */
@@ -257,8 +260,8 @@ enum { CHUNK_HUGE_NONE = 0, CHUNK_HUGE_ADVISED = 1, CHUNK_HUGE_COLLAPSED = 2 };
 /* Chunk map bytes (chunkmap.c): CHUNK_NONE, CHUNK_LARGE, and for a chunk
  * of spans its heap's map_id: CHUNK_SPANS, or one of the heap ids
  * CHUNK_HEAP_FIRST .. CHUNK_HEAP_LAST that free's fast path compares with
- * the calling thread's lz_heap_id_tls (CHUNK_HEAP_NONE, which no byte
- * holds, in a thread without such an id). chunkmap_kind() reads every
+ * the calling thread's heap's fast_id (CHUNK_HEAP_NONE, which no byte
+ * holds, for a heap without such an id and for LZ_HEAP_EMPTY). chunkmap_kind() reads every
  * chunk of spans as CHUNK_SPANS. */
 enum { CHUNK_NONE = 0, CHUNK_LARGE = 1, CHUNK_SPANS = 2 };
 #define CHUNK_HEAP_FIRST 3
@@ -374,7 +377,9 @@ typedef struct span_s {
   uint16_t reserved;        /* blocks that fit */
   uint16_t npages;          /* pages in the span */
   uint16_t page;            /* its first page in the chunk (span_start) */
-  uint8_t cls : 6;          /* size class (slab), 0 for medium */
+  uint8_t cls : 6;          /* size class (slab), 0 for medium, a packed
+                               slab (span_packed) and slot 0: nonzero only
+                               in a slab [span.cls] */
   uint8_t kind : 2;         /* SPAN_NONE / SPAN_SLAB / SPAN_MEDIUM */
   uint8_t unused_[3];
 } span_t;
@@ -443,7 +448,7 @@ _Static_assert(LZ_CLASSES <= 64, "span_t.cls holds a class in 6 bits");
  *     0 [chunk.pagemap, chunk.pagemap.free];
  *   heap is the owner, and the chunk's chunk map byte is heap->map_id
  *     (CHUNK_SPANS or the heap's id; a pooled chunk's is CHUNK_SPANS), so
- *     a byte equal to the calling thread's lz_heap_id_tls proves the chunk
+ *     a byte equal to the calling thread's heap's fast_id proves the chunk
  *     its heap's [chunk.heap, chunkmap.spans];
  *   dirty_map bit i set => page i may be resident (touched since its last
  *     purge); free and dirty pages are what purge gives back (not checked:
@@ -738,16 +743,26 @@ typedef struct heap_stats_s {
  * Hardening level 2 and the fast paths (the contract between alloc.h and
  * secure.c): malloc's fast path only pops from spans reachable through
  * direct[] or queues[c].first with a non-NULL `free` list, and free's fast
- * path only handles chunks whose map byte is the calling thread's
- * lz_heap_id_tls. A heap at level 2 keeps every direct[] entry at
+ * path only handles chunks whose map byte is the calling thread's heap's
+ * fast_id, and its fast_chunk, one of them. A heap at level 2 keeps every direct[] entry at
  * LZ_SPAN_EMPTY, its queues and foreign lists empty, its spans' `free`
  * lists NULL and xfast_cap 0, and has no heap id (map_id CHUNK_SPANS,
- * its thread's lz_heap_id_tls CHUNK_HEAP_NONE) (secure.c keeps its own
+ * fast_id CHUNK_HEAP_NONE, fast_chunk LZ_FAST_CHUNK_NONE) (secure.c keeps its own
  * state in `secure`), so every call reaches the slow paths, which hand
  * small and medium blocks to secure.c.
  */
 typedef struct heap_s {
   span_t *direct[LZ_DIRECT_SLOTS];     /* fast path: size/16 -> span */
+  /* Free's fast path (alloc.h): fast_chunk is the base of a chunk of
+   * this heap, the one free found last (or chunk_alloc made), else
+   * LZ_FAST_CHUNK_NONE; always NONE for a heap without an id
+   * [heap.fast_chunk]. A pointer inside it needs no chunk map look-up.
+   * fast_id is map_id if that is an id, else CHUNK_HEAP_NONE
+   * [heap.map_id]: what the chunk map byte of a pointer elsewhere is
+   * compared with. Owner-written (fast_chunk_set, fast_chunk_drop). */
+  uintptr_t fast_chunk;
+  uint64_t slow_count;                 /* slow-path entries (purge ticks) */
+  uint8_t fast_id;
   span_queue_t queues[LZ_CLASSES];
   heap_stats_t stats;
   _Atomic(lz_block_t *) xremote;       /* blocks freed by other threads */
@@ -840,7 +855,6 @@ typedef struct heap_s {
   _Atomic(uint64_t) xowner;            /* a thread's own heap: os_thread_ident of the
                                           thread, else 0 (heap.c, heaps_reclaim_gone) */
   chunk_t *chunks;                     /* chunks owned */
-  uint64_t slow_count;                 /* slow-path entries (purge ticks) */
   uint64_t purge_next;                 /* time of the next purge check */
   uint64_t slow_clock;                 /* coarse time (ms) read at the last purge tick */
   uint64_t abandoned_at;               /* when it last became an orphan (ms) */
@@ -886,9 +900,8 @@ typedef struct heap_s {
   /* Its chunks' chunk map byte: an id CHUNK_HEAP_FIRST .. CHUNK_HEAP_LAST
    * of its own (the first heaps made below level 2, for ever: a heap is
    * never freed, an orphan keeps it for its next thread), else
-   * CHUNK_SPANS. lz_heap_id_tls is it in the thread whose lz_heap_tls
-   * this heap is, if it is an id; else CHUNK_HEAP_NONE (heap.c,
-   * heap_tls_set, the one place both are written). Never changes. */
+   * CHUNK_SPANS. fast_id is it if it is an id, else CHUNK_HEAP_NONE
+   * (heap.c, heap_new, the one place both are written). Never changes. */
   uint8_t map_id;
   struct heap_s *next_all;             /* global list of every heap ever made */
   struct secure_heap_s *secure;        /* level-2 state (secure.c), NULL below level 2 */
@@ -1128,19 +1141,37 @@ lz_inline void slab_take_local(span_t *s, bool pinned) {
   s->used = (uint16_t)(s->capacity + pinned);
 }
 /* The heap of a thread that has none (lz_heap_tls's first value): the fast
- * paths read only its direct[] (every entry LZ_SPAN_EMPTY) and queues[]
- * (empty); the slow paths compare addresses with it and take the thread's
- * heap before they read anything else (heap_malloc_slow, slow_enter). So
- * only those two arrays exist, read-only beside the size tables (slab.c). */
+ * paths read only its direct[] (every entry LZ_SPAN_EMPTY), queues[]
+ * (empty), fast_chunk (none) and fast_id (CHUNK_HEAP_NONE), and
+ * remote_free_fast its slow_count (a tick due); the slow paths compare
+ * addresses with it and take the thread's heap before they read anything
+ * else (heap_malloc_slow, slow_enter). So only those fields exist,
+ * read-only beside the size tables (slab.c). */
 typedef struct heap_empty_s {
   span_t *direct[LZ_DIRECT_SLOTS];
+  uintptr_t fast_chunk;
+  uint64_t slow_count; /* HEAP_TICK_EVERY - 1: its tick is always due (remote_free_fast) */
+  uint8_t fast_id;
   span_queue_t queues[LZ_CLASSES];
 } heap_empty_t;
 extern const heap_empty_t lz_heap_empty_direct;
 #define LZ_HEAP_EMPTY ((heap_t *)(uintptr_t)&lz_heap_empty_direct)
+/* heap_t.fast_chunk's writers: chunk_alloc (a heap with an id) and free's
+ * fast path name a chunk of the heap; chunk_release, before the chunk
+ * leaves it, names none. Relaxed atomics: the janitor releases a kept
+ * empty chunk under the heap's lock while the owner's free may read. */
+lz_inline void fast_chunk_set(heap_t *h, const chunk_t *c) {
+  __atomic_store_n(&h->fast_chunk, (uintptr_t)c, __ATOMIC_RELAXED);
+}
+lz_inline void fast_chunk_drop(heap_t *h, const chunk_t *c) {
+  if (__atomic_load_n(&h->fast_chunk, __ATOMIC_RELAXED) == (uintptr_t)c) fast_chunk_set(h, (const chunk_t *)LZ_FAST_CHUNK_NONE);
+}
 _Static_assert(offsetof(heap_t, direct) == offsetof(heap_empty_t, direct) &&
+                   offsetof(heap_t, fast_chunk) == offsetof(heap_empty_t, fast_chunk) &&
+                   offsetof(heap_t, slow_count) == offsetof(heap_empty_t, slow_count) &&
+                   offsetof(heap_t, fast_id) == offsetof(heap_empty_t, fast_id) &&
                    offsetof(heap_t, queues) == offsetof(heap_empty_t, queues),
-               "LZ_HEAP_EMPTY is a heap's direct[] and queues[] alone");
+               "LZ_HEAP_EMPTY is a heap's first fields alone");
 /* free == NULL: sends the fast path to the slow path. Read-only, beside
  * the size tables (lz_ro_hot), not among the hot variables of .data, whose
  * page it would outgrow (tests/startup_bss.c): no path writes it, and the
@@ -1298,13 +1329,12 @@ bool remote_in_flight(const lz_block_t *b);
 
 /* heap.c */
 extern __thread heap_t *lz_heap_tls __attribute__((tls_model("initial-exec")));
-extern __thread uint8_t lz_heap_id_tls __attribute__((tls_model("initial-exec"))); /* see heap_t.map_id */
 heap_t *heap_get_slow(void);
 lz_noinline void *heap_malloc_slow(size_t size, heap_t *heap, bool zero);
 lz_noinline void *heap_malloc_refill(size_t size, heap_t *heap, span_t *s);
 void *heap_malloc_aligned(heap_t *heap, size_t size, size_t align);
 lz_noinline void heap_free_slow(void *p);
-lz_noinline void heap_free_page(void *p);
+lz_noinline void heap_free_page(void *p, heap_t *self);
 lz_noinline void heap_free_own(void *p, span_t *s);
 lz_cold void heap_free_last(heap_t *heap, span_t *s);
 void heap_free_local(heap_t *heap, span_t *s, lz_block_t *b);

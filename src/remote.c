@@ -512,9 +512,10 @@ lz_inline bool word_maybe_link(const lz_block_t *b) {
 lz_text_hot bool remote_free_fast(heap_t *self, void *p, span_t *s) {
   chunk_t *c = (chunk_t *)((uintptr_t)p & ~LZ_CHUNK_MASK);
   lz_assert(s->kind == SPAN_SLAB && !span_packed(s));
-  /* The empty heap has no fields beyond direct[] and queues[]: compared
-   * first. Its tick is due: the general path takes this entry. */
-  if (self == LZ_HEAP_EMPTY || c->heap == self || lz_secure2 ||
+  /* The empty heap (LZ_HEAP_EMPTY) has no fields beyond direct[], the
+   * fast path's and queues[]: its slow_count says its tick is due, so the
+   * general path takes this entry without a compare of its own. */
+  if (c->heap == self || lz_secure2 ||
       ((self->slow_count + 1) & (HEAP_TICK_EVERY - 1)) == 0)
     return false;
   /* A block boundary below the carved limit: s is the descriptor of p's

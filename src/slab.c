@@ -28,6 +28,9 @@
 lz_ro_hot const span_t lz_span_empty;
 lz_ro_hot const heap_empty_t lz_heap_empty_direct = {
   .direct = {[0 ... LZ_DIRECT_SLOTS - 1] = LZ_SPAN_EMPTY},
+  .fast_chunk = LZ_FAST_CHUNK_NONE,
+  .slow_count = HEAP_TICK_EVERY - 1,
+  .fast_id = CHUNK_HEAP_NONE,
 };
 
 /* The first span of a queue holds one extra count in `used` (its pin), so

@@ -200,6 +200,7 @@ static void chunk_check(const heap_t *heap, const chunk_t *c, heap_totals_t *t, 
     size_t slot = span_slot(s);
     V(slot != 0 && bit_get(c->slot_map, slot), "chunk.slot_map", (const uint8_t *)c + (i << LZ_PAGE_SHIFT));
     V(s->kind == SPAN_SLAB || s->kind == SPAN_MEDIUM, "chunk.used_page_in_span", s);
+    V(s->cls == 0 || s->kind == SPAN_SLAB, "span.cls", s); /* heap_free_page tests cls alone */
     V(s->page == i, "chunk.span_page", s);
     V(s->npages >= 1 && i + s->npages <= LZ_CHUNK_PAGES, "span.npages", s);
     for (size_t j = i; j < i + s->npages; j++) {
@@ -357,16 +358,20 @@ static size_t heap_check(const heap_t *heap, seen_t *seen) {
     "heap.map_id", heap);
   for (const heap_t *h = heaps_first(); h != NULL; h = h->next_all)
     V(h == heap || heap->map_id == CHUNK_SPANS || h->map_id != heap->map_id, "heap.map_id", heap);
-  if (heap == lz_heap_tls)
-    V(lz_heap_id_tls == (heap->map_id == CHUNK_SPANS ? CHUNK_HEAP_NONE : heap->map_id), "heap.map_id", heap);
+  V(heap->fast_id == (heap->map_id == CHUNK_SPANS ? CHUNK_HEAP_NONE : heap->map_id), "heap.map_id", heap);
+  /* heap_t.fast_chunk: none, or one of its chunks (the walk below). */
+  bool fast_seen = heap->fast_chunk == LZ_FAST_CHUNK_NONE;
+  V(fast_seen || heap->map_id != CHUNK_SPANS, "heap.fast_chunk", heap);
   const chunk_t *prev = NULL;
   size_t nchunks = 0;
   for (const chunk_t *c = heap->chunks; c != NULL; prev = c, c = c->next) {
     t.empty_chunks += c->free_pages == LZ_USABLE_PAGES;
     V(c->prev == prev, "heap.chunks.links", c);
     V(++nchunks <= ((size_t)1 << (LZ_USER_ADDR_BITS - LZ_CHUNK_SHIFT)), "heap.chunks.cycle", c);
+    fast_seen |= heap->fast_chunk == (uintptr_t)c;
     chunk_check(heap, c, &t, seen);
   }
+  V(fast_seen, "heap.fast_chunk", heap);
   V(t.empty_chunks == heap->empty_count, "heap.empty_count", heap);
   V(heap->empty_count <= heap->empty_keep, "heap.empty_keep", heap);
   queues_check(heap, t.linked);

@@ -27,6 +27,11 @@
  *   pool       an emptied chunk stays with the heap until a purge gives it
  *              to the pool (still mapped), is reused by the next span that
  *              needs a chunk, and trim unmaps it;
+ *   fast chunk free's fast chunk (heap_t.fast_chunk) is the chunk of the
+ *              block freed last; a chunk given back leaves it, so when another thread's heap takes
+ *              that chunk from the pool, this thread's free of a block
+ *              there is a remote free, not a push on the other heap's
+ *              span;
  *   validator  each invariant class, broken on purpose in a child process,
  *              is reported with its tag and aborts.
  */
@@ -848,6 +853,73 @@ static void test_pool(heap_t *heap) {
   lz_heap_validate();
 }
 
+/* ---- free's fast chunk ------------------------------------------------------ */
+static chunk_t *fast_released;
+static void *fast_block;
+static pthread_barrier_t fast_bar;
+static void *fast_other(void *arg) {
+  (void)arg;
+  /* 1 MiB blocks, one to a chunk, until one lands in the pooled chunk
+   * (the pool hands out the chunk pushed last: test_pool). */
+  void *got[64];
+  int n = 0;
+  while (n < 64) {
+    got[n] = lz_malloc(1024 * KiB);
+    CHECK(got[n] != NULL);
+    if ((chunk_t *)((uintptr_t)got[n++] & ~LZ_CHUNK_MASK) == fast_released) {
+      fast_block = got[n - 1];
+      break;
+    }
+  }
+  pthread_barrier_wait(&fast_bar); /* the main thread frees fast_block */
+  pthread_barrier_wait(&fast_bar); /* and looks at its span */
+  for (int i = 0; i < n; i++)
+    if (got[i] != fast_block) lz_free(got[i]);
+  return NULL;
+}
+
+static void test_fast_chunk(heap_t *heap) {
+  void *p = lz_malloc(16);
+  CHECK(p != NULL);
+  chunk_t *c = (chunk_t *)((uintptr_t)p & ~LZ_CHUNK_MASK);
+  lz_free(p);
+  CHECK(heap->fast_chunk == (uintptr_t)c);
+  lz_trim(0);
+  heap_enter(heap);
+  span_t *s = span_alloc(heap, LZ_USABLE_PAGES, 1, SPAN_MEDIUM); /* a chunk of its own */
+  CHECK(s != NULL);
+  chunk_t *c2 = span_chunk(s);
+  fast_chunk_set(heap, c2); /* as a free of a block there would */
+  s->used = 0;
+  span_free(heap, s);
+  purge_heap(heap, true, os_now_ms()); /* forced: the empty chunk goes back */
+  heap_leave(heap);
+  CHECK(!heap_owns(heap, c2));
+  CHECKF(heap->fast_chunk == LZ_FAST_CHUNK_NONE, "fast chunk %#lx after %p went back", (unsigned long)heap->fast_chunk,
+         (void *)c2);
+  lz_heap_validate();
+  if (LZ_CHUNK_POOL_MAX == 0 || LZ_HEAPS != 0) return;
+  fast_released = c2;
+  /* Another thread's new heap takes c2 from the pool; this thread frees
+   * the block it allocated there. */
+  pthread_t t;
+  CHECK(pthread_barrier_init(&fast_bar, NULL, 2) == 0);
+  CHECK(pthread_create(&t, NULL, fast_other, NULL) == 0);
+  pthread_barrier_wait(&fast_bar);
+  if (fast_block != NULL) {
+    span_t *o = span_of(fast_block);
+    uint16_t used = o->used;
+    lz_free(fast_block); /* a remote free, not a push on the other heap's span */
+    CHECK(o->free == NULL && o->local_free == NULL && o->used == used);
+    CHECK(heap->fast_chunk != (uintptr_t)fast_released);
+  } else /* the pool gave it elsewhere (another node's pool, a trim) */
+    printf("internals: fast chunk: the pooled chunk went to no other heap, its remote free not checked\n");
+  pthread_barrier_wait(&fast_bar);
+  CHECK(pthread_join(t, NULL) == 0);
+  pthread_barrier_destroy(&fast_bar);
+  lz_heap_validate();
+}
+
 /* ---- the validator fails when it should ----------------------------------- */
 typedef void (*breaker_t)(heap_t *heap, void *small, void *medium);
 
@@ -905,6 +977,13 @@ static void brk_front_link(heap_t *h, void *sm, void *md) {
   CHECK(h->mfront[span_of(md)->npages] == span_of(md));
   lz_heap_validate(); /* sound so far */
   span_of(md)->free = (lz_block_t *)((uint8_t *)md + LZ_PAGE_SIZE);
+}
+/* A medium span with a class (heap_free_page takes a class for a slab). */
+static void brk_medium_cls(heap_t *h, void *sm, void *md) { (void)h; (void)sm; span_of(md)->cls = 5; }
+/* free's fast chunk names a chunk that is not the heap's. */
+static void brk_fast_chunk(heap_t *h, void *sm, void *md) {
+  (void)sm; (void)md;
+  h->fast_chunk = ((uintptr_t)&fast_bar + LZ_CHUNK_SIZE) & ~LZ_CHUNK_MASK;
 }
 /* Past start-up, class 48 has a slab of its own (sm's). */
 static void brk_startup(heap_t *h, void *sm, void *md) { (void)sm; (void)md; h->startup = true; }
@@ -986,6 +1065,7 @@ int main(void) {
   }
   test_purge(heap);
   test_pool(heap);
+  test_fast_chunk(heap);
   if (LZ_STATS) expect_caught("stats.in_use", brk_in_use);
   expect_caught("chunk.free_pages", brk_free_pages);
   expect_caught("span.used", brk_used);
@@ -1001,6 +1081,8 @@ int main(void) {
   expect_caught("mreturn.count", brk_mreturn_count);
   expect_caught("span.xfast_cap", brk_medium_owner);
   expect_caught("medium.local_free", brk_medium_list);
+  expect_caught("heap.fast_chunk", brk_fast_chunk);
+  expect_caught("span.cls", brk_medium_cls);
   if (opt_get(OPT_PURGE_DELAY) > 0 && LZ_HEAPS == 0) {
     expect_caught("mfront.bytes", brk_mfront);
     expect_caught("medium.front", brk_front_link);
