@@ -1010,7 +1010,7 @@ lz_text_hot static lz_noinline void *malloc_slow(size_t size, heap_t *heap, bool
           return p;
         }
       }
-      void *p = slab_malloc_local(heap, cls);
+      void *p = slab_malloc_short(heap, cls);
       if (p != NULL) {
         if (zero) memset(p, 0, lz_class_size[cls]);
         heap_tick(heap);

@@ -1180,6 +1180,7 @@ _Static_assert(offsetof(heap_t, direct) == offsetof(heap_empty_t, direct) &&
 extern const span_t lz_span_empty;
 #define LZ_SPAN_EMPTY ((span_t *)(uintptr_t)&lz_span_empty)
 void *slab_malloc_slow(heap_t *heap, unsigned cls);
+void *slab_malloc_short(heap_t *heap, unsigned cls);
 void *slab_malloc_local(heap_t *heap, unsigned cls);
 void slab_free_chain(heap_t *heap, span_t *s, lz_block_t *head, lz_block_t *tail, uint32_t count);
 void slab_extend(heap_t *heap, span_t *s);

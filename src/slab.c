@@ -287,6 +287,21 @@ lz_text_hot static void *slab_borrow(heap_t *heap, unsigned cls) {
   return NULL;
 }
 
+/* malloc's short way (heap.c, malloc_slow: no lock, nothing sent home
+ * waiting): a block of the class's current span (slab_malloc_local), else
+ * a borrowed one where slab_malloc_slow would borrow first, before it
+ * takes the lock's other work: the class has no span, or its current span
+ * has nothing freed and an untouched tail. A class that keeps borrowing
+ * (its own blocks all out, a bigger class's freed) thus takes no lock per
+ * allocation. NULL: the full slow path. */
+void *slab_malloc_short(heap_t *heap, unsigned cls) {
+  void *p = slab_malloc_local(heap, cls);
+  if (p != NULL) return p;
+  span_t *s = heap->queues[cls].first; /* NULL, or nothing freed */
+  if (s != NULL && (s->capacity >= s->reserved || (s->flags & SPAN_HOLES))) return NULL;
+  return slab_borrow(heap, cls); /* holes_hot is the lock's (purge.c): untouched, as slab_malloc_local */
+}
+
 void *slab_malloc_slow(heap_t *heap, unsigned cls) {
   span_queue_t *q = &heap->queues[cls];
   heap->holes_hot = 1; /* slabs are being allocated from (purge.c, holes) */

@@ -22,8 +22,8 @@
  *              enters the full slow path;
  *   borrow     a class with nothing freed takes a block freed in a class
  *              at most a quarter bigger (under a page; from a page up, at
- *              most twice its size) before it carves a new one, and none
- *              from further up;
+ *              most twice its size) before it carves a new one, without
+ *              the full slow path, and none from further up;
  *   pool       an emptied chunk stays with the heap until a purge gives it
  *              to the pool (still mapped), is reused by the next span that
  *              needs a chunk, and trim unmaps it;
@@ -771,8 +771,12 @@ static void test_borrow(heap_t *heap) {
   void *p = own_class_block(1200, keep, &nk);
   CHECK(p != NULL && span_of(p)->block_size == 1280);
   lz_free(p);
+  uint64_t slow0 = heap->stats.slow_allocs;
   void *q = lz_malloc(1030);
   CHECKF(q != NULL && span_of(q) == span_of(p), "1030 B: %p, not from the 1280 B slab of %p", q, p);
+  /* A borrow takes malloc's short way: no lock, no full slow path. */
+  CHECKF(!LZ_STATS || heap->stats.slow_allocs == slow0, "1030 B: the borrow took the full slow path %llu times",
+         (unsigned long long)(heap->stats.slow_allocs - slow0));
   CHECK(lz_usable_size(q) == 1280 && heap->queues[size_to_class(1030)].first == NULL);
   lz_heap_validate();
   lz_free(q);
@@ -793,8 +797,11 @@ static void test_borrow(heap_t *heap) {
   p = own_class_block(6000, keep, &nk);
   CHECK(p != NULL && span_of(p)->block_size == 6144);
   lz_free(p);
+  slow0 = heap->stats.slow_allocs;
   q = lz_malloc(4100);
   CHECKF(q != NULL && span_of(q) == span_of(p), "4100 B: %p, not from the 6144 B slab of %p", q, p);
+  CHECKF(!LZ_STATS || heap->stats.slow_allocs == slow0, "4100 B: the borrow took the full slow path %llu times",
+         (unsigned long long)(heap->stats.slow_allocs - slow0));
   CHECK(lz_usable_size(q) == 6144 && heap->queues[size_to_class(4100)].first == NULL);
   lz_free(q);
   lz_heap_validate();
