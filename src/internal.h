@@ -754,12 +754,12 @@ typedef struct heap_stats_s {
 typedef struct heap_s {
   span_t *direct[LZ_DIRECT_SLOTS];     /* fast path: size/16 -> span */
   /* Free's fast path (alloc.h): fast_chunk is the base of a chunk of
-   * this heap, the one free found last (or chunk_alloc made), else
+   * this heap, the newest (fast_chunk_drop), else
    * LZ_FAST_CHUNK_NONE; always NONE for a heap without an id
    * [heap.fast_chunk]. A pointer inside it needs no chunk map look-up.
    * fast_id is map_id if that is an id, else CHUNK_HEAP_NONE
    * [heap.map_id]: what the chunk map byte of a pointer elsewhere is
-   * compared with. Owner-written (fast_chunk_set, fast_chunk_drop). */
+   * compared with. Written holding the heap (fast_chunk_set, fast_chunk_drop). */
   uintptr_t fast_chunk;
   uint64_t slow_count;                 /* slow-path entries (purge ticks) */
   uint8_t fast_id;
@@ -1156,15 +1156,22 @@ typedef struct heap_empty_s {
 } heap_empty_t;
 extern const heap_empty_t lz_heap_empty_direct;
 #define LZ_HEAP_EMPTY ((heap_t *)(uintptr_t)&lz_heap_empty_direct)
-/* heap_t.fast_chunk's writers: chunk_alloc (a heap with an id) and free's
- * fast path name a chunk of the heap; chunk_release, before the chunk
- * leaves it, names none. Relaxed atomics: the janitor releases a kept
- * empty chunk under the heap's lock while the owner's free may read. */
+/* heap_t.fast_chunk's writers, both holding the heap (its lock, or an
+ * orphan BUSY): chunk_alloc (a heap with an id) names the new chunk;
+ * chunk_release, once c is off the heap's list and before it leaves the
+ * heap, names the heap's newest chunk instead of c (none if it has none).
+ * Free's fast path only reads it: had it named the chunk of each free
+ * that missed, a free racing the janitor's release of an empty chunk (an
+ * invalid free: nothing lives there) could name that chunk again after
+ * the release, and later frees into it, by then another heap's, would be
+ * taken for the caller's own. Relaxed atomics: the janitor releases a
+ * kept empty chunk under the heap's lock while the owner's free reads. */
 lz_inline void fast_chunk_set(heap_t *h, const chunk_t *c) {
   __atomic_store_n(&h->fast_chunk, (uintptr_t)c, __ATOMIC_RELAXED);
 }
 lz_inline void fast_chunk_drop(heap_t *h, const chunk_t *c) {
-  if (__atomic_load_n(&h->fast_chunk, __ATOMIC_RELAXED) == (uintptr_t)c) fast_chunk_set(h, (const chunk_t *)LZ_FAST_CHUNK_NONE);
+  if (__atomic_load_n(&h->fast_chunk, __ATOMIC_RELAXED) == (uintptr_t)c)
+    fast_chunk_set(h, h->chunks != NULL ? h->chunks : (const chunk_t *)LZ_FAST_CHUNK_NONE);
 }
 _Static_assert(offsetof(heap_t, direct) == offsetof(heap_empty_t, direct) &&
                    offsetof(heap_t, fast_chunk) == offsetof(heap_empty_t, fast_chunk) &&
