@@ -114,16 +114,23 @@ static void *owner(void *arg) {
 
 /* The owner allocates N blocks of `size`, another thread that allocates
  * that class too frees them and allocates N: how many were the owner's? */
-static size_t reuse_round(size_t size) {
-  block_size = size;
+/* One round: the owner thread allocates n blocks of block_size, then
+ * `other` runs in a thread of its own while the owner waits; the owner
+ * then exits. */
+static void owner_round(size_t n, void *(*other)(void *)) {
   CHECK(pthread_barrier_init(&bar, NULL, 2) == 0);
   pthread_t t;
-  CHECK(pthread_create(&t, NULL, owner, (void *)(size_t)N) == 0);
+  CHECK(pthread_create(&t, NULL, owner, (void *)n) == 0);
   pthread_barrier_wait(&bar);
-  run(free_then_alloc, NULL);
+  run(other, NULL);
   pthread_barrier_wait(&bar);
   CHECK(pthread_join(t, NULL) == 0);
   pthread_barrier_destroy(&bar);
+}
+
+static size_t reuse_round(size_t size) {
+  block_size = size;
+  owner_round(N, free_then_alloc);
   block_size = SIZE;
   return reused_count;
 }
@@ -456,14 +463,7 @@ static void *keep_then_alloc_big(void *arg) {
 static void test_foreign_above_direct(void) {
   block_size = BIG_FOREIGN;
   for (int round = 0; round < 5; round++) {
-    CHECK(pthread_barrier_init(&bar, NULL, 2) == 0);
-    pthread_t t;
-    CHECK(pthread_create(&t, NULL, owner, (void *)(size_t)BIG_KEPT) == 0);
-    pthread_barrier_wait(&bar);
-    run(keep_then_alloc_big, NULL);
-    pthread_barrier_wait(&bar);
-    CHECK(pthread_join(t, NULL) == 0);
-    pthread_barrier_destroy(&bar);
+    owner_round(BIG_KEPT, keep_then_alloc_big);
     if (big_back > 0) break; /* else all went home first: again */
   }
   block_size = SIZE;
