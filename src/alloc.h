@@ -84,11 +84,7 @@ lz_inline void free_fast_to(void *p, void (*own)(void *, span_t *), void (*page)
   heap_t *heap = lz_heap_tls;
   /* p inside the heap's fast chunk (heap_t.fast_chunk): a chunk of the
    * caller's heap, one subtraction and compare instead of the chunk map. */
-#if LZ_TSAN
-  uintptr_t cb = __atomic_load_n(&heap->fast_chunk, __ATOMIC_RELAXED);
-#else
-  uintptr_t cb = heap->fast_chunk;
-#endif
+  uintptr_t cb = lz_load_relaxed((const _Atomic(uintptr_t) *)&heap->fast_chunk, uintptr_t);
   uintptr_t rel = a - cb;
   if (lz_unlikely(rel >= LZ_CHUNK_SIZE)) {
     /* The unit after p's, whose base is the end of p's chunk: the map is
