@@ -1,7 +1,8 @@
 /* fork_stdio: fork must not deadlock against threads that allocate while
  * holding stdio locks (the cycle of glibc bug 19431) (API).
  *
- * Three threads run for a bounded time:
+ * Three threads run for a bounded time (3 s x LZ_TEST_SCALE, and until
+ * each has done its work once):
  *   forker    fork() in a loop; each child allocates a little and _exits;
  *   flusher   fflush(NULL) in a loop (takes the stdio list lock, then each
  *             FILE's lock);
@@ -143,8 +144,13 @@ int main(void) {
   pthread_t th[4];
   void *(*fn[4])(void *) = {writer, reader, flusher, forker};
   for (int i = 0; i < 4; i++) CHECK(pthread_create(&th[i], NULL, fn[i], NULL) == 0);
+  /* The threads run for `seconds`, and then until each has done its work
+   * at least once: a loaded machine may give one of them no CPU for that
+   * long (the watchdog still turns a deadlock into a failure). */
   double t0 = tu_now();
-  while (tu_now() - t0 < seconds) usleep(100000);
+  while (tu_now() - t0 < seconds || atomic_load(&g_forks) == 0 || atomic_load(&g_flushes) == 0 ||
+         atomic_load(&g_lines) == 0)
+    usleep(100000);
   atomic_store(&g_stop, 1);
   /* The forker, flusher and reader stop by themselves; the writer writes
    * until the read end is closed. */
