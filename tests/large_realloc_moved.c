@@ -31,7 +31,7 @@
 
 static _Atomic(uintptr_t) moved_from; /* the block's old base, once moved */
 static _Thread_local uintptr_t steer_to; /* where this thread's 4 MiB mmaps go */
-static _Atomic(int) stop_in_mremap, other_done, main_done;
+static _Atomic(int) stop_in_mremap, other_ready, other_done, main_done;
 static void *other_block;
 
 void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off) {
@@ -60,6 +60,7 @@ void *mremap(void *old, size_t old_len, size_t new_len, int flags, ...) {
 static void *other(void *arg) {
   (void)arg;
   lz_free(lz_malloc(100)); /* its heap made now, not in the freed range */
+  atomic_store(&other_ready, 1);
   while (atomic_load(&moved_from) == 0)
     if (atomic_load(&main_done)) return NULL; /* no move */
     else usleep(1000);
@@ -84,7 +85,7 @@ int main(void) {
 
   pthread_t t;
   CHECK(pthread_create(&t, NULL, other, NULL) == 0);
-  usleep(20000); /* its start-up done (else a SKIP below, not a failure) */
+  while (!atomic_load(&other_ready)) usleep(1000); /* its heap made (however long a loaded machine takes) */
   atomic_store(&stop_in_mremap, 1);
   char *q = lz_realloc(p, 5 * MiB);
   atomic_store(&main_done, 1);
