@@ -55,7 +55,7 @@ static void *flusher(void *arg) {
 }
 
 static void child(void) {
-  alarm(10);
+  alarm(60); /* a hang, not a slow machine: 8 blocks of 2-9 MiB written */
   for (int i = 0; i < 8; i++) {
     size_t n = (size_t)(i + 2) * MiB + 100;
     unsigned char *p = lz_malloc(n);
@@ -80,6 +80,7 @@ int main(void) {
   double t0 = tu_now();
   size_t done = 0;
   for (; done < forks && tu_now() - t0 < 20.0; done++) {
+    alarm(90); /* each fork and its child's run: a loaded machine's wait does not add up */
     pid_t pid = fork();
     CHECK(pid >= 0);
     if (pid == 0) child();
@@ -87,6 +88,7 @@ int main(void) {
     CHECK(waitpid(pid, &status, 0) == pid);
     CHECKF(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child %zu: status %#x", done, status);
   }
+  alarm(60);
   atomic_store(&stop, 1);
   CHECK(pthread_join(b, NULL) == 0);
   CHECK(pthread_join(c, NULL) == 0);
