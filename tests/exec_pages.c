@@ -24,6 +24,17 @@
  *          (src/os.c calls the kernel itself), nor the C runtime start
  *          files' symbols (linked without them: CMakeLists.txt): at most
  *          32 lookups.
+ *   reserve the loader reserves the library's address range (its span
+ *          plus its 64 KiB alignment) in a length that is a multiple of
+ *          2 MiB, so the kernel (6.7 and later) places it on a 2 MiB
+ *          boundary: the loader then unmaps no hole below it, and the
+ *          next library it maps (libc, in a preloading process) ends at
+ *          that boundary, run after run, instead of sometimes below the
+ *          loader's cache file put in that hole: libc's code then lies
+ *          in the 64 KiB windows it lies in without us, not 11 pages
+ *          lower (e.g. a program's first call of a libc function mapped
+ *          32 more pages of libc's code: cmake/layout.ld). Checked from
+ *          this process's program headers and load address.
  * Measured at the very end: this test runs each as its own exec'd child
  * and traces it (PTRACE_O_TRACEEXIT stops the child in exit, after every
  * destructor and with its memory still mapped), then reads the child's
@@ -44,6 +55,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ptrace.h>
+#include <sys/utsname.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -182,6 +194,38 @@ __attribute__((unused)) static int traced_run(const char *self, const char *mode
   return 0;
 }
 
+/* reserve: the length the loader reserves for the library (glibc's
+ * _dl_map_segments: the span of its PT_LOAD segments, page rounded, plus
+ * their largest alignment beyond a page) and its load address. */
+static size_t reserve_len;
+static uintptr_t reserve_base;
+
+__attribute__((unused)) static int reserve_cb(struct dl_phdr_info *info, size_t size, void *arg) {
+  (void)size;
+  (void)arg;
+  if (info->dlpi_name == NULL || strstr(info->dlpi_name, "liblzmalloc") == NULL) return 0;
+  uintptr_t lo = UINTPTR_MAX, hi = 0, align = 4096;
+  for (int i = 0; i < info->dlpi_phnum; i++) {
+    const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+    if (ph->p_type != PT_LOAD) continue;
+    if ((ph->p_vaddr & ~(uintptr_t)4095) < lo) lo = ph->p_vaddr & ~(uintptr_t)4095;
+    if (ph->p_vaddr + ph->p_memsz > hi) hi = ph->p_vaddr + ph->p_memsz;
+    if (ph->p_align > align) align = ph->p_align;
+  }
+  size_t span = ((hi + 4095) & ~(uintptr_t)4095) - lo;
+  reserve_len = align <= 4096 ? span : span >= align ? span + align : 2 * align;
+  reserve_base = info->dlpi_addr + lo;
+  return 1;
+}
+
+/* Whether the running kernel is Linux `major`.`minor` or later. */
+__attribute__((unused)) static int kernel_at_least(int major, int minor) {
+  struct utsname u;
+  int a = 0, b = 0;
+  if (uname(&u) != 0 || sscanf(u.release, "%d.%d", &a, &b) != 2) return 0;
+  return a > major || (a == major && b >= minor);
+}
+
 /* Symbol relocations (GOT and PLT entries, words) of the library whose
  * symbol the library defines itself as a function: each is a lookup the
  * loader makes in every process. */
@@ -263,6 +307,18 @@ int main(int argc, char **argv) {
     printf("exec_pages: skipped at hardening level 2\n");
     return 77;
   }
+  CHECK(dl_iterate_phdr(reserve_cb, NULL) == 1);
+  enum { PMD = 2 << 20 };
+  CHECKF(reserve_len % PMD == 0,
+         "reserve: the loader reserves %#zx bytes for the library, not a multiple of 2 MiB (cmake/layout.ld pads "
+         "its end): a hole it unmaps below the library moves libc's code by up to 15 pages", reserve_len);
+  /* The kernel places an anonymous mapping whose length is a multiple of
+   * 2 MiB on a 2 MiB boundary (6.7 and later, transparent huge pages
+   * built in). */
+  if (kernel_at_least(6, 7) && access("/sys/kernel/mm/transparent_hugepage/enabled", F_OK) == 0)
+    CHECKF(reserve_base % PMD == 0, "reserve: the library loaded at %#lx, not on a 2 MiB boundary",
+           (unsigned long)reserve_base);
+  printf("reserve: %#zx bytes, loaded at %#lx\n", reserve_len, (unsigned long)reserve_base);
   char self[4096];
   ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
   CHECK(len > 0);

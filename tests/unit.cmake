@@ -33,7 +33,10 @@
 #                    64 KiB window of the library's code from exec to
 #                    exit (traced: /proc/PID/pagemap at its exit); the
 #                    loader looks up none of the library's own functions
-#                    (its dynamic relocations) (API)
+#                    (its dynamic relocations); the loader reserves the
+#                    library's range in a 2 MiB multiple, so no hole below
+#                    it moves libc's code against the fault-around
+#                    windows (API)
 #   startup_pages    a process's first blocks of 20 classes on at most 7
 #                    pages (start-up classes), usable sizes, start-up bounded
 #   startup_bss      start-up, a few allocations and free(NULL) touch one
