@@ -362,9 +362,14 @@ bool os_atfork_registered(void) { return atomic_load_explicit(&lz_atfork_state, 
  * took. */
 static __thread sigset_t fork_saved_mask;
 
+/* Every signal: pthread_sigmask leaves out the two libc keeps for itself
+ * (as sigfillset would), so the set is filled here, not by libc's
+ * sigfillset (a symbol the loader would look up in every process). */
+static inline void signals_all(sigset_t *set) { memset(set, 0xff, sizeof *set); }
+
 void os_fork_signals_block(void) {
   sigset_t all;
-  sigfillset(&all);
+  signals_all(&all);
   int e = errno;
   pthread_sigmask(SIG_SETMASK, &all, &fork_saved_mask);
   errno = e;
@@ -379,14 +384,13 @@ void os_fork_signals_restore(void) {
 /* From the auxiliary vector the kernel gave the process (a walk of a few
  * words the loader already holds): sysconf would take a jump table in
  * libc's read-only data, a page fault and the 64 KiB the kernel maps
- * around it, in a process that may never touch that data itself. */
+ * around it, in a process that may never touch that data itself. Linux
+ * always passes AT_PAGESZ (it is what sysconf reads too), so there is no
+ * fallback to sysconf, whose symbol every process would look up: 0 means
+ * no answer, and start-up refuses to run (start.c). */
 lz_text_hot size_t os_page_size(void) {
   int e = errno;
   unsigned long r = getauxval(AT_PAGESZ);
-  if (r == 0) {
-    long s = sysconf(_SC_PAGESIZE);
-    r = s > 0 ? (unsigned long)s : 0;
-  }
   errno = e;
   return (size_t)r;
 }
@@ -507,7 +511,7 @@ lz_text_thread int os_thread_start(void *(*fn)(void *), void *stack, size_t size
   if (rc == 0) rc = pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
   if (rc == 0) {
     sigset_t all, old;
-    sigfillset(&all);
+    signals_all(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
     pthread_t t;
     rc = pthread_create(&t, &attr, fn, NULL);
@@ -619,8 +623,7 @@ int os_fault_hook(void (*hook)(uintptr_t addr)) {
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);
   sa.sa_sigaction = segv_handler;
-  sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
-  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_SIGINFO | SA_ONSTACK; /* sa_mask empty: the memset */
   int rc = 0;
   segv_hook = hook;
   if (sigaction(SIGSEGV, NULL, &segv_prev) != 0 || sigaction(SIGSEGV, &sa, NULL) != 0) rc = errno;
