@@ -10,6 +10,7 @@
 #           a pipeline child and an exec'd cat each (3 runs)
 #   pool    /usr/bin/python3 multiprocessing Pool(4) (fork start method),
 #           10 pools of 200 small tasks (3 runs)
+# Where their resident pages are (per mapping, at exit): bench/filepages.
 # Example:
 #   bench/smallprocs.sh glibc= lzmalloc=build/release/liblzmalloc.so \
 #       mimalloc=/usr/lib/x86_64-linux-gnu/libmimalloc.so.2
