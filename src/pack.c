@@ -85,29 +85,48 @@ lz_text_hot static void pack_release(heap_t *heap, span_t *s) {
   heap_leave(heap);
 }
 
+/* A new open span for the heap (false: no pages). */
+lz_text_hot static bool pack_open(heap_t *heap) {
+  /* The constants opaque to the compiler: stored side by side (here, or
+   * in span_alloc inlined with them) they become one wide store of a
+   * constant read from .rodata, whose first read costs a process a page
+   * fault (internal.h, lz_ro_hot). */
+  size_t pages = LZ_PACK_PAGES;
+  uint32_t reserved = LZ_PACK_PAGES * LZ_PAGE_SIZE / LZ_ALIGN, capacity = LZ_PACK_MAP / LZ_ALIGN;
+  __asm__("" : "+r"(pages), "+r"(reserved), "+r"(capacity));
+  span_t *s = span_alloc(heap, pages, 1, SPAN_SLAB);
+  if (s == NULL) return false;
+  span_set_block_size(s, LZ_ALIGN);
+  s->reserved = (uint16_t)reserved;
+  s->capacity = (uint16_t)capacity;
+  s->cls = 0; /* what makes it packed (span_packed) */
+  /* Reused pages may hold anything: the map must start clear. */
+  if (!(s->flags & SPAN_ZERO)) memset(span_start(s), 0, LZ_PACK_MAP);
+  heap->pack = s;
+  heap->startup_pages = (uint16_t)(heap->startup_pages + LZ_PACK_PAGES);
+  return true;
+}
+
+/* Start-up's blocks come from one open span at a time: the first opened
+ * on the first call, another each time the open one is full, while
+ * LZ_PACK_USES blocks have not been handed out and start-up's pages
+ * (LZ_STARTUP_PAGES, packed spans counted) allow: a process whose first
+ * few hundred blocks hold more than one span keeps them packed instead of
+ * rounding the rest up to the start-up classes' powers of two (a slab per
+ * power of two, a page per slab at least). pack_done: no span is opened
+ * any more but a next one for a full one. */
 lz_text_hot void *pack_malloc(heap_t *heap, unsigned cls) {
   if (heap->pack == NULL) {
     if (heap->pack_done || !heap->startup) return NULL;
-    heap->pack_done = true; /* one per heap */
-    /* The constants opaque to the compiler: stored side by side (here, or
-     * in span_alloc inlined with them) they become one wide store of a
-     * constant read from .rodata, whose first read costs a process a page
-     * fault (internal.h, lz_ro_hot). */
-    size_t pages = LZ_PACK_PAGES;
-    uint32_t reserved = LZ_PACK_PAGES * LZ_PAGE_SIZE / LZ_ALIGN, capacity = LZ_PACK_MAP / LZ_ALIGN;
-    __asm__("" : "+r"(pages), "+r"(reserved), "+r"(capacity));
-    span_t *s = span_alloc(heap, pages, 1, SPAN_SLAB);
-    if (s == NULL) return NULL;
-    span_set_block_size(s, LZ_ALIGN);
-    s->reserved = (uint16_t)reserved;
-    s->capacity = (uint16_t)capacity;
-    s->cls = 0; /* what makes it packed (span_packed) */
-    /* Reused pages may hold anything: the map must start clear. */
-    if (!(s->flags & SPAN_ZERO)) memset(span_start(s), 0, LZ_PACK_MAP);
-    heap->pack = s;
-    heap->startup_pages = (uint16_t)(heap->startup_pages + LZ_PACK_PAGES);
+    heap->pack_done = true;
+    if (!pack_open(heap)) return NULL;
   }
   void *p = pack_take(heap, cls);
+  if (p == NULL && heap->pack_uses <= LZ_PACK_USES &&
+      heap->startup_pages + LZ_PACK_PAGES <= LZ_STARTUP_PAGES) { /* full: the next */
+    pack_close(heap);
+    if (pack_open(heap)) p = pack_take(heap, cls);
+  }
   if (p == NULL) pack_close(heap);
   return p;
 }

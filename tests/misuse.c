@@ -129,7 +129,7 @@ static void case_double_free_large(void) {
  * keeps live blocks (a hole: the page reads zero), then freed again. */
 static char *g_hole_block;
 static char *hole_block(void) {
-  enum { N = 4000, KEEP = 64, VICTIM = 100 };
+  enum { N = 4000, KEEP = 64, VICTIM = 1000 }; /* past start-up (its packed spans go back whole) */
   static char *v[N];
   for (int i = 0; i < N; i++)
     if (!(v[i] = malloc(1024))) _exit(71);
