@@ -7,7 +7,9 @@
  * store it, clear the block's link, return. An empty list or a corrupted
  * head goes to heap_malloc_refill (the span's own freed blocks, else the
  * slow path), anything else (larger size, uninitialised thread) to the
- * slow path.
+ * slow path. Up to LZ_SLAB_MAX, the class queue's first span, its index
+ * read from lz_tls.queue_slot beside the heap pointer (internal.h: 1 load
+ * in place of the class table's address, its load and the scaling).
  * free(p), 28 instructions at LZ_SECURE 1: the heap (TLS, 2), p inside
  * the heap's fast chunk (heap_t.fast_chunk: its load, a subtraction and
  * a compare, 5; a chunk of the caller's heap), page -> span (3: the page map
@@ -25,13 +27,18 @@
  * proves the chunk the caller's heap's, internal.h) before the page map;
  * the fast chunk stays the heap's newest (internal.h, fast_chunk_drop:
  * naming the chunk of each miss instead cost mleak 1.7 % more
- * instructions, and a race with the janitor). No statistics: stats.c reads the
+ * instructions, and a race with the janitor). A program whose frees spread
+ * over several chunks misses often and mispredicts the test (bench mleak
+ * 1 0.1: 784k of 1.14M frees miss, its blocks in 5 chunks, none holding
+ * more than 40 % of the frees; callgrind's branch simulation: 359k
+ * mispredictions there). No statistics: stats.c reads the
  * spans' counts. Foreign, remote and full-span frees go slow; a
  * span's last block (a medium block is its span's one block) calls
  * heap_free_last.
  * A malloc(16) + free pair in a loop costs 54 instructions under callgrind
- * (loop and PLT included, 10 of them; 42 at LZ_SECURE 0 without
- * statistics, the lean configuration), 1040 B 54, 4096 B 61.
+ * (the difference of N and 2N pairs; loop and PLT included, 10 of them;
+ * malloc 16, free 28), 1040 B 54, 4096 B 59, 20000 B 78; at LZ_SECURE 0
+ * without statistics (the lean configuration) 42, 41, 47.
  */
 #ifndef LZ_ALLOC_H
 #define LZ_ALLOC_H
@@ -57,6 +64,9 @@ lz_inline void local_free_publish(lz_block_t **list, lz_block_t *b) {
 #endif
 }
 
+_Static_assert(sizeof(span_queue_t) == 2 * sizeof(span_t *) && offsetof(span_queue_t, first) == 0,
+               "lz_tls.queue_slot indexes the queues' pointers");
+
 lz_inline void *malloc_fast(size_t size) {
   heap_t *heap = lz_heap_tls;
   span_t *s;
@@ -64,7 +74,7 @@ lz_inline void *malloc_fast(size_t size) {
     s = heap->direct[(size + 15) >> 4];
     if (lz_likely(list_head_ok(s->free))) return span_pop(s);
   } else if (size <= LZ_SLAB_MAX) {
-    s = heap->queues[size_to_class(size)].first;
+    s = ((span_t *const *)heap->queues)[lz_tls.queue_slot[(size - 1) >> 6]]; /* queues[class].first */
     if (lz_unlikely(s == NULL)) return heap_malloc_slow(size, heap, false);
     if (lz_likely(list_head_ok(s->free))) return span_pop(s);
   } else

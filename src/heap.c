@@ -40,7 +40,14 @@
 #include "security.h"
 #include "sizeclass.h"
 
-__thread heap_t *lz_heap_tls __attribute__((tls_model("initial-exec"))) = LZ_HEAP_EMPTY;
+/* The thread-local block (internal.h, lz_tls_t): the heap, and malloc's
+ * constant queue slots beside it. */
+#define QUEUE_SLOT(c) 2 * (c),
+__thread lz_tls_t lz_tls __attribute__((tls_model("initial-exec"))) = {
+    .heap = LZ_HEAP_EMPTY,
+    .queue_slot = {LZ_CLASS_HIGH_SLAB(QUEUE_SLOT)},
+};
+#undef QUEUE_SLOT
 
 /* The calling thread's heap becomes h (LZ_HEAP_EMPTY: none): the one
  * writer of lz_heap_tls, whose fast_id and fast_chunk free's fast path

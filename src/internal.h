@@ -1336,7 +1336,26 @@ size_t remote_collect(heap_t *heap);
 bool remote_in_flight(const lz_block_t *b);
 
 /* heap.c */
-extern __thread heap_t *lz_heap_tls __attribute__((tls_model("initial-exec")));
+/* The calling thread's thread-local block (heap.c): its heap
+ * (LZ_HEAP_EMPTY until it has one; heap_tls_set is the one writer) and,
+ * beside it, malloc's queue slots, constant (each thread's copy comes from
+ * the initialised image, never written): queue_slot[(s - 1) >> 6] ==
+ * 2 * size_to_class(s) for LZ_DIRECT_MAX < s <= LZ_SLAB_MAX, the index of
+ * queues[class].first among the queues' pointers. Beside the heap
+ * pointer, so malloc's fast path reads a slot from the thread pointer and
+ * the offset it already holds for the heap: one load in place of the
+ * class table's address, its load and the scaling (3). Not the sizes up
+ * to LZ_DIRECT_MAX (a byte per size, 1041 B, would replace their
+ * rounding, 2, by one load: but the thread-local image in the library's
+ * data segment and each thread's block grow by as much: one page fault
+ * more per process, /bin/true and sh -c true preloaded without address
+ * randomisation 56 and 72 instead of 55 and 71). */
+typedef struct lz_tls_s {
+  heap_t *heap;
+  uint8_t queue_slot[LZ_SLAB_MAX / 64];
+} lz_tls_t;
+extern __thread lz_tls_t lz_tls __attribute__((tls_model("initial-exec")));
+#define lz_heap_tls (lz_tls.heap)
 heap_t *heap_get_slow(void);
 lz_noinline void *heap_malloc_slow(size_t size, heap_t *heap, bool zero);
 lz_noinline void *heap_malloc_refill(size_t size, heap_t *heap, span_t *s);

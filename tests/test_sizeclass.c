@@ -16,6 +16,8 @@ int main(void) {
     CHECK(lz_class_size[c] >= (s ? s : 1));
     CHECK(c == 1 || lz_class_size[c - 1] < s);
     if (s <= LZ_DIRECT_MAX) CHECK(lz_direct_class[(s + 15) >> 4] == c);
+    /* malloc's fast path: the thread-local queue slots (internal.h, lz_tls_t). */
+    if (s > LZ_DIRECT_MAX && s <= LZ_SLAB_MAX) CHECK(lz_tls.queue_slot[(s - 1) >> 6] == 2 * c);
   }
   /* A power of two plus sqlite's headers (its 1024 + 8 B records, its
    * 4096 + 272 B cache pages: tens of MB of them in bench sqlite) takes
