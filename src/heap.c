@@ -1354,6 +1354,11 @@ lz_text_hot void heap_free_own(void *p, span_t *s) {
     return;
   }
   lz_assert(span_chunk(s)->heap == lz_heap_tls && !lz_secure2);
+  /* A slab that is not its queue's first, of a heap with foreign lists:
+   * its class's list may take the block (remote.c, "Own blocks"; thread
+   * text, not called in a process that never had a second thread). */
+  heap_t *heap = lz_heap_tls;
+  if (s->to_local != 0 && s->cls != 0 && heap->foreign != NULL && foreign_free_own(heap, s, (lz_block_t *)p)) return;
   if (s->kind == SPAN_MEDIUM && (uintptr_t)p == (uintptr_t)span_start(s))
     free_own_medium(p, s);
   else if (lz_unlikely(span_packed(s)))

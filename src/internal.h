@@ -321,7 +321,10 @@ struct chunk_s;
  *   xfast_cap == capacity if kind == SPAN_SLAB, neither FULL nor with
  *        holes (slab.c, "Holes") and below hardening level 2 (or 0 for
  *        the first span of its queue while its heap is nudged: heap.c,
- *        "Heartbeat"), or 1 if
+ *        "Heartbeat"; or 0 for a span that is not the first of its
+ *        queue: diverted, its owner's frees going to the class's
+ *        installed foreign list, or diverted once and not resynced yet:
+ *        remote.c, "Own blocks"), or 1 if
  *        kind == SPAN_MEDIUM and live (below level 2), else 0: the
  *        owner's fast frees (alloc.h) test "allowed" and "a block boundary
  *        below the carved limit" in one compare; the chunk map byte
@@ -690,7 +693,11 @@ typedef struct heap_stats_s {
  *     flagged REMOTE_LINK [xremote.owner, xremote.span,
  *     xremote.count, xremote.in_span, xremote.tail, xremote.link];
  *   foreign[c] (when mapped) is a list (`free`) of blocks of class c in
- *     other heaps' slab spans, of any chunks (remote.c, "Order"), each
+ *     other heaps' slab spans, of any chunks (remote.c, "Order"), and
+ *     while installed also of this heap's own (remote.c, "Own blocks":
+ *     counted as out by their spans; `page` counts the pushes
+ *     refused before the list is counted again: foreign_recount)
+ *     [foreign.own], each
  *     marked in flight (LZ_SECURE), non-empty only for classes whose size is a multiple of LZ_CACHE_LINE (no line
  *     shared with another block: no passive false sharing); used == its
  *     length unless installed, used <= reserved (the cap), and only
@@ -1191,6 +1198,7 @@ void *slab_malloc_short(heap_t *heap, unsigned cls);
 void *slab_malloc_local(heap_t *heap, unsigned cls);
 void slab_free_chain(heap_t *heap, span_t *s, lz_block_t *head, lz_block_t *tail, uint32_t count);
 void slab_extend(heap_t *heap, span_t *s);
+void slab_fast_resync(heap_t *heap, span_t *s);
 uint32_t slab_cached(const span_t *s);
 void slab_uncache(heap_t *heap, span_t *s);
 lz_cold void slab_retire(heap_t *heap, span_t *s);
@@ -1299,6 +1307,13 @@ enum { FOREIGN_INSTALLED = 4 }; /* span flag of heap->foreign[c] */
  * in a row, with no block pushed meanwhile, is uninstalled (heap.c,
  * refill_foreign_dry; foreign[c].capacity counts them). */
 #define FOREIGN_DRY_LOOKS 16
+/* Span s of heap (a slab of the heap's own) sends its owner's frees to
+ * the heap's installed foreign list of its class, not its local_free: not
+ * its queue's first, and that list installed (remote.c, "Own blocks"). */
+lz_inline bool span_diverted(const heap_t *heap, const span_t *s) {
+  return s->to_local != 0 && heap->foreign != NULL && (heap->foreign[s->cls].flags & FOREIGN_INSTALLED);
+}
+bool foreign_free_own(heap_t *heap, span_t *s, lz_block_t *b);
 void *foreign_alloc(heap_t *heap, unsigned cls);
 void *foreign_take(heap_t *heap, span_t *f);
 uint32_t foreign_count(const heap_t *heap, unsigned cls, uint32_t limit);

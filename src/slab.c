@@ -33,6 +33,18 @@ lz_ro_hot const heap_empty_t lz_heap_empty_direct = {
   .fast_id = CHUNK_HEAP_NONE,
 };
 
+static void slab_fast_sync(heap_t *heap, span_t *s);
+
+/* The front of a queue moved (queue_remove, queue_push_front) in a heap
+ * that keeps foreign lists, the only one whose spans are ever diverted
+ * (remote.c, "Own blocks"): the new first span takes fast frees again if
+ * it was diverted, the old one (NULL: none) is diverted if its class's
+ * list is installed. */
+lz_text_thread static lz_noinline void slab_front_moved(heap_t *heap, span_t *first, span_t *old) {
+  if (first != NULL && atomic_load_explicit(&first->xfast_cap, memory_order_relaxed) == 0) slab_fast_sync(heap, first);
+  if (old != NULL && span_diverted(heap, old)) slab_fast_sync(heap, old);
+}
+
 /* The first span of a queue holds one extra count in `used` (its pin), so
  * frees never retire the span malloc is carving from: a span whose count
  * reaches zero is never a queue's first. Its `to_local` 0 moves with the
@@ -48,6 +60,7 @@ lz_text_hot void queue_remove(heap_t *heap, span_queue_t *q, span_t *s) {
     if (q->first) {                    /* its successor gains it */
       q->first->used++;
       q->first->to_local = 0;
+      if (lz_unlikely(heap->foreign != NULL)) slab_front_moved(heap, q->first, NULL);
     }
     /* A first span has no holes (slab_malloc_local takes its local_free
      * as it is): its successor's are filled now. */
@@ -56,7 +69,7 @@ lz_text_hot void queue_remove(heap_t *heap, span_queue_t *q, span_t *s) {
   }
 }
 
-void queue_push_front(heap_t *heap, span_queue_t *q, span_t *s) {
+lz_text_hot void queue_push_front(heap_t *heap, span_queue_t *q, span_t *s) {
   span_t *old = q->first;
   lz_assert(old == NULL || old->free == NULL); /* a span leaves the front only empty-handed */
   s->prev = NULL;
@@ -66,6 +79,7 @@ void queue_push_front(heap_t *heap, span_queue_t *q, span_t *s) {
   s->used++;
   s->to_local = 0;
   if (old) old->to_local = 1;
+  if (lz_unlikely(heap->foreign != NULL)) slab_front_moved(heap, s, old);
   heap_direct_update(heap, s->cls);
   if (old && --old->used == 0) slab_retire(heap, old);
 }
@@ -121,10 +135,15 @@ lz_text_hot void heap_direct_update(heap_t *heap, unsigned cls) {
 /* Installs `n` blocks as the free list: they count as used until freed. */
 /* Brings s->xfast_cap up to date with s's state (span invariants,
  * internal.h): after any change to capacity, SPAN_FULL or SPAN_HOLES. */
-static void slab_fast_sync(span_t *s) {
-  bool fast = !(s->flags & (SPAN_FULL | SPAN_HOLES)) && !lz_secure2;
+static void slab_fast_sync(heap_t *heap, span_t *s) {
+  /* HOLES first: the janitor's calls (holes punched) read no more. */
+  bool fast = !(s->flags & (SPAN_FULL | SPAN_HOLES)) && !lz_secure2 && !span_diverted(heap, s);
   atomic_store_explicit(&s->xfast_cap, fast ? s->capacity : 0u, memory_order_relaxed);
 }
+
+/* The owner, holding its heap: s's xfast_cap as its state says now (a
+ * span whose class's list was uninstalled since: remote.c, "Own blocks"). */
+void slab_fast_resync(heap_t *heap, span_t *s) { slab_fast_sync(heap, s); }
 
 static void slab_charge(heap_t *heap, span_t *s, uint32_t n) {
   (void)heap;
@@ -162,7 +181,7 @@ lz_text_hot void slab_extend(heap_t *heap, span_t *s) {
   s->free = (lz_block_t *)start;
   /* Other threads read capacity to validate pointers (heap.c): atomic. */
   __atomic_store_n(&s->capacity, (uint16_t)(s->capacity + n), __ATOMIC_RELAXED);
-  slab_fast_sync(s);
+  slab_fast_sync(heap, s);
   slab_charge(heap, s, (uint32_t)n);
 }
 
@@ -222,7 +241,7 @@ static span_t *slab_new(heap_t *heap, unsigned cls) {
   span_set_block_size(s, bs);
   s->reserved = (uint16_t)((pages << LZ_PAGE_SHIFT) / bs);
   s->cls = (uint8_t)cls;
-  slab_fast_sync(s);
+  slab_fast_sync(heap, s);
   if (LZ_STATS) {
     heap->stats.class_slabs[cls]++;
     heap->stats.class_pages[cls] += (uint32_t)pages;
@@ -327,7 +346,7 @@ void *slab_malloc_slow(heap_t *heap, unsigned cls) {
     /* Nothing left: park it until one of its blocks comes back. */
     queue_remove(heap, q, s);
     s->flags |= SPAN_FULL;
-    slab_fast_sync(s);
+    slab_fast_sync(heap, s);
     s = next;
   }
   void *p = slab_borrow(heap, cls);
@@ -386,7 +405,7 @@ lz_text_hot void slab_free_chain(heap_t *heap, span_t *s, lz_block_t *head, lz_b
   s->local_free = head;
   if (s->flags & SPAN_FULL) {
     s->flags &= (uint8_t)~SPAN_FULL;
-    slab_fast_sync(s);
+    slab_fast_sync(heap, s);
     queue_push_back(heap, &heap->queues[s->cls], s);
     slab_holes_arm(heap); /* its pages may become holes */
   }
@@ -507,7 +526,7 @@ void slab_fill_holes(heap_t *heap, span_t *s) {
   bitmap_assign(c->hole_map, first, s->npages, false);
   pages_commit(c, first, s->npages);
   s->flags &= (uint8_t)~SPAN_HOLES;
-  slab_fast_sync(s); /* frees take the fast path again */
+  slab_fast_sync(heap, s); /* frees take the fast path again */
 }
 
 /* Punches the pages of s that hold no live block (protocol above); with
@@ -584,6 +603,6 @@ lz_text_thread size_t slab_punch_holes(heap_t *heap, span_t *s, bool exclusive) 
    * (heap_free_span and remote_collect look at the hole map) until the
    * holes are filled. A fast free already past its xfast_cap check pushes
    * as the protocol above allows. */
-  slab_fast_sync(s);
+  slab_fast_sync(heap, s);
   return holes;
 }

@@ -63,7 +63,8 @@ static int64_t slab_check(const heap_t *heap, const span_t *s, seen_t *seen) {
   bool first = heap->queues[s->cls].first == s;
   uint32_t xcap = atomic_load_explicit(&s->xfast_cap, memory_order_relaxed);
   V(xcap == (full || (s->flags & SPAN_HOLES) ? 0u : s->capacity) ||
-        (xcap == 0 && first && atomic_load_explicit(&heap->xnudged, memory_order_relaxed)),
+        (xcap == 0 && first && atomic_load_explicit(&heap->xnudged, memory_order_relaxed)) ||
+        (xcap == 0 && !first), /* diverted (remote.c, "Own blocks") */
     "span.xfast_cap", s);
   uint32_t pin = first ? 1 : 0;
   V(s->free == NULL || first, "span.free_only_first", s);
@@ -292,6 +293,7 @@ static void foreign_check(const heap_t *heap) {
       const span_t *s = chunk_span_of(c, (uintptr_t)b);
       V(s->kind == SPAN_SLAB && s->cls == cls && slab_holds(s, b), "foreign.block", b);
       if (LZ_SECURE) V(block_next(b + 1) == b, "foreign.in_flight", b);
+      V(c->heap != heap || installed, "foreign.own", b); /* remote.c, "Own blocks" */
     }
     V(installed || f->used == n, "foreign.used", f);
     V(f->used <= f->reserved, "foreign.cap", f);

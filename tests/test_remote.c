@@ -33,7 +33,14 @@
  *      fast path never pops) are handed out without the full slow path:
  *      a thread keeps 16 of the owner's 2 KiB blocks and allocates the
  *      class until they are back; no call that returned one took the
- *      slow path (counted by the statistics around each call).
+ *      slow path (counted by the statistics around each call);
+ *  10. own blocks beside foreign ones: a thread that keeps a foreign
+ *      block of a line-sized class (1 KiB) and frees two blocks of its own
+ *      that lie in different slabs of the class, neither its queue's
+ *      first, gets them back at its next two allocations, the block freed
+ *      last first (LIFO across slabs, as a thread cache would), then the
+ *      foreign one; the statistics stay exact once both threads are gone;
+ *      and a second free of such a block is caught (in a forked child).
  */
 #include <pthread.h>
 #include <sched.h>
@@ -474,6 +481,84 @@ static void test_foreign_above_direct(void) {
          big_back, BIG_KEPT, BIG_FOREIGN);
 }
 
+/* ---- 10. own blocks beside foreign ones --------------------------------- */
+#define OWN_SIZE 1024 /* first slab 8 blocks, then 16, 32, 64 */
+#define OWN_N 100
+static void *own_got[3];
+static void *own_mine[OWN_N];
+
+/* Allocates OWN_N blocks of the class (four slabs: mine[0] lies in the
+ * first one made, mine[20] in the second, the newest is the queue's
+ * first), keeps the owner's blocks[0] (its foreign list of the class,
+ * installed), frees mine[0] and mine[20] and allocates three. Nothing
+ * here reads a clock or enters a slow path between the frees and the
+ * allocations, so the order cannot depend on the machine's load. */
+static void own_beside_foreign(bool twice) {
+  for (size_t i = 0; i < OWN_N; i++) {
+    own_mine[i] = lz_malloc(OWN_SIZE);
+    CHECK(own_mine[i] != NULL);
+  }
+  lz_free(blocks[0]);
+  lz_free(own_mine[0]);
+  lz_free(own_mine[20]);
+  if (twice) lz_free(own_mine[0]); /* on the foreign list: a double free */
+  void *first = own_mine[0], *second = own_mine[20], *foreign = blocks[0];
+  for (size_t i = 0; i < 3; i++) own_got[i] = lz_malloc(OWN_SIZE);
+  CHECKF(own_got[0] == second && own_got[1] == first && own_got[2] == foreign,
+         "handed out %p %p %p, want %p (freed last), %p (freed first), then the foreign %p", own_got[0],
+         own_got[1], own_got[2], second, first, foreign);
+  own_mine[0] = own_got[1];
+  own_mine[20] = own_got[0];
+  lz_free(own_got[2]);
+  for (size_t i = 0; i < OWN_N; i++) lz_free(own_mine[i]);
+}
+
+static void *own_round(void *arg) {
+  (void)arg;
+  own_beside_foreign(false);
+  return NULL;
+}
+
+static void test_own_beside_foreign(void) {
+  lz_stats_t st0, st1;
+  lz_stats_get(&st0);
+  block_size = OWN_SIZE;
+  owner_round(1, own_round);
+  block_size = SIZE;
+  lz_stats_get(&st1);
+  CHECKF(st1.in_use == st0.in_use, "in use %zu before, %zu after", st0.in_use, st1.in_use);
+  printf("own blocks beside foreign ones: handed out again in LIFO order; in use back to %zu bytes\n", st1.in_use);
+}
+
+static void *own_twice(void *arg) {
+  (void)arg;
+  own_beside_foreign(true);
+  return NULL;
+}
+
+static void test_own_double_free(void) {
+  int pipefd[2];
+  CHECK(pipe(pipefd) == 0);
+  pid_t pid = fork();
+  CHECK(pid >= 0);
+  if (pid == 0) {
+    dup2(pipefd[1], 2);
+    block_size = OWN_SIZE;
+    alloc_n((void *)(size_t)1);
+    run(own_twice, NULL);
+    _exit(0);
+  }
+  close(pipefd[1]);
+  char buf[512] = {0};
+  ssize_t got = 0, r;
+  while ((r = read(pipefd[0], buf + got, sizeof buf - 1 - (size_t)got)) > 0) got += r;
+  int st;
+  CHECK(waitpid(pid, &st, 0) == pid);
+  CHECKF(WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT, "status %#x, stderr: %s", st, buf);
+  CHECKF(strstr(buf, "double free") != NULL, "stderr: %s", buf);
+  printf("double free of an own block on the foreign list: %s", buf);
+}
+
 int main(void) {
   /* Hardening level 2 (its usable size is the requested size) keeps no
    * foreign lists: every free goes through its quarantine instead. */
@@ -492,6 +577,8 @@ int main(void) {
   test_refill_beside_foreign();
   test_heartbeat();
   test_foreign_above_direct();
+  test_own_beside_foreign();
   if (!TU_SANITIZED) test_double_free(); /* sanitizers intercept the abort */
+  if (!TU_SANITIZED) test_own_double_free();
   return 0;
 }
