@@ -17,6 +17,9 @@
  *            full (28 pages: 24 of blocks, the spans' maps, the parent's
  *            blocks in the first); with one packed span and the rest
  *            rounded up to the start-up slabs' powers of two they lay on 43;
+ *            then, a block of the open span freed (its class's list) while
+ *            the closed ones hold blocks, the heap's invariants hold
+ *            (lz_heap_validate);
  *   carve    blocks of a page or more are carved one at a time: three
  *            malloc(8192) never written leave the page of the next block
  *            of their slab untouched (mincore), where carving ahead wrote
@@ -36,6 +39,7 @@
 #include <sys/mman.h>
 #include <sys/wait.h>
 
+#include "lzmalloc.h"
 #include "testutil.h"
 
 /* Whether the page holding p is resident (mincore). */
@@ -102,12 +106,19 @@ static void check_packs(void) {
         while (j < distinct && seen[j] != pg) j++;
         if (j == distinct && distinct < N * 2) seen[distinct++] = pg;
       }
+      if (i == N - 1) {
+        /* The open span lists a freed block while closed ones hold
+         * blocks: the heap's invariants (aborts if broken). */
+        free(q);
+        if (lz_heap_validate() == 0) _exit(253);
+      }
     }
     _exit(distinct > 254 ? 254 : (int)distinct);
   }
   int st = 0;
   CHECK(waitpid(pid, &st, 0) == pid);
-  CHECKF(WIFEXITED(st) && WEXITSTATUS(st) != 255, "the child's malloc failed (%d)", st);
+  CHECKF(WIFEXITED(st) && WEXITSTATUS(st) != 255 && WEXITSTATUS(st) != 253,
+         "the child's malloc or lz_heap_validate failed (status %d)", st);
   CHECKF(WEXITSTATUS(st) <= MAXPAGES, "200 blocks of 16 to 952 B in start-up lie on %d pages (at most %d)",
          WEXITSTATUS(st), MAXPAGES);
   printf("startup_pages: 200 blocks of 16 to 952 B on %d pages\n", WEXITSTATUS(st));
