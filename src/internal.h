@@ -585,9 +585,9 @@ lz_inline void lz_lock_reset(lz_lock_t *l) { atomic_store_explicit(&l->x, 0, mem
 _Static_assert((HEAP_TICK_EVERY & (HEAP_TICK_EVERY - 1)) == 0, "a power of two");
 
 /* Remote frees waiting in the freeing heap: one chain per destination
- * span (two-way set associative by the span's address), sent to the span's
- * heap with one CAS when it reaches LZ_REMOTE_BATCH blocks, when another
- * span needs both slots, at the freeing thread's second sending tick
+ * span (LZ_REMOTE_WAYS-way set associative by the span's address), sent
+ * to the span's heap with one CAS when it reaches LZ_REMOTE_BATCH blocks,
+ * when another span needs a slot of its full set (the fullest goes), at the freeing thread's second sending tick
  * after it was started at the latest (a tick is every 64th slow-path
  * entry, allocation or free, and every remote free is one; every
  * LZ_REMOTE_AGE_TICKS-th tick sends), and when it exits or trims. A chain
@@ -600,8 +600,21 @@ _Static_assert((HEAP_TICK_EVERY & (HEAP_TICK_EVERY - 1)) == 0, "a power of two")
  * 8th, remote_collect's samples fell from about 190 to 75 (perf, larson
  * 2 1). */
 #define LZ_REMOTE_AGE_TICKS 8
-#define LZ_REMOTE_SLOT_BITS 5
+/* 64 slots: a thread freeing blocks of many spans (random sizes, as bench
+ * rptest and mstress) filled the 32 it had before, and 76 % of rptest's
+ * chains (115k of 152k, 3.8 blocks each) went home early, pushed out by
+ * another span's; with 64, 99k chains (rptest 2 1), mstress 62k -> 48k;
+ * 8 ways instead of 2 gained less again (87k, 41k). heap_t grows by 1 KiB
+ * (at its end), touched only by threads that free other heaps' blocks. */
+#ifndef LZ_REMOTE_SLOT_BITS
+#define LZ_REMOTE_SLOT_BITS 6
+#endif
 #define LZ_REMOTE_SLOTS (1 << LZ_REMOTE_SLOT_BITS)
+#ifndef LZ_REMOTE_WAYS
+#define LZ_REMOTE_WAYS 2
+#endif
+_Static_assert(LZ_REMOTE_SLOTS <= 64, "heap_t.rbatch_pending has a bit per slot");
+_Static_assert((LZ_REMOTE_WAYS & (LZ_REMOTE_WAYS - 1)) == 0 && LZ_REMOTE_WAYS >= 2 && LZ_REMOTE_WAYS <= LZ_REMOTE_SLOTS, "ways: a power of two");
 #define LZ_MEDIUM_CACHE 8
 #define LZ_MEDIUM_CACHE_BYTES ((size_t)4 * MiB)
 /* The heap's front medium spans (heap_t.mfront, medium.c): one per page
@@ -682,9 +695,9 @@ typedef struct heap_stats_s {
  *     medium.cached_unused];
  *   rbatch_pending bit i <=> rbatch[i].count > 0; a pending batch is a
  *     chain of count < LZ_REMOTE_BATCH blocks of rbatch[i].span from head
- *     to tail, each marked in flight (LZ_SECURE), in one of the two slots
- *     of its span's pair (the hash of the span, either low bit), and no
- *     two pending batches have one span [rbatch.pending, rbatch.count,
+ *     to tail, each marked in flight (LZ_SECURE), in one of the
+ *     LZ_REMOTE_WAYS slots of its span's set (the hash of the span, any
+ *     low bits), and no two pending batches have one span [rbatch.pending, rbatch.count,
  *     rbatch.in_span, rbatch.in_flight, rbatch.tail, rbatch.slot,
  *     rbatch.unique];
  *   xremote is a list of batches (remote.c), each of count <= the span's
@@ -773,9 +786,8 @@ typedef struct heap_s {
   span_queue_t queues[LZ_CLASSES];
   heap_stats_t stats;
   _Atomic(lz_block_t *) xremote;       /* blocks freed by other threads */
-  remote_batch_t rbatch[LZ_REMOTE_SLOTS]; /* our frees of other heaps' blocks */
-  uint32_t rbatch_pending;             /* bit i set: rbatch[i] holds blocks */
-  uint32_t rbatch_aged;                /* pending at the last tick: sent at the next */
+  uint64_t rbatch_pending;             /* bit i set: rbatch[i] holds blocks */
+  uint64_t rbatch_aged;                /* pending at the last tick: sent at the next */
   /* The heartbeat (heap.c, "Heartbeat"): xowed 1 while the heap may hold
    * blocks of other heaps that only its own tick sends (batches, foreign
    * lists; the owner raises it, its tick lowers it); xnudged 1 while the
@@ -920,6 +932,10 @@ typedef struct heap_s {
   uint32_t numa_seen;
   uint32_t numa_streak;
   uint64_t numa_seen_at;
+  /* Our frees of other heaps' blocks (rbatch_pending's bits): last, so that
+   * their 2 KiB, touched only by threads that free other threads' blocks,
+   * split no page of the fields above. */
+  remote_batch_t rbatch[LZ_REMOTE_SLOTS];
 } heap_t;
 
 /* The owner's side of the janitor protocol (per-thread heaps; with shared
@@ -1335,14 +1351,14 @@ bool remote_free_medium(heap_t *self, void *p, span_t *s);
 /* An installed foreign list ran dry (malloc's refill): direct[] points at
  * its class's span again. */
 void foreign_uninstall(heap_t *heap, span_t *f);
-/* The first slot of span s's pair in heap->rbatch: a hash of the
+/* The first slot of span s's set (LZ_REMOTE_WAYS slots) in heap->rbatch: a hash of the
  * descriptor's address (descriptors are at least LZ_SPAN_HALF bytes apart
  * in their chunk's slots, and every chunk's slots lie at the same offset). */
 lz_inline unsigned remote_slot_of(const span_t *s) {
   /* Descriptors are at least LZ_SPAN_HALF apart (their low bits carry nothing);
    * the multiplier is 2^64 / the golden ratio (Fibonacci hashing), whose
    * top bits spread consecutive descriptors over the slots. */
-  return (unsigned)((((uintptr_t)s / LZ_SPAN_HALF) * 0x9e3779b97f4a7c15ull) >> (64 - LZ_REMOTE_SLOT_BITS)) & ~1u;
+  return (unsigned)((((uintptr_t)s / LZ_SPAN_HALF) * 0x9e3779b97f4a7c15ull) >> (64 - LZ_REMOTE_SLOT_BITS)) & ~(unsigned)(LZ_REMOTE_WAYS - 1);
 }
 void remote_free(heap_t *self, span_t *s, lz_block_t *b);
 void remote_flush_all(heap_t *self);

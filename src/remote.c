@@ -4,10 +4,11 @@
  * owning heap (its chunk's heap), unless the freeing thread keeps it for
  * reuse ("Foreign blocks" below: only blocks that share no cache line).
  * The freeing thread gathers such blocks in short chains, one per span
- * (heap->rbatch, direct-mapped), and sends a whole chain with one CAS onto
+ * (heap->rbatch, set associative), and sends a whole chain with one CAS onto
  * the owner heap's xremote list: lock-free, many producers, one atomic per
- * chain. Each span may use either slot of a pair (two-way associative). A
- * chain goes when full, when both slots are wanted for other spans, and at
+ * chain. Each span may use any slot of its set (LZ_REMOTE_WAYS ways). A
+ * chain goes when full, when its set's slots are all wanted for other spans
+ * (the fullest goes), and at
  * the latest at the freeing thread's second sending tick after it started
  * (every LZ_REMOTE_AGE_TICKS-th of heap.c's ticks, which come every 64th
  * slow-path entry; every remote free is one), so the delay before the
@@ -123,7 +124,7 @@ lz_text_thread static lz_noinline void batch_flush(heap_t *self, unsigned i) {
   rb->head = rb->tail = NULL;
   rb->count = 0;
   rb->suspect = false;
-  self->rbatch_pending &= ~(1u << i);
+  self->rbatch_pending &= ~((uint64_t)1 << i);
 }
 
 /* Does word 0 of b decode to NULL or to a block boundary of its slab s?
@@ -148,16 +149,15 @@ lz_inline void batch_link(heap_t *self, remote_batch_t *rb, unsigned slot, lz_bl
   if (rb->count == 0) rb->tail = b;
   block_set_next(b, rb->head);
   rb->head = b;
-  self->rbatch_pending |= 1u << slot;
+  self->rbatch_pending |= (uint64_t)1 << slot;
   if (++rb->count >= LZ_REMOTE_BATCH) batch_flush(self, slot);
 }
 
 /* batch_add's other case: no pending batch of this heap is s's in slot's
- * place (the first slot of s's pair). Out of line, so that batch_add's
+ * place (the first slot of s's set). Out of line, so that batch_add's
  * common case, inlined into remote_free_fast, calls nothing but its
  * closing flush (a tail call) and saves no register. */
 lz_text_thread static lz_noinline void batch_add_new(heap_t *self, span_t *s, lz_block_t *b, bool suspect, unsigned slot) {
-  remote_batch_t *rb = &self->rbatch[slot];
   if (s->kind == SPAN_MEDIUM) {
     /* A medium span holds one block: its chain is complete at once, and
      * waiting for the tick would only keep the span (up to 1 MiB of
@@ -167,16 +167,27 @@ lz_text_thread static lz_noinline void batch_add_new(heap_t *self, span_t *s, lz
     return;
   }
   remote_owe(self);
-  /* Two ways: the pair's other slot, if it holds s or is free. */
-  remote_batch_t *alt = &self->rbatch[slot ^ 1];
-  if (alt->span == s || (rb->count != 0 && alt->count == 0)) {
-    slot ^= 1;
-    rb = alt;
-  } else if (rb->count != 0) {
-    batch_flush(self, slot);
+  /* The set's other ways: the one holding s, else a free one, else the
+   * fullest goes home (it saved its owner the most misses already) and s
+   * takes its place. */
+  unsigned set = slot, pick = slot, free_way = LZ_REMOTE_SLOTS;
+  for (unsigned w = 0; w < LZ_REMOTE_WAYS; w++) {
+    remote_batch_t *x = &self->rbatch[set + w];
+    if (x->span == s && x->count != 0) {
+      batch_link(self, x, set + w, b, suspect);
+      return;
+    }
+    if (x->count == 0) {
+      if (free_way == LZ_REMOTE_SLOTS) free_way = set + w;
+    } else if (x->count > self->rbatch[pick].count) {
+      pick = set + w;
+    }
   }
+  if (free_way != LZ_REMOTE_SLOTS) pick = free_way;
+  else batch_flush(self, pick);
+  remote_batch_t *rb = &self->rbatch[pick];
   rb->span = s;
-  batch_link(self, rb, slot, b, suspect);
+  batch_link(self, rb, pick, b, suspect);
 }
 
 /* Links b into this heap's batch for its span (b already screened and
@@ -241,7 +252,7 @@ lz_text_thread void remote_free(heap_t *self, span_t *s, lz_block_t *b) {
 }
 
 void remote_flush_all(heap_t *self) {
-  while (self->rbatch_pending != 0) batch_flush(self, (unsigned)__builtin_ctz(self->rbatch_pending));
+  while (self->rbatch_pending != 0) batch_flush(self, (unsigned)__builtin_ctzll(self->rbatch_pending));
   self->rbatch_aged = 0;
 }
 
@@ -251,9 +262,9 @@ void remote_flush_all(heap_t *self) {
  * batches started since grow on. */
 void remote_flush_aged(heap_t *self) {
   if ((self->slow_count / HEAP_TICK_EVERY) % LZ_REMOTE_AGE_TICKS != 0) return;
-  uint32_t old = self->rbatch_pending & self->rbatch_aged;
+  uint64_t old = self->rbatch_pending & self->rbatch_aged;
   while (old != 0) {
-    unsigned i = (unsigned)__builtin_ctz(old);
+    unsigned i = (unsigned)__builtin_ctzll(old);
     old &= old - 1;
     batch_flush(self, i);
   }

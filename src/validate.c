@@ -318,9 +318,11 @@ static void batches_check(const heap_t *heap) {
       b = block_next(b);
     }
     V(b == rb->tail && slab_holds(rb->span, b), "rbatch.tail", rb);
-    V(remote_slot_of(rb->span) == (i & ~1u), "rbatch.slot", rb);
-    const remote_batch_t *other = &heap->rbatch[i ^ 1];
-    V(other->count == 0 || other->span != rb->span, "rbatch.unique", rb);
+    V(remote_slot_of(rb->span) == (i & ~(unsigned)(LZ_REMOTE_WAYS - 1)), "rbatch.slot", rb);
+    for (unsigned w = 1; w < LZ_REMOTE_WAYS; w++) {
+      const remote_batch_t *other = &heap->rbatch[i ^ w];
+      V(other->count == 0 || other->span != rb->span, "rbatch.unique", rb);
+    }
   }
 }
 

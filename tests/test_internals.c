@@ -264,7 +264,7 @@ static void *age_freer(void *arg) {
   lz_free(age_blocks[1]);
   age_count = 0;
   unsigned slot = remote_slot_of(s);
-  for (unsigned i = slot; i <= (slot | 1); i++)
+  for (unsigned i = slot; i < slot + LZ_REMOTE_WAYS; i++)
     if (self->rbatch[i].span == s) age_count = self->rbatch[i].count;
   age_secs = tu_now() - t0;
   lz_heap_validate();
@@ -284,6 +284,81 @@ static void test_batch_age(heap_t *heap) {
     printf("batch age: %.3f s between the frees (a heartbeat may have sent the batch), %u in the batch\n", age_secs,
            age_count);
   CHECK(remote_collect(heap) == 2);
+  lz_heap_validate();
+}
+
+/* A thread that frees blocks of SPREAD_SPANS spans of another heap, more
+ * than 32 (the slots a heap had for its batches before), one block each,
+ * holds a batch for every one of them: no span's batch is sent to make
+ * room for another's while each set of slots is asked for no more than
+ * its ways (the spans are chosen so). With 32 slots, at least 8 had gone
+ * home. The frees start just after a tick and reach none; a heartbeat's
+ * nudge (it sends everything at the next tick) needs LZ_HEARTBEAT_MS
+ * (100 ms) without one: a slower round accepts either. */
+#define SPREAD_SPANS 40
+#define SPREAD_MAX 60000
+static void *spread_all[SPREAD_MAX];
+static void *spread_pick[SPREAD_SPANS];
+static double spread_secs;
+static unsigned spread_pending;
+
+static void *spread_freer(void *arg) {
+  (void)arg;
+  heap_t *self = my_heap();
+  /* Just past a tick (medium allocations take the slow path): its clock is
+   * fresh, so no heartbeat is due for LZ_HEARTBEAT_MS, and the frees below
+   * reach no tick of their own. */
+  uint64_t until = (self->slow_count / HEAP_TICK_EVERY + 1) * HEAP_TICK_EVERY;
+  for (long i = 0; self->slow_count < until && i < 1000000; i++) lz_free(lz_malloc(64 * 1024));
+  CHECKF(self->slow_count >= until && self->slow_count + SPREAD_SPANS + 2 < until + HEAP_TICK_EVERY,
+         "slow-path entries %llu, a tick at %llu", (unsigned long long)self->slow_count, (unsigned long long)until);
+  double t0 = tu_now();
+  for (int i = 0; i < SPREAD_SPANS; i++) lz_free(spread_pick[i]);
+  spread_pending = 0;
+  for (int i = 0; i < SPREAD_SPANS; i++) {
+    span_t *s = span_of(spread_pick[i]);
+    unsigned slot = remote_slot_of(s);
+    for (unsigned w = slot; w < slot + LZ_REMOTE_WAYS; w++)
+      if (self->rbatch[w].span == s && self->rbatch[w].count == 1) spread_pending++;
+  }
+  spread_secs = tu_now() - t0;
+  lz_heap_validate();
+  return NULL; /* thread exit sends the batches */
+}
+
+static void test_batch_spread(heap_t *heap) {
+  remote_collect(heap);
+  unsigned per_set[LZ_REMOTE_SLOTS] = {0};
+  int picked = 0, n = 0;
+  /* Classes whose size is not a multiple of the line (never kept as
+   * foreign blocks): one block of each new span whose set has a free way
+   * left. */
+  static const size_t sizes[] = {16, 32, 48, 80, 96, 112, 160, 224};
+  while (picked < SPREAD_SPANS && n < SPREAD_MAX) {
+    void *p = lz_malloc(sizes[(unsigned)n % (sizeof sizes / sizeof sizes[0])]);
+    CHECK(p != NULL);
+    spread_all[n++] = p;
+    span_t *s = span_of(p);
+    if (s->kind != SPAN_SLAB || s->block_size % LZ_CACHE_LINE == 0) continue;
+    bool seen = false;
+    for (int i = 0; i < picked; i++) seen |= span_of(spread_pick[i]) == s;
+    if (seen || per_set[remote_slot_of(s)] == LZ_REMOTE_WAYS) continue;
+    per_set[remote_slot_of(s)]++;
+    spread_pick[picked++] = p;
+    n--; /* freed by the other thread */
+  }
+  CHECKF(picked == SPREAD_SPANS, "%d spans in %d blocks", picked, n);
+  pthread_t t;
+  CHECK(pthread_create(&t, NULL, spread_freer, NULL) == 0);
+  CHECK(pthread_join(t, NULL) == 0);
+  if (spread_secs < 0.1)
+    CHECKF(spread_pending == SPREAD_SPANS, "%u of %d spans' batches pending after their frees: the others were sent",
+           spread_pending, SPREAD_SPANS);
+  else
+    printf("batch spread: %.3f s for the frees (a heartbeat may have sent the batches), %u pending\n", spread_secs,
+           spread_pending);
+  CHECK(remote_collect(heap) == SPREAD_SPANS);
+  for (int i = 0; i < n; i++) lz_free(spread_all[i]);
   lz_heap_validate();
 }
 
@@ -1069,6 +1144,7 @@ int main(void) {
     test_remote(heap, true);
     test_remote_tail(heap);
     test_batch_age(heap);
+    test_batch_spread(heap);
   }
   test_purge(heap);
   test_pool(heap);
