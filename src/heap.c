@@ -1430,7 +1430,15 @@ lz_text_hot static void heap_free_span(void *p, span_t *s) {
      * remote_free sends the block home at once. */
     if (LZ_HEAPS == 0 && heap == LZ_HEAP_EMPTY) {
       heap_t *h = heap_get_slow();
-      if (h != NULL) heap = h;
+      if (h != NULL) {
+        /* The heap it got may be p's own (an orphan adopted): then p is
+         * an owner's free, not a foreign block to keep or send home. */
+        if (span_chunk(s)->heap == h) {
+          heap_free_span(p, s);
+          return;
+        }
+        heap = h;
+      }
     }
     remote_free(heap, s, b); /* kept for reuse here or batched home */
   }
