@@ -202,15 +202,16 @@ static void *double_free_foreign(void *arg) {
   return NULL;
 }
 
-static void test_double_free(void) {
+/* Runs child in a forked process whose stderr is read back: it must end
+ * in SIGABRT with a "double free" report (what: printed with it). */
+static void expect_double_free(void (*child)(void), const char *what) {
   int pipefd[2];
   CHECK(pipe(pipefd) == 0);
   pid_t pid = fork();
   CHECK(pid >= 0);
   if (pid == 0) {
     dup2(pipefd[1], 2);
-    alloc_n((void *)(size_t)2);
-    run(double_free_foreign, NULL);
+    child();
     _exit(0);
   }
   close(pipefd[1]);
@@ -221,8 +222,15 @@ static void test_double_free(void) {
   CHECK(waitpid(pid, &st, 0) == pid);
   CHECKF(WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT, "status %#x, stderr: %s", st, buf);
   CHECKF(strstr(buf, "double free") != NULL, "stderr: %s", buf);
-  printf("double free of a foreign-listed block: %s", buf);
+  printf("double free of %s: %s", what, buf);
 }
+
+static void double_free_foreign_child(void) {
+  alloc_n((void *)(size_t)2);
+  run(double_free_foreign, NULL);
+}
+
+static void test_double_free(void) { expect_double_free(double_free_foreign_child, "a foreign-listed block"); }
 
 /* 5: the owner's 8 blocks of a class nothing else here uses fill one slab;
  * the freeing thread, which allocates that class too (one block of its own
@@ -536,28 +544,13 @@ static void *own_twice(void *arg) {
   return NULL;
 }
 
-static void test_own_double_free(void) {
-  int pipefd[2];
-  CHECK(pipe(pipefd) == 0);
-  pid_t pid = fork();
-  CHECK(pid >= 0);
-  if (pid == 0) {
-    dup2(pipefd[1], 2);
-    block_size = OWN_SIZE;
-    alloc_n((void *)(size_t)1);
-    run(own_twice, NULL);
-    _exit(0);
-  }
-  close(pipefd[1]);
-  char buf[512] = {0};
-  ssize_t got = 0, r;
-  while ((r = read(pipefd[0], buf + got, sizeof buf - 1 - (size_t)got)) > 0) got += r;
-  int st;
-  CHECK(waitpid(pid, &st, 0) == pid);
-  CHECKF(WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT, "status %#x, stderr: %s", st, buf);
-  CHECKF(strstr(buf, "double free") != NULL, "stderr: %s", buf);
-  printf("double free of an own block on the foreign list: %s", buf);
+static void own_twice_child(void) {
+  block_size = OWN_SIZE;
+  alloc_n((void *)(size_t)1);
+  run(own_twice, NULL);
 }
+
+static void test_own_double_free(void) { expect_double_free(own_twice_child, "an own block on the foreign list"); }
 
 int main(void) {
   /* Hardening level 2 (its usable size is the requested size) keeps no
