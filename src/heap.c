@@ -1409,6 +1409,16 @@ lz_text_hot void heap_free_page(void *p, heap_t *self) {
 lz_text_hot static void heap_free_span(void *p, span_t *s) {
   heap_t *heap = lz_heap_tls;
   lz_block_t *b = (lz_block_t *)p;
+  /* A thread that only frees gets a heap too, for its foreign lists and
+   * batches (it is abandoned at thread exit like any other), before the
+   * owner is told: the heap it gets may be p's own (an orphan adopted).
+   * Without one (past the thread's teardown, out of memory, or a shared
+   * heap that api_enter could not assign: taking one here would use it
+   * unlocked) remote_free sends the block home at once. */
+  if (LZ_HEAPS == 0 && heap == LZ_HEAP_EMPTY) {
+    heap_t *h = heap_get_slow();
+    if (h != NULL) heap = h;
+  }
   if (span_chunk(s)->heap == heap) {
     /* Only the owner can read the span's lists to confirm a double free;
      * a block in another thread's chain is known by its two words. */
@@ -1423,23 +1433,6 @@ lz_text_hot static void heap_free_span(void *p, span_t *s) {
     heap_free_local(heap, s, b);
     heap_leave(heap);
   } else {
-    /* A thread that only frees gets a heap too, for its foreign lists and
-     * batches (it is abandoned at thread exit like any other). Without one
-     * (past the thread's teardown, out of memory, or a shared heap that
-     * api_enter could not assign: taking one here would use it unlocked)
-     * remote_free sends the block home at once. */
-    if (LZ_HEAPS == 0 && heap == LZ_HEAP_EMPTY) {
-      heap_t *h = heap_get_slow();
-      if (h != NULL) {
-        /* The heap it got may be p's own (an orphan adopted): then p is
-         * an owner's free, not a foreign block to keep or send home. */
-        if (span_chunk(s)->heap == h) {
-          heap_free_span(p, s);
-          return;
-        }
-        heap = h;
-      }
-    }
     remote_free(heap, s, b); /* kept for reuse here or batched home */
   }
 }
