@@ -11,9 +11,15 @@
  *   2. adoption: a thread started after another one exited takes over its
  *      heap (the next thread adopts the orphan) and frees the blocks the
  *      first thread left as its own: the validator passes in it (its id
- *      is the adopted heap's), in use back to the byte.
+ *      is the adopted heap's), in use back to the byte;
+ *   3. adoption by a free: the same, but the next thread's first call is
+ *      the free of the exited thread's block, so the heap it takes on that
+ *      call is the block's own: it frees the block as the owner (never
+ *      onto a foreign list or into a batch of its own heap, which the
+ *      validator reports as [foreign.own]) and takes it back first.
  */
 #include <pthread.h>
+#include <stdbool.h>
 
 #include "lzmalloc.h"
 #include "testutil.h"
@@ -106,28 +112,46 @@ static void *free_left(void *arg) {
   return NULL;
 }
 
+/* The first call a free: the block's heap is the orphan it adopts. */
+static void *free_left_first(void *arg) {
+  (void)arg;
+  void *first = left[0][PER - 1];
+  lz_free(first);
+  CHECK(lz_heap_validate() > 0);
+  void *again = lz_malloc(sizes[0]); /* an owner's free is taken back first (LIFO) */
+  CHECKF(again == first, "freed %p as the first call, the next malloc(%zu) gave %p", first, sizes[0], again);
+  lz_free(again);
+  for (size_t i = 0; i < PER; i++)
+    for (size_t k = 0; k < NSIZES; k++)
+      if (left[k][i] != first) lz_free(left[k][i]);
+  CHECK(lz_heap_validate() > 0);
+  return NULL;
+}
+
 static void run(void *(*fn)(void *)) {
   pthread_t t;
   CHECK(pthread_create(&t, NULL, fn, NULL) == 0);
   CHECK(pthread_join(t, NULL) == 0);
 }
 
-static void test_adoption(void) {
+static void test_adoption(bool by_free) {
   lz_stats_t st0, st1;
   lz_trim(0);
   lz_stats_get(&st0);
   for (int round = 0; round < 20; round++) {
     run(leave_blocks);
-    run(free_left);
+    run(by_free ? free_left_first : free_left);
   }
   lz_trim(0);
   lz_stats_get(&st1);
   CHECKF(st1.in_use == st0.in_use, "in use %zu before, %zu after", st0.in_use, st1.in_use);
-  printf("adoption: blocks of an exited thread freed by the next; in use back to %zu bytes\n", st1.in_use);
+  printf("adoption%s: blocks of an exited thread freed by the next; in use back to %zu bytes\n",
+         by_free ? " by a first free" : "", st1.in_use);
 }
 
 int main(void) {
   test_many_heaps();
-  test_adoption();
+  test_adoption(false);
+  test_adoption(true);
   return 0;
 }
