@@ -62,12 +62,16 @@ lz_hot static _Atomic(long) orphan_count;          /* a hint: heaps that are ORP
 static __thread bool thread_done __attribute__((tls_model("initial-exec")));
 
 /* The process's first heap (its main thread's, or the first shared heap)
- * is static, among the hot variables in .data (internal.h, lz_hot): their
- * page is written by every process that allocates, so a small process
- * maps no meta region and pays no page fault for its heap, and a fork
- * child that frees copies that one page for the heap and those variables.
- * Later heaps come from the meta arena. */
-lz_hot static heap_t heap_first __attribute__((aligned(LZ_CACHE_LINE)));
+ * is static, beside the hot variables in .data (internal.h, lz_hot): their
+ * pages are written by every process that allocates, so a small process
+ * maps no meta region and pays no page fault for its heap. The link puts
+ * it between .data and the hot variables (cmake/layout.ld): a process
+ * that never allocates writes only the hot variables' page, and a fork
+ * child that frees and allocates copies the page of the heap's fields
+ * (they lie before its cold remote batches, heap_t), and the hot
+ * variables' page only if it writes one of them. Later heaps come from the
+ * meta arena. */
+__attribute__((section(".data.lz_hot_heap"))) static heap_t heap_first __attribute__((aligned(LZ_CACHE_LINE)));
 lz_hot static _Atomic(bool) heap_first_taken;
 
 /* The meta arena: heaps are carved from 64 KiB regions that are never

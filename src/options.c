@@ -101,32 +101,43 @@ static size_t fmt_signed(char *buf, long v) {
   return 1 + fmt_u64(buf + 1, (uint64_t)-v);
 }
 
-static const char *env_lookup(const char *name) {
+/* Every option's value in the environment (NULL: not set; the first
+ * LZMALLOC_<NAME>= of a name counts), in one pass over it. */
+static void env_lookup(const char *found[OPT_COUNT_]) {
   static const char prefix[] = "LZMALLOC_";
-  if (environ == NULL) return NULL;
+  if (environ == NULL) return;
   for (char **e = environ; *e; e++) {
     const char *s = *e;
     size_t i = 0;
     while (prefix[i] && s[i] == prefix[i]) i++;
     if (prefix[i]) continue;
     s += i;
-    const char *n = name;
-    while (*n && *s == *n) { s++; n++; }
-    if (*n == 0 && *s == '=') return s + 1;
+    for (int k = 0; k < OPT_COUNT_; k++) {
+      const char *n = option_table[k].name, *v = s;
+      while (*n && *v == *n) { v++; n++; }
+      if (*n == 0 && *v == '=') {
+        if (found[k] == NULL) found[k] = v + 1;
+        break;
+      }
+    }
   }
-  return NULL;
 }
 
+/* Each value stored only where it changes: the values start as the
+ * defaults, and a process that sets no option writes none (their page:
+ * cmake/layout.ld). */
 lz_text_hot void options_init(void) {
+  const char *found[OPT_COUNT_] = {NULL};
+  env_lookup(found);
   for (int i = 0; i < OPT_COUNT_; i++) {
     const option_desc_t *d = &option_table[i];
-    lz_opt_values[i] = d->def;
-    const char *v = env_lookup(d->name);
-    if (v == NULL) continue;
-    long x;
-    if (parse_word(v, d->words, &x) || (parse_value(v, d->is_size, &x) && x >= d->min && x <= d->max)) {
-      lz_opt_values[i] = x;
+    const char *v = found[i];
+    long x = d->def;
+    if (v == NULL || parse_word(v, d->words, &x) ||
+        (parse_value(v, d->is_size, &x) && x >= d->min && x <= d->max)) {
+      if (lz_opt_values[i] != x) lz_opt_values[i] = x;
     } else {
+      if (lz_opt_values[i] != d->def) lz_opt_values[i] = d->def;
       /* "lzmalloc: warning: ignoring LZMALLOC_X=v (accepted: min..max); using the default d"
        * (words: "accepted: w0|w1|...", "the default <word>") */
       char buf[320];
