@@ -352,7 +352,10 @@ struct chunk_s;
  * any thread holding a live block may read them.
  * ------------------------------------------------------------------------- */
 enum { SPAN_NONE = 0, SPAN_SLAB = 1, SPAN_MEDIUM = 2 };
-enum { SPAN_FULL = 1, SPAN_ZERO = 2, SPAN_HOLES = 8 }; /* flags (4: FOREIGN_INSTALLED, remote.c) */
+/* SPAN_WARM: a slab whose pages were all dirty (may be resident) when
+ * span_alloc took them, so carving its untouched tail writes no page that
+ * was not touched before (slab_extend; the tail is never punched). */
+enum { SPAN_FULL = 1, SPAN_ZERO = 2, SPAN_HOLES = 8, SPAN_WARM = 16 }; /* flags (4: FOREIGN_INSTALLED, remote.c) */
 
 typedef struct span_s {
   /* The owner's half (s + 0): what its fast paths read and write. */
@@ -365,7 +368,7 @@ typedef struct span_s {
   uint16_t used;            /* see the invariants above */
   uint8_t to_local;         /* owner: 0 for the first span of its class
                                queue, else 1 (see the invariants above) */
-  uint8_t flags;            /* SPAN_FULL, SPAN_HOLES (slab), SPAN_ZERO (medium: memory known zero) */
+  uint8_t flags;            /* SPAN_FULL, SPAN_HOLES, SPAN_WARM (slab), SPAN_ZERO (memory known zero) */
   struct span_s *prev;      /* owner: class queue links (slow paths) */
   /* Bytes 32..63 are the other slot's owner half (chunk_t, "Descriptor
    * pairs"): never touched through this span. */
@@ -1137,7 +1140,7 @@ extern _Atomic(size_t) lz_bytes_decommitted;
  * the purge clock, huge-page advice) and the heap's kept empty chunks. */
 size_t pages_commit(chunk_t *c, size_t first, size_t n);
 void pages_decommit(chunk_t *c, size_t first, size_t n);
-bool pages_taken(heap_t *heap, chunk_t *c, size_t first, size_t n, bool fresh);
+size_t pages_taken(heap_t *heap, chunk_t *c, size_t first, size_t n, bool fresh);
 void pages_freed(chunk_t *c, size_t first, size_t n);
 void pages_release_kept(heap_t *heap, chunk_t *c, uint64_t now);
 size_t pages_free_dirty(const chunk_t *c);

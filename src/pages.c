@@ -63,9 +63,9 @@ lz_text_hot size_t pages_free_dirty(const chunk_t *c) {
 }
 
 /* span_alloc took pages [first, first + n) of c (free_map and free_pages
- * updated); fresh: c came from chunk_alloc for it. Returns true if every
- * page was clean (the span reads zero). */
-lz_text_hot bool pages_taken(heap_t *heap, chunk_t *c, size_t first, size_t n, bool fresh) {
+ * updated); fresh: c came from chunk_alloc for it. Returns how many were
+ * clean (n: the span reads zero; 0: every page was dirty). */
+lz_text_hot size_t pages_taken(heap_t *heap, chunk_t *c, size_t first, size_t n, bool fresh) {
   if (c->free_pages + n == LZ_USABLE_PAGES) { /* c was empty */
     /* The clock only when it decides something: a process's first chunk
      * reads none (its first clock read costs page faults of its own). */
@@ -91,7 +91,7 @@ lz_text_hot bool pages_taken(heap_t *heap, chunk_t *c, size_t first, size_t n, b
     c->decayed = 0;
     if (heap->decay_shift < LZ_DECAY_SHIFT_MAX) heap->decay_shift++;
   }
-  return clean == n;
+  return clean;
 }
 
 /* The delay before c's free pages start to decay: the option's (delay >

@@ -160,13 +160,30 @@ static void slab_charge(heap_t *heap, span_t *s, uint32_t n) {
  * faults fewer, git 3); the slow path per page costs little beside the
  * page fault the program takes there. Elsewhere as many as are carved
  * already, up to 4 (a class in use on resident pages takes a slow path per
- * 4 blocks, not per block). */
+ * 4 blocks, not per block). A slab on pages that were all resident when
+ * it was made (SPAN_WARM: a program that empties its slabs and makes them
+ * again, round after round) carves more at a time: it writes no page
+ * that was not written before, and one slow path per carve replaces one
+ * per page (bench glibc-simple, batches of 100 blocks of 1 KiB: a new slab
+ * and 16 slow paths each round). At most SLAB_CARVE_WARM blocks and
+ * SLAB_CARVE_WARM_BYTES: the carved links are read back by the pops that
+ * follow, and the heads of blocks a power of two apart share few L1 sets
+ * (4 KiB apart: one set of 8 ways). Callgrind's cache simulation, 4096 B
+ * in batches of 25: 64 blocks a carve read-missed 369k times against
+ * 257k at a page; 32 KiB 289k with 8.5M fewer instructions than 16 KiB
+ * (CPU, glibc-simple scale 20: 1.10 s against 1.22 s and 64 blocks' 1.16). */
+#define SLAB_CARVE_WARM 64
+#define SLAB_CARVE_WARM_BYTES 32768
 lz_text_hot void slab_extend(heap_t *heap, span_t *s) {
   lz_assert(s->free == NULL && s->capacity < s->reserved);
   size_t bs = s->block_size;
   uint8_t *start = span_start(s) + (size_t)s->capacity * bs;
   size_t n = LZ_PAGE_SIZE / bs;
-  if (n < 4) {
+  if (s->flags & SPAN_WARM) {
+    size_t w = SLAB_CARVE_WARM_BYTES / bs;
+    if (w > SLAB_CARVE_WARM) w = SLAB_CARVE_WARM;
+    if (n < w) n = w;
+  } else if (n < 4) {
     if (s->flags & SPAN_ZERO) n = (LZ_PAGE_SIZE - ((uintptr_t)start & (LZ_PAGE_SIZE - 1)) + bs - 1) / bs;
     else n = s->capacity < 4 ? (s->capacity > n ? s->capacity : (n > 0 ? n : 1)) : 4;
   }

@@ -62,7 +62,7 @@ lz_text_hot span_t *span_alloc(heap_t *heap, size_t npages, size_t align_pages, 
     pagemap_set(c, first, slot);
   span_t *s = chunk_slot(c, slot);
   s->page = (uint16_t)first;
-  bool zero = pages_taken(heap, c, first, npages, fresh);
+  size_t clean = pages_taken(heap, c, first, npages, fresh);
   s->free = NULL;
   s->local_free = NULL;
   atomic_store_explicit(&s->xfast_cap, 0, memory_order_relaxed);
@@ -73,7 +73,7 @@ lz_text_hot span_t *span_alloc(heap_t *heap, size_t npages, size_t align_pages, 
   s->reserved = 0;
   s->npages = (uint16_t)npages;
   s->cls = 0;
-  s->flags = zero ? SPAN_ZERO : 0;
+  s->flags = clean == npages ? SPAN_ZERO : clean == 0 && kind == SPAN_SLAB ? SPAN_WARM : 0;
   s->kind = kind;
   return s;
 }
