@@ -14,6 +14,12 @@
  * once free(NULL) has read the chunk map's first bytes, which lie in the
  * hot variables' page (internal.h, lz_bss_late).
  *
+ * Before its first allocation (and with no option set), a process has
+ * written two of the library's file-backed writable pages: the RELRO page
+ * (the loader's relocations) and the hot variables' page (the loader's
+ * zeroing of the start of .bss, our constructor): neither the options nor
+ * the first heap, which share the page before it (cmake/layout.ld).
+ *
  * Nor do they read the clock through the vDSO (its data page and libc's
  * code: two faults; a process's first reads are system calls, os.c).
  *
@@ -82,6 +88,36 @@ static long bss_touched_pages(void) {
   return touched;
 }
 
+/* Pages of the library's writable segment up to its file's end that the
+ * process has written: present and no longer the file's page (pagemap bit
+ * 61, file page or shared: clear for a private copy); -1: no pagemap. */
+static long data_pages_written(void) {
+  tu_lib_data_t d;
+  CHECKF(tu_lib_data(&d), "liblzmalloc's writable segment not found");
+  int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  long written = 0;
+  for (uintptr_t a = d.lo; a < d.file_end; a += 4096) {
+    uint64_t e = 0;
+    if (pread(fd, &e, sizeof e, (off_t)(a / 4096 * sizeof e)) != (ssize_t)sizeof e) {
+      close(fd);
+      return -1;
+    }
+    written += (e >> 63 & 1) && !(e >> 61 & 1);
+  }
+  close(fd);
+  return written;
+}
+
+/* An option set in the environment (the constructor then writes its
+ * value); nothing allocates. */
+static int option_set(void) {
+  extern char **environ;
+  for (char **e = environ; e != NULL && *e != NULL; e++)
+    if (strncmp(*e, "LZMALLOC_", 9) == 0) return 1;
+  return 0;
+}
+
 /* Resident pages of the process (/proc/self/statm; nothing allocates). */
 static long resident_pages(void) {
   char buf[128];
@@ -120,6 +156,7 @@ static const size_t k_sizes[] = {8, 24, 40, 100, 200, 500, 1000, 3000, 5000};
 #define NSIZES (sizeof k_sizes / sizeof k_sizes[0])
 
 int main(void) {
+  long idle_written = data_pages_written(); /* first: nothing allocated yet */
   void *p = malloc(1);
   CHECK(p != NULL);
   int level2 = malloc_usable_size(p) == 1; /* level 2 reports the requested size */
@@ -127,6 +164,15 @@ int main(void) {
   if (level2) {
     printf("startup_bss: skipped at hardening level 2\n");
     return 0;
+  }
+  if (idle_written < 0 || option_set()) {
+    printf("startup_bss: written data pages before the first allocation not checked (%s)\n",
+           idle_written < 0 ? "no pagemap" : "an option is set");
+  } else {
+    CHECKF(idle_written <= 2,
+           "before its first allocation the process wrote %ld of the library's file-backed writable pages (at most 2: "
+           "the RELRO page and the hot variables')", idle_written);
+    printf("startup_bss: %ld data pages written before the first allocation\n", idle_written);
   }
   void *b[NSIZES];
   for (size_t i = 0; i < NSIZES; i++) {

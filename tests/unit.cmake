@@ -41,7 +41,8 @@
 #                    pages (start-up classes), usable sizes, start-up bounded
 #   startup_bss      start-up, a few allocations and free(NULL) touch one
 #                    page of the library's .bss, the chunk map's, and read
-#                    none of its .rodata (API)
+#                    none of its .rodata; before the first allocation two
+#                    of its file-backed writable pages are written (API)
 #   header_pages     the first allocation maps its chunk alone (static
 #                    first heap); 40 spans over 400 pages of a chunk: one
 #                    header page resident (descriptor slots), one copied
