@@ -421,7 +421,7 @@ lz_inline void heap_beat(heap_t *heap) {
 lz_text_thread static uint64_t collect(heap_t *heap, bool force, int holes, uint64_t now) {
   heap_enter(heap);
   if (force) {
-    foreign_flush(heap);
+    foreign_flush(heap, false);
     remote_flush_all(heap);
   }
   if (lz_unlikely(heap->secure != NULL)) secure_collect(heap, force); /* cold text: not called for nothing */
@@ -457,7 +457,7 @@ lz_text_thread void heap_abandon(heap_t *heap) {
   lz_assert(atomic_load_explicit(&heap->xstate, memory_order_relaxed) != HEAP_ORPHAN);
   /* Free lists back to local_free and foreign blocks home: an orphan's
    * counts are exact. */
-  foreign_flush(heap);
+  foreign_flush(heap, false);
   for (unsigned cls = 1; cls < LZ_CLASSES; cls++)
     if (heap->queues[cls].first != NULL) slab_uncache(heap, heap->queues[cls].first);
   remote_flush_all(heap);
@@ -779,7 +779,7 @@ lz_text_hot static lz_noinline void heap_tick_due(heap_t *heap) {
   remote_flush_aged(heap);
   heap_purge_tick(heap);
   if (heap->foreign != NULL && heap->slow_clock >= heap->foreign_flush_at) {
-    foreign_flush(heap);
+    foreign_flush(heap, true);
     heap->foreign_flush_at = heap->slow_clock + FOREIGN_MAX_AGE_MS;
   }
   if (lz_unlikely(lz_numa_on)) numa_tick(heap);

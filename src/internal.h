@@ -1318,9 +1318,10 @@ extern _Atomic(size_t) lz_large_in_use;
 
 /* remote.c: frees that cross threads. */
 enum { FOREIGN_INSTALLED = 4 }; /* span flag of heap->foreign[c] */
-/* Foreign blocks go home at least this often (heap.c's tick), so a block
- * freed by another thread reaches its owner within a bounded time even if
- * the freeing thread never fills its lists: ten default purge delays. */
+/* Foreign lists are looked at this often (heap.c's tick), and a block
+ * that waited a whole period untaken goes home, so a block freed by
+ * another thread reaches its owner within two periods even if the freeing
+ * thread never fills its lists (remote.c, "Age"). */
 #define FOREIGN_MAX_AGE_MS 100
 /* An installed foreign list found empty by this many of malloc's refills
  * in a row, with no block pushed meanwhile, is uninstalled (heap.c,
@@ -1337,7 +1338,7 @@ void *foreign_alloc(heap_t *heap, unsigned cls);
 void *foreign_take(heap_t *heap, span_t *f);
 uint32_t foreign_count(const heap_t *heap, unsigned cls, uint32_t limit);
 bool foreign_any(const heap_t *heap);
-void foreign_flush(heap_t *heap);
+void foreign_flush(heap_t *heap, bool aged);
 /* free's slow entry tries this first for p, a pointer into one of our
  * chunks, s, the descriptor its page maps to, a slab span (kind SPAN_SLAB)
  * but a packed one, and self,

@@ -370,7 +370,8 @@ lz_text_thread size_t remote_collect(heap_t *heap) {
  * and malloc hands those out again (the owner still counts them as out:
  * for its span nothing happened). Only when the list is full does a block
  * travel home through the batches above; the lists go home whole when the
- * thread exits or trims, and every FOREIGN_MAX_AGE_MS (heap.c's tick).
+ * thread exits or trims, and what malloc has not taken again within one
+ * to two FOREIGN_MAX_AGE_MS (heap.c's tick; "Age" below) goes then.
  *
  * Only where reuse cannot make threads share a cache line (passive false
  * sharing, the cache-scratch pattern: a block handed out here next to
@@ -424,7 +425,19 @@ lz_text_thread size_t remote_collect(heap_t *heap) {
  * that decodes so with probability ~2^-40, so the walk runs only for real
  * double frees); found there: "double free".
  * ------------------------------------------------------------------------- */
-#define FOREIGN_BYTES ((size_t)32 * KiB) /* per class and heap: bounds what a thread keeps */
+/* Per class and heap: bounds what a thread keeps. bench larson (main's
+ * 20000 blocks replaced by two workers while main waits): with 32 KiB the
+ * workers' lists overflowed and sent main's blocks home, where nothing
+ * reused them (peak RSS 24.1 MiB; 20.9 with 128 KiB, tcmalloc 21.2). */
+#define FOREIGN_BYTES ((size_t)128 * KiB)
+
+/* Age: word 2 of a listed block (blocks here are >= LZ_CACHE_LINE bytes,
+ * and the list owns it) holds heap->foreign_flush_at as it was when the
+ * block was pushed, so the stamps down a list never rise (each push goes
+ * on the front, and foreign_flush_at only grows). An aged flush
+ * (foreign_flush) sends home what was pushed before the last flush, the
+ * list's tail below the blocks of the current stamp. */
+lz_inline void foreign_stamp(const heap_t *self, lz_block_t *b) { b[2].enc_next = (uintptr_t)self->foreign_flush_at; }
 
 static bool foreign_listed(const span_t *f, const lz_block_t *b) {
   uint32_t limit = 2 * (uint32_t)f->reserved + 1;
@@ -482,6 +495,7 @@ void foreign_uninstall(heap_t *heap, span_t *f) {
  * installed if it was not, so the next malloc of the class takes b. */
 lz_inline void foreign_link(heap_t *self, span_t *f, lz_block_t *b) {
   if (LZ_SECURE) block_set_next(b + 1, b);
+  foreign_stamp(self, b);
   block_set_next(b, f->free);
   f->free = b;
   f->used++;
@@ -560,6 +574,7 @@ lz_text_thread static lz_noinline void foreign_keep(heap_t *self, span_t *f, lz_
 lz_text_thread static lz_noinline void foreign_keep_full(heap_t *self, span_t *s, span_t *f, lz_block_t *b) {
   if (LZ_SECURE) block_set_next(b + 1, b); /* word 1: in flight, either way */
   if (foreign_recount(f)) {
+    foreign_stamp(self, b);
     block_set_next(b, f->free);
     f->free = b;
     f->used++;
@@ -604,6 +619,7 @@ lz_text_hot bool remote_free_fast(heap_t *self, void *p, span_t *s) {
       if (f->free == NULL) f->used = 0;
       if (lz_likely(f->used < f->reserved)) {
         if (LZ_SECURE) block_set_next(b + 1, b);
+        foreign_stamp(self, b);
         block_set_next(b, f->free);
         f->free = b;
         f->used++;
@@ -679,6 +695,7 @@ lz_text_thread lz_noinline bool foreign_free_own(heap_t *heap, span_t *s, lz_blo
   if (f->used >= f->reserved) foreign_recount(f);
   if (f->used >= f->reserved / 2) return false; /* the rest is for foreign blocks */
   if (LZ_SECURE) block_set_next(b + 1, b);
+  foreign_stamp(heap, b);
   block_set_next(b, f->free);
   f->free = b;
   f->used++;
@@ -716,19 +733,46 @@ void *foreign_take(heap_t *heap, span_t *f) {
   return span_pop(f);
 }
 
-/* Sends every foreign block home (thread exit, trim). */
-lz_text_thread void foreign_flush(heap_t *heap) {
+/* Sends foreign blocks home (own ones back into their spans): every one
+ * (thread exit, trim), or with `aged` (heap.c's tick, every
+ * FOREIGN_MAX_AGE_MS) those pushed before the previous aged flush (see
+ * "Age" above), so a block that malloc does not take again waits one to
+ * two periods, while the blocks a thread keeps reusing stay (its list's
+ * front): in bench larson, main's first blocks freed by the workers came
+ * back to them, instead of going home to a heap whose thread waits in
+ * pthread_join, where they were lost until the end. A list that keeps
+ * blocks keeps its state (`used` becomes their number). */
+lz_text_thread void foreign_flush(heap_t *heap, bool aged) {
   if (heap->foreign == NULL) return;
   for (unsigned cls = 1; cls < LZ_CLASSES; cls++) {
     span_t *f = &heap->foreign[cls];
     bool installed = (f->flags & FOREIGN_INSTALLED) != 0;
     lz_block_t *b = f->free;
-    f->free = NULL;
-    f->used = 0;
-    f->page = 0;
-    f->capacity = 0;
-    f->flags &= (uint8_t)~FOREIGN_INSTALLED;
-    if (installed) heap_direct_update(heap, cls);
+    if (b == NULL && !installed) continue;
+    if (aged && b != NULL) {
+      lz_block_t *last = NULL;
+      uint32_t n = 0;
+      while (b != NULL && b[2].enc_next == (uintptr_t)heap->foreign_flush_at && n < f->reserved) {
+        last = b;
+        b = block_next(b);
+        n++;
+      }
+      if (last != NULL) {
+        block_set_next(last, NULL);
+        f->used = (uint16_t)n;
+        f->page = 0;
+      } else {
+        b = f->free;
+      }
+    }
+    if (b == f->free) {
+      f->free = NULL;
+      f->used = 0;
+      f->page = 0;
+      f->capacity = 0;
+      f->flags &= (uint8_t)~FOREIGN_INSTALLED;
+      if (installed) heap_direct_update(heap, cls);
+    }
     while (b != NULL) {
       lz_block_t *next = block_next(b);
       /* The owner subtracts the block when it arrives home; this heap

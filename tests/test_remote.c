@@ -41,6 +41,11 @@
  *      last first (LIFO across slabs, as a thread cache would), then the
  *      foreign one; the statistics stay exact once both threads are gone;
  *      and a second free of such a block is caught (in a forked child).
+ *  11. reused foreign blocks stay: a thread that keeps an owner's block
+ *      on its foreign list and takes it again and frees it in a loop
+ *      for several of the lists' age periods (FOREIGN_MAX_AGE_MS) gets
+ *      that block at every allocation: only blocks that waited untaken
+ *      go home at the lists' age flush.
  */
 #include <pthread.h>
 #include <sched.h>
@@ -54,7 +59,7 @@
 #include "testutil.h"
 
 #define N 200
-#define SIZE 64 /* class 64: a foreign list holds 32 KiB / 64 = 512 blocks */
+#define SIZE 64 /* class 64: a foreign list holds 128 KiB / 64 = 2048 blocks */
 
 static void *blocks[4096];
 
@@ -438,7 +443,7 @@ static void test_heartbeat(void) {
 }
 
 /* ---- 9. foreign blocks above LZ_DIRECT_MAX ------------------------------ */
-#define BIG_FOREIGN 2048 /* a line multiple above 1 KiB: a list of 32 KiB / 2 KiB = 16 */
+#define BIG_FOREIGN 2048 /* a line multiple above 1 KiB: a list of 128 KiB / 2 KiB = 64 */
 #define BIG_KEPT 16
 static uint64_t big_slow;
 static size_t big_back;
@@ -552,6 +557,51 @@ static void own_twice_child(void) {
 
 static void test_own_double_free(void) { expect_double_free(own_twice_child, "an own block on the foreign list"); }
 
+/* ---- 11. reused foreign blocks stay -------------------------------------- */
+#define STAY_SIZE 320 /* a line multiple no other part of this test uses */
+static size_t stay_lost;
+static uint64_t stay_rounds;
+
+/* Frees the owner's blocks[0] (kept here), then takes it and frees it
+ * again in a loop, with a slow-path entry (a tick now and then) while it
+ * is on the list: for 300 ms (three age periods) and then for the ticks
+ * that would send it (one per HEAP_TICK_EVERY slow-path entries; every
+ * free of another heap's block counts one), however slow the machine
+ * (30 s at most). */
+static void *keep_reusing(void *arg) {
+  (void)arg;
+  void *mine = lz_malloc(STAY_SIZE); /* this thread allocates the class: it keeps what it frees */
+  CHECK(mine != NULL);
+  lz_free(blocks[0]);
+  heap_t *self = lz_heap_tls;
+  double t0 = tu_now(), t;
+  uint64_t mark = UINT64_MAX, rounds = 0;
+  size_t lost = 0;
+  do {
+    void *p = lz_malloc(STAY_SIZE);
+    CHECK(p != NULL);
+    if (p != blocks[0]) lost++;
+    lz_free(p);
+    lz_free(lz_malloc(2 << 20)); /* large: a slow-path entry (it ticks), with the block on the list */
+    rounds++;
+    t = tu_now() - t0;
+    if (mark == UINT64_MAX && t >= 0.3) mark = self->slow_count;
+  } while ((mark == UINT64_MAX || self->slow_count - mark < (1 + 2 * LZ_REMOTE_AGE_TICKS) * HEAP_TICK_EVERY) && t < 30.0);
+  stay_lost = lost;
+  stay_rounds = rounds;
+  lz_free(mine);
+  return NULL;
+}
+
+static void test_reused_stay(void) {
+  CHECK((blocks[0] = lz_malloc(STAY_SIZE)) != NULL);
+  run(keep_reusing, NULL);
+  CHECKF(stay_lost == 0, "%zu of %llu allocations did not return the block freed just before", stay_lost,
+         (unsigned long long)stay_rounds);
+  printf("reused foreign blocks stay: %llu rounds over several age periods, the same block each time\n",
+         (unsigned long long)stay_rounds);
+}
+
 int main(void) {
   /* Hardening level 2 (its usable size is the requested size) keeps no
    * foreign lists: every free goes through its quarantine instead. */
@@ -571,6 +621,7 @@ int main(void) {
   test_heartbeat();
   test_foreign_above_direct();
   test_own_beside_foreign();
+  test_reused_stay();
   if (!TU_SANITIZED) test_double_free(); /* sanitizers intercept the abort */
   if (!TU_SANITIZED) test_own_double_free();
   return 0;
