@@ -24,14 +24,17 @@
  * indexed, not a branch: span.front). A pointer outside the fast chunk
  * reads the chunk map byte, indexed by the unit after p's, and compares
  * it with the heap's fast_id (6: lz_chunkmap_ends; a byte equal to it
- * proves the chunk the caller's heap's, internal.h) before the page map;
+ * proves the chunk the caller's heap's, internal.h) before the page map,
+ * and counts the miss (heap_t.fc_miss, 1);
  * the fast chunk stays the heap's newest (internal.h, fast_chunk_drop:
  * naming the chunk of each miss instead cost mleak 1.7 % more
  * instructions, and a race with the janitor). A program whose frees spread
  * over several chunks misses often and mispredicts the test (bench mleak
  * 1 0.1: 784k of 1.14M frees miss, its blocks in 5 chunks, none holding
  * more than 40 % of the frees; callgrind's branch simulation: 359k
- * mispredictions there). No statistics: stats.c reads the
+ * mispredictions there): its heap's tick then leaves it no fast chunk
+ * (chunk.c, fast_chunk_review), so that every free misses, predictably
+ * (32k mispredictions). No statistics: stats.c reads the
  * spans' counts. Foreign, remote and full-span frees go slow; a
  * span's last block (a medium block is its span's one block) calls
  * heap_free_last.
@@ -126,6 +129,7 @@ lz_inline void free_fast_to(void *p, void (*own)(void *, span_t *), void (*page)
       else other(p);
       return;
     }
+    heap->fc_miss++; /* fast_chunk_review's count */
     cb = (ce << LZ_CHUNK_SHIFT) - LZ_CHUNK_SIZE;
     rel = a - cb;
   }

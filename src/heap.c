@@ -778,6 +778,7 @@ lz_text_hot static lz_noinline void heap_tick_due(heap_t *heap) {
   heap_enter(heap);
   remote_flush_aged(heap);
   heap_purge_tick(heap);
+  fast_chunk_review(heap);
   if (heap->foreign != NULL && heap->slow_clock >= heap->foreign_flush_at) {
     foreign_flush(heap, true);
     heap->foreign_flush_at = heap->slow_clock + FOREIGN_MAX_AGE_MS;

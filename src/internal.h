@@ -786,6 +786,15 @@ typedef struct heap_s {
   uintptr_t fast_chunk;
   uint64_t slow_count;                 /* slow-path entries (purge ticks) */
   uint8_t fast_id;
+  /* Whether free tries the fast chunk at all (chunk.c, fast_chunk_review;
+   * the owner's, in its tick): fc_mode FC_*, fc_wait windows left before
+   * the next try, fc_shift the try's back-off; fc_miss counts the frees
+   * into the heap's chunks that went by the chunk map since the last
+   * window (free's fast path, one add). In the padding before queues. */
+  uint8_t fc_mode;
+  uint8_t fc_wait;
+  uint8_t fc_shift;
+  uint32_t fc_miss;
   span_queue_t queues[LZ_CLASSES];
   heap_stats_t stats;
   _Atomic(lz_block_t *) xremote;       /* blocks freed by other threads */
@@ -800,6 +809,7 @@ typedef struct heap_s {
   _Atomic(uint8_t) xowed;
   _Atomic(uint8_t) xnudged;
   uint8_t nudges;
+  uint32_t fc_rate; /* fast_chunk_review: a window's count kept for the next */
   /* Blocks of other heaps' slabs that this thread freed, kept per class to
    * be handed out again here instead of travelling back to their owners
    * (remote.c, "foreign blocks"; only classes whose blocks have their cache
@@ -1130,6 +1140,13 @@ chunk_t *chunk_alloc(heap_t *heap);
  * before it maps a new one: set once by start.c (large_cache_unit). */
 void chunk_unit_source(uintptr_t (*fn)(unsigned node));
 void chunk_release(heap_t *heap, chunk_t *c);
+/* heap_t.fc_mode and fast_chunk_review's windows (chunk.c). */
+enum { FC_FAST = 0, FC_PROBE, FC_NONE, FC_TRIAL };
+#define FC_WINDOW_TICKS 4 /* heap ticks per window */
+#define FC_MISS_MIN 512   /* fewer misses in a fast window: nothing to gain */
+#define FC_MISS_SHARE 3   /* no fast chunk while more than 1 free in 3 misses it */
+#define FC_SHIFT_MAX 8    /* back-off: at most 2^(FC_SHIFT_MAX - 1) windows */
+void fast_chunk_review(heap_t *heap);
 size_t chunk_pool_trim(bool force);
 bool chunk_pool_empty(void);
 extern _Atomic(size_t) lz_chunks_mapped;

@@ -32,6 +32,11 @@
  *              that chunk from the pool, this thread's free of a block
  *              there is a remote free, not a push on the other heap's
  *              span;
+ *   fast review the owner's tick drops the fast chunk when more than a
+ *              third of a window's frees missed it, counts every own free
+ *              by the chunk map then, tries the newest chunk again after
+ *              the back-off and keeps it while the misses are few; a new
+ *              chunk does not become the fast chunk while there is none;
  *   validator  each invariant class, broken on purpose in a child process,
  *              is reported with its tag and aborts.
  */
@@ -1002,6 +1007,66 @@ static void test_fast_chunk(heap_t *heap) {
   lz_heap_validate();
 }
 
+/* ---- fast review --------------------------------------------------------- */
+/* One window's end: fc_miss set to `miss`, the review run at a window
+ * boundary of slow_count (moved forward only). */
+static void review_with(heap_t *heap, uint32_t miss) {
+  heap_enter(heap);
+  uint64_t w = (uint64_t)HEAP_TICK_EVERY * FC_WINDOW_TICKS;
+  heap->slow_count = (heap->slow_count / w + 1) * w;
+  heap->fc_miss = miss;
+  fast_chunk_review(heap);
+  CHECK(heap->fc_miss == 0);
+  heap_leave(heap);
+  lz_heap_validate();
+}
+
+static void test_fast_review(heap_t *heap) {
+  void *p = lz_malloc(16);
+  CHECK(p != NULL);
+  heap->fc_mode = FC_FAST;
+  heap->fc_wait = heap->fc_shift = 0;
+  review_with(heap, FC_MISS_MIN - 1); /* few misses: stays */
+  CHECK(heap->fc_mode == FC_FAST && heap->fast_chunk == (uintptr_t)heap->chunks);
+  heap->fc_miss = 0;
+  lz_free(p); /* a hit: not counted */
+  CHECKF(heap->fc_miss == 0, "a hit counted: %u", heap->fc_miss);
+  review_with(heap, 1000); /* a probe: no fast chunk for a window */
+  CHECK(heap->fc_mode == FC_PROBE && heap->fast_chunk == LZ_FAST_CHUNK_NONE);
+  heap->fc_miss = 0;
+  p = lz_malloc(16);
+  CHECK(p != NULL);
+  lz_free(p); /* counted by the chunk map path */
+  CHECKF(heap->fc_miss == 1, "a free without a fast chunk counted %u", heap->fc_miss);
+  review_with(heap, 2900); /* 1000 of 2900 missed: more than a third */
+  CHECK(heap->fc_mode == FC_NONE && heap->fast_chunk == LZ_FAST_CHUNK_NONE && heap->fc_wait == 1);
+  /* A chunk taken meanwhile does not become the fast chunk. */
+  heap_enter(heap);
+  chunk_t *c = chunk_alloc(heap);
+  CHECK(c != NULL && heap->chunks == c);
+  CHECK(heap->fast_chunk == LZ_FAST_CHUNK_NONE);
+  chunk_release(heap, c); /* empty, uncounted: back before the validator looks */
+  heap_leave(heap);
+  review_with(heap, 3000); /* the back-off done: a trial with the newest chunk */
+  CHECK(heap->fc_mode == FC_TRIAL && heap->fast_chunk == (uintptr_t)heap->chunks);
+  review_with(heap, 1001); /* a third of the 3000 frees missed: none again, twice as long */
+  CHECK(heap->fc_mode == FC_NONE && heap->fast_chunk == LZ_FAST_CHUNK_NONE && heap->fc_wait == 2);
+  review_with(heap, 3000);
+  CHECK(heap->fc_mode == FC_NONE && heap->fc_wait == 1);
+  review_with(heap, 3000);
+  CHECK(heap->fc_mode == FC_TRIAL);
+  review_with(heap, 999); /* fewer than a third: fast again, no back-off */
+  CHECK(heap->fc_mode == FC_FAST && heap->fast_chunk == (uintptr_t)heap->chunks && heap->fc_wait == 0 &&
+        heap->fc_shift == 0);
+  review_with(heap, 1000); /* a probe whose window says the misses were few */
+  CHECK(heap->fc_mode == FC_PROBE);
+  review_with(heap, 3001);
+  CHECK(heap->fc_mode == FC_FAST && heap->fast_chunk == (uintptr_t)heap->chunks && heap->fc_wait == 1);
+  review_with(heap, 5000); /* waits out its back-off before the next probe */
+  CHECK(heap->fc_mode == FC_FAST && heap->fc_wait == 0);
+  heap->fc_shift = 0;
+}
+
 /* ---- the validator fails when it should ----------------------------------- */
 typedef void (*breaker_t)(heap_t *heap, void *small, void *medium);
 
@@ -1149,6 +1214,7 @@ int main(void) {
   test_purge(heap);
   test_pool(heap);
   test_fast_chunk(heap);
+  test_fast_review(heap);
   if (LZ_STATS) expect_caught("stats.in_use", brk_in_use);
   expect_caught("chunk.free_pages", brk_free_pages);
   expect_caught("span.used", brk_used);
