@@ -73,6 +73,21 @@ lz_text_hot size_t pages_taken(heap_t *heap, chunk_t *c, size_t first, size_t n,
       heap->empty_count--;
       heap->empty_used_at = heap_now(heap);
       heap->empty_idle_keep = heap->empty_keep;
+      /* Its other pages stay free and dirty: their decay starts as if
+       * they had just been freed (pages_freed), so a kept chunk that a
+       * heap takes a span of and then leaves mostly unused gives them back
+       * (they waited for a free in the chunk, which may never come: bench
+       * glibc-simple held two such chunks, 480 pages each, while it took
+       * new pages elsewhere). */
+      long delay = opt_get(OPT_PURGE_DELAY);
+      if (delay > 0 && c->purge_at == 0) {
+        c->purge_at = heap_now(heap) + pages_purge_delay(c, delay);
+        c->decay_base = (uint32_t)(c->free_pages - n);
+        c->low_dirty = (uint16_t)c->decay_base;
+        uint64_t wake = heap_time(heap, heap->slow_clock) + (uint64_t)(delay < LZ_FREED_DUE_MS ? delay : LZ_FREED_DUE_MS);
+        if (wake < heap->purge_wake) heap->purge_wake = wake;
+        janitor_notify();
+      }
     } else if (heap->empty_released_at != 0 && heap->empty_keep < EMPTY_KEEP_MAX &&
                heap_now(heap) < heap->empty_released_at + EMPTY_CHURN_MS) {
       heap->empty_keep++;

@@ -10,6 +10,8 @@
  *              later frees;
  *   purge      a forced purge gives back exactly the free dirty pages and
  *              clears their dirty bits, never a page of a live span;
+ *   placement  a slab takes free dirty pages of an older chunk before
+ *              clean pages of the newest;
  *   mcache     the medium cache goes back when a look finds it unused
  *              for the purge delay, never while used between looks; the
  *              janitor's flush, alone and against the owner's lock-free
@@ -516,6 +518,57 @@ static void test_purge(heap_t *heap) {
   heap_enter(heap);
   medium_cache_flush(heap, true, true, os_now_ms());
   heap_leave(heap);
+  lz_heap_validate();
+}
+
+/* ---- slab placement: free dirty pages first --------------------------------- */
+/* A slab is placed on free pages that are still resident (dirty) in an
+ * older chunk before the clean pages of the newest one (span.c,
+ * span_find_dirty: among the 4 newest chunks). After a trim, the heap's only free dirty pages are
+ * the span freed here. The heap is held throughout,
+ * so no purge (the owner's tick or the janitor) runs in between. */
+static void test_place_dirty(heap_t *heap) {
+  if (opt_get(OPT_PURGE_DELAY) == 0) return; /* freed pages go back at once: none stay dirty */
+  lz_trim(0); /* every free page clean, the pool empty: a new chunk is a fresh mapping */
+  heap_enter(heap);
+  span_t *d = span_alloc(heap, 8, 1, SPAN_MEDIUM);
+  CHECK(d != NULL);
+  chunk_t *old = span_chunk(d);
+  size_t dpage = d->page;
+  /* Spans of all but 16 pages of a chunk until one takes a new chunk,
+   * whose 16 pages left are clean: the newest, where first fit looks
+   * first (earlier ones fill chunks with room). */
+  span_t *big[8];
+  int nbig = 0;
+  chunk_t *fresh;
+  do {
+    CHECK(nbig < 8);
+    big[nbig] = span_alloc(heap, LZ_USABLE_PAGES - 16, 1, SPAN_MEDIUM);
+    CHECK(big[nbig] != NULL);
+    fresh = span_chunk(big[nbig++]);
+  } while (fresh == old || heap->chunks != fresh || fresh->free_pages != 16);
+  for (size_t i = LZ_HEADER_PAGES; i < LZ_CHUNK_PAGES; i++)
+    if (page_free(fresh, i)) CHECK(!page_dirty(fresh, i));
+  int pos = 0; /* old among the newest chunks, which the placement looks at (span.c) */
+  for (chunk_t *c = heap->chunks; c != old; c = c->next) pos++;
+  CHECKF(pos < 4, "the chunk of the freed span is the %d-th newest", pos + 1);
+  d->used = 0;
+  span_free(heap, d);
+  for (size_t i = dpage; i < dpage + 8; i++) CHECK(page_free(old, i) && page_dirty(old, i));
+  span_t *s = span_alloc(heap, 8, 1, SPAN_SLAB);
+  CHECK(s != NULL);
+  chunk_t *got = span_chunk(s);
+  size_t page = s->page;
+  bool clean = (s->flags & SPAN_ZERO) != 0;
+  span_free(heap, s);
+  for (int i = 0; i < nbig; i++) {
+    big[i]->used = 0;
+    span_free(heap, big[i]);
+  }
+  heap_leave(heap);
+  CHECKF(got == old && page == dpage && !clean,
+         "a slab took %s pages of the %s chunk while 8 dirty ones waited in an older chunk",
+         clean ? "clean" : "dirty", got == fresh ? "newest" : got == old ? "same" : "other");
   lz_heap_validate();
 }
 
@@ -1212,6 +1265,7 @@ int main(void) {
     test_batch_spread(heap);
   }
   test_purge(heap);
+  test_place_dirty(heap);
   test_pool(heap);
   test_fast_chunk(heap);
   test_fast_review(heap);
