@@ -251,7 +251,7 @@ lz_test(NAME fork_first_alloc KIND API LABELS unit TIMEOUT 60
 lz_test(NAME fork_signal KIND PREFIXED LABELS stress TIMEOUT 240
         SOURCES ${_lz_t}/fork_signal.c)
 set_tests_properties(thread_late_free thread_first_late fork_hammer fork_signal PROPERTIES SKIP_RETURN_CODE 77) # TSan: see the sources
-foreach(_t fork_hammer thread_late_free) # read LZ_HEAPS and LZ_SECURE
+foreach(_t fork_hammer thread_late_free test_heap_ids) # read LZ_HEAPS (and LZ_SECURE)
   target_compile_definitions(${_t} PRIVATE ${LZ_DEFS})
 endforeach()
 
