@@ -366,7 +366,7 @@ lz_text_thread size_t remote_collect(heap_t *heap) {
  * as larson and the shbench family do), and the block it just freed is in
  * its cache, while on its way home it would cost the owner a transfer of
  * the line. So a freed block of another heap's slab may go to
- * heap->foreign[cls], a list of at most FOREIGN_BYTES (8 blocks at least),
+ * heap->foreign[cls], a list of at most FOREIGN_BYTES (less above FOREIGN_BIG_MIN; 8 blocks at least),
  * and malloc hands those out again (the owner still counts them as out:
  * for its span nothing happened). Only when the list is full does a block
  * travel home through the batches above; the lists go home whole when the
@@ -425,11 +425,17 @@ lz_text_thread size_t remote_collect(heap_t *heap) {
  * that decodes so with probability ~2^-40, so the walk runs only for real
  * double frees); found there: "double free".
  * ------------------------------------------------------------------------- */
-/* Per class and heap: bounds what a thread keeps. bench larson (main's
- * 20000 blocks replaced by two workers while main waits): with 32 KiB the
- * workers' lists overflowed and sent main's blocks home, where nothing
- * reused them (peak RSS 24.1 MiB; 20.9 with 128 KiB, tcmalloc 21.2). */
+/* Per class and heap: bounds what a thread keeps, FOREIGN_BYTES for
+ * classes up to FOREIGN_BIG_MIN bytes, a quarter of it above (8 blocks at
+ * least). bench larson (16-1024 B; main's 20000 blocks replaced by two
+ * workers while main waits): with 32 KiB the workers' lists overflowed
+ * and sent main's blocks home, where nothing reused them (peak RSS 24.1
+ * MiB; 20.9 with 128 KiB, tcmalloc 21.2). bench sh8bench (8-4096 B
+ * passed around a ring of threads) keeps more with 128 KiB for every
+ * class (peak RSS 4.7 MiB at 32 KiB, 5.7-5.9 at 128, 5.3 with a quarter
+ * of it above 1 KiB, where larson is unchanged at 19.7-19.9). */
 #define FOREIGN_BYTES ((size_t)128 * KiB)
+#define FOREIGN_BIG_MIN 1024
 
 /* Age: word 2 of a listed block (blocks here are >= LZ_CACHE_LINE bytes,
  * and the list owns it) holds heap->foreign_flush_at as it was when the
@@ -451,7 +457,7 @@ lz_text_thread static lz_noinline bool foreign_init(heap_t *heap) {
   span_t *f = os_map(sizeof(span_t) * LZ_CLASSES);
   if (f == NULL) return false;
   for (unsigned c = 1; c < LZ_CLASSES; c++) {
-    size_t cap = FOREIGN_BYTES / lz_class_size[c];
+    size_t cap = (lz_class_size[c] <= FOREIGN_BIG_MIN ? FOREIGN_BYTES : FOREIGN_BYTES / 4) / lz_class_size[c];
     f[c].block_size = lz_class_size[c];
     f[c].cls = (uint8_t)c;
     f[c].reserved = (uint16_t)(cap < 8 ? 8 : cap);
