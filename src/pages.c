@@ -62,6 +62,13 @@ lz_text_hot size_t pages_free_dirty(const chunk_t *c) {
   return n;
 }
 
+/* Freed pages of the heap are due for a look: its purge tick comes within
+ * the purge delay (at most LZ_FREED_DUE_MS) from now. */
+lz_inline void pages_wake(heap_t *heap, long delay) {
+  uint64_t wake = heap_time(heap, heap->slow_clock) + (uint64_t)(delay < LZ_FREED_DUE_MS ? delay : LZ_FREED_DUE_MS);
+  if (wake < heap->purge_wake) heap->purge_wake = wake;
+}
+
 /* span_alloc took pages [first, first + n) of c (free_map and free_pages
  * updated); fresh: c came from chunk_alloc for it. Returns how many were
  * clean (n: the span reads zero; 0: every page was dirty). */
@@ -82,10 +89,12 @@ lz_text_hot size_t pages_taken(heap_t *heap, chunk_t *c, size_t first, size_t n,
       long delay = opt_get(OPT_PURGE_DELAY);
       if (delay > 0 && c->purge_at == 0) {
         c->purge_at = heap_now(heap) + pages_purge_delay(c, delay);
-        c->decay_base = (uint32_t)(c->free_pages - n);
-        c->low_dirty = (uint16_t)c->decay_base;
-        uint64_t wake = heap_time(heap, heap->slow_clock) + (uint64_t)(delay < LZ_FREED_DUE_MS ? delay : LZ_FREED_DUE_MS);
-        if (wake < heap->purge_wake) heap->purge_wake = wake;
+        /* The chunk is hot (below): its first look re-arms the decay from
+         * the free dirty pages then, after giving back those that stayed
+         * free all along (low_dirty, set exactly below). */
+        c->decay_base = 0;
+        c->low_dirty = UINT16_MAX;
+        pages_wake(heap, delay);
         janitor_notify();
       }
     } else if (heap->empty_released_at != 0 && heap->empty_keep < EMPTY_KEEP_MAX &&
@@ -134,10 +143,7 @@ void pages_release_kept(heap_t *heap, chunk_t *c, uint64_t now) {
 void pages_freed(chunk_t *c, size_t first, size_t n) {
   heap_t *heap = c->heap;
   long delay = opt_get(OPT_PURGE_DELAY);
-  if (delay > 0) { /* something to purge (purge.c, "Clock") */
-    uint64_t wake = heap_time(heap, heap->slow_clock) + (uint64_t)(delay < LZ_FREED_DUE_MS ? delay : LZ_FREED_DUE_MS);
-    if (wake < heap->purge_wake) heap->purge_wake = wake;
-  }
+  if (delay > 0) pages_wake(heap, delay); /* something to purge (purge.c, "Clock") */
   if (c->free_pages == LZ_USABLE_PAGES) {
     uint64_t now = heap_now(heap);
     c->purge_at = 0;
