@@ -10,8 +10,8 @@
  *              later frees;
  *   purge      a forced purge gives back exactly the free dirty pages and
  *              clears their dirty bits, never a page of a live span;
- *   placement  a slab takes free dirty pages of an older chunk before
- *              clean pages of the newest;
+ *   placement  a slab or a medium span takes free dirty pages of an older
+ *              chunk before clean pages of the newest;
  *   mcache     the medium cache goes back when a look finds it unused
  *              for the purge delay, never while used between looks; the
  *              janitor's flush, alone and against the owner's lock-free
@@ -521,13 +521,14 @@ static void test_purge(heap_t *heap) {
   lz_heap_validate();
 }
 
-/* ---- slab placement: free dirty pages first --------------------------------- */
-/* A slab is placed on free pages that are still resident (dirty) in an
- * older chunk before the clean pages of the newest one (span.c,
- * span_find_dirty: among the 4 newest chunks). After a trim, the heap's only free dirty pages are
- * the span freed here. The heap is held throughout,
- * so no purge (the owner's tick or the janitor) runs in between. */
-static void test_place_dirty(heap_t *heap) {
+/* ---- span placement: free dirty pages first --------------------------------- */
+/* A slab or a medium span (kind) is placed on free pages that are still
+ * resident (dirty) in an older chunk before the clean pages of the newest
+ * one (span.c, span_find_dirty: among the 4 newest chunks). After a trim,
+ * the heap's only free dirty pages are the span freed here. The heap is
+ * held throughout, so no purge (the owner's tick or the janitor) runs in
+ * between. */
+static void test_place_dirty(heap_t *heap, uint8_t kind) {
   if (opt_get(OPT_PURGE_DELAY) == 0) return; /* freed pages go back at once: none stay dirty */
   lz_trim(0); /* every free page clean, the pool empty: a new chunk is a fresh mapping */
   heap_enter(heap);
@@ -555,7 +556,7 @@ static void test_place_dirty(heap_t *heap) {
   d->used = 0;
   span_free(heap, d);
   for (size_t i = dpage; i < dpage + 8; i++) CHECK(page_free(old, i) && page_dirty(old, i));
-  span_t *s = span_alloc(heap, 8, 1, SPAN_SLAB);
+  span_t *s = span_alloc(heap, 8, 1, kind);
   CHECK(s != NULL);
   chunk_t *got = span_chunk(s);
   size_t page = s->page;
@@ -567,8 +568,9 @@ static void test_place_dirty(heap_t *heap) {
   }
   heap_leave(heap);
   CHECKF(got == old && page == dpage && !clean,
-         "a slab took %s pages of the %s chunk while 8 dirty ones waited in an older chunk",
-         clean ? "clean" : "dirty", got == fresh ? "newest" : got == old ? "same" : "other");
+         "a %s took %s pages of the %s chunk while 8 dirty ones waited in an older chunk",
+         kind == SPAN_SLAB ? "slab" : "medium span", clean ? "clean" : "dirty",
+         got == fresh ? "newest" : got == old ? "same" : "other");
   lz_heap_validate();
 }
 
@@ -1265,7 +1267,8 @@ int main(void) {
     test_batch_spread(heap);
   }
   test_purge(heap);
-  test_place_dirty(heap);
+  test_place_dirty(heap, SPAN_SLAB);
+  test_place_dirty(heap, SPAN_MEDIUM);
   test_pool(heap);
   test_fast_chunk(heap);
   test_fast_review(heap);
