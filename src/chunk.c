@@ -38,7 +38,7 @@ typedef struct chunk_pool_s {
 
 /* Node 0's pool (the only one without NUMA) is read by every chunk_alloc:
  * kept with the other hot variables, the other nodes' pools apart. */
-lz_hot static chunk_pool_t pool_node0;
+lz_hot_alloc static chunk_pool_t pool_node0;
 static chunk_pool_t pools_other[LZ_MAX_NODES - 1]; /* nodes 1.. */
 
 static chunk_pool_t *pool_of(unsigned node) { return node == 0 ? &pool_node0 : &pools_other[node - 1]; }
@@ -73,9 +73,9 @@ static chunk_t *chunk_pool_pop(chunk_pool_t *pool) {
   return NULL;
 }
 
-lz_hot _Atomic(size_t) lz_chunks_mapped;
-lz_hot _Atomic(uint64_t) lz_pages_purged;
-lz_hot _Atomic(size_t) lz_bytes_decommitted;      /* chunk pages known not resident */
+lz_hot_alloc _Atomic(size_t) lz_chunks_mapped;
+lz_hot_alloc _Atomic(uint64_t) lz_pages_purged;
+lz_hot_alloc _Atomic(size_t) lz_bytes_decommitted;      /* chunk pages known not resident */
 
 static size_t bitmap_popcount_clean(const chunk_t *c) {
   /* Header pages are never marked dirty. */

@@ -37,6 +37,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "alloc.h" /* free's fast path, for free_parked */
 #include "security.h"
 #include "sizeclass.h"
 
@@ -54,11 +55,16 @@ __thread lz_tls_t lz_tls __attribute__((tls_model("initial-exec"))) = {
  * trusts (heap_t.map_id). */
 static void heap_tls_set(heap_t *h) { lz_heap_tls = h; }
 
-/* Heap ids handed out (heap_t.map_id): the next is CHUNK_HEAP_FIRST + this. */
-lz_hot static _Atomic(unsigned) heap_ids_given;
+/* A fork child's heap until its first call (heap_fork_park), else NULL. */
+static __thread heap_t *fork_parked __attribute__((tls_model("initial-exec")));
+static heap_t *heap_fork_resume(void);
+static void free_parked(void *p);
 
-lz_hot static _Atomic(heap_t *) heaps_all;         /* every heap ever made */
-lz_hot static _Atomic(long) orphan_count;          /* a hint: heaps that are ORPHAN or BUSY */
+/* Heap ids handed out (heap_t.map_id): the next is CHUNK_HEAP_FIRST + this. */
+lz_hot_alloc static _Atomic(unsigned) heap_ids_given;
+
+lz_hot_alloc static _Atomic(heap_t *) heaps_all;         /* every heap ever made */
+lz_hot_alloc static _Atomic(long) orphan_count;          /* a hint: heaps that are ORPHAN or BUSY */
 static __thread bool thread_done __attribute__((tls_model("initial-exec")));
 
 /* The process's first heap (its main thread's, or the first shared heap)
@@ -72,7 +78,7 @@ static __thread bool thread_done __attribute__((tls_model("initial-exec")));
  * variables' page only if it writes one of them. Later heaps come from the
  * meta arena. */
 __attribute__((section(".data.lz_hot_heap"))) static heap_t heap_first __attribute__((aligned(LZ_CACHE_LINE)));
-lz_hot static _Atomic(bool) heap_first_taken;
+lz_hot_alloc static _Atomic(bool) heap_first_taken;
 
 /* The meta arena: heaps are carved from 64 KiB regions that are never
  * unmapped. xmeta packs the current region's base (page aligned, as every
@@ -84,7 +90,7 @@ lz_hot static _Atomic(bool) heap_first_taken;
 #define HEAP_STRIDE ((sizeof(heap_t) + 63) & ~(size_t)63)
 #define META_HEAPS (META_REGION / HEAP_STRIDE)
 _Static_assert(META_HEAPS >= 1 && META_HEAPS < LZ_PAGE_SIZE, "heap count fits below the page alignment");
-lz_hot static _Atomic(uintptr_t) xmeta;
+lz_hot_alloc static _Atomic(uintptr_t) xmeta;
 
 /* Owners looked at (one system call each) before a new heap is made: a
  * few, so that a process starting threads by the thousand pays a few
@@ -290,6 +296,7 @@ lz_text_hot heap_t *heap_get_slow(void) {
   heap_t *h = lz_heap_tls;
   if (h != LZ_HEAP_EMPTY) return h;
   process_init(); /* allocates nothing */
+  if (lz_unlikely(fork_parked != NULL)) return heap_fork_resume(); /* a fork child's first call */
   if (LZ_HEAPS > 0) {
     h = shared_heap_assign();
     if (h != NULL) heap_tls_set(h);
@@ -496,7 +503,7 @@ lz_text_hot size_t heaps_reclaim_gone(unsigned budget) {
   /* Heaps are never unmapped: always valid. With the hot variables (a
    * page of its own would cost every process a fault, and its write a
    * fork child a page copy), written only when it moves. */
-  lz_hot static _Atomic(heap_t *) cursor;
+  lz_hot_alloc static _Atomic(heap_t *) cursor;
   if (LZ_HEAPS > 0) return 0;
   heap_t *first = heaps_first();
   heap_t *seen = budget == 0 ? NULL : atomic_load_explicit(&cursor, memory_order_relaxed);
@@ -718,6 +725,45 @@ void heaps_fork_child(heap_t *self) {
     atomic_store_explicit(&orphan_count, orphans, memory_order_relaxed);
 }
 
+/* In the child after fork, the handler's last step: the thread's heap is
+ * set aside, the thread left with none, so that the child's first call
+ * (any malloc or free: every path of a thread without a heap reaches
+ * heap_get_slow before it needs one) takes it back and packs the child's
+ * first blocks (pack.c, "Fork children"). Only thread-local variables are
+ * written: a child that calls nothing (an exec) copies no page of ours. */
+void heap_fork_park(heap_t *self) {
+  /* Only a heap whose first blocks the child would pack (slab.c,
+   * slab_fork_pack): a heap still in start-up is left as it is, its first
+   * call then on the fast path as in the parent. */
+  if (LZ_HEAPS > 0 || lz_secure2 || self == NULL || self->startup || self->pack != NULL) return;
+  fork_parked = self;
+  heap_tls_set(LZ_HEAP_EMPTY);
+}
+
+/* The fork child's first call: its heap back, its first blocks packed. */
+lz_text_hot static lz_noinline heap_t *heap_fork_resume(void) {
+  heap_t *h = fork_parked;
+  fork_parked = NULL;
+  heap_tls_set(h);
+  slab_fork_pack(h);
+  return h;
+}
+
+/* A free (of a block of our chunks: free_page_other) while the thread's
+ * heap is set aside, in a fork child that has not allocated yet: made by
+ * free's fast path with the heap in lz_tls for this call alone, so that
+ * a child that frees and execs (a shell's) writes the blocks' pages and
+ * their spans' as before, not the heap's page (its first allocation takes
+ * the heap back and arms the packing, which writes it). */
+lz_text_hot static lz_noinline void free_parked(void *p) {
+  heap_t *h = fork_parked;
+  heap_tls_set(h);
+  free_fast(p);
+  if (lz_heap_tls == h) heap_tls_set(LZ_HEAP_EMPTY);
+}
+
+heap_t *heap_fork_self(void) { return lz_heap_tls != LZ_HEAP_EMPTY ? lz_heap_tls : fork_parked; }
+
 /* In the child after fork: h may have been mid-update (a lock of it was
  * taken at the instant of fork): DEAD for ever, and no longer this
  * thread's heap or a shared heap (a fresh one is made on demand). */
@@ -838,9 +884,9 @@ lz_inline void *slow_leave(heap_t *heap, void *p) {
 /* packable: any 16-byte aligned block will do (not an aligned allocation's
  * class). */
 lz_text_hot static void *small_malloc(heap_t *heap, unsigned cls, bool zero, bool packable) {
-  if (lz_unlikely(heap->startup)) {
-    if (heap->slow_count >= LZ_STARTUP_SLOW) slab_startup_end(heap);
-    /* Start-up's packed span first (pack.c). */
+  if (lz_unlikely(heap->startup | heap->pack_fork)) {
+    if (heap->startup && heap->slow_count >= LZ_STARTUP_SLOW) slab_startup_end(heap);
+    /* Start-up's packed span first, or a fork child's (pack.c). */
     if (packable && lz_class_size[cls] <= LZ_PACK_MAX && (heap->pack != NULL || !heap->pack_done)) {
       void *p = pack_malloc(heap, cls);
       if (p != NULL) {
@@ -848,6 +894,8 @@ lz_text_hot static void *small_malloc(heap_t *heap, unsigned cls, bool zero, boo
         return p;
       }
     }
+    /* A fork child's span closed: its sizes back on the fast path. */
+    if (lz_unlikely(heap->pack_fork) && heap->pack_done && heap->pack == NULL) slab_fork_pack_end(heap);
   }
   cls = slab_class_for(heap, cls); /* start-up: its power of two */
   void *p = heap->foreign != NULL ? foreign_alloc(heap, cls) : NULL;
@@ -1022,7 +1070,9 @@ lz_text_hot static lz_noinline void *malloc_slow(size_t size, heap_t *heap, bool
           return p;
         }
       }
-      void *p = slab_malloc_short(heap, cls);
+      /* A fork child's packable sizes wait for its packed span, which the
+       * general path opens and closes (pack.c, "Fork children"). */
+      void *p = lz_unlikely(heap->pack_fork) && size <= LZ_PACK_MAX ? NULL : slab_malloc_short(heap, cls);
       if (p != NULL) {
         if (zero) memset(p, 0, lz_class_size[cls]);
         heap_tick(heap);
@@ -1379,6 +1429,10 @@ lz_text_hot void heap_free_own(void *p, span_t *s) {
 lz_text_hot static lz_noinline void free_page_other(void *p, span_t *s) {
   chunk_t *c = (chunk_t *)((uintptr_t)p & ~LZ_CHUNK_MASK);
   heap_t *self = lz_heap_tls;
+  if (lz_unlikely(self == LZ_HEAP_EMPTY) && lz_unlikely(fork_parked != NULL)) {
+    free_parked(p);
+    return;
+  }
   /* The chunk's owner is never LZ_HEAP_EMPTY; a live block's is stable. */
   if (s->kind == SPAN_MEDIUM && !lz_secure2 && (uintptr_t)p == (uintptr_t)c + ((uintptr_t)s->page << LZ_PAGE_SHIFT)) {
     if (c->heap == self) free_own_medium(p, s);

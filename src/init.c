@@ -34,9 +34,13 @@
  * the prepare handler to the parent and child handlers, so a fork made by
  * a signal handler never lands while this thread holds it. A process that
  * has never run a second thread has no janitor: there the handlers take
- * nothing and write nothing (see fork_prepare), and are not even given to
- * libc (os.c, os_atfork: registered by the first pthread_create, before
- * the new thread runs; at once with shared heaps or at level 2).
+ * nothing and write nothing but thread-local variables (see fork_prepare),
+ * and are not even given to libc before the process allocates (os.c,
+ * os_atfork: registered at the first heap or the first pthread_create,
+ * before the new thread runs; at once with shared heaps or at level 2).
+ * The child's handler ends by setting the thread's heap aside (heap.c,
+ * heap_fork_park): the child's first call takes it back and packs its
+ * first blocks into a span of its own (slab.c, "Fork children").
  */
 #include "internal.h"
 
@@ -50,9 +54,11 @@ lz_text_thread static void thread_done(void *value) {
  * made by a signal handler cannot then land while this thread holds
  * pass_lock (it would wait for itself).
  * A process that has never run a second thread has no janitor (janitor.c)
- * and nobody to race with: the handlers then write nothing at all, neither
- * before fork nor after, so neither process pays a copy-on-write fault for
- * our pages (a shell forks for every pipeline). fork_locked says, in both
+ * and nobody to race with: the handlers then write nothing but the child's
+ * thread-local variables (beside the thread's descriptor, which
+ * the child's fork writes anyway), neither before fork nor after, so
+ * neither process pays a copy-on-write fault for our pages (a shell forks
+ * for every pipeline). fork_locked says, in both
  * processes, whether the prepare handler did its work; only the handlers
  * that undo it write it. */
 static __thread bool fork_locked __attribute__((tls_model("initial-exec")));
@@ -82,8 +88,9 @@ lz_text_hot static void fork_child(void) {
     heaps_fork_child_shared();
     return;
   }
-  heap_t *self = lz_heap_tls;
-  heaps_fork_child(self == LZ_HEAP_EMPTY ? NULL : self);
+  heap_t *self = heap_fork_self(); /* set aside already: a fork before the first call */
+  heaps_fork_child(self);
+  heap_fork_park(self); /* the first call takes it back (heap.c) */
 }
 
 /* Our constructor's work (api.c): the process started, the hook and the
@@ -98,8 +105,10 @@ lz_text_hot void process_start(void) {
   if (rc != 0)
     lz_message("warning: no thread-exit hook (pthread_key_create failed), heaps of exited threads are given back late; "
                "error ", "", (uintptr_t)rc, 2);
-  /* Registered with libc once the process may have a second thread (os.c):
-   * until then the handlers have nothing to do. At once with shared heaps
+  /* Registered with libc at the first heap or once the process may have a
+   * second thread (os.c): until then the handlers have nothing to do (a
+   * heap made already, by an earlier constructor, is armed below, which
+   * registers them). At once with shared heaps
    * or at hardening level 2, whose locks a fork from a signal handler may
    * find taken in a single-threaded process too. */
   rc = os_atfork(fork_prepare, fork_parent, fork_child, LZ_HEAPS > 0 || lz_secure2);

@@ -55,6 +55,15 @@
  * tables (the chunk map, large.c's descriptors), where each would cost a
  * small process a page fault of its own and a fork child a page copy. */
 #define lz_hot __attribute__((section(".data.lz_hot")))
+/* Those of them that only allocation paths write (counters, the chunk pool,
+ * the list of heaps), never the constructor: kept on the first heap's
+ * page, before it (cmake/layout.ld), which a process writes once it
+ * allocates, and a fork child once it allocates or frees on a slow path
+ * (slab.c, "Fork children"): such a child's write of one of them is no
+ * copy of a page of its own (the hot variables' page stays the parent's),
+ * and a process that never allocates still writes the hot variables' page
+ * alone (tests/startup_bss.c). */
+#define lz_hot_alloc __attribute__((section(".data.lz_hot_alloc")))
 /* Zero-filled variables a small process never looks at (large.c's
  * descriptor directory, numa.c's per-node counts, os.c's fault hook and
  * test hooks): placed after the rest of .bss (x86-64's .lbss, which the
@@ -671,7 +680,8 @@ typedef struct heap_stats_s {
  *     its power of two), &foreign[c] when that list is installed, else the
  *     first span of queues[c], or LZ_SPAN_EMPTY when that queue is empty
  *     or c's size is above LZ_DIRECT_MAX (in start-up, 1025 to 1040 B go
- *     to the 2048 B class by the slow path) [heap.direct]; in start-up no
+ *     to the 2048 B class by the slow path), but LZ_SPAN_EMPTY for every c
+ *     up to LZ_PACK_MAX while pack_fork [heap.direct]; in start-up no
  *     foreign list is mapped and the queues of the classes that are no
  *     power of two are empty [heap.startup];
  *   queues[c] is a doubly linked list of every slab span of class c the
@@ -835,6 +845,11 @@ typedef struct heap_s {
   /* Start-up's packed span (pack.c): blocks up to LZ_PACK_MAX of every
    * class carved one after another; NULL once closed (pack_done). */
   bool pack_done;
+  /* A fork child's packed span (slab.c, "Fork children"): set when the
+   * child's first call takes its heap back (slab_fork_pack), cleared once
+   * that span is closed; meanwhile direct[] sends every size whose class is
+   * up to LZ_PACK_MAX to the slow path. Never with startup. */
+  bool pack_fork;
   span_t *pack;
   lz_block_t *pack_free[LZ_PACK_CLASSES]; /* its freed blocks per class (pack.c) */
   uint32_t pack_uses;                  /* blocks it handed out */
@@ -1009,8 +1024,8 @@ int os_thread_exit_arm(void *value);
  * thread and for an identity from another process (a fork's parent). */
 uint64_t os_thread_ident(void);
 bool os_thread_gone(uint64_t ident);
-/* Fork handlers, registered with libc once the process may have a second
- * thread (eager: at once); 0 or an errno value. */
+/* Fork handlers, registered with libc at the process's first heap or once
+ * it may have a second thread (eager: at once); 0 or an errno value. */
 int os_atfork(void (*prepare)(void), void (*parent)(void), void (*child)(void), bool eager);
 bool os_atfork_registered(void);                 /* given to libc already (tests) */
 /* calloc's watch for the process's first pthread_create (os.c says why):
@@ -1242,6 +1257,9 @@ void slab_release(heap_t *heap, span_t *s);
 void queue_remove(heap_t *heap, span_queue_t *q, span_t *s);
 void queue_push_front(heap_t *heap, span_queue_t *q, span_t *s);
 void heap_direct_update(heap_t *heap, unsigned cls);
+void heap_direct_all(heap_t *heap);
+void slab_fork_pack(heap_t *heap);     /* a fork child's first call: its first blocks packed */
+void slab_fork_pack_end(heap_t *heap); /* its packed span closed: direct[] whole again */
 unsigned slab_class_for(const heap_t *heap, unsigned cls); /* the class that serves cls (start-up) */
 void slab_startup_end(heap_t *heap);
 bool slab_contains_free(span_t *s, lz_block_t *b);
@@ -1252,7 +1270,7 @@ uint32_t slab_hole_blocks(const span_t *s);
 bool slab_holds(const span_t *s, const void *p);
 void *slab_pop_checked(span_t *s);
 
-/* pack.c: start-up's packed span. A slab span of class 0 (kind
+/* pack.c: start-up's packed span (and a fork child's). A slab span of class 0 (kind
  * SPAN_SLAB; span_packed) of LZ_PACK_PAGES pages whose 16-byte granules are
  * its "blocks" for the slab checks (block_size 16, capacity the granules
  * carved so far), and whose real blocks, of every class up to
@@ -1270,7 +1288,9 @@ void *slab_pop_checked(span_t *s);
  * capacity, blocks of the map back to back up to capacity, each of a class
  * up to LZ_PACK_MAX [pack.map]; used == the granules of its live blocks
  * [pack.used]; the heap's open one is heap->pack, and only the first heap
- * in start-up has one [pack.open]; pack_free[c] lists, only while open,
+ * in start-up, or a fork child's heap while pack_fork, has one
+ * [pack.open]; pack_fork never in start-up [pack.fork]; pack_free[c]
+ * lists, only while open,
  * blocks of class c freed in it (map entry c + PACK_FREED), each once
  * [pack.list]. */
 #define LZ_PACK_MAP (LZ_PACK_PAGES * LZ_PAGE_SIZE / LZ_ALIGN) /* bytes */
@@ -1430,6 +1450,8 @@ size_t heaps_reclaim_gone(unsigned budget);
 bool heap_hold_orphan(heap_t *h);      /* ORPHAN -> BUSY: true if this caller holds it */
 void heap_release_orphan(heap_t *h);   /* BUSY -> ORPHAN */
 void heaps_fork_child(heap_t *self);
+void heap_fork_park(heap_t *self);  /* the child handler's last step: the heap set aside */
+heap_t *heap_fork_self(void);       /* the thread's heap, set aside or not (NULL: none) */
 void heap_retire(heap_t *h);
 void heaps_fork_child_shared(void);
 void heaps_fork_child_secure(void);

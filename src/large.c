@@ -86,8 +86,8 @@
 
 #include "internal.h"
 
-lz_hot _Atomic(size_t) lz_large_mapped;
-lz_hot _Atomic(size_t) lz_large_in_use;
+lz_hot_alloc _Atomic(size_t) lz_large_mapped;
+lz_hot_alloc _Atomic(size_t) lz_large_in_use;
 
 /* ---------------------------------------------------------------------------
  * Descriptor table
@@ -163,7 +163,7 @@ static _Atomic(uint64_t) slots[LARGE_SLOTS];
 /* Slots at and above xslots_seen have never held a range: scans stop
  * there (puts fill the lowest empty slot, so a few ranges scan a few
  * slots). Raised before a slot is first filled, never lowered. */
-lz_hot static _Atomic(size_t) xslots_seen;
+lz_hot_alloc static _Atomic(size_t) xslots_seen;
 
 static size_t slots_seen(void) { return atomic_load_explicit(&xslots_seen, memory_order_relaxed); }
 
@@ -237,8 +237,8 @@ static void range_added(void *p, size_t size, unsigned node) {
 
 /* The most live large bytes seen since xpeak_at (hints: racy updates can
  * only make the limit a little off for one decay period). */
-lz_hot static _Atomic(size_t) xpeak;
-lz_hot static _Atomic(uint64_t) xpeak_at;
+lz_hot_alloc static _Atomic(size_t) xpeak;
+lz_hot_alloc static _Atomic(uint64_t) xpeak_at;
 
 static void peak_note(size_t live) {
   if (live > atomic_load_explicit(&xpeak, memory_order_relaxed)) {

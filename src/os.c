@@ -258,7 +258,8 @@ lz_text_hot int os_thread_exit_hook(void (*fn)(void *)) {
 }
 
 lz_text_hot int os_thread_exit_arm(void *value) {
-  os_atfork_watch(); /* the fallback: before this thread's heap is used */
+  /* A thread's heap is about to be used: the fork handlers first (os_atfork). */
+  if (atomic_load_explicit(&lz_atfork_state, memory_order_relaxed) == ATFORK_PENDING) atfork_register();
   if (!atomic_load_explicit(&exit_key_ok, memory_order_acquire)) return EINVAL;
   int e = errno;
   int r = pthread_setspecific(exit_key, value);
@@ -291,13 +292,16 @@ extern char __libc_single_threaded __attribute__((weak));
 
 lz_text_hot bool os_single_threaded(void) { return &__libc_single_threaded != NULL && __libc_single_threaded != 0; }
 
-/* Fork handlers: given to libc only once the process may have a second
- * thread. Until then they would have nothing to do (init.c: a process that
- * has never run a second thread has no janitor and no other heap), and
- * registering them costs every process libc's registration code and the
- * read-only data it reads (two page faults, 64 KiB mapped around the
- * second). os_atfork records them (and registers at once where the
- * process has threads already, or eager is asked).
+/* Fork handlers: given to libc only once the process makes its first
+ * heap, or may have a second thread. Before that they would have nothing
+ * to do (init.c: the child handler sets the thread's heap aside, so that
+ * the child's first blocks are packed), and registering them costs libc's
+ * registration code and the read-only data it reads, which a process that
+ * never allocates (/bin/true: 54 page faults against 55 registering in our
+ * constructor) need not pay; one that allocates pays nothing more
+ * (sh -c true, cat, git --version: the same faults either way).
+ * os_atfork records them (and registers at once where the process has
+ * threads already, or eager is asked).
  *
  * Where they are registered matters: pthread_atfork waits for libc's lock
  * on its list of handlers, which a fork in another thread holds from its
@@ -306,13 +310,14 @@ lz_text_hot bool os_single_threaded(void) { return &__libc_single_threaded != NU
  * flockfile), and a third thread in fflush(NULL) holds the list lock and
  * waits for that FILE: the three wait for each other. So the registration
  * is made while the process has one thread and no fork can run beside it:
+ * at its first heap (os_thread_exit_arm: a thread is given its heap), or
  * in the first pthread_create, whose DTV calloc (glibc: after it has
  * marked the process threaded, before the thread exists) reaches
- * os_atfork_watch in calloc_body. os_thread_start (the janitor) registers
- * too before it creates its thread. os_thread_exit_arm (a thread is given
- * its heap) is the fallback for threads made without pthread_create's
- * calloc reaching us (prefixed builds, another libc): there the race above
- * is possible again. A fork racing with a registration is ordered by
+ * os_atfork_watch in calloc_body, whichever comes first.
+ * os_thread_start (the janitor) registers too before it creates its
+ * thread. os_thread_exit_arm is also the fallback for threads made
+ * without pthread_create's calloc reaching us (prefixed builds, another
+ * libc): there the race above is possible again. A fork racing with a registration is ordered by
  * libc's lock: before it, the handlers run; after it, the new heap or
  * thread did not exist at the fork. A real pthread_atfork failure found
  * late (ENOMEM) goes unreported; the fault injection fails the recording
@@ -330,7 +335,7 @@ lz_hot static void (*atfork_fn[3])(void);
 extern int __register_atfork(void (*prepare)(void), void (*parent)(void), void (*child)(void), void *dso);
 static char atfork_owner; /* names this library to libc (never unloaded: nodelete) */
 
-static int atfork_register(void) {
+lz_text_hot static int atfork_register(void) {
   int expect = ATFORK_PENDING;
   if (!atomic_compare_exchange_strong_explicit(&lz_atfork_state, &expect, ATFORK_BUSY, memory_order_acquire,
                                                memory_order_relaxed))
@@ -405,7 +410,7 @@ lz_text_hot size_t os_page_size(void) {
  * slow-path entry, heap.c's tick) soon takes the vDSO. The count is a hint:
  * two threads may both take the same value (relaxed, no read-modify-write). */
 #define OS_CLOCK_SYSCALLS 16
-lz_hot static _Atomic(unsigned) clock_syscalls;
+lz_hot_alloc static _Atomic(unsigned) clock_syscalls;
 
 lz_text_hot uint64_t os_now_ms(void) {
   struct timespec ts;

@@ -1,4 +1,5 @@
-/* pack.c: start-up's packed span (internal.h says what it is).
+/* pack.c: start-up's packed span, and a fork child's (internal.h says
+ * what it is; slab.c, "Fork children", when a child has one).
  *
  * In start-up (heap_t.startup: the process's first heap, slab.c) every
  * size class has a slab of its own, a page at least, so a process that
@@ -103,7 +104,7 @@ lz_text_hot static bool pack_open(heap_t *heap) {
   /* Reused pages may hold anything: the map must start clear. */
   if (!(s->flags & SPAN_ZERO)) memset(span_start(s), 0, LZ_PACK_MAP);
   heap->pack = s;
-  heap->startup_pages = (uint16_t)(heap->startup_pages + LZ_PACK_PAGES);
+  if (heap->startup) heap->startup_pages = (uint16_t)(heap->startup_pages + LZ_PACK_PAGES);
   return true;
 }
 
@@ -116,13 +117,14 @@ lz_text_hot static bool pack_open(heap_t *heap) {
  * power of two, a page per slab at least). pack_done: no span is opened
  * any more but a next one for a full one. */
 lz_text_hot void *pack_malloc(heap_t *heap, unsigned cls) {
+  /* A fork child's (slab.c) is one span: closed when full. */
   if (heap->pack == NULL) {
-    if (heap->pack_done || !heap->startup) return NULL;
+    if (heap->pack_done || !(heap->startup || heap->pack_fork)) return NULL;
     heap->pack_done = true;
     if (!pack_open(heap)) return NULL;
   }
   void *p = pack_take(heap, cls);
-  if (p == NULL && heap->pack_uses <= LZ_PACK_USES &&
+  if (p == NULL && heap->startup && heap->pack_uses <= LZ_PACK_USES &&
       heap->startup_pages + LZ_PACK_PAGES <= LZ_STARTUP_PAGES) { /* full: the next */
     pack_close(heap);
     if (pack_open(heap)) p = pack_take(heap, cls);

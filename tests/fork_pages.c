@@ -13,6 +13,12 @@
  *   frees  a child that frees 8 small blocks the parent allocated (one
  *          slab page) and allocates 8 again copies at most 3 pages: the
  *          blocks' page, their span descriptor's page, the heap's page;
+ *   sizes  a child of a process past its start-up, whose slabs of 8 sizes
+ *          all have free blocks, that allocates one block of each size
+ *          writes at most 4 pages (its first blocks come from a span of
+ *          its own: its page, its descriptor's page, the heap's page and
+ *          one more of the library's data), not a page of the parent's
+ *          slabs per size;
  *   text   the library code a child runs to free and allocate, and the
  *          dynamic symbols a lookup in the library reads (its headers'
  *          segment), lie in one mapping and one fault-around window (one
@@ -116,6 +122,44 @@ static void test_frees(void) {
   }
   CHECK(child_status(pid) == 0);
   for (int i = 0; i < 8; i++) free(b[i]);
+}
+
+static void test_sizes(void) {
+  /* Past start-up (slab.c: 512 slow-path entries or 64 slab pages), with
+   * blocks of each size free on many pages of its slabs. */
+  enum { N = 4000, SIZES = 8 };
+  static void *keep[N];
+  for (int i = 0; i < N; i++) {
+    size_t n = (size_t)(16 + (i % SIZES) * 40);
+    keep[i] = malloc(n);
+    CHECK(keep[i] != NULL);
+    memset(keep[i], 1, n);
+  }
+  for (int i = 0; i < N; i += 2) free(keep[i]);
+  pid_t pid = fork();
+  CHECK(pid >= 0);
+  if (pid == 0) {
+    memset(tu_proc_buf, 0, sizeof tu_proc_buf);
+    stack_prefault();
+    void *q[SIZES];
+    unsigned long before = private_dirty_kb();
+    for (int i = 0; i < SIZES; i++) {
+      size_t n = (size_t)(16 + i * 40);
+      ((void *volatile *)q)[i] = malloc(n);
+      if (q[i] == NULL) _exit(2);
+      memset(q[i], 2, n);
+    }
+    unsigned long after = private_dirty_kb();
+    for (int i = 0; i < SIZES; i++) free(q[i]);
+    if (after - before > 4 * 4) {
+      fprintf(stderr, "sizes: the child wrote %lu kB to allocate %d blocks of %d sizes (at most 16 kB)\n",
+              after - before, SIZES, SIZES);
+      _exit(1);
+    }
+    _exit(0);
+  }
+  CHECK(child_status(pid) == 0);
+  for (int i = 1; i < N; i += 2) free(keep[i]);
 }
 
 #if defined(__OPTIMIZE__) /* test_text's helpers */
@@ -410,6 +454,7 @@ int main(void) {
   }
   test_quiet();
   test_frees();
+  test_sizes();
   test_text();
   test_text_purge();
   test_rodata_threads();

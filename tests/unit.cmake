@@ -24,7 +24,9 @@
 #                    allocate and free, never adopting a half-updated heap
 #   fork_pages       pages a fork child copies (pagemap, smaps): none
 #                    of the library's data during fork, at most 3 to free
-#                    and reallocate 8 blocks; the library code it runs
+#                    and reallocate 8 blocks, at most 4 to allocate 8
+#                    blocks of 8 sizes (a span of its own, not the
+#                    parent's slabs); the library code it runs
 #                    mapped by one fault (<= 20 pages, /proc/self/pagemap),
 #                    also once its freed pages decayed (no .rodata read,
 #                    nor by a child that runs a thread) (API)
@@ -47,9 +49,9 @@
 #                    first heap); 40 spans over 400 pages of a chunk: one
 #                    header page resident (descriptor slots), one copied
 #                    by a fork child that frees in each span (API)
-#   fork_lazy        no fork handler given to libc until the process
-#                    creates a second thread, then one, given before that
-#                    thread runs; forks work before and after (API)
+#   fork_lazy        no fork handler given to libc before the process's
+#                    first allocation, then one; no more for a second
+#                    thread; forks work after it and with threads (API)
 #   fork_first_alloc a thread's first malloc does not wait for a fork in
 #                    another thread (the fork_stdio deadlock, made
 #                    deterministic with a prepare handler) (API)
