@@ -873,6 +873,7 @@ typedef struct heap_s {
    * at a purge look at least a purge delay after the last one
    * (mfront_looked_at, ms), on a miss (medium_malloc), or forced. */
   span_t *mfront[LZ_MEDIUM_FRONT_PAGES + 1];
+  uint64_t mfront_mask;                /* bit n - LZ_MEDIUM_MIN_PAGES set iff mfront[n] != NULL */
   size_t mfront_bytes;
   uint32_t mfront_count;               /* their number (<= LZ_MEDIUM_FRONT_SPANS) */
   uint64_t mfront_looked_at;

@@ -48,6 +48,7 @@
  * most): one span takes at most half the cache, never the whole of it. */
 _Static_assert(LZ_MEDIUM_MAX <= LZ_MEDIUM_CACHE_BYTES / 2, "a cached span fits twice in the cache");
 _Static_assert(LZ_MEDIUM_CACHE <= 32, "mcache_mask holds a bit per slot");
+_Static_assert(LZ_MEDIUM_FRONT_PAGES - LZ_MEDIUM_MIN_PAGES < 64, "mfront_mask holds a bit per page count");
 #define MCACHE_FULL ((uint32_t)((1ull << LZ_MEDIUM_CACHE) - 1))
 
 /* The holder takes slot i, of npages pages (mcache_pages[i]), out of its
@@ -373,6 +374,7 @@ lz_inline void medium_front_park(heap_t *heap, span_t *s, lz_block_t *b) {
   s->used = 1;
   s->to_local = 0;
   heap->mfront[s->npages] = s;
+  heap->mfront_mask |= 1ull << (s->npages - LZ_MEDIUM_MIN_PAGES);
   heap->mfront_count++;
   heap->mfront_bytes += (size_t)s->npages << LZ_PAGE_SHIFT;
 }
@@ -380,6 +382,7 @@ lz_inline void medium_front_park(heap_t *heap, span_t *s, lz_block_t *b) {
 lz_text_hot void medium_front_drop(heap_t *heap, span_t *s) {
   lz_assert(s->to_local == 0 && heap->mfront[s->npages] == s);
   heap->mfront[s->npages] = NULL;
+  heap->mfront_mask &= ~(1ull << (s->npages - LZ_MEDIUM_MIN_PAGES));
   heap->mfront_count--;
   heap->mfront_bytes -= (size_t)s->npages << LZ_PAGE_SHIFT;
   s->to_local = 1;
@@ -406,9 +409,9 @@ lz_text_hot void medium_front_flush(heap_t *heap, bool force, uint64_t now) {
     if (now < purge_due(heap->mfront_looked_at)) return;
     heap->mfront_looked_at = now;
   }
-  for (size_t n = LZ_MEDIUM_MIN_PAGES; n <= LZ_MEDIUM_FRONT_PAGES; n++) {
-    span_t *s = heap->mfront[n];
-    if (s == NULL || s->free == NULL) continue;
+  for (uint64_t m = heap->mfront_mask; m != 0; m &= m - 1) {
+    span_t *s = heap->mfront[LZ_MEDIUM_MIN_PAGES + (size_t)__builtin_ctzll(m)];
+    if (s->free == NULL) continue;
     medium_front_drop(heap, s);
     s->free = NULL;
     s->used = 0;

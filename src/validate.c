@@ -400,6 +400,8 @@ static size_t heap_check(const heap_t *heap, seen_t *seen) {
   size_t fbytes = 0, fcount = 0;
   for (size_t n = 0; n <= LZ_MEDIUM_FRONT_PAGES; n++) {
     const span_t *s = heap->mfront[n];
+    V((s != NULL) == (n >= LZ_MEDIUM_MIN_PAGES && (heap->mfront_mask >> (n - LZ_MEDIUM_MIN_PAGES) & 1)),
+      "mfront.span", heap);
     if (s == NULL) continue;
     V(n >= LZ_MEDIUM_MIN_PAGES && s->kind == SPAN_MEDIUM && s->npages == n && s->to_local == 0 &&
           span_chunk(s)->heap == heap,
