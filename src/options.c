@@ -123,12 +123,11 @@ static void env_lookup(const char *found[OPT_COUNT_]) {
   }
 }
 
-/* Each value stored only where it changes: the values start as the
- * defaults, and a process that sets no option writes none (their page:
- * cmake/layout.ld). */
-lz_text_hot void options_init(void) {
-  const char *found[OPT_COUNT_] = {NULL};
-  env_lookup(found);
+/* The values found (some not NULL), each stored only where it changes
+ * (their page: cmake/layout.ld). Cold code (not lz_text_hot): only a
+ * process that sets an option runs it, and its 2 KiB kept the hot code's
+ * window full. */
+static lz_noinline void options_apply(const char *const found[OPT_COUNT_]) {
   for (int i = 0; i < OPT_COUNT_; i++) {
     const option_desc_t *d = &option_table[i];
     const char *v = found[i];
@@ -167,4 +166,16 @@ lz_text_hot void options_init(void) {
       os_write(2, buf, n);
     }
   }
+}
+
+/* The values start as the defaults, and a process that sets no option
+ * writes none. */
+lz_text_hot void options_init(void) {
+  const char *found[OPT_COUNT_] = {NULL};
+  env_lookup(found);
+  for (int i = 0; i < OPT_COUNT_; i++)
+    if (found[i] != NULL) {
+      options_apply(found);
+      return;
+    }
 }
