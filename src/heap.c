@@ -67,17 +67,31 @@ lz_hot_alloc static _Atomic(heap_t *) heaps_all;         /* every heap ever made
 lz_hot_alloc static _Atomic(long) orphan_count;          /* a hint: heaps that are ORPHAN or BUSY */
 static __thread bool thread_done __attribute__((tls_model("initial-exec")));
 
+/* Every heap is carved with its remote batches right before it
+ * (internal.h, heap_rbatch). */
+typedef struct heap_block_s {
+  remote_batch_t rbatch[LZ_REMOTE_SLOTS];
+  heap_t heap;
+} heap_block_t;
+_Static_assert(offsetof(heap_block_t, heap) == LZ_RBATCH_BYTES, "heap_rbatch: the batches end where the heap starts");
+/* cmake/layout.ld places the first heap's batches so that they end on a
+ * page boundary: it counts them as 0x800 bytes. */
+_Static_assert(LZ_RBATCH_BYTES == 0x800, "cmake/layout.ld: the first heap's batches are 0x800 bytes");
+
 /* The process's first heap (its main thread's, or the first shared heap)
- * is static, beside the hot variables in .data (internal.h, lz_hot): their
- * pages are written by every process that allocates, so a small process
+ * is static, in .data with the hot variables (internal.h, lz_hot): their
+ * page is written by every process that allocates, so a small process
  * maps no meta region and pays no page fault for its heap. The link puts
- * it between .data and the hot variables (cmake/layout.ld): a process
- * that never allocates writes only the hot variables' page, and a fork
- * child that frees and allocates copies the page of the heap's fields
- * (they lie before its cold remote batches, heap_t), and the hot
- * variables' page only if it writes one of them. Later heaps come from the
- * meta arena. */
-__attribute__((section(".data.lz_hot_heap"))) static heap_t heap_first __attribute__((aligned(LZ_CACHE_LINE)));
+ * its batches at the end of the page before (cmake/layout.ld), its fields
+ * at the start of the page they share with the hot variables and the
+ * start of .bss, which the loader writes anyway: a process that allocates
+ * writes that one page of the library's data (the options' page only if
+ * one is set, the batches only once it frees other threads' blocks), and
+ * so does a fork child that frees and allocates. Later heaps come from
+ * the meta arena. */
+__attribute__((section(".data.lz_hot_heap"))) static heap_block_t heap_first_block
+    __attribute__((aligned(LZ_CACHE_LINE)));
+#define heap_first (heap_first_block.heap)
 lz_hot_alloc static _Atomic(bool) heap_first_taken;
 
 /* The meta arena: heaps are carved from 64 KiB regions that are never
@@ -87,7 +101,7 @@ lz_hot_alloc static _Atomic(bool) heap_first_taken;
  * a thread that maps a new region installs it with one CAS and, losing a
  * race, unmaps it and carves from the winner's. */
 #define META_REGION ((size_t)64 * KiB)
-#define HEAP_STRIDE ((sizeof(heap_t) + 63) & ~(size_t)63)
+#define HEAP_STRIDE ((sizeof(heap_block_t) + 63) & ~(size_t)63)
 #define META_HEAPS (META_REGION / HEAP_STRIDE)
 _Static_assert(META_HEAPS >= 1 && META_HEAPS < LZ_PAGE_SIZE, "heap count fits below the page alignment");
 lz_hot_alloc static _Atomic(uintptr_t) xmeta;
@@ -145,14 +159,14 @@ static heap_t *meta_heap_alloc(void) {
     uintptr_t base = w & ~(uintptr_t)(LZ_PAGE_SIZE - 1), used = w & (LZ_PAGE_SIZE - 1);
     if (base != 0 && used < META_HEAPS) {
       if (atomic_compare_exchange_weak_explicit(&xmeta, &w, w + 1, memory_order_acq_rel, memory_order_acquire))
-        return (heap_t *)(base + used * HEAP_STRIDE);
+        return &((heap_block_t *)(base + used * HEAP_STRIDE))->heap;
       continue;
     }
     uint8_t *m = os_map(META_REGION);
     if (m == NULL) return NULL;
     if (atomic_compare_exchange_strong_explicit(&xmeta, &w, (uintptr_t)m | 1, memory_order_acq_rel,
                                                 memory_order_acquire))
-      return (heap_t *)m; /* fresh memory: every field zero */
+      return &((heap_block_t *)m)->heap; /* fresh memory: every field zero */
     os_unmap(m, META_REGION);
   }
 }

@@ -56,13 +56,12 @@
  * small process a page fault of its own and a fork child a page copy. */
 #define lz_hot __attribute__((section(".data.lz_hot")))
 /* Those of them that only allocation paths write (counters, the chunk pool,
- * the list of heaps), never the constructor: kept on the first heap's
- * page, before it (cmake/layout.ld), which a process writes once it
- * allocates, and a fork child once it allocates or frees on a slow path
- * (slab.c, "Fork children"): such a child's write of one of them is no
- * copy of a page of its own (the hot variables' page stays the parent's),
- * and a process that never allocates still writes the hot variables' page
- * alone (tests/startup_bss.c). */
+ * the list of heaps), never the constructor: right after the first heap's
+ * fields (cmake/layout.ld), on the page they share with the other hot
+ * variables, which a process writes once it allocates, and a fork child
+ * once it allocates or frees on a slow path (slab.c, "Fork children"), so
+ * that they stay on that page, whichever of the heap's fields and the
+ * hot variables grow (tests/startup_bss.c). */
 #define lz_hot_alloc __attribute__((section(".data.lz_hot_alloc")))
 /* Zero-filled variables a small process never looks at (large.c's
  * descriptor directory, numa.c's per-node counts, os.c's fault hook and
@@ -961,11 +960,19 @@ typedef struct heap_s {
   uint32_t numa_seen;
   uint32_t numa_streak;
   uint64_t numa_seen_at;
-  /* Our frees of other heaps' blocks (rbatch_pending's bits): last, so that
-   * their 2 KiB, touched only by threads that free other threads' blocks,
-   * split no page of the fields above. */
-  remote_batch_t rbatch[LZ_REMOTE_SLOTS];
 } heap_t;
+
+/* A heap's batches of its frees of other heaps' blocks (rbatch_pending's
+ * bits): LZ_REMOTE_SLOTS of them right before the heap (heap_rbatch), not
+ * in it, so that their 2 KiB, touched only by threads that free other
+ * threads' blocks, split no page of its fields, and the first heap's
+ * fields share one page with the hot variables and the start of .bss
+ * (cmake/layout.ld): every heap is carved with them (heap.c,
+ * heap_block_t). */
+#define LZ_RBATCH_BYTES ((size_t)LZ_REMOTE_SLOTS * sizeof(remote_batch_t))
+lz_inline remote_batch_t *heap_rbatch(const struct heap_s *h) {
+  return (remote_batch_t *)(uintptr_t)h - LZ_REMOTE_SLOTS;
+}
 
 /* The owner's side of the janitor protocol (per-thread heaps; with shared
  * heaps every entry point holds the lock already). */
@@ -1393,7 +1400,7 @@ bool remote_free_medium(heap_t *self, void *p, span_t *s);
 /* An installed foreign list ran dry (malloc's refill): direct[] points at
  * its class's span again. */
 void foreign_uninstall(heap_t *heap, span_t *f);
-/* The first slot of span s's set (LZ_REMOTE_WAYS slots) in heap->rbatch: a hash of the
+/* The first slot of span s's set (LZ_REMOTE_WAYS slots) in heap_rbatch(heap): a hash of the
  * descriptor's address (descriptors are at least LZ_SPAN_HALF bytes apart
  * in their chunk's slots, and every chunk's slots lie at the same offset). */
 lz_inline unsigned remote_slot_of(const span_t *s) {

@@ -4,7 +4,7 @@
  * owning heap (its chunk's heap), unless the freeing thread keeps it for
  * reuse ("Foreign blocks" below: only blocks that share no cache line).
  * The freeing thread gathers such blocks in short chains, one per span
- * (heap->rbatch, set associative), and sends a whole chain with one CAS onto
+ * (heap_rbatch, set associative), and sends a whole chain with one CAS onto
  * the owner heap's xremote list: lock-free, many producers, one atomic per
  * chain. Each span may use any slot of its set (LZ_REMOTE_WAYS ways). A
  * chain goes when full, when its set's slots are all wanted for other spans
@@ -118,7 +118,7 @@ static void remote_owe(heap_t *self) {
 }
 
 lz_text_thread static lz_noinline void batch_flush(heap_t *self, unsigned i) {
-  remote_batch_t *rb = &self->rbatch[i];
+  remote_batch_t *rb = &heap_rbatch(self)[i];
   if (rb->count != 0) remote_send(span_chunk(rb->span)->heap, rb->head, rb->tail, rb->count, rb->suspect);
   rb->span = NULL;
   rb->head = rb->tail = NULL;
@@ -172,20 +172,20 @@ lz_text_thread static lz_noinline void batch_add_new(heap_t *self, span_t *s, lz
    * takes its place. */
   unsigned set = slot, pick = slot, free_way = LZ_REMOTE_SLOTS;
   for (unsigned w = 0; w < LZ_REMOTE_WAYS; w++) {
-    remote_batch_t *x = &self->rbatch[set + w];
+    remote_batch_t *x = &heap_rbatch(self)[set + w];
     if (x->span == s && x->count != 0) {
       batch_link(self, x, set + w, b, suspect);
       return;
     }
     if (x->count == 0) {
       if (free_way == LZ_REMOTE_SLOTS) free_way = set + w;
-    } else if (x->count > self->rbatch[pick].count) {
+    } else if (x->count > heap_rbatch(self)[pick].count) {
       pick = set + w;
     }
   }
   if (free_way != LZ_REMOTE_SLOTS) pick = free_way;
   else batch_flush(self, pick);
-  remote_batch_t *rb = &self->rbatch[pick];
+  remote_batch_t *rb = &heap_rbatch(self)[pick];
   rb->span = s;
   batch_link(self, rb, pick, b, suspect);
 }
@@ -195,7 +195,7 @@ lz_text_thread static lz_noinline void batch_add_new(heap_t *self, span_t *s, lz
 lz_inline void batch_add(heap_t *self, span_t *s, lz_block_t *b, bool suspect) {
   if (LZ_STATS) self->stats.remote_frees++;
   unsigned slot = remote_slot_of(s);
-  remote_batch_t *rb = &self->rbatch[slot];
+  remote_batch_t *rb = &heap_rbatch(self)[slot];
   if (rb->span != s) { /* always for a medium block: none is ever batched */
     batch_add_new(self, s, b, suspect, slot);
     return;

@@ -310,7 +310,7 @@ static void foreign_check(const heap_t *heap) {
 /* The heap's own outgoing batches: one span's chain each. */
 static void batches_check(const heap_t *heap) {
   for (unsigned i = 0; i < LZ_REMOTE_SLOTS; i++) {
-    const remote_batch_t *rb = &heap->rbatch[i];
+    const remote_batch_t *rb = &heap_rbatch(heap)[i];
     V(((heap->rbatch_pending >> i) & 1) == (rb->count != 0), "rbatch.pending", rb);
     if (rb->count == 0) continue;
     V(rb->count < LZ_REMOTE_BATCH && rb->span != NULL, "rbatch.count", rb);
@@ -323,7 +323,7 @@ static void batches_check(const heap_t *heap) {
     V(b == rb->tail && slab_holds(rb->span, b), "rbatch.tail", rb);
     V(remote_slot_of(rb->span) == (i & ~(unsigned)(LZ_REMOTE_WAYS - 1)), "rbatch.slot", rb);
     for (unsigned w = 1; w < LZ_REMOTE_WAYS; w++) {
-      const remote_batch_t *other = &heap->rbatch[i ^ w];
+      const remote_batch_t *other = &heap_rbatch(heap)[i ^ w];
       V(other->count == 0 || other->span != rb->span, "rbatch.unique", rb);
     }
   }

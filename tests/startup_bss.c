@@ -17,8 +17,11 @@
  * Before its first allocation (and with no option set), a process has
  * written two of the library's file-backed writable pages: the RELRO page
  * (the loader's relocations) and the hot variables' page (the loader's
- * zeroing of the start of .bss, our constructor): neither the options nor
- * the first heap, which share the page before it (cmake/layout.ld).
+ * zeroing of the start of .bss, our constructor): not the options' page
+ * (cmake/layout.ld). After its first allocations, still those two: the
+ * first heap's fields share the hot variables' page (its remote batches
+ * lie on the options' page, written only once it frees another thread's
+ * blocks).
  *
  * Nor do they read the clock through the vDSO (its data page and libc's
  * code: two faults; a process's first reads are system calls, os.c).
@@ -212,6 +215,12 @@ int main(void) {
   for (int i = 1; i < PAGE_BLOCKS; i += 2) free(pb[i]);
   void *volatile null = NULL; /* a call the compiler cannot drop */
   free(null); /* reads the chunk map's first bytes: they share the hot variables' page */
+  if (idle_written >= 0 && !option_set()) {
+    long busy_written = data_pages_written();
+    CHECKF(busy_written <= 2,
+           "after its first allocations the process wrote %ld of the library's file-backed writable pages (at most 2: "
+           "the RELRO page and the one of the hot variables and the first heap's fields)", busy_written);
+  }
 #if defined(__OPTIMIZE__) /* a build without optimization reads constants from .rodata anywhere */
   long ro = tu_rodata_pages();
   CHECKF(ro == 0, "start-up and a few allocations mapped %ld pages of the library's .rodata (-1: not found)", ro);

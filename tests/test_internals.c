@@ -272,7 +272,7 @@ static void *age_freer(void *arg) {
   age_count = 0;
   unsigned slot = remote_slot_of(s);
   for (unsigned i = slot; i < slot + LZ_REMOTE_WAYS; i++)
-    if (self->rbatch[i].span == s) age_count = self->rbatch[i].count;
+    if (heap_rbatch(self)[i].span == s) age_count = heap_rbatch(self)[i].count;
   age_secs = tu_now() - t0;
   lz_heap_validate();
   return NULL; /* thread exit sends the batch */
@@ -326,7 +326,7 @@ static void *spread_freer(void *arg) {
     span_t *s = span_of(spread_pick[i]);
     unsigned slot = remote_slot_of(s);
     for (unsigned w = slot; w < slot + LZ_REMOTE_WAYS; w++)
-      if (self->rbatch[w].span == s && self->rbatch[w].count == 1) spread_pending++;
+      if (heap_rbatch(self)[w].span == s && heap_rbatch(self)[w].count == 1) spread_pending++;
   }
   spread_secs = tu_now() - t0;
   lz_heap_validate();
