@@ -705,6 +705,7 @@ size_t heaps_trim(bool force) {
 lz_text_hot static void heap_purge_tick(heap_t *heap) {
   uint64_t now = os_now_ms();
   heap->slow_clock = now;
+  atomic_store_explicit(&heap->xtick_ms, (uint32_t)now, memory_order_relaxed); /* remote.c, "Idle owners" */
   if (now < heap->purge_next) return;
   long delay = opt_get(OPT_PURGE_DELAY);
   heap->purge_next = now + (uint64_t)(delay > 1 ? delay / 2 : 1);

@@ -807,6 +807,9 @@ typedef struct heap_s {
   span_queue_t queues[LZ_CLASSES];
   heap_stats_t stats;
   _Atomic(lz_block_t *) xremote;       /* blocks freed by other threads */
+  /* slow_clock's low 32 bits at the owner's last purge tick, for other
+   * threads (remote.c, "Idle owners"): written by the owner only. */
+  _Atomic(uint32_t) xtick_ms;
   uint64_t rbatch_pending;             /* bit i set: rbatch[i] holds blocks */
   uint64_t rbatch_aged;                /* pending at the last tick: sent at the next */
   /* The heartbeat (heap.c, "Heartbeat"): xowed 1 while the heap may hold
@@ -1368,6 +1371,10 @@ enum { FOREIGN_INSTALLED = 4 }; /* span flag of heap->foreign[c] */
  * another thread reaches its owner within two periods even if the freeing
  * thread never fills its lists (remote.c, "Age"). */
 #define FOREIGN_MAX_AGE_MS 100
+/* A foreign list keeps up to this many times its bound of blocks whose
+ * owner has not ticked for FOREIGN_IDLE_MS (remote.c, "Idle owners"). */
+#define FOREIGN_IDLE_MULT 8
+#define FOREIGN_IDLE_MS (2 * FOREIGN_MAX_AGE_MS)
 /* An installed foreign list found empty by this many of malloc's refills
  * in a row, with no block pushed meanwhile, is uninstalled (heap.c,
  * refill_foreign_dry; foreign[c].capacity counts them). */

@@ -437,6 +437,33 @@ lz_text_thread size_t remote_collect(heap_t *heap) {
 #define FOREIGN_BYTES ((size_t)128 * KiB)
 #define FOREIGN_BIG_MIN 1024
 
+/* Idle owners: a block whose owner has not ticked (heap.c's purge tick,
+ * xtick_ms) for FOREIGN_IDLE_MS may join a list at its bound, up to
+ * FOREIGN_IDLE_MULT times the bound (and the aged flush keeps as many).
+ * Such an owner allocates nothing (a thread that allocates enters slow
+ * paths, and ticks, far more often: every HEAP_TICK_EVERY-th), so a block
+ * sent home would stay unused there, while this thread reuses it: bench
+ * larson, whose main thread makes 20000 blocks and waits in pthread_join
+ * while two workers replace them (the class bound sent main's blocks of
+ * the larger classes home, and the workers carved new memory for them).
+ * Threads that both allocate (bench sh8bench's ring) keep no more than the
+ * bound. Only the slow side reads the owner's word: the fast path
+ * (remote_free_fast) goes to foreign_keep_full at the bound, as before.
+ * The age flush still sends home what waited untaken ("Age" below), so
+ * the delay before an owner sees its blocks is unchanged. */
+lz_inline bool foreign_owner_idle(const heap_t *self, const span_t *s) {
+  const heap_t *owner = span_chunk(s)->heap;
+  uint32_t ticked = atomic_load_explicit(&owner->xtick_ms, memory_order_relaxed);
+  /* Signed: this heap's own clock may be older (not ticked yet since it
+   * was made or adopted), which says nothing. */
+  return (int32_t)((uint32_t)self->slow_clock - ticked) > FOREIGN_IDLE_MS;
+}
+
+/* Room in f beyond its bound for b of span s: its owner idle. */
+lz_inline bool foreign_idle_room(const heap_t *self, const span_t *s, const span_t *f) {
+  return f->used < FOREIGN_IDLE_MULT * (uint32_t)f->reserved && foreign_owner_idle(self, s);
+}
+
 /* Age: word 2 of a listed block (blocks here are >= LZ_CACHE_LINE bytes,
  * and the list owns it) holds heap->foreign_flush_at as it was when the
  * block was pushed, so the stamps down a list never rise (each push goes
@@ -446,7 +473,7 @@ lz_text_thread size_t remote_collect(heap_t *heap) {
 lz_inline void foreign_stamp(const heap_t *self, lz_block_t *b) { b[2].enc_next = (uintptr_t)self->foreign_flush_at; }
 
 static bool foreign_listed(const span_t *f, const lz_block_t *b) {
-  uint32_t limit = 2 * (uint32_t)f->reserved + 1;
+  uint32_t limit = 2 * FOREIGN_IDLE_MULT * (uint32_t)f->reserved + 1;
   for (const lz_block_t *x = f->free; x != NULL && limit > 0; x = block_next(x), limit--)
     if (x == b) return true;
   return false;
@@ -554,7 +581,7 @@ lz_text_thread static lz_noinline bool foreign_push(heap_t *self, span_t *s, lz_
    * its count of pushes since it was installed starts again. An
    * uninstalled list's count is its length. */
   if (f->free == NULL && (f->flags & FOREIGN_INSTALLED)) f->used = 0;
-  if (f->used >= f->reserved && !foreign_recount(f)) return false;
+  if (f->used >= f->reserved && !foreign_recount(f) && !foreign_idle_room(self, s, f)) return false;
   if (LZ_SECURE) {
     if (block_next(b + 1) == b) {
       lz_block_t *n = block_next(b);
@@ -576,10 +603,11 @@ lz_text_thread static lz_noinline void foreign_keep(heap_t *self, span_t *f, lz_
 }
 
 /* remote_free_fast's: b (screened) for f, an installed list at its bound:
- * kept if a count finds room (foreign_recount), else batched. */
+ * kept if a count finds room (foreign_recount) or its owner is idle
+ * (foreign_idle_room), else batched. */
 lz_text_thread static lz_noinline void foreign_keep_full(heap_t *self, span_t *s, span_t *f, lz_block_t *b) {
   if (LZ_SECURE) block_set_next(b + 1, b); /* word 1: in flight, either way */
-  if (foreign_recount(f)) {
+  if (foreign_recount(f) || foreign_idle_room(self, s, f)) {
     foreign_stamp(self, b);
     block_set_next(b, f->free);
     f->free = b;
@@ -633,7 +661,7 @@ lz_text_hot bool remote_free_fast(heap_t *self, void *p, span_t *s) {
       }
       foreign_keep_full(self, s, f, b); /* a tail call: no register saved here */
       return true;
-    } else if (f->used < f->reserved) {
+    } else if (f->used < f->reserved || foreign_idle_room(self, s, f)) {
       foreign_keep(self, f, b);
       return true;
     }
@@ -758,7 +786,8 @@ lz_text_thread void foreign_flush(heap_t *heap, bool aged) {
     if (aged && b != NULL) {
       lz_block_t *last = NULL;
       uint32_t n = 0;
-      while (b != NULL && b[2].enc_next == (uintptr_t)heap->foreign_flush_at && n < f->reserved) {
+      uint32_t most = FOREIGN_IDLE_MULT * (uint32_t)f->reserved; /* "Idle owners" */
+      while (b != NULL && b[2].enc_next == (uintptr_t)heap->foreign_flush_at && n < most) {
         last = b;
         b = block_next(b);
         n++;

@@ -302,7 +302,7 @@ static void foreign_check(const heap_t *heap) {
       V(c->heap != heap || installed, "foreign.own", b); /* remote.c, "Own blocks" */
     }
     V(installed || f->used == n, "foreign.used", f);
-    V(f->used <= f->reserved, "foreign.cap", f);
+    V(f->used <= FOREIGN_IDLE_MULT * (uint32_t)f->reserved, "foreign.cap", f);
     V(installed ? f->capacity <= FOREIGN_DRY_LOOKS : f->capacity == 0, "foreign.dry", f);
   }
 }

@@ -46,6 +46,11 @@
  *      for several of the lists' age periods (FOREIGN_MAX_AGE_MS) gets
  *      that block at every allocation: only blocks that waited untaken
  *      go home at the lists' age flush.
+ *  12. an idle owner's blocks: a thread that allocates a class frees
+ *      more of the owner's blocks of it than its foreign list's bound
+ *      while the owner has not ticked for FOREIGN_IDLE_MS (it waits), and
+ *      gets more than the bound of them back at its next allocations:
+ *      sent home they would stay unused there.
  */
 #include <pthread.h>
 #include <sched.h>
@@ -602,6 +607,54 @@ static void test_reused_stay(void) {
          (unsigned long long)stay_rounds);
 }
 
+/* ---- 12. an idle owner's blocks ------------------------------------------ */
+#define IDLE_SIZE 192 /* a line multiple no other part uses: a list's bound is 128 KiB / 192 = 682 */
+#define IDLE_BOUND (128 * 1024 / IDLE_SIZE)
+#define IDLE_N 2000
+static size_t idle_back;
+
+/* Allocates the class (so it keeps what it frees), frees the owner's
+ * blocks, then allocates as many and a page more: how many came back? */
+static void *free_idle_then_alloc(void *arg) {
+  (void)arg;
+  void *mine = lz_malloc(IDLE_SIZE);
+  CHECK(mine != NULL);
+  for (size_t i = 0; i < IDLE_N; i++) lz_free(blocks[i]);
+  static void *again[IDLE_N + 4096 / 64];
+  size_t back = 0;
+  for (size_t i = 0; i < IDLE_N + 4096 / 64; i++) {
+    again[i] = lz_malloc(IDLE_SIZE);
+    CHECK(again[i] != NULL);
+    back += (size_t)in_set(again[i], blocks, IDLE_N);
+  }
+  idle_back = back;
+  for (size_t i = 0; i < IDLE_N + 4096 / 64; i++) lz_free(again[i]);
+  lz_free(mine);
+  return NULL;
+}
+
+static void test_idle_owner(void) {
+  block_size = IDLE_SIZE;
+  for (int round = 0; round < 5; round++) {
+    CHECK(pthread_barrier_init(&bar, NULL, 2) == 0);
+    pthread_t t;
+    CHECK(pthread_create(&t, NULL, owner, (void *)(size_t)IDLE_N) == 0);
+    pthread_barrier_wait(&bar);
+    /* The owner waits at the barrier: idle once FOREIGN_IDLE_MS passed
+     * since its last tick (longer only makes it more so). */
+    usleep((FOREIGN_IDLE_MS + 50) * 1000);
+    run(free_idle_then_alloc, NULL);
+    pthread_barrier_wait(&bar);
+    CHECK(pthread_join(t, NULL) == 0);
+    pthread_barrier_destroy(&bar);
+    if (idle_back > IDLE_BOUND) break; /* else ticks' age flushes sent them home first: again */
+  }
+  block_size = SIZE;
+  CHECKF(idle_back > IDLE_BOUND, "%zu of an idle owner's %d blocks came back, no more than the bound %d", idle_back,
+         IDLE_N, IDLE_BOUND);
+  printf("idle owner: %zu of its %d blocks reused by the freeing thread (bound %d)\n", idle_back, IDLE_N, IDLE_BOUND);
+}
+
 int main(void) {
   /* Hardening level 2 (its usable size is the requested size) keeps no
    * foreign lists: every free goes through its quarantine instead. */
@@ -622,6 +675,7 @@ int main(void) {
   test_foreign_above_direct();
   test_own_beside_foreign();
   test_reused_stay();
+  test_idle_owner();
   if (!TU_SANITIZED) test_double_free(); /* sanitizers intercept the abort */
   if (!TU_SANITIZED) test_own_double_free();
   return 0;
