@@ -361,6 +361,9 @@ enum { HOLES_NONE = 0, HOLES_DUE = 1, HOLES_ALL = 2 };
  * UINT64_MAX if nothing will. */
 lz_text_hot static uint64_t heap_purge(heap_t *heap, bool force, int holes, bool exclusive, uint64_t now) {
   bool holder = heap == lz_heap_tls;
+  /* Spare slabs first: a chunk may empty (slab.c, "Spare slabs"). */
+  if (heap->spare_classes != 0) slab_spares_look(heap, now);
+  else heap->slab_taken = 0;
   if (exclusive && !holder) medium_front_flush(heap, force, now); /* an orphan's (the holder's: below) */
   medium_cache_flush(heap, holder, force, now);
   uint64_t next = medium_cache_due(heap);
@@ -449,7 +452,9 @@ lz_text_thread static uint64_t collect(heap_t *heap, bool force, int holes, uint
   remote_collect(heap);
   for (unsigned cls = 1; cls < LZ_CLASSES; cls++) {
     span_queue_t *q = &heap->queues[cls];
-    /* Only the first span can be empty and still linked (its pin). */
+    /* Only the first span (its pin) and the class's spare can be empty
+     * and still linked. */
+    if (force) slab_spare_release(heap, cls);
     span_t *s = q->first;
     if (force && s != NULL && s->used == 1 + slab_cached(s)) {
       slab_uncache(heap, s);
@@ -653,6 +658,9 @@ static uint64_t heaps_purge_background(uint64_t now) {
         uint64_t hnow = heap_time(h, now);
         due = heap_purge(h, false, HOLES_DUE, LZ_HEAPS > 0, hnow);
         h->purge_wake = due;
+        /* Spare slabs: looked at again (not a purge: purge_wake, which
+         * sets when the owner reads its clock, leaves them out). */
+        if (h->spare_classes != 0 && h->spare_look_at < due) due = h->spare_look_at;
         uint64_t collapse = purge_heap_collapse(h, hnow);
         if (collapse < due) due = collapse;
         uint64_t watch = medium_cache_watch(h, hnow);

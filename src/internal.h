@@ -305,8 +305,9 @@ struct chunk_s;
  *        [span.used];
  *   free != NULL only for the first span of its queue (a span leaves the
  *        front only with an empty free list), so for every other span
- *        used == out, and it is empty exactly when used reaches 0
- *        [span.free_only_first, span.empty_retired];
+ *        used == out, and it is empty exactly when used reaches 0; such
+ *        a span is retired, but its class's spares (SPAN_SPARE, slab.c)
+ *        [span.free_only_first, span.empty_retired, span.spare];
  *   to_local == 0 exactly for the first span of its queue, else 1
  *        (slab.c's queue_remove and queue_push_front move it with the pin;
  *        span_alloc makes every span 1): the owner's fast free pushes a
@@ -363,7 +364,12 @@ enum { SPAN_NONE = 0, SPAN_SLAB = 1, SPAN_MEDIUM = 2 };
 /* SPAN_WARM: a slab whose pages were all dirty (may be resident) when
  * span_alloc took them, so carving its untouched tail writes no page that
  * was not touched before (slab_extend; the tail is never punched). */
-enum { SPAN_FULL = 1, SPAN_ZERO = 2, SPAN_HOLES = 8, SPAN_WARM = 16 }; /* flags (4: FOREIGN_INSTALLED, remote.c) */
+/* SPAN_SPARE: a slab with no block out (used 0) left linked in its
+ * class queue, not the first, so the class's next slab costs no span
+ * (slab.c, "Spare slabs"); counted in heap_t.spare_pages of its class
+ * (whose spare_classes bit is set while it is not 0), spare_total and its
+ * chunk's spare_pages [span.spare, chunk.spare]. */
+enum { SPAN_FULL = 1, SPAN_ZERO = 2, SPAN_HOLES = 8, SPAN_WARM = 16, SPAN_SPARE = 32 }; /* flags (4: FOREIGN_INSTALLED, remote.c) */
 
 typedef struct span_s {
   /* The owner's half (s + 0): what its fast paths read and write. */
@@ -489,7 +495,11 @@ typedef struct chunk_s {
   uint64_t free_map[LZ_BITMAP_WORDS];
   uint64_t dirty_map[LZ_BITMAP_WORDS];
   uint64_t slot_map[LZ_BITMAP_WORDS]; /* descriptor slots in use (see above) */
-  uint32_t huge;                /* CHUNK_HUGE_*: transparent huge pages asked for (purge.c) */
+  uint16_t huge;                /* CHUNK_HUGE_*: transparent huge pages asked for (purge.c) */
+  /* Pages of the spare slabs here (slab.c, "Spare slabs"): a chunk never
+   * holds only spares, free_pages + spare_pages < LZ_USABLE_PAGES while
+   * spare_pages > 0 [chunk.spare]. */
+  uint16_t spare_pages;
   uint32_t decay_base;          /* free dirty pages the decay started from (purge.c) */
   uint64_t huge_at;             /* when MADV_HUGEPAGE was given (ms) */
   uint64_t hole_map[LZ_BITMAP_WORDS]; /* pages of live slabs given back (slab.c, "Holes") */
@@ -761,7 +771,9 @@ typedef struct heap_stats_s {
  *   spans, stats. The janitor only try-locks (a heap
  *   whose owner is inside a slow path is looked at on its next pass) and
  *   then only purges what is due (heap.c, heap_purge): free dirty pages,
- *   empty chunks, cached medium spans, and holes in slabs; and it may
+ *   empty chunks, cached medium spans, holes in slabs and spare slabs
+ *   (unlinked: a spare is never the first of its queue, so no lock-free
+ *   path reads it or its links; slab.c, "Spare slabs"); and it may
  *   nudge the heap (heap.c, "Heartbeat": xfast_cap 0 in its queues' first
  *   spans, which only it and the owner holding the lock write). Holes are the
  *   one place where it reads owner lists: the local_free chain of a slab
@@ -835,6 +847,15 @@ typedef struct heap_s {
   span_t *foreign;
   uint64_t foreign_flush_at;           /* when the foreign lists next go home (ms) */
   uint8_t slabs_made[LZ_CLASSES];      /* slabs made per class (saturating): their size grows */
+  /* Spare slabs (slab.c, "Spare slabs"): bit cls of spare_classes: the
+   * class's queue holds spares (SPAN_SPARE); of slab_taken: the class
+   * took a slab since the last look, which is due at spare_look_at (heap
+   * time). The owner's, or the janitor's holding the heap lock. */
+  uint64_t spare_classes;
+  uint64_t slab_taken;
+  uint64_t spare_look_at;
+  uint32_t spare_total;                /* pages of all its spares (at most slab.c's SPARE_MAX_PAGES) */
+  uint16_t spare_pages[LZ_CLASSES];    /* pages of the class's spares */
   /* Start-up (slab.c): the process's first heap serves small sizes from
    * the power-of-two classes only (16, 32, 64 ... 32768 B), so a process
    * that allocates a little touches one page per power of two, not one per
@@ -1192,6 +1213,7 @@ uint64_t pages_purge_delay(const chunk_t *c, long delay);
 /* span.c: runs of pages inside a heap's chunks. */
 span_t *span_alloc(heap_t *heap, size_t npages, size_t align_pages, uint8_t kind);
 void span_free(heap_t *heap, span_t *s);
+extern void (*lz_span_spares_release)(heap_t *heap, chunk_t *c); /* span.c: slab.c's, see there */
 bool span_grow(heap_t *heap, span_t *s, size_t more); /* medium: the following free pages */
 chunk_t *span_chunk(const span_t *s);
 lz_inline uint8_t *span_start(const span_t *s) {
@@ -1256,6 +1278,8 @@ _Static_assert(offsetof(heap_t, direct) == offsetof(heap_empty_t, direct) &&
 extern const span_t lz_span_empty;
 #define LZ_SPAN_EMPTY ((span_t *)(uintptr_t)&lz_span_empty)
 void *slab_malloc_slow(heap_t *heap, unsigned cls);
+void slab_spare_release(heap_t *heap, unsigned cls);
+bool slab_spares_look(heap_t *heap, uint64_t now);
 void *slab_malloc_short(heap_t *heap, unsigned cls);
 void *slab_malloc_local(heap_t *heap, unsigned cls);
 void slab_free_chain(heap_t *heap, span_t *s, lz_block_t *head, lz_block_t *tail, uint32_t count);

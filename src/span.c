@@ -174,9 +174,20 @@ bool span_grow(heap_t *heap, span_t *s, size_t more) {
   return true;
 }
 
+/* Set by slab.c before it keeps its first spare slab: releases the spares
+ * of a chunk (the one call from here that goes back up a layer). */
+lz_hot void (*lz_span_spares_release)(heap_t *heap, chunk_t *c);
+
+/* span_free's, in a chunk with spare slabs: they never keep it from
+ * emptying (slab.c, "Spare slabs"), so if s is the last other span they
+ * go first (s still counts as in use: none of their frees empties it). */
+static lz_noinline void span_free_spares(heap_t *heap, chunk_t *c, span_t *s) {
+  if (c->free_pages + c->spare_pages + s->npages >= LZ_USABLE_PAGES) lz_span_spares_release(heap, c);
+}
+
 lz_text_hot void span_free(heap_t *heap, span_t *s) {
-  (void)heap;
   chunk_t *c = span_chunk(s);
+  if (lz_unlikely(c->spare_pages != 0)) span_free_spares(heap, c, s);
   size_t first = s->page;
   size_t n = s->npages;
   uint8_t kind = s->kind;

@@ -83,7 +83,9 @@ static int64_t slab_check(const heap_t *heap, const span_t *s, seen_t *seen) {
       span_start(s) + i * s->block_size);
   uint32_t out = s->capacity - nfree - nlocal - nholes;
   V(s->used == out + nfree + pin, "span.used", s);
-  V(first || s->used > 0, "span.empty_retired", s);
+  bool spare = (s->flags & SPAN_SPARE) != 0;
+  V(first || s->used > 0 || spare, "span.empty_retired", s);
+  V(!spare || (s->used == 0 && !first && linked && (heap->spare_classes >> s->cls & 1)), "span.spare", s);
   return (int64_t)(out + nfree) * s->block_size;
 }
 
@@ -190,7 +192,7 @@ static void chunk_check(const heap_t *heap, const chunk_t *c, heap_totals_t *t, 
   V(c->free_pages == bitmap_count(c->free_map, 0, LZ_CHUNK_PAGES), "chunk.free_pages", c);
   size_t run = 0, longest = 0;
   for (size_t i = 0; i < LZ_HEADER_PAGES; i++) V(!bit_get(c->free_map, i), "chunk.header_pages", c);
-  size_t spans = 0;
+  size_t spans = 0, spare_pages = 0;
   for (size_t i = LZ_HEADER_PAGES; i < LZ_CHUNK_PAGES;) {
     if (bit_get(c->free_map, i)) {
       V(c->pagemap[i] == 0, "chunk.pagemap.free", (const uint8_t *)c + (i << LZ_PAGE_SHIFT));
@@ -220,6 +222,7 @@ static void chunk_check(const heap_t *heap, const chunk_t *c, heap_totals_t *t, 
       pack_span_check(heap, s); /* in no class, no queue */
     } else if (s->kind == SPAN_SLAB) {
       slab_check(heap, s, seen); /* slab bytes are not in stats.in_use */
+      if (s->flags & SPAN_SPARE) spare_pages += s->npages;
       t->class_slabs[s->cls]++;
       t->class_pages[s->cls] += s->npages;
       if (!(s->flags & SPAN_FULL)) t->linked++;
@@ -241,23 +244,29 @@ static void chunk_check(const heap_t *heap, const chunk_t *c, heap_totals_t *t, 
     else V(s->page < LZ_CHUNK_PAGES && !bit_get(c->free_map, s->page), "chunk.free_no_span", s);
   }
   V(c->max_run_hint >= longest, "chunk.max_run_hint", c);
+  V(c->spare_pages == spare_pages && (spare_pages == 0 || c->free_pages + spare_pages < LZ_USABLE_PAGES), "chunk.spare", c);
 }
 
 /* Class queues and the fast path's direct table. */
 static void queues_check(const heap_t *heap, size_t linked) {
-  size_t n = 0;
+  size_t n = 0, spare_total = 0;
   for (unsigned cls = 1; cls < LZ_CLASSES; cls++) {
     const span_queue_t *q = &heap->queues[cls];
     V((q->first == NULL) == (q->last == NULL), "queue.ends", q);
     const span_t *prev = NULL;
+    unsigned spares = 0; /* their pages */
     for (const span_t *s = q->first; s != NULL; prev = s, s = s->next) {
       V(++n <= linked, "queue.spans_owned", s); /* also stops a cycle */
+      spares += (s->flags & SPAN_SPARE) ? s->npages : 0;
       V(s->prev == prev, "queue.links", s);
       V(s->kind == SPAN_SLAB && s->cls == cls && !(s->flags & SPAN_FULL), "queue.class", s);
       V(span_chunk(s)->heap == heap, "queue.owner", s);
     }
     V(prev == q->last, "queue.last", q);
+    V(spares == heap->spare_pages[cls] && (spares != 0) == (heap->spare_classes >> cls & 1), "span.spare", q);
+    spare_total += spares;
   }
+  V(spare_total == heap->spare_total, "span.spare", heap);
   V(n == linked, "queue.spans_owned", heap);
   V(!heap->startup || heap->foreign == NULL, "heap.startup", heap);
   V(heap->pack == NULL || ((heap->startup || heap->pack_fork) && heap->pack_done && span_packed(heap->pack) &&

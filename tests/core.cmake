@@ -83,14 +83,17 @@ endforeach()
 # after refaults, that of holes (driven with synthetic times, no janitor;
 # holes_refault keeps the owner's purge tick away), and the delay of
 # orphans adopted again and when their slabs get holes (real time, no
-# janitor), and the low-water mark of a hot chunk.
+# janitor), the low-water mark of a hot chunk, and spare slabs given back
+# by the owner's purge tick (no janitor) and by the janitor for a quiet
+# thread.
 # holes: with a purge
 # delay of -1, so that only its malloc_trim punches holes (with a delay the
 # owner's own purge tick punches them once the slabs have been left alone
 # for LZ_HOLES_AFTER_MS, 100 ms, which a slow run of its frees can exceed).
-foreach(_m holes janitor decay refault holes_refault orphan orphan_holes orphan_busy empty_keep clock orphan_stages low_water)
+foreach(_m holes janitor decay refault holes_refault orphan orphan_holes orphan_busy empty_keep clock orphan_stages low_water
+        spare_tick spare_janitor)
   set(_env ENV LZMALLOC_BACKGROUND=0)
-  if(_m STREQUAL "janitor")
+  if(_m STREQUAL "janitor" OR _m STREQUAL "spare_janitor")
     set(_env ENV LZMALLOC_BACKGROUND=auto)
   elseif(_m STREQUAL "holes")
     set(_env ENV LZMALLOC_BACKGROUND=0 LZMALLOC_PURGE_DELAY=-1)

@@ -51,6 +51,15 @@
  *   test_purge orphan_busy  a thread that starts while the only orphan is
  *                        held for a moment (BUSY: a collector) waits for it
  *                        and adopts it: no new heap.
+ *   test_purge spare_tick  a thread that empties and fills slabs of 4 KiB
+ *                        blocks round after round keeps an emptied slab as
+ *                        its class's spare; once the class takes no slab
+ *                        for a while, the owner's own purge ticks (driven
+ *                        by medium blocks' slow paths) give it back; the
+ *                        validator passes throughout (no janitor).
+ *   test_purge spare_janitor  the same churn in a thread that then makes no
+ *                        call: the janitor gives its spare back (polled
+ *                        under the heap's lock; generous timeout).
  *   test_purge low_water  a chunk allocated from while its purge clock ran
  *                        (hot) gives back, at the look, the free pages
  *                        that stayed free all along (the low-water mark),
@@ -897,6 +906,88 @@ static void run_low_water(void) {
   lz_heap_validate();
 }
 
+/* ---- spare slabs ---------------------------------------------------------- */
+#define SPARE_SIZE 4096
+#define SPARE_BATCH 40
+static void *spare_blocks[200];
+static sem_t spare_made, spare_done;
+static heap_t *spare_heap;
+
+/* The heap's spare bits, read holding its lock (the janitor writes them
+ * holding it). */
+static uint64_t spares_of(heap_t *h) {
+  lz_lock(&h->lock);
+  uint64_t m = h->spare_classes;
+  lz_unlock(&h->lock);
+  return m;
+}
+
+/* Rounds of SPARE_SIZE blocks allocated and freed until the class keeps a
+ * spare (the first rounds big: the class's slabs grow, and only a class
+ * that made a few slabs keeps one). */
+static void spare_churn(void) {
+  uint64_t bit = 1ull << size_to_class(SPARE_SIZE);
+  for (int round = 0; round < 2000; round++) {
+    int n = round < 16 ? 200 : SPARE_BATCH;
+    for (int i = 0; i < n; i++) {
+      spare_blocks[i] = lz_malloc(SPARE_SIZE);
+      CHECK(spare_blocks[i] != NULL);
+      memset(spare_blocks[i], i, SPARE_SIZE);
+    }
+    for (int i = 0; i < n; i++) lz_free(spare_blocks[i]);
+    if (round >= 16 && (spares_of(lz_heap_tls) & bit)) {
+      printf("spare: class of %d B keeps a spare after %d rounds\n", SPARE_SIZE, round + 1);
+      lz_heap_validate();
+      return;
+    }
+  }
+  CHECKF(0, "no spare slab kept for blocks of %d B in batches of %d", SPARE_SIZE, SPARE_BATCH);
+}
+
+static void run_spare_tick(void) {
+  spare_churn();
+  heap_t *heap = lz_heap_tls;
+  /* Slow paths that take no slab: a medium block's malloc and free tick
+   * the heap (its purge tick at most every half delay). */
+  int i;
+  for (i = 0; i < 1000 && spares_of(heap) != 0; i++) {
+    usleep(10000);
+    for (int k = 0; k < 2 * HEAP_TICK_EVERY; k++) {
+      void *p = lz_malloc(300 << 10);
+      CHECK(p != NULL);
+      lz_free(p);
+    }
+  }
+  CHECKF(spares_of(heap) == 0, "spare slabs %#llx still kept after %d rounds of ticks", (unsigned long long)spares_of(heap), i);
+  printf("spare_tick: the spare went back after %d rounds of ticks\n", i);
+  lz_heap_validate();
+}
+
+static void *spare_worker(void *arg) {
+  (void)arg;
+  spare_churn();
+  spare_heap = lz_heap_tls;
+  sem_post(&spare_made);
+  sem_wait(&spare_done); /* no allocator call until the main thread has looked */
+  lz_heap_validate();
+  return NULL;
+}
+
+static void run_spare_janitor(void) {
+  sem_init(&spare_made, 0, 0);
+  sem_init(&spare_done, 0, 0);
+  pthread_t t;
+  CHECK(pthread_create(&t, NULL, spare_worker, NULL) == 0);
+  sem_wait(&spare_made);
+  double t0 = tu_now();
+  while (spares_of(spare_heap) != 0 && tu_now() - t0 < 30.0) usleep(20000);
+  CHECKF(spares_of(spare_heap) == 0, "a quiet thread's spare slabs %#llx still kept after %.0f s",
+         (unsigned long long)spares_of(spare_heap), tu_now() - t0);
+  printf("spare_janitor: a quiet thread's spare went back in %.2f s\n", tu_now() - t0);
+  sem_post(&spare_done);
+  CHECK(pthread_join(t, NULL) == 0);
+}
+
 int main(int argc, char **argv) {
   const char *mode = argc > 1 ? argv[1] : "holes";
   if (LZ_SECURE == 2 || LZ_HEAPS > 0) {
@@ -915,6 +1006,8 @@ int main(int argc, char **argv) {
   else if (strcmp(mode, "clock") == 0) run_clock();
   else if (strcmp(mode, "orphan_stages") == 0) run_orphan_stages();
   else if (strcmp(mode, "low_water") == 0) run_low_water();
+  else if (strcmp(mode, "spare_tick") == 0) run_spare_tick();
+  else if (strcmp(mode, "spare_janitor") == 0) run_spare_janitor();
   else CHECKF(0, "unknown mode %s", mode);
   return 0;
 }
