@@ -10,10 +10,12 @@
  * slow path. Up to LZ_SLAB_MAX, the class queue's first span, its index
  * read from lz_tls.queue_slot beside the heap pointer (internal.h: 1 load
  * in place of the class table's address, its load and the scaling).
- * free(p), 28 instructions at LZ_SECURE 1: the heap (TLS, 2), p inside
- * the heap's fast chunk (heap_t.fast_chunk: its load, a subtraction and
- * a compare, 5; a chunk of the caller's heap), page -> span (3: the page map
- * holds byte offsets, indexed by p's offset in the chunk), block index
+ * free(p), 26 instructions at LZ_SECURE 1: p inside the calling thread's
+ * heap's region (lz_tls_t beside the heap pointer, chunk.c "Regions": the
+ * TLS offset, p copied, minus rbase, compared with rend, 5; every
+ * committed chunk of the heap's region, not only its newest), page ->
+ * span (3: the region's page map holds span pointers, indexed by p's
+ * offset in the region), block index
  * below the span's xfast_cap, the carved limit of a span that takes fast
  * frees, 0 for any other (6, sizeclass.h: a slab's rotation is a
  * constant), decode of the block's first word with the double-free
@@ -21,27 +23,30 @@
  * subtract to_local from used (7, ret included: the free list of its
  * class queue's first span, uncounted, so the next malloc of the class
  * takes it back, LIFO; local_free of any other span, one count less;
- * indexed, not a branch: span.front). A pointer outside the fast chunk
- * reads the chunk map byte, indexed by the unit after p's, and compares
- * it with the heap's fast_id (6: lz_chunkmap_ends; a byte equal to it
- * proves the chunk the caller's heap's, internal.h) before the page map,
- * and counts the miss (heap_t.fc_miss, 1);
- * the fast chunk stays the heap's newest (internal.h, fast_chunk_drop:
- * naming the chunk of each miss instead cost mleak 1.7 % more
- * instructions, and a race with the janitor). A program whose frees spread
- * over several chunks misses often and mispredicts the test (bench mleak
- * 1 0.1: 784k of 1.14M frees miss, its blocks in 5 chunks, none holding
- * more than 40 % of the frees; callgrind's branch simulation: 359k
- * mispredictions there): its heap's tick then leaves it no fast chunk
- * (chunk.c, fast_chunk_review), so that every free misses, predictably
- * (32k mispredictions). No statistics: stats.c reads the
- * spans' counts. Foreign, remote and full-span frees go slow; a
+ * indexed, not a branch: span.front). The heap is loaded only for
+ * heap_free_last. A pointer outside the region (a chunk
+ * outside it: the region full, a chunk taken from the pool or large.c's
+ * cache; or the region has no page map yet: a heap in start-up, till
+ * chunk_region_map) loads the heap and reads the chunk map byte, indexed
+ * by the unit after p's, and compares it with the heap's fast_id (7:
+ * lz_chunkmap_ends; a byte equal to it proves the chunk the caller's
+ * heap's, internal.h) before the chunk's page map (6), and counts the
+ * look-up (heap_t.rwait, 2: its wrap makes the region's page map, so a
+ * program that stays in start-up, as a malloc(16)+free loop does, takes
+ * the region after 256 frees while a small process writes no page of
+ * the map): 38 instructions. Before regions a heap's newest chunk alone
+ * (its "fast chunk") was tested first, 28 on a hit; a program whose
+ * frees spread over several chunks missed it and mispredicted the test
+ * (bench mleak 1 0.1: 784k of 1.14M frees missed, its blocks in 5 chunks;
+ * callgrind's branch simulation: 359k mispredictions there), which the
+ * region removes: all its chunks lie in its region.
+ * No statistics: stats.c reads the spans' counts. Foreign, remote and full-span frees go slow; a
  * span's last block (a medium block is its span's one block) calls
  * heap_free_last.
- * A malloc(16) + free pair in a loop costs 54 instructions under callgrind
+ * A malloc(16) + free pair in a loop costs 52 instructions under callgrind
  * (the difference of N and 2N pairs; loop and PLT included, 10 of them;
- * malloc 16, free 28), 1040 B 54, 4096 B 59, 20000 B 78; at LZ_SECURE 0
- * without statistics (the lean configuration) 42, 41, 47.
+ * malloc 16, free 26), 1040 B 51, 4096 B 57, 20000 B 76; at LZ_SECURE 0
+ * without statistics (the lean configuration) 40, 39, 45.
  */
 #ifndef LZ_ALLOC_H
 #define LZ_ALLOC_H
@@ -94,12 +99,15 @@ lz_inline void *malloc_fast(size_t size) {
  * implementation. */
 lz_inline void free_fast_to(void *p, void (*own)(void *, span_t *), void (*page)(void *, heap_t *), void (*other)(void *)) {
   uintptr_t a = (uintptr_t)p;
-  heap_t *heap = lz_heap_tls;
-  /* p inside the heap's fast chunk (heap_t.fast_chunk): a chunk of the
-   * caller's heap, one subtraction and compare instead of the chunk map. */
-  uintptr_t cb = lz_load_relaxed((const _Atomic(uintptr_t) *)&heap->fast_chunk, uintptr_t);
-  uintptr_t rel = a - cb;
-  if (lz_unlikely(rel >= LZ_CHUNK_SIZE)) {
+  span_t *s;
+  /* p inside the thread's heap's region (lz_tls_t, chunk.c "Regions"):
+   * its span from the region's page map, one subtraction, compare and
+   * load, no chunk map look-up. */
+  uintptr_t rel = a - lz_tls.rbase;
+  if (lz_likely(rel < lz_tls.rend)) {
+    s = (span_t *)lz_load_relaxed(&lz_tls.rmap[rel >> LZ_PAGE_SHIFT], span_t *);
+  } else {
+    heap_t *heap = lz_heap_tls;
     /* The unit after p's, whose base is the end of p's chunk: the map is
      * indexed by it (lz_chunkmap_ends: unit i's byte at i + 1). */
     uintptr_t ce = (a + LZ_CHUNK_SIZE) >> LZ_CHUNK_SHIFT;
@@ -120,22 +128,21 @@ lz_inline void free_fast_to(void *p, void (*own)(void *, span_t *), void (*page)
 #else
     uint8_t kind = ce <= LZ_CHUNKMAP_SIZE ? lz_load_relaxed(&lz_chunkmap_ends[ce], uint8_t) : (uint8_t)CHUNK_NONE;
 #endif
-    /* The byte is this thread's heap id: a chunk of its heap (internal.h,
-     * chunk invariants), so every span in it is the caller's to free into
-     * while it allows fast frees (xfast_cap, one compare below). */
+    /* The byte is this thread's heap id: a chunk of its heap outside its
+     * region (internal.h, chunk invariants), so every span in it is the
+     * caller's to free into while it allows fast frees (xfast_cap, one
+     * compare below). */
     if (lz_unlikely(kind != heap->fast_id)) {
       /* Any other heap's chunk (CHUNK_SPANS and the ids lie above CHUNK_LARGE). */
       if (kind > CHUNK_LARGE) page(p, heap);
       else other(p);
       return;
     }
-    heap->fc_miss++; /* fast_chunk_review's count */
-    cb = (ce << LZ_CHUNK_SHIFT) - LZ_CHUNK_SIZE;
-    rel = a - cb;
+    chunk_t *c = (chunk_t *)((ce << LZ_CHUNK_SHIFT) - LZ_CHUNK_SIZE);
+    s = (span_t *)((uintptr_t)c->spans + c->pagemap[(a >> LZ_PAGE_SHIFT) & (LZ_CHUNK_PAGES - 1)]);
+    if (lz_unlikely(++heap->rwait == 0)) goto own_slow; /* the region's page map (heap_free_own) */
   }
   {
-    chunk_t *c = (chunk_t *)cb;
-    span_t *s = (span_t *)((uintptr_t)c->spans + c->pagemap[rel >> LZ_PAGE_SHIFT]);
     lz_block_t *b = (lz_block_t *)p;
     /* A block boundary below the carved limit of a span that takes fast
      * frees (one compare: sizeclass.h; xfast_cap is 0 for any other, and
@@ -197,7 +204,7 @@ lz_inline void free_fast_to(void *p, void (*own)(void *, span_t *), void (*page)
     s->used = (uint16_t)(s->used - k);
     last = s->used == 0;
 #endif
-    if (lz_unlikely(last)) heap_free_last(heap, s);
+    if (lz_unlikely(last)) heap_free_last(lz_heap_tls, s);
     return;
   own_slow:
     own(p, s);

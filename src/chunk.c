@@ -122,12 +122,109 @@ static chunk_t *chunk_from_unit(uintptr_t unit) {
   return c;
 }
 
+/* Regions. A heap with an id (below level 2, without NUMA) reserves at
+ * its first chunk LZ_REGION_CHUNKS contiguous 2 MiB units of address
+ * space (PROT_NONE: nothing resident, nothing counted against the commit
+ * limit), and a page map for them (LZ_REGION_MAP_BYTES, once out of
+ * start-up: chunk_region_map), and takes its chunks there before a new
+ * mapping: a released one waiting in the region (rfree) before any other
+ * source, else (the pool and large.c's cache having none) the next unit
+ * above the committed ones, made read-write. A region chunk never leaves its
+ * heap's region: released, its free dirty pages are given back and it
+ * waits on rfree, owned by no heap (chunk map byte CHUNK_SPANS, as a
+ * pooled chunk's), its header kept; it is never unmapped, so no other
+ * mapping ever lies inside a region. So p - rbase below the committed
+ * bytes proves p inside a chunk of the region, and the page map (span
+ * pointers, every entry written when its chunk is committed and mirrored
+ * by pagemap_set since) names a span of the heap, or slot 0 (zero, so
+ * free goes slow) for a page of no span or a waiting chunk: free's fast
+ * path needs no chunk map look-up for any of them (bench mleak's blocks
+ * lie in 5 chunks), one subtraction, one compare and one load (alloc.h).
+ * A full region (or a refused reservation) leaves the heap its other
+ * chunks, found through the chunk map as before. Address space: 64 MiB
+ * and 128 KiB a heap; resident: a page of the map per chunk once out of
+ * start-up. The thread's
+ * copy for free's fast path: lz_tls_t (heap.c). */
+/* c's entries of the region's page map (chunk invariants): written
+ * from its pagemap, then kept by pagemap_set. */
+lz_text_hot static lz_noinline void region_map_chunk(heap_t *heap, chunk_t *c) {
+  _Atomic(span_t *) *m = heap->rmap + (((uintptr_t)c - heap->rbase) >> LZ_PAGE_SHIFT);
+  for (size_t i = 0; i < LZ_CHUNK_PAGES; i++) {
+    __asm__("" : "+r"(i)); /* not vectorized: no masks from .rodata (lz_popcount64) */
+    atomic_store_explicit(&m[i], chunk_span_at(c, i), memory_order_relaxed);
+  }
+  c->rmap = m;
+}
+
+/* pagemap_set for pages [first, first + n) of c (span.c's runs). */
+lz_text_hot void pagemap_set_run(chunk_t *c, size_t first, size_t n, size_t slot) {
+  uint16_t off = (uint16_t)slot_offset(slot);
+  for (size_t i = first; i < first + n; i++) c->pagemap[i] = off;
+  if (c->rmap != NULL)
+    for (size_t i = first; i < first + n; i++) atomic_store_explicit(&c->rmap[i], chunk_slot(c, slot), memory_order_relaxed);
+}
+
+/* The region's page map, made once the heap has left start-up (slab.c)
+ * or, now, after a few hundred frees by the chunk map (heap.c,
+ * heap_region_start), so that a small process (start-up's packed span
+ * and power-of-two slabs in one chunk, a few frees) writes no page of it:
+ * till then free's fast path sees no region (lz_tls_t) and finds the
+ * chunks by the chunk map. Refused by the kernel: the same, for good. */
+lz_text_hot lz_noinline void chunk_region_map(heap_t *heap, bool now) {
+  if (heap->rbase == 0 || heap->rmap != NULL || (heap->startup && !now) || heap->rfailed) return;
+  _Atomic(span_t *) *map = os_map(LZ_REGION_MAP_BYTES);
+  if (map == NULL) {
+    heap->rfailed = true;
+    return;
+  }
+  heap->rmap = map;
+  for (uint32_t k = 0; k < heap->rcarved; k++)
+    region_map_chunk(heap, (chunk_t *)(heap->rbase + ((uintptr_t)k << LZ_CHUNK_SHIFT)));
+  heap->rend = (uintptr_t)heap->rcarved << LZ_CHUNK_SHIFT;
+}
+
+/* The next unit of the heap's region made usable (fresh: zero), the
+ * region reserved first if it has none; NULL if there is none to have. */
+lz_text_hot static lz_noinline chunk_t *region_commit(heap_t *heap) {
+  if (heap->map_id < CHUNK_HEAP_FIRST || lz_numa_on || heap->rfailed) return NULL;
+  if (heap->rbase == 0) {
+    void *r = os_reserve_aligned(LZ_REGION_BYTES, LZ_CHUNK_SIZE);
+    if (r == NULL) {
+      heap->rfailed = true;
+      return NULL;
+    }
+    heap->rbase = (uintptr_t)r;
+  }
+  if (heap->rcarved == LZ_REGION_CHUNKS) return NULL;
+  chunk_t *c = (chunk_t *)(heap->rbase + ((uintptr_t)heap->rcarved << LZ_CHUNK_SHIFT));
+  if (os_protect_rw(c, LZ_CHUNK_SIZE) != 0) return NULL;
+  return c;
+}
+
+/* c, committed by region_commit and its header set up, joins the region
+ * (its page map entries, if the map is made; the thread sees it at its
+ * slow path's end: heap.c, slow_leave). */
+static void region_join(heap_t *heap, chunk_t *c) {
+  heap->rcarved++;
+  if (heap->rmap != NULL) {
+    region_map_chunk(heap, c);
+    heap->rend = (uintptr_t)heap->rcarved << LZ_CHUNK_SHIFT;
+  } else if (!heap->startup)
+    chunk_region_map(heap, false);
+}
+
 lz_text_hot chunk_t *chunk_alloc(heap_t *heap) {
   unsigned node = lz_unlikely(lz_numa_on) ? heap->numa_home : 0;
-  chunk_t *c = chunk_pool_pop(pool_of(node));
+  /* A chunk waiting in the heap's region first, then one that is
+   * resident or mapped already (the pool, large.c's cache), then a new
+   * one of the region (see Regions). */
+  chunk_t *c = heap->rfree, *region = NULL;
+  if (c != NULL) heap->rfree = c->next;
+  else c = chunk_pool_pop(pool_of(node));
   if (c == NULL) {
     uintptr_t unit = unit_source != NULL ? unit_source(node) : 0;
     c = unit != 0 ? chunk_from_unit(unit) : NULL;
+    if (c == NULL) c = region = region_commit(heap);
     if (c == NULL) {
       unit = 0;
       c = os_map_aligned(LZ_CHUNK_SIZE, LZ_CHUNK_SIZE);
@@ -154,13 +251,12 @@ lz_text_hot chunk_t *chunk_alloc(heap_t *heap) {
     if (unit == 0) /* a unit's usable pages are dirty */
       atomic_fetch_add_explicit(&lz_bytes_decommitted, LZ_USABLE_PAGES * LZ_PAGE_SIZE, memory_order_relaxed);
     atomic_fetch_add_explicit(&lz_chunks_mapped, 1, memory_order_relaxed);
+    if (region != NULL) region_join(heap, c);
   }
   lz_assert(c->free_pages == LZ_USABLE_PAGES && c->slot_map[0] == 1);
   c->max_run_hint = LZ_USABLE_PAGES;
   c->heap = heap;
   chunkmap_set((uintptr_t)c, heap->map_id); /* the heap's chunk from here (internal.h, chunk_t) */
-  if (heap->map_id >= CHUNK_HEAP_FIRST && (heap->fc_mode == FC_FAST || heap->fc_mode == FC_TRIAL))
-    fast_chunk_set(heap, c); /* the newest chunk is the likeliest */
   c->prev = NULL;
   c->next = heap->chunks;
   if (heap->chunks) heap->chunks->prev = c;
@@ -168,93 +264,43 @@ lz_text_hot chunk_t *chunk_alloc(heap_t *heap) {
   return c;
 }
 
-/* Whether free's fast path tries the fast chunk (heap_t.fast_chunk) at
- * all. A hit costs 5 instructions; a miss 5 more plus the chunk map's 10,
- * and, where the frees spread over several chunks in no order, a
- * mispredicted branch about every other free (bench mleak, one thread:
- * 69 % of 1.14M frees missed, its blocks in 5 chunks; callgrind's branch
- * simulation 359k mispredictions there). With no fast chunk (NONE, a
- * non-canonical address) every free misses, predictably, and takes the
- * chunk map (16 instructions). The owner's tick, every
- * FC_WINDOW_TICKS-th, reads fc_miss, the frees of the last window that
- * went by the chunk map, and sets the mode:
- *   FC_FAST   the fast chunk is the heap's newest (chunk_alloc,
- *             fast_chunk_drop). A window with at least FC_MISS_MIN misses
- *             (once fc_wait windows have passed) starts
- *   FC_PROBE  one window without a fast chunk, which counts every free:
- *             more than 1 / FC_MISS_SHARE of them missed in the last fast
- *             window -> FC_NONE; else FC_FAST, the next probe waits
- *             twice as many windows as the last (up to 2^(FC_SHIFT_MAX - 1)).
- *   FC_NONE   no fast chunk, for fc_wait windows, then
- *   FC_TRIAL  one window with the newest chunk: too many misses against
- *             the frees the last FC_NONE window counted -> FC_NONE again,
- *             waiting twice as long; else FC_FAST.
- * Every state keeps heap_t.fast_chunk's invariant (none, or one of the
- * heap's chunks); only the owner's tick changes the mode, holding the
- * heap. The constants: internal.h. */
-lz_inline uint8_t fc_backoff(heap_t *heap) {
-  uint8_t w = (uint8_t)(1u << heap->fc_shift);
-  if (heap->fc_shift < FC_SHIFT_MAX - 1) heap->fc_shift++;
-  return w;
-}
-
-lz_text_hot void fast_chunk_review(heap_t *heap) {
-  if (heap->map_id < CHUNK_HEAP_FIRST || (heap->slow_count / HEAP_TICK_EVERY) % FC_WINDOW_TICKS != 0) return;
-  uint32_t m = heap->fc_miss;
-  heap->fc_miss = 0;
-  switch (heap->fc_mode) {
-  case FC_FAST:
-    if (heap->fc_wait > 0) {
-      heap->fc_wait--;
-      return;
-    }
-    if (m < FC_MISS_MIN) return;
-    heap->fc_rate = m; /* the misses, compared with the probe's frees */
-    heap->fc_mode = FC_PROBE;
-    fast_chunk_set(heap, (const chunk_t *)LZ_FAST_CHUNK_NONE);
-    return;
-  case FC_PROBE:
-  case FC_TRIAL:
-    if (heap->fc_mode == FC_PROBE ? (uint64_t)heap->fc_rate * FC_MISS_SHARE > m
-                                  : (uint64_t)m * FC_MISS_SHARE > heap->fc_rate) {
-      heap->fc_mode = FC_NONE;
-      fast_chunk_set(heap, (const chunk_t *)LZ_FAST_CHUNK_NONE);
-      heap->fc_wait = fc_backoff(heap);
-      heap->fc_rate = m;
-      return;
-    }
-    if (heap->fc_mode == FC_TRIAL) {
-      heap->fc_shift = 0;
-      heap->fc_wait = 0;
-    } else
-      heap->fc_wait = fc_backoff(heap);
-    heap->fc_mode = FC_FAST;
-    fast_chunk_set(heap, heap->chunks != NULL ? heap->chunks : (const chunk_t *)LZ_FAST_CHUNK_NONE);
-    return;
-  default: /* FC_NONE */
-    heap->fc_rate = m; /* every free of the window */
-    if (heap->fc_wait > 0 && --heap->fc_wait > 0) return;
-    heap->fc_mode = FC_TRIAL;
-    fast_chunk_set(heap, heap->chunks != NULL ? heap->chunks : (const chunk_t *)LZ_FAST_CHUNK_NONE);
-    return;
+/* Region chunk c, released empty, waits in its region (see Regions), its
+ * dirty pages given back unless the purge delay is -1 (never), as
+ * pages_decommit does. */
+lz_text_thread static lz_noinline void region_keep(heap_t *heap, chunk_t *c, long delay) {
+  size_t dirty = bitmap_count(c->dirty_map, LZ_HEADER_PAGES, LZ_USABLE_PAGES);
+  if (delay >= 0 && dirty != 0 &&
+      os_decommit((uint8_t *)c + LZ_HEADER_PAGES * LZ_PAGE_SIZE, LZ_USABLE_PAGES * LZ_PAGE_SIZE) == 0) {
+    bitmap_assign(c->dirty_map, LZ_HEADER_PAGES, LZ_USABLE_PAGES, false);
+    atomic_fetch_add_explicit(&lz_pages_purged, dirty, memory_order_relaxed);
+    atomic_fetch_add_explicit(&lz_bytes_decommitted, dirty << LZ_PAGE_SHIFT, memory_order_relaxed);
   }
+  c->purge_at = 0;
+  c->decay_base = 0;
+  c->prev = NULL;
+  c->next = heap->rfree;
+  heap->rfree = c;
 }
 
-/* The chunk is empty (every usable page free): give it to the pool. */
+/* The chunk is empty (every usable page free): give it to the pool (to
+ * its region if it has one). */
 lz_text_hot void chunk_release(heap_t *heap, chunk_t *c) {
   lz_assert(c->free_pages == LZ_USABLE_PAGES);
   if (c->prev) c->prev->next = c->next; else heap->chunks = c->next;
   if (c->next) c->next->prev = c->prev;
-  fast_chunk_drop(heap, c);
   c->heap = NULL;
   chunkmap_set((uintptr_t)c, CHUNK_SPANS); /* no heap's fast frees */
   long delay = opt_get(OPT_PURGE_DELAY);
+  if ((uintptr_t)c - heap->rbase < LZ_REGION_BYTES) {
+    region_keep(heap, c, delay);
+    return;
+  }
   c->purge_at = os_now_ms() + (uint64_t)(delay < 0 ? 0 : delay);
   c->prev = c->next = NULL;
   if (delay == 0 || !chunk_pool_push(pool_of(c->node), c)) chunk_unmap(c);
 }
 
-lz_text_hot static size_t pool_trim(chunk_pool_t *pool, bool force, uint64_t now) {
+static lz_noinline size_t pool_trim(chunk_pool_t *pool, bool force, uint64_t now) {
   size_t freed = 0;
   for (size_t i = 0; i < LZ_POOL_SLOTS; i++) {
     if (atomic_load_explicit(&pool->xslot[i], memory_order_relaxed) == NULL) continue;
@@ -272,16 +318,18 @@ lz_text_hot static size_t pool_trim(chunk_pool_t *pool, bool force, uint64_t now
 /* Unmap pooled chunks idle past the purge delay (all of them if force),
  * from every node's pool. Returns the bytes given back. */
 lz_text_hot size_t chunk_pool_trim(bool force) {
-  uint64_t now = os_now_ms();
   long delay = opt_get(OPT_PURGE_DELAY);
-  if (!force && delay < 0) return 0;
+  /* The pools are empty while every heap's chunks lie in its region
+   * (Regions): the trim itself is not hot text. */
+  if ((!force && delay < 0) || chunk_pool_empty()) return 0;
+  uint64_t now = os_now_ms();
   size_t freed = 0;
   for (size_t node = 0; node < pool_count(); node++) freed += pool_trim(pool_of((unsigned)node), force, now);
   return freed;
 }
 
 /* Is every node's pool empty? (a racy look: the janitor's schedule) */
-bool chunk_pool_empty(void) {
+lz_text_hot bool chunk_pool_empty(void) {
   for (size_t node = 0; node < pool_count(); node++)
     for (size_t i = 0; i < LZ_POOL_SLOTS; i++)
       if (atomic_load_explicit(&pool_of((unsigned)node)->xslot[i], memory_order_relaxed) != NULL) return false;

@@ -41,8 +41,8 @@
 #include "security.h"
 #include "sizeclass.h"
 
-/* The thread-local block (internal.h, lz_tls_t): the heap, and malloc's
- * constant queue slots beside it. */
+/* The thread-local block (internal.h, lz_tls_t): the heap, its region,
+ * and malloc's constant queue slots beside it. */
 #define QUEUE_SLOT(c) 2 * (c),
 __thread lz_tls_t lz_tls __attribute__((tls_model("initial-exec"))) = {
     .heap = LZ_HEAP_EMPTY,
@@ -50,10 +50,36 @@ __thread lz_tls_t lz_tls __attribute__((tls_model("initial-exec"))) = {
 };
 #undef QUEUE_SLOT
 
+/* The calling thread's copy of heap h's region (lz_tls_t; h NULL: none). */
+lz_text_hot static lz_noinline void region_tls(const heap_t *h) {
+  lz_tls.rbase = h != NULL ? h->rbase : 0;
+  lz_tls.rend = h != NULL ? h->rend : 0;
+  lz_tls.rmap = h != NULL ? h->rmap : NULL;
+}
+
+/* Free's fast path counted HEAP_RWAIT frees into chunks of the calling
+ * thread's heap by the chunk map (heap_t.rwait): its region gets its page
+ * map now, start-up or not (chunk_region_map), and the thread sees it.
+ * Holding the heap: its lock if free, else (the janitor has it) after
+ * another HEAP_RWAIT such frees; with shared heaps the caller holds it. */
+lz_text_hot lz_noinline void heap_region_start(heap_t *heap) {
+  heap->rwait = HEAP_RWAIT;
+  if (heap->rbase == 0 || heap->rmap != NULL) return;
+  bool held = LZ_HEAPS != 0 || heap->lock_depth != 0;
+  if (!held && !lz_trylock(&heap->lock)) return;
+  chunk_region_map(heap, true);
+  if (!held) lz_unlock(&heap->lock);
+  region_tls(heap);
+}
+
 /* The calling thread's heap becomes h (LZ_HEAP_EMPTY: none): the one
- * writer of lz_heap_tls, whose fast_id and fast_chunk free's fast path
- * trusts (heap_t.map_id). */
-static void heap_tls_set(heap_t *h) { lz_heap_tls = h; }
+ * writer of lz_heap_tls, whose fast_id free's fast path trusts
+ * (heap_t.map_id), and of its region beside it (lz_tls_t; slow_leave
+ * raises rend). */
+static void heap_tls_set(heap_t *h) {
+  lz_heap_tls = h;
+  region_tls(h == LZ_HEAP_EMPTY ? NULL : h);
+}
 
 /* A fork child's heap until its first call (heap_fork_park), else NULL. */
 static __thread heap_t *fork_parked __attribute__((tls_model("initial-exec")));
@@ -177,8 +203,8 @@ lz_text_hot static heap_t *heap_new(uint64_t owner) {
   heap_t *h = meta_heap_alloc();
   if (h == NULL) return NULL;
   for (size_t i = 0; i < LZ_DIRECT_SLOTS; i++) h->direct[i] = LZ_SPAN_EMPTY;
-  h->fast_chunk = LZ_FAST_CHUNK_NONE;
   h->map_id = CHUNK_SPANS;
+  h->rwait = HEAP_RWAIT;
   h->purge_wake = UINT64_MAX; /* nothing to purge yet: no clock reading (purge.c, "Clock") */
   if (!lz_secure2 && atomic_load_explicit(&heap_ids_given, memory_order_relaxed) <= CHUNK_HEAP_LAST - CHUNK_HEAP_FIRST) {
     unsigned id = CHUNK_HEAP_FIRST + atomic_fetch_add_explicit(&heap_ids_given, 1, memory_order_relaxed);
@@ -847,7 +873,6 @@ lz_text_hot static lz_noinline void heap_tick_due(heap_t *heap) {
   heap_enter(heap);
   remote_flush_aged(heap);
   heap_purge_tick(heap);
-  fast_chunk_review(heap);
   if (heap->foreign != NULL && heap->slow_clock >= heap->foreign_flush_at) {
     foreign_flush(heap, true);
     heap->foreign_flush_at = heap->slow_clock + FOREIGN_MAX_AGE_MS;
@@ -899,6 +924,8 @@ lz_inline void *slow_leave(heap_t *heap, void *p) {
   heap_leave(heap);
   bool temporary = heap != lz_heap_tls;
   if (lz_unlikely(temporary)) heap_abandon(heap);
+  else if (lz_unlikely(lz_tls.rend != heap->rend))
+    region_tls(heap); /* chunk_alloc committed a region chunk (chunk.c, "Regions") */
   if (p == NULL) errno = ENOMEM;
   poll_janitor(temporary ? NULL : heap); /* after errno: starting a thread leaves it alone */
   return p;
@@ -1431,11 +1458,14 @@ lz_text_hot void heap_free_own(void *p, span_t *s) {
     heap_free_slow(p);
     return;
   }
-  lz_assert(span_chunk(s)->heap == lz_heap_tls && !lz_secure2);
+  /* s is slot 0 (zero) for a page of a chunk waiting in the region
+   * (chunk.c, "Regions"): owned by none, reported below (span_check). */
+  lz_assert((span_chunk(s)->heap == lz_heap_tls || s->kind == SPAN_NONE) && !lz_secure2);
+  heap_t *heap = lz_heap_tls;
+  if (lz_unlikely(heap->rwait == 0)) heap_region_start(heap); /* the fast path's count wrapped */
   /* A slab that is not its queue's first, of a heap with foreign lists:
    * its class's list may take the block (remote.c, "Own blocks"; thread
    * text, not called in a process that never had a second thread). */
-  heap_t *heap = lz_heap_tls;
   if (s->to_local != 0 && s->cls != 0 && heap->foreign != NULL && foreign_free_own(heap, s, (lz_block_t *)p)) return;
   if (s->kind == SPAN_MEDIUM && (uintptr_t)p == (uintptr_t)span_start(s))
     free_own_medium(p, s);

@@ -138,9 +138,14 @@
 #define LZ_CHUNK_SIZE ((size_t)1 << LZ_CHUNK_SHIFT)
 #define LZ_CHUNK_MASK (LZ_CHUNK_SIZE - 1)
 #define LZ_CHUNK_PAGES (LZ_CHUNK_SIZE / LZ_PAGE_SIZE) /* 512 */
-/* heap_t.fast_chunk when it names no chunk: a non-canonical address, so no
- * pointer the program can free lies within a chunk's size above it. */
-#define LZ_FAST_CHUNK_NONE ((uintptr_t)1 << 63)
+/* Regions (chunk.c, "Regions"): a heap with an id reserves
+ * LZ_REGION_CHUNKS contiguous chunk-aligned units of address space, and
+ * takes its chunks there first; its page map (LZ_REGION_MAP_BYTES, a span
+ * pointer per page) lets free's fast path find the span of any pointer
+ * into the region by one range check and one load (alloc.h). */
+#define LZ_REGION_CHUNKS 32
+#define LZ_REGION_BYTES (LZ_REGION_CHUNKS * LZ_CHUNK_SIZE)
+#define LZ_REGION_MAP_BYTES (LZ_REGION_BYTES / LZ_PAGE_SIZE * sizeof(void *))
 #define LZ_BITMAP_WORDS (LZ_CHUNK_PAGES / 64)          /* 8 */
 
 #define LZ_ALIGN 16                        /* every block is 16-byte aligned */
@@ -466,6 +471,10 @@ _Static_assert(LZ_CLASSES <= 64, "span_t.cls holds a class in 6 bits");
  *     slab span holding page i, or of the medium span starting at page i
  *     (at hardening level 2, holding page i: secure.c maps them all), else
  *     0 [chunk.pagemap, chunk.pagemap.free];
+ *   rmap != NULL (a chunk of a region) => rmap[i] == chunk_span_at(c, i)
+ *     for every page i, whether the chunk is its heap's or waits in the
+ *     region (owned by none: then every entry names slot 0, which is
+ *     zero) [chunk.rmap];
  *   heap is the owner, and the chunk's chunk map byte is heap->map_id
  *     (CHUNK_SPANS or the heap's id; a pooled chunk's is CHUNK_SPANS), so
  *     a byte equal to the calling thread's heap's fast_id proves the chunk
@@ -503,6 +512,11 @@ typedef struct chunk_s {
   uint32_t decay_base;          /* free dirty pages the decay started from (purge.c) */
   uint64_t huge_at;             /* when MADV_HUGEPAGE was given (ms) */
   uint64_t hole_map[LZ_BITMAP_WORDS]; /* pages of live slabs given back (slab.c, "Holes") */
+  /* A chunk of a heap's region (chunk.c, "Regions"): its 512 entries of
+   * the region's page map, for ever (also while the chunk waits in the
+   * region, owned by no heap); NULL for any other chunk. */
+  _Atomic(span_t *) *rmap;
+  uint8_t pad_rmap_[LZ_CACHE_LINE - sizeof(void *)]; /* spans[] stays cache aligned */
   uint16_t pagemap[LZ_CHUNK_PAGES];
   uint8_t spans[LZ_CHUNK_PAGES * LZ_SPAN_GEO]; /* descriptor pairs (see above): slot_offset */
   /* Slab starting at page i: 1 + the index of local_free's head when the
@@ -537,7 +551,12 @@ _Static_assert(LZ_SLOTS_FIRST_PAGE >= 40, "the first header page holds the first
 _Static_assert(LZ_CHUNK_PAGES * LZ_SPAN_GEO <= UINT16_MAX, "pagemap offsets fit 16 bits");
 lz_inline void pagemap_set(chunk_t *c, size_t page, size_t slot) {
   c->pagemap[page] = (uint16_t)slot_offset(slot);
+  /* The region's page map too (chunk invariants): relaxed, as free's fast
+   * path may read the entry meanwhile (only for an invalid free: a
+   * thread frees only blocks of live spans). */
+  if (c->rmap != NULL) atomic_store_explicit(&c->rmap[page], chunk_slot(c, slot), memory_order_relaxed);
 }
+void pagemap_set_run(chunk_t *c, size_t first, size_t n, size_t slot); /* chunk.c */
 /* The descriptor of the span holding page `page` of c (a slab's every
  * page, a medium span's first), or spans[0] (kind SPAN_NONE). */
 lz_inline span_t *chunk_span_at(chunk_t *c, size_t page) {
@@ -788,34 +807,24 @@ typedef struct heap_stats_s {
  * secure.c): malloc's fast path only pops from spans reachable through
  * direct[] or queues[c].first with a non-NULL `free` list, and free's fast
  * path only handles chunks whose map byte is the calling thread's heap's
- * fast_id, and its fast_chunk, one of them. A heap at level 2 keeps every direct[] entry at
+ * fast_id and the chunks of its region. A heap at level 2 keeps every direct[] entry at
  * LZ_SPAN_EMPTY, its queues and foreign lists empty, its spans' `free`
  * lists NULL and xfast_cap 0, and has no heap id (map_id CHUNK_SPANS,
- * fast_id CHUNK_HEAP_NONE, fast_chunk LZ_FAST_CHUNK_NONE) (secure.c keeps its own
+ * fast_id CHUNK_HEAP_NONE) nor region (secure.c keeps its own
  * state in `secure`), so every call reaches the slow paths, which hand
  * small and medium blocks to secure.c.
  */
 typedef struct heap_s {
   span_t *direct[LZ_DIRECT_SLOTS];     /* fast path: size/16 -> span */
-  /* Free's fast path (alloc.h): fast_chunk is the base of a chunk of
-   * this heap, the newest (fast_chunk_drop), else
-   * LZ_FAST_CHUNK_NONE; always NONE for a heap without an id
-   * [heap.fast_chunk]. A pointer inside it needs no chunk map look-up.
-   * fast_id is map_id if that is an id, else CHUNK_HEAP_NONE
-   * [heap.map_id]: what the chunk map byte of a pointer elsewhere is
-   * compared with. Written holding the heap (fast_chunk_set, fast_chunk_drop). */
-  uintptr_t fast_chunk;
   uint64_t slow_count;                 /* slow-path entries (purge ticks) */
+  /* map_id if that is an id, else CHUNK_HEAP_NONE [heap.map_id]: what
+   * free's fast path compares the chunk map byte of a pointer outside the
+   * thread's region with. */
   uint8_t fast_id;
-  /* Whether free tries the fast chunk at all (chunk.c, fast_chunk_review;
-   * the owner's, in its tick): fc_mode FC_*, fc_wait windows left before
-   * the next try, fc_shift the try's back-off; fc_miss counts the frees
-   * into the heap's chunks that went by the chunk map since the last
-   * window (free's fast path, one add). In the padding before queues. */
-  uint8_t fc_mode;
-  uint8_t fc_wait;
-  uint8_t fc_shift;
-  uint32_t fc_miss;
+  /* Counts free's look-ups of the heap's own chunks by the chunk map up
+   * from HEAP_RWAIT (wrapping): at 0 the region gets its page map even in
+   * start-up (heap_region_start). Only the holder of the heap writes it. */
+  uint16_t rwait;
   span_queue_t queues[LZ_CLASSES];
   heap_stats_t stats;
   _Atomic(lz_block_t *) xremote;       /* blocks freed by other threads */
@@ -833,7 +842,6 @@ typedef struct heap_s {
   _Atomic(uint8_t) xowed;
   _Atomic(uint8_t) xnudged;
   uint8_t nudges;
-  uint32_t fc_rate; /* fast_chunk_review: a window's count kept for the next */
   /* Blocks of other heaps' slabs that this thread freed, kept per class to
    * be handed out again here instead of travelling back to their owners
    * (remote.c, "foreign blocks"; only classes whose blocks have their cache
@@ -974,6 +982,20 @@ typedef struct heap_s {
    * CHUNK_SPANS. fast_id is it if it is an id, else CHUNK_HEAP_NONE
    * (heap.c, heap_new, the one place both are written). Never changes. */
   uint8_t map_id;
+  /* Its region (chunk.c, "Regions"), reserved at its first chunk if it has
+   * an id (never at level 2, nor with NUMA): rbase (0: none yet), rmap its
+   * page map (NULL until the heap is out of start-up: chunk_region_map;
+   * then every committed chunk's rmap points into it), rcarved the chunks
+   * committed so far from rbase up, each of them one of the heap's chunks
+   * or on rfree (released, linked by next, owned by no heap); rfailed: the
+   * reservation or the map was refused, not tried again. Written holding
+   * the heap; never given up (a heap is never freed) [heap.region]. */
+  uintptr_t rbase;
+  _Atomic(span_t *) *rmap;
+  uintptr_t rend; /* rcarved chunks' bytes once rmap is made, else 0: lz_tls_t.rend's value */
+  struct chunk_s *rfree;
+  uint32_t rcarved;
+  bool rfailed;
   struct heap_s *next_all;             /* global list of every heap ever made */
   struct secure_heap_s *secure;        /* level-2 state (secure.c), NULL below level 2 */
   lz_lock_t lock;                      /* the heap lock (protocol above) */
@@ -1014,6 +1036,7 @@ lz_inline void heap_leave(heap_t *h) {
 /* os.c: the only door to the kernel. Functions return 0 or an errno value
  * (or NULL) and leave the caller's errno unchanged. */
 void *os_map(size_t size);                      /* read-write, zeroed, NULL on failure */
+void *os_reserve_aligned(size_t size, size_t align); /* PROT_NONE, aligned */
 void *os_map_aligned(size_t size, size_t align);/* as os_map, base aligned */
 int os_map_at(void *p, size_t size);            /* as os_map at p, if nothing is mapped there */
 int os_unmap(void *p, size_t size);
@@ -1187,13 +1210,7 @@ chunk_t *chunk_alloc(heap_t *heap);
  * before it maps a new one: set once by start.c (large_cache_unit). */
 void chunk_unit_source(uintptr_t (*fn)(unsigned node));
 void chunk_release(heap_t *heap, chunk_t *c);
-/* heap_t.fc_mode and fast_chunk_review's windows (chunk.c). */
-enum { FC_FAST = 0, FC_PROBE, FC_NONE, FC_TRIAL };
-#define FC_WINDOW_TICKS 4 /* heap ticks per window */
-#define FC_MISS_MIN 512   /* fewer misses in a fast window: nothing to gain */
-#define FC_MISS_SHARE 3   /* no fast chunk while more than 1 free in 3 misses it */
-#define FC_SHIFT_MAX 8    /* back-off: at most 2^(FC_SHIFT_MAX - 1) windows */
-void fast_chunk_review(heap_t *heap);
+void chunk_region_map(heap_t *heap, bool now); /* the heap's region's page map, once out of start-up (or now) */
 size_t chunk_pool_trim(bool force);
 bool chunk_pool_empty(void);
 extern _Atomic(size_t) lz_chunks_mapped;
@@ -1233,39 +1250,20 @@ lz_inline void slab_take_local(span_t *s, bool pinned) {
 }
 /* The heap of a thread that has none (lz_heap_tls's first value): the fast
  * paths read only its direct[] (every entry LZ_SPAN_EMPTY), queues[]
- * (empty), fast_chunk (none) and fast_id (CHUNK_HEAP_NONE), and
+ * (empty) and fast_id (CHUNK_HEAP_NONE), and
  * remote_free_fast its slow_count (a tick due); the slow paths compare
  * addresses with it and take the thread's heap before they read anything
  * else (heap_malloc_slow, slow_enter). So only those fields exist,
  * read-only beside the size tables (slab.c). */
 typedef struct heap_empty_s {
   span_t *direct[LZ_DIRECT_SLOTS];
-  uintptr_t fast_chunk;
   uint64_t slow_count; /* HEAP_TICK_EVERY - 1: its tick is always due (remote_free_fast) */
   uint8_t fast_id;
   span_queue_t queues[LZ_CLASSES];
 } heap_empty_t;
 extern const heap_empty_t lz_heap_empty_direct;
 #define LZ_HEAP_EMPTY ((heap_t *)(uintptr_t)&lz_heap_empty_direct)
-/* heap_t.fast_chunk's writers, both holding the heap (its lock, or an
- * orphan BUSY): chunk_alloc (a heap with an id) names the new chunk;
- * chunk_release, once c is off the heap's list and before it leaves the
- * heap, names the heap's newest chunk instead of c (none if it has none).
- * Free's fast path only reads it: had it named the chunk of each free
- * that missed, a free racing the janitor's release of an empty chunk (an
- * invalid free: nothing lives there) could name that chunk again after
- * the release, and later frees into it, by then another heap's, would be
- * taken for the caller's own. Relaxed atomics: the janitor releases a
- * kept empty chunk under the heap's lock while the owner's free reads. */
-lz_inline void fast_chunk_set(heap_t *h, const chunk_t *c) {
-  __atomic_store_n(&h->fast_chunk, (uintptr_t)c, __ATOMIC_RELAXED);
-}
-lz_inline void fast_chunk_drop(heap_t *h, const chunk_t *c) {
-  if (__atomic_load_n(&h->fast_chunk, __ATOMIC_RELAXED) == (uintptr_t)c)
-    fast_chunk_set(h, h->chunks != NULL ? h->chunks : (const chunk_t *)LZ_FAST_CHUNK_NONE);
-}
 _Static_assert(offsetof(heap_t, direct) == offsetof(heap_empty_t, direct) &&
-                   offsetof(heap_t, fast_chunk) == offsetof(heap_empty_t, fast_chunk) &&
                    offsetof(heap_t, slow_count) == offsetof(heap_empty_t, slow_count) &&
                    offsetof(heap_t, fast_id) == offsetof(heap_empty_t, fast_id) &&
                    offsetof(heap_t, queues) == offsetof(heap_empty_t, queues),
@@ -1463,11 +1461,33 @@ bool remote_in_flight(const lz_block_t *b);
  * randomisation 56 and 72 instead of 55 and 71). */
 typedef struct lz_tls_s {
   heap_t *heap;
+  /* The heap's region for free's fast path (alloc.h): rbase and rmap are
+   * heap->rbase and heap->rmap, rend at most the bytes of the region
+   * committed (heap->rend: 0 while rmap is NULL),
+   * so p - rbase < rend proves p inside
+   * a chunk of the heap's region, whose span rmap names (or slot 0 of a
+   * chunk waiting in the region: zero, so free goes slow); rend 0 (no
+   * pointer passes) for LZ_HEAP_EMPTY and a heap without a region.
+   * heap_tls_set sets all three with the heap, and the end of an
+   * allocation slow path (slow_leave) raises rend after chunk_alloc
+   * committed a region chunk: till then, and for a thread sharing the
+   * heap (LZ_HEAPS > 0) till its next slow path, free finds the new chunk
+   * by the chunk map. Only the thread writes them. */
+  uintptr_t rbase;
+  uintptr_t rend;
+  _Atomic(span_t *) *rmap;
   uint8_t queue_slot[LZ_SLAB_MAX / 64];
 } lz_tls_t;
 extern __thread lz_tls_t lz_tls __attribute__((tls_model("initial-exec")));
+
 #define lz_heap_tls (lz_tls.heap)
 heap_t *heap_get_slow(void);
+/* Frees by the chunk map into the heap's own chunks before its region's
+ * page map is made in start-up (heap_t.rwait; the one that wraps goes to
+ * heap_free_own, which makes it): a small process (a few hundred frees)
+ * writes no page of it. */
+#define HEAP_RWAIT ((uint16_t)(UINT16_MAX - 255))
+lz_noinline void heap_region_start(heap_t *heap);
 lz_noinline void *heap_malloc_slow(size_t size, heap_t *heap, bool zero);
 lz_noinline void *heap_malloc_refill(size_t size, heap_t *heap, span_t *s);
 void *heap_malloc_aligned(heap_t *heap, size_t size, size_t align);

@@ -165,6 +165,19 @@ lz_text_hot void *os_map_aligned(size_t size, size_t align) {
   return (void *)a;
 }
 
+/* Address space only (PROT_NONE, nothing counted against the commit
+ * limit): size bytes from an align-aligned base inside a reservation of
+ * size + align (the slack is kept, inaccessible: one system call);
+ * os_protect_rw makes parts of it usable. NULL if refused. */
+lz_text_hot void *os_reserve_aligned(size_t size, size_t align) {
+  if (fault_now(OS_FAULT_MAP) || size + align < size) return NULL;
+  int e = errno;
+  void *r = mmap(NULL, size + align, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  errno = e;
+  if (r == MAP_FAILED) return NULL;
+  return (void *)(((uintptr_t)r + align - 1) & ~(uintptr_t)(align - 1));
+}
+
 int os_map_at(void *p, size_t size) {
   if (fault_now(OS_FAULT_MAP)) return ENOMEM;
   int e = errno;
@@ -212,7 +225,7 @@ lz_text_thread int os_protect_none(void *p, size_t size) {
   return OS_RESULT(mprotect(p, size, PROT_NONE));
 }
 
-int os_protect_rw(void *p, size_t size) {
+lz_text_hot int os_protect_rw(void *p, size_t size) {
   return OS_RESULT(mprotect(p, size, PROT_READ | PROT_WRITE));
 }
 

@@ -28,7 +28,6 @@
 lz_ro_hot const span_t lz_span_empty;
 lz_ro_hot const heap_empty_t lz_heap_empty_direct = {
   .direct = {[0 ... LZ_DIRECT_SLOTS - 1] = LZ_SPAN_EMPTY},
-  .fast_chunk = LZ_FAST_CHUNK_NONE,
   .slow_count = HEAP_TICK_EVERY - 1,
   .fast_id = CHUNK_HEAP_NONE,
 };
@@ -237,6 +236,7 @@ unsigned slab_class_for(const heap_t *heap, unsigned cls) {
 lz_text_hot void slab_startup_end(heap_t *heap) {
   if (!heap->startup) return;
   heap->startup = false;
+  chunk_region_map(heap, false); /* free's fast path takes the region from now on (chunk.c, "Regions") */
   pack_close(heap);
   heap_direct_all(heap);
 }

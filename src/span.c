@@ -137,7 +137,7 @@ lz_text_hot span_t *span_alloc(heap_t *heap, size_t npages, size_t align_pages, 
   lz_assert(slot > 0 && slot < LZ_CHUNK_PAGES);
   bit_set(c->slot_map, slot);
   if (kind == SPAN_SLAB)
-    for (size_t i = first; i < first + npages; i++) pagemap_set(c, i, slot);
+    pagemap_set_run(c, first, npages, slot);
   else
     pagemap_set(c, first, slot);
   span_t *s = chunk_slot(c, slot);
@@ -196,10 +196,10 @@ lz_text_hot void span_free(heap_t *heap, span_t *s) {
   atomic_store_explicit(&s->xfast_cap, 0, memory_order_relaxed);
   s->flags = 0;
   if (kind == SPAN_SLAB) {
-    for (size_t i = first; i < first + n; i++) c->pagemap[i] = 0;
+    pagemap_set_run(c, first, n, 0);
     bitmap_assign(c->hole_map, first, n, false); /* holes are free, clean pages now */
   } else
-    c->pagemap[first] = 0;
+    pagemap_set(c, first, 0);
   bitmap_assign(c->free_map, first, n, true);
   c->free_pages += (uint32_t)n;
   c->max_run_hint = LZ_CHUNK_PAGES; /* unknown again: recomputed on the next miss */

@@ -369,6 +369,47 @@ static size_t xremote_check(const heap_t *heap) {
   return n;
 }
 
+/* c's entries of its region's page map (chunk invariants, [chunk.rmap]):
+ * where the region puts them, each naming the span pagemap names. */
+static void rmap_check(const heap_t *heap, const chunk_t *c) {
+  size_t k = ((uintptr_t)c - heap->rbase) >> LZ_CHUNK_SHIFT;
+  V(((uintptr_t)c & LZ_CHUNK_MASK) == 0 && (uintptr_t)c >= heap->rbase && k < heap->rcarved &&
+        c->rmap == heap->rmap + (k << (LZ_CHUNK_SHIFT - LZ_PAGE_SHIFT)),
+    "chunk.rmap", c);
+  for (size_t i = 0; i < LZ_CHUNK_PAGES; i++)
+    V(atomic_load_explicit(&c->rmap[i], memory_order_relaxed) == chunk_span_at((chunk_t *)c, i), "chunk.rmap", c);
+}
+
+/* heap_t's region ([heap.region]): every committed chunk is one of the
+ * heap's (with its page map entries) or waits on rfree, empty and owned
+ * by none. */
+static void region_check(const heap_t *heap) {
+  if (heap->rbase == 0) {
+    V(heap->rcarved == 0 && heap->rfree == NULL && heap->rmap == NULL && heap->rend == 0, "heap.region", heap);
+    return;
+  }
+  V((heap->rbase & LZ_CHUNK_MASK) == 0 && heap->rcarved <= LZ_REGION_CHUNKS && heap->map_id >= CHUNK_HEAP_FIRST &&
+        heap->rend == (heap->rmap != NULL ? (uintptr_t)heap->rcarved << LZ_CHUNK_SHIFT : 0),
+    "heap.region", heap);
+  size_t n = 0;
+  for (const chunk_t *c = heap->chunks; c != NULL; c = c->next) {
+    if ((uintptr_t)c - heap->rbase >= LZ_REGION_BYTES) {
+      V(c->rmap == NULL, "chunk.rmap", c);
+      continue;
+    }
+    if (heap->rmap != NULL) rmap_check(heap, c);
+    else V(c->rmap == NULL, "chunk.rmap", c);
+    n++;
+  }
+  for (const chunk_t *c = heap->rfree; c != NULL && n <= heap->rcarved; c = c->next) {
+    V(c->heap == NULL && c->free_pages == LZ_USABLE_PAGES && (uintptr_t)c - heap->rbase < LZ_REGION_BYTES,
+      "heap.region.rfree", c);
+    if (heap->rmap != NULL) rmap_check(heap, c);
+    n++;
+  }
+  V(n == heap->rcarved, "heap.region.count", heap);
+}
+
 static size_t heap_check(const heap_t *heap, seen_t *seen) {
   heap_totals_t t = {0};
   /* heap_t.map_id: an id of its own below level 2 (another heap's? the
@@ -378,19 +419,15 @@ static size_t heap_check(const heap_t *heap, seen_t *seen) {
   for (const heap_t *h = heaps_first(); h != NULL; h = h->next_all)
     V(h == heap || heap->map_id == CHUNK_SPANS || h->map_id != heap->map_id, "heap.map_id", heap);
   V(heap->fast_id == (heap->map_id == CHUNK_SPANS ? CHUNK_HEAP_NONE : heap->map_id), "heap.map_id", heap);
-  /* heap_t.fast_chunk: none, or one of its chunks (the walk below). */
-  bool fast_seen = heap->fast_chunk == LZ_FAST_CHUNK_NONE;
-  V(fast_seen || heap->map_id != CHUNK_SPANS, "heap.fast_chunk", heap);
   const chunk_t *prev = NULL;
   size_t nchunks = 0;
   for (const chunk_t *c = heap->chunks; c != NULL; prev = c, c = c->next) {
     t.empty_chunks += c->free_pages == LZ_USABLE_PAGES;
     V(c->prev == prev, "heap.chunks.links", c);
     V(++nchunks <= ((size_t)1 << (LZ_USER_ADDR_BITS - LZ_CHUNK_SHIFT)), "heap.chunks.cycle", c);
-    fast_seen |= heap->fast_chunk == (uintptr_t)c;
     chunk_check(heap, c, &t, seen);
   }
-  V(fast_seen, "heap.fast_chunk", heap);
+  region_check(heap);
   V(t.empty_chunks == heap->empty_count, "heap.empty_count", heap);
   V(heap->empty_count <= heap->empty_keep, "heap.empty_keep", heap);
   queues_check(heap, t.linked);

@@ -67,8 +67,9 @@ static int header_exclusive(const void *p) {
   return n;
 }
 
-/* Bytes of every mapping of the process (/proc/self/maps, read without
- * allocating). */
+/* Bytes of every mapping of the process that can hold data
+ * (/proc/self/maps, read without allocating): not address space reserved
+ * inaccessible (---p), as a heap's region (src/chunk.c, "Regions"). */
 static char maps_buf[1 << 18];
 static size_t mapped_bytes(void) {
   int fd = open("/proc/self/maps", O_RDONLY);
@@ -82,8 +83,8 @@ static size_t mapped_bytes(void) {
   size_t total = 0;
   for (char *line = maps_buf; *line != 0;) {
     char *end = NULL;
-    unsigned long lo = strtoul(line, &end, 16), hi = strtoul(end + 1, NULL, 16);
-    total += hi - lo;
+    unsigned long lo = strtoul(line, &end, 16), hi = strtoul(end + 1, &end, 16);
+    if (strncmp(end, " ---p", 5) != 0) total += hi - lo;
     char *nl = strchr(line, '\n');
     if (nl == NULL) break;
     line = nl + 1;

@@ -26,19 +26,17 @@
  *              at most a quarter bigger (under a page; from a page up, at
  *              most twice its size) before it carves a new one, without
  *              the full slow path, and none from further up;
- *   pool       an emptied chunk stays with the heap until a purge gives it
- *              to the pool (still mapped), is reused by the next span that
+ *   pool       an emptied chunk outside a region stays with the heap until
+ *              a purge gives it to the pool (still mapped), is reused by the next span that
  *              needs a chunk, and trim unmaps it;
- *   fast chunk free's fast chunk (heap_t.fast_chunk) is the chunk of the
- *              block freed last; a chunk given back leaves it, so when another thread's heap takes
- *              that chunk from the pool, this thread's free of a block
- *              there is a remote free, not a push on the other heap's
- *              span;
- *   fast review the owner's tick drops the fast chunk when more than a
- *              third of a window's frees missed it, counts every own free
- *              by the chunk map then, tries the newest chunk again after
- *              the back-off and keeps it while the misses are few; a new
- *              chunk does not become the fast chunk while there is none;
+ *   region     a heap's chunks lie in its region (chunk.c, "Regions"),
+ *              which the thread's copy names (lz_tls_t); once it is full
+ *              the next chunk comes from elsewhere and its frees take the
+ *              chunk map; a region chunk given back waits in the region,
+ *              owned by none, its page map entries naming slot 0, and is
+ *              taken again first; another thread's heap has a region of
+ *              its own, and this thread's free of a block there is a
+ *              remote free, not a push on the other heap's span;
  *   validator  each invariant class, broken on purpose in a child process,
  *              is reported with its tag and aborts.
  */
@@ -963,6 +961,15 @@ static bool heap_owns(const heap_t *heap, const chunk_t *c) {
 
 static void test_pool(heap_t *heap) {
   lz_trim(0);
+  /* Chunks waiting in the region (the trim may have given some back) are
+   * taken first: held meanwhile, so that the chunk below is the pool's. */
+  void *held[2 * LZ_REGION_CHUNKS + 2];
+  size_t nheld = 0;
+  while (heap->rfree != NULL && nheld < 2 * LZ_REGION_CHUNKS + 2) {
+    held[nheld] = lz_malloc(1024 * KiB);
+    CHECK(held[nheld++] != NULL);
+  }
+  CHECK(heap->rfree == NULL);
   span_t *s = span_alloc(heap, LZ_USABLE_PAGES, 1, SPAN_MEDIUM); /* a chunk of its own */
   CHECK(s != NULL);
   chunk_t *c = span_chunk(s);
@@ -992,134 +999,111 @@ static void test_pool(heap_t *heap) {
   }
   CHECK(atomic_load(&lz_chunks_mapped) == mapped - 1);
   CHECK(chunkmap_kind((uintptr_t)c) == CHUNK_NONE);
+  while (nheld > 0) lz_free(held[--nheld]);
   lz_heap_validate();
 }
 
-/* ---- free's fast chunk ------------------------------------------------------ */
-static chunk_t *fast_released;
-static void *fast_block;
-static pthread_barrier_t fast_bar;
-static void *fast_other(void *arg) {
+/* ---- regions ---------------------------------------------------------------- */
+static bool in_region(const heap_t *heap, const void *p) {
+  return heap->rbase != 0 && (uintptr_t)p - heap->rbase < ((uintptr_t)heap->rcarved << LZ_CHUNK_SHIFT);
+}
+
+static const heap_t *other_of; /* the main thread's heap, for region_other */
+static void *region_block;
+static pthread_barrier_t region_bar;
+static void *region_other(void *arg) {
   (void)arg;
-  /* 1 MiB blocks, one to a chunk, until one lands in the pooled chunk
-   * (the pool hands out the chunk pushed last: test_pool). */
-  void *got[64];
-  int n = 0;
-  while (n < 64) {
-    got[n] = lz_malloc(1024 * KiB);
-    CHECK(got[n] != NULL);
-    if ((chunk_t *)((uintptr_t)got[n++] & ~LZ_CHUNK_MASK) == fast_released) {
-      fast_block = got[n - 1];
-      break;
-    }
-  }
-  pthread_barrier_wait(&fast_bar); /* the main thread frees fast_block */
-  pthread_barrier_wait(&fast_bar); /* and looks at its span */
-  for (int i = 0; i < n; i++)
-    if (got[i] != fast_block) lz_free(got[i]);
+  void *p = lz_malloc(64), *q = lz_malloc(1024 * KiB);
+  CHECK(p != NULL && q != NULL);
+  CHECK(!in_region(other_of, p) && !in_region(other_of, q));
+  CHECK(lz_tls.rbase == lz_tls.heap->rbase && lz_tls.rbase != other_of->rbase);
+  region_block = p;
+  pthread_barrier_wait(&region_bar); /* the main thread frees p */
+  pthread_barrier_wait(&region_bar); /* and looks at its span */
+  lz_free(q);
   return NULL;
 }
 
-static void test_fast_chunk(heap_t *heap) {
+static void test_region(heap_t *heap) {
+  if (heap->map_id < CHUNK_HEAP_FIRST || lz_numa_on) {
+    printf("internals: regions: the heap has none (no id, or NUMA)\n");
+    test_pool(heap);
+    return;
+  }
+  /* Out of start-up: the region has its page map (chunk_region_map). */
+  heap_enter(heap);
+  slab_startup_end(heap);
+  heap_leave(heap);
+  CHECK(heap->rmap != NULL || heap->rfailed);
   void *p = lz_malloc(16);
   CHECK(p != NULL);
-  chunk_t *c = (chunk_t *)((uintptr_t)p & ~LZ_CHUNK_MASK);
+  /* The thread's copy (lz_tls_t) names its heap's region, p inside. */
+  CHECK(lz_tls.heap == heap && lz_tls.rbase == heap->rbase && lz_tls.rmap == heap->rmap &&
+        lz_tls.rend == (uintptr_t)heap->rcarved << LZ_CHUNK_SHIFT);
+  CHECKF(in_region(heap, p), "%p outside the region at %#lx (%u chunks)", p, (unsigned long)heap->rbase,
+         heap->rcarved);
   lz_free(p);
-  CHECK(heap->fast_chunk == (uintptr_t)c);
-  lz_trim(0);
+  /* A region that fills: the next chunk comes from elsewhere, and frees
+   * there take the chunk map (1 MiB blocks: one to a chunk). */
+  void *big[LZ_REGION_CHUNKS + 2];
+  int n = 0;
+  void *out = NULL;
+  while (n < LZ_REGION_CHUNKS + 2) {
+    big[n] = lz_malloc(1024 * KiB);
+    CHECKF(big[n] != NULL, "malloc(1 MiB) failed with %u region chunks", heap->rcarved);
+    if (!in_region(heap, big[n++])) {
+      out = big[n - 1];
+      break;
+    }
+  }
+  CHECKF(out != NULL && heap->rcarved == LZ_REGION_CHUNKS, "%d blocks, %u region chunks", n, heap->rcarved);
+  chunk_t *oc = (chunk_t *)((uintptr_t)out & ~LZ_CHUNK_MASK);
+  CHECK(oc->rmap == NULL && oc->heap == heap && chunkmap_byte((uintptr_t)out) == heap->fast_id);
+  CHECK(lz_tls.rend == (uintptr_t)LZ_REGION_CHUNKS << LZ_CHUNK_SHIFT);
+  lz_heap_validate();
+  lz_free(out); /* by the chunk map */
+  lz_heap_validate();
+  big[n - 1] = lz_malloc(1024 * KiB);
+  CHECKF(big[n - 1] == out, "malloc(1 MiB) after its free gave %p, not %p", big[n - 1], out);
+  test_pool(heap); /* chunks outside the region: the pool's */
+  while (n > 0) lz_free(big[--n]);
+  /* Region chunks given back wait in the region, owned by none, their
+   * pages given back, and are taken again first. */
+  heap_enter(heap);
+  purge_heap(heap, true, os_now_ms()); /* forced: empty chunks go back */
+  heap_leave(heap);
+  chunk_t *c = heap->rfree;
+  CHECK(c != NULL && c->heap == NULL && in_region(heap, c) && chunkmap_kind((uintptr_t)c) == CHUNK_SPANS);
+  CHECK(opt_get(OPT_PURGE_DELAY) < 0 || bitmap_count(c->dirty_map, LZ_HEADER_PAGES, LZ_USABLE_PAGES) == 0);
+  CHECK(heap->rcarved == LZ_REGION_CHUNKS);
+  lz_heap_validate();
   heap_enter(heap);
   span_t *s = span_alloc(heap, LZ_USABLE_PAGES, 1, SPAN_MEDIUM); /* a chunk of its own */
-  CHECK(s != NULL);
-  chunk_t *c2 = span_chunk(s);
-  fast_chunk_set(heap, c2); /* as a free of a block there would */
+  CHECK(s != NULL && span_chunk(s) == c && c->heap == heap && heap_owns(heap, c));
+  CHECK(atomic_load(&c->rmap[s->page]) == s);
   s->used = 0;
   span_free(heap, s);
-  purge_heap(heap, true, os_now_ms()); /* forced: the empty chunk goes back */
+  CHECK(atomic_load(&c->rmap[s->page]) == chunk_slot(c, 0));
+  purge_heap(heap, true, os_now_ms());
   heap_leave(heap);
-  CHECK(!heap_owns(heap, c2));
-  CHECKF(heap->fast_chunk == LZ_FAST_CHUNK_NONE, "fast chunk %#lx after %p went back", (unsigned long)heap->fast_chunk,
-         (void *)c2);
   lz_heap_validate();
-  if (LZ_CHUNK_POOL_MAX == 0 || LZ_HEAPS != 0) return;
-  fast_released = c2;
-  /* Another thread's new heap takes c2 from the pool; this thread frees
-   * the block it allocated there. */
+  if (LZ_HEAPS != 0) return;
+  /* Another thread's heap has a region of its own: this thread's free of
+   * its block is a remote free, not a push on the other heap's span. */
+  other_of = heap;
   pthread_t t;
-  CHECK(pthread_barrier_init(&fast_bar, NULL, 2) == 0);
-  CHECK(pthread_create(&t, NULL, fast_other, NULL) == 0);
-  pthread_barrier_wait(&fast_bar);
-  if (fast_block != NULL) {
-    span_t *o = span_of(fast_block);
-    uint16_t used = o->used;
-    lz_free(fast_block); /* a remote free, not a push on the other heap's span */
-    CHECK(o->free == NULL && o->local_free == NULL && o->used == used);
-    CHECK(heap->fast_chunk != (uintptr_t)fast_released);
-  } else /* the pool gave it elsewhere (another node's pool, a trim) */
-    printf("internals: fast chunk: the pooled chunk went to no other heap, its remote free not checked\n");
-  pthread_barrier_wait(&fast_bar);
+  CHECK(pthread_barrier_init(&region_bar, NULL, 2) == 0);
+  CHECK(pthread_create(&t, NULL, region_other, NULL) == 0);
+  pthread_barrier_wait(&region_bar);
+  span_t *o = span_of(region_block);
+  uint16_t used = o->used;
+  lz_block_t *free0 = o->free, *local0 = o->local_free;
+  lz_free(region_block);
+  CHECK(o->free == free0 && o->local_free == local0 && o->used == used);
+  pthread_barrier_wait(&region_bar);
   CHECK(pthread_join(t, NULL) == 0);
-  pthread_barrier_destroy(&fast_bar);
+  pthread_barrier_destroy(&region_bar);
   lz_heap_validate();
-}
-
-/* ---- fast review --------------------------------------------------------- */
-/* One window's end: fc_miss set to `miss`, the review run at a window
- * boundary of slow_count (moved forward only). */
-static void review_with(heap_t *heap, uint32_t miss) {
-  heap_enter(heap);
-  uint64_t w = (uint64_t)HEAP_TICK_EVERY * FC_WINDOW_TICKS;
-  heap->slow_count = (heap->slow_count / w + 1) * w;
-  heap->fc_miss = miss;
-  fast_chunk_review(heap);
-  CHECK(heap->fc_miss == 0);
-  heap_leave(heap);
-  lz_heap_validate();
-}
-
-static void test_fast_review(heap_t *heap) {
-  void *p = lz_malloc(16);
-  CHECK(p != NULL);
-  heap->fc_mode = FC_FAST;
-  heap->fc_wait = heap->fc_shift = 0;
-  review_with(heap, FC_MISS_MIN - 1); /* few misses: stays */
-  CHECK(heap->fc_mode == FC_FAST && heap->fast_chunk == (uintptr_t)heap->chunks);
-  heap->fc_miss = 0;
-  lz_free(p); /* a hit: not counted */
-  CHECKF(heap->fc_miss == 0, "a hit counted: %u", heap->fc_miss);
-  review_with(heap, 1000); /* a probe: no fast chunk for a window */
-  CHECK(heap->fc_mode == FC_PROBE && heap->fast_chunk == LZ_FAST_CHUNK_NONE);
-  heap->fc_miss = 0;
-  p = lz_malloc(16);
-  CHECK(p != NULL);
-  lz_free(p); /* counted by the chunk map path */
-  CHECKF(heap->fc_miss == 1, "a free without a fast chunk counted %u", heap->fc_miss);
-  review_with(heap, 2900); /* 1000 of 2900 missed: more than a third */
-  CHECK(heap->fc_mode == FC_NONE && heap->fast_chunk == LZ_FAST_CHUNK_NONE && heap->fc_wait == 1);
-  /* A chunk taken meanwhile does not become the fast chunk. */
-  heap_enter(heap);
-  chunk_t *c = chunk_alloc(heap);
-  CHECK(c != NULL && heap->chunks == c);
-  CHECK(heap->fast_chunk == LZ_FAST_CHUNK_NONE);
-  chunk_release(heap, c); /* empty, uncounted: back before the validator looks */
-  heap_leave(heap);
-  review_with(heap, 3000); /* the back-off done: a trial with the newest chunk */
-  CHECK(heap->fc_mode == FC_TRIAL && heap->fast_chunk == (uintptr_t)heap->chunks);
-  review_with(heap, 1001); /* a third of the 3000 frees missed: none again, twice as long */
-  CHECK(heap->fc_mode == FC_NONE && heap->fast_chunk == LZ_FAST_CHUNK_NONE && heap->fc_wait == 2);
-  review_with(heap, 3000);
-  CHECK(heap->fc_mode == FC_NONE && heap->fc_wait == 1);
-  review_with(heap, 3000);
-  CHECK(heap->fc_mode == FC_TRIAL);
-  review_with(heap, 999); /* fewer than a third: fast again, no back-off */
-  CHECK(heap->fc_mode == FC_FAST && heap->fast_chunk == (uintptr_t)heap->chunks && heap->fc_wait == 0 &&
-        heap->fc_shift == 0);
-  review_with(heap, 1000); /* a probe whose window says the misses were few */
-  CHECK(heap->fc_mode == FC_PROBE);
-  review_with(heap, 3001);
-  CHECK(heap->fc_mode == FC_FAST && heap->fast_chunk == (uintptr_t)heap->chunks && heap->fc_wait == 1);
-  review_with(heap, 5000); /* waits out its back-off before the next probe */
-  CHECK(heap->fc_mode == FC_FAST && heap->fc_wait == 0);
-  heap->fc_shift = 0;
 }
 
 /* ---- the validator fails when it should ----------------------------------- */
@@ -1182,10 +1166,12 @@ static void brk_front_link(heap_t *h, void *sm, void *md) {
 }
 /* A medium span with a class (heap_free_page takes a class for a slab). */
 static void brk_medium_cls(heap_t *h, void *sm, void *md) { (void)h; (void)sm; span_of(md)->cls = 5; }
-/* free's fast chunk names a chunk that is not the heap's. */
-static void brk_fast_chunk(heap_t *h, void *sm, void *md) {
-  (void)sm; (void)md;
-  h->fast_chunk = ((uintptr_t)&fast_bar + LZ_CHUNK_SIZE) & ~LZ_CHUNK_MASK;
+/* The region's page map names another span for sm's page. */
+static void brk_rmap(heap_t *h, void *sm, void *md) {
+  (void)h;
+  chunk_t *c = (chunk_t *)((uintptr_t)sm & ~LZ_CHUNK_MASK);
+  CHECK(c->rmap != NULL);
+  atomic_store(&c->rmap[((uintptr_t)sm & LZ_CHUNK_MASK) >> LZ_PAGE_SHIFT], span_of(md));
 }
 /* Past start-up, class 48 has a slab of its own (sm's). */
 static void brk_startup(heap_t *h, void *sm, void *md) { (void)sm; (void)md; h->startup = true; }
@@ -1275,9 +1261,7 @@ int main(void) {
   test_purge(heap);
   test_place_dirty(heap, SPAN_SLAB);
   test_place_dirty(heap, SPAN_MEDIUM);
-  test_pool(heap);
-  test_fast_chunk(heap);
-  test_fast_review(heap);
+  test_region(heap); /* and the pool's, outside a full region */
   if (LZ_STATS) expect_caught("stats.in_use", brk_in_use);
   expect_caught("chunk.free_pages", brk_free_pages);
   expect_caught("span.used", brk_used);
@@ -1293,7 +1277,7 @@ int main(void) {
   expect_caught("mreturn.count", brk_mreturn_count);
   expect_caught("span.xfast_cap", brk_medium_owner);
   expect_caught("medium.local_free", brk_medium_list);
-  expect_caught("heap.fast_chunk", brk_fast_chunk);
+  if (heap->rbase != 0) expect_caught("chunk.rmap", brk_rmap);
   expect_caught("span.cls", brk_medium_cls);
   if (opt_get(OPT_PURGE_DELAY) > 0 && LZ_HEAPS == 0) {
     expect_caught("mfront.bytes", brk_mfront);
