@@ -24,7 +24,7 @@
 #                    allocate and free, never adopting a half-updated heap
 #   fork_pages       pages a fork child copies (pagemap, smaps): none
 #                    of the library's data during fork, at most 3 to free
-#                    and reallocate 8 blocks, at most 4 to allocate 8
+#                    and reallocate 8 blocks, at most 6 to allocate 8
 #                    blocks of 8 sizes (a span of its own, not the
 #                    parent's slabs); the library code it runs
 #                    mapped by one fault (<= 20 pages, /proc/self/pagemap),
