@@ -295,7 +295,10 @@ lz_text_hot static heap_t *heap_adopt_orphan(uint64_t owner) {
         atomic_store_explicit(&h->xstate, HEAP_ACTIVE, memory_order_release);
         return h;
       }
-      held |= atomic_load_explicit(&h->xstate, memory_order_relaxed) == HEAP_BUSY;
+      /* Held, or let go since the exchange failed (ORPHAN again: its
+       * holder finished between the two reads): either way, try again. */
+      int st = atomic_load_explicit(&h->xstate, memory_order_relaxed);
+      held |= st == HEAP_BUSY || st == HEAP_ORPHAN;
     }
     if (!held) break;
     /* Yields for the first millisecond (a collection's usual length),
