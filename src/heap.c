@@ -1449,7 +1449,7 @@ lz_text_hot static lz_noinline void free_own_packed(void *p, span_t *s) {
 }
 
 /* Frees of pointers into chunks of the calling thread's heap that the fast
- * path did not finish (the heap's fast chunk, or a chunk whose map byte is
+ * path did not finish (the heap's region, or a chunk whose map byte is
  * the heap's id, so the chunk's owner is the caller's heap, below level 2:
  * alloc.h): a
  * cached medium span's block (a double free), a medium block whose first

@@ -11,7 +11,7 @@
  * malloc's fast path pops only from spans reachable through heap->direct[]
  * or heap->queues[c].first with a non-NULL `free` list, and free's fast
  * path only handles chunks whose map byte is the calling thread's heap id
- * (or its fast chunk, which a heap without an id never has) and spans
+ * (or its region, which a heap without an id never has) and spans
  * whose xfast_cap is not 0. Level-2
  * spans are never put in a heap's queues (heap->direct[] stays at
  * LZ_SPAN_EMPTY, queues stay empty), their `free` is NULL, their
