@@ -140,7 +140,8 @@ static chunk_t *chunk_from_unit(uintptr_t unit) {
  * free goes slow) for a page of no span or a waiting chunk: free's fast
  * path needs no chunk map look-up for any of them (bench mleak's blocks
  * lie in 5 chunks), one subtraction, one compare and one load (alloc.h).
- * A full region (or a refused reservation) leaves the heap its other
+ * A full region (or a refused reservation, or none under an address-space
+ * limit: os_address_space_limited) leaves the heap its other
  * chunks, found through the chunk map as before. Address space: 64 MiB
  * and 128 KiB a heap; resident: a page of the map per chunk once out of
  * start-up. The thread's
@@ -188,7 +189,10 @@ lz_text_hot lz_noinline void chunk_region_map(heap_t *heap, bool now) {
 lz_text_hot static lz_noinline chunk_t *region_commit(heap_t *heap) {
   if (heap->map_id < CHUNK_HEAP_FIRST || lz_numa_on || heap->rfailed) return NULL;
   if (heap->rbase == 0) {
-    void *r = os_reserve_aligned(LZ_REGION_BYTES, LZ_CHUNK_SIZE);
+    /* Under an address-space limit 66 MiB a heap reserved ahead of use
+     * would take what the program's own mappings need (32 threads under
+     * `ulimit -v 700000`: a malloc of 300 MiB failed): no region then. */
+    void *r = os_address_space_limited() ? NULL : os_reserve_aligned(LZ_REGION_BYTES, LZ_CHUNK_SIZE);
     if (r == NULL) {
       heap->rfailed = true;
       return NULL;

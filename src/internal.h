@@ -1037,6 +1037,7 @@ lz_inline void heap_leave(heap_t *h) {
  * (or NULL) and leave the caller's errno unchanged. */
 void *os_map(size_t size);                      /* read-write, zeroed, NULL on failure */
 void *os_reserve_aligned(size_t size, size_t align); /* PROT_NONE, aligned */
+bool os_address_space_limited(void);                 /* RLIMIT_AS finite */
 void *os_map_aligned(size_t size, size_t align);/* as os_map, base aligned */
 int os_map_at(void *p, size_t size);            /* as os_map at p, if nothing is mapped there */
 int os_unmap(void *p, size_t size);

@@ -30,6 +30,7 @@
 #include <sys/auxv.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -163,6 +164,18 @@ lz_text_hot void *os_map_aligned(size_t size, size_t align) {
   if (head) os_unmap(p, head);
   if (tail) os_unmap((uint8_t *)a + size, tail);
   return (void *)a;
+}
+
+/* Is the process's address space limited (RLIMIT_AS, `ulimit -v`)? A
+ * reservation counts against that limit as mapped memory does, so a
+ * caller reserving far ahead of use (chunk.c, Regions) leaves it alone.
+ * Read by the system call itself (no import: exec_pages). */
+bool os_address_space_limited(void) {
+  struct {
+    uint64_t cur, max;
+  } r;
+  if (syscall_6(SYS_prlimit64, 0L, (long)RLIMIT_AS, NULL, &r, 0L, 0L) != 0) return true;
+  return r.cur != (uint64_t)-1; /* RLIM64_INFINITY */
 }
 
 /* Address space only (PROT_NONE, nothing counted against the commit

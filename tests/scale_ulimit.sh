@@ -5,6 +5,9 @@
 # half of everything, allocates the same sizes again (must all succeed),
 # checks every block's contents, frees all and allocates once more. The
 # script asserts exit status 0 and that the program reported hitting ENOMEM.
+# Then `threads`: 4 threads each hold a small block while the main thread
+# allocates 100 MiB under the same limit, which must succeed (as under
+# glibc): no heap reserves address space far ahead of its use there.
 #
 # Environment (set by ctest): LZ_LIB = the preloadable liblzmalloc.so.
 set -u
@@ -132,5 +135,49 @@ if ! grep -q 'all [0-9]* blocks intact' "$tmp/out"; then
   echo "scale_ulimit: FAILED: no content check reported" >&2
   exit 1
 fi
+cat >"$tmp/threads.c" <<'PROG'
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+enum { T = 4 };
+static pthread_barrier_t bar;
+static void *worker(void *arg) {
+  char *p = malloc(100);
+  if (p != NULL) memset(p, 1, 100);
+  pthread_barrier_wait(&bar); /* every thread holds its block */
+  pthread_barrier_wait(&bar); /* till the big one was tried */
+  free(p);
+  return arg;
+}
+int main(void) {
+  pthread_t t[T];
+  pthread_barrier_init(&bar, NULL, T + 1);
+  for (int i = 0; i < T; i++)
+    if (pthread_create(&t[i], NULL, worker, NULL) != 0) return 2;
+  pthread_barrier_wait(&bar);
+  size_t big = (size_t)100 << 20;
+  char *p = malloc(big);
+  printf("threads: %d threads with a block each, malloc(100 MiB) %s\n", T, p != NULL ? "worked" : "failed");
+  if (p != NULL) memset(p, 0, big);
+  pthread_barrier_wait(&bar);
+  for (int i = 0; i < T; i++) pthread_join(t[i], NULL);
+  free(p);
+  return p != NULL ? 0 : 1;
+}
+PROG
+if ! "$cc" -O2 -pthread -Wall -o "$tmp/threads" "$tmp/threads.c" 2>"$tmp/cc.log"; then
+  cat "$tmp/cc.log"
+  echo "scale_ulimit: could not compile the threads program" >&2
+  exit 1
+fi
+( ulimit -v 262144 && LD_PRELOAD="$lib" "$tmp/threads" ) >"$tmp/out" 2>&1
+rc=$?
+cat "$tmp/out"
+if [ "$rc" -ne 0 ]; then
+  echo "scale_ulimit: FAILED: threads exited with status $rc" >&2
+  exit 1
+fi
+
 printf 'scale_ulimit: passed under ulimit -v 262144 in %.2f s\n' "$(echo "$end - $start" | bc 2>/dev/null || echo 0)"
 exit 0
