@@ -12,7 +12,8 @@
  *              clears their dirty bits, never a page of a live span;
  *   placement  a slab or a medium span takes free dirty pages of an older
  *              chunk before clean pages of the newest;
- *   mcache     the medium cache goes back when a look finds it unused
+ *   mcache     a cached medium span serves requests at most a sixteenth
+ *              smaller; the medium cache goes back when a look finds it unused
  *              for the purge delay, never while used between looks; the
  *              janitor's flush, alone and against the owner's lock-free
  *              fills and takes, hands no span out twice;
@@ -591,7 +592,8 @@ static void test_mcache(heap_t *heap) {
   CHECKF(lz_popcount64(heap->mcache_mask) == 1, "a cache in use was given back");
   medium_cache_flush(heap, true, false, t + (uint64_t)delay - 1);
   CHECKF(lz_popcount64(heap->mcache_mask) == 1, "given back before the delay");
-  CHECK(medium_cache_hit(heap, 240 * KiB) == s && medium_cache_use(heap, s, 240 * KiB, false) == p); /* a hit and an insert */
+  CHECKF(medium_cache_hit(heap, 224 * KiB) == NULL, "a 256 KiB span served 224 KiB (an eighth of it idle)");
+  CHECK(medium_cache_hit(heap, 248 * KiB) == s && medium_cache_use(heap, s, 248 * KiB, false) == p); /* a hit and an insert */
   medium_free(heap, s);
   medium_cache_flush(heap, true, false, t + 10 * (uint64_t)delay);
   CHECKF(lz_popcount64(heap->mcache_mask) == 1, "a cache in use was given back");
