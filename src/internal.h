@@ -1042,6 +1042,11 @@ void *os_map_aligned(size_t size, size_t align);/* as os_map, base aligned */
 int os_map_at(void *p, size_t size);            /* as os_map at p, if nothing is mapped there */
 int os_unmap(void *p, size_t size);
 int os_decommit(void *p, size_t size);          /* contents become zero */
+typedef struct os_range_s {
+  void *base;
+  size_t size;
+} os_range_t;                                  /* laid out as struct iovec */
+int os_decommit_ranges(const os_range_t *r, size_t n); /* as os_decommit, n runs at once */
 int os_protect_none(void *p, size_t size);
 int os_hugepage(void *p, size_t size, bool collapse); /* MADV_HUGEPAGE (+ MADV_COLLAPSE) */
 int os_protect_rw(void *p, size_t size);
@@ -1102,7 +1107,7 @@ void os_fork_signals_restore(void); /* ...until the parent and child handlers */
 /* Fault injection (tests): the next `after` calls succeed, then calls fail
  * (every call when every == 1, or one in `every`); after = -1 disables.
  * Only primitives of the kinds set by os_fault_kinds fail (default: map). */
-enum { OS_FAULT_MAP = 1, OS_FAULT_DECOMMIT = 2, OS_FAULT_PROTECT = 4, OS_FAULT_THREAD = 8 };
+enum { OS_FAULT_MAP = 1, OS_FAULT_DECOMMIT = 2, OS_FAULT_PROTECT = 4, OS_FAULT_THREAD = 8, OS_FAULT_RANGES = 16 };
 void os_fault_set(long after, long every);
 void os_fault_kinds(unsigned kinds);
 long os_fault_injected(void); /* failures injected since the process started */
@@ -1222,6 +1227,15 @@ extern _Atomic(size_t) lz_bytes_decommitted;
  * the purge clock, huge-page advice) and the heap's kept empty chunks. */
 size_t pages_commit(chunk_t *c, size_t first, size_t n);
 void pages_decommit(chunk_t *c, size_t first, size_t n);
+/* Runs of pages to decommit, gathered and given back in one system call
+ * (pages.c, "Batches"). */
+#define PAGES_BATCH 64
+typedef struct pages_batch_s {
+  size_t n;
+  os_range_t run[PAGES_BATCH];
+} pages_batch_t;
+void pages_decommit_later(pages_batch_t *b, chunk_t *c, size_t first, size_t n);
+void pages_batch_flush(pages_batch_t *b);
 size_t pages_taken(heap_t *heap, chunk_t *c, size_t first, size_t n, bool fresh);
 void pages_freed(chunk_t *c, size_t first, size_t n);
 void pages_release_kept(heap_t *heap, chunk_t *c, uint64_t now);
@@ -1297,7 +1311,7 @@ void slab_fork_pack_end(heap_t *heap); /* its packed span closed: direct[] whole
 unsigned slab_class_for(const heap_t *heap, unsigned cls); /* the class that serves cls (start-up) */
 void slab_startup_end(heap_t *heap);
 bool slab_contains_free(span_t *s, lz_block_t *b);
-size_t slab_punch_holes(heap_t *heap, span_t *s, bool exclusive);
+size_t slab_punch_holes(heap_t *heap, span_t *s, bool exclusive, pages_batch_t *batch);
 void slab_fill_holes(heap_t *heap, span_t *s);
 bool slab_block_in_hole(const span_t *s, size_t idx);
 uint32_t slab_hole_blocks(const span_t *s);

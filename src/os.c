@@ -10,7 +10,9 @@
  * tests can prove that every caller checks: OS_FAULT_MAP (os_map,
  * os_map_aligned, os_map_at, os_move: out of memory, the default kind), OS_FAULT_DECOMMIT (os_decommit: madvise refused),
  * OS_FAULT_PROTECT (os_protect_none: mprotect out of mappings, as at
- * vm.max_map_count), OS_FAULT_THREAD (os_thread_exit_hook, os_atfork).
+ * vm.max_map_count), OS_FAULT_THREAD (os_thread_exit_hook, os_atfork),
+ * OS_FAULT_RANGES (os_decommit_ranges alone: a kernel without
+ * process_madvise; OS_FAULT_DECOMMIT refuses it too).
  *
  * NUMA: the topology comes from sysfs (no libnuma), the calling thread's
  * CPU from the rseq area glibc registers (a load through the thread
@@ -219,6 +221,34 @@ lz_text_hot int os_unmap(void *p, size_t size) { return OS_RESULT(munmap(p, size
 int os_decommit(void *p, size_t size) {
   if (fault_now(OS_FAULT_DECOMMIT)) return EAGAIN;
   return OS_RESULT(madvise(p, size, MADV_DONTNEED));
+}
+
+/* Many runs in one call: process_madvise on the calling process (Linux
+ * 6.13 takes any advice for itself, 6.14 names it PIDFD_SELF without a
+ * file descriptor), which takes the address space's lock once and flushes
+ * the TLBs once (Linux 6.16) for all of them: each madvise call flushes
+ * on every CPU that runs a thread of the process (bench idle-burst's
+ * janitor: 24k calls of 1-3 pages). os_range_t is laid out as struct
+ * iovec. Returns 0 when every run was decommitted, else an errno value
+ * (some runs may be done: the caller decommits them one by one). An older
+ * kernel or a sandbox that refuses the call is not asked again. */
+#define OS_PIDFD_SELF (-10000)
+#ifndef SYS_process_madvise
+#define SYS_process_madvise 440
+#endif
+static _Atomic(int) ranges_refused;
+lz_text_thread int os_decommit_ranges(const os_range_t *r, size_t n) {
+  if (fault_now(OS_FAULT_DECOMMIT | OS_FAULT_RANGES)) return EAGAIN;
+  if (atomic_load_explicit(&ranges_refused, memory_order_relaxed)) return ENOSYS;
+  size_t total = 0;
+  for (size_t i = 0; i < n; i++) total += r[i].size;
+  int e = errno;
+  long done = syscall_6(SYS_process_madvise, OS_PIDFD_SELF, r, n, MADV_DONTNEED, 0, 0);
+  int rc = done < 0 ? errno : (size_t)done == total ? 0 : EAGAIN;
+  errno = e;
+  if (rc == ENOSYS || rc == EINVAL || rc == EBADF || rc == EPERM || rc == ESRCH)
+    atomic_store_explicit(&ranges_refused, 1, memory_order_relaxed);
+  return rc;
 }
 
 /* Transparent huge pages for [p, p + size) (2 MiB aligned): MADV_HUGEPAGE,

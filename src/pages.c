@@ -46,6 +46,51 @@ lz_text_hot void pages_decommit(chunk_t *c, size_t first, size_t n) {
   atomic_fetch_add_explicit(&lz_bytes_decommitted, dirty << LZ_PAGE_SHIFT, memory_order_relaxed);
 }
 
+/* Batches. A pass that gives back many short runs (holes in slabs: one
+ * to three pages each, thousands of them in a heap that freed most of its
+ * small blocks) gathers them here and gives them back in one system call
+ * per PAGES_BATCH runs (os_decommit_ranges), a run that continues the
+ * last one merged into it. Until the batch is flushed its pages stay
+ * counted dirty: the caller flushes before it lets go of the heap, and
+ * nothing between reads or takes those pages (they are holes of the heap
+ * it holds). A refused batch (an old kernel, a sandbox) goes run by run.
+ * Thread text, as slab_punch_holes. */
+lz_text_thread void pages_batch_flush(pages_batch_t *b) {
+  size_t n = b->n;
+  b->n = 0;
+  bool done = n > 1 && os_decommit_ranges(b->run, n) == 0;
+  for (size_t i = 0; i < n; i++) {
+    chunk_t *c = (chunk_t *)((uintptr_t)b->run[i].base & ~LZ_CHUNK_MASK);
+    size_t first = (size_t)((uint8_t *)b->run[i].base - (uint8_t *)c) >> LZ_PAGE_SHIFT;
+    size_t pages = b->run[i].size >> LZ_PAGE_SHIFT;
+    if (!done) {
+      pages_decommit(c, first, pages);
+      continue;
+    }
+    size_t dirty = bitmap_count(c->dirty_map, first, pages);
+    bitmap_assign(c->dirty_map, first, pages, false);
+    atomic_fetch_add_explicit(&lz_pages_purged, dirty, memory_order_relaxed);
+    atomic_fetch_add_explicit(&lz_bytes_decommitted, dirty << LZ_PAGE_SHIFT, memory_order_relaxed);
+  }
+}
+
+lz_text_thread void pages_decommit_later(pages_batch_t *b, chunk_t *c, size_t first, size_t n) {
+  uint8_t *p = (uint8_t *)c + (first << LZ_PAGE_SHIFT);
+  size_t size = n << LZ_PAGE_SHIFT;
+  if (b->n > 0) {
+    os_range_t *last = &b->run[b->n - 1];
+    /* Not across chunks: a run's chunk is the one its start lies in. */
+    if ((uint8_t *)last->base + last->size == p && ((uintptr_t)p & LZ_CHUNK_MASK) != 0) {
+      last->size += size;
+      return;
+    }
+  }
+  if (b->n == PAGES_BATCH) pages_batch_flush(b);
+  b->run[b->n].base = p;
+  b->run[b->n].size = size;
+  b->n++;
+}
+
 /* Huge pages (LZMALLOC_HUGEPAGES=auto): a chunk that became dense is
  * advised once (purge.c collapses it later). Refused (no THP in this
  * kernel): never asked again. */

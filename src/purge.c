@@ -227,6 +227,19 @@ uint64_t purge_heap(heap_t *heap, bool force, uint64_t now) {
   return next;
 }
 
+/* The slabs of classes cls and above but the first of each queue: their
+ * idle pages become holes, given back in batches (pages.c). Out of line,
+ * in the text of threaded processes with slab_punch_holes: a look that
+ * finds only first slabs (most small processes) runs none of it. */
+lz_text_thread __attribute__((noinline)) static void purge_punch_from(heap_t *heap, unsigned from, bool exclusive) {
+  pages_batch_t batch;
+  batch.n = 0;
+  for (unsigned cls = from; cls < LZ_CLASSES; cls++)
+    for (span_t *s = heap->queues[cls].first; s != NULL; s = s->next)
+      if (s != heap->queues[cls].first) slab_punch_holes(heap, s, exclusive, &batch);
+  pages_batch_flush(&batch);
+}
+
 /* The slabs of the heap, if due (every slab if force): idle pages become
  * holes, except in slabs allocated from since the last look (hot: re-armed).
  * The first span of each queue is skipped (slab.c, "Holes"); exclusive:
@@ -248,8 +261,10 @@ uint64_t purge_heap_holes(heap_t *heap, bool force, bool exclusive, uint64_t now
   }
   heap->holes_at = 0;
   for (unsigned cls = 1; cls < LZ_CLASSES; cls++)
-    for (span_t *s = heap->queues[cls].first; s != NULL; s = s->next)
-      if (s != heap->queues[cls].first) slab_punch_holes(heap, s, exclusive);
+    if (heap->queues[cls].first != NULL && heap->queues[cls].first->next != NULL) {
+      purge_punch_from(heap, cls, exclusive);
+      break;
+    }
   return UINT64_MAX;
 }
 

@@ -748,8 +748,9 @@ void slab_fill_holes(heap_t *heap, span_t *s) {
 /* Punches the pages of s that hold no live block (protocol above); with
  * exclusive (the caller is the owner, or no thread can run the heap's fast
  * paths: an orphan, a shared heap) the head block may go too. Returns the
- * pages that became holes. */
-lz_text_thread size_t slab_punch_holes(heap_t *heap, span_t *s, bool exclusive) {
+ * pages that became holes, gathered in batch (the caller flushes it before
+ * it lets go of the heap: pages.c, "Batches"). */
+lz_text_thread size_t slab_punch_holes(heap_t *heap, span_t *s, bool exclusive, pages_batch_t *batch) {
   (void)heap;
   lz_block_t *head = __atomic_load_n(&s->local_free, __ATOMIC_ACQUIRE);
   if (head == NULL || s->npages > 64) return 0;
@@ -820,7 +821,7 @@ lz_text_thread size_t slab_punch_holes(heap_t *heap, span_t *s, bool exclusive) 
     if (!((punch >> p) & 1)) continue;
     size_t run = 1;
     while (p + run < s->npages && ((punch >> (p + run)) & 1)) run++;
-    pages_decommit(c, first + p, run);
+    pages_decommit_later(batch, c, first + p, run);
     bitmap_assign(c->hole_map, first + p, run, true);
     holes += run;
     p += run - 1;

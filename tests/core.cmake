@@ -78,7 +78,8 @@ foreach(_m auto always never)
   set_tests_properties(test_hugepages_${_m} PROPERTIES SKIP_RETURN_CODE 77)
   target_compile_definitions(test_hugepages_${_m} PRIVATE ${LZ_DEFS}) # reads LZ_SECURE
 endforeach()
-# Pages given back inside live slabs (holes: by malloc_trim, by the janitor
+# Pages given back inside live slabs (holes: by malloc_trim, also run by run
+# when batched decommits are refused, by the janitor
 # for a quiet thread), the decay schedule of free pages and its backoff
 # after refaults, that of holes (driven with synthetic times, no janitor;
 # holes_refault keeps the owner's purge tick away), and the delay of
@@ -90,12 +91,12 @@ endforeach()
 # delay of -1, so that only its malloc_trim punches holes (with a delay the
 # owner's own purge tick punches them once the slabs have been left alone
 # for LZ_HOLES_AFTER_MS, 100 ms, which a slow run of its frees can exceed).
-foreach(_m holes janitor decay refault holes_refault orphan orphan_holes orphan_busy empty_keep clock orphan_stages low_water
+foreach(_m holes holes_refused janitor decay refault holes_refault orphan orphan_holes orphan_busy empty_keep clock orphan_stages low_water
         spare_tick spare_janitor)
   set(_env ENV LZMALLOC_BACKGROUND=0)
   if(_m STREQUAL "janitor" OR _m STREQUAL "spare_janitor")
     set(_env ENV LZMALLOC_BACKGROUND=auto)
-  elseif(_m STREQUAL "holes")
+  elseif(_m STREQUAL "holes" OR _m STREQUAL "holes_refused")
     set(_env ENV LZMALLOC_BACKGROUND=0 LZMALLOC_PURGE_DELAY=-1)
   endif()
   lz_test(NAME test_purge_${_m} KIND PREFIXED LABELS unit purge TIMEOUT 120

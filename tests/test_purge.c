@@ -60,6 +60,8 @@
  *   test_purge spare_janitor  the same churn in a thread that then makes no
  *                        call: the janitor gives its spare back (polled
  *                        under the heap's lock; generous timeout).
+ *   test_purge holes_refused  as holes, with every batched decommit refused
+ *                        (fault injection): the holes go back run by run.
  *   test_purge low_water  a chunk allocated from while its purge clock ran
  *                        (hot) gives back, at the look, the free pages
  *                        that stayed free all along (the low-water mark),
@@ -205,6 +207,25 @@ static void run_holes(void) {
     for (size_t i = 0; i < counts[k]; i++) lz_free(blocks[k][i]);
   lz_heap_validate();
   printf("holes: idle slab pages given back by malloc_trim, reused zeroed by calloc\n");
+}
+
+/* A kernel that refuses batched decommits (process_madvise: older than
+ * Linux 6.13, or a sandbox): malloc_trim's holes still go back, run by
+ * run. */
+static void run_holes_refused(void) {
+  burst();
+  os_fault_kinds(OS_FAULT_RANGES);
+  os_fault_set(0, 1);
+  lz_trim(0);
+  os_fault_set(-1, 1);
+  os_fault_kinds(OS_FAULT_MAP);
+  CHECKF(os_fault_injected() > 0, "no batch of holes was tried");
+  CHECKF(idle_gone(true, 0.05), "idle pages of partly used slabs still resident after a refused batch");
+  check_kept();
+  lz_heap_validate();
+  free_all();
+  lz_heap_validate();
+  printf("holes_refused: %ld batches refused, their holes given back one by one\n", os_fault_injected());
 }
 
 static void *janitor_worker(void *arg) {
@@ -995,6 +1016,7 @@ int main(int argc, char **argv) {
     return 0;
   }
   if (strcmp(mode, "holes") == 0) run_holes();
+  else if (strcmp(mode, "holes_refused") == 0) run_holes_refused();
   else if (strcmp(mode, "janitor") == 0) run_janitor();
   else if (strcmp(mode, "decay") == 0) run_decay();
   else if (strcmp(mode, "refault") == 0) run_refault();
