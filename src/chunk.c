@@ -127,25 +127,34 @@ static chunk_t *chunk_from_unit(uintptr_t unit) {
  * space (PROT_NONE: nothing resident, nothing counted against the commit
  * limit), and a page map for them (LZ_REGION_MAP_BYTES, once out of
  * start-up: chunk_region_map), and takes its chunks there before a new
- * mapping: a released one waiting in the region (rfree) before any other
- * source, else (the pool and large.c's cache having none) the next unit
- * above the committed ones, made read-write. A region chunk never leaves its
- * heap's region: released, its free dirty pages are given back and it
- * waits on rfree, owned by no heap (chunk map byte CHUNK_SPANS, as a
- * pooled chunk's), its header kept; it is never unmapped, so no other
- * mapping ever lies inside a region. So p - rbase below the committed
- * bytes proves p inside a chunk of the region, and the page map (span
- * pointers, every entry written when its chunk is committed and mirrored
- * by pagemap_set since) names a span of the heap, or slot 0 (zero, so
- * free goes slow) for a page of no span or a waiting chunk: free's fast
- * path needs no chunk map look-up for any of them (bench mleak's blocks
- * lie in 5 chunks), one subtraction, one compare and one load (alloc.h).
+ * mapping: a released one waiting in the region (rwaiting, the lowest
+ * first) before any other source, else (the pool and large.c's cache
+ * having none) the next unit above the committed ones, made read-write. A
+ * region chunk never leaves its heap's region: released, its pages are
+ * given back, header included (one madvise; its header reads zero then
+ * and is set up again when the chunk is taken: region_take), and it
+ * waits, owned by no heap (chunk map byte CHUNK_SPANS, as a pooled
+ * chunk's), marked in the heap's rwaiting (nothing of a waiting chunk's
+ * own memory is needed); it is never unmapped, so no other mapping ever
+ * lies inside a region. So p - rbase below rend proves p inside a chunk
+ * of the region, and the page map (span pointers, every entry of a chunk
+ * below rend written when the chunk joins the map and mirrored by
+ * pagemap_set since) names a span of the heap, or slot 0 (zero, so free
+ * goes slow) for a page of no span or a waiting chunk: free's fast path
+ * needs no chunk map look-up for any of them (bench mleak's blocks lie
+ * in 5 chunks), one subtraction, one compare and one load (alloc.h).
+ * rend covers the committed chunks but the waiting ones at the top whose
+ * map pages malloc_trim gave back (chunk_region_trim: they read zero, a
+ * NULL span, so free's fast path must not see them); a pointer there
+ * takes the chunk map, whose byte (CHUNK_SPANS) sends it slow, to be
+ * reported. A waiting chunk is taken lowest first, so the top of the
+ * region empties first and a chunk taken at rend rejoins the map.
  * A full region (or a refused reservation, or none under an address-space
  * limit: os_address_space_limited) leaves the heap its other
  * chunks, found through the chunk map as before. Address space: 64 MiB
- * and 128 KiB a heap; resident: a page of the map per chunk once out of
- * start-up. The thread's
- * copy for free's fast path: lz_tls_t (heap.c). */
+ * and 128 KiB a heap; resident: a page of the map per chunk below rend
+ * once out of start-up, and nothing of a waiting chunk but that. The
+ * thread's copy for free's fast path: lz_tls_t (heap.c). */
 /* c's entries of the region's page map (chunk invariants): written
  * from its pagemap, then kept by pagemap_set. */
 lz_text_hot static lz_noinline void region_map_chunk(heap_t *heap, chunk_t *c) {
@@ -155,6 +164,13 @@ lz_text_hot static lz_noinline void region_map_chunk(heap_t *heap, chunk_t *c) {
     atomic_store_explicit(&m[i], chunk_span_at(c, i), memory_order_relaxed);
   }
   c->rmap = m;
+}
+
+/* A waiting chunk's entries (its header, which may read zero, neither
+ * read nor written: region_take): all name its slot 0. */
+lz_cold static void region_map_waiting(heap_t *heap, chunk_t *c) {
+  _Atomic(span_t *) *m = heap->rmap + (((uintptr_t)c - heap->rbase) >> LZ_PAGE_SHIFT);
+  for (size_t i = 0; i < LZ_CHUNK_PAGES; i++) atomic_store_explicit(&m[i], chunk_slot(c, 0), memory_order_relaxed);
 }
 
 /* pagemap_set for pages [first, first + n) of c (span.c's runs). */
@@ -179,8 +195,11 @@ lz_text_hot lz_noinline void chunk_region_map(heap_t *heap, bool now) {
     return;
   }
   heap->rmap = map;
-  for (uint32_t k = 0; k < heap->rcarved; k++)
-    region_map_chunk(heap, (chunk_t *)(heap->rbase + ((uintptr_t)k << LZ_CHUNK_SHIFT)));
+  for (uint32_t k = 0; k < heap->rcarved; k++) {
+    chunk_t *c = (chunk_t *)(heap->rbase + ((uintptr_t)k << LZ_CHUNK_SHIFT));
+    if (heap->rwaiting >> k & 1) region_map_waiting(heap, c);
+    else region_map_chunk(heap, c);
+  }
   heap->rend = (uintptr_t)heap->rcarved << LZ_CHUNK_SHIFT;
 }
 
@@ -217,13 +236,48 @@ static void region_join(heap_t *heap, chunk_t *c) {
     chunk_region_map(heap, false);
 }
 
+/* A new chunk's header (fresh memory, or a unit's or waiting region
+ * chunk's header given back, reads zero: pagemap, spans and the bitmaps
+ * start cleared, but a unit's dirty_map). Before it is written: huge
+ * pages, NUMA binding. */
+lz_inline void chunk_header_init(chunk_t *c, unsigned node) {
+  /* Before the first touch, so that its faults take huge pages. */
+  if (opt_get(OPT_HUGEPAGES) == HUGE_ALWAYS && os_hugepage(c, LZ_CHUNK_SIZE, false) == 0)
+    c->huge = CHUNK_HUGE_ADVISED; /* huge_at 0: collapsed once dense */
+  if (lz_unlikely(lz_numa_on)) numa_bind_chunk(c, node); /* before the header is written */
+  c->node = node;
+  _Static_assert(LZ_HEADER_BASE_PAGES + 1 < 64, "the header pages lie in the bitmap's first word");
+  for (size_t w = 0; w < LZ_BITMAP_WORDS; w++) c->free_map[w] = ~0ull;
+  c->free_map[0] = ~0ull << LZ_HEADER_PAGES; /* every page free but the header's */
+  c->slot_map[0] = 1; /* descriptor slot 0 is never given out (internal.h) */
+  c->free_pages = LZ_USABLE_PAGES;
+}
+
+/* The lowest chunk waiting in the heap's region, taken (see Regions): its
+ * header set up again if its release gave it back (free_pages reads zero
+ * then), its map entries written again if malloc_trim gave their page
+ * back (the chunk at rend: the ones above wait too). Counted mapped all
+ * along, its usable pages clean. */
+lz_cold static chunk_t *region_take(heap_t *heap) {
+  unsigned k = (unsigned)__builtin_ctz(heap->rwaiting);
+  heap->rwaiting &= heap->rwaiting - 1;
+  chunk_t *c = (chunk_t *)(heap->rbase + ((uintptr_t)k << LZ_CHUNK_SHIFT));
+  if (c->free_pages == 0) chunk_header_init(c, 0);
+  c->rmap = heap->rmap != NULL ? heap->rmap + ((uintptr_t)k << (LZ_CHUNK_SHIFT - LZ_PAGE_SHIFT)) : NULL;
+  if (heap->rmap != NULL && ((uintptr_t)k << LZ_CHUNK_SHIFT) == heap->rend) {
+    region_map_chunk(heap, c); /* the thread sees it at slow_leave */
+    heap->rend += LZ_CHUNK_SIZE;
+  }
+  return c;
+}
+
 lz_text_hot chunk_t *chunk_alloc(heap_t *heap) {
   unsigned node = lz_unlikely(lz_numa_on) ? heap->numa_home : 0;
   /* A chunk waiting in the heap's region first, then one that is
    * resident or mapped already (the pool, large.c's cache), then a new
    * one of the region (see Regions). */
-  chunk_t *c = heap->rfree, *region = NULL;
-  if (c != NULL) heap->rfree = c->next;
+  chunk_t *c = NULL, *region = NULL;
+  if (heap->rwaiting != 0) c = region_take(heap);
   else c = chunk_pool_pop(pool_of(node));
   if (c == NULL) {
     uintptr_t unit = unit_source != NULL ? unit_source(node) : 0;
@@ -240,18 +294,7 @@ lz_text_hot chunk_t *chunk_alloc(heap_t *heap) {
       os_unmap(c, LZ_CHUNK_SIZE);
       return NULL;
     }
-    /* Before the first touch, so that its faults take huge pages. */
-    if (opt_get(OPT_HUGEPAGES) == HUGE_ALWAYS && os_hugepage(c, LZ_CHUNK_SIZE, false) == 0)
-      c->huge = CHUNK_HUGE_ADVISED; /* huge_at 0: collapsed once dense */
-    if (lz_unlikely(lz_numa_on)) numa_bind_chunk(c, node); /* before the header is written */
-    c->node = node;
-    /* Fresh memory (and a unit's decommitted header) is zero: pagemap,
-     * spans and the bitmaps but a unit's dirty_map start cleared. */
-    _Static_assert(LZ_HEADER_BASE_PAGES + 1 < 64, "the header pages lie in the bitmap's first word");
-    for (size_t w = 0; w < LZ_BITMAP_WORDS; w++) c->free_map[w] = ~0ull;
-    c->free_map[0] = ~0ull << LZ_HEADER_PAGES; /* every page free but the header's */
-    c->slot_map[0] = 1; /* descriptor slot 0 is never given out (internal.h) */
-    c->free_pages = LZ_USABLE_PAGES;
+    chunk_header_init(c, node);
     if (unit == 0) /* a unit's usable pages are dirty */
       atomic_fetch_add_explicit(&lz_bytes_decommitted, LZ_USABLE_PAGES * LZ_PAGE_SIZE, memory_order_relaxed);
     atomic_fetch_add_explicit(&lz_chunks_mapped, 1, memory_order_relaxed);
@@ -268,22 +311,39 @@ lz_text_hot chunk_t *chunk_alloc(heap_t *heap) {
   return c;
 }
 
-/* Region chunk c, released empty, waits in its region (see Regions), its
- * dirty pages given back unless the purge delay is -1 (never), as
- * pages_decommit does. */
+/* Region chunk c, released empty, waits in its region (see Regions):
+ * unless the purge delay is -1 (never: as pages_decommit), its pages are
+ * given back, header included (it reads zero: region_take sets it up
+ * again), in one call. */
 lz_text_thread static lz_noinline void region_keep(heap_t *heap, chunk_t *c, long delay) {
   size_t dirty = bitmap_count(c->dirty_map, LZ_HEADER_PAGES, LZ_USABLE_PAGES);
-  if (delay >= 0 && dirty != 0 &&
-      os_decommit((uint8_t *)c + LZ_HEADER_PAGES * LZ_PAGE_SIZE, LZ_USABLE_PAGES * LZ_PAGE_SIZE) == 0) {
-    bitmap_assign(c->dirty_map, LZ_HEADER_PAGES, LZ_USABLE_PAGES, false);
+  c->purge_at = 0;
+  c->decay_base = 0;
+  c->prev = c->next = NULL;
+  if (delay >= 0 && os_decommit(c, LZ_CHUNK_SIZE) == 0) {
     atomic_fetch_add_explicit(&lz_pages_purged, dirty, memory_order_relaxed);
     atomic_fetch_add_explicit(&lz_bytes_decommitted, dirty << LZ_PAGE_SHIFT, memory_order_relaxed);
   }
-  c->purge_at = 0;
-  c->decay_base = 0;
-  c->prev = NULL;
-  c->next = heap->rfree;
-  heap->rfree = c;
+  heap->rwaiting |= 1u << (((uintptr_t)c - heap->rbase) >> LZ_CHUNK_SHIFT);
+}
+
+/* malloc_trim's look at the heap's region, holding the heap, by its
+ * owning thread (which then sees the new rend: heap.c) or by the holder
+ * of an orphan (no thread sees its region): the map pages of the chunks
+ * waiting at the region's top are given back and rend lowered below
+ * them (see Regions). */
+lz_text_thread lz_noinline void chunk_region_trim(heap_t *heap) {
+  if (heap->rmap == NULL) return;
+  uintptr_t end = heap->rend;
+  while (end != 0 && (heap->rwaiting >> ((end >> LZ_CHUNK_SHIFT) - 1) & 1)) end -= LZ_CHUNK_SIZE;
+  if (end == heap->rend) return;
+  _Static_assert(LZ_CHUNK_PAGES * sizeof(span_t *) % LZ_PAGE_SIZE == 0, "a chunk's map entries fill pages");
+  size_t per_chunk = LZ_CHUNK_PAGES * sizeof(span_t *);
+  uintptr_t from = (uintptr_t)heap->rmap + (end >> LZ_CHUNK_SHIFT) * per_chunk;
+  size_t bytes = ((heap->rend - end) >> LZ_CHUNK_SHIFT) * per_chunk;
+  heap->rend = end;
+  /* Failed, the entries stay as they are: rend lowered is enough. */
+  (void)os_decommit((void *)from, bytes);
 }
 
 /* The chunk is empty (every usable page free): give it to the pool (to

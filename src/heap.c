@@ -613,14 +613,21 @@ lz_text_hot size_t heaps_reclaim_gone(unsigned budget) {
  * back within a second and a quarter of the idle stage anyway.
  * Returns when to look again (heap time), UINT64_MAX once collected whole. */
 #define ORPHAN_WHOLE_MS 1000
-static uint64_t orphan_collect(heap_t *h, bool force, bool idle_holes, uint64_t now) {
+lz_text_thread static uint64_t orphan_collect(heap_t *h, bool force, bool idle_holes, uint64_t now) {
   uint64_t idle_at = orphan_idle_at(h);
   bool idle = now >= idle_at;
   bool whole = force || (idle && now - idle_at >= ORPHAN_WHOLE_MS);
   int holes = whole && (force || idle_holes) ? HOLES_ALL : idle ? HOLES_DUE : HOLES_NONE;
   uint64_t next = collect(h, whole, holes, now);
   if (idle && !force) h->orphan_purged = 1;
-  if (whole) return UINT64_MAX;
+  if (whole) {
+    /* No thread sees an orphan's region (lz_tls_t): its waiting chunks'
+     * map pages may go. */
+    heap_enter(h);
+    chunk_region_trim(h);
+    heap_leave(h);
+    return UINT64_MAX;
+  }
   uint64_t stage = idle ? idle_at + ORPHAN_WHOLE_MS : idle_at;
   return stage < next ? stage : next;
 }
@@ -731,7 +738,15 @@ size_t heaps_trim(bool force) {
   /* First the heaps of threads that ended unseen: abandoning them sends
    * their batches home, some of them to us. */
   if (force) heaps_reclaim_gone(0);
-  if (heap != LZ_HEAP_EMPTY) heap_collect(heap, force);
+  if (heap != LZ_HEAP_EMPTY) {
+    heap_collect(heap, force);
+    if (force && heap->rmap != NULL) {
+      heap_enter(heap);
+      chunk_region_trim(heap);
+      heap_leave(heap);
+      region_tls(heap); /* rend lowered, before any free of this thread */
+    }
+  }
   heaps_collect_orphans(force);
   size_t freed = chunk_pool_trim(force) + large_cache_trim(force);
   return freed + ((size_t)atomic_load(&lz_pages_purged) - before) * LZ_PAGE_SIZE;

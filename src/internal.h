@@ -145,6 +145,7 @@
  * into the region by one range check and one load (alloc.h). */
 #define LZ_REGION_CHUNKS 32
 #define LZ_REGION_BYTES (LZ_REGION_CHUNKS * LZ_CHUNK_SIZE)
+_Static_assert(LZ_REGION_CHUNKS <= 32, "heap_t.rwaiting has a bit a region chunk");
 #define LZ_REGION_MAP_BYTES (LZ_REGION_BYTES / LZ_PAGE_SIZE * sizeof(void *))
 #define LZ_BITMAP_WORDS (LZ_CHUNK_PAGES / 64)          /* 8 */
 
@@ -471,10 +472,11 @@ _Static_assert(LZ_CLASSES <= 64, "span_t.cls holds a class in 6 bits");
  *     slab span holding page i, or of the medium span starting at page i
  *     (at hardening level 2, holding page i: secure.c maps them all), else
  *     0 [chunk.pagemap, chunk.pagemap.free];
- *   rmap != NULL (a chunk of a region) => rmap[i] == chunk_span_at(c, i)
- *     for every page i, whether the chunk is its heap's or waits in the
- *     region (owned by none: then every entry names slot 0, which is
- *     zero) [chunk.rmap];
+ *   rmap != NULL (a chunk of a heap's region) => rmap[i] ==
+ *     chunk_span_at(c, i) for every page i; the region's entries of a
+ *     chunk waiting there (owned by none, its header maybe zero, rmap
+ *     not read) all name its slot 0, which is zero, if it lies below the
+ *     heap's rend [chunk.rmap];
  *   heap is the owner, and the chunk's chunk map byte is heap->map_id
  *     (CHUNK_SPANS or the heap's id; a pooled chunk's is CHUNK_SPANS), so
  *     a byte equal to the calling thread's heap's fast_id proves the chunk
@@ -985,15 +987,20 @@ typedef struct heap_s {
   /* Its region (chunk.c, "Regions"), reserved at its first chunk if it has
    * an id (never at level 2, nor with NUMA): rbase (0: none yet), rmap its
    * page map (NULL until the heap is out of start-up: chunk_region_map;
-   * then every committed chunk's rmap points into it), rcarved the chunks
-   * committed so far from rbase up, each of them one of the heap's chunks
-   * or on rfree (released, linked by next, owned by no heap); rfailed: the
-   * reservation or the map was refused, not tried again. Written holding
-   * the heap; never given up (a heap is never freed) [heap.region]. */
+   * then the rmap of every chunk of the heap there points into it),
+   * rcarved the chunks committed so far from rbase up, each of them one
+   * of the heap's chunks or waiting (released, owned by no heap: bit k of
+   * rwaiting for the chunk k units above rbase); rend (lz_tls_t.rend's
+   * value) the bytes from rbase of the chunks whose map entries are
+   * written, 0 while rmap is NULL, else every committed chunk but the
+   * waiting ones at the top whose map page malloc_trim gave back
+   * (chunk_region_trim); rfailed: the reservation or the map was refused,
+   * not tried again. Written holding the heap; never given up (a heap is
+   * never freed) [heap.region]. */
   uintptr_t rbase;
   _Atomic(span_t *) *rmap;
-  uintptr_t rend; /* rcarved chunks' bytes once rmap is made, else 0: lz_tls_t.rend's value */
-  struct chunk_s *rfree;
+  uintptr_t rend;
+  uint32_t rwaiting;
   uint32_t rcarved;
   bool rfailed;
   struct heap_s *next_all;             /* global list of every heap ever made */
@@ -1217,6 +1224,7 @@ chunk_t *chunk_alloc(heap_t *heap);
 void chunk_unit_source(uintptr_t (*fn)(unsigned node));
 void chunk_release(heap_t *heap, chunk_t *c);
 void chunk_region_map(heap_t *heap, bool now); /* the heap's region's page map, once out of start-up (or now) */
+void chunk_region_trim(heap_t *heap); /* malloc_trim: waiting chunks' map pages at the region's top given back */
 size_t chunk_pool_trim(bool force);
 bool chunk_pool_empty(void);
 extern _Atomic(size_t) lz_chunks_mapped;

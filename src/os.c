@@ -218,7 +218,7 @@ int os_map_at(void *p, size_t size) {
 
 lz_text_hot int os_unmap(void *p, size_t size) { return OS_RESULT(munmap(p, size)); }
 
-int os_decommit(void *p, size_t size) {
+lz_text_hot lz_noinline int os_decommit(void *p, size_t size) {
   if (fault_now(OS_FAULT_DECOMMIT)) return EAGAIN;
   return OS_RESULT(madvise(p, size, MADV_DONTNEED));
 }

@@ -370,41 +370,55 @@ static size_t xremote_check(const heap_t *heap) {
 }
 
 /* c's entries of its region's page map (chunk invariants, [chunk.rmap]):
- * where the region puts them, each naming the span pagemap names. */
-static void rmap_check(const heap_t *heap, const chunk_t *c) {
+ * where the region puts them, each naming the span pagemap names (slot 0
+ * for a waiting chunk, whose header is not read). */
+static void rmap_check(const heap_t *heap, const chunk_t *c, bool waiting) {
   size_t k = ((uintptr_t)c - heap->rbase) >> LZ_CHUNK_SHIFT;
+  _Atomic(span_t *) *m = heap->rmap + (k << (LZ_CHUNK_SHIFT - LZ_PAGE_SHIFT));
   V(((uintptr_t)c & LZ_CHUNK_MASK) == 0 && (uintptr_t)c >= heap->rbase && k < heap->rcarved &&
-        c->rmap == heap->rmap + (k << (LZ_CHUNK_SHIFT - LZ_PAGE_SHIFT)),
+        (waiting || c->rmap == m),
     "chunk.rmap", c);
+  if (((uintptr_t)k << LZ_CHUNK_SHIFT) >= heap->rend) return; /* its map page given back */
   for (size_t i = 0; i < LZ_CHUNK_PAGES; i++)
-    V(atomic_load_explicit(&c->rmap[i], memory_order_relaxed) == chunk_span_at((chunk_t *)c, i), "chunk.rmap", c);
+    V(atomic_load_explicit(&m[i], memory_order_relaxed) == (waiting ? chunk_slot((chunk_t *)c, 0) : chunk_span_at((chunk_t *)c, i)),
+      "chunk.rmap", c);
 }
 
 /* heap_t's region ([heap.region]): every committed chunk is one of the
- * heap's (with its page map entries) or waits on rfree, empty and owned
- * by none. */
+ * heap's (with its page map entries) or waits (rwaiting), owned by none
+ * (its header kept, empty, or given back, zero); rend covers every chunk
+ * but waiting ones at the top. */
 static void region_check(const heap_t *heap) {
   if (heap->rbase == 0) {
-    V(heap->rcarved == 0 && heap->rfree == NULL && heap->rmap == NULL && heap->rend == 0, "heap.region", heap);
+    V(heap->rcarved == 0 && heap->rwaiting == 0 && heap->rmap == NULL && heap->rend == 0, "heap.region", heap);
     return;
   }
+  uint64_t carved = (1ull << heap->rcarved) - 1; /* rcarved <= 32 */
   V((heap->rbase & LZ_CHUNK_MASK) == 0 && heap->rcarved <= LZ_REGION_CHUNKS && heap->map_id >= CHUNK_HEAP_FIRST &&
-        heap->rend == (heap->rmap != NULL ? (uintptr_t)heap->rcarved << LZ_CHUNK_SHIFT : 0),
+        (heap->rwaiting & ~carved) == 0 && (heap->rend & LZ_CHUNK_MASK) == 0 &&
+        heap->rend <= (uintptr_t)heap->rcarved << LZ_CHUNK_SHIFT && (heap->rmap != NULL || heap->rend == 0),
     "heap.region", heap);
+  if (heap->rmap != NULL)
+    for (uintptr_t k = heap->rend >> LZ_CHUNK_SHIFT; k < heap->rcarved; k++)
+      V(heap->rwaiting >> k & 1, "heap.region.rend", heap);
   size_t n = 0;
   for (const chunk_t *c = heap->chunks; c != NULL; c = c->next) {
     if ((uintptr_t)c - heap->rbase >= LZ_REGION_BYTES) {
       V(c->rmap == NULL, "chunk.rmap", c);
       continue;
     }
-    if (heap->rmap != NULL) rmap_check(heap, c);
+    V(!(heap->rwaiting >> (((uintptr_t)c - heap->rbase) >> LZ_CHUNK_SHIFT) & 1), "heap.region.rwaiting", c);
+    if (heap->rmap != NULL) rmap_check(heap, c, false);
     else V(c->rmap == NULL, "chunk.rmap", c);
     n++;
   }
-  for (const chunk_t *c = heap->rfree; c != NULL && n <= heap->rcarved; c = c->next) {
-    V(c->heap == NULL && c->free_pages == LZ_USABLE_PAGES && (uintptr_t)c - heap->rbase < LZ_REGION_BYTES,
-      "heap.region.rfree", c);
-    if (heap->rmap != NULL) rmap_check(heap, c);
+  for (uint32_t k = 0; k < heap->rcarved; k++) {
+    if (!(heap->rwaiting >> k & 1)) continue;
+    const chunk_t *c = (const chunk_t *)(heap->rbase + ((uintptr_t)k << LZ_CHUNK_SHIFT));
+    V(c->heap == NULL && (c->free_pages == LZ_USABLE_PAGES || (c->free_pages == 0 && c->slot_map[0] == 0)) &&
+          chunkmap_kind((uintptr_t)c) == CHUNK_SPANS,
+      "heap.region.waiting", c);
+    if (heap->rmap != NULL) rmap_check(heap, c, true);
     n++;
   }
   V(n == heap->rcarved, "heap.region.count", heap);

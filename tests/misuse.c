@@ -27,7 +27,8 @@
  * order and thread, including a second free while the first still waits
  * in another thread's batch or foreign list or on the owner's remote list
  * (there linked to another chunk, above or below the block's), after
- * the owner thread exited, after malloc_trim gave the freed memory back,
+ * the owner thread exited, after malloc_trim gave the freed memory back
+ * (then freed by another thread or by the owner),
  * and in a fork child; frees
  * of interior, never-carved (also by another thread that keeps the
  * size's blocks), freed-span, cached-range and memalign'd
@@ -909,6 +910,20 @@ static void case_audit_trimmed_then_other(void) {
   owner_collect();
 }
 
+/* Freed again by the owner after malloc_trim gave its memory back: a
+ * chunk emptied in the heap's region waits there with its header and
+ * its page of the region's map given back (src/chunk.c, "Regions"). The
+ * thread first frees a few hundred blocks, so that its region has its
+ * map (free's fast path reads it). */
+static void case_audit_trimmed_then_owner(void) {
+  for (int i = 0; i < 600; i++) free(tu_opaque_ptr(malloc(16)));
+  char *p = sized_block();
+  expect(MSG_DOUBLE, p, g_size > 1024 * 1024 ? NULL : MSG_INVALID);
+  free(p);
+  malloc_trim(0);
+  free(p);
+}
+
 /* In a fork child: a block freed before the fork, freed again. */
 static void in_child(void (*fn)(char *), char *p) {
   fflush(stdout);
@@ -1256,6 +1271,7 @@ int main(int argc, char **argv) {
         {"owner_exited", case_audit_owner_exited},
         {"owner_exited_same", case_audit_owner_exited_same},
         {"trimmed_then_other", case_audit_trimmed_then_other},
+        {"trimmed_then_owner", case_audit_trimmed_then_owner},
         {"fork_freed_before", case_audit_fork_freed_before},
         {"fork_twice", case_audit_fork_twice},
         {"fork_xthread", case_audit_fork_xthread},

@@ -1013,11 +1013,11 @@ static void test_pool(heap_t *heap) {
    * taken first: held meanwhile, so that the chunk below is the pool's. */
   void *held[2 * LZ_REGION_CHUNKS + 2];
   size_t nheld = 0;
-  while (heap->rfree != NULL && nheld < 2 * LZ_REGION_CHUNKS + 2) {
+  while (heap->rwaiting != 0 && nheld < 2 * LZ_REGION_CHUNKS + 2) {
     held[nheld] = lz_malloc(1024 * KiB);
     CHECK(held[nheld++] != NULL);
   }
-  CHECK(heap->rfree == NULL);
+  CHECK(heap->rwaiting == 0);
   span_t *s = span_alloc(heap, LZ_USABLE_PAGES, 1, SPAN_MEDIUM); /* a chunk of its own */
   CHECK(s != NULL);
   chunk_t *c = span_chunk(s);
@@ -1054,6 +1054,37 @@ static void test_pool(heap_t *heap) {
 /* ---- regions ---------------------------------------------------------------- */
 static bool in_region(const heap_t *heap, const void *p) {
   return heap->rbase != 0 && (uintptr_t)p - heap->rbase < ((uintptr_t)heap->rcarved << LZ_CHUNK_SHIFT);
+}
+
+static chunk_t *region_chunk(const heap_t *heap, unsigned k) {
+  return (chunk_t *)(heap->rbase + ((uintptr_t)k << LZ_CHUNK_SHIFT));
+}
+
+/* malloc_trim gives back the map pages of the chunks waiting at the
+ * region's top: rend (the thread's too) below them; taken again, lowest
+ * first, the one at rend rejoins the map. */
+static void test_region_trim(heap_t *heap) {
+  lz_trim(0);
+  lz_heap_validate();
+  uintptr_t top = heap->rend >> LZ_CHUNK_SHIFT;
+  CHECKF(lz_tls.rend == heap->rend && top < heap->rcarved, "rend %#lx (the thread's %#lx), %u chunks, waiting %#x",
+         (unsigned long)heap->rend, (unsigned long)lz_tls.rend, heap->rcarved, heap->rwaiting);
+  for (uintptr_t k = top; k < heap->rcarved; k++) CHECK(heap->rwaiting >> k & 1);
+  CHECK(top == 0 || !(heap->rwaiting >> (top - 1) & 1)); /* the highest chunk in use */
+  unsigned below = (unsigned)__builtin_popcount(heap->rwaiting & ((1u << top) - 1));
+  void *big[LZ_REGION_CHUNKS];
+  for (unsigned i = 0; i <= below; i++) {
+    big[i] = lz_malloc(1024 * KiB);
+    CHECK(big[i] != NULL && in_region(heap, big[i]));
+  }
+  CHECKF(region_chunk(heap, (unsigned)top) == (chunk_t *)((uintptr_t)big[below] & ~LZ_CHUNK_MASK),
+         "the chunk at rend (%u) not taken after the %u waiting below it", (unsigned)top, below);
+  CHECK(heap->rend == (top + 1) << LZ_CHUNK_SHIFT && lz_tls.rend == heap->rend);
+  span_t *s = span_of(big[below]);
+  CHECK(atomic_load(&heap->rmap[(((uintptr_t)big[below] - heap->rbase) >> LZ_PAGE_SHIFT)]) == s);
+  lz_heap_validate();
+  for (unsigned i = 0; i <= below; i++) lz_free(big[i]);
+  lz_heap_validate();
 }
 
 static const heap_t *other_of; /* the main thread's heap, for region_other */
@@ -1120,9 +1151,11 @@ static void test_region(heap_t *heap) {
   heap_enter(heap);
   purge_heap(heap, true, os_now_ms()); /* forced: empty chunks go back */
   heap_leave(heap);
-  chunk_t *c = heap->rfree;
-  CHECK(c != NULL && c->heap == NULL && in_region(heap, c) && chunkmap_kind((uintptr_t)c) == CHUNK_SPANS);
-  CHECK(opt_get(OPT_PURGE_DELAY) < 0 || bitmap_count(c->dirty_map, LZ_HEADER_PAGES, LZ_USABLE_PAGES) == 0);
+  CHECK(heap->rwaiting != 0);
+  chunk_t *c = region_chunk(heap, (unsigned)__builtin_ctz(heap->rwaiting)); /* taken first */
+  CHECK(c->heap == NULL && in_region(heap, c) && chunkmap_kind((uintptr_t)c) == CHUNK_SPANS);
+  /* Its header given back with its pages (it reads zero), unless never. */
+  CHECK(opt_get(OPT_PURGE_DELAY) < 0 || (c->free_pages == 0 && c->slot_map[0] == 0));
   CHECK(heap->rcarved == LZ_REGION_CHUNKS);
   lz_heap_validate();
   heap_enter(heap);
@@ -1135,6 +1168,7 @@ static void test_region(heap_t *heap) {
   purge_heap(heap, true, os_now_ms());
   heap_leave(heap);
   lz_heap_validate();
+  test_region_trim(heap);
   if (LZ_HEAPS != 0) return;
   /* Another thread's heap has a region of its own: this thread's free of
    * its block is a remote free, not a push on the other heap's span. */
