@@ -18,8 +18,9 @@
 
 /* Unit i's byte is lz_chunkmap[i] == lz_chunkmap_ends[i + 1]: free's fast
  * path indexes the map by the unit after the pointer's (alloc.h), and
- * lz_chunkmap_ends[0], no unit's, stays CHUNK_NONE. */
-lz_hidden _Atomic(uint8_t) lz_chunkmap_ends[LZ_CHUNKMAP_SIZE + 1];
+ * lz_chunkmap_ends[0], no unit's, stays CHUNK_NONE. First in .bss, on the
+ * page of the hot variables (cmake/layout.ld). */
+lz_hidden __attribute__((section(".bss.lz_chunkmap"))) _Atomic(uint8_t) lz_chunkmap_ends[LZ_CHUNKMAP_SIZE + 1];
 
 void chunkmap_set(uintptr_t chunk_base, uint8_t kind) {
   lz_assert(kind != CHUNK_HEAP_NONE);

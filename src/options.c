@@ -51,8 +51,11 @@ static const char *const background_words[] = {"0", "1", "auto", NULL};
 #define OPTION_DESC(id, name, def, min, max, size, words) [id] = {name, def, min, max, size, words},
 #define OPTION_DEFAULT(id, name, def, min, max, size, words) [id] = def,
 static const option_desc_t option_table[OPT_COUNT_] = {LZ_OPTIONS(OPTION_DESC)};
-/* Defaults until options_init runs (it runs before the first allocation). */
-long lz_opt_values[OPT_COUNT_] = {LZ_OPTIONS(OPTION_DEFAULT)};
+/* Defaults until options_init runs (it runs before the first allocation).
+ * Every process reads them: with the hot variables (lz_hot), on the page
+ * the loader writes anyway (cmake/layout.ld), not on the first data page,
+ * which no other read of a small process maps. */
+lz_hot long lz_opt_values[OPT_COUNT_] = {LZ_OPTIONS(OPTION_DEFAULT)};
 
 static bool parse_word(const char *s, const char *const *words, long *out) {
   for (long i = 0; words != NULL && words[i] != NULL; i++) {

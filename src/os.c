@@ -109,7 +109,7 @@ static inline int sys_prctl(int op, unsigned long a, unsigned long b, unsigned l
 #define MAP_NORESERVE 0
 #endif
 
-static _Atomic(long) fault_after = -1; /* calls left before failing; -1: off */
+lz_hot static _Atomic(long) fault_after = -1; /* calls left before failing; -1: off (read by every map) */
 lz_hot static _Atomic(long) fault_every = 0;  /* once failing: fail 1 in `every` (1: all) */
 lz_hot static _Atomic(long) fault_counter = 0;
 static _Atomic(unsigned) fault_kinds = OS_FAULT_MAP; /* which primitives fail */

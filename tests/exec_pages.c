@@ -218,6 +218,30 @@ __attribute__((unused)) static int reserve_cb(struct dl_phdr_info *info, size_t 
   return 1;
 }
 
+/* dynamic: where the library's .dynamic lies: off its RELRO part, on the
+ * last page of its writable segment's file data, the page the loader
+ * writes first (it zeroes the rest of it) before it reads .dynamic and
+ * relocates its addresses in place (CMakeLists.txt): on the RELRO page
+ * those took two faults (a read, then the copy). */
+static uintptr_t dyn_at, relro_lo, relro_hi, data_end;
+
+__attribute__((unused)) static int dynamic_cb(struct dl_phdr_info *info, size_t size, void *arg) {
+  (void)size;
+  (void)arg;
+  if (info->dlpi_name == NULL || strstr(info->dlpi_name, "liblzmalloc") == NULL) return 0;
+  for (int i = 0; i < info->dlpi_phnum; i++) {
+    const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+    if (ph->p_type == PT_DYNAMIC) dyn_at = ph->p_vaddr;
+    if (ph->p_type == PT_GNU_RELRO) {
+      relro_lo = ph->p_vaddr;
+      relro_hi = ph->p_vaddr + ph->p_memsz;
+    }
+    if (ph->p_type == PT_LOAD && (ph->p_flags & PF_W) && ph->p_vaddr + ph->p_filesz > data_end)
+      data_end = ph->p_vaddr + ph->p_filesz;
+  }
+  return 1;
+}
+
 /* Whether the running kernel is Linux `major`.`minor` or later. */
 __attribute__((unused)) static int kernel_at_least(int major, int minor) {
   struct utsname u;
@@ -345,6 +369,11 @@ int main(int argc, char **argv) {
   CHECKF(reserve_len % PMD == 0,
          "reserve: the loader reserves %#zx bytes for the library, not a multiple of 2 MiB (cmake/layout.ld pads "
          "its end): a hole it unmaps below the library moves libc's code by up to 15 pages", reserve_len);
+  CHECK(dl_iterate_phdr(dynamic_cb, NULL) == 1 && dyn_at != 0 && data_end != 0);
+  CHECKF((dyn_at < relro_lo || dyn_at >= relro_hi) && dyn_at >> 12 == (data_end - 1) >> 12,
+         "dynamic: .dynamic at %#lx, RELRO %#lx-%#lx, the file's data ends at %#lx: want it off RELRO, on the last "
+         "data page (the loader reads it, then writes it: on the RELRO page a read fault, then a copy)",
+         (unsigned long)dyn_at, (unsigned long)relro_lo, (unsigned long)relro_hi, (unsigned long)data_end);
   char self[4096];
   ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
   CHECK(len > 0);
