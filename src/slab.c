@@ -5,8 +5,7 @@
  * path here walks the class queue: for each span it takes local_free as the
  * new free list, else carves the next blocks of the untouched tail (lazy
  * bump-pointer initialisation, at most a page of blocks at a time), else
- * marks the span FULL and unlinks it (a span further on with a page of
- * freed blocks comes before a tail: slab_reuse). Installing a list charges all its
+ * marks the span FULL and unlinks it. Installing a list charges all its
  * blocks to span->used at once, so the fast path counts nothing
  * (internal.h, span invariants; the statistics read the spans' counts,
  * heap_stats_t). The owner's fast free pushes a block of a queue's first
@@ -501,28 +500,8 @@ void *slab_malloc_short(heap_t *heap, unsigned cls) {
   void *p = slab_malloc_local(heap, cls);
   if (p != NULL) return p;
   span_t *s = heap->queues[cls].first; /* NULL, or nothing freed */
-  if (s != NULL && (s->capacity >= s->reserved || (s->flags & SPAN_HOLES) || s->next != NULL)) return NULL;
+  if (s != NULL && (s->capacity >= s->reserved || (s->flags & SPAN_HOLES))) return NULL;
   return slab_borrow(heap, cls); /* holes_hot is the lock's (purge.c): untouched, as slab_malloc_local */
-}
-
-/* Reuse before carving. A span of the queue other than the first got
- * blocks back (slab_free_chain: a FULL span rejoins at the back); the
- * first, the class's newest and biggest slab, would meanwhile carve its
- * untouched tail, so the freed blocks of older slabs waited, resident,
- * until it ran out. Before s carves, a span after it with at least a
- * carve's worth of freed blocks (a page of them, one block from a page
- * up: no more slow paths than carving takes) gives them instead; s keeps
- * its tail for later. Only the REUSE_LOOK spans after s are looked at;
- * spans with holes are left to the hole puncher. For a span off the
- * front with no free list, local_free holds capacity - used blocks. */
-#define REUSE_LOOK 8
-static lz_noinline span_t *slab_reuse(const span_t *s) {
-  uint32_t want = LZ_PAGE_SIZE / s->block_size;
-  if (want == 0) want = 1;
-  unsigned looks = 0;
-  for (span_t *t = s->next; t != NULL && looks++ < REUSE_LOOK; t = t->next)
-    if (!(t->flags & SPAN_HOLES) && t->local_free != NULL && (uint32_t)(t->capacity - t->used) >= want) return t;
-  return NULL;
 }
 
 void *slab_malloc_slow(heap_t *heap, unsigned cls) {
@@ -536,13 +515,6 @@ void *slab_malloc_slow(heap_t *heap, unsigned cls) {
     if (s->local_free != NULL) {
       slab_take_local(s, s == q->first);
     } else if (s->capacity < s->reserved) {
-      span_t *t = s->next != NULL ? slab_reuse(s) : NULL;
-      if (t != NULL) {
-        slab_take_local(t, false);
-        queue_remove(heap, q, t);
-        queue_push_front(heap, q, t);
-        return slab_pop_checked(t);
-      }
       void *p = slab_borrow(heap, cls);
       if (p != NULL) return p;
       slab_extend(heap, s);

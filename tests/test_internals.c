@@ -27,8 +27,6 @@
  *              at most a quarter bigger (under a page; from a page up, at
  *              most twice its size) before it carves a new one, without
  *              the full slow path, and none from further up;
- *   reuse      a class whose current slab would carve its untouched tail
- *              takes a page of blocks freed in an older slab first;
  *   pool       an emptied chunk outside a region stays with the heap until
  *              a purge gives it to the pool (still mapped), is reused by the next span that
  *              needs a chunk, and trim unmaps it;
@@ -956,50 +954,6 @@ static void test_borrow(heap_t *heap) {
          (long long)raw_in_use(), (long long)in_use0);
 }
 
-/* ---- reuse before carving (slab.c) ---------------------------------------- */
-/* A class whose current slab has nothing freed but an untouched tail takes
- * the blocks freed in an older slab of its queue (at least a page of them)
- * before it carves the tail. */
-static void test_reuse(heap_t *heap) {
-  if (heap->foreign != NULL) return; /* foreign blocks would come first */
-  slab_startup_end(heap);
-  int64_t in_use0 = raw_in_use();
-  enum { SZ = 640, MAXB = 256 };
-  static void *b[MAXB];
-  int n = 0;
-  span_queue_t *q = &heap->queues[size_to_class(SZ)];
-  /* Until a block comes from a new span: the span before it (a) is full. */
-  do {
-    b[n] = lz_malloc(SZ);
-    CHECK(b[n] != NULL);
-    n++;
-  } while (n < MAXB && (n < 2 || span_of(b[n - 1]) == span_of(b[n - 2])));
-  span_t *a = span_of(b[n - 2]), *cur = span_of(b[n - 1]);
-  CHECK(n < MAXB && q->first == cur && (a->flags & SPAN_FULL));
-  while (n < MAXB && cur->free != NULL) b[n++] = lz_malloc(SZ); /* its carved blocks all out */
-  CHECKF(n < MAXB && cur->free == NULL && cur->local_free == NULL && cur->capacity < cur->reserved,
-         "the current slab has no tail left to carve (capacity %u of %u)", cur->capacity, cur->reserved);
-  int freed = 0, kept = -1;
-  for (int i = 0; i < n; i++) {
-    if (span_of(b[i]) != a) continue;
-    if (kept < 0) { kept = i; continue; } /* a stays in use */
-    lz_free(b[i]);
-    b[i] = NULL;
-    freed++;
-  }
-  CHECK(freed >= (int)(LZ_PAGE_SIZE / SZ) && a->local_free != NULL);
-  lz_heap_validate();
-  void *p = lz_malloc(SZ);
-  CHECKF(p != NULL && span_of(p) == a, "%d blocks freed in an older slab, and a block carved from the current one's tail", freed);
-  CHECK(q->first == a);
-  lz_heap_validate();
-  lz_free(p);
-  for (int i = 0; i < n; i++) lz_free(b[i]);
-  lz_heap_validate();
-  CHECKF(!LZ_STATS || raw_in_use() == in_use0, "in_use %lld after freeing all, %lld before (blocks lost)",
-         (long long)raw_in_use(), (long long)in_use0);
-}
-
 /* ---- chunk pool ----------------------------------------------------------- */
 static bool heap_owns(const heap_t *heap, const chunk_t *c) {
   for (const chunk_t *x = heap->chunks; x != NULL; x = x->next)
@@ -1329,7 +1283,6 @@ int main(void) {
   }
   test_loops(heap); /* first: no foreign blocks yet */
   test_borrow(heap);
-  test_reuse(heap);
   test_lifo(heap);
   test_spans(heap);
   test_descriptor_lines(heap);
