@@ -36,20 +36,10 @@ lz_inline void block_set_next(lz_block_t *b, const lz_block_t *next) { b->enc_ne
  * list (remote.c): the one pop, inlined by malloc's fast path and used by
  * the slow paths after their checks. Nothing is counted: the slow path
  * charged the whole list to span->used and the heap's statistics when it
- * installed it (internal.h, span invariants).
- * The new head's line is prefetched (one instruction; NULL or a bad link
- * is harmless to a prefetch): a block freed long ago is out of the cache,
- * and the next malloc of the class would wait for its link (perf: 83 % of
- * malloc's samples on that load in bench ruby, whose garbage collector
- * frees strings made long before; 66 % in rptest). bench/run --reps 7,
- * CPU against the same code without it: ruby 0.96, larson-sized 0.94,
- * xmalloc 0.95, larson 0.96, rptest 1.03, mstress 0.99 (geomean 0.97;
- * 0.96 over seven rows in a run before). */
+ * installed it (internal.h, span invariants). */
 lz_inline void *span_pop(span_t *s) {
   lz_block_t *b = s->free;
-  lz_block_t *next = block_next(b);
-  s->free = next;
-  __builtin_prefetch(next);
+  s->free = block_next(b);
   if (LZ_SECURE) b->enc_next = 0;
   return b;
 }
