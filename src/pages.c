@@ -35,15 +35,19 @@ lz_text_hot size_t pages_commit(chunk_t *c, size_t first, size_t n) {
   return clean;
 }
 
-/* Decommits pages [first, first + n) of c (one system call); those that
- * were dirty are counted. Refused by the kernel: they stay dirty and
- * uncounted. */
-lz_text_hot void pages_decommit(chunk_t *c, size_t first, size_t n) {
-  if (os_decommit((uint8_t *)c + (first << LZ_PAGE_SHIFT), n << LZ_PAGE_SHIFT) != 0) return;
+/* Pages [first, first + n) of c were given back: those that were dirty
+ * are counted, and all are clean now. */
+lz_inline void pages_decommitted(chunk_t *c, size_t first, size_t n) {
   size_t dirty = bitmap_count(c->dirty_map, first, n);
   bitmap_assign(c->dirty_map, first, n, false);
   atomic_fetch_add_explicit(&lz_pages_purged, dirty, memory_order_relaxed);
   atomic_fetch_add_explicit(&lz_bytes_decommitted, dirty << LZ_PAGE_SHIFT, memory_order_relaxed);
+}
+
+/* Decommits pages [first, first + n) of c (one system call). Refused by
+ * the kernel: they stay dirty and uncounted. */
+lz_text_hot void pages_decommit(chunk_t *c, size_t first, size_t n) {
+  if (os_decommit((uint8_t *)c + (first << LZ_PAGE_SHIFT), n << LZ_PAGE_SHIFT) == 0) pages_decommitted(c, first, n);
 }
 
 /* Batches. A pass that gives back many short runs (holes in slabs: one
@@ -63,14 +67,8 @@ lz_text_thread void pages_batch_flush(pages_batch_t *b) {
     chunk_t *c = (chunk_t *)((uintptr_t)b->run[i].base & ~LZ_CHUNK_MASK);
     size_t first = (size_t)((uint8_t *)b->run[i].base - (uint8_t *)c) >> LZ_PAGE_SHIFT;
     size_t pages = b->run[i].size >> LZ_PAGE_SHIFT;
-    if (!done) {
-      pages_decommit(c, first, pages);
-      continue;
-    }
-    size_t dirty = bitmap_count(c->dirty_map, first, pages);
-    bitmap_assign(c->dirty_map, first, pages, false);
-    atomic_fetch_add_explicit(&lz_pages_purged, dirty, memory_order_relaxed);
-    atomic_fetch_add_explicit(&lz_bytes_decommitted, dirty << LZ_PAGE_SHIFT, memory_order_relaxed);
+    if (done) pages_decommitted(c, first, pages);
+    else pages_decommit(c, first, pages);
   }
 }
 
