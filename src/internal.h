@@ -498,7 +498,8 @@ typedef struct chunk_s {
   struct chunk_s *next, *prev;  /* owner's chunk list or the pool */
   uint32_t free_pages;
   uint32_t max_run_hint;        /* >= longest free run */
-  uint32_t node;                /* NUMA node (0 without NUMA); never changes */
+  uint16_t node;                /* NUMA node (0 without NUMA, < LZ_MAX_NODES); never changes */
+  uint16_t fit_epoch;           /* heap_t.fit_epoch when the heap's fit memo took it in */
   uint8_t hot;                  /* a span was allocated here since purge_at was armed */
   uint8_t decayed;              /* the decay gave pages back since the chunk last took clean ones */
   uint16_t low_dirty;           /* fewest free dirty pages since purge_at was armed (purge.c) */
@@ -723,6 +724,10 @@ typedef struct heap_stats_s {
  *     [heap.chunks.links, heap.chunks.cycle, heap.empty_count], and
  *     empty_count <= empty_keep (a chunk is kept only within the
  *     allowance, which shrinks only to what stays kept) [heap.empty_keep];
+ *   fit_pages != 0 (span.c, the fit memo) => fit_first, then fit_last
+ *     after it or itself, are in chunks, fit_pages <= LZ_USABLE_PAGES,
+ *     and every chunk from fit_first to fit_last has fit_epoch ==
+ *     heap->fit_epoch and no run of fit_pages free pages [heap.fit];
  *   decay_shift, orphan_shift and holes_shift are at most
  *     LZ_DECAY_SHIFT_MAX [heap.shifts];
  *   xmcache's non-NULL slots hold medium spans of this heap with used ==
@@ -936,6 +941,10 @@ typedef struct heap_s {
   _Atomic(uint64_t) xowner;            /* a thread's own heap: os_thread_ident of the
                                           thread, else 0 (heap.c, heaps_reclaim_gone) */
   chunk_t *chunks;                     /* chunks owned */
+  /* The fit memo (span.c, span_alloc): fit_first .. fit_last, a run of
+   * chunks, have no free run of fit_pages pages; 0: no memo. */
+  chunk_t *fit_first, *fit_last;
+  uint16_t fit_pages, fit_epoch;
   uint64_t purge_next;                 /* time of the next purge check */
   uint64_t slow_clock;                 /* coarse time (ms) read at the last purge tick */
   uint64_t abandoned_at;               /* when it last became an orphan (ms) */

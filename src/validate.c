@@ -185,8 +185,9 @@ typedef struct heap_totals_s {
   uint32_t medium_unlisted;          /* unused medium spans outside mcache */
 } heap_totals_t;
 
-/* One chunk of heap: bitmaps, pagemap and every span in it. */
-static void chunk_check(const heap_t *heap, const chunk_t *c, heap_totals_t *t, seen_t *seen) {
+/* One chunk of heap: bitmaps, pagemap and every span in it. Returns its
+ * longest run of free pages. */
+static size_t chunk_check(const heap_t *heap, const chunk_t *c, heap_totals_t *t, seen_t *seen) {
   V(c->heap == heap, "chunk.heap", c);
   V(chunkmap_byte((uintptr_t)c) == heap->map_id, "chunkmap.spans", c);
   V(c->free_pages == bitmap_count(c->free_map, 0, LZ_CHUNK_PAGES), "chunk.free_pages", c);
@@ -245,6 +246,7 @@ static void chunk_check(const heap_t *heap, const chunk_t *c, heap_totals_t *t, 
   }
   V(c->max_run_hint >= longest, "chunk.max_run_hint", c);
   V(c->spare_pages == spare_pages && (spare_pages == 0 || c->free_pages + spare_pages < LZ_USABLE_PAGES), "chunk.spare", c);
+  return longest;
 }
 
 /* Class queues and the fast path's direct table. */
@@ -435,12 +437,18 @@ static size_t heap_check(const heap_t *heap, seen_t *seen) {
   V(heap->fast_id == (heap->map_id == CHUNK_SPANS ? CHUNK_HEAP_NONE : heap->map_id), "heap.map_id", heap);
   const chunk_t *prev = NULL;
   size_t nchunks = 0;
+  int fit = 0; /* the fit memo's chunks: 0 before them, 1 among them, 2 after */
   for (const chunk_t *c = heap->chunks; c != NULL; prev = c, c = c->next) {
     t.empty_chunks += c->free_pages == LZ_USABLE_PAGES;
     V(c->prev == prev, "heap.chunks.links", c);
     V(++nchunks <= ((size_t)1 << (LZ_USER_ADDR_BITS - LZ_CHUNK_SHIFT)), "heap.chunks.cycle", c);
-    chunk_check(heap, c, &t, seen);
+    size_t longest = chunk_check(heap, c, &t, seen);
+    if (heap->fit_pages == 0) continue;
+    if (c == heap->fit_first) fit = 1;
+    if (fit == 1) V(c->fit_epoch == heap->fit_epoch && longest < heap->fit_pages, "heap.fit", c);
+    if (c == heap->fit_last && fit == 1) fit = 2;
   }
+  V(heap->fit_pages == 0 || (fit == 2 && heap->fit_pages <= LZ_USABLE_PAGES), "heap.fit", heap);
   region_check(heap);
   V(t.empty_chunks == heap->empty_count, "heap.empty_count", heap);
   V(heap->empty_count <= heap->empty_keep, "heap.empty_keep", heap);

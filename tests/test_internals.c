@@ -573,6 +573,67 @@ static void test_place_dirty(heap_t *heap, uint8_t kind) {
   lz_heap_validate();
 }
 
+/* ---- the fit memo (span.c) ----------------------------------------------- */
+/* Three new chunks, each a span q of all but 74 pages and a span p of 64
+ * after it (10 pages left): a span of 64 pages walks past them, and the
+ * memo of that walk jumps them on the next one. Once p of the middle one
+ * is freed, a span of 64 takes p's pages again (first fit), not pages
+ * past the memo: the free dropped it. */
+/* A live medium block's span of npages (the validator's medium.counts),
+ * as medium_malloc makes it; and its free. */
+static span_t *fit_span(heap_t *heap, size_t npages) {
+  span_t *s = span_alloc(heap, npages, 1, SPAN_MEDIUM);
+  CHECK(s != NULL);
+  span_set_block_size(s, (uint32_t)(npages << LZ_PAGE_SHIFT));
+  s->reserved = s->capacity = s->used = 1;
+  atomic_store_explicit(&s->xfast_cap, 1, memory_order_relaxed);
+  return s;
+}
+
+static void fit_free(heap_t *heap, span_t *s) {
+  s->used = 0;
+  atomic_store_explicit(&s->xfast_cap, 0, memory_order_relaxed);
+  span_free(heap, s);
+}
+
+static void test_fit(heap_t *heap) {
+  lz_trim(0); /* no empty chunk kept: a span of all but 74 pages takes a new one */
+  heap_enter(heap);
+  span_t *q[3], *p[3];
+  chunk_t *c[3];
+  for (int i = 0; i < 3; i++) {
+    q[i] = fit_span(heap, LZ_USABLE_PAGES - 74);
+    c[i] = span_chunk(q[i]);
+    p[i] = fit_span(heap, 64);
+    CHECK(span_chunk(p[i]) == c[i] && heap->chunks == c[i] && c[i]->free_pages == 10);
+  }
+  CHECK(c[2]->next == c[1] && c[1]->next == c[0]);
+  span_t *z = fit_span(heap, 64);
+  CHECK(span_chunk(z) != c[0] && span_chunk(z) != c[1] && span_chunk(z) != c[2]);
+  CHECKF(heap->fit_pages != 0 && heap->fit_pages <= 64 && heap->fit_first == c[2],
+         "no memo of the walk past the three chunks (fit_pages %u)", heap->fit_pages);
+  bool covered = false;
+  for (chunk_t *k = heap->fit_first; k != heap->fit_last->next; k = k->next) covered |= k == c[0];
+  CHECK(covered);
+  heap_leave(heap);
+  lz_heap_validate();
+  heap_enter(heap);
+  size_t page = p[1]->page;
+  fit_free(heap, p[1]);
+  heap_leave(heap);
+  lz_heap_validate();
+  heap_enter(heap);
+  p[1] = fit_span(heap, 64);
+  CHECKF(span_chunk(p[1]) == c[1] && p[1]->page == page, "a span of 64 pages went past the first chunk with room");
+  fit_free(heap, z);
+  for (int i = 0; i < 3; i++) {
+    fit_free(heap, p[i]);
+    fit_free(heap, q[i]);
+  }
+  heap_leave(heap);
+  lz_heap_validate();
+}
+
 /* ---- medium cache: idle by use count ------------------------------------- */
 /* The cache goes back once a look finds it unused for the purge delay; a
  * look that finds uses since the previous one keeps it, whatever the clock
@@ -1196,6 +1257,16 @@ static void brk_mfront(heap_t *h, void *sm, void *md) {
   lz_heap_validate(); /* sound so far */
   h->mfront_bytes -= LZ_PAGE_SIZE;
 }
+/* The fit memo names md's chunk, which has free pages, as holding no run
+ * of one page. */
+static void brk_fit(heap_t *h, void *sm, void *md) {
+  (void)sm;
+  chunk_t *c = span_chunk(span_of(md));
+  CHECK(c->free_pages > 0);
+  h->fit_first = h->fit_last = c;
+  h->fit_epoch = c->fit_epoch;
+  h->fit_pages = 1;
+}
 /* A front span's parked block with a link other than an encoded NULL. */
 static void brk_front_link(heap_t *h, void *sm, void *md) {
   (void)sm;
@@ -1301,6 +1372,7 @@ int main(void) {
   test_purge(heap);
   test_place_dirty(heap, SPAN_SLAB);
   test_place_dirty(heap, SPAN_MEDIUM);
+  test_fit(heap);
   test_region(heap); /* and the pool's, outside a full region */
   if (LZ_STATS) expect_caught("stats.in_use", brk_in_use);
   expect_caught("chunk.free_pages", brk_free_pages);
@@ -1319,6 +1391,7 @@ int main(void) {
   expect_caught("medium.local_free", brk_medium_list);
   if (heap->rbase != 0) expect_caught("chunk.rmap", brk_rmap);
   expect_caught("span.cls", brk_medium_cls);
+  expect_caught("heap.fit", brk_fit);
   if (opt_get(OPT_PURGE_DELAY) > 0 && LZ_HEAPS == 0) {
     expect_caught("mfront.bytes", brk_mfront);
     expect_caught("medium.front", brk_front_link);
