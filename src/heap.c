@@ -121,13 +121,19 @@ __attribute__((section(".data.lz_hot_heap"))) static heap_block_t heap_first_blo
 lz_hot_alloc static _Atomic(bool) heap_first_taken;
 
 /* The meta arena: heaps are carved from 64 KiB regions that are never
- * unmapped. xmeta packs the current region's base (page aligned, as every
+ * unmapped, one every HEAP_STRIDE bytes, each with its fields at the start
+ * of a page (its batches at the end of the page before, HEAP_LEAD bytes
+ * into its stride): a thread's first calls write the heap's fields, one
+ * page, where a heap across a page boundary cost a new thread a second
+ * page fault (and a page of resident memory). xmeta packs the current region's base (page aligned, as every
  * mapping is: one system call to make a region) with the number of heaps
  * carved from it (low bits): carving is one CAS on xmeta;
  * a thread that maps a new region installs it with one CAS and, losing a
  * race, unmaps it and carves from the winner's. */
 #define META_REGION ((size_t)64 * KiB)
-#define HEAP_STRIDE ((sizeof(heap_block_t) + 63) & ~(size_t)63)
+#define HEAP_LEAD (LZ_PAGE_SIZE - LZ_RBATCH_BYTES)
+#define HEAP_STRIDE ((HEAP_LEAD + sizeof(heap_block_t) + LZ_PAGE_SIZE - 1) & ~(LZ_PAGE_SIZE - 1))
+_Static_assert(sizeof(heap_t) <= LZ_PAGE_SIZE, "a heap's fields fit in one page");
 #define META_HEAPS (META_REGION / HEAP_STRIDE)
 _Static_assert(META_HEAPS >= 1 && META_HEAPS < LZ_PAGE_SIZE, "heap count fits below the page alignment");
 lz_hot_alloc static _Atomic(uintptr_t) xmeta;
@@ -185,14 +191,14 @@ static heap_t *meta_heap_alloc(void) {
     uintptr_t base = w & ~(uintptr_t)(LZ_PAGE_SIZE - 1), used = w & (LZ_PAGE_SIZE - 1);
     if (base != 0 && used < META_HEAPS) {
       if (atomic_compare_exchange_weak_explicit(&xmeta, &w, w + 1, memory_order_acq_rel, memory_order_acquire))
-        return &((heap_block_t *)(base + used * HEAP_STRIDE))->heap;
+        return &((heap_block_t *)(base + used * HEAP_STRIDE + HEAP_LEAD))->heap;
       continue;
     }
     uint8_t *m = os_map(META_REGION);
     if (m == NULL) return NULL;
     if (atomic_compare_exchange_strong_explicit(&xmeta, &w, (uintptr_t)m | 1, memory_order_acq_rel,
                                                 memory_order_acquire))
-      return &((heap_block_t *)m)->heap; /* fresh memory: every field zero */
+      return &((heap_block_t *)(m + HEAP_LEAD))->heap; /* fresh memory: every field zero */
     os_unmap(m, META_REGION);
   }
 }
