@@ -1213,6 +1213,7 @@ uint32_t class_first_slab_pages(unsigned cls);
 /* chunkmap.c */
 extern _Atomic(uint8_t) lz_chunkmap_ends[LZ_CHUNKMAP_SIZE + 1]; /* [0]: none; [i + 1]: unit i */
 #define lz_chunkmap (lz_chunkmap_ends + 1)
+extern _Atomic(uintptr_t) lz_chunkmap_lo, lz_chunkmap_hi; /* units ever marked lie in [lo, hi] */
 void chunkmap_set(uintptr_t chunk_base, uint8_t kind);
 /* The byte of a's unit as written (a heap id for a chunk of its spans). */
 lz_inline uint8_t chunkmap_byte(uintptr_t a) {
@@ -1224,6 +1225,17 @@ lz_inline uint8_t chunkmap_byte(uintptr_t a) {
 lz_inline uint8_t chunkmap_kind(uintptr_t a) {
   uint8_t k = chunkmap_byte(a);
   return k >= CHUNK_SPANS ? (uint8_t)CHUNK_SPANS : k;
+}
+/* chunkmap_kind for an address that may be anything (random bytes read as
+ * a link): CHUNK_NONE outside the units ever marked, without reading the
+ * map, whose pages such look-ups would otherwise make resident at random
+ * (chunkmap.c). */
+lz_inline uint8_t chunkmap_kind_any(uintptr_t a) {
+  uintptr_t i = a >> LZ_CHUNK_SHIFT;
+  if (i < atomic_load_explicit(&lz_chunkmap_lo, memory_order_acquire) ||
+      i > atomic_load_explicit(&lz_chunkmap_hi, memory_order_acquire))
+    return CHUNK_NONE;
+  return chunkmap_kind(a);
 }
 
 /* chunk.c: chunks and the lock-free pool of empty ones. */

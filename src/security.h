@@ -72,7 +72,7 @@ lz_inline bool block_maybe_free(const lz_block_t *b) {
   if (LZ_SECURE == 0) return false;
   uintptr_t n = (uintptr_t)block_next(b);
   uintptr_t d = n >> LZ_CHUNK_SHIFT, own = (uintptr_t)b >> LZ_CHUNK_SHIFT;
-  return d == 0 || d == own || chunkmap_kind(n) == CHUNK_SPANS;
+  return d == 0 || d == own || chunkmap_kind_any(n) == CHUNK_SPANS;
 }
 
 /* Whether the fast path may pop b, the head of a free list: not NULL (the

@@ -38,6 +38,9 @@
  *              taken again first; another thread's heap has a region of
  *              its own, and this thread's free of a block there is a
  *              remote free, not a push on the other heap's span;
+ *   screen     the free-list screen of a live block whose first word
+ *              decodes to a random address (block_maybe_free) reads no
+ *              page of the chunk map outside the units ever marked;
  *   validator  each invariant class, broken on purpose in a child process,
  *              is reported with its tag and aborts.
  */
@@ -1342,6 +1345,40 @@ static void expect_caught(const char *tag, breaker_t brk) {
   CHECKF(strstr(buf, want) != NULL, "%s: output: %s", tag, buf);
 }
 
+/* Pages of the chunk map resident (mincore also sees pages only read). */
+static size_t chunkmap_resident(void) {
+  uintptr_t lo = (uintptr_t)lz_chunkmap_ends & ~(uintptr_t)4095;
+  size_t n = ((uintptr_t)lz_chunkmap_ends + LZ_CHUNKMAP_SIZE + 1 - lo + 4095) / 4096, r = 0;
+  static unsigned char vec[LZ_CHUNKMAP_SIZE / 4096 + 2];
+  CHECK(mincore((void *)lo, n * 4096, vec) == 0);
+  for (size_t i = 0; i < n; i++) r += vec[i] & 1;
+  return r;
+}
+
+/* block_maybe_free on links to 256 units of 256 map pages never marked
+ * (cfrac's random digits as first words: each look-up read a new page of
+ * the map, 180 pages resident). Fails with chunkmap_kind in place of
+ * chunkmap_kind_any (256 pages more). */
+static void test_screen_map(void) {
+  uintptr_t lo = atomic_load(&lz_chunkmap_lo), hi = atomic_load(&lz_chunkmap_hi);
+  CHECK(lo <= hi);
+  /* Once first: vec, the mincore vector, may share a page with the map's
+   * ends, and its first write makes that page resident. */
+  (void)chunkmap_resident();
+  size_t before = chunkmap_resident();
+  lz_block_t b[2];
+  unsigned tried = 0;
+  for (uintptr_t u = 4096 * 3; u < LZ_CHUNKMAP_SIZE && tried < 256; u += 4096 * 7) {
+    if (u + 8192 >= lo && u <= hi + 8192) continue; /* pages near ours may be resident */
+    block_set_next(&b[0], (const lz_block_t *)(u << LZ_CHUNK_SHIFT));
+    CHECK(!block_maybe_free(&b[0]));
+    tried++;
+  }
+  CHECK(tried == 256);
+  size_t after = chunkmap_resident();
+  CHECKF(after == before, "the screen made %zu pages of the chunk map resident", after - before);
+}
+
 int main(void) {
   heap_t *heap = my_heap();
   CHECK(lz_heap_validate() > 0);
@@ -1353,6 +1390,7 @@ int main(void) {
     return 0;
   }
   test_loops(heap); /* first: no foreign blocks yet */
+  if (LZ_SECURE) test_screen_map();
   test_borrow(heap);
   test_lifo(heap);
   test_spans(heap);
