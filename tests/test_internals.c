@@ -623,11 +623,16 @@ static void test_fit(heap_t *heap) {
   heap_enter(heap);
   size_t page = p[1]->page;
   fit_free(heap, p[1]);
+  CHECKF(heap->fit_pages == 0, "a chunk of the memo with room again kept the memo (fit_pages %u)", heap->fit_pages);
+  /* With no purge delay (LZ_PURGE_DELAY_MS=0) the freed run is clean
+   * at once, and a medium span prefers dirty pages elsewhere
+   * (span_find_dirty): then only the memo's drop is checked. */
+  bool dirty = bitmap_count(c[1]->dirty_map, page, 64) == 64;
   heap_leave(heap);
   lz_heap_validate();
   heap_enter(heap);
   p[1] = fit_span(heap, 64);
-  CHECKF(span_chunk(p[1]) == c[1] && p[1]->page == page, "a span of 64 pages went past the first chunk with room");
+  CHECKF(!dirty || (span_chunk(p[1]) == c[1] && p[1]->page == page), "a span of 64 pages went past the first chunk with room");
   fit_free(heap, z);
   for (int i = 0; i < 3; i++) {
     fit_free(heap, p[i]);
