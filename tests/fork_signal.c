@@ -5,8 +5,8 @@
  * A single-threaded process loops: allocate blocks of every kind (small,
  * medium, large), fork (the child frees and allocates a little and
  * _exits), wait, free. A separate sender process sends SIGUSR1 to it every
- * few microseconds; the handler forks too (its child _exits at once) and
- * waits for its child. An allocator that takes a lock in its prepare
+ * few hundred microseconds (sender_interval_ns); the handler forks too
+ * (its child _exits at once) and waits for its child. An allocator that takes a lock in its prepare
  * handler spins for ever when the signal lands while the interrupted fork
  * (or malloc) holds that lock. A watchdog turns a hang into a failure.
  *
@@ -75,12 +75,31 @@ static void on_usr1(int sig) {
   errno = saved;
 }
 
-static pid_t start_sender(pid_t target) {
+/* The sender's interval: 300 us, or three times what a fork, its child's
+ * exit and the wait take here if that is longer. A signal every 300 us
+ * on a machine whose fork takes 800 us (a VM here: glibc alone 810-990 us)
+ * kept the handler forking back to back, and the loop made 18 iterations
+ * in two minutes: the test timed out without testing anything more. */
+static long sender_interval_ns(void) {
+  double t0 = tu_now();
+  for (int i = 0; i < 16; i++) {
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) _exit(0);
+    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
+    }
+  }
+  double per_fork_ns = (tu_now() - t0) / 16 * 1e9;
+  long ns = (long)(3 * per_fork_ns);
+  return ns < 300000 ? 300000 : ns > 999999999 ? 999999999 : ns;
+}
+
+static pid_t start_sender(pid_t target, long interval_ns) {
   pid_t pid = fork();
   CHECK(pid >= 0);
   if (pid == 0) {
     signal(SIGUSR1, SIG_IGN);
-    struct timespec ts = {0, 300000};
+    struct timespec ts = {0, interval_ns};
     while (getppid() == target) {
       kill(target, SIGUSR1);
       nanosleep(&ts, NULL);
@@ -115,7 +134,8 @@ int main(void) {
   sa.sa_flags = SA_RESTART;
   CHECK(sigaction(SIGUSR1, &sa, NULL) == 0);
   lz_free(lz_malloc(1)); /* initialised before the signals start */
-  pid_t sender = start_sender(getpid());
+  long interval_ns = sender_interval_ns();
+  pid_t sender = start_sender(getpid(), interval_ns);
   size_t iters = tu_scaled(TU_SANITIZED ? 300 : 3000, 100); /* fork is slow under sanitizers */
   double t0 = tu_now();
   size_t i = 0;
@@ -146,8 +166,8 @@ int main(void) {
   while (waitpid(sender, NULL, 0) < 0 && errno == EINTR) {
   }
   alarm(0);
-  printf("fork_signal: %zu of %zu forks in the loop, %d from the SIGUSR1 handler, %.1f s\n", i, iters,
-         (int)g_handler_forks, tu_now() - t0);
+  printf("fork_signal: %zu of %zu forks in the loop, %d from the SIGUSR1 handler (a signal every %ld us), %.1f s\n",
+         i, iters, (int)g_handler_forks, interval_ns / 1000, tu_now() - t0);
   CHECKF(g_handler_forks > 0, "no signal arrived");
   return 0;
 }
