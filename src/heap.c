@@ -755,6 +755,11 @@ size_t heaps_trim(bool force) {
   }
   heaps_collect_orphans(force);
   size_t freed = chunk_pool_trim(force) + large_cache_trim(force);
+  if (force && heap != LZ_HEAP_EMPTY) { /* after its own give-backs (chunk.c, Populate) */
+    heap_enter(heap);
+    heap->populate_budget = 0;
+    heap_leave(heap);
+  }
   return freed + ((size_t)atomic_load(&lz_pages_purged) - before) * LZ_PAGE_SIZE;
 }
 

@@ -954,6 +954,14 @@ typedef struct heap_s {
    * empty_keep when a kept chunk was last kept or reused (empty_used_at):
    * the base of the allowance's decay, so that looks do not compound. */
   uint32_t empty_keep, empty_count, empty_idle_keep;
+  /* Populate (chunk.c): populate_budget is at most the pages the heap gave
+   * back (resident pages decommitted, empty chunks released) since
+   * malloc_trim last set it to 0 and within POPULATE_MS of each other,
+   * the last at given_at (below), less those chunk_alloc populated since:
+   * what a clean chunk taken before given_at + POPULATE_MS may be made
+   * resident in one call. Heap lock. (Its fields in padding: the first
+   * heap's fields end on the hot variables' page, tests/startup_bss.) */
+  uint32_t populate_budget;
   uint64_t empty_used_at;              /* an empty chunk last kept or reused (ms) */
   uint64_t empty_released_at;          /* an empty chunk last given back (ms) */
   /* Holes in slabs (purge.c): armed when a full slab gets a block back,
@@ -973,6 +981,7 @@ typedef struct heap_s {
   /* Its chunks' purge delay is the option's << decay_shift (purge.c,
    * "Refaults"). Heap lock. */
   uint8_t decay_shift;
+  uint32_t given_at;                   /* Populate: pages last given back (heap clock, ms, mod 2^32) */
   /* The heap's clock (purge.c, "Clock"), which every purge time of the heap
    * reads (purge_at, empty_used_at, holes_at, abandoned_at ...): heap_now()
    * = os_now_ms() - lag_ms. lag_ms only grows: the time the heap's owner
@@ -1065,6 +1074,8 @@ typedef struct os_range_s {
 int os_decommit_ranges(const os_range_t *r, size_t n); /* as os_decommit, n runs at once */
 int os_protect_none(void *p, size_t size);
 int os_hugepage(void *p, size_t size, bool collapse); /* MADV_HUGEPAGE (+ MADV_COLLAPSE) */
+int os_populate(void *p, size_t size);          /* MADV_POPULATE_WRITE: resident now, in one call */
+
 int os_protect_rw(void *p, size_t size);
 int os_move(void *from, size_t size, void *to); /* the pages (not a copy) of [from, +size) to
                                                    `to`, replacing what is mapped there */
@@ -1244,6 +1255,7 @@ chunk_t *chunk_alloc(heap_t *heap);
  * before it maps a new one: set once by start.c (large_cache_unit). */
 void chunk_unit_source(uintptr_t (*fn)(unsigned node));
 void chunk_release(heap_t *heap, chunk_t *c);
+void chunk_gave_back(heap_t *heap, size_t pages); /* resident pages of the heap given back (Populate) */
 void chunk_region_map(heap_t *heap, bool now); /* the heap's region's page map, once out of start-up (or now) */
 void chunk_region_trim(heap_t *heap); /* malloc_trim: waiting chunks' map pages at the region's top given back */
 size_t chunk_pool_trim(bool force);

@@ -251,6 +251,21 @@ lz_text_thread int os_decommit_ranges(const os_range_t *r, size_t n) {
   return rc;
 }
 
+/* Makes [p, p + size) resident and writable in one call
+ * (MADV_POPULATE_WRITE, Linux 5.14): the page faults a program would take
+ * there one by one, taken at once without a trap each. A kernel that does
+ * not know the advice (EINVAL) is not asked again. */
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+static _Atomic(int) populate_refused;
+int os_populate(void *p, size_t size) {
+  if (atomic_load_explicit(&populate_refused, memory_order_relaxed)) return ENOSYS;
+  int r = OS_RESULT(madvise(p, size, MADV_POPULATE_WRITE));
+  if (r == EINVAL || r == ENOSYS) atomic_store_explicit(&populate_refused, 1, memory_order_relaxed);
+  return r;
+}
+
 /* Transparent huge pages for [p, p + size) (2 MiB aligned): MADV_HUGEPAGE,
  * and with collapse also MADV_COLLAPSE (Linux 6.1: the pages already there
  * are gathered into huge pages now rather than by khugepaged later). */

@@ -40,6 +40,7 @@ lz_text_hot size_t pages_commit(chunk_t *c, size_t first, size_t n) {
 lz_inline void pages_decommitted(chunk_t *c, size_t first, size_t n) {
   size_t dirty = bitmap_count(c->dirty_map, first, n);
   bitmap_assign(c->dirty_map, first, n, false);
+  chunk_gave_back(c->heap, dirty);
   atomic_fetch_add_explicit(&lz_pages_purged, dirty, memory_order_relaxed);
   atomic_fetch_add_explicit(&lz_bytes_decommitted, dirty << LZ_PAGE_SHIFT, memory_order_relaxed);
 }

@@ -67,6 +67,15 @@
  *                        that stayed free all along (the low-water mark),
  *                        and keeps those a span took meanwhile (synthetic
  *                        times, no janitor).
+ *   test_purge populate  a burst of 64 B blocks over 8 chunks freed, then
+ *                        allocated again at once: each clean chunk the heap
+ *                        takes again (but the last, which may get only what
+ *                        is left of the budget) is resident whole as soon as
+ *                        its first block is given (one MADV_POPULATE_WRITE,
+ *                        not a page fault a page: getrusage counts both
+ *                        alike, so mincore tells them apart); the first
+ *                        burst (a heap that only grows) and one after
+ *                        malloc_trim populate nothing (no janitor).
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* CPU sets, sched_getcpu */
@@ -1009,6 +1018,70 @@ static void run_spare_janitor(void) {
   CHECK(pthread_join(t, NULL) == 0);
 }
 
+/* ---- populate ------------------------------------------------------------------- */
+enum { POP_CHUNKS = 8, POP_BLOCKS = POP_CHUNKS * (LZ_CHUNK_SIZE / 64) };
+static void *pop_blocks[POP_BLOCKS];
+
+static size_t chunk_resident(uintptr_t c) {
+  static unsigned char v[LZ_CHUNK_PAGES];
+  CHECK(mincore((void *)(c + LZ_HEADER_PAGES * LZ_PAGE_SIZE), LZ_USABLE_PAGES * LZ_PAGE_SIZE, v) == 0);
+  size_t n = 0;
+  for (size_t i = 0; i < LZ_USABLE_PAGES; i++) n += v[i] & 1;
+  return n;
+}
+
+/* Allocates the burst; for each chunk its blocks enter after the first
+ * (which may be the heap's busy first chunk), the resident usable pages
+ * right after its first block: how many chunks were populated (nearly
+ * all resident) and how many not (a few pages). */
+static void pop_burst(const char *what, size_t *populated, size_t *faulted, size_t *chunks) {
+  uintptr_t last = 0;
+  size_t seen = 0;
+  *populated = *faulted = *chunks = 0;
+  for (size_t i = 0; i < POP_BLOCKS; i++) {
+    pop_blocks[i] = lz_malloc(64);
+    CHECK(pop_blocks[i] != NULL);
+    uintptr_t c = (uintptr_t)pop_blocks[i] & ~(uintptr_t)LZ_CHUNK_MASK;
+    if (c != last) {
+      if (seen++ > 0) {
+        size_t r = chunk_resident(c);
+        if (r >= LZ_USABLE_PAGES - 2) (*populated)++;
+        else if (r <= 16) (*faulted)++;
+        else printf("%s: chunk %zu: %zu pages resident after its first block\n", what, seen, r);
+        (*chunks)++;
+      }
+      last = c;
+    }
+    memset(pop_blocks[i], 1, 64);
+  }
+  printf("%s: %zu chunks entered, %zu populated, %zu faulted in\n", what, *chunks, *populated, *faulted);
+}
+
+static void pop_free(void) {
+  for (size_t i = 0; i < POP_BLOCKS; i++) lz_free(pop_blocks[i]);
+}
+
+static void run_populate(void) {
+  if (opt_get(OPT_PURGE_DELAY) <= 0) {
+    printf("skipped: populate needs a purge delay (%ld here)\n", opt_get(OPT_PURGE_DELAY));
+    return;
+  }
+  size_t populated, faulted, chunks;
+  pop_burst("first burst", &populated, &faulted, &chunks);
+  CHECKF(populated == 0 && chunks >= POP_CHUNKS - 1, "a growing heap populated %zu of %zu chunks", populated, chunks);
+  pop_free();
+  pop_burst("again at once", &populated, &faulted, &chunks);
+  CHECKF(populated + 1 >= chunks && chunks >= POP_CHUNKS - 1, "%zu of %zu chunks taken again populated", populated,
+         chunks);
+  pop_free();
+  lz_trim(0);
+  pop_burst("after malloc_trim", &populated, &faulted, &chunks);
+  CHECKF(populated == 0 && faulted == chunks, "after malloc_trim %zu of %zu chunks populated", populated, chunks);
+  pop_free();
+  lz_heap_validate();
+  printf("populate: clean chunks taken again soon after are populated, within what was given back\n");
+}
+
 int main(int argc, char **argv) {
   const char *mode = argc > 1 ? argv[1] : "holes";
   if (LZ_SECURE == 2 || LZ_HEAPS > 0) {
@@ -1030,6 +1103,7 @@ int main(int argc, char **argv) {
   else if (strcmp(mode, "low_water") == 0) run_low_water();
   else if (strcmp(mode, "spare_tick") == 0) run_spare_tick();
   else if (strcmp(mode, "spare_janitor") == 0) run_spare_janitor();
+  else if (strcmp(mode, "populate") == 0) run_populate();
   else CHECKF(0, "unknown mode %s", mode);
   return 0;
 }
