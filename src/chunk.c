@@ -211,7 +211,9 @@ lz_text_hot static lz_noinline chunk_t *region_commit(heap_t *heap) {
     /* Under an address-space limit 66 MiB a heap reserved ahead of use
      * would take what the program's own mappings need (32 threads under
      * `ulimit -v 700000`: a malloc of 300 MiB failed): no region then. */
-    void *r = os_address_space_limited() ? NULL : os_reserve_aligned(LZ_REGION_BYTES, LZ_CHUNK_SIZE);
+    bool limited = os_address_space_limited();
+    if (limited) heap->as_tight = true;
+    void *r = limited ? NULL : os_reserve_aligned(LZ_REGION_BYTES, LZ_CHUNK_SIZE);
     if (r == NULL) {
       heap->rfailed = true;
       return NULL;
@@ -332,7 +334,10 @@ lz_text_hot chunk_t *chunk_alloc(heap_t *heap) {
     if (c == NULL) {
       unit = 0;
       c = os_map_aligned(LZ_CHUNK_SIZE, LZ_CHUNK_SIZE);
-      if (c == NULL) return NULL;
+      if (c == NULL) {
+        heap->as_tight = true; /* slabs best fit from now on (span.c) */
+        return NULL;
+      }
     }
     /* Level 2: the header's last page is a guard (internal.h); a chunk is
      * never used without it. */

@@ -1014,13 +1014,17 @@ typedef struct heap_s {
    * waiting ones at the top whose map page malloc_trim gave back
    * (chunk_region_trim); rfailed: the reservation or the map was refused,
    * not tried again. Written holding the heap; never given up (a heap is
-   * never freed) [heap.region]. */
+   * never freed) [heap.region]. as_tight: address space is short (an
+   * address-space limit seen at the first chunk, or a chunk's mapping
+   * refused), so slabs are placed best fit (span.c, span_alloc); set
+   * holding the heap, never cleared. */
   uintptr_t rbase;
   _Atomic(span_t *) *rmap;
   uintptr_t rend;
   uint32_t rwaiting;
   uint32_t rcarved;
   bool rfailed;
+  bool as_tight;
   struct heap_s *next_all;             /* global list of every heap ever made */
   struct secure_heap_s *secure;        /* level-2 state (secure.c), NULL below level 2 */
   lz_lock_t lock;                      /* the heap lock (protocol above) */

@@ -1,6 +1,7 @@
 /* span.c: runs of 4 KiB pages inside a heap's chunks, found by bitmap.
  *
  * A span is a run of free pages taken from one chunk's free_map (first fit,
+ * or best fit for a slab while address space is short: span_find_best;
  * chunks newest first, word at a time with ctz, jumping the chunks a
  * memo says hold no run long enough: "The fit memo"; a slab whose first fit is
  * all clean pages, or a medium span whose first fit has any, takes free
@@ -18,24 +19,31 @@ chunk_t *span_chunk(const span_t *s) { return (chunk_t *)((uintptr_t)s & ~LZ_CHU
 
 /* Finds n pages set in map (free_map, or free dirty pages) starting at a
  * multiple of align; returns the first page or 0 (page 0 is the header,
- * never free). The longest run seen goes to *longest. */
-lz_text_hot static size_t map_find_run(const uint64_t *map, size_t n, size_t align, size_t *longest) {
+ * never free). First fit, or with `best` the first of the shortest free
+ * runs that hold them (an exact fit ends the look; a miss looks at every
+ * run either way). The longest run seen goes to *longest. */
+lz_text_hot static size_t map_find_run(const uint64_t *map, size_t n, size_t align, size_t *longest, bool best) {
   size_t i = bitmap_next(map, LZ_CHUNK_PAGES, LZ_HEADER_PAGES, true);
+  size_t found = 0, found_run = SIZE_MAX;
   while (i < LZ_CHUNK_PAGES) {
     size_t end = bitmap_next(map, LZ_CHUNK_PAGES, i, false);
     size_t start = (i + align - 1) & ~(align - 1);
     if (end - i > *longest) *longest = end - i;
-    if (start + n <= end) return start;
+    if (start + n <= end && end - i < found_run) {
+      found = start;
+      found_run = end - i;
+      if (!best || found_run == n) break;
+    }
     i = bitmap_next(map, LZ_CHUNK_PAGES, end, true);
   }
-  return 0;
+  return found;
 }
 
-/* Finds n free pages starting at a multiple of align; returns the first
- * page or 0. Updates the run hint. */
-lz_text_hot static size_t chunk_find_run(chunk_t *c, size_t n, size_t align) {
+/* Finds n free pages starting at a multiple of align (best fit: see
+ * span_alloc); returns the first page or 0. Updates the run hint. */
+lz_text_hot static size_t chunk_find_run(chunk_t *c, size_t n, size_t align, bool best) {
   size_t longest = 0;
-  size_t first = map_find_run(c->free_map, n, align, &longest);
+  size_t first = map_find_run(c->free_map, n, align, &longest, best);
   if (first == 0 && align == 1) c->max_run_hint = (uint32_t)longest;
   return first;
 }
@@ -49,7 +57,7 @@ lz_text_hot static size_t chunk_find_dirty_run(const chunk_t *c, size_t n, size_
     map[w] = c->free_map[w] & c->dirty_map[w];
     count += (size_t)lz_popcount64(map[w]);
   }
-  return count < n ? 0 : map_find_run(map, n, align, &longest);
+  return count < n ? 0 : map_find_run(map, n, align, &longest, false);
 }
 
 /* Placement of a slab: first fit, unless its pages are all clean and a
@@ -80,7 +88,9 @@ lz_text_hot static size_t chunk_find_dirty_run(const chunk_t *c, size_t n, size_
  * dirty run lies in a free run no longer than it. Under `ulimit -v`
  * (tests/scale_ulimit.sh), a 1-page slab put in a freed medium span's
  * 25-page run instead of a chunk's 7-page tail left a 100 KiB block no
- * room once the chunks had run out. */
+ * room once the chunks had run out. While address space is short
+ * (heap_t.as_tight) a slab's placement is best fit instead of first fit
+ * (span_find_best), then the same look for dirty pages. */
 #define DIRTY_LOOK_CHUNKS 4
 #define DIRTY_OPEN_RUN 128
 lz_text_hot static chunk_t *span_find_dirty(heap_t *heap, size_t npages, size_t align_pages, size_t *first) {
@@ -114,10 +124,44 @@ lz_text_hot static chunk_t *span_find_dirty(heap_t *heap, size_t npages, size_t 
  * unlinked while in it. */
 _Static_assert(LZ_MAX_NODES <= UINT16_MAX && LZ_CHUNK_PAGES <= UINT16_MAX, "chunk_t.node and fit_pages fit");
 
+/* Best fit, for a slab while address space is short (heap_t.as_tight):
+ * the first of the shortest free runs that hold npages in any of the
+ * heap's chunks (an exact fit ends the walk); NULL if none. First fit put
+ * a slab at the front of whatever free run came first, so a program that
+ * freed medium blocks and asked for the same sizes again found the runs
+ * they left one page short while short runs (chunks' tails) stayed free,
+ * and with no address space for another chunk a 100 KiB block failed
+ * with 35 pages free (tests/scale_ulimit.sh: under `ulimit -v` 290000,
+ * 393216 and 13 of the 47 limits from 240000 to 516000 by 6000; none with
+ * this). Every chunk is walked: only under a limit, where a
+ * slab is a few pages among chunks that cannot grow in number. */
+static lz_noinline chunk_t *span_find_best(heap_t *heap, size_t npages, size_t align_pages, size_t *first) {
+  chunk_t *best = NULL;
+  size_t best_run = SIZE_MAX;
+  for (chunk_t *c = heap->chunks; c != NULL; c = c->next) {
+    if (c->free_pages < npages || c->max_run_hint < npages) continue;
+    if (lz_unlikely(lz_numa_on) && c->node != heap->numa_home) continue; /* see numa.c */
+    size_t at = chunk_find_run(c, npages, align_pages, true);
+    if (at == 0) continue;
+    size_t run = bitmap_next(c->free_map, LZ_CHUNK_PAGES, at, false) - at;
+    if (run < best_run) {
+      best = c;
+      best_run = run;
+      *first = at;
+      if (run == npages) break;
+    }
+  }
+  return best;
+}
+
 lz_text_hot span_t *span_alloc(heap_t *heap, size_t npages, size_t align_pages, uint8_t kind) {
   lz_assert(npages > 0 && npages <= LZ_USABLE_PAGES);
   chunk_t *c;
   size_t first = 0;
+  if (lz_unlikely(heap->as_tight) && kind == SPAN_SLAB) { /* no memo: it only ever bounds runs */
+    c = span_find_best(heap, npages, align_pages, &first);
+    goto placed;
+  }
   /* The memo is jumped when it holds no run of npages; a walk that
    * jumps it extends it (its epoch), else the chunks it passes make a
    * new one (the next epoch). The walk's failing run from the head: its
@@ -141,7 +185,7 @@ lz_text_hot span_t *span_alloc(heap_t *heap, size_t npages, size_t align_pages, 
       continue;
     }
     if (c->free_pages >= npages && c->max_run_hint >= npages) {
-      first = chunk_find_run(c, npages, align_pages);
+      first = chunk_find_run(c, npages, align_pages, false);
       if (first) break;
     }
     if (grows) {
@@ -157,6 +201,7 @@ lz_text_hot span_t *span_alloc(heap_t *heap, size_t npages, size_t align_pages, 
     heap->fit_pages = (uint16_t)(longest + 1);
     heap->fit_epoch = epoch;
   }
+placed:
   /* A slab whose first fit is all clean pages, or a medium span whose
    * first fit has any: dirty ones elsewhere? (None fit if no free run
    * does.) */
@@ -175,7 +220,7 @@ lz_text_hot span_t *span_alloc(heap_t *heap, size_t npages, size_t align_pages, 
   if (fresh) {
     c = chunk_alloc(heap);
     if (c == NULL) return NULL;
-    first = chunk_find_run(c, npages, align_pages);
+    first = chunk_find_run(c, npages, align_pages, false);
     if (first == 0) return NULL;
   }
   bitmap_assign(c->free_map, first, npages, false);

@@ -11,8 +11,8 @@
 #                  then everything freed and trimmed: mapped back near start
 #   scale_absurd   absurd sizes through every entry point: NULL + ENOMEM,
 #                  then allocation goes on; 64 GiB: lazy success or ENOMEM
-#   scale_ulimit   (SCRIPT) a preloaded program under `ulimit -v 256 MiB`
-#                  allocates to ENOMEM, frees half, allocates again
+#   scale_ulimit   (SCRIPT) a preloaded program under `ulimit -v` 256-384 MiB
+#                  (4 limits) allocates to ENOMEM, frees half, allocates again
 #   fuzz_short     (SCRIPT) fuzz/run.sh 30: 30 s of libFuzzer on the lz_ API;
 #                  skipped (77) without clang/libFuzzer
 
