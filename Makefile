@@ -74,10 +74,9 @@ test-configs: test-config-shared test-config-lean
 # slow for thread_late_free's timeout), and fork_pages, startup_bss and
 # header_pages (they read the pages written from /proc/self/smaps and
 # pagemap, which under qemu-user are the emulator's); the background
-# thread is off there. test_purge_populate: qemu-user does not pass
-# madvise(MADV_POPULATE_WRITE) through, so nothing is populated there.
+# thread is off there.
 AARCH64_ENV = QEMU_LD_PREFIX=/usr/aarch64-linux-gnu LZ_TEST_NO_RLIMIT_AS=1 LZMALLOC_BACKGROUND=0
-AARCH64_SKIP = thread_exit|fork_pages|startup_bss|header_pages|scale_churn|api_conformance_glibc|thread_late_free|fork_hammer|fork_signal|fork_stdio|test_janitor_.*|test_hugepages_.*|test_purge_populate
+AARCH64_SKIP = thread_exit|fork_pages|startup_bss|header_pages|scale_churn|api_conformance_glibc|thread_late_free|fork_hammer|fork_signal|fork_stdio|test_janitor_.*|test_hugepages_.*
 test-aarch64:
 	$(CMAKE) -S . -B build/aarch64 -DCMAKE_TOOLCHAIN_FILE=cmake/aarch64-linux-gnu.cmake -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLZ_DEBUG_CHECKS=ON $(GEN_FLAGS)
 	$(CMAKE) --build build/aarch64 -j$(JOBS)
