@@ -1259,6 +1259,7 @@ chunk_t *chunk_alloc(heap_t *heap);
 void chunk_unit_source(uintptr_t (*fn)(unsigned node));
 void chunk_release(heap_t *heap, chunk_t *c);
 void chunk_gave_back(heap_t *heap, size_t pages); /* resident pages of the heap given back (Populate) */
+void chunk_populate(heap_t *heap, chunk_t *c);     /* a clean chunk taken for a slab: resident at once (Populate) */
 void chunk_region_map(heap_t *heap, bool now); /* the heap's region's page map, once out of start-up (or now) */
 void chunk_region_trim(heap_t *heap); /* malloc_trim: waiting chunks' map pages at the region's top given back */
 size_t chunk_pool_trim(bool force);

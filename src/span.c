@@ -220,6 +220,7 @@ placed:
   if (fresh) {
     c = chunk_alloc(heap);
     if (c == NULL) return NULL;
+    if (lz_unlikely(heap->populate_budget != 0) && kind == SPAN_SLAB) chunk_populate(heap, c); /* chunk.c, Populate */
     first = chunk_find_run(c, npages, align_pages, false);
     if (first == 0) return NULL;
   }
