@@ -10,7 +10,7 @@
  * slow path. Up to LZ_SLAB_MAX, the class queue's first span, its index
  * read from lz_tls.queue_slot beside the heap pointer (internal.h: 1 load
  * in place of the class table's address, its load and the scaling).
- * free(p), 26 instructions at LZ_SECURE 1: p inside the calling thread's
+ * free(p), 25 instructions at LZ_SECURE 1: p inside the calling thread's
  * heap's region (lz_tls_t beside the heap pointer, chunk.c "Regions": the
  * TLS offset, p copied, minus rbase, compared with rend, 5; every
  * committed chunk of the heap's region, not only its newest), page ->
@@ -18,8 +18,9 @@
  * offset in the region), block index
  * below the span's xfast_cap, the carved limit of a span that takes fast
  * frees, 0 for any other (6, sizeclass.h: a slab's rotation is a
- * constant), the double-free screen on the upper half of the block's
- * first word, one shift: it decodes to no user address (5), push on (&free)[to_local] and
+ * constant), the double-free screen on the top 16 bits of the block's
+ * first word, one 16-bit compare with the key's: it decodes to no
+ * address below 2^48 (4: the key's load is the push's), push on (&free)[to_local] and
  * subtract to_local from used (7, ret included: the free list of its
  * class queue's first span, uncounted, so the next malloc of the class
  * takes it back, LIFO; local_free of any other span, one count less;
@@ -43,9 +44,9 @@
  * No statistics: stats.c reads the spans' counts. Foreign, remote and full-span frees go slow; a
  * span's last block (a medium block is its span's one block) calls
  * heap_free_last.
- * A malloc(16) + free pair in a loop costs 52 instructions under callgrind
- * (the difference of N and 2N pairs; loop and PLT included, 10 of them;
- * malloc 16, free 26), 1040 B 52, 4096 B 57, 20000 B 76; at LZ_SECURE 0
+ * A malloc(16) + free pair in a loop costs 50 instructions under callgrind
+ * (the difference of N and 2N pairs; loop and PLT included, 9 of them;
+ * malloc 16, free 25), 1040 B 50, 4096 B 55, 20000 B 74.4; at LZ_SECURE 0
  * without statistics (the lean configuration) 40, 39, 45.
  */
 #ifndef LZ_ALLOC_H
@@ -161,25 +162,28 @@ lz_inline void free_fast_to(void *p, void (*own)(void *, span_t *), void (*page)
     }
     uintptr_t enc = (uintptr_t)0;
     if (LZ_SECURE) {
-      /* A block whose first word does not decode to a user address: not
-       * to NULL nor into any chunk (block_maybe_free: probably on a free
-       * list, a foreign list's links lead to any chunk: remote.c,
-       * "Order"), in one shift. The rest of that range (a live block's
-       * word decodes there 1 time in 2^17 for random bytes, never for a
-       * pointer, integer, text or the zero malloc leaves: security.h)
-       * costs only a slow free, whose block_maybe_free is exact. */
+      /* A block whose first word does not decode below 2^48 (to no user
+       * address: not to NULL nor into any chunk, block_maybe_free:
+       * probably on a free list, a foreign list's links lead to any
+       * chunk: remote.c, "Order"): the word's top 16 bits differ from
+       * lz_key's, one 16-bit compare. The rest of that range (a live
+       * block's word has them equal 1 time in 2^16 for random bytes,
+       * never for a pointer, integer, text or the zero malloc leaves: the
+       * key's top bits are 10 or 11, security.h) costs only a slow free,
+       * whose block_maybe_free is exact. */
       enc = lz_key;
 #if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-      /* The same test on the word's upper half alone (bits 32-63, as
-       * many instructions): a program that wrote the first word as two
-       * 4-byte stores just before the free (bench cfrac) would stall an
-       * 8-byte read until both stores retire (no store forwarding): the
-       * hottest instruction of its free, 1-2.5 % of its CPU. */
-      typedef uint32_t lz_u32_alias __attribute__((may_alias));
-      uint32_t hi = ((const lz_u32_alias *)b)[1] ^ ((const lz_u32_alias *)&lz_key)[1];
-      if (lz_unlikely(hi >> (LZ_USER_ADDR_BITS - 32) == 0)) goto own_slow;
+      /* Bytes 6-7 of the word alone (a load and a compare with the key's
+       * in memory; the shift of the word's upper half took one more): a
+       * program that wrote the first word as two 4-byte stores just
+       * before the free (bench cfrac) would stall an 8-byte read until
+       * both stores retire (no store forwarding), the hottest instruction
+       * of its free, 1-2.5 % of its CPU; a 2-byte read inside the second
+       * store is forwarded. */
+      typedef uint16_t lz_u16_alias __attribute__((may_alias));
+      if (lz_unlikely(((const lz_u16_alias *)b)[3] == ((const lz_u16_alias *)&lz_key)[3])) goto own_slow;
 #else
-      if (lz_unlikely((b->enc_next ^ enc) >> LZ_USER_ADDR_BITS == 0)) goto own_slow;
+      if (lz_unlikely((b->enc_next ^ enc) >> 48 == 0)) goto own_slow;
 #endif
     }
     /* The first span of its queue (to_local 0: internal.h, span
