@@ -89,7 +89,13 @@ lz_text_hot LZ_EXPORT void lz_free(void *p) { api_free(p); }
 
 lz_text_hot LZ_EXPORT void *lz_calloc(size_t n, size_t size) { API_CALL(calloc_body(n, size)); }
 
-lz_text_hot LZ_EXPORT void *lz_realloc(void *p, size_t size) { API_CALL(realloc_body(p, size)); }
+/* realloc(NULL, n) is malloc's fast path before anything else: programs
+ * whose allocator is a realloc callback (lua's, every new object) would
+ * otherwise pay realloc_body's frame (six saved registers) for it. */
+lz_text_hot LZ_EXPORT void *lz_realloc(void *p, size_t size) {
+  if (LZ_HEAPS == 0 && p == NULL) return malloc_fast(size);
+  API_CALL(realloc_body(p, size));
+}
 
 lz_text_hot LZ_EXPORT void *lz_reallocarray(void *p, size_t n, size_t size) {
   size_t total;
