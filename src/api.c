@@ -56,10 +56,30 @@ lz_text_hot static void *realloc_body(void *p, size_t size) {
 
 static inline bool is_pow2(size_t x) { return x != 0 && (x & (x - 1)) == 0; }
 
-/* alignment: a power of two. */
-lz_text_hot static void *aligned_body(size_t alignment, size_t size) {
+/* alignment: a power of two. Up to LZ_DIRECT_MAX, malloc's pop from the
+ * list of the size rounded up to a multiple of alignment, if its head is
+ * aligned: every block of a slab whose class size is a multiple of the
+ * alignment is (a slab starts on a page), and every class up to 1024 B
+ * that is a multiple of 32 B is the first class at least as big as any
+ * size that rounds up to it (sizeclass.c), which is heap_malloc_aligned's
+ * choice too; the head's test covers what else a list may hold (a
+ * start-up class, a foreign list). Anything else, or an empty list: the
+ * slow path. */
+lz_text_hot static lz_noinline void *aligned_slow(heap_t *heap, size_t size, size_t alignment) {
+  return heap_malloc_aligned(heap, size, alignment); /* inlined here, not into the fast path's frame */
+}
+
+lz_text_hot static lz_noinline void *aligned_body(size_t alignment, size_t size) {
   if (alignment <= LZ_ALIGN) return malloc_fast(size);
-  return heap_malloc_aligned(lz_heap_tls, size, alignment);
+  heap_t *heap = lz_heap_tls;
+  if (lz_likely(size <= LZ_DIRECT_MAX && alignment <= LZ_DIRECT_MAX)) {
+    size_t r = ((size != 0 ? size : 1) + alignment - 1) & ~(alignment - 1);
+    if (r <= LZ_DIRECT_MAX) {
+      span_t *s = heap->direct[(r + 15) >> 4];
+      if (lz_likely(list_head_ok(s->free) && ((uintptr_t)s->free & (alignment - 1)) == 0)) return span_pop(s);
+    }
+  }
+  return aligned_slow(heap, size, alignment);
 }
 
 lz_text_hot static void *memalign_body(size_t alignment, size_t size) {
