@@ -18,23 +18,27 @@
 
 #include "alloc.h"
 
+/* calloc's slow path: fork handlers to register first (os.c: the first
+ * pthread_create's DTV calloc), then an allocation that zeroes. */
+lz_text_hot static lz_noinline void *calloc_slow(size_t total) {
+  os_atfork_watch();
+  return heap_malloc_slow(total, lz_heap_tls, true);
+}
+
+/* The fast path pops and zeroes with a tail call (no frame) while no
+ * registration is pending (a thread with a heap has made it: os.c). */
 lz_text_hot static void *calloc_body(size_t n, size_t size) {
   size_t total;
   if (lz_unlikely(__builtin_mul_overflow(n, size, &total))) {
     errno = ENOMEM;
     return NULL;
   }
-  os_atfork_watch(); /* the first pthread_create's calloc (os.c) */
-  if (lz_likely(total <= LZ_DIRECT_MAX)) {
-    heap_t *heap = lz_heap_tls;
-    span_t *s = heap->direct[(total + 15) >> 4];
-    if (lz_likely(list_head_ok(s->free))) {
-      void *p = span_pop(s);
-      memset(p, 0, total);
-      return p;
-    }
+  if (lz_likely(total <= LZ_DIRECT_MAX) &&
+      lz_likely(atomic_load_explicit(&lz_atfork_state, memory_order_relaxed) != ATFORK_PENDING)) {
+    span_t *s = lz_heap_tls->direct[(total + 15) >> 4];
+    if (lz_likely(list_head_ok(s->free))) return memset(span_pop(s), 0, total); /* a tail call */
   }
-  return heap_malloc_slow(total, lz_heap_tls, true);
+  return calloc_slow(total);
 }
 
 lz_text_hot static void *realloc_body(void *p, size_t size) {
