@@ -1527,7 +1527,9 @@ lz_text_hot static lz_noinline void free_page_other(void *p, span_t *s) {
 
 /* Frees of pointers into our chunks that the fast path did not finish:
  * another heap's block (a remote free), a full span, or a failed fast
- * check. The fast path found p in the chunk map already, and hands over
+ * check. The fast path found p in the chunk map already, its byte other
+ * than the heap's fast_id (so a heap with an id does not own p's chunk:
+ * remote_free_fast reads no header for that), and hands over
  * the caller's heap (lz_heap_tls, loaded there already). The common
  * remote free, a slab block of another heap (its span's class tested
  * first: nonzero only in a slab, and a packed span's is 0), ends in remote_free_fast

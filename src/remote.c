@@ -207,10 +207,14 @@ static lz_noinline bool foreign_push(heap_t *self, span_t *s, lz_block_t *b);
 
 /* May this heap keep b of span s for reuse (see "Foreign blocks" below)?
  * A block whose size is a multiple of the cache line, of a class the heap
- * allocates. The empty heap and level-2 heaps have empty queues. */
+ * allocates. The empty heap and level-2 heaps have empty queues. The
+ * first form for a span known to be a slab (remote_free_fast's: a class,
+ * [span.cls]). */
+lz_inline bool foreign_wanted_slab(const heap_t *self, const span_t *s) {
+  return LZ_HEAPS == 0 && (s->block_size & (LZ_CACHE_LINE - 1)) == 0 && self->queues[s->cls].first != NULL;
+}
 lz_inline bool foreign_wanted(const heap_t *self, const span_t *s) {
-  return LZ_HEAPS == 0 && (s->block_size & (LZ_CACHE_LINE - 1)) == 0 && s->kind == SPAN_SLAB &&
-         self->queues[s->cls].first != NULL;
+  return s->kind == SPAN_SLAB && foreign_wanted_slab(self, s);
 }
 
 /* A block whose first word looks like a free link (LZ_SECURE): in a chain
@@ -630,8 +634,14 @@ lz_text_hot bool remote_free_fast(heap_t *self, void *p, span_t *s) {
   lz_assert(s->kind == SPAN_SLAB && !span_packed(s));
   /* The empty heap (LZ_HEAP_EMPTY) has no fields beyond direct[], the
    * fast path's and queues[]: its slow_count says its tick is due, so the
-   * general path takes this entry without a compare of its own. */
-  if (c->heap == self || lz_secure2 ||
+   * general path takes this entry without a compare of its own. Free's
+   * fast path sent p here for a chunk map byte other than self's fast_id,
+   * and a heap with an id has it on every chunk of its own (internal.h,
+   * [chunk.heap]): only a heap without one (fast_id CHUNK_HEAP_NONE) reads
+   * the chunk's header for its owner, a line the others' frees leave
+   * alone (bench larson: 1 remote free in 5 missed it in L1 under
+   * callgrind's cache model). */
+  if ((self->fast_id == CHUNK_HEAP_NONE && c->heap == self) || lz_secure2 ||
       ((self->slow_count + 1) & (HEAP_TICK_EVERY - 1)) == 0)
     return false;
   /* A block boundary below the carved limit: s is the descriptor of p's
@@ -645,7 +655,7 @@ lz_text_hot bool remote_free_fast(heap_t *self, void *p, span_t *s) {
    * the general path's screens. */
   if (LZ_SECURE && word_maybe_link(b)) return false;
   self->slow_count++;
-  if (foreign_wanted(self, s)) {
+  if (foreign_wanted_slab(self, s)) {
     if (lz_unlikely(self->foreign == NULL || lz_numa_on)) return false; /* foreign_push: first list, node */
     span_t *f = &self->foreign[s->cls];
     if (lz_likely(f->flags & FOREIGN_INSTALLED)) {

@@ -6,8 +6,10 @@
  *      its own (the first 252 with ids, the rest without: every free
  *      slow), allocate and free small, medium and large blocks of their
  *      own and a small block of a neighbour's; each validates its heap
- *      (ids unique, the thread's copy of its id: lz_heap_validate), and
- *      bytes in use are back to the byte once all are gone and trimmed;
+ *      (ids unique, the thread's copy of its id: lz_heap_validate), the
+ *      neighbours' blocks are the only remote frees (a heap without an id
+ *      frees its own blocks as their owner), and bytes in use are back to
+ *      the byte once all are gone and trimmed;
  *   2. adoption: a thread started after another one exited takes over its
  *      heap (the next thread adopts the orphan) and frees the blocks the
  *      first thread left as its own: the validator passes in it (its id
@@ -26,6 +28,9 @@
 
 #ifndef LZ_HEAPS
 #define LZ_HEAPS 0
+#endif
+#ifndef LZ_STATS
+#define LZ_STATS 1
 #endif
 
 #define THREADS 300
@@ -88,6 +93,12 @@ static void test_many_heaps(void) {
   lz_trim(0);
   lz_stats_get(&st1);
   CHECKF(st1.in_use == st0.in_use, "in use %zu before, %zu after", st0.in_use, st1.in_use);
+  /* One remote free a thread, its neighbour's block: every other free is
+   * of its own blocks, also in a heap without an id, whose own chunks'
+   * bytes are no id either (remote.c reads their headers to tell). */
+  if (LZ_STATS && LZ_HEAPS == 0)
+    CHECKF(st1.remote_frees - st0.remote_frees == THREADS, "%llu remote frees, want %d",
+           (unsigned long long)(st1.remote_frees - st0.remote_frees), THREADS);
   lz_heap_validate(); /* every orphan (aborts on a broken invariant) */
   printf("many heaps: %d threads at once, own and neighbours' frees; in use back to %zu bytes\n", THREADS,
          st1.in_use);
