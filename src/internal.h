@@ -327,7 +327,7 @@ struct chunk_s;
  *        bump region at index >= capacity was never handed out), no block
  *        twice [span.list.boundary, span.list.carved, span.list.duplicate];
  *   block_size, inv, ibase and reserved follow from cls, npages
- *        (between class_first_slab_pages and class_slab_pages) and the
+ *        (between class_min_slab_pages and class_slab_pages) and the
  *        span's start (its first page, `page`) [span.cls, span.block_size,
  *        span.inv, span.npages, span.reserved];
  *   flags & SPAN_FULL  <=> the span is not linked in its class queue,
@@ -1223,6 +1223,7 @@ extern const uint8_t lz_direct_class[LZ_DIRECT_SLOTS];
 extern const uint8_t lz_class_high[LZ_SMALL_MAX / 64];
 uint32_t class_slab_pages(unsigned cls);
 uint32_t class_first_slab_pages(unsigned cls);
+uint32_t class_min_slab_pages(unsigned cls);
 
 /* chunkmap.c */
 extern _Atomic(uint8_t) lz_chunkmap_ends[LZ_CHUNKMAP_SIZE + 1]; /* [0]: none; [i + 1]: unit i */
@@ -1289,6 +1290,7 @@ uint64_t pages_purge_delay(const chunk_t *c, long delay);
 
 /* span.c: runs of pages inside a heap's chunks. */
 span_t *span_alloc(heap_t *heap, size_t npages, size_t align_pages, uint8_t kind);
+span_t *span_alloc_fit(heap_t *heap, size_t npages, size_t min_pages, size_t align_pages, uint8_t kind);
 void span_free(heap_t *heap, span_t *s);
 extern void (*lz_span_spares_release)(heap_t *heap, chunk_t *c); /* span.c: slab.c's, see there */
 bool span_grow(heap_t *heap, span_t *s, size_t more); /* medium: the following free pages */

@@ -64,3 +64,10 @@ uint32_t class_first_slab_pages(unsigned cls) {
   uint32_t need = (uint32_t)((8 * (size_t)lz_class_size[cls] + LZ_PAGE_SIZE - 1) >> LZ_PAGE_SHIFT);
   return need < slab_pages[cls] ? need : slab_pages[cls];
 }
+
+/* The fewest pages a slab of the class may have: one block's. A slab
+ * placed in a short run of free dirty pages (span.c, span_alloc_fit) may
+ * be smaller than the doubling asked for, down to this. */
+uint32_t class_min_slab_pages(unsigned cls) {
+  return (uint32_t)((lz_class_size[cls] + LZ_PAGE_SIZE - 1) >> LZ_PAGE_SHIFT);
+}

@@ -410,7 +410,9 @@ void slab_uncache(heap_t *heap, span_t *s) {
 }
 
 static span_t *slab_new(heap_t *heap, unsigned cls) {
-  /* First slab small, then doubling up to the class's full slab. */
+  /* First slab small, then doubling up to the class's full slab; fewer
+   * pages (down to one block's) where free dirty pages would otherwise
+   * wait beside clean ones (span.c, span_alloc_fit). */
   size_t pages = (size_t)class_first_slab_pages(cls) << (heap->slabs_made[cls] < 7 ? heap->slabs_made[cls] : 7);
   if (pages > class_slab_pages(cls)) pages = class_slab_pages(cls);
   if (lz_unlikely(heap->startup)) {
@@ -418,8 +420,9 @@ static span_t *slab_new(heap_t *heap, unsigned cls) {
     if (heap->startup_pages >= LZ_STARTUP_PAGES) slab_startup_end(heap);
   }
   if (heap->slabs_made[cls] < UINT8_MAX) heap->slabs_made[cls]++;
-  span_t *s = span_alloc(heap, pages, 1, SPAN_SLAB);
+  span_t *s = span_alloc_fit(heap, pages, class_min_slab_pages(cls), 1, SPAN_SLAB);
   if (s == NULL) return NULL;
+  pages = s->npages;
   uint32_t bs = lz_class_size[cls];
   span_set_block_size(s, bs);
   s->reserved = (uint16_t)((pages << LZ_PAGE_SHIFT) / bs);

@@ -53,7 +53,7 @@ static int64_t slab_check(const heap_t *heap, const span_t *s, seen_t *seen) {
   V(s->cls >= 1 && s->cls < LZ_CLASSES, "span.cls", s);
   V(s->block_size == lz_class_size[s->cls], "span.block_size", s);
   V(s->inv == block_inv_slab(s->block_size) && s->ibase == (uint32_t)(uintptr_t)span_start(s) * s->inv, "span.inv", s);
-  V(s->npages >= class_first_slab_pages(s->cls) && s->npages <= class_slab_pages(s->cls), "span.npages", s);
+  V(s->npages >= class_min_slab_pages(s->cls) && s->npages <= class_slab_pages(s->cls), "span.npages", s);
   V(s->reserved == ((size_t)s->npages << LZ_PAGE_SHIFT) / s->block_size, "span.reserved", s);
   V(s->reserved <= sizeof seen->bits * 8, "span.reserved", s);
   V(s->capacity <= s->reserved, "span.capacity", s);

@@ -11,7 +11,8 @@
  *   purge      a forced purge gives back exactly the free dirty pages and
  *              clears their dirty bits, never a page of a live span;
  *   placement  a slab or a medium span takes free dirty pages of an older
- *              chunk before clean pages of the newest;
+ *              chunk before clean pages of the newest; a slab that may be
+ *              smaller takes a shorter run of them (down to its least);
  *   mcache     a cached medium span serves requests at most a sixteenth
  *              smaller; the medium cache goes back when a look finds it unused
  *              for the purge delay, never while used between looks; the
@@ -574,6 +575,59 @@ static void test_place_dirty(heap_t *heap, uint8_t kind) {
          kind == SPAN_SLAB ? "slab" : "medium span", clean ? "clean" : "dirty",
          got == fresh ? "newest" : got == old ? "same" : "other");
   lz_heap_validate();
+}
+
+/* ---- a slab on a short dirty run (span.c, span_alloc_fit) ---------------- */
+/* A slab asked for 16 pages, that may take as few as min_pages, whose
+ * first fit is clean pages of the newest chunk, takes a run of 5 free
+ * dirty pages of an older chunk (its npages then 5) if min_pages <= 5, and
+ * the 16 clean pages if not. Set up as test_place_dirty. */
+static void place_short(heap_t *heap, size_t min_pages) {
+  lz_trim(0);
+  heap_enter(heap);
+  span_t *d = span_alloc(heap, 5, 1, SPAN_MEDIUM);
+  CHECK(d != NULL);
+  chunk_t *old = span_chunk(d);
+  size_t dpage = d->page;
+  span_t *big[8];
+  int nbig = 0;
+  chunk_t *fresh;
+  do {
+    CHECK(nbig < 8);
+    big[nbig] = span_alloc(heap, LZ_USABLE_PAGES - 16, 1, SPAN_MEDIUM);
+    CHECK(big[nbig] != NULL);
+    fresh = span_chunk(big[nbig++]);
+  } while (fresh == old || heap->chunks != fresh || fresh->free_pages != 16);
+  d->used = 0;
+  span_free(heap, d);
+  CHECK(!page_free(old, dpage + 5)); /* the dirty run is d's 5 pages */
+  for (size_t i = dpage; i < dpage + 5; i++) CHECK(page_free(old, i) && page_dirty(old, i));
+  span_t *s = span_alloc_fit(heap, 16, min_pages, 1, SPAN_SLAB);
+  CHECK(s != NULL);
+  chunk_t *got = span_chunk(s);
+  size_t page = s->page, npages = s->npages;
+  bool clean = (s->flags & SPAN_ZERO) != 0;
+  span_free(heap, s);
+  for (int i = 0; i < nbig; i++) {
+    big[i]->used = 0;
+    span_free(heap, big[i]);
+  }
+  heap_leave(heap);
+  if (min_pages <= 5)
+    CHECKF(got == old && page == dpage && npages == 5 && !clean,
+           "a slab of 16 pages (at least %zu) took %zu %s pages of the %s chunk while 5 dirty ones waited",
+           min_pages, npages, clean ? "clean" : "dirty", got == fresh ? "newest" : got == old ? "older" : "other");
+  else
+    CHECKF(got == fresh && npages == 16 && clean, "a slab of 16 pages (at least %zu) took %zu pages of the %s chunk",
+           min_pages, npages, got == old ? "older" : "other");
+  lz_heap_validate();
+}
+
+static void test_place_short(heap_t *heap) {
+  if (opt_get(OPT_PURGE_DELAY) == 0) return; /* freed pages go back at once: none stay dirty */
+  place_short(heap, 2);
+  place_short(heap, 5);
+  place_short(heap, 6);
 }
 
 /* ---- the fit memo (span.c) ----------------------------------------------- */
@@ -1415,6 +1469,7 @@ int main(void) {
   test_purge(heap);
   test_place_dirty(heap, SPAN_SLAB);
   test_place_dirty(heap, SPAN_MEDIUM);
+  test_place_short(heap);
   test_fit(heap);
   test_region(heap); /* and the pool's, outside a full region */
   if (LZ_STATS) expect_caught("stats.in_use", brk_in_use);

@@ -45,6 +45,9 @@ int main(void) {
     /* A heap's first slab of the class: at least 8 blocks, at most the full slab. */
     size_t first = (size_t)class_first_slab_pages(c) << LZ_PAGE_SHIFT;
     CHECK(first >= LZ_PAGE_SIZE && first <= slab && first / bs >= 8);
+    /* The least a slab of the class may have (span_alloc_fit): one block's pages. */
+    size_t least = (size_t)class_min_slab_pages(c) << LZ_PAGE_SHIFT;
+    CHECK(least >= bs && least - bs < LZ_PAGE_SIZE && least <= first);
     /* The fast path's block index (a slab's scaled inverse, a constant
      * rotation) is exact for every offset a slab of the class can have:
      * the block number at a boundary, and at least the most blocks any
