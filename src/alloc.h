@@ -91,6 +91,14 @@ lz_inline void *malloc_fast(size_t size) {
   return heap_malloc_refill(size, heap, s);
 }
 
+/* The head of the list malloc's fast path pops for size (<= LZ_DIRECT_MAX)
+ * taken, or NULL (an empty or corrupted head: the caller's slow path):
+ * calloc's and the aligned allocations' fast paths (api.c). */
+lz_inline void *direct_pop(heap_t *heap, size_t size) {
+  span_t *s = heap->direct[(size + 15) >> 4];
+  return lz_likely(list_head_ok(s->free)) ? span_pop(s) : NULL;
+}
+
 /* free_fast_to: the free fast path whose slow calls are `own` (a pointer
  * into a chunk of the caller's heap, with the span its page maps to),
  * `page` (into another of our chunks, with the caller's heap) and `other`

@@ -35,8 +35,8 @@ lz_text_hot static void *calloc_body(size_t n, size_t size) {
   }
   if (lz_likely(total <= LZ_DIRECT_MAX) &&
       lz_likely(atomic_load_explicit(&lz_atfork_state, memory_order_relaxed) != ATFORK_PENDING)) {
-    span_t *s = lz_heap_tls->direct[(total + 15) >> 4];
-    if (lz_likely(list_head_ok(s->free))) return memset(span_pop(s), 0, total); /* a tail call */
+    void *p = direct_pop(lz_heap_tls, total);
+    if (lz_likely(p != NULL)) return memset(p, 0, total); /* a tail call */
   }
   return calloc_slow(total);
 }
@@ -61,14 +61,14 @@ lz_text_hot static void *realloc_body(void *p, size_t size) {
 static inline bool is_pow2(size_t x) { return x != 0 && (x & (x - 1)) == 0; }
 
 /* alignment: a power of two. Up to LZ_DIRECT_MAX, malloc's pop from the
- * list of the size rounded up to a multiple of alignment, if its head is
- * aligned: every block of a slab whose class size is a multiple of the
- * alignment is (a slab starts on a page), and every class up to 1024 B
- * that is a multiple of 32 B is the first class at least as big as any
- * size that rounds up to it (sizeclass.c), which is heap_malloc_aligned's
- * choice too; the head's test covers what else a list may hold (a
- * start-up class, a foreign list). Anything else, or an empty list: the
- * slow path. */
+ * list of the size rounded up to a multiple of alignment: that size's
+ * class is the first at least as big that is a multiple of alignment
+ * (heap_malloc_aligned's choice too), and so is the power of two start-up
+ * serves it with (tests/test_sizeclass.c checks both for every alignment
+ * and size); a slab starts on a page, so each of its blocks is aligned,
+ * and every list direct[] names holds blocks of such slabs alone
+ * (internal.h, heap_t: a class's first span or its foreign list; packed
+ * spans never). Anything else, or an empty list: the slow path. */
 lz_text_hot static lz_noinline void *aligned_slow(heap_t *heap, size_t size, size_t alignment) {
   return heap_malloc_aligned(heap, size, alignment); /* inlined here, not into the fast path's frame */
 }
@@ -78,9 +78,10 @@ lz_text_hot static lz_noinline void *aligned_body(size_t alignment, size_t size)
   heap_t *heap = lz_heap_tls;
   if (lz_likely(size <= LZ_DIRECT_MAX && alignment <= LZ_DIRECT_MAX)) {
     size_t r = ((size != 0 ? size : 1) + alignment - 1) & ~(alignment - 1);
-    if (r <= LZ_DIRECT_MAX) {
-      span_t *s = heap->direct[(r + 15) >> 4];
-      if (lz_likely(list_head_ok(s->free) && ((uintptr_t)s->free & (alignment - 1)) == 0)) return span_pop(s);
+    void *p = r <= LZ_DIRECT_MAX ? direct_pop(heap, r) : NULL;
+    if (lz_likely(p != NULL)) {
+      lz_assert(((uintptr_t)p & (alignment - 1)) == 0);
+      return p;
     }
   }
   return aligned_slow(heap, size, alignment);

@@ -525,6 +525,29 @@ static void test_purge(heap_t *heap) {
 }
 
 /* ---- span placement: free dirty pages first --------------------------------- */
+/* The set-up of the placement tests below: after `old`'s chunk, spans of
+ * all but 16 pages of a chunk until one takes a new chunk, whose 16 pages
+ * left are clean: the newest, where first fit looks first (earlier ones
+ * fill chunks with room). Returns their count (in big[8]) and that chunk. */
+static int place_fill(heap_t *heap, const chunk_t *old, span_t **big, chunk_t **fresh) {
+  int nbig = 0;
+  do {
+    CHECK(nbig < 8);
+    big[nbig] = span_alloc(heap, LZ_USABLE_PAGES - 16, 1, SPAN_MEDIUM);
+    CHECK(big[nbig] != NULL);
+    *fresh = span_chunk(big[nbig++]);
+  } while (*fresh == old || heap->chunks != *fresh || (*fresh)->free_pages != 16);
+  return nbig;
+}
+
+/* Frees place_fill's spans. */
+static void place_unfill(heap_t *heap, span_t **big, int nbig) {
+  for (int i = 0; i < nbig; i++) {
+    big[i]->used = 0;
+    span_free(heap, big[i]);
+  }
+}
+
 /* A slab or a medium span (kind) is placed on free pages that are still
  * resident (dirty) in an older chunk before the clean pages of the newest
  * one (span.c, span_find_dirty: among the 4 newest chunks). After a trim,
@@ -539,18 +562,9 @@ static void test_place_dirty(heap_t *heap, uint8_t kind) {
   CHECK(d != NULL);
   chunk_t *old = span_chunk(d);
   size_t dpage = d->page;
-  /* Spans of all but 16 pages of a chunk until one takes a new chunk,
-   * whose 16 pages left are clean: the newest, where first fit looks
-   * first (earlier ones fill chunks with room). */
   span_t *big[8];
-  int nbig = 0;
   chunk_t *fresh;
-  do {
-    CHECK(nbig < 8);
-    big[nbig] = span_alloc(heap, LZ_USABLE_PAGES - 16, 1, SPAN_MEDIUM);
-    CHECK(big[nbig] != NULL);
-    fresh = span_chunk(big[nbig++]);
-  } while (fresh == old || heap->chunks != fresh || fresh->free_pages != 16);
+  int nbig = place_fill(heap, old, big, &fresh);
   for (size_t i = LZ_HEADER_PAGES; i < LZ_CHUNK_PAGES; i++)
     if (page_free(fresh, i)) CHECK(!page_dirty(fresh, i));
   int pos = 0; /* old among the newest chunks, which the placement looks at (span.c) */
@@ -565,10 +579,7 @@ static void test_place_dirty(heap_t *heap, uint8_t kind) {
   size_t page = s->page;
   bool clean = (s->flags & SPAN_ZERO) != 0;
   span_free(heap, s);
-  for (int i = 0; i < nbig; i++) {
-    big[i]->used = 0;
-    span_free(heap, big[i]);
-  }
+  place_unfill(heap, big, nbig);
   heap_leave(heap);
   CHECKF(got == old && page == dpage && !clean,
          "a %s took %s pages of the %s chunk while 8 dirty ones waited in an older chunk",
@@ -590,14 +601,8 @@ static void place_short(heap_t *heap, size_t min_pages) {
   chunk_t *old = span_chunk(d);
   size_t dpage = d->page;
   span_t *big[8];
-  int nbig = 0;
   chunk_t *fresh;
-  do {
-    CHECK(nbig < 8);
-    big[nbig] = span_alloc(heap, LZ_USABLE_PAGES - 16, 1, SPAN_MEDIUM);
-    CHECK(big[nbig] != NULL);
-    fresh = span_chunk(big[nbig++]);
-  } while (fresh == old || heap->chunks != fresh || fresh->free_pages != 16);
+  int nbig = place_fill(heap, old, big, &fresh);
   d->used = 0;
   span_free(heap, d);
   CHECK(!page_free(old, dpage + 5)); /* the dirty run is d's 5 pages */
@@ -608,10 +613,7 @@ static void place_short(heap_t *heap, size_t min_pages) {
   size_t page = s->page, npages = s->npages;
   bool clean = (s->flags & SPAN_ZERO) != 0;
   span_free(heap, s);
-  for (int i = 0; i < nbig; i++) {
-    big[i]->used = 0;
-    span_free(heap, big[i]);
-  }
+  place_unfill(heap, big, nbig);
   heap_leave(heap);
   if (min_pages <= 5)
     CHECKF(got == old && page == dpage && npages == 5 && !clean,

@@ -19,6 +19,16 @@ int main(void) {
     /* malloc's fast path: the thread-local queue slots (internal.h, lz_tls_t). */
     if (s > LZ_DIRECT_MAX && s <= LZ_SLAB_MAX) CHECK(lz_tls.queue_slot[(s - 1) >> 6] == 2 * c);
   }
+  /* Aligned allocations' fast path (api.c, aligned_body): a size rounded
+   * up to a multiple of an alignment above 16 B maps to a class that is a
+   * multiple of it, and so does start-up's power of two for that class
+   * (slab.c, slab_class_for), so every block of its slabs is aligned. */
+  for (size_t a = 32; a <= LZ_DIRECT_MAX; a *= 2)
+    for (size_t r = a; r <= LZ_DIRECT_MAX; r += a) {
+      uint32_t bs = lz_class_size[lz_direct_class[(r + 15) >> 4]];
+      uint32_t p2 = bs <= 16 ? 16 : 1u << (32 - __builtin_clz(bs - 1));
+      CHECK(bs % a == 0 && lz_class_size[size_to_class(p2)] % a == 0);
+    }
   /* A power of two plus sqlite's headers (its 1024 + 8 B records, its
    * 4096 + 272 B cache pages: tens of MB of them in bench sqlite) takes
    * at most 1 % and 2 % more. */
