@@ -116,6 +116,9 @@ lz_inline void free_fast_to(void *p, void (*own)(void *, span_t *), void (*page)
   if (lz_likely(rel < lz_tls.rend)) {
     s = (span_t *)lz_load_relaxed(&lz_tls.rmap[rel >> LZ_PAGE_SHIFT], span_t *);
   } else {
+    /* free(NULL) reads no map page: the map's first page is not on a
+     * page the process touches anyway (chunkmap.c). */
+    if (lz_unlikely(a == 0)) return;
     heap_t *heap = lz_heap_tls;
     /* The unit after p's, whose base is the end of p's chunk: the map is
      * indexed by it (lz_chunkmap_ends: unit i's byte at i + 1). */

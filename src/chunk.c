@@ -85,7 +85,7 @@ static size_t bitmap_popcount_clean(const chunk_t *c) {
 /* Counted out before its munmap (as large.c's ranges): a thread
  * descheduled in between (the janitor trimming the pool) leaves no chunk
  * that nothing can use any more counted as mapped. */
-static void chunk_unmap(chunk_t *c) {
+static lz_noinline void chunk_unmap(chunk_t *c) { /* cold: not inlined into chunk_release */
   atomic_fetch_sub_explicit(&lz_chunks_mapped, 1, memory_order_relaxed);
   atomic_fetch_sub_explicit(&lz_bytes_decommitted, bitmap_popcount_clean(c) * LZ_PAGE_SIZE,
                             memory_order_relaxed);
@@ -108,7 +108,7 @@ void chunk_unit_source(uintptr_t (*fn)(unsigned node)) { unit_source = fn; }
  * first. NULL (the unit unmapped) if the kernel refuses. */
 static chunk_t *chunk_from_unit(uintptr_t unit) {
   chunk_t *c = (chunk_t *)unit;
-  if (os_decommit(c, LZ_HEADER_BASE_PAGES * LZ_PAGE_SIZE) != 0) {
+  if (!chunkmap_prepare(unit) || os_decommit(c, LZ_HEADER_BASE_PAGES * LZ_PAGE_SIZE) != 0) {
     os_unmap(c, LZ_CHUNK_SIZE);
     return NULL;
   }
@@ -222,7 +222,7 @@ lz_text_hot static lz_noinline chunk_t *region_commit(heap_t *heap) {
   }
   if (heap->rcarved == LZ_REGION_CHUNKS) return NULL;
   chunk_t *c = (chunk_t *)(heap->rbase + ((uintptr_t)heap->rcarved << LZ_CHUNK_SHIFT));
-  if (os_protect_rw(c, LZ_CHUNK_SIZE) != 0) return NULL;
+  if (!chunkmap_prepare((uintptr_t)c) || os_protect_rw(c, LZ_CHUNK_SIZE) != 0) return NULL;
   return c;
 }
 
@@ -338,6 +338,10 @@ lz_text_hot chunk_t *chunk_alloc(heap_t *heap) {
     if (c == NULL) {
       unit = 0;
       c = os_map_aligned(LZ_CHUNK_SIZE, LZ_CHUNK_SIZE);
+      if (c != NULL && !chunkmap_prepare((uintptr_t)c)) {
+        os_unmap(c, LZ_CHUNK_SIZE);
+        c = NULL;
+      }
       if (c == NULL) {
         heap->as_tight = true; /* slabs best fit from now on (span.c) */
         return NULL;

@@ -1069,6 +1069,7 @@ void *os_reserve_aligned(size_t size, size_t align); /* PROT_NONE, aligned */
 bool os_address_space_limited(void);                 /* RLIMIT_AS finite */
 void *os_map_aligned(size_t size, size_t align);/* as os_map, base aligned */
 int os_map_at(void *p, size_t size);            /* as os_map at p, if nothing is mapped there */
+int os_remap_uncharged(void *p, size_t size, bool readable); /* zero-fill, not writable, in place: 0 or errno */
 int os_unmap(void *p, size_t size);
 int os_decommit(void *p, size_t size);          /* contents become zero */
 typedef struct os_range_s {
@@ -1226,9 +1227,15 @@ uint32_t class_first_slab_pages(unsigned cls);
 uint32_t class_min_slab_pages(unsigned cls);
 
 /* chunkmap.c */
-extern _Atomic(uint8_t) lz_chunkmap_ends[LZ_CHUNKMAP_SIZE + 1]; /* [0]: none; [i + 1]: unit i */
+#define LZ_CHUNKMAP_BYTES (LZ_CHUNKMAP_SIZE + LZ_PAGE_SIZE) /* whole pages, [0] and the units' */
+extern _Atomic(uint8_t) lz_chunkmap_ends[LZ_CHUNKMAP_BYTES]; /* [0]: none; [i + 1]: unit i */
 #define lz_chunkmap (lz_chunkmap_ends + 1)
 extern _Atomic(uintptr_t) lz_chunkmap_lo, lz_chunkmap_hi; /* units ever marked lie in [lo, hi] */
+void chunkmap_init(void);
+/* Before memory obtained at chunk_base (a 2 MiB unit) is marked: its map
+ * page made writable. false: refused (out of memory: the caller gives
+ * the memory back and fails). */
+bool chunkmap_prepare(uintptr_t chunk_base);
 void chunkmap_set(uintptr_t chunk_base, uint8_t kind);
 /* The byte of a's unit as written (a heap id for a chunk of its spans). */
 lz_inline uint8_t chunkmap_byte(uintptr_t a) {

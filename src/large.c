@@ -109,11 +109,19 @@ static large_t *desc_get(uintptr_t u) {
   return leaf == NULL ? NULL : &leaf[u & (DESC_LEAF_SIZE - 1)];
 }
 
-/* As desc_get, making the leaf if needed (NULL if out of memory). */
-static large_t *desc_make(uintptr_t u) {
-  if (u >= LZ_CHUNKMAP_SIZE) return NULL;
+/* As desc_get, making the leaf if needed (NULL if out of memory). A
+ * unit's descriptor is made before its chunk map byte is first written
+ * (a block's first unit), so its map page is made writable here
+ * (chunkmap.c): a leaf's units have their bytes on one map page but the
+ * last, whose byte begins the next (the map is one byte on), so that page
+ * when the leaf is made and the next one for the last unit. */
+static lz_noinline large_t *desc_make_slow(uintptr_t u) {
+  _Static_assert(DESC_LEAF_SIZE == LZ_PAGE_SIZE, "a map page holds the bytes of a leaf's units");
+  uintptr_t first = u & ~(uintptr_t)(DESC_LEAF_SIZE - 1);
+  if (u >= LZ_CHUNKMAP_SIZE || !chunkmap_prepare(u << LZ_CHUNK_SHIFT)) return NULL;
   large_t *d = desc_get(u);
   if (d != NULL) return d;
+  if (!chunkmap_prepare(first << LZ_CHUNK_SHIFT)) return NULL; /* before the leaf is published */
   size_t bytes = DESC_LEAF_SIZE * sizeof(large_t);
   large_t *leaf = os_map(bytes);
   if (leaf == NULL) return NULL;
@@ -124,6 +132,11 @@ static large_t *desc_make(uintptr_t u) {
     leaf = expect;
   }
   return &leaf[u & (DESC_LEAF_SIZE - 1)];
+}
+
+static inline large_t *desc_make(uintptr_t u) {
+  large_t *d = desc_get(u);
+  return lz_likely(d != NULL && (u & (DESC_LEAF_SIZE - 1)) != DESC_LEAF_SIZE - 1) ? d : desc_make_slow(u);
 }
 
 large_t *large_lookup(uintptr_t a, bool *freed) {

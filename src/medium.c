@@ -441,7 +441,7 @@ lz_inline void medium_unuse(span_t *s) {
  * room once by giving a span back; else gives s back. Heap lock held.
  * Hot text (internal.h, lz_text_hot) with medium_release_locked: every
  * program that frees more medium blocks than the cache holds runs them. */
-lz_text_hot static void medium_release(heap_t *heap, span_t *s) {
+lz_text_hot static lz_noinline void medium_release(heap_t *heap, span_t *s) { /* one copy */
   size_t bytes = (size_t)s->npages << LZ_PAGE_SHIFT;
   if (medium_cacheable(heap, s)) {
     if (heap->mcache_mask == MCACHE_FULL || heap->mcache_bytes + bytes > LZ_MEDIUM_CACHE_BYTES) {

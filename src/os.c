@@ -206,6 +206,18 @@ int os_map_at(void *p, size_t size) {
   return rc;
 }
 
+/* [p, p + size), page-aligned, replaced by zero-fill memory that is not
+ * writable, read-only or inaccessible (writable private memory counts
+ * against the commit limit, resident or not; this counts nothing): 0 or
+ * an errno value. */
+int os_remap_uncharged(void *p, size_t size, bool readable) {
+  int e = errno;
+  void *r = mmap(p, size, readable ? PROT_READ : PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+  int rc = r == MAP_FAILED ? errno : 0;
+  errno = e;
+  return rc;
+}
+
 /* A call that returns 0 or -1 with errno: 0 or its errno value, the
  * caller's errno left as it was (the contract above). */
 #define OS_RESULT(call)                       \
@@ -283,7 +295,7 @@ lz_text_thread int os_protect_none(void *p, size_t size) {
   return OS_RESULT(mprotect(p, size, PROT_NONE));
 }
 
-lz_text_hot int os_protect_rw(void *p, size_t size) {
+lz_text_hot lz_noinline int os_protect_rw(void *p, size_t size) { /* one copy */
   return OS_RESULT(mprotect(p, size, PROT_READ | PROT_WRITE));
 }
 

@@ -103,7 +103,7 @@ __attribute__((unused)) static int ro_segs_cb(struct dl_phdr_info *info, size_t 
     const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
     if (ph->p_type != PT_LOAD || (ph->p_flags & PF_W)) continue;
     ro_segs[ro_nsegs].lo = ph->p_vaddr & ~(uintptr_t)4095;
-    ro_segs[ro_nsegs].hi = (ph->p_vaddr + ph->p_memsz + 4095) & ~(uintptr_t)4095;
+    ro_segs[ro_nsegs].hi = (ph->p_vaddr + ph->p_filesz + 4095) & ~(uintptr_t)4095;
     ro_nsegs++;
   }
   return 1;

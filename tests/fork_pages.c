@@ -215,7 +215,7 @@ static int ro_segs_cb(struct dl_phdr_info *info, size_t size, void *arg) {
     const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
     if (ph->p_type != PT_LOAD || (ph->p_flags & PF_W)) continue;
     ro_segs[ro_nsegs].lo = (info->dlpi_addr + ph->p_vaddr) & ~(uintptr_t)4095;
-    ro_segs[ro_nsegs].hi = (info->dlpi_addr + ph->p_vaddr + ph->p_memsz + 4095) & ~(uintptr_t)4095;
+    ro_segs[ro_nsegs].hi = (info->dlpi_addr + ph->p_vaddr + ph->p_filesz + 4095) & ~(uintptr_t)4095;
     ro_nsegs++;
   }
   return 1;

@@ -134,6 +134,25 @@ static TU_UNUSED size_t tu_pagemap_count(uintptr_t lo, uintptr_t hi, uint64_t bi
   return count;
 }
 
+/* Bytes of [lo, hi) counted against the system's commit limit: the
+ * mappings there whose VmFlags (smaps) say "ac", accountable (private
+ * writable memory, resident or not, and what was so when mapped). */
+static TU_UNUSED size_t tu_charged_bytes(uintptr_t lo, uintptr_t hi) {
+  size_t n = tu_read_proc("/proc/self/smaps"), total = 0;
+  const char *at = tu_proc_buf;
+  tu_smaps_entry_t e;
+  while (tu_smaps_next(&at, n, &e)) {
+    unsigned long a, b;
+    if (sscanf(e.head, "%lx-%lx", &a, &b) != 2 || b <= lo || a >= hi) continue;
+    const char *f = memmem(e.head, (size_t)(e.end - e.head), "VmFlags:", 8);
+    if (f == NULL) continue;
+    const char *eol = memchr(f, '\n', (size_t)(e.end - f));
+    if (memmem(f, (size_t)((eol ? eol : e.end) - f), " ac", 3) == NULL) continue;
+    total += (b < hi ? b : hi) - (a > lo ? a : lo);
+  }
+  return total;
+}
+
 /* The library's file and load address, from the loader: 1 if found. */
 typedef struct {
   const char *path;

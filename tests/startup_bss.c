@@ -2,17 +2,26 @@
  * read-only data that a process which allocates a little makes resident
  * (API).
  *
- * The .bss holds the big zero-filled tables (the chunk map, 64 MiB of
- * address space; large.c's descriptor directory, 128 KiB) and whatever
- * small variable the linker puts between or after them. A small variable
- * that start-up, the first allocations or a fork child writes costs every
+ * The .bss holds large.c's descriptor directory (128 KiB) and whatever
+ * small variable the linker puts around it. A small variable that
+ * start-up, the first allocations or a fork child writes costs every
  * process a page fault and a page of its own (and a fork child a page
  * copy): those live with the hot variables in .data (lz_hot, internal.h).
- * So after start-up and blocks of a few sizes, the only page of the .bss
- * written is the chunk map's page holding the byte of the one chunk; and
- * the only page touched at all (mincore, which also sees pages only read)
- * once free(NULL) has read the chunk map's first bytes, which lie in the
- * hot variables' page (internal.h, lz_bss_late).
+ * So after start-up and blocks of a few sizes no page of the .bss is
+ * touched at all (mincore, which also sees pages only read), free(NULL)
+ * included.
+ *
+ * The chunk map (64 MiB of address space) is the zero-fill tail of the
+ * library's read-only segment (src/chunkmap.c, cmake/layout.ld): of it,
+ * the process touches and writes one page, the one holding the byte of
+ * its one chunk (free(NULL) reads none).
+ *
+ * Commit: the library's memory counted against the system's commit limit
+ * (smaps VmFlags "ac": writable private memory, resident or not) is its
+ * writable segment up to the padding that ends its span (which start-up
+ * makes inaccessible: src/start.c) and the map's pages written, nothing
+ * more: with the map in .bss every process was charged 64 MiB, with the
+ * padding writable 1.6 MiB.
  *
  * Before its first allocation (and with no option set), a process has
  * written two of the library's file-backed writable pages: the RELRO page
@@ -69,6 +78,58 @@ static void bss_range(uintptr_t *lo, uintptr_t *hi) {
   *hi = d.hi;
 }
 
+/* The chunk map's pages: [lo, hi). */
+static void map_range(uintptr_t *lo, uintptr_t *hi) {
+  CHECKF(tu_lib_section(".lzmalloc_map", lo, hi), "the library has no .lzmalloc_map section (cmake/layout.ld)");
+}
+
+/* Pages of [lo, hi) the process has touched, read or written (mincore). */
+static long touched_pages(uintptr_t lo, uintptr_t hi) {
+  static unsigned char vec[1 << 16];
+  size_t pages = (hi - lo) / 4096;
+  CHECKF(pages <= sizeof vec, "%zu pages to look at", pages);
+  CHECK(mincore((void *)lo, hi - lo, vec) == 0);
+  long touched = 0;
+  for (size_t i = 0; i < pages; i++) touched += vec[i] & 1;
+  return touched;
+}
+
+/* The library's span (its loadable segments): [lo, hi). */
+static uintptr_t span_lo, span_hi;
+static int span_cb(struct dl_phdr_info *info, size_t size, void *arg) {
+  (void)size;
+  (void)arg;
+  if (info->dlpi_name == NULL || strstr(info->dlpi_name, "liblzmalloc") == NULL) return 0;
+  span_lo = UINTPTR_MAX;
+  for (int i = 0; i < info->dlpi_phnum; i++) {
+    const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+    if (ph->p_type != PT_LOAD) continue;
+    uintptr_t a = info->dlpi_addr + ph->p_vaddr, b = a + ph->p_memsz;
+    if (a < span_lo) span_lo = a & ~(uintptr_t)4095;
+    if (b > span_hi) span_hi = (b + 4095) & ~(uintptr_t)4095;
+  }
+  return 1;
+}
+
+/* The commit check (see the top): the library's charged bytes against
+ * its writable segment up to the padding and the map's pages written. */
+static void check_charged(const char *when) {
+  CHECK(dl_iterate_phdr(span_cb, NULL) == 1);
+  tu_lib_data_t d;
+  CHECK(tu_lib_data(&d));
+  uintptr_t elo, ehi, mlo, mhi;
+  CHECKF(tu_lib_section(".bss.lzmalloc_end", &elo, &ehi), "the library has no .bss.lzmalloc_end section");
+  map_range(&mlo, &mhi);
+  size_t map_written = tu_pagemap_count(mlo, mhi, TU_PM_PRESENT | TU_PM_EXCLUSIVE);
+  size_t charged = tu_charged_bytes(span_lo, span_hi), want = (ehi - d.lo) + map_written * 4096;
+  CHECKF(charged <= want,
+         "%s: %zu KiB of the library's memory counts against the commit limit (want at most %zu KiB: its "
+         "writable segment up to the padding, %zu KiB, and the chunk map's %zu pages written)",
+         when, charged / 1024, want / 1024, (size_t)(ehi - d.lo) / 1024, map_written);
+  printf("startup_bss: %s: %zu KiB charged (writable data %zu KiB, chunk map pages written %zu)\n", when,
+         charged / 1024, (size_t)(ehi - d.lo) / 1024, map_written);
+}
+
 /* Resident kB of the .bss: pages written (present and this process's
  * own; a page only read maps the shared zero page). */
 static long bss_rss_kb(void) {
@@ -82,13 +143,7 @@ static long bss_rss_kb(void) {
 static long bss_touched_pages(void) {
   uintptr_t lo, hi;
   bss_range(&lo, &hi);
-  static unsigned char vec[1 << 16];
-  size_t pages = (hi - lo) / 4096;
-  CHECKF(pages <= sizeof vec, "the .bss spans %zu pages", pages);
-  CHECK(mincore((void *)lo, hi - lo, vec) == 0);
-  long touched = 0;
-  for (size_t i = 0; i < pages; i++) touched += vec[i] & 1;
-  return touched;
+  return touched_pages(lo, hi);
 }
 
 /* Pages of the library's writable segment up to its file's end that the
@@ -214,7 +269,7 @@ int main(void) {
   CHECKF(faults == 0, "freeing blocks of a full and of an emptied slab took %ld page faults (the clock read through the vDSO: its data page, libc's code)", faults);
   for (int i = 1; i < PAGE_BLOCKS; i += 2) free(pb[i]);
   void *volatile null = NULL; /* a call the compiler cannot drop */
-  free(null); /* reads the chunk map's first bytes: they share the hot variables' page */
+  free(null); /* reads no page of the chunk map */
   if (idle_written >= 0 && !option_set()) {
     long busy_written = data_pages_written();
     CHECKF(busy_written <= 2,
@@ -226,10 +281,19 @@ int main(void) {
   CHECKF(ro == 0, "start-up and a few allocations mapped %ld pages of the library's .rodata (-1: not found)", ro);
 #endif
   long kb = bss_rss_kb();
-  CHECKF(kb <= 4, "start-up and a few allocations made %ld kB of the library's .bss resident (at most 4: the chunk map's page)", kb);
+  CHECKF(kb == 0, "start-up and a few allocations made %ld kB of the library's .bss resident (want 0)", kb);
   long touched = bss_touched_pages();
-  CHECKF(touched == 1, "start-up, a few allocations and free(NULL) touched %ld pages of the library's .bss (want 1: the chunk map's page of the chunk)", touched);
-  printf("startup_bss: %ld kB of the .bss resident, %ld page touched\n", kb, touched);
+  CHECKF(touched == 0, "start-up, a few allocations and free(NULL) touched %ld pages of the library's .bss (want 0)", touched);
+  uintptr_t mlo, mhi;
+  map_range(&mlo, &mhi);
+  long map_touched = touched_pages(mlo, mhi);
+  long map_written = (long)tu_pagemap_count(mlo, mhi, TU_PM_PRESENT | TU_PM_EXCLUSIVE);
+  CHECKF(map_touched == 1 && map_written == 1,
+         "start-up, a few allocations and free(NULL) touched %ld pages of the chunk map and wrote %ld (want 1 and 1: "
+         "the page of the chunk's byte)", map_touched, map_written);
+  printf("startup_bss: %ld kB of the .bss resident, %ld pages touched; chunk map: %ld page touched\n", kb, touched,
+         map_touched);
+  check_charged("after a few allocations");
 
   CHECK(sem_init(&thread_allocated, 0, 0) == 0 && sem_init(&thread_free, 0, 0) == 0 &&
         sem_init(&thread_go, 0, 0) == 0);
@@ -250,9 +314,12 @@ int main(void) {
     usleep(10000);
   }
   touched = bss_touched_pages();
-  CHECKF(touched <= 2, "a thread's heap and the background thread's passes touched %ld pages of the library's .bss (at most 2: the chunk map's)", touched);
+  CHECKF(touched == 0, "a thread's heap and the background thread's passes touched %ld pages of the library's .bss (want 0)", touched);
+  map_touched = touched_pages(mlo, mhi);
+  CHECKF(map_touched <= 2, "a thread's heap and the background thread's passes touched %ld pages of the chunk map (at most 2: the thread's chunks may have their bytes on the next page)", map_touched);
+  check_charged("with a second thread");
   sem_post(&thread_go);
   CHECK(pthread_join(t, NULL) == 0);
-  printf("startup_bss: with a second thread and the background thread, %ld pages touched\n", touched);
+  printf("startup_bss: with a second thread and the background thread, %ld pages of the .bss touched, %ld of the chunk map\n", touched, map_touched);
   return 0;
 }

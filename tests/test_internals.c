@@ -43,8 +43,13 @@
  *              decodes to a random address (block_maybe_free) reads no
  *              page of the chunk map outside the units ever marked;
  *   validator  each invariant class, broken on purpose in a child process,
- *              is reported with its tag and aborts.
+ *              is reported with its tag and aborts;
+ *   map charge the chunk map counts against the commit limit only for
+ *              its pages written.
  */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
 #include <pthread.h>
 #include <signal.h>
 #include <sys/mman.h>
@@ -52,6 +57,7 @@
 
 #include "alloc.h"
 #include "testutil.h"
+#include "smaps.h"
 
 static heap_t *my_heap(void) {
   void *p = lz_malloc(16); /* makes the thread's heap */
@@ -1440,6 +1446,21 @@ static void test_screen_map(void) {
   CHECKF(after == before, "the screen made %zu pages of the chunk map resident", after - before);
 }
 
+/* The chunk map counts against the commit limit only for its pages
+ * written (chunkmap.c: in this build's .bss, mapped again read-only at
+ * start-up, a page made writable when a unit it covers is first
+ * obtained): here the pages of this process's chunks, each written.
+ * Fails with the map left writable (64 MiB). */
+static void test_map_charge(void) {
+  uintptr_t lo = (uintptr_t)lz_chunkmap_ends, hi = lo + LZ_CHUNKMAP_BYTES;
+  CHECK(lo % 4096 == 0);
+  size_t written = tu_pagemap_count(lo, hi, TU_PM_PRESENT | TU_PM_EXCLUSIVE);
+  size_t charged = tu_charged_bytes(lo, hi);
+  CHECKF(written >= 1 && charged == written * 4096,
+         "the chunk map: %zu KiB count against the commit limit, %zu pages written", charged / 1024, written);
+  printf("internals: chunk map %zu KiB charged, %zu pages written\n", charged / 1024, written);
+}
+
 int main(void) {
   heap_t *heap = my_heap();
   CHECK(lz_heap_validate() > 0);
@@ -1451,6 +1472,7 @@ int main(void) {
     return 0;
   }
   test_loops(heap); /* first: no foreign blocks yet */
+  test_map_charge();
   if (LZ_SECURE) test_screen_map();
   test_borrow(heap);
   test_lifo(heap);
