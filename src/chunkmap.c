@@ -88,7 +88,7 @@ lz_text_hot static lz_noinline bool map_page_prepare(uintptr_t pg) {
   return true;
 }
 
-lz_text_hot bool chunkmap_prepare(uintptr_t chunk_base) {
+lz_text_hot lz_noinline bool chunkmap_prepare(uintptr_t chunk_base) { /* one copy: a chunk's or a leaf's first use */
   if (lz_unlikely(chunk_base >> LZ_CHUNK_SHIFT >= LZ_CHUNKMAP_SIZE)) return true; /* chunkmap_set refuses it */
   uintptr_t pg = map_page_of(chunk_base);
   return lz_likely(pg + 1 == atomic_load_explicit(&map_page_hot, memory_order_acquire)) || map_page_prepare(pg);
