@@ -1138,7 +1138,7 @@ void os_fork_signals_restore(void); /* ...until the parent and child handlers */
 /* Fault injection (tests): the next `after` calls succeed, then calls fail
  * (every call when every == 1, or one in `every`); after = -1 disables.
  * Only primitives of the kinds set by os_fault_kinds fail (default: map). */
-enum { OS_FAULT_MAP = 1, OS_FAULT_DECOMMIT = 2, OS_FAULT_PROTECT = 4, OS_FAULT_THREAD = 8, OS_FAULT_RANGES = 16 };
+enum { OS_FAULT_MAP = 1, OS_FAULT_DECOMMIT = 2, OS_FAULT_PROTECT = 4, OS_FAULT_THREAD = 8, OS_FAULT_RANGES = 16, OS_FAULT_COMMIT = 32 };
 void os_fault_set(long after, long every);
 void os_fault_kinds(unsigned kinds);
 long os_fault_injected(void); /* failures injected since the process started */

@@ -12,7 +12,9 @@
  * OS_FAULT_PROTECT (os_protect_none: mprotect out of mappings, as at
  * vm.max_map_count), OS_FAULT_THREAD (os_thread_exit_hook, os_atfork),
  * OS_FAULT_RANGES (os_decommit_ranges alone: a kernel without
- * process_madvise; OS_FAULT_DECOMMIT refuses it too).
+ * process_madvise; OS_FAULT_DECOMMIT refuses it too), OS_FAULT_COMMIT
+ * (os_protect_rw: memory made writable past the commit limit, with
+ * vm.overcommit_memory=2).
  *
  * NUMA: the topology comes from sysfs (no libnuma), the calling thread's
  * CPU from the rseq area glibc registers (a load through the thread
@@ -296,6 +298,7 @@ lz_text_thread int os_protect_none(void *p, size_t size) {
 }
 
 lz_text_hot lz_noinline int os_protect_rw(void *p, size_t size) { /* one copy */
+  if (fault_now(OS_FAULT_COMMIT)) return ENOMEM;
   return OS_RESULT(mprotect(p, size, PROT_READ | PROT_WRITE));
 }
 

@@ -9,7 +9,15 @@
  *     purged; a later purge that works counts them once;
  *   - mprotect refusing the guard page of a small or medium block at level 2
  *     (a child run with LZMALLOC_SECURE=2): the allocation fails with
- *     ENOMEM, never a block without its guard, and nothing stays in use. */
+ *     ENOMEM, never a block without its guard, and nothing stays in use;
+ *   - mprotect refusing to make a page of the chunk map writable (the
+ *     commit limit reached: chunkmap.c, chunkmap_prepare): the caller is
+ *     told, nothing is charged, and the page is made writable once the
+ *     kernel agrees; a chunk of a heap's region that cannot be made
+ *     writable: the heap maps a chunk of its own instead. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -18,6 +26,7 @@
 
 #include "internal.h"
 #include "testutil.h"
+#include "smaps.h"
 
 static char log_path[] = "/tmp/lz_test_os_results.XXXXXX";
 static int saved_stderr = -1;
@@ -200,11 +209,62 @@ static int check_span_guards(void) {
   return 0;
 }
 
+/* Bytes of the chunk map page holding unit u's byte that count against
+ * the commit limit: 4096 once it is writable. */
+/* A new thread's heap allocates and frees (run while os_protect_rw is
+ * refused): 1 if every allocation succeeded. */
+static void *region_refused(void *arg) {
+  (void)arg;
+  void *p[64];
+  int ok = 1;
+  for (int i = 0; i < 64; i++) {
+    p[i] = lz_malloc(20000);
+    if (p[i] == NULL) ok = 0;
+    else memset(p[i], i, 20000);
+  }
+  for (int i = 0; i < 64; i++) lz_free(p[i]);
+  return (void *)(uintptr_t)ok;
+}
+
+static size_t map_page_charged(uintptr_t u) {
+  uintptr_t pg = ((uintptr_t)lz_chunkmap_ends + (u >> LZ_CHUNK_SHIFT) + 1) & ~(uintptr_t)4095;
+  return tu_charged_bytes(pg, pg + 4096);
+}
+
+static void check_map_prepare(void) {
+  /* A unit whose map page no chunk of this process has needed (2^45, 32
+   * TiB: the kernel places mappings far above). */
+  uintptr_t u = (uintptr_t)1 << 45;
+  CHECK(map_page_charged(u) == 0);
+  os_fault_kinds(OS_FAULT_COMMIT);
+  os_fault_set(0, 1);
+  CHECK(!chunkmap_prepare(u));
+  os_fault_set(-1, 1);
+  CHECK(map_page_charged(u) == 0);
+  CHECK(chunkmap_prepare(u));
+  CHECKF(map_page_charged(u) == 4096, "the map page charges %zu bytes once writable", map_page_charged(u));
+  CHECK(chunkmap_prepare(u)); /* once made, the page is known: no system call */
+  /* Every chunk made writable refused: a thread's first heap takes no
+   * region chunk, maps a chunk of its own, and allocates. */
+  os_fault_set(0, 1);
+  long injected = os_fault_injected();
+  pthread_t t;
+  CHECK(pthread_create(&t, NULL, region_refused, NULL) == 0);
+  void *ok = NULL;
+  CHECK(pthread_join(t, &ok) == 0);
+  os_fault_set(-1, 1);
+  os_fault_kinds(OS_FAULT_MAP);
+  CHECKF(ok == (void *)1 && os_fault_injected() > injected,
+         "a heap whose region chunk could not be made writable: allocation %s, %ld refusals",
+         ok == (void *)1 ? "succeeded" : "failed", os_fault_injected() - injected);
+}
+
 int main(int argc, char **argv) {
   if (argc > 1 && strcmp(argv[1], "--span-guards") == 0) return check_span_guards();
   check_thread_hooks();
   check_guard_pages();
   check_purge();
+  check_map_prepare();
   pid_t pid = fork();
   CHECK(pid >= 0);
   if (pid == 0) {
@@ -221,6 +281,6 @@ int main(int argc, char **argv) {
     printf("os results: level-2 child not run (cannot exec /proc/self/exe here)\n");
   else
     CHECKF(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the level-2 child: status %#x", st);
-  printf("os results: thread hooks, guard pages and purge failures handled\n");
+  printf("os results: thread hooks, guard pages, purge and commit failures handled\n");
   return 0;
 }
