@@ -480,7 +480,7 @@ lz_inline void heap_beat(heap_t *heap) {
 lz_text_thread static uint64_t collect(heap_t *heap, bool force, int holes, uint64_t now) {
   heap_enter(heap);
   if (force) {
-    foreign_flush(heap, false);
+    foreign_flush(heap, FOREIGN_FLUSH_ALL);
     remote_flush_all(heap);
   }
   if (lz_unlikely(heap->secure != NULL)) secure_collect(heap, force); /* cold text: not called for nothing */
@@ -516,9 +516,11 @@ void heap_collect(heap_t *heap, bool force) { collect(heap, force, force ? HOLES
 lz_text_thread void heap_abandon(heap_t *heap) {
   if (heap == NULL || heap == LZ_HEAP_EMPTY) return;
   lz_assert(atomic_load_explicit(&heap->xstate, memory_order_relaxed) != HEAP_ORPHAN);
-  /* Free lists back to local_free and foreign blocks home: an orphan's
-   * counts are exact. */
-  foreign_flush(heap, false);
+  /* Free lists back to local_free, and foreign blocks home but those of
+   * idle owners that are live threads' heaps, which the heap keeps for its
+   * next thread (remote.c, "Idle owners"; they go home if the orphan is
+   * collected whole). The figures stay exact (stats.in_use). */
+  foreign_flush(heap, FOREIGN_FLUSH_EXIT);
   for (unsigned cls = 1; cls < LZ_CLASSES; cls++)
     if (heap->queues[cls].first != NULL) slab_uncache(heap, heap->queues[cls].first);
   remote_flush_all(heap);
@@ -744,6 +746,9 @@ size_t heaps_trim(bool force) {
   /* First the heaps of threads that ended unseen: abandoning them sends
    * their batches home, some of them to us. */
   if (force) heaps_reclaim_gone(0);
+  /* Orphans first too: they may keep blocks of this heap's (remote.c,
+   * "Idle owners"), which collecting them whole sends home. */
+  if (force) heaps_collect_orphans(force);
   if (heap != LZ_HEAP_EMPTY) {
     heap_collect(heap, force);
     if (force && heap->rmap != NULL) {
@@ -903,7 +908,7 @@ lz_text_hot static lz_noinline void heap_tick_due(heap_t *heap) {
   remote_flush_aged(heap);
   heap_purge_tick(heap);
   if (heap->foreign != NULL && heap->slow_clock >= heap->foreign_flush_at) {
-    foreign_flush(heap, true);
+    foreign_flush(heap, FOREIGN_FLUSH_AGED);
     heap->foreign_flush_at = heap->slow_clock + FOREIGN_MAX_AGE_MS;
   }
   if (lz_unlikely(lz_numa_on)) numa_tick(heap);

@@ -761,7 +761,9 @@ typedef struct heap_stats_s {
  *     [foreign.own], each
  *     marked in flight (LZ_SECURE), non-empty only for classes whose size is a multiple of LZ_CACHE_LINE (no line
  *     shared with another block: no passive false sharing); used == its
- *     length unless installed, used <= reserved (the cap), and only
+ *     length unless installed, used <= npages (the cap with idle
+ *     owners' blocks, foreign_idle_cap; reserved is the bound for
+ *     others'), and only
  *     classes <= LZ_DIRECT_MAX are installed, direct[] then pointing at
  *     foreign[c]; capacity counts malloc's refills that found the
  *     installed list empty with no block pushed since the previous one,
@@ -769,11 +771,14 @@ typedef struct heap_stats_s {
  *     refill_foreign_dry) [foreign.class, foreign.line, foreign.installed,
  *     foreign.length, foreign.block, foreign.in_flight, foreign.used,
  *     foreign.cap, foreign.dry];
- *   stats.in_use == 0 while the heap (below level 2)
- *     keeps no foreign blocks (they move bytes between heaps' figures: only
- *     the sum over heaps is exact then); class_slabs[c] and class_pages[c] == its slab
- *     spans of class c and their pages [stats.in_use, stats.class_slabs,
- *     stats.class_pages];
+ *   stats.in_use == minus the bytes of its foreign lists that are not
+ *     installed (below level 2: remote.c moves foreign blocks' bytes
+ *     between heaps' figures, out of the holder's at a push onto such a
+ *     list, back at its installation, its take or its flush; an installed
+ *     list's blocks count as in use, malloc popping them uncounted), so
+ *     the sum over heaps is exact, an orphan's too; class_slabs[c] and
+ *     class_pages[c] == its slab spans of class c and their pages
+ *     [stats.in_use, stats.class_slabs, stats.class_pages];
  *   at hardening level 2 (secure != NULL) spans keep secure.c's own state
  *     (local_free is a bitmap, the links its lists): the validator checks
  *     their chunk-level invariants and page counts only.
@@ -853,7 +858,8 @@ typedef struct heap_s {
    * be handed out again here instead of travelling back to their owners
    * (remote.c, "foreign blocks"; only classes whose blocks have their cache
    * lines to themselves). Only `free`, `used` (the count while not
-   * installed), `reserved` (the cap), `block_size`, `cls` and `flags`
+   * installed), `reserved` (the bound), `npages` (the cap with idle
+   * owners' blocks: foreign_idle_cap), `block_size`, `cls` and `flags`
    * (FOREIGN_INSTALLED) are used: while installed, direct[] points at it and malloc's fast path
    * pops its list like a span's. An array of LZ_CLASSES, mapped when the
    * heap first keeps a foreign block (so a thread that never frees another
@@ -1463,9 +1469,21 @@ enum { FOREIGN_INSTALLED = 4 }; /* span flag of heap->foreign[c] */
  * thread never fills its lists (remote.c, "Age"). */
 #define FOREIGN_MAX_AGE_MS 100
 /* A foreign list keeps up to this many times its bound of blocks whose
- * owner has not ticked for FOREIGN_IDLE_MS (remote.c, "Idle owners"). */
+ * owner has not ticked for FOREIGN_IDLE_MS, or for FOREIGN_UNCOLLECTED_MS
+ * with blocks waiting on its xremote list, or whose thread exited
+ * (remote.c, "Idle owners"), */
 #define FOREIGN_IDLE_MULT 8
 #define FOREIGN_IDLE_MS (2 * FOREIGN_MAX_AGE_MS)
+/* 20, not less: a busy owner that stays on malloc's fast path ticks
+ * seldom, and others keeping its blocks beyond the bound held memory it
+ * would have reused (bench mstress peak RSS 23.3 MiB, 26.0 at 1 ms, 23.6
+ * at 5, 23.2 at 20; bench rptest pinned to one CPU 44.6 before, 33.6 at
+ * 1 and 5 ms, 34.4 at 20). */
+#define FOREIGN_UNCOLLECTED_MS 20
+/* ... and at least this many bytes of them (foreign[c].npages holds the
+ * cap in blocks: foreign_idle_cap). */
+#define FOREIGN_IDLE_BYTES ((size_t)1 << 20)
+lz_inline uint32_t foreign_idle_cap(const span_t *f) { return f->npages; }
 /* An installed foreign list found empty by this many of malloc's refills
  * in a row, with no block pushed meanwhile, is uninstalled (heap.c,
  * refill_foreign_dry; foreign[c].capacity counts them). */
@@ -1481,7 +1499,11 @@ void *foreign_alloc(heap_t *heap, unsigned cls);
 void *foreign_take(heap_t *heap, span_t *f);
 uint32_t foreign_count(const heap_t *heap, unsigned cls, uint32_t limit);
 bool foreign_any(const heap_t *heap);
-void foreign_flush(heap_t *heap, bool aged);
+/* foreign_flush's modes: every block home (trim, an orphan collected
+ * whole), those that waited untaken (the tick), those of owners that are
+ * not idle (thread exit: the heap's next thread reuses the rest). */
+enum { FOREIGN_FLUSH_ALL = 0, FOREIGN_FLUSH_AGED = 1, FOREIGN_FLUSH_EXIT = 2 };
+void foreign_flush(heap_t *heap, int how);
 /* free's slow entry tries this first for p, a pointer into one of our
  * chunks, s, the descriptor its page maps to, a slab span (kind SPAN_SLAB)
  * but a packed one, and self,

@@ -292,9 +292,11 @@ static void queues_check(const heap_t *heap, size_t linked) {
   }
 }
 
-/* Blocks of other heaps' slabs this heap keeps for reuse (remote.c). */
-static void foreign_check(const heap_t *heap) {
-  if (heap->foreign == NULL) return;
+/* Blocks of other heaps' slabs this heap keeps for reuse (remote.c).
+ * Returns the bytes of its lists that are not installed. */
+static int64_t foreign_check(const heap_t *heap) {
+  int64_t uninstalled = 0;
+  if (heap->foreign == NULL) return 0;
   for (unsigned cls = 1; cls < LZ_CLASSES; cls++) {
     const span_t *f = &heap->foreign[cls];
     V(f->cls == cls && f->block_size == lz_class_size[cls], "foreign.class", f);
@@ -313,9 +315,11 @@ static void foreign_check(const heap_t *heap) {
       V(c->heap != heap || installed, "foreign.own", b); /* remote.c, "Own blocks" */
     }
     V(installed || f->used == n, "foreign.used", f);
-    V(f->used <= FOREIGN_IDLE_MULT * (uint32_t)f->reserved, "foreign.cap", f);
+    V(f->used <= foreign_idle_cap(f), "foreign.cap", f);
     V(installed ? f->capacity <= FOREIGN_DRY_LOOKS : f->capacity == 0, "foreign.dry", f);
+    if (!installed) uninstalled += (int64_t)n * f->block_size;
   }
+  return uninstalled;
 }
 
 /* The heap's own outgoing batches: one span's chain each. */
@@ -481,11 +485,11 @@ static size_t heap_check(const heap_t *heap, seen_t *seen) {
   V(fcount == heap->mfront_count && fcount <= LZ_MEDIUM_FRONT_SPANS, "mfront.bytes", heap);
   batches_check(heap);
   xremote_check(heap);
-  foreign_check(heap);
+  int64_t uninstalled = foreign_check(heap);
   if (LZ_STATS) {
-    /* Foreign blocks move bytes between heaps' figures (only the sum is
-     * exact then), so a heap's own figure is checked while it keeps none. */
-    if (heap->foreign == NULL && heap->secure == NULL) V(heap->stats.in_use == 0, "stats.in_use", heap);
+    /* Foreign blocks move bytes between heaps' figures (remote.c): those
+     * of lists that are not installed are out of this heap's. */
+    if (heap->secure == NULL) V(heap->stats.in_use == -uninstalled, "stats.in_use", heap);
     for (unsigned cls = 1; cls < LZ_CLASSES; cls++) {
       V(heap->stats.class_slabs[cls] == t.class_slabs[cls], "stats.class_slabs", heap);
       V(heap->stats.class_pages[cls] == t.class_pages[cls], "stats.class_pages", heap);

@@ -51,6 +51,19 @@
  *      while the owner has not ticked for FOREIGN_IDLE_MS (it waits), and
  *      gets more than the bound of them back at its next allocations:
  *      sent home they would stay unused there.
+ *  13. a waiting owner's blocks across threads that exit (bench rptest's
+ *      pattern: main makes a working set and waits in pthread_join while
+ *      rounds of threads replace it): an owner allocates W blocks and
+ *      waits past FOREIGN_UNCOLLECTED_MS (not FOREIGN_IDLE_MS); a thread that allocates the
+ *      class frees them all and exits; the next thread, which adopts its
+ *      heap, allocates W blocks of the class: all but the first chain
+ *      sent home (before the owner counts as idle: blocks waiting on its
+ *      xremote list) and a partial one per slab are the owner's, and the
+ *      class's slabs hold the W live blocks and no more than that slack
+ *      (before: the bound's blocks kept, the rest home, where the owner
+ *      never collected them, and the next thread carved W new ones:
+ *      twice the live memory). Run first, while no orphan but the
+ *      exiting thread's is there to be adopted.
  */
 #include <pthread.h>
 #include <sched.h>
@@ -60,6 +73,7 @@
 #include <sys/wait.h>
 
 #include "internal.h" /* lz_heap_tls, heap_t.slow_count */
+#include "sizeclass.h"  /* size_to_class */
 #include "lzmalloc.h"
 #include "testutil.h"
 
@@ -666,6 +680,94 @@ static void test_idle_owner(void) {
   printf("idle owner: %zu of its %d blocks reused by the freeing thread (bound %d)\n", idle_back, IDLE_N, IDLE_BOUND);
 }
 
+/* ---- 13. a waiting owner's blocks across threads that exit ------------- */
+#define WAIT_SIZE 1024 /* a line multiple, installed (<= LZ_DIRECT_MAX); bound 128 blocks */
+#define WAIT_N 1000
+static void *wait_blocks[WAIT_N];
+static heap_t *wait_heap[2];
+static size_t wait_back;
+
+static void *wait_owner(void *arg) {
+  (void)arg;
+  for (size_t i = 0; i < WAIT_N; i++) {
+    wait_blocks[i] = lz_malloc(WAIT_SIZE);
+    CHECK(wait_blocks[i] != NULL);
+    memset(wait_blocks[i], 0x5a, WAIT_SIZE);
+  }
+  pthread_barrier_wait(&bar); /* blocks ready */
+  pthread_barrier_wait(&bar); /* both rounds done */
+  return NULL;
+}
+
+/* Allocates the class (so it keeps what it frees), frees every block of
+ * the owner's and exits. */
+static void *wait_free_all(void *arg) {
+  (void)arg;
+  void *mine = lz_malloc(WAIT_SIZE);
+  CHECK(mine != NULL);
+  for (size_t i = 0; i < WAIT_N; i++) lz_free(wait_blocks[i]);
+  lz_free(mine);
+  wait_heap[0] = lz_heap_tls;
+  return NULL;
+}
+
+/* The next thread (the exited one's heap adopted) allocates WAIT_N
+ * blocks: how many were the owner's? */
+static void *wait_alloc_all(void *arg) {
+  void **again = arg;
+  size_t back = 0;
+  for (size_t i = 0; i < WAIT_N; i++) {
+    again[i] = lz_malloc(WAIT_SIZE);
+    CHECK(again[i] != NULL);
+    back += (size_t)in_set(again[i], wait_blocks, WAIT_N);
+  }
+  wait_heap[1] = lz_heap_tls;
+  wait_back = back;
+  return NULL;
+}
+
+static void test_waiting_owner(void) {
+  static void *again[WAIT_N];
+  unsigned cls = size_to_class(WAIT_SIZE);
+  lz_stats_t st0;
+  lz_stats_get(&st0);
+  CHECK(pthread_barrier_init(&bar, NULL, 2) == 0);
+  pthread_t t;
+  CHECK(pthread_create(&t, NULL, wait_owner, NULL) == 0);
+  pthread_barrier_wait(&bar);
+  usleep((FOREIGN_UNCOLLECTED_MS + 5) * 1000); /* the owner waits: past FOREIGN_UNCOLLECTED_MS, far below FOREIGN_IDLE_MS */
+  run(wait_free_all, NULL);
+  run(wait_alloc_all, again);
+  lz_stats_t st;
+  lz_stats_get(&st);
+  pthread_barrier_wait(&bar);
+  CHECK(pthread_join(t, NULL) == 0);
+  pthread_barrier_destroy(&bar);
+  CHECKF(wait_heap[0] == wait_heap[1], "the second thread did not adopt the first one's heap");
+  /* Home before the owner counted as idle: the first chain (the one
+   * that put a block on its xremote list), and the partial chain of the
+   * owner's slab before it (the blocks are freed in the order they were
+   * carved: a slab's after another's), sent at the first thread's exit. */
+  size_t slabs = st.classes[cls].slabs;
+  size_t home_most = 2 * LZ_REMOTE_BATCH - 1;
+  CHECKF(wait_back + home_most >= WAIT_N, "%zu of a waiting owner's %d blocks reused after its freer exited (%zu slabs)",
+         wait_back, WAIT_N, slabs);
+  /* The class's slabs: the live blocks, the ones that went home and
+   * were carved again, and a slab's rounding (the largest is 64 KiB). */
+  size_t want_most = (WAIT_N + (WAIT_N - wait_back)) * (size_t)WAIT_SIZE + 64 * 1024;
+  CHECKF(st.classes[cls].slab_bytes <= want_most, "%zu bytes of slabs of %d B for %d live blocks (at most %zu)",
+         st.classes[cls].slab_bytes, WAIT_SIZE, WAIT_N, want_most);
+  printf("waiting owner: %zu of its %d blocks reused by the thread after its freer exited; slabs of the class %zu KiB "
+         "(%zu slabs) for %zu KiB live\n",
+         wait_back, WAIT_N, st.classes[cls].slab_bytes >> 10, slabs, (size_t)WAIT_N * WAIT_SIZE >> 10);
+  /* All freed: once collected, in use is back to the byte. */
+  for (size_t i = 0; i < WAIT_N; i++) lz_free(again[i]);
+  lz_trim(0);
+  lz_stats_t st1;
+  lz_stats_get(&st1);
+  CHECKF(st1.in_use == st0.in_use, "in use %zu before, %zu after", st0.in_use, st1.in_use);
+}
+
 int main(void) {
   /* Hardening level 2 (its usable size is the requested size) keeps no
    * foreign lists: every free goes through its quarantine instead. */
@@ -676,6 +778,7 @@ int main(void) {
     printf("test_remote: skipped at hardening level 2 (no foreign lists)\n");
     return 0;
   }
+  test_waiting_owner(); /* first: see 13 */
   test_reuse();
   test_no_false_sharing();
   test_overflow();
