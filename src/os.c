@@ -127,9 +127,9 @@ void os_fault_kinds(unsigned kinds) { atomic_store(&fault_kinds, kinds); }
 
 long os_fault_injected(void) { return atomic_load(&fault_injected); }
 
-lz_text_hot static bool fault_now(unsigned kind) {
-  long after = atomic_load_explicit(&fault_after, memory_order_relaxed);
-  if (lz_likely(after < 0)) return false;
+/* Injection on (tests): whether this call of a primitive of `kind` fails.
+ * Cold: no process but a test's runs it. */
+static lz_cold bool fault_now_on(unsigned kind, long after) {
   if ((atomic_load_explicit(&fault_kinds, memory_order_relaxed) & kind) == 0) return false;
   long n = atomic_fetch_add_explicit(&fault_counter, 1, memory_order_relaxed);
   if (n < after) return false;
@@ -139,7 +139,12 @@ lz_text_hot static bool fault_now(unsigned kind) {
   return true;
 }
 
-lz_text_hot void *os_map(size_t size) {
+lz_inline bool fault_now(unsigned kind) {
+  long after = atomic_load_explicit(&fault_after, memory_order_relaxed);
+  return lz_unlikely(after >= 0) && fault_now_on(kind, after);
+}
+
+lz_text_hot lz_noinline void *os_map(size_t size) { /* one copy */
   if (fault_now(OS_FAULT_MAP)) return NULL;
   int e = errno;
   void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -151,7 +156,7 @@ lz_text_hot void *os_map(size_t size) {
 /* A size that is a multiple of the alignment is first mapped as it is:
  * Linux (6.7 and later) places such anonymous mappings on 2 MiB boundaries,
  * so one system call usually does; otherwise map more and trim. */
-lz_text_hot void *os_map_aligned(size_t size, size_t align) {
+lz_text_hot lz_noinline void *os_map_aligned(size_t size, size_t align) { /* one copy */
   if (align <= LZ_PAGE_SIZE) return os_map(size);
   if (size + align < size) return NULL;
   if (size % align == 0) {
@@ -186,7 +191,7 @@ bool os_address_space_limited(void) {
  * limit): size bytes from an align-aligned base inside a reservation of
  * size + align (the slack is kept, inaccessible: one system call);
  * os_protect_rw makes parts of it usable. NULL if refused. */
-lz_text_hot void *os_reserve_aligned(size_t size, size_t align) {
+lz_text_hot lz_noinline void *os_reserve_aligned(size_t size, size_t align) { /* one copy */
   if (fault_now(OS_FAULT_MAP) || size + align < size) return NULL;
   int e = errno;
   void *r = mmap(NULL, size + align, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
@@ -195,7 +200,7 @@ lz_text_hot void *os_reserve_aligned(size_t size, size_t align) {
   return (void *)(((uintptr_t)r + align - 1) & ~(uintptr_t)(align - 1));
 }
 
-int os_map_at(void *p, size_t size) {
+lz_noinline int os_map_at(void *p, size_t size) { /* one copy */
   if (fault_now(OS_FAULT_MAP)) return ENOMEM;
   int e = errno;
   void *r = mmap(p, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
@@ -292,7 +297,7 @@ int os_hugepage(void *p, size_t size, bool collapse) {
   return r;
 }
 
-lz_text_thread int os_protect_none(void *p, size_t size) {
+lz_text_thread lz_noinline int os_protect_none(void *p, size_t size) { /* one copy */
   if (fault_now(OS_FAULT_PROTECT)) return ENOMEM;
   return OS_RESULT(mprotect(p, size, PROT_NONE));
 }
