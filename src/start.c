@@ -25,11 +25,9 @@ lz_text_hot void check_page_size(size_t kernel_page) {
 
 #if LZ_LAYOUT
 /* The padding that ends the library's span (cmake/layout.ld), which the
- * loader mapped writable: inaccessible from here on, and so counted
- * against no commit limit (1.6 MiB a process). Every library is mapped
- * by now (the loader maps them all before it runs a constructor or
- * hands a call to the program), so the address space stays as the
- * padding made it. */
+ * loader mapped writable: mapped again in place, inaccessible, and so
+ * counted against no commit limit (1.6 MiB a process); the address space
+ * stays as the padding made it. */
 lz_hidden extern char lz_layout_pad_lo[], lz_layout_pad_hi[];
 lz_text_hot static void layout_uncharge(void) {
   uintptr_t lo = ((uintptr_t)lz_layout_pad_lo + LZ_PAGE_SIZE - 1) & ~(uintptr_t)(LZ_PAGE_SIZE - 1);
