@@ -29,8 +29,8 @@
  * page is made writable (one 4 KiB charge) when a unit it covers is first
  * obtained (chunkmap_prepare), before that unit's byte is written; a
  * process charges the 1 to 3 pages it writes. The shared library has the
- * map as the zero-fill tail of its read-only segment (cmake/layout.ld:
- * the loader maps it read-only, charged nothing from the start); other
+ * map in a read-only zero-fill segment of its own (cmake/layout.ld: the
+ * loader maps it read-only, not executable, charged nothing); other
  * builds (static, prefixed, the secure library's default layout) have it
  * in .bss and map it read-only over again at start-up (chunkmap_init).
  * Page-aligned and a whole number of pages either way. */

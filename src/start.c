@@ -23,19 +23,6 @@ lz_text_hot void check_page_size(size_t kernel_page) {
   os_abort();
 }
 
-#if LZ_LAYOUT
-/* The padding that ends the library's span (cmake/layout.ld), which the
- * loader mapped writable: mapped again in place, inaccessible, and so
- * counted against no commit limit (1.6 MiB a process); the address space
- * stays as the padding made it. */
-lz_hidden extern char lz_layout_pad_lo[], lz_layout_pad_hi[];
-lz_text_hot static void layout_uncharge(void) {
-  uintptr_t lo = ((uintptr_t)lz_layout_pad_lo + LZ_PAGE_SIZE - 1) & ~(uintptr_t)(LZ_PAGE_SIZE - 1);
-  uintptr_t hi = (uintptr_t)lz_layout_pad_hi & ~(uintptr_t)(LZ_PAGE_SIZE - 1);
-  if (hi > lo) (void)os_remap_uncharged((void *)lo, hi - lo, false);
-}
-#endif
-
 lz_text_hot void process_init(void) {
   int state = atomic_load_explicit(&lz_initialized, memory_order_acquire);
   if (lz_likely(state == 2)) return;
@@ -49,9 +36,6 @@ lz_text_hot void process_init(void) {
   init_running = true;
   check_page_size(os_page_size());
   chunkmap_init(); /* before any chunk */
-#if LZ_LAYOUT
-  layout_uncharge();
-#endif
   options_init();
   numa_init();
   security_init();

@@ -11,17 +11,18 @@
  * touched at all (mincore, which also sees pages only read), free(NULL)
  * included.
  *
- * The chunk map (64 MiB of address space) is the zero-fill tail of the
- * library's read-only segment (src/chunkmap.c, cmake/layout.ld): of it,
+ * The chunk map (64 MiB of address space) is the library's last segment,
+ * read-only zero-fill memory (src/chunkmap.c, cmake/layout.ld): of it,
  * the process touches and writes one page, the one holding the byte of
  * its one chunk (free(NULL) reads none).
  *
  * Commit: the library's memory counted against the system's commit limit
  * (smaps VmFlags "ac": writable private memory, resident or not) is its
- * writable segment up to the padding that ends its span (which start-up
- * makes inaccessible: src/start.c) and the map's pages written, nothing
- * more: with the map in .bss every process was charged 64 MiB, with the
- * padding writable 1.6 MiB.
+ * writable segment and the map's pages written, nothing more: with the
+ * map in .bss every process was charged 64 MiB, with the padding that
+ * ends the library's span writable (at the end of .bss) 1.6 MiB; both are
+ * read-only now, in the last segment. The map's pages are read-only, not
+ * executable, but those written.
  *
  * Before its first allocation (and with no option set), a process has
  * written two of the library's file-backed writable pages: the RELRO page
@@ -83,6 +84,23 @@ static void map_range(uintptr_t *lo, uintptr_t *hi) {
   CHECKF(tu_lib_section(".lzmalloc_map", lo, hi), "the library has no .lzmalloc_map section (cmake/layout.ld)");
 }
 
+/* The permissions of the mapping holding a ("r--p"...), from maps. */
+static void perms_at(uintptr_t a, char perms[5]) {
+  size_t n = tu_read_proc("/proc/self/maps");
+  strcpy(perms, "none");
+  for (const char *p = tu_proc_buf; p < tu_proc_buf + n;) {
+    unsigned long lo, hi;
+    char pr[5] = {0};
+    if (sscanf(p, "%lx-%lx %4s", &lo, &hi, pr) == 3 && a >= lo && a < hi) {
+      memcpy(perms, pr, 5);
+      return;
+    }
+    const char *eol = strchr(p, '\n');
+    if (eol == NULL) break;
+    p = eol + 1;
+  }
+}
+
 /* Pages of [lo, hi) the process has touched, read or written (mincore). */
 static long touched_pages(uintptr_t lo, uintptr_t hi) {
   static unsigned char vec[1 << 16];
@@ -112,7 +130,7 @@ static int span_cb(struct dl_phdr_info *info, size_t size, void *arg) {
 }
 
 /* The commit check (see the top): the library's charged bytes against
- * its writable segment up to the padding and the map's pages written. */
+ * its writable segment and the map's pages written. */
 static void check_charged(const char *when) {
   CHECK(dl_iterate_phdr(span_cb, NULL) == 1);
   tu_lib_data_t d;
@@ -124,7 +142,7 @@ static void check_charged(const char *when) {
   size_t charged = tu_charged_bytes(span_lo, span_hi), want = (ehi - d.lo) + map_written * 4096;
   CHECKF(charged <= want,
          "%s: %zu KiB of the library's memory counts against the commit limit (want at most %zu KiB: its "
-         "writable segment up to the padding, %zu KiB, and the chunk map's %zu pages written)",
+         "writable segment, %zu KiB, and the chunk map's %zu pages written)",
          when, charged / 1024, want / 1024, (size_t)(ehi - d.lo) / 1024, map_written);
   printf("startup_bss: %s: %zu KiB charged (writable data %zu KiB, chunk map pages written %zu)\n", when,
          charged / 1024, (size_t)(ehi - d.lo) / 1024, map_written);
@@ -291,8 +309,12 @@ int main(void) {
   CHECKF(map_touched == 1 && map_written == 1,
          "start-up, a few allocations and free(NULL) touched %ld pages of the chunk map and wrote %ld (want 1 and 1: "
          "the page of the chunk's byte)", map_touched, map_written);
-  printf("startup_bss: %ld kB of the .bss resident, %ld pages touched; chunk map: %ld page touched\n", kb, touched,
-         map_touched);
+  char perms[5];
+  perms_at(mlo, perms);
+  CHECKF(strcmp(perms, "r--p") == 0, "the chunk map's first page is mapped %s (want r--p: read-only, not executable)",
+         perms);
+  printf("startup_bss: %ld kB of the .bss resident, %ld pages touched; chunk map: %ld page touched, mapped %s\n", kb,
+         touched, map_touched, perms);
   check_charged("after a few allocations");
 
   CHECK(sem_init(&thread_allocated, 0, 0) == 0 && sem_init(&thread_free, 0, 0) == 0 &&
