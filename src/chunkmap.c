@@ -99,7 +99,7 @@ lz_text_hot void chunkmap_init(void) {
   /* Nothing is marked yet (process_init runs before any chunk): the map
    * reads zero before and after. Refused, it stays in .bss, writable (and
    * chunkmap_prepare's mprotect changes nothing). */
-  (void)os_remap_uncharged(lz_chunkmap_ends, LZ_CHUNKMAP_BYTES, true);
+  (void)os_remap_readonly(lz_chunkmap_ends, LZ_CHUNKMAP_BYTES);
 #endif
 }
 

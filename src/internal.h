@@ -1075,7 +1075,7 @@ void *os_reserve_aligned(size_t size, size_t align); /* PROT_NONE, aligned */
 bool os_address_space_limited(void);                 /* RLIMIT_AS finite */
 void *os_map_aligned(size_t size, size_t align);/* as os_map, base aligned */
 int os_map_at(void *p, size_t size);            /* as os_map at p, if nothing is mapped there */
-int os_remap_uncharged(void *p, size_t size, bool readable); /* zero-fill, not writable, in place: 0 or errno */
+int os_remap_readonly(void *p, size_t size); /* read-only zero-fill in place: 0 or errno */
 int os_unmap(void *p, size_t size);
 int os_decommit(void *p, size_t size);          /* contents become zero */
 typedef struct os_range_s {

@@ -213,13 +213,12 @@ lz_noinline int os_map_at(void *p, size_t size) { /* one copy */
   return rc;
 }
 
-/* [p, p + size), page-aligned, replaced by zero-fill memory that is not
- * writable, read-only or inaccessible (writable private memory counts
- * against the commit limit, resident or not; this counts nothing): 0 or
- * an errno value. */
-int os_remap_uncharged(void *p, size_t size, bool readable) {
+/* [p, p + size), page-aligned, replaced by read-only zero-fill memory
+ * (writable private memory counts against the commit limit, resident or
+ * not; this counts nothing): 0 or an errno value. */
+int os_remap_readonly(void *p, size_t size) {
   int e = errno;
-  void *r = mmap(p, size, readable ? PROT_READ : PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+  void *r = mmap(p, size, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
   int rc = r == MAP_FAILED ? errno : 0;
   errno = e;
   return rc;
