@@ -42,20 +42,22 @@
  * that moves a block clears its old check word before the move).
  *
  * Reuse. A freed range joins the cache, merged with cached ranges that
- * touch it. An allocation takes the smallest cached range that fits and
- * splits it at the first 2 MiB boundary after the request (the rest goes
- * back); if none fits, it takes the largest and grows it: by a cached range
- * that follows it, by mapping the pages after it, or by moving its pages
- * (mremap, no copy) into a fresh mapping of the new size; the pages added
- * so are then replaced by those of the other cached ranges, moved (no
- * copy) as far as they go (range_fill). Pages once faulted in are thus
- * reused by later blocks of any size. calloc zeroes
- * only the part that may hold old data, never fresh pages. realloc to
- * another large size uses the same growth (and splits to shrink): it never
- * copies; a shrink to a medium or small size copies (at most 1 MiB) into a
- * new block (heap.c). A heap that needs a new chunk takes a whole unit of
- * a cached range before it maps one (large_cache_unit), so freed large
- * memory serves small and medium blocks as well.
+ * touch it. An allocation takes a cached range that fits, the smallest (a
+ * request of more than one unit: the one, and the units in it, with the
+ * most resident pages for it, "Resident pages" below), and splits it
+ * around the block, at the first 2 MiB boundary after the request (the
+ * rest goes back); if none fits, it maps a new range and replaces its
+ * pages by the cached units with the most resident pages, moved (mremap,
+ * no copy) as far as they go (range_fill). realloc grows a block's range
+ * by a cached range that follows it, by mapping the pages after it, or by
+ * moving its pages into a fresh mapping of the new size, filled the same
+ * way (and splits to shrink): it never copies; a shrink to a medium or
+ * small size copies (at most 1 MiB) into a new block (heap.c). Pages once
+ * faulted in are thus reused by later blocks of any size. calloc zeroes
+ * only the part that may hold old data, never fresh pages. A heap that
+ * needs a new chunk takes a whole unit of a cached range before it maps
+ * one (large_cache_unit; chunk.c gives its pages back first), so freed
+ * large memory serves small and medium blocks as well.
  *
  * The cache: LZ_LARGE_CACHE_ENTRIES atomic slots, each 0 or one range
  * encoded as (unit | pages << 26). Every operation takes effect at one CAS
@@ -389,29 +391,131 @@ lz_text_hot static void cache_put(uintptr_t base, size_t size, unsigned node) {
   range_unmap(base, size, node);
 }
 
-/* Takes a cached range of `node` for a request of `need` bytes: the
- * smallest that fits, else the largest. False if there is none. */
-static bool cache_take(size_t need, unsigned node, uintptr_t *base, size_t *size) {
+/* Resident pages. A freed block leaves resident only the pages its
+ * program touched, usually its first bytes up to the size it asked for:
+ * the rest of its last unit, and whatever it never wrote, stay fresh. A
+ * block placed over such pages faults them in while resident pages of
+ * other cached ranges wait for their decay, so the process grows by what
+ * the cache already holds (bench/realprog xz-d-12M: blocks of 12 MiB + 64
+ * B, 2 MiB and 3.4 MiB, freed and asked for again by the next file; the
+ * second file's blocks took 3.9 MB of fresh pages beside 8 MB of idle
+ * resident ones). So a request of more than one unit, with a choice to
+ * make (several cached ranges fit, or one larger than it needs), asks the
+ * kernel which pages are resident (mincore: a hint, read without owning
+ * the ranges) and takes the window of whole units that holds the most;
+ * ties go to the smaller range, then to the lower offset. A one-unit
+ * request (a malloc(2 MiB) + free loop) asks nothing. */
+#define RES_UNITS_MAX 512 /* units looked at per take (1 GiB); beyond, nothing counts as resident */
+#define RES_VEC 2048      /* pages a mincore call */
+
+/* Resident pages of each unit of [base, base + size), for at most *budget
+ * units (taken off it), into res; the number of units filled. */
+static size_t range_residency(uintptr_t base, size_t size, uint16_t *res, size_t *budget) {
+  size_t units = (size + LZ_CHUNK_MASK) >> LZ_CHUNK_SHIFT;
+  if (units > *budget) units = *budget;
+  *budget -= units;
+  memset(res, 0, units * sizeof *res);
+  size_t pg = os_page_size();
+  uintptr_t end = base + size, lim = base + (units << LZ_CHUNK_SHIFT);
+  if (lim < end) end = lim;
+  unsigned char vec[RES_VEC];
+  for (uintptr_t a = base; a < end;) {
+    size_t len = end - a < RES_VEC * pg ? end - a : RES_VEC * pg;
+    if (os_resident((void *)a, len, vec) != 0) break; /* taken meanwhile: what is left counts nothing */
+    for (size_t i = 0, n = (len + pg - 1) / pg; i < n; i++) res[(a + i * pg - base) >> LZ_CHUNK_SHIFT] += vec[i] & 1;
+    a += len;
+  }
+  return units;
+}
+
+/* The unit offset in the cached range v where `need` bytes find the most
+ * resident pages, and its rank (*score): first the pages under the `need`
+ * bytes (all of the units they cover but the last, and of that one no
+ * more than the block reaches), then the fewest resident pages left idle
+ * in the rest of the last unit (a block of 12 MiB + 64 B has 4 KiB of its
+ * seventh unit: put there a unit that holds little, so that the resident
+ * ones go to the next request). */
+#define RANK_IDLE 1024 /* more than the pages of a unit */
+static size_t range_best_offset(uint64_t v, size_t need, size_t *score, size_t *budget) {
+  uint16_t res[RES_UNITS_MAX];
+  size_t size = slot_size(v), pg = os_page_size();
+  size_t units = range_residency(slot_base(v), size, res, budget);
+  size_t k = chunk_round(need) >> LZ_CHUNK_SHIFT, last = (size - need) >> LZ_CHUNK_SHIFT;
+  lz_assert(k >= 2); /* more than a unit (cache_take) */
+  size_t tail = (need - ((k - 1) << LZ_CHUNK_SHIFT) + pg - 1) / pg; /* pages of the last unit reached */
+  size_t sum = 0, best = 0, best_o = 0; /* sum: res[o .. o + k - 2] */
+  for (size_t o = 0; o <= last && o < units; o++) {
+    if (o == 0)
+      for (size_t u = 0; u + 1 < k && u < units; u++) sum += res[u];
+    else {
+      sum -= res[o - 1];
+      if (o + k - 2 < units) sum += res[o + k - 2];
+    }
+    size_t r = o + k - 1 < units ? res[o + k - 1] : 0;
+    size_t t = r < tail ? r : tail, idle = r - t < RANK_IDLE ? r - t : RANK_IDLE - 1;
+    size_t rank = (sum + t) * RANK_IDLE + (RANK_IDLE - 1 - idle);
+    if (o == 0 || rank > best) {
+      best = rank;
+      best_o = o;
+    }
+  }
+  *score = best;
+  return best_o << LZ_CHUNK_SHIFT;
+}
+
+/* Of the cached ranges of `node` that hold `need` bytes, the one (and
+ * offset) with the most resident pages (above); 0 if none. */
+static lz_noinline uint64_t cache_pick_resident(size_t need, unsigned node, size_t *slot, size_t *off) {
+  uint64_t pick = 0;
+  size_t pick_score = 0, budget = RES_UNITS_MAX;
+  for (size_t i = 0, n = slots_seen(); i < n && budget > 0; i++) {
+    uint64_t v = atomic_load_explicit(&slots[i], memory_order_relaxed);
+    if (v == 0 || slot_size(v) < need || (lz_numa_on && slot_node(v) != node)) continue;
+    size_t score, o = range_best_offset(v, need, &score, &budget);
+    if (pick == 0 || score > pick_score || (score == pick_score && slot_size(v) < slot_size(pick))) {
+      pick = v;
+      pick_score = score;
+      *slot = i;
+      *off = o;
+    }
+  }
+  return pick;
+}
+
+/* Takes a cached range of `node` that holds `need` bytes: the one with the
+ * most resident pages for it (above), else the smallest; *off is where in
+ * it the block goes (0 but for the first). False if none holds it (the
+ * caller maps a new range and fills it with cached units, range_fill). */
+static bool cache_take(size_t need, unsigned node, uintptr_t *base, size_t *size, size_t *off) {
   if (LZ_LARGE_CACHE_ENTRIES == 0) return false;
   for (int attempt = 0; attempt < 4; attempt++) {
-    uint64_t fit = 0, big = 0;
-    size_t fit_i = 0, big_i = 0;
+    uint64_t fit = 0;
+    size_t fit_i = 0, fits = 0;
+    bool fit_head = false;
     for (size_t i = 0, n = slots_seen(); i < n; i++) {
       uint64_t v = atomic_load_explicit(&slots[i], memory_order_relaxed);
-      if (v == 0 || (lz_numa_on && slot_node(v) != node)) continue;
-      size_t s = slot_size(v);
-      if (s >= need && (fit == 0 || s < slot_size(fit))) {
+      if (v == 0 || slot_size(v) < need || (lz_numa_on && slot_node(v) != node)) continue;
+      fits++;
+      /* The smallest, but first a range that begins where a block began
+       * (its map byte kept: the block's first bytes, most likely
+       * resident) over one that begins inside a block (the rest of its
+       * last unit, most likely never touched). */
+      bool head = chunkmap_kind(slot_base(v)) == CHUNK_LARGE;
+      if (fit == 0 || head > fit_head || (head == fit_head && slot_size(v) < slot_size(fit))) {
         fit = v;
         fit_i = i;
-      }
-      if (big == 0 || s > slot_size(big)) {
-        big = v;
-        big_i = i;
+        fit_head = head;
       }
     }
-    uint64_t v = fit ? fit : big;
-    size_t i = fit ? fit_i : big_i;
-    if (v == 0) return false;
+    if (fit == 0) return false;
+    uint64_t v = fit;
+    size_t i = fit_i;
+    *off = 0;
+    if (need > LZ_CHUNK_SIZE && (fits > 1 || slot_size(fit) >= need + LZ_CHUNK_SIZE)) {
+      uint64_t r = cache_pick_resident(need, node, &i, off);
+      if (r != 0) v = r;
+      else i = fit_i;
+    }
     if (!slot_take(i, v)) continue;
     if (lz_unlikely(lz_numa_on) && slot_node(v) != node) { /* changed before we took it */
       cache_put(slot_base(v), slot_size(v), slot_node(v));
@@ -487,37 +591,108 @@ static void range_trim(uintptr_t base, size_t *size, size_t need, unsigned node)
 }
 
 /* Fresh pages [start, end) just mapped for a range of `node` are replaced
- * by the pages of other cached ranges of the node (moved, not copied), as
- * far as they go: pages once faulted in are reused instead of staying
- * cached, resident, beside new ones (bench large: a block that fits no
- * cached range grew the largest by fresh pages while the others waited for
- * their decay, peak RSS 784 MB where glibc's is 633). A range is moved
- * whole, or its first whole units (what is left starts on a unit, as a
- * cached range must). Returns the end of the moved pages (start if none):
- * below it the range may hold old data. */
-static uintptr_t range_fill(uintptr_t start, uintptr_t end, unsigned node) {
-  uintptr_t at = start;
-  for (size_t i = 0, n = slots_seen(); i < n && at < end; i++) {
+ * by resident pages of other cached ranges of the node (moved, not
+ * copied), as far as they go: pages once faulted in are reused instead of
+ * staying cached, resident, beside new ones (bench large: a block that
+ * fits no cached range grew the largest by fresh pages while the others
+ * waited for their decay, peak RSS 784 MB where glibc's is 633). The
+ * units with the most resident pages are taken out of their ranges and
+ * moved first, so they come first, where the block's bytes begin (what is
+ * left of a range goes back to the cache: runs of its units, each starting
+ * on a unit as a cached range must); a unit with none stays where it is,
+ * moving it would save no fault (bench/realprog xz-d-12M: units moved in
+ * slot order put the untouched rests of blocks' last units first, and the
+ * block faulted in 1.8 MB beside resident units moved behind them).
+ * Returns the end of the moved pages (start if none): below it the range
+ * may hold old data. */
+#define FILL_MAX 64 /* units moved at most per fill (128 MiB) */
+typedef struct fill_pick_s {
+  uint64_t v;        /* the cached range, as its slot held it */
+  uint32_t slot;     /* its slot */
+  uint16_t unit;     /* the unit in it */
+  uint16_t resident; /* its resident pages; 0 once moved */
+} fill_pick_t;
+
+static bool pick_before(const fill_pick_t *a, const fill_pick_t *b) { /* by range, then unit */
+  return a->slot != b->slot ? a->slot < b->slot : a->unit < b->unit;
+}
+
+static lz_noinline uintptr_t range_fill(uintptr_t start, uintptr_t end, unsigned node) {
+  uint16_t res[RES_UNITS_MAX];
+  fill_pick_t pick[FILL_MAX];
+  size_t npick = 0, budget = RES_UNITS_MAX;
+  size_t want = (end - start + LZ_CHUNK_MASK) >> LZ_CHUNK_SHIFT;
+  if (want > FILL_MAX) want = FILL_MAX;
+  /* The `want` most resident units of the cached ranges, sorted by
+   * resident pages, most first. */
+  for (size_t i = 0, n = slots_seen(); i < n && budget > 0; i++) {
     uint64_t v = atomic_load_explicit(&slots[i], memory_order_relaxed);
     if (v == 0 || (lz_numa_on && slot_node(v) != node)) continue;
-    size_t s = slot_size(v);
-    size_t take = s <= end - at ? s : (end - at) & ~LZ_CHUNK_MASK;
-    if (take == 0 || !slot_take(i, v)) continue;
-    uintptr_t b = slot_base(v);
-    if (lz_unlikely(lz_numa_on) && slot_node(v) != node) { /* changed before we took it */
-      cache_put(b, s, slot_node(v));
+    size_t units = range_residency(slot_base(v), slot_size(v), res, &budget);
+    for (size_t u = 0; u < units; u++) {
+      if (res[u] == 0 || (npick == want && res[u] <= pick[npick - 1].resident)) continue;
+      size_t j = npick < want ? npick++ : want - 1;
+      for (; j > 0 && pick[j - 1].resident < res[u]; j--) pick[j] = pick[j - 1];
+      pick[j] = (fill_pick_t){.v = v, .slot = (uint32_t)i, .unit = (uint16_t)u, .resident = res[u]};
+    }
+  }
+  /* Each range taken once (its picks dropped if it changed meanwhile). */
+  for (size_t j = 0; j < npick; j++) {
+    size_t k = 0;
+    while (k < j && pick[k].slot != pick[j].slot) k++;
+    if (k < j) { /* taken with an earlier pick, or dropped with it */
+      if (pick[k].v == 0) pick[j].v = 0;
       continue;
     }
-    units_clear(b, take); /* before the move: the old addresses become free */
-    if (os_move((void *)b, take, (void *)at) != 0) {
-      cache_put(b, s, node);
-      break;
+    uint64_t v = pick[j].v;
+    if (!slot_take(pick[j].slot, v)) pick[j].v = 0;
+    else if (lz_unlikely(lz_numa_on) && slot_node(v) != node) { /* changed before we took it */
+      cache_put(slot_base(v), slot_size(v), slot_node(v));
+      pick[j].v = 0;
     }
-    if (take < s) cache_put(b + take, s - take, node);
+  }
+  /* Moved most resident first, a unit (or a range's shorter last one)
+   * while it fits. */
+  uintptr_t at = start;
+  for (size_t j = 0; j < npick; j++) {
+    size_t k = 0;
+    while (pick[k].slot != pick[j].slot) k++;
+    if (pick[k].v == 0) continue;
+    uintptr_t from = slot_base(pick[j].v) + ((uintptr_t)pick[j].unit << LZ_CHUNK_SHIFT);
+    uintptr_t e = slot_base(pick[j].v) + slot_size(pick[j].v);
+    size_t len = e - from < LZ_CHUNK_SIZE ? e - from : LZ_CHUNK_SIZE;
+    if (len > end - at) continue;
+    units_clear(from, len); /* before the move: the old addresses become free */
+    if (os_move((void *)from, len, (void *)at) != 0) break;
     /* The fresh pages replaced were counted as mapped, and so were these. */
-    if (lz_unlikely(lz_numa_on)) numa_account(node, -(ptrdiff_t)take);
-    atomic_fetch_sub_explicit(&lz_large_mapped, take, memory_order_relaxed);
-    at += take;
+    if (lz_unlikely(lz_numa_on)) numa_account(node, -(ptrdiff_t)len);
+    atomic_fetch_sub_explicit(&lz_large_mapped, len, memory_order_relaxed);
+    at += len;
+    pick[j].resident = 0;
+  }
+  /* What is left of each range taken goes back: the runs between its
+   * moved units. */
+  for (size_t j = 1; j < npick; j++)
+    for (size_t k = j; k > 0 && pick_before(&pick[k], &pick[k - 1]); k--) {
+      fill_pick_t t = pick[k];
+      pick[k] = pick[k - 1];
+      pick[k - 1] = t;
+    }
+  for (size_t j = 0; j < npick;) {
+    size_t first = j;
+    bool taken = false;
+    for (; j < npick && pick[j].slot == pick[first].slot; j++) taken |= pick[j].v != 0;
+    if (!taken) continue;
+    uint64_t v = 0;
+    for (size_t k = first; k < j; k++) v = pick[k].v != 0 ? pick[k].v : v;
+    uintptr_t b = slot_base(v), e = b + slot_size(v), cur = b;
+    for (size_t k = first; k < j; k++) {
+      if (pick[k].resident != 0) continue; /* not moved */
+      uintptr_t from = b + ((uintptr_t)pick[k].unit << LZ_CHUNK_SHIFT);
+      if (from > cur) cache_put(cur, from - cur, node);
+      cur = from + LZ_CHUNK_SIZE < e ? from + LZ_CHUNK_SIZE : e;
+    }
+    if (cur < e) cache_put(cur, e - cur, node);
   }
   return at;
 }
@@ -529,7 +704,7 @@ static uintptr_t range_fill(uintptr_t start, uintptr_t end, unsigned node) {
  * from the base that may hold old data: pages added by mapping are zero);
  * 0 if the kernel refuses, the range unchanged. The chunk map bytes of the
  * range's other units are left as they were (the caller clears them). */
-static uintptr_t range_grow(uintptr_t base, size_t *size, size_t need, unsigned node, size_t *dirty) {
+static lz_noinline uintptr_t range_grow(uintptr_t base, size_t *size, size_t need, unsigned node, size_t *dirty) {
   size_t orig = *size;
   for (size_t i = 0, n = slots_seen(); i < n && *size < need; i++) {
     uint64_t v = atomic_load_explicit(&slots[i], memory_order_relaxed);
@@ -741,19 +916,19 @@ lz_inline void *block_make(uintptr_t base, size_t size, size_t req, size_t lead,
   return p;
 }
 
-/* A range of `node` for `need` bytes from the cache (split or grown), or 0. */
+/* A range of `node` for `need` bytes from the cache (split), or 0. */
 static uintptr_t range_from_cache(size_t need, unsigned node, size_t *size, size_t *dirty) {
   uintptr_t base;
-  if (!cache_take(need, node, &base, size)) return 0;
-  *dirty = *size;
-  if (*size >= need) {
-    range_trim(base, size, need, node);
-    *dirty = *size;
-    return base;
+  size_t off;
+  if (!cache_take(need, node, &base, size, &off)) return 0;
+  if (off != 0) { /* the units before the block stay cached */
+    cache_put(base, off, node);
+    base += off;
+    *size -= off;
   }
-  uintptr_t grown = range_grow(base, size, need, node, dirty);
-  if (grown == 0) cache_put(base, *size, node);
-  return grown;
+  range_trim(base, size, need, node);
+  *dirty = *size;
+  return base;
 }
 
 lz_text_hot void *large_malloc(size_t size, size_t align, bool zero) {
@@ -769,7 +944,10 @@ lz_text_hot void *large_malloc(size_t size, size_t align, bool zero) {
     if (base == 0) return NULL;
     if (lz_unlikely(lz_numa_on)) node = numa_bind_large((void *)base, got); /* before the first touch */
     atomic_fetch_add_explicit(&lz_large_mapped, got, memory_order_relaxed);
+    /* No cached range holds it: their resident units replace its fresh
+     * pages (range_fill; as the cache, not for an alignment above 2 MiB). */
     dirty = 0;
+    if (align <= LZ_CHUNK_SIZE && slots_seen() != 0) dirty = range_fill(base, base + got, node) - base;
   }
   large_t *d = desc_make(unit_of(base));
   void *p = d != NULL ? block_make(base, got, size, lead, node, d, true) : NULL;
