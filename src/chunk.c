@@ -103,14 +103,15 @@ void chunk_unit_source(uintptr_t (*fn)(unsigned node)) { unit_source = fn; }
 /* A unit from unit_source, to be made an empty chunk: decommitted whole,
  * so it starts as a fresh mapping's would, clean and reading zero (not
  * resident). Its pages may be resident with old data; kept so, as dirty
- * free pages waiting for their decay, they stayed resident while the
- * heap used a few (bench/realprog xz-d-12M: a worker's heap took the
- * unit of a freed 3.4 MB input buffer and used a few hundred KiB of it;
- * peak RSS 45.6 MB against glibc's 41.0, 41.4 with no large cache). The
- * range's pages still do not stay resident beside the chunk's new ones
- * (bench sqlite: its sorter's freed buffers). NULL (the unit unmapped) if
- * the kernel refuses. */
-static chunk_t *chunk_from_unit(uintptr_t unit) {
+ * free pages waiting for their decay, they stayed resident while the heap
+ * used a few (bench/realprog xz-d-12M: a worker's heap took the unit of a
+ * freed 3.4 MB input buffer and used a few hundred KiB of it; peak RSS
+ * 45.6 MB against glibc's 41.0, 41.4 with no large cache; keeping them
+ * only for a heap that held a chunk already still read 43.5-44.7). A heap
+ * that fills the chunk faults its pages in again (bench sqlite: 33.2k
+ * faults against 26.6k, the same peak RSS, about 5 ms of CPU). NULL (the
+ * unit unmapped) if the kernel refuses. */
+static lz_noinline chunk_t *chunk_from_unit(uintptr_t unit) {
   chunk_t *c = (chunk_t *)unit;
   if (!chunkmap_prepare(unit) || os_decommit(c, LZ_CHUNK_SIZE) != 0) {
     os_unmap(c, LZ_CHUNK_SIZE);
@@ -285,7 +286,7 @@ lz_cold static chunk_t *region_take(heap_t *heap) {
  * populated for either: peak RSS 15.0-17.0 -> 17.3-21.7 MiB over 5 runs;
  * slabs only: 15.5-17.3). Only with a purge delay
  * (> 0): the populated pages are
- * dirty, free and armed to decay (as chunk_from_unit's), so those the heap
+ * dirty, free and armed to decay, so those the heap
  * leaves unused go back as any freed pages. */
 #define POPULATE_MS 1000
 /* given_at is the heap clock mod 2^32, compared by signed difference: the

@@ -597,6 +597,8 @@ typedef struct large_s {
   _Atomic(uint32_t) xguard;   /* live: guard bytes (LZMALLOC_SECURE=2), else 0 */
   _Atomic(size_t) xreq;       /* live with a guard: the size asked for; the guard page
                                  follows its last page, canary bytes fill the rest of that page */
+  _Atomic(uint32_t) xwritten; /* pages of this unit that blocks may have written since it was
+                                 mapped (the pages under their requests): large.c, "Resident pages" */
 } large_t;
 
 /* ---------------------------------------------------------------------------
@@ -1086,7 +1088,6 @@ int os_decommit_ranges(const os_range_t *r, size_t n); /* as os_decommit, n runs
 int os_protect_none(void *p, size_t size);
 int os_hugepage(void *p, size_t size, bool collapse); /* MADV_HUGEPAGE (+ MADV_COLLAPSE) */
 int os_populate(void *p, size_t size);          /* MADV_POPULATE_WRITE: resident now, in one call */
-int os_resident(void *p, size_t size, unsigned char *vec); /* mincore: a byte a kernel page, bit 0 resident */
 int os_protect_rw(void *p, size_t size);
 int os_move(void *from, size_t size, void *to); /* the pages (not a copy) of [from, +size) to
                                                    `to`, replacing what is mapped there */

@@ -97,7 +97,7 @@ lz_hot_alloc _Atomic(size_t) lz_large_in_use;
 #define DESC_LEAF_BITS 12
 #define DESC_LEAF_SIZE ((size_t)1 << DESC_LEAF_BITS)
 #define DESC_LEAVES (LZ_CHUNKMAP_SIZE >> DESC_LEAF_BITS)
-_Static_assert(sizeof(large_t) == 40, "large_t size");
+_Static_assert(sizeof(large_t) == 48, "large_t size");
 _Static_assert((DESC_LEAF_SIZE * sizeof(large_t)) % LZ_PAGE_SIZE == 0, "leaf of whole pages");
 
 lz_bss_late static _Atomic(large_t *) desc_leaves[DESC_LEAVES];
@@ -392,38 +392,70 @@ lz_text_hot static void cache_put(uintptr_t base, size_t size, unsigned node) {
 }
 
 /* Resident pages. A freed block leaves resident only the pages its
- * program touched, usually its first bytes up to the size it asked for:
- * the rest of its last unit, and whatever it never wrote, stay fresh. A
- * block placed over such pages faults them in while resident pages of
- * other cached ranges wait for their decay, so the process grows by what
- * the cache already holds (bench/realprog xz-d-12M: blocks of 12 MiB + 64
- * B, 2 MiB and 3.4 MiB, freed and asked for again by the next file; the
- * second file's blocks took 3.9 MB of fresh pages beside 8 MB of idle
- * resident ones). So a request of more than one unit, with a choice to
- * make (several cached ranges fit, or one larger than it needs), asks the
- * kernel which pages are resident (mincore: a hint, read without owning
- * the ranges) and takes the window of whole units that holds the most;
- * ties go to the smaller range, then to the lower offset. A one-unit
- * request (a malloc(2 MiB) + free loop) asks nothing. */
-#define RES_UNITS_MAX 512 /* units looked at per take (1 GiB); beyond, nothing counts as resident */
-#define RES_VEC 2048      /* pages a mincore call */
+ * program touched, at most those under the size it asked for: the rest of
+ * its last unit stays fresh. A block placed over such pages faults them
+ * in while resident pages of other cached ranges wait for their decay, so
+ * the process grows by what the cache already holds (bench/realprog
+ * xz-d-12M: blocks of 12 MiB + 64 B, 2 MiB and 3.4 MB, freed and asked for
+ * again by the next file; the second file's blocks faulted in 5 MB beside
+ * idle resident ones, tests/large_reuse part 7). So each unit's descriptor
+ * counts the pages that blocks may have written there since the unit was
+ * mapped (xwritten: the pages under each block's request; 0 for pages
+ * mapped fresh; moved with the pages), and a request of more than one
+ * unit with a choice to make (several cached ranges fit, or one larger
+ * than it needs) takes the window of whole units with the most such pages.
+ * A hint, read without owning the range, and an upper bound (a program
+ * may write less than it asked for); asking the kernel instead (mincore)
+ * walked a page table entry a page, 4 % of bench large-reuse's CPU. */
+#define RES_UNITS_MAX 512 /* units looked at per range (1 GiB); beyond, none counts as written */
 
-/* Resident pages of each unit of [base, base + size), for at most *budget
- * units (taken off it), into res; the number of units filled. */
-static size_t range_residency(uintptr_t base, size_t size, uint16_t *res, size_t *budget) {
+static large_t *desc_of(uintptr_t a) { return desc_get(unit_of(a)); }
+
+/* The pages of [a, a + len) were mapped fresh (their units' counts drop
+ * to what lies before a in a's unit: an upper bound). */
+static lz_noinline void written_fresh(uintptr_t a, size_t len) {
+  for (uintptr_t u = a & ~LZ_CHUNK_MASK; u < a + len; u += LZ_CHUNK_SIZE) {
+    large_t *d = desc_of(u);
+    if (d == NULL) continue;
+    uint32_t before = u < a ? (uint32_t)((a - u) >> LZ_PAGE_SHIFT) : 0;
+    if (atomic_load_explicit(&d->xwritten, memory_order_relaxed) > before)
+      atomic_store_explicit(&d->xwritten, before, memory_order_relaxed);
+  }
+}
+
+/* A block may write [a, a + len): its units' counts rise to cover it. */
+static lz_noinline void written_block(uintptr_t a, size_t len) {
+  for (uintptr_t u = a & ~LZ_CHUNK_MASK; u < a + len; u += LZ_CHUNK_SIZE) {
+    large_t *d = desc_make(unit_of(u));
+    if (d == NULL) continue;
+    uintptr_t hi = a + len < u + LZ_CHUNK_SIZE ? a + len : u + LZ_CHUNK_SIZE;
+    uint32_t w = (uint32_t)((hi - u + LZ_PAGE_SIZE - 1) >> LZ_PAGE_SHIFT);
+    if (atomic_load_explicit(&d->xwritten, memory_order_relaxed) < w)
+      atomic_store_explicit(&d->xwritten, w, memory_order_relaxed);
+  }
+}
+
+/* The pages of [from, from + len) (whole units, or a range's last) are to
+ * move to `to` (a unit boundary), both held by the caller: their counts
+ * go first (the old addresses are free once the pages have moved, and
+ * another thread may make a block there at once). */
+static void written_moved(uintptr_t from, size_t len, uintptr_t to) {
+  for (size_t off = 0; off < len; off += LZ_CHUNK_SIZE) {
+    large_t *s = desc_of(from + off), *d = desc_make(unit_of(to + off));
+    uint32_t w = s == NULL ? 0 : atomic_load_explicit(&s->xwritten, memory_order_relaxed);
+    if (s != NULL) atomic_store_explicit(&s->xwritten, 0, memory_order_relaxed);
+    if (d != NULL) atomic_store_explicit(&d->xwritten, w, memory_order_relaxed);
+  }
+}
+
+/* The written pages of each unit of [base, base + size) (at most
+ * RES_UNITS_MAX units) into res; the number of units filled. */
+static size_t range_residency(uintptr_t base, size_t size, uint16_t *res) {
   size_t units = (size + LZ_CHUNK_MASK) >> LZ_CHUNK_SHIFT;
-  if (units > *budget) units = *budget;
-  *budget -= units;
-  memset(res, 0, units * sizeof *res);
-  size_t pg = os_page_size();
-  uintptr_t end = base + size, lim = base + (units << LZ_CHUNK_SHIFT);
-  if (lim < end) end = lim;
-  unsigned char vec[RES_VEC];
-  for (uintptr_t a = base; a < end;) {
-    size_t len = end - a < RES_VEC * pg ? end - a : RES_VEC * pg;
-    if (os_resident((void *)a, len, vec) != 0) break; /* taken meanwhile: what is left counts nothing */
-    for (size_t i = 0, n = (len + pg - 1) / pg; i < n; i++) res[(a + i * pg - base) >> LZ_CHUNK_SHIFT] += vec[i] & 1;
-    a += len;
+  if (units > RES_UNITS_MAX) units = RES_UNITS_MAX;
+  for (size_t u = 0; u < units; u++) {
+    large_t *d = desc_of(base + (u << LZ_CHUNK_SHIFT));
+    res[u] = d == NULL ? 0 : (uint16_t)atomic_load_explicit(&d->xwritten, memory_order_relaxed);
   }
   return units;
 }
@@ -436,10 +468,10 @@ static size_t range_residency(uintptr_t base, size_t size, uint16_t *res, size_t
  * seventh unit: put there a unit that holds little, so that the resident
  * ones go to the next request). */
 #define RANK_IDLE 1024 /* more than the pages of a unit */
-static size_t range_best_offset(uint64_t v, size_t need, size_t *score, size_t *budget) {
+static size_t range_best_offset(uint64_t v, size_t need, size_t *score) {
   uint16_t res[RES_UNITS_MAX];
-  size_t size = slot_size(v), pg = os_page_size();
-  size_t units = range_residency(slot_base(v), size, res, budget);
+  size_t size = slot_size(v), pg = LZ_PAGE_SIZE;
+  size_t units = range_residency(slot_base(v), size, res);
   size_t k = chunk_round(need) >> LZ_CHUNK_SHIFT, last = (size - need) >> LZ_CHUNK_SHIFT;
   lz_assert(k >= 2); /* more than a unit (cache_take) */
   size_t tail = (need - ((k - 1) << LZ_CHUNK_SHIFT) + pg - 1) / pg; /* pages of the last unit reached */
@@ -467,11 +499,11 @@ static size_t range_best_offset(uint64_t v, size_t need, size_t *score, size_t *
  * offset) with the most resident pages (above); 0 if none. */
 static lz_noinline uint64_t cache_pick_resident(size_t need, unsigned node, size_t *slot, size_t *off) {
   uint64_t pick = 0;
-  size_t pick_score = 0, budget = RES_UNITS_MAX;
-  for (size_t i = 0, n = slots_seen(); i < n && budget > 0; i++) {
+  size_t pick_score = 0;
+  for (size_t i = 0, n = slots_seen(); i < n; i++) {
     uint64_t v = atomic_load_explicit(&slots[i], memory_order_relaxed);
     if (v == 0 || slot_size(v) < need || (lz_numa_on && slot_node(v) != node)) continue;
-    size_t score, o = range_best_offset(v, need, &score, &budget);
+    size_t score, o = range_best_offset(v, need, &score);
     if (pick == 0 || score > pick_score || (score == pick_score && slot_size(v) < slot_size(pick))) {
       pick = v;
       pick_score = score;
@@ -530,19 +562,21 @@ static bool cache_take(size_t need, unsigned node, uintptr_t *base, size_t *size
 
 /* A 2 MiB unit of cached large memory of `node` for a new chunk
  * (chunk.c's unit source, handed down by start.c): a heap that needs a
- * chunk while freed large ranges wait here reuses their pages, most
- * likely resident already, instead of faulting in fresh ones beside them
- * (glibc reuses a freed big block's memory for blocks of any size alike;
- * bench sqlite: its sorter's realloc-grown buffers, 16 MiB and less,
- * waited here while the next statement's rows and cache pages faulted in
- * new chunks: peak RSS 58-65 MB against glibc's 50.4). Takes the smallest
+ * chunk while freed large ranges wait here takes their address space and
+ * gives their pages back (chunk.c decommits the unit) rather than leave
+ * them resident beside the fresh ones of a new chunk (bench sqlite: its
+ * sorter's realloc-grown buffers, 16 MiB and less, waited here while the
+ * next statement's rows and cache pages faulted in new chunks: peak RSS
+ * 58-65 MB against glibc's 50.4). Takes the smallest
  * cached range of at least a unit (the larger ones stay for large
  * blocks), keeps its first unit and caches the rest. The unit's chunk map
  * byte is CHUNK_NONE when it is returned (the chunk's own once chunk.c
  * has made its header); its descriptor keeps what it said (a freed
  * block's check word names a double free once the chunk has gone back).
- * Its pages hold old data or zero. 0 if no cached range holds a whole
- * unit, and at level 2 (guard pages in freed ranges). */
+ * (Taking instead the unit with the fewest written pages, a range's first
+ * or last, left bench/realprog xz-d-12M's peak RSS 0.5 MB higher.) 0 if
+ * no cached range holds a whole unit, and at level 2 (guard pages in
+ * freed ranges). */
 static lz_noinline uintptr_t cache_unit_take(unsigned node) {
   for (int attempt = 0; attempt < 4; attempt++) {
     uint64_t best = 0;
@@ -566,6 +600,7 @@ static lz_noinline uintptr_t cache_unit_take(unsigned node) {
     /* Counted out as range_unmap does (chunk.c counts it in as a chunk). */
     atomic_fetch_sub_explicit(&lz_large_mapped, LZ_CHUNK_SIZE, memory_order_relaxed);
     units_clear(base, LZ_CHUNK_SIZE);
+    written_fresh(base, LZ_CHUNK_SIZE); /* decommitted by chunk.c */
     if (lz_unlikely(lz_numa_on)) numa_account(node, -(ptrdiff_t)LZ_CHUNK_SIZE);
     if (size > LZ_CHUNK_SIZE) cache_put(base + LZ_CHUNK_SIZE, size - LZ_CHUNK_SIZE, node);
     return base;
@@ -620,15 +655,15 @@ static bool pick_before(const fill_pick_t *a, const fill_pick_t *b) { /* by rang
 static lz_noinline uintptr_t range_fill(uintptr_t start, uintptr_t end, unsigned node) {
   uint16_t res[RES_UNITS_MAX];
   fill_pick_t pick[FILL_MAX];
-  size_t npick = 0, budget = RES_UNITS_MAX;
   size_t want = (end - start + LZ_CHUNK_MASK) >> LZ_CHUNK_SHIFT;
+  size_t npick = 0;
   if (want > FILL_MAX) want = FILL_MAX;
   /* The `want` most resident units of the cached ranges, sorted by
    * resident pages, most first. */
-  for (size_t i = 0, n = slots_seen(); i < n && budget > 0; i++) {
+  for (size_t i = 0, n = slots_seen(); i < n; i++) {
     uint64_t v = atomic_load_explicit(&slots[i], memory_order_relaxed);
     if (v == 0 || (lz_numa_on && slot_node(v) != node)) continue;
-    size_t units = range_residency(slot_base(v), slot_size(v), res, &budget);
+    size_t units = range_residency(slot_base(v), slot_size(v), res);
     for (size_t u = 0; u < units; u++) {
       if (res[u] == 0 || (npick == want && res[u] <= pick[npick - 1].resident)) continue;
       size_t j = npick < want ? npick++ : want - 1;
@@ -662,12 +697,25 @@ static lz_noinline uintptr_t range_fill(uintptr_t start, uintptr_t end, unsigned
     uintptr_t e = slot_base(pick[j].v) + slot_size(pick[j].v);
     size_t len = e - from < LZ_CHUNK_SIZE ? e - from : LZ_CHUNK_SIZE;
     if (len > end - at) continue;
+    /* The units after it in the range, if they come next (as resident:
+     * equal counts keep the order of the look), move with it. */
+    size_t last = j;
+    while (last + 1 < npick && pick[last + 1].slot == pick[j].slot && pick[last + 1].unit == pick[last].unit + 1 &&
+           from + len < e && len + (e - (from + len) < LZ_CHUNK_SIZE ? e - (from + len) : LZ_CHUNK_SIZE) <= end - at) {
+      last++;
+      len += e - (from + len) < LZ_CHUNK_SIZE ? e - (from + len) : LZ_CHUNK_SIZE;
+    }
     units_clear(from, len); /* before the move: the old addresses become free */
-    if (os_move((void *)from, len, (void *)at) != 0) break;
+    written_moved(from, len, at);
+    if (os_move((void *)from, len, (void *)at) != 0) {
+      written_moved(at, len, from);
+      break;
+    }
     /* The fresh pages replaced were counted as mapped, and so were these. */
     if (lz_unlikely(lz_numa_on)) numa_account(node, -(ptrdiff_t)len);
     atomic_fetch_sub_explicit(&lz_large_mapped, len, memory_order_relaxed);
     at += len;
+    for (; j < last; j++) pick[j].resident = 0;
     pick[j].resident = 0;
   }
   /* What is left of each range taken goes back: the runs between its
@@ -726,6 +774,7 @@ static lz_noinline uintptr_t range_grow(uintptr_t base, size_t *size, size_t nee
   size_t want = chunk_round(need);
   if (os_map_at((void *)(base + *size), want - *size) == 0) {
     range_added((void *)(base + *size), want - *size, node);
+    written_fresh(base + *size, want - *size);
     uintptr_t moved = range_fill(base + *size, base + want, node);
     if (moved > base + *size) *dirty = moved - base;
     *size = want;
@@ -735,6 +784,8 @@ static lz_noinline uintptr_t range_grow(uintptr_t base, size_t *size, size_t nee
   if (to != NULL && desc_make(unit_of((uintptr_t)to)) != NULL) {
     uint8_t mark = chunkmap_kind(base);
     units_clear(base, *size); /* before the move: the old addresses become free */
+    written_fresh((uintptr_t)to, want);
+    written_moved(base, *size, (uintptr_t)to);
     if (os_move((void *)base, *size, to) == 0) {
       range_added(to + *size, want - *size, node); /* the moved pages were counted */
       uintptr_t moved = range_fill((uintptr_t)to + *size, (uintptr_t)to + want, node);
@@ -742,6 +793,7 @@ static lz_noinline uintptr_t range_grow(uintptr_t base, size_t *size, size_t nee
       *size = want;
       return (uintptr_t)to;
     }
+    written_moved((uintptr_t)to, *size, base);
     if (mark != CHUNK_NONE) chunkmap_set(base, mark);
   }
   if (to != NULL) os_unmap(to, want);
@@ -906,6 +958,7 @@ lz_inline void *block_make(uintptr_t base, size_t size, size_t req, size_t lead,
     }
   }
   size_t usable = guard ? req : size;
+  written_block((uintptr_t)p, req);
   atomic_store_explicit(&d->xsize, size, memory_order_relaxed);
   atomic_store_explicit(&d->xreq, req, memory_order_relaxed);
   atomic_store_explicit(&d->xguard, (uint32_t)guard, memory_order_relaxed);
@@ -944,6 +997,7 @@ lz_text_hot void *large_malloc(size_t size, size_t align, bool zero) {
     if (base == 0) return NULL;
     if (lz_unlikely(lz_numa_on)) node = numa_bind_large((void *)base, got); /* before the first touch */
     atomic_fetch_add_explicit(&lz_large_mapped, got, memory_order_relaxed);
+    written_fresh(base, got);
     /* No cached range holds it: their resident units replace its fresh
      * pages (range_fill; as the cache, not for an alignment above 2 MiB). */
     dirty = 0;

@@ -296,11 +296,6 @@ int os_hugepage(void *p, size_t size, bool collapse) {
   return r;
 }
 
-/* Which pages of [p, p + size) (p page-aligned) are resident: mincore,
- * one byte per kernel page (os_page_size) into vec, bit 0 set for a
- * resident page. A hint: pages come and go at any time. */
-int os_resident(void *p, size_t size, unsigned char *vec) { return OS_RESULT(syscall_3(SYS_mincore, p, size, vec)); }
-
 lz_text_thread lz_noinline int os_protect_none(void *p, size_t size) { /* one copy */
   if (fault_now(OS_FAULT_PROTECT)) return ENOMEM;
   return OS_RESULT(mprotect(p, size, PROT_NONE));
