@@ -423,9 +423,11 @@ static lz_noinline void written_fresh(uintptr_t a, size_t len) {
   }
 }
 
-/* A block may write [a, a + len): its units' counts rise to cover it. */
-static lz_noinline void written_block(uintptr_t a, size_t len) {
-  for (uintptr_t u = a & ~LZ_CHUNK_MASK; u < a + len; u += LZ_CHUNK_SIZE) {
+/* A block may write [a, a + len): its units' counts rise to cover it.
+ * The first unit's descriptor d is the caller's; the others' are looked
+ * up out of line (a block of one unit, malloc(2 MiB), costs a compare). */
+static lz_noinline void written_rest(uintptr_t a, size_t len) {
+  for (uintptr_t u = (a & ~LZ_CHUNK_MASK) + LZ_CHUNK_SIZE; u < a + len; u += LZ_CHUNK_SIZE) {
     large_t *d = desc_make(unit_of(u));
     if (d == NULL) continue;
     uintptr_t hi = a + len < u + LZ_CHUNK_SIZE ? a + len : u + LZ_CHUNK_SIZE;
@@ -433,6 +435,13 @@ static lz_noinline void written_block(uintptr_t a, size_t len) {
     if (atomic_load_explicit(&d->xwritten, memory_order_relaxed) < w)
       atomic_store_explicit(&d->xwritten, w, memory_order_relaxed);
   }
+}
+lz_inline void written_block(large_t *d, uintptr_t a, size_t len) {
+  uintptr_t u = a & ~LZ_CHUNK_MASK, hi = a + len < u + LZ_CHUNK_SIZE ? a + len : u + LZ_CHUNK_SIZE;
+  uint32_t w = (uint32_t)((hi - u + LZ_PAGE_SIZE - 1) >> LZ_PAGE_SHIFT);
+  if (atomic_load_explicit(&d->xwritten, memory_order_relaxed) < w)
+    atomic_store_explicit(&d->xwritten, w, memory_order_relaxed);
+  if (a + len > u + LZ_CHUNK_SIZE) written_rest(a, len);
 }
 
 /* The pages of [from, from + len) (whole units, or a range's last) are to
@@ -514,29 +523,45 @@ static lz_noinline uint64_t cache_pick_resident(size_t need, unsigned node, size
   return pick;
 }
 
-/* Takes a cached range of `node` that holds `need` bytes: the one with the
- * most resident pages for it (above), else the smallest; *off is where in
- * it the block goes (0 but for the first). False if none holds it (the
- * caller maps a new range and fills it with cached units, range_fill). */
+/* Of several cached ranges of `node` that hold `need` bytes, the smallest,
+ * but first one that begins where a block began (its map byte kept: the
+ * block's first bytes, most likely written) over one that begins inside a
+ * block (the rest of its last unit, most likely never touched). */
+static lz_noinline uint64_t cache_pick_head(size_t need, unsigned node, size_t *slot) {
+  uint64_t fit = 0;
+  bool fit_head = false;
+  for (size_t i = 0, n = slots_seen(); i < n; i++) {
+    uint64_t v = atomic_load_explicit(&slots[i], memory_order_relaxed);
+    if (v == 0 || slot_size(v) < need || (lz_numa_on && slot_node(v) != node)) continue;
+    if (fit != 0 && fit_head && slot_size(v) >= slot_size(fit)) continue; /* no better */
+    bool head = chunkmap_kind(slot_base(v)) == CHUNK_LARGE;
+    if (fit == 0 || head > fit_head || (head == fit_head && slot_size(v) < slot_size(fit))) {
+      fit = v;
+      *slot = i;
+      fit_head = head;
+    }
+  }
+  return fit;
+}
+
+/* Takes a cached range of `node` that holds `need` bytes: for a request of
+ * more than a unit the one with the most written pages for it ("Resident
+ * pages" above), else the smallest (cache_pick_head when there are
+ * several); *off is where in it the block goes (0 but for the first).
+ * False if none holds it (the caller maps a new range and fills it with
+ * cached units, range_fill). */
 static bool cache_take(size_t need, unsigned node, uintptr_t *base, size_t *size, size_t *off) {
   if (LZ_LARGE_CACHE_ENTRIES == 0) return false;
   for (int attempt = 0; attempt < 4; attempt++) {
     uint64_t fit = 0;
     size_t fit_i = 0, fits = 0;
-    bool fit_head = false;
     for (size_t i = 0, n = slots_seen(); i < n; i++) {
       uint64_t v = atomic_load_explicit(&slots[i], memory_order_relaxed);
       if (v == 0 || slot_size(v) < need || (lz_numa_on && slot_node(v) != node)) continue;
       fits++;
-      /* The smallest, but first a range that begins where a block began
-       * (its map byte kept: the block's first bytes, most likely
-       * resident) over one that begins inside a block (the rest of its
-       * last unit, most likely never touched). */
-      bool head = chunkmap_kind(slot_base(v)) == CHUNK_LARGE;
-      if (fit == 0 || head > fit_head || (head == fit_head && slot_size(v) < slot_size(fit))) {
+      if (fit == 0 || slot_size(v) < slot_size(fit)) {
         fit = v;
         fit_i = i;
-        fit_head = head;
       }
     }
     if (fit == 0) return false;
@@ -545,6 +570,10 @@ static bool cache_take(size_t need, unsigned node, uintptr_t *base, size_t *size
     *off = 0;
     if (need > LZ_CHUNK_SIZE && (fits > 1 || slot_size(fit) >= need + LZ_CHUNK_SIZE)) {
       uint64_t r = cache_pick_resident(need, node, &i, off);
+      if (r != 0) v = r;
+      else i = fit_i;
+    } else if (fits > 1) {
+      uint64_t r = cache_pick_head(need, node, &i);
       if (r != 0) v = r;
       else i = fit_i;
     }
@@ -958,7 +987,7 @@ lz_inline void *block_make(uintptr_t base, size_t size, size_t req, size_t lead,
     }
   }
   size_t usable = guard ? req : size;
-  written_block((uintptr_t)p, req);
+  written_block(d, (uintptr_t)p, req);
   atomic_store_explicit(&d->xsize, size, memory_order_relaxed);
   atomic_store_explicit(&d->xreq, req, memory_order_relaxed);
   atomic_store_explicit(&d->xguard, (uint32_t)guard, memory_order_relaxed);
