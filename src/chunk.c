@@ -106,11 +106,13 @@ void chunk_unit_source(uintptr_t (*fn)(unsigned node)) { unit_source = fn; }
  * free pages waiting for their decay, they stayed resident while the heap
  * used a few (bench/realprog xz-d-12M: a worker's heap took the unit of a
  * freed 3.4 MB input buffer and used a few hundred KiB of it; peak RSS
- * 45.6 MB against glibc's 41.0, 41.4 with no large cache; keeping them
- * only for a heap that held a chunk already still read 43.5-44.7). A heap
- * that fills the chunk faults its pages in again (bench sqlite: 33.2k
- * faults against 26.6k, the same peak RSS, about 5 ms of CPU). NULL (the
- * unit unmapped) if the kernel refuses. */
+ * 45.6 MB against glibc's 41.0, now 41.3-42.6). A heap that fills the
+ * chunk faults its pages in again: bench/realprog sqlite3, whose sorter's
+ * freed buffers become the next statement's chunks, 25.0k faults against
+ * 20.8k (glibc 22.5k), the same peak RSS (74.8 MB), a few ms of CPU.
+ * Keeping the pages for a heap that held a chunk already, or 4 chunks,
+ * kept xz-d-12M's peak at 43.5-44.7 MB: the heap that takes the unit
+ * there is no small one. NULL (the unit unmapped) if the kernel refuses. */
 static lz_noinline chunk_t *chunk_from_unit(uintptr_t unit) {
   chunk_t *c = (chunk_t *)unit;
   if (!chunkmap_prepare(unit) || os_decommit(c, LZ_CHUNK_SIZE) != 0) {
