@@ -424,24 +424,24 @@ static lz_noinline void written_fresh(uintptr_t a, size_t len) {
 }
 
 /* A block may write [a, a + len): its units' counts rise to cover it.
- * The first unit's descriptor d is the caller's; the others' are looked
- * up out of line (a block of one unit, malloc(2 MiB), costs a compare). */
-static lz_noinline void written_rest(uintptr_t a, size_t len) {
-  for (uintptr_t u = (a & ~LZ_CHUNK_MASK) + LZ_CHUNK_SIZE; u < a + len; u += LZ_CHUNK_SIZE) {
-    large_t *d = desc_make(unit_of(u));
-    if (d == NULL) continue;
+ * The first unit's descriptor d is the caller's. Inline only the case of
+ * a block within its first unit whose count is full already (a
+ * malloc(2 MiB) + free loop: a load and two compares); the rest out of
+ * line. */
+static lz_noinline void written_slow(large_t *d, uintptr_t a, size_t len) {
+  for (uintptr_t u = a & ~LZ_CHUNK_MASK; u < a + len; u += LZ_CHUNK_SIZE) {
+    large_t *du = u == (a & ~LZ_CHUNK_MASK) ? d : desc_make(unit_of(u));
+    if (du == NULL) continue;
     uintptr_t hi = a + len < u + LZ_CHUNK_SIZE ? a + len : u + LZ_CHUNK_SIZE;
     uint32_t w = (uint32_t)((hi - u + LZ_PAGE_SIZE - 1) >> LZ_PAGE_SHIFT);
-    if (atomic_load_explicit(&d->xwritten, memory_order_relaxed) < w)
-      atomic_store_explicit(&d->xwritten, w, memory_order_relaxed);
+    if (atomic_load_explicit(&du->xwritten, memory_order_relaxed) < w)
+      atomic_store_explicit(&du->xwritten, w, memory_order_relaxed);
   }
 }
 lz_inline void written_block(large_t *d, uintptr_t a, size_t len) {
-  uintptr_t u = a & ~LZ_CHUNK_MASK, hi = a + len < u + LZ_CHUNK_SIZE ? a + len : u + LZ_CHUNK_SIZE;
-  uint32_t w = (uint32_t)((hi - u + LZ_PAGE_SIZE - 1) >> LZ_PAGE_SHIFT);
-  if (atomic_load_explicit(&d->xwritten, memory_order_relaxed) < w)
-    atomic_store_explicit(&d->xwritten, w, memory_order_relaxed);
-  if (a + len > u + LZ_CHUNK_SIZE) written_rest(a, len);
+  if (lz_unlikely(atomic_load_explicit(&d->xwritten, memory_order_relaxed) != LZ_CHUNK_PAGES ||
+                  (a & LZ_CHUNK_MASK) + len > LZ_CHUNK_SIZE))
+    written_slow(d, a, len);
 }
 
 /* The pages of [from, from + len) (whole units, or a range's last) are to
