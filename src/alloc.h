@@ -10,18 +10,21 @@
  * slow path. Up to LZ_SLAB_MAX, the class queue's first span, its index
  * read from lz_tls.queue_slot beside the heap pointer (internal.h: 1 load
  * in place of the class table's address, its load and the scaling).
- * free(p), 25 instructions at LZ_SECURE 1: p inside the calling thread's
+ * free(p), 27 instructions at LZ_SECURE 1: p inside the calling thread's
  * heap's region (lz_tls_t beside the heap pointer, chunk.c "Regions": the
  * TLS offset, p copied, minus rbase, compared with rend, 5; every
  * committed chunk of the heap's region, not only its newest), page ->
- * span (3: the region's page map holds span pointers, indexed by p's
- * offset in the region), block index
+ * list and span (5: the region's page map, indexed by p's offset in the
+ * region, holds the address of the list the push takes, the span's
+ * address plus its to_local flag: rmap_entry; the span is the entry
+ * masked), block index
  * below the span's xfast_cap, the carved limit of a span that takes fast
  * frees, 0 for any other (6, sizeclass.h: a slab's rotation is a
  * constant), the double-free screen on the top 16 bits of the block's
  * first word, one 16-bit compare with the key's: it decodes to no
- * address below 2^48 (4: the key's load is the push's), push on (&free)[to_local] and
- * subtract to_local from used (7, ret included: the free list of its
+ * address below 2^48 (4: the key's load is the push's), push on the
+ * entry's list, (&free)[to_local], and subtract to_local from used (7,
+ * ret included: the free list of its
  * class queue's first span, uncounted, so the next malloc of the class
  * takes it back, LIFO; local_free of any other span, one count less;
  * indexed, not a branch: span.front). The heap is loaded only for
@@ -44,10 +47,14 @@
  * No statistics: stats.c reads the spans' counts. Foreign, remote and full-span frees go slow; a
  * span's last block (a medium block is its span's one block) calls
  * heap_free_last.
- * A malloc(16) + free pair in a loop costs 50 instructions under callgrind
- * (the difference of N and 2N pairs; loop and PLT included, 9 of them;
- * malloc 16, free 25), 1040 B 50, 4096 B 55, 20000 B 74.4; at LZ_SECURE 0
- * without statistics (the lean configuration) 40, 39, 45.
+ * A malloc(16) + free pair in a loop costs 54 instructions in bench/pairs
+ * (the difference of N and 2N pairs under callgrind; loop and PLT
+ * included; malloc 16, free 27), 1040 B 54, 4096 B 59. The list's
+ * address comes with the map's load: the next malloc's load of that list's
+ * head waits for the push's address, and with to_local loaded from the
+ * span first (2 instructions fewer) the loop's chain was a load longer:
+ * bench micro's same-thread 16 B pair took 6.03 ns, now 4.26 (tcmalloc
+ * 4.28, mimalloc 6.62, glibc 7.58, in one bench/run).
  */
 #ifndef LZ_ALLOC_H
 #define LZ_ALLOC_H
@@ -109,12 +116,15 @@ lz_inline void *direct_pop(heap_t *heap, size_t size) {
 lz_inline void free_fast_to(void *p, void (*own)(void *, span_t *), void (*page)(void *, heap_t *), void (*other)(void *)) {
   uintptr_t a = (uintptr_t)p;
   span_t *s;
+  uintptr_t e; /* the list the push below takes: (&s->free)[s->to_local] */
   /* p inside the thread's heap's region (lz_tls_t, chunk.c "Regions"):
    * its span from the region's page map, one subtraction, compare and
-   * load, no chunk map look-up. */
+   * load, no chunk map look-up. The entry is the list itself (rmap_entry:
+   * no load of to_local on the way to the push's address). */
   uintptr_t rel = a - lz_tls.rbase;
   if (lz_likely(rel < lz_tls.rend)) {
-    s = (span_t *)lz_load_relaxed(&lz_tls.rmap[rel >> LZ_PAGE_SHIFT], span_t *);
+    e = (uintptr_t)lz_load_relaxed(&lz_tls.rmap[rel >> LZ_PAGE_SHIFT], span_t *);
+    s = (span_t *)(e & ~LZ_MAP_LOCAL);
   } else {
     /* free(NULL) reads no map page: the map's first page is not on a
      * page the process touches anyway (chunkmap.c). */
@@ -152,6 +162,7 @@ lz_inline void free_fast_to(void *p, void (*own)(void *, span_t *), void (*page)
     }
     chunk_t *c = (chunk_t *)((ce << LZ_CHUNK_SHIFT) - LZ_CHUNK_SIZE);
     s = (span_t *)((uintptr_t)c->spans + c->pagemap[(a >> LZ_PAGE_SHIFT) & (LZ_CHUNK_PAGES - 1)]);
+    e = (uintptr_t)rmap_entry(s);
     if (lz_unlikely(++heap->rwait == 0)) goto own_slow; /* the region's page map (heap_free_own) */
   }
   {
@@ -211,20 +222,20 @@ lz_inline void free_fast_to(void *p, void (*own)(void *, span_t *), void (*page)
     /* Written out: GCC computes the list's address apart and widens k
      * again for the count (three instructions more). The stores keep
      * their order (local_free_publish: b's link before the head). */
-#define LZ_PUSH_STORE "movq %[enc], (%[b])\n\tmovq %[b], (%[s],%[k],8)\n\tsubw %w[k], %[used]"
+#define LZ_PUSH_STORE "movq %[enc], (%[b])\n\tmovq %[b], (%[e])\n\tsubw %w[k], %[used]"
     if (LZ_SECURE) /* the link: the head encoded with enc */
-      __asm__("xorq (%[s],%[k],8), %[enc]\n\t" LZ_PUSH_STORE
+      __asm__("xorq (%[e]), %[enc]\n\t" LZ_PUSH_STORE
               : [enc] "+r"(enc), [used] "+m"(s->used), "=@ccz"(last)
-              : [s] "r"(s), [k] "r"(k), [b] "r"(b)
+              : [e] "r"(e), [k] "r"(k), [b] "r"(b)
               : "memory");
     else /* the link: the head as it is */
-      __asm__("movq (%[s],%[k],8), %[enc]\n\t" LZ_PUSH_STORE
+      __asm__("movq (%[e]), %[enc]\n\t" LZ_PUSH_STORE
               : [enc] "=&r"(enc), [used] "+m"(s->used), "=@ccz"(last)
-              : [s] "r"(s), [k] "r"(k), [b] "r"(b)
+              : [e] "r"(e), [k] "r"(k), [b] "r"(b)
               : "memory");
 #undef LZ_PUSH_STORE
 #else
-    lz_block_t **list = &s->free + k;
+    lz_block_t **list = (lz_block_t **)e;
     b->enc_next = (uintptr_t)*list ^ enc;
     local_free_publish(list, b);
     s->used = (uint16_t)(s->used - k);

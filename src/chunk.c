@@ -161,7 +161,7 @@ lz_text_hot static lz_noinline void region_map_chunk(heap_t *heap, chunk_t *c) {
   _Atomic(span_t *) *m = heap->rmap + (((uintptr_t)c - heap->rbase) >> LZ_PAGE_SHIFT);
   for (size_t i = 0; i < LZ_CHUNK_PAGES; i++) {
     __asm__("" : "+r"(i)); /* not vectorized: no masks from .rodata (lz_popcount64) */
-    atomic_store_explicit(&m[i], chunk_span_at(c, i), memory_order_relaxed);
+    atomic_store_explicit(&m[i], rmap_entry(chunk_span_at(c, i)), memory_order_relaxed);
   }
   c->rmap = m;
 }
@@ -177,8 +177,23 @@ lz_cold static void region_map_waiting(heap_t *heap, chunk_t *c) {
 lz_text_hot void pagemap_set_run(chunk_t *c, size_t first, size_t n, size_t slot) {
   uint16_t off = (uint16_t)slot_offset(slot);
   for (size_t i = first; i < first + n; i++) c->pagemap[i] = off;
-  if (c->rmap != NULL)
-    for (size_t i = first; i < first + n; i++) atomic_store_explicit(&c->rmap[i], chunk_slot(c, slot), memory_order_relaxed);
+  if (c->rmap != NULL) {
+    span_t *e = rmap_entry(chunk_slot(c, slot));
+    for (size_t i = first; i < first + n; i++) atomic_store_explicit(&c->rmap[i], e, memory_order_relaxed);
+  }
+}
+
+/* Sets s's to_local (span invariants), and with it s's entries of its
+ * region's page map (rmap_entry): the pages pagemap names s on, a slab's
+ * every page, a medium span's first (every page at level 2: secure.c). */
+lz_text_hot lz_noinline void span_to_local_set(span_t *s, unsigned v) {
+  chunk_t *c = (chunk_t *)((uintptr_t)s & ~LZ_CHUNK_MASK);
+  if (s->to_local == v) return;
+  s->to_local = (uint8_t)v;
+  if (c->rmap == NULL) return;
+  span_t *e = rmap_entry(s);
+  size_t n = s->kind == SPAN_SLAB || lz_secure2 ? s->npages : 1;
+  for (size_t i = s->page; i < (size_t)s->page + n; i++) atomic_store_explicit(&c->rmap[i], e, memory_order_relaxed);
 }
 
 /* The region's page map, made once the heap has left start-up (slab.c)

@@ -476,7 +476,10 @@ _Static_assert(LZ_CLASSES <= 64, "span_t.cls holds a class in 6 bits");
  *     (at hardening level 2, holding page i: secure.c maps them all), else
  *     0 [chunk.pagemap, chunk.pagemap.free];
  *   rmap != NULL (a chunk of a heap's region) => rmap[i] ==
- *     chunk_span_at(c, i) for every page i; the region's entries of a
+ *     rmap_entry(chunk_span_at(c, i)) for every page i: the span's
+ *     address plus LZ_MAP_LOCAL if its to_local is 1, so the entry is
+ *     the list the owner's free fast path pushes on (alloc.h; slot 0's
+ *     to_local is 0); the region's entries of a
  *     chunk waiting there (owned by none, its header maybe zero, rmap
  *     not read) all name its slot 0, which is zero, if it lies below the
  *     heap's rend [chunk.rmap];
@@ -555,14 +558,25 @@ _Static_assert(LZ_SLOTS_FIRST_PAGE >= 40, "the first header page holds the first
 /* The page map holds byte offsets into spans[] (the free fast path adds
  * one to the chunk without a shift): */
 _Static_assert(LZ_CHUNK_PAGES * LZ_SPAN_GEO <= UINT16_MAX, "pagemap offsets fit 16 bits");
+/* A region's page map entry for span s: the address of the list free's
+ * fast path pushes a block of s on, (&s->free)[s->to_local] (a span's
+ * address has its low 5 bits clear, slot_offset), so that path needs no
+ * load of to_local before its stores: the next malloc's load of the
+ * list's head waits for the push's address, and a load there made the
+ * malloc(16)+free loop's dependency chain a load longer (5.9-6.3 ns a
+ * pair against 4.5-5.0 without it). The entry changes with to_local
+ * (span_to_local_set). */
+#define LZ_MAP_LOCAL ((uintptr_t)sizeof(lz_block_t *))
+lz_inline span_t *rmap_entry(span_t *s) { return (span_t *)((uintptr_t)s + (s->to_local != 0 ? LZ_MAP_LOCAL : 0)); }
 lz_inline void pagemap_set(chunk_t *c, size_t page, size_t slot) {
   c->pagemap[page] = (uint16_t)slot_offset(slot);
   /* The region's page map too (chunk invariants): relaxed, as free's fast
    * path may read the entry meanwhile (only for an invalid free: a
    * thread frees only blocks of live spans). */
-  if (c->rmap != NULL) atomic_store_explicit(&c->rmap[page], chunk_slot(c, slot), memory_order_relaxed);
+  if (c->rmap != NULL) atomic_store_explicit(&c->rmap[page], rmap_entry(chunk_slot(c, slot)), memory_order_relaxed);
 }
 void pagemap_set_run(chunk_t *c, size_t first, size_t n, size_t slot); /* chunk.c */
+void span_to_local_set(span_t *s, unsigned v); /* chunk.c: to_local and the region's map entries */
 /* The descriptor of the span holding page `page` of c (a slab's every
  * page, a medium span's first), or spans[0] (kind SPAN_NONE). */
 lz_inline span_t *chunk_span_at(chunk_t *c, size_t page) {

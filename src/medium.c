@@ -376,7 +376,7 @@ lz_inline void medium_front_park(heap_t *heap, span_t *s, lz_block_t *b) {
   s->free = b;
   s->local_free = NULL;
   s->used = 1;
-  s->to_local = 0;
+  span_to_local_set(s, 0);
   heap->mfront[s->npages] = s;
   heap->mfront_mask |= 1ull << (s->npages - LZ_MEDIUM_MIN_PAGES);
   heap->mfront_count++;
@@ -389,7 +389,7 @@ lz_text_hot void medium_front_drop(heap_t *heap, span_t *s) {
   heap->mfront_mask &= ~(1ull << (s->npages - LZ_MEDIUM_MIN_PAGES));
   heap->mfront_count--;
   heap->mfront_bytes -= (size_t)s->npages << LZ_PAGE_SHIFT;
-  s->to_local = 1;
+  span_to_local_set(s, 1);
 }
 
 /* Front span s's block b comes back by a slow path (the owner's screened

@@ -177,11 +177,11 @@ lz_text_hot void queue_remove(heap_t *heap, span_queue_t *q, span_t *s) {
   s->next = s->prev = NULL;
   if (was_first) {
     s->used--;                         /* s loses the pin */
-    s->to_local = 1;
+    span_to_local_set(s, 1);
     if (q->first) {                    /* its successor gains it */
       if (lz_unlikely(q->first->flags & SPAN_SPARE)) spare_clear(heap, q->first);
       q->first->used++;
-      q->first->to_local = 0;
+      span_to_local_set(q->first, 0);
       if (lz_unlikely(heap->foreign != NULL)) slab_front_moved(heap, q->first, NULL);
     }
     /* A first span has no holes (slab_malloc_local takes its local_free
@@ -200,8 +200,8 @@ lz_text_hot void queue_push_front(heap_t *heap, span_queue_t *q, span_t *s) {
   q->first = s;
   heap->slab_taken |= 1ull << s->cls; /* the class churns (spare slabs, above) */
   s->used++;
-  s->to_local = 0;
-  if (old) old->to_local = 1;
+  span_to_local_set(s, 0);
+  if (old) span_to_local_set(old, 1);
   if (lz_unlikely(heap->foreign != NULL)) slab_front_moved(heap, s, old);
   heap_direct_update(heap, s->cls);
   if (old && --old->used == 0) slab_retire(heap, old);

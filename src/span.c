@@ -254,18 +254,18 @@ placed:
   size_t slot = bitmap_next(c->slot_map, LZ_CHUNK_PAGES, 1, false);
   lz_assert(slot > 0 && slot < LZ_CHUNK_PAGES);
   bit_set(c->slot_map, slot);
+  span_t *s = chunk_slot(c, slot);
+  s->to_local = 1; /* before the region's page map entries (rmap_entry) */
   if (kind == SPAN_SLAB)
     pagemap_set_run(c, first, npages, slot);
   else
     pagemap_set(c, first, slot);
-  span_t *s = chunk_slot(c, slot);
   s->page = (uint16_t)first;
   size_t clean = pages_taken(heap, c, first, npages, fresh);
   s->free = NULL;
   s->local_free = NULL;
   atomic_store_explicit(&s->xfast_cap, 0, memory_order_relaxed);
   s->next = s->prev = NULL;
-  s->to_local = 1;
   s->used = 0;
   s->capacity = 0;
   s->reserved = 0;

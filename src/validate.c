@@ -386,7 +386,7 @@ static void rmap_check(const heap_t *heap, const chunk_t *c, bool waiting) {
     "chunk.rmap", c);
   if (((uintptr_t)k << LZ_CHUNK_SHIFT) >= heap->rend) return; /* its map page given back */
   for (size_t i = 0; i < LZ_CHUNK_PAGES; i++)
-    V(atomic_load_explicit(&m[i], memory_order_relaxed) == (waiting ? chunk_slot((chunk_t *)c, 0) : chunk_span_at((chunk_t *)c, i)),
+    V(atomic_load_explicit(&m[i], memory_order_relaxed) == (waiting ? chunk_slot((chunk_t *)c, 0) : rmap_entry(chunk_span_at((chunk_t *)c, i))),
       "chunk.rmap", c);
 }
 

@@ -1166,7 +1166,7 @@ static void test_region_trim(heap_t *heap) {
          "the chunk at rend (%u) not taken after the %u waiting below it", (unsigned)top, below);
   CHECK(heap->rend == (top + 1) << LZ_CHUNK_SHIFT && lz_tls.rend == heap->rend);
   span_t *s = span_of(big[below]);
-  CHECK(atomic_load(&heap->rmap[(((uintptr_t)big[below] - heap->rbase) >> LZ_PAGE_SHIFT)]) == s);
+  CHECK(atomic_load(&heap->rmap[(((uintptr_t)big[below] - heap->rbase) >> LZ_PAGE_SHIFT)]) == rmap_entry(s));
   lz_heap_validate();
   for (unsigned i = 0; i <= below; i++) lz_free(big[i]);
   lz_heap_validate();
@@ -1246,7 +1246,7 @@ static void test_region(heap_t *heap) {
   heap_enter(heap);
   span_t *s = span_alloc(heap, LZ_USABLE_PAGES, 1, SPAN_MEDIUM); /* a chunk of its own */
   CHECK(s != NULL && span_chunk(s) == c && c->heap == heap && heap_owns(heap, c));
-  CHECK(atomic_load(&c->rmap[s->page]) == s);
+  CHECK(atomic_load(&c->rmap[s->page]) == rmap_entry(s)); /* s + LZ_MAP_LOCAL: to_local 1 */
   /* The region's map entry of s's page, found without the header: with
    * no purge delay (the lean configuration) span_free gives the emptied
    * chunk back at once, header and s included, which then read zero. */
@@ -1353,6 +1353,16 @@ static void brk_rmap(heap_t *h, void *sm, void *md) {
   chunk_t *c = (chunk_t *)((uintptr_t)sm & ~LZ_CHUNK_MASK);
   CHECK(c->rmap != NULL);
   atomic_store(&c->rmap[((uintptr_t)sm & LZ_CHUNK_MASK) >> LZ_PAGE_SHIFT], span_of(md));
+}
+/* The region's page map entry of sm's page names sm's span with the
+ * other list (rmap_entry: free's fast path would push on it). */
+static void brk_rmap_local(heap_t *h, void *sm, void *md) {
+  (void)h;
+  (void)md;
+  chunk_t *c = (chunk_t *)((uintptr_t)sm & ~LZ_CHUNK_MASK);
+  CHECK(c->rmap != NULL);
+  _Atomic(span_t *) *m = &c->rmap[((uintptr_t)sm & LZ_CHUNK_MASK) >> LZ_PAGE_SHIFT];
+  atomic_store(m, (span_t *)((uintptr_t)atomic_load(m) ^ LZ_MAP_LOCAL));
 }
 /* Past start-up, class 48 has a slab of its own (sm's). */
 static void brk_startup(heap_t *h, void *sm, void *md) { (void)sm; (void)md; h->startup = true; }
@@ -1512,6 +1522,7 @@ int main(void) {
   expect_caught("span.xfast_cap", brk_medium_owner);
   expect_caught("medium.local_free", brk_medium_list);
   if (heap->rbase != 0) expect_caught("chunk.rmap", brk_rmap);
+  if (heap->rbase != 0) expect_caught("chunk.rmap", brk_rmap_local);
   expect_caught("span.cls", brk_medium_cls);
   expect_caught("heap.fit", brk_fit);
   if (opt_get(OPT_PURGE_DELAY) > 0 && LZ_HEAPS == 0) {
