@@ -192,8 +192,9 @@ lz_text_hot lz_noinline void span_to_local_set(span_t *s, unsigned v) {
   s->to_local = (uint8_t)v;
   if (c->rmap == NULL) return;
   span_t *e = rmap_entry(s);
-  size_t n = s->kind == SPAN_SLAB || lz_secure2 ? s->npages : 1;
-  for (size_t i = s->page; i < (size_t)s->page + n; i++) atomic_store_explicit(&c->rmap[i], e, memory_order_relaxed);
+  _Atomic(span_t *) *m = c->rmap + s->page, *end = m + (s->kind == SPAN_SLAB || lz_secure2 ? s->npages : 1);
+  do atomic_store_explicit(m, e, memory_order_relaxed); /* a store, an add, a compare a page */
+  while (++m < end);
 }
 
 /* The region's page map, made once the heap has left start-up (slab.c)
