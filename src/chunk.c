@@ -185,14 +185,15 @@ lz_text_hot void pagemap_set_run(chunk_t *c, size_t first, size_t n, size_t slot
 
 /* Sets s's to_local (span invariants), and with it s's entries of its
  * region's page map (rmap_entry): the pages pagemap names s on, a slab's
- * every page, a medium span's first (every page at level 2: secure.c). */
+ * every page, a medium span's first (at level 2, which maps a medium
+ * span's every page, no heap has a region: region_commit). */
 lz_text_hot lz_noinline void span_to_local_set(span_t *s, unsigned v) {
   chunk_t *c = (chunk_t *)((uintptr_t)s & ~LZ_CHUNK_MASK);
   if (s->to_local == v) return;
   s->to_local = (uint8_t)v;
   if (c->rmap == NULL) return;
   span_t *e = rmap_entry(s);
-  _Atomic(span_t *) *m = c->rmap + s->page, *end = m + (s->kind == SPAN_SLAB || lz_secure2 ? s->npages : 1);
+  _Atomic(span_t *) *m = c->rmap + s->page, *end = m + (s->kind == SPAN_SLAB ? s->npages : 1);
   do atomic_store_explicit(m, e, memory_order_relaxed); /* a store, an add, a compare a page */
   while (++m < end);
 }

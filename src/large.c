@@ -218,6 +218,12 @@ static unsigned slot_node(uint64_t v) {
   return d == NULL ? 0 : atomic_load_explicit(&d->xnode, memory_order_relaxed);
 }
 
+/* Slot value v is a cached range of `node` (any, without NUMA) of at
+ * least `need` bytes: what every look at the slots for a take asks. */
+static bool slot_holds(uint64_t v, size_t need, unsigned node) {
+  return v != 0 && slot_size(v) >= need && (!lz_numa_on || slot_node(v) == node);
+}
+
 static bool slot_take(size_t i, uint64_t v) {
   if (!atomic_compare_exchange_strong_explicit(&slots[i], &v, 0, memory_order_acquire, memory_order_relaxed))
     return false;
@@ -508,13 +514,13 @@ static size_t range_best_offset(uint64_t v, size_t need, size_t *score) {
 }
 
 /* Of the cached ranges of `node` that hold `need` bytes, the one (and
- * offset) with the most resident pages (above); 0 if none. */
+ * offset) with the most written pages (above); 0 if none. */
 static lz_noinline uint64_t cache_pick_resident(size_t need, unsigned node, size_t *slot, size_t *off) {
   uint64_t pick = 0;
   size_t pick_score = 0;
   for (size_t i = 0, n = slots_seen(); i < n; i++) {
     uint64_t v = atomic_load_explicit(&slots[i], memory_order_relaxed);
-    if (v == 0 || slot_size(v) < need || (lz_numa_on && slot_node(v) != node)) continue;
+    if (!slot_holds(v, need, node)) continue;
     size_t score, o = range_best_offset(v, need, &score);
     if (pick == 0 || score > pick_score || (score == pick_score && slot_size(v) < slot_size(pick))) {
       pick = v;
@@ -535,7 +541,7 @@ static lz_noinline uint64_t cache_pick_head(size_t need, unsigned node, size_t *
   bool fit_head = false;
   for (size_t i = 0, n = slots_seen(); i < n; i++) {
     uint64_t v = atomic_load_explicit(&slots[i], memory_order_relaxed);
-    if (v == 0 || slot_size(v) < need || (lz_numa_on && slot_node(v) != node)) continue;
+    if (!slot_holds(v, need, node)) continue;
     if (fit != 0 && fit_head && slot_size(v) >= slot_size(fit)) continue; /* no better */
     bool head = chunkmap_kind(slot_base(v)) == CHUNK_LARGE;
     if (fit == 0 || head > fit_head || (head == fit_head && slot_size(v) < slot_size(fit))) {
@@ -560,7 +566,7 @@ static bool cache_take(size_t need, unsigned node, uintptr_t *base, size_t *size
     size_t fit_i = 0, fits = 0;
     for (size_t i = 0, n = slots_seen(); i < n; i++) {
       uint64_t v = atomic_load_explicit(&slots[i], memory_order_relaxed);
-      if (v == 0 || slot_size(v) < need || (lz_numa_on && slot_node(v) != node)) continue;
+      if (!slot_holds(v, need, node)) continue;
       fits++;
       if (fit == 0 || slot_size(v) < slot_size(fit)) {
         fit = v;
@@ -615,7 +621,7 @@ static lz_noinline uintptr_t cache_unit_take(unsigned node) {
     size_t best_i = 0;
     for (size_t i = 0, n = slots_seen(); i < n; i++) {
       uint64_t v = atomic_load_explicit(&slots[i], memory_order_relaxed);
-      if (v == 0 || slot_size(v) < LZ_CHUNK_SIZE || (lz_numa_on && slot_node(v) != node)) continue;
+      if (!slot_holds(v, LZ_CHUNK_SIZE, node)) continue;
       if (best == 0 || slot_size(v) < slot_size(best)) {
         best = v;
         best_i = i;
@@ -690,11 +696,11 @@ static lz_noinline uintptr_t range_fill(uintptr_t start, uintptr_t end, unsigned
   size_t want = (end - start + LZ_CHUNK_MASK) >> LZ_CHUNK_SHIFT;
   size_t npick = 0;
   if (want > FILL_MAX) want = FILL_MAX;
-  /* The `want` most resident units of the cached ranges, sorted by
-   * resident pages, most first. */
+  /* The `want` units of the cached ranges with the most written pages
+   * ("Resident pages" above), sorted by them, most first. */
   for (size_t i = 0, n = slots_seen(); i < n; i++) {
     uint64_t v = atomic_load_explicit(&slots[i], memory_order_relaxed);
-    if (v == 0 || (lz_numa_on && slot_node(v) != node)) continue;
+    if (!slot_holds(v, 0, node)) continue;
     size_t units = range_residency(slot_base(v), slot_size(v), res);
     for (size_t u = 0; u < units; u++) {
       if (res[u] == 0 || (npick == want && res[u] <= pick[npick - 1].resident)) continue;
