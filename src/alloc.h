@@ -108,12 +108,13 @@ lz_inline void *direct_pop(heap_t *heap, size_t size) {
 
 /* free_fast_to: the free fast path whose slow calls are `own` (a pointer
  * into a chunk of the caller's heap, with the span its page maps to),
- * `page` (into another of our chunks, with the caller's heap) and `other`
- * (anything else);
- * free_fast below calls heap.c's. cxx.c's deletes pass their own (heap.c's,
- * naming the operator in reports), so the fast path stays one
- * implementation. */
-lz_inline void free_fast_to(void *p, void (*own)(void *, span_t *), void (*page)(void *, heap_t *), void (*other)(void *)) {
+ * heap_free_page (into another of our chunks, with the caller's heap and
+ * `as`) and `other` (anything else); free_fast below calls heap.c's.
+ * cxx.c's deletes pass their own (heap.c's, naming the operator in
+ * reports) and the operator's name as `as` (NULL for free), which
+ * heap_free_page sets for its slow calls only, so the fast path stays one
+ * implementation and a remote delete costs what a remote free does. */
+lz_inline void free_fast_to(void *p, void (*own)(void *, span_t *), const char *as, void (*other)(void *)) {
   uintptr_t a = (uintptr_t)p;
   span_t *s;
   uintptr_t e; /* the list the push below takes: (&s->free)[s->to_local] */
@@ -156,7 +157,7 @@ lz_inline void free_fast_to(void *p, void (*own)(void *, span_t *), void (*page)
      * compare below). */
     if (lz_unlikely(kind != heap->fast_id)) {
       /* Any other heap's chunk (CHUNK_SPANS and the ids lie above CHUNK_LARGE). */
-      if (kind > CHUNK_LARGE) page(p, heap);
+      if (kind > CHUNK_LARGE) heap_free_page(p, heap, as);
       else other(p);
       return;
     }
@@ -248,7 +249,7 @@ lz_inline void free_fast_to(void *p, void (*own)(void *, span_t *), void (*page)
   }
 }
 
-lz_inline void free_fast(void *p) { free_fast_to(p, heap_free_own, heap_free_page, heap_free_slow); }
+lz_inline void free_fast(void *p) { free_fast_to(p, heap_free_own, NULL, heap_free_slow); }
 
 /* Entry and exit of every public function. Per-thread heaps (LZ_HEAPS 0):
  * nothing. Shared heaps: the calling thread's heap (assigned on first use)
@@ -273,16 +274,16 @@ lz_inline void *api_malloc(size_t size) {
   return p;
 }
 
-lz_inline void api_free_to(void *p, void (*own)(void *, span_t *), void (*page)(void *, heap_t *), void (*other)(void *)) {
+lz_inline void api_free_to(void *p, void (*own)(void *, span_t *), const char *as, void (*other)(void *)) {
   if (LZ_HEAPS == 0) {
-    free_fast_to(p, own, page, other);
+    free_fast_to(p, own, as, other);
     return;
   }
   heap_t *h = api_enter();
-  free_fast_to(p, own, page, other);
+  free_fast_to(p, own, as, other);
   api_leave(h);
 }
 
-lz_inline void api_free(void *p) { api_free_to(p, heap_free_own, heap_free_page, heap_free_slow); }
+lz_inline void api_free(void *p) { api_free_to(p, heap_free_own, NULL, heap_free_slow); }
 
 #endif /* LZ_ALLOC_H */

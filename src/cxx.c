@@ -92,11 +92,6 @@ lz_inline void *cxx_new_nothrow(size_t size) {
     heap_free_own(p, s);                                                                      \
     lz_free_as = NULL;                                                                        \
   }                                                                                           \
-  static lz_noinline void tag##_page(void *p, heap_t *self) {                                 \
-    lz_free_as = name;                                                                        \
-    heap_free_page(p, self);                                                                  \
-    lz_free_as = NULL;                                                                        \
-  }                                                                                           \
   static lz_noinline void tag##_other(void *p) {                                              \
     lz_free_as = name;                                                                        \
     heap_free_slow(p);                                                                        \
@@ -105,16 +100,28 @@ lz_inline void *cxx_new_nothrow(size_t size) {
 CXX_SLOW(del, "operator delete")
 CXX_SLOW(del_arr, "operator delete[]")
 
-lz_inline void cxx_delete(void *p) { api_free_to(p, del_own, del_page, del_other); }
-lz_inline void cxx_delete_arr(void *p) { api_free_to(p, del_arr_own, del_arr_page, del_arr_other); }
+lz_inline void cxx_delete(void *p) { api_free_to(p, del_own, "operator delete", del_other); }
+lz_inline void cxx_delete_arr(void *p) { api_free_to(p, del_arr_own, "operator delete[]", del_arr_other); }
 
-lz_inline void cxx_delete_sized(void *p, size_t size) {
-  if (lz_unlikely(lz_secure2) && p != NULL) secure_check_size(p, size, "operator delete");
+/* Level 2 checks the size given first: out of line, so that the other
+ * levels' sized deletes keep no register across a call (free's fast path
+ * inlined, no frame). */
+static lz_noinline void cxx_delete_sized_secure(void *p, size_t size) {
+  if (p != NULL) secure_check_size(p, size, "operator delete");
   cxx_delete(p);
 }
-lz_inline void cxx_delete_arr_sized(void *p, size_t size) {
-  if (lz_unlikely(lz_secure2) && p != NULL) secure_check_size(p, size, "operator delete[]");
+static lz_noinline void cxx_delete_arr_sized_secure(void *p, size_t size) {
+  if (p != NULL) secure_check_size(p, size, "operator delete[]");
   cxx_delete_arr(p);
+}
+
+lz_inline void cxx_delete_sized(void *p, size_t size) {
+  if (lz_unlikely(lz_secure2)) cxx_delete_sized_secure(p, size);
+  else cxx_delete(p);
+}
+lz_inline void cxx_delete_arr_sized(void *p, size_t size) {
+  if (lz_unlikely(lz_secure2)) cxx_delete_arr_sized_secure(p, size);
+  else cxx_delete_arr(p);
 }
 
 /* new */

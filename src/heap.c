@@ -211,6 +211,7 @@ lz_text_hot static heap_t *heap_new(uint64_t owner) {
   for (size_t i = 0; i < LZ_DIRECT_SLOTS; i++) h->direct[i] = LZ_SPAN_EMPTY;
   h->map_id = CHUNK_SPANS;
   h->rwait = HEAP_RWAIT;
+  h->fkeep = (span_t **)(uintptr_t)lz_fkeep_none; /* read only: foreign_init maps the heap's own */
   h->purge_wake = UINT64_MAX; /* nothing to purge yet: no clock reading (purge.c, "Clock") */
   if (!lz_secure2 && atomic_load_explicit(&heap_ids_given, memory_order_relaxed) <= CHUNK_HEAP_LAST - CHUNK_HEAP_FIRST) {
     unsigned id = CHUNK_HEAP_FIRST + atomic_fetch_add_explicit(&heap_ids_given, 1, memory_order_relaxed);
@@ -832,7 +833,7 @@ lz_text_hot static lz_noinline heap_t *heap_fork_resume(void) {
   return h;
 }
 
-/* A free (of a block of our chunks: free_page_other) while the thread's
+/* A free (of a block of our chunks: heap_free_other) while the thread's
  * heap is set aside, in a fork child that has not allocated yet: made by
  * free's fast path with the heap in lz_tls for this call alone, so that
  * a child that frees and execs (a shell's) writes the blocks' pages and
@@ -1530,6 +1531,30 @@ lz_text_hot static lz_noinline void free_page_other(void *p, span_t *s) {
     free_page_general(p, s);
 }
 
+/* free_page_other, naming `as` in reports (heap_free_page's). */
+lz_text_hot static lz_noinline void free_other_as(void *p, span_t *s, const char *as) {
+  if (lz_likely(as == NULL)) {
+    free_page_other(p, s);
+    return;
+  }
+  lz_free_as = as;
+  free_page_other(p, s);
+  lz_free_as = NULL;
+}
+
+/* remote_free_slab's classes, then the general path (heap_free_page's
+ * REMOTE_SLAB). */
+lz_text_thread static lz_noinline void free_page_slab(void *p, span_t *s, const char *as) {
+  if (!remote_free_slab(lz_heap_tls, p, s)) free_other_as(p, s, as);
+}
+
+/* heap_free_slow, naming `as` in reports (heap_free_page's). */
+static lz_noinline void free_slow_as(void *p, const char *as) {
+  lz_free_as = as;
+  heap_free_slow(p);
+  lz_free_as = NULL;
+}
+
 /* Frees of pointers into our chunks that the fast path did not finish:
  * another heap's block (a remote free), a full span, or a failed fast
  * check. The fast path found p in the chunk map already, its byte other
@@ -1539,18 +1564,23 @@ lz_text_hot static lz_noinline void free_page_other(void *p, span_t *s) {
  * remote free, a slab block of another heap (its span's class tested
  * first: nonzero only in a slab, and a packed span's is 0), ends in remote_free_fast
  * (inlined at link time), which calls nothing but tail calls, so no
- * register is saved; everything else is a tail call too. */
-lz_text_hot void heap_free_page(void *p, heap_t *self) {
+ * register is saved; everything else is a tail call too. `as` (a C++
+ * delete's name, else NULL) is set for the slow calls only. */
+lz_text_hot void heap_free_page(void *p, heap_t *self, const char *as) {
   /* Past the user range: the fast path read a byte past the chunk map
    * (alloc.h); never ours. */
   if (lz_unlikely((uintptr_t)p >> LZ_CHUNK_SHIFT >= LZ_CHUNKMAP_SIZE)) {
-    heap_free_slow(p);
+    if (as == NULL) heap_free_slow(p);
+    else free_slow_as(p, as);
     return;
   }
   chunk_t *c = (chunk_t *)((uintptr_t)p & ~LZ_CHUNK_MASK);
   span_t *s = chunk_span_of(c, (uintptr_t)p);
-  if (lz_likely(s->cls != 0) && remote_free_fast(self, p, s)) return;
-  free_page_other(p, s);
+  int how = s->cls != 0 ? remote_free_fast(self, p, s) : REMOTE_GENERAL;
+  if (lz_likely(how == REMOTE_DONE)) return;
+  if (how == REMOTE_HOME) remote_free_home(self, s, p);
+  else if (how == REMOTE_SLAB) free_page_slab(p, s, as);
+  else free_other_as(p, s, as);
 }
 
 /* Frees block p of span s (validated). */

@@ -885,6 +885,13 @@ typedef struct heap_s {
    * thread's blocks, and the static empty heap, carry none); never unmapped,
    * like the heap. */
   span_t *foreign;
+  /* fkeep[c]: &foreign[c] while that list is installed, its blocks have
+   * their cache lines to themselves, the heap has a fast_id and NUMA is
+   * off, else NULL (fkeep[0] always) [heap.fkeep]: remote_free_fast's one
+   * test for "keep this block of class c here" (installed implies the
+   * rest of foreign_wanted: remote.c). The array lies after foreign[] in
+   * its mapping; lz_fkeep_none (all NULL) until that is mapped. */
+  span_t **fkeep;
   uint64_t foreign_flush_at;           /* when the foreign lists next go home (ms) */
   uint8_t slabs_made[LZ_CLASSES];      /* slabs made per class (saturating): their size grows */
   /* Spare slabs (slab.c, "Spare slabs"): bit cls of spare_classes: the
@@ -1356,6 +1363,8 @@ typedef struct heap_empty_s {
   span_queue_t queues[LZ_CLASSES];
 } heap_empty_t;
 extern const heap_empty_t lz_heap_empty_direct;
+/* heap_t.fkeep of a heap without foreign lists: LZ_CLASSES NULLs. */
+extern span_t *const lz_fkeep_none[LZ_CLASSES];
 #define LZ_HEAP_EMPTY ((heap_t *)(uintptr_t)&lz_heap_empty_direct)
 _Static_assert(offsetof(heap_t, direct) == offsetof(heap_empty_t, direct) &&
                    offsetof(heap_t, slow_count) == offsetof(heap_empty_t, slow_count) &&
@@ -1523,16 +1532,25 @@ bool foreign_any(const heap_t *heap);
  * not idle (thread exit: the heap's next thread reuses the rest). */
 enum { FOREIGN_FLUSH_ALL = 0, FOREIGN_FLUSH_AGED = 1, FOREIGN_FLUSH_EXIT = 2 };
 void foreign_flush(heap_t *heap, int how);
-/* free's slow entry tries this first for p, a pointer into one of our
- * chunks, s, the descriptor its page maps to, a slab span (kind SPAN_SLAB)
- * but a packed one, and self,
- * the calling thread's heap (LZ_HEAP_EMPTY if none): true if p was a block
- * of another heap's slab and is now kept on self's foreign list or batched
- * home, counted as a slow-path entry of self; false for everything else
- * (not validated: the general path validates p), for LZ_HEAP_EMPTY, at
- * level 2, and for every HEAP_TICK_EVERY-th entry (the general path
- * ticks). */
-bool remote_free_fast(heap_t *self, void *p, span_t *s);
+/* free's slow entry (heap_free_page) tries this first for p, a pointer
+ * into one of our chunks, s, the descriptor its page maps to, a slab span
+ * (kind SPAN_SLAB) but a packed one, and self, the calling thread's heap
+ * (LZ_HEAP_EMPTY if none). REMOTE_DONE: p was a block of another heap's
+ * slab whose class self keeps (fkeep) and is now on that list, counted as
+ * a slow-path entry of self; REMOTE_HOME: such a block of a class self
+ * does not keep (foreign_wanted_slab false), screened and counted, for
+ * remote_free_home to send; REMOTE_SLAB: any other case of a block of
+ * another heap's slab, for remote_free_slab (a tick not due);
+ * REMOTE_GENERAL: the general path's (not validated), for LZ_HEAP_EMPTY,
+ * level 2, every HEAP_TICK_EVERY-th entry (the general path ticks) and a
+ * block the screens leave to it. Calls nothing but tail calls. */
+enum { REMOTE_DONE = 0, REMOTE_HOME = 1, REMOTE_SLAB = 2, REMOTE_GENERAL = 3 };
+int remote_free_fast(heap_t *self, void *p, span_t *s);
+/* REMOTE_HOME's: p, marked in flight, joins self's batch for s. */
+void remote_free_home(heap_t *self, span_t *s, void *p);
+/* The same for REMOTE_SLAB: true if p is now kept on a foreign list of
+ * self's or batched home, false for the general path. */
+bool remote_free_slab(heap_t *self, void *p, span_t *s);
 /* The same for p, another heap's medium block, the start of span s: sent
  * home at once. */
 bool remote_free_medium(heap_t *self, void *p, span_t *s);
@@ -1602,7 +1620,9 @@ lz_noinline void *heap_malloc_slow(size_t size, heap_t *heap, bool zero);
 lz_noinline void *heap_malloc_refill(size_t size, heap_t *heap, span_t *s);
 void *heap_malloc_aligned(heap_t *heap, size_t size, size_t align);
 lz_noinline void heap_free_slow(void *p);
-lz_noinline void heap_free_page(void *p, heap_t *self);
+/* as: the function a report names instead of "free" (lz_free_as), NULL
+ * for free. */
+lz_noinline void heap_free_page(void *p, heap_t *self, const char *as);
 lz_noinline void heap_free_own(void *p, span_t *s);
 lz_cold void heap_free_last(heap_t *heap, span_t *s);
 void heap_free_local(heap_t *heap, span_t *s, lz_block_t *b);

@@ -155,7 +155,7 @@ lz_inline void batch_link(heap_t *self, remote_batch_t *rb, unsigned slot, lz_bl
 
 /* batch_add's other case: no pending batch of this heap is s's in slot's
  * place (the first slot of s's set). Out of line, so that batch_add's
- * common case, inlined into remote_free_fast, calls nothing but its
+ * common case, inlined into remote_free_home, calls nothing but its
  * closing flush (a tail call) and saves no register. */
 lz_text_thread static lz_noinline void batch_add_new(heap_t *self, span_t *s, lz_block_t *b, bool suspect, unsigned slot) {
   if (s->kind == SPAN_MEDIUM) {
@@ -410,11 +410,18 @@ lz_text_thread size_t remote_collect(heap_t *heap) {
  *
  * The common remote free skips the general slow path: heap_free_page
  * tries remote_free_fast first, which takes only a block of another
- * heap's slab, at a block boundary, whose words pass the screens untouched
- * (kept here as above, or batched); anything else goes the general way
- * (span_resolve, remote_free), and so does every HEAP_TICK_EVERY-th
- * remote free, which ticks the heap (remote_free_fast counts the others
- * in slow_count, as the tick does, but cannot run the tick: heap.c's).
+ * heap's slab, at a block boundary, whose words pass the screens untouched:
+ * one load (heap_t.fkeep, [heap.fkeep]) says whether the class's list is
+ * installed here, and the block joins it; a class this heap does not keep
+ * goes home (remote_free_home: batched); the other cases (a list not
+ * installed, a heap without a fast_id, NUMA) are remote_free_slab's.
+ * Anything else goes the general way (span_resolve, remote_free), and so
+ * does every HEAP_TICK_EVERY-th remote free, which ticks the heap
+ * (remote_free_fast counts the others in slow_count, as the tick does,
+ * but cannot run the tick: heap.c's). bench larson-sized, one thread
+ * (whose deletes are nearly all of main's blocks, kept and reused here,
+ * so remote frees): 312.6 -> 291.2 instructions a replacement in all
+ * (callgrind; tcmalloc 257.6), with the deletes' own changes (cxx.c).
  *
  * Order: any. A block joins the front of the list (what malloc pops
  * next: the block this thread touched last), whatever chunk it lies in.
@@ -506,7 +513,7 @@ static bool foreign_listed(const span_t *f, const lz_block_t *b) {
 
 /* Maps the heap's foreign lists on first use. */
 lz_text_thread static lz_noinline bool foreign_init(heap_t *heap) {
-  span_t *f = os_map(sizeof(span_t) * LZ_CLASSES);
+  span_t *f = os_map(sizeof(span_t) * LZ_CLASSES + sizeof(span_t *) * LZ_CLASSES);
   if (f == NULL) return false;
   for (unsigned c = 1; c < LZ_CLASSES; c++) {
     size_t cap = (lz_class_size[c] <= FOREIGN_BIG_MIN ? FOREIGN_BYTES : FOREIGN_BYTES / 4) / lz_class_size[c];
@@ -518,6 +525,7 @@ lz_text_thread static lz_noinline bool foreign_init(heap_t *heap) {
     f[c].npages = (uint16_t)(idle < UINT16_MAX ? idle : UINT16_MAX);
   }
   heap->foreign = f;
+  heap->fkeep = (span_t **)(f + LZ_CLASSES); /* all NULL: none installed */
   slab_startup_end(heap); /* foreign lists are per class: no start-up classes now */
   heap->foreign_flush_at = os_now_ms() + FOREIGN_MAX_AGE_MS;
   return true;
@@ -529,10 +537,18 @@ lz_text_thread static lz_noinline bool foreign_init(heap_t *heap) {
  * them (a span linked later is diverted by slab.c's slab_fast_sync). Only
  * 0 is written, which nothing else contradicts without the heap lock. */
 #define FOREIGN_DIVERT_SPANS 32
-static void foreign_install(heap_t *heap, span_t *f) {
+/* heap->fkeep[f's class] from f's state (internal.h, [heap.fkeep]). */
+lz_inline void foreign_fast_sync(heap_t *heap, span_t *f) {
+  bool fast = (f->flags & FOREIGN_INSTALLED) && (f->block_size & (LZ_CACHE_LINE - 1)) == 0 &&
+              heap->fast_id != CHUNK_HEAP_NONE && !lz_numa_on;
+  heap->fkeep[f->cls] = fast ? f : NULL;
+}
+
+lz_text_thread static void foreign_install(heap_t *heap, span_t *f) {
   if (LZ_STATS) heap->stats.in_use += (int64_t)f->used * f->block_size; /* charged: pops uncounted */
   f->used = 0;
   f->flags |= FOREIGN_INSTALLED;
+  foreign_fast_sync(heap, f);
   heap_direct_update(heap, f->cls);
   span_t *s = heap->queues[f->cls].first;
   for (unsigned n = 0; s != NULL && (s = s->next) != NULL && n < FOREIGN_DIVERT_SPANS; n++)
@@ -549,6 +565,7 @@ void foreign_uninstall(heap_t *heap, span_t *f) {
   f->used = 0;
   f->page = 0;
   f->capacity = 0;
+  foreign_fast_sync(heap, f);
   heap_direct_update(heap, f->cls);
 }
 
@@ -653,47 +670,46 @@ lz_inline bool word_maybe_link(const lz_block_t *b) {
   return ((uintptr_t)block_next(b) >> LZ_USER_ADDR_BITS) == 0;
 }
 
-lz_text_hot bool remote_free_fast(heap_t *self, void *p, span_t *s) {
+/* The screens of a block b of span s, a slab, that another heap frees
+ * without the general path: a block boundary below the carved limit (s is
+ * the descriptor of b's page, heap_free_page's, so b lies in the slab's
+ * pages, where its index alone says so: sizeclass.h, span_slab_index),
+ * and a first word that is no link (a block in flight or listed has one:
+ * the general path's screens). Every field read in s is in the
+ * descriptor's read-mostly half (internal.h, "Descriptor pairs"), not on
+ * the line the owner's frees keep writing. */
+lz_inline bool remote_screen(const span_t *s, const lz_block_t *b) {
+  if (span_slab_index(s, (uintptr_t)b) >= __atomic_load_n(&s->capacity, __ATOMIC_RELAXED)) return false;
+  return !LZ_SECURE || !word_maybe_link(b);
+}
+
+/* remote_free_fast's every case but a class whose list fkeep names: a
+ * list not installed, a block that goes home, a heap without a fast_id
+ * (which may own p: its chunks' map byte is not its own), level 2, NUMA.
+ * A tick is not due (remote_free_fast looked). False: the general path
+ * must free p (heap.c). */
+lz_text_thread lz_noinline bool remote_free_slab(heap_t *self, void *p, span_t *s) {
   chunk_t *c = (chunk_t *)((uintptr_t)p & ~LZ_CHUNK_MASK);
-  lz_assert(s->kind == SPAN_SLAB && !span_packed(s));
-  /* The empty heap (LZ_HEAP_EMPTY) has no fields beyond direct[], the
-   * fast path's and queues[]: its slow_count says its tick is due, so the
-   * general path takes this entry without a compare of its own. Free's
-   * fast path sent p here for a chunk map byte other than self's fast_id,
-   * and a heap with an id has it on every chunk of its own (internal.h,
-   * [chunk.heap]): only a heap without one (fast_id CHUNK_HEAP_NONE) reads
-   * the chunk's header for its owner, a line the others' frees leave
-   * alone (bench larson: 1 remote free in 5 missed it in L1 under
-   * callgrind's cache model). */
-  if ((self->fast_id == CHUNK_HEAP_NONE && c->heap == self) || lz_secure2 ||
-      ((self->slow_count + 1) & (HEAP_TICK_EVERY - 1)) == 0)
-    return false;
-  /* A block boundary below the carved limit: s is the descriptor of p's
-   * page (heap_free_page), so p lies in the slab's pages, where its index
-   * alone says so (sizeclass.h, span_slab_index). Every field read here
-   * is in the descriptor's read-mostly half (internal.h, "Descriptor
-   * pairs"), not on the line the owner's frees keep writing. */
-  if (span_slab_index(s, (uintptr_t)p) >= __atomic_load_n(&s->capacity, __ATOMIC_RELAXED)) return false;
   lz_block_t *b = (lz_block_t *)p;
-  /* Maybe on a list (a block in flight or listed has word 0 so too):
-   * the general path's screens. */
-  if (LZ_SECURE && word_maybe_link(b)) return false;
+  /* Free's fast path sent p here for a chunk map byte other than self's
+   * fast_id, and a heap with an id has it on every chunk of its own
+   * (internal.h, [chunk.heap]): only a heap without one (fast_id
+   * CHUNK_HEAP_NONE) reads the chunk's header for its owner, a line the
+   * others' frees leave alone (bench larson: 1 remote free in 5 missed it
+   * in L1 under callgrind's cache model). Screened as remote_free_fast
+   * screens. */
+  if ((self->fast_id == CHUNK_HEAP_NONE && c->heap == self) || lz_secure2 || !remote_screen(s, b) ||
+      (foreign_wanted_slab(self, s) && (self->foreign == NULL || lz_numa_on))) /* foreign_push: first list, node */
+    return false;
   self->slow_count++;
   if (foreign_wanted_slab(self, s)) {
-    if (lz_unlikely(self->foreign == NULL || lz_numa_on)) return false; /* foreign_push: first list, node */
     span_t *f = &self->foreign[s->cls];
-    if (lz_likely(f->flags & FOREIGN_INSTALLED)) {
-      /* foreign_link's, for an installed list (nothing to charge) */
+    if (f->flags & FOREIGN_INSTALLED) {
+      /* Installed, though fkeep does not name it: a heap without a
+       * fast_id (not p's owner, tested above). */
       if (f->free == NULL) f->used = 0;
-      if (lz_likely(f->used < f->reserved)) {
-        if (LZ_SECURE) block_set_next(b + 1, b);
-        foreign_stamp(self, b);
-        block_set_next(b, f->free);
-        f->free = b;
-        f->used++;
-        return true;
-      }
-      foreign_keep_full(self, s, f, b); /* a tail call: no register saved here */
+      if (f->used < f->reserved) foreign_link(self, f, b);
+      else foreign_keep_full(self, s, f, b);
       return true;
     } else if (f->used < f->reserved || foreign_idle_room(self, s, f)) {
       foreign_keep(self, f, b);
@@ -703,6 +719,50 @@ lz_text_hot bool remote_free_fast(heap_t *self, void *p, span_t *s) {
   if (LZ_SECURE) block_set_next(b + 1, b); /* word 1: in flight */
   batch_add(self, s, b, false);
   return true;
+}
+
+lz_text_thread lz_noinline void remote_free_home(heap_t *self, span_t *s, void *p) {
+  lz_block_t *b = (lz_block_t *)p;
+  if (LZ_SECURE) block_set_next(b + 1, b); /* word 1: in flight */
+  batch_add(self, s, b, false);
+}
+
+lz_text_hot int remote_free_fast(heap_t *self, void *p, span_t *s) {
+  lz_assert(s->kind == SPAN_SLAB && !span_packed(s));
+  /* The empty heap (LZ_HEAP_EMPTY) has no fields beyond direct[], the
+   * fast path's and queues[]: its slow_count says its tick is due, so the
+   * general path takes this entry before fkeep is read. */
+  uint64_t count = self->slow_count + 1;
+  if ((count & (HEAP_TICK_EVERY - 1)) == 0) return REMOTE_GENERAL;
+  /* The common case, two loads: this heap keeps the class's blocks on its
+   * installed list (fkeep, [heap.fkeep]: so self has a fast_id, which p's
+   * chunk map byte is not, and p is another heap's; level 1 at most, NUMA
+   * off, a class foreign_wanted_slab takes). */
+  span_t *f = self->fkeep[s->cls];
+  lz_block_t *b = (lz_block_t *)p;
+  if (lz_unlikely(f == NULL)) {
+    /* A class the heap does not keep (a consumer's: none) goes home, in
+     * remote_free_home, once the heap has an id (it is not p's owner) and
+     * the screens pass; the rest is remote_free_slab's. */
+    if (self->fast_id == CHUNK_HEAP_NONE || lz_secure2 || foreign_wanted_slab(self, s)) return REMOTE_SLAB;
+    if (!remote_screen(s, b)) return REMOTE_GENERAL;
+    self->slow_count = count;
+    return REMOTE_HOME;
+  }
+  if (!remote_screen(s, b)) return REMOTE_GENERAL;
+  self->slow_count = count;
+  /* foreign_link's, for an installed list (nothing to charge) */
+  if (f->free == NULL) f->used = 0;
+  if (lz_likely(f->used < f->reserved)) {
+    if (LZ_SECURE) block_set_next(b + 1, b);
+    foreign_stamp(self, b);
+    block_set_next(b, f->free);
+    f->free = b;
+    f->used++;
+  } else {
+    foreign_keep_full(self, s, f, b); /* a tail call: no register saved here */
+  }
+  return REMOTE_DONE;
 }
 
 /* Another heap's medium block p, the start of its span s (heap.c's
@@ -890,6 +950,7 @@ lz_text_thread void foreign_flush(heap_t *heap, int how) {
       f->page = 0;
       f->capacity = 0;
       f->flags &= (uint8_t)~FOREIGN_INSTALLED;
+      foreign_fast_sync(heap, f);
       if (installed) heap_direct_update(heap, cls);
     }
     while (b != NULL) {

@@ -26,6 +26,7 @@
  * exist, in the RELRO page the loader writes anyway, not 3 KiB of .data
  * beside the hot variables, where the process's first heap lies: heap.c). */
 lz_ro_hot const span_t lz_span_empty;
+lz_ro_hot span_t *const lz_fkeep_none[LZ_CLASSES];
 lz_ro_hot const heap_empty_t lz_heap_empty_direct = {
   .direct = {[0 ... LZ_DIRECT_SLOTS - 1] = LZ_SPAN_EMPTY},
   .slow_count = HEAP_TICK_EVERY - 1,

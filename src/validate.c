@@ -290,6 +290,14 @@ static void queues_check(const heap_t *heap, size_t linked) {
     if (heap->pack_fork && lz_class_size[cls] <= LZ_PACK_MAX) want = NULL; /* a fork child's packing */
     V(heap->direct[(size + 15) >> 4] == (want ? want : LZ_SPAN_EMPTY), "heap.direct", heap);
   }
+  V(heap->fkeep == (heap->foreign != NULL ? (span_t **)(heap->foreign + LZ_CLASSES) : (span_t **)(uintptr_t)lz_fkeep_none),
+    "heap.fkeep", heap);
+  for (unsigned cls = 0; cls < LZ_CLASSES; cls++) {
+    const span_t *f = heap->foreign != NULL && cls != 0 ? &heap->foreign[cls] : NULL;
+    bool fast = f != NULL && (f->flags & FOREIGN_INSTALLED) && f->block_size % LZ_CACHE_LINE == 0 &&
+                heap->fast_id != CHUNK_HEAP_NONE && !lz_numa_on;
+    V(heap->fkeep[cls] == (fast ? f : NULL), "heap.fkeep", heap);
+  }
 }
 
 /* Blocks of other heaps' slabs this heap keeps for reuse (remote.c).

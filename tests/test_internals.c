@@ -1384,6 +1384,24 @@ static void brk_foreign_dry(heap_t *h, void *sm, void *md) {
   lz_heap_validate(); /* sound so far */
   f->capacity = FOREIGN_DRY_LOOKS + 1;
 }
+/* The same list, kept by free's remote fast path through fkeep (the
+ * heap has an id, NUMA is off in the test); then fkeep forgets it. */
+static void brk_fkeep(heap_t *h, void *sm, void *md) {
+  (void)sm; (void)md;
+  void *mine = lz_malloc(64), *theirs = NULL, *again = NULL;
+  pthread_t t;
+  CHECK(mine != NULL && pthread_create(&t, NULL, alloc64, NULL) == 0 && pthread_join(t, &theirs) == 0);
+  CHECK(pthread_create(&t, NULL, alloc64, NULL) == 0 && pthread_join(t, &again) == 0);
+  CHECK(theirs != NULL && again != NULL);
+  lz_free(theirs); /* installs the list */
+  unsigned cls = span_of(mine)->cls;
+  span_t *f = &h->foreign[cls];
+  CHECK(h->fast_id != CHUNK_HEAP_NONE && !lz_numa_on && h->fkeep[cls] == f);
+  lz_free(again); /* fkeep's path: on the list, in front */
+  CHECK(f->free == (lz_block_t *)again && block_next(f->free) == (lz_block_t *)theirs);
+  lz_heap_validate(); /* sound so far */
+  h->fkeep[cls] = NULL;
+}
 
 static void expect_caught(const char *tag, breaker_t brk) {
   int fds[2];
@@ -1516,6 +1534,7 @@ int main(void) {
   expect_caught("heap.direct", brk_direct);
   expect_caught("queue.ends", brk_queue);
   if (LZ_HEAPS == 0) expect_caught("foreign.dry", brk_foreign_dry);
+  if (LZ_HEAPS == 0 && heap->fast_id != CHUNK_HEAP_NONE && !lz_numa_on) expect_caught("heap.fkeep", brk_fkeep);
   expect_caught("mcache.bytes", brk_mcache);
   expect_caught("mreturn.span", brk_mreturn);
   expect_caught("mreturn.count", brk_mreturn_count);
