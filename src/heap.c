@@ -1542,10 +1542,10 @@ lz_text_hot static lz_noinline void free_other_as(void *p, span_t *s, const char
   lz_free_as = NULL;
 }
 
-/* remote_free_slab's classes, then the general path (heap_free_page's
- * REMOTE_SLAB). */
-lz_text_thread static lz_noinline void free_page_slab(void *p, span_t *s, const char *as) {
-  if (!remote_free_slab(lz_heap_tls, p, s)) free_other_as(p, s, as);
+/* remote_free_slab's classes (inlined here at link time), then the
+ * general path (heap_free_page's REMOTE_SLAB). */
+lz_text_thread static lz_noinline void free_page_slab(void *p, span_t *s, const char *as, heap_t *self) {
+  if (!remote_free_slab(self, p, s)) free_other_as(p, s, as);
 }
 
 /* heap_free_slow, naming `as` in reports (heap_free_page's). */
@@ -1579,7 +1579,7 @@ lz_text_hot void heap_free_page(void *p, heap_t *self, const char *as) {
   int how = s->cls != 0 ? remote_free_fast(self, p, s) : REMOTE_GENERAL;
   if (lz_likely(how == REMOTE_DONE)) return;
   if (how == REMOTE_HOME) remote_free_home(self, s, p);
-  else if (how == REMOTE_SLAB) free_page_slab(p, s, as);
+  else if (how == REMOTE_SLAB) free_page_slab(p, s, as, self);
   else free_other_as(p, s, as);
 }
 

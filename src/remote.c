@@ -688,7 +688,7 @@ lz_inline bool remote_screen(const span_t *s, const lz_block_t *b) {
  * (which may own p: its chunks' map byte is not its own), level 2, NUMA.
  * A tick is not due (remote_free_fast looked). False: the general path
  * must free p (heap.c). */
-lz_text_thread lz_noinline bool remote_free_slab(heap_t *self, void *p, span_t *s) {
+lz_text_thread bool remote_free_slab(heap_t *self, void *p, span_t *s) {
   chunk_t *c = (chunk_t *)((uintptr_t)p & ~LZ_CHUNK_MASK);
   lz_block_t *b = (lz_block_t *)p;
   /* Free's fast path sent p here for a chunk map byte other than self's
@@ -737,18 +737,20 @@ lz_text_hot int remote_free_fast(heap_t *self, void *p, span_t *s) {
   /* The common case, two loads: this heap keeps the class's blocks on its
    * installed list (fkeep, [heap.fkeep]: so self has a fast_id, which p's
    * chunk map byte is not, and p is another heap's; level 1 at most, NUMA
-   * off, a class foreign_wanted_slab takes). */
-  span_t *f = self->fkeep[s->cls];
+   * off, a class foreign_wanted_slab takes). A class the heap does not
+   * keep (foreign_wanted_slab false: blocks that share cache lines, or a
+   * class it never allocated, a consumer's) goes home, in
+   * remote_free_home, once the heap has an id (it is not p's owner) and
+   * the screens pass. The rest is remote_free_slab's. */
   lz_block_t *b = (lz_block_t *)p;
-  if (lz_unlikely(f == NULL)) {
-    /* A class the heap does not keep (a consumer's: none) goes home, in
-     * remote_free_home, once the heap has an id (it is not p's owner) and
-     * the screens pass; the rest is remote_free_slab's. */
-    if (self->fast_id == CHUNK_HEAP_NONE || lz_secure2 || foreign_wanted_slab(self, s)) return REMOTE_SLAB;
+  if (!foreign_wanted_slab(self, s)) {
+    if (self->fast_id == CHUNK_HEAP_NONE || lz_secure2) return REMOTE_SLAB;
     if (!remote_screen(s, b)) return REMOTE_GENERAL;
     self->slow_count = count;
     return REMOTE_HOME;
   }
+  span_t *f = self->fkeep[s->cls];
+  if (f == NULL) return REMOTE_SLAB;
   if (!remote_screen(s, b)) return REMOTE_GENERAL;
   self->slow_count = count;
   /* foreign_link's, for an installed list (nothing to charge) */
