@@ -11,6 +11,12 @@
  *   micro irone <size> <st|xt> <n>   just one loop (fallback without the
  *                                    client-request header: the runner runs
  *                                    n pairs and 0 pairs and subtracts).
+ *   micro batch <size> <n> [trials]  glibc-simple's pattern: n blocks
+ *                                    allocated (first and last byte
+ *                                    written), then freed in the same
+ *                                    order, 6,000,000 pairs a trial; prints
+ *                                    the best trial's ns per pair (default
+ *                                    15 trials).
  * Lines "metric: st_<size> <ns> ns" and a final "result: <geomean st> ns/pair"
  * (lower is better). */
 #include <pthread.h>
@@ -194,7 +200,39 @@ static int cmd_ir(uint64_t pairs) {
 #endif
 }
 
+/* micro batch: see the top. */
+static int cmd_batch(size_t size, size_t n, int trials) {
+  if (size == 0 || n == 0 || trials <= 0) bench_fail("micro batch: size, n and trials must be positive");
+  unsigned char **v = malloc(n * sizeof *v);
+  if (v == NULL) bench_fail("malloc");
+  uint64_t rounds = 6000000 / n + 1;
+  double best = 1e30;
+  for (int k = 0; k < trials; k++) {
+    double t0 = now_sec();
+    for (uint64_t r = 0; r < rounds; r++) {
+      for (size_t i = 0; i < n; i++) {
+        unsigned char *p = malloc(size);
+        if (p == NULL) bench_fail("malloc(%zu)", size);
+        p[0] = (unsigned char)i;
+        p[size - 1] = (unsigned char)r;
+        v[i] = p;
+      }
+      for (size_t i = 0; i < n; i++) {
+        if (v[i][0] != (unsigned char)i || v[i][size - 1] != (unsigned char)r) bench_fail("block %zu corrupted", i);
+        free(v[i]);
+      }
+    }
+    double t = (now_sec() - t0) / (double)(rounds * n) * 1e9;
+    if (t < best) best = t;
+  }
+  free(v);
+  report_result(best, "ns/pair");
+  return 0;
+}
+
 int main(int argc, char **argv) {
+  if (argc > 3 && strcmp(argv[1], "batch") == 0)
+    return cmd_batch(strtoull(argv[2], NULL, 10), strtoull(argv[3], NULL, 10), argc > 4 ? atoi(argv[4]) : 15);
   if (argc > 1 && strcmp(argv[1], "ir") == 0)
     return cmd_ir(argc > 2 ? strtoull(argv[2], NULL, 10) : 20480);
   if (argc > 4 && strcmp(argv[1], "irone") == 0) {
