@@ -108,9 +108,9 @@ lz_text_hot static void *memalign_body(size_t alignment, size_t size) {
     return r_;                    \
   } while (0)
 
-lz_text_hot LZ_EXPORT void *lz_malloc(size_t size) { return api_malloc(size); }
+lz_text_hot lz_entry_align LZ_EXPORT void *lz_malloc(size_t size) { return api_malloc(size); }
 
-lz_text_hot LZ_EXPORT void lz_free(void *p) { api_free(p); }
+lz_text_hot lz_entry_align LZ_EXPORT void lz_free(void *p) { api_free(p); }
 
 lz_text_hot LZ_EXPORT void *lz_calloc(size_t n, size_t size) { API_CALL(calloc_body(n, size)); }
 

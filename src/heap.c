@@ -833,7 +833,7 @@ lz_text_hot static lz_noinline heap_t *heap_fork_resume(void) {
   return h;
 }
 
-/* A free (of a block of our chunks: heap_free_other) while the thread's
+/* A free (of a block of our chunks: free_page_other) while the thread's
  * heap is set aside, in a fork child that has not allocated yet: made by
  * free's fast path with the heap in lz_tls for this call alone, so that
  * a child that frees and execs (a shell's) writes the blocks' pages and

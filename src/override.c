@@ -12,8 +12,10 @@
 
 #include "alloc.h"
 
-lz_text_hot LZ_EXPORT void *malloc(size_t size) { return api_malloc(size); }
-lz_text_hot LZ_EXPORT void free(void *p) { api_free(p); }
+/* malloc's and free's fast paths each start a cache line (lz_entry_align:
+ * internal.h). */
+lz_text_hot lz_entry_align LZ_EXPORT void *malloc(size_t size) { return api_malloc(size); }
+lz_text_hot lz_entry_align LZ_EXPORT void free(void *p) { api_free(p); }
 lz_text_hot LZ_EXPORT void *calloc(size_t n, size_t size) { return lz_calloc(n, size); }
 lz_text_hot LZ_EXPORT void *realloc(void *p, size_t size) { return lz_realloc(p, size); }
 lz_text_hot LZ_EXPORT void *reallocarray(void *p, size_t n, size_t size) { return lz_reallocarray(p, n, size); }

@@ -411,10 +411,11 @@ lz_text_thread size_t remote_collect(heap_t *heap) {
  * The common remote free skips the general slow path: heap_free_page
  * tries remote_free_fast first, which takes only a block of another
  * heap's slab, at a block boundary, whose words pass the screens untouched:
- * one load (heap_t.fkeep, [heap.fkeep]) says whether the class's list is
- * installed here, and the block joins it; a class this heap does not keep
- * goes home (remote_free_home: batched); the other cases (a list not
- * installed, a heap without a fast_id, NUMA) are remote_free_slab's.
+ * a class this heap does not keep (foreign_wanted_slab) goes home
+ * (remote_free_home: batched); for one it keeps, one look at a table
+ * (heap_t.fkeep, [heap.fkeep]) says whether the class's list is installed
+ * here, and the block joins it; the other cases (a list not installed, a
+ * heap without a fast_id, NUMA) are remote_free_slab's.
  * Anything else goes the general way (span_resolve, remote_free), and so
  * does every HEAP_TICK_EVERY-th remote free, which ticks the heap
  * (remote_free_fast counts the others in slow_count, as the tick does,
@@ -721,6 +722,8 @@ lz_text_thread bool remote_free_slab(heap_t *self, void *p, span_t *s) {
   return true;
 }
 
+/* REMOTE_HOME's (internal.h): out of line, which keeps the hot code's
+ * window (cmake/layout.ld) for the keeping path. */
 lz_text_thread lz_noinline void remote_free_home(heap_t *self, span_t *s, void *p) {
   lz_block_t *b = (lz_block_t *)p;
   if (LZ_SECURE) block_set_next(b + 1, b); /* word 1: in flight */
@@ -734,10 +737,10 @@ lz_text_hot int remote_free_fast(heap_t *self, void *p, span_t *s) {
    * general path takes this entry before fkeep is read. */
   uint64_t count = self->slow_count + 1;
   if ((count & (HEAP_TICK_EVERY - 1)) == 0) return REMOTE_GENERAL;
-  /* The common case, two loads: this heap keeps the class's blocks on its
-   * installed list (fkeep, [heap.fkeep]: so self has a fast_id, which p's
-   * chunk map byte is not, and p is another heap's; level 1 at most, NUMA
-   * off, a class foreign_wanted_slab takes). A class the heap does not
+  /* The common cases. A class the heap keeps (foreign_wanted_slab) whose
+   * list fkeep names ([heap.fkeep]: installed here, so self has a
+   * fast_id, which p's chunk map byte is not, and p is another heap's;
+   * level 1 at most, NUMA off): the block joins that list. A class the heap does not
    * keep (foreign_wanted_slab false: blocks that share cache lines, or a
    * class it never allocated, a consumer's) goes home, in
    * remote_free_home, once the heap has an id (it is not p's owner) and
