@@ -421,7 +421,7 @@ lz_text_thread size_t remote_collect(heap_t *heap) {
  * (remote_free_fast counts the others in slow_count, as the tick does,
  * but cannot run the tick: heap.c's). bench larson-sized, one thread
  * (whose deletes are nearly all of main's blocks, kept and reused here,
- * so remote frees): 312.6 -> 291.2 instructions a replacement in all
+ * so remote frees): 312.6 -> 295.5 instructions a replacement in all
  * (callgrind; tcmalloc 257.6), with the deletes' own changes (cxx.c).
  *
  * Order: any. A block joins the front of the list (what malloc pops
