@@ -218,7 +218,7 @@ lz_inline void free_fast_to(void *p, void (*own)(void *, span_t *), const char *
      * (callgrind --branch-sim: 248k mispredictions in 1M pairs, 45k
      * without it; CPU 0.20 against 0.15 s). The count takes to_local from
      * the entry (its LZ_MAP_LOCAL bit), not from the span: one load less
-     * (bench micro batch 64 100, glibc-simple's pattern: 4.44 -> 4.22 ns
+     * (bench micro batch 64 100, glibc-simple's pattern: 4.45 -> 4.22 ns
      * a pair). */
     bool last;
 #if defined(__x86_64__) && !LZ_TSAN
