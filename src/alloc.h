@@ -106,15 +106,15 @@ lz_inline void *direct_pop(heap_t *heap, size_t size) {
   return lz_likely(list_head_ok(s->free)) ? span_pop(s) : NULL;
 }
 
-/* free_fast_to: the free fast path whose slow calls are `own` (a pointer
- * into a chunk of the caller's heap, with the span its page maps to),
- * heap_free_page (into another of our chunks, with the caller's heap and
- * `as`) and `other` (anything else); free_fast below calls heap.c's.
- * cxx.c's deletes pass their own (heap.c's, naming the operator in
- * reports) and the operator's name as `as` (NULL for free), which
- * heap_free_page sets for its slow calls only, so the fast path stays one
- * implementation and a remote delete costs what a remote free does. */
-lz_inline void free_fast_to(void *p, void (*own)(void *, span_t *), const char *as, void (*other)(void *)) {
+/* free_fast_to: the free fast path, whose slow calls are heap.c's:
+ * heap_free_own (a pointer into a chunk of the caller's heap, with the
+ * span its page maps to), heap_free_page (into another of our chunks,
+ * with the caller's heap) and heap_free_slow (anything else). `as` is the
+ * function reports name instead of "free" (lz_free_as): NULL for free,
+ * the operator's name for cxx.c's deletes, a constant at every use, set
+ * by the slow calls only (the *_as forms; heap_free_page takes it), so the
+ * fast path stays one implementation and a delete costs what a free does. */
+lz_inline void free_fast_to(void *p, const char *as) {
   uintptr_t a = (uintptr_t)p;
   span_t *s;
   uintptr_t e; /* the list the push below takes: (&s->free)[s->to_local] */
@@ -158,7 +158,8 @@ lz_inline void free_fast_to(void *p, void (*own)(void *, span_t *), const char *
     if (lz_unlikely(kind != heap->fast_id)) {
       /* Any other heap's chunk (CHUNK_SPANS and the ids lie above CHUNK_LARGE). */
       if (kind > CHUNK_LARGE) heap_free_page(p, heap, as);
-      else other(p);
+      else if (as == NULL) heap_free_slow(p);
+      else heap_free_slow_as(p, as);
       return;
     }
     chunk_t *c = (chunk_t *)((ce << LZ_CHUNK_SHIFT) - LZ_CHUNK_SIZE);
@@ -251,11 +252,12 @@ lz_inline void free_fast_to(void *p, void (*own)(void *, span_t *), const char *
     if (lz_unlikely(last)) heap_free_last(lz_heap_tls, s);
     return;
   own_slow:
-    own(p, s);
+    if (as == NULL) heap_free_own(p, s);
+    else heap_free_own_as(p, s, as);
   }
 }
 
-lz_inline void free_fast(void *p) { free_fast_to(p, heap_free_own, NULL, heap_free_slow); }
+lz_inline void free_fast(void *p) { free_fast_to(p, NULL); }
 
 /* Entry and exit of every public function. Per-thread heaps (LZ_HEAPS 0):
  * nothing. Shared heaps: the calling thread's heap (assigned on first use)
@@ -280,16 +282,16 @@ lz_inline void *api_malloc(size_t size) {
   return p;
 }
 
-lz_inline void api_free_to(void *p, void (*own)(void *, span_t *), const char *as, void (*other)(void *)) {
+lz_inline void api_free_to(void *p, const char *as) {
   if (LZ_HEAPS == 0) {
-    free_fast_to(p, own, as, other);
+    free_fast_to(p, as);
     return;
   }
   heap_t *h = api_enter();
-  free_fast_to(p, own, as, other);
+  free_fast_to(p, as);
   api_leave(h);
 }
 
-lz_inline void api_free(void *p) { api_free_to(p, heap_free_own, NULL, heap_free_slow); }
+lz_inline void api_free(void *p) { api_free_to(p, NULL); }
 
 #endif /* LZ_ALLOC_H */

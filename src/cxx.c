@@ -84,24 +84,10 @@ lz_inline void *cxx_new_nothrow(size_t size) {
 
 /* Deletes: free's fast path, whose slow calls name the operator in any
  * report ("lzmalloc: operator delete[](): double free 0x..."): the name is
- * set for the slow call only (security.c, lz_free_as), so the fast path
- * costs what free's does. */
-#define CXX_SLOW(tag, name)                                                                   \
-  static lz_noinline void tag##_own(void *p, span_t *s) {                                     \
-    lz_free_as = name;                                                                        \
-    heap_free_own(p, s);                                                                      \
-    lz_free_as = NULL;                                                                        \
-  }                                                                                           \
-  static lz_noinline void tag##_other(void *p) {                                              \
-    lz_free_as = name;                                                                        \
-    heap_free_slow(p);                                                                        \
-    lz_free_as = NULL;                                                                        \
-  }
-CXX_SLOW(del, "operator delete")
-CXX_SLOW(del_arr, "operator delete[]")
-
-lz_inline void cxx_delete(void *p) { api_free_to(p, del_own, "operator delete", del_other); }
-lz_inline void cxx_delete_arr(void *p) { api_free_to(p, del_arr_own, "operator delete[]", del_arr_other); }
+ * set for the slow calls only (alloc.h, free_fast_to's `as`), so the fast
+ * path costs what free's does. */
+lz_inline void cxx_delete(void *p) { api_free_to(p, "operator delete"); }
+lz_inline void cxx_delete_arr(void *p) { api_free_to(p, "operator delete[]"); }
 
 /* Level 2 checks the size given first: out of line, so that the other
  * levels' sized deletes keep no register across a call (free's fast path

@@ -1548,10 +1548,16 @@ lz_text_thread static lz_noinline void free_page_slab(void *p, span_t *s, const 
   if (!remote_free_slab(self, p, s)) free_other_as(p, s, as);
 }
 
-/* heap_free_slow, naming `as` in reports (heap_free_page's). */
-static lz_noinline void free_slow_as(void *p, const char *as) {
+/* heap_free_slow and heap_free_own naming `as` in reports (free_fast_to's
+ * slow calls for a C++ delete). */
+lz_noinline void heap_free_slow_as(void *p, const char *as) {
   lz_free_as = as;
   heap_free_slow(p);
+  lz_free_as = NULL;
+}
+lz_noinline void heap_free_own_as(void *p, span_t *s, const char *as) {
+  lz_free_as = as;
+  heap_free_own(p, s);
   lz_free_as = NULL;
 }
 
@@ -1571,7 +1577,7 @@ lz_text_hot void heap_free_page(void *p, heap_t *self, const char *as) {
    * (alloc.h); never ours. */
   if (lz_unlikely((uintptr_t)p >> LZ_CHUNK_SHIFT >= LZ_CHUNKMAP_SIZE)) {
     if (as == NULL) heap_free_slow(p);
-    else free_slow_as(p, as);
+    else heap_free_slow_as(p, as);
     return;
   }
   chunk_t *c = (chunk_t *)((uintptr_t)p & ~LZ_CHUNK_MASK);

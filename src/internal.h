@@ -1629,6 +1629,9 @@ lz_noinline void heap_free_slow(void *p);
  * for free. */
 lz_noinline void heap_free_page(void *p, heap_t *self, const char *as);
 lz_noinline void heap_free_own(void *p, span_t *s);
+/* heap_free_slow and heap_free_own naming `as` (as heap_free_page). */
+lz_noinline void heap_free_slow_as(void *p, const char *as);
+lz_noinline void heap_free_own_as(void *p, span_t *s, const char *as);
 lz_cold void heap_free_last(heap_t *heap, span_t *s);
 void heap_free_local(heap_t *heap, span_t *s, lz_block_t *b);
 size_t heap_usable_size(const void *p, const char *func);

@@ -34,7 +34,8 @@
  * size's blocks), freed-span, cached-range and memalign'd
  * pointers. A case that survives, or hands an address out twice (exit
  * 78), fails. `misuse --cxx` checks that every operator delete form names
- * itself in its reports.
+ * itself in its reports, for a block of the calling thread's and for one
+ * another thread allocated (the remote free's path: heap_free_page).
  *
  * Against plain glibc this test fails by design (glibc's messages differ).
  */
@@ -1089,7 +1090,7 @@ extern void _ZdlPvSt11align_val_tRKSt9nothrow_t(void *p, size_t align, const not
 extern void _ZdaPvSt11align_val_tRKSt9nothrow_t(void *p, size_t align, const nothrow_t *nt);
 
 enum { CXX_PLAIN, CXX_SIZED, CXX_NOTHROW, CXX_ALIGN, CXX_SIZED_ALIGN, CXX_ALIGN_NOTHROW };
-static int g_cxx_form, g_cxx_array, g_cxx_double;
+static int g_cxx_form, g_cxx_array, g_cxx_double, g_cxx_remote;
 #define CXX_ALIGNMENT 64
 
 static void cxx_delete_call(void *p) {
@@ -1110,13 +1111,25 @@ static void cxx_delete_call(void *p) {
   }
 }
 
-/* A double delete, or a delete of the block's address + 8, through the
- * form chosen: "lzmalloc: operator delete[](): double free 0x...". */
-static void case_cxx_delete(void) {
+static void *cxx_new_call(void *arg) {
+  (void)arg;
   int aligned = g_cxx_form >= CXX_ALIGN;
-  char *p = aligned ? (g_cxx_array ? _ZnamSt11align_val_t : _ZnwmSt11align_val_t)(g_size, CXX_ALIGNMENT)
-                    : (g_cxx_array ? _Znam : _Znwm)(g_size);
-  p = tu_opaque_ptr(p);
+  return aligned ? (g_cxx_array ? _ZnamSt11align_val_t : _ZnwmSt11align_val_t)(g_size, CXX_ALIGNMENT)
+                 : (g_cxx_array ? _Znam : _Znwm)(g_size);
+}
+
+/* A double delete, or a delete of the block's address + 8, through the
+ * form chosen: "lzmalloc: operator delete[](): double free 0x...". With
+ * g_cxx_remote, another thread (exited since) allocated the block. */
+static void case_cxx_delete(void) {
+  void *q = NULL;
+  if (g_cxx_remote) {
+    pthread_t t;
+    if (pthread_create(&t, NULL, cxx_new_call, NULL) != 0 || pthread_join(t, &q) != 0) _exit(74);
+  } else {
+    q = cxx_new_call(NULL);
+  }
+  char *p = tu_opaque_ptr(q);
   char msg[96];
   snprintf(msg, sizeof msg, "lzmalloc: operator delete%s(): %s", g_cxx_array ? "[]" : "",
            g_cxx_double ? "double free" : "invalid pointer");
@@ -1319,16 +1332,18 @@ int main(int argc, char **argv) {
     for (int form = CXX_PLAIN; form <= CXX_ALIGN_NOTHROW; form++)
       for (int array = 0; array < 2; array++)
         for (int dbl = 0; dbl < 2; dbl++)
-          for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
-            g_cxx_form = form;
-            g_cxx_array = array;
-            g_cxx_double = dbl;
-            g_size = sizes[i];
-            char name[80];
-            snprintf(name, sizeof name, "delete%s_%s_%s_%zu", array ? "_array" : "", forms[form],
-                     dbl ? "double" : "interior", sizes[i]);
-            if (!run_case(name, case_cxx_delete)) failed++;
-          }
+          for (int remote = 0; remote < 2; remote++)
+            for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+              g_cxx_form = form;
+              g_cxx_array = array;
+              g_cxx_double = dbl;
+              g_cxx_remote = remote;
+              g_size = sizes[i];
+              char name[96];
+              snprintf(name, sizeof name, "delete%s_%s_%s%s_%zu", array ? "_array" : "", forms[form],
+                       dbl ? "double" : "interior", remote ? "_remote" : "", sizes[i]);
+              if (!run_case(name, case_cxx_delete)) failed++;
+            }
     if (failed) {
       fprintf(stderr, "misuse --cxx: %d case(s) failed\n", failed);
       return 1;
