@@ -788,7 +788,9 @@ typedef struct heap_stats_s {
  *     length unless installed, used <= npages (the cap with idle
  *     owners' blocks, foreign_idle_cap; reserved is the bound for
  *     others'), and only
- *     classes <= LZ_DIRECT_MAX are installed, direct[] then pointing at
+ *     classes <= LZ_DIRECT_MAX the heap has made a slab of
+ *     (slabs_made[c] != 0, which never drops back: so an installed class
+ *     is one foreign_wanted keeps) are installed, direct[] then pointing at
  *     foreign[c]; capacity counts malloc's refills that found the
  *     installed list empty with no block pushed since the previous one,
  *     at most FOREIGN_DRY_LOOKS, 0 unless installed (heap.c,

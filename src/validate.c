@@ -309,7 +309,7 @@ static int64_t foreign_check(const heap_t *heap) {
     const span_t *f = &heap->foreign[cls];
     V(f->cls == cls && f->block_size == lz_class_size[cls], "foreign.class", f);
     bool installed = (f->flags & FOREIGN_INSTALLED) != 0;
-    V(!installed || lz_class_size[cls] <= LZ_DIRECT_MAX, "foreign.installed", f);
+    V(!installed || (lz_class_size[cls] <= LZ_DIRECT_MAX && heap->slabs_made[cls] != 0), "foreign.installed", f);
     /* Only blocks that have their cache lines to themselves are kept. */
     V(f->free == NULL || lz_class_size[cls] % LZ_CACHE_LINE == 0, "foreign.line", f);
     uint32_t n = 0;

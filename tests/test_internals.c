@@ -1403,6 +1403,22 @@ static void brk_fkeep(heap_t *h, void *sm, void *md) {
   h->fkeep[cls] = NULL;
 }
 
+/* The same list, installed; then the heap forgets that it made a slab
+ * of the class (an installed class is one foreign_wanted keeps: free's
+ * remote fast path reads fkeep alone). */
+static void brk_foreign_made(heap_t *h, void *sm, void *md) {
+  (void)sm; (void)md;
+  void *mine = lz_malloc(64), *theirs = NULL;
+  pthread_t t;
+  CHECK(mine != NULL && pthread_create(&t, NULL, alloc64, NULL) == 0 && pthread_join(t, &theirs) == 0);
+  CHECK(theirs != NULL);
+  lz_free(theirs);
+  unsigned cls = span_of(mine)->cls;
+  CHECK(h->foreign != NULL && (h->foreign[cls].flags & FOREIGN_INSTALLED) && h->slabs_made[cls] != 0);
+  lz_heap_validate(); /* sound so far */
+  h->slabs_made[cls] = 0;
+}
+
 static void expect_caught(const char *tag, breaker_t brk) {
   int fds[2];
   CHECK(pipe(fds) == 0);
@@ -1534,6 +1550,7 @@ int main(void) {
   expect_caught("heap.direct", brk_direct);
   expect_caught("queue.ends", brk_queue);
   if (LZ_HEAPS == 0) expect_caught("foreign.dry", brk_foreign_dry);
+  if (LZ_HEAPS == 0) expect_caught("foreign.installed", brk_foreign_made);
   if (LZ_HEAPS == 0 && heap->fast_id != CHUNK_HEAP_NONE && !lz_numa_on) expect_caught("heap.fkeep", brk_fkeep);
   expect_caught("mcache.bytes", brk_mcache);
   expect_caught("mreturn.span", brk_mreturn);
