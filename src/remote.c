@@ -411,18 +411,22 @@ lz_text_thread size_t remote_collect(heap_t *heap) {
  * The common remote free skips the general slow path: heap_free_page
  * tries remote_free_fast first, which takes only a block of another
  * heap's slab, at a block boundary, whose words pass the screens untouched:
- * a class this heap does not keep (foreign_wanted_slab) goes home
- * (remote_free_home: batched); for one it keeps, one look at a table
+ * for a class the heap allocates (slabs_made), one look at a table
  * (heap_t.fkeep, [heap.fkeep]) says whether the class's list is installed
- * here, and the block joins it; the other cases (a list not installed, a
- * heap without a fast_id, NUMA) are remote_free_slab's.
+ * here, and the block joins it; a class this heap does not keep
+ * (foreign_wanted_slab: one it never allocated, the first look tells, or
+ * blocks that share lines) goes home (remote_free_home: batched); the
+ * other cases (a list not installed, a heap without a fast_id, NUMA) are
+ * remote_free_slab's.
  * Anything else goes the general way (span_resolve, remote_free), and so
  * does every HEAP_TICK_EVERY-th remote free, which ticks the heap
  * (remote_free_fast counts the others in slow_count, as the tick does,
  * but cannot run the tick: heap.c's). bench larson-sized, one thread
  * (whose deletes are nearly all of main's blocks, kept and reused here,
  * so remote frees): 312.6 -> 295.5 instructions a replacement in all
- * (callgrind; tcmalloc 257.6), with the deletes' own changes (cxx.c).
+ * (callgrind; tcmalloc 257.6), with the deletes' own changes (cxx.c);
+ * 292.2 with slabs_made looked at before fkeep and own blocks turned away
+ * from the list freed in foreign_free_own.
  *
  * Order: any. A block joins the front of the list (what malloc pops
  * next: the block this thread touched last), whatever chunk it lies in.

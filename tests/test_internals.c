@@ -1368,19 +1368,29 @@ static void brk_rmap_local(heap_t *h, void *sm, void *md) {
 static void brk_startup(heap_t *h, void *sm, void *md) { (void)sm; (void)md; h->startup = true; }
 
 /* A foreign list (remote.c): this heap frees a 64 B block of a thread
- * that has exited while it allocates that class itself, so the block is
- * kept on its installed list; then the list's count of dry refills goes
- * past its bound. */
+ * that has exited while it allocates that class itself, so the block
+ * (*theirs) is kept on the class's list, installed: returned. */
 static void *alloc64(void *arg) { (void)arg; return lz_malloc(64); }
+static void *other64(void) {
+  void *p = NULL;
+  pthread_t t;
+  CHECK(pthread_create(&t, NULL, alloc64, NULL) == 0 && pthread_join(t, &p) == 0 && p != NULL);
+  return p;
+}
+static span_t *foreign64(heap_t *h, void **theirs) {
+  void *mine = lz_malloc(64);
+  CHECK(mine != NULL);
+  *theirs = other64();
+  lz_free(*theirs); /* installs the list */
+  span_t *f = &h->foreign[span_of(mine)->cls];
+  CHECK(h->foreign != NULL && (f->flags & FOREIGN_INSTALLED) && f->free == (lz_block_t *)*theirs);
+  return f;
+}
+/* That list's count of dry refills past its bound. */
 static void brk_foreign_dry(heap_t *h, void *sm, void *md) {
   (void)sm; (void)md;
-  void *mine = lz_malloc(64), *theirs = NULL;
-  pthread_t t;
-  CHECK(mine != NULL && pthread_create(&t, NULL, alloc64, NULL) == 0 && pthread_join(t, &theirs) == 0);
-  CHECK(theirs != NULL);
-  lz_free(theirs);
-  span_t *f = &h->foreign[span_of(mine)->cls];
-  CHECK(h->foreign != NULL && (f->flags & FOREIGN_INSTALLED) && f->free == (lz_block_t *)theirs);
+  void *theirs;
+  span_t *f = foreign64(h, &theirs);
   lz_heap_validate(); /* sound so far */
   f->capacity = FOREIGN_DRY_LOOKS + 1;
 }
@@ -1388,35 +1398,25 @@ static void brk_foreign_dry(heap_t *h, void *sm, void *md) {
  * heap has an id, NUMA is off in the test); then fkeep forgets it. */
 static void brk_fkeep(heap_t *h, void *sm, void *md) {
   (void)sm; (void)md;
-  void *mine = lz_malloc(64), *theirs = NULL, *again = NULL;
-  pthread_t t;
-  CHECK(mine != NULL && pthread_create(&t, NULL, alloc64, NULL) == 0 && pthread_join(t, &theirs) == 0);
-  CHECK(pthread_create(&t, NULL, alloc64, NULL) == 0 && pthread_join(t, &again) == 0);
-  CHECK(theirs != NULL && again != NULL);
-  lz_free(theirs); /* installs the list */
-  unsigned cls = span_of(mine)->cls;
-  span_t *f = &h->foreign[cls];
-  CHECK(h->fast_id != CHUNK_HEAP_NONE && !lz_numa_on && h->fkeep[cls] == f);
+  void *theirs;
+  span_t *f = foreign64(h, &theirs);
+  void *again = other64();
+  CHECK(h->fast_id != CHUNK_HEAP_NONE && !lz_numa_on && h->fkeep[f->cls] == f);
   lz_free(again); /* fkeep's path: on the list, in front */
   CHECK(f->free == (lz_block_t *)again && block_next(f->free) == (lz_block_t *)theirs);
   lz_heap_validate(); /* sound so far */
-  h->fkeep[cls] = NULL;
+  h->fkeep[f->cls] = NULL;
 }
-
-/* The same list, installed; then the heap forgets that it made a slab
- * of the class (an installed class is one foreign_wanted keeps: free's
- * remote fast path reads fkeep alone). */
+/* The same list; then the heap forgets that it made a slab of the class
+ * (an installed class is one foreign_wanted keeps: free's remote fast
+ * path looks at slabs_made and fkeep alone). */
 static void brk_foreign_made(heap_t *h, void *sm, void *md) {
   (void)sm; (void)md;
-  void *mine = lz_malloc(64), *theirs = NULL;
-  pthread_t t;
-  CHECK(mine != NULL && pthread_create(&t, NULL, alloc64, NULL) == 0 && pthread_join(t, &theirs) == 0);
-  CHECK(theirs != NULL);
-  lz_free(theirs);
-  unsigned cls = span_of(mine)->cls;
-  CHECK(h->foreign != NULL && (h->foreign[cls].flags & FOREIGN_INSTALLED) && h->slabs_made[cls] != 0);
+  void *theirs;
+  span_t *f = foreign64(h, &theirs);
+  CHECK(h->slabs_made[f->cls] != 0);
   lz_heap_validate(); /* sound so far */
-  h->slabs_made[cls] = 0;
+  h->slabs_made[f->cls] = 0;
 }
 
 static void expect_caught(const char *tag, breaker_t brk) {
