@@ -497,14 +497,15 @@ lz_text_hot static void *slab_borrow(heap_t *heap, unsigned cls) {
  * waiting): a block of the class's current span (slab_malloc_local), else
  * a borrowed one where slab_malloc_slow would borrow first, before it
  * takes the lock's other work: the class has no span, or its current span
- * has nothing freed and an untouched tail. A class that keeps borrowing
+ * has nothing freed and an untouched tail, or is dry with no span behind
+ * it (the walk would find nothing). A class that keeps borrowing
  * (its own blocks all out, a bigger class's freed) thus takes no lock per
  * allocation. NULL: the full slow path. */
 void *slab_malloc_short(heap_t *heap, unsigned cls) {
   void *p = slab_malloc_local(heap, cls);
   if (p != NULL) return p;
   span_t *s = heap->queues[cls].first; /* NULL, or nothing freed */
-  if (s != NULL && (s->capacity >= s->reserved || (s->flags & SPAN_HOLES))) return NULL;
+  if (s != NULL && ((s->capacity >= s->reserved && s->next != NULL) || (s->flags & SPAN_HOLES))) return NULL;
   return slab_borrow(heap, cls); /* holes_hot is the lock's (purge.c): untouched, as slab_malloc_local */
 }
 
@@ -530,7 +531,28 @@ void *slab_malloc_slow(heap_t *heap, unsigned cls) {
       }
       return slab_pop_checked(s);
     }
-    /* Nothing left: park it until one of its blocks comes back. */
+    /* Nothing left. The first span (malloc ran it dry) is not parked:
+     * the frees of its blocks then stay on the fast path (on local_free)
+     * and its last one retires it or keeps it as a spare, as for any slab
+     * that is not the first. A program that fills and empties a few slabs
+     * of a class round after round (bench glibc-simple) parked it here,
+     * and each round's first free of it took the slow path to link it
+     * again. If the next span has blocks to give (a spare, a slab
+     * refilling), it goes to the back of the queue, behind the spans that
+     * come back before it; else it stays first while the walk goes on
+     * (the span the walk finds, or a new slab, is pushed in front of it).
+     * A later walk that finds it dry and not first parks it, as the dry
+     * spans behind the first are parked here: without the pin moving, so
+     * a queue of them costs no page map writes (span_to_local_set). */
+    if (s == q->first) {
+      if (next != NULL && next->local_free != NULL) {
+        queue_remove(heap, q, s);
+        queue_push_back(heap, q, s);
+      }
+      s = next;
+      continue;
+    }
+    /* Park it until one of its blocks comes back. */
     queue_remove(heap, q, s);
     s->flags |= SPAN_FULL;
     slab_fast_sync(heap, s);

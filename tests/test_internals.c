@@ -24,6 +24,9 @@
  *              the previous look, a miss all of them;
  *   loops      a malloc/free loop of one block (slab, medium, large) never
  *              enters the full slow path;
+ *   rounds     batches of 2.5 slabs of blocks allocated and freed round
+ *              after round: no free takes the slow path, only the refills
+ *              of the slabs run dry;
  *   borrow     a class with nothing freed takes a block freed in a class
  *              at most a quarter bigger (under a page; from a page up, at
  *              most twice its size) before it carves a new one, without
@@ -1015,6 +1018,70 @@ static void test_lifo(heap_t *heap) {
          (long long)raw_in_use(), (long long)in_use0);
 }
 
+/* ---- rounds over a few slabs of a class (slab.c, slab_malloc_slow) -------- */
+/* glibc-simple's pattern: a batch of blocks of one class, more than a slab
+ * holds, allocated, then freed in the same order, round after round. The
+ * slab malloc ran dry is not parked (FULL) while the span after it has
+ * blocks to give, so no free of a round takes the slow path: a round's
+ * slow-path entries are its refills only, at most one per span the round
+ * took blocks from (before, each round's first free of the span parked
+ * in the round before went slow too, to link it again). In a child, run
+ * before the other tests leave freed blocks in bigger classes (a round
+ * would borrow them instead of making a slab of its own, and its walk
+ * park the others), so that the tests after it find no spare slabs. */
+static void rounds_child(void) {
+  heap_t *heap = my_heap(); /* the fork handler's, taken back */
+  if (heap->foreign != NULL) return; /* foreign blocks would come first */
+  slab_startup_end(heap);
+  int64_t in_use0 = raw_in_use();
+  static const size_t sizes[] = {1024, 4096};
+  static void *v[1024];
+  for (size_t k = 0; k < sizeof sizes / sizeof *sizes; k++) {
+    unsigned cls = size_to_class(sizes[k]);
+    /* A slab at its full size holds `per`; a round takes 2.5 of them. */
+    size_t per = ((size_t)class_slab_pages(cls) << LZ_PAGE_SHIFT) / lz_class_size[cls];
+    size_t n = per * 5 / 2;
+    CHECK(n <= sizeof v / sizeof *v);
+    uint64_t slow = 0, allocs = 0, spans = 0;
+    for (int round = 0; round < 40; round++) {
+      uint64_t slow0 = heap->slow_count, allocs0 = heap->stats.slow_allocs;
+      for (size_t i = 0; i < n; i++) {
+        v[i] = lz_malloc(sizes[k]);
+        CHECK(v[i] != NULL);
+      }
+      if (round % 8 == 0) lz_heap_validate(); /* every slab linked or parked as it should be */
+      size_t nspans = 1;
+      for (size_t i = 1; i < n; i++) nspans += span_of(v[i]) != span_of(v[i - 1]);
+      for (size_t i = 0; i < n; i++) lz_free(v[i]);
+      if (round >= 20) { /* past the slabs' growth and the spares' start */
+        slow += heap->slow_count - slow0;
+        allocs += heap->stats.slow_allocs - allocs0;
+        spans += nspans;
+      }
+    }
+    lz_heap_validate();
+    CHECKF(slow <= spans, "%zu B in rounds of %zu: %llu slow-path entries in 20 rounds that took blocks of %llu spans "
+           "(at most one refill per span)", sizes[k], n, (unsigned long long)slow, (unsigned long long)spans);
+    CHECKF(!LZ_STATS || slow == allocs, "%zu B in rounds of %zu: %llu slow-path entries, %llu of them allocations "
+           "(frees went slow)", sizes[k], n, (unsigned long long)slow, (unsigned long long)allocs);
+  }
+  CHECKF(!LZ_STATS || raw_in_use() == in_use0, "in_use %lld after freeing all, %lld before (blocks lost)",
+         (long long)raw_in_use(), (long long)in_use0);
+}
+
+static void test_rounds(void) {
+  fflush(NULL);
+  pid_t pid = fork();
+  CHECK(pid >= 0);
+  if (pid == 0) {
+    rounds_child();
+    _exit(0);
+  }
+  int st;
+  CHECK(waitpid(pid, &st, 0) == pid);
+  CHECKF(WIFEXITED(st) && WEXITSTATUS(st) == 0, "rounds: the child failed (status %#x)", st);
+}
+
 /* ---- borrowing (slab.c) ---------------------------------------------------- */
 /* A block of size's own class; blocks borrowed on the way (from classes
  * other tests left freed blocks in) go to keep. */
@@ -1515,7 +1582,8 @@ int main(void) {
     printf("internals: hardening level 2, chunk-level validation checked\n");
     return 0;
   }
-  test_loops(heap); /* first: no foreign blocks yet */
+  test_rounds(); /* first: no freed blocks in other classes */
+  test_loops(heap); /* no foreign blocks yet */
   test_map_charge();
   if (LZ_SECURE) test_screen_map();
   test_borrow(heap);
