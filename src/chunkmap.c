@@ -56,18 +56,21 @@ __asm__(".pushsection .lzmap,\"a\",%nobits\n\t"
 lz_hidden __attribute__((aligned(4096))) _Atomic(uint8_t) lz_chunkmap_ends[LZ_CHUNKMAP_BYTES];
 #endif
 
-/* Pages of the map made writable: the first in map_page_hot (its index +
- * 1; 0: none yet), every other as bit p of map_rw (the map's page p),
- * each recorded (release) after the page's mprotect returned, never
- * cleared (a fork child inherits them with the pages). Two threads
+/* Pages of the map made writable: the first two in map_page_hot (their
+ * index + 1; 0: none yet), every other as bit p of map_rw (the map's
+ * page p), each recorded (release) after the page's mprotect returned,
+ * never cleared (a fork child inherits them with the pages). Two threads
  * preparing one page both make it writable: harmless. A process's
  * chunks are rarely more than 8 GiB of address space apart (one map
- * page's), and map_page_hot lies on the hot variables' page, which every
- * process writes anyway: a first write of map_rw (or read) would cost a
- * page of the .bss (tests/startup_bss.c). */
+ * page's), but their bytes fall on two pages whenever they straddle an 8
+ * GiB boundary (tests/startup_bss.c, a second thread's chunks: 3 runs in
+ * 300 with one slot). map_page_hot lies on the hot variables' page,
+ * which every process writes anyway: a first write of map_rw (or read)
+ * costs a page of the .bss. */
 #define MAP_PAGES (LZ_CHUNKMAP_BYTES / LZ_PAGE_SIZE)
+#define MAP_HOT 2
 static _Atomic(uint64_t) map_rw[MAP_PAGES / 64 + 1];
-lz_hot static _Atomic(uint32_t) map_page_hot;
+lz_hot static _Atomic(uint32_t) map_page_hot[MAP_HOT];
 
 /* The page holding the byte of the unit at chunk_base, counted from the
  * map's first page. */
@@ -76,22 +79,26 @@ static inline uintptr_t map_page_of(uintptr_t chunk_base) {
 }
 
 lz_text_hot static lz_noinline bool map_page_prepare(uintptr_t pg) {
-  /* map_rw has no bit before map_page_hot has its page. */
-  if (atomic_load_explicit(&map_page_hot, memory_order_acquire) != 0 &&
-      (atomic_load_explicit(&map_rw[pg / 64], memory_order_acquire) >> (pg % 64)) & 1)
-    return true;
+  /* map_rw has no bit before both hot slots have their pages. */
+  uint32_t last = atomic_load_explicit(&map_page_hot[MAP_HOT - 1], memory_order_acquire);
+  if (last == pg + 1) return true;
+  if (last != 0 && (atomic_load_explicit(&map_rw[pg / 64], memory_order_acquire) >> (pg % 64)) & 1) return true;
   if (os_protect_rw((void *)((uintptr_t)lz_chunkmap_ends + (pg << LZ_PAGE_SHIFT)), LZ_PAGE_SIZE) != 0) return false;
-  uint32_t none = 0;
-  if (!atomic_compare_exchange_strong_explicit(&map_page_hot, &none, (uint32_t)pg + 1, memory_order_release,
-                                               memory_order_relaxed) && none != pg + 1)
-    atomic_fetch_or_explicit(&map_rw[pg / 64], (uint64_t)1 << (pg % 64), memory_order_release);
+  for (unsigned i = 0; i < MAP_HOT; i++) {
+    uint32_t none = 0;
+    if (atomic_compare_exchange_strong_explicit(&map_page_hot[i], &none, (uint32_t)pg + 1, memory_order_release,
+                                                memory_order_relaxed) ||
+        none == pg + 1)
+      return true;
+  }
+  atomic_fetch_or_explicit(&map_rw[pg / 64], (uint64_t)1 << (pg % 64), memory_order_release);
   return true;
 }
 
 lz_text_hot lz_noinline bool chunkmap_prepare(uintptr_t chunk_base) { /* one copy: a chunk's or a leaf's first use */
   if (lz_unlikely(chunk_base >> LZ_CHUNK_SHIFT >= LZ_CHUNKMAP_SIZE)) return true; /* chunkmap_set refuses it */
   uintptr_t pg = map_page_of(chunk_base);
-  return lz_likely(pg + 1 == atomic_load_explicit(&map_page_hot, memory_order_acquire)) || map_page_prepare(pg);
+  return lz_likely(pg + 1 == atomic_load_explicit(&map_page_hot[0], memory_order_acquire)) || map_page_prepare(pg);
 }
 
 lz_text_hot void chunkmap_init(void) {

@@ -164,6 +164,22 @@ static long bss_touched_pages(void) {
   return touched_pages(lo, hi);
 }
 
+/* For a failure's message: the .bss pages touched, as offsets from the
+ * library's base (`nm -n liblzmalloc.so` names what lies there). */
+static const char *bss_touched_where(void) {
+  static char buf[512];
+  static unsigned char vec[1 << 16];
+  uintptr_t lo, hi;
+  bss_range(&lo, &hi);
+  CHECK(dl_iterate_phdr(span_cb, NULL) == 1);
+  size_t pages = (hi - lo) / 4096, n = 0;
+  buf[0] = 0;
+  if (pages > sizeof vec || mincore((void *)lo, hi - lo, vec) != 0) return "(mincore failed)";
+  for (size_t i = 0; i < pages && n + 24 < sizeof buf; i++)
+    if (vec[i] & 1) n += (size_t)snprintf(buf + n, sizeof buf - n, " 0x%lx", (unsigned long)(lo + i * 4096 - span_lo));
+  return buf;
+}
+
 /* Pages of the library's writable segment up to its file's end that the
  * process has written: present and no longer the file's page (pagemap bit
  * 61, file page or shared: clear for a private copy); -1: no pagemap. */
@@ -301,7 +317,8 @@ int main(void) {
   long kb = bss_rss_kb();
   CHECKF(kb == 0, "start-up and a few allocations made %ld kB of the library's .bss resident (want 0)", kb);
   long touched = bss_touched_pages();
-  CHECKF(touched == 0, "start-up, a few allocations and free(NULL) touched %ld pages of the library's .bss (want 0)", touched);
+  CHECKF(touched == 0, "start-up, a few allocations and free(NULL) touched %ld pages of the library's .bss (want 0):%s",
+         touched, bss_touched_where());
   uintptr_t mlo, mhi;
   map_range(&mlo, &mhi);
   long map_touched = touched_pages(mlo, mhi);
@@ -336,7 +353,9 @@ int main(void) {
     usleep(10000);
   }
   touched = bss_touched_pages();
-  CHECKF(touched == 0, "a thread's heap and the background thread's passes touched %ld pages of the library's .bss (want 0)", touched);
+  CHECKF(touched == 0,
+         "a thread's heap and the background thread's passes touched %ld pages of the library's .bss (want 0):%s",
+         touched, bss_touched_where());
   map_touched = touched_pages(mlo, mhi);
   CHECKF(map_touched <= 2, "a thread's heap and the background thread's passes touched %ld pages of the chunk map (at most 2: the thread's chunks may have their bytes on the next page)", map_touched);
   check_charged("with a second thread");
