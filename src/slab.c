@@ -548,6 +548,9 @@ void *slab_malloc_slow(heap_t *heap, unsigned cls) {
       if (next != NULL && next->local_free != NULL) {
         queue_remove(heap, q, s);
         queue_push_back(heap, q, s);
+        /* Diverted, as queue_push_front's old first, if the class's
+         * foreign list is installed (remote.c, "Own blocks"). */
+        if (lz_unlikely(heap->foreign != NULL)) slab_front_moved(heap, NULL, s);
       }
       s = next;
       continue;
