@@ -30,7 +30,8 @@
  *   borrow     a class with nothing freed takes a block freed in a class
  *              at most a quarter bigger (under a page; from a page up, at
  *              most twice its size) before it carves a new one, without
- *              the full slow path, and none from further up;
+ *              the full slow path (also when its one slab has run dry),
+ *              and none from further up;
  *   pool       an emptied chunk outside a region stays with the heap until
  *              a purge gives it to the pool (still mapped), is reused by the next span that
  *              needs a chunk, and trim unmaps it;
@@ -1137,6 +1138,31 @@ static void test_borrow(heap_t *heap) {
          (unsigned long long)(heap->stats.slow_allocs - slow0));
   CHECK(lz_usable_size(q) == 6144 && heap->queues[size_to_class(4100)].first == NULL);
   lz_free(q);
+  lz_heap_validate();
+  /* So does a class whose one slab has run dry (every block out, all
+   * carved, nothing behind it: slab_malloc_slow leaves it first). */
+  void *p6 = own_class_block(6000, keep, &nk), *a[64];
+  CHECK(p6 != NULL && span_of(p6)->block_size == 6144);
+  span_queue_t *q4 = &heap->queues[size_to_class(4100)];
+  int na = 0;
+  do {
+    a[na] = lz_malloc(4100);
+    CHECK(a[na] != NULL);
+    na++;
+  } while (na < 64 && (q4->first == NULL || q4->first->free != NULL || q4->first->local_free != NULL ||
+                       q4->first->capacity < q4->first->reserved));
+  CHECKF(q4->first != NULL && q4->first->next == NULL && q4->first->free == NULL,
+         "4100 B: no slab of its own run dry after %d allocations", na);
+  lz_free(p6);
+  slow0 = heap->stats.slow_allocs;
+  q = lz_malloc(4100);
+  CHECKF(q == p6, "4100 B, its slab dry: %p, not the freed 6144 B block %p", q, p6);
+  CHECKF(!LZ_STATS || heap->stats.slow_allocs == slow0,
+         "4100 B, its slab dry: the borrow took the full slow path %llu times",
+         (unsigned long long)(heap->stats.slow_allocs - slow0));
+  lz_heap_validate();
+  lz_free(q);
+  while (na > 0) lz_free(a[--na]);
   lz_heap_validate();
   /* 7000 B (class 7168) never takes a freed 16384 B block (more than twice). */
   for (size_t n = 7000; n <= 14336; n += 512) CHECK(heap->queues[size_to_class(n)].first == NULL);
