@@ -85,7 +85,7 @@ static size_t bitmap_popcount_clean(const chunk_t *c) {
 /* Counted out before its munmap (as large.c's ranges): a thread
  * descheduled in between (the janitor trimming the pool) leaves no chunk
  * that nothing can use any more counted as mapped. */
-static lz_noinline void chunk_unmap(chunk_t *c) { /* cold: not inlined into chunk_release */
+lz_text_late static lz_noinline void chunk_unmap(chunk_t *c) { /* cold: not inlined into chunk_release */
   atomic_fetch_sub_explicit(&lz_chunks_mapped, 1, memory_order_relaxed);
   atomic_fetch_sub_explicit(&lz_bytes_decommitted, bitmap_popcount_clean(c) * LZ_PAGE_SIZE,
                             memory_order_relaxed);
@@ -113,7 +113,7 @@ void chunk_unit_source(uintptr_t (*fn)(unsigned node)) { unit_source = fn; }
  * Keeping the pages for a heap that held a chunk already, or 4 chunks,
  * kept xz-d-12M's peak at 43.5-44.7 MB: the heap that takes the unit
  * there is no small one. NULL (the unit unmapped) if the kernel refuses. */
-static lz_noinline chunk_t *chunk_from_unit(uintptr_t unit) {
+lz_text_late static lz_noinline chunk_t *chunk_from_unit(uintptr_t unit) {
   chunk_t *c = (chunk_t *)unit;
   if (!chunkmap_prepare(unit) || os_decommit(c, LZ_CHUNK_SIZE) != 0) {
     os_unmap(c, LZ_CHUNK_SIZE);
@@ -168,7 +168,7 @@ lz_text_hot static lz_noinline void region_map_chunk(heap_t *heap, chunk_t *c) {
 
 /* A waiting chunk's entries (its header, which may read zero, neither
  * read nor written: region_take): all name its slot 0. */
-lz_cold static void region_map_waiting(heap_t *heap, chunk_t *c) {
+lz_text_late lz_cold static void region_map_waiting(heap_t *heap, chunk_t *c) {
   _Atomic(span_t *) *m = heap->rmap + (((uintptr_t)c - heap->rbase) >> LZ_PAGE_SHIFT);
   for (size_t i = 0; i < LZ_CHUNK_PAGES; i++) atomic_store_explicit(&m[i], chunk_slot(c, 0), memory_order_relaxed);
 }
@@ -277,7 +277,7 @@ lz_inline void chunk_header_init(chunk_t *c, unsigned node) {
  * then), its map entries written again if malloc_trim gave their page
  * back (the chunk at rend: the ones above wait too). Counted mapped all
  * along, its usable pages clean. */
-lz_cold static chunk_t *region_take(heap_t *heap) {
+lz_text_late lz_cold static chunk_t *region_take(heap_t *heap) {
   unsigned k = (unsigned)__builtin_ctz(heap->rwaiting);
   heap->rwaiting &= heap->rwaiting - 1;
   chunk_t *c = (chunk_t *)(heap->rbase + ((uintptr_t)k << LZ_CHUNK_SHIFT));
@@ -321,7 +321,7 @@ lz_text_thread void chunk_gave_back(heap_t *heap, size_t pages) {
   heap->populate_budget = b > UINT32_MAX ? UINT32_MAX : (uint32_t)b;
 }
 
-lz_cold lz_noinline void chunk_populate(heap_t *heap, chunk_t *c) {
+lz_text_late lz_cold lz_noinline void chunk_populate(heap_t *heap, chunk_t *c) {
   long delay = opt_get(OPT_PURGE_DELAY);
   if (delay <= 0) return; /* 0: freed pages go back at once, -1: never (no decay) */
   if (bitmap_count(c->dirty_map, LZ_HEADER_PAGES, LZ_USABLE_PAGES) != 0) return; /* not clean */
@@ -439,7 +439,7 @@ lz_text_hot void chunk_release(heap_t *heap, chunk_t *c) {
   if (delay == 0 || !chunk_pool_push(pool_of(c->node), c)) chunk_unmap(c);
 }
 
-static lz_noinline size_t pool_trim(chunk_pool_t *pool, bool force, uint64_t now) {
+lz_text_late static lz_noinline size_t pool_trim(chunk_pool_t *pool, bool force, uint64_t now) {
   size_t freed = 0;
   for (size_t i = 0; i < LZ_POOL_SLOTS; i++) {
     if (atomic_load_explicit(&pool->xslot[i], memory_order_relaxed) == NULL) continue;

@@ -40,7 +40,9 @@ typedef void (*lz_new_handler_t)(void);
 extern lz_new_handler_t _ZSt15get_new_handlerv(void) __attribute__((weak));
 extern void _ZSt17__throw_bad_allocv(void) __attribute__((weak, noreturn));
 
-#define LZ_CXX LZ_EXPORT
+/* Linked with the code of processes that run a while (internal.h,
+ * lz_text_late): a C++ program allocates through these alone. */
+#define LZ_CXX LZ_EXPORT lz_text_late
 typedef struct lz_nothrow_s lz_nothrow_t; /* std::nothrow_t, passed by reference */
 
 static void *cxx_alloc(size_t size, size_t align) {

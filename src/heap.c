@@ -1555,7 +1555,7 @@ lz_noinline void heap_free_slow_as(void *p, const char *as) {
   heap_free_slow(p);
   lz_free_as = NULL;
 }
-lz_noinline void heap_free_own_as(void *p, span_t *s, const char *as) {
+lz_text_late lz_noinline void heap_free_own_as(void *p, span_t *s, const char *as) {
   lz_free_as = as;
   heap_free_own(p, s);
   lz_free_as = NULL;

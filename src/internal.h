@@ -102,8 +102,20 @@
  * the read-only data (cmake/layout.ld), where the 64 KiB window of its
  * page faults is cut short by the mapping's end: a threaded process maps
  * a few pages for it, not a window of 16 pages of cold code
- * (tests/thread_pages.c). */
+ * (tests/fork_pages.c, rodata_threads). */
 #define lz_text_thread __attribute__((section(".text.thread.lzmalloc")))
+/* Code past the hot window that a process which runs for a while runs
+ * anyway: spare slabs kept and given back, a clean chunk populated, the
+ * large-block cache's ranges (reuse of freed large blocks), the C++
+ * operators (a C++ program's every allocation). Such a process has a
+ * second thread, its own or the background one (started once memory is
+ * freed), so it maps the last window (lz_text_thread's) already; linked
+ * there too, after that code (cmake/layout.ld), this costs it a few pages
+ * of that window instead of the 16 of the cold code's window between
+ * (bench: 13 of 14 threaded workloads, and barnes, glibc-simple,
+ * fresh-churn, compress, large, mapped that window for 4.3-12 KiB of this
+ * code; tests/fork_pages.c, rodata_threads). */
+#define lz_text_late __attribute__((section(".text.late.lzmalloc")))
 /* malloc's and free's entries: each fast path starts a cache line, so it
  * spans the fewest lines and decode windows whatever code comes before it
  * (bench micro, same thread 16 B: free at 0x...e0, three lines, ran a pair
@@ -229,7 +241,7 @@ static inline size_t bitmap_next(const uint64_t *map, size_t nbits, size_t from,
 }
 
 /* Sets (or clears) bits [first, first + n). */
-static inline void bitmap_assign(uint64_t *map, size_t first, size_t n, bool set) {
+lz_text_late static inline void bitmap_assign(uint64_t *map, size_t first, size_t n, bool set) {
   while (n > 0) {
     size_t take;
     uint64_t mask = bits_in_word(first, n, &take);
@@ -260,7 +272,7 @@ static inline unsigned lz_popcount64(uint64_t x) {
 }
 
 /* Set bits in [first, first + n). */
-static inline size_t bitmap_count(const uint64_t *map, size_t first, size_t n) {
+lz_text_late static inline size_t bitmap_count(const uint64_t *map, size_t first, size_t n) {
   size_t count = 0;
   while (n > 0) {
     size_t take;

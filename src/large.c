@@ -117,7 +117,7 @@ static large_t *desc_get(uintptr_t u) {
  * (chunkmap.c): a leaf's units have their bytes on one map page but the
  * last, whose byte begins the next (the map is one byte on), so that page
  * when the leaf is made and the next one for the last unit. */
-static lz_noinline large_t *desc_make_slow(uintptr_t u) {
+lz_text_late static lz_noinline large_t *desc_make_slow(uintptr_t u) {
   _Static_assert(DESC_LEAF_SIZE == LZ_PAGE_SIZE, "a map page holds the bytes of a leaf's units");
   uintptr_t first = u & ~(uintptr_t)(DESC_LEAF_SIZE - 1);
   if (u >= LZ_CHUNKMAP_SIZE || !chunkmap_prepare(u << LZ_CHUNK_SHIFT)) return NULL;
@@ -237,12 +237,12 @@ static unsigned caller_node(void) {
 }
 
 /* Clears the chunk map bytes of every unit of [base, base + size). */
-static void units_clear(uintptr_t base, size_t size) {
+lz_text_late static void units_clear(uintptr_t base, size_t size) {
   for (uintptr_t a = base; a < base + size; a += LZ_CHUNK_SIZE)
     if (chunkmap_kind(a) != CHUNK_NONE) chunkmap_set(a, CHUNK_NONE);
 }
 
-static void range_unmap(uintptr_t base, size_t size, unsigned node) {
+lz_text_late static void range_unmap(uintptr_t base, size_t size, unsigned node) {
   atomic_fetch_sub_explicit(&lz_large_mapped, size, memory_order_relaxed); /* first: see the top */
   units_clear(base, size); /* before: the address may be mapped again at once */
   if (lz_unlikely(lz_numa_on)) numa_account(node, -(ptrdiff_t)size);
@@ -419,7 +419,7 @@ static large_t *desc_of(uintptr_t a) { return desc_get(unit_of(a)); }
 
 /* The pages of [a, a + len) were mapped fresh (their units' counts drop
  * to what lies before a in a's unit: an upper bound). */
-static lz_noinline void written_fresh(uintptr_t a, size_t len) {
+lz_text_late static lz_noinline void written_fresh(uintptr_t a, size_t len) {
   for (uintptr_t u = a & ~LZ_CHUNK_MASK; u < a + len; u += LZ_CHUNK_SIZE) {
     large_t *d = desc_of(u);
     if (d == NULL) continue;
@@ -434,7 +434,7 @@ static lz_noinline void written_fresh(uintptr_t a, size_t len) {
  * a block within its first unit whose count is full already (a
  * malloc(2 MiB) + free loop: a load and two compares); the rest out of
  * line. */
-static lz_noinline void written_slow(large_t *d, uintptr_t a, size_t len) {
+lz_text_late static lz_noinline void written_slow(large_t *d, uintptr_t a, size_t len) {
   for (uintptr_t u = a & ~LZ_CHUNK_MASK; u < a + len; u += LZ_CHUNK_SIZE) {
     large_t *du = u == (a & ~LZ_CHUNK_MASK) ? d : desc_make(unit_of(u));
     if (du == NULL) continue;
@@ -454,7 +454,7 @@ lz_inline void written_block(large_t *d, uintptr_t a, size_t len) {
  * move to `to` (a unit boundary), both held by the caller: their counts
  * go first (the old addresses are free once the pages have moved, and
  * another thread may make a block there at once). */
-static void written_moved(uintptr_t from, size_t len, uintptr_t to) {
+lz_text_late static void written_moved(uintptr_t from, size_t len, uintptr_t to) {
   for (size_t off = 0; off < len; off += LZ_CHUNK_SIZE) {
     large_t *s = desc_of(from + off), *d = desc_make(unit_of(to + off));
     uint32_t w = s == NULL ? 0 : atomic_load_explicit(&s->xwritten, memory_order_relaxed);
@@ -486,7 +486,7 @@ static size_t range_residency(uintptr_t base, size_t size, uint16_t *res) {
  * tests/large_reuse part 7 (then run after the other parts) grew the
  * resident set by 2-4 MB in each of 60 runs. */
 #define RANK_IDLE 1024 /* more than the pages of a unit */
-static size_t range_best_offset(uint64_t v, size_t need, size_t *score) {
+lz_text_late static size_t range_best_offset(uint64_t v, size_t need, size_t *score) {
   uint16_t res[RES_UNITS_MAX];
   size_t size = slot_size(v), pg = LZ_PAGE_SIZE;
   size_t units = range_residency(slot_base(v), size, res);
@@ -515,7 +515,7 @@ static size_t range_best_offset(uint64_t v, size_t need, size_t *score) {
 
 /* Of the cached ranges of `node` that hold `need` bytes, the one (and
  * offset) with the most written pages (above); 0 if none. */
-static lz_noinline uint64_t cache_pick_resident(size_t need, unsigned node, size_t *slot, size_t *off) {
+lz_text_late static lz_noinline uint64_t cache_pick_resident(size_t need, unsigned node, size_t *slot, size_t *off) {
   uint64_t pick = 0;
   size_t pick_score = 0;
   for (size_t i = 0, n = slots_seen(); i < n; i++) {
@@ -536,7 +536,7 @@ static lz_noinline uint64_t cache_pick_resident(size_t need, unsigned node, size
  * but first one that begins where a block began (its map byte kept: the
  * block's first bytes, most likely written) over one that begins inside a
  * block (the rest of its last unit, most likely never touched). */
-static lz_noinline uint64_t cache_pick_head(size_t need, unsigned node, size_t *slot) {
+lz_text_late static lz_noinline uint64_t cache_pick_head(size_t need, unsigned node, size_t *slot) {
   uint64_t fit = 0;
   bool fit_head = false;
   for (size_t i = 0, n = slots_seen(); i < n; i++) {
@@ -615,7 +615,7 @@ static bool cache_take(size_t need, unsigned node, uintptr_t *base, size_t *size
  * or last, left bench/realprog xz-d-12M's peak RSS 0.5 MB higher.) 0 if
  * no cached range holds a whole unit, and at level 2 (guard pages in
  * freed ranges). */
-static lz_noinline uintptr_t cache_unit_take(unsigned node) {
+lz_text_late static lz_noinline uintptr_t cache_unit_take(unsigned node) {
   for (int attempt = 0; attempt < 4; attempt++) {
     uint64_t best = 0;
     size_t best_i = 0;
@@ -690,7 +690,7 @@ static bool pick_before(const fill_pick_t *a, const fill_pick_t *b) { /* by rang
   return a->slot != b->slot ? a->slot < b->slot : a->unit < b->unit;
 }
 
-static lz_noinline uintptr_t range_fill(uintptr_t start, uintptr_t end, unsigned node) {
+lz_text_late static lz_noinline uintptr_t range_fill(uintptr_t start, uintptr_t end, unsigned node) {
   uint16_t res[RES_UNITS_MAX];
   fill_pick_t pick[FILL_MAX];
   size_t want = (end - start + LZ_CHUNK_MASK) >> LZ_CHUNK_SHIFT;
@@ -790,7 +790,7 @@ static lz_noinline uintptr_t range_fill(uintptr_t start, uintptr_t end, unsigned
  * from the base that may hold old data: pages added by mapping are zero);
  * 0 if the kernel refuses, the range unchanged. The chunk map bytes of the
  * range's other units are left as they were (the caller clears them). */
-static lz_noinline uintptr_t range_grow(uintptr_t base, size_t *size, size_t need, unsigned node, size_t *dirty) {
+lz_text_late static lz_noinline uintptr_t range_grow(uintptr_t base, size_t *size, size_t need, unsigned node, size_t *dirty) {
   size_t orig = *size;
   for (size_t i = 0, n = slots_seen(); i < n && *size < need; i++) {
     uint64_t v = atomic_load_explicit(&slots[i], memory_order_relaxed);

@@ -9,7 +9,7 @@
  * holding after that many is likely off its CPU. */
 #define LOCK_SPINS 64
 
-void lz_lock(lz_lock_t *l) {
+lz_text_late void lz_lock(lz_lock_t *l) {
   for (unsigned spins = 0;; spins++) {
     int expect = 0;
     if (atomic_load_explicit(&l->x, memory_order_relaxed) == 0 &&

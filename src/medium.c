@@ -194,7 +194,7 @@ static void mreturn_push(heap_t *heap, span_t *s) {
 
 /* A listed span of npages .. npages + npages / MEDIUM_CACHE_SLACK pages,
  * taken off the list, or NULL. */
-static lz_noinline span_t *mreturn_take(heap_t *heap, size_t npages) {
+lz_text_late static lz_noinline span_t *mreturn_take(heap_t *heap, size_t npages) {
   span_t **at = &heap->mreturn;
   for (unsigned k = 0; *at != NULL && k < MEDIUM_RETURN_SCAN; k++, at = &(*at)->next) {
     span_t *s = *at;

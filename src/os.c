@@ -200,7 +200,7 @@ lz_text_hot lz_noinline void *os_reserve_aligned(size_t size, size_t align) { /*
   return (void *)(((uintptr_t)r + align - 1) & ~(uintptr_t)(align - 1));
 }
 
-lz_noinline int os_map_at(void *p, size_t size) { /* one copy */
+lz_text_late lz_noinline int os_map_at(void *p, size_t size) { /* one copy */
   if (fault_now(OS_FAULT_MAP)) return ENOMEM;
   int e = errno;
   void *r = mmap(p, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
@@ -310,7 +310,7 @@ lz_text_hot lz_noinline int os_protect_rw(void *p, size_t size) { /* one copy */
  * that spans several (pieces mapped separately, or split by mprotect) fails
  * with EFAULT and is moved in halves. If a second half fails, the first is
  * put back. */
-static int move_pieces(uint8_t *from, size_t size, uint8_t *to) {
+lz_text_late static int move_pieces(uint8_t *from, size_t size, uint8_t *to) {
   void *r = mremap(from, size, size, MREMAP_MAYMOVE | MREMAP_FIXED, to);
   if (r != MAP_FAILED) return 0;
   int rc = errno;

@@ -86,7 +86,7 @@ lz_text_thread static lz_noinline void slab_front_moved(heap_t *heap, span_t *fi
  * 88 / 100 -> 70 / 74. One spare per class took only the batches of 25. */
 #define SPARE_MAX_PAGES 1024 /* 4 MiB a heap */
 #define SPARE_MIN_MADE 8
-static lz_noinline void spare_clear(heap_t *heap, span_t *s) {
+lz_text_late static lz_noinline void spare_clear(heap_t *heap, span_t *s) {
   s->flags &= (uint8_t)~SPAN_SPARE;
   heap->spare_pages[s->cls] = (uint16_t)(heap->spare_pages[s->cls] - s->npages);
   heap->spare_total -= s->npages;
@@ -97,7 +97,7 @@ static lz_noinline void spare_clear(heap_t *heap, span_t *s) {
 /* span_free is about to free a span of c that leaves only spares in it:
  * they go back first, so the chunk empties (pages.c gives it back or keeps
  * it whole) as it would have without them. Heap held. */
-static void spares_chunk_release(heap_t *heap, chunk_t *c) {
+lz_text_late static void spares_chunk_release(heap_t *heap, chunk_t *c) {
   for (uint64_t m = heap->spare_classes; m != 0 && c->spare_pages != 0; m &= m - 1) {
     span_queue_t *q = &heap->queues[__builtin_ctzll(m)];
     for (span_t *s = q->first, *next; s != NULL; s = next) {
@@ -128,7 +128,7 @@ void slab_spare_release(heap_t *heap, unsigned cls) {
  * spares of classes that took none since the last look go back, and every
  * class starts a new period. Returns whether spares are left (the janitor
  * looks again). Not hot text: only heaps with spares come here. */
-lz_noinline bool slab_spares_look(heap_t *heap, uint64_t now) {
+lz_text_late lz_noinline bool slab_spares_look(heap_t *heap, uint64_t now) {
   lz_assert(heap->spare_classes != 0); /* without spares heap_purge only starts a new period */
   if (now < heap->spare_look_at) return true;
   long delay = opt_get(OPT_PURGE_DELAY);
@@ -148,7 +148,7 @@ lz_noinline bool slab_spares_look(heap_t *heap, uint64_t now) {
  * (bench glibc-simple, one size at a time: each size's spares stayed until
  * the next look while the next sizes made slabs elsewhere; peak RSS 8.28
  * -> 10.53 MiB before this). Not hot text. */
-static lz_noinline void slab_spares_yield(heap_t *heap, unsigned cls) {
+lz_text_late static lz_noinline void slab_spares_yield(heap_t *heap, unsigned cls) {
   for (uint64_t m = heap->spare_classes & ~(1ull << cls); m != 0; m &= m - 1)
     slab_spare_release(heap, (unsigned)__builtin_ctzll(m));
 }
@@ -156,7 +156,7 @@ static lz_noinline void slab_spares_yield(heap_t *heap, unsigned cls) {
 /* slab_retire's: keeps s (empty, not first) as a spare of its class if
  * it may (above). Not hot text: only a class that made SPARE_MIN_MADE
  * slabs comes here, which a small process's classes do not. */
-static lz_noinline bool spare_keep(heap_t *heap, span_t *s) {
+lz_text_late static lz_noinline bool spare_keep(heap_t *heap, span_t *s) {
   chunk_t *c = span_chunk(s);
   if (heap->spare_total + s->npages > SPARE_MAX_PAGES || c->free_pages + c->spare_pages + s->npages >= LZ_USABLE_PAGES)
     return false;
@@ -722,7 +722,7 @@ uint32_t slab_hole_blocks(const span_t *s) {
  * more. Their pages fault in again as the blocks are used: a refault,
  * which doubles the heap's holes delay, once per look (purge.c,
  * "Refaults"). */
-void slab_fill_holes(heap_t *heap, span_t *s) {
+lz_text_late void slab_fill_holes(heap_t *heap, span_t *s) {
   if (!heap->holes_refilled) {
     heap->holes_refilled = 1;
     if (heap->holes_shift < LZ_DECAY_SHIFT_MAX) heap->holes_shift++;

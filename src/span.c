@@ -303,7 +303,7 @@ lz_hot void (*lz_span_spares_release)(heap_t *heap, chunk_t *c);
 /* span_free's, in a chunk with spare slabs: they never keep it from
  * emptying (slab.c, "Spare slabs"), so if s is the last other span they
  * go first (s still counts as in use: none of their frees empties it). */
-static lz_noinline void span_free_spares(heap_t *heap, chunk_t *c, span_t *s) {
+lz_text_late static lz_noinline void span_free_spares(heap_t *heap, chunk_t *c, span_t *s) {
   if (c->free_pages + c->spare_pages + s->npages >= LZ_USABLE_PAGES) lz_span_spares_release(heap, c);
 }
 
