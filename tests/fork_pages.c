@@ -24,8 +24,10 @@
  *          segment), lie in one mapping and one fault-around window (one
  *          page fault maps them: the first segment holds the headers and
  *          the code, and the library loads 64 KiB aligned), also once
- *          the decay of its freed pages has run; neither that nor a
- *          child that runs a thread reads the library's .rodata.
+ *          the decay of its freed pages has run, and reads none of
+ *          the library's .rodata; a child that runs a thread, empties
+ *          slabs and cycles large blocks maps no page of the cold code's
+ *          window (the hot window and the last one only).
  * Hardening level 2 keeps its own state on other pages: skipped there.
  * Nothing in the measurement allocates (open/read into a static buffer).
  */

@@ -28,8 +28,10 @@
 #                    blocks of 8 sizes (a span of its own, not the
 #                    parent's slabs); the library code it runs
 #                    mapped by one fault (<= 20 pages, /proc/self/pagemap),
-#                    also once its freed pages decayed (no .rodata read,
-#                    nor by a child that runs a thread) (API)
+#                    also once its freed pages decayed (no .rodata read);
+#                    a child that runs a thread, empties slabs and cycles
+#                    large blocks maps no page of the cold code's window
+#                    (rodata_threads) (API)
 #   exec_pages       a process that never allocates, and one that
 #                    allocates what a command starting up does, map one
 #                    64 KiB window of the library's code from exec to
