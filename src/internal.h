@@ -112,9 +112,9 @@
  * freed), so it maps the last window (lz_text_thread's) already; linked
  * there too, after that code (cmake/layout.ld), this costs it a few pages
  * of that window instead of the 16 of the cold code's window between
- * (bench: 11 of 14 threaded workloads, and barnes, glibc-simple,
- * fresh-churn, compress and large, mapped that window for this code, 12
- * KiB of functions in all; tests/fork_pages.c, rodata_threads). */
+ * (bench/textpages: 17 of its 20 workloads, threaded or not, mapped that
+ * window for this code, 12 KiB of functions in all; tests/fork_pages.c,
+ * rodata_threads). */
 #define lz_text_late __attribute__((section(".text.late.lzmalloc")))
 /* malloc's and free's entries: each fast path starts a cache line, so it
  * spans the fewest lines and decode windows whatever code comes before it

@@ -183,8 +183,11 @@ lz_text_hot void queue_remove(heap_t *heap, span_queue_t *q, span_t *s) {
       if (lz_unlikely(q->first->flags & SPAN_SPARE)) spare_clear(heap, q->first);
       q->first->used++;
       span_to_local_set(q->first, 0);
-      if (lz_unlikely(heap->foreign != NULL)) slab_front_moved(heap, q->first, NULL);
     }
+    /* Both ends of the pin's move, as queue_push_front's: s is diverted
+     * should it be linked again (slab_malloc_slow moves a dry first span
+     * to the back of its queue). */
+    if (lz_unlikely(heap->foreign != NULL)) slab_front_moved(heap, q->first, s);
     /* A first span has no holes (slab_malloc_local takes its local_free
      * as it is): its successor's are filled now. */
     if (q->first && lz_unlikely(q->first->flags & SPAN_HOLES)) slab_fill_holes(heap, q->first);
@@ -546,11 +549,8 @@ void *slab_malloc_slow(heap_t *heap, unsigned cls) {
      * a queue of them costs no page map writes (span_to_local_set). */
     if (s == q->first) {
       if (next != NULL && next->local_free != NULL) {
-        queue_remove(heap, q, s);
+        queue_remove(heap, q, s); /* diverted there if the class's foreign list is installed */
         queue_push_back(heap, q, s);
-        /* Diverted, as queue_push_front's old first, if the class's
-         * foreign list is installed (remote.c, "Own blocks"). */
-        if (lz_unlikely(heap->foreign != NULL)) slab_front_moved(heap, NULL, s);
       }
       s = next;
       continue;

@@ -43,6 +43,9 @@
  *              taken again first; another thread's heap has a region of
  *              its own, and this thread's free of a block there is a
  *              remote free, not a push on the other heap's span;
+ *   pin divert a span that loses its queue's pin while its class's
+ *              foreign list is installed is diverted at once (queue_remove),
+ *              so slab_malloc_slow may link it again at the back;
  *   screen     the free-list screen of a live block whose first word
  *              decodes to a random address (block_maybe_free) reads no
  *              page of the chunk map outside the units ever marked;
@@ -1512,6 +1515,37 @@ static void brk_foreign_made(heap_t *h, void *sm, void *md) {
   h->slabs_made[f->cls] = 0;
 }
 
+/* The pin leaving a span while its class's foreign list is installed
+ * (queue_remove, as queue_push_front): the span is diverted (xfast_cap 0:
+ * its owner's frees join the list, remote.c "Own blocks") before anything
+ * links it again (slab_malloc_slow moves a dry first span to the back of
+ * its queue). In a forked child: the span is left unlinked. */
+static void test_pin_divert(void) {
+  fflush(NULL);
+  pid_t pid = fork();
+  CHECK(pid >= 0);
+  if (pid == 0) {
+    heap_t *h = my_heap();
+    if (h->pack_fork) { /* a fork child's first blocks are packed */
+      pack_close(h);
+      slab_fork_pack_end(h);
+    }
+    void *theirs;
+    span_t *f = foreign64(h, &theirs);
+    span_queue_t *q = &h->queues[f->cls];
+    span_t *s = q->first;
+    CHECK(s != NULL && s->to_local == 0 && atomic_load(&s->xfast_cap) == s->capacity);
+    queue_remove(h, q, s);
+    CHECKF(s->to_local == 1 && atomic_load(&s->xfast_cap) == 0,
+           "a span that lost the pin with its class's list installed takes fast frees (xfast_cap %u, to_local %u)",
+           (unsigned)atomic_load(&s->xfast_cap), (unsigned)s->to_local);
+    _exit(0);
+  }
+  int st;
+  CHECK(waitpid(pid, &st, 0) == pid);
+  CHECKF(WIFEXITED(st) && WEXITSTATUS(st) == 0, "pin_divert: the child failed (status %#x)", st);
+}
+
 static void expect_caught(const char *tag, breaker_t brk) {
   int fds[2];
   CHECK(pipe(fds) == 0);
@@ -1627,6 +1661,7 @@ int main(void) {
     test_remote_tail(heap);
     test_batch_age(heap);
     test_batch_spread(heap);
+    test_pin_divert();
   }
   test_purge(heap);
   test_place_dirty(heap, SPAN_SLAB);
