@@ -65,19 +65,27 @@ static struct mallinfo2 info_collect(void) {
 
 LZ_EXPORT struct mallinfo2 mallinfo2(void) { return info_collect(); }
 
-LZ_EXPORT struct mallinfo mallinfo(void) {
+/* mallinfo: mallinfo2's figures in int fields, converted as glibc 2.36
+ * converts them (malloc/malloc.c, __libc_mallinfo: plain assignments, so a
+ * figure of 2 GiB or more wraps modulo 2^32, as it does there);
+ * __libc_mallinfo, which glibc exports too, is the same function. */
+static struct mallinfo mallinfo_body(void) {
   struct mallinfo2 m = info_collect();
   struct mallinfo r = {0};
-#define CLAMP(x) ((int)((x) > 0x7fffffff ? 0x7fffffff : (x)))
-  r.arena = CLAMP(m.arena);
-  r.ordblks = CLAMP(m.ordblks);
-  r.hblkhd = CLAMP(m.hblkhd);
-  r.uordblks = CLAMP(m.uordblks);
-  r.fordblks = CLAMP(m.fordblks);
-  r.keepcost = CLAMP(m.keepcost);
-#undef CLAMP
+  r.arena = (int)m.arena;
+  r.ordblks = (int)m.ordblks;
+  r.smblks = (int)m.smblks;
+  r.hblks = (int)m.hblks;
+  r.hblkhd = (int)m.hblkhd;
+  r.usmblks = (int)m.usmblks;
+  r.fsmblks = (int)m.fsmblks;
+  r.uordblks = (int)m.uordblks;
+  r.fordblks = (int)m.fordblks;
+  r.keepcost = (int)m.keepcost;
   return r;
 }
+LZ_EXPORT struct mallinfo mallinfo(void) { return mallinfo_body(); }
+LZ_EXPORT struct mallinfo __libc_mallinfo(void) { return mallinfo_body(); }
 
 /* Text built without stdio (it may allocate) into a fixed buffer: what
  * does not fit is cut, never written past the end (each caller's buffer
@@ -180,15 +188,14 @@ LZ_EXPORT int malloc_info(int options, FILE *fp) {
 }
 
 /* mallopt: glibc's tuning parameters belong to glibc's allocator; lzmalloc
- * is tuned by LZMALLOC_* variables. Known parameters are accepted (1) and
- * have no effect; unknown ones are rejected (0), as glibc does. */
+ * is tuned by LZMALLOC_* variables, so none has an effect here. The answer
+ * is glibc 2.36's (malloc/malloc.c, __libc_mallopt): 1 for every
+ * parameter, known or not, except M_MXFAST with a value outside
+ * 0..MAX_FAST_SIZE (80 * sizeof(size_t) / 4), which it refuses with 0;
+ * errno untouched (tests/api_conformance.c, mallopt). __libc_mallopt,
+ * which glibc exports too, is the same function. */
 LZ_EXPORT int mallopt(int param, int value) {
-  (void)value;
-  switch (param) {
-    case M_MXFAST: case M_TRIM_THRESHOLD: case M_TOP_PAD: case M_MMAP_THRESHOLD:
-    case M_MMAP_MAX: case M_CHECK_ACTION: case M_PERTURB: case M_ARENA_TEST: case M_ARENA_MAX:
-      return 1;
-    default:
-      return 0;
-  }
+  if (param == M_MXFAST) return value >= 0 && value <= 80 * (int)sizeof(size_t) / 4;
+  return 1;
 }
+LZ_EXPORT int __libc_mallopt(int param, int value) { return mallopt(param, value); }

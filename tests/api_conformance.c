@@ -36,12 +36,16 @@
  *  - free() never changes errno (also for mmapped blocks); no successful call
  *    changes errno.
  *  - mallinfo2: small live blocks are counted in uordblks (<= arena); large
- *    (mmapped) blocks in hblkhd.
+ *    (mmapped) blocks in hblkhd. mallinfo and __libc_mallinfo give the
+ *    same figures converted to int, wrapping from 2 GiB up (not clamped).
+ *  - mallopt and __libc_mallopt return 1 for every parameter, known or
+ *    not, except M_MXFAST outside 0..160, which returns 0; errno untouched.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
 #include <errno.h>
+#include <limits.h>
 #include <malloc.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -630,6 +634,80 @@ static void test_trim_mallinfo(void) {
   CHECK(t == 0 || t == 1);
 }
 
+/* mallopt as glibc 2.36 answers it (tuning lzmalloc is the LZMALLOC_*
+ * variables' job, so nothing changes): 1 for every parameter, known or
+ * not, except M_MXFAST with a value outside 0..80 * sizeof(size_t) / 4,
+ * which glibc refuses with 0; errno untouched either way. __libc_mallopt,
+ * which glibc exports too, answers the same. */
+extern int __libc_mallopt(int param, int value);
+static void test_mallopt(void) {
+  static const int params[] = {M_MXFAST, M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_THRESHOLD, M_MMAP_MAX, M_CHECK_ACTION,
+                               M_PERTURB, M_ARENA_TEST, M_ARENA_MAX, 0, 2, 12345, -100, INT_MIN, INT_MAX};
+  static const int values[] = {INT_MIN, -1, 0, 1, 80, 159, 160, 161, 1 << 20, INT_MAX};
+  const int mxfast_max = 80 * (int)sizeof(size_t) / 4;
+  for (size_t i = 0; i < sizeof params / sizeof *params; i++) {
+    for (size_t j = 0; j < sizeof values / sizeof *values; j++) {
+      int want = params[i] == M_MXFAST ? values[j] >= 0 && values[j] <= mxfast_max : 1;
+      int got;
+      NOERRNO(got, mallopt(params[i], values[j]));
+      CHECKF(got == want, "mallopt(%d, %d) = %d, glibc answers %d", params[i], values[j], got, want);
+      NOERRNO(got, __libc_mallopt(params[i], values[j]));
+      CHECKF(got == want, "__libc_mallopt(%d, %d) = %d, glibc answers %d", params[i], values[j], got, want);
+    }
+  }
+  /* Still an ordinary allocator afterwards. */
+  void *p;
+  NOERRNO(p, malloc(100));
+  check_block(p, 100, 16, 4, "malloc after mallopt");
+  free(p);
+}
+
+/* mallinfo and __libc_mallinfo (both exported by glibc) report what
+ * mallinfo2 reports, in ints converted as glibc 2.36 converts them: a
+ * figure of 2 GiB or more wraps (a 2.5 GiB block, never touched, makes
+ * hblkhd negative under glibc too), it is not clamped. */
+extern struct mallinfo __libc_mallinfo(void);
+static void test_mallinfo_int(void) {
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+  struct mallinfo a;
+  NOERRNO(a, __libc_mallinfo());
+  enum { N = 10240 };
+  static void *ps[N];
+  for (int i = 0; i < N; i++) {
+    ps[i] = malloc(1024);
+    CHECK(ps[i]);
+    tu_fill_byte(ps[i], 1, 1024);
+  }
+  struct mallinfo b;
+  NOERRNO(b, __libc_mallinfo());
+  CHECKF((long)b.uordblks >= (long)a.uordblks + 9 * (long)TU_MiB,
+         "__libc_mallinfo.uordblks %d -> %d after 10 MiB of small live blocks", a.uordblks, b.uordblks);
+  struct mallinfo c;
+  NOERRNO(c, mallinfo());
+  CHECKF(c.uordblks == b.uordblks && c.arena == b.arena, "mallinfo (%d, %d) and __libc_mallinfo (%d, %d) differ",
+         c.uordblks, c.arena, b.uordblks, b.arena);
+  for (int i = 0; i < N; i++) free(ps[i]);
+
+  size_t huge = (size_t)5 << 29; /* 2.5 GiB */
+  void *big = malloc(huge);
+  if (big == NULL) {
+    printf("  (no room for a 2.5 GiB mapping: the wrap check skipped)\n");
+    return;
+  }
+  struct mallinfo2 m2;
+  struct mallinfo m;
+  NOERRNO(m2, mallinfo2());
+  NOERRNO(m, mallinfo());
+  CHECKF(m2.hblkhd + m2.uordblks >= huge, "mallinfo2 after a 2.5 GiB block: hblkhd %zu uordblks %zu", m2.hblkhd,
+         m2.uordblks);
+  CHECKF(m.hblkhd == (int)m2.hblkhd && m.uordblks == (int)m2.uordblks && m.arena == (int)m2.arena,
+         "mallinfo (hblkhd %d, uordblks %d, arena %d) is not mallinfo2's figures converted to int (%d, %d, %d)",
+         m.hblkhd, m.uordblks, m.arena, (int)m2.hblkhd, (int)m2.uordblks, (int)m2.arena);
+  FREE_OK(big);
+#pragma GCC diagnostic pop
+}
+
 static void test_free_sized(void) {
   if (!free_sized || !free_aligned_sized) {
     CHECKF(!LZ_TEST_EXPECT_LZMALLOC, "free_sized/free_aligned_sized not exported");
@@ -852,6 +930,8 @@ int main(void) {
       {"oom_errno", test_oom_errno},
       {"valloc_pvalloc", test_valloc_pvalloc},
       {"trim_mallinfo", test_trim_mallinfo},
+      {"mallopt", test_mallopt},
+      {"mallinfo_int", test_mallinfo_int},
       {"free_sized", test_free_sized},
       {"libc_aliases", test_libc_aliases},
       {"routed_to_lzmalloc", test_routed_to_lzmalloc},
