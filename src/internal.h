@@ -1507,6 +1507,7 @@ uintptr_t large_cache_unit(unsigned node); /* a cached unit for a chunk (chunk.c
 bool large_cache_empty(void);
 extern _Atomic(size_t) lz_large_mapped;
 extern _Atomic(size_t) lz_large_in_use;
+extern _Atomic(size_t) lz_large_blocks, lz_large_blocks_max, lz_large_in_use_max; /* large.c: glibc's mmap figures */
 
 /* remote.c: frees that cross threads. */
 enum { FOREIGN_INSTALLED = 4 }; /* span flag of heap->foreign[c] */

@@ -90,6 +90,19 @@
 
 lz_hot_alloc _Atomic(size_t) lz_large_mapped;
 lz_hot_alloc _Atomic(size_t) lz_large_in_use;
+/* Live large blocks, and the most of them and of lz_large_in_use there
+ * ever were: glibc's mmapped-chunk figures (mallinfo2's hblks, malloc_stats'
+ * max mmap regions and bytes: override.c). Written on the large paths
+ * only, which make a system call or take a cached range anyway. */
+lz_hot_alloc _Atomic(size_t) lz_large_blocks;
+lz_hot_alloc _Atomic(size_t) lz_large_blocks_max;
+lz_hot_alloc _Atomic(size_t) lz_large_in_use_max;
+
+static void note_max(_Atomic(size_t) *max, size_t v) {
+  size_t m = atomic_load_explicit(max, memory_order_relaxed);
+  while (v > m && !atomic_compare_exchange_weak_explicit(max, &m, v, memory_order_relaxed, memory_order_relaxed)) {
+  }
+}
 
 /* ---------------------------------------------------------------------------
  * Descriptor table
@@ -1003,7 +1016,9 @@ lz_inline void *block_make(uintptr_t base, size_t size, size_t req, size_t lead,
   atomic_store_explicit(&d->xnode, node, memory_order_relaxed);
   atomic_store_explicit(&d->xcheck, lz_key ^ (uintptr_t)p, memory_order_relaxed);
   chunkmap_set(base, CHUNK_LARGE);
-  peak_note(atomic_fetch_add_explicit(&lz_large_in_use, usable, memory_order_relaxed) + usable);
+  size_t live = atomic_fetch_add_explicit(&lz_large_in_use, usable, memory_order_relaxed) + usable;
+  peak_note(live);
+  note_max(&lz_large_in_use_max, live);
   return p;
 }
 
@@ -1047,6 +1062,7 @@ lz_text_hot void *large_malloc(size_t size, size_t align, bool zero) {
     range_unmap(base, got, node);
     return NULL;
   }
+  note_max(&lz_large_blocks_max, atomic_fetch_add_explicit(&lz_large_blocks, 1, memory_order_relaxed) + 1);
   if (zero && dirty > lead) memset(p, 0, dirty - lead < size ? dirty - lead : size);
   return p;
 }
@@ -1057,6 +1073,7 @@ lz_text_hot void large_free(large_t *l, void *p) {
   size_t size = atomic_load_explicit(&l->xsize, memory_order_relaxed);
   size_t guard = atomic_load_explicit(&l->xguard, memory_order_relaxed);
   atomic_fetch_sub_explicit(&lz_large_in_use, large_usable(l), memory_order_relaxed);
+  atomic_fetch_sub_explicit(&lz_large_blocks, 1, memory_order_relaxed);
   atomic_store_explicit(&l->xcheck, lz_key ^ (uintptr_t)p ^ 1, memory_order_relaxed);
   if (guard && cache_limit() != 0 && quarantine_put(base, size)) return;
   if (guard) {

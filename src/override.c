@@ -43,21 +43,26 @@ LZ_EXPORT void *__libc_memalign(size_t alignment, size_t size) { return lz_memal
 LZ_EXPORT void *__libc_valloc(size_t size) { return lz_valloc(size); }
 LZ_EXPORT void *__libc_pvalloc(size_t size) { return lz_pvalloc(size); }
 
-/* mallinfo: glibc's fields, filled from lzmalloc's counters.
- *   arena    bytes mapped for chunks (small and medium blocks)
- *   hblks    -, hblkhd  bytes mapped for large blocks
- *   uordblks bytes in live blocks, fordblks committed but free
- *   keepcost bytes that malloc_trim could release now (approximation: free
- *            committed bytes). */
+/* mallinfo: glibc's fields, filled from lzmalloc's counters, live large
+ * blocks standing for glibc's mmapped chunks (as there, counted apart from
+ * the arena's figures: the program's bytes are uordblks + hblkhd, and
+ * everything mapped is arena + hblkhd).
+ *   arena    bytes mapped for chunks, and for large ranges kept free
+ *   hblks    live large blocks, hblkhd  their bytes
+ *   uordblks bytes in live small and medium blocks, fordblks the rest of
+ *            what is committed (free chunk pages, free large ranges)
+ *   keepcost bytes that malloc_trim could release now (approximation:
+ *            fordblks). */
 static struct mallinfo2 info_collect(void) {
   lz_stats_t st;
   lz_stats_get(&st);
   struct mallinfo2 mi = {0};
-  size_t large_mapped = atomic_load_explicit(&lz_large_mapped, memory_order_relaxed);
-  mi.arena = st.mapped - large_mapped;
-  mi.hblkhd = large_mapped;
-  mi.uordblks = st.in_use;
-  mi.fordblks = st.committed > st.in_use ? st.committed - st.in_use : 0;
+  mi.hblks = atomic_load_explicit(&lz_large_blocks, memory_order_relaxed);
+  mi.hblkhd = st.large_in_use;
+  mi.arena = st.mapped > mi.hblkhd ? st.mapped - mi.hblkhd : 0;
+  mi.uordblks = st.in_use - st.large_in_use;
+  size_t committed = st.committed > mi.hblkhd ? st.committed - mi.hblkhd : 0;
+  mi.fordblks = committed > mi.uordblks ? committed - mi.uordblks : 0;
   mi.keepcost = mi.fordblks;
   mi.ordblks = 1;
   return mi;
@@ -110,16 +115,41 @@ static void put_num(text_t *t, const char *before, uint64_t v, bool quoted) {
   if (quoted) put(t, "\"");
 }
 
-/* malloc_stats: glibc's layout on stderr. */
+/* glibc's "%10u" of an unsigned int: v modulo 2^32, right-aligned in ten
+ * columns. */
+static void put_u10(text_t *t, const char *before, uint64_t v) {
+  char digits[24];
+  size_t n = fmt_u64(digits, (uint32_t)v);
+  put(t, before);
+  for (size_t i = n; i < 10; i++) put(t, " ");
+  digits[n] = 0;
+  put(t, digits);
+  put(t, "\n");
+}
+
+/* malloc_stats: glibc 2.36's text on stderr, line for line (one arena;
+ * its "Total (incl. mmap)" adds the large blocks, as glibc adds its
+ * mmapped chunks, and the two max mmap lines are the most live large
+ * blocks and bytes in them there ever were). glibc prints each figure as an
+ * unsigned int (modulo 4 GiB) but the last, as an unsigned long. */
 LZ_EXPORT void malloc_stats(void) {
-  lz_stats_t st;
-  lz_stats_get(&st);
+  struct mallinfo2 mi = info_collect();
   char buf[512];
   text_t t = {buf, 0, sizeof buf};
-  put_num(&t, "Arena 0:\nsystem bytes     = ", st.committed, false);
-  put_num(&t, "\nin use bytes     = ", st.in_use, false);
-  put_num(&t, "\nTotal (incl. mmap):\nsystem bytes     = ", st.mapped, false);
-  put_num(&t, "\nin use bytes     = ", st.in_use, false);
+  put(&t, "Arena 0:\n");
+  put_u10(&t, "system bytes     = ", mi.arena);
+  put_u10(&t, "in use bytes     = ", mi.uordblks);
+  put(&t, "Total (incl. mmap):\n");
+  put_u10(&t, "system bytes     = ", (uint32_t)mi.arena + (uint32_t)mi.hblkhd);
+  put_u10(&t, "in use bytes     = ", (uint32_t)mi.uordblks + (uint32_t)mi.hblkhd);
+  put_u10(&t, "max mmap regions = ", atomic_load_explicit(&lz_large_blocks_max, memory_order_relaxed));
+  char digits[24];
+  size_t max_bytes = atomic_load_explicit(&lz_large_in_use_max, memory_order_relaxed);
+  size_t n = fmt_u64(digits, max_bytes);
+  put(&t, "max mmap bytes   = ");
+  for (size_t i = n; i < 10; i++) put(&t, " ");
+  digits[n] = 0;
+  put(&t, digits);
   put(&t, "\n");
   os_write(2, buf, t.n);
 }

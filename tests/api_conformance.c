@@ -638,9 +638,12 @@ static void test_trim_mallinfo(void) {
  * variables' job, so nothing changes): 1 for every parameter, known or
  * not, except M_MXFAST with a value outside 0..80 * sizeof(size_t) / 4,
  * which glibc refuses with 0; errno untouched either way. __libc_mallopt,
- * which glibc exports too, answers the same. */
+ * which glibc exports too, answers the same. In a child process: under
+ * plain glibc these calls do change its allocator (M_PERTURB fills every
+ * block, M_MMAP_MAX 0 turns mmap off), which the later checks must not
+ * inherit. */
 extern int __libc_mallopt(int param, int value);
-static void test_mallopt(void) {
+static void mallopt_calls(void) {
   static const int params[] = {M_MXFAST, M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_THRESHOLD, M_MMAP_MAX, M_CHECK_ACTION,
                                M_PERTURB, M_ARENA_TEST, M_ARENA_MAX, 0, 2, 12345, -100, INT_MIN, INT_MAX};
   static const int values[] = {INT_MIN, -1, 0, 1, 80, 159, 160, 161, 1 << 20, INT_MAX};
@@ -660,6 +663,19 @@ static void test_mallopt(void) {
   NOERRNO(p, malloc(100));
   check_block(p, 100, 16, 4, "malloc after mallopt");
   free(p);
+}
+
+static void test_mallopt(void) {
+  fflush(stdout);
+  pid_t pid = fork();
+  CHECK(pid >= 0);
+  if (pid == 0) {
+    mallopt_calls();
+    _exit(0);
+  }
+  int st;
+  CHECK(waitpid(pid, &st, 0) == pid);
+  CHECKF(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the mallopt child failed (status %#x)", st);
 }
 
 /* mallinfo and __libc_mallinfo (both exported by glibc) report what
@@ -706,6 +722,72 @@ static void test_mallinfo_int(void) {
          m.hblkhd, m.uordblks, m.arena, (int)m2.hblkhd, (int)m2.uordblks, (int)m2.arena);
   FREE_OK(big);
 #pragma GCC diagnostic pop
+}
+
+/* Large blocks are glibc's mmapped chunks in mallinfo2: each live one
+ * counts in hblks and its pages in hblkhd, not in uordblks (the program's
+ * bytes are uordblks + hblkhd). malloc_stats writes glibc's eight lines:
+ * an arena, the totals with mmapped bytes, the most mmapped regions and
+ * bytes there were, each figure right-aligned in ten columns. */
+static int stats_line(const char *line, const char *label, unsigned long *v) {
+  size_t n = strlen(label);
+  if (strncmp(line, label, n) != 0 || strlen(line) != n + 10) return 0;
+  for (size_t i = n; i < n + 10; i++)
+    if (!(line[i] == ' ' || (line[i] >= '0' && line[i] <= '9'))) return 0;
+  if (line[n + 9] == ' ') return 0; /* right-aligned: the last column is a digit */
+  *v = strtoul(line + n, NULL, 10);
+  return 1;
+}
+
+static void test_mmapped_stats(void) {
+  struct mallinfo2 a, b, c;
+  NOERRNO(a, mallinfo2());
+  void *big = malloc(40 * TU_MiB); /* above glibc's largest mmap threshold (32 MiB) */
+  CHECK(big);
+  tu_fill_byte(big, 1, 4096);
+  NOERRNO(b, mallinfo2());
+  CHECKF(b.hblks == a.hblks + 1, "mallinfo2.hblks %zu -> %zu after a 40 MiB block", a.hblks, b.hblks);
+  CHECKF(b.hblkhd >= a.hblkhd + 40 * TU_MiB, "mallinfo2.hblkhd %zu -> %zu after a 40 MiB block", a.hblkhd, b.hblkhd);
+  CHECKF(b.uordblks < a.uordblks + TU_MiB, "mallinfo2.uordblks %zu -> %zu: a 40 MiB block counted there", a.uordblks,
+         b.uordblks);
+
+  /* malloc_stats into a pipe, the 40 MiB block live. */
+  int fds[2];
+  CHECK(pipe(fds) == 0);
+  fflush(stderr);
+  int saved = dup(2);
+  CHECK(saved >= 0 && dup2(fds[1], 2) == 2);
+  malloc_stats();
+  fflush(stderr);
+  CHECK(dup2(saved, 2) == 2);
+  close(saved);
+  close(fds[1]);
+  char text[1024];
+  size_t len = 0;
+  for (ssize_t r; len < sizeof text - 1 && (r = read(fds[0], text + len, sizeof text - 1 - len)) > 0;) len += (size_t)r;
+  close(fds[0]);
+  text[len] = 0;
+  static const char *const labels[] = {"Arena 0:", "system bytes     = ", "in use bytes     = ", "Total (incl. mmap):",
+                                       "system bytes     = ", "in use bytes     = ", "max mmap regions = ",
+                                       "max mmap bytes   = "};
+  unsigned long v[8] = {0};
+  char *line = text;
+  for (int i = 0; i < 8; i++) {
+    char *end = strchr(line, '\n');
+    CHECKF(end != NULL, "malloc_stats: %d lines, want 8:\n%s", i, text);
+    *end = 0;
+    if (i == 0 || i == 3) CHECKF(strcmp(line, labels[i]) == 0, "malloc_stats line %d is '%s', want '%s'", i + 1, line, labels[i]);
+    else CHECKF(stats_line(line, labels[i], &v[i]), "malloc_stats line %d '%s' is not '%s%%10u'", i + 1, line, labels[i]);
+    line = end + 1;
+  }
+  CHECKF(*line == 0, "malloc_stats: more than 8 lines:\n%s", line);
+  CHECKF(v[6] >= 1 && v[7] >= 40 * TU_MiB, "malloc_stats: max mmap regions %lu, bytes %lu with a 40 MiB block live",
+         v[6], v[7]);
+  CHECKF(v[5] >= v[2] + 40 * TU_MiB && v[4] >= v[1] + 40 * TU_MiB,
+         "malloc_stats: totals (system %lu, in use %lu) lack the 40 MiB block (arena: %lu, %lu)", v[4], v[5], v[1], v[2]);
+  FREE_OK(big);
+  NOERRNO(c, mallinfo2());
+  CHECKF(c.hblks == a.hblks, "mallinfo2.hblks %zu after the 40 MiB block was freed, %zu before it", c.hblks, a.hblks);
 }
 
 static void test_free_sized(void) {
@@ -932,6 +1014,7 @@ int main(void) {
       {"trim_mallinfo", test_trim_mallinfo},
       {"mallopt", test_mallopt},
       {"mallinfo_int", test_mallinfo_int},
+      {"mmapped_stats", test_mmapped_stats},
       {"free_sized", test_free_sized},
       {"libc_aliases", test_libc_aliases},
       {"routed_to_lzmalloc", test_routed_to_lzmalloc},
