@@ -54,7 +54,8 @@ lz_text_hot static void *realloc_body(void *p, size_t size) {
   if (n == NULL) n = malloc_fast(size);
   if (n == NULL) return NULL;
   memcpy(n, p, copy);
-  free_fast(p);
+  if (lz_unlikely(size > LZ_MEDIUM_MAX && copy >= LZ_MOVED_RELEASE_MIN)) heap_realloc_moved(p); /* grew past medium */
+  else free_fast(p);
   return n;
 }
 

@@ -1714,3 +1714,22 @@ lz_text_hot bool heap_realloc_in_place(void *p, size_t size, void **out, size_t 
   *copy = usable < size ? usable : size;
   return false;
 }
+
+/* realloc copied p into a large block: p is freed, its pages given back
+ * at once if it is a medium block of the caller's heap taking fast frees
+ * (realloc_own_span: the free fast path's checks; medium.c,
+ * medium_free_moved), else as free frees it. */
+lz_text_late lz_noinline void heap_realloc_moved(void *p) {
+  span_t *s = realloc_own_span(p);
+  if (s == NULL || s->kind != SPAN_MEDIUM || lz_secure2) {
+    free_fast(p);
+    return;
+  }
+  heap_t *heap = lz_heap_tls;
+  heap_tick(heap);
+  if (LZ_SECURE && atomic_load_explicit(&heap->xremote, memory_order_relaxed) != NULL &&
+      block_maybe_free((lz_block_t *)p) && remote_in_flight((lz_block_t *)p))
+    lz_fatal_pointer("double free", "realloc", p);
+  medium_free_moved(heap, s, p);
+  poll_janitor(heap);
+}

@@ -1032,6 +1032,9 @@ typedef struct heap_s {
   /* Its chunks' purge delay is the option's << decay_shift (purge.c,
    * "Refaults"). Heap lock. */
   uint8_t decay_shift;
+  /* realloc last moved a medium block to a large one (heap clock, ms, mod
+   * 2^16, odd; 0: never. medium.c, medium_free_moved; in padding). */
+  uint16_t moved_at;
   uint32_t given_at;                   /* Populate: pages last given back (heap clock, ms, mod 2^32) */
   /* The heap's clock (purge.c, "Clock"), which every purge time of the heap
    * reads (purge_at, empty_used_at, holes_at, abandoned_at ...): heap_now()
@@ -1475,6 +1478,7 @@ span_t *medium_cache_hit(heap_t *heap, size_t size);  /* holder, no lock: a cach
 void *medium_cache_use(heap_t *heap, span_t *s, size_t size, bool zero); /* medium_cache_hit's span: the live block */
 void medium_free(heap_t *heap, span_t *s);                  /* heap lock held */
 void medium_free_local(heap_t *heap, span_t *s, void *p);   /* holder, own live block p of span s, no lock */
+void medium_free_moved(heap_t *heap, span_t *s, void *p);   /* holder, own live block p realloc moved to a large one */
 bool medium_free_last(heap_t *heap, span_t *s);             /* holder, free's fast path took s's block, no lock;
                                                                true: poll the janitor */
 bool medium_cache_any(heap_t *heap);                        /* lock held: a slot or mreturn holds a span */
@@ -1652,6 +1656,13 @@ void heap_free_local(heap_t *heap, span_t *s, lz_block_t *b);
 size_t heap_usable_size(const void *p, const char *func);
 bool heap_realloc_in_place(void *p, size_t size, void **out, size_t *copy);
 void *heap_realloc_grown(size_t size); /* NULL: take an ordinary block */
+/* realloc copied p, a block of at least LZ_MOVED_RELEASE_MIN bytes, into
+ * a large block: frees p, giving its pages back (heap.c). Below that size
+ * p is freed as free frees it: the code (late text, a window of pages a
+ * single-threaded process may not map otherwise) would cost more than
+ * the pages it gives back. */
+#define LZ_MOVED_RELEASE_MIN ((size_t)256 * KiB)
+void heap_realloc_moved(void *p);
 void heap_collect(heap_t *heap, bool force);
 void heap_abandon(heap_t *heap);
 void heap_thread_exit(heap_t *heap);

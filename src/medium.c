@@ -514,6 +514,41 @@ lz_text_hot void medium_free_local(heap_t *heap, span_t *s, void *p) {
   (void)medium_keep(heap, s);
 }
 
+/* realloc moved the holder's own live block p, the start of span s, to a
+ * large block: a buffer that grew past the medium sizes (a python list, a
+ * git strbuf) has no use for a span of its old size, which the cache
+ * would keep resident for the purge delay and more (bench/out/bin/grow:
+ * a block grown by an eighth at a time to 2.6 MiB held 0.9 MiB more than
+ * under glibc at its end, its last medium span, 911 KiB). Its pages go
+ * back at once instead, as glibc's trim gives back the top of its heap
+ * that such a move frees; unless the heap moved another within the purge
+ * delay (heap_t.moved_at): a program that grows a buffer past 1 MiB over and
+ * over (one per file read, say) would fault the span's pages in again
+ * each time (a loop growing a block from 4 KiB to 2 MiB and freeing it:
+ * 229 page faults a round, 3.4 times the time), so it frees the span as
+ * any free does, and the next growth takes its pages back. A purge delay
+ * of -1 never gives pages back here (as nowhere but malloc_trim), 0
+ * always. A front span's block (to_local 0, at most
+ * LZ_MEDIUM_FRONT_PAGES) is parked as any free parks it. */
+lz_text_late void medium_free_moved(heap_t *heap, span_t *s, void *p) {
+  long delay = opt_get(OPT_PURGE_DELAY);
+  uint16_t now = (uint16_t)(heap_now(heap) | 1); /* 0: no move yet */
+  /* moved_at holds 16 bits: a delay beyond them always counts as churn,
+   * and a move 65.5 s after the last may look recent (a span kept). */
+  bool churn = delay < 0 || (delay > 0 && heap->moved_at != 0 &&
+                             (delay > UINT16_MAX || (uint16_t)(now - heap->moved_at) < delay));
+  heap->moved_at = now;
+  if (s->to_local == 0 || churn) {
+    medium_free_local(heap, s, p);
+    return;
+  }
+  medium_unuse(s);
+  heap_enter(heap);
+  pages_decommit(span_chunk(s), s->page, s->npages); /* before span_free: its pages are free and clean */
+  span_free(heap, s);
+  heap_leave(heap);
+}
+
 /* The free fast path (alloc.h) took the holder's own live block of s, as
  * it takes a slab's: pushed it on local_free and counted used down to 0. */
 lz_text_hot bool medium_free_last(heap_t *heap, span_t *s) {

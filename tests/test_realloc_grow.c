@@ -6,12 +6,16 @@
  * up to 1 MiB keeps its address, its bytes, and the heap's bytes in use
  * are exactly its pages (no freed span left behind, nothing counted
  * twice); a block whose next pages hold another block moves (bytes kept);
- * a block grown past 1 MiB becomes a large block (bytes kept); a slab
+ * a block grown past 1 MiB becomes a large block (bytes kept), and a
+ * 900 KiB block moved so leaves none of its pages resident, but one moved
+ * right after it keeps them all (for the next growth); a slab
  * block grown past 8 KiB moves into a medium span once and grows there;
  * after every free, bytes in use are back to where they started. The
  * validator passes after each step.
  */
 #include <pthread.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "internal.h"
 #include "testutil.h"
@@ -27,6 +31,17 @@ static size_t in_use(void) {
   CHECKF(!LZ_STATS || in_use() == (n), "in use %zu, expected %zu", in_use(), (size_t)(n))
 
 static size_t pages_of(size_t size) { return (size + 4095) & ~(size_t)4095; }
+
+/* Pages of [p, p + size) resident (mincore). */
+static size_t resident_pages(const void *p, size_t size) {
+  unsigned char vec[512];
+  size_t n = pages_of(size) / 4096;
+  CHECK(n <= sizeof vec && ((uintptr_t)p & 4095) == 0);
+  CHECK(mincore((void *)p, n * 4096, vec) == 0);
+  size_t r = 0;
+  for (size_t i = 0; i < n; i++) r += vec[i] & 1;
+  return r;
+}
 
 static void *grow_thread(void *arg) {
   (void)arg;
@@ -77,6 +92,34 @@ static void *grow_thread(void *arg) {
   lz_free(b);
   EXPECT_IN_USE(base);
   lz_heap_validate();
+
+  /* A medium block moved past 1 MiB leaves none of its pages resident:
+   * the buffer grew past the medium sizes, its old span is not kept (a
+   * cache of it held 900 KiB more than glibc at the end of such growth);
+   * unless the heap moved another within the purge delay (10 ms): then
+   * the span stays for the next growth, which would fault its pages in
+   * again. The move above was one: the first check waits it out (the
+   * heap's clock runs while the thread sleeps). */
+  usleep(50 * 1000);
+  size_t msize = 900 * 1024;
+  unsigned char *l[2];
+  for (int k = 0; k < 2; k++) {
+    unsigned char *m = lz_malloc(msize);
+    CHECK(m != NULL);
+    tu_pattern_fill(m, msize, 17);
+    CHECKF(resident_pages(m, msize) == pages_of(msize) / 4096, "%zu of %zu pages resident after the fill",
+           resident_pages(m, msize), pages_of(msize) / 4096);
+    l[k] = lz_realloc(m, LZ_MEDIUM_MAX + 4096);
+    CHECK(l[k] != NULL && l[k] != m);
+    CHECK(SIZE_MAX == tu_pattern_check(l[k], msize, 17));
+    size_t want = k == 0 ? 0 : pages_of(msize) / 4096; /* the second move follows the first at once */
+    CHECKF(resident_pages(m, msize) == want, "move %d: %zu of the moved block's %zu pages resident, want %zu", k + 1,
+           resident_pages(m, msize), pages_of(msize) / 4096, want);
+    lz_heap_validate();
+  }
+  lz_free(l[0]);
+  lz_free(l[1]);
+  EXPECT_IN_USE(base);
 
   /* A slab block grown by an eighth at a time: past 8 KiB it moves once
    * into a medium span of whole pages (not from class to class, each
