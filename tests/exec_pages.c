@@ -24,6 +24,8 @@
  *          (src/os.c calls the kernel itself), nor the C runtime start
  *          files' symbols (linked without them: CMakeLists.txt): only
  *          names of an allowed list, at most 27 lookups.
+ *   hot    the hot code (.text.lzmalloc_hot, from the library file's
+ *          section headers) ends in the first window.
  *   reserve the loader reserves the library's address range (its span
  *          plus its 64 KiB alignment) in a length that is a multiple of
  *          2 MiB, so the kernel (6.7 and later) places it on a 2 MiB
@@ -95,10 +97,13 @@ static struct {
 } ro_segs[RO_SEGS_MAX];
 static int ro_nsegs;
 
+static char lib_path[4096]; /* the library's file (ro_segs_cb) */
+
 __attribute__((unused)) static int ro_segs_cb(struct dl_phdr_info *info, size_t size, void *arg) {
   (void)size;
   (void)arg;
   if (info->dlpi_name == NULL || strstr(info->dlpi_name, "liblzmalloc") == NULL) return 0;
+  snprintf(lib_path, sizeof lib_path, "%s", info->dlpi_name);
   for (int i = 0; i < info->dlpi_phnum && ro_nsegs < RO_SEGS_MAX; i++) {
     const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
     if (ph->p_type != PT_LOAD || (ph->p_flags & PF_W)) continue;
@@ -107,6 +112,26 @@ __attribute__((unused)) static int ro_segs_cb(struct dl_phdr_info *info, size_t 
     ro_nsegs++;
   }
   return 1;
+}
+
+/* The end (address in the library) of section `name` of the ELF file at
+ * path, from its section headers; 0 if it has none such. */
+__attribute__((unused)) static uint64_t section_end(const char *path, const char *name) {
+  FILE *f = fopen(path, "rb");
+  CHECK(f != NULL);
+  ElfW(Ehdr) eh;
+  CHECK(fread(&eh, sizeof eh, 1, f) == 1 && eh.e_shentsize == sizeof(ElfW(Shdr)) && eh.e_shnum > 0 && eh.e_shnum < 256);
+  ElfW(Shdr) sh[256];
+  CHECK(fseek(f, (long)eh.e_shoff, SEEK_SET) == 0 && fread(sh, sizeof *sh, eh.e_shnum, f) == eh.e_shnum);
+  const ElfW(Shdr) *names = &sh[eh.e_shstrndx];
+  static char strtab[8192];
+  size_t n = names->sh_size < sizeof strtab - 1 ? names->sh_size : sizeof strtab - 1;
+  CHECK(fseek(f, (long)names->sh_offset, SEEK_SET) == 0 && fread(strtab, 1, n, f) == n);
+  strtab[n] = 0;
+  fclose(f);
+  for (int i = 0; i < eh.e_shnum; i++)
+    if (sh[i].sh_name < n && strcmp(strtab + sh[i].sh_name, name) == 0) return sh[i].sh_addr + sh[i].sh_size;
+  return 0;
 }
 
 /* The child's load address of the library: the start of its mapping of
@@ -379,6 +404,16 @@ int main(int argc, char **argv) {
   CHECK(len > 0);
   self[len] = 0;
   CHECK(dl_iterate_phdr(ro_segs_cb, NULL) == 1 && ro_nsegs > 0);
+  /* The hot code ends in the first window, with the headers: code added
+   * there can push its last functions into the cold code's window, which
+   * every process that runs them then maps too (the runs below see it
+   * only if the small program runs those functions). */
+  uint64_t hot_end = section_end(lib_path, ".text.lzmalloc_hot");
+  CHECKF(hot_end != 0 && hot_end <= 0x10000,
+         "hot: the library's hot code (.text.lzmalloc_hot) ends at %#llx, past its 64 KiB window (move code out of "
+         "lz_text_hot: src/internal.h)", (unsigned long long)hot_end);
+  printf("hot: the hot code ends at %#llx, %llu bytes below the end of its window\n", (unsigned long long)hot_end,
+         (unsigned long long)(0x10000 - hot_end));
   const char *modes[] = {"none", "small"};
   for (int i = 0; i < 2; i++) {
     int pages = 0, windows = 0;
