@@ -115,14 +115,14 @@ static void put_num(text_t *t, const char *before, uint64_t v, bool quoted) {
   if (quoted) put(t, "\"");
 }
 
-/* glibc's "%10u" of an unsigned int: v modulo 2^32, right-aligned in ten
- * columns. */
-static void put_u10(text_t *t, const char *before, uint64_t v) {
+/* A line of malloc_stats: the label, then v right-aligned in ten columns
+ * (glibc's "%10u" and "%10lu"; the caller reduces v as glibc's casts do). */
+static void put_col(text_t *t, const char *label, uint64_t v) {
   char digits[24];
-  size_t n = fmt_u64(digits, (uint32_t)v);
-  put(t, before);
-  for (size_t i = n; i < 10; i++) put(t, " ");
+  size_t n = fmt_u64(digits, v);
   digits[n] = 0;
+  put(t, label);
+  for (size_t i = n; i < 10; i++) put(t, " ");
   put(t, digits);
   put(t, "\n");
 }
@@ -130,27 +130,20 @@ static void put_u10(text_t *t, const char *before, uint64_t v) {
 /* malloc_stats: glibc 2.36's text on stderr, line for line (one arena;
  * its "Total (incl. mmap)" adds the large blocks, as glibc adds its
  * mmapped chunks, and the two max mmap lines are the most live large
- * blocks and bytes in them there ever were). glibc prints each figure as an
- * unsigned int (modulo 4 GiB) but the last, as an unsigned long. */
+ * blocks and bytes in them there ever were). glibc prints each figure as
+ * an unsigned int (modulo 2^32) but the last, as an unsigned long. */
 LZ_EXPORT void malloc_stats(void) {
   struct mallinfo2 mi = info_collect();
   char buf[512];
   text_t t = {buf, 0, sizeof buf};
   put(&t, "Arena 0:\n");
-  put_u10(&t, "system bytes     = ", mi.arena);
-  put_u10(&t, "in use bytes     = ", mi.uordblks);
+  put_col(&t, "system bytes     = ", (uint32_t)mi.arena);
+  put_col(&t, "in use bytes     = ", (uint32_t)mi.uordblks);
   put(&t, "Total (incl. mmap):\n");
-  put_u10(&t, "system bytes     = ", (uint32_t)mi.arena + (uint32_t)mi.hblkhd);
-  put_u10(&t, "in use bytes     = ", (uint32_t)mi.uordblks + (uint32_t)mi.hblkhd);
-  put_u10(&t, "max mmap regions = ", atomic_load_explicit(&lz_large_blocks_max, memory_order_relaxed));
-  char digits[24];
-  size_t max_bytes = atomic_load_explicit(&lz_large_in_use_max, memory_order_relaxed);
-  size_t n = fmt_u64(digits, max_bytes);
-  put(&t, "max mmap bytes   = ");
-  for (size_t i = n; i < 10; i++) put(&t, " ");
-  digits[n] = 0;
-  put(&t, digits);
-  put(&t, "\n");
+  put_col(&t, "system bytes     = ", (uint32_t)(mi.arena + mi.hblkhd));
+  put_col(&t, "in use bytes     = ", (uint32_t)(mi.uordblks + mi.hblkhd));
+  put_col(&t, "max mmap regions = ", (uint32_t)atomic_load_explicit(&lz_large_blocks_max, memory_order_relaxed));
+  put_col(&t, "max mmap bytes   = ", atomic_load_explicit(&lz_large_in_use_max, memory_order_relaxed));
   os_write(2, buf, t.n);
 }
 
