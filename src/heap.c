@@ -1452,18 +1452,25 @@ lz_text_hot static lz_noinline void free_page_general(void *p, span_t *s) {
   poll_janitor(heap == LZ_HEAP_EMPTY ? NULL : heap);
 }
 
+/* The owner is about to free its own medium block p (free, realloc: `as`):
+ * its heap, ticked. A block another thread freed and sent home (its
+ * first words say so; not collected yet) is freed twice. Looked for only
+ * while blocks wait in xremote: a medium block is sent at once
+ * (remote.c), and until they are collected no path takes a cached span
+ * (heap_malloc_slow). */
+lz_inline heap_t *own_medium_enter(void *p, const char *as) {
+  heap_t *heap = lz_heap_tls;
+  heap_tick(heap);
+  if (LZ_SECURE && atomic_load_explicit(&heap->xremote, memory_order_relaxed) != NULL &&
+      block_maybe_free((lz_block_t *)p) && remote_in_flight((lz_block_t *)p))
+    lz_fatal_pointer("double free", as, p);
+  return heap;
+}
+
 /* The owner frees its own medium block p, the start of span s: the cache
  * takes it without the lock (medium.c). */
 lz_text_hot static lz_noinline void free_own_medium(void *p, span_t *s) {
-  heap_t *heap = lz_heap_tls;
-  heap_tick(heap);
-  /* A block another thread freed and sent home (its first words say so;
-   * not collected yet) is freed twice. Looked for only while blocks wait
-   * in xremote: a medium block is sent at once (remote.c), and until
-   * they are collected no path takes a cached span (heap_malloc_slow). */
-  if (LZ_SECURE && atomic_load_explicit(&heap->xremote, memory_order_relaxed) != NULL &&
-      block_maybe_free((lz_block_t *)p) && remote_in_flight((lz_block_t *)p))
-    lz_fatal_pointer("double free", "free", p);
+  heap_t *heap = own_medium_enter(p, "free");
   medium_free_local(heap, s, p);
   poll_janitor(heap);
 }
@@ -1725,11 +1732,7 @@ lz_text_late lz_noinline void heap_realloc_moved(void *p) {
     free_fast(p);
     return;
   }
-  heap_t *heap = lz_heap_tls;
-  heap_tick(heap);
-  if (LZ_SECURE && atomic_load_explicit(&heap->xremote, memory_order_relaxed) != NULL &&
-      block_maybe_free((lz_block_t *)p) && remote_in_flight((lz_block_t *)p))
-    lz_fatal_pointer("double free", "realloc", p);
+  heap_t *heap = own_medium_enter(p, "realloc");
   medium_free_moved(heap, s, p);
   poll_janitor(heap);
 }

@@ -591,6 +591,16 @@ static void test_valloc_pvalloc(void) {
   }
 }
 
+/* 10 MiB of small live blocks, written: the mallinfo checks' load. */
+enum { SMALL_N = 10240 };
+static void small_blocks(void **ps) {
+  for (int i = 0; i < SMALL_N; i++) {
+    ps[i] = malloc(1024);
+    CHECK(ps[i]);
+    tu_fill_byte(ps[i], 1, 1024);
+  }
+}
+
 static void test_trim_mallinfo(void) {
   int t;
   NOERRNO(t, malloc_trim(0));
@@ -600,13 +610,8 @@ static void test_trim_mallinfo(void) {
 
   struct mallinfo2 a;
   NOERRNO(a, mallinfo2());
-  enum { N = 10240 };
-  static void *ps[N];
-  for (int i = 0; i < N; i++) {
-    ps[i] = malloc(1024);
-    CHECK(ps[i]);
-    tu_fill_byte(ps[i], 1, 1024);
-  }
+  static void *ps[SMALL_N];
+  small_blocks(ps);
   struct mallinfo2 b;
   NOERRNO(b, mallinfo2());
   CHECKF(b.uordblks >= a.uordblks + 9 * TU_MiB,
@@ -614,7 +619,7 @@ static void test_trim_mallinfo(void) {
          b.uordblks);
   CHECKF(b.uordblks <= b.arena, "mallinfo2: uordblks %zu > arena %zu", b.uordblks, b.arena);
   CHECK(b.fordblks < ((size_t)1 << 50) && b.hblkhd < ((size_t)1 << 50));
-  for (int i = 0; i < N; i++) free(ps[i]);
+  for (int i = 0; i < SMALL_N; i++) free(ps[i]);
   struct mallinfo2 c;
   NOERRNO(c, mallinfo2());
   CHECKF(c.uordblks + 5 * TU_MiB <= b.uordblks,
@@ -688,13 +693,8 @@ static void test_mallinfo_int(void) {
 #pragma GCC diagnostic ignored "-Wdeprecated-declarations"
   struct mallinfo a;
   NOERRNO(a, __libc_mallinfo());
-  enum { N = 10240 };
-  static void *ps[N];
-  for (int i = 0; i < N; i++) {
-    ps[i] = malloc(1024);
-    CHECK(ps[i]);
-    tu_fill_byte(ps[i], 1, 1024);
-  }
+  static void *ps[SMALL_N];
+  small_blocks(ps);
   struct mallinfo b;
   NOERRNO(b, __libc_mallinfo());
   CHECKF((long)b.uordblks >= (long)a.uordblks + 9 * (long)TU_MiB,
@@ -703,7 +703,7 @@ static void test_mallinfo_int(void) {
   NOERRNO(c, mallinfo());
   CHECKF(c.uordblks == b.uordblks && c.arena == b.arena, "mallinfo (%d, %d) and __libc_mallinfo (%d, %d) differ",
          c.uordblks, c.arena, b.uordblks, b.arena);
-  for (int i = 0; i < N; i++) free(ps[i]);
+  for (int i = 0; i < SMALL_N; i++) free(ps[i]);
 
   size_t huge = (size_t)5 << 29; /* 2.5 GiB */
   void *big = malloc(huge);
