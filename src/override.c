@@ -105,14 +105,14 @@ static void put(text_t *t, const char *s) {
   while (*s && t->n < t->cap) t->buf[t->n++] = *s++;
 }
 
-/* `before`, then v in decimal (quoted: an XML attribute's value). */
-static void put_num(text_t *t, const char *before, uint64_t v, bool quoted) {
+/* `before`, then v in decimal, quoted (an XML attribute's value). */
+static void put_num(text_t *t, const char *before, uint64_t v) {
   char digits[24];
   digits[fmt_u64(digits, v)] = 0;
   put(t, before);
-  if (quoted) put(t, "\"");
+  put(t, "\"");
   put(t, digits);
-  if (quoted) put(t, "\"");
+  put(t, "\"");
 }
 
 /* A line of malloc_stats: the label, then v right-aligned in ten columns
@@ -170,39 +170,39 @@ LZ_EXPORT int malloc_info(int options, FILE *fp) {
     if (k->slabs == 0) continue;
     slabs += k->slabs;
     slab_bytes += k->slab_bytes;
-    put_num(&t, "<size from=", c == 1 ? 1 : st.classes[c - 1].block_size + 1, true);
-    put_num(&t, " to=", k->block_size, true);
-    put_num(&t, " total=", k->slab_bytes, true);
-    put_num(&t, " count=", k->slabs, true);
+    put_num(&t, "<size from=", c == 1 ? 1 : st.classes[c - 1].block_size + 1);
+    put_num(&t, " to=", k->block_size);
+    put_num(&t, " total=", k->slab_bytes);
+    put_num(&t, " count=", k->slabs);
     put(&t, "/>\n");
   }
   put(&t, "</sizes>\n");
-  put_num(&t, "<total type=\"fast\" count=\"0\" size=", 0, true);
+  put_num(&t, "<total type=\"fast\" count=\"0\" size=", 0);
   put(&t, "/>\n");
-  put_num(&t, "<total type=\"rest\" count=", slabs, true);
-  put_num(&t, " size=", slab_bytes, true);
+  put_num(&t, "<total type=\"rest\" count=", slabs);
+  put_num(&t, " size=", slab_bytes);
   put(&t, "/>\n");
-  put_num(&t, "<system type=\"current\" size=", st.committed, true);
+  put_num(&t, "<system type=\"current\" size=", st.committed);
   put(&t, "/>\n");
-  put_num(&t, "<aspace type=\"total\" size=", st.mapped, true);
+  put_num(&t, "<aspace type=\"total\" size=", st.mapped);
   put(&t, "/>\n</heap>\n");
-  put_num(&t, "<total type=\"mmap\" count=", st.large_in_use ? 1 : 0, true);
-  put_num(&t, " size=", st.large_in_use, true);
+  put_num(&t, "<total type=\"mmap\" count=", atomic_load_explicit(&lz_large_blocks, memory_order_relaxed));
+  put_num(&t, " size=", st.large_in_use);
   put(&t, "/>\n");
-  put_num(&t, "<system type=\"current\" size=", st.committed, true);
+  put_num(&t, "<system type=\"current\" size=", st.committed);
   put(&t, "/>\n");
-  put_num(&t, "<aspace type=\"total\" size=", st.mapped, true);
+  put_num(&t, "<aspace type=\"total\" size=", st.mapped);
   put(&t, "/>\n");
-  put_num(&t, "<lzmalloc in_use=", st.in_use, true);
-  put_num(&t, " resident=", st.resident, true);
-  put_num(&t, " remote_frees=", st.remote_frees, true);
-  put_num(&t, " pages_purged=", st.pages_purged, true);
-  put_num(&t, " heaps=", st.heaps, true);
+  put_num(&t, "<lzmalloc in_use=", st.in_use);
+  put_num(&t, " resident=", st.resident);
+  put_num(&t, " remote_frees=", st.remote_frees);
+  put_num(&t, " pages_purged=", st.pages_purged);
+  put_num(&t, " heaps=", st.heaps);
   put(&t, "/>\n");
   for (unsigned i = 0; i < st.numa_nodes && i < LZ_STATS_NODES; i++) {
-    put_num(&t, "<node id=", i, true);
-    put_num(&t, " mapped=", st.nodes[i].mapped, true);
-    put_num(&t, " resident=", st.nodes[i].resident, true);
+    put_num(&t, "<node id=", i);
+    put_num(&t, " mapped=", st.nodes[i].mapped);
+    put_num(&t, " resident=", st.nodes[i].resident);
     put(&t, "/>\n");
   }
   put(&t, "</malloc>\n");

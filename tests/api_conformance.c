@@ -728,7 +728,8 @@ static void test_mallinfo_int(void) {
  * counts in hblks and its pages in hblkhd, not in uordblks (the program's
  * bytes are uordblks + hblkhd). malloc_stats writes glibc's eight lines:
  * an arena, the totals with mmapped bytes, the most mmapped regions and
- * bytes there were, each figure right-aligned in ten columns. */
+ * bytes there were, each figure right-aligned in ten columns; and
+ * malloc_info's mmap total counts the same blocks. */
 static int stats_line(const char *line, const char *label, unsigned long *v) {
   size_t n = strlen(label);
   if (strncmp(line, label, n) != 0 || strlen(line) != n + 10) return 0;
@@ -785,9 +786,24 @@ static void test_mmapped_stats(void) {
          v[6], v[7]);
   CHECKF(v[5] >= v[2] + 40 * TU_MiB && v[4] >= v[1] + 40 * TU_MiB,
          "malloc_stats: totals (system %lu, in use %lu) lack the 40 MiB block (arena: %lu, %lu)", v[4], v[5], v[1], v[2]);
+
+  /* malloc_info's top-level <total type="mmap" count=...> is the same
+   * count (glibc's n_mmaps), with a second such block live. */
+  void *big2 = malloc(40 * TU_MiB);
+  CHECK(big2);
+  static char xml[16384];
+  FILE *f = fmemopen(xml, sizeof xml - 1, "w");
+  CHECK(f != NULL && malloc_info(0, f) == 0);
+  fclose(f);
+  const char *mm = strstr(xml, "<total type=\"mmap\" count=\"");
+  CHECKF(mm != NULL, "malloc_info has no mmap total:\n%s", xml);
+  unsigned long count = strtoul(mm + strlen("<total type=\"mmap\" count=\""), NULL, 10);
+  CHECKF(count == a.hblks + 2, "malloc_info: mmap count %lu with two 40 MiB blocks live (mallinfo2.hblks %zu before)",
+         count, a.hblks);
+  FREE_OK(big2);
   FREE_OK(big);
   NOERRNO(c, mallinfo2());
-  CHECKF(c.hblks == a.hblks, "mallinfo2.hblks %zu after the 40 MiB block was freed, %zu before it", c.hblks, a.hblks);
+  CHECKF(c.hblks == a.hblks, "mallinfo2.hblks %zu after the 40 MiB blocks were freed, %zu before them", c.hblks, a.hblks);
 }
 
 static void test_free_sized(void) {
