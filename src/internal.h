@@ -916,7 +916,9 @@ typedef struct heap_s {
   /* Spare slabs (slab.c, "Spare slabs"): bit cls of spare_classes: the
    * class's queue holds spares (SPAN_SPARE); of slab_taken: the class
    * took a slab since the last look, which is due at spare_look_at (heap
-   * time). The owner's, or the janitor's holding the heap lock. */
+   * time; without spares every purge is a look), and lends no block
+   * beyond a quarter of its size (slab.c, "Borrowing"). The owner's, or
+   * the janitor's holding the heap lock. */
   uint64_t spare_classes;
   uint64_t slab_taken;
   uint64_t spare_look_at;

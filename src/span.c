@@ -79,11 +79,24 @@ lz_text_hot static size_t chunk_find_dirty_run(const chunk_t *c, size_t n, size_
  * 2.2; 2.2 with this). Medium spans placed so in any chunk moved the
  * spans' ends of bench footprint into chunks that would have emptied
  * (rss_freeall 87.9 -> 92.0 MiB); in the newest four, 89.7 -> 88.8.
- * Only the DIRTY_LOOK_CHUNKS newest chunks are looked at: the pages a
- * program freed last lie there, the
+ * Only the newest chunks are looked at, DIRTY_LOOK_CHUNKS for a medium
+ * span and DIRTY_LOOK_SLAB_CHUNKS for a slab: the pages a program freed
+ * last lie there, the
  * look costs a few words per chunk whatever the heap's size, and the last
  * slabs of a class stay out of old chunks that are about to empty (slabs
- * put in any chunk: footprint's rss_freeall 88.9). With a purge delay,
+ * put in any chunk: footprint's rss_freeall 88.9). Slabs look further:
+ * a program that frees a burst of blocks of many sizes and allocates the
+ * same mix again (a server's requests) leaves its freed slabs' pages in
+ * every chunk it used, and a slab that took a chunk it had to make for a
+ * class's new share (the mix shifts between rounds) pushed the chunks
+ * holding them out of the four newest: 8 rounds of 10,000 blocks of 20
+ * sizes, 8 B-16 KiB, 11 chunks, peaked with 2.3 MiB of free dirty pages
+ * waiting in the older chunks from round 2 on in about half the runs
+ * (22.1 MiB against 19.2 in round 0; with 16, 20.2 in every run; glibc
+ * 19.3). A medium span's look stays at four: bench micro's 256 KiB
+ * blocks freed by another thread make a span each, and this look was
+ * most of span_alloc's cost there (about 280 instructions a call with
+ * four chunks). With a purge delay,
  * only chunks whose free pages wait for the decay (purge_at armed, as a
  * kept empty chunk is once a span is taken from it: pages.c) or kept
  * empty ones hold free dirty pages worth a look.
@@ -96,11 +109,13 @@ lz_text_hot static size_t chunk_find_dirty_run(const chunk_t *c, size_t n, size_
  * (heap_t.as_tight) a slab's placement is best fit instead of first fit
  * (span_find_best), then the same look for dirty pages. */
 #define DIRTY_LOOK_CHUNKS 4
+#define DIRTY_LOOK_SLAB_CHUNKS 16
 #define DIRTY_OPEN_RUN 128
-lz_text_hot static chunk_t *span_find_dirty(heap_t *heap, size_t npages, size_t align_pages, size_t *first, size_t *end) {
+lz_text_hot static chunk_t *span_find_dirty(heap_t *heap, size_t npages, size_t align_pages, unsigned chunks,
+                                            size_t *first, size_t *end) {
   bool armed_only = opt_get(OPT_PURGE_DELAY) >= 0;
   unsigned looks = 0;
-  for (chunk_t *c = heap->chunks; c != NULL && looks++ < DIRTY_LOOK_CHUNKS; c = c->next) {
+  for (chunk_t *c = heap->chunks; c != NULL && looks++ < chunks; c = c->next) {
     if (c->free_pages < npages || c->max_run_hint < npages) continue;
     if (armed_only && c->purge_at == 0 && c->free_pages != LZ_USABLE_PAGES) continue;
     if (lz_unlikely(lz_numa_on) && c->node != heap->numa_home) continue; /* see numa.c */
@@ -227,7 +242,8 @@ placed:
                                      : bitmap_count(c->dirty_map, first, npages) < npages)
                 : min_pages < npages) {
     size_t dirty_first = 0, dirty_end = 0, run = c != NULL ? bitmap_next(c->free_map, LZ_CHUNK_PAGES, first, false) - first : DIRTY_OPEN_RUN;
-    chunk_t *d = span_find_dirty(heap, min_pages, align_pages, &dirty_first, &dirty_end);
+    chunk_t *d = span_find_dirty(heap, min_pages, align_pages,
+                                 kind == SPAN_SLAB ? DIRTY_LOOK_SLAB_CHUNKS : DIRTY_LOOK_CHUNKS, &dirty_first, &dirty_end);
     if (d != NULL && run < DIRTY_OPEN_RUN && bitmap_next(d->free_map, LZ_CHUNK_PAGES, dirty_first, false) - dirty_first > run)
       d = NULL;
     if (d != NULL) {

@@ -11,8 +11,10 @@
  *   purge      a forced purge gives back exactly the free dirty pages and
  *              clears their dirty bits, never a page of a live span;
  *   placement  a slab or a medium span takes free dirty pages of an older
- *              chunk before clean pages of the newest; a slab that may be
- *              smaller takes a shorter run of them (down to its least);
+ *              chunk before clean pages of the newest (a slab's up to the
+ *              16th newest chunk, a medium span's up to the 4th); a slab
+ *              that may be smaller takes a shorter run of them (down to
+ *              its least);
  *   mcache     a cached medium span serves requests at most a sixteenth
  *              smaller; the medium cache goes back when a look finds it unused
  *              for the purge delay, never while used between looks; the
@@ -31,7 +33,8 @@
  *              at most a quarter bigger (under a page; from a page up, at
  *              most twice its size) before it carves a new one, without
  *              the full slow path (also when its one slab has run dry),
- *              and none from further up;
+ *              none from further up, and none beyond a quarter from a
+ *              class that took a slab since the heap's last look;
  *   pool       an emptied chunk outside a region stays with the heap until
  *              a purge gives it to the pool (still mapped), is reused by the next span that
  *              needs a chunk, and trim unmaps it;
@@ -563,11 +566,14 @@ static void place_unfill(heap_t *heap, span_t **big, int nbig) {
 
 /* A slab or a medium span (kind) is placed on free pages that are still
  * resident (dirty) in an older chunk before the clean pages of the newest
- * one (span.c, span_find_dirty: among the 4 newest chunks). After a trim,
- * the heap's only free dirty pages are the span freed here. The heap is
- * held throughout, so no purge (the owner's tick or the janitor) runs in
+ * one (span.c, span_find_dirty: among the 16 newest chunks for a slab, the
+ * 4 newest for a medium span). `ahead` chunks, each filled by one span,
+ * are made after the older chunk's: with 6 it is the 8th newest, where a
+ * slab still looks and a medium span does not. After a trim, the heap's
+ * only free dirty pages are the span freed here. The heap is held
+ * throughout, so no purge (the owner's tick or the janitor) runs in
  * between. */
-static void test_place_dirty(heap_t *heap, uint8_t kind) {
+static void test_place_dirty(heap_t *heap, uint8_t kind, int ahead) {
   if (opt_get(OPT_PURGE_DELAY) == 0) return; /* freed pages go back at once: none stay dirty */
   lz_trim(0); /* every free page clean, the pool empty: a new chunk is a fresh mapping */
   heap_enter(heap);
@@ -575,6 +581,12 @@ static void test_place_dirty(heap_t *heap, uint8_t kind) {
   CHECK(d != NULL);
   chunk_t *old = span_chunk(d);
   size_t dpage = d->page;
+  span_t *full[8];
+  CHECK(ahead <= 8);
+  for (int i = 0; i < ahead; i++) {
+    full[i] = span_alloc(heap, LZ_USABLE_PAGES, 1, SPAN_MEDIUM);
+    CHECK(full[i] != NULL);
+  }
   span_t *big[8];
   chunk_t *fresh;
   int nbig = place_fill(heap, old, big, &fresh);
@@ -582,7 +594,9 @@ static void test_place_dirty(heap_t *heap, uint8_t kind) {
     if (page_free(fresh, i)) CHECK(!page_dirty(fresh, i));
   int pos = 0; /* old among the newest chunks, which the placement looks at (span.c) */
   for (chunk_t *c = heap->chunks; c != old; c = c->next) pos++;
-  CHECKF(pos < 4, "the chunk of the freed span is the %d-th newest", pos + 1);
+  CHECKF(ahead == 0 ? pos < 4 : pos > ahead && pos >= 4 && pos < 16, "the chunk of the freed span is the %d-th newest",
+         pos + 1);
+  bool looked = pos < (kind == SPAN_SLAB ? 16 : 4);
   d->used = 0;
   span_free(heap, d);
   for (size_t i = dpage; i < dpage + 8; i++) CHECK(page_free(old, i) && page_dirty(old, i));
@@ -593,11 +607,16 @@ static void test_place_dirty(heap_t *heap, uint8_t kind) {
   bool clean = (s->flags & SPAN_ZERO) != 0;
   span_free(heap, s);
   place_unfill(heap, big, nbig);
+  place_unfill(heap, full, ahead);
   heap_leave(heap);
-  CHECKF(got == old && page == dpage && !clean,
-         "a %s took %s pages of the %s chunk while 8 dirty ones waited in an older chunk",
-         kind == SPAN_SLAB ? "slab" : "medium span", clean ? "clean" : "dirty",
-         got == fresh ? "newest" : got == old ? "same" : "other");
+  if (looked)
+    CHECKF(got == old && page == dpage && !clean,
+           "a %s took %s pages of the %s chunk while 8 dirty ones waited in the %d-th newest chunk",
+           kind == SPAN_SLAB ? "slab" : "medium span", clean ? "clean" : "dirty",
+           got == fresh ? "newest" : got == old ? "same" : "other", pos + 1);
+  else /* first fit: the newest chunk's clean pages */
+    CHECKF(got == fresh && clean, "a medium span took %s pages of the %s chunk, not the newest's clean ones",
+           clean ? "clean" : "dirty", got == old ? "older" : "other");
   lz_heap_validate();
 }
 
@@ -994,15 +1013,25 @@ static void test_lifo(heap_t *heap) {
   int64_t in_use0 = raw_in_use();
   for (unsigned cls = 1; cls < LZ_CLASSES && lz_class_size[cls] <= LZ_SLAB_MAX; cls++) {
     size_t size = lz_class_size[cls];
-    /* Past blocks borrowed from bigger classes (slab.c), to the class's own. */
-    void *borrowed[64];
-    size_t nb = 0;
-    void *x;
-    while ((x = lz_malloc(size)) != NULL && span_of(x)->cls != cls && nb < 64) borrowed[nb++] = x;
-    void *y = lz_malloc(size), *z = lz_malloc(size);
-    CHECK(x != NULL && y != NULL && z != NULL);
+    /* Three blocks of the class's own span, past blocks borrowed from
+     * bigger classes (slab.c: whether a class lends depends on when the
+     * heap last looked, so on timing) and those of an earlier span. */
+    void *borrowed[64], *own[3];
+    size_t nb = 0, no = 0;
+    while (no < 3 && nb + no < 64) {
+      void *b = lz_malloc(size);
+      CHECK(b != NULL);
+      if (span_of(b)->cls != cls) {
+        borrowed[nb++] = b;
+        continue;
+      }
+      if (no > 0 && span_of(b) != span_of(own[0]))
+        while (no > 0) borrowed[nb++] = own[--no];
+      own[no++] = b;
+    }
+    CHECKF(no == 3, "%zu B: no three blocks of its class in one span after %zu others", size, nb);
+    void *x = own[0], *y = own[1], *z = own[2];
     span_t *s = span_of(y);
-    CHECKF(s->cls == cls && span_of(x) == s, "%zu B: blocks of another class or span", size);
     CHECKF(s->to_local == 0, "%zu B: the block just carved is not in its queue's first span", size);
     uint64_t slow = heap->stats.slow_allocs;
     lz_free(y);
@@ -1129,11 +1158,13 @@ static void test_borrow(heap_t *heap) {
   lz_free(q);
   lz_heap_validate();
   /* 4100 B (class 4416, a page or more) takes a freed 6144 B block (two
-   * fifths bigger, within twice). */
+   * fifths bigger, within twice) of an idle class (none took a slab since
+   * the heap's last look, which clears heap_t.slab_taken: heap_purge). */
   for (size_t n = 4100; n <= 6144; n += 512) CHECK(heap->queues[size_to_class(n)].first == NULL);
   p = own_class_block(6000, keep, &nk);
   CHECK(p != NULL && span_of(p)->block_size == 6144);
   lz_free(p);
+  heap->slab_taken = 0; /* the look */
   slow0 = heap->stats.slow_allocs;
   q = lz_malloc(4100);
   CHECKF(q != NULL && span_of(q) == span_of(p), "4100 B: %p, not from the 6144 B slab of %p", q, p);
@@ -1157,6 +1188,7 @@ static void test_borrow(heap_t *heap) {
   CHECKF(q4->first != NULL && q4->first->next == NULL && q4->first->free == NULL,
          "4100 B: no slab of its own run dry after %d allocations", na);
   lz_free(p6);
+  heap->slab_taken = 0; /* the look */
   slow0 = heap->stats.slow_allocs;
   q = lz_malloc(4100);
   CHECKF(q == p6, "4100 B, its slab dry: %p, not the freed 6144 B block %p", q, p6);
@@ -1174,6 +1206,26 @@ static void test_borrow(heap_t *heap) {
   lz_free(p);
   q = lz_malloc(7000);
   CHECK(q != NULL && span_of(q) != span_of(p) && span_of(q)->block_size == 7168);
+  lz_free(q);
+  /* Nor beyond a quarter from a class that allocates: 9000 B (class
+   * 9216) takes no freed 16384 B block (within twice) while that class
+   * took a slab since the look (a burst of both sizes again), and makes a
+   * slab of its own. */
+  for (size_t n = 9000; n <= 14336; n += 512) CHECK(heap->queues[size_to_class(n)].first == NULL);
+  uint64_t taken = 1ull << span_of(p)->cls;
+  bool allocating = heap->slab_taken & taken;
+  q = lz_malloc(9000);
+  CHECK(q != NULL);
+  /* A look (a purge tick, heap_purge) clears the bit; none set it again
+   * here, so a bit still set after the call proves the class counted as
+   * allocating when malloc chose (a machine so loaded that a tick came
+   * between leaves the check out). */
+  if (allocating && (heap->slab_taken & taken))
+    CHECKF(span_of(q) != span_of(p) && span_of(q)->block_size == 9216,
+           "9000 B: %p (a block of %u B), the 16384 B class's freed %p lent while that class allocates", q,
+           span_of(q)->block_size, p);
+  else
+    printf("borrow: a look came before 9000 B's malloc; its check left out\n");
   lz_free(q);
   while (nk > 0) lz_free(keep[--nk]);
   lz_heap_validate();
@@ -1664,11 +1716,14 @@ int main(void) {
     test_pin_divert();
   }
   test_purge(heap);
-  test_place_dirty(heap, SPAN_SLAB);
-  test_place_dirty(heap, SPAN_MEDIUM);
+  test_place_dirty(heap, SPAN_SLAB, 0);
+  test_place_dirty(heap, SPAN_MEDIUM, 0);
   test_place_short(heap);
   test_fit(heap);
   test_region(heap); /* and the pool's, outside a full region */
+  /* After the region's test, which expects no chunk given back at its top. */
+  test_place_dirty(heap, SPAN_SLAB, 6);
+  test_place_dirty(heap, SPAN_MEDIUM, 6);
   if (LZ_STATS) expect_caught("stats.in_use", brk_in_use);
   expect_caught("chunk.free_pages", brk_free_pages);
   expect_caught("span.used", brk_used);
