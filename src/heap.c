@@ -399,7 +399,7 @@ lz_text_hot static uint64_t heap_purge(heap_t *heap, bool force, int holes, bool
   bool holder = heap == lz_heap_tls;
   /* Spare slabs first: a chunk may empty (slab.c, "Spare slabs"). */
   if (heap->spare_classes != 0) slab_spares_look(heap, now);
-  else heap->slab_taken = 0;
+  else atomic_store_explicit(&heap->slab_taken, 0, memory_order_relaxed);
   if (exclusive && !holder) medium_front_flush(heap, force, now); /* an orphan's (the holder's: below) */
   medium_cache_flush(heap, holder, force, now);
   uint64_t next = medium_cache_due(heap);

@@ -918,9 +918,11 @@ typedef struct heap_s {
    * took a slab since the last look, which is due at spare_look_at (heap
    * time; without spares every purge is a look), and lends no block
    * beyond a quarter of its size (slab.c, "Borrowing"). The owner's, or
-   * the janitor's holding the heap lock. */
+   * the janitor's holding the heap lock; slab_taken is also read without
+   * it by the owner's borrowing (malloc's short way, a hint), so its
+   * accesses are relaxed atomics (plain moves on x86-64). */
   uint64_t spare_classes;
-  uint64_t slab_taken;
+  _Atomic(uint64_t) slab_taken;
   uint64_t spare_look_at;
   uint32_t spare_total;                /* pages of all its spares (at most slab.c's SPARE_MAX_PAGES) */
   uint16_t spare_pages[LZ_CLASSES];    /* pages of the class's spares */

@@ -133,8 +133,8 @@ lz_text_late lz_noinline bool slab_spares_look(heap_t *heap, uint64_t now) {
   if (now < heap->spare_look_at) return true;
   long delay = opt_get(OPT_PURGE_DELAY);
   heap->spare_look_at = now + (uint64_t)(delay > 0 ? delay : 0);
-  uint64_t idle = heap->spare_classes & ~heap->slab_taken;
-  heap->slab_taken = 0;
+  uint64_t idle = heap->spare_classes & ~atomic_load_explicit(&heap->slab_taken, memory_order_relaxed);
+  atomic_store_explicit(&heap->slab_taken, 0, memory_order_relaxed);
   while (idle != 0) {
     unsigned cls = (unsigned)__builtin_ctzll(idle);
     idle &= idle - 1;
@@ -202,7 +202,10 @@ lz_text_hot void queue_push_front(heap_t *heap, span_queue_t *q, span_t *s) {
   s->next = old;
   if (old) old->prev = s; else q->last = s;
   q->first = s;
-  heap->slab_taken |= 1ull << s->cls; /* the class churns (spare slabs, above) */
+  /* The class churns (spare slabs, above). Writers hold the heap: a load
+   * and a store, not a locked or. */
+  uint64_t taken = atomic_load_explicit(&heap->slab_taken, memory_order_relaxed);
+  atomic_store_explicit(&heap->slab_taken, taken | 1ull << s->cls, memory_order_relaxed);
   s->used++;
   span_to_local_set(s, 0);
   if (old) span_to_local_set(old, 1);
@@ -501,9 +504,10 @@ lz_text_hot static void *slab_borrow(heap_t *heap, unsigned cls) {
   uint32_t align = size & -size;
   uint32_t near = size + size / BORROW_NEAR_DIV;
   uint32_t limit = size >= BORROW_FAR_MIN ? size * BORROW_FAR_TIMES : near;
+  uint64_t taken = atomic_load_explicit(&heap->slab_taken, memory_order_relaxed);
   for (unsigned c = cls + 1; c < LZ_CLASSES && lz_class_size[c] <= limit; c++) {
     if (lz_class_size[c] % align != 0) continue;
-    if (lz_class_size[c] > near && (heap->slab_taken >> c & 1)) continue; /* far, and c allocates */
+    if (lz_class_size[c] > near && (taken >> c & 1)) continue; /* far, and c allocates */
     span_t *s = heap->queues[c].first;
     if (s != NULL && (s->free != NULL || s->local_free != NULL)) return slab_malloc_local(heap, c);
   }
@@ -593,7 +597,8 @@ lz_text_hot void slab_retire(heap_t *heap, span_t *s) {
   heap_enter(heap); /* before flags: a hole puncher may be setting SPAN_HOLES */
   lz_assert(s->used == 0 && !(s->flags & SPAN_FULL)); /* FULL spans have every block out */
   lz_assert(heap->queues[s->cls].first != s);
-  if (heap->slabs_made[s->cls] >= SPARE_MIN_MADE && (heap->slab_taken >> s->cls & 1) && spare_keep(heap, s)) {
+  if (heap->slabs_made[s->cls] >= SPARE_MIN_MADE &&
+      (atomic_load_explicit(&heap->slab_taken, memory_order_relaxed) >> s->cls & 1) && spare_keep(heap, s)) {
     heap_leave(heap);
     return;
   }

@@ -106,6 +106,6 @@ endforeach()
 # realloc of a medium block grows it in place into the free pages after it
 # (address, bytes and bytes in use checked exactly; no janitor to move them).
 lz_test(NAME test_realloc_grow KIND PREFIXED LABELS unit stats
-        SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_realloc_grow.c ENV LZMALLOC_BACKGROUND=0)
+        SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_realloc_grow.c ENV LZMALLOC_BACKGROUND=0 LZMALLOC_PURGE_DELAY=500)
 target_compile_definitions(test_realloc_grow PRIVATE ${LZ_DEFS}) # reads LZ_SECURE, LZ_HEAPS
 set_tests_properties(test_realloc_grow PROPERTIES SKIP_RETURN_CODE 77)

@@ -96,27 +96,38 @@ static void *grow_thread(void *arg) {
   /* A medium block moved past 1 MiB leaves none of its pages resident:
    * the buffer grew past the medium sizes, its old span is not kept (a
    * cache of it held 900 KiB more than glibc at the end of such growth);
-   * unless the heap moved another within the purge delay (10 ms): then
-   * the span stays for the next growth, which would fault its pages in
-   * again. The move above was one: the first check waits it out (the
-   * heap's clock runs while the thread sleeps). */
-  usleep(50 * 1000);
+   * unless the heap moved another within the purge delay: then the span
+   * stays for the next growth, which would fault its pages in again. The
+   * delay is 500 ms here (core.cmake), so that the second move comes
+   * within it even under ThreadSanitizer (about 36 ms a move of 900 KiB
+   * on the 2-core VM; the default 10 ms made this check fail there). The
+   * first check waits out any move before it (the heap's clock runs while
+   * the thread sleeps). */
+  long delay = opt_get(OPT_PURGE_DELAY);
+  CHECKF(delay >= 100, "purge delay %ld ms: too short for two moves of 900 KiB under a sanitizer", delay);
+  usleep((useconds_t)(delay + 50) * 1000);
   size_t msize = 900 * 1024;
-  unsigned char *l[2];
+  unsigned char *m[2], *l[2];
+  size_t res[2];
+  for (int k = 0; k < 2; k++) { /* both filled first: the moves follow each other at once, even under TSan */
+    m[k] = lz_malloc(msize);
+    CHECK(m[k] != NULL);
+    tu_pattern_fill(m[k], msize, 17);
+    CHECKF(resident_pages(m[k], msize) == pages_of(msize) / 4096, "%zu of %zu pages resident after the fill",
+           resident_pages(m[k], msize), pages_of(msize) / 4096);
+  }
   for (int k = 0; k < 2; k++) {
-    unsigned char *m = lz_malloc(msize);
-    CHECK(m != NULL);
-    tu_pattern_fill(m, msize, 17);
-    CHECKF(resident_pages(m, msize) == pages_of(msize) / 4096, "%zu of %zu pages resident after the fill",
-           resident_pages(m, msize), pages_of(msize) / 4096);
-    l[k] = lz_realloc(m, LZ_MEDIUM_MAX + 4096);
-    CHECK(l[k] != NULL && l[k] != m);
+    l[k] = lz_realloc(m[k], LZ_MEDIUM_MAX + 4096);
+    CHECK(l[k] != NULL && l[k] != m[k]);
+    res[k] = resident_pages(m[k], msize);
+  }
+  for (int k = 0; k < 2; k++) {
     CHECK(SIZE_MAX == tu_pattern_check(l[k], msize, 17));
     size_t want = k == 0 ? 0 : pages_of(msize) / 4096; /* the second move follows the first at once */
-    CHECKF(resident_pages(m, msize) == want, "move %d: %zu of the moved block's %zu pages resident, want %zu", k + 1,
-           resident_pages(m, msize), pages_of(msize) / 4096, want);
-    lz_heap_validate();
+    CHECKF(res[k] == want, "move %d: %zu of the moved block's %zu pages resident, want %zu", k + 1, res[k],
+           pages_of(msize) / 4096, want);
   }
+  lz_heap_validate();
   lz_free(l[0]);
   lz_free(l[1]);
   EXPECT_IN_USE(base);
