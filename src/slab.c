@@ -474,12 +474,15 @@ void *slab_malloc_local(heap_t *heap, unsigned cls) {
  * mix again (a server's requests) would otherwise lend a 16 KiB class's
  * freed blocks to the 8 and 4 KiB classes, whose own freed pages then
  * wait unused while the 16 KiB class makes slabs on pages it never had,
- * a quarter to a half of each lent block resident and idle (8 rounds of
- * 10,000 blocks of 20 sizes, 8 B-16 KiB: the peak grew from 19.2 to 22.1
- * MiB by round 2, glibc's stayed at 19.3; lent only by idle classes, 20.1;
- * never, 20.1). A class that allocates will want its freed blocks back;
- * one that took no slab for a look's period (a buffer size a program
- * passed through) lends them. */
+ * a quarter to a half of each lent block resident and idle (bench
+ * burst-repeat: 8 rounds of 10,000 blocks of 20 sizes, 8 B-16 KiB; with
+ * span.c's look at 16 chunks, the peak grew from 19.2 MiB in round 0 to
+ * 21.1-21.2 lending as before, 20.2-20.4 lending only from idle classes,
+ * 20.2 never lending beyond a quarter; glibc's stayed at 19.3). A class
+ * that allocates will want its freed blocks back; one that took no slab
+ * for a look's period (a buffer size a program passed through) lends
+ * them: git log -p peaked at 41.1-41.4 MiB so, 41.4-41.8 lending as
+ * before, 41.5-42.9 never lending beyond a quarter. */
 /* Classes up to 512 B are at most 64 B apart and a fresh slab of them costs
  * a page or two: borrowing would add a slow-path scan for little memory. */
 #define BORROW_MIN_SIZE 512
