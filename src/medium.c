@@ -517,9 +517,10 @@ lz_text_hot void medium_free_local(heap_t *heap, span_t *s, void *p) {
 /* realloc moved the holder's own live block p, the start of span s, to a
  * large block: a buffer that grew past the medium sizes (a python list, a
  * git strbuf) has no use for a span of its old size, which the cache
- * would keep resident for the purge delay and more (bench/out/bin/grow:
- * a block grown by an eighth at a time to 2.6 MiB held 0.9 MiB more than
- * under glibc at its end, its last medium span, 911 KiB). Its pages go
+ * would keep resident for the purge delay and more (bench realloc-grow's
+ * first phase, a block grown by an eighth at a time to 2.6 MiB: 1049 KiB
+ * resident beyond its size, 0.9 MiB more than under glibc, its last
+ * medium span of 911 KiB; 141 KiB since). Its pages go
  * back at once instead, as glibc's trim gives back the top of its heap
  * that such a move frees; unless the heap moved another within the purge
  * delay (heap_t.moved_at): a program that grows a buffer past 1 MiB over and
