@@ -10,7 +10,7 @@
  * slow path. Up to LZ_SLAB_MAX, the class queue's first span, its index
  * read from lz_tls.queue_slot beside the heap pointer (internal.h: 1 load
  * in place of the class table's address, its load and the scaling).
- * free(p), 27 instructions at LZ_SECURE 1: p inside the calling thread's
+ * free(p), 26 instructions at LZ_SECURE 1: p inside the calling thread's
  * heap's region (lz_tls_t beside the heap pointer, chunk.c "Regions": the
  * TLS offset, p copied, minus rbase, compared with rend, 5; every
  * committed chunk of the heap's region, not only its newest), page ->
@@ -21,8 +21,9 @@
  * below the span's xfast_cap, the carved limit of a span that takes fast
  * frees, 0 for any other (6, sizeclass.h: a slab's rotation is a
  * constant), the double-free screen on the top 16 bits of the block's
- * first word, one 16-bit compare with the key's: it decodes to no
- * address below 2^48 (4: the key's load is the push's), push on the
+ * first word, one 16-bit compare with a constant (the key's top bits,
+ * LZ_KEY_TOP): it decodes to no address below 2^48 (3, and the key's
+ * load for the push), push on the
  * entry's list, (&free)[to_local], and subtract to_local from used (7,
  * ret included: the free list of its
  * class queue's first span, uncounted, so the next malloc of the class
@@ -47,9 +48,9 @@
  * No statistics: stats.c reads the spans' counts. Foreign, remote and full-span frees go slow; a
  * span's last block (a medium block is its span's one block) calls
  * heap_free_last.
- * A malloc(16) + free pair in a loop costs 54 instructions in bench/pairs
+ * A malloc(16) + free pair in a loop costs 53 instructions in bench/pairs
  * (the difference of N and 2N pairs under callgrind; loop and PLT
- * included; malloc 16, free 27), 1040 B 54, 4096 B 59. The list's
+ * included; malloc 16, free 26), 1040 B 53, 4096 B 58. The list's
  * address comes with the map's load: the next malloc's load of that list's
  * head waits for the push's address, and with to_local loaded from the
  * span first (2 instructions fewer) the loop's chain was a load longer:
@@ -190,22 +191,24 @@ lz_inline void free_fast_to(void *p, const char *as) {
        * address: not to NULL nor into any chunk, block_maybe_free:
        * probably on a free list, a foreign list's links lead to any
        * chunk: remote.c, "Order"): the word's top 16 bits differ from
-       * lz_key's, one 16-bit compare. The rest of that range (a live
+       * lz_key's, LZ_KEY_TOP (internal.h: a constant, so one compare
+       * with an immediate and no load). The rest of that range (a live
        * block's word has them equal 1 time in 2^16 for random bytes,
        * never for a pointer, integer, text or the zero malloc leaves: the
-       * key's top bits are 10 or 11, security.h) costs only a slow free,
+       * key's top bits are 10, security.h) costs only a slow free,
        * whose block_maybe_free is exact. */
       enc = lz_key;
 #if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-      /* Bytes 6-7 of the word alone (a load and a compare with the key's
-       * in memory; the shift of the word's upper half took one more): a
+      /* Bytes 6-7 of the word alone (one compare with LZ_KEY_TOP; with
+       * the key's bits loaded it took one instruction more, the shift of
+       * the word's upper half two): a
        * program that wrote the first word as two 4-byte stores just
        * before the free (bench cfrac) would stall an 8-byte read until
        * both stores retire (no store forwarding), the hottest instruction
        * of its free, 1-2.5 % of its CPU; a 2-byte read inside the second
        * store is forwarded. */
       typedef uint16_t lz_u16_alias __attribute__((may_alias));
-      if (lz_unlikely(((const lz_u16_alias *)b)[3] == ((const lz_u16_alias *)&lz_key)[3])) goto own_slow;
+      if (lz_unlikely(((const lz_u16_alias *)b)[3] == LZ_KEY_TOP)) goto own_slow;
 #else
       if (lz_unlikely((b->enc_next ^ enc) >> 48 == 0)) goto own_slow;
 #endif

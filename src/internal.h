@@ -1262,6 +1262,17 @@ lz_inline uint64_t purge_due(uint64_t since) {
 
 /* security.c */
 extern uintptr_t lz_key;
+/* lz_key's bits 48-63, the same in every process: a link's top bits are
+ * the key's whatever the address (every user address lies below 2^48), so
+ * any free block's first word shows them and they hid nothing; fixed,
+ * free's double-free screen compares them with a constant instead of
+ * loading them (alloc.h: one instruction less). 10 in the top two bits
+ * (security.c: the key lies in [2^63, 2^63 + 2^62)); no common value has
+ * them (a double with these bits is about -1.3e-116; not ASCII nor a
+ * well-known hashing constant), and a live block's word that has them
+ * only costs a slow free, whose screen is exact. */
+#define LZ_KEY_TOP 0xA7D3u
+extern uint64_t lz_seed; /* the process's 64 random bits lz_key was made of */
 extern uint64_t lz_canary; /* the secret canary word (hardening level 2) */
 extern bool lz_secure2;    /* hardening level 2, fixed at start-up (security_init) */
 /* Fills [from, to) with the pattern of word w (the byte at address a is

@@ -119,7 +119,7 @@ lz_hot static uint64_t k_size, k_head, w_free, w_fresh;
 static void secure_fault(uintptr_t a);
 
 lz_text_hot void secure_init(void) {
-  uint64_t x = lz_key;
+  uint64_t x = lz_seed;
   uint64_t *outs[5] = {&k_size, &k_head, &lz_canary, &w_free, &w_fresh};
   for (int i = 0; i < 5; i++) {
     x += 0x9e3779b97f4a7c15ull;

@@ -6,6 +6,7 @@
 #include "internal.h"
 
 lz_hot uintptr_t lz_key;
+lz_hot uint64_t lz_seed;
 lz_hot bool lz_secure2;
 lz_hot uint64_t lz_canary; /* drawn by secure_init */
 
@@ -91,10 +92,11 @@ lz_text_hot void security_init(void) {
     k = (uintptr_t)os_now_ms() * 0x9e3779b97f4a7c15ull ^ (local << 17) ^ (uintptr_t)&lz_key;
     k ^= arch_cycles() * 0xbf58476d1ce4e5b9ull;
   }
-  /* In [2^63, 2^63 + 2^62): pos + k (security.h) never wraps below 2^63,
-   * so an encoded NULL is never NULL and a cleared word never decodes to a
-   * small value or into the block's own chunk. */
-  k = (k & ~((uintptr_t)3 << 62)) | ((uintptr_t)1 << 63);
+  /* In [2^63, 2^63 + 2^62) (LZ_KEY_TOP's top bits 10): an encoded NULL
+   * is never NULL and a cleared word never decodes to a small value or
+   * into the block's own chunk (security.h). */
+  lz_seed = k; /* all 64 random bits, for level 2's secrets (secure.c) */
+  k = (k & (((uintptr_t)1 << 48) - 1)) | ((uintptr_t)LZ_KEY_TOP << 48);
   lz_key = k;
   lz_secure2 = opt_get(OPT_SECURE) >= 2;
 }

@@ -49,6 +49,8 @@
  *   pin divert a span that loses its queue's pin while its class's
  *              foreign list is installed is diverted at once (queue_remove),
  *              so slab_malloc_slow may link it again at the back;
+ *   key top    links carry the key's fixed top bits, which free's fast
+ *              path screens for; a live block with them frees all the same;
  *   screen     the free-list screen of a live block whose first word
  *              decodes to a random address (block_maybe_free) reads no
  *              page of the chunk map outside the units ever marked;
@@ -1007,6 +1009,39 @@ static void test_loops(heap_t *heap) {
  * class's next allocation, without a slow path, and two freed in a row
  * come back in reverse order (span.front: the fast free pushes on the list
  * malloc pops); the counts stay exact. */
+/* key top: every link's bits 48-63 are LZ_KEY_TOP, the constant free's
+ * fast path screens a block's first word with (alloc.h), so a second free
+ * of any listed block leaves the fast path; a live block whose first word
+ * has those bits (user data: 1 in 2^16 random words) is freed all the
+ * same, by the slow path's exact screen, and handed out again. */
+static void test_key_top(void) {
+  CHECKF(lz_key >> 48 == LZ_KEY_TOP, "key %#llx: its top bits are not LZ_KEY_TOP", (unsigned long long)lz_key);
+  CHECK(block_encode(NULL) >> 48 == LZ_KEY_TOP);
+  uintptr_t *p = lz_malloc(48), *q = lz_malloc(48);
+  CHECK(p != NULL && q != NULL);
+  lz_free(q);
+  CHECKF(q[0] >> 48 == LZ_KEY_TOP, "a listed block's link %#llx lacks the key's top bits", (unsigned long long)q[0]);
+  CHECK(lz_malloc(48) == q);
+  p[0] = (uintptr_t)LZ_KEY_TOP << 48 | 0x123456789abcull;
+  int64_t in_use = raw_in_use();
+  lz_free(p);
+  lz_heap_validate();
+  CHECKF(!LZ_STATS || raw_in_use() == in_use - 48, "in_use %lld after the free, %lld before", (long long)raw_in_use(),
+         (long long)in_use);
+  /* Back in its span: handed out again before the span runs out. */
+  void *got[4096];
+  size_t n = 0;
+  bool back = false;
+  while (n < 4096 && !back) {
+    got[n] = lz_malloc(48);
+    back = got[n++] == p;
+  }
+  CHECKF(back, "the block freed was not handed out again in %zu allocations", n);
+  while (n > 0) lz_free(got[--n]);
+  lz_free(q);
+  lz_heap_validate();
+}
+
 static void test_lifo(heap_t *heap) {
   if (heap->foreign != NULL) return; /* foreign blocks would come first */
   slab_startup_end(heap);
@@ -1699,6 +1734,7 @@ int main(void) {
   test_map_charge();
   if (LZ_SECURE) test_screen_map();
   test_borrow(heap);
+  if (LZ_SECURE) test_key_top();
   test_lifo(heap);
   test_spans(heap);
   test_descriptor_lines(heap);
