@@ -925,22 +925,19 @@ lz_inline void heap_tick(heap_t *heap) {
 }
 
 /* A tick at an allocation slow path's entry, where the caller holds no
- * span, and, when due by the clock the ticks keep, the owner's look at
- * its idle current slabs (slab.c, slab_firsts_look), which may unlink a
- * class's first span. Looked for at every such entry, not only at a
- * tick: a program whose allocations and frees alternate on the slow
- * paths (large blocks) has every tick fall on a free. Not in start-up
- * (slow_clock is 0 until the first tick: a small process touches no more
- * code). */
+ * span: also, when due, the owner's look at its idle current slabs
+ * (slab.c, slab_firsts_look), which may unlink a class's first span. Not
+ * in start-up (a small process's ticks touch no more code). */
 lz_text_late static lz_noinline void heap_firsts_due(heap_t *heap) {
   heap_enter(heap);
   slab_firsts_look(heap, heap->slow_clock);
   heap_leave(heap);
 }
 lz_inline void heap_tick_entry(heap_t *heap) {
-  heap_tick(heap);
-  if (lz_unlikely(heap->slow_clock > heap->firsts_look_at) && !heap->startup && heap == lz_heap_tls)
-    heap_firsts_due(heap);
+  if (lz_unlikely((++heap->slow_count & (HEAP_TICK_EVERY - 1)) == 0)) {
+    heap_tick_due(heap);
+    if (heap->slow_clock >= heap->firsts_look_at && !heap->startup && heap == lz_heap_tls) heap_firsts_due(heap);
+  }
 }
 
 /* The thread's first call, or a call past its teardown: NULL (errno

@@ -187,12 +187,8 @@ lz_text_late static lz_noinline void slab_spares_yield(heap_t *heap, unsigned cl
 #define FIRSTS_LOOK_MS 500
 lz_text_late lz_noinline void slab_firsts_look(heap_t *heap, uint64_t now) {
   long delay = opt_get(OPT_PURGE_DELAY);
-  if (delay < 0) {
-    heap->firsts_look_at = UINT64_MAX; /* nothing goes back: no look */
-    return;
-  }
+  if (delay < 0 || heap->startup) return;
   heap->firsts_look_at = now + (uint64_t)(delay > FIRSTS_LOOK_MS ? delay : FIRSTS_LOOK_MS);
-  if (heap->startup) return;
   uint32_t budget = FIRSTS_LOOK_STEPS;
   for (unsigned c = 1; c < LZ_CLASSES; c++) {
     span_queue_t *q = &heap->queues[c];
