@@ -924,11 +924,6 @@ typedef struct heap_s {
   uint64_t spare_classes;
   _Atomic(uint64_t) slab_taken;
   uint64_t spare_look_at;
-  /* Idle current slabs (slab.c, slab_firsts_look): when the owner next
-   * looks (ms); bit cls: the class's first span had no block out at the
-   * last look. The owner's. */
-  uint64_t firsts_look_at;
-  uint64_t firsts_empty;
   uint32_t spare_total;                /* pages of all its spares (at most slab.c's SPARE_MAX_PAGES) */
   uint16_t spare_pages[LZ_CLASSES];    /* pages of the class's spares */
   /* Start-up (slab.c): the process's first heap serves small sizes from
@@ -1423,7 +1418,6 @@ extern const span_t lz_span_empty;
 void *slab_malloc_slow(heap_t *heap, unsigned cls);
 void slab_spare_release(heap_t *heap, unsigned cls);
 bool slab_spares_look(heap_t *heap, uint64_t now);
-void slab_firsts_look(heap_t *heap, uint64_t now);
 void *slab_malloc_short(heap_t *heap, unsigned cls);
 void *slab_malloc_local(heap_t *heap, unsigned cls);
 void slab_free_chain(heap_t *heap, span_t *s, lz_block_t *head, lz_block_t *tail, uint32_t count);

@@ -49,8 +49,6 @@
  *   pin divert a span that loses its queue's pin while its class's
  *              foreign list is installed is diverted at once (queue_remove),
  *              so slab_malloc_slow may link it again at the back;
- *   idle firsts a class's current slab left with no block out goes back at
- *              the owner's looks, one with a block out stays;
  *   key top    links carry the key's fixed top bits, which free's fast
  *              path screens for; a live block with them frees all the same;
  *   screen     the free-list screen of a live block whose first word
@@ -1044,48 +1042,6 @@ static void test_key_top(void) {
   lz_heap_validate();
 }
 
-/* idle firsts: a class's current slab with no block out at two of the
- * owner's looks in a row goes back to its chunk, at an allocation slow
- * path's tick (slab.c, slab_firsts_look; the ticks here are large
- * blocks'); the class's next allocation makes a slab again; a class with
- * a block out keeps its current slab. */
-static void test_idle_firsts(heap_t *heap) {
-  if (opt_get(OPT_PURGE_DELAY) < 0) return;
-  slab_startup_end(heap);
-  const size_t za = 384, zb = 448;
-  unsigned ca = size_to_class(za), cb = size_to_class(zb);
-  void *a[40], *b[40];
-  for (int i = 0; i < 40; i++) {
-    a[i] = lz_malloc(za);
-    b[i] = lz_malloc(zb);
-    CHECK(a[i] != NULL && b[i] != NULL && span_of(a[i])->cls == ca && span_of(b[i])->cls == cb);
-  }
-  span_t *sb = heap->queues[cb].first; /* b[39]'s, the block kept */
-  CHECK(heap->queues[ca].first != NULL && sb == span_of(b[39]));
-  for (int i = 0; i < 40; i++) lz_free(a[i]);
-  for (int i = 0; i < 39; i++) lz_free(b[i]);
-  uint32_t slabs = heap->stats.class_slabs[ca];
-  uint64_t t0 = os_now_ms();
-  int bigs = 0;
-  while (heap->queues[ca].first != NULL && os_now_ms() - t0 < 5000) {
-    void *big = lz_malloc((size_t)2 << 20); /* large: a slow path's entry each */
-    CHECK(big != NULL);
-    lz_free(big);
-    if (++bigs % 64 == 0) usleep(2000);
-  }
-  CHECKF(heap->queues[ca].first == NULL, "%zu B: the class's empty current slab still linked after %llu ms of ticks",
-         za, (unsigned long long)(os_now_ms() - t0));
-  CHECKF(!LZ_STATS || heap->stats.class_slabs[ca] + 1 == slabs, "%zu B: %u slabs before the look, %u after", za,
-         slabs, heap->stats.class_slabs[ca]);
-  CHECKF(heap->queues[cb].first == sb, "%zu B: the current slab, with a block out, was unlinked", zb);
-  lz_heap_validate();
-  void *x = lz_malloc(za);
-  CHECK(x != NULL && span_of(x)->cls == ca && heap->queues[ca].first == span_of(x));
-  lz_free(x);
-  lz_free(b[39]);
-  lz_heap_validate();
-}
-
 static void test_lifo(heap_t *heap) {
   if (heap->foreign != NULL) return; /* foreign blocks would come first */
   slab_startup_end(heap);
@@ -1780,7 +1736,6 @@ int main(void) {
   test_borrow(heap);
   if (LZ_SECURE) test_key_top();
   test_lifo(heap);
-  test_idle_firsts(heap);
   test_spans(heap);
   test_descriptor_lines(heap);
   test_slab_max();
