@@ -1272,6 +1272,7 @@ extern uintptr_t lz_key;
  * well-known hashing constant), and a live block's word that has them
  * only costs a slow free, whose screen is exact. */
 #define LZ_KEY_TOP 0xA7D3u
+_Static_assert(LZ_KEY_TOP >> 14 == 2, "the key's top two bits are 10 (security.c)");
 extern uint64_t lz_seed; /* the process's 64 random bits lz_key was made of */
 extern uint64_t lz_canary; /* the secret canary word (hardening level 2) */
 extern bool lz_secure2;    /* hardening level 2, fixed at start-up (security_init) */

@@ -1005,10 +1005,6 @@ static void test_loops(heap_t *heap) {
 }
 
 /* ---- the owner's frees of a queue's first span: LIFO ---------------------- */
-/* For every slab class: a block freed into its queue's first span is the
- * class's next allocation, without a slow path, and two freed in a row
- * come back in reverse order (span.front: the fast free pushes on the list
- * malloc pops); the counts stay exact. */
 /* key top: every link's bits 48-63 are LZ_KEY_TOP, the constant free's
  * fast path screens a block's first word with (alloc.h), so a second free
  * of any listed block leaves the fast path; a live block whose first word
@@ -1042,6 +1038,10 @@ static void test_key_top(void) {
   lz_heap_validate();
 }
 
+/* For every slab class: a block freed into its queue's first span is the
+ * class's next allocation, without a slow path, and two freed in a row
+ * come back in reverse order (span.front: the fast free pushes on the list
+ * malloc pops); the counts stay exact. */
 static void test_lifo(heap_t *heap) {
   if (heap->foreign != NULL) return; /* foreign blocks would come first */
   slab_startup_end(heap);
