@@ -285,7 +285,7 @@ uint64_t lz_adopt_wait_ms = ADOPT_WAIT_MS;
  * there. The heap passes through BUSY so that its new owner is published
  * (release) with the state ACTIVE: heaps_reclaim_gone reads them in that
  * order. */
-lz_text_hot static heap_t *heap_adopt_orphan(uint64_t owner) {
+lz_text_thread static lz_noinline heap_t *heap_adopt_orphan(uint64_t owner) {
   unsigned node = lz_unlikely(lz_numa_on) ? numa_current_node() : 0;
   uint64_t wait_until = 0;
   while (atomic_load_explicit(&orphan_count, memory_order_relaxed) > 0) {
@@ -354,7 +354,10 @@ lz_text_hot heap_t *heap_get_slow(void) {
   }
   if (thread_done) return NULL;
   uint64_t self = os_thread_ident();
-  h = heap_adopt_orphan(self);
+  /* Orphans only come from threads that ended (or a fork of a process
+   * that had them): a process that never had a second thread does not run
+   * that code (thread text). */
+  h = atomic_load_explicit(&orphan_count, memory_order_relaxed) > 0 ? heap_adopt_orphan(self) : NULL;
   /* Before making one more heap: any of a thread that ended unseen? */
   if (h == NULL && heaps_reclaim_gone(HEAP_RECLAIM_BUDGET) > 0) h = heap_adopt_orphan(self);
   if (h == NULL) {
@@ -921,6 +924,25 @@ lz_inline void heap_tick(heap_t *heap) {
   if (lz_unlikely((++heap->slow_count & (HEAP_TICK_EVERY - 1)) == 0)) heap_tick_due(heap);
 }
 
+/* A tick at an allocation slow path's entry, where the caller holds no
+ * span, and, when due by the clock the ticks keep, the owner's look at
+ * its idle current slabs (slab.c, slab_firsts_look), which may unlink a
+ * class's first span. Looked for at every such entry, not only at a
+ * tick: a program whose allocations and frees alternate on the slow
+ * paths (large blocks) has every tick fall on a free. Not in start-up
+ * (slow_clock is 0 until the first tick: a small process touches no more
+ * code). */
+lz_text_late static lz_noinline void heap_firsts_due(heap_t *heap) {
+  heap_enter(heap);
+  slab_firsts_look(heap, heap->slow_clock);
+  heap_leave(heap);
+}
+lz_inline void heap_tick_entry(heap_t *heap) {
+  heap_tick(heap);
+  if (lz_unlikely(heap->slow_clock > heap->firsts_look_at) && !heap->startup && heap == lz_heap_tls)
+    heap_firsts_due(heap);
+}
+
 /* The thread's first call, or a call past its teardown: NULL (errno
  * ENOMEM) if no heap can be had. */
 lz_text_hot static lz_noinline heap_t *slow_heap_get(void) {
@@ -943,7 +965,7 @@ lz_inline heap_t *slow_enter(heap_t *heap) {
   heap_enter(heap);
   if (LZ_STATS) heap->stats.slow_allocs++;
   if (atomic_load_explicit(&heap->xremote, memory_order_relaxed) != NULL) remote_collect(heap);
-  heap_tick(heap);
+  heap_tick_entry(heap);
   return heap;
 }
 
@@ -1009,7 +1031,7 @@ static bool reclaim_for_retry(heap_t *heap) {
 static void *large_malloc_direct(heap_t *heap, size_t size, bool zero) {
   void *p = large_malloc(size, LZ_PAGE_SIZE, zero);
   if (lz_likely(p != NULL)) {
-    heap_tick(heap);
+    heap_tick_entry(heap);
     poll_janitor(heap);
   }
   return p;
@@ -1199,7 +1221,7 @@ lz_text_hot static lz_noinline void *medium_slow(size_t size, heap_t *heap, bool
   heap_enter(heap);
   if (LZ_STATS) heap->stats.slow_allocs++;
   if (atomic_load_explicit(&heap->xremote, memory_order_relaxed) != NULL) remote_collect(heap);
-  heap_tick(heap);
+  heap_tick_entry(heap);
   void *p = medium_malloc(heap, size, 1, zero);
   if (lz_unlikely(p == NULL)) p = malloc_general(heap, size, zero, true);
   return slow_leave(heap, p);

@@ -881,8 +881,6 @@ typedef struct heap_s {
   /* slow_clock's low 32 bits at the owner's last purge tick, for other
    * threads (remote.c, "Idle owners"): written by the owner only. */
   _Atomic(uint32_t) xtick_ms;
-  uint64_t rbatch_pending;             /* bit i set: rbatch[i] holds blocks */
-  uint64_t rbatch_aged;                /* pending at the last tick: sent at the next */
   /* The heartbeat (heap.c, "Heartbeat"): xowed 1 while the heap may hold
    * blocks of other heaps that only its own tick sends (batches, foreign
    * lists; the owner raises it, its tick lowers it); xnudged 1 while the
@@ -892,6 +890,8 @@ typedef struct heap_s {
   _Atomic(uint8_t) xowed;
   _Atomic(uint8_t) xnudged;
   uint8_t nudges;
+  uint64_t rbatch_pending;             /* bit i set: rbatch[i] holds blocks */
+  uint64_t rbatch_aged;                /* pending at the last tick: sent at the next */
   /* Blocks of other heaps' slabs that this thread freed, kept per class to
    * be handed out again here instead of travelling back to their owners
    * (remote.c, "foreign blocks"; only classes whose blocks have their cache
@@ -924,6 +924,11 @@ typedef struct heap_s {
   uint64_t spare_classes;
   _Atomic(uint64_t) slab_taken;
   uint64_t spare_look_at;
+  /* Idle current slabs (slab.c, slab_firsts_look): when the owner next
+   * looks (ms); bit cls: the class's first span had no block out at the
+   * last look. The owner's. */
+  uint64_t firsts_look_at;
+  uint64_t firsts_empty;
   uint32_t spare_total;                /* pages of all its spares (at most slab.c's SPARE_MAX_PAGES) */
   uint16_t spare_pages[LZ_CLASSES];    /* pages of the class's spares */
   /* Start-up (slab.c): the process's first heap serves small sizes from
@@ -973,11 +978,11 @@ typedef struct heap_s {
   _Atomic(span_t *) xmcache[LZ_MEDIUM_CACHE];
   uint16_t mcache_pages[LZ_MEDIUM_CACHE]; /* holder: slot i's span's pages (bit i set) */
   uint32_t mcache_mask;                /* holder: slots it filled and has not seen emptied */
-  size_t mcache_bytes;                 /* holder: bytes of those slots' spans */
   _Atomic(uint8_t) xmcache_used;       /* 1: a span was cached since the last purge
                                           looked (the holder raises it, a purge
                                           lowers it by exchange) */
   _Atomic(uint8_t) xmcache_watch;      /* will the janitor look again? (medium.c) */
+  size_t mcache_bytes;                 /* holder: bytes of those slots' spans */
   uint64_t mcache_used_at;             /* a purge saw a use since the last one (ms): the
                                           last use was no later */
   /* The returned list (medium.c): medium spans other threads freed (and
@@ -992,7 +997,6 @@ typedef struct heap_s {
   uint32_t mreturn_low;                /* the fewest listed since the last purge look */
   size_t mreturn_bytes;                /* their bytes */
   uint64_t mreturn_looked_at;          /* the last purge look at a list not empty (ms) */
-  _Atomic(int) xstate;                 /* HEAP_ACTIVE / ORPHAN / BUSY / DEAD */
   _Atomic(uint64_t) xowner;            /* a thread's own heap: os_thread_ident of the
                                           thread, else 0 (heap.c, heaps_reclaim_gone) */
   chunk_t *chunks;                     /* chunks owned */
@@ -1000,6 +1004,7 @@ typedef struct heap_s {
    * chunks, have no free run of fit_pages pages; 0: no memo. */
   chunk_t *fit_first, *fit_last;
   uint16_t fit_pages, fit_epoch;
+  _Atomic(int) xstate;                 /* HEAP_ACTIVE / ORPHAN / BUSY / DEAD */
   uint64_t purge_next;                 /* time of the next purge check */
   uint64_t slow_clock;                 /* coarse time (ms) read at the last purge tick */
   uint64_t abandoned_at;               /* when it last became an orphan (ms) */
@@ -1054,12 +1059,6 @@ typedef struct heap_s {
    * (heap_abandon's last collect, pages.c), while the janitor may sync it. */
   _Atomic uint64_t lag_ms;
   uint64_t wait_seen_ns, purge_wake;
-  /* Its chunks' chunk map byte: an id CHUNK_HEAP_FIRST .. CHUNK_HEAP_LAST
-   * of its own (the first heaps made below level 2, for ever: a heap is
-   * never freed, an orphan keeps it for its next thread), else
-   * CHUNK_SPANS. fast_id is it if it is an id, else CHUNK_HEAP_NONE
-   * (heap.c, heap_new, the one place both are written). Never changes. */
-  uint8_t map_id;
   /* Its region (chunk.c, "Regions"), reserved at its first chunk if it has
    * an id (never at level 2, nor with NUMA): rbase (0: none yet), rmap its
    * page map (NULL until the heap is out of start-up: chunk_region_map;
@@ -1083,6 +1082,12 @@ typedef struct heap_s {
   uint32_t rcarved;
   bool rfailed;
   bool as_tight;
+  /* Its chunks' chunk map byte: an id CHUNK_HEAP_FIRST .. CHUNK_HEAP_LAST
+   * of its own (the first heaps made below level 2, for ever: a heap is
+   * never freed, an orphan keeps it for its next thread), else
+   * CHUNK_SPANS. fast_id is it if it is an id, else CHUNK_HEAP_NONE
+   * (heap.c, heap_new, the one place both are written). Never changes. */
+  uint8_t map_id;
   struct heap_s *next_all;             /* global list of every heap ever made */
   struct secure_heap_s *secure;        /* level-2 state (secure.c), NULL below level 2 */
   lz_lock_t lock;                      /* the heap lock (protocol above) */
@@ -1419,6 +1424,7 @@ extern const span_t lz_span_empty;
 void *slab_malloc_slow(heap_t *heap, unsigned cls);
 void slab_spare_release(heap_t *heap, unsigned cls);
 bool slab_spares_look(heap_t *heap, uint64_t now);
+void slab_firsts_look(heap_t *heap, uint64_t now);
 void *slab_malloc_short(heap_t *heap, unsigned cls);
 void *slab_malloc_local(heap_t *heap, unsigned cls);
 void slab_free_chain(heap_t *heap, span_t *s, lz_block_t *head, lz_block_t *tail, uint32_t count);

@@ -153,6 +153,81 @@ lz_text_late static lz_noinline void slab_spares_yield(heap_t *heap, unsigned cl
     slab_spare_release(heap, (unsigned)__builtin_ctzll(m));
 }
 
+/* Idle current slabs. The first span of a class queue holds the pin
+ * (above), so no free retires it and the hole puncher leaves it alone
+ * (below, "Holes"): a class a program used for a while and then left
+ * kept its current slab resident for good, every page of it, with no
+ * block out (a service that makes many sizes at start-up and few later:
+ * 26 classes filled and freed, then 1.5 s of one other size, kept 1.4
+ * MiB resident beyond the start, a slab of each). So the owner looks at
+ * its classes' first spans at most every FIRSTS_LOOK_MS (the purge delay
+ * if longer), and one found with no block out at two looks in a row goes
+ * back to its chunk (its pages then decay as any free pages); the
+ * class's next allocation makes a slab again, on free dirty pages first,
+ * as after a trim, and small again (slabs_made, below). Looks a purge
+ * delay apart (10 ms) released the slabs of classes that a working set
+ * empties now and then and made them again, each time on pages that had
+ * not decayed yet: bench glibc-thread-1 (sizes to 32 KiB, inverse-square:
+ * the biggest classes hold a block or none) peaked at 2.59 MiB against
+ * 2.46-2.53, thread-churn at 3.07-3.14 against 2.95-3.00; with 500 ms,
+ * 2.46 and 2.95. Only the
+ * owner, and only at an allocation slow path's entry (heap.c,
+ * heap_tick_entry), where no caller holds a span: malloc's fast path pops
+ * from the first span without the heap lock, so no other thread may
+ * unlink it. A first span's count holds the blocks on its free list
+ * (internal.h, span invariants), so the look gives that list back first
+ * (slab_uncache: a walk of it, as trim and thread exit do) and reads the
+ * exact count then; malloc takes the blocks back at its next refill in
+ * O(1) (slab_take_local). A class left alone keeps its list empty, so
+ * later looks cost a compare; a class in use pays a walk of its list,
+ * at most once per delay. FIRSTS_LOOK_STEPS bounds the links walked by
+ * one look (the next one starts where it stopped; a span's list holds at
+ * most 4,096 blocks). Start-up's packed span is no class's. */
+#define FIRSTS_LOOK_STEPS 8192
+#define FIRSTS_LOOK_MS 500
+lz_text_late lz_noinline void slab_firsts_look(heap_t *heap, uint64_t now) {
+  long delay = opt_get(OPT_PURGE_DELAY);
+  if (delay < 0) {
+    heap->firsts_look_at = UINT64_MAX; /* nothing goes back: no look */
+    return;
+  }
+  heap->firsts_look_at = now + (uint64_t)(delay > FIRSTS_LOOK_MS ? delay : FIRSTS_LOOK_MS);
+  if (heap->startup) return;
+  uint32_t budget = FIRSTS_LOOK_STEPS;
+  for (unsigned c = 1; c < LZ_CLASSES; c++) {
+    span_queue_t *q = &heap->queues[c];
+    span_t *s = q->first;
+    uint64_t bit = 1ull << c;
+    if (s == NULL || span_packed(s)) {
+      heap->firsts_empty &= ~bit;
+      continue;
+    }
+    if (s->free != NULL) {
+      uint32_t listed = (uint32_t)s->used - 1u; /* at most */
+      if (listed > budget) {
+        heap->firsts_empty &= ~bit;
+        continue;
+      }
+      budget -= listed;
+      slab_uncache(heap, s);
+    }
+    if (s->used != 1) {
+      heap->firsts_empty &= ~bit;
+    } else if (!(heap->firsts_empty & bit)) {
+      heap->firsts_empty |= bit; /* no block out: at the next look too, it goes */
+    } else {
+      heap->firsts_empty &= ~bit;
+      queue_remove(heap, q, s); /* drops the pin: used == 0 */
+      slab_release(heap, s);
+      /* Its next slab small again (slab_new): a class that goes idle and
+       * comes back a little at a time (bench thread-churn: threads of
+       * 200 blocks of 8 B to 4 KiB adopt the heaps of those that ended)
+       * grew to full-size slabs, one made per return, 1.5 MiB more. */
+      if (heap->slabs_made[c] > 1) heap->slabs_made[c] = 1;
+    }
+  }
+}
+
 /* slab_retire's: keeps s (empty, not first) as a spare of its class if
  * it may (above). Not hot text: only a class that made SPARE_MIN_MADE
  * slabs comes here, which a small process's classes do not. */

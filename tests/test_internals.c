@@ -49,6 +49,8 @@
  *   pin divert a span that loses its queue's pin while its class's
  *              foreign list is installed is diverted at once (queue_remove),
  *              so slab_malloc_slow may link it again at the back;
+ *   idle firsts a class's current slab left with no block out goes back at
+ *              the owner's looks, one with a block out stays;
  *   key top    links carry the key's fixed top bits, which free's fast
  *              path screens for; a live block with them frees all the same;
  *   screen     the free-list screen of a live block whose first word
@@ -243,10 +245,21 @@ static void *tail_freer(void *arg) {
 }
 
 static void test_remote_tail(heap_t *heap) {
-  enum { N = 4 };
+  enum { N = 64 };
   void *p[N];
-  for (int i = 0; i < N; i++) CHECK((p[i] = lz_malloc(LZ_PAGE_SIZE)) != NULL);
-  lz_block_t *tail = p[1], *head = p[2];
+  /* Two blocks in a row of one span of the class's own with a third
+   * counted there (a first slab of the class may hold one or two:
+   * slab.c, slab_new; a block may be borrowed from a bigger class). */
+  int k = -1, n = 0;
+  while (n < N && (k < 0 || n < k + 3)) {
+    CHECK((p[n] = lz_malloc(LZ_PAGE_SIZE)) != NULL);
+    n++;
+    if (k < 0 && n >= 3 && span_of(p[n - 3]) == span_of(p[n - 2]) && span_of(p[n - 2]) == span_of(p[n - 1]) &&
+        span_of(p[n - 1])->block_size == LZ_PAGE_SIZE) /* not borrowed (slab.c) */
+      k = n - 2;
+  }
+  CHECKF(k >= 0, "no three blocks of %d B in a row in one span among %d", (int)LZ_PAGE_SIZE, n);
+  lz_block_t *tail = p[k], *head = p[k + 1];
   span_t *s = span_of(tail);
   CHECK(span_of(head) == s && s->kind == SPAN_SLAB && s->block_size == LZ_PAGE_SIZE);
   CHECK(((uintptr_t)head & (LZ_PAGE_SIZE - 1)) == 0 && s->used > 2);
@@ -264,8 +277,8 @@ static void test_remote_tail(heap_t *heap) {
   CHECK(got == 2);
   CHECK(s->local_free == head);
   lz_heap_validate();
-  for (int i = 0; i < N; i++)
-    if (i != 1 && i != 2) lz_free(p[i]);
+  for (int i = 0; i < n; i++)
+    if (i != k && i != k + 1) lz_free(p[i]);
   lz_heap_validate();
 }
 
@@ -1038,6 +1051,53 @@ static void test_key_top(void) {
   lz_heap_validate();
 }
 
+/* idle firsts: a class's current slab with no block out at two of the
+ * owner's looks in a row goes back to its chunk, at an allocation slow
+ * path's tick (slab.c, slab_firsts_look; the ticks here are large
+ * blocks'); the class's next allocation makes a slab again; a class with
+ * a block out keeps its current slab. */
+static void test_idle_firsts(heap_t *heap) {
+  if (opt_get(OPT_PURGE_DELAY) < 0) return;
+  slab_startup_end(heap);
+  const size_t za = 384, zb = 448;
+  unsigned ca = size_to_class(za), cb = size_to_class(zb);
+  void *a[40], *b[40];
+  for (int i = 0; i < 40; i++) {
+    a[i] = lz_malloc(za);
+    b[i] = lz_malloc(zb);
+    CHECK(a[i] != NULL && b[i] != NULL && span_of(a[i])->cls == ca && span_of(b[i])->cls == cb);
+  }
+  span_t *sb = heap->queues[cb].first; /* b[39]'s, the block kept */
+  CHECK(heap->queues[ca].first != NULL && sb == span_of(b[39]));
+  for (int i = 0; i < 40; i++) lz_free(a[i]);
+  for (int i = 0; i < 39; i++) lz_free(b[i]);
+  uint32_t slabs = heap->stats.class_slabs[ca];
+  uint64_t t0 = os_now_ms();
+  int bigs = 0;
+  while (heap->queues[ca].first != NULL && os_now_ms() - t0 < 5000) {
+    void *big = lz_malloc((size_t)2 << 20); /* large: a slow path's entry each */
+    CHECK(big != NULL);
+    lz_free(big);
+    if (++bigs % 64 == 0) usleep(2000);
+  }
+  span_t *left = heap->queues[ca].first;
+  CHECKF(left == NULL,
+         "%zu B: the class's empty current slab still linked after %llu ms of ticks (%d large blocks; used %u, "
+         "capacity %u, free list %s, local_free %s, look at %llu, clock %llu, startup %d)",
+         za, (unsigned long long)(os_now_ms() - t0), bigs, left ? left->used : 0, left ? left->capacity : 0,
+         left && left->free ? "set" : "empty", left && left->local_free ? "set" : "empty",
+         (unsigned long long)heap->firsts_look_at, (unsigned long long)heap->slow_clock, (int)heap->startup);
+  CHECKF(!LZ_STATS || heap->stats.class_slabs[ca] + 1 == slabs, "%zu B: %u slabs before the look, %u after", za,
+         slabs, heap->stats.class_slabs[ca]);
+  CHECKF(heap->queues[cb].first == sb, "%zu B: the current slab, with a block out, was unlinked", zb);
+  lz_heap_validate();
+  void *x = lz_malloc(za);
+  CHECK(x != NULL && span_of(x)->cls == ca && heap->queues[ca].first == span_of(x));
+  lz_free(x);
+  lz_free(b[39]);
+  lz_heap_validate();
+}
+
 /* For every slab class: a block freed into its queue's first span is the
  * class's next allocation, without a slow path, and two freed in a row
  * come back in reverse order (span.front: the fast free pushes on the list
@@ -1736,6 +1796,7 @@ int main(void) {
   test_borrow(heap);
   if (LZ_SECURE) test_key_top();
   test_lifo(heap);
+  test_idle_firsts(heap);
   test_spans(heap);
   test_descriptor_lines(heap);
   test_slab_max();
