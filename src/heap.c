@@ -832,6 +832,13 @@ lz_text_hot static lz_noinline heap_t *heap_fork_resume(void) {
   heap_t *h = fork_parked;
   fork_parked = NULL;
   heap_tls_set(h);
+  /* No idle-slab look (slab.c, slab_firsts_look) before a tick of the
+   * child's own moves its clock on: a look due in the parent (its ticks
+   * on free paths move the clock, only allocations look) walked and wrote
+   * every class's first span in the children, pages they then copied
+   * (bench forkstorm, faults per fork child in three runs: 33.3, 32.3,
+   * 33.3; without the look 32.0, 33.0, 33.0; now 32.1, 33.1, 32.1). */
+  h->firsts_look_at = h->slow_clock;
   slab_fork_pack(h);
   return h;
 }

@@ -1098,6 +1098,42 @@ static void test_idle_firsts(heap_t *heap) {
   lz_heap_validate();
 }
 
+/* A fork child's first allocations run no idle-slab look that was due in
+ * its parent (heap.c, heap_fork_resume): the look walks and writes the
+ * first span of every class, pages the child would copy. */
+static void test_fork_firsts(heap_t *heap) {
+  if (opt_get(OPT_PURGE_DELAY) < 0 || LZ_HEAPS > 0 || opt_get(OPT_SECURE) >= 2) return;
+  slab_startup_end(heap);
+  const size_t z = 640;
+  unsigned c = size_to_class(z);
+  void *a[4];
+  for (int i = 0; i < 4; i++) {
+    a[i] = lz_malloc(z);
+    CHECK(a[i] != NULL);
+  }
+  for (int i = 3; i >= 0; i--) lz_free(a[i]);
+  span_t *s = heap->queues[c].first;
+  CHECK(s != NULL && s->free != NULL); /* the blocks on its list: a look would walk it */
+  CHECK(heap->slow_clock > 1);
+  uint64_t look_at = heap->firsts_look_at;
+  heap->firsts_look_at = heap->slow_clock - 1; /* due at the next allocation's slow path */
+  fflush(NULL);
+  pid_t pid = fork();
+  CHECK(pid >= 0);
+  if (pid == 0) {
+    void *big = lz_malloc((size_t)2 << 20); /* the child's first call: a slow path's entry */
+    bool kept = big != NULL && lz_heap_tls == heap && heap->queues[c].first == s && s->free != NULL;
+    lz_free(big);
+    _exit(kept ? 0 : 1);
+  }
+  int st;
+  CHECK(waitpid(pid, &st, 0) == pid);
+  CHECKF(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+         "fork child: its first allocation ran the look due in the parent (%zu B's first span walked; status %#x)", z,
+         st);
+  heap->firsts_look_at = look_at;
+}
+
 /* For every slab class: a block freed into its queue's first span is the
  * class's next allocation, without a slow path, and two freed in a row
  * come back in reverse order (span.front: the fast free pushes on the list
@@ -1802,6 +1838,7 @@ int main(void) {
   if (LZ_SECURE) test_key_top();
   test_lifo(heap);
   test_idle_firsts(heap);
+  test_fork_firsts(heap);
   test_spans(heap);
   test_descriptor_lines(heap);
   test_slab_max();
