@@ -832,13 +832,16 @@ lz_text_hot static lz_noinline heap_t *heap_fork_resume(void) {
   heap_t *h = fork_parked;
   fork_parked = NULL;
   heap_tls_set(h);
-  /* No idle-slab look (slab.c, slab_firsts_look) before a tick of the
-   * child's own moves its clock on: a look due in the parent (its ticks
-   * on free paths move the clock, only allocations look) walked and wrote
-   * every class's first span in the children, pages they then copied
-   * (bench forkstorm, faults per fork child in three runs: 33.3, 32.3,
-   * 33.3; without the look 32.0, 33.0, 33.0; now 32.1, 33.1, 32.1). */
-  h->firsts_look_at = h->slow_clock;
+  /* An idle-slab look (slab.c, slab_firsts_look) overdue in the parent
+   * (its ticks on free paths move the clock, only allocations look) waits
+   * for a tick of the child's own to move the clock on: it walked and
+   * wrote every class's first span in the children, pages they then
+   * copied (bench forkstorm, faults per fork child in three runs: 33.3,
+   * 32.3, 33.3; without the look 32.0, 33.0, 33.0; now 32.1, 33.1, 32.1).
+   * One not yet due keeps its time (set to the clock, a child's first
+   * tick ran it at once and mapped the late text: fork_pages text_purge,
+   * config-lean). */
+  if (h->firsts_look_at < h->slow_clock) h->firsts_look_at = h->slow_clock;
   slab_fork_pack(h);
   return h;
 }
