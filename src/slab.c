@@ -181,8 +181,10 @@ lz_text_late static lz_noinline void slab_spares_yield(heap_t *heap, unsigned cl
  * O(1) (slab_take_local). A class left alone keeps its list empty, so
  * later looks cost a compare; a class in use pays a walk of its list,
  * at most once per delay. FIRSTS_LOOK_STEPS bounds the links walked by
- * one look (the next one starts where it stopped; a span's list holds at
- * most 4,096 blocks). Start-up's packed span is no class's. */
+ * one look: a class whose list would pass what is left of it is skipped
+ * (its bit cleared, so it goes no sooner) and looked at again next time
+ * (a span's list holds at most 4,096 blocks, so at least two classes'
+ * lists fit). Start-up's packed span is no class's. */
 #define FIRSTS_LOOK_STEPS 8192
 #define FIRSTS_LOOK_MS 500
 lz_text_late lz_noinline void slab_firsts_look(heap_t *heap, uint64_t now) {
