@@ -1098,9 +1098,9 @@ lz_inline void *refill_local(heap_t *heap, span_t *s) {
 
 /* heap_malloc_refill's: installed foreign list f (remote.c) is empty. It
  * stays installed, and the class's span serves this call, unless no block
- * came in (f->used, the pushes since the list was last found empty:
- * remote.c) during FOREIGN_DRY_LOOKS such calls in a row (f->capacity
- * counts them): then the flow has stopped, and direct[] names the class's
+ * came in during FOREIGN_DRY_LOOKS such calls in a row (f->capacity
+ * counts them; every push sets it to 0: remote.c, foreign_link): then
+ * the flow has stopped, and direct[] names the class's
  * span again. A thread that keeps being handed other threads' blocks
  * would otherwise uninstall and install its list again every few
  * allocations, while one that no longer is pays this call a few times.
@@ -1108,10 +1108,8 @@ lz_inline void *refill_local(heap_t *heap, span_t *s) {
  * freed blocks taken (refill_local). */
 lz_text_thread static lz_noinline void *refill_foreign_dry(size_t size, heap_t *heap, span_t *f) {
   span_t *s;
-  if (f->used != 0) f->capacity = 0;
   if (f->capacity < FOREIGN_DRY_LOOKS) {
     f->capacity++;
-    f->used = 0;
     s = heap->queues[f->cls].first;
     if (s == NULL) return heap_malloc_slow(size, heap, false);
   } else {

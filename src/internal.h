@@ -792,14 +792,13 @@ typedef struct heap_stats_s {
  *   foreign[c] (when mapped) is a list (`free`) of blocks of class c in
  *     other heaps' slab spans, of any chunks (remote.c, "Order"), and
  *     while installed also of this heap's own (remote.c, "Own blocks":
- *     counted as out by their spans; `page` counts the pushes
- *     refused before the list is counted again: foreign_recount)
- *     [foreign.own], each
- *     marked in flight (LZ_SECURE), non-empty only for classes whose size is a multiple of LZ_CACHE_LINE (no line
- *     shared with another block: no passive false sharing); used == its
- *     length unless installed, used <= npages (the cap with idle
- *     owners' blocks, foreign_idle_cap; reserved is the bound for
- *     others'), and only
+ *     counted as out by their spans) [foreign.own], each
+ *     marked in flight (LZ_SECURE), each holding its depth in word 3
+ *     (the blocks from it to the list's end, itself included: remote.c,
+ *     "Depth") [foreign.depth], non-empty only for classes whose size is a multiple of LZ_CACHE_LINE (no line
+ *     shared with another block: no passive false sharing); its length
+ *     <= npages (the cap with idle owners' blocks, foreign_idle_cap;
+ *     reserved is the bound for others'), used and page 0, and only
  *     classes <= LZ_DIRECT_MAX the heap has made a slab of
  *     (slabs_made[c] != 0, which never drops back: so an installed class
  *     is one foreign_wanted keeps) are installed, direct[] then pointing at
@@ -807,8 +806,8 @@ typedef struct heap_stats_s {
  *     installed list empty with no block pushed since the previous one,
  *     at most FOREIGN_DRY_LOOKS, 0 unless installed (heap.c,
  *     refill_foreign_dry) [foreign.class, foreign.line, foreign.installed,
- *     foreign.length, foreign.block, foreign.in_flight, foreign.used,
- *     foreign.cap, foreign.dry];
+ *     foreign.length, foreign.block, foreign.in_flight, foreign.depth,
+ *     foreign.used, foreign.cap, foreign.dry];
  *   stats.in_use == minus the bytes of its foreign lists that are not
  *     installed (below level 2: remote.c moves foreign blocks' bytes
  *     between heaps' figures, out of the holder's at a push onto such a

@@ -395,14 +395,14 @@ lz_text_thread size_t remote_collect(heap_t *heap) {
  * block joining heap->foreign[cls] points direct[] at the list (or the
  * slow path does, finding it not empty), so the fast path pops foreign
  * blocks like a span's (uncounted: the list was charged to in_use at
- * installation), the block freed last first. While installed, `used`
- * counts the blocks pushed since it was installed, or since it was last
- * found empty (by a push, or by malloc's refill: bounding the list);
- * otherwise it counts the list. `reserved` is the bound. When the list
+ * installation), the block freed last first. A list's length is exact
+ * all the same: each listed block holds its depth ("Depth" below), so
+ * the length is the head's, and a push compares its block's with the
+ * bound, `reserved`. When the list
  * runs dry, the next malloc of the class takes a block of the class's
  * span, and uninstalls the list only once no block was pushed during
  * several such mallocs in a row (heap.c, refill_foreign_dry; `capacity`
- * counts them, 0 while not installed): a thread handed blocks steadily
+ * counts them, set to 0 by every push, and 0 while not installed): a thread handed blocks steadily
  * keeps its list installed, instead of paying an uninstall and an install
  * every few allocations. A larger class's list is popped by malloc's
  * refill once the class's span has no free list (heap.c, refill_foreign:
@@ -496,9 +496,10 @@ lz_inline bool foreign_owner_idle(const heap_t *self, const span_t *s) {
   return atomic_load_explicit(&owner->xstate, memory_order_relaxed) != HEAP_ACTIVE;
 }
 
-/* Room in f beyond its bound for b of span s: its owner idle. */
-lz_inline bool foreign_idle_room(const heap_t *self, const span_t *s, const span_t *f) {
-  return f->used < foreign_idle_cap(f) && foreign_owner_idle(self, s);
+/* Room in f beyond its bound for b of span s, which would be at depth d
+ * there: its owner idle. */
+lz_inline bool foreign_idle_room(const heap_t *self, const span_t *s, const span_t *f, uint64_t d) {
+  return d <= foreign_idle_cap(f) && foreign_owner_idle(self, s);
 }
 
 /* Age: word 2 of a listed block (blocks here are >= LZ_CACHE_LINE bytes,
@@ -508,6 +509,49 @@ lz_inline bool foreign_idle_room(const heap_t *self, const span_t *s, const span
  * (foreign_flush) sends home what was pushed before the last flush, the
  * list's tail below the blocks of the current stamp. */
 lz_inline void foreign_stamp(const heap_t *self, lz_block_t *b) { b[2].enc_next = (uintptr_t)self->foreign_flush_at; }
+
+/* Depth: word 3 of a listed block holds the number of blocks from it to
+ * the list's end, itself included [foreign.depth], so the length of a
+ * list is its head's depth: exact, though malloc's fast path pops an
+ * installed list without a count (a pop leaves the next block, whose
+ * depth is one less, at the head), and read with one load of a line this
+ * thread wrote when it pushed that block. A push writes its block's depth
+ * (foreign_next_depth); what cuts a list's tail (foreign_flush) numbers
+ * the blocks it keeps again (foreign_renumber). Before, the owner of the
+ * list counted pushes since it was last found empty, a bound on the
+ * length from above that a list pushed and popped in turn reached while
+ * short, and walked the list to count it again then (bench larson: 1.4 %
+ * of its time, a cache miss a link, and pushes refused while the list
+ * was at half its bound or more, their blocks sent home). */
+typedef uint32_t lz_depth_word __attribute__((may_alias));
+lz_inline uint64_t foreign_depth(const lz_block_t *b) { return ((const lz_depth_word *)&b[3])[0]; }
+/* A 4-byte store (depths are below 2^16: foreign_idle_cap): GCC pairs
+ * two 8-byte stores to adjacent words, the stamp's and this, into a
+ * vector store that takes four instructions. */
+lz_inline void foreign_set_depth(lz_block_t *b, uint64_t d) { ((lz_depth_word *)&b[3])[0] = (uint32_t)d; }
+
+/* The depth a block pushed onto f now takes: 1 on an empty list, else
+ * the head's depth plus one; past every bound for a head that malloc's
+ * fast path would not follow either (list_head_ok: a link overwritten in
+ * the block the last pop took, which the next malloc of the class
+ * reports), which is not read. */
+lz_inline uint64_t foreign_next_depth(const span_t *f) {
+  const lz_block_t *h = f->free;
+  if (lz_likely(list_head_ok(h))) return foreign_depth(h) + 1; /* false for NULL too */
+  return h == NULL ? 1 : UINT64_MAX;
+}
+
+/* Writes the depths of f's first n blocks, the whole list: n down to 1. */
+static void foreign_renumber(span_t *f, uint32_t n) {
+  for (lz_block_t *b = f->free; b != NULL; b = block_next(b)) foreign_set_depth(b, n--);
+}
+
+/* Blocks in f's list (its head's depth; a head malloc would not follow
+ * counts none). */
+lz_inline uint32_t foreign_len(const span_t *f) {
+  uint64_t d = foreign_next_depth(f) - 1;
+  return d < UINT32_MAX ? (uint32_t)d : 0;
+}
 
 static bool foreign_listed(const span_t *f, const lz_block_t *b) {
   uint32_t limit = 2 * foreign_idle_cap(f) + 1;
@@ -550,8 +594,7 @@ lz_inline void foreign_fast_sync(heap_t *heap, span_t *f) {
 }
 
 lz_text_thread static void foreign_install(heap_t *heap, span_t *f) {
-  if (LZ_STATS) heap->stats.in_use += (int64_t)f->used * f->block_size; /* charged: pops uncounted */
-  f->used = 0;
+  if (LZ_STATS) heap->stats.in_use += (int64_t)foreign_len(f) * f->block_size; /* charged: pops uncounted */
   f->flags |= FOREIGN_INSTALLED;
   foreign_fast_sync(heap, f);
   heap_direct_update(heap, f->cls);
@@ -567,59 +610,25 @@ lz_inline bool foreign_installable(unsigned cls) {
 
 void foreign_uninstall(heap_t *heap, span_t *f) {
   f->flags &= (uint8_t)~FOREIGN_INSTALLED;
-  f->used = 0;
-  f->page = 0;
   f->capacity = 0;
   foreign_fast_sync(heap, f);
   heap_direct_update(heap, f->cls);
 }
 
 /* Links b (screened) at the front of f, this heap's list of its class,
- * installed if it was not, so the next malloc of the class takes b. */
-lz_inline void foreign_link(heap_t *self, span_t *f, lz_block_t *b) {
+ * at depth d (foreign_next_depth), installed if it was not, so the next
+ * malloc of the class takes b. */
+lz_inline void foreign_link(heap_t *self, span_t *f, lz_block_t *b, uint64_t d) {
   if (LZ_SECURE) block_set_next(b + 1, b);
   foreign_stamp(self, b);
+  foreign_set_depth(b, d);
   block_set_next(b, f->free);
   f->free = b;
-  f->used++;
+  f->capacity = 0; /* a block came in (refill_foreign_dry) */
   if (!(f->flags & FOREIGN_INSTALLED)) {
     if (LZ_STATS) self->stats.in_use -= f->block_size; /* an installed list counts as in use */
     if (foreign_installable(f->cls)) foreign_install(self, f);
   }
-}
-
-/* An installed list whose pushes since it was last found empty reached
- * its bound (`used` == `reserved`): malloc's fast path pops it without
- * counting, so `used` only bounds its length from above, and a list that
- * pushes and pops keep short but seldom empty (a thread that reuses what
- * it frees: "Own blocks") would reach the bound as often as a full one,
- * sending blocks home that it could have reused. Counted again here: below
- * half the bound, `used` becomes the length and the block may join; at
- * half or more it stays at the bound, and the next reserved / 2 pushes
- * at the bound are refused without a count (`page` counts them down: a
- * foreign list has no pages), so a list that stays full costs at most
- * two links read per push, one that stays short at most one. A link that
- * leaves our chunks (the list was overwritten) stops the count: refused,
- * and malloc's checks report it. */
-lz_text_thread static lz_noinline bool foreign_recount(span_t *f) {
-  if (!(f->flags & FOREIGN_INSTALLED)) return false; /* its `used` is its length */
-  if (f->page != 0) {
-    f->page--;
-    return false;
-  }
-  uint32_t n = 0;
-  const lz_block_t *x = f->free;
-  while (x != NULL && 2 * n < f->reserved) {
-    if (lz_unlikely(chunkmap_kind((uintptr_t)x) != CHUNK_SPANS)) return false;
-    x = block_next(x);
-    n++;
-  }
-  if (2 * n >= f->reserved) {
-    f->page = (uint16_t)(f->reserved / 2);
-    return false;
-  }
-  f->used = (uint16_t)n;
-  return true;
 }
 
 lz_text_thread static lz_noinline bool foreign_push(heap_t *self, span_t *s, lz_block_t *b) {
@@ -627,11 +636,8 @@ lz_text_thread static lz_noinline bool foreign_push(heap_t *self, span_t *s, lz_
   if (lz_unlikely(lz_numa_on) && span_chunk(s)->node != self->numa_home) return false;
   if (lz_unlikely(self->foreign == NULL) && !foreign_init(self)) return false;
   span_t *f = &self->foreign[s->cls];
-  /* An installed list that the fast path emptied holds nothing any more:
-   * its count of pushes since it was installed starts again. An
-   * uninstalled list's count is its length. */
-  if (f->free == NULL && (f->flags & FOREIGN_INSTALLED)) f->used = 0;
-  if (f->used >= f->reserved && !foreign_recount(f) && !foreign_idle_room(self, s, f)) return false;
+  uint64_t d = foreign_next_depth(f);
+  if (d > f->reserved && !foreign_idle_room(self, s, f, d)) return false;
   if (LZ_SECURE) {
     if (block_next(b + 1) == b) {
       lz_block_t *n = block_next(b);
@@ -641,28 +647,26 @@ lz_text_thread static lz_noinline bool foreign_push(heap_t *self, span_t *s, lz_
     if (block_maybe_free(b)) return false; /* the batches screen it */
   }
   remote_owe(self);
-  foreign_link(self, f, b);
+  foreign_link(self, f, b, d);
   return true;
 }
 
-/* remote_free_fast's: b joins f, a list that is not installed (the
- * first block since the list was last uninstalled installs it). */
-lz_text_thread static lz_noinline void foreign_keep(heap_t *self, span_t *f, lz_block_t *b) {
+/* remote_free_slab's: b joins f, a list that is not installed (the
+ * first block since the list was last uninstalled installs it), at
+ * depth d. */
+lz_text_thread static lz_noinline void foreign_keep(heap_t *self, span_t *f, lz_block_t *b, uint64_t d) {
   remote_owe(self);
-  foreign_link(self, f, b);
+  foreign_link(self, f, b, d);
 }
 
-/* remote_free_fast's: b (screened) for f, an installed list at its bound:
- * kept if a count finds room (foreign_recount) or its owner is idle
- * (foreign_idle_room), else batched. */
-lz_text_thread static lz_noinline void foreign_keep_full(heap_t *self, span_t *s, span_t *f, lz_block_t *b) {
-  if (LZ_SECURE) block_set_next(b + 1, b); /* word 1: in flight, either way */
-  if (foreign_recount(f) || foreign_idle_room(self, s, f)) {
-    foreign_stamp(self, b);
-    block_set_next(b, f->free);
-    f->free = b;
-    f->used++;
+/* remote_free_fast's: b (screened) for f, an installed list at its bound
+ * (b would be at depth d): kept if its owner is idle (foreign_idle_room),
+ * else batched. */
+lz_text_thread static lz_noinline void foreign_keep_full(heap_t *self, span_t *s, span_t *f, lz_block_t *b, uint64_t d) {
+  if (foreign_idle_room(self, s, f, d)) {
+    foreign_link(self, f, b, d);
   } else {
+    if (LZ_SECURE) block_set_next(b + 1, b); /* word 1: in flight */
     batch_add(self, s, b, false);
   }
 }
@@ -709,15 +713,15 @@ lz_text_thread bool remote_free_slab(heap_t *self, void *p, span_t *s) {
   self->slow_count++;
   if (foreign_wanted_slab(self, s)) {
     span_t *f = &self->foreign[s->cls];
+    uint64_t d = foreign_next_depth(f);
     if (f->flags & FOREIGN_INSTALLED) {
       /* Installed, though fkeep does not name it: a heap without a
        * fast_id (not p's owner, tested above). */
-      if (f->free == NULL) f->used = 0;
-      if (f->used < f->reserved) foreign_link(self, f, b);
-      else foreign_keep_full(self, s, f, b);
+      if (d <= f->reserved) foreign_link(self, f, b, d);
+      else foreign_keep_full(self, s, f, b, d);
       return true;
-    } else if (f->used < f->reserved || foreign_idle_room(self, s, f)) {
-      foreign_keep(self, f, b);
+    } else if (d <= f->reserved || foreign_idle_room(self, s, f, d)) {
+      foreign_keep(self, f, b, d);
       return true;
     }
   }
@@ -763,15 +767,16 @@ lz_text_hot int remote_free_fast(heap_t *self, void *p, span_t *s) {
   if (!remote_screen(s, b)) return REMOTE_GENERAL;
   self->slow_count = count;
   /* foreign_link's, for an installed list (nothing to charge) */
-  if (f->free == NULL) f->used = 0;
-  if (lz_likely(f->used < f->reserved)) {
+  uint64_t d = foreign_next_depth(f);
+  if (lz_likely(d <= f->reserved)) {
     if (LZ_SECURE) block_set_next(b + 1, b);
     foreign_stamp(self, b);
+    foreign_set_depth(b, d);
     block_set_next(b, f->free);
     f->free = b;
-    f->used++;
+    f->capacity = 0;
   } else {
-    foreign_keep_full(self, s, f, b); /* a tail call: no register saved here */
+    foreign_keep_full(self, s, f, b, d); /* a tail call: no register saved here */
   }
   return REMOTE_DONE;
 }
@@ -802,8 +807,8 @@ bool remote_free_medium(heap_t *self, void *p, span_t *s) {
  * the thread's frees before, tcmalloc 4-6 %). s's count keeps b as out,
  * so s cannot be retired while b waits; the list's bound and its flush
  * (FOREIGN_MAX_AGE_MS, trim, thread exit: foreign_flush frees b into s)
- * bound that. Own blocks take at most half the bound (`used` below
- * reserved / 2, counted again at the bound: foreign_recount), the rest
+ * bound that. Own blocks take at most half the bound (a list shorter
+ * than reserved / 2), the rest
  * is kept for foreign blocks: an own block turned away waits in its
  * span, a foreign one goes home, where an owner that no longer allocates
  * the class (larson's main thread, which made the first 20000 blocks)
@@ -831,9 +836,8 @@ lz_text_thread lz_noinline bool foreign_free_own(heap_t *heap, span_t *s, lz_blo
   }
   if (span_slab_index(s, (uintptr_t)b) >= __atomic_load_n(&s->capacity, __ATOMIC_RELAXED)) return false;
   if (LZ_SECURE && word_maybe_link(b)) return false;
-  if (f->free == NULL) f->used = 0; /* as remote_free_fast counts */
-  if (f->used >= f->reserved) foreign_recount(f);
-  if (f->used >= f->reserved / 2) {
+  uint64_t d = foreign_next_depth(f);
+  if (d > f->reserved / 2) {
     /* The rest is for foreign blocks: b goes back into s, screened
      * already (a block boundary below the carved limit, a first word no
      * list link has, so on none of s's lists), as the general path would
@@ -848,9 +852,10 @@ lz_text_thread lz_noinline bool foreign_free_own(heap_t *heap, span_t *s, lz_blo
   }
   if (LZ_SECURE) block_set_next(b + 1, b);
   foreign_stamp(heap, b);
+  foreign_set_depth(b, d);
   block_set_next(b, f->free);
   f->free = b;
-  f->used++;
+  f->capacity = 0;
   return true;
 }
 
@@ -880,14 +885,13 @@ void *foreign_alloc(heap_t *heap, unsigned cls) {
 void *foreign_take(heap_t *heap, span_t *f) {
   lz_assert(f->free != NULL && !(f->flags & FOREIGN_INSTALLED));
   if (LZ_SECURE && lz_unlikely(!list_head_ok(f->free))) lz_fatal_pointer("corrupted free list", "malloc", f->free);
-  f->used--;
   if (LZ_STATS) heap->stats.in_use += f->block_size;
   return span_pop(f);
 }
 
 /* FOREIGN_FLUSH_EXIT's split of f's list: the blocks of idle owners
  * ("Idle owners" above) that are some thread's stay on it in their order
- * (so the stamps down the list still never rise), `used` their number;
+ * (so the stamps down the list still never rise), numbered again;
  * returns the others (own ones included), linked in their order: all of
  * the list, f->free, if none stays. An orphan's blocks go home: the next
  * thread to start adopts it and reuses them there, where they may empty
@@ -917,8 +921,7 @@ static lz_block_t *foreign_split_idle(heap_t *heap, span_t *f) {
   if (keep == NULL) return f->free;
   block_set_next(keep_last, NULL);
   f->free = keep;
-  f->used = (uint16_t)n;
-  f->page = 0;
+  foreign_renumber(f, n);
   return send;
 }
 
@@ -932,7 +935,7 @@ static lz_block_t *foreign_split_idle(heap_t *heap, span_t *f) {
  * front): in bench larson, main's first blocks freed by the workers came
  * back to them, instead of going home to a heap whose thread waits in
  * pthread_join, where they were lost until the end. A list that keeps
- * blocks keeps its state (`used` becomes their number). */
+ * blocks keeps its state (its blocks numbered again: "Depth"). */
 lz_text_thread void foreign_flush(heap_t *heap, int how) {
   if (heap->foreign == NULL) return;
   for (unsigned cls = 1; cls < LZ_CLASSES; cls++) {
@@ -946,9 +949,8 @@ lz_text_thread void foreign_flush(heap_t *heap, int how) {
         /* Some stay, all foreign now: as an uninstalled list (the
          * statistics of a heap with no thread exact again: foreign_link),
          * which the next thread's malloc installs (foreign_alloc). */
-        uint16_t kept = f->used;
+        uint32_t kept = foreign_len(f);
         foreign_uninstall(heap, f);
-        f->used = kept;
         if (LZ_STATS) heap->stats.in_use -= (int64_t)kept * f->block_size;
       }
     } else if (how == FOREIGN_FLUSH_AGED && b != NULL) {
@@ -962,16 +964,13 @@ lz_text_thread void foreign_flush(heap_t *heap, int how) {
       }
       if (last != NULL) {
         block_set_next(last, NULL);
-        f->used = (uint16_t)n;
-        f->page = 0;
+        foreign_renumber(f, n);
       } else {
         b = f->free;
       }
     }
     if (b == f->free) {
       f->free = NULL;
-      f->used = 0;
-      f->page = 0;
       f->capacity = 0;
       f->flags &= (uint8_t)~FOREIGN_INSTALLED;
       foreign_fast_sync(heap, f);

@@ -322,8 +322,12 @@ static int64_t foreign_check(const heap_t *heap) {
       if (LZ_SECURE) V(block_next(b + 1) == b, "foreign.in_flight", b);
       V(c->heap != heap || installed, "foreign.own", b); /* remote.c, "Own blocks" */
     }
-    V(installed || f->used == n, "foreign.used", f);
-    V(f->used <= foreign_idle_cap(f), "foreign.cap", f);
+    /* Each block's depth: the blocks from it to the end (walked above). */
+    uint32_t depth = n;
+    for (const lz_block_t *b = f->free; b != NULL; b = block_next(b), depth--)
+      V(*(const uint32_t *)(const void *)&b[3] == depth, "foreign.depth", b); /* word 3's first 4 bytes (remote.c) */
+    V(f->used == 0 && f->page == 0, "foreign.used", f);
+    V(n <= foreign_idle_cap(f), "foreign.cap", f);
     V(installed ? f->capacity <= FOREIGN_DRY_LOOKS : f->capacity == 0, "foreign.dry", f);
     if (!installed) uninstalled += (int64_t)n * f->block_size;
   }

@@ -64,6 +64,13 @@
  *      never collected them, and the next thread carved W new ones:
  *      twice the live memory). Run first, while no orphan but the
  *      exiting thread's is there to be adopted.
+ *  14. a list above half its bound keeps what it is handed: a thread
+ *      that keeps 60 % of its list's bound of an owner's blocks frees
+ *      another of them and takes it again, as many times as the bound:
+ *      every allocation returns the block freed just before (counting
+ *      pushes since the list was last empty, the list refused pushes
+ *      once they reached the bound while it held half of it or more, and
+ *      the block went home).
  */
 #include <pthread.h>
 #include <sched.h>
@@ -135,9 +142,14 @@ static void run(void *(*fn)(void *), void *arg) {
  * cannot adopt the owner's heap (an exited thread's heap is adopted whole
  * by the next new thread). */
 static pthread_barrier_t bar;
+/* Set: the owner ticks (heap.c's purge tick, which stamps xtick_ms) just
+ * before it waits, so it does not count as idle to the other thread
+ * (remote.c, "Idle owners") for FOREIGN_IDLE_MS. */
+static bool owner_ticks;
 
 static void *owner(void *arg) {
   alloc_n(arg);
+  for (int i = 0; owner_ticks && i < 2 * HEAP_TICK_EVERY; i++) lz_free(lz_malloc(2 << 20)); /* slow-path entries */
   pthread_barrier_wait(&bar); /* blocks ready */
   pthread_barrier_wait(&bar); /* the other thread is done */
   return NULL;
@@ -768,6 +780,44 @@ static void test_waiting_owner(void) {
   CHECKF(st1.in_use == st0.in_use, "in use %zu before, %zu after", st0.in_use, st1.in_use);
 }
 
+/* ---- 14. a list above half its bound keeps what it is handed ------------- */
+#define HALF_SIZE 384 /* a line multiple no other part uses: bound 128 KiB / 384 = 341 */
+#define HALF_BOUND (128 * 1024 / HALF_SIZE)
+#define HALF_KEPT (HALF_BOUND * 6 / 10)
+static size_t half_lost;
+
+static void *keep_above_half(void *arg) {
+  (void)arg;
+  void *mine = lz_malloc(HALF_SIZE); /* this thread allocates the class: it keeps what it frees */
+  CHECK(mine != NULL);
+  for (size_t i = 0; i < HALF_KEPT; i++) lz_free(blocks[i]);
+  size_t lost = 0;
+  void *p = blocks[HALF_KEPT];
+  for (size_t i = 0; i < HALF_BOUND; i++) {
+    lz_free(p);
+    void *q = lz_malloc(HALF_SIZE);
+    CHECK(q != NULL);
+    if (q != p) lost++;
+    p = q;
+  }
+  half_lost = lost;
+  lz_free(p);
+  lz_free(mine);
+  return NULL;
+}
+
+static void test_above_half(void) {
+  block_size = HALF_SIZE;
+  owner_ticks = true; /* an idle owner's blocks may pass the bound ("Idle owners") */
+  owner_round(HALF_KEPT + 1, keep_above_half);
+  owner_ticks = false;
+  block_size = SIZE;
+  CHECKF(half_lost == 0, "%zu of %d allocations did not return the block freed just before (%d kept of a bound of %d)",
+         half_lost, HALF_BOUND, HALF_KEPT, HALF_BOUND);
+  printf("a list above half its bound: %d blocks kept, %d more freed and taken again, the same block each time\n",
+         HALF_KEPT, HALF_BOUND);
+}
+
 int main(void) {
   /* Hardening level 2 (its usable size is the requested size) keeps no
    * foreign lists: every free goes through its quarantine instead. */
@@ -790,6 +840,7 @@ int main(void) {
   test_own_beside_foreign();
   test_reused_stay();
   test_idle_owner();
+  test_above_half();
   if (!TU_SANITIZED) test_double_free(); /* sanitizers intercept the abort */
   if (!TU_SANITIZED) test_own_double_free();
   return 0;
