@@ -615,16 +615,21 @@ void foreign_uninstall(heap_t *heap, span_t *f) {
   heap_direct_update(heap, f->cls);
 }
 
-/* Links b (screened) at the front of f, this heap's list of its class,
- * at depth d (foreign_next_depth), installed if it was not, so the next
- * malloc of the class takes b. */
-lz_inline void foreign_link(heap_t *self, span_t *f, lz_block_t *b, uint64_t d) {
+/* Puts b (screened) at the front of f, this heap's list of its class, at
+ * depth d (foreign_next_depth): marked in flight, stamped, linked. */
+lz_inline void foreign_push_front(const heap_t *self, span_t *f, lz_block_t *b, uint64_t d) {
   if (LZ_SECURE) block_set_next(b + 1, b);
   foreign_stamp(self, b);
   foreign_set_depth(b, d);
   block_set_next(b, f->free);
   f->free = b;
   f->capacity = 0; /* a block came in (refill_foreign_dry) */
+}
+
+/* foreign_push_front, and f installed if it was not, so the next malloc
+ * of the class takes b. */
+lz_inline void foreign_link(heap_t *self, span_t *f, lz_block_t *b, uint64_t d) {
+  foreign_push_front(self, f, b, d);
   if (!(f->flags & FOREIGN_INSTALLED)) {
     if (LZ_STATS) self->stats.in_use -= f->block_size; /* an installed list counts as in use */
     if (foreign_installable(f->cls)) foreign_install(self, f);
@@ -766,15 +771,9 @@ lz_text_hot int remote_free_fast(heap_t *self, void *p, span_t *s) {
   }
   if (!remote_screen(s, b)) return REMOTE_GENERAL;
   self->slow_count = count;
-  /* foreign_link's, for an installed list (nothing to charge) */
   uint64_t d = foreign_next_depth(f);
   if (lz_likely(d <= f->reserved)) {
-    if (LZ_SECURE) block_set_next(b + 1, b);
-    foreign_stamp(self, b);
-    foreign_set_depth(b, d);
-    block_set_next(b, f->free);
-    f->free = b;
-    f->capacity = 0;
+    foreign_push_front(self, f, b, d); /* installed: nothing to charge */
   } else {
     foreign_keep_full(self, s, f, b, d); /* a tail call: no register saved here */
   }
@@ -850,12 +849,7 @@ lz_text_thread lz_noinline bool foreign_free_own(heap_t *heap, span_t *s, lz_blo
     heap_leave(heap);
     return !holes;
   }
-  if (LZ_SECURE) block_set_next(b + 1, b);
-  foreign_stamp(heap, b);
-  foreign_set_depth(b, d);
-  block_set_next(b, f->free);
-  f->free = b;
-  f->capacity = 0;
+  foreign_push_front(heap, f, b, d);
   return true;
 }
 

@@ -1678,6 +1678,16 @@ static void brk_foreign_dry(heap_t *h, void *sm, void *md) {
   lz_heap_validate(); /* sound so far */
   f->capacity = FOREIGN_DRY_LOOKS + 1;
 }
+/* That list's head with a depth one more than its length (its one block:
+ * remote.c, "Depth"). */
+static void brk_foreign_depth(heap_t *h, void *sm, void *md) {
+  (void)sm; (void)md;
+  void *theirs;
+  span_t *f = foreign64(h, &theirs);
+  lz_heap_validate(); /* sound so far */
+  CHECK(*(uint32_t *)((char *)f->free + 3 * sizeof(lz_block_t)) == 1);
+  *(uint32_t *)((char *)f->free + 3 * sizeof(lz_block_t)) = 2;
+}
 /* The same list, kept by free's remote fast path through fkeep (the
  * heap has an id, NUMA is off in the test); then fkeep forgets it. */
 static void brk_fkeep(heap_t *h, void *sm, void *md) {
@@ -1873,6 +1883,7 @@ int main(void) {
   expect_caught("heap.direct", brk_direct);
   expect_caught("queue.ends", brk_queue);
   if (LZ_HEAPS == 0) expect_caught("foreign.dry", brk_foreign_dry);
+  if (LZ_HEAPS == 0) expect_caught("foreign.depth", brk_foreign_depth);
   if (LZ_HEAPS == 0) expect_caught("foreign.installed", brk_foreign_made);
   if (LZ_HEAPS == 0 && heap->fast_id != CHUNK_HEAP_NONE && !lz_numa_on) expect_caught("heap.fkeep", brk_fkeep);
   expect_caught("mcache.bytes", brk_mcache);
