@@ -504,10 +504,20 @@ lz_inline bool medium_keep(heap_t *heap, span_t *s) {
 
 /* The holder frees its own live block p, the start of span s (screened
  * by the caller for a block in flight from another thread), without the
- * lock when the cache has room for it. */
+ * lock when the cache has room for it. Parked as the front span of its
+ * page count when the front has room, as the fast path's free parks it
+ * (medium_free_last): the free's path (the fast one, or this one when
+ * the fast one's region count wrapped, alloc.h) does not change where
+ * the span goes. */
 lz_text_hot void medium_free_local(heap_t *heap, span_t *s, void *p) {
   if (s->to_local == 0) {
     medium_front_free(s, (lz_block_t *)p);
+    return;
+  }
+  if (lz_unlikely(s->used == 0)) lz_fatal_pointer("double free", "free", p);
+  if (medium_front_room(heap, s)) {
+    block_set_next((lz_block_t *)p, NULL);
+    medium_front_park(heap, s, (lz_block_t *)p);
     return;
   }
   medium_unuse(s);

@@ -428,9 +428,21 @@ static void test_front(heap_t *heap) {
   CHECK(heap->mfront_bytes == 0);
   int64_t before = raw_in_use();
   const size_t size = 32 * KiB, npages = size / LZ_PAGE_SIZE;
+  /* The free's slow path (the fast path's region count wraps every 256th
+   * free: alloc.h) parks it the same. */
   void *p = lz_malloc(size);
   CHECK(p != NULL);
   span_t *s = span_of(p);
+  heap_free_own(p, s);
+  CHECKF(heap->mfront[npages] == s && s->to_local == 0 && s->used == 1 && s->free == (lz_block_t *)p,
+         "the span freed by the slow path is not the front span of its size");
+  heap_enter(heap);
+  medium_front_flush(heap, true, 0);
+  heap_leave(heap);
+  CHECK(heap->mfront_bytes == 0);
+  p = lz_malloc(size);
+  CHECK(p != NULL);
+  s = span_of(p);
   memset(p, 0x33, size);
   lz_free(p);
   CHECKF(heap->mfront[npages] == s && s->to_local == 0 && s->used == 1 && s->free == (lz_block_t *)p,
