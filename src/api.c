@@ -50,11 +50,13 @@ lz_text_hot static void *realloc_body(void *p, size_t size) {
   void *r;
   size_t copy;
   if (heap_realloc_in_place(p, size, &r, &copy)) return r;
-  void *n = copy < size ? heap_realloc_grown(size) : NULL; /* growing: pages (heap.c) */
+  void *n = copy < size ? heap_realloc_grown(size, copy) : NULL; /* growing: pages (heap.c) */
   if (n == NULL) n = malloc_fast(size);
   if (n == NULL) return NULL;
   memcpy(n, p, copy);
-  if (lz_unlikely(size > LZ_MEDIUM_MAX && copy >= LZ_MOVED_RELEASE_MIN)) heap_realloc_moved(p); /* grew past medium */
+  /* Moved into a large block (heap_realloc_grown, or past 1 MiB). */
+  bool to_large = size > LZ_MEDIUM_MAX || (copy < size && realloc_by_steps(copy, size));
+  if (lz_unlikely(to_large && copy >= LZ_MOVED_RELEASE_MIN)) heap_realloc_moved(p);
   else free_fast(p);
   return n;
 }

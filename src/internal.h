@@ -1520,6 +1520,7 @@ bool large_freed_gone(uintptr_t a); /* a freed large block whose range went back
 bool large_freed_unit(uintptr_t a); /* a unit's first byte was a freed large block (any chunk map byte) */
 void large_free(large_t *l, void *p);
 void *large_realloc(large_t *l, void *p, size_t size);
+size_t large_requested(const large_t *l);
 size_t large_usable(const large_t *l);
 /* Level 2, the fault hook: the block whose guard page (or quarantined
  * range, freed) holds a, and what was hit; 0 if none. */
@@ -1676,13 +1677,20 @@ lz_cold void heap_free_last(heap_t *heap, span_t *s);
 void heap_free_local(heap_t *heap, span_t *s, lz_block_t *b);
 size_t heap_usable_size(const void *p, const char *func);
 bool heap_realloc_in_place(void *p, size_t size, void **out, size_t *copy);
-void *heap_realloc_grown(size_t size); /* NULL: take an ordinary block */
+void *heap_realloc_grown(size_t size, size_t old); /* NULL: take an ordinary block */
 /* realloc copied p, a block of at least LZ_MOVED_RELEASE_MIN bytes, into
  * a large block: frees p, giving its pages back (heap.c). Below that size
  * p is freed as free frees it: the code (late text, a window of pages a
  * single-threaded process may not map otherwise) would cost more than
  * the pages it gives back. */
-#define LZ_MOVED_RELEASE_MIN ((size_t)256 * KiB)
+#define LZ_MOVED_RELEASE_MIN ((size_t)128 * KiB)
+/* realloc growing a block past this size by a small step (a quarter of
+ * it at most: realloc_by_steps) moves it into a large block (heap.c,
+ * realloc_to_large), which grows by its pages from then on. */
+#define LZ_REALLOC_LARGE_MIN ((size_t)256 * KiB)
+lz_inline bool realloc_by_steps(size_t old, size_t size) {
+  return size > LZ_REALLOC_LARGE_MIN && size - old <= old / 4;
+}
 void heap_realloc_moved(void *p);
 void heap_collect(heap_t *heap, bool force);
 void heap_abandon(heap_t *heap);

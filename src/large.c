@@ -856,6 +856,9 @@ lz_text_late static lz_noinline uintptr_t range_grow(uintptr_t base, size_t *siz
 /* ---------------------------------------------------------------------------
  * Blocks
  * ------------------------------------------------------------------------- */
+/* The size the live block was last asked for (malloc or realloc). */
+size_t large_requested(const large_t *l) { return atomic_load_explicit(&l->xreq, memory_order_relaxed); }
+
 size_t large_usable(const large_t *l) {
   if (atomic_load_explicit(&l->xguard, memory_order_relaxed) != 0) return atomic_load_explicit(&l->xreq, memory_order_relaxed);
   return atomic_load_explicit(&l->xsize, memory_order_relaxed);
@@ -1096,7 +1099,13 @@ void *large_realloc(large_t *l, void *p, size_t size) {
   size_t old_guard = atomic_load_explicit(&l->xguard, memory_order_relaxed);
   size_t old_usable = large_usable(l);
   size_t need = lead + page_round(size) + guard_bytes();
-  if (need <= old && chunk_round(need) >= old && old_guard == 0 && guard_bytes() == 0) return p;
+  if (need <= old && chunk_round(need) >= old && old_guard == 0 && guard_bytes() == 0) {
+    /* In place: the request (heap.c's realloc tells growth by it) and the
+     * pages the block may write now. */
+    written_block(l, (uintptr_t)p, size);
+    atomic_store_explicit(&l->xreq, size, memory_order_relaxed);
+    return p;
+  }
   unsigned node = large_node(l);
   uint8_t *old_g = old_guard ? guard_of(l, p) : NULL;
   if (old_guard) os_protect_rw(old_g, old_guard);

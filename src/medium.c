@@ -525,8 +525,8 @@ lz_text_hot void medium_free_local(heap_t *heap, span_t *s, void *p) {
 }
 
 /* realloc moved the holder's own live block p, the start of span s, to a
- * large block: a buffer that grew past the medium sizes (a python list, a
- * git strbuf) has no use for a span of its old size, which the cache
+ * large block: a buffer that grew past LZ_REALLOC_LARGE_MIN (a python
+ * list, a git strbuf) has no use for a span of its old size, which the cache
  * would keep resident for the purge delay and more (bench realloc-grow's
  * first phase, a block grown by an eighth at a time to 2.6 MiB: 1049 KiB
  * resident beyond its size, 0.9 MiB more than under glibc, its last

@@ -166,6 +166,16 @@ static void p_realloc_after_free(size_t n) {
   free(opaque(q));
   go_on(n);
 }
+/* The same, grown by an eighth (a medium block: realloc used to grow
+ * the freed span, or take it again, and return it). */
+static void p_realloc_after_free_grow(size_t n) {
+  char *p = block(n);
+  announce(p);
+  free(p);
+  char *q = (char *)realloc(opaque(p), n + n / 8);
+  free(opaque(q));
+  go_on(n);
+}
 static void p_invalid_free_plus_8(size_t n) {
   char *p = block(n) + 8;
   announce(p);
@@ -431,7 +441,10 @@ static const kind_t kinds[] = {
     {"double_free_owner_then_thread", p_double_free_owner_then_thread, {DF, DF, DF "|" INV}, {DF, DF, DF}},
     {"double_free_thread_then_owner", p_double_free_thread_then_owner, {DF, DF, DF}, {DF, DF, DF}},
     {"realloc_after_free", p_realloc_after_free,
-     {"lzmalloc: realloc(): double free %p", "lzmalloc: realloc(): double free %p", DF},
+     {"lzmalloc: realloc(): double free %p", "lzmalloc: realloc(): double free %p", "lzmalloc: realloc(): double free %p"},
+     {"lzmalloc: realloc(): double free %p", "lzmalloc: realloc(): double free %p", "lzmalloc: realloc(): double free %p"}},
+    {"realloc_after_free_grow", p_realloc_after_free_grow,
+     {"lzmalloc: realloc(): double free %p", "lzmalloc: realloc(): double free %p", "lzmalloc: realloc(): double free %p"},
      {"lzmalloc: realloc(): double free %p", "lzmalloc: realloc(): double free %p", "lzmalloc: realloc(): double free %p"}},
     {"invalid_free_plus_8", p_invalid_free_plus_8, {INV, INV, INV}, {INV, INV, INV}},
     {"invalid_free_half", p_invalid_free_half, {INV, INV, INV}, {INV, INV, INV}},

@@ -2,10 +2,13 @@
  * to a bigger size grows it in place into the free pages that follow it.
  *
  * In a thread of its own (a fresh heap, whose chunk has free pages after
- * its first medium span): a 40000-byte block grown step by step by half
- * up to 1 MiB keeps its address, its bytes, and the heap's bytes in use
- * are exactly its pages (no freed span left behind, nothing counted
- * twice); a block whose next pages hold another block moves (bytes kept);
+ * its first medium span): a 40000-byte block grown step by step by a
+ * quarter up to LZ_REALLOC_LARGE_MIN keeps its address, its bytes, and
+ * the heap's bytes in use are exactly its pages (no freed span left
+ * behind, nothing counted twice); grown on by an eighth it moves once,
+ * into a large block, which keeps its address up to nearly 2 MiB, and a
+ * shrink of it to a medium size copies into a medium block; a block that
+ * doubles past LZ_REALLOC_LARGE_MIN stays a medium block; a block whose next pages hold another block moves (bytes kept);
  * a block grown past 1 MiB becomes a large block (bytes kept), and a
  * 900 KiB block moved so leaves none of its pages resident, but one moved
  * right after it keeps them all (for the next growth); a slab
@@ -52,8 +55,8 @@ static void *grow_thread(void *arg) {
   tu_pattern_fill(p, size, 7);
   EXPECT_IN_USE(base + pages_of(size));
   unsigned steps = 0;
-  while (size + size / 2 <= LZ_MEDIUM_MAX) {
-    size_t next = size + size / 2;
+  while (size + size / 4 <= LZ_REALLOC_LARGE_MIN) {
+    size_t next = size + size / 4;
     unsigned char *q = lz_realloc(p, next);
     CHECK(q == p); /* in place: the pages after it were free */
     CHECK(SIZE_MAX == tu_pattern_check(q, size, 7));
@@ -68,7 +71,45 @@ static void *grow_thread(void *arg) {
   /* Shrinking keeps it too (down to half its pages). */
   CHECK(lz_realloc(p, size - 4096) == p);
   CHECK(SIZE_MAX == tu_pattern_check(p, size - 4096, 7));
-  lz_free(p);
+  size -= 4096;
+
+  /* Past LZ_REALLOC_LARGE_MIN it moves once, into a large block, which
+   * grows in place from then on, past 1 MiB too (no second copy of up to
+   * 1 MiB where a medium block would end); a shrink to a medium size
+   * copies into a block of its pages. */
+  unsigned char *big = NULL;
+  while (size < 2 * LZ_MEDIUM_MAX - 2 * LZ_REALLOC_LARGE_MIN) {
+    size_t next = size + size / 8;
+    unsigned char *q = lz_realloc(p, next);
+    CHECK(q != NULL);
+    CHECK(SIZE_MAX == tu_pattern_check(q, size, 7));
+    if (big == NULL) {
+      CHECK(q != p);
+      big = q;
+      CHECK(((uintptr_t)big & (LZ_CHUNK_SIZE - 1)) == 0); /* a large block starts its 2 MiB unit */
+    }
+    CHECKF(q == big, "%zu B moved again (%p, the large block %p)", next, (void *)q, (void *)big);
+    tu_pattern_fill(q, next, 7);
+    p = q;
+    size = next;
+  }
+  lz_heap_validate();
+  unsigned char *q = lz_realloc(p, 600000);
+  CHECK(q != NULL && q != p);
+  CHECK(SIZE_MAX == tu_pattern_check(q, 600000, 7));
+  CHECKF(lz_usable_size(q) == pages_of(600000), "usable %zu", (size_t)lz_usable_size(q));
+  lz_free(q);
+  EXPECT_IN_USE(base);
+  /* A block that doubles past LZ_REALLOC_LARGE_MIN stays a medium block
+   * (a block of its pages, not a 2 MiB range). */
+  p = lz_malloc(200000);
+  CHECK(p != NULL);
+  tu_pattern_fill(p, 200000, 5);
+  q = lz_realloc(p, 400000);
+  CHECK(q != NULL);
+  CHECK(SIZE_MAX == tu_pattern_check(q, 200000, 5));
+  CHECKF(lz_usable_size(q) == pages_of(400000), "usable %zu", (size_t)lz_usable_size(q));
+  lz_free(q);
   EXPECT_IN_USE(base);
 
   /* A block right after it: the pages are not free, the block moves. */
