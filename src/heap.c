@@ -1330,12 +1330,15 @@ lz_text_late static lz_noinline void *realloc_to_large(size_t size) {
 
 /* realloc of large block l (at p) to size: resized by its pages (true,
  * *out the block or NULL with ENOMEM) above LZ_MEDIUM_MAX, and above
- * LZ_REALLOC_LARGE_MIN when not shrinking (a block realloc_to_large made,
- * still growing); false for a smaller size, which the caller copies into
- * a small or medium block, giving the whole range back rather than
- * keeping its resident pages. */
+ * LZ_REALLOC_LARGE_MIN for a block last asked for 1 MiB or less (one
+ * realloc_to_large made) down to half that request, as a span's block
+ * (REALLOC_SHRINK_COPY); false for anything smaller, which the caller
+ * copies into a small or medium block, giving the whole range back
+ * rather than keeping its resident pages. */
 lz_text_late static lz_noinline bool realloc_large(large_t *l, void *p, size_t size, void **out) {
-  if (size <= LZ_MEDIUM_MAX && (size <= LZ_REALLOC_LARGE_MIN || size < large_requested(l))) return false;
+  size_t req = large_requested(l);
+  if (size <= LZ_MEDIUM_MAX && (size <= LZ_REALLOC_LARGE_MIN || req > LZ_MEDIUM_MAX || size < req / REALLOC_SHRINK_COPY))
+    return false;
   *out = large_realloc(l, p, size);
   if (*out == NULL) errno = ENOMEM;
   return true;

@@ -6,8 +6,10 @@
  * quarter up to LZ_REALLOC_LARGE_MIN keeps its address, its bytes, and
  * the heap's bytes in use are exactly its pages (no freed span left
  * behind, nothing counted twice); grown on by an eighth it moves once,
- * into a large block, which keeps its address up to nearly 2 MiB, and a
- * shrink of it to a medium size copies into a medium block; a block that
+ * into a large block, which keeps its address up to nearly 2 MiB (and
+ * through shrinks to three quarters of it while it is 1 MiB or less), and
+ * a shrink of it from past 1 MiB to a medium size copies into a medium
+ * block; a block that
  * doubles past LZ_REALLOC_LARGE_MIN stays a medium block; a block whose next pages hold another block moves (bytes kept);
  * a block grown past 1 MiB becomes a large block (bytes kept), and a
  * 900 KiB block moved so leaves none of its pages resident, but one moved
@@ -89,6 +91,11 @@ static void *grow_thread(void *arg) {
       CHECK(((uintptr_t)big & (LZ_CHUNK_SIZE - 1)) == 0); /* a large block starts its 2 MiB unit */
     }
     CHECKF(q == big, "%zu B moved again (%p, the large block %p)", next, (void *)q, (void *)big);
+    if (next <= LZ_MEDIUM_MAX && next - next / 4 > LZ_REALLOC_LARGE_MIN) { /* a shrink keeps it too */
+      CHECK(lz_realloc(q, next - next / 4) == q);
+      CHECK(SIZE_MAX == tu_pattern_check(q, next - next / 4, 7));
+      CHECK(lz_realloc(q, next) == q);
+    }
     tu_pattern_fill(q, next, 7);
     p = q;
     size = next;
