@@ -55,8 +55,8 @@ lz_text_hot static void *realloc_body(void *p, size_t size) {
   if (n == NULL) return NULL;
   memcpy(n, p, copy);
   /* Moved into a large block (heap_realloc_grown, or past 1 MiB). */
-  bool to_large = size > LZ_MEDIUM_MAX || (copy < size && realloc_by_steps(copy, size));
-  if (lz_unlikely(to_large && copy >= LZ_MOVED_RELEASE_MIN)) heap_realloc_moved(p);
+  if (lz_unlikely(copy >= LZ_MOVED_RELEASE_MIN && (size > LZ_MEDIUM_MAX || realloc_by_steps(copy, size))))
+    heap_realloc_moved(p);
   else free_fast(p);
   return n;
 }

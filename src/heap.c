@@ -1330,9 +1330,9 @@ lz_text_late static lz_noinline void *realloc_to_large(size_t size) {
 
 /* realloc of large block l (at p) to size: resized by its pages (true,
  * *out the block or NULL with ENOMEM) above LZ_MEDIUM_MAX, and above
- * LZ_REALLOC_LARGE_MIN for a block last asked for 1 MiB or less (one
- * realloc_to_large made) down to half that request, as a span's block
- * (REALLOC_SHRINK_COPY); false for anything smaller, which the caller
+ * LZ_REALLOC_LARGE_MIN for a block asked for 1 MiB or less (one
+ * realloc_to_large made) down to half its largest request, as a span's
+ * block down to half its size (REALLOC_SHRINK_COPY); false for anything smaller, which the caller
  * copies into a small or medium block, giving the whole range back
  * rather than keeping its resident pages. */
 lz_text_late static lz_noinline bool realloc_large(large_t *l, void *p, size_t size, void **out) {
@@ -1776,7 +1776,8 @@ lz_text_hot bool heap_realloc_in_place(void *p, size_t size, void **out, size_t 
     if (LZ_SECURE && block_maybe_free((lz_block_t *)p)) realloc_screen(p, s);
     else if (size <= usable && size >= usable / REALLOC_SHRINK_COPY) return true;
     /* A medium block of the caller's own heap grows into the free pages
-     * after it when it can (medium_grow). */
+     * after it when it can (medium_grow), unless the step moves it into a
+     * large block (realloc_by_steps). */
     else if (size > usable && size <= LZ_MEDIUM_MAX && !realloc_by_steps(usable, size) && s->kind == SPAN_MEDIUM &&
              span_chunk(s)->heap == lz_heap_tls && medium_grow(lz_heap_tls, s, size))
       return true;

@@ -1689,7 +1689,7 @@ void *heap_realloc_grown(size_t size, size_t old); /* NULL: take an ordinary blo
  * realloc_to_large), which grows by its pages from then on. */
 #define LZ_REALLOC_LARGE_MIN ((size_t)256 * KiB)
 lz_inline bool realloc_by_steps(size_t old, size_t size) {
-  return size > LZ_REALLOC_LARGE_MIN && size - old <= old / 4;
+  return size > LZ_REALLOC_LARGE_MIN && size > old && size - old <= old / 4;
 }
 void heap_realloc_moved(void *p);
 void heap_collect(heap_t *heap, bool force);

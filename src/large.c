@@ -52,7 +52,9 @@
  * by a cached range that follows it, by mapping the pages after it, or by
  * moving its pages into a fresh mapping of the new size, filled the same
  * way (and splits to shrink): it never copies; a shrink to a medium or
- * small size copies (at most 1 MiB) into a new block (heap.c). Pages once
+ * small size copies (at most 1 MiB) into a new block (heap.c,
+ * realloc_large: but a block asked for 1 MiB or less, one a realloc by
+ * small steps made, stays down to half its largest request). Pages once
  * faulted in are thus reused by later blocks of any size. calloc zeroes
  * only the part that may hold old data, never fresh pages. A heap that
  * needs a new chunk takes a whole unit of a cached range before it maps
@@ -856,7 +858,8 @@ lz_text_late static lz_noinline uintptr_t range_grow(uintptr_t base, size_t *siz
 /* ---------------------------------------------------------------------------
  * Blocks
  * ------------------------------------------------------------------------- */
-/* The size the live block was last asked for (malloc or realloc). */
+/* The most the live block was asked for since it was made or moved
+ * (malloc, or a realloc that grew it; a shrink in place keeps it). */
 size_t large_requested(const large_t *l) { return atomic_load_explicit(&l->xreq, memory_order_relaxed); }
 
 size_t large_usable(const large_t *l) {
@@ -1100,10 +1103,10 @@ void *large_realloc(large_t *l, void *p, size_t size) {
   size_t old_usable = large_usable(l);
   size_t need = lead + page_round(size) + guard_bytes();
   if (need <= old && chunk_round(need) >= old && old_guard == 0 && guard_bytes() == 0) {
-    /* In place: the request (heap.c's realloc tells growth by it) and the
-     * pages the block may write now. */
+    /* In place: the pages the block may write now, and its largest
+     * request (heap.c's realloc_large copies a shrink below half of it). */
     written_block(l, (uintptr_t)p, size);
-    atomic_store_explicit(&l->xreq, size, memory_order_relaxed);
+    if (size > atomic_load_explicit(&l->xreq, memory_order_relaxed)) atomic_store_explicit(&l->xreq, size, memory_order_relaxed);
     return p;
   }
   unsigned node = large_node(l);

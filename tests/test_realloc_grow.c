@@ -7,7 +7,8 @@
  * the heap's bytes in use are exactly its pages (no freed span left
  * behind, nothing counted twice); grown on by an eighth it moves once,
  * into a large block, which keeps its address up to nearly 2 MiB (and
- * through shrinks to three quarters of it while it is 1 MiB or less), and
+ * through shrinks while it is 1 MiB or less, down to half its largest
+ * request, not of its last), and
  * a shrink of it from past 1 MiB to a medium size copies into a medium
  * block; a block that
  * doubles past LZ_REALLOC_LARGE_MIN stays a medium block; a block whose next pages hold another block moves (bytes kept);
@@ -105,6 +106,27 @@ static void *grow_thread(void *arg) {
   CHECK(q != NULL && q != p);
   CHECK(SIZE_MAX == tu_pattern_check(q, 600000, 7));
   CHECKF(lz_usable_size(q) == pages_of(600000), "usable %zu", (size_t)lz_usable_size(q));
+  lz_free(q);
+  EXPECT_IN_USE(base);
+  /* Shrinks keep such a block down to half its largest request, not of
+   * its last: 900,000 B, then 675,000 and 506,250 in place, then 420,000
+   * copied into a medium block. */
+  p = lz_malloc(250000);
+  CHECK(p != NULL);
+  size = 250000;
+  while (size < 900000) {
+    size_t next = size + size / 8 < 900000 ? size + size / 8 : 900000;
+    p = lz_realloc(p, next);
+    CHECK(p != NULL);
+    size = next;
+  }
+  tu_pattern_fill(p, size, 3);
+  CHECK(lz_realloc(p, 675000) == p);
+  CHECK(lz_realloc(p, 506250) == p);
+  q = lz_realloc(p, 420000);
+  CHECK(q != NULL && q != p);
+  CHECK(SIZE_MAX == tu_pattern_check(q, 420000, 3));
+  CHECKF(lz_usable_size(q) == pages_of(420000), "usable %zu", (size_t)lz_usable_size(q));
   lz_free(q);
   EXPECT_IN_USE(base);
   /* A block that doubles past LZ_REALLOC_LARGE_MIN stays a medium block
