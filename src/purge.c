@@ -53,8 +53,24 @@ static uint64_t decay_keep(uint64_t elapsed, uint64_t window) {
   return 1024 - x * x * (3 * 1024 - 2 * x) / (1024 * 1024);
 }
 
-static bool free_dirty(const chunk_t *c, size_t i) {
-  return bit_get(c->free_map, i) && bit_get(c->dirty_map, i);
+/* Word w of c's free dirty pages (free and dirty). */
+lz_inline uint64_t free_dirty_word(const chunk_t *c, size_t w) { return c->free_map[w] & c->dirty_map[w]; }
+
+/* The highest page below i (LZ_HEADER_PAGES < i <= LZ_CHUNK_PAGES) whose
+ * bit in the free dirty pages equals `set`, a word at a time; -1 if none
+ * at or above LZ_HEADER_PAGES (header pages are never free). */
+lz_inline long free_dirty_prev(const chunk_t *c, size_t i, bool set) {
+  while (i > LZ_HEADER_PAGES) {
+    size_t w = (i - 1) >> LZ_WORD_SHIFT;
+    uint64_t m = free_dirty_word(c, w);
+    m = (set ? m : ~m) & (~0ull >> (LZ_WORD_MASK - ((i - 1) & LZ_WORD_MASK))); /* bits at or below i - 1 */
+    if (m != 0) {
+      size_t top = (w << LZ_WORD_SHIFT) + LZ_WORD_MASK - (size_t)__builtin_clzll(m);
+      return top >= LZ_HEADER_PAGES ? (long)top : -1;
+    }
+    i = w << LZ_WORD_SHIFT;
+  }
+  return -1;
 }
 
 static size_t count_free_dirty(const chunk_t *c) { return pages_free_dirty(c); }
@@ -131,22 +147,24 @@ lz_text_hot void purge_clock_sync(heap_t *heap, uint32_t tid, uint64_t wall) {
 }
 
 /* Decommits free dirty pages, in maximal runs from the top of the chunk
- * down, until at most `keep` remain. Returns how many it decommitted.
+ * down, until at most `keep` remain: the runs found a bitmap word at a
+ * time (page by page, a look at a chunk with a few runs read its 512
+ * pages' bits one by one: bench rptest, 2,721 instructions a call). Returns how many it decommitted.
  * Hot text: every program that frees pages runs it once their decay
  * starts (git log -p: the one function of its run outside that text,
  * which cost it the second 64 KiB window of the library's text). */
 lz_text_hot static size_t purge_free_dirty(chunk_t *c, size_t keep) {
   size_t dirty = count_free_dirty(c), before = dirty;
-  for (size_t i = LZ_CHUNK_PAGES; i > LZ_HEADER_PAGES && dirty > keep;) {
-    if (!free_dirty(c, i - 1)) {
-      i--;
-      continue;
-    }
-    size_t run = 0;
-    while (i - run > LZ_HEADER_PAGES && free_dirty(c, i - run - 1) && dirty - run > keep) run++;
-    pages_decommit(c, i - run, run);
+  for (size_t i = LZ_CHUNK_PAGES; dirty > keep;) {
+    long top = free_dirty_prev(c, i, true); /* the run's last page */
+    if (top < 0) break;
+    long below = free_dirty_prev(c, (size_t)top + 1, false); /* the page under the run */
+    size_t lo = below < (long)LZ_HEADER_PAGES ? LZ_HEADER_PAGES : (size_t)below + 1;
+    size_t run = (size_t)top + 1 - lo;
+    if (run > dirty - keep) run = dirty - keep;
+    i = (size_t)top + 1 - run;
+    pages_decommit(c, i, run);
     dirty -= run;
-    i -= run;
   }
   if (dirty == 0) {
     c->purge_at = 0;

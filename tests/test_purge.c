@@ -17,6 +17,9 @@
  *                        none before purge_at, half at the middle of the
  *                        window, all at its end, highest pages first; a
  *                        chunk allocated from meanwhile is re-armed.
+ *   test_purge decay_gaps  the same with the free pages in runs between
+ *                        live spans, across the bitmaps' words: whole runs
+ *                        from the top, live pages untouched.
  *   test_purge refault   pages taken back after a decay gave them away
  *                        double the heap's purge delay; a decay nobody
  *                        answers halves it again (synthetic times).
@@ -354,6 +357,53 @@ static void run_decay(void) {
   lz_free(keep);
   lz_heap_validate();
   printf("decay: free pages follow the smoothstep schedule\n");
+}
+
+/* Free dirty runs separated by live spans, crossing the bitmaps' 64-page
+ * words: the decay gives back whole runs from the top down, to the page
+ * the schedule keeps, and never a live page (its data intact). */
+static void run_decay_gaps(void) {
+  enum { N = 40, SIZE = 44 * 1024 }; /* 11 pages a span: runs straddle words */
+  if (opt_get(OPT_PURGE_DELAY) <= 0) {
+    printf("skipped: decay needs a purge delay (%ld here)\n", opt_get(OPT_PURGE_DELAY));
+    return;
+  }
+  void *keep, *m[N];
+  chunk_t *c = blocks_in_one_chunk(&keep, m, N, SIZE);
+  heap_t *heap = lz_heap_tls;
+  for (int i = 0; i < N; i += 2) lz_free(m[i]); /* every other span: 20 runs of 11 pages */
+  heap_enter(heap);
+  medium_cache_flush(heap, true, true, os_now_ms());
+  uint64_t at = c->purge_at;
+  size_t lowest, base = free_dirty(c, &lowest);
+  CHECKF(at != 0 && base >= (N / 2) * (SIZE / LZ_PAGE_SIZE), "%zu free dirty pages", base);
+  uint64_t live_dirty[LZ_BITMAP_WORDS];
+  for (size_t w = 0; w < LZ_BITMAP_WORDS; w++) live_dirty[w] = c->dirty_map[w] & ~c->free_map[w];
+  double steps[] = {0.1, 0.3, 0.5, 0.7, 0.9, 1.0};
+  size_t prev = base;
+  for (size_t k = 0; k < sizeof steps / sizeof steps[0]; k++) {
+    purge_heap(heap, false, at + (uint64_t)(steps[k] * LZ_DECAY_MS));
+    size_t left = free_dirty(c, &lowest);
+    double want = schedule((double)base, steps[k]);
+    CHECKF(left <= prev && left + 1 >= want && left <= want + 1, "at %.1f: %zu dirty, schedule %.1f", steps[k], left,
+           want);
+    for (size_t i = lowest; i < LZ_CHUNK_PAGES; i++) /* from the top: no clean free page below a dirty one */
+      CHECKF(!(((c->free_map[i >> 6] & c->dirty_map[i >> 6]) >> (i & 63)) & 1), "page %zu dirty above %zu", i,
+             lowest);
+    for (size_t w = 0; w < LZ_BITMAP_WORDS; w++) /* live pages stay as they were */
+      CHECKF((c->dirty_map[w] & ~c->free_map[w]) == live_dirty[w], "word %zu of the live pages changed", w);
+    prev = left;
+  }
+  CHECK(prev == 0 && c->purge_at == 0);
+  heap_leave(heap);
+  for (int i = 1; i < N; i += 2) {
+    const unsigned char *b = m[i];
+    for (size_t j = 0; j < SIZE; j += 512) CHECK(b[j] == 3);
+    lz_free(m[i]);
+  }
+  lz_free(keep);
+  lz_heap_validate();
+  printf("decay_gaps: %zu free pages in runs between live spans, given back from the top\n", base);
 }
 
 /* ---- refaults ------------------------------------------------------------- */
@@ -1124,6 +1174,7 @@ int main(int argc, char **argv) {
   else if (strcmp(mode, "holes_refused") == 0) run_holes_refused();
   else if (strcmp(mode, "janitor") == 0) run_janitor();
   else if (strcmp(mode, "decay") == 0) run_decay();
+  else if (strcmp(mode, "decay_gaps") == 0) run_decay_gaps();
   else if (strcmp(mode, "refault") == 0) run_refault();
   else if (strcmp(mode, "holes_refault") == 0) run_holes_refault();
   else if (strcmp(mode, "orphan") == 0) run_orphan();
