@@ -147,9 +147,9 @@ lz_text_hot void purge_clock_sync(heap_t *heap, uint32_t tid, uint64_t wall) {
 }
 
 /* Decommits free dirty pages, in maximal runs from the top of the chunk
- * down, until at most `keep` remain: the runs found a bitmap word at a
- * time (page by page, a look at a chunk with a few runs read its 512
- * pages' bits one by one: bench rptest, 2,721 instructions a call). Returns how many it decommitted.
+ * down, until at most `keep` remain; returns how many it decommitted. The
+ * runs are found a bitmap word at a time (free_dirty_prev: read page by
+ * page, a look cost 2,721 instructions in bench rptest, now 237).
  * Hot text: every program that frees pages runs it once their decay
  * starts (git log -p: the one function of its run outside that text,
  * which cost it the second 64 KiB window of the library's text). */

@@ -303,6 +303,31 @@ static chunk_t *blocks_in_one_chunk(void **keep, void **m, int n, size_t size) {
   return c;
 }
 
+/* Walks c's decay (armed at `at`, base free dirty pages) through the
+ * given points of its window with purge_heap: each look leaves the
+ * schedule's count within tol pages and no more than the look before,
+ * given back from the top (no clean free page below a dirty one), and,
+ * if live is given (the dirty pages that are not free, a word each), no
+ * live page touched. Returns the pages left after the last point. */
+static size_t decay_walk(heap_t *heap, chunk_t *c, uint64_t at, size_t base, const double *steps, size_t n,
+                         double tol, const uint64_t *live) {
+  size_t prev = base, lowest;
+  for (size_t k = 0; k < n; k++) {
+    purge_heap(heap, false, at + (uint64_t)(steps[k] * LZ_DECAY_MS));
+    size_t left = free_dirty(c, &lowest);
+    double want = schedule((double)base, steps[k]);
+    printf("decay at %.2f of the window: %zu of %zu free pages dirty (schedule %.1f)\n", steps[k], left, base, want);
+    CHECKF(left <= prev && left + tol >= want && left <= want + tol, "%zu dirty, schedule %.1f", left, want);
+    for (size_t i = lowest; i < LZ_CHUNK_PAGES; i++)
+      CHECKF(!(((c->free_map[i >> 6] & c->dirty_map[i >> 6]) >> (i & 63)) & 1), "page %zu dirty above %zu", i,
+             lowest);
+    for (size_t w = 0; live != NULL && w < LZ_BITMAP_WORDS; w++)
+      CHECKF((c->dirty_map[w] & ~c->free_map[w]) == live[w], "word %zu of the live pages changed", w);
+    prev = left;
+  }
+  return prev;
+}
+
 static void run_decay(void) {
   enum { N = 6, SIZE = 200 * 1024 };
   if (opt_get(OPT_PURGE_DELAY) <= 0) { /* 0: purged at once (LZ_PURGE_DELAY_MS 0 builds); -1: never */
@@ -321,19 +346,7 @@ static void run_decay(void) {
   purge_heap(heap, false, at - 1);
   CHECK(free_dirty(c, &lowest) == base);
   double steps[] = {0, 0.25, 0.5, 0.75, 0.99, 1.0};
-  size_t prev = base;
-  for (size_t k = 0; k < sizeof steps / sizeof steps[0]; k++) {
-    purge_heap(heap, false, at + (uint64_t)(steps[k] * LZ_DECAY_MS));
-    size_t left = free_dirty(c, &lowest);
-    double want = schedule((double)base, steps[k]);
-    printf("decay at %.2f of the window: %zu of %zu free pages dirty (schedule %.1f)\n", steps[k], left, base, want);
-    CHECKF(left <= prev && left + 2 >= want && left <= want + 2, "%zu dirty, schedule %.1f", left, want);
-    /* Given back from the top: no clean free page below a dirty one. */
-    for (size_t i = lowest; i < LZ_CHUNK_PAGES; i++)
-      CHECK(!(((c->free_map[i >> 6] & c->dirty_map[i >> 6]) >> (i & 63)) & 1));
-    prev = left;
-  }
-  CHECK(prev == 0 && c->purge_at == 0);
+  CHECK(decay_walk(heap, c, at, base, steps, sizeof steps / sizeof steps[0], 2, NULL) == 0 && c->purge_at == 0);
   /* A chunk allocated from while it decays is re-armed, not decayed: it
    * gives back only the pages that stayed free since it was armed (its
    * low-water mark; test_purge low_water). */
@@ -380,21 +393,7 @@ static void run_decay_gaps(void) {
   uint64_t live_dirty[LZ_BITMAP_WORDS];
   for (size_t w = 0; w < LZ_BITMAP_WORDS; w++) live_dirty[w] = c->dirty_map[w] & ~c->free_map[w];
   double steps[] = {0.1, 0.3, 0.5, 0.7, 0.9, 1.0};
-  size_t prev = base;
-  for (size_t k = 0; k < sizeof steps / sizeof steps[0]; k++) {
-    purge_heap(heap, false, at + (uint64_t)(steps[k] * LZ_DECAY_MS));
-    size_t left = free_dirty(c, &lowest);
-    double want = schedule((double)base, steps[k]);
-    CHECKF(left <= prev && left + 1 >= want && left <= want + 1, "at %.1f: %zu dirty, schedule %.1f", steps[k], left,
-           want);
-    for (size_t i = lowest; i < LZ_CHUNK_PAGES; i++) /* from the top: no clean free page below a dirty one */
-      CHECKF(!(((c->free_map[i >> 6] & c->dirty_map[i >> 6]) >> (i & 63)) & 1), "page %zu dirty above %zu", i,
-             lowest);
-    for (size_t w = 0; w < LZ_BITMAP_WORDS; w++) /* live pages stay as they were */
-      CHECKF((c->dirty_map[w] & ~c->free_map[w]) == live_dirty[w], "word %zu of the live pages changed", w);
-    prev = left;
-  }
-  CHECK(prev == 0 && c->purge_at == 0);
+  CHECK(decay_walk(heap, c, at, base, steps, sizeof steps / sizeof steps[0], 1, live_dirty) == 0 && c->purge_at == 0);
   heap_leave(heap);
   for (int i = 1; i < N; i += 2) {
     const unsigned char *b = m[i];
