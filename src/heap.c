@@ -162,14 +162,14 @@ static _Atomic(unsigned) shared_next;
 static lz_lock_t shared_lock = LZ_LOCK_INIT;
 
 /* Bytes in the free lists of the heap's current spans (owner only):
- * slab.c's lists and remote.c's installed foreign lists. */
+ * slab.c's lists and remote.c's installed and kept foreign lists. */
 size_t heap_cached_bytes(const heap_t *heap) {
   size_t bytes = 0;
   for (unsigned cls = 1; cls < LZ_CLASSES; cls++) {
     const span_t *s = heap->queues[cls].first;
     if (s != NULL) bytes += (size_t)slab_cached(s) * s->block_size;
     s = heap->foreign != NULL ? &heap->foreign[cls] : NULL;
-    if (s != NULL && (s->flags & FOREIGN_INSTALLED)) /* charged when installed (remote.c) */
+    if (s != NULL && (s->flags & FOREIGN_CHARGED)) /* charged when installed or kept (remote.c) */
       bytes += (size_t)foreign_count(heap, cls, UINT32_MAX) * s->block_size;
   }
   return bytes;

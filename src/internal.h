@@ -395,7 +395,7 @@ enum { SPAN_NONE = 0, SPAN_SLAB = 1, SPAN_MEDIUM = 2 };
  * (slab.c, "Spare slabs"); counted in heap_t.spare_pages of its class
  * (whose spare_classes bit is set while it is not 0), spare_total and its
  * chunk's spare_pages [span.spare, chunk.spare]. */
-enum { SPAN_FULL = 1, SPAN_ZERO = 2, SPAN_HOLES = 8, SPAN_WARM = 16, SPAN_SPARE = 32 }; /* flags (4: FOREIGN_INSTALLED, remote.c) */
+enum { SPAN_FULL = 1, SPAN_ZERO = 2, SPAN_HOLES = 8, SPAN_WARM = 16, SPAN_SPARE = 32 }; /* flags (4 and 64: FOREIGN_INSTALLED and FOREIGN_KEPT, remote.c) */
 
 typedef struct span_s {
   /* The owner's half (s + 0): what its fast paths read and write. */
@@ -805,14 +805,17 @@ typedef struct heap_stats_s {
  *     foreign[c]; capacity counts malloc's refills that found the
  *     installed list empty with no block pushed since the previous one,
  *     at most FOREIGN_DRY_LOOKS, 0 unless installed (heap.c,
- *     refill_foreign_dry) [foreign.class, foreign.line, foreign.installed,
- *     foreign.length, foreign.block, foreign.in_flight, foreign.depth,
- *     foreign.used, foreign.cap, foreign.dry];
- *   stats.in_use == minus the bytes of its foreign lists that are not
- *     installed (below level 2: remote.c moves foreign blocks' bytes
+ *     refill_foreign_dry); a class above LZ_DIRECT_MAX is kept
+ *     (FOREIGN_KEPT) only while its list holds blocks (remote.c, "Kept
+ *     lists") [foreign.class, foreign.line, foreign.installed,
+ *     foreign.kept, foreign.length, foreign.block, foreign.in_flight,
+ *     foreign.depth, foreign.used, foreign.cap, foreign.dry];
+ *   stats.in_use == minus the bytes of its foreign lists that are neither
+ *     installed nor kept (below level 2: remote.c moves foreign blocks' bytes
  *     between heaps' figures, out of the holder's at a push onto such a
- *     list, back at its installation, its take or its flush; an installed
- *     list's blocks count as in use, malloc popping them uncounted), so
+ *     list, back at its installation or keeping, its take or its flush; an
+ *     installed or kept list's blocks count as in use, popped
+ *     uncounted), so
  *     the sum over heaps is exact, an orphan's too; class_slabs[c] and
  *     class_pages[c] == its slab spans of class c and their pages
  *     [stats.in_use, stats.class_slabs, stats.class_pages];
@@ -903,7 +906,8 @@ typedef struct heap_s {
    * thread's blocks, and the static empty heap, carry none); never unmapped,
    * like the heap. */
   span_t *foreign;
-  /* fkeep[c]: &foreign[c] while that list is installed, its blocks have
+  /* fkeep[c]: &foreign[c] while that list is installed or kept
+   * (FOREIGN_CHARGED), its blocks have
    * their cache lines to themselves, the heap has a fast_id and NUMA is
    * off, else NULL (fkeep[0] always) [heap.fkeep]: remote_free_fast's one
    * test for "keep this block of class c here" (installed implies the
@@ -1536,7 +1540,13 @@ extern _Atomic(size_t) lz_large_in_use;
 extern _Atomic(size_t) lz_large_blocks, lz_large_blocks_max, lz_large_in_use_max; /* large.c: glibc's mmap figures */
 
 /* remote.c: frees that cross threads. */
-enum { FOREIGN_INSTALLED = 4 }; /* span flag of heap->foreign[c] */
+/* Span flags of heap->foreign[c] (remote.c): FOREIGN_INSTALLED, a class
+ * up to LZ_DIRECT_MAX whose list malloc's fast path pops; FOREIGN_KEPT, a
+ * larger class's list while it holds blocks ("Kept lists"). Either way
+ * the list is charged to in_use (its pushes and pops uncounted) and
+ * fkeep names it. */
+enum { FOREIGN_INSTALLED = 4, FOREIGN_KEPT = 64 };
+#define FOREIGN_CHARGED (FOREIGN_INSTALLED | FOREIGN_KEPT)
 /* Foreign lists are looked at this often (heap.c's tick), and a block
  * that waited a whole period untaken goes home, so a block freed by
  * another thread reaches its owner within two periods even if the freeing

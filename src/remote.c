@@ -408,6 +408,20 @@ lz_text_thread size_t remote_collect(heap_t *heap) {
  * refill once the class's span has no free list (heap.c, refill_foreign:
  * no lock, no slow-path entry), the block freed last first.
  *
+ * Kept lists: a larger class's list (above LZ_DIRECT_MAX, never
+ * installed) is kept (FOREIGN_KEPT) from the push that finds it empty,
+ * which the slow side makes (remote_free_slab, foreign_push: remote_owe
+ * first), to the pop or flush that empties it [foreign.kept]. While
+ * kept it is charged to in_use as an installed list is (its pushes and
+ * pops uncounted) and fkeep names it, so remote_free_fast pushes onto it
+ * as onto an installed list. Before, every such free went the slow side
+ * (bench rptest, whose blocks reach 8 KiB: 144k of its 534k remote frees,
+ * 141 instructions each in heap_free_page, free_page_slab and
+ * foreign_keep). The heap's xowed (heap.c, "Heartbeat") stays exact: a
+ * kept list holds a block, so the tick does not lower xowed while it is
+ * kept, and a list found empty again is kept again only by the slow
+ * side, which raises it.
+ *
  * The common remote free skips the general slow path: heap_free_page
  * tries remote_free_fast first, which takes only a block of another
  * heap's slab, at a block boundary, whose words pass the screens untouched:
@@ -588,7 +602,7 @@ lz_text_thread static lz_noinline bool foreign_init(heap_t *heap) {
 #define FOREIGN_DIVERT_SPANS 32
 /* heap->fkeep[f's class] from f's state (internal.h, [heap.fkeep]). */
 lz_inline void foreign_fast_sync(heap_t *heap, span_t *f) {
-  bool fast = (f->flags & FOREIGN_INSTALLED) && (f->block_size & (LZ_CACHE_LINE - 1)) == 0 &&
+  bool fast = (f->flags & FOREIGN_CHARGED) && (f->block_size & (LZ_CACHE_LINE - 1)) == 0 &&
               heap->fast_id != CHUNK_HEAP_NONE && !lz_numa_on;
   heap->fkeep[f->cls] = fast ? f : NULL;
 }
@@ -626,13 +640,28 @@ lz_inline void foreign_push_front(const heap_t *self, span_t *f, lz_block_t *b, 
   f->capacity = 0; /* a block came in (refill_foreign_dry) */
 }
 
+/* A larger class's list, not kept, made kept ("Kept lists" above):
+ * charged as foreign_install charges. */
+lz_text_thread static void foreign_keep_start(heap_t *heap, span_t *f) {
+  if (LZ_STATS) heap->stats.in_use += (int64_t)foreign_len(f) * f->block_size;
+  f->flags |= FOREIGN_KEPT;
+  foreign_fast_sync(heap, f);
+}
+
+/* f, kept, found empty: no longer kept (its charge is nothing). */
+lz_inline void foreign_keep_end(heap_t *heap, span_t *f) {
+  f->flags &= (uint8_t)~FOREIGN_KEPT;
+  foreign_fast_sync(heap, f);
+}
+
 /* foreign_push_front, and f installed if it was not, so the next malloc
- * of the class takes b. */
+ * of the class takes b (kept, for a class above LZ_DIRECT_MAX). */
 lz_inline void foreign_link(heap_t *self, span_t *f, lz_block_t *b, uint64_t d) {
   foreign_push_front(self, f, b, d);
-  if (!(f->flags & FOREIGN_INSTALLED)) {
-    if (LZ_STATS) self->stats.in_use -= f->block_size; /* an installed list counts as in use */
+  if (!(f->flags & FOREIGN_CHARGED)) {
+    if (LZ_STATS) self->stats.in_use -= f->block_size; /* a charged list counts as in use */
     if (foreign_installable(f->cls)) foreign_install(self, f);
+    else if (opt_get(OPT_SECURE) < 2) foreign_keep_start(self, f);
   }
 }
 
@@ -879,8 +908,13 @@ void *foreign_alloc(heap_t *heap, unsigned cls) {
 void *foreign_take(heap_t *heap, span_t *f) {
   lz_assert(f->free != NULL && !(f->flags & FOREIGN_INSTALLED));
   if (LZ_SECURE && lz_unlikely(!list_head_ok(f->free))) lz_fatal_pointer("corrupted free list", "malloc", f->free);
-  if (LZ_STATS) heap->stats.in_use += f->block_size;
-  return span_pop(f);
+  if (!(f->flags & FOREIGN_KEPT)) {
+    if (LZ_STATS) heap->stats.in_use += f->block_size;
+    return span_pop(f);
+  }
+  void *p = span_pop(f); /* charged already */
+  if (f->free == NULL) foreign_keep_end(heap, f);
+  return p;
 }
 
 /* FOREIGN_FLUSH_EXIT's split of f's list: the blocks of idle owners
@@ -935,16 +969,19 @@ lz_text_thread void foreign_flush(heap_t *heap, int how) {
   for (unsigned cls = 1; cls < LZ_CLASSES; cls++) {
     span_t *f = &heap->foreign[cls];
     bool installed = (f->flags & FOREIGN_INSTALLED) != 0;
+    bool charged = (f->flags & FOREIGN_CHARGED) != 0; /* installed or kept */
     lz_block_t *b = f->free;
     if (b == NULL && !installed) continue;
     if (how == FOREIGN_FLUSH_EXIT && b != NULL) {
       b = foreign_split_idle(heap, f);
-      if (b != f->free && installed) {
+      if (b != f->free && charged) {
         /* Some stay, all foreign now: as an uninstalled list (the
          * statistics of a heap with no thread exact again: foreign_link),
-         * which the next thread's malloc installs (foreign_alloc). */
+         * which the next thread's malloc installs (foreign_alloc), or
+         * takes from (foreign_take: a kept list is not kept now). */
         uint32_t kept = foreign_len(f);
-        foreign_uninstall(heap, f);
+        if (installed) foreign_uninstall(heap, f);
+        else foreign_keep_end(heap, f);
         if (LZ_STATS) heap->stats.in_use -= (int64_t)kept * f->block_size;
       }
     } else if (how == FOREIGN_FLUSH_AGED && b != NULL) {
@@ -966,16 +1003,17 @@ lz_text_thread void foreign_flush(heap_t *heap, int how) {
     if (b == f->free) {
       f->free = NULL;
       f->capacity = 0;
-      f->flags &= (uint8_t)~FOREIGN_INSTALLED;
+      f->flags &= (uint8_t)~FOREIGN_CHARGED;
       foreign_fast_sync(heap, f);
       if (installed) heap_direct_update(heap, cls);
     }
     while (b != NULL) {
       lz_block_t *next = block_next(b);
       /* The owner subtracts the block when it arrives home; this heap
-       * subtracted it when the block joined an uninstalled list (and
-       * charged it back at installation), so give that back here. */
-      if (LZ_STATS && !installed) heap->stats.in_use += f->block_size;
+       * subtracted it when the block joined an uncharged list (and
+       * charged it back at installation or keeping), so give that back
+       * here. */
+      if (LZ_STATS && !charged) heap->stats.in_use += f->block_size;
       b->enc_next = 0; /* not in flight: remote_free screens it afresh */
       b[1].enc_next = 0;
       chunk_t *c = (chunk_t *)((uintptr_t)b & ~LZ_CHUNK_MASK);

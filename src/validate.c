@@ -294,14 +294,14 @@ static void queues_check(const heap_t *heap, size_t linked) {
     "heap.fkeep", heap);
   for (unsigned cls = 0; cls < LZ_CLASSES; cls++) {
     const span_t *f = heap->foreign != NULL && cls != 0 ? &heap->foreign[cls] : NULL;
-    bool fast = f != NULL && (f->flags & FOREIGN_INSTALLED) && f->block_size % LZ_CACHE_LINE == 0 &&
+    bool fast = f != NULL && (f->flags & FOREIGN_CHARGED) && f->block_size % LZ_CACHE_LINE == 0 &&
                 heap->fast_id != CHUNK_HEAP_NONE && !lz_numa_on;
     V(heap->fkeep[cls] == (fast ? f : NULL), "heap.fkeep", heap);
   }
 }
 
 /* Blocks of other heaps' slabs this heap keeps for reuse (remote.c).
- * Returns the bytes of its lists that are not installed. */
+ * Returns the bytes of its lists that are neither installed nor kept. */
 static int64_t foreign_check(const heap_t *heap) {
   int64_t uninstalled = 0;
   if (heap->foreign == NULL) return 0;
@@ -310,6 +310,9 @@ static int64_t foreign_check(const heap_t *heap) {
     V(f->cls == cls && f->block_size == lz_class_size[cls], "foreign.class", f);
     bool installed = (f->flags & FOREIGN_INSTALLED) != 0;
     V(!installed || (lz_class_size[cls] <= LZ_DIRECT_MAX && heap->slabs_made[cls] != 0), "foreign.installed", f);
+    /* Kept: a class above LZ_DIRECT_MAX whose list holds blocks (remote.c, "Kept lists"). */
+    bool kept = (f->flags & FOREIGN_KEPT) != 0;
+    V(!kept || (lz_class_size[cls] > LZ_DIRECT_MAX && f->free != NULL), "foreign.kept", f);
     /* Only blocks that have their cache lines to themselves are kept. */
     V(f->free == NULL || lz_class_size[cls] % LZ_CACHE_LINE == 0, "foreign.line", f);
     uint32_t n = 0;
@@ -329,7 +332,7 @@ static int64_t foreign_check(const heap_t *heap) {
     V(f->used == 0 && f->page == 0, "foreign.used", f);
     V(n <= foreign_idle_cap(f), "foreign.cap", f);
     V(installed ? f->capacity <= FOREIGN_DRY_LOOKS : f->capacity == 0, "foreign.dry", f);
-    if (!installed) uninstalled += (int64_t)n * f->block_size;
+    if (!installed && !kept) uninstalled += (int64_t)n * f->block_size; /* uncharged */
   }
   return uninstalled;
 }

@@ -1725,6 +1725,90 @@ static void brk_foreign_made(heap_t *h, void *sm, void *md) {
   h->slabs_made[f->cls] = 0;
 }
 
+/* Kept lists (remote.c): blocks of a class above LZ_DIRECT_MAX that
+ * another heap's thread made, freed here while this heap allocates the
+ * class. The first free keeps the list (FOREIGN_KEPT, fkeep naming it,
+ * charged to in_use), so the next goes on it through free's remote fast
+ * path; the pop that empties it, and a flush, end the keeping. The
+ * validator checks the charge (stats.in_use) and the flag at each step.
+ * In a forked child: the lists are this test's alone. */
+#define KEPT_SIZE 2048 /* a multiple of the cache line, above LZ_DIRECT_MAX */
+static void *alloc_kept(void *arg) {
+  void **v = arg;
+  for (int i = 0; i < 3; i++) CHECK((v[i] = lz_malloc(KEPT_SIZE)) != NULL);
+  return NULL;
+}
+static void test_kept(void) {
+  _Static_assert(KEPT_SIZE > LZ_DIRECT_MAX && KEPT_SIZE % LZ_CACHE_LINE == 0, "a kept class");
+  fflush(NULL);
+  pid_t pid = fork();
+  CHECK(pid >= 0);
+  if (pid == 0) {
+    heap_t *h = my_heap();
+    if (h->pack_fork) {
+      pack_close(h);
+      slab_fork_pack_end(h);
+    }
+    void *mine = lz_malloc(KEPT_SIZE); /* the heap allocates the class */
+    CHECK(mine != NULL);
+    unsigned cls = span_of(mine)->cls;
+    void *theirs[3];
+    pthread_t t;
+    CHECK(pthread_create(&t, NULL, alloc_kept, theirs) == 0 && pthread_join(t, NULL) == 0);
+    int64_t in_use = LZ_STATS ? h->stats.in_use : 0;
+    lz_free(theirs[0]);
+    span_t *f = h->foreign != NULL ? &h->foreign[cls] : NULL;
+    CHECKF(f != NULL && (f->flags & FOREIGN_KEPT) && f->free == (lz_block_t *)theirs[0] && h->fkeep[cls] == f,
+           "a %d B block of another heap freed here: its list is not kept (flags %#x, fkeep %p)", KEPT_SIZE,
+           f != NULL ? (unsigned)f->flags : 0u, f != NULL ? (void *)h->fkeep[cls] : NULL);
+    if (LZ_STATS) CHECK(h->stats.in_use == in_use); /* charged: the block still counts as in use */
+    lz_heap_validate();
+    lz_free(theirs[1]); /* fkeep's path: in front */
+    CHECK(f->free == (lz_block_t *)theirs[1] && block_next(f->free) == (lz_block_t *)theirs[0]);
+    lz_heap_validate();
+    /* malloc's refill pops it (heap.c, refill_foreign): still kept after
+     * the first pop, not after the last. */
+    CHECK(foreign_take(h, f) == theirs[1] && (f->flags & FOREIGN_KEPT) && h->fkeep[cls] == f);
+    lz_heap_validate();
+    CHECK(foreign_take(h, f) == theirs[0] && f->free == NULL);
+    CHECKF(!(f->flags & FOREIGN_KEPT) && h->fkeep[cls] == NULL, "an emptied list is still kept (flags %#x)",
+           (unsigned)f->flags);
+    if (LZ_STATS) CHECK(h->stats.in_use == in_use);
+    lz_heap_validate();
+    /* Kept again (the slow side), then flushed home whole. */
+    lz_free(theirs[0]);
+    lz_free(theirs[1]);
+    CHECK((f->flags & FOREIGN_KEPT) && h->fkeep[cls] == f);
+    lz_heap_validate();
+    foreign_flush(h, FOREIGN_FLUSH_ALL);
+    CHECK(f->free == NULL && !(f->flags & FOREIGN_KEPT) && h->fkeep[cls] == NULL);
+    if (LZ_STATS) CHECK(h->stats.in_use == in_use);
+    lz_heap_validate();
+    lz_free(theirs[2]);
+    lz_free(mine);
+    lz_heap_validate();
+    _exit(0);
+  }
+  int st;
+  CHECK(waitpid(pid, &st, 0) == pid);
+  CHECKF(WIFEXITED(st) && WEXITSTATUS(st) == 0, "kept: the child failed (status %#x)", st);
+  printf("internals: kept lists of a %d B class: kept, pushed on by free's fast path, ended by the last pop and by a flush\n",
+         KEPT_SIZE);
+}
+
+/* A kept list's flag left on after the list emptied (remote.c, "Kept lists"). */
+static void brk_kept(heap_t *h, void *sm, void *md) {
+  (void)sm; (void)md;
+  void *mine = lz_malloc(KEPT_SIZE), *theirs[3];
+  pthread_t t;
+  CHECK(mine != NULL && pthread_create(&t, NULL, alloc_kept, theirs) == 0 && pthread_join(t, NULL) == 0);
+  lz_free(theirs[0]);
+  span_t *f = &h->foreign[span_of(mine)->cls];
+  CHECK(f->flags & FOREIGN_KEPT);
+  lz_heap_validate(); /* sound so far */
+  f->free = NULL; /* as a pop that leaves the flag */
+}
+
 /* The pin leaving a span while its class's foreign list is installed
  * (queue_remove, as queue_push_front): the span is diverted (xfast_cap 0:
  * its owner's frees join the list, remote.c "Own blocks") before anything
@@ -1875,6 +1959,7 @@ int main(void) {
     test_batch_age(heap);
     test_batch_spread(heap);
     test_pin_divert();
+    if (heap->fast_id != CHUNK_HEAP_NONE && !lz_numa_on) test_kept();
   }
   test_purge(heap);
   test_place_dirty(heap, SPAN_SLAB, 0);
@@ -1898,6 +1983,7 @@ int main(void) {
   if (LZ_HEAPS == 0) expect_caught("foreign.depth", brk_foreign_depth);
   if (LZ_HEAPS == 0) expect_caught("foreign.installed", brk_foreign_made);
   if (LZ_HEAPS == 0 && heap->fast_id != CHUNK_HEAP_NONE && !lz_numa_on) expect_caught("heap.fkeep", brk_fkeep);
+  if (LZ_HEAPS == 0 && heap->fast_id != CHUNK_HEAP_NONE && !lz_numa_on) expect_caught("foreign.kept", brk_kept);
   expect_caught("mcache.bytes", brk_mcache);
   expect_caught("mreturn.span", brk_mreturn);
   expect_caught("mreturn.count", brk_mreturn_count);
