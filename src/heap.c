@@ -1774,7 +1774,12 @@ lz_text_hot bool heap_realloc_in_place(void *p, size_t size, void **out, size_t 
     /* A block that looks free is never handed back in place: its owner
      * confirms a double free here, else the caller's free screens it. */
     if (LZ_SECURE && block_maybe_free((lz_block_t *)p)) realloc_screen(p, s);
-    else if (size <= usable && size >= usable / REALLOC_SHRINK_COPY) return true;
+    /* A medium block of the caller's own heap shrinks in place, its last
+     * pages freed (medium_shrink), down to the medium sizes. */
+    else if (size <= usable && size > LZ_SLAB_MAX && s->kind == SPAN_MEDIUM && span_chunk(s)->heap == lz_heap_tls) {
+      if (((size + LZ_PAGE_SIZE - 1) >> LZ_PAGE_SHIFT) < s->npages) medium_shrink(lz_heap_tls, s, size);
+      return true;
+    } else if (size <= usable && size >= usable / REALLOC_SHRINK_COPY) return true;
     /* A medium block of the caller's own heap grows into the free pages
      * after it when it can (medium_grow), unless the step moves it into a
      * large block (realloc_by_steps). */

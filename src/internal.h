@@ -1369,6 +1369,7 @@ void pages_decommit_later(pages_batch_t *b, chunk_t *c, size_t first, size_t n);
 void pages_batch_flush(pages_batch_t *b);
 size_t pages_taken(heap_t *heap, chunk_t *c, size_t first, size_t n, bool fresh);
 void pages_freed(chunk_t *c, size_t first, size_t n);
+void pages_freed_tail(chunk_t *c, size_t first, size_t n); /* the same, for span_shrink (pages.c) */
 void pages_release_kept(heap_t *heap, chunk_t *c, uint64_t now);
 size_t pages_free_dirty(const chunk_t *c);
 uint64_t pages_purge_delay(const chunk_t *c, long delay);
@@ -1379,6 +1380,7 @@ span_t *span_alloc_fit(heap_t *heap, size_t npages, size_t min_pages, size_t ali
 void span_free(heap_t *heap, span_t *s);
 extern void (*lz_span_spares_release)(heap_t *heap, chunk_t *c); /* span.c: slab.c's, see there */
 bool span_grow(heap_t *heap, span_t *s, size_t more); /* medium: the following free pages */
+void span_shrink(heap_t *heap, span_t *s, size_t npages); /* medium: its tail freed */
 chunk_t *span_chunk(const span_t *s);
 lz_inline uint8_t *span_start(const span_t *s) {
   return (uint8_t *)(((uintptr_t)s & ~LZ_CHUNK_MASK) + ((size_t)s->page << LZ_PAGE_SHIFT));
@@ -1510,6 +1512,7 @@ bool medium_cache_any(heap_t *heap);                        /* lock held: a slot
 uint64_t medium_cache_watch(heap_t *heap, uint64_t now);    /* the janitor's look (lock held): when to look again */
 uint64_t medium_cache_due(heap_t *heap);                    /* lock held: when the cache wants a look */
 bool medium_grow(heap_t *heap, span_t *s, size_t size); /* live block of heap's, in place */
+void medium_shrink(heap_t *heap, span_t *s, size_t size); /* live block of heap's, in place */
 void medium_cache_flush(heap_t *heap, bool holder, bool force, uint64_t now); /* holder: the heap's own thread */
 void medium_front_flush(heap_t *heap, bool force, uint64_t now); /* heap held exclusively, lock held */
 lz_cold lz_noreturn void medium_front_corrupt(const lz_block_t *b); /* a parked block's link was overwritten: reports it */

@@ -337,6 +337,24 @@ bool medium_grow(heap_t *heap, span_t *s, size_t size) {
   return grown;
 }
 
+/* realloc to a smaller size (> LZ_SLAB_MAX) of live block s of this heap
+ * that frees at least a page: the span gives its last pages back to its
+ * chunk and the block stays where it is, as glibc splits the tail off a
+ * chunk. Before, the block kept them down to half its size and was
+ * copied below that: a buffer filled and then cut to its length (python's
+ * strings, a read buffer sized to fit) kept its touched tail resident for
+ * as long as it lived (20 blocks of 600,000 B cut to 400,000: 11.8 MB
+ * resident, glibc 7.8). */
+lz_text_late lz_noinline void medium_shrink(heap_t *heap, span_t *s, size_t size) {
+  size_t npages = (size + LZ_PAGE_SIZE - 1) >> LZ_PAGE_SHIFT;
+  lz_assert(s->kind == SPAN_MEDIUM && s->used == 1 && npages < s->npages && size > LZ_SLAB_MAX);
+  heap_enter(heap);
+  if (s->to_local == 0) medium_front_drop(heap, s); /* its page count changes */
+  span_shrink(heap, s, npages);
+  span_set_block_size(s, (uint32_t)(npages << LZ_PAGE_SHIFT));
+  heap_leave(heap);
+}
+
 /* Whether freed span s may be cached: the purge delay is not 0 (give back
  * at once), and with NUMA, s is on the heap's home node. */
 lz_inline bool medium_cacheable(const heap_t *heap, const span_t *s) {

@@ -183,8 +183,12 @@ void pages_release_kept(heap_t *heap, chunk_t *c, uint64_t now) {
  * the pages wait for purge.c's decay: the first run freed in a quiet chunk
  * arms its purge clock (purge_at, hot cleared) and decay_base counts the
  * pages freed since (after the heap's own delay, pages_purge_delay). A
- * purge delay of 0 gives them back now. */
-void pages_freed(chunk_t *c, size_t first, size_t n) {
+ * purge delay of 0 gives them back now. pages_freed and pages_freed_tail
+ * (span_shrink's) are this one body: with one caller each, pages_freed
+ * stays inlined in span_free's hot text (tests/exec_pages: a small
+ * process maps one 64 KiB window of the library's code), where a second
+ * caller made GCC place it apart, outside that window. */
+static inline void pages_freed_in(chunk_t *c, size_t first, size_t n) {
   heap_t *heap = c->heap;
   long delay = opt_get(OPT_PURGE_DELAY);
   if (delay > 0) pages_wake(heap, delay); /* something to purge (purge.c, "Clock") */
@@ -221,3 +225,6 @@ void pages_freed(chunk_t *c, size_t first, size_t n) {
     janitor_notify();
   }
 }
+
+void pages_freed(chunk_t *c, size_t first, size_t n) { pages_freed_in(c, first, n); }
+lz_text_late void pages_freed_tail(chunk_t *c, size_t first, size_t n) { pages_freed_in(c, first, n); }

@@ -312,6 +312,22 @@ bool span_grow(heap_t *heap, span_t *s, size_t more) {
   return true;
 }
 
+/* Medium span s keeps its first npages pages; the rest are freed (the
+ * chunk's free and dirty pages, given back by the decay as any others).
+ * Only s's first page maps to it (span_alloc), so no map entry changes;
+ * the chunk keeps s, so it does not empty. */
+lz_text_late lz_noinline void span_shrink(heap_t *heap, span_t *s, size_t npages) {
+  chunk_t *c = span_chunk(s);
+  lz_assert(s->kind == SPAN_MEDIUM && npages > 0 && npages < s->npages);
+  size_t first = (size_t)s->page + npages, n = s->npages - npages;
+  s->npages = (uint16_t)npages;
+  bitmap_assign(c->free_map, first, n, true);
+  c->free_pages += (uint32_t)n;
+  c->max_run_hint = LZ_CHUNK_PAGES; /* as span_free */
+  if (lz_unlikely(c->fit_epoch == heap->fit_epoch) && c->free_pages >= heap->fit_pages) heap->fit_pages = 0;
+  pages_freed_tail(c, first, n);
+}
+
 /* Set by slab.c before it keeps its first spare slab: releases the spares
  * of a chunk (the one call from here that goes back up a layer). */
 lz_hot void (*lz_span_spares_release)(heap_t *heap, chunk_t *c);

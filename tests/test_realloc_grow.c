@@ -11,7 +11,9 @@
  * request, not of its last), and
  * a shrink of it from past 1 MiB to a medium size copies into a medium
  * block; a block that
- * doubles past LZ_REALLOC_LARGE_MIN stays a medium block; a block whose next pages hold another block moves (bytes kept);
+ * doubles past LZ_REALLOC_LARGE_MIN stays a medium block; a medium block
+ * cut shorter gives its last pages back (its owner's cut; another
+ * thread's keeps it whole); a block whose next pages hold another block moves (bytes kept);
  * a block grown past 1 MiB becomes a large block (bytes kept), and a
  * 900 KiB block moved so leaves none of its pages resident, but one moved
  * right after it keeps them all (for the next growth); a slab
@@ -47,6 +49,14 @@ static size_t resident_pages(const void *p, size_t size) {
   size_t r = 0;
   for (size_t i = 0; i < n; i++) r += vec[i] & 1;
   return r;
+}
+
+/* realloc of another thread's block (args: the block, the size): kept
+ * in place, whole. */
+static void *cut_thread(void *arg) {
+  void **a = arg;
+  CHECK(lz_realloc(a[0], (size_t)(uintptr_t)a[1]) == a[0]);
+  return NULL;
 }
 
 static void *grow_thread(void *arg) {
@@ -140,6 +150,34 @@ static void *grow_thread(void *arg) {
   CHECKF(lz_usable_size(q) == pages_of(400000), "usable %zu", (size_t)lz_usable_size(q));
   lz_free(q);
   EXPECT_IN_USE(base);
+
+  /* A shrink gives the block's last pages back to its chunk, the block
+   * in place (medium.c, medium_shrink): 600,000 B filled and cut to
+   * 400,000 keeps its address and bytes, counts 98 pages, not 147; the
+   * next block of 47 pages takes the 49 freed ones; a cut within the last
+   * page changes nothing; another thread's cut keeps the block whole (the
+   * span is its owner's to change). */
+  p = lz_malloc(600000);
+  CHECK(p != NULL);
+  tu_pattern_fill(p, 600000, 13);
+  CHECK(lz_realloc(p, 400000) == p);
+  CHECK(SIZE_MAX == tu_pattern_check(p, 400000, 13));
+  CHECKF(lz_usable_size(p) == pages_of(400000), "cut to 400000: usable %zu", (size_t)lz_usable_size(p));
+  EXPECT_IN_USE(base + pages_of(400000));
+  lz_heap_validate();
+  q = lz_malloc(190000);
+  CHECKF(q == p + pages_of(400000), "the freed tail %p not reused (%p)", (void *)(p + pages_of(400000)), (void *)q);
+  CHECK(lz_realloc(p, 400000 - 100) == p && lz_usable_size(p) == pages_of(400000));
+  lz_free(q);
+  EXPECT_IN_USE(base + pages_of(400000));
+  pthread_t t;
+  void *cut_args[2] = {p, (void *)(uintptr_t)300000};
+  CHECK(pthread_create(&t, NULL, cut_thread, cut_args) == 0 && pthread_join(t, NULL) == 0);
+  CHECKF(lz_usable_size(p) == pages_of(400000), "cut by another thread: usable %zu", (size_t)lz_usable_size(p));
+  CHECK(SIZE_MAX == tu_pattern_check(p, 300000, 13));
+  lz_free(p);
+  EXPECT_IN_USE(base);
+  lz_heap_validate();
 
   /* A block right after it: the pages are not free, the block moves. */
   unsigned char *a = lz_malloc(100000);
