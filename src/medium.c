@@ -342,9 +342,9 @@ bool medium_grow(heap_t *heap, span_t *s, size_t size) {
  * chunk and the block stays where it is, as glibc splits the tail off a
  * chunk. Before, the block kept them down to half its size and was
  * copied below that: a buffer filled and then cut to its length (python's
- * strings, a read buffer sized to fit) kept its touched tail resident for
- * as long as it lived (20 blocks of 600,000 B cut to 400,000: 11.8 MB
- * resident, glibc 7.8). */
+ * strings, a read buffer sized to fit) kept its touched tail for as long
+ * as it lived, where the next blocks now take those pages (bench
+ * realloc-shrink). */
 lz_text_late lz_noinline void medium_shrink(heap_t *heap, span_t *s, size_t size) {
   size_t npages = (size + LZ_PAGE_SIZE - 1) >> LZ_PAGE_SHIFT;
   lz_assert(s->kind == SPAN_MEDIUM && s->used == 1 && npages < s->npages && size > LZ_SLAB_MAX);

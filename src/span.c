@@ -312,6 +312,17 @@ bool span_grow(heap_t *heap, span_t *s, size_t more) {
   return true;
 }
 
+/* Pages [first, first + n) of c, a span's, free in the chunk's maps
+ * (span_free's and span_shrink's; pages_freed follows). */
+lz_inline void span_pages_free(heap_t *heap, chunk_t *c, size_t first, size_t n) {
+  bitmap_assign(c->free_map, first, n, true);
+  c->free_pages += (uint32_t)n;
+  c->max_run_hint = LZ_CHUNK_PAGES; /* unknown again: recomputed on the next miss */
+  /* A chunk of the fit memo may hold a run of fit_pages now (before
+   * pages_freed, which may unlink it if empty). */
+  if (lz_unlikely(c->fit_epoch == heap->fit_epoch) && c->free_pages >= heap->fit_pages) heap->fit_pages = 0;
+}
+
 /* Medium span s keeps its first npages pages; the rest are freed (the
  * chunk's free and dirty pages, given back by the decay as any others).
  * Only s's first page maps to it (span_alloc), so no map entry changes;
@@ -321,10 +332,7 @@ lz_text_late lz_noinline void span_shrink(heap_t *heap, span_t *s, size_t npages
   lz_assert(s->kind == SPAN_MEDIUM && npages > 0 && npages < s->npages);
   size_t first = (size_t)s->page + npages, n = s->npages - npages;
   s->npages = (uint16_t)npages;
-  bitmap_assign(c->free_map, first, n, true);
-  c->free_pages += (uint32_t)n;
-  c->max_run_hint = LZ_CHUNK_PAGES; /* as span_free */
-  if (lz_unlikely(c->fit_epoch == heap->fit_epoch) && c->free_pages >= heap->fit_pages) heap->fit_pages = 0;
+  span_pages_free(heap, c, first, n);
   pages_freed_tail(c, first, n);
 }
 
@@ -354,11 +362,6 @@ lz_text_hot void span_free(heap_t *heap, span_t *s) {
     bitmap_assign(c->hole_map, first, n, false); /* holes are free, clean pages now */
   } else
     pagemap_set(c, first, 0);
-  bitmap_assign(c->free_map, first, n, true);
-  c->free_pages += (uint32_t)n;
-  c->max_run_hint = LZ_CHUNK_PAGES; /* unknown again: recomputed on the next miss */
-  /* A chunk of the fit memo may hold a run of fit_pages now (before
-   * pages_freed, which may unlink it if empty). */
-  if (lz_unlikely(c->fit_epoch == heap->fit_epoch) && c->free_pages >= heap->fit_pages) heap->fit_pages = 0;
+  span_pages_free(heap, c, first, n);
   pages_freed(c, first, n);
 }
