@@ -262,6 +262,28 @@ lz_inline void free_fast_to(void *p, const char *as) {
 
 lz_inline void free_fast(void *p) { free_fast_to(p, NULL); }
 
+/* malloc_usable_size's fast path, for a block of any heap: true with p's
+ * size when the chunk map names a chunk of spans and p is a block boundary
+ * of the span its page maps to, below that span's carved limit (the
+ * checks of free's slow path, ptr_resolve: a medium span's capacity is 1
+ * and its start alone passes, as in free's fast path; spans[0] and a span
+ * not in use have capacity 0). False for the rest, which api_usable_slow
+ * (heap_usable_size) resolves or reports: NULL (unit 0 is never a chunk),
+ * a large block, a packed span's granule (sizes of its own), level 2
+ * (sizes from the slot's canary) and misuse. One cache line of the span
+ * is read (inv, ibase, capacity, block_size, kind and class share it):
+ * programs that ask the size of every block they allocate and free
+ * (ruby's garbage collector's accounting) pay about as much as a free. */
+lz_inline bool usable_fast(const void *p, size_t *size) {
+  uintptr_t a = (uintptr_t)p;
+  if (lz_unlikely(lz_secure2) || chunkmap_kind(a) != CHUNK_SPANS) return false;
+  const span_t *s = chunk_span_of((const chunk_t *)(a & ~LZ_CHUNK_MASK), a);
+  if (span_slab_index(s, a) >= __atomic_load_n(&s->capacity, __ATOMIC_RELAXED) || span_packed(s)) return false;
+  *size = s->block_size;
+  return true;
+}
+size_t api_usable_slow(const void *p); /* api.c: the rest */
+
 /* Entry and exit of every public function. Per-thread heaps (LZ_HEAPS 0):
  * nothing. Shared heaps: the calling thread's heap (assigned on first use)
  * is locked for the whole call, so the code inside runs as its owner. */

@@ -1711,19 +1711,11 @@ static void realloc_screen(void *p, span_t *s) {
   heap_leave(heap);
 }
 
+/* malloc_usable_size of what usable_fast (alloc.h) left: NULL, large
+ * blocks, packed spans, level 2; anything else is reported by
+ * ptr_resolve. */
 size_t heap_usable_size(const void *p, const char *func) {
   if (p == NULL) return 0;
-  uintptr_t a = (uintptr_t)p;
-  if (!lz_secure2 && chunkmap_kind(a) == CHUNK_SPANS) {
-    /* A block of a span that takes fast frees, by free's fast path's
-     * check (alloc.h: a block boundary below xfast_cap, the carved limit;
-     * 1 for a live medium block, whose start alone passes; 0 for any other
-     * span): its size, no call (a program that asks the size of every
-     * block it allocates and frees, ruby's garbage collector's
-     * accounting). Any other takes ptr_resolve's checks below. */
-    span_t *s = chunk_span_of((chunk_t *)(a & ~LZ_CHUNK_MASK), a);
-    if (lz_likely(span_slab_index(s, a) < lz_load_relaxed(&s->xfast_cap, uint32_t))) return s->block_size;
-  }
   if (lz_secure2 && chunkmap_kind((uintptr_t)p) == CHUNK_SPANS) return secure_usable(p, func, false);
   ptr_info_t info = ptr_resolve(p, func);
   if (info.large != NULL) return large_usable(info.large);

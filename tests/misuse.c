@@ -32,6 +32,7 @@
  * and in a fork child; frees
  * of interior, never-carved (also by another thread that keeps the
  * size's blocks), freed-span, cached-range and memalign'd
+ * pointers, and malloc_usable_size of interior and never-carved
  * pointers. A case that survives, or hands an address out twice (exit
  * 78), fails. `misuse --cxx` checks that every operator delete form names
  * itself in its reports, for a block of the calling thread's and for one
@@ -1004,6 +1005,32 @@ static void case_audit_uncarved(void) {
     if (a == b) _exit(78);
   }
 }
+/* malloc_usable_size of a pointer that is no block: reported by name, as
+ * free reports it, on its fast path (alloc.h, usable_fast: any heap's
+ * slab or medium block) as on its slow one (large blocks). */
+#define MSG_USABLE_INVALID "lzmalloc: malloc_usable_size(): invalid pointer"
+static void case_audit_usable_interior_8(void) {
+  char *p = sized_block() + 8;
+  expect(MSG_USABLE_INVALID, p, NULL);
+  if (malloc_usable_size(tu_opaque_ptr(p)) != 0) _exit(77);
+}
+static void case_audit_usable_interior_half(void) {
+  char *b = sized_block();
+  char *p = b + ((g_size / 2) & ~(size_t)15);
+  if (p == b) p += 8;
+  expect(MSG_USABLE_INVALID, p, NULL);
+  if (malloc_usable_size(tu_opaque_ptr(p)) != 0) _exit(77);
+}
+/* The next slot of a slab that carves one block at a time (4 and 32 KiB:
+ * slab.c, slab_extend), in its span but never handed out; a page on for
+ * the small sizes (past their first slab, carved whole), a medium span's
+ * second page or a large block's second. */
+static void case_audit_usable_uncarved(void) {
+  char *p = sized_block();
+  char *q = tu_opaque_ptr(p + (g_size >= 4096 && g_size <= 32768 ? g_size : 4096));
+  expect(MSG_USABLE_INVALID, q, NULL);
+  if (malloc_usable_size(q) != 0) _exit(77);
+}
 /* A pointer that is no block, freed by another thread that allocates the
  * size and keeps the owner's blocks of it (its foreign lists mapped by the
  * owner's block it frees first): its own checks (remote.c,
@@ -1292,6 +1319,9 @@ int main(int argc, char **argv) {
         {"interior_half", case_audit_interior_half},
         {"interior_page", case_audit_interior_page},
         {"uncarved", case_audit_uncarved},
+        {"usable_interior_8", case_audit_usable_interior_8},
+        {"usable_interior_half", case_audit_usable_interior_half},
+        {"usable_uncarved", case_audit_usable_uncarved},
         {"xthread_interior", case_audit_xthread_interior},
         {"xthread_uncarved", case_audit_xthread_uncarved},
         {"freed_interior", case_audit_freed_interior},

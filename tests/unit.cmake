@@ -65,7 +65,8 @@
 #                    every order and thread (first free still batched, in
 #                    another thread's foreign list, on the owner's remote
 #                    list, owner exited, fork child), interior, uncarved,
-#                    freed-span, cached-range and memalign'd pointers, at
+#                    freed-span, cached-range and memalign'd pointers,
+#                    malloc_usable_size of interior and uncarved ones, at
 #                    8 B .. 8 MiB (--audit)
 #   misuse_cxx       each of the 12 operator delete forms, double and
 #                    interior deletes at 8 B .. 4 MiB: the report names the
