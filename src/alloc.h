@@ -283,6 +283,11 @@ lz_inline bool usable_fast(const void *p, size_t *size) {
   return true;
 }
 size_t api_usable_slow(const void *p); /* api.c: the rest */
+/* malloc_usable_size and lz_usable_size. */
+lz_inline size_t api_usable(const void *p) {
+  size_t n;
+  return lz_likely(usable_fast(p, &n)) ? n : api_usable_slow(p);
+}
 
 /* Entry and exit of every public function. Per-thread heaps (LZ_HEAPS 0):
  * nothing. Shared heaps: the calling thread's heap (assigned on first use)

@@ -175,10 +175,7 @@ LZ_EXPORT void *lz_pvalloc(size_t size) {
 /* What usable_fast (alloc.h) does not answer. */
 lz_noinline size_t api_usable_slow(const void *p) { API_CALL(heap_usable_size(p, "malloc_usable_size")); }
 
-lz_text_hot LZ_EXPORT size_t lz_usable_size(const void *p) {
-  size_t n;
-  return lz_likely(usable_fast(p, &n)) ? n : api_usable_slow(p);
-}
+lz_text_hot LZ_EXPORT size_t lz_usable_size(const void *p) { return api_usable(p); }
 
 LZ_EXPORT int lz_trim(size_t pad) {
   (void)pad;

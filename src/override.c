@@ -26,10 +26,7 @@ lz_text_hot LZ_EXPORT int posix_memalign(void **out, size_t alignment, size_t si
 }
 LZ_EXPORT void *valloc(size_t size) { return lz_valloc(size); }
 LZ_EXPORT void *pvalloc(size_t size) { return lz_pvalloc(size); }
-lz_text_hot LZ_EXPORT size_t malloc_usable_size(void *p) {
-  size_t n;
-  return lz_likely(usable_fast(p, &n)) ? n : api_usable_slow(p);
-}
+lz_text_hot LZ_EXPORT size_t malloc_usable_size(void *p) { return api_usable(p); }
 LZ_EXPORT int malloc_trim(size_t pad) { return lz_trim(pad); }
 LZ_EXPORT void free_sized(void *p, size_t size) { lz_free_sized(p, size); }
 LZ_EXPORT void free_aligned_sized(void *p, size_t alignment, size_t size) {
