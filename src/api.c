@@ -18,27 +18,17 @@
 
 #include "alloc.h"
 
-/* calloc's slow path: fork handlers to register first (os.c: the first
- * pthread_create's DTV calloc), then an allocation that zeroes. */
-lz_text_hot static lz_noinline void *calloc_slow(size_t total) {
-  os_atfork_watch();
-  return heap_malloc_slow(total, lz_heap_tls, true);
-}
-
-/* The fast path pops and zeroes with a tail call (no frame) while no
- * registration is pending (a thread with a heap has made it: os.c). */
-lz_text_hot static void *calloc_body(size_t n, size_t size) {
+/* calloc's slow path (alloc.h, calloc_fast): the product's overflow,
+ * fork handlers to register first (os.c: the first pthread_create's DTV
+ * calloc), then an allocation that zeroes. */
+lz_text_hot lz_noinline void *api_calloc_slow(size_t n, size_t size) {
   size_t total;
-  if (lz_unlikely(__builtin_mul_overflow(n, size, &total))) {
+  if (__builtin_mul_overflow(n, size, &total)) {
     errno = ENOMEM;
     return NULL;
   }
-  if (lz_likely(total <= LZ_DIRECT_MAX) &&
-      lz_likely(atomic_load_explicit(&lz_atfork_state, memory_order_relaxed) != ATFORK_PENDING)) {
-    void *p = direct_pop(lz_heap_tls, total);
-    if (lz_likely(p != NULL)) return memset(p, 0, total); /* a tail call */
-  }
-  return calloc_slow(total);
+  os_atfork_watch();
+  return heap_malloc_slow(total, lz_heap_tls, true);
 }
 
 lz_text_hot static void *realloc_body(void *p, size_t size) {
@@ -61,46 +51,25 @@ lz_text_hot static void *realloc_body(void *p, size_t size) {
   return n;
 }
 
-static inline bool is_pow2(size_t x) { return x != 0 && (x & (x - 1)) == 0; }
-
-/* alignment: a power of two. Up to LZ_DIRECT_MAX, malloc's pop from the
- * list of the size rounded up to a multiple of alignment: that size's
- * class is the first at least as big that is a multiple of alignment
- * (heap_malloc_aligned's choice too), and so is the power of two start-up
- * serves it with (tests/test_sizeclass.c checks both for every alignment
- * and size); a slab starts on a page, so each of its blocks is aligned,
- * and every list direct[] names holds blocks of such slabs alone
- * (internal.h, heap_t: a class's first span or its foreign list; packed
- * spans never). Anything else, or an empty list: the slow path. */
-lz_text_hot static lz_noinline void *aligned_slow(heap_t *heap, size_t size, size_t alignment) {
-  return heap_malloc_aligned(heap, size, alignment); /* inlined here, not into the fast path's frame */
-}
-
-lz_text_hot static lz_noinline void *aligned_body(size_t alignment, size_t size) {
+/* The aligned allocations' slow path (alloc.h, aligned_fast): an
+ * alignment up to LZ_ALIGN is malloc's; the rest, heap_malloc_aligned
+ * (inlined here, not into the fast paths). */
+lz_text_hot lz_noinline void *api_aligned_slow(size_t alignment, size_t size) {
   if (alignment <= LZ_ALIGN) return malloc_fast(size);
-  heap_t *heap = lz_heap_tls;
-  if (lz_likely(size <= LZ_DIRECT_MAX && alignment <= LZ_DIRECT_MAX)) {
-    size_t r = ((size != 0 ? size : 1) + alignment - 1) & ~(alignment - 1);
-    void *p = r <= LZ_DIRECT_MAX ? direct_pop(heap, r) : NULL;
-    if (lz_likely(p != NULL)) {
-      lz_assert(((uintptr_t)p & (alignment - 1)) == 0);
-      return p;
-    }
-  }
-  return aligned_slow(heap, size, alignment);
+  return heap_malloc_aligned(lz_heap_tls, size, alignment);
 }
 
-lz_text_hot static void *memalign_body(size_t alignment, size_t size) {
+/* memalign's and aligned_alloc's alignment that is not a power of two
+ * (api_memalign takes those that are, and 0): EINVAL above SIZE_MAX / 2 +
+ * 1, else rounded up to one. */
+lz_noinline void *api_memalign_odd(size_t alignment, size_t size) {
   if (alignment > SIZE_MAX / 2 + 1) {
     errno = EINVAL;
     return NULL;
   }
-  if (!is_pow2(alignment)) {
-    size_t a = LZ_ALIGN;
-    while (a < alignment) a <<= 1;
-    alignment = a;
-  }
-  return aligned_body(alignment, size);
+  size_t a = LZ_ALIGN;
+  while (a < alignment) a <<= 1;
+  return aligned_fast(a, size);
 }
 
 #define API_CALL(expr)            \
@@ -115,7 +84,7 @@ lz_text_hot lz_entry_align LZ_EXPORT void *lz_malloc(size_t size) { return api_m
 
 lz_text_hot lz_entry_align LZ_EXPORT void lz_free(void *p) { api_free(p); }
 
-lz_text_hot LZ_EXPORT void *lz_calloc(size_t n, size_t size) { API_CALL(calloc_body(n, size)); }
+lz_text_hot LZ_EXPORT void *lz_calloc(size_t n, size_t size) { return api_calloc(n, size); }
 
 /* realloc(NULL, n) is malloc's fast path before anything else: programs
  * whose allocator is a realloc callback (lua's, every new object) would
@@ -146,21 +115,15 @@ LZ_EXPORT void lz_free_aligned_sized(void *p, size_t alignment, size_t size) {
 }
 
 /* As in glibc 2.36, aligned_alloc is memalign. */
-lz_text_hot LZ_EXPORT void *lz_aligned_alloc(size_t alignment, size_t size) { API_CALL(memalign_body(alignment, size)); }
+lz_text_hot LZ_EXPORT void *lz_aligned_alloc(size_t alignment, size_t size) { return api_memalign(alignment, size); }
 
-lz_text_hot LZ_EXPORT void *lz_memalign(size_t alignment, size_t size) { API_CALL(memalign_body(alignment, size)); }
+lz_text_hot LZ_EXPORT void *lz_memalign(size_t alignment, size_t size) { return api_memalign(alignment, size); }
 
 lz_text_hot LZ_EXPORT int lz_posix_memalign(void **out, size_t alignment, size_t size) {
-  if (alignment % sizeof(void *) != 0 || !is_pow2(alignment)) return EINVAL;
-  heap_t *h = api_enter();
-  void *p = aligned_body(alignment, size); /* errno = ENOMEM on failure, as glibc */
-  api_leave(h);
-  if (p == NULL) return ENOMEM;
-  *out = p;
-  return 0;
+  return api_posix_memalign(out, alignment, size);
 }
 
-LZ_EXPORT void *lz_valloc(size_t size) { API_CALL(aligned_body(LZ_PAGE_SIZE, size)); }
+LZ_EXPORT void *lz_valloc(size_t size) { API_CALL(aligned_fast(LZ_PAGE_SIZE, size)); }
 
 LZ_EXPORT void *lz_pvalloc(size_t size) {
   size_t rounded = (size + LZ_PAGE_SIZE - 1) & ~(LZ_PAGE_SIZE - 1);
@@ -169,7 +132,7 @@ LZ_EXPORT void *lz_pvalloc(size_t size) {
     return NULL;
   }
   if (rounded == 0) rounded = LZ_PAGE_SIZE;
-  API_CALL(aligned_body(LZ_PAGE_SIZE, rounded));
+  API_CALL(aligned_fast(LZ_PAGE_SIZE, rounded));
 }
 
 /* What usable_fast (alloc.h) does not answer. */

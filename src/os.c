@@ -403,7 +403,7 @@ lz_text_hot bool os_single_threaded(void) { return &__libc_single_threaded != NU
  * at its first heap (os_thread_exit_arm: a thread is given its heap), or
  * in the first pthread_create, whose DTV calloc (glibc: after it has
  * marked the process threaded, before the thread exists) reaches
- * os_atfork_watch in calloc_body, whichever comes first.
+ * os_atfork_watch in api_calloc_slow, whichever comes first.
  * os_thread_start (the janitor) registers too before it creates its
  * thread. os_thread_exit_arm is also the fallback for threads made
  * without pthread_create's calloc reaching us (prefixed builds, another

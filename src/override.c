@@ -16,13 +16,13 @@
  * internal.h). */
 lz_text_hot lz_entry_align LZ_EXPORT void *malloc(size_t size) { return api_malloc(size); }
 lz_text_hot lz_entry_align LZ_EXPORT void free(void *p) { api_free(p); }
-lz_text_hot LZ_EXPORT void *calloc(size_t n, size_t size) { return lz_calloc(n, size); }
+lz_text_hot LZ_EXPORT void *calloc(size_t n, size_t size) { return api_calloc(n, size); }
 lz_text_hot LZ_EXPORT void *realloc(void *p, size_t size) { return lz_realloc(p, size); }
 lz_text_hot LZ_EXPORT void *reallocarray(void *p, size_t n, size_t size) { return lz_reallocarray(p, n, size); }
-lz_text_hot LZ_EXPORT void *aligned_alloc(size_t alignment, size_t size) { return lz_aligned_alloc(alignment, size); }
-lz_text_hot LZ_EXPORT void *memalign(size_t alignment, size_t size) { return lz_memalign(alignment, size); }
+lz_text_hot LZ_EXPORT void *aligned_alloc(size_t alignment, size_t size) { return api_memalign(alignment, size); }
+lz_text_hot LZ_EXPORT void *memalign(size_t alignment, size_t size) { return api_memalign(alignment, size); }
 lz_text_hot LZ_EXPORT int posix_memalign(void **out, size_t alignment, size_t size) {
-  return lz_posix_memalign(out, alignment, size);
+  return api_posix_memalign(out, alignment, size);
 }
 LZ_EXPORT void *valloc(size_t size) { return lz_valloc(size); }
 LZ_EXPORT void *pvalloc(size_t size) { return lz_pvalloc(size); }

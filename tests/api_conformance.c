@@ -248,8 +248,12 @@ static void test_calloc(void) {
     }
   }
   /* Zeroed after reuse: dirty a block, free it, calloc the same size. */
-  static const size_t reuse[] = {16,     24,      64,      100,        1000,   4096,
-                                 32768,  40000,   100000,  200000,     1 << 20,
+  /* 1 to 80: each length calloc's fast path zeroes inline (alloc.h,
+   * zero_small: up to LZ_CALLOC_INLINE_MAX, 64) and the first ones
+   * memset zeroes. */
+  static const size_t reuse[] = {1,      8,       15,      16,      17,     24,     31,     32,      33,
+                                 40,     47,      48,      49,      56,     63,     64,     65,      80,
+                                 100,    1000,    4096,    32768,   40000,  100000, 200000, 1 << 20,
                                  (1 << 20) + 1,   2 << 20, 3 << 20, 8 << 20};
   for (int round = 0; round < 3; round++) {
     for (size_t i = 0; i < sizeof(reuse) / sizeof(reuse[0]); i++) {
