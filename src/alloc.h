@@ -344,7 +344,7 @@ lz_inline size_t api_usable(const void *p) {
  * its blocks is aligned, and every list direct[] names holds blocks of
  * such slabs alone (internal.h, heap_t: a class's first span or its
  * foreign list; packed spans never). Anything else (size 0 too), or an
- * empty list: api_aligned_slow (api.c). */
+ * empty list: api_aligned_slow (api.c), for alignments above LZ_ALIGN. */
 void *api_aligned_slow(size_t alignment, size_t size);
 lz_inline void *aligned_fast(size_t alignment, size_t size) {
   if (alignment <= LZ_ALIGN) return malloc_fast(size);
@@ -384,7 +384,6 @@ lz_inline void *api_malloc(size_t size) {
 }
 
 lz_inline void *api_calloc(size_t n, size_t size) {
-  if (LZ_HEAPS == 0) return calloc_fast(n, size);
   heap_t *h = api_enter();
   void *p = calloc_fast(n, size);
   api_leave(h);

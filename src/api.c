@@ -51,11 +51,11 @@ lz_text_hot static void *realloc_body(void *p, size_t size) {
   return n;
 }
 
-/* The aligned allocations' slow path (alloc.h, aligned_fast): an
- * alignment up to LZ_ALIGN is malloc's; the rest, heap_malloc_aligned
- * (inlined here, not into the fast paths). */
+/* The aligned allocations' slow path (alloc.h, aligned_fast; valloc and
+ * pvalloc, whose page alignment no direct[] list serves): an alignment
+ * above LZ_ALIGN, heap_malloc_aligned (inlined here, not into the fast
+ * paths). */
 lz_text_hot lz_noinline void *api_aligned_slow(size_t alignment, size_t size) {
-  if (alignment <= LZ_ALIGN) return malloc_fast(size);
   return heap_malloc_aligned(lz_heap_tls, size, alignment);
 }
 
@@ -123,7 +123,7 @@ lz_text_hot LZ_EXPORT int lz_posix_memalign(void **out, size_t alignment, size_t
   return api_posix_memalign(out, alignment, size);
 }
 
-LZ_EXPORT void *lz_valloc(size_t size) { API_CALL(aligned_fast(LZ_PAGE_SIZE, size)); }
+LZ_EXPORT void *lz_valloc(size_t size) { API_CALL(api_aligned_slow(LZ_PAGE_SIZE, size)); }
 
 LZ_EXPORT void *lz_pvalloc(size_t size) {
   size_t rounded = (size + LZ_PAGE_SIZE - 1) & ~(LZ_PAGE_SIZE - 1);
@@ -132,7 +132,7 @@ LZ_EXPORT void *lz_pvalloc(size_t size) {
     return NULL;
   }
   if (rounded == 0) rounded = LZ_PAGE_SIZE;
-  API_CALL(aligned_fast(LZ_PAGE_SIZE, rounded));
+  API_CALL(api_aligned_slow(LZ_PAGE_SIZE, rounded));
 }
 
 /* What usable_fast (alloc.h) does not answer. */
