@@ -1746,6 +1746,16 @@ bool secure_locked(const heap_t *h);
  * page fault per page. */
 #define LZ_DECAY_MS 250
 #define LZ_HOLES_AFTER_MS 100
+/* A heap's kept empty chunks (pages.c, "Empty chunks") go back over this
+ * many ms of not being used (smoothstep from the allowance they had when
+ * last used, purge.c), the same window as the pages' decay. A second
+ * before: python3 serialising a dict to a 14 MiB json string and reading
+ * it back (bench/realprog python-json) kept 7 chunks emptied by the
+ * string's pieces while its own arenas grew, a peak 9 % above glibc's
+ * (4 % now, with large allocations ticking: heap.c); sqlite3, whose
+ * phases empty chunks and take them again 100-250 ms later, faults no
+ * more (24.4k either way). */
+#define LZ_EMPTY_KEEP_MS 250
 /* A heap's purge delay doubles each time one of its chunks takes back
  * pages the decay gave away, at most this many times (128 delays: 1.28 s
  * by default), and halves each time a decay goes unanswered (purge.c,
@@ -1765,8 +1775,10 @@ lz_inline uint64_t heap_now(const heap_t *heap) { return heap_time(heap, os_now_
 /* Nothing pages_freed hands the purge falls due sooner than this many ms
  * of the heap's clock after it (or than the purge delay, if shorter): a
  * decay waits the heap's delay, and a kept empty chunk's allowance
- * (purge.c, EMPTY_KEEP_MS) lets none go within its first 18 ms, whatever
- * the allowance. So pages_freed moves purge_wake (heap_t) no earlier than
+ * (purge.c, LZ_EMPTY_KEEP_MS) lets none go within its first 16 ms while
+ * it is below 93 chunks (decay_keep: 1013 of 1024 kept then; a larger
+ * allowance loses its first chunks a few ms later than its schedule). So
+ * pages_freed moves purge_wake (heap_t) no earlier than
  * the last tick's time plus that, and an owner whose pages go back before
  * then reads no schedstat (thread-churn: one open per thread). */
 #define LZ_FREED_DUE_MS 16

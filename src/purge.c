@@ -183,8 +183,9 @@ lz_text_hot static size_t purge_free_dirty(chunk_t *c, size_t keep) {
  * delay), and with rounding down it gave the first chunk back after 19 ms
  * and every other on the next looks, so a program that empties a few
  * chunks between two phases of its work (sqlite3 building an index after
- * a sort) faulted them in again each time. */
-#define EMPTY_KEEP_MS 1000
+ * a sort) faulted them in again each time. The window is LZ_EMPTY_KEEP_MS
+ * (internal.h). */
+#define EMPTY_KEEP_MS LZ_EMPTY_KEEP_MS
 
 /* One chunk that holds spans, if due (or force): its free dirty pages
  * decay (see above), unless it allocated spans since it was armed (hot):

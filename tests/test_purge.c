@@ -38,8 +38,13 @@
  *                        smoothstep schedule of their idle time, counted
  *                        from the allowance they had when they were left
  *                        (rounded up, not compounded per look): all kept
- *                        for the first tens of ms, all back at the
- *                        window's end (synthetic times, no janitor).
+ *                        for the first hundredth of the window
+ *                        (LZ_EMPTY_KEEP_MS), all back at its end
+ *                        (synthetic times, no janitor).
+ *   test_purge large_tick  kept empty chunks left unused past
+ *                        LZ_EMPTY_KEEP_MS go back at the next large
+ *                        allocation, with the slow-path count's own tick
+ *                        not due (real time, no janitor).
  *   test_purge clock     the heap's clock leaves out the time its thread
  *                        waited for a CPU: pinned to one CPU beside a
  *                        busy thread, the thread spins for 300 ms; its
@@ -478,7 +483,7 @@ static void run_refault(void) {
 static unsigned up(double x) { unsigned u = (unsigned)x; return u < x ? u + 1 : u; }
 
 static void run_empty_keep(void) {
-  enum { N = 8, SIZE = 1 << 20, KEEP = 4, WINDOW = 1000 };
+  enum { N = 8, SIZE = 1 << 20, KEEP = 4, WINDOW = LZ_EMPTY_KEEP_MS };
   if (opt_get(OPT_PURGE_DELAY) <= 0) {
     printf("skipped: kept chunks need a purge delay (%ld here)\n", opt_get(OPT_PURGE_DELAY));
     return;
@@ -500,19 +505,65 @@ static void run_empty_keep(void) {
   medium_cache_flush(heap, true, true, os_now_ms());
   CHECKF(heap->empty_count == KEEP, "%u empty chunks kept, allowance %u", heap->empty_count, heap->empty_keep);
   uint64_t t0 = heap->empty_used_at;
+  /* Thousandths of the window. */
   unsigned steps[] = {0, 10, 20, 50, 100, 200, 300, 400, 500, 600, 700, 800, 900, 950, 999, 1000, 1100};
   for (size_t k = 0; k < sizeof steps / sizeof steps[0]; k++) {
-    purge_heap(heap, false, t0 + steps[k]);
-    double want = schedule((double)KEEP, steps[k] / (double)WINDOW);
-    printf("empty_keep at %4u ms idle: %u kept (schedule %.2f)\n", steps[k], heap->empty_count, want);
+    unsigned ms = steps[k] * WINDOW / 1000;
+    purge_heap(heap, false, t0 + ms);
+    double want = schedule((double)KEEP, ms / (double)WINDOW);
+    printf("empty_keep at %4u ms idle: %u kept (schedule %.2f)\n", ms, heap->empty_count, want);
     CHECKF(heap->empty_count >= up(want - 0.01 > 0 ? want - 0.01 : 0) && heap->empty_count <= up(want + 0.01),
-           "%u kept at %u ms, schedule %.2f", heap->empty_count, steps[k], want);
+           "%u kept at %u ms, schedule %.2f", heap->empty_count, ms, want);
     CHECK(heap->empty_keep >= heap->empty_count);
   }
   CHECK(heap->empty_count == 0 && heap->empty_keep == 0);
   heap_leave(heap);
   lz_heap_validate();
   printf("empty_keep: kept empty chunks follow the smoothstep schedule of their idle time\n");
+}
+
+/* Kept empty chunks left unused past the window go back at the heap's
+ * next large allocation, whatever its slow-path count (heap.c,
+ * large_malloc_direct: a program that makes few slow calls but large
+ * blocks purges on time). Real time, no janitor. */
+static void run_large_tick(void) {
+  enum { N = 8, SIZE = 1 << 20, KEEP = 4 };
+  if (opt_get(OPT_PURGE_DELAY) <= 0) {
+    printf("skipped: kept chunks need a purge delay (%ld here)\n", opt_get(OPT_PURGE_DELAY));
+    return;
+  }
+  CHECK(lz_malloc(16) != NULL); /* the heap, and its first chunk kept busy */
+  heap_t *heap = lz_heap_tls;
+  heap_enter(heap);
+  slab_startup_end(heap); /* a small process's start-up reads no clock: past it */
+  heap_leave(heap);
+  void *m[N];
+  for (int i = 0; i < N; i++) {
+    m[i] = lz_malloc(SIZE);
+    CHECK(m[i] != NULL);
+    memset(m[i], 3, SIZE);
+  }
+  heap_enter(heap);
+  heap->empty_keep = KEEP; /* as if the heap had churned chunks (pages.c) */
+  heap_leave(heap);
+  for (int i = 0; i < N; i++) lz_free(m[i]);
+  heap_enter(heap);
+  medium_cache_flush(heap, true, true, os_now_ms());
+  heap_leave(heap);
+  CHECKF(heap->empty_count == KEEP, "%u empty chunks kept, allowance %u", heap->empty_count, heap->empty_keep);
+  usleep((LZ_EMPTY_KEEP_MS + 100) * 1000); /* idle past the window (asleep: the heap's clock runs) */
+  CHECKF(heap->empty_count == KEEP, "%u kept before the allocation (no tick meanwhile)", heap->empty_count);
+  /* The count's own tick (every HEAP_TICK_EVERY-th slow entry) not due at
+   * this allocation. */
+  heap->slow_count = (heap->slow_count | (HEAP_TICK_EVERY - 1)) + 2;
+  void *big = lz_malloc(4 * SIZE);
+  CHECK(big != NULL);
+  CHECKF(heap->empty_count == 0, "%u empty chunks still kept after a large allocation %u ms idle", heap->empty_count,
+         (unsigned)LZ_EMPTY_KEEP_MS + 100);
+  lz_free(big);
+  lz_heap_validate();
+  printf("large_tick: a large allocation ticks the heap: kept chunks idle past %u ms went back\n",
+         (unsigned)LZ_EMPTY_KEEP_MS);
 }
 
 /* ---- the heap's clock ------------------------------------------------------------ */
@@ -1180,6 +1231,7 @@ int main(int argc, char **argv) {
   else if (strcmp(mode, "orphan_holes") == 0) run_orphan_holes();
   else if (strcmp(mode, "orphan_busy") == 0) run_orphan_busy();
   else if (strcmp(mode, "empty_keep") == 0) run_empty_keep();
+  else if (strcmp(mode, "large_tick") == 0) run_large_tick();
   else if (strcmp(mode, "clock") == 0) run_clock();
   else if (strcmp(mode, "orphan_stages") == 0) run_orphan_stages();
   else if (strcmp(mode, "low_water") == 0) run_low_water();
