@@ -1752,7 +1752,7 @@ bool secure_locked(const heap_t *h);
  * before: python3 serialising a dict to a 14 MiB json string and reading
  * it back (bench/realprog python-json) kept 7 chunks emptied by the
  * string's pieces while its own arenas grew, a peak 9 % above glibc's
- * (4 % now, with large allocations ticking: heap.c); sqlite3, whose
+ * (3-4 % now, with large allocations ticking: heap.c); sqlite3, whose
  * phases empty chunks and take them again 100-250 ms later, faults no
  * more (24.4k either way). */
 #define LZ_EMPTY_KEEP_MS 250
