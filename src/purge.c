@@ -175,7 +175,7 @@ lz_text_hot static size_t purge_free_dirty(chunk_t *c, size_t keep) {
 
 /* Kept empty chunks (pages.c, "Empty chunks"): their allowance decays
  * like pages do: a heap that has left its kept chunks unused for t ms may
- * keep empty_idle_keep * (1 - smoothstep(t / EMPTY_KEEP_MS)) of them,
+ * keep empty_idle_keep * (1 - smoothstep(t / LZ_EMPTY_KEEP_MS)) of them,
  * rounded up, the others go back (never with a purge delay of -1), and
  * the allowance shrinks with them. The base is the allowance when the
  * chunks were last used, not the one the last look left: a decay from the
@@ -183,9 +183,8 @@ lz_text_hot static size_t purge_free_dirty(chunk_t *c, size_t keep) {
  * delay), and with rounding down it gave the first chunk back after 19 ms
  * and every other on the next looks, so a program that empties a few
  * chunks between two phases of its work (sqlite3 building an index after
- * a sort) faulted them in again each time. The window is LZ_EMPTY_KEEP_MS
- * (internal.h). */
-#define EMPTY_KEEP_MS LZ_EMPTY_KEEP_MS
+ * a sort) faulted them in again each time. The window:
+ * LZ_EMPTY_KEEP_MS (internal.h). */
 
 /* One chunk that holds spans, if due (or force): its free dirty pages
  * decay (see above), unless it allocated spans since it was armed (hot):
@@ -227,7 +226,7 @@ uint64_t purge_heap(heap_t *heap, bool force, uint64_t now) {
   } else if (heap->empty_count > 0 && delay >= 0) {
     uint64_t idle = now > heap->empty_used_at ? now - heap->empty_used_at : 0;
     uint32_t base = heap->empty_idle_keep;
-    allowed = (uint32_t)((base * decay_keep(idle, EMPTY_KEEP_MS) + 1023) / 1024);
+    allowed = (uint32_t)((base * decay_keep(idle, LZ_EMPTY_KEEP_MS) + 1023) / 1024);
     if (allowed > heap->empty_keep) allowed = heap->empty_keep;
   }
   if (heap->empty_count > allowed) heap->empty_keep = allowed;
@@ -241,8 +240,8 @@ uint64_t purge_heap(heap_t *heap, bool force, uint64_t now) {
     }
     c = following;
   }
-  if (heap->empty_count > 0 && delay >= 0 && now + EMPTY_KEEP_MS / DECAY_STEPS < next)
-    next = now + EMPTY_KEEP_MS / DECAY_STEPS;
+  if (heap->empty_count > 0 && delay >= 0 && now + LZ_EMPTY_KEEP_MS / DECAY_STEPS < next)
+    next = now + LZ_EMPTY_KEEP_MS / DECAY_STEPS;
   return next;
 }
 

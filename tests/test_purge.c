@@ -482,12 +482,14 @@ static void run_refault(void) {
 /* The least whole number >= x (x >= 0; no libm). */
 static unsigned up(double x) { unsigned u = (unsigned)x; return u < x ? u + 1 : u; }
 
-static void run_empty_keep(void) {
-  enum { N = 8, SIZE = 1 << 20, KEEP = 4, WINDOW = LZ_EMPTY_KEEP_MS };
-  if (opt_get(OPT_PURGE_DELAY) <= 0) {
-    printf("skipped: kept chunks need a purge delay (%ld here)\n", opt_get(OPT_PURGE_DELAY));
-    return;
-  }
+enum { KEEP_CHUNKS = 4 };
+
+/* The calling thread's heap, held, with KEEP_CHUNKS empty chunks kept (its
+ * allowance set as if it had churned chunks: pages.c, "Empty chunks"):
+ * eight 1 MiB blocks allocated, written and freed, the medium cache
+ * flushed to the chunks. */
+static heap_t *keep_empty_chunks(void) {
+  enum { N = 8, SIZE = 1 << 20 };
   CHECK(lz_malloc(16) != NULL); /* the heap, and its first chunk kept busy */
   heap_t *heap = lz_heap_tls;
   void *m[N];
@@ -496,14 +498,23 @@ static void run_empty_keep(void) {
     CHECK(m[i] != NULL);
     memset(m[i], 3, SIZE);
   }
-  /* As if the heap had churned chunks (pages.c, "Empty chunks"). */
   heap_enter(heap);
-  heap->empty_keep = KEEP;
+  heap->empty_keep = KEEP_CHUNKS;
   heap_leave(heap);
   for (int i = 0; i < N; i++) lz_free(m[i]);
   heap_enter(heap); /* held from here: no purge tick of our own runs */
   medium_cache_flush(heap, true, true, os_now_ms());
-  CHECKF(heap->empty_count == KEEP, "%u empty chunks kept, allowance %u", heap->empty_count, heap->empty_keep);
+  CHECKF(heap->empty_count == KEEP_CHUNKS, "%u empty chunks kept, allowance %u", heap->empty_count, heap->empty_keep);
+  return heap;
+}
+
+static void run_empty_keep(void) {
+  enum { KEEP = KEEP_CHUNKS, WINDOW = LZ_EMPTY_KEEP_MS };
+  if (opt_get(OPT_PURGE_DELAY) <= 0) {
+    printf("skipped: kept chunks need a purge delay (%ld here)\n", opt_get(OPT_PURGE_DELAY));
+    return;
+  }
+  heap_t *heap = keep_empty_chunks();
   uint64_t t0 = heap->empty_used_at;
   /* Thousandths of the window. */
   unsigned steps[] = {0, 10, 20, 50, 100, 200, 300, 400, 500, 600, 700, 800, 900, 950, 999, 1000, 1100};
@@ -527,32 +538,16 @@ static void run_empty_keep(void) {
  * large_malloc_direct: a program that makes few slow calls but large
  * blocks purges on time). Real time, no janitor. */
 static void run_large_tick(void) {
-  enum { N = 8, SIZE = 1 << 20, KEEP = 4 };
+  enum { SIZE = 1 << 20 };
   if (opt_get(OPT_PURGE_DELAY) <= 0) {
     printf("skipped: kept chunks need a purge delay (%ld here)\n", opt_get(OPT_PURGE_DELAY));
     return;
   }
-  CHECK(lz_malloc(16) != NULL); /* the heap, and its first chunk kept busy */
-  heap_t *heap = lz_heap_tls;
-  heap_enter(heap);
+  heap_t *heap = keep_empty_chunks();
   slab_startup_end(heap); /* a small process's start-up reads no clock: past it */
   heap_leave(heap);
-  void *m[N];
-  for (int i = 0; i < N; i++) {
-    m[i] = lz_malloc(SIZE);
-    CHECK(m[i] != NULL);
-    memset(m[i], 3, SIZE);
-  }
-  heap_enter(heap);
-  heap->empty_keep = KEEP; /* as if the heap had churned chunks (pages.c) */
-  heap_leave(heap);
-  for (int i = 0; i < N; i++) lz_free(m[i]);
-  heap_enter(heap);
-  medium_cache_flush(heap, true, true, os_now_ms());
-  heap_leave(heap);
-  CHECKF(heap->empty_count == KEEP, "%u empty chunks kept, allowance %u", heap->empty_count, heap->empty_keep);
   usleep((LZ_EMPTY_KEEP_MS + 100) * 1000); /* idle past the window (asleep: the heap's clock runs) */
-  CHECKF(heap->empty_count == KEEP, "%u kept before the allocation (no tick meanwhile)", heap->empty_count);
+  CHECKF(heap->empty_count == KEEP_CHUNKS, "%u kept before the allocation (no tick meanwhile)", heap->empty_count);
   /* The count's own tick (every HEAP_TICK_EVERY-th slow entry) not due at
    * this allocation. */
   heap->slow_count = (heap->slow_count | (HEAP_TICK_EVERY - 1)) + 2;
