@@ -49,7 +49,7 @@ size_t lz_usable_size(const void *p) LZ_ATTR_NOTHROW;
 int lz_trim(size_t pad) LZ_ATTR_NOTHROW;
 
 /* Size classes of small blocks (<= 32 KiB), for lz_stats_t.classes. */
-#define LZ_STATS_CLASSES 47
+#define LZ_STATS_CLASSES 54
 
 typedef struct lz_class_stats_s {
   size_t block_size;    /* bytes per block of this class (0: unused slot) */

@@ -2,7 +2,8 @@
  *
  * A block freed by a thread that does not own its span goes back to the
  * owning heap (its chunk's heap), unless the freeing thread keeps it for
- * reuse ("Foreign blocks" below: only blocks that share no cache line).
+ * reuse ("Foreign blocks" below: only blocks that share little or no
+ * cache line with their neighbours).
  * The freeing thread gathers such blocks in short chains, one per span
  * (heap_rbatch, set associative), and sends a whole chain with one CAS onto
  * the owner heap's xremote list: lock-free, many producers, one atomic per
@@ -206,14 +207,14 @@ lz_inline void batch_add(heap_t *self, span_t *s, lz_block_t *b, bool suspect) {
 static lz_noinline bool foreign_push(heap_t *self, span_t *s, lz_block_t *b);
 
 /* May this heap keep b of span s for reuse (see "Foreign blocks" below)?
- * A block whose size is a multiple of the cache line, of a class the heap
+ * A block of a size LZ_FOREIGN_OK allows, of a class the heap
  * allocates (has made a slab of). Never asked for the empty heap, which
  * has no slabs_made (remote_free and remote_free_fast send its blocks
  * home first), nor at level 2 (secure.c frees every block). The first
  * form for a span known to be a slab (remote_free_fast's: a class,
  * [span.cls]). */
 lz_inline bool foreign_wanted_slab(const heap_t *self, const span_t *s) {
-  return LZ_HEAPS == 0 && (s->block_size & (LZ_CACHE_LINE - 1)) == 0 && self->slabs_made[s->cls] != 0;
+  return LZ_HEAPS == 0 && LZ_FOREIGN_OK(s->block_size) && self->slabs_made[s->cls] != 0;
 }
 lz_inline bool foreign_wanted(const heap_t *self, const span_t *s) {
   return s->kind == SPAN_SLAB && foreign_wanted_slab(self, s);
@@ -379,11 +380,13 @@ lz_text_thread size_t remote_collect(heap_t *heap) {
  * thread exits or trims, and what malloc has not taken again within one
  * to two FOREIGN_MAX_AGE_MS (heap.c's tick; "Age" below) goes then.
  *
- * Only where reuse cannot make threads share a cache line (passive false
- * sharing, the cache-scratch pattern: a block handed out here next to
- * blocks the owner's thread keeps writing), so only blocks whose size is a
- * multiple of LZ_CACHE_LINE (spans are page aligned, so each such block
- * has its lines to itself), and only of classes this thread allocates (its
+ * Only where reuse cannot make threads share more than a little of a
+ * cache line (passive false sharing, the cache-scratch pattern: a block
+ * handed out here next to blocks the owner's thread keeps writing), so
+ * only blocks of the sizes LZ_FOREIGN_OK allows (internal.h: a multiple
+ * of LZ_CACHE_LINE, each such block having its lines to itself as spans
+ * are page aligned, or above 256 B a multiple of half a line), and only
+ * of classes this thread allocates (its
  * heap has made a slab of the class, slabs_made: its queue may be empty
  * while all of its slabs are full, as a class of a few blocks a slab
  * often is; a thread that only frees, a consumer, sends every block home
@@ -602,7 +605,7 @@ lz_text_thread static lz_noinline bool foreign_init(heap_t *heap) {
 #define FOREIGN_DIVERT_SPANS 32
 /* heap->fkeep[f's class] from f's state (internal.h, [heap.fkeep]). */
 lz_inline void foreign_fast_sync(heap_t *heap, span_t *f) {
-  bool fast = (f->flags & FOREIGN_CHARGED) && (f->block_size & (LZ_CACHE_LINE - 1)) == 0 &&
+  bool fast = (f->flags & FOREIGN_CHARGED) && LZ_FOREIGN_OK(f->block_size) &&
               heap->fast_id != CHUNK_HEAP_NONE && !lz_numa_on;
   heap->fkeep[f->cls] = fast ? f : NULL;
 }

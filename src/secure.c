@@ -236,10 +236,6 @@ static span_t *slab_new_secure(heap_t *heap, secure_heap_t *sh, unsigned cls) {
   }
   s->local_free = (lz_block_t *)(void *)bits;
   lz_pattern_fill(start + SLAB_LEAD, start + SLAB_LEAD + (size_t)n * bs, w_fresh); /* free slots hold F or N */
-  if (LZ_STATS) {
-    heap->stats.class_slabs[cls]++;
-    heap->stats.class_pages[cls] += (uint32_t)pages;
-  }
   sh->empty[cls]++;
   avail_push(sh, s);
   return s;

@@ -22,11 +22,10 @@
 /* The fast paths' sentinels: the span of every direct[] entry whose queue
  * is empty (free == NULL: the fast path goes slow), and the heap of a
  * thread that has none yet (lz_heap_tls's first value, heap.c), whose
- * direct[] all name it and whose queues are empty (internal.h: only those
- * exist, in the RELRO page the loader writes anyway, not 3 KiB of .data
+ * direct[] all name it and whose queues are empty (their NULLs are also
+ * lz_fkeep_none's; internal.h: only those fields exist, in the RELRO page the loader writes anyway, not 3 KiB of .data
  * beside the hot variables, where the process's first heap lies: heap.c). */
 lz_ro_hot const span_t lz_span_empty;
-lz_ro_hot span_t *const lz_fkeep_none[LZ_CLASSES];
 lz_ro_hot const heap_empty_t lz_heap_empty_direct = {
   .direct = {[0 ... LZ_DIRECT_SLOTS - 1] = LZ_SPAN_EMPTY},
   .slow_count = HEAP_TICK_EVERY - 1,
@@ -512,10 +511,6 @@ static span_t *slab_new(heap_t *heap, unsigned cls) {
   s->reserved = (uint16_t)((pages << LZ_PAGE_SHIFT) / bs);
   s->cls = (uint8_t)cls;
   slab_fast_sync(heap, s);
-  if (LZ_STATS) {
-    heap->stats.class_slabs[cls]++;
-    heap->stats.class_pages[cls] += (uint32_t)pages;
-  }
   return s;
 }
 
@@ -689,10 +684,6 @@ lz_text_hot void slab_retire(heap_t *heap, span_t *s) {
 
 /* An empty slab already out of its queue goes back to its chunk. */
 void slab_release(heap_t *heap, span_t *s) {
-  if (LZ_STATS) {
-    heap->stats.class_slabs[s->cls]--;
-    heap->stats.class_pages[s->cls] -= s->npages;
-  }
   span_free(heap, s);
 }
 

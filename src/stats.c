@@ -2,8 +2,8 @@
  *
  * Each heap counts its own allocations in plain fields written only by its
  * owner (no shared writes, and nothing counted on the fast paths: the
- * bytes of slab blocks in use come from the spans' `used` counts, summed
- * here); global counters (chunks, large mappings, purges) are atomics
+ * bytes of slab blocks in use come from the spans' `used` counts, and each
+ * class's slabs and their bytes from the spans themselves, summed here); global counters (chunks, large mappings, purges) are atomics
  * touched only on slow paths. A reader sums the heaps while their owners
  * run, so totals are a consistent-enough snapshot, not an instant; the
  * word-sized reads are tolerated races (hidden from TSan by no_sanitize).
@@ -22,11 +22,15 @@ LZ_NO_TSAN static inline size_t racy_read(const size_t *p) { return *(const vola
 
 /* The bytes of h's slab and medium blocks in use: every slab span's
  * used - pin blocks, every live medium span (used 1: internal.h,
- * heap_stats_t). Walks h's chunks, which whoever holds
- * h (see slab_bytes) keeps still; `used` is read racily (the owner's frees
- * change it without a lock). */
-LZ_NO_TSAN static int64_t slab_bytes_walk(const heap_t *h) {
+ * heap_stats_t); and into st, each class's slab spans and their pages
+ * (spares and level 2's slabs among them; start-up's packed span, of no
+ * class, not). Walks h's chunks, which whoever holds h (see slab_bytes)
+ * keeps still; `used` is read racily (the owner's frees change it without
+ * a lock). Level 2 counts its blocks in stats.in_use itself: its bytes
+ * here are 0. */
+LZ_NO_TSAN static int64_t slab_bytes_walk(const heap_t *h, lz_stats_t *st) {
   int64_t n = 0;
+  bool bytes = h->secure == NULL;
   for (const chunk_t *c = h->chunks; c != NULL; c = c->next) {
     for (size_t i = LZ_HEADER_PAGES; i < LZ_CHUNK_PAGES;) {
       if (bit_get(c->free_map, i)) {
@@ -34,10 +38,14 @@ LZ_NO_TSAN static int64_t slab_bytes_walk(const heap_t *h) {
         continue;
       }
       const span_t *s = chunk_span_at((chunk_t *)c, i);
-      if (s->kind == SPAN_SLAB) {
+      if (s->kind == SPAN_SLAB && s->cls != 0) {
+        st->classes[s->cls].slabs++;
+        st->classes[s->cls].slab_bytes += (size_t)s->npages << LZ_PAGE_SHIFT;
+      }
+      if (bytes && s->kind == SPAN_SLAB) {
         int64_t used = *(const volatile uint16_t *)&s->used;
         n += (used - (h->queues[s->cls].first == s)) * (int64_t)s->block_size;
-      } else if (s->kind == SPAN_MEDIUM) {
+      } else if (bytes && s->kind == SPAN_MEDIUM) {
         /* A front span's parked block (medium.c) is counted in used. */
         int64_t used = *(const volatile uint16_t *)&s->used;
         if (s->to_local == 0 && *(lz_block_t *const volatile *)&s->free != NULL) used--;
@@ -51,22 +59,22 @@ LZ_NO_TSAN static int64_t slab_bytes_walk(const heap_t *h) {
 
 /* As above, holding h: the owner holds its own heap, a DEAD heap is never
  * changed again, any other is held by its lock (tried for a while: a heap
- * that stays locked keeps its slab bytes out of this snapshot). Level 2
- * counts its blocks in stats.in_use itself. */
-LZ_NO_TSAN static int64_t slab_bytes(heap_t *h) {
-  if (!LZ_STATS || h->secure != NULL) return 0;
+ * that stays locked keeps its slabs out of this snapshot). */
+LZ_NO_TSAN static int64_t slab_bytes(heap_t *h, lz_stats_t *st) {
+  if (!LZ_STATS) return 0;
   if (LZ_HEAPS == 0 && h == lz_heap_tls) {
     heap_enter(h);
-    int64_t n = slab_bytes_walk(h) - (int64_t)heap_cached_bytes(h);
+    int64_t n = slab_bytes_walk(h, st);
+    if (h->secure == NULL) n -= (int64_t)heap_cached_bytes(h);
     heap_leave(h);
     return n;
   }
-  if (atomic_load_explicit(&h->xstate, memory_order_acquire) == HEAP_DEAD) return slab_bytes_walk(h);
+  if (atomic_load_explicit(&h->xstate, memory_order_acquire) == HEAP_DEAD) return slab_bytes_walk(h, st);
   for (unsigned tries = 0; !lz_trylock(&h->lock); tries++) {
     if (tries >= 1000) return 0;
     os_yield();
   }
-  int64_t n = slab_bytes_walk(h);
+  int64_t n = slab_bytes_walk(h, st);
   lz_unlock(&h->lock);
   return n;
 }
@@ -75,13 +83,9 @@ LZ_NO_TSAN void stats_collect(lz_stats_t *out) {
   lz_stats_t st = {0};
   int64_t in_use = 0;
   for (heap_t *h = heaps_first(); h != NULL; h = h->next_all) {
-    in_use += (int64_t)racy_read((const size_t *)&h->stats.in_use) + slab_bytes(h);
+    in_use += (int64_t)racy_read((const size_t *)&h->stats.in_use) + slab_bytes(h, &st);
     st.slow_allocs += racy_read((const size_t *)&h->stats.slow_allocs);
     st.remote_frees += racy_read((const size_t *)&h->stats.remote_frees);
-    for (unsigned c = 1; c < LZ_CLASSES; c++) {
-      st.classes[c].slabs += *(const volatile uint32_t *)&h->stats.class_slabs[c];
-      st.classes[c].slab_bytes += (size_t)*(const volatile uint32_t *)&h->stats.class_pages[c] << LZ_PAGE_SHIFT;
-    }
     st.heaps++;
   }
   for (unsigned c = 1; c < LZ_CLASSES; c++) st.classes[c].block_size = lz_class_size[c];

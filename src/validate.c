@@ -178,8 +178,6 @@ static void mreturn_check(const heap_t *heap, uint32_t unlisted) {
 
 typedef struct heap_totals_s {
   size_t linked;                     /* slab spans linked in queues */
-  uint32_t class_slabs[LZ_CLASSES];
-  uint32_t class_pages[LZ_CLASSES];
   size_t spans;
   uint32_t empty_chunks;
   uint32_t medium_unlisted;          /* unused medium spans outside mcache */
@@ -218,14 +216,11 @@ static size_t chunk_check(const heap_t *heap, const chunk_t *c, heap_totals_t *t
     }
     if (heap->secure != NULL) {
       /* Level 2 (secure.c) keeps its own span state: chunk level only. */
-      if (s->kind == SPAN_SLAB) t->class_slabs[s->cls]++, t->class_pages[s->cls] += s->npages;
     } else if (span_packed(s)) {
       pack_span_check(heap, s); /* in no class, no queue */
     } else if (s->kind == SPAN_SLAB) {
       slab_check(heap, s, seen); /* slab bytes are not in stats.in_use */
       if (s->flags & SPAN_SPARE) spare_pages += s->npages;
-      t->class_slabs[s->cls]++;
-      t->class_pages[s->cls] += s->npages;
       if (!(s->flags & SPAN_FULL)) t->linked++;
     } else {
       t->medium_unlisted += medium_check(heap, s);
@@ -294,7 +289,7 @@ static void queues_check(const heap_t *heap, size_t linked) {
     "heap.fkeep", heap);
   for (unsigned cls = 0; cls < LZ_CLASSES; cls++) {
     const span_t *f = heap->foreign != NULL && cls != 0 ? &heap->foreign[cls] : NULL;
-    bool fast = f != NULL && (f->flags & FOREIGN_CHARGED) && f->block_size % LZ_CACHE_LINE == 0 &&
+    bool fast = f != NULL && (f->flags & FOREIGN_CHARGED) && LZ_FOREIGN_OK(f->block_size) &&
                 heap->fast_id != CHUNK_HEAP_NONE && !lz_numa_on;
     V(heap->fkeep[cls] == (fast ? f : NULL), "heap.fkeep", heap);
   }
@@ -313,8 +308,8 @@ static int64_t foreign_check(const heap_t *heap) {
     /* Kept: a class above LZ_DIRECT_MAX whose list holds blocks (remote.c, "Kept lists"). */
     bool kept = (f->flags & FOREIGN_KEPT) != 0;
     V(!kept || (lz_class_size[cls] > LZ_DIRECT_MAX && f->free != NULL), "foreign.kept", f);
-    /* Only blocks that have their cache lines to themselves are kept. */
-    V(f->free == NULL || lz_class_size[cls] % LZ_CACHE_LINE == 0, "foreign.line", f);
+    /* Only blocks of the sizes LZ_FOREIGN_OK allows are kept. */
+    V(f->free == NULL || LZ_FOREIGN_OK(lz_class_size[cls]), "foreign.line", f);
     uint32_t n = 0;
     for (const lz_block_t *b = f->free; b != NULL; b = block_next(b)) {
       V(++n <= 0xffff, "foreign.length", f); /* a cycle (the cap is remote.c's, far lower) */
@@ -505,10 +500,6 @@ static size_t heap_check(const heap_t *heap, seen_t *seen) {
     /* Foreign blocks move bytes between heaps' figures (remote.c): those
      * of lists that are not installed are out of this heap's. */
     if (heap->secure == NULL) V(heap->stats.in_use == -uninstalled, "stats.in_use", heap);
-    for (unsigned cls = 1; cls < LZ_CLASSES; cls++) {
-      V(heap->stats.class_slabs[cls] == t.class_slabs[cls], "stats.class_slabs", heap);
-      V(heap->stats.class_pages[cls] == t.class_pages[cls], "stats.class_pages", heap);
-    }
   }
   return t.spans;
 }

@@ -1,13 +1,14 @@
 /* test_remote: frees that cross threads (src/remote.c).
  *
- *   1. reuse: blocks of a line-sized class (64 B) that a thread frees for
- *      another heap are handed out again by the freeing thread (its
+ *   1. reuse: blocks of a line-sized class (64 B), and of a class above
+ *      256 B that is a multiple of half a line (416 B), that a thread frees
+ *      for another heap are handed out again by the freeing thread (its
  *      foreign lists) when it allocates that class, every one of them, and
  *      the statistics stay exact: in use back to the byte after all is
  *      freed and both threads are gone;
- *   2. no false sharing: blocks of classes that share cache lines (16 and
- *      48 B) freed for another heap are never handed out by the freeing
- *      thread (they go home), even when it allocates that class;
+ *   2. no false sharing: blocks of classes that share cache lines (16, 48
+ *      and 160 B) freed for another heap are never handed out by the
+ *      freeing thread (they go home), even when it allocates that class;
  *   3. overflow: a thread that only frees keeps nothing, the blocks travel
  *      home, and the owner gets them back (exact in use after collecting);
  *   4. double free of a block sitting in a foreign list is caught, with
@@ -179,20 +180,27 @@ static size_t reuse_round(size_t size) {
 }
 
 static void test_reuse(void) {
-  lz_stats_t st0, st1;
-  lz_stats_get(&st0);
-  size_t reused = reuse_round(SIZE);
-  CHECKF(reused == N, "%zu of %d blocks freed for another heap were reused here", reused, N);
-  lz_stats_get(&st1);
-  CHECKF(st1.in_use == st0.in_use, "in use %zu before, %zu after", st0.in_use, st1.in_use);
-  printf("reuse: %d blocks freed for another heap all reused; in use back to %zu bytes\n", N, st1.in_use);
+  /* 64 B, a line; 416 B, a class between 256 B and 1 KiB that is a
+   * multiple of half a line (LZ_FOREIGN_OK). */
+  static const size_t sizes[] = {SIZE, 416};
+  for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+    lz_stats_t st0, st1;
+    lz_stats_get(&st0);
+    size_t reused = reuse_round(sizes[i]);
+    CHECKF(reused == N, "%zu B: %zu of %d blocks freed for another heap were reused here", sizes[i], reused, N);
+    lz_trim(0); /* the owner has exited: its orphan heap collects what came home */
+    lz_stats_get(&st1);
+    CHECKF(st1.in_use == st0.in_use, "%zu B: in use %zu before, %zu after", sizes[i], st0.in_use, st1.in_use);
+  }
+  printf("reuse: %d blocks of 64 and of 416 B freed for another heap all reused; in use back to the byte\n", N);
 }
 
 /* Passive false sharing (the cache-scratch pattern): a block that shares a
  * cache line with blocks the owner's thread keeps must not become this
  * thread's. */
 static void test_no_false_sharing(void) {
-  static const size_t sizes[] = {16, 48};
+  /* 160 B: a multiple of half a line, but not above 256 B (LZ_FOREIGN_OK). */
+  static const size_t sizes[] = {16, 48, 160};
   for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
     lz_stats_t st0, st1;
     lz_stats_get(&st0);
@@ -203,7 +211,7 @@ static void test_no_false_sharing(void) {
     lz_stats_get(&st1);
     CHECKF(st1.in_use == st0.in_use, "%zu B: in use %zu before, %zu after", sizes[i], st0.in_use, st1.in_use);
   }
-  printf("no false sharing: blocks of 16 and 48 B freed for another heap all went home\n");
+  printf("no false sharing: blocks of 16, 48 and 160 B freed for another heap all went home\n");
 }
 
 /* The owner is this (main) thread: a helper frees 4096 of its blocks, more
