@@ -1049,6 +1049,11 @@ static bool reclaim_for_retry(heap_t *heap) {
 static void *large_malloc_direct(heap_t *heap, size_t size, bool zero) {
   void *p = large_malloc(size, LZ_PAGE_SIZE, zero);
   if (lz_likely(p != NULL)) {
+    /* A medium buffer that grows past LZ_MEDIUM_MAX by copying is freed
+     * next: medium.c, "Growth" (the pages, or more than any span has). */
+    heap->grow_prev = heap->grow_last;
+    heap->grow_last = NULL;
+    heap->grow_pages = size < ((size_t)UINT32_MAX << LZ_PAGE_SHIFT) ? (uint32_t)(size >> LZ_PAGE_SHIFT) : UINT32_MAX;
     heap_tick_entry(heap);
     if ((heap->slow_count & (HEAP_TICK_EVERY - 1)) != 0 && !heap->startup) heap_tick_due(heap);
     poll_janitor(heap);

@@ -1044,6 +1044,17 @@ typedef struct heap_s {
    * 2^16, odd; 0: never. medium.c, medium_free_moved; in padding). */
   uint16_t moved_at;
   uint32_t given_at;                   /* Populate: pages last given back (heap clock, ms, mod 2^32) */
+  /* Growth by copying (medium.c, "Growth"), the holder's: grow_last, the
+   * span medium_malloc last took from the chunks (NULL after a large
+   * allocation); grow_prev, grow_last as it was at the latest such
+   * allocation or large one, of grow_pages pages (NULL once freed);
+   * cut_mask, bit k: a span of 2^k to 2^(k+1) - 1 pages was given back as
+   * a growth's old buffer since cut_at (heap clock, ms, mod 2^16, odd; 0:
+   * none; reset a second on). Spans compared, never read. */
+  span_t *grow_last, *grow_prev;
+  uint32_t grow_pages;
+  uint16_t cut_at;
+  uint16_t cut_mask;
   /* The heap's clock (purge.c, "Clock"), which every purge time of the heap
    * reads (purge_at, empty_used_at, holes_at, abandoned_at ...): heap_now()
    * = os_now_ms() - lag_ms. lag_ms only grows: the time the heap's owner

@@ -92,7 +92,7 @@ endforeach()
 # owner's own purge tick punches them once the slabs have been left alone
 # for LZ_HOLES_AFTER_MS, 100 ms, which a slow run of its frees can exceed).
 foreach(_m holes holes_refused janitor decay decay_gaps refault holes_refault orphan orphan_holes orphan_busy empty_keep clock orphan_stages low_water
-        spare_tick spare_janitor populate large_tick)
+        spare_tick spare_janitor populate large_tick grow)
   set(_env ENV LZMALLOC_BACKGROUND=0)
   if(_m STREQUAL "janitor" OR _m STREQUAL "spare_janitor")
     set(_env ENV LZMALLOC_BACKGROUND=auto)

@@ -561,6 +561,58 @@ static void run_large_tick(void) {
          (unsigned)LZ_EMPTY_KEEP_MS);
 }
 
+/* ---- growth by copying (medium.c, "Growth") ------------------------------------ */
+static size_t range_resident(const void *p, size_t bytes) {
+  unsigned char v[(LZ_MEDIUM_MAX >> LZ_PAGE_SHIFT) + 1];
+  size_t n = (bytes + LZ_PAGE_SIZE - 1) >> LZ_PAGE_SHIFT, r = 0;
+  CHECK(n <= sizeof v && mincore((void *)p, n << LZ_PAGE_SHIFT, v) == 0);
+  for (size_t i = 0; i < n; i++) r += v[i] & 1;
+  return r;
+}
+
+/* A buffer grown by copying, 32 KiB to 2 MiB doubling: n[k] of the old
+ * buffer's pages still resident right after each free. */
+static void grow_chain(size_t *n) {
+  size_t size = 32 << 10;
+  char *buf = lz_malloc(size);
+  CHECK(buf != NULL);
+  memset(buf, 1, size);
+  for (int k = 0; size < LZ_MEDIUM_MAX; k++, size *= 2) {
+    char *nb = lz_malloc(2 * size);
+    CHECK(nb != NULL);
+    memcpy(nb, buf, size);
+    memset(nb + size, 2, size);
+    lz_free(buf);
+    n[k] = range_resident(buf, size);
+    buf = nb;
+  }
+  lz_free(buf);
+}
+
+/* grow: the old buffers of a growth, 64 KiB and more, are not resident
+ * right after their free (the 32 KiB one, below GROW_CUT_MIN_PAGES, is
+ * kept); the same growth again at once (within GROW_CUT_WINDOW_MS) keeps
+ * them all. */
+static void run_grow(void) {
+  enum { STEPS = 5 }; /* old buffers of 32 KiB to 512 KiB, the last freed for a large block */
+  if (opt_get(OPT_PURGE_DELAY) <= 0) {
+    printf("skipped: needs a purge delay (%ld here)\n", opt_get(OPT_PURGE_DELAY));
+    return;
+  }
+  size_t first[STEPS], again[STEPS];
+  grow_chain(first);
+  grow_chain(again);
+  for (int k = 0; k < STEPS; k++) {
+    size_t pages = ((size_t)32 << 10 << k) >> LZ_PAGE_SHIFT;
+    CHECKF(first[k] == (k == 0 ? pages : 0), "first growth: %zu of the %zu pages of its old buffer %d resident", first[k],
+           pages, k);
+    CHECKF(again[k] == pages, "growth again: %zu of the %zu pages of its old buffer %d resident", again[k], pages, k);
+  }
+  lz_heap_validate();
+  printf("grow: a buffer grown by copying from 32 KiB to 1 MiB gave back its old buffers of 64 KiB and more at once; "
+         "grown again at once, kept them\n");
+}
+
 /* ---- the heap's clock ------------------------------------------------------------ */
 static _Atomic(bool) hog_stop;
 static _Atomic(uint32_t) hog_tid;
@@ -1227,6 +1279,7 @@ int main(int argc, char **argv) {
   else if (strcmp(mode, "orphan_busy") == 0) run_orphan_busy();
   else if (strcmp(mode, "empty_keep") == 0) run_empty_keep();
   else if (strcmp(mode, "large_tick") == 0) run_large_tick();
+  else if (strcmp(mode, "grow") == 0) run_grow();
   else if (strcmp(mode, "clock") == 0) run_clock();
   else if (strcmp(mode, "orphan_stages") == 0) run_orphan_stages();
   else if (strcmp(mode, "low_water") == 0) run_low_water();
