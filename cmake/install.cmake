@@ -2,8 +2,8 @@
 # CMakeLists.txt). `make install PREFIX=/usr/local` or
 # `cmake --install build/release --prefix /usr/local` installs:
 #
-#   lib/liblzmalloc.so.0.1.0, .so.0, .so   the shared library (Runtime: .so.*)
-#   lib/liblzmalloc-secure.so.0.1.0, ...    the same at hardening level 2, with
+#   lib/liblzmalloc.so.0.2.0, .so.0, .so   the shared library (Runtime: .so.*)
+#   lib/liblzmalloc-secure.so.0.2.0, ...    the same at hardening level 2, with
 #                                          bounds-checked memcpy/memmove/memset
 #   lib/liblzmalloc.a                      static library (standard names + __wrap_*)
 #   lib/liblzmalloc-prefixed.a             lz_ names only

@@ -18,7 +18,7 @@ extern "C" {
 #define LZMALLOC_VERSION_MAJOR 0
 #define LZMALLOC_VERSION_MINOR 1
 #define LZMALLOC_VERSION_PATCH 0
-#define LZMALLOC_VERSION "0.1.0"
+#define LZMALLOC_VERSION "0.2.0"
 
 #if defined(__GNUC__)
 #define LZ_ATTR_MALLOC __attribute__((malloc))
@@ -48,7 +48,9 @@ size_t lz_usable_size(const void *p) LZ_ATTR_NOTHROW;
 /* Returns idle memory to the kernel; 1 if any was released, as malloc_trim. */
 int lz_trim(size_t pad) LZ_ATTR_NOTHROW;
 
-/* Size classes of small blocks (<= 32 KiB), for lz_stats_t.classes. */
+/* Size classes of small blocks (<= 32 KiB), for lz_stats_t.classes (47
+ * before 0.2.0: lz_stats_t grew then, so a program built with an older
+ * header must be rebuilt to call lz_stats_get). */
 #define LZ_STATS_CLASSES 54
 
 typedef struct lz_class_stats_s {

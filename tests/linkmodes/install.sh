@@ -103,7 +103,7 @@ fi
 cat >CMakeLists.txt <<'EOC'
 cmake_minimum_required(VERSION 3.20)
 project(lzmalloc_consumer C)
-find_package(lzmalloc 0.1 REQUIRED)
+find_package(lzmalloc @LZ_VER@ REQUIRED)
 foreach(t lzmalloc::lzmalloc lzmalloc::lzmalloc-static lzmalloc::lzmalloc-prefixed)
   if(NOT TARGET ${t})
     message(FATAL_ERROR "find_package(lzmalloc) did not define ${t}")
@@ -114,7 +114,9 @@ target_link_libraries(app_shared PRIVATE lzmalloc::lzmalloc)
 add_executable(app_static app.c)
 target_link_libraries(app_static PRIVATE lzmalloc::lzmalloc-static)
 EOC
-lz_log "cmake consumer: find_package(lzmalloc) with CMAKE_PREFIX_PATH=$P"
+# The version asked for: the header's major.minor (0.x: SameMinorVersion).
+sed -i "s/@LZ_VER@/${ver%.*}/" CMakeLists.txt
+lz_log "cmake consumer: find_package(lzmalloc ${ver%.*}) with CMAKE_PREFIX_PATH=$P"
 cmake -S . -B build -DCMAKE_PREFIX_PATH="$P" -DCMAKE_C_COMPILER="$CC" -DCMAKE_BUILD_TYPE=Release \
   -Dlzmalloc_DIR= >cmake.log 2>&1 || { cat cmake.log >&2; lz_fail "configuring the CMake consumer failed"; }
 grep -q "lzmalloc_DIR:PATH=$LIBDIR/cmake/lzmalloc" build/CMakeCache.txt ||
