@@ -139,13 +139,26 @@ lz_text_late static lz_noinline large_t *desc_make_slow(uintptr_t u) {
   large_t *d = desc_get(u);
   if (d != NULL) return d;
   if (!chunkmap_prepare(first << LZ_CHUNK_SHIFT)) return NULL; /* before the leaf is published */
+  /* Between two inaccessible pages: the kernel places a mapping next to
+   * the last one, so a leaf made for a new block would lie right below
+   * it, and a program that maps fresh pages over the page before its own
+   * block (glibc's tst-free-errno; tests/large_remap.c) would wipe the
+   * descriptors on it, the block's among them when its unit is one of the
+   * leaf's last 85 (large_remap failed so: "invalid pointer" from
+   * malloc_usable_size). A guard page is no anonymous read-write page:
+   * such a program leaves it alone. Address space only. */
   size_t bytes = DESC_LEAF_SIZE * sizeof(large_t);
-  large_t *leaf = os_map(bytes);
-  if (leaf == NULL) return NULL;
+  uint8_t *m = os_map(bytes + 2 * LZ_PAGE_SIZE);
+  if (m == NULL) return NULL;
+  if (os_protect_none(m, LZ_PAGE_SIZE) != 0 || os_protect_none(m + LZ_PAGE_SIZE + bytes, LZ_PAGE_SIZE) != 0) {
+    os_unmap(m, bytes + 2 * LZ_PAGE_SIZE);
+    return NULL;
+  }
+  large_t *leaf = (large_t *)(void *)(m + LZ_PAGE_SIZE);
   large_t *expect = NULL;
   if (!atomic_compare_exchange_strong_explicit(&desc_leaves[u >> DESC_LEAF_BITS], &expect, leaf,
                                                memory_order_acq_rel, memory_order_acquire)) {
-    os_unmap(leaf, bytes); /* another thread made it first */
+    os_unmap(m, bytes + 2 * LZ_PAGE_SIZE); /* another thread made it first */
     leaf = expect;
   }
   return &leaf[u & (DESC_LEAF_SIZE - 1)];

@@ -1063,6 +1063,50 @@ static void test_key_top(void) {
   lz_heap_validate();
 }
 
+/* The line of /proc/self/maps whose range holds a (its start and end, its
+ * permissions in perm[5]); false if none does. */
+static bool maps_range_of(uintptr_t a, uintptr_t *lo, uintptr_t *hi, char *perm) {
+  FILE *f = fopen("/proc/self/maps", "r");
+  CHECK(f != NULL);
+  char line[512];
+  bool found = false;
+  while (!found && fgets(line, sizeof line, f) != NULL) {
+    unsigned long l, h;
+    char p[5];
+    if (sscanf(line, "%lx-%lx %4s", &l, &h, p) == 3 && a >= l && a < h) {
+      *lo = l, *hi = h;
+      memcpy(perm, p, 5);
+      found = true;
+    }
+  }
+  fclose(f);
+  return found;
+}
+
+/* descriptor guards: the leaf that holds a large block's descriptor lies
+ * between two inaccessible pages (large.c, desc_make_slow), so a program
+ * that maps fresh pages over the page next to its own block never wipes
+ * descriptors (tests/large_remap.c). */
+static void test_desc_guards(void) {
+  void *p = lz_malloc(3 << 20);
+  CHECK(p != NULL);
+  bool freed;
+  large_t *d = large_lookup((uintptr_t)p, &freed);
+  CHECK(d != NULL && !freed);
+  uintptr_t lo, hi, glo, ghi;
+  char perm[5], gperm[5];
+  CHECK(maps_range_of((uintptr_t)d, &lo, &hi, perm));
+  CHECKF(perm[0] == 'r' && perm[1] == 'w', "the leaf's mapping is %s", perm);
+  CHECKF(maps_range_of(lo - 1, &glo, &ghi, gperm) && ghi == lo && glo == lo - LZ_PAGE_SIZE && gperm[0] == '-' &&
+             gperm[1] == '-',
+         "below the leaf [%#lx, %#lx): no inaccessible page", (unsigned long)lo, (unsigned long)hi);
+  CHECKF(maps_range_of(hi, &glo, &ghi, gperm) && glo == hi && ghi == hi + LZ_PAGE_SIZE && gperm[0] == '-' &&
+             gperm[1] == '-',
+         "above the leaf [%#lx, %#lx): no inaccessible page", (unsigned long)lo, (unsigned long)hi);
+  lz_free(p);
+  printf("descriptor guards: the leaf of a large block's descriptor lies between two inaccessible pages\n");
+}
+
 /* The slab spans of class cls held by all heaps (lz_stats_get walks them). */
 static uint64_t class_slab_count(unsigned cls) {
   lz_stats_t st;
@@ -2002,6 +2046,7 @@ int main(void) {
   test_spans(heap);
   test_descriptor_lines(heap);
   test_slab_max();
+  test_desc_guards();
   test_mcache(heap);
   test_mcache_janitor(heap);
   test_front(heap);
