@@ -498,7 +498,7 @@ lz_text_thread static uint64_t collect(heap_t *heap, bool force, int holes, uint
     if (force && s != NULL && s->used == 1 + slab_cached(s)) {
       slab_uncache(heap, s);
       queue_remove(heap, q, s); /* drops the pin: used == 0 */
-      slab_release(heap, s);
+      span_free(heap, s);
     }
   }
   uint64_t next = heap_purge(heap, force, holes, true, now);

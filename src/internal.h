@@ -1449,7 +1449,6 @@ void slab_fast_resync(heap_t *heap, span_t *s);
 uint32_t slab_cached(const span_t *s);
 void slab_uncache(heap_t *heap, span_t *s);
 lz_cold void slab_retire(heap_t *heap, span_t *s);
-void slab_release(heap_t *heap, span_t *s);
 void queue_remove(heap_t *heap, span_queue_t *q, span_t *s);
 void queue_push_front(heap_t *heap, span_queue_t *q, span_t *s);
 void heap_direct_update(heap_t *heap, unsigned cls);

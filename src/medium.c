@@ -557,14 +557,15 @@ lz_inline bool medium_keep(heap_t *heap, span_t *s) {
 #define GROW_CUT_MIN_PAGES 16
 #define GROW_CUT_WINDOW_MS 1000
 
-/* The free fast path took the owner's block of s, heap->grow_prev (used
- * 0, the block on local_free): true if s was a growth's old buffer and
- * went back with its pages, else false (the caller frees it as any
- * other). */
+/* The free fast path took the owner's block of s, heap->grow_prev, a
+ * span of at least GROW_CUT_MIN_PAGES (the caller's test, before the
+ * call; used 0, the block on local_free): true if s was a growth's old
+ * buffer and went back with its pages, else false (the caller frees it
+ * as any other). */
 lz_text_late static lz_noinline bool medium_free_grown(heap_t *heap, span_t *s) {
   heap->grow_prev = NULL;
   size_t n = s->npages, g = heap->grow_pages;
-  if (n < GROW_CUT_MIN_PAGES || n >= g || g / 4 > n || opt_get(OPT_PURGE_DELAY) <= 0) return false;
+  if (n >= g || g / 4 > n || opt_get(OPT_PURGE_DELAY) <= 0) return false;
   uint16_t now = (uint16_t)(heap_now(heap) | 1);
   if (heap->cut_at == 0 || (uint16_t)(now - heap->cut_at) >= GROW_CUT_WINDOW_MS) {
     heap->cut_at = now;

@@ -250,7 +250,7 @@ static void slab_release_secure(heap_t *heap, secure_heap_t *sh, span_t *s) {
   s->local_free = NULL;
   size_t usable = ((size_t)s->npages - 1) << LZ_PAGE_SHIFT;
   if (os_protect_rw(span_start(s) + usable, LZ_PAGE_SIZE) != 0) return; /* leaked (above) */
-  slab_release(heap, s);
+  span_free(heap, s);
 }
 
 /* A random free slot of the class (owner, under sh->lock). */

@@ -103,7 +103,7 @@ lz_text_late static void spares_chunk_release(heap_t *heap, chunk_t *c) {
       next = s->next;
       if ((s->flags & SPAN_SPARE) && span_chunk(s) == c) {
         queue_remove(heap, q, s); /* clears the flag and counts it off */
-        slab_release(heap, s);
+        span_free(heap, s);
       }
     }
   }
@@ -116,7 +116,7 @@ void slab_spare_release(heap_t *heap, unsigned cls) {
     next = s->next;
     if (s->flags & SPAN_SPARE) {
       queue_remove(heap, q, s); /* clears the flag and counts it off */
-      slab_release(heap, s);
+      span_free(heap, s);
     }
   }
 }
@@ -219,7 +219,7 @@ lz_text_late lz_noinline void slab_firsts_look(heap_t *heap, uint64_t now) {
     } else {
       heap->firsts_empty &= ~bit;
       queue_remove(heap, q, s); /* drops the pin: used == 0 */
-      slab_release(heap, s);
+      span_free(heap, s);
       /* Its next slab small again (slab_new): a class that goes idle and
        * comes back a little at a time (bench thread-churn: threads of
        * 200 blocks of 8 B to 4 KiB adopt the heaps of those that ended)
@@ -678,13 +678,8 @@ lz_text_hot void slab_retire(heap_t *heap, span_t *s) {
     return;
   }
   queue_remove(heap, &heap->queues[s->cls], s);
-  slab_release(heap, s);
-  heap_leave(heap);
-}
-
-/* An empty slab already out of its queue goes back to its chunk. */
-void slab_release(heap_t *heap, span_t *s) {
   span_free(heap, s);
+  heap_leave(heap);
 }
 
 /* A full slab of the heap got a block back: its slabs are freeing. Arms
