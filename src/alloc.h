@@ -300,8 +300,7 @@ lz_inline void free_fast_to(void *p, const char *as) {
     if (lz_unlikely(last)) heap_free_last(lz_heap_tls, s);
     return;
   own_slow:
-    if (as == NULL) heap_free_own(p, s);
-    else heap_free_own_as(p, s, as);
+    heap_free_own(p, s, as);
   }
 }
 

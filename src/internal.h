@@ -805,8 +805,8 @@ typedef struct heap_stats_s {
  *     installed list empty with no block pushed since the previous one,
  *     at most FOREIGN_DRY_LOOKS, 0 unless installed (heap.c,
  *     refill_foreign_dry); a class above LZ_DIRECT_MAX is kept
- *     (FOREIGN_KEPT) only while its list holds blocks (remote.c, "Kept
- *     lists") [foreign.class, foreign.line, foreign.installed,
+ *     (FOREIGN_KEPT) only while its list holds blocks, and only one the
+ *     heap has made a slab of (remote.c, "Kept lists") [foreign.class, foreign.line, foreign.installed,
  *     foreign.kept, foreign.length, foreign.block, foreign.in_flight,
  *     foreign.depth, foreign.used, foreign.cap, foreign.dry];
  *   stats.in_use == minus the bytes of its foreign lists that are neither
@@ -906,8 +906,9 @@ typedef struct heap_s {
    * (FOREIGN_CHARGED), LZ_FOREIGN_OK allows its blocks, the heap has a
    * fast_id and NUMA is
    * off, else NULL (fkeep[0] always) [heap.fkeep]: remote_free_fast's one
-   * test for "keep this block of class c here" (installed implies the
-   * rest of foreign_wanted: remote.c). The array lies after foreign[] in
+   * test for "keep this block of class c here" (installed or kept implies
+   * the rest of foreign_wanted, slabs_made[c] != 0 among it:
+   * [foreign.installed], [foreign.kept]; remote.c). The array lies after foreign[] in
    * its mapping; lz_fkeep_none (all NULL) until that is mapped. */
   span_t **fkeep;
   uint64_t foreign_flush_at;           /* when the foreign lists next go home (ms) */
@@ -1603,6 +1604,7 @@ lz_inline bool span_diverted(const heap_t *heap, const span_t *s) {
   return s->to_local != 0 && heap->foreign != NULL && (heap->foreign[s->cls].flags & FOREIGN_INSTALLED);
 }
 bool foreign_free_own(heap_t *heap, span_t *s, lz_block_t *b);
+bool foreign_free_own_slow(heap_t *heap, span_t *s, lz_block_t *b, const char *as);
 void *foreign_alloc(heap_t *heap, unsigned cls);
 void *foreign_take(heap_t *heap, span_t *f);
 uint32_t foreign_count(const heap_t *heap, unsigned cls, uint32_t limit);
@@ -1703,10 +1705,10 @@ lz_noinline void heap_free_slow(void *p);
 /* as: the function a report names instead of "free" (lz_free_as), NULL
  * for free. */
 lz_noinline void heap_free_page(void *p, heap_t *self, const char *as);
-lz_noinline void heap_free_own(void *p, span_t *s);
-/* heap_free_slow and heap_free_own naming `as` (as heap_free_page). */
+lz_noinline void heap_free_own(void *p, span_t *s, const char *as);
+lz_noinline void heap_free_own_rest(void *p, span_t *s, const char *as);
+/* heap_free_slow naming `as` (as heap_free_page). */
 lz_noinline void heap_free_slow_as(void *p, const char *as);
-lz_noinline void heap_free_own_as(void *p, span_t *s, const char *as);
 lz_cold void heap_free_last(heap_t *heap, span_t *s);
 void heap_free_local(heap_t *heap, span_t *s, lz_block_t *b);
 size_t heap_usable_size(const void *p, const char *func);

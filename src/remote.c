@@ -443,7 +443,10 @@ lz_text_thread size_t remote_collect(heap_t *heap) {
  * so remote frees): 312.6 -> 295.5 instructions a replacement in all
  * (callgrind; tcmalloc 257.6), with the deletes' own changes (cxx.c);
  * 292.2 with slabs_made looked at before fkeep and own blocks turned away
- * from the list freed in foreign_free_own.
+ * from the list freed in foreign_free_own. fkeep looked at alone (it
+ * implies slabs_made, [heap.fkeep]) saved 4 instructions of such a free
+ * but cost 6 more to each free a consumer sends home (bench xmalloc: two
+ * loads, fkeep and its entry, before the one of slabs_made that decides). 
  *
  * Order: any. A block joins the front of the list (what malloc pops
  * next: the block this thread touched last), whatever chunk it lies in.
@@ -860,40 +863,58 @@ bool remote_free_medium(heap_t *self, void *p, span_t *s) {
  * block (a block boundary below the carved limit, a first word that is
  * no link) and marked in flight (word 1), so a second free of b finds
  * the mark on the general path (heap_free_span: remote_in_flight).
- * An own block turned away goes back into s here. False: the general
- * path frees b. A span diverted while the list was
- * installed (xfast_cap 0) whose list is not installed any more takes
- * fast frees again from here on. */
-lz_text_thread lz_noinline bool foreign_free_own(heap_t *heap, span_t *s, lz_block_t *b) {
-  lz_assert(span_chunk(s)->heap == heap && s->kind == SPAN_SLAB && s->to_local == 1 && heap->foreign != NULL);
-  if (s->flags & SPAN_HOLES) return false;
+ * foreign_free_own takes b onto the list (inlined into heap.c at link
+ * time: a leaf, no register saved); false for the rest, which go to
+ * foreign_free_own_slow: an own block turned away goes back into s there
+ * (`as` naming the function in its reports), and false from it sends b
+ * the general way. A
+ * span diverted while the list was installed (xfast_cap 0) whose list is
+ * not installed any more takes fast frees again from here on. */
+lz_text_thread lz_noinline bool foreign_free_own_slow(heap_t *heap, span_t *s, lz_block_t *b, const char *as) {
   span_t *f = &heap->foreign[s->cls];
-  if (!(f->flags & FOREIGN_INSTALLED)) {
+  if (s->flags & SPAN_HOLES) {
+    /* the general path's */
+  } else if (!(f->flags & FOREIGN_INSTALLED)) {
     if (!(s->flags & SPAN_FULL) && atomic_load_explicit(&s->xfast_cap, memory_order_relaxed) == 0) {
       heap_enter(heap); /* a hole puncher sets SPAN_HOLES under the lock */
       slab_fast_resync(heap, s);
       heap_leave(heap);
     }
-    return false;
-  }
-  if (span_slab_index(s, (uintptr_t)b) >= __atomic_load_n(&s->capacity, __ATOMIC_RELAXED)) return false;
-  if (LZ_SECURE && word_maybe_link(b)) return false;
-  uint64_t d = foreign_next_depth(f);
-  if (d > f->reserved / 2) {
-    /* The rest is for foreign blocks: b goes back into s, screened
-     * already (a block boundary below the carved limit, a first word no
-     * list link has, so on none of s's lists), as the general path would
-     * free it but without its second look (bench larson-sized: one such
-     * free in five of these, 180 instructions each that way). Holes are
-     * punched under the lock: looked for again under it. */
+  } else if (span_slab_index(s, (uintptr_t)b) < __atomic_load_n(&s->capacity, __ATOMIC_RELAXED) &&
+             !(LZ_SECURE && word_maybe_link(b))) {
+    /* The rest of the list is for foreign blocks: b goes back into s,
+     * screened already (a block boundary below the carved limit, a first
+     * word no list link has, so on none of s's lists), as the general
+     * path would free it but without its second look (bench larson-sized:
+     * one such free in five of these, 180 instructions each that way).
+     * Holes are punched under the lock: looked for again under it. */
     heap_enter(heap);
     bool holes = (s->flags & SPAN_HOLES) != 0;
-    if (!holes) slab_free_chain(heap, s, b, b, 1);
+    if (!holes) {
+      lz_free_as = as;
+      slab_free_chain(heap, s, b, b, 1);
+      lz_free_as = NULL;
+    }
     heap_leave(heap);
     return !holes;
   }
-  foreign_push_front(heap, f, b, d);
-  return true;
+  return false;
+}
+
+lz_text_thread bool foreign_free_own(heap_t *heap, span_t *s, lz_block_t *b) {
+  lz_assert(span_chunk(s)->heap == heap && s->kind == SPAN_SLAB && s->to_local == 1 && heap->foreign != NULL);
+  span_t *f = &heap->foreign[s->cls];
+  if (lz_likely(!(s->flags & SPAN_HOLES) && (f->flags & FOREIGN_INSTALLED) &&
+                span_slab_index(s, (uintptr_t)b) < __atomic_load_n(&s->capacity, __ATOMIC_RELAXED) &&
+                !(LZ_SECURE && word_maybe_link(b)))) {
+    /* Own blocks take at most half the bound. */
+    uint64_t d = foreign_next_depth(f);
+    if (lz_likely(d <= f->reserved / 2)) {
+      foreign_push_front(heap, f, b, d);
+      return true;
+    }
+  }
+  return false;
 }
 
 void *foreign_alloc(heap_t *heap, unsigned cls) {

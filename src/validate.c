@@ -307,7 +307,7 @@ static int64_t foreign_check(const heap_t *heap) {
     V(!installed || (lz_class_size[cls] <= LZ_DIRECT_MAX && heap->slabs_made[cls] != 0), "foreign.installed", f);
     /* Kept: a class above LZ_DIRECT_MAX whose list holds blocks (remote.c, "Kept lists"). */
     bool kept = (f->flags & FOREIGN_KEPT) != 0;
-    V(!kept || (lz_class_size[cls] > LZ_DIRECT_MAX && f->free != NULL), "foreign.kept", f);
+    V(!kept || (lz_class_size[cls] > LZ_DIRECT_MAX && f->free != NULL && heap->slabs_made[cls] != 0), "foreign.kept", f);
     /* Only blocks of the sizes LZ_FOREIGN_OK allows are kept. */
     V(f->free == NULL || LZ_FOREIGN_OK(lz_class_size[cls]), "foreign.line", f);
     uint32_t n = 0;

@@ -433,7 +433,7 @@ static void test_front(heap_t *heap) {
   void *p = lz_malloc(size);
   CHECK(p != NULL);
   span_t *s = span_of(p);
-  heap_free_own(p, s);
+  heap_free_own(p, s, NULL);
   CHECKF(heap->mfront[npages] == s && s->to_local == 0 && s->used == 1 && s->free == (lz_block_t *)p,
          "the span freed by the slow path is not the front span of its size");
   heap_enter(heap);
@@ -1905,6 +1905,21 @@ static void brk_kept(heap_t *h, void *sm, void *md) {
   lz_heap_validate(); /* sound so far */
   f->free = NULL; /* as a pop that leaves the flag */
 }
+/* The same kept list; then the heap forgets that it made a slab of the
+ * class: a kept list of a class the heap never allocated, which no block
+ * foreign_wanted lets in makes (remote.c, "Kept lists"; free's remote
+ * fast path trusts fkeep only where slabs_made is set). */
+static void brk_kept_made(heap_t *h, void *sm, void *md) {
+  (void)sm; (void)md;
+  void *mine = lz_malloc(KEPT_SIZE), *theirs[3];
+  pthread_t t;
+  CHECK(mine != NULL && pthread_create(&t, NULL, alloc_kept, theirs) == 0 && pthread_join(t, NULL) == 0);
+  lz_free(theirs[0]);
+  unsigned cls = span_of(mine)->cls;
+  CHECK((h->foreign[cls].flags & FOREIGN_KEPT) && h->fkeep[cls] == &h->foreign[cls] && h->slabs_made[cls] != 0);
+  lz_heap_validate(); /* sound so far */
+  h->slabs_made[cls] = 0;
+}
 
 /* The pin leaving a span while its class's foreign list is installed
  * (queue_remove, as queue_push_front): the span is diverted (xfast_cap 0:
@@ -2083,6 +2098,7 @@ int main(void) {
   if (LZ_HEAPS == 0) expect_caught("foreign.installed", brk_foreign_made);
   if (LZ_HEAPS == 0 && heap->fast_id != CHUNK_HEAP_NONE && !lz_numa_on) expect_caught("heap.fkeep", brk_fkeep);
   if (LZ_HEAPS == 0 && heap->fast_id != CHUNK_HEAP_NONE && !lz_numa_on) expect_caught("foreign.kept", brk_kept);
+  if (LZ_HEAPS == 0 && heap->fast_id != CHUNK_HEAP_NONE && !lz_numa_on) expect_caught("foreign.kept", brk_kept_made);
   expect_caught("mcache.bytes", brk_mcache);
   expect_caught("mreturn.span", brk_mreturn);
   expect_caught("mreturn.count", brk_mreturn_count);
