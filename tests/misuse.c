@@ -1173,6 +1173,37 @@ static void case_cxx_delete(void) {
   }
 }
 
+/* A double delete[] of an own block that the first delete put on its
+ * class's installed foreign list (remote.c, "Own blocks": a block of a
+ * slab behind its queue's first, while this heap keeps another thread's
+ * blocks of the class): the second delete is turned away by that list
+ * and reaches the general path through heap_free_own_rest, which must
+ * still name operator delete[] (heap.c carries the name down as an
+ * argument). 64 B: a class whose blocks the lists keep (a multiple of
+ * the cache line); enough blocks for several slabs past a fork child's
+ * packed one. */
+#define DIVERT_MINE 3000
+#define DIVERT_THEIRS 64
+static void *divert_theirs[DIVERT_THEIRS];
+static void *divert_alloc(void *arg) {
+  (void)arg;
+  for (int i = 0; i < DIVERT_THEIRS; i++)
+    if ((divert_theirs[i] = _Znam(64)) == NULL) _exit(75);
+  return NULL;
+}
+static void case_cxx_delete_diverted(void) {
+  static char *mine[DIVERT_MINE];
+  for (int i = 0; i < DIVERT_MINE; i++)
+    if ((mine[i] = _Znam(64)) == NULL) _exit(75);
+  pthread_t t;
+  if (pthread_create(&t, NULL, divert_alloc, NULL) != 0 || pthread_join(t, NULL) != 0) _exit(74);
+  for (int i = 0; i < DIVERT_THEIRS; i++) _ZdaPv(divert_theirs[i]); /* kept here: the list */
+  char *p = mine[DIVERT_MINE / 2];
+  _ZdaPv(p); /* onto the list */
+  expect("lzmalloc: operator delete[](): double free", p, NULL);
+  _ZdaPv(tu_opaque_ptr(p));
+}
+
 static int run_case(const char *name, void (*fn)(void)) {
   int errp[2], expp[2];
   CHECK(pipe(errp) == 0 && pipe(expp) == 0);
@@ -1374,6 +1405,7 @@ int main(int argc, char **argv) {
                        dbl ? "double" : "interior", remote ? "_remote" : "", sizes[i]);
               if (!run_case(name, case_cxx_delete)) failed++;
             }
+    if (!run_case("delete_array_double_diverted_64", case_cxx_delete_diverted)) failed++;
     if (failed) {
       fprintf(stderr, "misuse --cxx: %d case(s) failed\n", failed);
       return 1;

@@ -69,8 +69,10 @@
 #                    malloc_usable_size of interior and uncarved ones, at
 #                    8 B .. 8 MiB (--audit)
 #   misuse_cxx       each of the 12 operator delete forms, double and
-#                    interior deletes at 8 B .. 4 MiB: the report names the
-#                    operator (--cxx; misuse_cxx_secure: the secure library)
+#                    interior deletes at 8 B .. 4 MiB, and a double delete[]
+#                    of an own block diverted onto its class's foreign
+#                    list: the report names the operator (--cxx;
+#                    misuse_cxx_secure: the secure library)
 #   large_remap      pages around a large block remapped; free, realloc and
 #                    malloc_usable_size unaffected
 #   large_reuse      freed large memory reused across sizes (mapped bytes
