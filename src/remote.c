@@ -503,7 +503,17 @@ lz_text_thread size_t remote_collect(heap_t *heap) {
  * Only the slow side reads the owner's words: the fast path
  * (remote_free_fast) goes to foreign_keep_full at the bound, as before.
  * The age flush still sends home what waited untaken ("Age" below), so
- * the delay before an owner sees its blocks is unchanged. */
+ * the delay before an owner sees its blocks is unchanged.
+ * The price: an idle owner's block kept and handed out again is still
+ * that owner's, so each of its frees takes the remote path again, for as
+ * long as it lives. bench larson-chain (larson as mimalloc-bench runs it:
+ * the main thread makes every block, then waits while chains of threads
+ * replace them): 63 % of the frees, and 0.63 of tcmalloc's speed. Sending
+ * idle owners' blocks home from remote_free_fast instead (with a thread
+ * taking over its predecessor's orphan) ran it at tcmalloc's speed, but
+ * left the blocks unused at home where live threads replace the main
+ * thread's: bench larson 18.7 -> 31.2 MiB peak RSS, larson-sized 21.1 ->
+ * 32.2, 8-13 % slower (2026-12-07; README, "Benchmarks"). */
 lz_inline bool foreign_owner_idle(const heap_t *self, const span_t *s) {
   const heap_t *owner = span_chunk(s)->heap;
   uint32_t ticked = atomic_load_explicit(&owner->xtick_ms, memory_order_relaxed);
