@@ -149,17 +149,8 @@ static void run(void *(*fn)(void *)) {
   CHECK(pthread_join(t, NULL) == 0);
 }
 
-/* heap.c: a thread that starts while another thread holds the orphan
- * (the janitor or a purge tick collecting it) waits this long for it,
- * then makes a heap of its own. 10 ms by default; a loaded machine under
- * ThreadSanitizer stretched a holder past it (CI, 2026-12-07: "freed ...
- * as the first call, the next malloc(16) gave ..." once in 20 rounds).
- * The adoption is what is tested here, not the wait's bound. */
-extern uint64_t lz_adopt_wait_ms;
-
 static void test_adoption(bool by_free) {
   lz_stats_t st0, st1;
-  lz_adopt_wait_ms = 60000;
   lz_trim(0);
   lz_stats_get(&st0);
   for (int round = 0; round < 20; round++) {
