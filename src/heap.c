@@ -1566,9 +1566,9 @@ lz_text_hot static lz_noinline void free_own_packed(void *p, span_t *s) {
   pack_free_chain(lz_heap_tls, s, (lz_block_t *)p, 1);
 }
 
-/* heap_free_own's cases but the foreign lists' (remote.c's
- * foreign_free_own tail-calls here when its list does not take the
- * block), naming `as` in reports (NULL: "free"). */
+/* heap_free_own's cases but the foreign lists' (and the blocks those do
+ * not take: free_own_foreign_slow), naming `as` in reports (NULL:
+ * "free"). */
 lz_text_hot lz_noinline void heap_free_own_rest(void *p, span_t *s, const char *as) {
   if (lz_unlikely(as != NULL)) {
     lz_free_as = as;
@@ -1583,9 +1583,10 @@ lz_text_hot lz_noinline void heap_free_own_rest(void *p, span_t *s, const char *
 }
 
 /* heap_free_own's block of a slab that is not its queue's first, of a
- * heap with foreign lists: onto its class's list (remote.c, "Own
- * blocks", inlined here at link time: a leaf up to the push), else the
- * general way. */
+ * heap with foreign lists: onto its class's list (free_own_foreign:
+ * remote.c's foreign_free_own, "Own blocks", inlined here at link time,
+ * a leaf up to the push), else back into its span or the general way
+ * (free_own_foreign_slow). */
 lz_text_thread static lz_noinline void free_own_foreign_slow(heap_t *heap, span_t *s, void *p, const char *as) {
   if (!foreign_free_own_slow(heap, s, (lz_block_t *)p, as)) heap_free_own_rest(p, s, as);
 }

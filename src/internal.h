@@ -806,9 +806,10 @@ typedef struct heap_stats_s {
  *     at most FOREIGN_DRY_LOOKS, 0 unless installed (heap.c,
  *     refill_foreign_dry); a class above LZ_DIRECT_MAX is kept
  *     (FOREIGN_KEPT) only while its list holds blocks, and only one the
- *     heap has made a slab of (remote.c, "Kept lists") [foreign.class, foreign.line, foreign.installed,
- *     foreign.kept, foreign.length, foreign.block, foreign.in_flight,
- *     foreign.depth, foreign.used, foreign.cap, foreign.dry];
+ *     heap has made a slab of (remote.c, "Kept lists") [foreign.class,
+ *     foreign.line, foreign.installed, foreign.kept, foreign.length,
+ *     foreign.block, foreign.in_flight, foreign.depth, foreign.used,
+ *     foreign.cap, foreign.dry];
  *   stats.in_use == minus the bytes of its foreign lists that are neither
  *     installed nor kept (below level 2: remote.c moves foreign blocks' bytes
  *     between heaps' figures, out of the holder's at a push onto such a
@@ -908,8 +909,9 @@ typedef struct heap_s {
    * off, else NULL (fkeep[0] always) [heap.fkeep]: remote_free_fast's one
    * test for "keep this block of class c here" (installed or kept implies
    * the rest of foreign_wanted, slabs_made[c] != 0 among it:
-   * [foreign.installed], [foreign.kept]; remote.c). The array lies after foreign[] in
-   * its mapping; lz_fkeep_none (all NULL) until that is mapped. */
+   * [foreign.installed], [foreign.kept]; remote.c). The array lies after
+   * foreign[] in its mapping; lz_fkeep_none (all NULL) until that is
+   * mapped. */
   span_t **fkeep;
   uint64_t foreign_flush_at;           /* when the foreign lists next go home (ms) */
   uint8_t slabs_made[LZ_CLASSES];      /* slabs made per class (saturating): their size grows */

@@ -446,7 +446,7 @@ lz_text_thread size_t remote_collect(heap_t *heap) {
  * from the list freed in foreign_free_own. fkeep looked at alone (it
  * implies slabs_made, [heap.fkeep]) saved 4 instructions of such a free
  * but cost 6 more to each free a consumer sends home (bench xmalloc: two
- * loads, fkeep and its entry, before the one of slabs_made that decides). 
+ * loads, fkeep and its entry, before the one of slabs_made that decides).
  *
  * Order: any. A block joins the front of the list (what malloc pops
  * next: the block this thread touched last), whatever chunk it lies in.
@@ -890,8 +890,7 @@ lz_text_thread lz_noinline bool foreign_free_own_slow(heap_t *heap, span_t *s, l
       slab_fast_resync(heap, s);
       heap_leave(heap);
     }
-  } else if (span_slab_index(s, (uintptr_t)b) < __atomic_load_n(&s->capacity, __ATOMIC_RELAXED) &&
-             !(LZ_SECURE && word_maybe_link(b))) {
+  } else if (remote_screen(s, b)) {
     /* The rest of the list is for foreign blocks: b goes back into s,
      * screened already (a block boundary below the carved limit, a first
      * word no list link has, so on none of s's lists), as the general
@@ -914,9 +913,7 @@ lz_text_thread lz_noinline bool foreign_free_own_slow(heap_t *heap, span_t *s, l
 lz_text_thread bool foreign_free_own(heap_t *heap, span_t *s, lz_block_t *b) {
   lz_assert(span_chunk(s)->heap == heap && s->kind == SPAN_SLAB && s->to_local == 1 && heap->foreign != NULL);
   span_t *f = &heap->foreign[s->cls];
-  if (lz_likely(!(s->flags & SPAN_HOLES) && (f->flags & FOREIGN_INSTALLED) &&
-                span_slab_index(s, (uintptr_t)b) < __atomic_load_n(&s->capacity, __ATOMIC_RELAXED) &&
-                !(LZ_SECURE && word_maybe_link(b)))) {
+  if (lz_likely(!(s->flags & SPAN_HOLES) && (f->flags & FOREIGN_INSTALLED) && remote_screen(s, b))) {
     /* Own blocks take at most half the bound. */
     uint64_t d = foreign_next_depth(f);
     if (lz_likely(d <= f->reserved / 2)) {

@@ -1894,31 +1894,29 @@ static void test_kept(void) {
 }
 
 /* A kept list's flag left on after the list emptied (remote.c, "Kept lists"). */
-static void brk_kept(heap_t *h, void *sm, void *md) {
-  (void)sm; (void)md;
+/* A kept list of KEPT_SIZE holding one block another thread made (the
+ * heap allocates the class), sound so far. */
+static span_t *kept_one(heap_t *h) {
   void *mine = lz_malloc(KEPT_SIZE), *theirs[3];
   pthread_t t;
   CHECK(mine != NULL && pthread_create(&t, NULL, alloc_kept, theirs) == 0 && pthread_join(t, NULL) == 0);
   lz_free(theirs[0]);
   span_t *f = &h->foreign[span_of(mine)->cls];
-  CHECK(f->flags & FOREIGN_KEPT);
-  lz_heap_validate(); /* sound so far */
-  f->free = NULL; /* as a pop that leaves the flag */
+  CHECK((f->flags & FOREIGN_KEPT) && h->fkeep[f->cls] == f && h->slabs_made[f->cls] != 0);
+  lz_heap_validate();
+  return f;
 }
-/* The same kept list; then the heap forgets that it made a slab of the
- * class: a kept list of a class the heap never allocated, which no block
- * foreign_wanted lets in makes (remote.c, "Kept lists"; free's remote
- * fast path trusts fkeep only where slabs_made is set). */
+static void brk_kept(heap_t *h, void *sm, void *md) {
+  (void)sm; (void)md;
+  kept_one(h)->free = NULL; /* as a pop that leaves the flag */
+}
+/* Then the heap forgets that it made a slab of the class: a kept list of
+ * a class the heap never allocated, which no block foreign_wanted lets
+ * in makes (remote.c, "Kept lists"; free's remote fast path trusts fkeep
+ * only where slabs_made is set). */
 static void brk_kept_made(heap_t *h, void *sm, void *md) {
   (void)sm; (void)md;
-  void *mine = lz_malloc(KEPT_SIZE), *theirs[3];
-  pthread_t t;
-  CHECK(mine != NULL && pthread_create(&t, NULL, alloc_kept, theirs) == 0 && pthread_join(t, NULL) == 0);
-  lz_free(theirs[0]);
-  unsigned cls = span_of(mine)->cls;
-  CHECK((h->foreign[cls].flags & FOREIGN_KEPT) && h->fkeep[cls] == &h->foreign[cls] && h->slabs_made[cls] != 0);
-  lz_heap_validate(); /* sound so far */
-  h->slabs_made[cls] = 0;
+  h->slabs_made[kept_one(h)->cls] = 0;
 }
 
 /* The pin leaving a span while its class's foreign list is installed

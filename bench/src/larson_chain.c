@@ -55,6 +55,18 @@ static void block_free(void *p) {
   free(p);
 }
 
+static void *worker(void *arg);
+
+/* A thread for chain c, detached: nobody joins a generation. */
+static void chain_start(chain_t *c) {
+  pthread_t t;
+  pthread_attr_t attr;
+  if (pthread_attr_init(&attr) != 0 || pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED) != 0 ||
+      pthread_create(&t, &attr, worker, c) != 0)
+    bench_fail("pthread_create");
+  pthread_attr_destroy(&attr);
+}
+
 static void *worker(void *arg) {
   chain_t *c = arg;
   uint32_t tag = c->id << 24 | (uint32_t)(c->gens_left & 0xffff);
@@ -67,16 +79,10 @@ static void *worker(void *arg) {
   }
   c->rng = r;
   c->ops += GEN_OPS;
-  if (--c->gens_left > 0) {
-    pthread_t t;
-    pthread_attr_t attr;
-    if (pthread_attr_init(&attr) != 0 || pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED) != 0 ||
-        pthread_create(&t, &attr, worker, c) != 0)
-      bench_fail("pthread_create");
-    pthread_attr_destroy(&attr);
-  } else {
+  if (--c->gens_left > 0)
+    chain_start(c);
+  else
     atomic_fetch_sub(&chains_running, 1);
-  }
   return NULL;
 }
 
@@ -111,14 +117,7 @@ int main(int argc, char **argv) {
   }
   atomic_store(&chains_running, threads);
   double t0 = now_sec();
-  for (int t = 0; t < threads; t++) {
-    pthread_t th;
-    pthread_attr_t attr;
-    if (pthread_attr_init(&attr) != 0 || pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED) != 0 ||
-        pthread_create(&th, &attr, worker, &chains[t]) != 0)
-      bench_fail("pthread_create");
-    pthread_attr_destroy(&attr);
-  }
+  for (int t = 0; t < threads; t++) chain_start(&chains[t]);
   while (atomic_load(&chains_running) > 0) usleep(200);
   double t = now_sec() - t0;
   uint64_t ops = 0;
