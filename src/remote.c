@@ -721,25 +721,6 @@ lz_text_thread static lz_noinline void foreign_keep_full(heap_t *self, span_t *s
   }
 }
 
-/* May word 0 of b be a link? Every link of a list decodes to a user
- * address (NULL included), below 2^LZ_USER_ADDR_BITS, so its top 16 bits
- * are the key's, LZ_KEY_TOP (internal.h): a block whose bits differ is on
- * no list; a live block's word has them only by chance (security.h), and
- * costs the general path then, whose screens are exact. As free's fast
- * path screens (alloc.h): one compare of bytes 6-7 with a constant, no
- * decoding (bench rptest 2 0.3: heap_free_page 56.2 -> 54.5
- * instructions a call), and a 2-byte read inside a program's last 4-byte
- * store to the word is forwarded where an 8-byte read would wait. */
-lz_inline bool word_maybe_link(const lz_block_t *b) {
-#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-  typedef uint16_t lz_u16_alias __attribute__((may_alias));
-  return ((const lz_u16_alias *)b)[3] == LZ_KEY_TOP;
-#else
-  return (b->enc_next ^ lz_key) >> 48 == 0;
-#endif
-}
-_Static_assert(LZ_USER_ADDR_BITS <= 48, "a link's top 16 bits are the key's");
-
 /* The screens of a block b of span s, a slab, that another heap frees
  * without the general path: a block boundary below the carved limit (s is
  * the descriptor of b's page, heap_free_page's, so b lies in the slab's

@@ -14,7 +14,9 @@
  * another free of the same size, double frees of 100 KiB / 4 MiB blocks that
  * may report either message, a foreign 2 MiB-aligned mmap region, double
  * frees by the owner and by another thread of a block whose page went back
- * to the kernel inside a live slab: a "hole", whose first word reads zero).
+ * to the kernel inside a live slab: a "hole", whose first word reads zero;
+ * realloc of a freed 64-byte block, to the same size and to 1000 bytes,
+ * and of a freed 100 KiB block: "realloc(): double free").
  * `misuse --sized` runs each kind of level-1 catch at 8 B, 4 KiB and 256 KiB
  * (a slab block of the smallest class, a slab block carved one per page,
  * a medium span): double free, invalid free 4096 bytes in (the slot after
@@ -119,6 +121,26 @@ static void case_double_free_medium(void) {
   free(p);
   free(tu_opaque_ptr(p));
 }
+
+/* realloc of a freed block: the block's first word is a free-list link
+ * (an encoded NULL for a parked medium block), which realloc screens
+ * before it resizes in place or copies (heap.c, realloc_screen). */
+#define MSG_REALLOC_DOUBLE "lzmalloc: realloc(): double free"
+static void realloc_freed(size_t size, size_t to, const char *alt) {
+  /* Past start-up's packed span (src/pack.c), whose map would name the
+   * freed block without the screen: 4096 blocks use it up. */
+  for (int i = 0; i < 4096 && size <= 1024; i++)
+    if (tu_opaque_ptr(malloc(size)) == NULL) _exit(70);
+  char *p = malloc(size);
+  if (!p) _exit(71);
+  p[0] = 1;
+  expect(MSG_REALLOC_DOUBLE, p, alt);
+  free(p);
+  (void)tu_opaque_ptr(realloc(tu_opaque_ptr(p), to));
+}
+static void case_realloc_freed_64(void) { realloc_freed(64, 64, NULL); }
+static void case_realloc_freed_64_grow(void) { realloc_freed(64, 1000, NULL); }
+static void case_realloc_freed_100k(void) { realloc_freed(100 * 1024, 120 * 1024, "lzmalloc: realloc(): invalid pointer"); }
 
 static void case_double_free_large(void) {
   char *p = malloc(4 << 20);
@@ -1288,6 +1310,9 @@ int main(int argc, char **argv) {
       {"invalid_free_mmap_2m_aligned", case_invalid_mmap_2m_aligned},
       {"double_free_hole", case_double_free_hole},
       {"double_free_hole_xthread", case_double_free_hole_xthread},
+      {"realloc_freed_64", case_realloc_freed_64},
+      {"realloc_freed_64_grow", case_realloc_freed_64_grow},
+      {"realloc_freed_100k", case_realloc_freed_100k},
   };
   if (argc > 1 && strcmp(argv[1], "--sized") == 0) {
     static const size_t sizes[] = {8, 4096, 256 * 1024};
