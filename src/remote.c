@@ -513,7 +513,15 @@ lz_text_thread size_t remote_collect(heap_t *heap) {
  * taking over its predecessor's orphan) ran it at tcmalloc's speed, but
  * left the blocks unused at home where live threads replace the main
  * thread's: bench larson 18.7 -> 31.2 MiB peak RSS, larson-sized 21.1 ->
- * 32.2, 8-13 % slower (2026-12-07; README, "Benchmarks"). */
+ * 32.2, 8-13 % slower (2026-12-07; README, "Benchmarks"). Making the
+ * idle main thread's heap an orphan instead (heap_abandon on its behalf,
+ * tried in a copy where nothing proved the thread blocked) changed
+ * nothing: an orphan is an idle owner too, so its blocks go on
+ * circulating, and a thread can own one heap only, while larson's array
+ * holds blocks of main's heap and of every predecessor's: larson_chain 1
+ * 0.1, 302.7 -> 314.0 M instructions (callgrind), 2 chains 2.5 MB more
+ * peak RSS. What would end the circulation is an adopted orphan's chunks
+ * merged into the adopter's heap (2026-12-07). */
 lz_inline bool foreign_owner_idle(const heap_t *self, const span_t *s) {
   const heap_t *owner = span_chunk(s)->heap;
   uint32_t ticked = atomic_load_explicit(&owner->xtick_ms, memory_order_relaxed);
