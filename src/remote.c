@@ -473,7 +473,16 @@ lz_text_thread size_t remote_collect(heap_t *heap) {
  * MiB; 20.9 with 128 KiB, tcmalloc 21.2). bench sh8bench (8-4096 B
  * passed around a ring of threads) keeps more with 128 KiB for every
  * class (peak RSS 4.7 MiB at 32 KiB, 5.7-5.9 at 128, 5.3 with a quarter
- * of it above 1 KiB, where larson is unchanged at 19.7-19.9). */
+ * of it above 1 KiB, where larson is unchanged at 19.7-19.9). Since idle
+ * owners' blocks have room beyond the bound ("Idle owners" below), larson
+ * no longer needs it (2026-12-07, medians of 5, peak RSS in MB at 128 /
+ * 64 / 32 KiB): larson 19.2 / 18.4 / 18.2, larson-sized 20.4 / 19.9
+ * / 19.4, sh8bench 5.5 / 5.5 / 5.1, rptest 38.3 / 35.7 / 35.0, mstress
+ * 23.7 / 23.5 / 23.3, larson-chain 11.7 / 11.7 / 11.9; but more blocks
+ * go home and are carved anew: instructions (callgrind, one thread, scale
+ * 0.3) larson_chain 891.3 / 899.1 / 900.8 M, larson_sized 435.9 / 437.5 /
+ * 439.3, mstress 521.9 / 520.0 / 520.8, sh8bench 591.7 / 591.8 / 591.6.
+ * Kept at 128 KiB: the larson family is where we are slowest. */
 #define FOREIGN_BYTES ((size_t)128 * KiB)
 #define FOREIGN_BIG_MIN 1024
 
