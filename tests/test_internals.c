@@ -163,8 +163,9 @@ static void test_descriptor_lines(heap_t *heap) {
   }
 #undef LINE_OF
   for (size_t l = 0; l < LINES; l++) CHECK(!(owner_line[l] && other_line[l]));
-  /* cls and kind are bit-fields: the byte after page holds them */
-  CHECK(offsetof(span_t, unused_) == offsetof(span_t, page) + 3);
+  /* cls and kind: the two bytes after page */
+  CHECK(offsetof(span_t, cls) == offsetof(span_t, page) + 2 && offsetof(span_t, kind) == offsetof(span_t, page) + 3);
+  CHECK(offsetof(span_t, unused_) == offsetof(span_t, page) + 4);
   CHECK(chunk_span_at(c, a->page) == a && a == chunk_slot(c, span_slot(a)));
   a->used = 0;
   span_free(heap, a);
