@@ -1160,6 +1160,7 @@ int os_decommit_ranges(const os_range_t *r, size_t n); /* as os_decommit, n runs
 int os_protect_none(void *p, size_t size);
 int os_hugepage(void *p, size_t size, bool collapse); /* MADV_HUGEPAGE (+ MADV_COLLAPSE) */
 int os_populate(void *p, size_t size);          /* MADV_POPULATE_WRITE: resident now, in one call */
+int os_resident(void *p, size_t size, unsigned char *vec); /* mincore: bit 0 of vec[i], page i resident */
 int os_protect_rw(void *p, size_t size);
 int os_move(void *from, size_t size, void *to); /* the pages (not a copy) of [from, +size) to
                                                    `to`, replacing what is mapped there */

@@ -43,8 +43,8 @@
 
 /* System calls made here directly (arch_syscall6), not through libc's
  * wrappers: each wrapper the library imports is a symbol the loader looks
- * up in every process that loads it (about 850 instructions each; the 10
- * below were about 8,000 of a small program's whole start, bench
+ * up in every process that loads it (about 850 instructions each; ten of
+ * those below were about 8,000 of a small program's whole start, bench
  * forkstorm), and several are cancellation points, which an allocator's
  * file reads must not be. The names stay libc's, with libc's contract (-1
  * and errno), so the code below reads as before. mmap, munmap and mremap
@@ -74,6 +74,7 @@ static inline long os_sys_result(long r) {
 }
 static inline int sys_madvise(void *p, size_t n, int advice) { return (int)OS_SYS(SYS_madvise, p, n, advice, 0, 0, 0); }
 static inline int sys_mprotect(void *p, size_t n, int prot) { return (int)OS_SYS(SYS_mprotect, p, n, prot, 0, 0, 0); }
+static inline int sys_mincore(void *p, size_t n, unsigned char *vec) { return (int)OS_SYS(SYS_mincore, p, n, vec, 0, 0, 0); }
 static inline int sys_open(const char *path, int flags) {
   return (int)OS_SYS(SYS_openat, AT_FDCWD, path, flags, 0, 0, 0);
 }
@@ -91,6 +92,7 @@ static inline int sys_prctl(int op, unsigned long a, unsigned long b, unsigned l
 }
 #define madvise sys_madvise
 #define mprotect sys_mprotect
+#define mincore sys_mincore
 #define open sys_open
 #define read sys_read
 #define write sys_write
@@ -283,6 +285,11 @@ int os_populate(void *p, size_t size) {
   if (r == EINVAL || r == ENOSYS) atomic_store_explicit(&populate_refused, 1, memory_order_relaxed);
   return r;
 }
+
+/* Which pages of [p, p + size) (page aligned) are resident: bit 0 of
+ * vec[i] for page i (mincore). A hint only: an anonymous page swapped out
+ * reads 0 but holds data. */
+int os_resident(void *p, size_t size, unsigned char *vec) { return OS_RESULT(mincore(p, size, vec)); }
 
 /* Transparent huge pages for [p, p + size) (2 MiB aligned): MADV_HUGEPAGE,
  * and with collapse also MADV_COLLAPSE (Linux 6.1: the pages already there

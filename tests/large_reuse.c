@@ -24,7 +24,9 @@
  *      untouched units: 1,300 pages written fresh);
  *   8. a chunk made of a cached unit whose pages are resident starts with
  *      them given back: the unit holds only the pages its first blocks
- *      use (it kept all 503 usable pages resident till their decay).
+ *      use (it kept all 503 usable pages resident till their decay);
+ *   9. calloc over a cached range of which half was never touched reads
+ *      zero and faults none of that half in.
  * Run with no decay (LZMALLOC_PURGE_DELAY=-1, tests/unit.cmake): a range
  * given back by time before its reuse fails the reuse checks on a slow
  * machine (under qemu-user part 6 once found 0 of its small blocks in the
@@ -139,6 +141,30 @@ static void unit_given_back(void) {
   for (int i = 0; i < n; i++) lz_free(small[i]);
 }
 
+/* 9. calloc over a cached range whose pages were asked for but not all
+ * touched: its 16 MiB block was written in its first and third 4 MiB
+ * only. The calloc that takes the range reads zero throughout, and leaves
+ * resident no more than those 8 MiB (cleared in place), not the whole
+ * block (a memset of it all faulted the other 8 MiB in); its written
+ * quarter stays resident (cleared, not given back). */
+static void calloc_untouched(void) {
+  lz_trim(0);
+  size_t pg = (size_t)sysconf(_SC_PAGESIZE);
+  unsigned char *p = lz_malloc(16 * MiB);
+  CHECK(p != NULL);
+  memset(p, 0x33, 4 * MiB);
+  memset(p + 8 * MiB, 0x34, 4 * MiB);
+  lz_free(p);
+  unsigned char *c = lz_calloc(4, 4 * MiB);
+  CHECK(c == p); /* the cached range, not a fresh mapping */
+  size_t res = resident_pages(c, 16 * MiB), quarter = resident_pages(c + 8 * MiB, 4 * MiB);
+  CHECK(tu_all_zero(c, 16 * MiB));
+  CHECKF(res <= 8 * MiB / pg, "calloc(16 MiB) over a range with 8 MiB written: %zu pages resident (%zu MiB)", res,
+         res * pg >> 20);
+  CHECKF(quarter == 4 * MiB / pg, "its third quarter, written before: %zu of %zu pages resident", quarter, 4 * MiB / pg);
+  lz_free(c);
+}
+
 int main(void) {
   /* Hardening level 2 (an LZ_SECURE=2 build) holds freed large ranges in
    * a quarantine before their reuse, which this test measures. */
@@ -248,6 +274,7 @@ int main(void) {
   lz_trim(0);
   CHECKF(mapped() <= m0, "mapped %zu after trim, %zu before", mapped(), m0);
   unit_given_back();
+  calloc_untouched();
   printf("large_reuse: ok (mapped +%zu MiB at most in the mixed phase)\n", peak >> 20);
   return 0;
 }
