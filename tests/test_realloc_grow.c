@@ -9,8 +9,9 @@
  * into a large block, which keeps its address up to nearly 2 MiB (and
  * through shrinks while it is 1 MiB or less, down to half its largest
  * request, not of its last), and
- * a shrink of it from past 1 MiB to a medium size copies into a medium
- * block; a block that
+ * a shrink of it from past 1 MiB to a medium size below that half copies
+ * into a medium block; a block moved back and forth across 1 MiB stays
+ * in its large block; a block that
  * doubles past LZ_REALLOC_LARGE_MIN stays a medium block; a medium block
  * cut shorter gives its last pages back (its owner's cut; another
  * thread's keeps it whole); a block whose next pages hold another block moves (bytes kept);
@@ -138,6 +139,22 @@ static void *grow_thread(void *arg) {
   CHECK(SIZE_MAX == tu_pattern_check(q, 420000, 3));
   CHECKF(lz_usable_size(q) == pages_of(420000), "usable %zu", (size_t)lz_usable_size(q));
   lz_free(q);
+  EXPECT_IN_USE(base);
+  /* A block that realloc moves back and forth across 1 MiB moves into a
+   * large block once and stays there: a shrink to at least half its
+   * largest request keeps it in place, also for a block asked for more
+   * than 1 MiB (each crossing copied 1 MiB both ways). */
+  p = lz_malloc(LZ_MEDIUM_MAX);
+  CHECK(p != NULL);
+  tu_pattern_fill(p, LZ_MEDIUM_MAX, 9);
+  big = lz_realloc(p, LZ_MEDIUM_MAX + 4096);
+  CHECK(big != NULL && big != p);
+  for (int i = 0; i < 10; i++) {
+    CHECKF(lz_realloc(big, LZ_MEDIUM_MAX) == big, "crossing %d: the shrink to 1 MiB moved the block", i);
+    CHECKF(lz_realloc(big, LZ_MEDIUM_MAX + 4096) == big, "crossing %d: the growth past 1 MiB moved it", i);
+  }
+  CHECK(SIZE_MAX == tu_pattern_check(big, LZ_MEDIUM_MAX, 9));
+  lz_free(big);
   EXPECT_IN_USE(base);
   /* A block that doubles past LZ_REALLOC_LARGE_MIN stays a medium block
    * (a block of its pages, not a 2 MiB range). */
