@@ -395,7 +395,12 @@ enum { SPAN_NONE = 0, SPAN_SLAB = 1, SPAN_MEDIUM = 2 };
  * (slab.c, "Spare slabs"); counted in heap_t.spare_pages of its class
  * (whose spare_classes bit is set while it is not 0), spare_total and its
  * chunk's spare_pages [span.spare, chunk.spare]. */
-enum { SPAN_FULL = 1, SPAN_ZERO = 2, SPAN_HOLES = 8, SPAN_WARM = 16, SPAN_SPARE = 32 }; /* flags (4 and 64: FOREIGN_INSTALLED and FOREIGN_KEPT, remote.c) */
+enum { SPAN_FULL = 1, SPAN_ZERO = 2, SPAN_HOLES = 8, SPAN_WARM = 16, SPAN_SPARE = 32, SPAN_GROWN = 128 }; /* flags (4 and 64: FOREIGN_INSTALLED and FOREIGN_KEPT, remote.c) */
+/* SPAN_GROWN, of a medium span: realloc grew its block in place
+ * (medium_grow) since medium_block handed it out, a hint only (a block
+ * the front hands out again may keep it): such a block shrunk in place
+ * keeps a tail of under an eighth of its pages (heap.c,
+ * MEDIUM_SHRINK_SLACK). */
 
 typedef struct span_s {
   /* The owner's half (s + 0): what its fast paths read and write. */
@@ -408,7 +413,7 @@ typedef struct span_s {
   uint16_t used;            /* see the invariants above */
   uint8_t to_local;         /* owner: 0 for the first span of its class
                                queue, else 1 (see the invariants above) */
-  uint8_t flags;            /* SPAN_FULL, SPAN_HOLES, SPAN_WARM (slab), SPAN_ZERO (memory known zero) */
+  uint8_t flags;            /* SPAN_FULL, SPAN_HOLES, SPAN_WARM (slab), SPAN_ZERO (memory known zero), SPAN_GROWN (medium) */
   struct span_s *prev;      /* owner: class queue links (slow paths) */
   /* Bytes 32..63 are the other slot's owner half (chunk_t, "Descriptor
    * pairs"): never touched through this span. */

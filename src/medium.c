@@ -268,9 +268,12 @@ lz_inline void *medium_block(heap_t *heap, span_t *s, size_t size, bool zero) {
   s->used = 1;
   atomic_store_explicit(&s->xfast_cap, 1, memory_order_relaxed); /* free's fast path */
   uint8_t *p = span_start(s);
-  /* Known zero only until handed out: a span freed again never is. */
-  if (lz_unlikely(s->flags & SPAN_ZERO)) s->flags &= (uint8_t)~SPAN_ZERO;
-  else if (zero) memset(p, 0, size);
+  /* Known zero only until handed out: a span freed again never is. Not
+   * grown yet (SPAN_GROWN). */
+  uint8_t f = s->flags;
+  if (lz_unlikely(f & (SPAN_ZERO | SPAN_GROWN))) s->flags = (uint8_t)(f & ~(SPAN_ZERO | SPAN_GROWN));
+  if (f & SPAN_ZERO) {
+  } else if (zero) memset(p, 0, size);
   /* A live block's first word must not look like a free link (remote.c's
    * in-flight screen): the span's last free left one. */
   else if (LZ_SECURE) ((lz_block_t *)p)->enc_next = 0;
@@ -335,7 +338,10 @@ bool medium_grow(heap_t *heap, span_t *s, size_t size) {
   heap_enter(heap);
   if (s->to_local == 0) medium_front_drop(heap, s); /* its page count changes */
   bool grown = span_grow(heap, s, npages - s->npages);
-  if (grown) span_set_block_size(s, (uint32_t)(npages << LZ_PAGE_SHIFT));
+  if (grown) {
+    span_set_block_size(s, (uint32_t)(npages << LZ_PAGE_SHIFT));
+    s->flags |= SPAN_GROWN;
+  }
   heap_leave(heap);
   return grown;
 }

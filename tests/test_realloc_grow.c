@@ -172,7 +172,8 @@ static void *grow_thread(void *arg) {
    * in place (medium.c, medium_shrink): 600,000 B filled and cut to
    * 400,000 keeps its address and bytes, counts 98 pages, not 147; the
    * next block of 47 pages takes the 49 freed ones; a cut within the last
-   * page changes nothing; another thread's cut keeps the block whole (the
+   * page changes nothing, nor does one of less than an eighth of its
+   * pages; another thread's cut keeps the block whole (the
    * span is its owner's to change). */
   p = lz_malloc(600000);
   CHECK(p != NULL);
@@ -192,6 +193,27 @@ static void *grow_thread(void *arg) {
   CHECK(pthread_create(&t, NULL, cut_thread, cut_args) == 0 && pthread_join(t, NULL) == 0);
   CHECKF(lz_usable_size(p) == pages_of(400000), "cut by another thread: usable %zu", (size_t)lz_usable_size(p));
   CHECK(SIZE_MAX == tu_pattern_check(p, 300000, 13));
+  lz_free(p);
+  EXPECT_IN_USE(base);
+  /* Once grown in place, a cut of less than an eighth of its pages keeps
+   * them (hysteresis: a size that goes back and forth by a page does not
+   * give the page back and take it again each time); a cut of an eighth
+   * gives them back, as any cut of a block never grown does. */
+  p = lz_malloc(100000);
+  CHECK(p != NULL);
+  CHECK(lz_realloc(p, 100000 - 4096) == p && lz_usable_size(p) == pages_of(100000) - 4096); /* not grown */
+  q = lz_realloc(p, 120000);
+  CHECK(q == p && lz_usable_size(q) == pages_of(120000)); /* 30 pages */
+  p = q;
+  tu_pattern_fill(p, 120000, 17);
+  CHECK(lz_realloc(p, pages_of(120000) - 3 * 4096) == p);
+  CHECKF(lz_usable_size(p) == pages_of(120000), "grown block cut by 3 of 30 pages: usable %zu (its pages given back)",
+         (size_t)lz_usable_size(p));
+  CHECK(lz_realloc(p, 120000) == p);
+  CHECK(lz_realloc(p, pages_of(120000) - 4 * 4096) == p);
+  CHECKF(lz_usable_size(p) == pages_of(120000) - 4 * 4096, "grown block cut by 4 of 30 pages: usable %zu",
+         (size_t)lz_usable_size(p));
+  CHECK(SIZE_MAX == tu_pattern_check(p, pages_of(120000) - 4 * 4096, 17));
   lz_free(p);
   EXPECT_IN_USE(base);
   lz_heap_validate();
