@@ -42,9 +42,39 @@ lz_text_hot static size_t map_find_run(const uint64_t *map, size_t n, size_t ali
   return found;
 }
 
+/* map_find_run's first fit for an alignment above one page, a word at a
+ * time: bit i of r becomes "pages i .. i + len - 1 all free" by ANDing r
+ * with itself shifted down, len doubling up to n (log n passes over the
+ * map's words), then only multiples of align may start. An aligned
+ * request (aligned_alloc(64 KiB) of medium sizes, 1,000 alive) walked
+ * every chunk's free runs, whose many short pieces (each block's pages
+ * below its alignment's next multiple) the run hint does not rule out:
+ * 75 % of that program's time. Returns the first page or 0. */
+lz_text_late static lz_noinline size_t map_find_aligned(const uint64_t *map, size_t n, size_t align) {
+  uint64_t r[LZ_BITMAP_WORDS];
+  for (size_t w = 0; w < LZ_BITMAP_WORDS; w++) r[w] = map[w]; /* header pages never set [chunk.free_map] */
+  for (size_t len = 1; len < n;) {
+    size_t sh = len <= n - len ? len : n - len, ws = sh >> 6, bs = sh & 63;
+    for (size_t w = 0; w < LZ_BITMAP_WORDS; w++) { /* r &= r >> sh, as one 512-bit number */
+      uint64_t lo = w + ws < LZ_BITMAP_WORDS ? r[w + ws] : 0;
+      uint64_t hi = w + ws + 1 < LZ_BITMAP_WORDS ? r[w + ws + 1] : 0;
+      r[w] &= bs == 0 ? lo : (lo >> bs) | (hi << (64 - bs));
+    }
+    len += sh;
+  }
+  uint64_t starts = 1; /* bits at multiples of align within a word (align < 64) */
+  for (size_t b = align; b < 64; b <<= 1) starts |= starts << b;
+  for (size_t w = 0; w < LZ_BITMAP_WORDS; w++) {
+    uint64_t m = align < 64 ? r[w] & starts : ((w << 6) & (align - 1)) == 0 ? r[w] & 1 : 0;
+    if (m != 0) return (w << 6) + (size_t)__builtin_ctzll(m);
+  }
+  return 0;
+}
+
 /* Finds n free pages starting at a multiple of align (best fit: see
  * span_alloc); returns the first page or 0. Updates the run hint. */
 lz_text_hot static size_t chunk_find_run(chunk_t *c, size_t n, size_t align, bool best) {
+  if (align > 1 && !best) return map_find_aligned(c->free_map, n, align);
   size_t longest = 0, end;
   size_t first = map_find_run(c->free_map, n, align, &longest, best, &end);
   if (first == 0 && align == 1) c->max_run_hint = (uint32_t)longest;

@@ -7,7 +7,8 @@
  *     blocks stays live so overlapping blocks are caught;
  *  2. calloc zeroing of recycled memory;
  *  3. alignment sweep: 16..2 MiB x sizes for lz_aligned_alloc, lz_memalign,
- *     lz_posix_memalign (plus lz_valloc / lz_pvalloc);
+ *     lz_posix_memalign (plus lz_valloc / lz_pvalloc); aligned medium
+ *     blocks placed in fragmented chunks keep their bytes;
  *  4. lz_realloc grow/shrink chains and random chains with content checks;
  *  5. the glibc edge cases (errno, huge sizes, odd alignments) via lz_ names.
  */
@@ -374,6 +375,42 @@ static void test_lz_edges(void) {
   CHECK(again.committed == after.committed && again.mapped == after.mapped);
 }
 
+/* 3b. Aligned medium blocks in fragmented chunks: 4,000 blocks of 1 to
+ * 160 pages at alignments of 2 to 128 pages, 300 alive (a random one
+ * freed before each new one), each filled with its own pattern and
+ * checked at its free: the free-page search for an alignment (span.c,
+ * map_find_aligned) must give aligned pages that no live block holds. */
+static void test_aligned_fragmented(void) {
+  enum { LIVE = 300, ROUNDS = 4000 };
+  static struct {
+    unsigned char *p;
+    size_t n;
+    unsigned seed;
+  } live[LIVE];
+  tu_rng_t r;
+  tu_rng_seed(&r, 0xa119);
+  for (unsigned i = 0; i < ROUNDS; i++) {
+    unsigned k = (unsigned)tu_rng_below(&r, LIVE);
+    if (live[k].p != NULL) {
+      CHECKF(SIZE_MAX == tu_pattern_check(live[k].p, live[k].n, live[k].seed), "aligned block %p (%zu B) overwritten",
+             (void *)live[k].p, live[k].n);
+      lz_free(live[k].p);
+    }
+    size_t a = (size_t)4096 << (1 + tu_rng_below(&r, 7)), n = 4096 * (1 + tu_rng_below(&r, 160)) - tu_rng_below(&r, 4096);
+    unsigned char *p = lz_aligned_alloc(a, n);
+    CHECKF(p != NULL && is_aligned(p, a), "lz_aligned_alloc(%zu, %zu) = %p", a, n, (void *)p);
+    live[k].p = p;
+    live[k].n = n;
+    live[k].seed = i;
+    tu_pattern_fill(p, n, i);
+  }
+  for (unsigned k = 0; k < LIVE; k++) {
+    if (live[k].p == NULL) continue;
+    CHECK(SIZE_MAX == tu_pattern_check(live[k].p, live[k].n, live[k].seed));
+    lz_free(live[k].p);
+  }
+}
+
 int main(void) {
   struct {
     const char *name;
@@ -382,6 +419,7 @@ int main(void) {
       {"size_sweep", test_size_sweep},
       {"calloc_sweep", test_calloc_sweep},
       {"alignment_sweep", test_alignment_sweep},
+      {"aligned_fragmented", test_aligned_fragmented},
       {"realloc_chains", test_realloc_chains},
       {"lz_edges", test_lz_edges},
   };
