@@ -9,19 +9,12 @@
  * Figures: microseconds per calloc + touches + free (result, lower is
  * better) and minor page faults per calloc (metric "faults"); bench/run
  * reads the peak RSS. */
-#include <sys/resource.h>
 #include "common.h"
 
 #define LIVE 8
 #define MiB ((size_t)1 << 20)
 #define PAGE ((size_t)4096)
 #define EVERY 16
-
-static long minflt(void) {
-  struct rusage ru;
-  getrusage(RUSAGE_SELF, &ru);
-  return ru.ru_minflt;
-}
 
 int main(int argc, char **argv) {
   int threads;
@@ -32,7 +25,7 @@ int main(int argc, char **argv) {
   rng_seed(&r, 0xca11);
   unsigned char *live[LIVE] = {0};
   int nlive = 0;
-  long f0 = minflt();
+  long f0 = minor_faults();
   double t0 = now_sec();
   for (uint64_t i = 0; i < ncalloc; i++) {
     int k = nlive;
@@ -54,7 +47,7 @@ int main(int argc, char **argv) {
   }
   for (int k = 0; k < nlive; k++) free(live[k]);
   double t = now_sec() - t0;
-  long faults = minflt() - f0;
+  long faults = minor_faults() - f0;
   printf("calloc-sparse: %" PRIu64 " callocs in %.3f s, %.1f minor faults per calloc\n", ncalloc, t,
          (double)faults / (double)ncalloc);
   printf("metric: faults %.1f faults/calloc\n", (double)faults / (double)ncalloc);

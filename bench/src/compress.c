@@ -14,7 +14,6 @@
  * with the checksum of its input; pthread_create's results.
  * Figures: blocks per second (result) and minor page faults per block
  * (metric "faults", from getrusage). */
-#include <sys/resource.h>
 #include "common.h"
 
 #define KiB ((size_t)1 << 10)
@@ -135,12 +134,6 @@ static void *worker(void *arg) {
   return NULL;
 }
 
-static long minflt(void) {
-  struct rusage ru;
-  getrusage(RUSAGE_SELF, &ru);
-  return ru.ru_minflt;
-}
-
 int main(int argc, char **argv) {
   int threads;
   double scale;
@@ -149,7 +142,7 @@ int main(int argc, char **argv) {
   nblocks = scaled(1500, scale, 40);
   room = 2 * threads;
   pthread_t rd, wk[MAX_THREADS];
-  long f0 = minflt();
+  long f0 = minor_faults();
   double t0 = now_sec();
   bench_thread_start(&rd, reader, NULL);
   for (int t = 0; t < threads; t++) bench_thread_start(&wk[t], worker, NULL);
@@ -186,7 +179,7 @@ int main(int argc, char **argv) {
   bench_thread_join(rd);
   for (int t = 0; t < threads; t++) bench_thread_join(wk[t]);
   double t = now_sec() - t0;
-  long faults = minflt() - f0;
+  long faults = minor_faults() - f0;
   printf("compress: %d workers, %" PRIu64 " blocks (%.1f MiB) in %.3f s, %.1f minor faults per block\n", threads,
          nblocks, (double)total / (double)(KiB * KiB), t, (double)faults / (double)nblocks);
   printf("metric: faults %.1f faults/block\n", (double)faults / (double)nblocks);

@@ -9,7 +9,6 @@
  * last word of every 64 KiB) until it is freed.
  * Figures: allocations per second (result) and minor page faults per
  * allocation (metric "faults", from getrusage). */
-#include <sys/resource.h>
 #include "common.h"
 
 #define LIVE 20
@@ -19,12 +18,6 @@
 /* Called through a volatile pointer: the compiler must not turn malloc +
  * memset(0) into calloc (which may skip fresh pages): the program writes. */
 static void *(*volatile zero_fill)(void *, int, size_t) = memset;
-
-static long minflt(void) {
-  struct rusage ru;
-  getrusage(RUSAGE_SELF, &ru);
-  return ru.ru_minflt;
-}
 
 static void tag(uint64_t *w, size_t n, uint64_t t) {
   for (size_t off = 0; off + STRIDE <= n; off += STRIDE) w[off / 8] = t ^ off;
@@ -48,7 +41,7 @@ int main(int argc, char **argv) {
   size_t size[LIVE] = {0};
   uint64_t id[LIVE] = {0};
   int nlive = 0;
-  long f0 = minflt();
+  long f0 = minor_faults();
   double t0 = now_sec();
   for (uint64_t i = 0; i < nalloc; i++) {
     int k = nlive;
@@ -74,7 +67,7 @@ int main(int argc, char **argv) {
     free(live[k]);
   }
   double t = now_sec() - t0;
-  long faults = minflt() - f0;
+  long faults = minor_faults() - f0;
   printf("large-reuse: %" PRIu64 " allocations in %.3f s, %.1f minor faults per allocation\n", nalloc, t,
          (double)faults / (double)nalloc);
   printf("metric: faults %.1f faults/alloc\n", (double)faults / (double)nalloc);
