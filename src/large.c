@@ -53,8 +53,8 @@
  * moving its pages into a fresh mapping of the new size, filled the same
  * way (and splits to shrink): it never copies; a shrink to a medium or
  * small size copies (at most 1 MiB) into a new block (heap.c,
- * realloc_large: but a block asked for 1 MiB or less, one a realloc by
- * small steps made, stays down to half its largest request). Pages once
+ * realloc_large: but a block stays down to half its largest request, past
+ * LZ_REALLOC_LARGE_MIN). Pages once
  * faulted in are thus reused by later blocks of any size. calloc zeroes
  * only the part that may hold old data, never fresh pages, and of that
  * clears in place only what is mostly resident; the rest it gives back

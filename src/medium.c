@@ -272,11 +272,10 @@ lz_inline void *medium_block(heap_t *heap, span_t *s, size_t size, bool zero) {
    * grown yet (SPAN_GROWN). */
   uint8_t f = s->flags;
   if (lz_unlikely(f & (SPAN_ZERO | SPAN_GROWN))) s->flags = (uint8_t)(f & ~(SPAN_ZERO | SPAN_GROWN));
-  if (f & SPAN_ZERO) {
-  } else if (zero) memset(p, 0, size);
+  if (zero && !(f & SPAN_ZERO)) memset(p, 0, size);
   /* A live block's first word must not look like a free link (remote.c's
    * in-flight screen): the span's last free left one. */
-  else if (LZ_SECURE) ((lz_block_t *)p)->enc_next = 0;
+  else if (LZ_SECURE && !(f & SPAN_ZERO)) ((lz_block_t *)p)->enc_next = 0;
   return p;
 }
 
