@@ -1043,16 +1043,49 @@ lz_inline void *block_make(uintptr_t base, size_t size, size_t req, size_t lead,
   return p;
 }
 
-/* A range of `node` for `need` bytes from the cache (split), or 0. */
-static uintptr_t range_from_cache(size_t need, unsigned node, size_t *size, size_t *dirty) {
+/* Takes the smallest cached range of `node` that holds `need` bytes from
+ * its first multiple of `align` (above a unit; cached ranges start on a
+ * unit); *off is that start's offset in it. */
+lz_text_late static lz_noinline bool cache_take_aligned(size_t need, size_t align, unsigned node, uintptr_t *base,
+                                                        size_t *size, size_t *off) {
+  for (int attempt = 0; attempt < 4; attempt++) {
+    uint64_t fit = 0;
+    size_t fit_i = 0, fit_off = 0;
+    for (size_t i = 0, n = slots_seen(); i < n; i++) {
+      uint64_t v = atomic_load_explicit(&slots[i], memory_order_relaxed);
+      if (!slot_holds(v, need, node)) continue;
+      size_t o = ((slot_base(v) + align - 1) & ~(uintptr_t)(align - 1)) - slot_base(v);
+      if (slot_size(v) - need < o || (fit != 0 && slot_size(v) >= slot_size(fit))) continue;
+      fit = v;
+      fit_i = i;
+      fit_off = o;
+    }
+    if (fit == 0) return false;
+    if (!slot_take(fit_i, fit)) continue;
+    *base = slot_base(fit);
+    *size = slot_size(fit);
+    *off = fit_off;
+    return true;
+  }
+  return false;
+}
+
+/* A range of `node` for `need` bytes starting on a multiple of `align`
+ * from the cache (split), or 0. An alignment above a unit takes a range
+ * with such a start (cache_take_aligned; aligned_alloc of 4 MiB for 3 MiB,
+ * 300 times, each mapped anew before: 2.4-5.9 ms, tcmalloc 0.2). */
+static uintptr_t range_from_cache(size_t need, size_t align, unsigned node, size_t *size, size_t *dirty) {
   uintptr_t base;
   size_t off;
-  if (!cache_take(need, node, &base, size, &off)) return 0;
+  if (!(align <= LZ_CHUNK_SIZE ? cache_take(need, node, &base, size, &off)
+                               : LZ_LARGE_CACHE_ENTRIES != 0 && cache_take_aligned(need, align, node, &base, size, &off)))
+    return 0;
   if (off != 0) { /* the units before the block stay cached */
     cache_put(base, off, node);
     base += off;
     *size -= off;
   }
+  lz_assert(*size >= need && (base & (align - 1)) == 0);
   range_trim(base, size, need, node);
   *dirty = *size;
   return base;
@@ -1117,7 +1150,7 @@ lz_text_hot void *large_malloc(size_t size, size_t align, bool zero) {
   size_t need = lead + page_round(size) + guard_bytes();
   size_t got = 0, dirty = 0;
   unsigned node = caller_node();
-  uintptr_t base = align <= LZ_CHUNK_SIZE ? range_from_cache(need, node, &got, &dirty) : 0;
+  uintptr_t base = range_from_cache(need, align, node, &got, &dirty);
   if (base == 0) {
     got = chunk_round(need);
     base = (uintptr_t)os_map_aligned(got, align > LZ_CHUNK_SIZE ? align : LZ_CHUNK_SIZE);

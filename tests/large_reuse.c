@@ -26,7 +26,12 @@
  *      them given back: the unit holds only the pages its first blocks
  *      use (it kept all 503 usable pages resident till their decay);
  *   9. calloc over a cached range of which half was never touched reads
- *      zero and faults none of that half in.
+ *      zero and faults none of that half in;
+ *  10. alignments above a unit (2 MiB): aligned_alloc(8 MiB, 3 MiB) after
+ *      a 12 MiB block was freed lies in its cached range, on the first
+ *      multiple of 8 MiB there, with no new mapping; then 40 rounds of
+ *      aligned_alloc(4 MiB, 3 MiB), written and freed, map nothing (each
+ *      was mapped anew before).
  * Run with no decay (LZMALLOC_PURGE_DELAY=-1, tests/unit.cmake): a range
  * given back by time before its reuse fails the reuse checks on a slow
  * machine (under qemu-user part 6 once found 0 of its small blocks in the
@@ -165,6 +170,32 @@ static void calloc_untouched(void) {
   lz_free(c);
 }
 
+static void aligned_above_unit(void) {
+  lz_trim(0);
+  unsigned char *p = lz_malloc(12 * MiB);
+  CHECK(p != NULL);
+  memset(p, 0x41, 12 * MiB);
+  lz_free(p);
+  size_t m0 = mapped();
+  unsigned char *q = lz_aligned_alloc(8 * MiB, 3 * MiB);
+  uintptr_t first = ((uintptr_t)p + 8 * MiB - 1) & ~(uintptr_t)(8 * MiB - 1);
+  CHECK(q != NULL && (uintptr_t)q % (8 * MiB) == 0);
+  CHECKF((uintptr_t)q == first && mapped() == m0,
+         "aligned_alloc(8 MiB, 3 MiB) at %p, mapped %zu MiB more; the cached range %p holds it at %p", (void *)q,
+         (mapped() - m0) >> 20, (void *)p, (void *)first);
+  memset(q, 0x42, 3 * MiB);
+  CHECK(lz_usable_size(q) >= 3 * MiB);
+  lz_free(q);
+  for (int i = 0; i < 40; i++) {
+    q = lz_aligned_alloc(4 * MiB, 3 * MiB);
+    CHECK(q != NULL && (uintptr_t)q % (4 * MiB) == 0);
+    memset(q, i, 3 * MiB);
+    CHECKF(mapped() == m0, "round %d: aligned_alloc(4 MiB, 3 MiB): mapped %zu MiB more", i, (mapped() - m0) >> 20);
+    lz_free(q);
+  }
+  lz_trim(0);
+}
+
 int main(void) {
   /* Hardening level 2 (an LZ_SECURE=2 build) holds freed large ranges in
    * a quarantine before their reuse, which this test measures. */
@@ -275,6 +306,7 @@ int main(void) {
   CHECKF(mapped() <= m0, "mapped %zu after trim, %zu before", mapped(), m0);
   unit_given_back();
   calloc_untouched();
+  aligned_above_unit();
   printf("large_reuse: ok (mapped +%zu MiB at most in the mixed phase)\n", peak >> 20);
   return 0;
 }
