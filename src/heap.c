@@ -1028,10 +1028,15 @@ lz_text_hot static void *small_malloc(heap_t *heap, unsigned cls, bool zero, boo
   return p;
 }
 
-/* Memory ran short: collect orphans and idle caches, then let the caller
- * try once more (not for the janitor's own start: its thread is not worth
- * emptying every cache for; it is tried again later). */
-static bool reclaim_for_retry(heap_t *heap) {
+/* Memory ran short for `size` bytes: collect orphans and idle caches,
+ * then let the caller try once more (not for the janitor's own start: its
+ * thread is not worth emptying every cache for; it is tried again later;
+ * nor for a size the kernel refuses whatever we give back, os_map_hopeless:
+ * a program probing for the largest buffer it can get, malloc(40 MiB)
+ * then a failing malloc(2^46), 300 times, found its 40 MiB block's pages
+ * given back each time). */
+static bool reclaim_for_retry(heap_t *heap, size_t size) {
+  if (size > LZ_MEDIUM_MAX && os_map_hopeless(size)) return false;
   size_t chunks = atomic_load_explicit(&lz_chunks_mapped, memory_order_relaxed);
   size_t got = heaps_collect_orphans(true);
   got += large_cache_trim(true);
@@ -1079,7 +1084,7 @@ lz_text_hot static lz_noinline void *malloc_general(heap_t *heap, size_t size, b
       else if (size > LZ_MAX_ALLOC) p = NULL;
       else p = large_malloc(size, LZ_PAGE_SIZE, zero);
     }
-    if (p != NULL || attempt > 0 || size > LZ_MAX_ALLOC || lz_janitor_starting || !reclaim_for_retry(heap)) break;
+    if (p != NULL || attempt > 0 || size > LZ_MAX_ALLOC || lz_janitor_starting || !reclaim_for_retry(heap, size)) break;
   }
   return p;
 }
@@ -1392,7 +1397,7 @@ lz_text_hot void *heap_malloc_aligned(heap_t *heap, size_t size, size_t align) {
     } else if (size <= LZ_MAX_ALLOC && align <= LZ_LARGE_ALIGN_MAX) {
       p = large_malloc(size, align, false);
     }
-    if (p != NULL || attempt > 0 || size > LZ_MAX_ALLOC || lz_janitor_starting || !reclaim_for_retry(heap)) break;
+    if (p != NULL || attempt > 0 || size > LZ_MAX_ALLOC || lz_janitor_starting || !reclaim_for_retry(heap, size)) break;
   }
   return slow_leave(heap, p);
 }

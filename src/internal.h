@@ -1152,6 +1152,7 @@ lz_inline void heap_leave(heap_t *h) {
 void *os_map(size_t size);                      /* read-write, zeroed, NULL on failure */
 void *os_reserve_aligned(size_t size, size_t align); /* PROT_NONE, aligned */
 bool os_address_space_limited(void);                 /* RLIMIT_AS finite */
+bool os_map_hopeless(size_t size);                    /* refused whatever we give back */
 void *os_map_aligned(size_t size, size_t align);/* as os_map, base aligned */
 int os_map_at(void *p, size_t size);            /* as os_map at p, if nothing is mapped there */
 int os_remap_readonly(void *p, size_t size); /* read-only zero-fill in place: 0 or errno */

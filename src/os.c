@@ -29,6 +29,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/auxv.h>
@@ -36,6 +37,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
+#include <sys/sysinfo.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -187,6 +189,52 @@ bool os_address_space_limited(void) {
   } r;
   if (syscall_6(SYS_prlimit64, 0L, (long)RLIMIT_AS, NULL, &r, 0L, 0L) != 0) return true;
   return r.cur != (uint64_t)-1; /* RLIM64_INFINITY */
+}
+
+/* vm.overcommit_memory as first read: '0' '1' '2', 'x' if unreadable, 0
+ * before the first read. Read once (a change of mode after a process's
+ * first refused large request is not seen; under mode 2, whose commit
+ * limit is at most RAM plus swap unless overcommit_ratio is above 100, a
+ * request above that is refused as under 0). */
+lz_bss_late static _Atomic char overcommit_mode;
+
+static char overcommit_read(void) {
+  char m = atomic_load_explicit(&overcommit_mode, memory_order_relaxed);
+  if (m != 0) return m;
+  char buf[2] = {0, 0};
+  int fd = open("/proc/sys/vm/overcommit_memory", O_RDONLY | O_CLOEXEC);
+  if (fd >= 0) {
+    if (read(fd, buf, sizeof buf) != 2 || buf[1] != '\n') buf[0] = 0;
+    close(fd);
+  }
+  m = buf[0] >= '0' && buf[0] <= '2' ? buf[0] : 'x';
+  atomic_store_explicit(&overcommit_mode, m, memory_order_relaxed);
+  return m;
+}
+
+/* Would a mapping of `size` bytes be refused however little else were
+ * mapped, so that giving cached memory back first gains nothing? Yes
+ * above the address-space limit (RLIMIT_AS), and, under the kernel's
+ * default overcommit heuristic (vm.overcommit_memory 0, which refuses any
+ * single mapping larger than RAM plus swap), above RAM plus swap. Any
+ * other mode (1: never refused for memory; 2: a commit limit that what
+ * we give back lowers), or a value not read: no. System calls only (no
+ * import: exec_pages); errno kept. */
+lz_text_late bool os_map_hopeless(size_t size) {
+  int e = errno;
+  bool hopeless = false;
+  struct {
+    uint64_t cur, max;
+  } r;
+  struct sysinfo si;
+  if (syscall_6(SYS_prlimit64, 0L, (long)RLIMIT_AS, NULL, &r, 0L, 0L) == 0 && r.cur != (uint64_t)-1 && size > r.cur) {
+    hopeless = true;
+  } else if (syscall_3(SYS_sysinfo, &si, 0L, 0L) == 0) {
+    unsigned __int128 total = ((unsigned __int128)si.totalram + si.totalswap) * (si.mem_unit != 0 ? si.mem_unit : 1);
+    hopeless = size > total && overcommit_read() == '0';
+  }
+  errno = e;
+  return hopeless;
 }
 
 /* Address space only (PROT_NONE, nothing counted against the commit

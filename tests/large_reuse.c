@@ -31,16 +31,25 @@
  *      a 12 MiB block was freed lies in its cached range, on the first
  *      multiple of 8 MiB there, with no new mapping; then 40 rounds of
  *      aligned_alloc(4 MiB, 3 MiB), written and freed, map nothing (each
- *      was mapped anew before).
+ *      was mapped anew before);
+ *  11. a request the kernel refuses whatever is given back (2^46 bytes,
+ *      above RAM plus swap under the default overcommit heuristic) fails
+ *      with ENOMEM and leaves the cache alone: a 40 MiB range cached
+ *      before it is still mapped after it (the failure emptied the cache
+ *      before); skipped under another overcommit mode or an address-space
+ *      limit.
  * Run with no decay (LZMALLOC_PURGE_DELAY=-1, tests/unit.cmake): a range
  * given back by time before its reuse fails the reuse checks on a slow
  * machine (under qemu-user part 6 once found 0 of its small blocks in the
  * cached range, given back before the first chunk was made); lz_trim(0)
  * still gives everything back. */
+#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/sysinfo.h>
 #include <unistd.h>
 
 #include "lzmalloc.h"
@@ -196,6 +205,37 @@ static void aligned_above_unit(void) {
   lz_trim(0);
 }
 
+static void hopeless_keeps_cache(void) {
+  char mode[2] = {0, 0};
+  FILE *f = fopen("/proc/sys/vm/overcommit_memory", "r");
+  if (f != NULL) {
+    if (fread(mode, 1, 1, f) != 1) mode[0] = 0;
+    fclose(f);
+  }
+  struct rlimit as;
+  struct sysinfo si;
+  size_t huge = (size_t)1 << 46;
+  if (mode[0] != '0' || getrlimit(RLIMIT_AS, &as) != 0 || as.rlim_cur != RLIM_INFINITY || sysinfo(&si) != 0 ||
+      (unsigned __int128)(si.totalram + si.totalswap) * si.mem_unit >= huge) {
+    printf("large_reuse: part 11 skipped (overcommit mode %c, or a limit)\n", mode[0] ? mode[0] : '?');
+    return;
+  }
+  lz_trim(0);
+  unsigned char *p = lz_malloc(40 * MiB);
+  CHECK(p != NULL);
+  memset(p, 0x43, 40 * MiB);
+  lz_free(p);
+  size_t m0 = mapped();
+  errno = 0;
+  void *q = lz_malloc(huge);
+  CHECKF(q == NULL && errno == ENOMEM, "malloc(2^46): %p, errno %d", q, errno);
+  CHECKF(mapped() == m0, "a refused malloc(2^46) gave back %zu MiB of the cache", (m0 - mapped()) >> 20);
+  p = lz_malloc(40 * MiB);
+  CHECK(p != NULL);
+  lz_free(p);
+  lz_trim(0);
+}
+
 int main(void) {
   /* Hardening level 2 (an LZ_SECURE=2 build) holds freed large ranges in
    * a quarantine before their reuse, which this test measures. */
@@ -307,6 +347,7 @@ int main(void) {
   unit_given_back();
   calloc_untouched();
   aligned_above_unit();
+  hopeless_keeps_cache();
   printf("large_reuse: ok (mapped +%zu MiB at most in the mixed phase)\n", peak >> 20);
   return 0;
 }
