@@ -286,6 +286,7 @@ static void orphan_adopted(heap_t *h) {
 #define ADOPT_WAIT_MS 10
 _Atomic(unsigned long) lz_adopt_waits;
 uint64_t lz_adopt_wait_ms = ADOPT_WAIT_MS;
+lz_hot_alloc bool lz_pack_threads_off; /* beside the hot variables: read by every new heap */
 
 /* With NUMA, only an orphan at home on the caller's node: its chunks are
  * there. The heap passes through BUSY so that its new owner is published
@@ -370,6 +371,7 @@ lz_text_hot heap_t *heap_get_slow(void) {
     h = heap_new(self);
     if (h == NULL) return NULL;
     if (lz_unlikely(lz_numa_on)) numa_heap_start(h);
+    if (!h->startup && !lz_pack_threads_off) slab_pack_arm(h); /* its first blocks packed (slab.c, "Packing armed") */
   }
   heap_tls_set(h);
   /* Our thread-exit hook: in vain (EINVAL) before init.c made the key (a
@@ -534,6 +536,13 @@ lz_text_thread void heap_abandon(heap_t *heap) {
   for (unsigned cls = 1; cls < LZ_CLASSES; cls++)
     if (heap->queues[cls].first != NULL) slab_uncache(heap, heap->queues[cls].first);
   remote_flush_all(heap);
+  /* A packed span still open (slab.c, "Packing armed") closes: its pages
+   * go back to the chunk with its last block, not with the heap's next
+   * thread, whose warm heap needs no packing. */
+  if (heap->pack_armed) {
+    pack_close(heap);
+    slab_pack_end(heap);
+  }
   heap_enter(heap);
   heap_beat(heap); /* no nudge left in an orphan */
   heap_leave(heap);
@@ -822,11 +831,11 @@ void heaps_fork_child(heap_t *self) {
  * set aside, the thread left with none, so that the child's first call
  * (any malloc or free: every path of a thread without a heap reaches
  * heap_get_slow before it needs one) takes it back and packs the child's
- * first blocks (pack.c, "Fork children"). Only thread-local variables are
+ * first blocks (slab.c, "Packing armed"). Only thread-local variables are
  * written: a child that calls nothing (an exec) copies no page of ours. */
 void heap_fork_park(heap_t *self) {
   /* Only a heap whose first blocks the child would pack (slab.c,
-   * slab_fork_pack): a heap still in start-up is left as it is, its first
+   * slab_pack_arm): a heap still in start-up is left as it is, its first
    * call then on the fast path as in the parent. */
   if (LZ_HEAPS > 0 || lz_secure2 || self == NULL || self->startup || self->pack != NULL) return;
   fork_parked = self;
@@ -848,7 +857,7 @@ lz_text_hot static lz_noinline heap_t *heap_fork_resume(void) {
    * tick ran it at once and mapped the late text: fork_pages text_purge,
    * config-lean). */
   if (h->firsts_look_at < h->slow_clock) h->firsts_look_at = h->slow_clock;
-  slab_fork_pack(h);
+  slab_pack_arm(h);
   return h;
 }
 
@@ -1007,7 +1016,7 @@ lz_inline void *slow_leave(heap_t *heap, void *p) {
 /* packable: any 16-byte aligned block will do (not an aligned allocation's
  * class). */
 lz_text_hot static void *small_malloc(heap_t *heap, unsigned cls, bool zero, bool packable) {
-  if (lz_unlikely(heap->startup | heap->pack_fork)) {
+  if (lz_unlikely(heap->startup | heap->pack_armed)) {
     if (heap->startup && heap->slow_count >= LZ_STARTUP_SLOW) slab_startup_end(heap);
     /* Start-up's packed span first, or a fork child's (pack.c). */
     if (packable && lz_class_size[cls] <= LZ_PACK_MAX && (heap->pack != NULL || !heap->pack_done)) {
@@ -1018,7 +1027,7 @@ lz_text_hot static void *small_malloc(heap_t *heap, unsigned cls, bool zero, boo
       }
     }
     /* A fork child's span closed: its sizes back on the fast path. */
-    if (lz_unlikely(heap->pack_fork) && heap->pack_done && heap->pack == NULL) slab_fork_pack_end(heap);
+    if (lz_unlikely(heap->pack_armed) && heap->pack_done && heap->pack == NULL) slab_pack_end(heap);
   }
   cls = slab_class_for(heap, cls); /* start-up: its power of two */
   void *p = heap->foreign != NULL ? foreign_alloc(heap, cls) : NULL;
@@ -1210,9 +1219,10 @@ lz_text_hot static lz_noinline void *malloc_slow(size_t size, heap_t *heap, bool
           return p;
         }
       }
-      /* A fork child's packable sizes wait for its packed span, which the
-       * general path opens and closes (pack.c, "Fork children"). */
-      void *p = lz_unlikely(heap->pack_fork) && size <= LZ_PACK_MAX ? NULL : slab_malloc_short(heap, cls);
+      /* With packing armed (a new thread's heap, a fork child's), packable
+       * sizes wait for the packed span, which the general path opens and
+       * closes (slab.c, "Packing armed"). */
+      void *p = lz_unlikely(heap->pack_armed) && size <= LZ_PACK_MAX ? NULL : slab_malloc_short(heap, cls);
       if (p != NULL) {
         if (zero) memset(p, 0, lz_class_size[cls]);
         heap_tick(heap);

@@ -40,7 +40,7 @@
  * before the new thread runs; at once with shared heaps or at level 2).
  * The child's handler ends by setting the thread's heap aside (heap.c,
  * heap_fork_park): the child's first call takes it back and packs its
- * first blocks into a span of its own (slab.c, "Fork children").
+ * first blocks into a span of its own (slab.c, "Packing armed").
  */
 #include "internal.h"
 

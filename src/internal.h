@@ -59,7 +59,7 @@
  * the list of heaps), never the constructor: right after the first heap's
  * fields (cmake/layout.ld), on the page they share with the other hot
  * variables, which a process writes once it allocates, and a fork child
- * once it allocates or frees on a slow path (slab.c, "Fork children"), so
+ * once it allocates or frees on a slow path (slab.c, "Packing armed"), so
  * that they stay on that page, whichever of the heap's fields and the
  * hot variables grow (tests/startup_bss.c). */
 #define lz_hot_alloc __attribute__((section(".data.lz_hot_alloc")))
@@ -755,7 +755,7 @@ typedef struct heap_stats_s {
  *     first span of queues[c], or LZ_SPAN_EMPTY when that queue is empty
  *     or c's size is above LZ_DIRECT_MAX (in start-up, 1025 to 1040 B go
  *     to the 2048 B class by the slow path), but LZ_SPAN_EMPTY for every c
- *     up to LZ_PACK_MAX while pack_fork [heap.direct]; in start-up no
+ *     up to LZ_PACK_MAX while pack_armed [heap.direct]; in start-up no
  *     foreign list is mapped and the queues of the classes that are no
  *     power of two are empty [heap.startup];
  *   queues[c] is a doubly linked list of every slab span of class c the
@@ -954,11 +954,12 @@ typedef struct heap_s {
   /* Start-up's packed span (pack.c): blocks up to LZ_PACK_MAX of every
    * class carved one after another; NULL once closed (pack_done). */
   bool pack_done;
-  /* A fork child's packed span (slab.c, "Fork children"): set when the
-   * child's first call takes its heap back (slab_fork_pack), cleared once
-   * that span is closed; meanwhile direct[] sends every size whose class is
-   * up to LZ_PACK_MAX to the slow path. Never with startup. */
-  bool pack_fork;
+  /* A packed span outside start-up (slab.c, "Packing armed"): set for a
+   * new thread's heap when it is made, and for a fork child's when its
+   * first call takes it back (slab_pack_arm); cleared once that span is
+   * closed; meanwhile direct[] sends every size whose class is up to
+   * LZ_PACK_MAX to the slow path. Never with startup. */
+  bool pack_armed;
   span_t *pack;
   lz_block_t *pack_free[LZ_PACK_CLASSES]; /* its freed blocks per class (pack.c) */
   uint32_t pack_uses;                  /* blocks it handed out */
@@ -1467,8 +1468,8 @@ void queue_remove(heap_t *heap, span_queue_t *q, span_t *s);
 void queue_push_front(heap_t *heap, span_queue_t *q, span_t *s);
 void heap_direct_update(heap_t *heap, unsigned cls);
 void heap_direct_all(heap_t *heap);
-void slab_fork_pack(heap_t *heap);     /* a fork child's first call: its first blocks packed */
-void slab_fork_pack_end(heap_t *heap); /* its packed span closed: direct[] whole again */
+void slab_pack_arm(heap_t *heap); /* a new thread's heap, a fork child's: its first blocks packed */
+void slab_pack_end(heap_t *heap); /* its packed span closed: direct[] whole again */
 unsigned slab_class_for(const heap_t *heap, unsigned cls); /* the class that serves cls (start-up) */
 void slab_startup_end(heap_t *heap);
 bool slab_contains_free(span_t *s, lz_block_t *b);
@@ -1497,8 +1498,9 @@ void *slab_pop_checked(span_t *s);
  * capacity, blocks of the map back to back up to capacity, each of a class
  * up to LZ_PACK_MAX [pack.map]; used == the granules of its live blocks
  * [pack.used]; the heap's open one is heap->pack, and only the first heap
- * in start-up, or a fork child's heap while pack_fork, has one
- * [pack.open]; pack_fork never in start-up [pack.fork]; pack_free[c]
+ * in start-up, or a heap while pack_armed (a new thread's, a fork
+ * child's), has one
+ * [pack.open]; pack_armed never in start-up [pack.fork]; pack_free[c]
  * lists, only while open,
  * blocks of class c freed in it (map entry c + PACK_FREED), each once
  * [pack.list]. */
@@ -1759,6 +1761,7 @@ void heaps_fork_child_secure(void);
 heap_t *heaps_first(void);
 extern _Atomic(unsigned long) lz_adopt_waits; /* starts that waited for a held orphan (tests) */
 extern uint64_t lz_adopt_wait_ms;              /* their bound, ADOPT_WAIT_MS (tests may raise it) */
+extern bool lz_pack_threads_off;               /* a test hook: new threads' heaps not packed (slab.c) */
 size_t heap_cached_bytes(const heap_t *heap);
 
 /* secure.c: hardening level 2 (every small and medium block, slow paths). */

@@ -1,5 +1,6 @@
-/* pack.c: start-up's packed span, and a fork child's (internal.h says
- * what it is; slab.c, "Fork children", when a child has one).
+/* pack.c: start-up's packed span, and a new thread's or a fork child's
+ * (internal.h says what it is; slab.c, "Packing armed", when such a heap
+ * has one).
  *
  * In start-up (heap_t.startup: the process's first heap, slab.c) every
  * size class has a slab of its own, a page at least, so a process that
@@ -117,9 +118,9 @@ lz_text_hot static bool pack_open(heap_t *heap) {
  * power of two, a page per slab at least). pack_done: no span is opened
  * any more but a next one for a full one. */
 lz_text_hot void *pack_malloc(heap_t *heap, unsigned cls) {
-  /* A fork child's (slab.c) is one span: closed when full. */
+  /* Packing armed (slab.c): one span, closed when full. */
   if (heap->pack == NULL) {
-    if (heap->pack_done || !(heap->startup || heap->pack_fork)) return NULL;
+    if (heap->pack_done || !(heap->startup || heap->pack_armed)) return NULL;
     heap->pack_done = true;
     if (!pack_open(heap)) return NULL;
   }

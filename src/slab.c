@@ -324,36 +324,44 @@ lz_text_hot void slab_startup_end(heap_t *heap) {
   heap_direct_all(heap);
 }
 
-/* Fork children. A child's new blocks would come from its parent's
- * slabs, one class's on one page and that page shared with the parent
- * until written: a child that frees a few of the parent's blocks and
- * allocates 8 of 8 sizes copied 7 pages for them (bench forkstorm, fork:
- * glibc's carve theirs from one or two). So a child's first blocks up to
- * LZ_PACK_MAX, LZ_PACK_USES at most, are packed into a span of its own
- * (pack.c), as start-up's are: its first call takes back the heap the fork
- * handler set aside (init.c; heap.c, heap_fork_resume) and arms this. The
- * span opens on the first such malloc (a child that only frees opens
+/* Packing armed: a heap's first blocks up to LZ_PACK_MAX, LZ_PACK_USES
+ * at most, packed into a span of its own (pack.c), as start-up's are, for
+ * two kinds of heap outside start-up:
+ * - Fork children. A child's new blocks would come from its parent's
+ *   slabs, one class's on one page and that page shared with the parent
+ *   until written: a child that frees a few of the parent's blocks and
+ *   allocates 8 of 8 sizes copied 7 pages for them (bench forkstorm,
+ *   fork: glibc's carve theirs from one or two). Its first call takes back
+ *   the heap the fork handler set aside (init.c; heap.c, heap_fork_resume)
+ *   and arms this.
+ * - A new thread's heap (heap.c, heap_get_slow; not an adopted orphan's,
+ *   whose slabs are warm). A thread's first blocks of a few sizes took a
+ *   page of a slab each: 400 threads that allocate 8 blocks of 8 classes
+ *   and wait peaked at 20.3 MB, 47 KB a thread (glibc 5.7 MB, 11 KB),
+ *   now 10.7 MB, 23 KB (the heap's page, its chunk's header, the span).
+ *   Its heap_abandon closes a span still open.
+ * The span opens on the first such malloc (a child that only frees opens
  * none); until it closes (full, or used up), direct[] sends those sizes
  * to the slow path, which serves them from the span, and
  * heap_direct_update leaves them so; small_malloc (heap.c) ends it once
  * the span is closed. Not for a heap still in start-up (its blocks are
  * packed or on power-of-two slabs already). Writes only the heap, whose
  * first page the child's slow path writes anyway. */
-lz_text_hot void slab_fork_pack(heap_t *heap) {
+lz_text_hot void slab_pack_arm(heap_t *heap) {
   if (heap->startup || heap->pack != NULL || lz_secure2 || LZ_HEAPS > 0) return;
   /* Opaque to the compiler: stored side by side, the two flags become one
    * 16-bit store of a constant read from .rodata (a page fault). */
   bool on = true;
   __asm__("" : "+r"(on));
-  heap->pack_fork = on;
+  heap->pack_armed = on;
   heap->pack_done = !on;
   heap->pack_uses = 0;
   /* The sizes of the classes up to LZ_PACK_MAX (a class's size). */
   for (size_t i = 0; i <= LZ_PACK_MAX / 16; i++) heap->direct[i] = LZ_SPAN_EMPTY;
 }
 
-lz_text_hot void slab_fork_pack_end(heap_t *heap) {
-  heap->pack_fork = false;
+lz_text_hot void slab_pack_end(heap_t *heap) {
+  heap->pack_armed = false;
   heap_direct_all(heap);
 }
 
@@ -369,7 +377,7 @@ lz_text_hot lz_noinline void heap_direct_all(heap_t *heap) {
 lz_text_hot lz_noinline void heap_direct_update(heap_t *heap, unsigned cls) {
   uint32_t size = lz_class_size[cls];
   if (size > LZ_DIRECT_MAX) return;
-  if (lz_unlikely(heap->pack_fork) && size <= LZ_PACK_MAX) return; /* a fork child's packing (pack.c) */
+  if (lz_unlikely(heap->pack_armed) && size <= LZ_PACK_MAX) return; /* packing armed (pack.c) */
   size_t lo = cls == 1 ? 0 : lz_class_size[cls - 1] / 16 + 1;
   if (lz_unlikely(heap->startup)) {
     if (slab_class_for(heap, cls) != cls) return; /* its sizes go to a power of two */

@@ -266,10 +266,10 @@ static void queues_check(const heap_t *heap, size_t linked) {
   V(spare_total == heap->spare_total, "span.spare", heap);
   V(n == linked, "queue.spans_owned", heap);
   V(!heap->startup || heap->foreign == NULL, "heap.startup", heap);
-  V(heap->pack == NULL || ((heap->startup || heap->pack_fork) && heap->pack_done && span_packed(heap->pack) &&
+  V(heap->pack == NULL || ((heap->startup || heap->pack_armed) && heap->pack_done && span_packed(heap->pack) &&
                             span_chunk(heap->pack)->heap == heap),
     "pack.open", heap);
-  V(!heap->pack_fork || !heap->startup, "pack.fork", heap);
+  V(!heap->pack_armed || !heap->startup, "pack.fork", heap);
   if (heap->pack == NULL)
     for (unsigned c = 0; c < LZ_PACK_CLASSES; c++) V(heap->pack_free[c] == NULL, "pack.list", heap);
   V(heap->decay_shift <= LZ_DECAY_SHIFT_MAX && heap->orphan_shift <= LZ_DECAY_SHIFT_MAX &&
@@ -282,7 +282,7 @@ static void queues_check(const heap_t *heap, size_t linked) {
     unsigned cls = slab_class_for(heap, size_to_class(size));
     const span_t *want = lz_class_size[cls] > LZ_DIRECT_MAX ? NULL : heap->queues[cls].first;
     if (heap->foreign != NULL && (heap->foreign[cls].flags & FOREIGN_INSTALLED)) want = &heap->foreign[cls];
-    if (heap->pack_fork && lz_class_size[cls] <= LZ_PACK_MAX) want = NULL; /* a fork child's packing */
+    if (heap->pack_armed && lz_class_size[cls] <= LZ_PACK_MAX) want = NULL; /* packing armed (slab.c) */
     V(heap->direct[(size + 15) >> 4] == (want ? want : LZ_SPAN_EMPTY), "heap.direct", heap);
   }
   V(heap->fkeep == (heap->foreign != NULL ? (span_t **)(heap->foreign + LZ_CLASSES) : (span_t **)(uintptr_t)lz_fkeep_none),

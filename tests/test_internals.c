@@ -1841,9 +1841,9 @@ static void test_kept(void) {
   CHECK(pid >= 0);
   if (pid == 0) {
     heap_t *h = my_heap();
-    if (h->pack_fork) {
+    if (h->pack_armed) {
       pack_close(h);
-      slab_fork_pack_end(h);
+      slab_pack_end(h);
     }
     void *mine = lz_malloc(KEPT_SIZE); /* the heap allocates the class */
     CHECK(mine != NULL);
@@ -1929,9 +1929,9 @@ static void test_pin_divert(void) {
   CHECK(pid >= 0);
   if (pid == 0) {
     heap_t *h = my_heap();
-    if (h->pack_fork) { /* a fork child's first blocks are packed */
+    if (h->pack_armed) { /* a fork child's first blocks are packed */
       pack_close(h);
-      slab_fork_pack_end(h);
+      slab_pack_end(h);
     }
     void *theirs;
     span_t *f = foreign64(h, &theirs);
@@ -1960,9 +1960,9 @@ static void expect_caught(const char *tag, breaker_t brk) {
     heap_t *heap = my_heap();
     /* A fork child's first blocks are packed (slab.c, "Fork children"):
      * the breakers below want a slab's. */
-    if (heap->pack_fork) {
+    if (heap->pack_armed) {
       pack_close(heap);
-      slab_fork_pack_end(heap);
+      slab_pack_end(heap);
     }
     void *sm = lz_malloc(48);
     void *md = lz_malloc(100 * KiB);
@@ -2035,8 +2035,87 @@ static void test_map_charge(void) {
   printf("internals: chunk map %zu KiB charged, %zu pages written\n", charged / 1024, written);
 }
 
+/* A new thread's first blocks are packed (slab.c, "Packing armed"): eight
+ * blocks of eight classes lie on two pages of one packed span (one page
+ * each of eight slabs before); freed by another thread once their thread
+ * has exited, they go home and the span back to its chunk; LZ_PACK_USES
+ * allocations later a thread's blocks come from slabs again, on the fast
+ * path; with the test hook set, a new thread's first block is a slab's.
+ * The threads stay alive together: a thread adopts an exited one's heap,
+ * warm, and packs nothing. */
+static const size_t pack_sizes[8] = {24, 100, 200, 300, 400, 600, 800, 1000};
+typedef struct {
+  void *v[8];
+  pthread_barrier_t *bar;
+  heap_t *heap;
+} pack_job_t;
+static void *pack_thread(void *arg) {
+  pack_job_t *j = arg;
+  for (size_t i = 0; i < 8; i++) {
+    j->v[i] = lz_malloc(pack_sizes[i]);
+    CHECK(j->v[i] != NULL);
+    memset(j->v[i], 0x6b, pack_sizes[i]);
+  }
+  j->heap = lz_heap_tls;
+  pthread_barrier_wait(j->bar); /* made */
+  pthread_barrier_wait(j->bar); /* looked at */
+  return NULL;
+}
+static void *pack_uses_thread(void *arg) {
+  pthread_barrier_t *bar = arg;
+  heap_t *h = my_heap(); /* one block */
+  CHECK(h->pack_armed);
+  for (size_t i = 1; i < LZ_PACK_USES; i++) lz_free(lz_malloc(40));
+  CHECK(h->pack_armed && h->pack != NULL);
+  void *p = lz_malloc(40); /* the span's uses spent: closed, the class's slab */
+  CHECK(p != NULL && !span_packed(span_of(p)) && !h->pack_armed && h->pack == NULL);
+  CHECK(h->direct[(40 + 15) >> 4] == h->queues[span_of(p)->cls].first);
+  lz_free(p);
+  pthread_barrier_wait(bar);
+  pthread_barrier_wait(bar);
+  return NULL;
+}
+static void thread_pack(void) {
+  if (opt_get(OPT_SECURE) >= 2) return; /* level 2 packs nothing */
+  pthread_barrier_t bar3, bar2;
+  pack_job_t a = {.bar = &bar3}, b = {.bar = &bar2};
+  pthread_t t[3];
+  CHECK(pthread_barrier_init(&bar3, NULL, 3) == 0 && pthread_barrier_init(&bar2, NULL, 2) == 0);
+  CHECK(pthread_create(&t[0], NULL, pack_thread, &a) == 0 && pthread_create(&t[1], NULL, pack_uses_thread, &bar3) == 0);
+  pthread_barrier_wait(&bar3);
+  lz_pack_threads_off = true; /* a third heap, new (the others live), not packed */
+  CHECK(pthread_create(&t[2], NULL, pack_thread, &b) == 0);
+  pthread_barrier_wait(&bar2);
+  CHECK(!span_packed(span_of(b.v[0])));
+  span_t *s = span_of(a.v[0]);
+  uintptr_t hi = 0;
+  for (size_t i = 0; i < 8; i++) {
+    CHECKF(span_of(a.v[i]) == s && span_packed(s), "a new thread's block of %zu B is not in its packed span",
+           pack_sizes[i]);
+    if ((uintptr_t)a.v[i] + pack_sizes[i] > hi) hi = (uintptr_t)a.v[i] + pack_sizes[i];
+  }
+  uintptr_t first = (uintptr_t)span_start(s);
+  size_t pages = (((hi + LZ_PAGE_SIZE - 1) & ~(uintptr_t)(LZ_PAGE_SIZE - 1)) - first) >> LZ_PAGE_SHIFT;
+  CHECKF(pages == 2, "a new thread's 8 blocks of 8 classes and the span's map over %zu pages", pages);
+  pthread_barrier_wait(&bar3);
+  pthread_barrier_wait(&bar2);
+  for (int i = 0; i < 3; i++) CHECK(pthread_join(t[i], NULL) == 0);
+  CHECK(pthread_barrier_destroy(&bar3) == 0 && pthread_barrier_destroy(&bar2) == 0);
+  chunk_t *c = (chunk_t *)((uintptr_t)s & ~LZ_CHUNK_MASK);
+  size_t at = ((uintptr_t)span_start(s) - (uintptr_t)c) >> LZ_PAGE_SHIFT;
+  for (size_t i = 0; i < 8; i++) lz_free(a.v[i]); /* an orphan's: home */
+  for (size_t i = 0; i < 8; i++) lz_free(b.v[i]);
+  CHECK(lz_heap_validate() > 0);
+  lz_trim(0); /* the orphan's blocks collected: the closed span back to its chunk */
+  CHECKF(chunkmap_kind((uintptr_t)c) != CHUNK_SPANS || c->heap != a.heap || page_free(c, at),
+         "the exited thread's packed span, its blocks freed, still holds page %zu of its chunk", at);
+  printf("thread pack: a new thread's 8 blocks of 8 classes on 2 pages; slabs after %d uses\n", LZ_PACK_USES);
+}
+
 int main(void) {
   heap_t *heap = my_heap();
+  thread_pack(); /* first: the parts below follow slab blocks of new threads from their first allocation */
+  lz_pack_threads_off = true;
   CHECK(lz_heap_validate() > 0);
   if (opt_get(OPT_SECURE) >= 2) {
     /* Level 2 (secure.c) has spans of its own: the validator checks them at

@@ -827,6 +827,10 @@ static void test_above_half(void) {
 }
 
 int main(void) {
+  /* Every part here follows slab blocks of threads it starts, from their
+   * first allocation: a new thread's first blocks are packed instead
+   * (slab.c, "Packing armed"; test_internals' thread_pack tests that). */
+  lz_pack_threads_off = true;
   /* Hardening level 2 (its usable size is the requested size) keeps no
    * foreign lists: every free goes through its quarantine instead. */
   void *probe = lz_malloc(1);
