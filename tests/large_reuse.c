@@ -131,13 +131,20 @@ static void resident_first(void) {
   CHECKF(fresh == 0, "second round of the same blocks: %zu pages written fresh beside cached ones", fresh);
 }
 
+/* After a trim, one block of n bytes written with `byte` and freed: its
+ * range, cached. */
+static unsigned char *cached_block(size_t n, int byte) {
+  lz_trim(0);
+  unsigned char *p = lz_malloc(n);
+  CHECK(p != NULL);
+  memset(p, byte, n);
+  lz_free(p);
+  return p;
+}
+
 /* 8. A chunk made of a resident cached unit. */
 static void unit_given_back(void) {
-  lz_trim(0);
-  unsigned char *p = lz_malloc(4 * MiB);
-  CHECK(p != NULL);
-  memset(p, 0x5c, 4 * MiB);
-  lz_free(p);
+  unsigned char *p = cached_block(4 * MiB, 0x5c);
   CHECK(resident_pages(p, 2 * MiB) == 2 * MiB / (size_t)sysconf(_SC_PAGESIZE));
   enum { MAX = 3 * 2048 };
   static void *small[MAX];
@@ -180,11 +187,7 @@ static void calloc_untouched(void) {
 }
 
 static void aligned_above_unit(void) {
-  lz_trim(0);
-  unsigned char *p = lz_malloc(12 * MiB);
-  CHECK(p != NULL);
-  memset(p, 0x41, 12 * MiB);
-  lz_free(p);
+  unsigned char *p = cached_block(12 * MiB, 0x41);
   size_t m0 = mapped();
   unsigned char *q = lz_aligned_alloc(8 * MiB, 3 * MiB);
   uintptr_t first = ((uintptr_t)p + 8 * MiB - 1) & ~(uintptr_t)(8 * MiB - 1);
@@ -220,11 +223,7 @@ static void hopeless_keeps_cache(void) {
     printf("large_reuse: part 11 skipped (overcommit mode %c, or a limit)\n", mode[0] ? mode[0] : '?');
     return;
   }
-  lz_trim(0);
-  unsigned char *p = lz_malloc(40 * MiB);
-  CHECK(p != NULL);
-  memset(p, 0x43, 40 * MiB);
-  lz_free(p);
+  unsigned char *p = cached_block(40 * MiB, 0x43);
   size_t m0 = mapped();
   errno = 0;
   void *q = lz_malloc(huge);
