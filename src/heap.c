@@ -1018,7 +1018,7 @@ lz_inline void *slow_leave(heap_t *heap, void *p) {
 lz_text_hot static void *small_malloc(heap_t *heap, unsigned cls, bool zero, bool packable) {
   if (lz_unlikely(heap->startup | heap->pack_armed)) {
     if (heap->startup && heap->slow_count >= LZ_STARTUP_SLOW) slab_startup_end(heap);
-    /* Start-up's packed span first, or a fork child's (pack.c). */
+    /* Start-up's packed span first, or an armed one (pack.c). */
     if (packable && lz_class_size[cls] <= LZ_PACK_MAX && (heap->pack != NULL || !heap->pack_done)) {
       void *p = pack_malloc(heap, cls);
       if (p != NULL) {
@@ -1026,7 +1026,7 @@ lz_text_hot static void *small_malloc(heap_t *heap, unsigned cls, bool zero, boo
         return p;
       }
     }
-    /* A fork child's span closed: its sizes back on the fast path. */
+    /* An armed span closed: its sizes back on the fast path. */
     if (lz_unlikely(heap->pack_armed) && heap->pack_done && heap->pack == NULL) slab_pack_end(heap);
   }
   cls = slab_class_for(heap, cls); /* start-up: its power of two */
