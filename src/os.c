@@ -179,16 +179,24 @@ lz_text_hot lz_noinline void *os_map_aligned(size_t size, size_t align) { /* one
   return (void *)a;
 }
 
-/* Is the process's address space limited (RLIMIT_AS, `ulimit -v`)? A
- * reservation counts against that limit as mapped memory does, so a
- * caller reserving far ahead of use (chunk.c, Regions) leaves it alone.
+/* The process's address-space limit (RLIMIT_AS, `ulimit -v`) into *cur,
+ * UINT64_MAX (RLIM64_INFINITY) for none; false if it could not be read.
  * Read by the system call itself (no import: exec_pages). */
-bool os_address_space_limited(void) {
+lz_inline bool rlimit_as(uint64_t *cur) {
   struct {
     uint64_t cur, max;
   } r;
-  if (syscall_6(SYS_prlimit64, 0L, (long)RLIMIT_AS, NULL, &r, 0L, 0L) != 0) return true;
-  return r.cur != (uint64_t)-1; /* RLIM64_INFINITY */
+  if (syscall_6(SYS_prlimit64, 0L, (long)RLIMIT_AS, NULL, &r, 0L, 0L) != 0) return false;
+  *cur = r.cur;
+  return true;
+}
+
+/* Is the process's address space limited? A reservation counts against
+ * that limit as mapped memory does, so a caller reserving far ahead of
+ * use (chunk.c, Regions) leaves it alone; so does one that cannot tell. */
+bool os_address_space_limited(void) {
+  uint64_t cur;
+  return !rlimit_as(&cur) || cur != UINT64_MAX;
 }
 
 /* vm.overcommit_memory as first read: '0' '1' '2', 'x' if unreadable, 0
@@ -223,11 +231,9 @@ static char overcommit_read(void) {
 lz_text_late bool os_map_hopeless(size_t size) {
   int e = errno;
   bool hopeless = false;
-  struct {
-    uint64_t cur, max;
-  } r;
+  uint64_t limit;
   struct sysinfo si;
-  if (syscall_6(SYS_prlimit64, 0L, (long)RLIMIT_AS, NULL, &r, 0L, 0L) == 0 && r.cur != (uint64_t)-1 && size > r.cur) {
+  if (rlimit_as(&limit) && size > limit) { /* no limit: UINT64_MAX */
     hopeless = true;
   } else if (syscall_3(SYS_sysinfo, &si, 0L, 0L) == 0) {
     unsigned __int128 total = ((unsigned __int128)si.totalram + si.totalswap) * (si.mem_unit != 0 ? si.mem_unit : 1);
