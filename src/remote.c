@@ -482,7 +482,16 @@ lz_text_thread size_t remote_collect(heap_t *heap) {
  * go home and are carved anew: instructions (callgrind, one thread, scale
  * 0.3) larson_chain 891.3 / 899.1 / 900.8 M, larson_sized 435.9 / 437.5 /
  * 439.3, mstress 521.9 / 520.0 / 520.8, sh8bench 591.7 / 591.8 / 591.6.
- * Kept at 128 KiB: the larson family is where we are slowest. */
+ * Kept at 128 KiB: the larson family is where we are slowest. Measured
+ * again (2026-12-07 23:30; interleaved peak RSS in KiB, medians of 7, 128
+ * / 32 KiB): larson 19,156 / 18,000, larson-sized 20,652 / 19,476,
+ * sh8bench 5,660 / 5,076, larson-chain 12,060 / 12,116, thread-churn
+ * 3,028 / 3,028, sh6bench 3,848 / 3,992 (11 runs); rptest, whose peak
+ * swings with how far one thread's hand-offs run ahead of the other's
+ * drain, 22.8-67.9 / 26.8-69.8 MiB over 18 runs, medians 37.6 / 45.2;
+ * callgrind (2 threads) larson_chain 608.9 / 613.3 M, larson_sized
+ * 161.1 / 162.1 M, thread_churn 350.6 / 347.2 M, the others within
+ * 0.2 %. The same trade as before, no clearer: left. */
 #define FOREIGN_BYTES ((size_t)128 * KiB)
 #define FOREIGN_BIG_MIN 1024
 
