@@ -1832,7 +1832,7 @@ uint64_t purge_heap_collapse(heap_t *heap, uint64_t now);
 
 /* janitor.c: the background purging thread (base layer: the layers above
  * wake it, heap.c starts it with the pass it runs). */
-enum { JANITOR_OFF = 0, JANITOR_WANTED, JANITOR_STARTING, JANITOR_RUNNING, JANITOR_FAILED };
+enum { JANITOR_OFF = 0, JANITOR_WANTED, JANITOR_STARTING, JANITOR_RUNNING, JANITOR_FAILED, JANITOR_CHILD };
 extern _Atomic(int) lz_janitor_xstate;
 extern __thread bool lz_janitor_starting; /* this thread is starting it */
 void janitor_notify(void);

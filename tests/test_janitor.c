@@ -19,9 +19,13 @@
  *                          back all the same (the janitor's watch,
  *                          medium.c).
  *   test_janitor fork      fork while the janitor runs (and while it is
- *                          purging): the child starts with one thread, gets
- *                          a janitor of its own when it frees, and its idle
- *                          memory goes back; the parent's janitor still works.
+ *                          purging): the child starts with one thread; a
+ *                          young child that frees starts none (a pool's
+ *                          short-lived workers pay no thread); one that
+ *                          frees again after the child's wait
+ *                          (janitor.c, JANITOR_CHILD_MS) gets a janitor of
+ *                          its own, and its idle memory goes back; the
+ *                          parent's janitor still works.
  */
 #include <dirent.h>
 #include <pthread.h>
@@ -194,6 +198,12 @@ static void run_fork(void) {
       alarm(120);
       if (count_janitors() != 0) _exit(10);
       if (f == 0 && !TU_TSAN) { /* ThreadSanitizer: no threads after a multithreaded fork */
+        /* Something to give back (a cached large range): the child's wait
+         * begins, and no thread yet. */
+        lz_free(lz_malloc(3u << 20));
+        lz_free(lz_malloc(1000));
+        if (count_janitors() != 0) _exit(13);
+        usleep(1200 * 1000); /* past the wait (1 s) */
         /* The child's own idle thread gets purged by the child's janitor. */
         run_idle(true);
         if (count_janitors() != 1) _exit(11);
@@ -201,6 +211,9 @@ static void run_fork(void) {
         void *p = lz_malloc(100000);
         if (p == NULL) _exit(12);
         lz_free(p);
+        lz_free(lz_malloc(3u << 20));
+        lz_free(lz_malloc(1000)); /* entry points after the notifies */
+        if (count_janitors() != 0) _exit(14);
       }
       _exit(0);
     }
