@@ -797,6 +797,8 @@ lz_text_hot static void heap_purge_tick(heap_t *heap) {
   long delay = opt_get(OPT_PURGE_DELAY);
   heap->purge_next = now + (uint64_t)(delay > 1 ? delay / 2 : 1);
   if (delay < 0) return;
+  /* None set (a fork child's heap: heap_fork_resume): a period from now. */
+  if (lz_unlikely(heap->firsts_look_at == UINT64_MAX)) heap->firsts_look_at = slab_firsts_next(now);
   purge_clock_sync(heap, 0, now); /* purge.c, "Clock" */
   heap->purge_wake = heap_purge(heap, false, HOLES_DUE, true, heap_time(heap, now));
   chunk_pool_trim(false);
@@ -846,17 +848,23 @@ void heap_fork_park(heap_t *self) {
 lz_text_hot static lz_noinline heap_t *heap_fork_resume(void) {
   heap_t *h = fork_parked;
   fork_parked = NULL;
+  /* The idle-slab look (slab.c, slab_firsts_look) comes a whole period
+   * after the child's first tick, by the child's clock (heap_purge_tick
+   * sets the time then: UINT64_MAX is "none set"; the clock is not read
+   * here, a child that never ticks reads it never). The parent's
+   * schedule, overdue in a child whose parent last looked a period ago,
+   * ran the look at the child's first ticks, which walked and wrote the
+   * free lists of every class's first span, the parent's pages, copied
+   * then (bench forkpool, a threaded parent's short-lived workers: 5.3 %
+   * of the CPU samples in slab_firsts_look, the copies and faults beside;
+   * fork_pages look). Before, the parent's look time was kept, moved up
+   * to its clock when overdue, which a child's first tick passed all the
+   * same (bench run --reps 5, 2026-12-08, before -> now: forkpool 906 ->
+   * 858 us of CPU a worker, glibc 824; faults 123.7 -> 121.5, glibc
+   * 123.4; forkstorm's fork children 31.9 faults either way). Nor does
+   * the first tick run the late text of a look (fork_pages text_purge). */
+  h->firsts_look_at = UINT64_MAX;
   heap_tls_set(h);
-  /* An idle-slab look (slab.c, slab_firsts_look) overdue in the parent
-   * (its ticks on free paths move the clock, only allocations look) waits
-   * for a tick of the child's own to move the clock on: it walked and
-   * wrote every class's first span in the children, pages they then
-   * copied (bench forkstorm, faults per fork child in three runs: 33.3,
-   * 32.3, 33.3; without the look 32.0, 33.0, 33.0; now 32.1, 33.1, 32.1).
-   * One not yet due keeps its time (set to the clock, a child's first
-   * tick ran it at once and mapped the late text: fork_pages text_purge,
-   * config-lean). */
-  if (h->firsts_look_at < h->slow_clock) h->firsts_look_at = h->slow_clock;
   slab_pack_arm(h);
   return h;
 }

@@ -936,8 +936,9 @@ typedef struct heap_s {
   _Atomic(uint64_t) slab_taken;
   uint64_t spare_look_at;
   /* Idle current slabs (slab.c, slab_firsts_look): when the owner next
-   * looks (ms); bit cls: the class's first span had no block out at the
-   * last look. The owner's. */
+   * looks (ms; UINT64_MAX: none set, purging off or a fork child's heap
+   * before its first purge tick, heap.c); bit cls: the class's first span
+   * had no block out at the last look. The owner's. */
   uint64_t firsts_look_at;
   uint64_t firsts_empty;
   uint32_t spare_total;                /* pages of all its spares (at most slab.c's SPARE_MAX_PAGES) */
@@ -1456,6 +1457,15 @@ void *slab_malloc_slow(heap_t *heap, unsigned cls);
 void slab_spare_release(heap_t *heap, unsigned cls);
 bool slab_spares_look(heap_t *heap, uint64_t now);
 void slab_firsts_look(heap_t *heap, uint64_t now);
+/* The owner's looks at its idle current slabs (slab_firsts_look) come
+ * every LZ_FIRSTS_LOOK_MS, or the purge delay if longer: the time of the
+ * next from now (ms), or never with purging off. */
+#define LZ_FIRSTS_LOOK_MS 500
+lz_inline uint64_t slab_firsts_next(uint64_t now) {
+  long delay = opt_get(OPT_PURGE_DELAY);
+  if (delay < 0) return UINT64_MAX; /* nothing goes back: no look */
+  return now + (uint64_t)(delay > LZ_FIRSTS_LOOK_MS ? delay : LZ_FIRSTS_LOOK_MS);
+}
 void *slab_malloc_short(heap_t *heap, unsigned cls);
 void *slab_malloc_local(heap_t *heap, unsigned cls);
 void slab_free_chain(heap_t *heap, span_t *s, lz_block_t *head, lz_block_t *tail, uint32_t count);

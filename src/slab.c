@@ -159,7 +159,7 @@ lz_text_late static lz_noinline void slab_spares_yield(heap_t *heap, unsigned cl
  * block out (a service that makes many sizes at start-up and few later:
  * 26 classes filled and freed, then 1.5 s of one other size, kept 1.4
  * MiB resident beyond the start, a slab of each). So the owner looks at
- * its classes' first spans at most every FIRSTS_LOOK_MS (the purge delay
+ * its classes' first spans at most every LZ_FIRSTS_LOOK_MS (the purge delay
  * if longer), and one found with no block out at two looks in a row goes
  * back to its chunk (its pages then decay as any free pages); the
  * class's next allocation makes a slab again, on free dirty pages first,
@@ -185,15 +185,9 @@ lz_text_late static lz_noinline void slab_spares_yield(heap_t *heap, unsigned cl
  * (a span's list holds at most 4,096 blocks, so at least two classes'
  * lists fit). Start-up's packed span is no class's. */
 #define FIRSTS_LOOK_STEPS 8192
-#define FIRSTS_LOOK_MS 500
 lz_text_late lz_noinline void slab_firsts_look(heap_t *heap, uint64_t now) {
-  long delay = opt_get(OPT_PURGE_DELAY);
-  if (delay < 0) {
-    heap->firsts_look_at = UINT64_MAX; /* nothing goes back: no look */
-    return;
-  }
-  heap->firsts_look_at = now + (uint64_t)(delay > FIRSTS_LOOK_MS ? delay : FIRSTS_LOOK_MS);
-  if (heap->startup) return;
+  heap->firsts_look_at = slab_firsts_next(now);
+  if (heap->firsts_look_at == UINT64_MAX || heap->startup) return;
   uint32_t budget = FIRSTS_LOOK_STEPS;
   for (unsigned c = 1; c < LZ_CLASSES; c++) {
     span_queue_t *q = &heap->queues[c];

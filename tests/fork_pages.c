@@ -19,6 +19,10 @@
  *          its own: its page, its descriptor's page, the heap's page, and
  *          now and then a page of chunk metadata more; 3 to 5 measured),
  *          not a page of the parent's slabs per size (9 pages);
+ *   look   a child of a process whose look at idle slabs (slab.c) is
+ *          overdue at fork writes no page of the parent's freed blocks
+ *          in its first ticks: its own look comes a period after its
+ *          first call;
  *   text   the library code a child runs to free and allocate, and the
  *          dynamic symbols a lookup in the library reads (its headers'
  *          segment), lie in one mapping and one fault-around window (one
@@ -162,6 +166,69 @@ static void test_sizes(void) {
   }
   CHECK(child_status(pid) == 0);
   for (int i = 1; i < N; i += 2) free(keep[i]);
+}
+
+/* test_look's blocks: N of SIZES sizes, in rounds of one block a size;
+ * every other round freed by the parent. */
+enum { LOOK_N = 4800, LOOK_SIZES = 24 };
+static void *look_keep[LOOK_N];
+static size_t look_size(int i) { return (size_t)(16 + (i % LOOK_SIZES) * 48); }
+static int look_freed(int i) { return (i / LOOK_SIZES) % 2 == 0; }
+
+/* Pages of the parent's freed blocks that this process has written since
+ * fork (present and mapped by it alone). */
+static size_t look_pages_copied(void) {
+  size_t pages = 0;
+  for (int i = 0; i < LOOK_N; i++) {
+    if (!look_freed(i)) continue;
+    uintptr_t lo = (uintptr_t)look_keep[i] & ~(uintptr_t)4095;
+    uintptr_t hi = ((uintptr_t)look_keep[i] + look_size(i) + 4095) & ~(uintptr_t)4095;
+    pages += tu_pagemap_count(lo, hi, TU_PM_PRESENT | TU_PM_EXCLUSIVE); /* a page twice at most: > 0 is what counts */
+  }
+  return pages;
+}
+
+static void test_look(void) {
+  /* The parent frees every other round of blocks of 24 sizes after its
+   * last allocation (the frees go on the free lists of the classes' first
+   * spans) and waits past the look's period (slab.c, 500 ms), then forks.
+   * The child cycles large blocks, each allocation a tick of its heap
+   * (heap.c, large_malloc_direct), and must not have written a page
+   * of the parent's freed blocks: its look at idle slabs comes a whole
+   * period after its first call, not at its first tick because the
+   * parent's was overdue (a walk of those lists, each tail's page
+   * copied). */
+  for (int i = 0; i < LOOK_N; i++) {
+    look_keep[i] = malloc(look_size(i));
+    CHECK(look_keep[i] != NULL);
+    memset(look_keep[i], 1, look_size(i));
+  }
+  for (int i = 0; i < LOOK_N; i++)
+    if (look_freed(i)) free(look_keep[i]);
+  usleep(700 * 1000);
+  pid_t pid = fork();
+  CHECK(pid >= 0);
+  if (pid == 0) {
+    double t0 = tu_now();
+    for (int i = 0; i < 8; i++) {
+      void *m = malloc(4 << 20);
+      if (m == NULL) _exit(2);
+      ((volatile char *)m)[0] = 1;
+      free(m);
+    }
+    double took = tu_now() - t0;
+    size_t copied = look_pages_copied();
+    /* The period, by the child's clock: a machine that stalled the loop
+     * that long lets the look come legitimately. */
+    if (copied != 0 && took < 0.4) {
+      fprintf(stderr, "look: the child wrote %zu pages of the parent's freed blocks at its first ticks\n", copied);
+      _exit(1);
+    }
+    _exit(0);
+  }
+  CHECK(child_status(pid) == 0);
+  for (int i = 0; i < LOOK_N; i++)
+    if (!look_freed(i)) free(look_keep[i]);
 }
 
 #if defined(__OPTIMIZE__) /* test_text's helpers */
@@ -489,6 +556,7 @@ int main(void) {
   test_quiet();
   test_frees();
   test_sizes();
+  test_look();
   test_text();
   test_text_purge();
   test_rodata_threads();
