@@ -546,7 +546,21 @@ lz_text_thread size_t remote_collect(heap_t *heap) {
  * share ends only if a live idle owner's memory changes hands (its fast
  * paths take no lock: a proof that it is parked, and a handshake, first)
  * or goes home unused (the RSS above: peak 11.9 MB against tcmalloc's
- * 15.2, mimalloc's 25.7 and glibc's 17.9 with two chains; 2026-12-07). */
+ * 15.2, mimalloc's 25.7 and glibc's 17.9 with two chains; 2026-12-07).
+ * What the time goes to (2026-12-08, perf, two chains): 62 % of the
+ * samples in the benchmark's own reads of the blocks it frees (mimalloc
+ * 55 %, 5,019 samples against 2,919), the allocator's code about equal
+ * (1.3 k samples against 1.1 k): the blocks' spread, not our paths. With
+ * one chain, pages holding its blocks 1,100-1,211 (mimalloc 855-873;
+ * no foreign lists at all: 888-919, and peak RSS 13.1 MB against 7.4-7.9):
+ * about three quarters of the chain's blocks stay on the main thread's
+ * slabs, where the warm-up put them, the rest on the chain's heaps' own,
+ * carved whenever a class's list ran dry, so both sets are partly used.
+ * Taking a block from the list of a class at most a quarter bigger
+ * before carving (refill_foreign_dry, at most FOREIGN_DRY_LOOKS times a
+ * dry spell): 1,003-1,034 pages, peak RSS 7.0-7.1 MB, 6 % more
+ * instructions (948 against 894 M, callgrind, one chain, scale 0.3),
+ * no change in time: left. */
 lz_inline bool foreign_owner_idle(const heap_t *self, const span_t *s) {
   const heap_t *owner = span_chunk(s)->heap;
   uint32_t ticked = atomic_load_explicit(&owner->xtick_ms, memory_order_relaxed);
