@@ -1174,6 +1174,7 @@ int os_move(void *from, size_t size, void *to); /* the pages (not a copy) of [fr
                                                    `to`, replacing what is mapped there */
 size_t os_page_size(void);                     /* the kernel's page size */
 uint64_t os_now_ms(void);
+bool os_clock_vdso(void); /* the clock read through the vDSO (after the first reads' system calls) */
 void os_write(int fd, const char *s, size_t n);
 size_t fmt_u64(char *buf, uint64_t v);      /* decimal; characters written */
 size_t fmt_hex(char *buf, uint64_t v);      /* 0x and hex; characters written */

@@ -1,18 +1,30 @@
 /* The architecture layer (src/arch.h) on the machine the test runs on:
  * the cycle counter moves, the spin hint runs, every address lzmalloc
  * hands out is inside the chunk map's range and recorded there, the
- * kernel's page is lzmalloc's page, and a kernel with another page size
- * is refused with a message instead of being run. */
+ * kernel's page is lzmalloc's page, a kernel with another page size
+ * is refused with a message instead of being run, and the clock (os.c)
+ * reads the kernel's time, past its first system calls through the vDSO
+ * wherever the kernel maps one (x86-64; valgrind maps none). */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/auxv.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "internal.h"
 
 #define CHECK(c) do { if (!(c)) { fprintf(stderr, "%s:%d: CHECK(%s) failed\n", __FILE__, __LINE__, #c); exit(1); } } while (0)
+
+/* The kernel's coarse monotonic clock in ms, by the system call. */
+static uint64_t kernel_ms(void) {
+  struct timespec ts;
+  CHECK(syscall(SYS_clock_gettime, CLOCK_MONOTONIC_COARSE, &ts) == 0);
+  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
 
 int main(void) {
   uint64_t t0 = arch_cycles(), t1 = t0;
@@ -23,6 +35,15 @@ int main(void) {
   CHECK(t1 != t0);
 
   CHECK(os_page_size() == LZ_PAGE_SIZE);
+  /* Every read, the first ones' system calls and the later vDSO calls
+   * alike, lies between two readings of the kernel's. */
+  for (int i = 0; i < 64; i++) {
+    uint64_t before = kernel_ms(), ms = os_now_ms(), after = kernel_ms();
+    CHECK(before <= ms && ms <= after);
+  }
+#if defined(__x86_64__)
+  CHECK(os_clock_vdso() == (getauxval(AT_SYSINFO_EHDR) != 0));
+#endif
   size_t sizes[] = {16, 1000, 30000, 500000, 3u << 20};
   uintptr_t highest = 0;
   for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
