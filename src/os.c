@@ -570,7 +570,9 @@ lz_hot_alloc static _Atomic(unsigned) clock_syscalls;
  * libc's code, and the 64 KiB the kernel maps around it at its first
  * fault, stayed resident in every process that read the clock this way
  * and never called it itself (a probe of ours, two threads of small
- * blocks: VmHWM 2,386 -> 2,328 KiB, libc's code 944 -> 880 KiB of it).
+ * blocks: VmHWM 2,384-2,392 -> 2,332-2,336 KiB, libc's code 944 -> 880
+ * KiB of it; where libc's load address puts the kernel's windows, once
+ * 2,336 before).
  * Without a vDSO (valgrind gives none) or its symbol, every read is a
  * system call. os_vdso_clock: NULL until looked up, VDSO_NONE if none. */
 typedef int (*vdso_clock_fn)(clockid_t, struct timespec *);
