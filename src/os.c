@@ -593,7 +593,9 @@ lz_hot_alloc static _Atomic(vdso_clock_fn) os_vdso_clock;
  * the first read past the system calls: late text, which such a process
  * has run already (the idle-slab looks its ticks make). */
 lz_text_late static lz_noinline vdso_clock_fn os_vdso_find(void) {
+  int e = errno; /* getauxval sets ENOENT when there is no vDSO (valgrind) */
   uintptr_t base = (uintptr_t)getauxval(AT_SYSINFO_EHDR);
+  errno = e;
   static const char name[] = VDSO_CLOCK_NAME;
   if (base == 0 || name[0] == 0) return VDSO_NONE;
   const Elf64_Ehdr *eh = (const Elf64_Ehdr *)base;
