@@ -286,8 +286,8 @@ int main(void) {
   /* A slab of page-sized blocks filled, then half of it freed: a full
    * slab given a block back arms its heap's look for holes, an emptied
    * one its chunk's purge clock. A process's first clock reads are system
-   * calls (os.c): through the vDSO the first would map its data page and
-   * libc's page of clock_gettime, two page faults. */
+   * calls (os.c): through the vDSO the first would map its pages, a
+   * page fault or two. */
   enum { PAGE_BLOCKS = 12 };
   void *pb[PAGE_BLOCKS];
   for (int i = 0; i < PAGE_BLOCKS; i++) {
